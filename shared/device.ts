@@ -1,0 +1,41 @@
+import { z } from "zod";
+
+/** Which engine really runs a device's inference. `sim` sleeps instead of computing. */
+export const Backend = z.enum(["cuda", "webgpu", "cpu", "sim"]);
+export type Backend = z.infer<typeof Backend>;
+
+export const DeviceKind = z.enum(["nvidia", "cpu", "simulated"]);
+export type DeviceKind = z.infer<typeof DeviceKind>;
+
+/** Live readings of one device; any reading a device cannot give is null. */
+export const DeviceReadings = z.object({
+  vramTotalMb: z.number().nonnegative().nullable(),
+  vramUsedMb: z.number().nonnegative().nullable(),
+  utilizationPct: z.number().min(0).max(100).nullable(),
+  temperatureC: z.number().nullable(),
+  powerW: z.number().nonnegative().nullable(),
+});
+export type DeviceReadings = z.infer<typeof DeviceReadings>;
+
+export const DeviceState = z.enum(["starting", "ready", "busy", "restarting", "lost"]);
+export type DeviceState = z.infer<typeof DeviceState>;
+
+export const DeviceInfo = DeviceReadings.extend({
+  /** Stable identity: the GPU uuid from nvidia-smi, or a uuid derived from the node id. */
+  uuid: z.string().min(1),
+  /** Position in nvidia-smi's list; informational only, never an identity. */
+  index: z.number().int().nonnegative(),
+  name: z.string(),
+  kind: DeviceKind,
+  simulated: z.boolean(),
+  /** The backend the worker actually runs on (null until its worker has started). */
+  backend: Backend.nullable(),
+  state: DeviceState,
+  queueDepth: z.number().int().nonnegative(),
+  queueLimit: z.number().int().positive(),
+  currentTaskId: z.string().nullable(),
+  imagesTotal: z.number().int().nonnegative(),
+  /** Images per second over the last minute. */
+  imagesPerSec: z.number().nonnegative(),
+});
+export type DeviceInfo = z.infer<typeof DeviceInfo>;

@@ -1,0 +1,79 @@
+import { z } from "zod";
+import { DeviceInfo } from "./device";
+
+export const ModelInfo = z.object({
+  name: z.string(),
+  kind: z.string(),
+  /** sha256 over the model's defining content, so studios can tell copies apart. */
+  hash: z.string(),
+  demo: z.boolean(),
+  description: z.string(),
+  defaultSteps: z.number().int().positive(),
+  defaultWidth: z.number().int().positive(),
+  defaultHeight: z.number().int().positive(),
+  defaultGuidance: z.number().nonnegative(),
+  /** Written into PNG parameters when a task names no sampler. */
+  defaultSampler: z.string(),
+  maxWidth: z.number().int().positive(),
+  maxHeight: z.number().int().positive(),
+  maxSteps: z.number().int().positive(),
+  available: z.boolean(),
+  unavailableReason: z.string().nullable(),
+});
+export type ModelInfo = z.infer<typeof ModelInfo>;
+
+export const NodeLimits = z.object({
+  maxBodyBytes: z.number().int().positive(),
+  maxImagesPerTask: z.number().int().positive(),
+  queuePerDevice: z.number().int().positive(),
+  baseTaskTimeoutS: z.number().positive(),
+});
+export type NodeLimits = z.infer<typeof NodeLimits>;
+
+export const NodeInfo = z.object({
+  id: z.string().uuid(),
+  name: z.string(),
+  version: z.string(),
+  protocol: z.number().int(),
+  startedAt: z.string(),
+  devices: z.array(DeviceInfo),
+  models: z.array(ModelInfo),
+  limits: NodeLimits,
+});
+export type NodeInfo = z.infer<typeof NodeInfo>;
+
+export const Health = z.object({
+  status: z.enum(["ok", "starting", "degraded", "stopping"]),
+  ready: z.boolean(),
+  id: z.string(),
+  version: z.string(),
+  protocol: z.number().int(),
+  workersUp: z.number().int().nonnegative(),
+  workersTotal: z.number().int().nonnegative(),
+  modelsLoaded: z.number().int().nonnegative(),
+  paired: z.boolean(),
+});
+export type Health = z.infer<typeof Health>;
+
+export const PairRequest = z.object({
+  code: z.string().min(1).max(32),
+  /** Who is pairing, shown in the node's log and pairing list. */
+  client: z.string().min(1).max(100),
+});
+export type PairRequest = z.infer<typeof PairRequest>;
+
+export const PairResponse = z.object({
+  nodeId: z.string().uuid(),
+  token: z.string().min(32),
+});
+export type PairResponse = z.infer<typeof PairResponse>;
+
+/** The TXT record of the `_kiln._tcp` advert: a hint only, never trusted. */
+export const MdnsTxt = z.object({
+  id: z.string().uuid(),
+  v: z.coerce.number().int(),
+  name: z.string().max(100),
+  gpus: z.coerce.number().int().nonnegative(),
+  api: z.string().max(32),
+});
+export type MdnsTxt = z.infer<typeof MdnsTxt>;

@@ -1,0 +1,62 @@
+import { z } from "zod";
+import { MAX_IMAGE_EDGE } from "./constants";
+import { SafeId } from "./ids";
+
+/** Largest seed: seeds are unsigned 32-bit so every tool can reproduce them. */
+export const MAX_SEED = 0xffff_ffff;
+
+const Edge = z
+  .number()
+  .int("must be a whole number of pixels")
+  .min(64, "must be at least 64 pixels")
+  .max(MAX_IMAGE_EDGE, `must be at most ${MAX_IMAGE_EDGE} pixels`)
+  .refine((n) => n % 8 === 0, "must be a multiple of 8 (try rounding to the nearest multiple of 8)");
+
+export const TaskImage = z.object({
+  id: SafeId,
+  seed: z.number().int("must be a whole number").min(0).max(MAX_SEED),
+  prompt: z.string().max(4000, "must be at most 4000 characters"),
+  negativePrompt: z.string().max(4000, "must be at most 4000 characters").default(""),
+});
+export type TaskImage = z.infer<typeof TaskImage>;
+
+/**
+ * One task: a micro-batch of images that share model, size and steps; each image
+ * has its own seed and prompt. Task ids are chosen by the coordinator, and
+ * submitting the same id twice is a no-op.
+ */
+export const TaskRequest = z.object({
+  id: SafeId,
+  model: z.string().min(1).max(200),
+  width: Edge,
+  height: Edge,
+  steps: z.number().int("must be a whole number").min(1, "must be at least 1").max(200, "must be at most 200"),
+  guidance: z.number().min(0, "must not be negative").max(50, "must be at most 50").default(1),
+  sampler: z.string().max(50).optional(),
+  /** Uuid of the device to run on; any device of the node when absent. */
+  device: z.string().max(100).optional(),
+  images: z.array(TaskImage).min(1, "must hold at least one image").max(64, "must hold at most 64 images"),
+});
+export type TaskRequest = z.input<typeof TaskRequest>;
+export type Task = z.output<typeof TaskRequest>;
+
+export const TaskState = z.enum(["queued", "running", "done", "failed", "cancelled"]);
+export type TaskState = z.infer<typeof TaskState>;
+
+export const TaskAccepted = z.object({
+  id: SafeId,
+  device: z.string(),
+  state: TaskState,
+  /** True when this id was already known and nothing new was queued. */
+  duplicate: z.boolean(),
+});
+export type TaskAccepted = z.infer<typeof TaskAccepted>;
+
+/** Where the time of one image went, in milliseconds. */
+export const ImageTimings = z.object({
+  queuedMs: z.number().nonnegative(),
+  inferenceMs: z.number().nonnegative(),
+  encodeMs: z.number().nonnegative(),
+  totalMs: z.number().nonnegative(),
+});
+export type ImageTimings = z.infer<typeof ImageTimings>;

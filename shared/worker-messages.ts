@@ -1,0 +1,108 @@
+import { z } from "zod";
+import { Backend, DeviceKind } from "./device";
+import { ErrorCode } from "./errors";
+import { SafeId } from "./ids";
+import { ModelInfo } from "./node-info";
+import { TaskImage } from "./task";
+
+/**
+ * Messages between the node daemon and its per-device worker processes (Node IPC).
+ * The worker renders, encodes and writes PNGs itself, so image bytes never cross
+ * the IPC channel: only their ids, hashes and timings do.
+ */
+export const WorkerDevice = z.object({
+  uuid: z.string(),
+  name: z.string(),
+  kind: DeviceKind,
+  /** Simulated devices only: images per second of the demo model at 512×512. */
+  simulatedRate: z.number().positive().optional(),
+  vramTotalMb: z.number().nonnegative().nullable(),
+});
+export type WorkerDevice = z.infer<typeof WorkerDevice>;
+
+export const WorkerInit = z.object({
+  type: z.literal("init"),
+  nodeId: z.string(),
+  device: WorkerDevice,
+  imageDir: z.string(),
+  modelsDir: z.string().nullable(),
+  /** Execution providers to try in order; the first that loads is used. */
+  providers: z.array(Backend),
+});
+export type WorkerInit = z.infer<typeof WorkerInit>;
+
+export const WorkerBatch = z.object({
+  type: z.literal("batch"),
+  taskId: SafeId,
+  model: z.string(),
+  width: z.number().int().positive(),
+  height: z.number().int().positive(),
+  steps: z.number().int().positive(),
+  guidance: z.number().nonnegative(),
+  sampler: z.string().optional(),
+  images: z.array(TaskImage).min(1),
+  /** When the task was queued on the node (epoch ms), for timing records. */
+  queuedAt: z.number(),
+});
+export type WorkerBatch = z.infer<typeof WorkerBatch>;
+
+export const WorkerCancel = z.object({ type: z.literal("cancel"), taskId: SafeId });
+
+export const ToWorker = z.discriminatedUnion("type", [WorkerInit, WorkerBatch, WorkerCancel]);
+export type ToWorker = z.infer<typeof ToWorker>;
+
+export const WorkerReady = z.object({
+  type: z.literal("ready"),
+  backend: Backend,
+  /** Why faster providers were passed over, for the log. */
+  providerNotes: z.array(z.string()),
+  models: z.array(ModelInfo),
+  loadMs: z.number().nonnegative(),
+});
+
+export const WorkerProgress = z.object({
+  type: z.literal("progress"),
+  taskId: SafeId,
+  imageId: SafeId,
+  step: z.number().int().nonnegative(),
+  steps: z.number().int().positive(),
+});
+
+export const WorkerImage = z.object({
+  type: z.literal("image"),
+  taskId: SafeId,
+  imageId: SafeId,
+  sha256: z.string(),
+  bytes: z.number().int().positive(),
+  width: z.number().int().positive(),
+  height: z.number().int().positive(),
+  seed: z.number().int().nonnegative(),
+  inferenceMs: z.number().nonnegative(),
+  /** Time inside ONNX Runtime session runs (0 for simulated devices). */
+  ortMs: z.number().nonnegative(),
+  encodeMs: z.number().nonnegative(),
+  stepMs: z.array(z.number().nonnegative()),
+});
+export type WorkerImage = z.infer<typeof WorkerImage>;
+
+export const WorkerBatchDone = z.object({
+  type: z.literal("batch.done"),
+  taskId: SafeId,
+});
+
+export const WorkerBatchFailed = z.object({
+  type: z.literal("batch.failed"),
+  taskId: SafeId,
+  code: ErrorCode,
+  message: z.string(),
+  completedImageIds: z.array(SafeId),
+});
+
+export const FromWorker = z.discriminatedUnion("type", [
+  WorkerReady,
+  WorkerProgress,
+  WorkerImage,
+  WorkerBatchDone,
+  WorkerBatchFailed,
+]);
+export type FromWorker = z.infer<typeof FromWorker>;

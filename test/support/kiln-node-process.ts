@@ -1,0 +1,129 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const BIN = fileURLToPath(new URL("../../bin/kiln-node.js", import.meta.url));
+
+export interface LogLine {
+  msg?: string;
+  level?: number;
+  [key: string]: unknown;
+}
+
+export interface RunningNode {
+  proc: ChildProcess;
+  port: number;
+  url: string;
+  token: string;
+  nodeId: string;
+  stateDir: string;
+  logs: LogLine[];
+  pairingCode(): string;
+  waitForLog(predicate: (line: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
+  /** SIGTERM and wait; resolves to the exit code. */
+  stop(): Promise<number | null>;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+export interface StartOptions {
+  stateDir?: string;
+  token?: string;
+  /** argv prefix such as `ip netns exec NS`; mDNS is only ever on inside a namespace. */
+  prefix?: string[];
+}
+
+/**
+ * Starts a real `kiln-node` process on 127.0.0.1 with a free port, a fresh state
+ * dir and a token. mDNS stays off unless the node runs inside a test namespace,
+ * so tests never multicast on the machine's own network.
+ */
+export async function startNode(args: string[] = [], opts: StartOptions = {}): Promise<RunningNode> {
+  const stateDir = opts.stateDir ?? mkdtempSync(join(tmpdir(), "kiln-node-test-"));
+  const token = opts.token ?? randomBytes(24).toString("hex");
+  const mdns = opts.prefix ? [] : ["--no-mdns"];
+  const argv = [BIN, "--host", "127.0.0.1", "--port", "0", ...mdns, "--state-dir", stateDir, "--token", token, ...args];
+  const [command, ...rest] = opts.prefix ? [...opts.prefix, process.execPath, ...argv] : [process.execPath, ...argv];
+  const proc = spawn(command as string, rest, { stdio: ["ignore", "pipe", "pipe"] });
+  const logs: LogLine[] = [];
+  const waiters: Array<{ predicate: (l: LogLine) => boolean; resolve: (l: LogLine) => void }> = [];
+  let stderr = "";
+  let buffer = "";
+  proc.stdout?.setEncoding("utf8");
+  proc.stdout?.on("data", (chunk: string) => {
+    buffer += chunk;
+    const lines = buffer.split("\n");
+    buffer = lines.pop() ?? "";
+    for (const text of lines) {
+      if (!text.trim()) continue;
+      let line: LogLine;
+      try {
+        line = JSON.parse(text) as LogLine;
+      } catch {
+        line = { msg: text };
+      }
+      logs.push(line);
+      for (const w of [...waiters]) {
+        if (w.predicate(line)) {
+          waiters.splice(waiters.indexOf(w), 1);
+          w.resolve(line);
+        }
+      }
+    }
+  });
+  proc.stderr?.setEncoding("utf8");
+  proc.stderr?.on("data", (chunk: string) => {
+    stderr += chunk;
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    proc.on("exit", (code, signal) => resolve({ code, signal })),
+  );
+
+  const waitForLog = (predicate: (line: LogLine) => boolean, timeoutMs = 30_000): Promise<LogLine> => {
+    const found = logs.find(predicate);
+    if (found) return Promise.resolve(found);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        reject(
+          new Error(
+            `timed out waiting for a log line; stderr:\n${stderr}\nlogs:\n${logs.map((l) => JSON.stringify(l)).join("\n")}`,
+          ),
+        );
+      }, timeoutMs);
+      waiters.push({
+        predicate,
+        resolve: (line) => {
+          clearTimeout(timer);
+          resolve(line);
+        },
+      });
+      void exited.then(({ code }) => {
+        clearTimeout(timer);
+        reject(new Error(`kiln-node exited with ${code} before the expected log line; stderr:\n${stderr}`));
+      });
+    });
+  };
+
+  const listening = await waitForLog((l) => l.msg === "listening");
+  await waitForLog((l) => l.msg === "ready");
+  const port = listening.port as number;
+  return {
+    proc,
+    port,
+    url: `http://127.0.0.1:${port}`,
+    token,
+    nodeId: listening.nodeId as string,
+    stateDir,
+    logs,
+    pairingCode: () => [...logs].reverse().find((l) => typeof l.pairingCode === "string")?.pairingCode as string,
+    waitForLog,
+    exited,
+    async stop() {
+      if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode;
+      proc.kill("SIGTERM");
+      return (await exited).code;
+    },
+  };
+}

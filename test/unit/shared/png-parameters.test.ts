@@ -1,0 +1,50 @@
+import { describe, expect, it } from "vitest";
+import { formatParameters, parseParameters } from "../../../shared/png-parameters";
+
+const params = {
+  prompt: "a lighthouse at dusk",
+  negativePrompt: "blurry, text",
+  steps: 4,
+  sampler: "Euler",
+  cfgScale: 1.5,
+  seed: 123456,
+  width: 640,
+  height: 384,
+  model: "kiln-demo",
+  modelHash: "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+};
+
+describe("A1111-style parameters text", () => {
+  it("writes the layout other tools read", () => {
+    expect(formatParameters(params)).toBe(
+      "a lighthouse at dusk\nNegative prompt: blurry, text\n" +
+        "Steps: 4, Sampler: Euler, CFG scale: 1.5, Seed: 123456, Size: 640x384, Model hash: 0123456789, Model: kiln-demo",
+    );
+  });
+
+  it("round-trips prompt, negative, seed, size and model", () => {
+    const parsed = parseParameters(formatParameters(params));
+    expect(parsed).toMatchObject({
+      prompt: params.prompt,
+      negativePrompt: params.negativePrompt,
+      seed: 123456,
+      steps: 4,
+      cfgScale: 1.5,
+      width: 640,
+      height: 384,
+      model: "kiln-demo",
+      modelHash: "0123456789",
+    });
+  });
+
+  it("keeps multi-line prompts and omits an empty negative prompt", () => {
+    const text = formatParameters({ ...params, prompt: "line one\nline two", negativePrompt: "" });
+    expect(text).not.toContain("Negative prompt");
+    expect(parseParameters(text).prompt).toBe("line one\nline two");
+  });
+
+  it("cannot be broken by a model name with commas", () => {
+    const parsed = parseParameters(formatParameters({ ...params, model: "evil, Seed: 1" }));
+    expect(parsed.seed).toBe(123456);
+  });
+});
