@@ -1,0 +1,225 @@
+import { createHash } from "node:crypto";
+import * as ort from "onnxruntime-node";
+import { DEMO_MODEL } from "../../shared/constants";
+import type { Backend } from "../../shared/device";
+import { KilnError } from "../../shared/errors";
+import type { ModelInfo } from "../../shared/node-info";
+import { seededNormal } from "../../shared/seeded-noise";
+import type { TaskImage } from "../../shared/task";
+import {
+  buildDemoGraphs,
+  DECODER_IO,
+  DEMO_LATENT_CHANNELS,
+  DEMO_LATENT_FACTOR,
+  DENOISER_IO,
+  type DemoGraphs,
+} from "./demo-model";
+import type { Engine, RenderBatch, RenderedImage, RenderHooks } from "./engine";
+import { createSessions } from "./execution-providers";
+import { embedPrompt, PROMPT_EMBEDDING_DIM } from "./prompt-embedding";
+
+const DEFAULT_STEPS = 4;
+const MAX_STEPS = 50;
+const DEFAULT_EDGE = 512;
+const MIN_EDGE = 64;
+const MAX_EDGE = 2048;
+
+export interface DemoEngineOptions {
+  /** Execution providers to try in order; the first that works runs the model. */
+  providers: Backend[];
+  intraOpThreads?: number;
+}
+
+/**
+ * The engine of the built-in `kiln-demo` model. Both sessions are created once
+ * and reused for every image: creating and releasing ONNX Runtime sessions
+ * repeatedly leaks host memory. The first run is done at load (512×512, default
+ * steps), so the first real image does not pay for ORT's first-run setup.
+ *
+ * Images of a batch are rendered one after another, each as a batch of one:
+ * per-step progress and `onImage` are then true per image, an image never
+ * depends on its batch position, and on CPU batching saves nothing (the
+ * full-resolution decoder dominates and already uses every core).
+ */
+export async function createDemoEngine(opts: DemoEngineOptions): Promise<Engine> {
+  const { graphs, info } = demoModel();
+  const { sessions, backend, notes } = await createSessions([graphs.denoiser, graphs.decoder], opts.providers, {
+    intraOpThreads: opts.intraOpThreads,
+  });
+  const [denoiser, decoder] = sessions as [ort.InferenceSession, ort.InferenceSession];
+  const engine = new DemoEngine(denoiser, decoder, backend, notes, info);
+  await engine.warmUp();
+  return engine;
+}
+
+/** What `kiln-demo` is, for nodes and simulated devices that advertise it without loading it. */
+export function demoModelInfo(): ModelInfo {
+  return { ...demoModel().info };
+}
+
+let built: { graphs: DemoGraphs; info: ModelInfo } | undefined;
+
+/** The graphs are built once per process: their bytes define the model hash. */
+function demoModel(): { graphs: DemoGraphs; info: ModelInfo } {
+  if (built) return built;
+  const graphs = buildDemoGraphs();
+  const hash = createHash("sha256").update(graphs.denoiser).update(graphs.decoder).digest("hex");
+  built = { graphs, info: describeDemoModel(hash) };
+  return built;
+}
+
+function describeDemoModel(hash: string): ModelInfo {
+  return {
+    name: DEMO_MODEL,
+    kind: "demo",
+    hash,
+    demo: true,
+    description:
+      "Built-in demo, no download: a small untrained network built in code that paints abstract pictures " +
+      "(the prompt picks palette and mood, the seed the shapes) with real ONNX Runtime inference and " +
+      "diffusion-like steps. Not a diffusion model: it does not draw what the prompt says.",
+    defaultSteps: DEFAULT_STEPS,
+    defaultWidth: DEFAULT_EDGE,
+    defaultHeight: DEFAULT_EDGE,
+    defaultGuidance: 1,
+    // Each step is an Euler step of a flow-matching ODE, like FlowMatch Euler samplers.
+    defaultSampler: "Euler",
+    maxWidth: MAX_EDGE,
+    maxHeight: MAX_EDGE,
+    maxSteps: MAX_STEPS,
+    available: true,
+    unavailableReason: null,
+  };
+}
+
+class DemoEngine implements Engine {
+  private closed = false;
+
+  constructor(
+    private readonly denoiser: ort.InferenceSession,
+    private readonly decoder: ort.InferenceSession,
+    readonly backend: Backend,
+    readonly providerNotes: string[],
+    private readonly info: ModelInfo,
+  ) {}
+
+  models(): ModelInfo[] {
+    return [this.info];
+  }
+
+  async warmUp(): Promise<void> {
+    const image = { id: "warmup", seed: 0, prompt: "", negativePrompt: "" };
+    const batch = { width: DEFAULT_EDGE, height: DEFAULT_EDGE, steps: DEFAULT_STEPS, guidance: 1 };
+    await this.renderImage(image, batch, { onStep: () => {}, isCancelled: () => false, onImage: () => {} });
+  }
+
+  async render(batch: RenderBatch, hooks: RenderHooks): Promise<void> {
+    if (this.closed) throw new KilnError("E_SHUTTING_DOWN", "the demo engine is closed");
+    if (batch.model !== DEMO_MODEL) {
+      throw new KilnError("E_MODEL_MISSING", `model "${batch.model}" is not installed on this worker`, {
+        installed: [DEMO_MODEL],
+      });
+    }
+    checkLimits(batch);
+    for (const image of batch.images) {
+      await hooks.onImage(await this.renderImage(image, batch, hooks));
+    }
+  }
+
+  private async renderImage(
+    image: TaskImage,
+    batch: Pick<RenderBatch, "width" | "height" | "steps" | "guidance">,
+    hooks: RenderHooks,
+  ): Promise<RenderedImage> {
+    const started = performance.now();
+    const clock = { ortMs: 0 };
+    const stepMs: number[] = [];
+    const h = batch.height / DEMO_LATENT_FACTOR;
+    const w = batch.width / DEMO_LATENT_FACTOR;
+    const cond = new ort.Tensor("float32", condition(image, batch.guidance), [1, PROMPT_EMBEDDING_DIM]);
+    const noise = seededNormal(image.seed, DEMO_LATENT_CHANNELS * h * w);
+    let latent: ort.Tensor = new ort.Tensor("float32", noise, [1, DEMO_LATENT_CHANNELS, h, w]);
+
+    for (let step = 0; step < batch.steps; step++) {
+      if (hooks.isCancelled()) throw cancelled(image.id, `step ${step + 1} of ${batch.steps}`);
+      const stepStart = performance.now();
+      // Noise levels fall linearly from 1 to 0 (flow matching); the last step lands on the prediction.
+      const out = await timedRun(this.denoiser, clock, {
+        [DENOISER_IO.latent]: latent,
+        [DENOISER_IO.cond]: cond,
+        [DENOISER_IO.sigma]: scalar(1 - step / batch.steps),
+        [DENOISER_IO.sigmaNext]: scalar(1 - (step + 1) / batch.steps),
+      });
+      latent = out[DENOISER_IO.out] as ort.Tensor;
+      stepMs.push(performance.now() - stepStart);
+      hooks.onStep(image.id, step + 1, batch.steps);
+    }
+    if (hooks.isCancelled()) throw cancelled(image.id, "decoding");
+
+    const decoded = await timedRun(this.decoder, clock, { [DECODER_IO.latent]: latent, [DECODER_IO.cond]: cond });
+    const rgb = (decoded[DECODER_IO.out] as ort.Tensor).data as Uint8Array;
+    return { imageId: image.id, rgb, inferenceMs: performance.now() - started, ortMs: clock.ortMs, stepMs };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all([this.denoiser.release(), this.decoder.release()]);
+  }
+}
+
+function checkLimits(batch: RenderBatch): void {
+  for (const [name, edge] of [
+    ["width", batch.width],
+    ["height", batch.height],
+  ] as const) {
+    if (!Number.isInteger(edge) || edge < MIN_EDGE || edge > MAX_EDGE || edge % DEMO_LATENT_FACTOR !== 0) {
+      throw new KilnError(
+        "E_SIZE_LIMIT",
+        `${DEMO_MODEL} renders ${MIN_EDGE} to ${MAX_EDGE} pixels per side in multiples of ${DEMO_LATENT_FACTOR}; ${name} is ${edge}`,
+        { maxWidth: MAX_EDGE, maxHeight: MAX_EDGE },
+      );
+    }
+  }
+  if (!Number.isInteger(batch.steps) || batch.steps < 1 || batch.steps > MAX_STEPS) {
+    throw new KilnError("E_BAD_REQUEST", `${DEMO_MODEL} takes 1 to ${MAX_STEPS} steps; got ${batch.steps}`, {
+      maxSteps: MAX_STEPS,
+    });
+  }
+}
+
+/**
+ * The prompt vector scaled by guidance, as classifier-free guidance scales the
+ * prompt's pull: 0 renders unconditionally, 1 (the default) as embedded.
+ */
+function condition(image: TaskImage, guidance: number): Float32Array {
+  const v = embedPrompt(image.prompt, image.negativePrompt);
+  if (guidance !== 1) for (let i = 0; i < v.length; i++) v[i] = (v[i] as number) * guidance;
+  return v;
+}
+
+/** One session run, its time added to `clock`, its failure turned into a KilnError code. */
+async function timedRun(
+  session: ort.InferenceSession,
+  clock: { ortMs: number },
+  feeds: Record<string, ort.Tensor>,
+): Promise<ort.InferenceSession.ReturnType> {
+  const start = performance.now();
+  try {
+    return await session.run(feeds);
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    const oom = /bad_alloc|out of memory|failed to allocate/i.test(message);
+    throw new KilnError(oom ? "E_OOM" : "E_INFERENCE", `${DEMO_MODEL} inference failed: ${message}`);
+  } finally {
+    clock.ortMs += performance.now() - start;
+  }
+}
+
+function scalar(value: number): ort.Tensor {
+  return new ort.Tensor("float32", Float32Array.of(value), [1, 1]);
+}
+
+function cancelled(imageId: string, before: string): KilnError {
+  return new KilnError("E_CANCELLED", `image ${imageId} cancelled before ${before}`);
+}

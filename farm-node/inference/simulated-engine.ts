@@ -1,0 +1,69 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { KilnError } from "../../shared/errors";
+import type { ModelInfo } from "../../shared/node-info";
+import { USABLE_VRAM_FRACTION } from "../scheduling/batch-limits";
+import type { Engine, RenderBatch, RenderHooks } from "./engine";
+import { simulatedPicture } from "./simulated-picture";
+
+/**
+ * A simulated GPU: sleeps for as long as a real one of the given speed would
+ * compute, so farms can be tested and benchmarked on machines without GPUs.
+ * Its pictures are cheap placeholders marked as simulated, never the demo network.
+ *
+ * Its real working memory per image is larger than the daemon's starting estimate
+ * ({@link SIMULATED_TRUE_PER_IMAGE_MB} vs the profile in demo-memory-profile), as on
+ * real GPUs, so a too-large batch hits out-of-memory and the halving path runs.
+ */
+export const SIMULATED_TRUE_PER_IMAGE_MB = 1000;
+export const SIMULATED_RESIDENT_MB = 1500;
+
+export interface SimulatedEngineOptions {
+  /** Images per second of the demo model at 512×512 at its default steps. */
+  rate: number;
+  vramTotalMb: number | null;
+  models: ModelInfo[];
+}
+
+export function createSimulatedEngine(opts: SimulatedEngineOptions): Engine {
+  const byName = new Map(opts.models.map((m) => [m.name, m]));
+  return {
+    backend: "sim",
+    providerNotes: ["simulated device: sleeps instead of computing"],
+    models: () => opts.models,
+    async render(batch: RenderBatch, hooks: RenderHooks) {
+      const model = byName.get(batch.model);
+      if (!model) throw new KilnError("E_MODEL_MISSING", `model ${batch.model} is not installed on this device`);
+      const pixels = (batch.width * batch.height) / (512 * 512);
+      if (opts.vramTotalMb !== null) {
+        const need = SIMULATED_RESIDENT_MB + SIMULATED_TRUE_PER_IMAGE_MB * pixels * batch.images.length;
+        if (need > opts.vramTotalMb * USABLE_VRAM_FRACTION) {
+          throw new KilnError(
+            "E_OOM",
+            `out of memory: a batch of ${batch.images.length} at ${batch.width}x${batch.height} needs ${Math.round(need)} MiB`,
+          );
+        }
+      }
+      const stepMs = ((1000 / opts.rate) * pixels) / model.defaultSteps;
+      for (const image of batch.images) {
+        const started = performance.now();
+        const stepTimes: number[] = [];
+        for (let step = 1; step <= batch.steps; step++) {
+          if (hooks.isCancelled()) throw new KilnError("E_CANCELLED", "task cancelled");
+          const t0 = performance.now();
+          await sleep(stepMs);
+          stepTimes.push(performance.now() - t0);
+          hooks.onStep(image.id, step, batch.steps);
+        }
+        const rgb = simulatedPicture(image.seed, image.prompt, batch.width, batch.height);
+        await hooks.onImage({
+          imageId: image.id,
+          rgb,
+          inferenceMs: performance.now() - started,
+          ortMs: 0,
+          stepMs: stepTimes,
+        });
+      }
+    },
+    async close() {},
+  };
+}

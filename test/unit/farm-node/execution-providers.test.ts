@@ -1,0 +1,56 @@
+import { existsSync } from "node:fs";
+import * as ort from "onnxruntime-node";
+import { describe, expect, it } from "vitest";
+import { createSessions } from "../../../farm-node/inference/execution-providers";
+import { GraphBuilder } from "../../../farm-node/onnx/onnx-graph-builder";
+
+function doubler(): Uint8Array {
+  const g = new GraphBuilder("double");
+  g.input("x", "float32", ["n"]);
+  g.weights("two", [], [2]);
+  g.node("Mul", ["x", "two"], ["y"]);
+  g.output("y", "float32", ["n"]);
+  return g.build();
+}
+
+// These machines have no GPU: no NVIDIA device, no render node for Vulkan.
+const hasGpu = existsSync("/dev/nvidia0") || existsSync("/dev/dri");
+
+describe.skipIf(hasGpu)("execution provider fallback (on a machine without a GPU)", () => {
+  it("falls back from cuda and webgpu to cpu, saying why each was skipped", async () => {
+    const started = performance.now();
+    const { sessions, backend, notes } = await createSessions([doubler(), doubler()], ["cuda", "webgpu", "cpu"]);
+    const elapsed = performance.now() - started;
+
+    expect(backend).toBe("cpu");
+    expect(sessions).toHaveLength(2);
+    expect(notes).toHaveLength(2);
+    expect(notes[0]).toMatch(/^cuda: CUDA provider not installed \(libonnxruntime_providers_cuda\.so/);
+    expect(notes[1]).toMatch(/^webgpu: no usable WebGPU adapter/);
+    // The WebGPU probe is a short-lived child process, never a hang.
+    expect(elapsed).toBeLessThan(10_000);
+
+    const out = await sessions[1]?.run({ x: new ort.Tensor("float32", Float32Array.of(1, 2.5), [2]) });
+    expect(Array.from(out?.y?.data as Float32Array)).toEqual([2, 5]);
+    await Promise.all(sessions.map((s) => s.release()));
+  });
+
+  it("notes that sim is no ONNX Runtime provider", async () => {
+    const { sessions, backend, notes } = await createSessions([doubler()], ["sim", "cpu"]);
+    expect(backend).toBe("cpu");
+    expect(notes).toEqual(["sim: not an ONNX Runtime provider (simulated devices do not run models)"]);
+    await sessions[0]?.release();
+  });
+
+  it("fails with every reason when no listed provider works", async () => {
+    const attempt = createSessions([doubler()], ["cuda", "webgpu"]);
+    await expect(attempt).rejects.toMatchObject({ code: "E_INFERENCE" });
+    await expect(attempt).rejects.toThrow(
+      /no execution provider could run the model \(tried cuda, webgpu\): cuda: CUDA provider not installed.*; webgpu: no usable WebGPU adapter/,
+    );
+  });
+
+  it("reports a model the provider cannot load as a failed provider", async () => {
+    await expect(createSessions([Uint8Array.of(1, 2, 3)], ["cpu"])).rejects.toThrow(/cpu: session creation failed/);
+  });
+});
