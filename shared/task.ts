@@ -56,6 +56,8 @@ export type TaskAccepted = z.infer<typeof TaskAccepted>;
 export const ImageTimings = z.object({
   queuedMs: z.number().nonnegative(),
   inferenceMs: z.number().nonnegative(),
+  /** Of the inference, the time inside ONNX Runtime session runs (0 on simulated devices). */
+  ortMs: z.number().nonnegative(),
   encodeMs: z.number().nonnegative(),
   totalMs: z.number().nonnegative(),
 });

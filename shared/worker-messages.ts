@@ -85,6 +85,13 @@ export const WorkerImage = z.object({
 });
 export type WorkerImage = z.infer<typeof WorkerImage>;
 
+/** Inference of a batch is over (its PNGs may still be encoding): the next batch can start. */
+export const WorkerBatchRendered = z.object({
+  type: z.literal("batch.rendered"),
+  taskId: SafeId,
+});
+
+/** Every image of the batch is written and announced. */
 export const WorkerBatchDone = z.object({
   type: z.literal("batch.done"),
   taskId: SafeId,
@@ -102,6 +109,7 @@ export const FromWorker = z.discriminatedUnion("type", [
   WorkerReady,
   WorkerProgress,
   WorkerImage,
+  WorkerBatchRendered,
   WorkerBatchDone,
   WorkerBatchFailed,
 ]);

@@ -1,0 +1,198 @@
+import { createReadStream } from "node:fs";
+import { stat } from "node:fs/promises";
+import websocket from "@fastify/websocket";
+import Fastify, { type FastifyReply, type FastifyRequest, LogController } from "fastify";
+import type { Logger } from "pino";
+import type { z } from "zod";
+import { NODE_API_PREFIX } from "../../shared/constants";
+import {
+  type ApiError,
+  describeFieldErrors,
+  type ErrorCode,
+  type FieldError,
+  fieldErrors,
+  KilnError,
+} from "../../shared/errors";
+import { SafeId } from "../../shared/ids";
+import type { Health, NodeInfo, PairResponse } from "../../shared/node-info";
+import { PairRequest } from "../../shared/node-info";
+import { type Task, type TaskAccepted, TaskRequest } from "../../shared/task";
+import type { FailureLimiter } from "../auth/failure-limiter";
+import type { EventHub } from "./event-hub";
+import { HTTP_STATUS } from "./http-status";
+
+/** What the HTTP layer needs from the daemon; the daemon owns all state. */
+export interface NodeService {
+  health(): Health;
+  info(): NodeInfo;
+  submit(task: Task): TaskAccepted;
+  cancel(taskId: string): boolean;
+  imagePath(imageId: string): string;
+  pair(code: string, client: string): PairResponse | null;
+  verifyToken(token: string): string | null;
+  metricsText(): Promise<string>;
+  retryAfterS(): number;
+}
+
+export interface ServerOptions {
+  service: NodeService;
+  events: EventHub;
+  limiter: FailureLimiter;
+  maxBodyBytes: number;
+  log: Logger;
+}
+
+function errorBody(
+  code: ErrorCode,
+  message: string,
+  fields?: FieldError[],
+  details?: Record<string, unknown>,
+): ApiError {
+  return { error: { code, message, ...(fields ? { fields } : {}), ...(details ? { details } : {}) } };
+}
+
+function sendError(reply: FastifyReply, error: KilnError): FastifyReply {
+  return reply.code(HTTP_STATUS[error.code]).send(errorBody(error.code, error.message, error.fields, error.details));
+}
+
+function parseOr400<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  const fields = fieldErrors(parsed.error);
+  throw new KilnError("E_BAD_REQUEST", `invalid ${what}: ${describeFieldErrors(fields)}`, undefined, fields);
+}
+
+function bearer(request: FastifyRequest): string | null {
+  const header = request.headers.authorization;
+  if (!header?.startsWith("Bearer ")) return null;
+  return header.slice("Bearer ".length).trim();
+}
+
+/**
+ * The node's HTTP + WebSocket API. Every body is validated with the shared zod
+ * schemas; every /v1 route but pairing needs a bearer token; failed attempts are
+ * rate-limited per address; no id reaches the filesystem without validation.
+ */
+export async function createServer(opts: ServerOptions) {
+  const { service, events, limiter } = opts;
+  const app = Fastify({
+    loggerInstance: opts.log,
+    bodyLimit: opts.maxBodyBytes,
+    // Requests at 1 Hz per coordinator would drown the log; refusals are logged where they happen.
+    logController: new LogController({ disableRequestLogging: true }),
+  });
+  await app.register(websocket, { options: { maxPayload: 64 * 1024 } });
+
+  app.setErrorHandler((error, _request, reply) => {
+    if (error instanceof KilnError) return sendError(reply, error);
+    const status = (error as { statusCode?: number }).statusCode ?? 500;
+    if (status === 413)
+      return sendError(
+        reply,
+        new KilnError("E_TOO_LARGE", `request body is larger than the ${opts.maxBodyBytes} byte limit`),
+      );
+    if (status >= 400 && status < 500) {
+      return reply.code(status).send(errorBody("E_BAD_REQUEST", `bad request: ${(error as Error).message}`));
+    }
+    opts.log.error({ err: error }, "unhandled error");
+    return reply.code(500).send(errorBody("E_INTERNAL", "internal error; see the node's log"));
+  });
+  app.setNotFoundHandler((request, reply) =>
+    sendError(reply, new KilnError("E_NOT_FOUND", `no route ${request.method} ${request.url.split("?")[0]}`)),
+  );
+
+  app.addHook("onRequest", async (request, reply) => {
+    const path = request.url.split("?")[0] ?? "";
+    if (!path.startsWith(`${NODE_API_PREFIX}/`) || path === `${NODE_API_PREFIX}/pair`) return;
+    const wait = limiter.blockedFor(request.ip);
+    if (wait > 0) {
+      reply.header("retry-after", Math.ceil(wait / 1000));
+      return sendError(
+        reply,
+        new KilnError("E_RATE_LIMITED", "too many failed attempts from this address; wait and try again"),
+      );
+    }
+    const token = bearer(request);
+    if (token === null || service.verifyToken(token) === null) {
+      limiter.recordFailure(request.ip);
+      opts.log.warn({ ip: request.ip, path }, "refused a request without a valid token");
+      return sendError(
+        reply,
+        new KilnError(
+          token === null ? "E_UNPAIRED" : "E_UNAUTHORIZED",
+          token === null
+            ? "this node needs a token: pair with its code (POST /v1/pair) and send 'Authorization: Bearer <token>'"
+            : "the token is not valid for this node; pair again with the code it prints",
+        ),
+      );
+    }
+  });
+
+  app.get("/health", async (_request, reply) => {
+    const health = service.health();
+    return reply.code(health.status === "stopping" ? 503 : 200).send(health);
+  });
+
+  app.get("/metrics", async (_request, reply) =>
+    reply.type("text/plain; version=0.0.4").send(await service.metricsText()),
+  );
+
+  app.get(`${NODE_API_PREFIX}/node`, async () => service.info());
+
+  app.post(`${NODE_API_PREFIX}/pair`, async (request, reply) => {
+    const wait = limiter.blockedFor(request.ip);
+    if (wait > 0) {
+      reply.header("retry-after", Math.ceil(wait / 1000));
+      return sendError(
+        reply,
+        new KilnError("E_RATE_LIMITED", "too many wrong pairing codes from this address; wait and try again"),
+      );
+    }
+    const body = parseOr400(PairRequest, request.body, "pairing request");
+    const paired = service.pair(body.code, body.client);
+    if (!paired) {
+      limiter.recordFailure(request.ip);
+      opts.log.warn({ ip: request.ip, client: body.client }, "wrong pairing code");
+      return sendError(
+        reply,
+        new KilnError("E_UNAUTHORIZED", "wrong pairing code: read the code the node prints at start-up"),
+      );
+    }
+    opts.log.info({ ip: request.ip, client: body.client }, "paired a new client");
+    return paired;
+  });
+
+  app.post(`${NODE_API_PREFIX}/tasks`, async (request, reply) => {
+    const task = parseOr400(TaskRequest, request.body, "task");
+    try {
+      const accepted = service.submit(task);
+      return reply.code(accepted.duplicate ? 200 : 202).send(accepted);
+    } catch (error) {
+      if (error instanceof KilnError && error.code === "E_QUEUE_FULL")
+        reply.header("retry-after", service.retryAfterS());
+      throw error;
+    }
+  });
+
+  app.delete<{ Params: { id: string } }>(`${NODE_API_PREFIX}/tasks/:id`, async (request, reply) => {
+    const id = parseOr400(SafeId, request.params.id, "task id");
+    if (!service.cancel(id)) throw new KilnError("E_NOT_FOUND", `no queued or running task ${id} on this node`);
+    return reply.code(202).send({ id, cancelling: true });
+  });
+
+  app.get<{ Params: { id: string } }>(`${NODE_API_PREFIX}/images/:id`, async (request, reply) => {
+    const id = parseOr400(SafeId, request.params.id, "image id");
+    const file = service.imagePath(id);
+    const info = await stat(file).catch(() => null);
+    if (!info?.isFile()) throw new KilnError("E_NOT_FOUND", `no image ${id} on this node (it may have been pruned)`);
+    return reply.type("image/png").header("content-length", info.size).send(createReadStream(file));
+  });
+
+  app.get(`${NODE_API_PREFIX}/events`, { websocket: true }, (socket) => {
+    events.add(socket);
+    // The stream is one-way; anything a client sends is ignored.
+    socket.on("message", () => undefined);
+  });
+
+  return app;
+}

@@ -1,0 +1,141 @@
+import { homedir, hostname } from "node:os";
+import { join, resolve } from "node:path";
+import { Command, InvalidArgumentError, Option } from "commander";
+import pino from "pino";
+import { DEFAULT_NODE_PORT } from "../shared/constants";
+import { Backend } from "../shared/device";
+import { Daemon } from "./daemon";
+import { parseDeviceSelection } from "./devices/device-selection";
+import { parseSimulateSpec, type SimulateSpec } from "./devices/simulate-spec";
+import { KILN_VERSION } from "./version";
+
+function defaultStateDir(): string {
+  const base = process.env.XDG_STATE_HOME || join(homedir(), ".local", "state");
+  return join(base, "kiln-node");
+}
+
+function wrap<T>(parse: (text: string) => T): (text: string) => T {
+  return (text) => {
+    try {
+      return parse(text);
+    } catch (error) {
+      throw new InvalidArgumentError((error as Error).message);
+    }
+  };
+}
+
+function parsePort(text: string): number {
+  const port = Number(text);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error("must be a port number from 0 to 65535");
+  return port;
+}
+
+function parseProviders(text: string): Backend[] {
+  return text.split(",").map((p) => {
+    const parsed = Backend.exclude(["sim"]).safeParse(p.trim());
+    if (!parsed.success) throw new Error(`unknown provider "${p}"; use a list of cuda, webgpu, cpu`);
+    return parsed.data;
+  });
+}
+
+function parsePositive(text: string): number {
+  const n = Number(text);
+  if (!(n > 0)) throw new Error("must be a positive number");
+  return n;
+}
+
+const program = new Command("kiln-node")
+  .description("Kiln farm node: renders images on this machine's GPUs for paired Kiln studio apps")
+  .version(KILN_VERSION)
+  .option("--port <port>", "TCP port of the API (0 picks a free one)", wrap(parsePort), DEFAULT_NODE_PORT)
+  .option("--host <address>", "address to listen on", "0.0.0.0")
+  .option("--name <name>", "name shown in the studio app", hostname())
+  .option("--models <dir>", "folder of model packs (the built-in kiln-demo is always there)")
+  .option(
+    "--devices <which>",
+    "auto, all, cpu, or GPU indices like 0,2",
+    wrap(parseDeviceSelection),
+    parseDeviceSelection("auto"),
+  )
+  .option(
+    "--simulate <spec>",
+    "add simulated GPUs, e.g. 2x24GB@4 (count x VRAM @ images/s of kiln-demo at 512x512)",
+    // Repeatable: each --simulate adds its devices to the earlier ones.
+    (text: string, earlier: SimulateSpec[]) => [...earlier, ...wrap(parseSimulateSpec)(text)],
+    [] as SimulateSpec[],
+  )
+  .option("--token <secret>", "accept this bearer token (scripted deployments; pairing still works)")
+  .option("--no-mdns", "do not advertise the node on the LAN by mDNS")
+  .option("--state-dir <dir>", "where the node keeps its id, tokens and images", defaultStateDir())
+  .option("--providers <list>", "execution providers to try on GPUs, in order", wrap(parseProviders), [
+    "cuda",
+    "webgpu",
+    "cpu",
+  ])
+  .option(
+    "--timeout <seconds>",
+    "deadline of one 512x512 image at default steps; scaled per task",
+    wrap(parsePositive),
+    30,
+  )
+  .option("--queue <tasks>", "tasks queued per device before answering 429", wrap(parsePositive), 4)
+  .addOption(
+    new Option("--log-level <level>", "log level")
+      .choices(["fatal", "error", "warn", "info", "debug", "trace"])
+      .default("info"),
+  );
+
+program.parse();
+const opts = program.opts();
+const log = pino({ level: opts.logLevel, base: { pid: process.pid } });
+
+const daemon = new Daemon({
+  host: opts.host,
+  port: opts.port,
+  name: opts.name,
+  stateDir: resolve(opts.stateDir),
+  modelsDir: opts.models ? resolve(opts.models) : null,
+  devices: opts.devices,
+  simulate: opts.simulate,
+  token: opts.token ?? null,
+  mdns: opts.mdns,
+  providers: opts.providers,
+  baseTimeoutS: opts.timeout,
+  queuePerDevice: Math.floor(opts.queue),
+  log,
+});
+
+let stopping = false;
+async function shutdown(signal: string): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  log.info({ signal }, "shutting down");
+  await daemon.stop();
+  log.info("stopped");
+  process.exit(0);
+}
+process.on("SIGTERM", () => void shutdown("SIGTERM"));
+process.on("SIGINT", () => void shutdown("SIGINT"));
+
+try {
+  await daemon.start();
+} catch (error) {
+  log.fatal({ err: error }, (error as Error).message);
+  process.exit(1);
+}
+log.info(
+  { nodeId: daemon.nodeId, port: daemon.port, devices: daemon.deviceList.map((d) => ({ uuid: d.uuid, name: d.name })) },
+  "listening",
+);
+process.stderr.write(
+  [
+    `kiln-node ${KILN_VERSION} "${opts.name}" (node ${daemon.nodeId})`,
+    `  API       http://${opts.host}:${daemon.port}/v1`,
+    `  Devices   ${daemon.deviceList.map((d) => d.name).join("; ")}`,
+    `  Pairing   code ${daemon.pairing.display}  (enter it in the Kiln app, or: kiln pair <host>:${daemon.port} ${daemon.pairing.display})`,
+    "",
+  ].join("\n"),
+);
+daemon.printPairingCode();
+await daemon.workersReady;
+log.info({ devices: daemon.info().devices.map((d) => ({ uuid: d.uuid, backend: d.backend })) }, "ready");

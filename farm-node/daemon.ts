@@ -1,0 +1,375 @@
+import type { Logger } from "pino";
+import { BASE_TASK_TIMEOUT_S, PROTOCOL_VERSION } from "../shared/constants";
+import type { Backend, DeviceInfo, DeviceReadings } from "../shared/device";
+import { KilnError } from "../shared/errors";
+import type { NodeEventBody } from "../shared/node-events";
+import type { Health, ModelInfo, NodeInfo, NodeLimits, PairResponse } from "../shared/node-info";
+import type { Task, TaskAccepted } from "../shared/task";
+import { EventHub } from "./api/event-hub";
+import { createServer, type NodeService } from "./api/server";
+import { FailureLimiter } from "./auth/failure-limiter";
+import { PairingCode } from "./auth/pairing-code";
+import { TokenStore } from "./auth/token-store";
+import { CpuReadings, describeCpu } from "./devices/cpu-readings";
+import { buildInventory, type InventoryDevice } from "./devices/device-inventory";
+import type { DeviceSelection } from "./devices/device-selection";
+import { GpuTelemetry } from "./devices/gpu-telemetry";
+import { queryNvidiaSmi } from "./devices/nvidia-smi";
+import type { SimulateSpec } from "./devices/simulate-spec";
+import { SimulatedReadings } from "./devices/simulated-readings";
+import { ImageStore } from "./image-store";
+import { MdnsAdvert } from "./mdns-advert";
+import { NodeMetrics } from "./metrics";
+import { StateDir } from "./state-dir";
+import { TaskRegistry } from "./task-registry";
+import { KILN_VERSION } from "./version";
+import { DeviceRunner } from "./workers/device-runner";
+
+export interface DaemonOptions {
+  host: string;
+  port: number;
+  name: string;
+  stateDir: string;
+  modelsDir: string | null;
+  devices: DeviceSelection;
+  simulate: SimulateSpec[];
+  token: string | null;
+  mdns: boolean;
+  providers: Backend[];
+  baseTimeoutS?: number;
+  queuePerDevice?: number;
+  maxImagesKept?: number;
+  log: Logger;
+}
+
+const MAX_BODY_BYTES = 256 * 1024;
+const SHUTDOWN_GRACE_MS = 10_000;
+
+/** Reads a device's live figures from wherever that kind of device reports them. */
+type ReadingSource = (runner: DeviceRunner) => DeviceReadings;
+
+/**
+ * The node daemon: owns the devices and their workers, the API server, pairing,
+ * telemetry and the mDNS advert. Inference never runs here, only in workers, so
+ * this event loop always answers heartbeats.
+ */
+export class Daemon implements NodeService {
+  readonly nodeId: string;
+  readonly pairing = new PairingCode();
+  readonly events = new EventHub();
+  private readonly state: StateDir;
+  private readonly tokens: TokenStore;
+  private readonly images: ImageStore;
+  private readonly registry = new TaskRegistry();
+  private readonly metrics = new NodeMetrics();
+  private readonly runners: DeviceRunner[] = [];
+  private readonly readings = new Map<string, ReadingSource>();
+  private readonly limits: NodeLimits;
+  private readonly startedAt = new Date().toISOString();
+  private server: Awaited<ReturnType<typeof createServer>> | null = null;
+  private advert: MdnsAdvert | null = null;
+  private gpuTelemetry: GpuTelemetry | null = null;
+  private telemetryTimer: NodeJS.Timeout | null = null;
+  private stopping = false;
+  private boundPort = 0;
+  /** Settles once every worker has loaded its models. */
+  workersReady: Promise<void> = Promise.resolve();
+
+  constructor(private readonly opts: DaemonOptions) {
+    this.state = new StateDir(opts.stateDir);
+    this.nodeId = this.state.nodeId();
+    this.tokens = new TokenStore(this.state, opts.token);
+    this.images = new ImageStore(this.state.imageDir, opts.maxImagesKept ?? 2000);
+    this.limits = {
+      maxBodyBytes: MAX_BODY_BYTES,
+      maxImagesPerTask: 64,
+      queuePerDevice: opts.queuePerDevice ?? 4,
+      baseTaskTimeoutS: opts.baseTimeoutS ?? BASE_TASK_TIMEOUT_S,
+    };
+  }
+
+  get port(): number {
+    return this.boundPort;
+  }
+
+  get deviceList(): readonly InventoryDevice[] {
+    return this.runners.map((r) => r.device);
+  }
+
+  workerPid(deviceUuid: string): number | undefined {
+    return this.runners.find((r) => r.device.uuid === deviceUuid)?.workerPid;
+  }
+
+  /** Binds the API and starts the workers; await {@link workersReady} for them to load. */
+  async start(): Promise<void> {
+    const { log } = this.opts;
+    const smi = await queryNvidiaSmi();
+    if (!smi.ok) log.info({ reason: smi.reason }, "no NVIDIA GPUs visible");
+    const inventory = buildInventory({
+      nodeId: this.nodeId,
+      selection: this.opts.devices,
+      simulate: this.opts.simulate,
+      gpus: smi.ok ? smi.gpus : [],
+      cpu: describeCpu(),
+    });
+    this.setUpReadings(inventory);
+    for (const device of inventory) {
+      this.runners.push(
+        new DeviceRunner({
+          device,
+          nodeId: this.nodeId,
+          imageDir: this.state.imageDir,
+          modelsDir: this.opts.modelsDir,
+          providers: this.opts.providers,
+          queueLimit: this.limits.queuePerDevice,
+          baseTimeoutS: this.limits.baseTaskTimeoutS,
+          emit: (event) => this.onEvent(event),
+          metrics: this.metrics,
+          log,
+        }),
+      );
+    }
+    this.workersReady = Promise.all(this.runners.map((r) => r.start())).then(() => undefined);
+
+    const limiter = new FailureLimiter(10, 60_000);
+    this.server = await createServer({
+      service: this,
+      events: this.events,
+      limiter,
+      maxBodyBytes: MAX_BODY_BYTES,
+      log,
+    });
+    await this.server.listen({ host: this.opts.host, port: this.opts.port });
+    const address = this.server.server.address();
+    this.boundPort = typeof address === "object" && address ? address.port : this.opts.port;
+
+    if (this.opts.mdns) {
+      this.advert = new MdnsAdvert({
+        nodeId: this.nodeId,
+        name: this.opts.name,
+        port: this.boundPort,
+        gpus: inventory.filter((d) => d.kind !== "cpu").length,
+        log,
+      });
+    }
+    this.telemetryTimer = setInterval(() => this.publishTelemetry(), 1000);
+  }
+
+  private setUpReadings(inventory: InventoryDevice[]): void {
+    const nvidia = inventory.filter((d) => d.kind === "nvidia");
+    if (nvidia.length > 0) {
+      this.gpuTelemetry = new GpuTelemetry({
+        expectedUuids: nvidia.map((d) => d.uuid),
+        onLost: (uuid, reason) => this.opts.log.error({ device: uuid, reason }, "GPU lost"),
+      });
+      this.gpuTelemetry.start();
+    }
+    const cpu = new CpuReadings();
+    for (const device of inventory) {
+      if (device.kind === "nvidia") {
+        this.readings.set(device.uuid, () => this.gpuTelemetry?.latest(device.uuid)?.readings ?? UNKNOWN_READINGS);
+      } else if (device.kind === "cpu") {
+        this.readings.set(device.uuid, () => cpu.read());
+      } else {
+        const simulated = new SimulatedReadings(device.uuid, device.vramTotalMb ?? 0);
+        this.readings.set(device.uuid, (runner) => simulated.read({ nowMs: Date.now(), ...runner.activity }));
+      }
+    }
+  }
+
+  private deviceInfo(): DeviceInfo[] {
+    return this.runners.map((runner) => {
+      const d = runner.device;
+      const lost = this.gpuTelemetry?.latest(d.uuid)?.lost ?? false;
+      return {
+        ...(this.readings.get(d.uuid)?.(runner) ?? UNKNOWN_READINGS),
+        uuid: d.uuid,
+        index: d.index,
+        name: d.name,
+        kind: d.kind,
+        simulated: d.simulated,
+        backend: runner.backend,
+        state: lost ? "lost" : runner.state,
+        queueDepth: runner.queueDepth,
+        queueLimit: this.limits.queuePerDevice,
+        currentTaskId: runner.currentTaskId,
+        imagesTotal: runner.imagesTotal,
+        imagesPerSec: runner.throughput.perSecond(),
+      };
+    });
+  }
+
+  private publishTelemetry(): void {
+    const devices = this.deviceInfo();
+    this.metrics.observeDevices(devices);
+    this.events.publish({ type: "telemetry", at: new Date().toISOString(), nodeId: this.nodeId, devices });
+  }
+
+  private onEvent(event: NodeEventBody): void {
+    switch (event.type) {
+      case "task.started":
+        this.registry.setState(event.taskId, "running");
+        break;
+      case "task.done":
+        this.registry.setState(event.taskId, "done");
+        break;
+      case "task.failed":
+        this.registry.setState(event.taskId, "failed");
+        break;
+      case "task.cancelled":
+        this.registry.setState(event.taskId, "cancelled");
+        break;
+      case "image.ready":
+        this.images.added(event.imageId);
+        break;
+    }
+    this.events.publish(event);
+  }
+
+  private models(): ModelInfo[] {
+    const byName = new Map<string, ModelInfo>();
+    for (const runner of this.runners) for (const m of runner.models) if (!byName.has(m.name)) byName.set(m.name, m);
+    return [...byName.values()];
+  }
+
+  health(): Health {
+    const up = this.runners.filter((r) => r.state === "ready" || r.state === "busy").length;
+    const status = this.stopping ? "stopping" : up === this.runners.length ? "ok" : up === 0 ? "starting" : "degraded";
+    return {
+      status,
+      ready: !this.stopping && up > 0,
+      id: this.nodeId,
+      version: KILN_VERSION,
+      protocol: PROTOCOL_VERSION,
+      workersUp: up,
+      workersTotal: this.runners.length,
+      modelsLoaded: this.models().length,
+      paired: this.tokens.pairedCount > 0,
+    };
+  }
+
+  info(): NodeInfo {
+    return {
+      id: this.nodeId,
+      name: this.opts.name,
+      version: KILN_VERSION,
+      protocol: PROTOCOL_VERSION,
+      startedAt: this.startedAt,
+      devices: this.deviceInfo(),
+      models: this.models(),
+      limits: this.limits,
+    };
+  }
+
+  submit(task: Task): TaskAccepted {
+    if (this.stopping)
+      throw new KilnError("E_SHUTTING_DOWN", "the node is shutting down; send the task to another node");
+    const known = this.registry.get(task.id);
+    if (known) return { id: task.id, device: known.device, state: known.state, duplicate: true };
+
+    const models = this.models();
+    if (models.length === 0) throw new KilnError("E_NOT_READY", "the node's workers are still loading; retry shortly");
+    const model = models.find((m) => m.name === task.model);
+    if (!model?.available) {
+      const installed = models.filter((m) => m.available).map((m) => m.name);
+      throw new KilnError(
+        "E_MODEL_MISSING",
+        `model "${task.model}" is not installed on this node; installed: ${installed.join(", ")}`,
+        {
+          field: "model",
+          models: installed,
+        },
+      );
+    }
+    checkLimit("width", task.width, model.maxWidth, model.name);
+    checkLimit("height", task.height, model.maxHeight, model.name);
+    checkLimit("steps", task.steps, model.maxSteps, model.name);
+
+    const runner = this.pickRunner(task);
+    runner.submit(task);
+    this.registry.add(task.id, runner.device.uuid);
+    return { id: task.id, device: runner.device.uuid, state: "queued", duplicate: false };
+  }
+
+  private pickRunner(task: Task): DeviceRunner {
+    const usable = (r: DeviceRunner) =>
+      r.hasModel(task.model) && !(this.gpuTelemetry?.latest(r.device.uuid)?.lost ?? false);
+    if (task.device !== undefined) {
+      const runner = this.runners.find((r) => r.device.uuid === task.device);
+      if (!runner || !usable(runner)) {
+        throw new KilnError("E_DEVICE_MISSING", `device ${task.device} is not available on this node`, {
+          field: "device",
+          devices: this.runners.filter(usable).map((r) => r.device.uuid),
+        });
+      }
+      if (!runner.hasRoom()) throw new KilnError("E_QUEUE_FULL", `device ${task.device} has a full queue; retry later`);
+      return runner;
+    }
+    const candidates = this.runners.filter((r) => usable(r) && r.hasRoom());
+    if (candidates.length === 0)
+      throw new KilnError("E_QUEUE_FULL", "every device of this node has a full queue; retry later");
+    // Shortest queue first; among equals the faster device.
+    candidates.sort((a, b) => a.queueDepth - b.queueDepth || b.throughput.perSecond() - a.throughput.perSecond());
+    return candidates[0] as DeviceRunner;
+  }
+
+  cancel(taskId: string): boolean {
+    return this.runners.some((r) => r.cancel(taskId));
+  }
+
+  imagePath(imageId: string): string {
+    return this.images.path(imageId);
+  }
+
+  pair(code: string, client: string): PairResponse | null {
+    if (!this.pairing.matches(code)) return null;
+    this.pairing.rotate();
+    this.printPairingCode();
+    return { nodeId: this.nodeId, token: this.tokens.issue(client) };
+  }
+
+  verifyToken(token: string): string | null {
+    return this.tokens.verify(token);
+  }
+
+  metricsText(): Promise<string> {
+    return this.metrics.registry.metrics();
+  }
+
+  retryAfterS(): number {
+    const rate = this.runners.reduce((sum, r) => sum + r.throughput.perSecond(), 0);
+    return rate > 0 ? Math.min(30, Math.max(1, Math.ceil(1 / rate))) : 2;
+  }
+
+  printPairingCode(): void {
+    this.opts.log.info({ pairingCode: this.pairing.display }, `pairing code ${this.pairing.display}`);
+  }
+
+  /** Clean shutdown: refuse new work, withdraw the advert, hand back queued work, let running batches finish. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    if (this.telemetryTimer) clearInterval(this.telemetryTimer);
+    await this.gpuTelemetry?.stop();
+    await this.advert?.withdraw();
+    await Promise.all(this.runners.map((r) => r.stop(SHUTDOWN_GRACE_MS)));
+    this.events.closeAll();
+    await this.server?.close();
+  }
+}
+
+const UNKNOWN_READINGS: DeviceReadings = {
+  vramTotalMb: null,
+  vramUsedMb: null,
+  utilizationPct: null,
+  temperatureC: null,
+  powerW: null,
+};
+
+function checkLimit(field: "width" | "height" | "steps", value: number, max: number, model: string): void {
+  if (value > max) {
+    throw new KilnError("E_SIZE_LIMIT", `${field} ${value} is above ${model}'s limit of ${max}`, { field, max }, [
+      { path: field, message: `must be at most ${max} for ${model}` },
+    ]);
+  }
+}

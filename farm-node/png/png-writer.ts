@@ -1,0 +1,50 @@
+import { createHash } from "node:crypto";
+import { rename, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import sharp from "sharp";
+import { SafeId } from "../../shared/ids";
+import { withTextChunks } from "./png-text-chunks";
+
+export interface PngToWrite {
+  imageId: string;
+  rgb: Uint8Array;
+  width: number;
+  height: number;
+  /** The A1111-style `parameters` text. */
+  parameters: string;
+  /** Kiln's own record: node, device, backend, timings. */
+  kiln: Record<string, unknown>;
+}
+
+export interface WrittenPng {
+  sha256: string;
+  bytes: number;
+  encodeMs: number;
+}
+
+/** The only place an image id becomes a file name, so it is validated here again. */
+export function imagePath(imageDir: string, imageId: string): string {
+  return join(imageDir, `${SafeId.parse(imageId)}.png`);
+}
+
+/**
+ * Encodes on libuv's thread pool (sharp), so the worker's JavaScript thread is
+ * free to start the next ONNX Runtime run while this image compresses. Written
+ * to a temporary name and renamed, so a reader never sees half a file.
+ */
+export async function writePng(imageDir: string, image: PngToWrite): Promise<WrittenPng> {
+  const started = performance.now();
+  const encoded = await sharp(image.rgb, { raw: { width: image.width, height: image.height, channels: 3 } })
+    .png({ compressionLevel: 3, adaptiveFiltering: true })
+    .toBuffer();
+  const png = withTextChunks(encoded, { parameters: image.parameters, kiln: JSON.stringify(image.kiln) });
+  const file = imagePath(imageDir, image.imageId);
+  const tmp = `${file}.tmp`;
+  await writeFile(tmp, png);
+  await rename(tmp, file);
+  return {
+    sha256: createHash("sha256").update(png).digest("hex"),
+    bytes: png.length,
+    encodeMs: performance.now() - started,
+  };
+}

@@ -1,0 +1,38 @@
+import type { TaskState } from "../shared/task";
+
+interface Entry {
+  device: string;
+  state: TaskState;
+}
+
+/**
+ * Every task id this node has seen, so a resubmitted id is a no-op (the
+ * coordinator retries POSTs after timeouts). Bounded: the oldest finished
+ * entries are forgotten first.
+ */
+export class TaskRegistry {
+  private readonly entries = new Map<string, Entry>();
+
+  constructor(private readonly capacity = 20_000) {}
+
+  get(id: string): Entry | undefined {
+    return this.entries.get(id);
+  }
+
+  add(id: string, device: string): void {
+    this.entries.set(id, { device, state: "queued" });
+    if (this.entries.size > this.capacity) {
+      for (const [key, entry] of this.entries) {
+        if (entry.state !== "queued" && entry.state !== "running") {
+          this.entries.delete(key);
+          break;
+        }
+      }
+    }
+  }
+
+  setState(id: string, state: TaskState): void {
+    const entry = this.entries.get(id);
+    if (entry) entry.state = state;
+  }
+}

@@ -1,0 +1,451 @@
+import type { Logger } from "pino";
+import type { Backend, DeviceState } from "../../shared/device";
+import { type ErrorCode, KilnError } from "../../shared/errors";
+import type { NodeEventBody } from "../../shared/node-events";
+import type { ModelInfo } from "../../shared/node-info";
+import type { Task, TaskImage } from "../../shared/task";
+import type { FromWorker, WorkerInit } from "../../shared/worker-messages";
+import type { InventoryDevice } from "../devices/device-inventory";
+import type { NodeMetrics } from "../metrics";
+import { BatchLimits, DEFAULT_MEMORY_PROFILE } from "../scheduling/batch-limits";
+import { taskDeadlineMs } from "../scheduling/task-deadline";
+import { ThroughputWindow } from "../scheduling/throughput-window";
+import { WorkerProcess } from "./worker-process";
+
+/** Failures that may succeed when the same work is sent again, here or on another device. */
+const RETRIABLE: ReadonlySet<ErrorCode> = new Set([
+  "E_OOM",
+  "E_TIMEOUT",
+  "E_WORKER_DIED",
+  "E_INFERENCE",
+  "E_SHUTTING_DOWN",
+  "E_DISK_FULL",
+]);
+
+/**
+ * Batches at the worker that have not finished inference: one rendering and one
+ * waiting behind it, so the device never idles for the IPC round trip between
+ * batches. Batches whose PNGs are still encoding do not count.
+ */
+const PIPELINE_DEPTH = 2;
+
+interface ActiveTask {
+  task: Task;
+  queuedAt: number;
+  /** Images not yet handed to the worker. */
+  remaining: TaskImage[];
+  completed: string[];
+  started: boolean;
+  /** Set once the task's outcome is reported; later worker messages about it are ignored. */
+  finished: boolean;
+}
+
+interface InflightBatch {
+  active: ActiveTask;
+  images: TaskImage[];
+  rendered: boolean;
+  deadlineMs: number;
+  /** Armed when the batch can start rendering (no other batch ahead of it is still rendering). */
+  deadline: NodeJS.Timeout | null;
+}
+
+export interface DeviceRunnerOptions {
+  device: InventoryDevice;
+  nodeId: string;
+  imageDir: string;
+  modelsDir: string | null;
+  providers: Backend[];
+  queueLimit: number;
+  baseTimeoutS: number;
+  emit: (event: NodeEventBody) => void;
+  metrics: NodeMetrics;
+  log: Logger;
+}
+
+/**
+ * One device's bounded task queue and the supervision of its worker process:
+ * splits tasks into batches that fit, halves a batch on out-of-memory, enforces
+ * deadlines, and restarts a worker that dies, reporting its tasks as retriable.
+ */
+export class DeviceRunner {
+  state: DeviceState = "starting";
+  backend: Backend | null = null;
+  models: ModelInfo[] = [];
+  imagesTotal = 0;
+  readonly throughput = new ThroughputWindow();
+  private readonly queue: ActiveTask[] = [];
+  /** Tasks with batches at the worker or still to be batched, oldest first. */
+  private readonly active: ActiveTask[] = [];
+  private readonly inflight: InflightBatch[] = [];
+  private worker: WorkerProcess | null = null;
+  private restartDelayMs = 250;
+  private stopping = false;
+  private readonly limits: BatchLimits;
+  private readyWaiters: Array<() => void> = [];
+  private idleWaiters: Array<() => void> = [];
+
+  constructor(private readonly opts: DeviceRunnerOptions) {
+    this.limits = new BatchLimits(() => DEFAULT_MEMORY_PROFILE, opts.device.vramTotalMb);
+  }
+
+  get device(): InventoryDevice {
+    return this.opts.device;
+  }
+
+  get queueDepth(): number {
+    return this.queue.length + this.active.length;
+  }
+
+  get currentTaskId(): string | null {
+    return this.rendering()?.active.task.id ?? this.active[0]?.task.id ?? null;
+  }
+
+  /** What the device is doing now, for simulated telemetry. */
+  get activity(): { busy: boolean; batchImages: number; width: number; height: number } {
+    const batch = this.rendering();
+    if (!batch) return { busy: false, batchImages: 0, width: 0, height: 0 };
+    return {
+      busy: true,
+      batchImages: batch.images.length,
+      width: batch.active.task.width,
+      height: batch.active.task.height,
+    };
+  }
+
+  get workerPid(): number | undefined {
+    return this.worker?.pid;
+  }
+
+  /** Starts the worker; resolves once it has loaded its models. */
+  start(): Promise<void> {
+    const ready = new Promise<void>((resolve) => this.readyWaiters.push(resolve));
+    this.spawn();
+    return ready;
+  }
+
+  hasRoom(): boolean {
+    return this.queue.length < this.opts.queueLimit;
+  }
+
+  hasModel(name: string): boolean {
+    return this.models.some((m) => m.name === name && m.available);
+  }
+
+  submit(task: Task): void {
+    if (!this.hasRoom()) {
+      throw new KilnError("E_QUEUE_FULL", `device ${this.device.uuid} has ${this.queue.length} tasks queued`);
+    }
+    this.queue.push({
+      task,
+      queuedAt: Date.now(),
+      remaining: [...task.images],
+      completed: [],
+      started: false,
+      finished: false,
+    });
+    this.opts.emit({ type: "task.accepted", at: now(), taskId: task.id, device: this.device.uuid });
+    this.pump();
+  }
+
+  /** Cancels a queued or running task; false when this device does not hold it. */
+  cancel(taskId: string): boolean {
+    const index = this.queue.findIndex((t) => t.task.id === taskId);
+    if (index >= 0) {
+      const [queued] = this.queue.splice(index, 1);
+      if (queued) this.report(queued, { type: "task.cancelled", at: now(), taskId, device: this.device.uuid });
+      return true;
+    }
+    const active = this.active.find((t) => t.task.id === taskId);
+    if (!active) return false;
+    active.remaining = [];
+    if (this.inflight.some((b) => b.active === active)) this.worker?.send({ type: "cancel", taskId });
+    else this.report(active, { type: "task.cancelled", at: now(), taskId, device: this.device.uuid });
+    return true;
+  }
+
+  /** Hands queued work back (retriable), lets running tasks finish for up to `graceMs`, stops the worker. */
+  async stop(graceMs: number): Promise<void> {
+    this.stopping = true;
+    for (const queued of this.queue.splice(0)) {
+      this.fail(queued, "E_SHUTTING_DOWN", "the node is shutting down; send this task elsewhere");
+    }
+    if (this.active.length > 0) {
+      const idle = new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+      const timer = new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref());
+      await Promise.race([idle, timer]);
+      for (const active of [...this.active])
+        this.fail(active, "E_SHUTTING_DOWN", "the node shut down before this task finished");
+    }
+    for (const batch of this.inflight.splice(0)) disarm(batch);
+    await this.worker?.stop(2000);
+  }
+
+  private rendering(): InflightBatch | undefined {
+    return this.inflight.find((b) => !b.rendered);
+  }
+
+  private spawn(): void {
+    const { device, nodeId, imageDir, modelsDir, providers } = this.opts;
+    const init: WorkerInit = {
+      type: "init",
+      nodeId,
+      device: {
+        uuid: device.uuid,
+        name: device.name,
+        kind: device.kind,
+        simulatedRate: device.simulatedRate,
+        vramTotalMb: device.vramTotalMb,
+      },
+      imageDir,
+      modelsDir,
+      providers: device.kind === "nvidia" ? providers : ["cpu"],
+    };
+    const log = this.opts.log.child({ device: device.uuid });
+    const worker = new WorkerProcess(init, device.cudaIndex, (line) => log.info({ worker: worker.pid }, line));
+    this.worker = worker;
+    worker.on("message", (message) => this.onMessage(message));
+    worker.on("exit", ({ code, signal }) => {
+      if (this.worker !== worker) return;
+      this.worker = null;
+      if (this.stopping) return;
+      log.warn({ code, signal }, "worker exited; restarting it");
+      const lost = this.inflight.splice(0);
+      for (const batch of lost) disarm(batch);
+      for (const active of new Set(lost.map((b) => b.active))) {
+        this.fail(active, "E_WORKER_DIED", `the worker process of this device died (${signal ?? `exit ${code}`})`);
+      }
+      this.state = "restarting";
+      setTimeout(() => this.spawn(), this.restartDelayMs).unref();
+      this.restartDelayMs = Math.min(this.restartDelayMs * 2, 5000);
+    });
+  }
+
+  private onMessage(message: FromWorker): void {
+    if (message.type === "ready") {
+      this.backend = message.backend;
+      this.models = message.models;
+      this.state = "ready";
+      this.opts.log.info(
+        {
+          device: this.device.uuid,
+          workerPid: this.worker?.pid,
+          backend: message.backend,
+          loadMs: Math.round(message.loadMs),
+          notes: message.providerNotes,
+        },
+        "worker ready",
+      );
+      for (const resolve of this.readyWaiters.splice(0)) resolve();
+      this.pump();
+      return;
+    }
+    // A finished task may still have a batch at the worker; its messages settle that batch.
+    const active =
+      this.active.find((t) => t.task.id === message.taskId) ??
+      this.inflight.find((b) => b.active.task.id === message.taskId)?.active;
+    if (!active) return;
+    switch (message.type) {
+      case "progress":
+        if (!active.finished) {
+          const { taskId, imageId, step, steps } = message;
+          this.opts.emit({ type: "task.progress", at: now(), taskId, imageId, step, steps });
+        }
+        return;
+      case "image":
+        this.onImage(active, message);
+        return;
+      case "batch.rendered": {
+        const batch = this.inflight.find((b) => b.active === active && !b.rendered);
+        if (batch) {
+          batch.rendered = true;
+          disarm(batch);
+        }
+        this.pump();
+        return;
+      }
+      case "batch.done":
+        this.settleBatch(active);
+        if (active.remaining.length === 0 && !this.inflight.some((b) => b.active === active)) {
+          this.report(active, { type: "task.done", at: now(), taskId: active.task.id, device: this.device.uuid });
+        }
+        this.pump();
+        return;
+      case "batch.failed":
+        this.onBatchFailed(active, this.settleBatch(active), message.code, message.message);
+        this.pump();
+        return;
+    }
+  }
+
+  private onImage(active: ActiveTask, message: Extract<FromWorker, { type: "image" }>): void {
+    active.completed.push(message.imageId);
+    this.imagesTotal++;
+    this.throughput.record();
+    this.restartDelayMs = 250;
+    this.opts.metrics.observeImage(this.device.uuid, message.stepMs);
+    if (active.finished) return;
+    const sinceQueued = Date.now() - active.queuedAt;
+    this.opts.emit({
+      type: "image.ready",
+      at: now(),
+      taskId: message.taskId,
+      imageId: message.imageId,
+      url: `/v1/images/${message.imageId}`,
+      sha256: message.sha256,
+      bytes: message.bytes,
+      width: message.width,
+      height: message.height,
+      seed: message.seed,
+      device: this.device.uuid,
+      timings: {
+        queuedMs: Math.max(0, sinceQueued - message.inferenceMs - message.encodeMs),
+        inferenceMs: message.inferenceMs,
+        ortMs: message.ortMs,
+        encodeMs: message.encodeMs,
+        totalMs: sinceQueued,
+      },
+    });
+  }
+
+  private onBatchFailed(active: ActiveTask, batch: InflightBatch | undefined, code: ErrorCode, message: string): void {
+    if (active.finished) return;
+    if (code === "E_CANCELLED") {
+      this.report(active, { type: "task.cancelled", at: now(), taskId: active.task.id, device: this.device.uuid });
+    } else if (code === "E_OOM" && batch && batch.images.length > 1) {
+      const { model, width, height } = active.task;
+      // A batch sent before an earlier halving fails for the same reason: requeue it, halve once.
+      if (batch.images.length <= this.limits.limit(model, width, height)) {
+        const next = this.limits.halve(model, width, height, batch.images.length);
+        this.opts.log.warn(
+          { device: this.device.uuid, model, width, height, batch: batch.images.length, next },
+          "out of memory; halving the batch",
+        );
+      }
+      active.remaining.unshift(...batch.images.filter((i) => !active.completed.includes(i.id)));
+    } else {
+      this.fail(active, code, message);
+    }
+  }
+
+  /** Removes the task's oldest batch at the worker (the one the message is about). */
+  private settleBatch(active: ActiveTask): InflightBatch | undefined {
+    const index = this.inflight.findIndex((b) => b.active === active);
+    if (index < 0) return undefined;
+    const [batch] = this.inflight.splice(index, 1);
+    if (batch) disarm(batch);
+    return batch;
+  }
+
+  /** Keeps PIPELINE_DEPTH unrendered batches at the worker and arms the deadline of the one rendering. */
+  private pump(): void {
+    while (this.worker && this.state !== "starting" && this.state !== "restarting") {
+      if (this.inflight.filter((b) => !b.rendered).length >= PIPELINE_DEPTH) break;
+      const active = this.nextActive();
+      if (!active) break;
+      this.dispatch(active);
+    }
+    const rendering = this.rendering();
+    if (rendering && !rendering.deadline) {
+      rendering.deadline = setTimeout(() => this.onDeadline(rendering), rendering.deadlineMs);
+    }
+    this.state =
+      this.state === "starting" || this.state === "restarting"
+        ? this.state
+        : this.inflight.length > 0
+          ? "busy"
+          : "ready";
+    if (this.active.length === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
+  }
+
+  private nextActive(): ActiveTask | undefined {
+    const withWork = this.active.find((t) => !t.finished && t.remaining.length > 0);
+    if (withWork) return withWork;
+    if (this.stopping) return undefined;
+    const next = this.queue.shift();
+    if (next) this.active.push(next);
+    return next;
+  }
+
+  private dispatch(active: ActiveTask): void {
+    const { task } = active;
+    const size = this.limits.limit(task.model, task.width, task.height);
+    const images = active.remaining.splice(0, size);
+    if (!active.started) {
+      active.started = true;
+      this.opts.emit({
+        type: "task.started",
+        at: now(),
+        taskId: task.id,
+        device: this.device.uuid,
+        backend: this.backend ?? "cpu",
+      });
+    }
+    const defaultSteps = this.models.find((m) => m.name === task.model)?.defaultSteps ?? task.steps;
+    const ms = taskDeadlineMs({
+      baseTimeoutS: this.opts.baseTimeoutS,
+      width: task.width,
+      height: task.height,
+      steps: task.steps,
+      defaultSteps,
+      images: images.length,
+    });
+    this.inflight.push({ active, images, rendered: false, deadlineMs: ms, deadline: null });
+    this.worker?.send({
+      type: "batch",
+      taskId: task.id,
+      model: task.model,
+      width: task.width,
+      height: task.height,
+      steps: task.steps,
+      guidance: task.guidance,
+      sampler: task.sampler,
+      images,
+      queuedAt: active.queuedAt,
+    });
+  }
+
+  private onDeadline(batch: InflightBatch): void {
+    if (!this.inflight.includes(batch)) return;
+    const ms = batch.deadlineMs;
+    this.opts.log.warn(
+      { device: this.device.uuid, task: batch.active.task.id, ms },
+      "task passed its deadline; restarting the worker",
+    );
+    this.fail(batch.active, "E_TIMEOUT", `the task did not finish within its ${(ms / 1000).toFixed(1)} s deadline`);
+    // The exit handler fails whatever else was at the worker and restarts it.
+    this.worker?.kill("SIGKILL");
+  }
+
+  private fail(active: ActiveTask, code: ErrorCode, message: string): void {
+    this.opts.metrics.observeFailure(this.device.uuid, code);
+    this.report(active, {
+      type: "task.failed",
+      at: now(),
+      taskId: active.task.id,
+      device: this.device.uuid,
+      code,
+      message,
+      retriable: RETRIABLE.has(code),
+      completedImageIds: [...active.completed],
+    });
+  }
+
+  /** Reports a task's outcome exactly once and forgets it. */
+  private report(active: ActiveTask, event: NodeEventBody): void {
+    if (active.finished) return;
+    active.finished = true;
+    active.remaining = [];
+    const index = this.active.indexOf(active);
+    if (index >= 0) this.active.splice(index, 1);
+    this.opts.emit(event);
+  }
+}
+
+function disarm(batch: InflightBatch): void {
+  if (batch.deadline) clearTimeout(batch.deadline);
+  batch.deadline = null;
+}
+
+function now(): string {
+  return new Date().toISOString();
+}

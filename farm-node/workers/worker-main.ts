@@ -1,0 +1,159 @@
+/**
+ * Entry point of one worker process: one device, one engine, batches one at a
+ * time. Started by the daemon with `CUDA_VISIBLE_DEVICES` pinned to its GPU, so
+ * a crash or leak here never takes the daemon (and its heartbeats) down.
+ */
+
+import { KilnError } from "../../shared/errors";
+import { formatParameters } from "../../shared/png-parameters";
+import { FromWorker, ToWorker, type WorkerBatch, type WorkerInit } from "../../shared/worker-messages";
+import type { Engine, RenderedImage } from "../inference/engine";
+import { loadEngine } from "../inference/engine-factory";
+import { writePng } from "../png/png-writer";
+
+let engine: Engine | null = null;
+let init: WorkerInit | null = null;
+/** Cancelled task ids; kept (bounded) because a later batch of the same task may already be queued here. */
+const cancelled = new Set<string>();
+const MAX_CANCELLED_REMEMBERED = 1000;
+/** Inference runs one batch at a time; PNG encoding of one batch overlaps the next batch's inference. */
+let inference: Promise<void> = Promise.resolve();
+
+function send(message: FromWorker): void {
+  process.send?.(FromWorker.parse(message));
+}
+
+process.on("message", (raw) => {
+  const parsed = ToWorker.safeParse(raw);
+  if (!parsed.success) {
+    process.stderr.write(`worker: ignoring malformed message: ${parsed.error.message}\n`);
+    return;
+  }
+  const message = parsed.data;
+  if (message.type === "init") inference = inference.then(() => start(message));
+  else if (message.type === "cancel") {
+    cancelled.add(message.taskId);
+    if (cancelled.size > MAX_CANCELLED_REMEMBERED) cancelled.delete(cancelled.values().next().value as string);
+  } else {
+    const rendered = inference.then(() => render(message));
+    inference = rendered.then(() => undefined);
+    void rendered.then((outcome) => finish(message, outcome));
+  }
+});
+// The daemon is our lifeline: when its IPC channel closes, it is gone.
+process.on("disconnect", () => {
+  void engine?.close().finally(() => process.exit(0));
+});
+
+async function start(message: WorkerInit): Promise<void> {
+  const started = performance.now();
+  init = message;
+  const loaded = await loadEngine(message);
+  engine = loaded;
+  send({
+    type: "ready",
+    backend: loaded.backend,
+    providerNotes: loaded.providerNotes,
+    models: loaded.models(),
+    loadMs: performance.now() - started,
+  });
+}
+
+interface Outcome {
+  writes: Promise<void>[];
+  completed: string[];
+  error: unknown;
+}
+
+/** Runs the batch's inference; its PNGs are written in the background. */
+async function render(batch: WorkerBatch): Promise<Outcome> {
+  const outcome: Outcome = { writes: [], completed: [], error: null };
+  if (!engine || !init) {
+    outcome.error = new Error("batch before init");
+    return outcome;
+  }
+  const { nodeId, device, imageDir } = init;
+  const backend = engine.backend;
+  const model = engine.models().find((m) => m.name === batch.model);
+  const writeImage = (image: RenderedImage): void => {
+    const source = batch.images.find((i) => i.id === image.imageId);
+    if (!source || !model) return;
+    const inferenceDone = Date.now();
+    outcome.writes.push(
+      writePng(imageDir, {
+        imageId: image.imageId,
+        rgb: image.rgb,
+        width: batch.width,
+        height: batch.height,
+        parameters: formatParameters({
+          prompt: source.prompt,
+          negativePrompt: source.negativePrompt,
+          steps: batch.steps,
+          sampler: batch.sampler ?? model.defaultSampler,
+          cfgScale: batch.guidance,
+          seed: source.seed,
+          width: batch.width,
+          height: batch.height,
+          model: model.name,
+          modelHash: model.hash,
+        }),
+        kiln: {
+          nodeId,
+          device: device.uuid,
+          deviceName: device.name,
+          backend,
+          simulated: device.kind === "simulated",
+          taskId: batch.taskId,
+          inferenceMs: Math.round(image.inferenceMs),
+          queuedMs: Math.max(0, inferenceDone - batch.queuedAt - image.inferenceMs),
+        },
+      }).then((written) => {
+        outcome.completed.push(image.imageId);
+        send({
+          type: "image",
+          taskId: batch.taskId,
+          imageId: image.imageId,
+          sha256: written.sha256,
+          bytes: written.bytes,
+          width: batch.width,
+          height: batch.height,
+          seed: source.seed,
+          inferenceMs: image.inferenceMs,
+          ortMs: image.ortMs,
+          encodeMs: written.encodeMs,
+          stepMs: image.stepMs,
+        });
+      }),
+    );
+  };
+  try {
+    await engine.render(batch, {
+      onStep: (imageId, step, steps) => send({ type: "progress", taskId: batch.taskId, imageId, step, steps }),
+      isCancelled: () => cancelled.has(batch.taskId),
+      onImage: writeImage,
+    });
+  } catch (error) {
+    outcome.error = error;
+  }
+  send({ type: "batch.rendered", taskId: batch.taskId });
+  return outcome;
+}
+
+/** Reports the batch once all its PNGs are written (or the first failure). */
+async function finish(batch: WorkerBatch, outcome: Outcome): Promise<void> {
+  const writes = await Promise.allSettled(outcome.writes);
+  const writeError = writes.find((w): w is PromiseRejectedResult => w.status === "rejected")?.reason;
+  const error = outcome.error ?? writeError;
+  if (error === null || error === undefined) {
+    send({ type: "batch.done", taskId: batch.taskId });
+    return;
+  }
+  const code = error instanceof KilnError ? error.code : isDiskFull(error) ? "E_DISK_FULL" : "E_INFERENCE";
+  const message = error instanceof Error ? error.message : String(error);
+  send({ type: "batch.failed", taskId: batch.taskId, code, message, completedImageIds: outcome.completed });
+}
+
+function isDiskFull(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException).code;
+  return code === "ENOSPC" || code === "EDQUOT";
+}

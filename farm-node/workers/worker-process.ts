@@ -1,0 +1,78 @@
+import { type ChildProcess, fork } from "node:child_process";
+import { EventEmitter } from "node:events";
+import { fileURLToPath } from "node:url";
+import { FromWorker, type ToWorker, type WorkerInit } from "../../shared/worker-messages";
+
+const WORKER_ENTRY = fileURLToPath(new URL("./worker-main.ts", import.meta.url));
+
+export interface WorkerProcessEvents {
+  message: [FromWorker];
+  exit: [{ code: number | null; signal: NodeJS.Signals | null }];
+}
+
+/**
+ * One worker child process and its typed IPC channel. The process is pinned to
+ * its GPU with CUDA_VISIBLE_DEVICES so CUDA inside it only ever sees device 0.
+ */
+export class WorkerProcess extends EventEmitter<WorkerProcessEvents> {
+  private readonly child: ChildProcess;
+  private exited = false;
+
+  constructor(init: WorkerInit, cudaIndex: number | undefined, log: (line: string) => void) {
+    super();
+    this.child = fork(WORKER_ENTRY, [], {
+      execArgv: ["--import", "tsx"],
+      env: {
+        ...process.env,
+        // A CPU or simulated worker must not grab a GPU by accident.
+        CUDA_VISIBLE_DEVICES: cudaIndex === undefined ? "" : String(cudaIndex),
+        // nvidia-smi numbers GPUs in PCI bus order; CUDA must count the same way.
+        CUDA_DEVICE_ORDER: "PCI_BUS_ID",
+      },
+      stdio: ["ignore", "pipe", "pipe", "ipc"],
+      serialization: "advanced",
+    });
+    for (const stream of [this.child.stdout, this.child.stderr]) {
+      stream?.setEncoding("utf8");
+      stream?.on("data", (chunk: string) => {
+        for (const line of chunk.split("\n")) if (line.trim()) log(line);
+      });
+    }
+    this.child.on("message", (raw) => {
+      const parsed = FromWorker.safeParse(raw);
+      if (parsed.success) this.emit("message", parsed.data);
+      else log(`malformed message from worker: ${parsed.error.message}`);
+    });
+    this.child.on("exit", (code, signal) => {
+      this.exited = true;
+      this.emit("exit", { code, signal });
+    });
+    this.send(init);
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  get alive(): boolean {
+    return !this.exited;
+  }
+
+  send(message: ToWorker): void {
+    if (!this.exited && this.child.connected) this.child.send(message);
+  }
+
+  kill(signal: NodeJS.Signals = "SIGKILL"): void {
+    if (!this.exited) this.child.kill(signal);
+  }
+
+  /** Asks the worker to exit (closing its channel), then kills it after `graceMs`. */
+  async stop(graceMs: number): Promise<void> {
+    if (this.exited) return;
+    const exited = new Promise<void>((resolve) => this.once("exit", () => resolve()));
+    if (this.child.connected) this.child.disconnect();
+    const timer = setTimeout(() => this.kill("SIGKILL"), graceMs);
+    await exited;
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,174 @@
+import { execFileSync } from "node:child_process";
+import { afterEach, describe, expect, it } from "vitest";
+import { ApiError } from "../../shared/errors";
+import type { NodeEvent } from "../../shared/node-events";
+import type { TaskRequest } from "../../shared/task";
+import { type RunningNode, startNode } from "../support/kiln-node-process";
+import { api, subscribe } from "../support/node-client";
+
+type Failed = NodeEvent & { type: "task.failed" };
+const running: RunningNode[] = [];
+let counter = 0;
+
+async function node(args: string[]): Promise<RunningNode> {
+  const n = await startNode(args);
+  running.push(n);
+  return n;
+}
+
+function task(images: number, extra: Partial<TaskRequest> = {}): TaskRequest {
+  const id = `f${++counter}`;
+  return {
+    id,
+    model: "kiln-demo",
+    width: 512,
+    height: 512,
+    steps: 4,
+    images: Array.from({ length: images }, (_, i) => ({ id: `${id}-i${i}`, seed: i + 1, prompt: "fault test" })),
+    ...extra,
+  };
+}
+
+function childPids(pid: number): number[] {
+  try {
+    return execFileSync("pgrep", ["-P", String(pid)], { encoding: "utf8" })
+      .trim()
+      .split("\n")
+      .filter(Boolean)
+      .map(Number);
+  } catch {
+    return [];
+  }
+}
+
+afterEach(async () => {
+  for (const n of running.splice(0)) await n.stop();
+});
+
+describe("kiln-node under faults", () => {
+  it("reports a worker killed with SIGKILL mid-task as retriable, restarts it, and renders the next task", async () => {
+    const n = await node(["--devices", "cpu"]);
+    const events = await subscribe(n);
+    const doomed = task(3, { steps: 12 });
+    expect((await api(n).submit(doomed)).status).toBe(202);
+    await events.waitFor((e) => e.type === "task.progress" && e.taskId === doomed.id);
+    const worker = (await n.waitForLog((l) => l.msg === "worker ready")).workerPid as number;
+    expect(childPids(n.proc.pid as number)).toContain(worker);
+    process.kill(worker, "SIGKILL");
+    const failed = (await events.waitFor((e) => e.type === "task.failed" && e.taskId === doomed.id)) as Failed;
+    expect(failed).toMatchObject({ code: "E_WORKER_DIED", retriable: true });
+
+    const next = task(1, { width: 256, height: 256 });
+    expect((await api(n).submit(next)).status).toBe(202);
+    await events.waitFor((e) => e.type === "image.ready" && e.taskId === next.id, 45_000);
+    expect((await fetch(`${n.url}/health`)).status).toBe(200);
+    expect(childPids(n.proc.pid as number)).not.toContain(worker);
+    events.close();
+  });
+
+  it("fails a task past its deadline with E_TIMEOUT (retriable) and restarts the worker", async () => {
+    // 0.5 img/s: one 512x512 image takes 2 s, the deadline is 0.3 s.
+    const n = await node(["--simulate", "1x24GB@0.5", "--timeout", "0.3"]);
+    const events = await subscribe(n);
+    const slow = task(1);
+    await api(n).submit(slow);
+    const failed = (await events.waitFor((e) => e.type === "task.failed" && e.taskId === slow.id)) as Failed;
+    expect(failed).toMatchObject({ code: "E_TIMEOUT", retriable: true });
+    await n.waitForLog((l) => l.msg === "worker ready" && n.logs.filter((x) => x.msg === "worker ready").length >= 2);
+    const health = (await (await fetch(`${n.url}/health`)).json()) as { workersUp: number };
+    expect(health.workersUp).toBe(1);
+    events.close();
+  });
+
+  it("halves the batch on out-of-memory, retries, and remembers the new limit", async () => {
+    const n = await node(["--simulate", "1x8GB@40"]);
+    const events = await subscribe(n);
+    const big = task(8);
+    await api(n).submit(big);
+    await events.waitFor((e) => e.type === "task.done" && e.taskId === big.id);
+    const ready = events.events.filter((e) => e.type === "image.ready" && e.taskId === big.id);
+    expect(new Set(ready.map((e) => (e as NodeEvent & { type: "image.ready" }).imageId)).size).toBe(8);
+    const halvings = n.logs.filter((l) => l.msg === "out of memory; halving the batch");
+    expect(halvings).toHaveLength(1);
+    expect(halvings[0]).toMatchObject({ batch: 7, next: 3 });
+
+    const again = task(8);
+    await api(n).submit(again);
+    await events.waitFor((e) => e.type === "task.done" && e.taskId === again.id);
+    expect(n.logs.filter((l) => l.msg === "out of memory; halving the batch")).toHaveLength(1);
+    events.close();
+  });
+
+  it("answers 429 with Retry-After when a device's queue is full", async () => {
+    const n = await node(["--simulate", "1x24GB@1", "--queue", "2"]);
+    const statuses: number[] = [];
+    let retryAfter: string | null = null;
+    for (let i = 0; i < 6; i++) {
+      const res = await api(n).submit(task(1));
+      statuses.push(res.status);
+      if (res.status === 429) {
+        retryAfter = res.headers.get("retry-after");
+        expect(ApiError.parse(await res.json()).error.code).toBe("E_QUEUE_FULL");
+      }
+    }
+    // Two at the worker (one rendering, one waiting behind it) and two queued fit; the rest are refused.
+    expect(statuses).toEqual([202, 202, 202, 202, 429, 429]);
+    expect(Number(retryAfter)).toBeGreaterThanOrEqual(1);
+  });
+
+  it("cancels a running task between steps", async () => {
+    const n = await node(["--simulate", "1x24GB@1"]);
+    const events = await subscribe(n);
+    const t = task(2, { steps: 20 });
+    await api(n).submit(t);
+    await events.waitFor((e) => e.type === "task.progress" && e.taskId === t.id);
+    expect((await api(n).delete(`/v1/tasks/${t.id}`)).status).toBe(202);
+    await events.waitFor((e) => e.type === "task.cancelled" && e.taskId === t.id);
+    expect(events.events.some((e) => e.type === "image.ready" && e.taskId === t.id)).toBe(false);
+    events.close();
+  });
+
+  it("on SIGTERM hands queued work back as retriable and exits 0", async () => {
+    const n = await node(["--simulate", "1x24GB@2"]);
+    const events = await subscribe(n);
+    const first = task(1);
+    const second = task(1);
+    const queued = task(1);
+    for (const t of [first, second, queued]) await api(n).submit(t);
+    await events.waitFor((e) => e.type === "task.started" && e.taskId === second.id);
+    n.proc.kill("SIGTERM");
+    const handedBack = (await events.waitFor((e) => e.type === "task.failed" && e.taskId === queued.id)) as Failed;
+    expect(handedBack).toMatchObject({ code: "E_SHUTTING_DOWN", retriable: true });
+    // Work already at the worker is allowed to finish.
+    await events.waitFor((e) => e.type === "task.done" && e.taskId === first.id);
+    await events.waitFor((e) => e.type === "task.done" && e.taskId === second.id);
+    expect((await n.exited).code).toBe(0);
+  });
+
+  it("pairs with the printed code, refuses a wrong one, and rate-limits repeated failures", async () => {
+    const n = await node(["--simulate", "1x24GB@10"]);
+    const code = n.pairingCode();
+    expect(code).toMatch(/^\d{3}-\d{3}$/);
+    const wrongCode = code === "000-000" ? "111-111" : "000-000";
+    const refused = await api(n, null).post("/v1/pair", { code: wrongCode, client: "test" });
+    expect(refused.status).toBe(401);
+    const paired = await api(n, null).post("/v1/pair", { code, client: "studio-test" });
+    expect(paired.status).toBe(200);
+    const { token, nodeId } = (await paired.json()) as { token: string; nodeId: string };
+    expect(nodeId).toBe(n.nodeId);
+    expect((await api(n, token).get("/v1/node")).status).toBe(200);
+    // The code is spent: it cannot pair a second client.
+    expect((await api(n, null).post("/v1/pair", { code, client: "again" })).status).toBe(401);
+
+    let limited: Response | null = null;
+    for (let i = 0; i < 12 && !limited; i++) {
+      const res = await api(n, `guess-${i}`).get("/v1/node");
+      if (res.status === 429) limited = res;
+      else expect(res.status).toBe(401);
+    }
+    expect(limited).not.toBeNull();
+    expect(ApiError.parse(await limited?.json()).error.code).toBe("E_RATE_LIMITED");
+    expect(Number(limited?.headers.get("retry-after"))).toBeGreaterThan(0);
+    expect(n.logs.some((l) => l.msg === "refused a request without a valid token")).toBe(true);
+  });
+});

@@ -1,0 +1,65 @@
+import { mkdtempSync, readFileSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { FailureLimiter } from "../../../farm-node/auth/failure-limiter";
+import { PairingCode } from "../../../farm-node/auth/pairing-code";
+import { TokenStore } from "../../../farm-node/auth/token-store";
+import { StateDir } from "../../../farm-node/state-dir";
+
+describe("token store", () => {
+  it("verifies issued tokens across restarts and stores only their hashes, owner-readable", () => {
+    const dir = mkdtempSync(join(tmpdir(), "kiln-tokens-"));
+    const token = new TokenStore(new StateDir(dir), null).issue("studio-a");
+    const reopened = new TokenStore(new StateDir(dir), null);
+    expect(reopened.verify(token)).toBe("studio-a");
+    expect(reopened.verify(`${token}x`)).toBeNull();
+    const file = readFileSync(join(dir, "tokens.json"), "utf8");
+    expect(file).not.toContain(token);
+    expect(statSync(join(dir, "tokens.json")).mode & 0o777).toBe(0o600);
+  });
+
+  it("accepts the --token secret alongside paired tokens", () => {
+    const store = new TokenStore(new StateDir(mkdtempSync(join(tmpdir(), "kiln-tokens-"))), "deploy-secret");
+    expect(store.verify("deploy-secret")).toBe("token");
+    expect(store.verify("deploy-secreT")).toBeNull();
+  });
+});
+
+describe("state dir", () => {
+  it("keeps the node id stable across restarts", () => {
+    const dir = mkdtempSync(join(tmpdir(), "kiln-state-"));
+    const id = new StateDir(dir).nodeId();
+    expect(id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(new StateDir(dir).nodeId()).toBe(id);
+  });
+});
+
+describe("pairing code", () => {
+  it("matches with or without the dash and rotates after use", () => {
+    const code = new PairingCode();
+    const shown = code.display;
+    expect(shown).toMatch(/^\d{3}-\d{3}$/);
+    expect(code.matches(shown)).toBe(true);
+    expect(code.matches(shown.replace("-", ""))).toBe(true);
+    expect(code.matches(`${shown}0`)).toBe(false);
+    expect(code.matches("")).toBe(false);
+    code.rotate();
+    // One in a million it draws the same code again; then the old one still matches.
+    expect(code.matches(shown)).toBe(code.display === shown);
+  });
+});
+
+describe("failure limiter", () => {
+  it("blocks an address after the limit within the window and frees it after", () => {
+    let now = 0;
+    const limiter = new FailureLimiter(3, 60_000, () => now);
+    for (let i = 0; i < 3; i++) limiter.recordFailure("10.0.0.1");
+    expect(limiter.blockedFor("10.0.0.1")).toBe(60_000);
+    expect(limiter.blockedFor("10.0.0.2")).toBe(0);
+    now = 30_000;
+    expect(limiter.blockedFor("10.0.0.1")).toBe(30_000);
+    now = 60_001;
+    expect(limiter.blockedFor("10.0.0.1")).toBe(0);
+  });
+});
