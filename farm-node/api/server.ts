@@ -83,6 +83,12 @@ export async function createServer(opts: ServerOptions) {
   });
   await app.register(websocket, { options: { maxPayload: 64 * 1024 } });
 
+  /** 429 with Retry-After for an address the failure limiter has blocked. */
+  const refuseBlocked = (request: FastifyRequest, reply: FastifyReply, what: string) => {
+    reply.header("retry-after", Math.ceil(limiter.blockedFor(request.ip) / 1000));
+    return sendError(reply, new KilnError("E_RATE_LIMITED", `${what} from this address; wait and try again`));
+  };
+
   app.setErrorHandler((error, _request, reply) => {
     if (error instanceof KilnError) return sendError(reply, error);
     const status = (error as { statusCode?: number }).statusCode ?? 500;
@@ -104,14 +110,7 @@ export async function createServer(opts: ServerOptions) {
   app.addHook("onRequest", async (request, reply) => {
     const path = request.url.split("?")[0] ?? "";
     if (!path.startsWith(`${NODE_API_PREFIX}/`) || path === `${NODE_API_PREFIX}/pair`) return;
-    const wait = limiter.blockedFor(request.ip);
-    if (wait > 0) {
-      reply.header("retry-after", Math.ceil(wait / 1000));
-      return sendError(
-        reply,
-        new KilnError("E_RATE_LIMITED", "too many failed attempts from this address; wait and try again"),
-      );
-    }
+    if (limiter.blockedFor(request.ip) > 0) return refuseBlocked(request, reply, "too many failed attempts");
     const token = bearer(request);
     if (token === null || service.verifyToken(token) === null) {
       limiter.recordFailure(request.ip);
@@ -140,14 +139,7 @@ export async function createServer(opts: ServerOptions) {
   app.get(`${NODE_API_PREFIX}/node`, async () => service.info());
 
   app.post(`${NODE_API_PREFIX}/pair`, async (request, reply) => {
-    const wait = limiter.blockedFor(request.ip);
-    if (wait > 0) {
-      reply.header("retry-after", Math.ceil(wait / 1000));
-      return sendError(
-        reply,
-        new KilnError("E_RATE_LIMITED", "too many wrong pairing codes from this address; wait and try again"),
-      );
-    }
+    if (limiter.blockedFor(request.ip) > 0) return refuseBlocked(request, reply, "too many wrong pairing codes");
     const body = parseOr400(PairRequest, request.body, "pairing request");
     const paired = service.pair(body.code, body.client);
     if (!paired) {

@@ -1,9 +1,10 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { MdnsTxt } from "../../shared/node-info";
 import { startNode } from "../support/kiln-node-process";
 import { NETNS_SKIP_REASON, Netns } from "../support/netns";
+import { eachLine, Observed } from "../support/observed";
 
 const BROWSE = fileURLToPath(new URL("./support/mdns-browse.ts", import.meta.url));
 
@@ -16,51 +17,15 @@ interface BrowseLine {
   txt?: Record<string, string>;
 }
 
-function browse(ns: Netns): {
-  proc: ChildProcess;
-  lines: BrowseLine[];
-  waitFor(p: (l: BrowseLine) => boolean): Promise<BrowseLine>;
-} {
+function browse(ns: Netns) {
   const [command, ...args] = [...ns.prefix(), process.execPath, "--import", "tsx", BROWSE];
   const proc = spawn(command as string, args, { stdio: ["ignore", "pipe", "inherit"] });
-  const lines: BrowseLine[] = [];
-  const waiters: Array<[(l: BrowseLine) => boolean, (l: BrowseLine) => void]> = [];
-  let buffer = "";
-  proc.stdout?.setEncoding("utf8");
-  proc.stdout?.on("data", (chunk: string) => {
-    buffer += chunk;
-    const parts = buffer.split("\n");
-    buffer = parts.pop() ?? "";
-    for (const part of parts.filter(Boolean)) {
-      const line = JSON.parse(part) as BrowseLine;
-      lines.push(line);
-      for (const w of [...waiters]) {
-        if (!w[0](line)) continue;
-        waiters.splice(waiters.indexOf(w), 1);
-        w[1](line);
-      }
-    }
-  });
+  const lines = new Observed<BrowseLine>();
+  eachLine(proc.stdout, (text) => lines.push(JSON.parse(text) as BrowseLine));
   return {
     proc,
-    lines,
-    waitFor: (p) => {
-      const found = lines.find(p);
-      if (found) return Promise.resolve(found);
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(
-          () => reject(new Error(`no matching mDNS event; saw ${JSON.stringify(lines)}`)),
-          20_000,
-        );
-        waiters.push([
-          p,
-          (l) => {
-            clearTimeout(timer);
-            resolve(l);
-          },
-        ]);
-      });
-    },
+    waitFor: (predicate: (l: BrowseLine) => boolean) =>
+      lines.waitFor(predicate, 20_000, () => `mDNS events seen: ${JSON.stringify(lines.items)}`),
   };
 }
 

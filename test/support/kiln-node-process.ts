@@ -4,6 +4,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { eachLine, Observed } from "./observed";
 
 const BIN = fileURLToPath(new URL("../../bin/kiln-node.js", import.meta.url));
 
@@ -47,30 +48,13 @@ export async function startNode(args: string[] = [], opts: StartOptions = {}): P
   const argv = [BIN, "--host", "127.0.0.1", "--port", "0", ...mdns, "--state-dir", stateDir, "--token", token, ...args];
   const [command, ...rest] = opts.prefix ? [...opts.prefix, process.execPath, ...argv] : [process.execPath, ...argv];
   const proc = spawn(command as string, rest, { stdio: ["ignore", "pipe", "pipe"] });
-  const logs: LogLine[] = [];
-  const waiters: Array<{ predicate: (l: LogLine) => boolean; resolve: (l: LogLine) => void }> = [];
+  const logs = new Observed<LogLine>();
   let stderr = "";
-  let buffer = "";
-  proc.stdout?.setEncoding("utf8");
-  proc.stdout?.on("data", (chunk: string) => {
-    buffer += chunk;
-    const lines = buffer.split("\n");
-    buffer = lines.pop() ?? "";
-    for (const text of lines) {
-      if (!text.trim()) continue;
-      let line: LogLine;
-      try {
-        line = JSON.parse(text) as LogLine;
-      } catch {
-        line = { msg: text };
-      }
-      logs.push(line);
-      for (const w of [...waiters]) {
-        if (w.predicate(line)) {
-          waiters.splice(waiters.indexOf(w), 1);
-          w.resolve(line);
-        }
-      }
+  eachLine(proc.stdout, (text) => {
+    try {
+      logs.push(JSON.parse(text) as LogLine);
+    } catch {
+      logs.push({ msg: text });
     }
   });
   proc.stderr?.setEncoding("utf8");
@@ -80,31 +64,16 @@ export async function startNode(args: string[] = [], opts: StartOptions = {}): P
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     proc.on("exit", (code, signal) => resolve({ code, signal })),
   );
-
-  const waitForLog = (predicate: (line: LogLine) => boolean, timeoutMs = 30_000): Promise<LogLine> => {
-    const found = logs.find(predicate);
-    if (found) return Promise.resolve(found);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        reject(
-          new Error(
-            `timed out waiting for a log line; stderr:\n${stderr}\nlogs:\n${logs.map((l) => JSON.stringify(l)).join("\n")}`,
-          ),
-        );
-      }, timeoutMs);
-      waiters.push({
-        predicate,
-        resolve: (line) => {
-          clearTimeout(timer);
-          resolve(line);
-        },
-      });
-      void exited.then(({ code }) => {
-        clearTimeout(timer);
-        reject(new Error(`kiln-node exited with ${code} before the expected log line; stderr:\n${stderr}`));
-      });
-    });
-  };
+  const died = exited.then(
+    ({ code }) => `kiln-node exited with ${code} before the expected log line; stderr:\n${stderr}`,
+  );
+  const waitForLog = (predicate: (line: LogLine) => boolean, timeoutMs = 30_000): Promise<LogLine> =>
+    logs.waitFor(
+      predicate,
+      timeoutMs,
+      () => `no matching log line; stderr:\n${stderr}\nlogs:\n${logs.items.map((l) => JSON.stringify(l)).join("\n")}`,
+      died,
+    );
 
   const listening = await waitForLog((l) => l.msg === "listening");
   await waitForLog((l) => l.msg === "ready");
@@ -116,8 +85,8 @@ export async function startNode(args: string[] = [], opts: StartOptions = {}): P
     token,
     nodeId: listening.nodeId as string,
     stateDir,
-    logs,
-    pairingCode: () => [...logs].reverse().find((l) => typeof l.pairingCode === "string")?.pairingCode as string,
+    logs: logs.items,
+    pairingCode: () => [...logs.items].reverse().find((l) => typeof l.pairingCode === "string")?.pairingCode as string,
     waitForLog,
     exited,
     async stop() {

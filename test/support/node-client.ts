@@ -2,6 +2,7 @@ import WebSocket from "ws";
 import { NodeEvent } from "../../shared/node-events";
 import type { TaskRequest } from "../../shared/task";
 import type { RunningNode } from "./kiln-node-process";
+import { Observed } from "./observed";
 
 /** A thin HTTP client for tests: real fetch against a real node. */
 export function api(node: Pick<RunningNode, "url" | "token">, token: string | null = node.token) {
@@ -39,41 +40,16 @@ export async function subscribe(node: Pick<RunningNode, "port" | "token">): Prom
   const socket = new WebSocket(`ws://127.0.0.1:${node.port}/v1/events`, {
     headers: { authorization: `Bearer ${node.token}` },
   });
-  const events: NodeEvent[] = [];
-  const waiters: Array<{ predicate: (e: NodeEvent) => boolean; resolve: (e: NodeEvent) => void }> = [];
-  socket.on("message", (data) => {
-    const event = NodeEvent.parse(JSON.parse(String(data)));
-    events.push(event);
-    for (const w of [...waiters]) {
-      if (w.predicate(event)) {
-        waiters.splice(waiters.indexOf(w), 1);
-        w.resolve(event);
-      }
-    }
-  });
+  const events = new Observed<NodeEvent>();
+  socket.on("message", (data) => events.push(NodeEvent.parse(JSON.parse(String(data)))));
   await new Promise<void>((resolve, reject) => {
     socket.once("open", () => resolve());
     socket.once("error", reject);
   });
   return {
-    events,
-    waitFor(predicate: (e: NodeEvent) => boolean, timeoutMs = 30_000): Promise<NodeEvent> {
-      const found = events.find(predicate);
-      if (found) return Promise.resolve(found);
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(
-          () => reject(new Error(`timed out waiting for an event; saw: ${events.map((e) => e.type).join(", ")}`)),
-          timeoutMs,
-        );
-        waiters.push({
-          predicate,
-          resolve: (e) => {
-            clearTimeout(timer);
-            resolve(e);
-          },
-        });
-      });
-    },
+    events: events.items,
+    waitFor: (predicate: (e: NodeEvent) => boolean, timeoutMs = 30_000) =>
+      events.waitFor(predicate, timeoutMs, () => `events seen: ${events.items.map((e) => e.type).join(", ")}`),
     close: () => socket.close(),
   } as EventStream;
 }
