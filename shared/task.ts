@@ -5,16 +5,29 @@ import { SafeId } from "./ids";
 /** Largest seed: seeds are unsigned 32-bit so every tool can reproduce them. */
 export const MAX_SEED = 0xffff_ffff;
 
-const Edge = z
+export const Edge = z
   .number()
   .int("must be a whole number of pixels")
   .min(64, "must be at least 64 pixels")
   .max(MAX_IMAGE_EDGE, `must be at most ${MAX_IMAGE_EDGE} pixels`)
   .refine((n) => n % 8 === 0, "must be a multiple of 8 (try rounding to the nearest multiple of 8)");
 
+export const Steps = z
+  .number()
+  .int("must be a whole number")
+  .min(1, "must be at least 1")
+  .max(200, "must be at most 200");
+export const Guidance = z.number().min(0, "must not be negative").max(50, "must be at most 50");
+export const Seed = z
+  .number()
+  .int("must be a whole number")
+  .min(0, "must not be negative")
+  .max(MAX_SEED, `must be at most ${MAX_SEED}`);
+export const ModelName = z.string().min(1, "must name a model").max(200);
+
 export const TaskImage = z.object({
   id: SafeId,
-  seed: z.number().int("must be a whole number").min(0).max(MAX_SEED),
+  seed: Seed,
   prompt: z.string().max(4000, "must be at most 4000 characters"),
   negativePrompt: z.string().max(4000, "must be at most 4000 characters").default(""),
 });
@@ -27,11 +40,11 @@ export type TaskImage = z.infer<typeof TaskImage>;
  */
 export const TaskRequest = z.object({
   id: SafeId,
-  model: z.string().min(1).max(200),
+  model: ModelName,
   width: Edge,
   height: Edge,
-  steps: z.number().int("must be a whole number").min(1, "must be at least 1").max(200, "must be at most 200"),
-  guidance: z.number().min(0, "must not be negative").max(50, "must be at most 50").default(1),
+  steps: Steps,
+  guidance: Guidance.default(1),
   sampler: z.string().max(50).optional(),
   /** Uuid of the device to run on; any device of the node when absent. */
   device: z.string().max(100).optional(),

@@ -1,0 +1,97 @@
+import { z } from "zod";
+import { DEMO_MODEL } from "./constants";
+import { Edge, Guidance, MAX_SEED, ModelName, Seed, Steps } from "./task";
+
+/** Upper bound on the images one job may expand into. */
+export const MAX_IMAGES_PER_JOB = 100_000;
+
+/**
+ * - fixed: every image gets the job's seed (compare prompts or grid cells on one seed);
+ * - increment: seed, seed+1, … across the images of each prompt (A1111's batch behaviour);
+ * - random: a seed drawn for each image at submission and recorded, so re-runs reproduce it.
+ * Grid cells always share their seeds, so a cell differs from its neighbour only by its axis.
+ */
+export const SeedMode = z.enum(["fixed", "increment", "random"]);
+export type SeedMode = z.infer<typeof SeedMode>;
+
+export const SizeValue = z.object({ width: Edge, height: Edge });
+
+export const GridAxis = z.discriminatedUnion("kind", [
+  /** Prompt search/replace: every occurrence of `search` becomes each value in turn. */
+  z.object({
+    kind: z.literal("prompt"),
+    search: z.string().min(1, "must not be empty"),
+    values: z.array(z.string().max(4000)).min(1),
+  }),
+  z.object({ kind: z.literal("seed"), values: z.array(Seed).min(1) }),
+  z.object({ kind: z.literal("steps"), values: z.array(Steps).min(1) }),
+  z.object({ kind: z.literal("cfg"), values: z.array(Guidance).min(1) }),
+  z.object({ kind: z.literal("size"), values: z.array(SizeValue).min(1) }),
+  z.object({ kind: z.literal("model"), values: z.array(ModelName).min(1) }),
+]);
+export type GridAxis = z.infer<typeof GridAxis>;
+export type GridAxisKind = GridAxis["kind"];
+
+export const JobSpec = z
+  .object({
+    name: z.string().max(200).optional(),
+    prompts: z
+      .array(z.string().max(4000, "must be at most 4000 characters"))
+      .min(1, "needs at least one prompt")
+      .max(10_000),
+    negativePrompt: z.string().max(4000, "must be at most 4000 characters").default(""),
+    model: ModelName.default(DEMO_MODEL),
+    width: Edge.default(512),
+    height: Edge.default(512),
+    /** The model's default when absent. */
+    steps: Steps.optional(),
+    /** The model's default when absent. */
+    guidance: Guidance.optional(),
+    sampler: z.string().max(50).optional(),
+    /** Drawn at submission (and recorded) when absent. */
+    seed: Seed.optional(),
+    seedMode: SeedMode.default("increment"),
+    /** Images per prompt and grid cell. */
+    count: z.number().int("must be a whole number").min(1, "must be at least 1").max(10_000).default(1),
+    grid: z.object({ x: GridAxis, y: GridAxis.optional() }).optional(),
+    /** Higher runs first; equal priorities run in submission order. */
+    priority: z.number().int().min(-100).max(100).default(0),
+  })
+  .superRefine((spec, ctx) => {
+    const total = imageCount(spec);
+    if (total > MAX_IMAGES_PER_JOB) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["count"],
+        message: `the job would make ${total} images; at most ${MAX_IMAGES_PER_JOB} (lower count, prompts or grid values)`,
+      });
+    }
+  });
+export type JobSpecInput = z.input<typeof JobSpec>;
+export type JobSpec = z.output<typeof JobSpec>;
+
+/** One image of a job, fully determined: the same spec gives the same images on any farm. */
+export interface ImageSpec {
+  /** Position in the job, 0-based. */
+  index: number;
+  prompt: string;
+  negativePrompt: string;
+  seed: number;
+  model: string;
+  width: number;
+  height: number;
+  steps: number;
+  guidance: number;
+  sampler?: string;
+  /** Index into grid.x / grid.y values, for grid jobs. */
+  gridX?: number;
+  gridY?: number;
+}
+
+export function imageCount(spec: Pick<JobSpec, "prompts" | "count" | "grid">): number {
+  const x = spec.grid?.x.values.length ?? 1;
+  const y = spec.grid?.y?.values.length ?? 1;
+  return spec.prompts.length * spec.count * x * y;
+}
+
+export { MAX_SEED };
