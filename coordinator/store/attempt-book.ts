@@ -1,0 +1,364 @@
+import type { Database } from "better-sqlite3";
+import { KilnError } from "../../shared/errors";
+import { SafeId } from "../../shared/ids";
+import { writeTransaction } from "./database";
+import { newId } from "./ids";
+import {
+  type AttemptRef,
+  type AttemptRow,
+  type AttemptSql,
+  type AttemptState,
+  FINISHED_SQL,
+  type ImageState,
+  toAttemptRef,
+  toAttemptRow,
+} from "./records";
+
+/** An image that failed on this many different devices (node + device) is failed for good. */
+export const FAILED_DEVICES_TO_FAIL = 3;
+/** …or this many times in all, so a farm of one device cannot retry a doomed image forever. */
+export const FAILED_ATTEMPTS_TO_FAIL = 5;
+
+export interface AttemptStart {
+  imageId: string;
+  /** Chosen here when absent. */
+  attemptId?: string;
+  nodeId: string;
+  /** The device's uuid on its node. */
+  device: string;
+  taskId: string;
+}
+
+export interface ImageOutput {
+  /** Where the caller stored the PNG. */
+  path: string;
+  sha256: string;
+  bytes: number;
+  nodeId: string;
+  device: string;
+  timings: object;
+}
+
+export interface Completion {
+  accepted: boolean;
+  /** Why a result was not accepted; the caller then deletes the file it wrote. */
+  reason?: string;
+  /** Other attempts of the same image, closed as superseded: cancel them on their nodes. */
+  twins: AttemptRef[];
+}
+
+export interface AttemptFailure {
+  code: string;
+  message: string;
+  retriable: boolean;
+}
+
+interface AttemptImageSql extends AttemptSql {
+  job_id: string;
+  image_state: ImageState;
+}
+
+/**
+ * Attempts and the image states they drive. Exactly-once rests on two facts:
+ * an image never leaves `done`, and only an attempt that is still `active` may
+ * make it `done` (results has the image id as primary key as a last guard).
+ * Anything that ends an attempt early (lost node, cancel, restart, a twin
+ * finishing first) fences its late result out.
+ */
+export class AttemptBook {
+  constructor(private readonly db: Database) {}
+
+  /**
+   * Records images sent to devices. A queued image becomes running; a running
+   * one may get a second attempt (a tail duplicate on an idle GPU). Returns the
+   * attempt ids in the order of `rows`.
+   */
+  start(rows: AttemptStart[], now: number): string[] {
+    return writeTransaction(this.db, () => {
+      const insert = this.db.prepare(
+        "INSERT INTO attempts (id, image_id, task_id, node_id, device, started_at) VALUES (?, ?, ?, ?, ?, ?)",
+      );
+      const stateOf = this.db.prepare("SELECT state FROM images WHERE id = ?").pluck();
+      const run = this.db.prepare("UPDATE images SET state = 'running' WHERE id = ? AND state = 'queued'");
+      return rows.map((row) => {
+        const state = stateOf.get(row.imageId) as ImageState | undefined;
+        if (state === undefined) throw new KilnError("E_NOT_FOUND", `no image ${row.imageId} in the queue`);
+        if (state !== "queued" && state !== "running") {
+          throw new KilnError("E_BAD_REQUEST", `image ${row.imageId} is ${state}; only queued or running images start`);
+        }
+        const id = row.attemptId === undefined ? newId("a") : safeId(row.attemptId, "attempt id");
+        insert.run(id, row.imageId, safeId(row.taskId, "task id"), row.nodeId, row.device, now);
+        run.run(row.imageId);
+        return id;
+      });
+    });
+  }
+
+  get(id: string): AttemptRow | undefined {
+    const row = this.db.prepare<[string], AttemptSql>("SELECT * FROM attempts WHERE id = ?").get(id);
+    return row && toAttemptRow(row);
+  }
+
+  active(column: "image_id" | "node_id" | "task_id", value: string): AttemptRow[] {
+    return this.activeWhere(column, value).map(toAttemptRow);
+  }
+
+  /** How the attempts of a job's images ended (and how many are active). */
+  outcomes(jobId: string): Record<AttemptState, number> {
+    const counts: Record<AttemptState, number> = {
+      active: 0,
+      done: 0,
+      failed: 0,
+      lost: 0,
+      cancelled: 0,
+      superseded: 0,
+      discarded: 0,
+    };
+    const rows = this.db
+      .prepare<[string], { state: AttemptState; n: number }>(
+        `SELECT a.state, count(*) AS n FROM images i JOIN attempts a ON a.image_id = i.id
+         WHERE i.job_id = ? GROUP BY a.state`,
+      )
+      .all(jobId);
+    for (const row of rows) counts[row.state] = row.n;
+    return counts;
+  }
+
+  /** See Ledger.completeImage. */
+  complete(attemptId: string, result: ImageOutput | null, now: number): Completion {
+    return writeTransaction(this.db, (): Completion => {
+      const a = this.attemptWithImage(attemptId);
+      if (!a) return { accepted: false, reason: `unknown attempt ${attemptId}`, twins: [] };
+      if (result === null || a.state !== "active" || a.image_state === "done") {
+        const reason =
+          a.state !== "active"
+            ? `attempt ${attemptId} had already ended as ${a.state}${a.note ? ` (${a.note})` : ""}`
+            : a.image_state === "done"
+              ? `image ${a.image_id} was already stored`
+              : "the coordinator kept no result";
+        // A done or failed attempt keeps its outcome; the others end as discarded, the result's fact.
+        if (a.state === "active" || a.state === "lost" || a.state === "cancelled" || a.state === "superseded") {
+          this.close(attemptId, "discarded", now, { note: `result not kept: ${reason}` });
+          if (a.state === "active") this.settleImage(a.image_id, a.job_id, now);
+        }
+        return { accepted: false, reason, twins: [] };
+      }
+      this.close(attemptId, "done", now);
+      this.db
+        .prepare(
+          `INSERT INTO results (image_id, attempt_id, path, sha256, bytes, node_id, device, timings, stored_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .run(
+          a.image_id,
+          attemptId,
+          result.path,
+          result.sha256,
+          result.bytes,
+          result.nodeId,
+          result.device,
+          JSON.stringify(result.timings),
+          now,
+        );
+      this.db
+        .prepare("UPDATE images SET state = 'done', error_code = NULL, error_message = NULL WHERE id = ?")
+        .run(a.image_id);
+      const twins = this.activeWhere("image_id", a.image_id);
+      for (const twin of twins) {
+        this.close(twin.id, "superseded", now, { note: `attempt ${attemptId} finished the image first` });
+      }
+      this.stampFinished(a.job_id, now);
+      return { accepted: true, twins: twins.map(toAttemptRef) };
+    });
+  }
+
+  /** See Ledger.failAttempt. */
+  fail(attemptId: string, failure: AttemptFailure, now: number): { imageState: ImageState } {
+    return writeTransaction(this.db, () => {
+      const a = this.requireAttempt(attemptId);
+      // A late report of an attempt already ended (lost, cancelled…) changes nothing.
+      if (a.state !== "active") return { imageState: a.image_state };
+      this.close(attemptId, "failed", now, { error: failure });
+      return { imageState: this.settleImage(a.image_id, a.job_id, now) };
+    });
+  }
+
+  /** Closes the active ones among `attemptIds` as lost; returns how many. */
+  lose(attemptIds: string[], reason: string, now: number): number {
+    return writeTransaction(this.db, () => {
+      let lost = 0;
+      for (const id of attemptIds) {
+        const a = this.attemptWithImage(id);
+        if (a?.state !== "active") continue;
+        this.close(id, "lost", now, { note: reason });
+        this.settleImage(a.image_id, a.job_id, now);
+        lost++;
+      }
+      return lost;
+    });
+  }
+
+  loseNode(nodeId: string, reason: string, now: number): number {
+    return this.lose(
+      this.activeWhere("node_id", nodeId).map((a) => a.id),
+      reason,
+      now,
+    );
+  }
+
+  /** See Ledger.recoverAfterRestart. */
+  recover(now: number): number {
+    const active = this.db.prepare("SELECT id FROM attempts WHERE state = 'active'").pluck().all() as string[];
+    return this.lose(active, "coordinator restarted", now);
+  }
+
+  cancel(attemptId: string, now: number): { imageState: ImageState } {
+    return writeTransaction(this.db, () => {
+      const a = this.requireAttempt(attemptId);
+      if (a.state !== "active") return { imageState: a.image_state };
+      this.close(attemptId, "cancelled", now, { note: "cancelled by the coordinator" });
+      return { imageState: this.settleImage(a.image_id, a.job_id, now) };
+    });
+  }
+
+  /** Cancels an unfinished job's unfinished images and closes their attempts; returns those attempts. */
+  cancelJob(jobId: string, now: number): AttemptRef[] {
+    return writeTransaction(this.db, () => {
+      const active = this.db
+        .prepare<[string], AttemptSql>(
+          `SELECT a.* FROM images i JOIN attempts a ON a.image_id = i.id
+           WHERE i.job_id = ? AND i.state = 'running' AND a.state = 'active'`,
+        )
+        .all(jobId);
+      for (const a of active) this.close(a.id, "cancelled", now, { note: "its job was cancelled" });
+      this.db.prepare("UPDATE images SET state = 'cancelled' WHERE job_id = ? AND state = 'queued'").run(jobId);
+      this.db.prepare("UPDATE images SET state = 'cancelled' WHERE job_id = ? AND state = 'running'").run(jobId);
+      this.db.prepare("UPDATE jobs SET cancelled = 1, finished_at = ? WHERE id = ?").run(now, jobId);
+      return active.map(toAttemptRef);
+    });
+  }
+
+  /** Requeues a job's failed images with their failure history forgotten; returns how many. */
+  retryFailed(jobId: string, now: number): number {
+    return writeTransaction(this.db, () => {
+      this.db
+        .prepare(
+          `UPDATE attempts SET counts_as_failure = 0
+           WHERE counts_as_failure = 1 AND image_id IN (SELECT id FROM images WHERE job_id = ? AND state = 'failed')`,
+        )
+        .run(jobId);
+      const { changes } = this.db
+        .prepare(
+          `UPDATE images SET state = 'queued', error_code = NULL, error_message = NULL
+           WHERE job_id = ? AND state = 'failed'`,
+        )
+        .run(jobId);
+      this.db.prepare("UPDATE jobs SET last_error = NULL WHERE id = ?").run(jobId);
+      this.stampFinished(jobId, now);
+      return changes;
+    });
+  }
+
+  private activeWhere(column: "image_id" | "node_id" | "task_id", value: string): AttemptSql[] {
+    return this.db
+      .prepare<[string], AttemptSql>(`SELECT * FROM attempts WHERE ${column} = ? AND state = 'active' ORDER BY rowid`)
+      .all(value);
+  }
+
+  private attemptWithImage(id: string): AttemptImageSql | undefined {
+    return this.db
+      .prepare<[string], AttemptImageSql>(
+        `SELECT a.*, i.job_id, i.state AS image_state FROM attempts a JOIN images i ON i.id = a.image_id
+         WHERE a.id = ?`,
+      )
+      .get(id);
+  }
+
+  private requireAttempt(id: string): AttemptImageSql {
+    const a = this.attemptWithImage(id);
+    if (!a) throw new KilnError("E_NOT_FOUND", `no attempt ${id} in the queue`);
+    return a;
+  }
+
+  /** Callers check the attempt's state first, in the same transaction. */
+  private close(id: string, state: AttemptState, now: number, why: { note?: string; error?: AttemptFailure } = {}) {
+    this.db
+      .prepare(
+        `UPDATE attempts SET state = @state, ended_at = @now, note = @note, error_code = @code,
+           error_message = @message, retriable = @retriable, counts_as_failure = @counts
+         WHERE id = @id`,
+      )
+      .run({
+        id,
+        state,
+        now,
+        note: why.note ?? null,
+        code: why.error?.code ?? null,
+        message: why.error?.message ?? null,
+        retriable: why.error ? (why.error.retriable ? 1 : 0) : null,
+        counts: why.error ? 1 : 0,
+      });
+  }
+
+  /**
+   * Decides where an unfinished image stands after one of its attempts ended:
+   * still running while another attempt holds it, failed when its failure
+   * history says so, else back in the queue.
+   */
+  private settleImage(imageId: string, jobId: string, now: number): ImageState {
+    const current = this.db.prepare("SELECT state FROM images WHERE id = ?").pluck().get(imageId) as ImageState;
+    if (current !== "queued" && current !== "running") return current;
+    const stillOut = this.db
+      .prepare("SELECT 1 FROM attempts WHERE image_id = ? AND state = 'active' LIMIT 1")
+      .get(imageId);
+    const verdict = stillOut ? undefined : this.failureVerdict(imageId);
+    const next: ImageState = stillOut ? "running" : verdict ? "failed" : "queued";
+    this.db
+      .prepare("UPDATE images SET state = ?, error_code = ?, error_message = ? WHERE id = ?")
+      .run(next, verdict?.code ?? null, verdict?.message ?? null, imageId);
+    if (verdict) this.db.prepare("UPDATE jobs SET last_error = ? WHERE id = ?").run(verdict.message, jobId);
+    this.stampFinished(jobId, now);
+    return next;
+  }
+
+  /** The failure that fails the image, if its counted failures amount to one. */
+  private failureVerdict(imageId: string): { code: string; message: string } | undefined {
+    const failures = this.db
+      .prepare<
+        [string],
+        { node_id: string; device: string; error_code: string; error_message: string; retriable: number }
+      >(
+        `SELECT node_id, device, error_code, error_message, retriable FROM attempts
+         WHERE image_id = ? AND counts_as_failure = 1 ORDER BY ended_at DESC, rowid DESC`,
+      )
+      .all(imageId);
+    const fatal = failures.find((f) => f.retriable === 0);
+    if (fatal) return { code: fatal.error_code, message: fatal.error_message };
+    const devices = new Set(failures.map((f) => `${f.node_id}\u0000${f.device}`)).size;
+    const last = failures[0];
+    if (!last) return undefined;
+    if (devices >= FAILED_DEVICES_TO_FAIL) {
+      return { code: last.error_code, message: `${last.error_message} (failed on ${devices} different devices)` };
+    }
+    if (failures.length >= FAILED_ATTEMPTS_TO_FAIL) {
+      return { code: last.error_code, message: `${last.error_message} (failed ${failures.length} times)` };
+    }
+    return undefined;
+  }
+
+  /** Keeps finished_at in step with the derived job state. */
+  private stampFinished(jobId: string, now: number): void {
+    this.db
+      .prepare(
+        `UPDATE jobs SET finished_at = CASE WHEN state IN (${FINISHED_SQL}) THEN coalesce(finished_at, ?) END
+         WHERE id = ?`,
+      )
+      .run(now, jobId);
+  }
+}
+
+function safeId(value: string, what: string): string {
+  const parsed = SafeId.safeParse(value);
+  if (!parsed.success) throw new Error(`${what} ${JSON.stringify(value)} ${parsed.error.issues[0]?.message}`);
+  return value;
+}

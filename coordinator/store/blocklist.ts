@@ -1,0 +1,72 @@
+import type { Database } from "better-sqlite3";
+
+/** Consecutive failed attempts of one model on one node before the node is blocklisted for it. */
+export const BLOCKLIST_AFTER_FAILURES = 5;
+
+export interface BlocklistEntry {
+  nodeId: string;
+  model: string;
+  consecutiveFailures: number;
+  since: number;
+}
+
+/**
+ * Per node and model: a run of failures blocklists the node for that model until
+ * a person clears it, so one broken install cannot eat the whole queue. Lost and
+ * cancelled attempts say nothing about the node's health and are not recorded.
+ */
+export class Blocklist {
+  constructor(private readonly db: Database) {}
+
+  /** Returns whether the node is blocklisted for the model after this failure. */
+  recordFailure(nodeId: string, model: string, now: number): boolean {
+    const row = this.db
+      .prepare<[{ nodeId: string; model: string; after: number; now: number }], { blocklisted_at: number | null }>(
+        `INSERT INTO node_models (node_id, model, consecutive_failures, blocklisted_at)
+         VALUES (@nodeId, @model, 1, CASE WHEN 1 >= @after THEN @now END)
+         ON CONFLICT (node_id, model) DO UPDATE SET
+           consecutive_failures = consecutive_failures + 1,
+           blocklisted_at = coalesce(blocklisted_at, CASE WHEN consecutive_failures + 1 >= @after THEN @now END)
+         RETURNING blocklisted_at`,
+      )
+      .get({ nodeId, model, after: BLOCKLIST_AFTER_FAILURES, now });
+    return row?.blocklisted_at != null;
+  }
+
+  /** Ends a run of failures; a blocklisted node stays blocklisted until cleared. */
+  recordSuccess(nodeId: string, model: string): void {
+    this.db
+      .prepare("UPDATE node_models SET consecutive_failures = 0 WHERE node_id = ? AND model = ?")
+      .run(nodeId, model);
+  }
+
+  /** Clears one model, or every model of the node when none is named. */
+  clear(nodeId: string, model?: string): void {
+    if (model === undefined) {
+      this.db.prepare("DELETE FROM node_models WHERE node_id = ?").run(nodeId);
+    } else {
+      this.db.prepare("DELETE FROM node_models WHERE node_id = ? AND model = ?").run(nodeId, model);
+    }
+  }
+
+  isBlocklisted(nodeId: string, model: string): boolean {
+    const row = this.db
+      .prepare("SELECT 1 FROM node_models WHERE node_id = ? AND model = ? AND blocklisted_at IS NOT NULL")
+      .get(nodeId, model);
+    return row !== undefined;
+  }
+
+  entries(): BlocklistEntry[] {
+    return this.db
+      .prepare<[], { node_id: string; model: string; consecutive_failures: number; blocklisted_at: number }>(
+        "SELECT * FROM node_models WHERE blocklisted_at IS NOT NULL ORDER BY blocklisted_at, node_id, model",
+      )
+      .all()
+      .map((r) => ({
+        nodeId: r.node_id,
+        model: r.model,
+        consecutiveFailures: r.consecutive_failures,
+        since: r.blocklisted_at,
+      }));
+  }
+}

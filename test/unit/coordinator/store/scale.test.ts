@@ -1,0 +1,72 @@
+import { statSync } from "node:fs";
+import { performance } from "node:perf_hooks";
+import { describe, expect, it } from "vitest";
+import { JobSpec } from "../../../../shared/job";
+import { drawSeeds, expandJob } from "../../../../shared/job-expansion";
+import { countersAgree, openLedger, submit } from "./ledger-fixture";
+
+/** Median of `runs` timings of `fn`, in ms. */
+function medianMs(runs: number, fn: () => void): number {
+  const times = Array.from({ length: runs }, () => {
+    const t0 = performance.now();
+    fn();
+    return performance.now() - t0;
+  }).sort((a, b) => a - b);
+  return times[Math.floor(runs / 2)] as number;
+}
+
+// Prints the figures and asserts only loosely: this checks that scale works, it is not a benchmark.
+describe("ledger at 100,000 images", () => {
+  it("stores a 100,000-image job in one transaction and reads runnable work by index", () => {
+    const { ledger, db, file } = openLedger();
+    const spec = JobSpec.parse({
+      name: "big",
+      prompts: Array.from({ length: 10 }, (_, i) => `shot ${i}, volumetric light, 35mm`),
+      negativePrompt: "blurry, low quality, watermark, ".repeat(10),
+      count: 10_000,
+    });
+    const seeds = drawSeeds(spec, () => 7);
+    const images = expandJob(spec, { steps: 8, guidance: 1 }, seeds);
+    expect(images).toHaveLength(100_000);
+
+    let t0 = performance.now();
+    const big = ledger.submitJob(spec, images, seeds, 1);
+    const insertMs = performance.now() - t0;
+    const urgent = submit(ledger, { name: "urgent", prompts: ["now"], count: 10, priority: 50 });
+
+    let batch = ledger.runnableImages(2000);
+    const runnableMs = medianMs(9, () => {
+      batch = ledger.runnableImages(2000);
+    });
+    expect(batch).toHaveLength(2000);
+    expect(batch.slice(0, 11).map((i) => i.jobId)).toEqual([...Array(10).fill(urgent.id), big.id]);
+    expect(batch[1999]).toMatchObject({ jobId: big.id, index: 1989 });
+
+    const excludeIds = new Set(batch.map((i) => i.id));
+    const nextMs = medianMs(5, () => {
+      batch = ledger.runnableImages(2000, { excludeIds });
+    });
+    expect(batch[0]).toMatchObject({ jobId: big.id, index: 1990 });
+
+    t0 = performance.now();
+    const listed = ledger.listJobs();
+    const listMs = performance.now() - t0;
+    expect(listed[1]?.counts.queued).toBe(100_000);
+
+    t0 = performance.now();
+    ledger.cancelJob(big.id, 2);
+    const cancelMs = performance.now() - t0;
+    expect(ledger.job(big.id)?.counts.cancelled).toBe(100_000);
+    expect(countersAgree(db, big.id)).toBe(true);
+
+    db.pragma("wal_checkpoint(TRUNCATE)");
+    const mib = statSync(file).size / 2 ** 20;
+    console.log(
+      `100,000 images: submitJob ${insertMs.toFixed(0)} ms, runnableImages(2000) ${runnableMs.toFixed(2)} ms ` +
+        `(with 2,000 excluded ${nextMs.toFixed(2)} ms), listJobs ${listMs.toFixed(2)} ms, ` +
+        `cancelJob ${cancelMs.toFixed(0)} ms, file ${mib.toFixed(1)} MiB`,
+    );
+    expect(insertMs).toBeLessThan(10_000);
+    expect(runnableMs).toBeLessThan(500);
+  });
+});
