@@ -1,3 +1,5 @@
+import { startingBatchLimit } from "../../shared/batch-size";
+
 /**
  * How many images of one model and size a device may run in one batch.
  *
@@ -16,10 +18,6 @@ export interface MemoryProfile {
 }
 
 const BASE_PIXELS = 512 * 512;
-
-export function startingBatchLimit(width: number, height: number): number {
-  return width * height <= BASE_PIXELS ? 8 : 4;
-}
 
 export function perImageMb(profile: MemoryProfile, width: number, height: number): number {
   return profile.perImageMbAt512 * ((width * height) / BASE_PIXELS);

@@ -4,6 +4,8 @@ import { fileURLToPath } from "node:url";
 import { FromWorker, type ToWorker, type WorkerInit } from "../../shared/worker-messages";
 
 const WORKER_ENTRY = fileURLToPath(new URL("./worker-main.ts", import.meta.url));
+/** tsx's loader by absolute URL: `--import tsx` would resolve against the working directory. */
+const TSX_LOADER = import.meta.resolve("tsx");
 
 export interface WorkerProcessEvents {
   message: [FromWorker];
@@ -21,7 +23,7 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> {
   constructor(init: WorkerInit, cudaIndex: number | undefined, log: (line: string) => void) {
     super();
     this.child = fork(WORKER_ENTRY, [], {
-      execArgv: ["--import", "tsx"],
+      execArgv: ["--import", TSX_LOADER],
       env: {
         ...process.env,
         // A CPU or simulated worker must not grab a GPU by accident.

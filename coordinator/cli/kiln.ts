@@ -1,0 +1,316 @@
+import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { homedir, hostname } from "node:os";
+import { join, resolve } from "node:path";
+import { Command, InvalidArgumentError, Option } from "commander";
+import pino from "pino";
+import { DEFAULT_UI_PORT } from "../../shared/constants";
+import { KilnError } from "../../shared/errors";
+import { parseGridSpec } from "../../shared/grid-spec";
+import type { JobSpecInput } from "../../shared/job";
+import { SeedMode } from "../../shared/job";
+import { Coordinator } from "../coordinator";
+import { startUiServer } from "../ui-api/ui-server";
+import { ProgressView } from "./progress-view";
+
+function defaultDataDir(): string {
+  if (process.env.KILN_DATA_DIR) return process.env.KILN_DATA_DIR;
+  return join(process.env.XDG_DATA_HOME || join(homedir(), ".local", "share"), "kiln");
+}
+
+function wrap<T>(parse: (text: string) => T): (text: string) => T {
+  return (text) => {
+    try {
+      return parse(text);
+    } catch (error) {
+      throw new InvalidArgumentError((error as Error).message);
+    }
+  };
+}
+
+function parseHostPort(text: string): { host: string; port: number } {
+  const match = /^\[?([^\]]+?)\]?:(\d+)$/.exec(text.trim());
+  const port = Number(match?.[2]);
+  if (!match || !(port > 0 && port < 65536)) throw new Error(`"${text}" is not host:port, e.g. 10.0.0.7:7878`);
+  return { host: match[1] as string, port };
+}
+
+function parseSize(text: string): { width: number; height: number } {
+  const match = /^(\d+)x(\d+)$/i.exec(text.trim());
+  if (!match) throw new Error(`"${text}" is not a size like 512x512`);
+  return { width: Number(match[1]), height: Number(match[2]) };
+}
+
+function parseInteger(text: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n)) throw new Error(`"${text}" is not a whole number`);
+  return n;
+}
+
+function parseNumber(text: string): number {
+  const n = Number(text);
+  if (!Number.isFinite(n)) throw new Error(`"${text}" is not a number`);
+  return n;
+}
+
+/** How long `kiln render` lets a job sit with no device able to run it before giving up. */
+const STALL_GRACE_MS = 5000;
+
+const collect =
+  <T>(parse: (t: string) => T) =>
+  (text: string, earlier: T[]) => [...earlier, wrap(parse)(text)];
+
+interface CommonOptions {
+  dataDir: string;
+  local: boolean;
+  discovery: boolean;
+  localNodeFlags?: string;
+  node: Array<{ host: string; port: number }>;
+  token: string[];
+  logLevel: string;
+}
+
+function commonOptions(command: Command): Command {
+  return command
+    .option("--data-dir <dir>", "queue database, paired nodes and the local node's state", defaultDataDir())
+    .option("--no-local", "do not start the embedded node on this computer")
+    .option("--no-discovery", "do not look for nodes on the LAN by mDNS")
+    .option("--node <host:port>", "use this node (with --token); repeatable", collect(parseHostPort), [])
+    .option(
+      "--token <token>",
+      "token for the --node at the same position; repeatable",
+      (t: string, e: string[]) => [...e, t],
+      [],
+    )
+    .addOption(new Option("--local-node-flags <flags>", "extra kiln-node flags for the embedded node").hideHelp())
+    .addOption(new Option("--log-level <level>").choices(["fatal", "error", "warn", "info", "debug"]).default("warn"));
+}
+
+async function startCoordinator(
+  opts: CommonOptions,
+  output: { dir: string; layout: "studio" | "flat" },
+): Promise<Coordinator> {
+  if (opts.node.length !== opts.token.length) {
+    throw new KilnError(
+      "E_BAD_REQUEST",
+      `give one --token per --node (got ${opts.node.length} nodes and ${opts.token.length} tokens)`,
+    );
+  }
+  const log = pino({ level: opts.logLevel }, pino.destination(2));
+  const coordinator = new Coordinator({
+    dataDir: resolve(opts.dataDir),
+    outputDir: resolve(output.dir),
+    outputLayout: output.layout,
+    localNode: opts.local ? { args: opts.localNodeFlags?.split(/\s+/).filter(Boolean) ?? [] } : false,
+    discovery: opts.discovery,
+    clientName: `kiln on ${hostname()}`,
+    log,
+  });
+  await coordinator.start();
+  for (const [i, node] of opts.node.entries()) await coordinator.addNode(node.host, node.port, opts.token[i] as string);
+  return coordinator;
+}
+
+async function render(promptArg: string | undefined, opts: CommonOptions & Record<string, unknown>): Promise<number> {
+  const prompts = opts.prompts
+    ? readFileSync(String(opts.prompts), "utf8")
+        .split("\n")
+        .map((l) => l.trim())
+        .filter((l) => l && !l.startsWith("#"))
+    : promptArg !== undefined
+      ? [promptArg]
+      : [];
+  if (prompts.length === 0)
+    throw new KilnError("E_BAD_REQUEST", 'give a prompt ("a lighthouse at dusk") or --prompts FILE');
+  const size = opts.size as { width: number; height: number } | undefined;
+  const spec: JobSpecInput = {
+    name: prompts[0]?.slice(0, 60),
+    prompts,
+    negativePrompt: (opts.negative as string | undefined) ?? "",
+    model: opts.model as string,
+    ...(size ?? {}),
+    ...(opts.steps !== undefined ? { steps: opts.steps as number } : {}),
+    ...(opts.cfg !== undefined ? { guidance: opts.cfg as number } : {}),
+    ...(opts.seed !== undefined ? { seed: opts.seed as number } : {}),
+    seedMode: opts.seedMode as "fixed" | "increment" | "random",
+    count: opts.count as number,
+    ...(opts.grid ? { grid: opts.grid as JobSpecInput["grid"] } : {}),
+  };
+  const out = opts.out as string | undefined;
+  const coordinator = await startCoordinator(
+    opts,
+    out ? { dir: out, layout: "flat" } : { dir: join(opts.dataDir, "outputs"), layout: "studio" },
+  );
+  let exitCode = 0;
+  try {
+    if (!(await coordinator.waitForNodes(60_000)))
+      throw new KilnError("E_NOT_READY", "no node came online within 60 s; check --node/--token or the local node");
+    const { jobId, images } = coordinator.submitJob(spec);
+    process.stderr.write(`job ${jobId}: ${images} images\n`);
+    const view = new ProgressView(jobId, process.stderr);
+    coordinator.on("ui", (event) => view.onEvent(event));
+    let interrupted = false;
+    const onSigint = () => {
+      if (interrupted) process.exit(130);
+      interrupted = true;
+      process.stderr.write("\ncancelling (Ctrl-C again to quit at once)...\n");
+      coordinator.cancelJob(jobId);
+    };
+    process.on("SIGINT", onSigint);
+    let stalledSince: number | null = null;
+    const job = await new Promise<ReturnType<Coordinator["listJobs"]>[number]>((resolveJob) => {
+      const timer = setInterval(() => {
+        const current = coordinator.listJobs().find((j) => j.id === jobId);
+        if (!current) return;
+        view.update(current);
+        view.render();
+        stalledSince = current.stalled ? (stalledSince ?? Date.now()) : null;
+        // A job nothing can run would wait forever: say why and stop.
+        if (current.stalled && stalledSince !== null && Date.now() - stalledSince > STALL_GRACE_MS) {
+          process.stderr.write(`\nstalled: ${current.stalled}\n`);
+          coordinator.cancelJob(jobId);
+          exitCode = 1;
+        }
+        if (["done", "failed", "cancelled"].includes(current.state)) {
+          clearInterval(timer);
+          resolveJob(current);
+        }
+      }, 250);
+    });
+    view.render(true);
+    process.off("SIGINT", onSigint);
+    const stored = coordinator.jobImages(jobId).filter((i) => i.path);
+    process.stderr.write(
+      `${job.state}: ${job.counts.done} of ${job.counts.total} images stored${out ? ` in ${out}` : ""}\n`,
+    );
+    for (const image of stored) process.stdout.write(`${image.path}\n`);
+    if (job.counts.failed > 0) {
+      const failed = coordinator.jobImages(jobId).filter((i) => i.state === "failed");
+      const n = failed.length;
+      process.stderr.write(`${n} image${n === 1 ? "" : "s"} failed; first reason: ${failed[0]?.error ?? "unknown"}\n`);
+      exitCode = 1;
+    }
+    if (interrupted) exitCode = 130;
+  } finally {
+    await coordinator.stop();
+  }
+  return exitCode;
+}
+
+async function nodes(opts: CommonOptions): Promise<number> {
+  const coordinator = await startCoordinator(opts, { dir: join(opts.dataDir, "outputs"), layout: "studio" });
+  try {
+    // Long enough for mDNS answers and one telemetry tick from every node.
+    await new Promise((r) => setTimeout(r, 2500));
+    const list = coordinator.listNodes();
+    if (list.length === 0) process.stdout.write("no nodes found (pair one with: kiln pair HOST:PORT CODE)\n");
+    for (const node of list) {
+      process.stdout.write(
+        `${node.name}  ${node.host}:${node.port}  ${node.status}${node.local ? " (this computer)" : ""}  id ${node.id}\n`,
+      );
+      if (node.problem) process.stdout.write(`  ! ${node.problem}\n`);
+      for (const d of node.devices) {
+        const vram =
+          d.vramTotalMb === null ? "VRAM ?" : `VRAM ${Math.round(d.vramUsedMb ?? 0)}/${Math.round(d.vramTotalMb)} MiB`;
+        const util = d.utilizationPct === null ? "util ?" : `util ${Math.round(d.utilizationPct)}%`;
+        process.stdout.write(
+          `  ${d.name}  [${d.backend ?? "starting"}]  ${vram}  ${util}  ${(d.imagesPerSec * 60).toFixed(1)} img/min  ${d.uuid}\n`,
+        );
+      }
+    }
+  } finally {
+    await coordinator.stop();
+  }
+  return 0;
+}
+
+async function pair(address: { host: string; port: number }, code: string, opts: CommonOptions): Promise<number> {
+  const coordinator = await startCoordinator(
+    { ...opts, local: false, discovery: false },
+    { dir: join(opts.dataDir, "outputs"), layout: "studio" },
+  );
+  try {
+    const node = await coordinator.pairNode(address.host, address.port, code);
+    process.stdout.write(`paired with ${node.name} (${node.id}) at ${address.host}:${address.port}\n`);
+  } finally {
+    await coordinator.stop();
+  }
+  return 0;
+}
+
+async function serve(opts: CommonOptions & { port: number; lan: boolean; out?: string }): Promise<number> {
+  const coordinator = await startCoordinator(opts, {
+    dir: opts.out ?? join(opts.dataDir, "outputs"),
+    layout: "studio",
+  });
+  const token = randomBytes(24).toString("base64url");
+  const host = opts.lan ? "0.0.0.0" : "127.0.0.1";
+  const log = pino({ level: opts.logLevel }, pino.destination(2));
+  const { app, port } = await startUiServer({ coordinator, host, port: opts.port, token, log });
+  process.stdout.write(`${JSON.stringify({ msg: "serving", port, token })}\n`);
+  process.stderr.write(`Kiln UI API: ws://${opts.lan ? hostname() : "127.0.0.1"}:${port}/api?token=${token}\n`);
+  await new Promise<void>((resolveStop) => {
+    const stop = () => resolveStop();
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+  });
+  await app.close();
+  await coordinator.stop();
+  return 0;
+}
+
+const program = new Command("kiln").description("Kiln: render on every GPU of the studio's farm from a terminal");
+
+commonOptions(
+  program
+    .command("render")
+    .description("render a prompt (or a file of prompts) on the farm and write PNGs")
+    .argument("[prompt]", "what to render")
+    .option("-n, --count <n>", "images per prompt", wrap(parseInteger), 1)
+    .option("--size <WxH>", "image size, multiples of 8", wrap(parseSize))
+    .option("--steps <n>", "sampling steps (default: the model's)", wrap(parseInteger))
+    .option("--cfg <scale>", "guidance scale (default: the model's)", wrap(parseNumber))
+    .option("--seed <seed>", "first seed (default: drawn and recorded)", wrap(parseInteger))
+    .addOption(new Option("--seed-mode <mode>", "how seeds advance").choices(SeedMode.options).default("increment"))
+    .option("--model <name>", "model to use", "kiln-demo")
+    .option("--negative <text>", "negative prompt")
+    .option("--prompts <file>", "one prompt per line (# starts a comment)")
+    .option("--grid <axes>", 'X/Y grid, e.g. "seed=1,2,3;cfg=1,2"', wrap(parseGridSpec))
+    .option("--out <dir>", "write the PNGs here (default: the studio's output folder)"),
+).action(async (prompt, opts) => {
+  process.exitCode = await render(prompt, opts);
+});
+
+commonOptions(program.command("nodes").description("list discovered and paired nodes with their devices")).action(
+  async (opts) => {
+    process.exitCode = await nodes(opts);
+  },
+);
+
+commonOptions(
+  program
+    .command("pair")
+    .description("pair with a node using the code it prints")
+    .argument("<host:port>", "the node's address", wrap(parseHostPort))
+    .argument("<code>", "the pairing code, e.g. 123-456"),
+).action(async (address, code, opts) => {
+  process.exitCode = await pair(address, code, opts);
+});
+
+commonOptions(
+  program
+    .command("serve")
+    .description("run the coordinator headless with its UI API")
+    .option("--port <port>", "UI API port", wrap(parseInteger), DEFAULT_UI_PORT)
+    .option("--lan", "listen on every interface (otherwise 127.0.0.1 only)", false)
+    .option("--out <dir>", "studio output folder"),
+).action(async (opts) => {
+  process.exitCode = await serve(opts);
+});
+
+try {
+  await program.parseAsync();
+} catch (error) {
+  process.stderr.write(`kiln: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exitCode = error instanceof KilnError && error.code === "E_BAD_REQUEST" ? 2 : 1;
+}

@@ -1,0 +1,84 @@
+import type { JobSummary, UiEvent } from "../../shared/ui-api";
+
+interface DeviceLine {
+  name: string;
+  imagesPerMin: number;
+  utilizationPct: number | null;
+  simulated: boolean;
+}
+
+/**
+ * The `kiln render` progress display: one overall bar with images per minute and
+ * ETA, and a line per working device. On a terminal it redraws in place; piped to
+ * a file it prints a plain line at most every few seconds.
+ */
+export class ProgressView {
+  private job: JobSummary | null = null;
+  private readonly devices = new Map<string, DeviceLine>();
+  private drawnLines = 0;
+  private lastPlain = 0;
+  private readonly started = Date.now();
+
+  constructor(
+    private readonly jobId: string,
+    private readonly out: NodeJS.WriteStream,
+  ) {}
+
+  onEvent(event: UiEvent): void {
+    if (event.type === "queue.changed") {
+      const job = event.jobs.find((j) => j.id === this.jobId);
+      if (job) this.job = job;
+    } else if (event.type === "telemetry") {
+      for (const d of event.devices) {
+        if (d.state === "busy" || d.imagesTotal > 0 || this.devices.has(d.uuid)) {
+          this.devices.set(d.uuid, {
+            name: d.name,
+            imagesPerMin: d.imagesPerSec * 60,
+            utilizationPct: d.utilizationPct,
+            simulated: d.simulated,
+          });
+        }
+      }
+    }
+  }
+
+  update(job: JobSummary): void {
+    this.job = job;
+  }
+
+  render(final = false): void {
+    const job = this.job;
+    if (!job) return;
+    const { done, failed, total } = { done: job.counts.done, failed: job.counts.failed, total: job.counts.total };
+    const elapsedMin = (Date.now() - this.started) / 60_000;
+    const rate = elapsedMin > 0 ? done / elapsedMin : 0;
+    const eta = job.etaS === null ? "?" : formatDuration(job.etaS);
+    const summary = `${done}/${total} images${failed ? `, ${failed} failed` : ""}  ${rate.toFixed(1)} img/min  ETA ${final ? "0s" : eta}`;
+    if (!this.out.isTTY) {
+      if (final || Date.now() - this.lastPlain > 5000) {
+        this.out.write(`${summary}\n`);
+        this.lastPlain = Date.now();
+      }
+      return;
+    }
+    const width = Math.max(10, Math.min(40, (this.out.columns ?? 80) - 60));
+    const filled = Math.round((done / Math.max(1, total)) * width);
+    const lines = [`[${"#".repeat(filled)}${"-".repeat(width - filled)}] ${summary}`];
+    for (const d of this.devices.values()) {
+      const util = d.utilizationPct === null ? "" : ` ${Math.round(d.utilizationPct)}%`;
+      lines.push(
+        `  ${d.name.slice(0, 40).padEnd(40)} ${d.imagesPerMin.toFixed(1).padStart(7)} img/min${util}${d.simulated ? " (simulated)" : ""}`,
+      );
+    }
+    if (this.drawnLines > 0) this.out.write(`\x1b[${this.drawnLines}A`);
+    this.out.write(lines.map((l) => `\x1b[2K${l}\n`).join(""));
+    this.drawnLines = lines.length;
+  }
+}
+
+export function formatDuration(seconds: number): string {
+  if (seconds < 60) return `${Math.ceil(seconds)}s`;
+  const m = Math.floor(seconds / 60);
+  if (m < 60) return `${m}m${String(Math.round(seconds % 60)).padStart(2, "0")}s`;
+  return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, "0")}m`;
+}

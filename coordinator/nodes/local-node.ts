@@ -1,0 +1,100 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { fileURLToPath } from "node:url";
+import type { Logger } from "pino";
+
+/** The node daemon's entry point; the coordinator starts it as a child, never imports it. */
+const KILN_NODE_BIN = fileURLToPath(new URL("../../bin/kiln-node.js", import.meta.url));
+
+export interface LocalNodeOptions {
+  stateDir: string;
+  /** Extra kiln-node flags, e.g. `--simulate 1x8GB@4` or `--devices cpu`. */
+  args: string[];
+  log: Logger;
+}
+
+export interface LocalNodeInfo {
+  nodeId: string;
+  port: number;
+  token: string;
+}
+
+/**
+ * "This computer": a kiln-node child on 127.0.0.1 with a private token, so a
+ * studio with no farm still renders. It never advertises itself on the LAN.
+ */
+export class LocalNode {
+  private child: ChildProcess | null = null;
+  private stopping = false;
+
+  constructor(private readonly opts: LocalNodeOptions) {}
+
+  start(): Promise<LocalNodeInfo> {
+    const token = randomBytes(32).toString("base64url");
+    const args = [
+      KILN_NODE_BIN,
+      "--host",
+      "127.0.0.1",
+      "--port",
+      "0",
+      "--no-mdns",
+      "--name",
+      "This computer",
+      "--state-dir",
+      this.opts.stateDir,
+      "--token",
+      token,
+      ...this.opts.args,
+    ];
+    const child = spawn(process.execPath, args, {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, ELECTRON_RUN_AS_NODE: "1" },
+    });
+    this.child = child;
+    const log = this.opts.log.child({ localNode: true });
+    return new Promise((resolve, reject) => {
+      let buffer = "";
+      let stderr = "";
+      child.stderr?.setEncoding("utf8");
+      child.stderr?.on("data", (chunk: string) => {
+        stderr = (stderr + chunk).slice(-4000);
+      });
+      child.stdout?.setEncoding("utf8");
+      child.stdout?.on("data", (chunk: string) => {
+        buffer += chunk;
+        const lines = buffer.split("\n");
+        buffer = lines.pop() ?? "";
+        for (const line of lines) {
+          let entry: { msg?: string; port?: number; nodeId?: string; level?: number };
+          try {
+            entry = JSON.parse(line);
+          } catch {
+            continue;
+          }
+          if (entry.msg === "listening" && entry.port && entry.nodeId)
+            resolve({ nodeId: entry.nodeId, port: entry.port, token });
+          if ((entry.level ?? 0) >= 40) log.warn({ node: entry }, entry.msg ?? "local node warning");
+        }
+      });
+      child.on("exit", (code, signal) => {
+        this.child = null;
+        if (!this.stopping) {
+          log.error({ code, signal, stderr }, "the local node exited");
+          reject(new Error(`the local kiln-node exited (${signal ?? code}) before it was ready: ${stderr.trim()}`));
+        }
+      });
+    });
+  }
+
+  /** SIGTERM (the node hands back queued work and exits), then SIGKILL after `graceMs`. */
+  async stop(graceMs = 15_000): Promise<void> {
+    const child = this.child;
+    if (!child) return;
+    this.stopping = true;
+    const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+    child.kill("SIGTERM");
+    const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
+    await exited;
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,58 @@
+import type { DeviceInfo } from "../../shared/device";
+import type { NodeInfo } from "../../shared/node-info";
+import type { NodeStatus } from "../../shared/ui-api";
+import type { NodeClient } from "./node-client";
+
+/** Per-device dispatch state the scheduler reads. */
+export interface DeviceDispatch {
+  /** Tasks the device may hold at once; lowered while the node answers 429. */
+  maxInflight: number;
+  backoffUntil: number;
+}
+
+/** Samples kept for sparklines: 5 minutes at 1 Hz. */
+const HISTORY_SAMPLES = 300;
+
+/** What the coordinator knows about one node it works with. */
+export class NodeConnection {
+  info: NodeInfo | null = null;
+  status: NodeStatus = "pairing";
+  lastHeard = 0;
+  problem: string | null = null;
+  readonly dispatch = new Map<string, DeviceDispatch>();
+  readonly history = new Map<string, Array<{ at: number; imagesPerMin: number; utilizationPct: number | null }>>();
+
+  constructor(
+    readonly id: string,
+    public name: string,
+    public host: string,
+    public port: number,
+    readonly client: NodeClient,
+    readonly local: boolean,
+    public drained: boolean,
+  ) {}
+
+  get devices(): DeviceInfo[] {
+    return this.info?.devices ?? [];
+  }
+
+  deviceDispatch(uuid: string): DeviceDispatch {
+    let state = this.dispatch.get(uuid);
+    if (!state) {
+      state = { maxInflight: 2, backoffUntil: 0 };
+      this.dispatch.set(uuid, state);
+    }
+    return state;
+  }
+
+  /** Fresh device readings from a telemetry event; also the node's heartbeat. */
+  telemetry(devices: DeviceInfo[], now: number): void {
+    if (this.info) this.info = { ...this.info, devices };
+    for (const d of devices) {
+      const samples = this.history.get(d.uuid) ?? [];
+      samples.push({ at: now, imagesPerMin: d.imagesPerSec * 60, utilizationPct: d.utilizationPct });
+      if (samples.length > HISTORY_SAMPLES) samples.splice(0, samples.length - HISTORY_SAMPLES);
+      this.history.set(d.uuid, samples);
+    }
+  }
+}

@@ -1,0 +1,99 @@
+import { createHash } from "node:crypto";
+import { mkdir, readdir, rename, rm, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { KilnError } from "../../shared/errors";
+
+export interface ImageToStore {
+  jobId: string;
+  jobName: string;
+  createdAt: number;
+  index: number;
+  seed: number;
+  png: Buffer;
+  /** What the node announced; the bytes must hash to it. */
+  sha256: string;
+}
+
+/**
+ * Where finished PNGs go. The studio layout is `<root>/<YYYY-MM-DD>/<job>/<index>-<seed>.png`
+ * (date of submission, so a job never straddles two folders); a `flat` store (the
+ * CLI's `--out DIR`) writes `<root>/<job>-<index>-<seed>.png`.
+ */
+export class ResultStore {
+  constructor(
+    readonly root: string,
+    private readonly layout: "studio" | "flat" = "studio",
+  ) {}
+
+  pathFor(image: Omit<ImageToStore, "png" | "sha256">): string {
+    const slug = jobSlug(image.jobName, image.jobId);
+    const file = `${String(image.index).padStart(5, "0")}-${image.seed}.png`;
+    if (this.layout === "flat") return join(this.root, `${slug}-${file}`);
+    const day = new Date(image.createdAt).toISOString().slice(0, 10);
+    return join(this.root, day, slug, file);
+  }
+
+  /**
+   * Verifies the bytes against the announced sha256 and writes them atomically
+   * (temporary name + rename), so no partial PNG is ever left under its real name.
+   */
+  async write(image: ImageToStore): Promise<string> {
+    const actual = createHash("sha256").update(image.png).digest("hex");
+    if (actual !== image.sha256) {
+      throw new KilnError(
+        "E_INTERNAL",
+        `image ${image.index} of job ${image.jobId}: bytes do not match the node's sha256`,
+      );
+    }
+    const path = this.pathFor(image);
+    const tmp = `${path}.${process.pid}.partial`;
+    try {
+      await mkdir(dirname(path), { recursive: true });
+      await writeFile(tmp, image.png);
+      await rename(tmp, path);
+    } catch (error) {
+      await rm(tmp, { force: true });
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === "ENOSPC" || code === "EDQUOT") {
+        throw new KilnError("E_DISK_FULL", `the output disk is full (${this.root}); free space and resume the queue`);
+      }
+      throw error;
+    }
+    return path;
+  }
+
+  /**
+   * Deletes temporary files a crash left in the folders of unfinished jobs, so no
+   * partial PNG outlives a SIGKILL. Only those folders are read: an archive of
+   * finished jobs can be large.
+   */
+  async sweepPartials(dirs: Iterable<string>): Promise<number> {
+    let removed = 0;
+    for (const dir of new Set(dirs)) {
+      const entries = await readdir(dir).catch(() => [] as string[]);
+      for (const name of entries.filter((n) => n.endsWith(".partial"))) {
+        await rm(join(dir, name), { force: true });
+        removed++;
+      }
+    }
+    return removed;
+  }
+
+  /** Removes a file written for a result that turned out to be a duplicate. */
+  async discard(path: string): Promise<void> {
+    await rm(path, { force: true });
+  }
+}
+
+/** A folder-safe job name: letters, digits and dashes, with the id's start for uniqueness. */
+export function jobSlug(name: string, jobId: string): string {
+  const words = name
+    .toLowerCase()
+    .normalize("NFKD")
+    .replace(/[^a-z0-9]+/g, "-")
+    .replace(/^-+|-+$/g, "")
+    .slice(0, 40)
+    .replace(/-+$/, "");
+  const id = jobId.replace(/[^A-Za-z0-9]/g, "").slice(-8);
+  return words ? `${words}-${id}` : id;
+}

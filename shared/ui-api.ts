@@ -1,0 +1,173 @@
+import { z } from "zod";
+import { DeviceInfo } from "./device";
+import { ErrorCode, FieldError } from "./errors";
+import { JobSpec } from "./job";
+import { ModelInfo } from "./node-info";
+
+/**
+ * The one contract between user interfaces (desktop renderer, browser, CLI) and
+ * the coordinator. Served over WebSocket by `kiln serve` and bridged over IPC by
+ * the desktop shell; both validate every message with these schemas.
+ */
+
+export const JobState = z.enum(["queued", "running", "paused", "done", "failed", "cancelled"]);
+export type JobState = z.infer<typeof JobState>;
+
+export const JobSummary = z.object({
+  id: z.string(),
+  name: z.string(),
+  state: JobState,
+  priority: z.number().int(),
+  position: z.number().int(),
+  model: z.string(),
+  width: z.number().int(),
+  height: z.number().int(),
+  createdAt: z.number(),
+  finishedAt: z.number().nullable(),
+  counts: z.object({
+    total: z.number().int(),
+    queued: z.number().int(),
+    running: z.number().int(),
+    done: z.number().int(),
+    failed: z.number().int(),
+    cancelled: z.number().int(),
+  }),
+  /** Seconds until the last image is expected, or null when unknown. */
+  etaS: z.number().nullable(),
+  /** Device uuids working on the job now. */
+  devices: z.array(z.string()),
+  lastError: z.string().nullable(),
+  /** Why nothing can run the job's remaining images right now (no device has the model, all blocklisted…). */
+  stalled: z.string().nullable(),
+});
+export type JobSummary = z.infer<typeof JobSummary>;
+
+export const ImageSummary = z.object({
+  id: z.string(),
+  jobId: z.string(),
+  index: z.number().int(),
+  state: z.enum(["queued", "running", "done", "failed", "cancelled"]),
+  prompt: z.string(),
+  negativePrompt: z.string(),
+  seed: z.number().int(),
+  model: z.string(),
+  width: z.number().int(),
+  height: z.number().int(),
+  steps: z.number().int(),
+  guidance: z.number(),
+  gridX: z.number().int().nullable(),
+  gridY: z.number().int().nullable(),
+  path: z.string().nullable(),
+  nodeId: z.string().nullable(),
+  device: z.string().nullable(),
+  error: z.string().nullable(),
+});
+export type ImageSummary = z.infer<typeof ImageSummary>;
+
+export const NodeStatus = z.enum(["online", "lost", "draining", "unpaired", "conflict", "pairing"]);
+export type NodeStatus = z.infer<typeof NodeStatus>;
+
+export const NodeSummary = z.object({
+  id: z.string(),
+  name: z.string(),
+  host: z.string(),
+  port: z.number().int(),
+  status: NodeStatus,
+  version: z.string().nullable(),
+  local: z.boolean(),
+  drained: z.boolean(),
+  devices: z.array(DeviceInfo),
+  models: z.array(ModelInfo),
+  /** Why the node is not usable, in words (conflict, identity, errors). */
+  problem: z.string().nullable(),
+  blockedModels: z.array(z.string()),
+});
+export type NodeSummary = z.infer<typeof NodeSummary>;
+
+const JobRef = z.object({ jobId: z.string() });
+const NodeRef = z.object({ nodeId: z.string() });
+const Ok = z.object({ ok: z.literal(true) });
+
+/** Every command: its arguments and its result. Channel names are the keys, never loose strings. */
+export const UiCommands = {
+  submitJob: { args: JobSpec, result: z.object({ jobId: z.string(), images: z.number().int() }) },
+  cancelJob: { args: JobRef, result: Ok },
+  pauseJob: { args: JobRef, result: Ok },
+  resumeJob: { args: JobRef, result: Ok },
+  retryFailed: { args: JobRef, result: z.object({ requeued: z.number().int() }) },
+  reorderJob: { args: JobRef.extend({ position: z.number().int().nonnegative() }), result: Ok },
+  setPriority: { args: JobRef.extend({ priority: z.number().int().min(-100).max(100) }), result: Ok },
+  pauseQueue: { args: z.object({}), result: Ok },
+  resumeQueue: { args: z.object({}), result: Ok },
+  listJobs: { args: z.object({ includeFinished: z.boolean().default(true) }), result: z.array(JobSummary) },
+  jobImages: { args: JobRef, result: z.array(ImageSummary) },
+  listNodes: { args: z.object({}), result: z.array(NodeSummary) },
+  pairNode: {
+    args: z.object({
+      host: z.string().min(1),
+      port: z.number().int().min(1).max(65535),
+      code: z.string().min(1).max(32),
+    }),
+    result: NodeSummary,
+  },
+  addNode: {
+    args: z.object({ host: z.string().min(1), port: z.number().int().min(1).max(65535), token: z.string().min(1) }),
+    result: NodeSummary,
+  },
+  drainNode: { args: NodeRef.extend({ drained: z.boolean() }), result: Ok },
+  removeNode: { args: NodeRef, result: Ok },
+  clearBlocklist: { args: NodeRef.extend({ model: z.string().optional() }), result: Ok },
+} as const;
+export type UiCommandName = keyof typeof UiCommands;
+export type UiArgs<C extends UiCommandName> = z.input<(typeof UiCommands)[C]["args"]>;
+export type UiResult<C extends UiCommandName> = z.output<(typeof UiCommands)[C]["result"]>;
+
+export const UiRequest = z.object({
+  id: z.number().int().nonnegative(),
+  command: z.enum(Object.keys(UiCommands) as [UiCommandName, ...UiCommandName[]]),
+  args: z.unknown(),
+});
+export type UiRequest = z.infer<typeof UiRequest>;
+
+export const UiErrorBody = z.object({
+  code: ErrorCode,
+  message: z.string(),
+  fields: z.array(FieldError).optional(),
+});
+export type UiErrorBody = z.infer<typeof UiErrorBody>;
+
+export const UiResponse = z.union([
+  z.object({ id: z.number().int(), result: z.unknown() }),
+  z.object({ id: z.number().int(), error: UiErrorBody }),
+]);
+export type UiResponse = z.infer<typeof UiResponse>;
+
+/** One sample of a device's history, for sparklines. */
+export const DeviceSample = z.object({
+  at: z.number(),
+  imagesPerMin: z.number(),
+  utilizationPct: z.number().nullable(),
+});
+
+export const UiEvent = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("queue.changed"), jobs: z.array(JobSummary) }),
+  z.object({
+    type: z.literal("image.progress"),
+    jobId: z.string(),
+    imageId: z.string(),
+    step: z.number().int(),
+    steps: z.number().int(),
+    device: z.string(),
+  }),
+  z.object({ type: z.literal("image.done"), image: ImageSummary }),
+  z.object({ type: z.literal("image.failed"), image: ImageSummary }),
+  z.object({ type: z.literal("nodes.changed"), nodes: z.array(NodeSummary) }),
+  z.object({
+    type: z.literal("telemetry"),
+    nodeId: z.string(),
+    devices: z.array(DeviceInfo),
+    /** Per device uuid: samples of the last 5 minutes, oldest first. */
+    history: z.record(z.string(), z.array(DeviceSample)),
+  }),
+]);
+export type UiEvent = z.infer<typeof UiEvent>;

@@ -1,0 +1,200 @@
+import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import pino from "pino";
+import { afterEach, describe, expect, it } from "vitest";
+import { Coordinator } from "../../coordinator/coordinator";
+import { readTextChunks } from "../../farm-node/png/png-text-chunks";
+import { parseParameters } from "../../shared/png-parameters";
+import { type RunningNode, startNode } from "../support/kiln-node-process";
+import { startServe } from "../support/kiln-serve-process";
+import { connectUi } from "../support/ui-client";
+
+const cleanups: Array<() => Promise<unknown>> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+function tempDir(label: string): string {
+  return mkdtempSync(join(tmpdir(), `kiln-${label}-`));
+}
+
+async function nodes(specs: string[]): Promise<RunningNode[]> {
+  const started = await Promise.all(specs.map((s) => startNode(["--simulate", s, "--name", `sim-${s}`])));
+  for (const n of started) cleanups.push(() => n.stop());
+  return started;
+}
+
+async function coordinator(farm: RunningNode[], extra: { leaseMs?: number } = {}) {
+  const dataDir = tempDir("coord");
+  const outputDir = tempDir("out");
+  const c = new Coordinator({
+    dataDir,
+    outputDir,
+    outputLayout: "flat",
+    localNode: false,
+    discovery: false,
+    clientName: "test",
+    log: pino({ level: "silent" }),
+    ...extra,
+  });
+  await c.start();
+  cleanups.push(() => c.stop());
+  for (const n of farm) await c.addNode("127.0.0.1", n.port, n.token);
+  expect(await c.waitForNodes(30_000)).toBe(true);
+  await waitUntil(() => c.listNodes().filter((n) => n.status === "online").length === farm.length, 30_000);
+  return { c, outputDir, dataDir };
+}
+
+async function waitUntil(check: () => boolean, timeoutMs: number, what = "condition"): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function finished(c: Coordinator, jobId: string, timeoutMs = 90_000) {
+  await waitUntil(
+    () => ["done", "failed", "cancelled"].includes(c.listJobs().find((j) => j.id === jobId)?.state ?? ""),
+    timeoutMs,
+    `job ${jobId}`,
+  );
+  return c.listJobs().find((j) => j.id === jobId);
+}
+
+/** Every stored PNG's index and seed, read back from the files themselves. */
+function storedImages(dir: string): Array<{ file: string; seed: number }> {
+  return pngFiles(dir).map((file) => ({
+    file,
+    seed: parseParameters(readTextChunks(readFileSync(join(dir, file))).parameters ?? "").seed as number,
+  }));
+}
+
+/** PNGs under `dir` at any depth (the studio layout nests them by date and job), as relative paths. */
+function pngFiles(dir: string): string[] {
+  return (readdirSync(dir, { recursive: true }) as string[]).filter((f) => f.endsWith(".png"));
+}
+
+describe("coordinator with real kiln-node processes (simulated devices)", () => {
+  it("shards a 200-image job over 3 nodes of 1x, 2x and 4x speed: every image once, with its seed, faster devices doing more", async () => {
+    const farm = await nodes(["1x24GB@10", "1x24GB@20", "1x24GB@40"]);
+    const { c, outputDir } = await coordinator(farm);
+    const { jobId, images } = c.submitJob({
+      prompts: ["a lighthouse at dusk"],
+      count: 200,
+      seed: 1000,
+      width: 256,
+      height: 256,
+    });
+    expect(images).toBe(200);
+    const job = await finished(c, jobId);
+    expect(job?.state).toBe("done");
+    expect(job?.counts.done).toBe(200);
+
+    const stored = storedImages(outputDir);
+    expect(stored).toHaveLength(200);
+    expect(new Set(stored.map((s) => s.seed)).size).toBe(200);
+    expect(stored.map((s) => s.seed).sort((a, b) => a - b)).toEqual(Array.from({ length: 200 }, (_, i) => 1000 + i));
+    const rows = c.jobImages(jobId);
+    for (const row of rows)
+      expect(row.path?.endsWith(`${String(row.index).padStart(5, "0")}-${row.seed}.png`)).toBe(true);
+
+    const perNode = new Map<string, number>();
+    for (const row of rows) perNode.set(row.nodeId as string, (perNode.get(row.nodeId as string) ?? 0) + 1);
+    const [slow, , fast] = farm.map((n) => perNode.get(n.nodeId) ?? 0);
+    expect(fast).toBeGreaterThan((slow as number) * 2);
+  });
+
+  it("loses nothing when a node is killed with SIGKILL mid-job", async () => {
+    const farm = await nodes(["1x24GB@15", "1x24GB@15", "1x24GB@15"]);
+    const { c, outputDir } = await coordinator(farm);
+    const { jobId } = c.submitJob({ prompts: ["storm"], count: 120, seed: 5, width: 256, height: 256 });
+    await waitUntil(() => (c.listJobs().find((j) => j.id === jobId)?.counts.done ?? 0) >= 20, 30_000, "20 images");
+    farm[0]?.proc.kill("SIGKILL");
+    const job = await finished(c, jobId);
+    expect(job?.counts.done).toBe(120);
+    const stored = storedImages(outputDir);
+    expect(stored).toHaveLength(120);
+    expect(new Set(stored.map((s) => s.seed)).size).toBe(120);
+    await waitUntil(
+      () => c.listNodes().find((n) => n.id === farm[0]?.nodeId)?.status === "lost",
+      10_000,
+      "the node marked lost",
+    );
+  });
+
+  it("discards results a node delivers after its lease expired, storing each image once", async () => {
+    const farm = await nodes(["1x24GB@8", "1x24GB@8"]);
+    const { c, outputDir } = await coordinator(farm);
+    const { jobId } = c.submitJob({ prompts: ["late"], count: 40, seed: 77, width: 256, height: 256 });
+    await waitUntil(() => (c.listJobs().find((j) => j.id === jobId)?.counts.done ?? 0) >= 4, 30_000, "4 images");
+    const stalled = farm[0] as RunningNode;
+    // The daemon stops (no heartbeats) while its worker keeps rendering: results pile up, late.
+    stalled.proc.kill("SIGSTOP");
+    await waitUntil(
+      () => c.listNodes().find((n) => n.id === stalled.nodeId)?.status === "lost",
+      10_000,
+      "lease expiry",
+    );
+    stalled.proc.kill("SIGCONT");
+    const job = await finished(c, jobId);
+    expect(job?.counts.done).toBe(40);
+    const stored = storedImages(outputDir);
+    expect(stored).toHaveLength(40);
+    expect(new Set(stored.map((s) => s.seed)).size).toBe(40);
+    // The stalled node's work was taken from it (re-run on the tail, or returned when its lease
+    // expired); what it delivered afterwards was not stored.
+    const outcomes = c.ledger.attemptOutcomes(jobId);
+    expect(outcomes.superseded + outcomes.lost + outcomes.discarded).toBeGreaterThan(0);
+    expect(outcomes.done).toBe(40);
+  });
+
+  it("survives SIGKILL of the coordinator mid-job: restarted, it finishes without rendering stored images twice", async () => {
+    const farm = await nodes(["1x24GB@12", "1x24GB@12"]);
+    const dataDir = tempDir("serve");
+    const outputDir = tempDir("serve-out");
+    const nodeArgs = farm.flatMap((n) => ["--node", `127.0.0.1:${n.port}`, "--token", n.token]);
+    const first = await startServe(["--no-local", "--data-dir", dataDir, "--out", outputDir, ...nodeArgs]);
+    cleanups.push(() => first.stop());
+    const ui = await connectUi(first.port, first.token);
+    const { jobId } = await ui.call("submitJob", {
+      prompts: ["crash test"],
+      count: 80,
+      seed: 300,
+      width: 256,
+      height: 256,
+    });
+    await ui.events.waitFor(
+      (e) => e.type === "queue.changed" && (e.jobs.find((j) => j.id === jobId)?.counts.done ?? 0) >= 15,
+      60_000,
+      () => "15 images done",
+    );
+    first.proc.kill("SIGKILL");
+    await first.exited;
+    const doneBefore = pngFiles(outputDir).length;
+    expect(doneBefore).toBeGreaterThanOrEqual(15);
+
+    const second = await startServe(["--no-local", "--data-dir", dataDir, "--out", outputDir]);
+    cleanups.push(() => second.stop());
+    const ui2 = await connectUi(second.port, second.token);
+    const deadline = Date.now() + 90_000;
+    let state = "";
+    while (Date.now() < deadline) {
+      const jobs = await ui2.call("listJobs", { includeFinished: true });
+      state = jobs.find((j) => j.id === jobId)?.state ?? "";
+      if (state === "done") break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(state).toBe("done");
+    const images = await ui2.call("jobImages", { jobId });
+    expect(images.filter((i) => i.state === "done")).toHaveLength(80);
+    const stored = storedImages(outputDir);
+    expect(stored).toHaveLength(80);
+    expect(new Set(stored.map((s) => s.seed)).size).toBe(80);
+    // A write cut short by the SIGKILL leaves no partial file behind once the coordinator is back.
+    expect((readdirSync(outputDir, { recursive: true }) as string[]).filter((f) => f.endsWith(".partial"))).toEqual([]);
+    ui.close();
+    ui2.close();
+  });
+});

@@ -1,0 +1,153 @@
+import { spawn } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import sharp from "sharp";
+import { afterEach, describe, expect, it } from "vitest";
+import { readTextChunks } from "../../farm-node/png/png-text-chunks";
+import { parseParameters } from "../../shared/png-parameters";
+import { type RunningNode, startNode } from "../support/kiln-node-process";
+import { eachLine, Observed } from "../support/observed";
+
+const KILN = fileURLToPath(new URL("../../bin/kiln.js", import.meta.url));
+const nodesToStop: RunningNode[] = [];
+afterEach(async () => {
+  for (const n of nodesToStop.splice(0)) await n.stop();
+});
+
+function temp(label: string): string {
+  return mkdtempSync(join(tmpdir(), `kiln-cli-${label}-`));
+}
+
+/** Runs the real `kiln` CLI; mDNS discovery stays off so nothing multicasts on the machine's network. */
+function kiln(args: string[]) {
+  const proc = spawn(process.execPath, [KILN, ...args, "--no-discovery"], { stdio: ["ignore", "pipe", "pipe"] });
+  const stderr = new Observed<string>();
+  let stdout = "";
+  proc.stdout.setEncoding("utf8");
+  proc.stdout.on("data", (c: string) => {
+    stdout += c;
+  });
+  eachLine(proc.stderr, (line) => stderr.push(line));
+  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
+    proc.on("exit", (code) => resolve({ code, stdout, stderr: stderr.items.join("\n") })),
+  );
+  return { proc, stderr, done };
+}
+
+describe("kiln CLI", () => {
+  it('renders "a lighthouse at dusk" -n 8 through the embedded local node (real ONNX Runtime)', async () => {
+    const out = temp("out");
+    const { code, stdout, stderr } = await kiln([
+      "render",
+      "a lighthouse at dusk",
+      "-n",
+      "8",
+      "--size",
+      "256x256",
+      "--out",
+      out,
+      "--data-dir",
+      temp("data"),
+    ]).done;
+    expect(code, stderr).toBe(0);
+    const files = readdirSync(out).filter((f) => f.endsWith(".png"));
+    expect(files).toHaveLength(8);
+    expect(stdout.trim().split("\n")).toHaveLength(8);
+    const seeds = new Set<number>();
+    for (const file of files) {
+      const png = readFileSync(join(out, file));
+      const params = parseParameters(readTextChunks(png).parameters ?? "");
+      expect(params.prompt).toBe("a lighthouse at dusk");
+      seeds.add(params.seed as number);
+      expect((await sharp(png).metadata()).width).toBe(256);
+    }
+    expect(seeds.size).toBe(8);
+    expect(stderr).toMatch(/done: 8 of 8 images stored/);
+  });
+
+  it("refuses an unknown model with the farm's models, exit code non-zero", async () => {
+    const { code, stderr } = await kiln([
+      "render",
+      "x",
+      "--model",
+      "sdxl-nope",
+      "--data-dir",
+      temp("data"),
+      "--local-node-flags",
+      "--simulate 1x8GB@20",
+    ]).done;
+    expect(code).not.toBe(0);
+    expect(stderr).toMatch(/no node of the farm has model "sdxl-nope"; models on the farm: kiln-demo/);
+  });
+
+  it("exits non-zero when images fail, with the reason", async () => {
+    // 1 GB of simulated VRAM cannot hold one 1024x1024 image: every attempt runs out of memory.
+    const { code, stderr } = await kiln([
+      "render",
+      "too big",
+      "--size",
+      "1024x1024",
+      "--data-dir",
+      temp("data"),
+      "--out",
+      temp("out"),
+      "--local-node-flags",
+      "--simulate 1x1GB@50",
+    ]).done;
+    expect(code).toBe(1);
+    expect(stderr).toMatch(
+      /1 image failed; first reason: out of memory: a batch of 1 at 1024x1024 .* \(failed 5 times\)/,
+    );
+  });
+
+  it("cancels cleanly on Ctrl-C (SIGINT) and exits 130", async () => {
+    const out = temp("out");
+    const run = kiln([
+      "render",
+      "slow",
+      "-n",
+      "40",
+      "--size",
+      "256x256",
+      "--out",
+      out,
+      "--data-dir",
+      temp("data"),
+      "--local-node-flags",
+      "--simulate 1x24GB@4",
+    ]);
+    await run.stderr.waitFor(
+      (l) => /job j_/.test(l),
+      60_000,
+      () => run.stderr.items.join("\n"),
+    );
+    await new Promise((r) => setTimeout(r, 600));
+    run.proc.kill("SIGINT");
+    const { code, stderr } = await run.done;
+    expect(code).toBe(130);
+    expect(stderr).toMatch(/cancelling/);
+    expect(stderr).toMatch(/cancelled: \d+ of 40 images stored/);
+    expect(readdirSync(out).filter((f) => f.endsWith(".png")).length).toBeLessThan(40);
+  });
+
+  it("pairs with a node's printed code, then lists it with its devices", async () => {
+    const node = await startNode(["--simulate", "2x24GB@10", "--name", "rack-01"]);
+    nodesToStop.push(node);
+    const data = temp("data");
+    const paired = await kiln(["pair", `127.0.0.1:${node.port}`, node.pairingCode(), "--data-dir", data]).done;
+    expect(paired.code, paired.stderr).toBe(0);
+    expect(paired.stdout).toContain(`paired with rack-01 (${node.nodeId})`);
+    const listed = await kiln(["nodes", "--no-local", "--data-dir", data]).done;
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(listed.stdout).toMatch(/rack-01 {2}127\.0\.0\.1:\d+ {2}online/);
+    expect(listed.stdout.match(/Simulated GPU 24 GB @10 img\/s {2}\[sim\] {2}VRAM \d+\/24576 MiB/g)).toHaveLength(2);
+  });
+
+  it("names the flag and the fix for bad input", async () => {
+    const { code, stderr } = await kiln(["render", "x", "--size", "512by512", "--data-dir", temp("data")]).done;
+    expect(code).not.toBe(0);
+    expect(stderr).toMatch(/--size.*"512by512" is not a size like 512x512/);
+  });
+});

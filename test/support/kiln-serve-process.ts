@@ -1,0 +1,48 @@
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { eachLine, Observed } from "./observed";
+
+const BIN = fileURLToPath(new URL("../../bin/kiln.js", import.meta.url));
+
+/**
+ * Starts `kiln serve` as a real process with a free port and no mDNS discovery
+ * (tests never multicast on the machine's own network); resolves once it serves.
+ */
+export async function startServe(args: string[]) {
+  const proc = spawn(
+    process.execPath,
+    [BIN, "serve", "--port", "0", "--no-discovery", "--log-level", "info", ...args],
+    {
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
+  const stdout = new Observed<Record<string, unknown>>();
+  const logs: string[] = [];
+  eachLine(proc.stdout, (line) => {
+    try {
+      stdout.push(JSON.parse(line));
+    } catch {
+      logs.push(line);
+    }
+  });
+  eachLine(proc.stderr, (line) => logs.push(line));
+  const exited = new Promise<number | null>((resolve) => proc.on("exit", (code) => resolve(code)));
+  const serving = await stdout.waitFor(
+    (l) => l.msg === "serving",
+    60_000,
+    () => `kiln serve did not start; output:\n${logs.join("\n")}`,
+    exited.then((code) => `kiln serve exited with ${code}:\n${logs.join("\n")}`),
+  );
+  return {
+    proc,
+    port: serving.port as number,
+    token: serving.token as string,
+    logs,
+    exited,
+    async stop(): Promise<number | null> {
+      if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode;
+      proc.kill("SIGTERM");
+      return exited;
+    },
+  };
+}
