@@ -34,6 +34,8 @@ export interface StartOptions {
   token?: string;
   /** argv prefix such as `ip netns exec NS`; mDNS is only ever on inside a namespace. */
   prefix?: string[];
+  /** Listen address; 127.0.0.1 unless the node serves other hosts of a test LAN. */
+  host?: string;
 }
 
 /**
@@ -45,7 +47,7 @@ export async function startNode(args: string[] = [], opts: StartOptions = {}): P
   const stateDir = opts.stateDir ?? mkdtempSync(join(tmpdir(), "kiln-node-test-"));
   const token = opts.token ?? randomBytes(24).toString("hex");
   const mdns = opts.prefix ? [] : ["--no-mdns"];
-  const argv = [BIN, "--host", "127.0.0.1", "--port", "0", ...mdns, "--state-dir", stateDir, "--token", token, ...args];
+  const argv = [BIN, "--host", opts.host ?? "127.0.0.1", "--port", "0", ...mdns, "--state-dir", stateDir, "--token", token, ...args];
   const [command, ...rest] = opts.prefix ? [...opts.prefix, process.execPath, ...argv] : [process.execPath, ...argv];
   const proc = spawn(command as string, rest, { stdio: ["ignore", "pipe", "pipe"] });
   const logs = new Observed<LogLine>();

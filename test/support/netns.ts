@@ -40,3 +40,48 @@ export class Netns {
     }
   }
 }
+
+/**
+ * A LAN of network namespaces on one machine: a bridge in its own namespace and a
+ * namespace per host on 10.77.0.0/24 with multicast routed over its veth, so real
+ * mDNS and TCP cross between hosts and never touch the machine's own network.
+ */
+export class Lan {
+  private readonly bridge: Netns;
+  private readonly hosts = new Map<string, { ns: Netns; address: string }>();
+  private readonly tag: string;
+
+  constructor(label: string, hostNames: string[]) {
+    this.tag = `${label.slice(0, 3)}${process.pid % 10000}`;
+    this.bridge = new Netns(`${label}-br`);
+    this.bridge.in(["ip", "link", "add", "br0", "type", "bridge"]);
+    this.bridge.in(["ip", "link", "set", "br0", "up"]);
+    hostNames.forEach((name, i) => {
+      const ns = new Netns(`${label}-${name}`);
+      const inside = `v${this.tag}${i}`;
+      const outside = `b${this.tag}${i}`;
+      const address = `10.77.0.${i + 1}`;
+      ip(["link", "add", inside, "type", "veth", "peer", "name", outside]);
+      ip(["link", "set", inside, "netns", ns.name]);
+      ip(["link", "set", outside, "netns", this.bridge.name]);
+      this.bridge.in(["ip", "link", "set", outside, "master", "br0"]);
+      this.bridge.in(["ip", "link", "set", outside, "up"]);
+      ns.in(["ip", "addr", "add", `${address}/24`, "dev", inside]);
+      ns.in(["ip", "link", "set", inside, "up"]);
+      ns.in(["ip", "route", "del", "224.0.0.0/4", "dev", "lo"]);
+      ns.in(["ip", "route", "add", "224.0.0.0/4", "dev", inside]);
+      this.hosts.set(name, { ns, address });
+    });
+  }
+
+  host(name: string): { prefix: string[]; address: string; ns: Netns } {
+    const host = this.hosts.get(name);
+    if (!host) throw new Error(`no host ${name} on this test LAN`);
+    return { prefix: host.ns.prefix(), address: host.address, ns: host.ns };
+  }
+
+  destroy(): void {
+    for (const { ns } of this.hosts.values()) ns.destroy();
+    this.bridge.destroy();
+  }
+}
