@@ -4,8 +4,8 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { Logger } from "pino";
 import { startingBatchLimit } from "../shared/batch-size";
-import { KilnError } from "../shared/errors";
-import { type JobSpec, type JobSpecInput, JobSpec as JobSpecSchema } from "../shared/job";
+import { describeFieldErrors, fieldErrors, KilnError } from "../shared/errors";
+import { type JobSpecInput, JobSpec as JobSpecSchema } from "../shared/job";
 import { drawSeeds, expandJob } from "../shared/job-expansion";
 import type { NodeEvent } from "../shared/node-events";
 import type { ModelInfo } from "../shared/node-info";
@@ -142,7 +142,12 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   // ---- commands (the UI API) ----
 
   submitJob(input: JobSpecInput): { jobId: string; images: number } {
-    const spec = JobSpecSchema.parse(input);
+    const parsed = JobSpecSchema.safeParse(input);
+    if (!parsed.success) {
+      const fields = fieldErrors(parsed.error);
+      throw new KilnError("E_BAD_REQUEST", `invalid job: ${describeFieldErrors(fields)}`, undefined, fields);
+    }
+    const spec = parsed.data;
     const models = this.farmModels();
     const modelNames = new Set([
       spec.model,
@@ -431,6 +436,11 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
           history: Object.fromEntries(node.history),
         });
         return;
+      case "task.started": {
+        const task = this.ownTask(node, event.taskId);
+        if (task && task.runningSince === null) task.runningSince = this.now();
+        return;
+      }
       case "task.progress": {
         const task = this.ownTask(node, event.taskId);
         const imageId = task?.attempts.get(event.imageId);
@@ -673,6 +683,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
             imageIds: [...t.open].map((a) => t.attempts.get(a) as string),
             work: t.work,
             startedAt: t.startedAt,
+            runningSince: t.runningSince,
           })),
           maxInflight: dispatch.maxInflight,
           accepting: !node.drained && now >= dispatch.backoffUntil,
@@ -725,6 +736,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       device,
       work,
       startedAt: now,
+      runningSince: null,
       attempts: new Map(attemptIds.map((a, i) => [a, (images[i] as PendingImage).id])),
       jobIds: new Set(images.map((i) => i.jobId)),
       announced: new Set(),

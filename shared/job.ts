@@ -52,7 +52,12 @@ export const JobSpec = z
     seed: Seed.optional(),
     seedMode: SeedMode.default("increment"),
     /** Images per prompt and grid cell. */
-    count: z.number().int("must be a whole number").min(1, "must be at least 1").max(10_000).default(1),
+    count: z
+      .number()
+      .int("must be a whole number")
+      .min(1, "must be at least 1")
+      .max(MAX_IMAGES_PER_JOB, `must be at most ${MAX_IMAGES_PER_JOB}`)
+      .default(1),
     grid: z.object({ x: GridAxis, y: GridAxis.optional() }).optional(),
     /** Higher runs first; equal priorities run in submission order. */
     priority: z.number().int().min(-100).max(100).default(0),

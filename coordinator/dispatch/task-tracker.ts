@@ -7,6 +7,8 @@ export interface TrackedTask {
   device: string;
   work: WorkKey;
   startedAt: number;
+  /** When the node said it started running the task (ms); null while it waits in the node's queue. */
+  runningSince: number | null;
   /** attempt id (the image id the node sees) → ledger image id. */
   attempts: Map<string, string>;
   /** Jobs whose images the task holds, for "which devices work on this job". */

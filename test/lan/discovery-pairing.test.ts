@@ -37,7 +37,10 @@ describe.skipIf(NETNS_SKIP_REASON !== null)("two hosts on a bridge (network name
     cleanup.push(() => lan.destroy());
     const gpu = lan.host("gpu1");
     const studio = lan.host("studio");
-    const node = await startNode(["--simulate", "1x24GB@20", "--name", "gpu-box-1"], { prefix: gpu.prefix, host: "0.0.0.0" });
+    const node = await startNode(["--simulate", "1x24GB@20", "--name", "gpu-box-1"], {
+      prefix: gpu.prefix,
+      host: "0.0.0.0",
+    });
     cleanup.push(() => node.stop());
     const data = mkdtempSync(join(tmpdir(), "kiln-lan-data-"));
     const out = mkdtempSync(join(tmpdir(), "kiln-lan-out-"));
@@ -46,10 +49,28 @@ describe.skipIf(NETNS_SKIP_REASON !== null)("two hosts on a bridge (network name
     expect(seen.code, seen.stderr).toBe(0);
     expect(seen.stdout).toContain(`gpu-box-1  ${gpu.address}:${node.port}  unpaired  id ${node.nodeId}`);
 
-    const paired = await kilnOn(studio.prefix, ["pair", `${gpu.address}:${node.port}`, node.pairingCode(), "--data-dir", data]);
+    const paired = await kilnOn(studio.prefix, [
+      "pair",
+      `${gpu.address}:${node.port}`,
+      node.pairingCode(),
+      "--data-dir",
+      data,
+    ]);
     expect(paired.code, paired.stderr).toBe(0);
 
-    const rendered = await kilnOn(studio.prefix, ["render", "across the bridge", "-n", "4", "--size", "256x256", "--no-local", "--data-dir", data, "--out", out]);
+    const rendered = await kilnOn(studio.prefix, [
+      "render",
+      "across the bridge",
+      "-n",
+      "4",
+      "--size",
+      "256x256",
+      "--no-local",
+      "--data-dir",
+      data,
+      "--out",
+      out,
+    ]);
     expect(rendered.code, rendered.stderr).toBe(0);
     expect(readdirSync(out).filter((f) => f.endsWith(".png"))).toHaveLength(4);
   });

@@ -47,7 +47,19 @@ export async function startNode(args: string[] = [], opts: StartOptions = {}): P
   const stateDir = opts.stateDir ?? mkdtempSync(join(tmpdir(), "kiln-node-test-"));
   const token = opts.token ?? randomBytes(24).toString("hex");
   const mdns = opts.prefix ? [] : ["--no-mdns"];
-  const argv = [BIN, "--host", opts.host ?? "127.0.0.1", "--port", "0", ...mdns, "--state-dir", stateDir, "--token", token, ...args];
+  const argv = [
+    BIN,
+    "--host",
+    opts.host ?? "127.0.0.1",
+    "--port",
+    "0",
+    ...mdns,
+    "--state-dir",
+    stateDir,
+    "--token",
+    token,
+    ...args,
+  ];
   const [command, ...rest] = opts.prefix ? [...opts.prefix, process.execPath, ...argv] : [process.execPath, ...argv];
   const proc = spawn(command as string, rest, { stdio: ["ignore", "pipe", "pipe"] });
   const logs = new Observed<LogLine>();

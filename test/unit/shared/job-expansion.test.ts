@@ -1,13 +1,17 @@
 import { describe, expect, it } from "vitest";
+import { parseGridSpec } from "../../../shared/grid-spec";
 import { JobSpec, type JobSpecInput } from "../../../shared/job";
 import { axisLabel, drawSeeds, expandJob } from "../../../shared/job-expansion";
-import { parseGridSpec } from "../../../shared/grid-spec";
 
 const defaults = { steps: 4, guidance: 1 };
 const expand = (input: JobSpecInput, draws: number[] = [999, 1, 2, 3, 4, 5, 6, 7, 8]) => {
   const spec = JobSpec.parse(input);
   let i = 0;
-  return expandJob(spec, defaults, drawSeeds(spec, () => draws[i++] ?? 0));
+  return expandJob(
+    spec,
+    defaults,
+    drawSeeds(spec, () => draws[i++] ?? 0),
+  );
 };
 
 describe("job expansion", () => {
@@ -59,10 +63,9 @@ describe("job expansion", () => {
       "a cat on a mat@768x512",
       "a dog on a mat@768x512",
     ]);
-    expect(expand({ prompts: ["x"], seed: 1, grid: parseGridSpec("model=kiln-demo,sd-turbo") }).map((i) => i.model)).toEqual([
-      "kiln-demo",
-      "sd-turbo",
-    ]);
+    expect(
+      expand({ prompts: ["x"], seed: 1, grid: parseGridSpec("model=kiln-demo,sd-turbo") }).map((i) => i.model),
+    ).toEqual(["kiln-demo", "sd-turbo"]);
   });
 
   it("lets a seed axis set the seed of each column", () => {

@@ -1,0 +1,180 @@
+import { z } from "zod";
+import { type WorkKey, workUnits } from "./work-key";
+
+export type { WorkKey } from "./work-key";
+
+export interface Estimate {
+  secondsPerImage: number;
+  /** True once this device has run this exact work. */
+  confident: boolean;
+  /**
+   * Where the figure comes from: this device on this work ("measured"), this device
+   * on the model at another size or step count ("scaled"), the farm's typical device
+   * on the model ("farm"), or nothing yet ("prior").
+   */
+  basis: "measured" | "scaled" | "farm" | "prior";
+}
+
+/** Weight of the newest observation: adapts within a few images when a GPU gets shared or throttles, yet smooths noise. */
+const ALPHA = 0.3;
+/** The prior when nobody has run a model yet: 1 s for 512×512 at 20 steps, a mid-range GPU on an SD-class model. */
+const DEFAULT_SECONDS_PER_UNIT = 1 / (512 * 512 * 20);
+
+interface Ewma {
+  value: number;
+  count: number;
+}
+
+interface ShapeEntry extends Ewma {
+  width: number;
+  height: number;
+  steps: number;
+}
+
+/** What one device taught us about one model. */
+interface ModelKnowledge {
+  /** Seconds per pixel-step over every size and step count it ran. */
+  perUnit: Ewma;
+  /** By shapeKey. */
+  shapes: Map<number, ShapeEntry>;
+  /** The shape asked for last: a pass asks for the same one over and over. */
+  last?: ShapeEntry;
+}
+
+const EwmaJson = z.object({ value: z.number().positive(), count: z.number().int().positive() });
+const SnapshotJson = z.object({
+  version: z.literal(1),
+  devices: z.array(
+    z.object({
+      key: z.string(),
+      models: z.array(
+        z.object({
+          model: z.string(),
+          perUnit: EwmaJson,
+          shapes: z.array(
+            EwmaJson.extend({
+              width: z.number().int().positive(),
+              height: z.number().int().positive(),
+              steps: z.number().int().positive(),
+            }),
+          ),
+        }),
+      ),
+    }),
+  ),
+});
+export type ThroughputSnapshot = z.infer<typeof SnapshotJson>;
+
+/**
+ * Seconds per image learned per (device, model, size, steps) from every image a
+ * device returns. What is unknown falls back, in order, to the same device on the
+ * same model at another size (scaled by pixel-steps), to the farm's typical device
+ * on that model, and to a fixed prior.
+ */
+export class ThroughputModel {
+  private readonly devices = new Map<string, Map<string, ModelKnowledge>>();
+  /** Per model, over devices: sum of their seconds per pixel-step and how many. The prior of a device new to it. */
+  private readonly farm = new Map<string, { sum: number; devices: number }>();
+
+  observe(deviceKey: string, work: WorkKey, secondsPerImage: number): void {
+    if (!(secondsPerImage > 0 && Number.isFinite(secondsPerImage))) return;
+    let models = this.devices.get(deviceKey);
+    if (!models) {
+      models = new Map();
+      this.devices.set(deviceKey, models);
+    }
+    let knowledge = models.get(work.model);
+    if (!knowledge) {
+      knowledge = { perUnit: { value: 0, count: 0 }, shapes: new Map() };
+      models.set(work.model, knowledge);
+    }
+    let shape = findShape(knowledge, work);
+    if (!shape) {
+      shape = { width: work.width, height: work.height, steps: work.steps, value: 0, count: 0 };
+      knowledge.shapes.set(shapeKey(work), shape);
+    }
+    mix(shape, secondsPerImage);
+    const before = knowledge.perUnit.count > 0 ? knowledge.perUnit.value : null;
+    mix(knowledge.perUnit, secondsPerImage / workUnits(work));
+    this.updateFarm(work.model, before, knowledge.perUnit.value);
+  }
+
+  estimate(deviceKey: string, work: WorkKey): Estimate {
+    const knowledge = this.devices.get(deviceKey)?.get(work.model);
+    const secondsPerImage = this.secondsPerImage(deviceKey, work);
+    if (knowledge) {
+      const measured = findShape(knowledge, work) !== undefined;
+      return { secondsPerImage, confident: measured, basis: measured ? "measured" : "scaled" };
+    }
+    return { secondsPerImage, confident: false, basis: this.farm.has(work.model) ? "farm" : "prior" };
+  }
+
+  /** The estimate's seconds alone: scheduling passes ask for every device and task, so no object is made. */
+  secondsPerImage(deviceKey: string, work: WorkKey): number {
+    const knowledge = this.devices.get(deviceKey)?.get(work.model);
+    if (!knowledge) return this.typicalSecondsPerImage(work);
+    return findShape(knowledge, work)?.value ?? knowledge.perUnit.value * workUnits(work);
+  }
+
+  /** Seconds per image on the farm's typical device: what an unknown device is assumed to take. */
+  typicalSecondsPerImage(work: WorkKey): number {
+    const farm = this.farm.get(work.model);
+    const perUnit = farm && farm.devices > 0 ? farm.sum / farm.devices : DEFAULT_SECONDS_PER_UNIT;
+    return perUnit * workUnits(work);
+  }
+
+  toJSON(): ThroughputSnapshot {
+    return {
+      version: 1,
+      devices: [...this.devices].map(([key, models]) => ({
+        key,
+        models: [...models].map(([model, k]) => ({
+          model,
+          perUnit: { value: k.perUnit.value, count: k.perUnit.count },
+          shapes: [...k.shapes.values()].map((s) => ({ ...s })),
+        })),
+      })),
+    };
+  }
+
+  /** Throws on a snapshot of another shape; the caller then starts afresh. */
+  static fromJSON(data: unknown): ThroughputModel {
+    const snapshot = SnapshotJson.parse(data);
+    const model = new ThroughputModel();
+    for (const device of snapshot.devices) {
+      const models = new Map<string, ModelKnowledge>();
+      for (const m of device.models) {
+        const shapes = new Map(m.shapes.map((s) => [shapeKey(s), { ...s }]));
+        models.set(m.model, { perUnit: { ...m.perUnit }, shapes });
+        model.updateFarm(m.model, null, m.perUnit.value);
+      }
+      model.devices.set(device.key, models);
+    }
+    return model;
+  }
+
+  private updateFarm(model: string, before: number | null, after: number): void {
+    const farm = this.farm.get(model) ?? { sum: 0, devices: 0 };
+    farm.sum += after - (before ?? 0);
+    if (before === null) farm.devices++;
+    this.farm.set(model, farm);
+  }
+}
+
+function mix(ewma: Ewma, x: number): void {
+  ewma.value = ewma.count === 0 ? x : ewma.value + ALPHA * (x - ewma.value);
+  ewma.count++;
+}
+
+function findShape(knowledge: ModelKnowledge, work: WorkKey): ShapeEntry | undefined {
+  const last = knowledge.last;
+  if (last && last.width === work.width && last.height === work.height && last.steps === work.steps) return last;
+  const shape = knowledge.shapes.get(shapeKey(work));
+  if (shape) knowledge.last = shape;
+  return shape;
+}
+
+/** One number per shape, no string building on the hot path; exact for edges below 8192 and steps below 1024. */
+function shapeKey(work: Pick<WorkKey, "width" | "height" | "steps">): number {
+  return (work.width * 8192 + work.height) * 1024 + work.steps;
+}

@@ -1,0 +1,68 @@
+import { describe, expect, it } from "vitest";
+import { ThroughputModel } from "../../../../coordinator/scheduling/throughput-model";
+import { W512, W1024 } from "./farm-fixture";
+
+describe("throughput model", () => {
+  it("learns seconds per image per device and work, and is confident once it has seen that work", () => {
+    const model = new ThroughputModel();
+    expect(model.estimate("n/a", W512).confident).toBe(false);
+    for (let i = 0; i < 20; i++) model.observe("n/a", W512, 0.5 + (i % 2 ? 0.01 : -0.01));
+    const estimate = model.estimate("n/a", W512);
+    expect(estimate.confident).toBe(true);
+    expect(estimate.secondsPerImage).toBeCloseTo(0.5, 1);
+  });
+
+  it("follows a device whose speed changes within a few images", () => {
+    const model = new ThroughputModel();
+    for (let i = 0; i < 10; i++) model.observe("n/a", W512, 1);
+    for (let i = 0; i < 8; i++) model.observe("n/a", W512, 2);
+    expect(model.secondsPerImage("n/a", W512)).toBeGreaterThan(1.9);
+  });
+
+  it("transfers what a device learned at one size and step count to another by pixel-steps", () => {
+    const model = new ThroughputModel();
+    model.observe("n/a", W512, 0.5);
+    const big = model.estimate("n/a", W1024);
+    expect(big.secondsPerImage).toBeCloseTo(2, 5);
+    expect(big).toMatchObject({ confident: false, basis: "scaled" });
+    expect(model.secondsPerImage("n/a", { ...W512, steps: 16 })).toBeCloseTo(1, 5);
+  });
+
+  it("gives a device new to a model the farm's typical device as a prior", () => {
+    const model = new ThroughputModel();
+    model.observe("n/fast", W512, 0.25);
+    model.observe("n/slow", W512, 0.75);
+    expect(model.estimate("n/new", W512)).toEqual({ secondsPerImage: 0.5, confident: false, basis: "farm" });
+    expect(model.secondsPerImage("n/new", W1024)).toBeCloseTo(2, 5);
+    expect(model.estimate("n/new", { ...W512, model: "never-seen" })).toMatchObject({
+      confident: false,
+      basis: "prior",
+    });
+  });
+
+  it("ignores observations that are not a positive number of seconds", () => {
+    const model = new ThroughputModel();
+    model.observe("n/a", W512, 0.5);
+    for (const bad of [0, -1, Number.NaN, Number.POSITIVE_INFINITY]) model.observe("n/a", W512, bad);
+    expect(model.secondsPerImage("n/a", W512)).toBe(0.5);
+  });
+
+  it("survives a JSON round trip and rejects a snapshot of another shape", () => {
+    const model = new ThroughputModel();
+    model.observe("n/a", W512, 0.5);
+    model.observe("n/a", W1024, 1.7);
+    model.observe("n/b", { ...W512, model: "other" }, 0.2);
+    const copy = ThroughputModel.fromJSON(JSON.parse(JSON.stringify(model)));
+    for (const [key, work] of [
+      ["n/a", W512],
+      ["n/a", W1024],
+      ["n/a", { ...W512, steps: 30 }],
+      ["n/b", { ...W512, model: "other" }],
+      ["n/c", W512],
+    ] as const) {
+      expect(copy.estimate(key, work)).toEqual(model.estimate(key, work));
+    }
+    expect(() => ThroughputModel.fromJSON({ version: 2, devices: [] })).toThrow();
+    expect(() => ThroughputModel.fromJSON("nonsense")).toThrow();
+  });
+});
