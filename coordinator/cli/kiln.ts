@@ -1,7 +1,8 @@
 import { randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { homedir, hostname } from "node:os";
 import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { Command, InvalidArgumentError, Option } from "commander";
 import pino from "pino";
 import { DEFAULT_UI_PORT } from "../../shared/constants";
@@ -239,16 +240,17 @@ async function pair(address: { host: string; port: number }, code: string, opts:
 }
 
 async function serve(opts: CommonOptions & { port: number; lan: boolean; out?: string }): Promise<number> {
-  const coordinator = await startCoordinator(opts, {
-    dir: opts.out ?? join(opts.dataDir, "outputs"),
-    layout: "studio",
-  });
+  const outputDir = resolve(opts.out ?? join(opts.dataDir, "outputs"));
+  const coordinator = await startCoordinator(opts, { dir: outputDir, layout: "studio" });
   const token = randomBytes(24).toString("base64url");
   const host = opts.lan ? "0.0.0.0" : "127.0.0.1";
   const log = pino({ level: opts.logLevel }, pino.destination(2));
-  const { app, port } = await startUiServer({ coordinator, host, port: opts.port, token, log });
-  process.stdout.write(`${JSON.stringify({ msg: "serving", port, token })}\n`);
-  process.stderr.write(`Kiln UI API: ws://${opts.lan ? hostname() : "127.0.0.1"}:${port}/api?token=${token}\n`);
+  const uiDir = fileURLToPath(new URL("../../out/renderer", import.meta.url));
+  const { app, port } = await startUiServer({ coordinator, host, port: opts.port, token, log, outputDir, uiDir });
+  const url = `http://${opts.lan ? hostname() : "127.0.0.1"}:${port}/?token=${token}`;
+  process.stdout.write(`${JSON.stringify({ msg: "serving", port, token, url })}\n`);
+  process.stderr.write(`Kiln is running. Open ${url}\n`);
+  if (!existsSync(join(uiDir, "index.html"))) process.stderr.write("(the UI is not built yet: npm run build; the API is served)\n");
   await new Promise<void>((resolveStop) => {
     const stop = () => resolveStop();
     process.once("SIGINT", stop);

@@ -1,10 +1,14 @@
 import { timingSafeEqual } from "node:crypto";
+import { createReadStream, existsSync } from "node:fs";
+import { join } from "node:path";
+import fastifyStatic from "@fastify/static";
 import websocket from "@fastify/websocket";
-import Fastify from "fastify";
+import Fastify, { LogController } from "fastify";
 import type { Logger } from "pino";
 import { UiRequest } from "../../shared/ui-api";
 import type { Coordinator } from "../coordinator";
 import { createCommandRouter } from "./command-router";
+import { resolveInsideRoot } from "./output-files";
 
 export interface UiServerOptions {
   coordinator: Coordinator;
@@ -12,7 +16,24 @@ export interface UiServerOptions {
   port: number;
   token: string;
   log: Logger;
+  /** Where finished images are; only files under it are served. */
+  outputDir: string;
+  /** The built renderer (out/renderer); the API alone is served when absent. */
+  uiDir: string | null;
 }
+
+/** The same strict policy as the desktop window: nothing but this origin, no inline script. */
+export const UI_CSP = [
+  "default-src 'self'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "img-src 'self' data: blob:",
+  "connect-src 'self'",
+  "object-src 'none'",
+  "base-uri 'none'",
+  "frame-ancestors 'none'",
+  "form-action 'none'",
+].join("; ");
 
 const MAX_MESSAGE_BYTES = 1024 * 1024;
 
@@ -28,11 +49,32 @@ function tokenMatches(given: string | undefined, token: string): boolean {
  * query string; it is compared in constant time.
  */
 export async function startUiServer(opts: UiServerOptions) {
-  const app = Fastify({ loggerInstance: opts.log, disableRequestLogging: true, bodyLimit: MAX_MESSAGE_BYTES });
+  const app = Fastify({
+    loggerInstance: opts.log,
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: MAX_MESSAGE_BYTES,
+  });
   await app.register(websocket, { options: { maxPayload: MAX_MESSAGE_BYTES } });
   const route = createCommandRouter(opts.coordinator);
 
+  app.addHook("onSend", async (_request, reply) => {
+    reply.header("content-security-policy", UI_CSP);
+    reply.header("x-content-type-options", "nosniff");
+    reply.header("referrer-policy", "no-referrer");
+  });
+  if (opts.uiDir && existsSync(join(opts.uiDir, "index.html"))) {
+    await app.register(fastifyStatic, { root: opts.uiDir, index: "index.html", wildcard: false });
+  }
+
   app.get("/health", async () => ({ status: "ok" }));
+
+  // A stored image, for the browser UI: token required, path confined to the output folder.
+  app.get<{ Querystring: { path?: string; token?: string } }>("/images", async (request, reply) => {
+    if (!tokenMatches(request.query.token, opts.token)) return reply.code(401).send({ error: { code: "E_UNAUTHORIZED", message: "wrong or missing token" } });
+    const file = await resolveInsideRoot(opts.outputDir, String(request.query.path ?? ""));
+    if (!file?.endsWith(".png")) return reply.code(404).send({ error: { code: "E_NOT_FOUND", message: "no such image in the output folder" } });
+    return reply.type("image/png").header("cache-control", "private, max-age=31536000, immutable").send(createReadStream(file));
+  });
   app.get<{ Querystring: { token?: string } }>("/api", { websocket: true }, (socket, request) => {
     const bearer = request.headers.authorization?.replace(/^Bearer /, "");
     if (!tokenMatches(request.query.token ?? bearer, opts.token)) {

@@ -150,6 +150,31 @@ describe("coordinator with real kiln-node processes (simulated devices)", () => 
     expect(outcomes.done).toBe(40);
   });
 
+  it("drains a node mid-job: it finishes what it holds and takes no more; pause holds the whole queue", async () => {
+    const farm = await nodes(["1x24GB@10", "1x24GB@10"]);
+    const { c } = await coordinator(farm);
+    const drained = farm[0] as RunningNode;
+    const { jobId } = c.submitJob({ prompts: ["drain"], count: 60, seed: 1, width: 256, height: 256 });
+    await waitUntil(() => (c.listJobs().find((j) => j.id === jobId)?.counts.done ?? 0) >= 6, 30_000, "6 images");
+    c.drainNode(drained.nodeId, true);
+    expect(c.listNodes().find((n) => n.id === drained.nodeId)?.status).toBe("draining");
+    // What the drained node holds when drained: it may finish that, nothing more.
+    await new Promise((r) => setTimeout(r, 1500));
+    const onDrained = () => c.jobImages(jobId).filter((i) => i.nodeId === drained.nodeId).length;
+    const settled = onDrained();
+    c.pauseQueue();
+    await new Promise((r) => setTimeout(r, 1000));
+    const atPause = c.listJobs().find((j) => j.id === jobId)?.counts.done ?? 0;
+    await new Promise((r) => setTimeout(r, 1000));
+    // Paused: what was in flight lands, nothing new starts.
+    expect(c.listJobs().find((j) => j.id === jobId)?.counts.running).toBe(0);
+    expect(c.listJobs().find((j) => j.id === jobId)?.counts.done).toBe(atPause);
+    c.resumeQueue();
+    const job = await finished(c, jobId);
+    expect(job?.counts.done).toBe(60);
+    expect(onDrained()).toBe(settled);
+  });
+
   it("survives SIGKILL of the coordinator mid-job: restarted, it finishes without rendering stored images twice", async () => {
     const farm = await nodes(["1x24GB@12", "1x24GB@12"]);
     const dataDir = tempDir("serve");
