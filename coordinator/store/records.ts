@@ -1,4 +1,4 @@
-import type { JobSpec } from "../../shared/job";
+import type { ImageSpec, JobSpec } from "../../shared/job";
 import type { DrawnSeeds } from "../../shared/job-expansion";
 
 /** See the generated `jobs.state` column in schema.ts for how it is derived. */
@@ -77,20 +77,10 @@ export interface ImageRow {
   storedAt: number | null;
 }
 
-/** A queued image ready to be sent, with what the scheduler sorts and batches on. */
-export interface PendingImage {
+/** A queued image ready to be sent: its expanded spec, with what the scheduler sorts and batches on. */
+export interface PendingImage extends Omit<ImageSpec, "gridX" | "gridY"> {
   id: string;
   jobId: string;
-  index: number;
-  prompt: string;
-  negativePrompt: string;
-  seed: number;
-  model: string;
-  width: number;
-  height: number;
-  steps: number;
-  guidance: number;
-  sampler?: string;
   priority: number;
   jobPosition: number;
 }
