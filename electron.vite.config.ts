@@ -1,10 +1,47 @@
+import { resolve } from "node:path";
+import react from "@vitejs/plugin-react";
+import { defineConfig } from "electron-vite";
+
 /**
- * electron-vite builds three bundles: main (electron/main), preload (electron/preload,
- * CommonJS because a sandboxed preload cannot be ESM) and the renderer. The desktop
- * shell lands with the desktop-app issue; until then this file only fixes the layout.
+ * Three bundles for the desktop app, all under out/:
+ * - main (out/main/main.js, ESM like the package): our own code (electron/, coordinator/,
+ *   shared/) is bundled; every package in "dependencies" stays external and is loaded
+ *   from node_modules at run time, so native modules (better-sqlite3, onnxruntime-node,
+ *   sharp) and bonjour-service are never bundled.
+ * - preload (out/preload/index.cjs): CommonJS, because a sandboxed preload cannot be an
+ *   ES module and can only `require` "electron" and a few polyfills, so nothing is
+ *   external: zod and shared/ are inlined.
+ * - renderer (out/renderer): the React UI; base "./" so the same files load from
+ *   file:// in the window and from `kiln serve` over HTTP.
  */
-export default {
-  main: { build: { outDir: "out/main" } },
-  preload: { build: { outDir: "out/preload" } },
-  renderer: { root: "renderer", build: { outDir: "../out/renderer" } },
-};
+export default defineConfig({
+  main: {
+    build: {
+      outDir: "out/main",
+      rolldownOptions: {
+        input: { main: resolve("electron/main/main.ts") },
+        output: { entryFileNames: "[name].js" },
+      },
+    },
+  },
+  preload: {
+    build: {
+      outDir: "out/preload",
+      externalizeDeps: false,
+      rolldownOptions: {
+        input: { index: resolve("electron/preload/index.ts") },
+        output: { format: "cjs", entryFileNames: "[name].cjs" },
+      },
+    },
+  },
+  renderer: {
+    root: "renderer",
+    base: "./",
+    plugins: [react()],
+    build: {
+      outDir: resolve("out/renderer"),
+      emptyOutDir: true,
+      rolldownOptions: { input: resolve("renderer/index.html") },
+    },
+  },
+});

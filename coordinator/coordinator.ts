@@ -104,8 +104,14 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
         args: this.opts.localNode.args,
         log: this.log,
       });
-      const local = await this.localNode.start();
-      this.connect(local.nodeId, "This computer", "127.0.0.1", local.port, local.token, true, false);
+      // Remote nodes still render when this computer's node cannot start.
+      try {
+        const local = await this.localNode.start();
+        this.connect(local.nodeId, "This computer", "127.0.0.1", local.port, local.token, true, false);
+      } catch (error) {
+        this.log.error({ err: error }, "the local node did not start; continuing with the farm's nodes");
+        this.localNode = null;
+      }
     }
     if (this.opts.discovery) {
       this.discovery = new Discovery(this.now);

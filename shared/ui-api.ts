@@ -125,7 +125,8 @@ export type UiResult<C extends UiCommandName> = z.output<(typeof UiCommands)[C][
 export const UiRequest = z.object({
   id: z.number().int().nonnegative(),
   command: z.enum(Object.keys(UiCommands) as [UiCommandName, ...UiCommandName[]]),
-  args: z.unknown(),
+  /** Commands without arguments may leave this out. */
+  args: z.unknown().optional(),
 });
 export type UiRequest = z.infer<typeof UiRequest>;
 

@@ -1,0 +1,131 @@
+import { mkdirSync } from "node:fs";
+import { hostname } from "node:os";
+import { join } from "node:path";
+import { app, type BrowserWindow, dialog, ipcMain, protocol, safeStorage, session, shell } from "electron";
+import pino from "pino";
+import { Coordinator } from "../../coordinator/coordinator";
+import { IMAGE_SCHEME, IMAGE_SCHEME_PRIVILEGES, serveImage } from "./image-protocol";
+import { forwardUiEvents, registerIpcRouter } from "./ipc-router";
+import { openTokenVault } from "./safe-storage-vault";
+import { CSP, DEV_CSP, hardenSession, isAllowedSender, type RendererSource } from "./security";
+import { createShellActions } from "./shell-actions";
+import { createMainWindow } from "./window";
+
+/**
+ * The desktop app's main process: one window, the coordinator in-process (it starts
+ * "This computer", a kiln-node child run by this same binary with
+ * ELECTRON_RUN_AS_NODE), the IPC bridge between them, and a clean quit that stops
+ * the node and leaves the queue on disk.
+ */
+
+// The same folder in development (package name "kiln") and packaged (product name "Kiln").
+app.setPath("userData", join(app.getPath("appData"), "Kiln"));
+app.enableSandbox();
+
+// electron-vite dev serves the renderer and says where; a packaged app never trusts that variable.
+const rendererSource: RendererSource =
+  !app.isPackaged && process.env.ELECTRON_RENDERER_URL
+    ? { kind: "dev", url: process.env.ELECTRON_RENDERER_URL }
+    : { kind: "file", indexHtml: join(import.meta.dirname, "../renderer/index.html") };
+// electron-vite emits the preload as CommonJS (a sandboxed preload cannot be ESM).
+const preloadPath = join(import.meta.dirname, "../preload/index.cjs");
+
+const log = app.isPackaged
+  ? pino(pino.destination({ dest: join(app.getPath("logs"), "kiln.log"), mkdir: true }))
+  : pino(pino.destination(2));
+
+let window: BrowserWindow | null = null;
+let coordinator: Coordinator | null = null;
+let stopping: Promise<void> | null = null;
+let stopped = false;
+
+function openWindow(): void {
+  window = createMainWindow({
+    preloadPath,
+    renderer: rendererSource,
+    stateFile: join(app.getPath("userData"), "window-state.json"),
+    log,
+  });
+  window.on("closed", () => {
+    window = null;
+  });
+}
+
+async function start(): Promise<void> {
+  const dataDir = app.getPath("userData");
+  const outputDir = join(app.getPath("pictures"), "Kiln");
+  mkdirSync(outputDir, { recursive: true });
+  hardenSession(session.defaultSession, rendererSource.kind === "dev" ? DEV_CSP : CSP);
+  protocol.handle(IMAGE_SCHEME, (request) => serveImage(outputDir, request.url));
+
+  const running = new Coordinator({
+    dataDir,
+    outputDir,
+    localNode: { args: [] },
+    discovery: true,
+    clientName: `Kiln on ${hostname()}`,
+    log,
+    vault: openTokenVault(dataDir, safeStorage, process.platform),
+  });
+  coordinator = running;
+  registerIpcRouter({
+    ipcMain,
+    coordinator: running,
+    isAllowedUrl: (url) => isAllowedSender(url, rendererSource),
+    windowContentsId: () => window?.webContents.id ?? null,
+    shell: createShellActions(outputDir, shell),
+  });
+  forwardUiEvents(running, () => window?.webContents ?? null);
+  // The window first: the queue is usable while the local node loads its models.
+  openWindow();
+  await running.start();
+  log.info({ dataDir, outputDir }, "coordinator started");
+}
+
+if (!app.requestSingleInstanceLock()) {
+  // Another Kiln runs: it gets the "second-instance" event and comes to the front.
+  app.quit();
+} else {
+  protocol.registerSchemesAsPrivileged([IMAGE_SCHEME_PRIVILEGES]);
+
+  app.on("second-instance", () => {
+    if (!window) {
+      if (coordinator && !stopping) openWindow();
+      return;
+    }
+    if (window.isMinimized()) window.restore();
+    window.focus();
+  });
+
+  // On macOS the app (and the farm) keeps running with its window closed, as Mac apps do.
+  app.on("window-all-closed", () => {
+    if (process.platform !== "darwin") app.quit();
+  });
+  app.on("activate", () => {
+    if (!window && coordinator && !stopping) openWindow();
+  });
+
+  // Stop the coordinator (and with it the embedded node) before the process goes;
+  // the queue is already on disk, so anything in flight simply runs again next time.
+  app.on("before-quit", (event) => {
+    if (stopped || !coordinator) return;
+    event.preventDefault();
+    stopping ??= coordinator
+      .stop()
+      .catch((error: unknown) => log.error({ err: error }, "the coordinator did not stop cleanly"))
+      .finally(() => {
+        stopped = true;
+        app.quit();
+      });
+  });
+  for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => app.quit());
+
+  app
+    .whenReady()
+    .then(start)
+    .catch((error: unknown) => {
+      log.error({ err: error }, "Kiln could not start");
+      dialog.showErrorBox("Kiln could not start", (error as Error).message);
+      app.quit();
+    });
+}
