@@ -250,7 +250,8 @@ async function serve(opts: CommonOptions & { port: number; lan: boolean; out?: s
   const url = `http://${opts.lan ? hostname() : "127.0.0.1"}:${port}/?token=${token}`;
   process.stdout.write(`${JSON.stringify({ msg: "serving", port, token, url })}\n`);
   process.stderr.write(`Kiln is running. Open ${url}\n`);
-  if (!existsSync(join(uiDir, "index.html"))) process.stderr.write("(the UI is not built yet: npm run build; the API is served)\n");
+  if (!existsSync(join(uiDir, "index.html")))
+    process.stderr.write("(the UI is not built yet: npm run build; the API is served)\n");
   await new Promise<void>((resolveStop) => {
     const stop = () => resolveStop();
     process.once("SIGINT", stop);

@@ -8,7 +8,10 @@ import { isAbsolute, relative, resolve, sep } from "node:path";
  */
 export async function resolveInsideRoot(root: string, target: string): Promise<string | null> {
   if (!isAbsolute(target) || target.includes("\0")) return null;
-  const [realRoot, realTarget] = await Promise.all([realpath(resolve(root)), realpath(resolve(target)).catch(() => null)]);
+  const [realRoot, realTarget] = await Promise.all([
+    realpath(resolve(root)),
+    realpath(resolve(target)).catch(() => null),
+  ]);
   if (!realTarget) return null;
   const rel = relative(realRoot, realTarget);
   if (rel === "" || rel.startsWith(`..${sep}`) || rel === ".." || isAbsolute(rel)) return null;

@@ -70,10 +70,15 @@ export async function startUiServer(opts: UiServerOptions) {
 
   // A stored image, for the browser UI: token required, path confined to the output folder.
   app.get<{ Querystring: { path?: string; token?: string } }>("/images", async (request, reply) => {
-    if (!tokenMatches(request.query.token, opts.token)) return reply.code(401).send({ error: { code: "E_UNAUTHORIZED", message: "wrong or missing token" } });
+    if (!tokenMatches(request.query.token, opts.token))
+      return reply.code(401).send({ error: { code: "E_UNAUTHORIZED", message: "wrong or missing token" } });
     const file = await resolveInsideRoot(opts.outputDir, String(request.query.path ?? ""));
-    if (!file?.endsWith(".png")) return reply.code(404).send({ error: { code: "E_NOT_FOUND", message: "no such image in the output folder" } });
-    return reply.type("image/png").header("cache-control", "private, max-age=31536000, immutable").send(createReadStream(file));
+    if (!file?.endsWith(".png"))
+      return reply.code(404).send({ error: { code: "E_NOT_FOUND", message: "no such image in the output folder" } });
+    return reply
+      .type("image/png")
+      .header("cache-control", "private, max-age=31536000, immutable")
+      .send(createReadStream(file));
   });
   app.get<{ Querystring: { token?: string } }>("/api", { websocket: true }, (socket, request) => {
     const bearer = request.headers.authorization?.replace(/^Bearer /, "");

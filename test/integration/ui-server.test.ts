@@ -2,8 +2,8 @@ import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
-import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import WebSocket from "ws";
 import { Coordinator } from "../../coordinator/coordinator";
 import { startUiServer, UI_CSP } from "../../coordinator/ui-api/ui-server";
 import { connectUi } from "../support/ui-client";
@@ -28,7 +28,15 @@ beforeAll(async () => {
   writeFileSync(join(outputDir, "2026-01-01", "job", "00000-1.png"), Buffer.from("png-bytes"));
   writeFileSync(secret, "outside the output folder");
   symlinkSync(secret, join(outputDir, "escape.png"));
-  server = await startUiServer({ coordinator, host: "127.0.0.1", port: 0, token, log: pino({ level: "silent" }), outputDir, uiDir: null });
+  server = await startUiServer({
+    coordinator,
+    host: "127.0.0.1",
+    port: 0,
+    token,
+    log: pino({ level: "silent" }),
+    outputDir,
+    uiDir: null,
+  });
 });
 
 afterAll(async () => {
@@ -61,7 +69,13 @@ describe("UI API server (kiln serve) on 127.0.0.1", () => {
     expect(ok.status).toBe(200);
     expect(ok.headers.get("content-security-policy")).toBe(UI_CSP);
     expect((await fetch(`${base}?path=${encodeURIComponent(inside)}&token=nope`)).status).toBe(401);
-    for (const trick of [secret, join(outputDir, "..", "x.png"), join(outputDir, "escape.png"), "relative.png", `${inside}\0`]) {
+    for (const trick of [
+      secret,
+      join(outputDir, "..", "x.png"),
+      join(outputDir, "escape.png"),
+      "relative.png",
+      `${inside}\0`,
+    ]) {
       expect((await fetch(`${base}?path=${encodeURIComponent(trick)}&token=${token}`)).status, trick).toBe(404);
     }
   });

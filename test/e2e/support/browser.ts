@@ -6,7 +6,9 @@ import { type Browser, chromium, type Page } from "playwright-core";
 const CHROMIUM = process.env.KILN_CHROMIUM ?? "/usr/bin/chromium";
 
 /** Browser tests need Debian's Chromium (`apt-get install chromium`); they skip with this reason otherwise. */
-export const BROWSER_SKIP_REASON = existsSync(CHROMIUM) ? null : `no Chromium at ${CHROMIUM} (apt-get install chromium)`;
+export const BROWSER_SKIP_REASON = existsSync(CHROMIUM)
+  ? null
+  : `no Chromium at ${CHROMIUM} (apt-get install chromium)`;
 
 /**
  * Debian's Chromium driven by playwright-core, headless, with a fresh user-data

@@ -1,0 +1,48 @@
+import { useEffect } from "react";
+import { ConnectionBanner } from "./components/ConnectionBanner";
+import { NavRail } from "./components/NavRail";
+import { NoticeArea } from "./components/NoticeArea";
+import { useNavStore, type View } from "./stores/nav-store";
+import { useSettingsStore } from "./stores/settings-store";
+import { CreateView } from "./views/CreateView";
+import { FarmView } from "./views/FarmView";
+import { GalleryView } from "./views/GalleryView";
+
+const SHORTCUTS: Record<string, View> = { "1": "create", "2": "gallery", "3": "farm" };
+
+/** The shell: rail, one view at a time (hidden views are unmounted, so they never render on updates), banners. */
+export function App() {
+  const view = useNavStore((s) => s.view);
+  const theme = useSettingsStore((s) => s.preferences.theme);
+
+  useEffect(() => {
+    // "system" leaves the choice to prefers-color-scheme (theme.css).
+    if (theme === "system") delete document.documentElement.dataset.theme;
+    else document.documentElement.dataset.theme = theme;
+  }, [theme]);
+
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => {
+      const target = SHORTCUTS[e.key];
+      if (target && e.altKey && !e.ctrlKey && !e.metaKey) {
+        e.preventDefault();
+        useNavStore.getState().show(target);
+      }
+    };
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  }, []);
+
+  return (
+    <div className="app">
+      <NavRail />
+      <main className="app-main" id="view" role="tabpanel" aria-labelledby={`tab-${view}`}>
+        {view === "create" && <CreateView />}
+        {view === "gallery" && <GalleryView />}
+        {view === "farm" && <FarmView />}
+      </main>
+      <ConnectionBanner />
+      <NoticeArea />
+    </div>
+  );
+}

@@ -1,0 +1,172 @@
+import type { JobSpecInput } from "../../shared/job";
+import type { ImageSummary, JobSummary, UiEvent, UiResult } from "../../shared/ui-api";
+import { rerunSpec } from "../model/image-parameters";
+import { applyNodes, useFarmStore } from "../stores/farm-store";
+import { applyJobImages, useGalleryStore } from "../stores/gallery-store";
+import { addNotice, dismissNotice, type Notice, useNoticeStore } from "../stores/notice-store";
+import { applyJobList, isFinished, useQueueStore } from "../stores/queue-store";
+import type { UiTransport } from "./ui-transport";
+
+/** jobImages calls at once while the gallery catches up (newest jobs first). */
+const GALLERY_FETCHES = 4;
+/** Info notices leave on their own; errors stay until dismissed. */
+const INFO_NOTICE_MS = 5000;
+/** Jobs that just finished are settled by one listJobs, not one per event. */
+const SETTLE_DELAY_MS = 150;
+
+/** What, of a job, makes its stored images stale: a failure, a retry, a cancel, the end of the job. */
+function imagesSignature(job: JobSummary): string {
+  return `${job.state}:${job.counts.failed}:${job.counts.cancelled}`;
+}
+
+/**
+ * Everything the UI does that involves the coordinator: calls through the
+ * transport, then hands the results to the stores' reducers. Stores never call
+ * out; components never call the transport.
+ */
+export function createActions(transport: UiTransport) {
+  let galleryWanted = false;
+  /** Per job: the images signature its images were fetched at. */
+  const fetched = new Map<string, string>();
+  /** Jobs waiting for their jobImages call, newest first (a Set keeps order and drops repeats). */
+  const fetchQueue = new Set<string>();
+  let fetching = 0;
+  let settleTimer: ReturnType<typeof setTimeout> | null = null;
+
+  function notice(kind: Notice["kind"], text: string): void {
+    const id = useNoticeStore.getState().nextId;
+    useNoticeStore.setState((s) => addNotice(s, kind, text));
+    if (kind === "info") setTimeout(() => useNoticeStore.setState((s) => dismissNotice(s, id)), INFO_NOTICE_MS);
+  }
+
+  /** Runs a fire-and-forget action; its failure becomes a notice that says what failed and why. */
+  async function attempt<T>(what: string, run: () => Promise<T>): Promise<T | undefined> {
+    try {
+      return await run();
+    } catch (error) {
+      notice("error", `${what} failed: ${(error as Error).message}`);
+      return undefined;
+    }
+  }
+
+  function pumpGallery(): void {
+    for (const jobId of fetchQueue) {
+      if (fetching >= GALLERY_FETCHES) break;
+      fetchQueue.delete(jobId);
+      fetching += 1;
+      transport
+        .call("jobImages", { jobId })
+        .then((images) => useGalleryStore.setState((s) => applyJobImages(s, jobId, images)))
+        // Forgotten, so the next sync tries again.
+        .catch(() => fetched.delete(jobId))
+        .finally(() => {
+          fetching -= 1;
+          pumpGallery();
+        });
+    }
+  }
+
+  /** Fetches the images of jobs the gallery has not seen, or whose images changed beyond the events. */
+  function syncGallery(): void {
+    if (!galleryWanted) return;
+    const jobs = [...useQueueStore.getState().jobs].sort((a, b) => b.createdAt - a.createdAt);
+    for (const job of jobs) {
+      const signature = imagesSignature(job);
+      if (fetched.get(job.id) === signature) continue;
+      fetched.set(job.id, signature);
+      if (job.counts.cancelled === job.counts.total) continue;
+      fetchQueue.add(job.id);
+    }
+    pumpGallery();
+  }
+
+  async function refreshJobs(): Promise<void> {
+    const jobs = await transport.call("listJobs", { includeFinished: true });
+    useQueueStore.setState((s) => applyJobList(s, jobs));
+    syncGallery();
+  }
+
+  return {
+    imageUrl: (path: string) => transport.imageUrl(path),
+    /** Reveal in folder exists only in the desktop app. */
+    canReveal: transport.shell !== undefined,
+
+    /** Loads everything; runs at start and after every reconnect (events may have been missed). */
+    async refresh(): Promise<void> {
+      await attempt("Loading the farm and the queue", async () => {
+        const [nodes, jobs] = await Promise.all([
+          transport.call("listNodes", {}),
+          transport.call("listJobs", { includeFinished: true }),
+        ]);
+        useFarmStore.setState((s) => applyNodes(s, nodes));
+        useQueueStore.setState((s) => applyJobList(s, jobs));
+        // Images of unfinished jobs may have finished while we were away.
+        for (const job of jobs) if (!isFinished(job)) fetched.delete(job.id);
+        syncGallery();
+      });
+    },
+
+    /** After each batch of events: settle finished jobs, keep the gallery's jobs current. */
+    afterEvents(events: UiEvent[]): void {
+      if (!events.some((e) => e.type === "queue.changed")) return;
+      if (useQueueStore.getState().settling.length > 0 && settleTimer === null) {
+        settleTimer = setTimeout(() => {
+          settleTimer = null;
+          void attempt("Loading the queue", refreshJobs);
+        }, SETTLE_DELAY_MS);
+      }
+      syncGallery();
+    },
+
+    /** The gallery loads images on first open, then keeps them current. */
+    watchGallery(): void {
+      galleryWanted = true;
+      syncGallery();
+    },
+
+    /** Throws the coordinator's error (with its field errors) for the form to show. */
+    submitJob(spec: JobSpecInput): Promise<UiResult<"submitJob">> {
+      return transport.call("submitJob", spec);
+    },
+
+    cancelJob: (jobId: string) => attempt("Cancelling the job", () => transport.call("cancelJob", { jobId })),
+    pauseJob: (jobId: string) => attempt("Pausing the job", () => transport.call("pauseJob", { jobId })),
+    resumeJob: (jobId: string) => attempt("Resuming the job", () => transport.call("resumeJob", { jobId })),
+    moveJob: (jobId: string, position: number) =>
+      attempt("Moving the job", () => transport.call("reorderJob", { jobId, position })),
+    setPriority: (jobId: string, priority: number) =>
+      attempt("Changing the priority", () => transport.call("setPriority", { jobId, priority })),
+
+    async retryFailed(jobId: string): Promise<void> {
+      const result = await attempt("Retrying failed images", () => transport.call("retryFailed", { jobId }));
+      if (result) notice("info", `${result.requeued} image${result.requeued === 1 ? "" : "s"} back in the queue`);
+    },
+
+    async rerun(image: ImageSummary): Promise<void> {
+      const result = await attempt(`Re-running seed ${image.seed}`, () =>
+        transport.call("submitJob", rerunSpec(image)),
+      );
+      if (result) notice("info", `Seed ${image.seed} is in the queue again`);
+    },
+
+    reveal: (image: ImageSummary) =>
+      attempt("Revealing the file", async () => {
+        if (!transport.shell || !image.path) return;
+        await transport.shell({ action: "revealPath", target: image.path });
+      }),
+
+    /** Throws, for the pairing form to show next to the code. */
+    pairNode: (host: string, port: number, code: string) => transport.call("pairNode", { host, port, code }),
+    /** Throws, for the add-node form to show. */
+    addNode: (host: string, port: number, token: string) => transport.call("addNode", { host, port, token }),
+    drainNode: (nodeId: string, drained: boolean) =>
+      attempt(drained ? "Draining the node" : "Resuming the node", () =>
+        transport.call("drainNode", { nodeId, drained }),
+      ),
+    removeNode: (nodeId: string) => attempt("Removing the node", () => transport.call("removeNode", { nodeId })),
+    clearBlocklist: (nodeId: string, model: string) =>
+      attempt("Clearing the blocklist", () => transport.call("clearBlocklist", { nodeId, model })),
+  };
+}
+
+export type Actions = ReturnType<typeof createActions>;

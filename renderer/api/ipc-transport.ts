@@ -1,0 +1,44 @@
+import type { BridgeReply, DesktopBridge } from "../../shared/desktop-bridge";
+import { UiEvent } from "../../shared/ui-api";
+import { uiErrorFrom } from "./ui-error";
+import type { UiTransport } from "./ui-transport";
+import { validateResult } from "./validate-result";
+
+/**
+ * The desktop shell's image protocol (electron/main/image-protocol.ts), twin of
+ * `kiln serve`'s `/images?path=`: a standard scheme, so the path rides in the
+ * query (a host would be lower-cased).
+ */
+const IMAGE_URL = "kiln-image://image/?path=";
+
+function unwrap<T>(reply: BridgeReply<T>): T {
+  if ("error" in reply) throw uiErrorFrom(reply.error);
+  return reply.result;
+}
+
+/**
+ * The UI API through the desktop app's preload (`window.kiln`). The bridge never
+ * throws across the process boundary, so errors come back as `{error}` and are
+ * rebuilt here; events are validated like the WebSocket's, since the preload
+ * only forwards them.
+ */
+export function createIpcTransport(bridge: DesktopBridge): UiTransport {
+  return {
+    async call(command, args) {
+      return validateResult(command, unwrap(await bridge.call(command, args)));
+    },
+    subscribe(listener) {
+      return bridge.onEvent((raw) => {
+        const event = UiEvent.safeParse(raw);
+        if (event.success) listener(event.data);
+        else console.warn("kiln: ignored an event that does not match the UI contract", event.error.issues);
+      });
+    },
+    imageUrl(path) {
+      return `${IMAGE_URL}${encodeURIComponent(path)}`;
+    },
+    async shell(request) {
+      unwrap(await bridge.shell(request));
+    },
+  };
+}

@@ -1,0 +1,75 @@
+import { type FormEvent, useState } from "react";
+import { useActions } from "../api/actions-context";
+import { isPairingCode, parseNodeAddress } from "../model/node-address";
+import { FieldError, fieldErrorId, invalidProps } from "./FieldError";
+
+/**
+ * Adds a node by address, for LANs where discovery (multicast) is blocked:
+ * with the pairing code it prints, or with a token set on the node (`--token`).
+ */
+export function AddNodeForm() {
+  const actions = useActions();
+  const [address, setAddress] = useState("");
+  const [secret, setSecret] = useState("");
+  const [errors, setErrors] = useState<{ address?: string; secret?: string }>({});
+  const [busy, setBusy] = useState(false);
+
+  async function onSubmit(e: FormEvent) {
+    e.preventDefault();
+    const parsed = parseNodeAddress(address);
+    const next: typeof errors = {};
+    if ("error" in parsed) next.address = parsed.error;
+    if (secret.trim() === "") next.secret = "Enter the code the node prints (123-456) or its token";
+    setErrors(next);
+    if ("error" in parsed || next.secret) return;
+    setBusy(true);
+    try {
+      const value = secret.trim();
+      if (isPairingCode(value)) await actions.pairNode(parsed.host, parsed.port, value);
+      else await actions.addNode(parsed.host, parsed.port, value);
+      setAddress("");
+      setSecret("");
+    } catch (err) {
+      setErrors({ secret: (err as Error).message });
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  return (
+    // Unnamed on purpose: a form named "…address" would also answer to the label "Address".
+    <form className="add-node" onSubmit={onSubmit} noValidate>
+      <h3>Add a node by address</h3>
+      <div className="field">
+        <label htmlFor="add-node-address">Address</label>
+        <input
+          id="add-node-address"
+          type="text"
+          autoComplete="off"
+          spellCheck={false}
+          placeholder="10.0.0.7:7878"
+          value={address}
+          onChange={(e) => setAddress(e.target.value)}
+          {...invalidProps("add-node-address", errors.address)}
+        />
+        <FieldError id={fieldErrorId("add-node-address")} message={errors.address} />
+      </div>
+      <div className="field">
+        <label htmlFor="add-node-secret">Pairing code or token</label>
+        <input
+          id="add-node-secret"
+          type="password"
+          autoComplete="off"
+          spellCheck={false}
+          value={secret}
+          onChange={(e) => setSecret(e.target.value)}
+          {...invalidProps("add-node-secret", errors.secret)}
+        />
+        <FieldError id={fieldErrorId("add-node-secret")} message={errors.secret} />
+      </div>
+      <button type="submit" disabled={busy}>
+        Add node
+      </button>
+    </form>
+  );
+}

@@ -1,0 +1,34 @@
+import { useEffect, useState } from "react";
+
+interface Props {
+  label: string;
+  confirmLabel: string;
+  onConfirm(): void;
+  className?: string;
+}
+
+/** Destructive actions ask once, in place (no modal): the first press arms the button for a few seconds. */
+export function ConfirmButton({ label, confirmLabel, onConfirm, className }: Props) {
+  const [armed, setArmed] = useState(false);
+
+  useEffect(() => {
+    if (!armed) return;
+    const timer = setTimeout(() => setArmed(false), 4000);
+    return () => clearTimeout(timer);
+  }, [armed]);
+
+  return (
+    <button
+      type="button"
+      className={`${className ?? ""}${armed ? " armed" : ""}`}
+      onClick={() => {
+        if (!armed) return setArmed(true);
+        setArmed(false);
+        onConfirm();
+      }}
+      onBlur={() => setArmed(false)}
+    >
+      {armed ? confirmLabel : label}
+    </button>
+  );
+}

@@ -1,0 +1,56 @@
+import { memo } from "react";
+import type { ImageSummary } from "../../shared/ui-api";
+import { useActions } from "../api/actions-context";
+import { useGalleryStore } from "../stores/gallery-store";
+import { useQueueStore } from "../stores/queue-store";
+
+interface Props {
+  image: ImageSummary;
+  /** Position in the gallery's list, for keyboard navigation. */
+  index: number;
+  /** The one cell in the tab order (roving tabindex: Tab enters the grid once, arrows move inside). */
+  tabbable: boolean;
+  /** Stable (a state setter), so it does not defeat the memo. */
+  onFocusIndex?(index: number): void;
+}
+
+/**
+ * One fixed-size cell: the image once stored, else a placeholder holding its
+ * place (queued, step progress while rendering, failed). Memoised on the image
+ * object, which the store replaces only when that image changes.
+ */
+export const GalleryCell = memo(function GalleryCell({ image, index, tabbable, onFocusIndex }: Props) {
+  const actions = useActions();
+  const select = useGalleryStore((s) => s.select);
+  const steps = useQueueStore((s) => (image.state === "done" ? undefined : s.steps[image.id]));
+  const state =
+    image.state === "done"
+      ? ""
+      : image.state === "failed"
+        ? " (failed)"
+        : steps
+          ? ` (rendering, step ${steps.step} of ${steps.steps})`
+          : " (queued)";
+  return (
+    <button
+      type="button"
+      className={`cell cell-${image.state}`}
+      data-cell={index}
+      tabIndex={tabbable ? 0 : -1}
+      aria-label={`Seed ${image.seed}${state}: ${image.prompt.slice(0, 80)}`}
+      onClick={() => select(image.id)}
+      onFocus={() => onFocusIndex?.(index)}
+    >
+      {image.state === "done" && image.path ? (
+        <img src={actions.imageUrl(image.path)} alt="" decoding="async" loading="lazy" draggable={false} />
+      ) : (
+        <span className="cell-placeholder" aria-hidden="true">
+          {image.state === "failed" ? "failed" : steps ? <progress max={steps.steps} value={steps.step} /> : "queued"}
+        </span>
+      )}
+      <span className="cell-seed" aria-hidden="true">
+        {image.seed}
+      </span>
+    </button>
+  );
+});

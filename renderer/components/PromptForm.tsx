@@ -1,0 +1,264 @@
+import { type FormEvent, type KeyboardEvent, useEffect, useState } from "react";
+import { useShallow } from "zustand/react/shallow";
+import { useActions } from "../api/actions-context";
+import { UiError } from "../api/ui-error";
+import { farmModels } from "../model/farm-models";
+import { checkDraft, placeServerErrors } from "../model/job-draft";
+import { randomSeed } from "../model/random-seed";
+import { useFarmStore } from "../stores/farm-store";
+import { editDraft, type FormField, type PromptDraft, usePromptStore } from "../stores/prompt-store";
+import { useSettingsStore } from "../stores/settings-store";
+import { FieldError, fieldErrorId, invalidProps } from "./FieldError";
+import { GridField } from "./GridField";
+import { ModelSelect } from "./ModelSelect";
+import { SeedField } from "./SeedField";
+import { SizeFields } from "./SizeFields";
+import "../styles/prompt.css";
+
+const FIELD_IDS: Record<FormField, string> = {
+  prompt: "field-prompt",
+  negativePrompt: "field-negative",
+  model: "field-model",
+  width: "field-width",
+  height: "field-height",
+  steps: "field-steps",
+  cfg: "field-cfg",
+  seed: "field-seed",
+  count: "field-count",
+  grid: "field-grid",
+};
+
+function edit(patch: Partial<PromptDraft>): void {
+  usePromptStore.setState((s) => editDraft(s, patch));
+}
+
+function touch(field: FormField): void {
+  usePromptStore.setState((s) => (s.touched[field] ? s : { touched: { ...s.touched, [field]: true } }));
+}
+
+/**
+ * The prompt form. Errors show once a field is left or Render is pressed
+ * (not while a number is half typed); grid syntax errors show as typed. The
+ * coordinator's field errors show next to their fields until edited.
+ * Ctrl/Cmd+Enter renders from anywhere in the form.
+ */
+export function PromptForm() {
+  const actions = useActions();
+  const { draft, touched, attempted, serverErrors, formError, submitting } = usePromptStore(
+    useShallow((s) => ({
+      draft: s.draft,
+      touched: s.touched,
+      attempted: s.attempted,
+      serverErrors: s.serverErrors,
+      formError: s.formError,
+      submitting: s.submitting,
+    })),
+  );
+  // Model objects keep their identity across telemetry, so this re-renders only when the farm's models change.
+  const models = useFarmStore(useShallow((s) => farmModels(s.nodes)));
+  const preferredModel = useSettingsStore((s) => s.preferences.model);
+  const [queued, setQueued] = useState("");
+  const check = checkDraft(draft, models);
+  const model = models.find((m) => m.name === draft.model);
+
+  useEffect(() => {
+    if (draft.model !== "" || models.length === 0) return;
+    const preferred = models.find((m) => m.name === preferredModel) ?? models[0];
+    if (preferred) edit({ model: preferred.name });
+  }, [draft.model, models, preferredModel]);
+
+  function message(field: FormField): string | undefined {
+    const live = field === "grid" && draft.grid.trim() !== "";
+    return serverErrors[field] ?? (attempted || touched[field] || live ? check.errors[field] : undefined);
+  }
+
+  async function submit() {
+    usePromptStore.setState({ attempted: true });
+    if (!check.spec) {
+      const first = (Object.keys(FIELD_IDS) as FormField[]).find((f) => check.errors[f]);
+      if (first) document.getElementById(FIELD_IDS[first])?.focus();
+      return;
+    }
+    usePromptStore.setState({ submitting: true, formError: null });
+    try {
+      const result = await actions.submitJob(check.spec);
+      useSettingsStore.getState().setPreferences({
+        model: draft.model,
+        width: Number(draft.width),
+        height: Number(draft.height),
+        steps: draft.steps.trim() === "" ? null : Number(draft.steps),
+        cfg: draft.cfg.trim() === "" ? null : Number(draft.cfg),
+        count: Number(draft.count),
+      });
+      usePromptStore.setState((s) => ({
+        submitting: false,
+        attempted: false,
+        touched: {},
+        draft: s.draft.seedLocked ? s.draft : { ...s.draft, seed: String(randomSeed()) },
+      }));
+      setQueued(`Queued ${result.images} image${result.images === 1 ? "" : "s"}`);
+    } catch (error) {
+      const fields = error instanceof UiError ? error.fields : [];
+      const { errors, rest } = placeServerErrors(fields);
+      const placed = Object.keys(errors).length > 0;
+      usePromptStore.setState({
+        submitting: false,
+        serverErrors: errors,
+        formError: rest.length > 0 ? rest.join("; ") : placed ? null : (error as Error).message,
+      });
+      setQueued("");
+    }
+  }
+
+  function onSubmit(e: FormEvent) {
+    e.preventDefault();
+    void submit();
+  }
+
+  function onKeyDown(e: KeyboardEvent<HTMLFormElement>) {
+    if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
+      e.preventDefault();
+      void submit();
+    }
+  }
+
+  const err = {
+    prompt: message("prompt"),
+    negativePrompt: message("negativePrompt"),
+    steps: message("steps"),
+    cfg: message("cfg"),
+    count: message("count"),
+  };
+
+  return (
+    <form className="prompt-form" aria-label="New job" noValidate onSubmit={onSubmit} onKeyDown={onKeyDown}>
+      <div className="field">
+        <label htmlFor="field-prompt">Prompt</label>
+        <textarea
+          id="field-prompt"
+          rows={4}
+          value={draft.prompt}
+          placeholder="a lighthouse at dusk, volumetric light"
+          onChange={(e) => edit({ prompt: e.target.value })}
+          onBlur={() => touch("prompt")}
+          {...invalidProps("field-prompt", err.prompt)}
+        />
+        <FieldError id={fieldErrorId("field-prompt")} message={err.prompt} />
+      </div>
+      <div className="field">
+        <label htmlFor="field-negative">Negative prompt</label>
+        <textarea
+          id="field-negative"
+          rows={2}
+          value={draft.negativePrompt}
+          onChange={(e) => edit({ negativePrompt: e.target.value })}
+          onBlur={() => touch("negativePrompt")}
+          {...invalidProps("field-negative", err.negativePrompt)}
+        />
+        <FieldError id={fieldErrorId("field-negative")} message={err.negativePrompt} />
+      </div>
+
+      <ModelSelect
+        value={draft.model}
+        models={models}
+        error={message("model")}
+        onChange={(name) => edit({ model: name })}
+        onBlur={() => touch("model")}
+      />
+
+      <SizeFields
+        width={draft.width}
+        height={draft.height}
+        widthError={message("width")}
+        heightError={message("height")}
+        onChange={(size) => edit(size)}
+        onBlur={touch}
+      />
+
+      <div className="field-row">
+        <div className="field">
+          <label htmlFor="field-steps">Steps</label>
+          <input
+            id="field-steps"
+            type="number"
+            inputMode="numeric"
+            min={1}
+            max={200}
+            value={draft.steps}
+            placeholder={model ? String(model.defaultSteps) : "default"}
+            onChange={(e) => edit({ steps: e.target.value })}
+            onBlur={() => touch("steps")}
+            {...invalidProps("field-steps", err.steps)}
+          />
+        </div>
+        <div className="field">
+          <label htmlFor="field-cfg">CFG scale</label>
+          <input
+            id="field-cfg"
+            type="number"
+            inputMode="decimal"
+            min={0}
+            max={50}
+            step={0.5}
+            value={draft.cfg}
+            placeholder={model ? String(model.defaultGuidance) : "default"}
+            onChange={(e) => edit({ cfg: e.target.value })}
+            onBlur={() => touch("cfg")}
+            {...invalidProps("field-cfg", err.cfg)}
+          />
+        </div>
+        <div className="field">
+          <label htmlFor="field-count">Images</label>
+          <input
+            id="field-count"
+            type="number"
+            inputMode="numeric"
+            min={1}
+            value={draft.count}
+            onChange={(e) => edit({ count: e.target.value })}
+            onBlur={() => touch("count")}
+            {...invalidProps("field-count", err.count)}
+          />
+        </div>
+      </div>
+      <FieldError id={fieldErrorId("field-steps")} message={err.steps} />
+      <FieldError id={fieldErrorId("field-cfg")} message={err.cfg} />
+      <FieldError id={fieldErrorId("field-count")} message={err.count} />
+
+      <SeedField
+        seed={draft.seed}
+        locked={draft.seedLocked}
+        mode={draft.seedMode}
+        error={message("seed")}
+        onChange={edit}
+        onBlur={() => touch("seed")}
+      />
+
+      <GridField
+        enabled={draft.gridEnabled}
+        text={draft.grid}
+        grid={check.grid}
+        error={message("grid")}
+        onChange={edit}
+        onBlur={() => touch("grid")}
+      />
+
+      {formError && (
+        <p className="form-error" role="alert">
+          {formError}
+        </p>
+      )}
+      <div className="submit-row">
+        <button type="submit" className="primary" disabled={submitting} aria-keyshortcuts="Control+Enter Meta+Enter">
+          Render
+        </button>
+        <span className="submit-total">
+          {check.images === null ? "" : `${check.images} image${check.images === 1 ? "" : "s"}`}
+        </span>
+        <span className="submit-status" role="status">
+          {queued}
+        </span>
+      </div>
+    </form>
+  );
+}

@@ -1,0 +1,80 @@
+import { SIZE_PRESETS } from "../model/size-rules";
+import { FieldError, fieldErrorId, invalidProps } from "./FieldError";
+
+interface Props {
+  width: string;
+  height: string;
+  widthError: string | undefined;
+  heightError: string | undefined;
+  onChange(size: { width?: string; height?: string }): void;
+  onBlur(field: "width" | "height"): void;
+}
+
+/** Presets for the usual sizes; Width and Height always editable (a preset just fills them). */
+export function SizeFields({ width, height, widthError, heightError, onChange, onBlur }: Props) {
+  const preset = SIZE_PRESETS.find((p) => String(p.width) === width && String(p.height) === height);
+  return (
+    <fieldset className="field size-field">
+      <legend>Size</legend>
+      <div className="chips">
+        {SIZE_PRESETS.map((p) => (
+          <label key={p.label} className="chip">
+            <input
+              type="radio"
+              name="size-preset"
+              checked={preset === p}
+              onChange={() => onChange({ width: String(p.width), height: String(p.height) })}
+            />
+            <span>{p.label}</span>
+          </label>
+        ))}
+        <label className="chip">
+          <input
+            type="radio"
+            name="size-preset"
+            checked={preset === undefined}
+            onChange={() => document.getElementById("field-width")?.focus()}
+          />
+          <span>Custom</span>
+        </label>
+      </div>
+      <div className="size-inputs">
+        <div className="field">
+          <label htmlFor="field-width">Width</label>
+          <input
+            id="field-width"
+            type="number"
+            inputMode="numeric"
+            min={64}
+            max={2048}
+            step={8}
+            value={width}
+            onChange={(e) => onChange({ width: e.target.value })}
+            onBlur={() => onBlur("width")}
+            {...invalidProps("field-width", widthError)}
+          />
+        </div>
+        <span className="size-times" aria-hidden="true">
+          ×
+        </span>
+        <div className="field">
+          <label htmlFor="field-height">Height</label>
+          <input
+            id="field-height"
+            type="number"
+            inputMode="numeric"
+            min={64}
+            max={2048}
+            step={8}
+            value={height}
+            onChange={(e) => onChange({ height: e.target.value })}
+            onBlur={() => onBlur("height")}
+            {...invalidProps("field-height", heightError)}
+          />
+        </div>
+      </div>
+      <FieldError id={fieldErrorId("field-width")} message={widthError} />
+      <FieldError id={fieldErrorId("field-height")} message={heightError} />
+    </fieldset>
+  );
+}

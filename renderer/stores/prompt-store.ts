@@ -1,0 +1,101 @@
+import { create } from "zustand";
+import type { SeedMode } from "../../shared/job";
+import { defaultPreferences, type Preferences } from "./settings-store";
+
+/** The prompt form as typed: numbers stay text until submission, so a half-typed value is never lost. */
+export interface PromptDraft {
+  prompt: string;
+  negativePrompt: string;
+  model: string;
+  width: string;
+  height: string;
+  /** Empty: the model's default. */
+  steps: string;
+  /** Empty: the model's default. */
+  cfg: string;
+  seed: string;
+  /** Keep the seed after Render; otherwise a new one is drawn for the next job. */
+  seedLocked: boolean;
+  seedMode: SeedMode;
+  count: string;
+  gridEnabled: boolean;
+  grid: string;
+}
+
+export type FormField =
+  | "prompt"
+  | "negativePrompt"
+  | "model"
+  | "width"
+  | "height"
+  | "steps"
+  | "cfg"
+  | "seed"
+  | "count"
+  | "grid";
+
+export type FieldMessages = Partial<Record<FormField, string>>;
+
+export interface PromptState {
+  draft: PromptDraft;
+  /** Fields left at least once: their errors show from then on, not while first typed. */
+  touched: Partial<Record<FormField, true>>;
+  /** Render was pressed: every error shows. */
+  attempted: boolean;
+  /** The coordinator's field errors of the last submission, until that field changes. */
+  serverErrors: FieldMessages;
+  /** The coordinator's error that names no field. */
+  formError: string | null;
+  submitting: boolean;
+}
+
+/** The form's fields a draft key belongs to (seedLocked and seedMode belong to the seed). */
+const FIELD_OF: Record<keyof PromptDraft, FormField> = {
+  prompt: "prompt",
+  negativePrompt: "negativePrompt",
+  model: "model",
+  width: "width",
+  height: "height",
+  steps: "steps",
+  cfg: "cfg",
+  seed: "seed",
+  seedLocked: "seed",
+  seedMode: "seed",
+  count: "count",
+  gridEnabled: "grid",
+  grid: "grid",
+};
+
+export function draftFromPreferences(p: Preferences, seed: number): PromptDraft {
+  return {
+    prompt: "",
+    negativePrompt: "",
+    model: p.model ?? "",
+    width: String(p.width),
+    height: String(p.height),
+    steps: p.steps === null ? "" : String(p.steps),
+    cfg: p.cfg === null ? "" : String(p.cfg),
+    seed: String(seed),
+    seedLocked: false,
+    seedMode: "increment",
+    count: String(p.count),
+    gridEnabled: false,
+    grid: "",
+  };
+}
+
+/** An edit clears the coordinator's complaint about the edited field (it may be fixed now). */
+export function editDraft(state: PromptState, patch: Partial<PromptDraft>): PromptState {
+  const serverErrors = { ...state.serverErrors };
+  for (const key of Object.keys(patch) as (keyof PromptDraft)[]) delete serverErrors[FIELD_OF[key]];
+  return { ...state, draft: { ...state.draft, ...patch }, serverErrors, formError: null };
+}
+
+export const usePromptStore = create<PromptState>()(() => ({
+  draft: draftFromPreferences(defaultPreferences, 0),
+  touched: {},
+  attempted: false,
+  serverErrors: {},
+  formError: null,
+  submitting: false,
+}));

@@ -1,0 +1,122 @@
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type RunningNode, startNode } from "../support/kiln-node-process";
+import { startServe } from "../support/kiln-serve-process";
+import { BROWSER_SKIP_REASON, launchBrowser } from "./support/browser";
+
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+const SCREENSHOTS = join(ROOT, "test/e2e/screenshots");
+
+if (BROWSER_SKIP_REASON) console.warn(`SKIPPED browser end-to-end tests: ${BROWSER_SKIP_REASON}`);
+
+describe.skipIf(BROWSER_SKIP_REASON !== null)(
+  "Kiln UI in Chromium against kiln serve, two nodes and the embedded node",
+  () => {
+    const nodes: RunningNode[] = [];
+    let serve: Awaited<ReturnType<typeof startServe>>;
+    let page: Page;
+    let closeBrowser: () => Promise<void>;
+    let spare: RunningNode;
+
+    const shot = (name: string) => page.screenshot({ path: join(SCREENSHOTS, `${name}.png`) });
+    const tab = (name: RegExp) => page.getByRole("tab", { name }).click();
+
+    beforeAll(async () => {
+      // The UI is served from the built renderer; build it once when this checkout has none.
+      if (!existsSync(join(ROOT, "out/renderer/index.html"))) {
+        execFileSync(process.execPath, [join(ROOT, "node_modules/electron-vite/bin/electron-vite.js"), "build"], {
+          cwd: ROOT,
+          stdio: "inherit",
+        });
+      }
+      mkdirSync(SCREENSHOTS, { recursive: true });
+      nodes.push(
+        ...(await Promise.all([
+          startNode(["--simulate", "2x24GB@6", "--name", "rack-a"]),
+          startNode(["--simulate", "1x16GB@8", "--name", "rack-b"]),
+        ])),
+      );
+      spare = await startNode(["--simulate", "1x8GB@4", "--name", "rack-spare"]);
+      serve = await startServe([
+        "--data-dir",
+        mkdtempSync(join(tmpdir(), "kiln-e2e-data-")),
+        "--out",
+        mkdtempSync(join(tmpdir(), "kiln-e2e-out-")),
+        "--local-node-flags",
+        "--simulate 1x8GB@6",
+        ...nodes.flatMap((n) => ["--node", `127.0.0.1:${n.port}`, "--token", n.token]),
+      ]);
+      ({ page, close: closeBrowser } = await launchBrowser());
+      await page.goto(`http://127.0.0.1:${serve.port}/?token=${serve.token}`);
+    });
+
+    afterAll(async () => {
+      await closeBrowser?.();
+      await serve?.stop();
+      for (const n of [...nodes, spare]) await n?.stop();
+    });
+
+    it("shows a field error for an invalid size", async () => {
+      await page.getByLabel("Width").fill("500");
+      await page.getByLabel("Width").blur();
+      await expect.poll(() => page.getByText(/multiple of 8/i).count(), { timeout: 10_000 }).toBeGreaterThan(0);
+      await shot("prompt-invalid-size");
+      await page.getByLabel("Width").fill("256");
+      await page.getByLabel("Height").fill("256");
+    });
+
+    it("submits a 24-image job, shows progress, then all 24 in the gallery; a viewer shows the seed", async () => {
+      await page.getByLabel("Prompt", { exact: true }).fill("a lighthouse at dusk");
+      await page.getByLabel("Images", { exact: true }).fill("24");
+      await page.getByRole("button", { name: /^render/i }).click();
+      const progress = page.getByRole("progressbar", { name: "Images done" }).first();
+      await expect.poll(() => progress.getAttribute("value"), { timeout: 20_000 }).not.toBe("0");
+      await shot("queue");
+      await expect.poll(() => progress.getAttribute("value"), { timeout: 90_000 }).toBe("24");
+
+      await tab(/gallery/i);
+      const cells = page.getByRole("button", { name: /^Seed \d+/ });
+      await expect.poll(() => cells.count(), { timeout: 20_000 }).toBe(24);
+      await shot("gallery");
+      const label = (await cells.first().getAttribute("aria-label")) ?? "";
+      const seed = /^Seed (\d+)/.exec(label)?.[1];
+      await cells.first().click();
+      await expect
+        .poll(() => page.getByRole("dialog").getByText(`Seed: ${seed}`).count(), { timeout: 10_000 })
+        .toBeGreaterThan(0);
+      await shot("viewer");
+      await page.keyboard.press("Escape");
+    });
+
+    it("pairs a node with the code it prints", async () => {
+      await tab(/farm/i);
+      await page.getByLabel("Address").fill(`127.0.0.1:${spare.port}`);
+      await page.getByLabel("Pairing code or token").fill(spare.pairingCode());
+      await page.getByRole("button", { name: /^(pair|add)/i }).click();
+      await expect
+        .poll(() => page.getByRole("article", { name: /rack-spare/ }).count(), { timeout: 20_000 })
+        .toBeGreaterThan(0);
+    });
+
+    it("shows a node killed with SIGKILL as lost while the job still completes", async () => {
+      await tab(/create|prompt|queue/i);
+      await page.getByLabel("Prompt", { exact: true }).fill("storm over the sea");
+      await page.getByLabel("Images", { exact: true }).fill("24");
+      await page.getByRole("button", { name: /^render/i }).click();
+      const progress = page.getByRole("progressbar", { name: "Images done" }).first();
+      await expect.poll(() => progress.getAttribute("value"), { timeout: 20_000 }).not.toBe("0");
+      nodes[0]?.proc.kill("SIGKILL");
+      await tab(/farm/i);
+      const lostNode = page.getByRole("article", { name: "rack-a", exact: true });
+      await expect.poll(() => lostNode.getByText(/lost/i).count(), { timeout: 15_000 }).toBeGreaterThan(0);
+      await shot("farm");
+      await tab(/create|prompt|queue/i);
+      await expect.poll(() => progress.getAttribute("value"), { timeout: 90_000 }).toBe("24");
+    });
+  },
+);

@@ -1,0 +1,136 @@
+import { beforeEach, describe, expect, it, vi } from "vitest";
+import { createActions } from "../../../renderer/api/actions";
+import { UiError } from "../../../renderer/api/ui-error";
+import type { UiTransport } from "../../../renderer/api/ui-transport";
+import { initialFarmState, useFarmStore } from "../../../renderer/stores/farm-store";
+import { noFilters, useGalleryStore } from "../../../renderer/stores/gallery-store";
+import { useNoticeStore } from "../../../renderer/stores/notice-store";
+import { applyQueueChanged, initialQueueState, useQueueStore } from "../../../renderer/stores/queue-store";
+import type { ImageSummary, JobSummary, UiCommandName } from "../../../shared/ui-api";
+import { image, job, node } from "./ui-fixtures";
+
+/** A transport whose coordinator is a table of answers; records every call. */
+function fakeTransport(answers: Partial<Record<UiCommandName, (args: never) => unknown>>) {
+  const calls: [UiCommandName, unknown][] = [];
+  const transport: UiTransport = {
+    call: (async (command: UiCommandName, args: unknown) => {
+      calls.push([command, args]);
+      const answer = answers[command];
+      if (!answer) throw new UiError("E_INTERNAL", `no answer for ${command}`);
+      return answer(args as never);
+    }) as UiTransport["call"],
+    subscribe: () => () => undefined,
+    imageUrl: (path) => `img:${path}`,
+  };
+  return { transport, calls };
+}
+
+const flush = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+beforeEach(() => {
+  useQueueStore.setState(initialQueueState, true);
+  useFarmStore.setState(initialFarmState, true);
+  useGalleryStore.setState({ byJob: {}, filters: noFilters, selectedId: null });
+  useNoticeStore.setState({ notices: [], nextId: 1 }, true);
+});
+
+describe("actions", () => {
+  it("refresh loads nodes and every job", async () => {
+    const { transport } = fakeTransport({
+      listNodes: () => [node({ id: "n1" })],
+      listJobs: () => [job({ id: "a" }), job({ id: "b", state: "done" })],
+    });
+    await createActions(transport).refresh();
+    expect(useFarmStore.getState().nodes.map((n) => n.id)).toEqual(["n1"]);
+    expect(useQueueStore.getState().jobs.map((j) => j.id)).toEqual(["a", "b"]);
+    expect(useQueueStore.getState().loaded).toBe(true);
+  });
+
+  it("settles jobs that left queue.changed with one listJobs", async () => {
+    vi.useFakeTimers();
+    try {
+      const { transport, calls } = fakeTransport({ listJobs: () => [job({ id: "a", state: "done" })] });
+      const actions = createActions(transport);
+      useQueueStore.setState((s) => applyQueueChanged(s, [job({ id: "a", state: "running" })]));
+      useQueueStore.setState((s) => applyQueueChanged(s, []));
+      actions.afterEvents([{ type: "queue.changed", jobs: [] }]);
+      actions.afterEvents([{ type: "queue.changed", jobs: [] }]);
+      await vi.advanceTimersByTimeAsync(200);
+      expect(calls.filter(([c]) => c === "listJobs")).toHaveLength(1);
+      expect(useQueueStore.getState().jobs[0]?.state).toBe("done");
+      expect(useQueueStore.getState().settling).toEqual([]);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("the gallery fetches each job's images once, newest first, four at a time, and again when they change", async () => {
+    const jobs: JobSummary[] = Array.from({ length: 6 }, (_, i) => job({ id: `j${i}`, createdAt: i }));
+    useQueueStore.setState({ jobs });
+    let open = 0;
+    let peak = 0;
+    const { transport, calls } = fakeTransport({
+      jobImages: async ({ jobId }: { jobId: string }): Promise<ImageSummary[]> => {
+        open += 1;
+        peak = Math.max(peak, open);
+        await flush();
+        open -= 1;
+        return [image({ id: `${jobId}-0`, jobId, index: 0 })];
+      },
+    });
+    const actions = createActions(transport);
+    actions.watchGallery();
+    await until(() => Object.keys(useGalleryStore.getState().byJob).length === 6);
+    expect(calls.map(([, args]) => (args as { jobId: string }).jobId)).toEqual(["j5", "j4", "j3", "j2", "j1", "j0"]);
+    expect(peak).toBe(4);
+
+    // A failure changes what the job's images are; the next queue update refetches that job only.
+    useQueueStore.setState({
+      jobs: jobs.map((j) => (j.id === "j2" ? { ...j, counts: { ...j.counts, failed: 1 } } : j)),
+    });
+    actions.afterEvents([{ type: "queue.changed", jobs: [] }]);
+    await flush();
+    expect(calls.slice(6).map(([, args]) => (args as { jobId: string }).jobId)).toEqual(["j2"]);
+  });
+
+  it("re-runs an image with its exact parameters, one image, seed fixed", async () => {
+    const { transport, calls } = fakeTransport({ submitJob: () => ({ jobId: "r", images: 1 }) });
+    const original = image({
+      id: "x",
+      jobId: "a",
+      index: 3,
+      seed: 777,
+      guidance: 3.5,
+      steps: 12,
+      width: 768,
+      state: "done",
+    });
+    await createActions(transport).rerun(original);
+    expect(calls[0]?.[1]).toMatchObject({
+      prompts: ["a lighthouse at dusk"],
+      negativePrompt: "",
+      model: "kiln-demo",
+      width: 768,
+      height: 512,
+      steps: 12,
+      guidance: 3.5,
+      seed: 777,
+      seedMode: "fixed",
+      count: 1,
+    });
+    expect(useNoticeStore.getState().notices.map((n) => n.text)).toEqual(["Seed 777 is in the queue again"]);
+  });
+
+  it("turns a failed action into a notice that says what failed and why", async () => {
+    const { transport } = fakeTransport({});
+    await createActions(transport).cancelJob("a");
+    expect(useNoticeStore.getState().notices).toEqual([
+      { id: 1, kind: "error", text: "Cancelling the job failed: no answer for cancelJob" },
+    ]);
+  });
+});
+
+async function until(check: () => boolean): Promise<void> {
+  for (let i = 0; i < 200 && !check(); i++) await flush();
+  expect(check()).toBe(true);
+}

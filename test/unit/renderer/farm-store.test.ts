@@ -1,0 +1,78 @@
+import { describe, expect, it } from "vitest";
+import { farmModels } from "../../../renderer/model/farm-models";
+import { applyNodes, farmTotals, initialFarmState, reduceFarmEvent } from "../../../renderer/stores/farm-store";
+import { device, model, node } from "./ui-fixtures";
+
+const samples = (n: number) =>
+  Array.from({ length: n }, (_, i) => ({ at: 1000 * i, imagesPerMin: 60 + i, utilizationPct: 50 }));
+
+describe("farm reducers", () => {
+  it("nodes.changed replaces the list and totals count devices that take work", () => {
+    const state = reduceFarmEvent(initialFarmState, {
+      type: "nodes.changed",
+      nodes: [
+        node({ id: "n1", devices: [device({ uuid: "g0", state: "busy", imagesPerSec: 2, vramUsedMb: 4096 })] }),
+        node({ id: "n2", status: "lost", devices: [device({ uuid: "g1", imagesPerSec: 9 })] }),
+        node({ id: "n3", status: "unpaired" }),
+      ],
+    });
+    expect(state.nodes.map((n) => n.id)).toEqual(["n1", "n2", "n3"]);
+    expect(state.totals).toEqual({ devices: 1, busy: 1, imagesPerMin: 120, vramUsedMb: 4096, vramTotalMb: 24_576 });
+    expect(state.loaded).toBe(true);
+  });
+
+  it("telemetry replaces one node's devices and each device's 5-minute history, leaving other nodes' objects alone", () => {
+    const start = applyNodes(initialFarmState, [
+      node({ id: "n1", devices: [device({ uuid: "g0" })] }),
+      node({ id: "n2", devices: [device({ uuid: "g1" })] }),
+    ]);
+    const next = reduceFarmEvent(start, {
+      type: "telemetry",
+      nodeId: "n1",
+      devices: [device({ uuid: "g0", state: "busy", utilizationPct: 88, imagesPerSec: 1.5 })],
+      history: { g0: samples(300) },
+    });
+    expect(next.nodes[0]?.devices[0]).toMatchObject({ state: "busy", utilizationPct: 88 });
+    expect(next.nodes[1]).toBe(start.nodes[1]);
+    expect(next.history.g0).toHaveLength(300);
+    expect(next.history.g0?.at(-1)).toEqual({ at: 299_000, imagesPerMin: 359, utilizationPct: 50 });
+    expect(next.totals.imagesPerMin).toBe(90);
+  });
+
+  it("keeps the totals object when a reading changes nothing that is summed", () => {
+    const start = applyNodes(initialFarmState, [node({ id: "n1", devices: [device({ uuid: "g0" })] })]);
+    const next = reduceFarmEvent(start, {
+      type: "telemetry",
+      nodeId: "n1",
+      devices: [device({ uuid: "g0", temperatureC: 71 })],
+      history: {},
+    });
+    expect(next.totals).toBe(start.totals);
+  });
+
+  it("drops the history of devices that no longer exist", () => {
+    const withHistory = reduceFarmEvent(
+      applyNodes(initialFarmState, [node({ id: "n1", devices: [device({ uuid: "g0" })] })]),
+      {
+        type: "telemetry",
+        nodeId: "n1",
+        devices: [device({ uuid: "g0" })],
+        history: { g0: samples(3) },
+      },
+    );
+    expect(applyNodes(withHistory, [node({ id: "n1" })]).history).toEqual({});
+  });
+
+  it("totals of an empty farm are zero", () => {
+    expect(farmTotals([])).toEqual({ devices: 0, busy: 0, imagesPerMin: 0, vramUsedMb: 0, vramTotalMb: 0 });
+  });
+
+  it("the model picker offers the union of paired nodes' available models", () => {
+    const models = farmModels([
+      node({ id: "n1", models: [model({ name: "sd-turbo" }), model({ name: "kiln-demo" })] }),
+      node({ id: "n2", models: [model({ name: "kiln-demo" }), model({ name: "broken", available: false })] }),
+      node({ id: "n3", status: "unpaired", models: [model({ name: "secret" })] }),
+    ]);
+    expect(models.map((m) => m.name)).toEqual(["kiln-demo", "sd-turbo"]);
+  });
+});
