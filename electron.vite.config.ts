@@ -1,6 +1,26 @@
 import { resolve } from "node:path";
 import react from "@vitejs/plugin-react";
 import { defineConfig } from "electron-vite";
+import type { Plugin } from "vite";
+import { CSP } from "./electron/main/security";
+
+/**
+ * The built page carries the desktop CSP as a meta tag too: a response header may
+ * not govern file:// pages, a meta tag does. Build only, so the dev server's
+ * inline React Refresh preamble keeps working.
+ */
+function cspMeta(): Plugin {
+  const policy = CSP.split("; ")
+    .filter((d) => !d.startsWith("frame-ancestors"))
+    .join("; ");
+  return {
+    name: "kiln-csp-meta",
+    apply: "build",
+    transformIndexHtml: () => [
+      { tag: "meta", attrs: { "http-equiv": "Content-Security-Policy", content: policy }, injectTo: "head-prepend" },
+    ],
+  };
+}
 
 /**
  * Three bundles for the desktop app, all under out/:
@@ -37,7 +57,7 @@ export default defineConfig({
   renderer: {
     root: "renderer",
     base: "./",
-    plugins: [react()],
+    plugins: [react(), cspMeta()],
     build: {
       outDir: resolve("out/renderer"),
       emptyOutDir: true,

@@ -61,6 +61,18 @@ describe.skipIf(BROWSER_SKIP_REASON !== null)(
       for (const n of [...nodes, spare]) await n?.stop();
     });
 
+    it("blocks an injected inline script (the built page's CSP)", async () => {
+      await shot("prompt");
+      const outcome = await page.evaluate(`new Promise((resolve) => {
+      document.addEventListener("securitypolicyviolation", (e) => resolve({ blocked: e.violatedDirective, ran: window.__injected === true }), { once: true });
+      const script = document.createElement("script");
+      script.textContent = "window.__injected = true";
+      document.body.append(script);
+      setTimeout(() => resolve({ blocked: null, ran: window.__injected === true }), 2000);
+    })`);
+      expect(outcome).toEqual({ blocked: expect.stringMatching(/^script-src/), ran: false });
+    });
+
     it("shows a field error for an invalid size", async () => {
       await page.getByLabel("Width").fill("500");
       await page.getByLabel("Width").blur();
