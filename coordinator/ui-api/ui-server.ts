@@ -5,6 +5,7 @@ import fastifyStatic from "@fastify/static";
 import websocket from "@fastify/websocket";
 import Fastify, { LogController } from "fastify";
 import type { Logger } from "pino";
+import { contentSecurityPolicy } from "../../shared/content-security-policy";
 import { UiRequest } from "../../shared/ui-api";
 import type { Coordinator } from "../coordinator";
 import { createCommandRouter } from "./command-router";
@@ -22,18 +23,8 @@ export interface UiServerOptions {
   uiDir: string | null;
 }
 
-/** The same strict policy as the desktop window: nothing but this origin, no inline script. */
-export const UI_CSP = [
-  "default-src 'self'",
-  "script-src 'self'",
-  "style-src 'self'",
-  "img-src 'self' data: blob:",
-  "connect-src 'self'",
-  "object-src 'none'",
-  "base-uri 'none'",
-  "frame-ancestors 'none'",
-  "form-action 'none'",
-].join("; ");
+/** The UI's policy, as the desktop window has it (without the desktop's image scheme). */
+export const UI_CSP = contentSecurityPolicy();
 
 const MAX_MESSAGE_BYTES = 1024 * 1024;
 

@@ -1,6 +1,7 @@
 import { normalize } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Session, WebContents } from "electron";
+import { contentSecurityPolicy } from "../../shared/content-security-policy";
 import { IMAGE_SCHEME } from "./image-protocol";
 
 /**
@@ -9,22 +10,8 @@ import { IMAGE_SCHEME } from "./image-protocol";
  * bridge, where links may go.
  */
 
-/**
- * The same policy `kiln serve` sends to browsers, plus the image scheme: no inline
- * script, nothing from other origins. React sets styles through the CSSOM, which
- * CSP does not govern, so styles need no 'unsafe-inline'.
- */
-export const CSP = [
-  "default-src 'self'",
-  "script-src 'self'",
-  "style-src 'self'",
-  `img-src 'self' data: blob: ${IMAGE_SCHEME}:`,
-  "connect-src 'self'",
-  "object-src 'none'",
-  "base-uri 'none'",
-  "frame-ancestors 'none'",
-  "form-action 'none'",
-].join("; ");
+/** The UI's policy (shared with `kiln serve`) plus the desktop's image scheme. */
+export const CSP = contentSecurityPolicy([`${IMAGE_SCHEME}:`]);
 
 /**
  * The dev server (`electron-vite dev`) injects React Refresh's inline preamble; only
