@@ -281,6 +281,10 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     this.nodesChanged();
   }
 
+  isQueuePaused(): boolean {
+    return this.ledger.isQueuePaused();
+  }
+
   listJobs(includeFinished = true): JobSummary[] {
     const devices = this.deviceViews(this.now());
     const models = this.farmModels();
@@ -810,7 +814,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   /** Batches queue and node changes into at most one event each per tick. */
   private flushUiEvents(): void {
     if (this.queueChangedPending && this.listenerCount("ui") > 0)
-      this.emit("ui", { type: "queue.changed", jobs: this.listJobs(false) });
+      this.emit("ui", { type: "queue.changed", jobs: this.listJobs(false), queuePaused: this.isQueuePaused() });
     if (this.nodesChangedPending && this.listenerCount("ui") > 0)
       this.emit("ui", { type: "nodes.changed", nodes: this.listNodes() });
     this.queueChangedPending = false;
@@ -840,6 +844,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       devices: [...working],
       lastError: job.lastError,
       stalled: job.counts.queued > 0 && working.size === 0 ? this.stallReason(spec.model, devices) : null,
+      grid: spec.grid ? { x: spec.grid.x, ...(spec.grid.y ? { y: spec.grid.y } : {}) } : null,
     };
   }
 
@@ -868,6 +873,7 @@ function toImageSummary(image: ImageRow): ImageSummary {
     height: image.height,
     steps: image.steps,
     guidance: image.guidance,
+    sampler: image.sampler,
     gridX: image.gridX,
     gridY: image.gridY,
     path: image.path,

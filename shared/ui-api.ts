@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { DeviceInfo } from "./device";
 import { ErrorCode, FieldError } from "./errors";
-import { JobSpec } from "./job";
+import { GridAxis, JobSpec } from "./job";
 import { ModelInfo } from "./node-info";
 
 /**
@@ -39,6 +39,8 @@ export const JobSummary = z.object({
   lastError: z.string().nullable(),
   /** Why nothing can run the job's remaining images right now (no device has the model, all blocklisted…). */
   stalled: z.string().nullable(),
+  /** The job's X/Y grid as submitted, or null for a plain job. */
+  grid: z.object({ x: GridAxis, y: GridAxis.optional() }).nullable(),
 });
 export type JobSummary = z.infer<typeof JobSummary>;
 
@@ -55,6 +57,8 @@ export const ImageSummary = z.object({
   height: z.number().int(),
   steps: z.number().int(),
   guidance: z.number(),
+  /** The sampler the job asked for, or null for the model's default. */
+  sampler: z.string().nullable(),
   gridX: z.number().int().nullable(),
   gridY: z.number().int().nullable(),
   path: z.string().nullable(),
@@ -99,6 +103,8 @@ export const UiCommands = {
   setPriority: { args: JobRef.extend({ priority: z.number().int().min(-100).max(100) }), result: Ok },
   pauseQueue: { args: z.object({}), result: Ok },
   resumeQueue: { args: z.object({}), result: Ok },
+  /** Whether the whole queue is paused (no new work starts anywhere). */
+  queueState: { args: z.object({}), result: z.object({ paused: z.boolean() }) },
   listJobs: { args: z.object({ includeFinished: z.boolean().default(true) }), result: z.array(JobSummary) },
   jobImages: { args: JobRef, result: z.array(ImageSummary) },
   listNodes: { args: z.object({}), result: z.array(NodeSummary) },
@@ -151,7 +157,12 @@ export const DeviceSample = z.object({
 });
 
 export const UiEvent = z.discriminatedUnion("type", [
-  z.object({ type: z.literal("queue.changed"), jobs: z.array(JobSummary) }),
+  z.object({
+    type: z.literal("queue.changed"),
+    jobs: z.array(JobSummary),
+    /** Whether the whole queue is paused (pauseQueue, or the coordinator after a full disk). */
+    queuePaused: z.boolean(),
+  }),
   z.object({
     type: z.literal("image.progress"),
     jobId: z.string(),

@@ -39,6 +39,7 @@ function handlers(c: Coordinator): Handlers {
       c.resumeQueue();
       return ok;
     },
+    queueState: () => ({ paused: c.isQueuePaused() }),
     listJobs: ({ includeFinished }) => c.listJobs(includeFinished),
     jobImages: ({ jobId }) => c.jobImages(jobId),
     listNodes: () => c.listNodes(),

@@ -4,7 +4,7 @@ import { rerunSpec } from "../model/image-parameters";
 import { applyNodes, useFarmStore } from "../stores/farm-store";
 import { applyJobImages, useGalleryStore } from "../stores/gallery-store";
 import { addNotice, dismissNotice, type Notice, useNoticeStore } from "../stores/notice-store";
-import { applyJobList, isFinished, useQueueStore } from "../stores/queue-store";
+import { applyJobList, applyQueuePaused, isFinished, useQueueStore } from "../stores/queue-store";
 import type { UiTransport } from "./ui-transport";
 
 /** jobImages calls at once while the gallery catches up (newest jobs first). */
@@ -94,12 +94,13 @@ export function createActions(transport: UiTransport) {
     /** Loads everything; runs at start and after every reconnect (events may have been missed). */
     async refresh(): Promise<void> {
       await attempt("Loading the farm and the queue", async () => {
-        const [nodes, jobs] = await Promise.all([
+        const [nodes, jobs, queue] = await Promise.all([
           transport.call("listNodes", {}),
           transport.call("listJobs", { includeFinished: true }),
+          transport.call("queueState", {}),
         ]);
         useFarmStore.setState((s) => applyNodes(s, nodes));
-        useQueueStore.setState((s) => applyJobList(s, jobs));
+        useQueueStore.setState((s) => applyQueuePaused(applyJobList(s, jobs), queue.paused));
         // Images of unfinished jobs may have finished while we were away.
         for (const job of jobs) if (!isFinished(job)) fetched.delete(job.id);
         syncGallery();
@@ -132,6 +133,8 @@ export function createActions(transport: UiTransport) {
     cancelJob: (jobId: string) => attempt("Cancelling the job", () => transport.call("cancelJob", { jobId })),
     pauseJob: (jobId: string) => attempt("Pausing the job", () => transport.call("pauseJob", { jobId })),
     resumeJob: (jobId: string) => attempt("Resuming the job", () => transport.call("resumeJob", { jobId })),
+    pauseQueue: () => attempt("Pausing the queue", () => transport.call("pauseQueue", {})),
+    resumeQueue: () => attempt("Resuming the queue", () => transport.call("resumeQueue", {})),
     moveJob: (jobId: string, position: number) =>
       attempt("Moving the job", () => transport.call("reorderJob", { jobId, position })),
     setPriority: (jobId: string, priority: number) =>

@@ -1,4 +1,5 @@
 import { useState } from "react";
+import { useActions } from "../api/actions-context";
 import { isFinished, useQueueStore } from "../stores/queue-store";
 import { JobCard } from "./JobCard";
 import "../styles/queue.css";
@@ -8,7 +9,9 @@ const FINISHED_PAGE = 20;
 
 /** The queue: unfinished jobs in the order they run, then finished ones, newest first. */
 export function QueueList() {
+  const actions = useActions();
   const jobs = useQueueStore((s) => s.jobs);
+  const queuePaused = useQueueStore((s) => s.queuePaused);
   const loaded = useQueueStore((s) => s.loaded);
   const [shown, setShown] = useState(FINISHED_PAGE);
   const active = jobs.filter((j) => !isFinished(j));
@@ -16,9 +19,21 @@ export function QueueList() {
 
   return (
     <section className="queue" aria-labelledby="queue-heading">
-      <h2 id="queue-heading">
-        Queue <span className="heading-count">{active.length > 0 ? `${active.length} active` : ""}</span>
-      </h2>
+      <div className="queue-head">
+        <h2 id="queue-heading">
+          Queue <span className="heading-count">{active.length > 0 ? `${active.length} active` : ""}</span>
+        </h2>
+        <span className="badge badge-paused" role="status">
+          {queuePaused ? "Queue paused" : ""}
+        </span>
+        <button
+          type="button"
+          className="queue-toggle"
+          onClick={() => void (queuePaused ? actions.resumeQueue() : actions.pauseQueue())}
+        >
+          {queuePaused ? "Resume queue" : "Pause queue"}
+        </button>
+      </div>
       {loaded && jobs.length === 0 && <p className="empty">Nothing queued yet. Write a prompt and press Render.</p>}
       {active.length > 0 && (
         <ol className="job-list" aria-label="Active jobs">

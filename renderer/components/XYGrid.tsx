@@ -1,6 +1,7 @@
 import { useMemo } from "react";
 import type { ImageSummary } from "../../shared/ui-api";
 import { gridLayout } from "../model/grid-axes";
+import { useQueueStore } from "../stores/queue-store";
 import { GalleryCell } from "./GalleryCell";
 
 interface Props {
@@ -8,9 +9,11 @@ interface Props {
   images: ImageSummary[];
 }
 
-/** An X/Y job as a table: one column per X value, one row per Y value, labelled on both axes. */
+/** An X/Y job as a table: one column per X value, one row per Y value, labelled on both axes from the job's grid. */
 export function XYGrid({ images }: Props) {
-  const layout = useMemo(() => gridLayout(images), [images]);
+  const jobId = images[0]?.jobId;
+  const grid = useQueueStore((s) => s.jobs.find((j) => j.id === jobId)?.grid ?? null);
+  const layout = useMemo(() => gridLayout(images, grid), [images, grid]);
   const hasY = layout.yLabels.length > 1 || layout.yLabels[0] !== "";
   return (
     <div className="xy-scroll">

@@ -1,4 +1,5 @@
-import type { ImageSummary } from "../../shared/ui-api";
+import { axisLabel } from "../../shared/job-expansion";
+import type { ImageSummary, JobSummary } from "../../shared/ui-api";
 
 export interface GridLayout {
   /** One label per column (gridX), per row (gridY; a single empty label without a Y axis). */
@@ -8,75 +9,18 @@ export interface GridLayout {
   cells: Map<string, { image: ImageSummary; count: number }>;
 }
 
-type Extract = (image: ImageSummary) => string;
-
-/** Parameters a grid axis can vary, in the order they are tried, with how each labels a value. */
-const PARAMETERS: Extract[] = [
-  (i) => `cfg ${i.guidance}`,
-  (i) => `steps ${i.steps}`,
-  (i) => `${i.width}×${i.height}`,
-  (i) => i.model,
-  (i) => `seed ${i.seed}`,
-  (i) => i.prompt,
-];
-
-function commonPrefix(texts: string[]): number {
-  const first = texts[0] ?? "";
-  let n = first.length;
-  for (const t of texts) {
-    let i = 0;
-    while (i < n && t[i] === first[i]) i++;
-    n = i;
-  }
-  return n;
+/** Column or row numbers, for a job whose grid spec is not known yet. */
+function numbered(images: ImageSummary[], position: (i: ImageSummary) => number | null): string[] {
+  const size = images.reduce((n, i) => Math.max(n, (position(i) ?? -1) + 1), 0);
+  return Array.from({ length: size }, (_, i) => `#${i + 1}`);
 }
 
 /**
- * What differs between the prompts of a prompt axis: the words between their
- * common beginning and common end ("a cat on a mat" / "a dog on a mat" → cat, dog).
+ * A job's images as a grid, labelled from the job's grid spec (`JobSummary.grid`),
+ * one label per value of each axis, so columns whose images have not arrived
+ * are labelled too. Without the spec, columns and rows are numbered.
  */
-function promptDifferences(prompts: string[]): string[] {
-  if (prompts.length < 2) return prompts;
-  const first = prompts[0] as string;
-  // Back to a word boundary, so "a car" / "a cat" give "car" / "cat", not "r" / "t".
-  const prefix = first.lastIndexOf(" ", commonPrefix(prompts) - 1) + 1;
-  const rests = prompts.map((p) => [...p.slice(prefix)].reverse().join(""));
-  const restFirst = rests[0] as string;
-  const suffix = restFirst.lastIndexOf(" ", commonPrefix(rests) - 1) + 1;
-  const parts = prompts.map((p) => p.slice(prefix, p.length - suffix).trim());
-  return parts.some((p) => p === "") ? prompts : parts;
-}
-
-/**
- * Labels a job's axes from its images (the UI contract carries grid positions,
- * not the grid spec): an axis is the parameter that is constant within each
- * of its columns and differs between them.
- */
-function axisLabels(images: ImageSummary[], position: (i: ImageSummary) => number | null): string[] {
-  const groups = new Map<number, ImageSummary[]>();
-  for (const image of images) {
-    const at = position(image);
-    if (at === null) continue;
-    const list = groups.get(at) ?? [];
-    list.push(image);
-    groups.set(at, list);
-  }
-  const size = groups.size === 0 ? 0 : Math.max(...groups.keys()) + 1;
-  const indexes = Array.from({ length: size }, (_, i) => i);
-  for (const extract of PARAMETERS) {
-    const values = indexes.map((i) => {
-      const seen = new Set((groups.get(i) ?? []).map(extract));
-      return seen.size === 1 ? ([...seen][0] as string) : null;
-    });
-    if (values.some((v) => v === null)) continue;
-    if (size > 1 && new Set(values).size < 2) continue;
-    return extract === PARAMETERS.at(-1) ? promptDifferences(values as string[]) : (values as string[]);
-  }
-  return indexes.map((i) => `#${i + 1}`);
-}
-
-export function gridLayout(images: ImageSummary[]): GridLayout {
-  const hasY = images.some((i) => i.gridY !== null);
+export function gridLayout(images: ImageSummary[], grid: JobSummary["grid"]): GridLayout {
   const cells = new Map<string, { image: ImageSummary; count: number }>();
   for (const image of images) {
     if (image.gridX === null) continue;
@@ -89,9 +33,11 @@ export function gridLayout(images: ImageSummary[]): GridLayout {
       if (cell.image.state !== "done" && image.state === "done") cell.image = image;
     }
   }
+  const { x, y } = grid ?? {};
+  const hasY = grid ? y !== undefined : images.some((i) => i.gridY !== null);
   return {
-    xLabels: axisLabels(images, (i) => i.gridX),
-    yLabels: hasY ? axisLabels(images, (i) => i.gridY) : [""],
+    xLabels: x ? x.values.map((_, at) => axisLabel(x, at)) : numbered(images, (i) => i.gridX),
+    yLabels: !hasY ? [""] : y ? y.values.map((_, at) => axisLabel(y, at)) : numbered(images, (i) => i.gridY),
     cells,
   };
 }

@@ -4,16 +4,16 @@ import { formatParameters } from "../../shared/png-parameters";
 import type { ImageSummary } from "../../shared/ui-api";
 
 /**
- * The image's A1111 `parameters` text, as embedded in its PNG. The sampler and
- * model hash come from the model as the farm knows it (image summaries do not
- * carry them).
+ * The image's A1111 `parameters` text, as embedded in its PNG. The sampler is
+ * the image's own, or the model's default when the job left it open; the model
+ * hash comes from the model as the farm knows it (image summaries do not carry it).
  */
 export function parametersText(image: ImageSummary, model: ModelInfo | undefined): string {
   return formatParameters({
     prompt: image.prompt,
     negativePrompt: image.negativePrompt,
     steps: image.steps,
-    sampler: model?.defaultSampler ?? "",
+    sampler: image.sampler ?? model?.defaultSampler ?? "",
     cfgScale: image.guidance,
     seed: image.seed,
     width: image.width,
@@ -34,6 +34,7 @@ export function rerunSpec(image: ImageSummary): JobSpecInput {
     height: image.height,
     steps: image.steps,
     guidance: image.guidance,
+    ...(image.sampler !== null ? { sampler: image.sampler } : {}),
     seed: image.seed,
     seedMode: "fixed",
     count: 1,

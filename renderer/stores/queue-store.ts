@@ -23,6 +23,8 @@ export interface QueueState {
    * finished, but their final state is unknown until the next listJobs.
    */
   settling: string[];
+  /** The whole queue is paused: no new work starts anywhere (pauseQueue, or a full disk). */
+  queuePaused: boolean;
   seq: number;
   loaded: boolean;
 }
@@ -33,7 +35,14 @@ export function isFinished(job: Pick<JobSummary, "state">): boolean {
   return FINISHED.has(job.state);
 }
 
-export const initialQueueState: QueueState = { jobs: [], steps: {}, settling: [], seq: 0, loaded: false };
+export const initialQueueState: QueueState = {
+  jobs: [],
+  steps: {},
+  settling: [],
+  queuePaused: false,
+  seq: 0,
+  loaded: false,
+};
 
 /** Keeps the old object when nothing changed, so memoised job cards skip their render. */
 function reuse(previous: JobSummary | undefined, next: JobSummary): JobSummary {
@@ -70,8 +79,13 @@ export function applyJobList(state: QueueState, jobs: JobSummary[]): QueueState 
   return { ...state, jobs: next, steps: pruneSteps(state.steps, next), settling: [], loaded: true };
 }
 
+/** queueState's answer (at load and after a reconnect): whether the whole queue is paused. */
+export function applyQueuePaused(state: QueueState, queuePaused: boolean): QueueState {
+  return state.queuePaused === queuePaused ? state : { ...state, queuePaused };
+}
+
 /** queue.changed: the unfinished jobs in run order; finished ones we already know stay below them. */
-export function applyQueueChanged(state: QueueState, unfinished: JobSummary[]): QueueState {
+export function applyQueueChanged(state: QueueState, unfinished: JobSummary[], queuePaused: boolean): QueueState {
   const previous = new Map(state.jobs.map((j) => [j.id, j]));
   const ids = new Set(unfinished.map((j) => j.id));
   const rest = state.jobs.filter((j) => !ids.has(j.id));
@@ -79,7 +93,7 @@ export function applyQueueChanged(state: QueueState, unfinished: JobSummary[]): 
   const jobs = [...unfinished.map((j) => reuse(previous.get(j.id), j)), ...rest];
   const settling = [...new Set([...state.settling.filter((id) => !ids.has(id)), ...vanished])];
   // Steps follow the event's list: a job that left it has stopped rendering, whatever its last summary said.
-  return { ...state, jobs, steps: pruneSteps(state.steps, unfinished), settling };
+  return { ...state, jobs, steps: pruneSteps(state.steps, unfinished), settling, queuePaused };
 }
 
 export function applyImageProgress(state: QueueState, event: Extract<UiEvent, { type: "image.progress" }>): QueueState {
@@ -105,7 +119,7 @@ export function applyImageSettled(state: QueueState, imageId: string): QueueStat
 export function reduceQueueEvent(state: QueueState, event: UiEvent): QueueState {
   switch (event.type) {
     case "queue.changed":
-      return applyQueueChanged(state, event.jobs);
+      return applyQueueChanged(state, event.jobs, event.queuePaused);
     case "image.progress":
       return applyImageProgress(state, event);
     case "image.done":

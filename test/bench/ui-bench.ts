@@ -37,6 +37,7 @@ const job: JobSummary = {
   devices: [],
   lastError: null,
   stalled: null,
+  grid: null,
 };
 
 const images: ImageSummary[] = Array.from({ length: IMAGES }, (_, i) => ({
@@ -52,6 +53,7 @@ const images: ImageSummary[] = Array.from({ length: IMAGES }, (_, i) => ({
   height: 512,
   steps: 4,
   guidance: 1,
+  sampler: null,
   gridX: null,
   gridY: null,
   path: `/bench/${i}.png`,
@@ -120,7 +122,9 @@ app.get("/api", { websocket: true }, (socket) => {
           ? images
           : command === "listNodes"
             ? Array.from({ length: NODES }, (_, n) => node(n, 0))
-            : { ok: true };
+            : command === "queueState"
+              ? { paused: false }
+              : { ok: true };
     socket.send(JSON.stringify({ id, result }));
   });
 });

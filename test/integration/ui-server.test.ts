@@ -62,6 +62,26 @@ describe("UI API server (kiln serve) on 127.0.0.1", () => {
     ui.close();
   });
 
+  it("pauses and resumes the whole queue: queueState answers, queue.changed carries it", async () => {
+    const ui = await connectUi(server.port, token);
+    expect(await ui.call("queueState", {})).toEqual({ paused: false });
+    expect(await ui.call("pauseQueue", {})).toEqual({ ok: true });
+    expect(await ui.call("queueState", {})).toEqual({ paused: true });
+    await ui.events.waitFor(
+      (e) => e.type === "queue.changed" && e.queuePaused,
+      5000,
+      () => "no queue.changed with queuePaused: true",
+    );
+    await ui.call("resumeQueue", {});
+    expect(await ui.call("queueState", {})).toEqual({ paused: false });
+    await ui.events.waitFor(
+      (e) => e.type === "queue.changed" && !e.queuePaused,
+      5000,
+      () => "no queue.changed with queuePaused: false",
+    );
+    ui.close();
+  });
+
   it("serves stored images only from the output folder, with the token", async () => {
     const base = `http://127.0.0.1:${server.port}/images`;
     const inside = join(outputDir, "2026-01-01", "job", "00000-1.png");

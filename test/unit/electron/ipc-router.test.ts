@@ -220,7 +220,7 @@ describe("coordinator events to the window", () => {
     const send = vi.fn();
     let destroyed = false;
     const stop = forwardUiEvents(coordinator, () => ({ isDestroyed: () => destroyed, send }));
-    const event = { type: "queue.changed" as const, jobs: [] };
+    const event = { type: "queue.changed" as const, jobs: [], queuePaused: false };
     coordinator.emit("ui", event);
     expect(send).toHaveBeenCalledWith(IPC_CHANNELS.event, event);
     destroyed = true;

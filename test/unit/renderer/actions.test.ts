@@ -35,15 +35,28 @@ beforeEach(() => {
 });
 
 describe("actions", () => {
-  it("refresh loads nodes and every job", async () => {
+  it("refresh loads nodes, every job and whether the queue is paused", async () => {
     const { transport } = fakeTransport({
       listNodes: () => [node({ id: "n1" })],
       listJobs: () => [job({ id: "a" }), job({ id: "b", state: "done" })],
+      queueState: () => ({ paused: true }),
     });
     await createActions(transport).refresh();
     expect(useFarmStore.getState().nodes.map((n) => n.id)).toEqual(["n1"]);
     expect(useQueueStore.getState().jobs.map((j) => j.id)).toEqual(["a", "b"]);
     expect(useQueueStore.getState().loaded).toBe(true);
+    expect(useQueueStore.getState().queuePaused).toBe(true);
+  });
+
+  it("pauses and resumes the whole queue; a failure becomes a notice", async () => {
+    const { transport, calls } = fakeTransport({ pauseQueue: () => ({ ok: true }) });
+    const actions = createActions(transport);
+    await actions.pauseQueue();
+    await actions.resumeQueue();
+    expect(calls.map(([c]) => c)).toEqual(["pauseQueue", "resumeQueue"]);
+    expect(useNoticeStore.getState().notices.map((n) => n.text)).toEqual([
+      "Resuming the queue failed: no answer for resumeQueue",
+    ]);
   });
 
   it("settles jobs that left queue.changed with one listJobs", async () => {
@@ -51,10 +64,10 @@ describe("actions", () => {
     try {
       const { transport, calls } = fakeTransport({ listJobs: () => [job({ id: "a", state: "done" })] });
       const actions = createActions(transport);
-      useQueueStore.setState((s) => applyQueueChanged(s, [job({ id: "a", state: "running" })]));
-      useQueueStore.setState((s) => applyQueueChanged(s, []));
-      actions.afterEvents([{ type: "queue.changed", jobs: [] }]);
-      actions.afterEvents([{ type: "queue.changed", jobs: [] }]);
+      useQueueStore.setState((s) => applyQueueChanged(s, [job({ id: "a", state: "running" })], false));
+      useQueueStore.setState((s) => applyQueueChanged(s, [], false));
+      actions.afterEvents([{ type: "queue.changed", jobs: [], queuePaused: false }]);
+      actions.afterEvents([{ type: "queue.changed", jobs: [], queuePaused: false }]);
       await vi.advanceTimersByTimeAsync(200);
       expect(calls.filter(([c]) => c === "listJobs")).toHaveLength(1);
       expect(useQueueStore.getState().jobs[0]?.state).toBe("done");
@@ -88,7 +101,7 @@ describe("actions", () => {
     useQueueStore.setState({
       jobs: jobs.map((j) => (j.id === "j2" ? { ...j, counts: { ...j.counts, failed: 1 } } : j)),
     });
-    actions.afterEvents([{ type: "queue.changed", jobs: [] }]);
+    actions.afterEvents([{ type: "queue.changed", jobs: [], queuePaused: false }]);
     await flush();
     expect(calls.slice(6).map(([, args]) => (args as { jobId: string }).jobId)).toEqual(["j2"]);
   });

@@ -91,7 +91,7 @@ describe("event batching", () => {
     // A hidden window gets no frames: ten seconds of telemetry and queue snapshots pile up.
     for (let second = 0; second < 10; second++) {
       for (const id of nodeIds) batcher.push(telemetry(id, second));
-      batcher.push({ type: "queue.changed", jobs: [job({ id: "a", state: "running" })] });
+      batcher.push({ type: "queue.changed", jobs: [job({ id: "a", state: "running" })], queuePaused: false });
     }
     batcher.push({ type: "image.done", image: image({ id: "x", jobId: "a", index: 0, state: "done" }) });
     frames.frame();

@@ -49,7 +49,7 @@ describe("gallery reducers", () => {
   });
 
   it("telemetry and queue events leave the gallery state as it was", () => {
-    expect(reduceGalleryEvent(empty, { type: "queue.changed", jobs: [] })).toBe(empty);
+    expect(reduceGalleryEvent(empty, { type: "queue.changed", jobs: [], queuePaused: false })).toBe(empty);
   });
 });
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import {
   applyJobList,
+  applyQueuePaused,
   initialQueueState,
   type QueueState,
   reduceQueueEvent,
@@ -21,7 +22,11 @@ const running = { total: 4, queued: 2, running: 2, done: 0, failed: 0, cancelled
 describe("queue reducers", () => {
   it("queue.changed replaces the unfinished jobs and keeps known finished ones below them", () => {
     const start = applyJobList(initialQueueState, [job({ id: "a" }), job({ id: "old", state: "done" })]);
-    const next = apply(start, { type: "queue.changed", jobs: [job({ id: "b" }), job({ id: "a", state: "running" })] });
+    const next = apply(start, {
+      type: "queue.changed",
+      jobs: [job({ id: "b" }), job({ id: "a", state: "running" })],
+      queuePaused: false,
+    });
     expect(next.jobs.map((j) => [j.id, j.state])).toEqual([
       ["b", "queued"],
       ["a", "running"],
@@ -32,7 +37,7 @@ describe("queue reducers", () => {
 
   it("a job that leaves queue.changed is settling until listJobs says how it ended", () => {
     const start = applyJobList(initialQueueState, [job({ id: "a", state: "running" }), job({ id: "b" })]);
-    const next = apply(start, { type: "queue.changed", jobs: [job({ id: "b" })] });
+    const next = apply(start, { type: "queue.changed", jobs: [job({ id: "b" })], queuePaused: false });
     expect(next.settling).toEqual(["a"]);
     expect(next.jobs.map((j) => j.id)).toEqual(["b", "a"]);
     const settled = applyJobList(next, [job({ id: "b" }), job({ id: "a", state: "done" })]);
@@ -43,7 +48,11 @@ describe("queue reducers", () => {
   it("keeps the same object for a job whose summary did not change (memoised cards skip rendering)", () => {
     const a = job({ id: "a" });
     const start = applyJobList(initialQueueState, [a, job({ id: "b" })]);
-    const next = apply(start, { type: "queue.changed", jobs: [job({ id: "a" }), job({ id: "b", state: "running" })] });
+    const next = apply(start, {
+      type: "queue.changed",
+      jobs: [job({ id: "a" }), job({ id: "b", state: "running" })],
+      queuePaused: false,
+    });
     expect(next.jobs[0]).toBe(start.jobs[0]);
     expect(next.jobs[1]).not.toBe(start.jobs[1]);
   });
@@ -68,10 +77,24 @@ describe("queue reducers", () => {
     const next = apply(stepping, {
       type: "queue.changed",
       jobs: [job({ id: "a", state: "running", counts: oneRunning })],
+      queuePaused: false,
     });
     expect(Object.keys(next.steps)).toEqual(["i3"]);
-    const finished = apply(next, { type: "queue.changed", jobs: [] });
+    const finished = apply(next, { type: "queue.changed", jobs: [], queuePaused: false });
     expect(finished.steps).toEqual({});
+  });
+
+  it("queue.changed carries the queue-wide pause; queueState's answer sets it at load", () => {
+    const start = applyJobList(initialQueueState, [job({ id: "a" })]);
+    expect(start.queuePaused).toBe(false);
+    const paused = apply(start, { type: "queue.changed", jobs: [job({ id: "a" })], queuePaused: true });
+    expect(paused.queuePaused).toBe(true);
+    expect(paused.jobs[0]).toBe(start.jobs[0]);
+    const resumed = apply(paused, { type: "queue.changed", jobs: [job({ id: "a" })], queuePaused: false });
+    expect(resumed.queuePaused).toBe(false);
+    expect(applyQueuePaused(start, true).queuePaused).toBe(true);
+    // Unchanged: the same state, so subscribers are not notified.
+    expect(applyQueuePaused(start, false)).toBe(start);
   });
 
   it("ignores events of other stores", () => {

@@ -19,6 +19,7 @@ export function job(over: Partial<JobSummary> & { id: string }): JobSummary {
     devices: [],
     lastError: null,
     stalled: null,
+    grid: null,
     ...over,
   };
 }
@@ -34,6 +35,7 @@ export function image(over: Partial<ImageSummary> & { id: string; jobId: string;
     height: 512,
     steps: 4,
     guidance: 1,
+    sampler: null,
     gridX: null,
     gridY: null,
     path: null,

@@ -139,9 +139,9 @@ describe("WebSocket transport", () => {
     const socket = serve.sockets[0] as WebSocket;
     socket.send(JSON.stringify({ event: { type: "telemetry", nodeId: "n1" } }));
     socket.send("not json");
-    socket.send(JSON.stringify({ event: { type: "queue.changed", jobs: [job({ id: "a" })] } }));
+    socket.send(JSON.stringify({ event: { type: "queue.changed", jobs: [job({ id: "a" })], queuePaused: true } }));
     await until(() => events.length === 1);
-    expect(events[0]).toMatchObject({ type: "queue.changed", jobs: [{ id: "a" }] });
+    expect(events[0]).toMatchObject({ type: "queue.changed", jobs: [{ id: "a" }], queuePaused: true });
     expect(warn).toHaveBeenCalledTimes(2);
   });
 

@@ -1,0 +1,22 @@
+import { describe, expect, it } from "vitest";
+import { parametersText, rerunSpec } from "../../../renderer/model/image-parameters";
+import { image, model } from "./ui-fixtures";
+
+describe("copy parameters", () => {
+  const demo = model({ name: "kiln-demo", defaultSampler: "Euler", hash: "f".repeat(64) });
+
+  it("uses the image's own sampler", () => {
+    const text = parametersText(image({ id: "i", jobId: "j", index: 0, sampler: "DPM++ 2M Karras" }), demo);
+    expect(text).toContain("Sampler: DPM++ 2M Karras");
+    expect(text).not.toContain("Sampler: Euler");
+  });
+
+  it("falls back to the model's default sampler only when the image has none", () => {
+    expect(parametersText(image({ id: "i", jobId: "j", index: 0, sampler: null }), demo)).toContain("Sampler: Euler");
+  });
+
+  it("re-runs with the image's sampler when it had one", () => {
+    expect(rerunSpec(image({ id: "i", jobId: "j", index: 0, sampler: "Euler a" })).sampler).toBe("Euler a");
+    expect(rerunSpec(image({ id: "i", jobId: "j", index: 0 }))).not.toHaveProperty("sampler");
+  });
+});
