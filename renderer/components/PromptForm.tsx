@@ -11,6 +11,7 @@ import { useSettingsStore } from "../stores/settings-store";
 import { FieldError, fieldErrorId, invalidProps } from "./FieldError";
 import { GridField } from "./GridField";
 import { ModelSelect } from "./ModelSelect";
+import { NumberField } from "./NumberField";
 import { SeedField } from "./SeedField";
 import { SizeFields } from "./SizeFields";
 import "../styles/prompt.css";
@@ -176,50 +177,39 @@ export function PromptForm() {
       />
 
       <div className="field-row">
-        <div className="field">
-          <label htmlFor="field-steps">Steps</label>
-          <input
-            id="field-steps"
-            type="number"
-            inputMode="numeric"
-            min={1}
-            max={200}
-            value={draft.steps}
-            placeholder={model ? String(model.defaultSteps) : "default"}
-            onChange={(e) => edit({ steps: e.target.value })}
-            onBlur={() => touch("steps")}
-            {...invalidProps("field-steps", err.steps)}
-          />
-        </div>
-        <div className="field">
-          <label htmlFor="field-cfg">CFG scale</label>
-          <input
-            id="field-cfg"
-            type="number"
-            inputMode="decimal"
-            min={0}
-            max={50}
-            step={0.5}
-            value={draft.cfg}
-            placeholder={model ? String(model.defaultGuidance) : "default"}
-            onChange={(e) => edit({ cfg: e.target.value })}
-            onBlur={() => touch("cfg")}
-            {...invalidProps("field-cfg", err.cfg)}
-          />
-        </div>
-        <div className="field">
-          <label htmlFor="field-count">Images</label>
-          <input
-            id="field-count"
-            type="number"
-            inputMode="numeric"
-            min={1}
-            value={draft.count}
-            onChange={(e) => edit({ count: e.target.value })}
-            onBlur={() => touch("count")}
-            {...invalidProps("field-count", err.count)}
-          />
-        </div>
+        <NumberField
+          id="field-steps"
+          label="Steps"
+          min={1}
+          max={200}
+          value={draft.steps}
+          placeholder={model ? String(model.defaultSteps) : "default"}
+          onChange={(steps) => edit({ steps })}
+          onBlur={() => touch("steps")}
+          error={err.steps}
+        />
+        <NumberField
+          id="field-cfg"
+          label="CFG scale"
+          decimal
+          min={0}
+          max={50}
+          step={0.5}
+          value={draft.cfg}
+          placeholder={model ? String(model.defaultGuidance) : "default"}
+          onChange={(cfg) => edit({ cfg })}
+          onBlur={() => touch("cfg")}
+          error={err.cfg}
+        />
+        <NumberField
+          id="field-count"
+          label="Images"
+          min={1}
+          value={draft.count}
+          onChange={(count) => edit({ count })}
+          onBlur={() => touch("count")}
+          error={err.count}
+        />
       </div>
       <FieldError id={fieldErrorId("field-steps")} message={err.steps} />
       <FieldError id={fieldErrorId("field-cfg")} message={err.cfg} />

@@ -1,5 +1,6 @@
 import { SIZE_PRESETS } from "../model/size-rules";
-import { FieldError, fieldErrorId, invalidProps } from "./FieldError";
+import { FieldError, fieldErrorId } from "./FieldError";
+import { NumberField } from "./NumberField";
 
 interface Props {
   width: string;
@@ -39,39 +40,31 @@ export function SizeFields({ width, height, widthError, heightError, onChange, o
         </label>
       </div>
       <div className="size-inputs">
-        <div className="field">
-          <label htmlFor="field-width">Width</label>
-          <input
-            id="field-width"
-            type="number"
-            inputMode="numeric"
-            min={64}
-            max={2048}
-            step={8}
-            value={width}
-            onChange={(e) => onChange({ width: e.target.value })}
-            onBlur={() => onBlur("width")}
-            {...invalidProps("field-width", widthError)}
-          />
-        </div>
+        <NumberField
+          id="field-width"
+          label="Width"
+          min={64}
+          max={2048}
+          step={8}
+          value={width}
+          onChange={(value) => onChange({ width: value })}
+          onBlur={() => onBlur("width")}
+          error={widthError}
+        />
         <span className="size-times" aria-hidden="true">
           ×
         </span>
-        <div className="field">
-          <label htmlFor="field-height">Height</label>
-          <input
-            id="field-height"
-            type="number"
-            inputMode="numeric"
-            min={64}
-            max={2048}
-            step={8}
-            value={height}
-            onChange={(e) => onChange({ height: e.target.value })}
-            onBlur={() => onBlur("height")}
-            {...invalidProps("field-height", heightError)}
-          />
-        </div>
+        <NumberField
+          id="field-height"
+          label="Height"
+          min={64}
+          max={2048}
+          step={8}
+          value={height}
+          onChange={(value) => onChange({ height: value })}
+          onBlur={() => onBlur("height")}
+          error={heightError}
+        />
       </div>
       <FieldError id={fieldErrorId("field-width")} message={widthError} />
       <FieldError id={fieldErrorId("field-height")} message={heightError} />
