@@ -79,6 +79,7 @@ const program = new Command("kiln-node")
     30,
   )
   .option("--queue <tasks>", "tasks queued per device before answering 429", wrap(parsePositive), 4)
+  .addOption(new Option("--exit-with-stdin", "stop when standard input closes (a parent process that died)").hideHelp())
   .addOption(
     new Option("--log-level <level>", "log level")
       .choices(["fatal", "error", "warn", "info", "debug", "trace"])
@@ -116,6 +117,12 @@ async function shutdown(signal: string): Promise<void> {
 }
 process.on("SIGTERM", () => void shutdown("SIGTERM"));
 process.on("SIGINT", () => void shutdown("SIGINT"));
+// An embedded node must not outlive the app that started it, even one killed with SIGKILL.
+if (opts.exitWithStdin) {
+  process.stdin.on("end", () => void shutdown("parent gone"));
+  process.stdin.on("error", () => void shutdown("parent gone"));
+  process.stdin.resume();
+}
 
 try {
   await daemon.start();

@@ -44,10 +44,12 @@ export class LocalNode {
       this.opts.stateDir,
       "--token",
       token,
+      // Its stdin is our pipe: when this process dies, even by SIGKILL, the node stops too.
+      "--exit-with-stdin",
       ...this.opts.args,
     ];
     const child = spawn(process.execPath, args, {
-      stdio: ["ignore", "pipe", "pipe"],
+      stdio: ["pipe", "pipe", "pipe"],
       env: { ...process.env, ELECTRON_RUN_AS_NODE: "1" },
     });
     this.child = child;

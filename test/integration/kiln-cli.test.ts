@@ -1,4 +1,4 @@
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { readTextChunks } from "../../farm-node/png/png-text-chunks";
 import { parseParameters } from "../../shared/png-parameters";
 import { type RunningNode, startNode } from "../support/kiln-node-process";
+import { startServe } from "../support/kiln-serve-process";
 import { eachLine, Observed } from "../support/observed";
 
 const KILN = fileURLToPath(new URL("../../bin/kiln.js", import.meta.url));
@@ -143,6 +144,28 @@ describe("kiln CLI", () => {
     expect(listed.code, listed.stderr).toBe(0);
     expect(listed.stdout).toMatch(/rack-01 {2}127\.0\.0\.1:\d+ {2}online/);
     expect(listed.stdout.match(/Simulated GPU 24 GB @10 img\/s {2}\[sim\] {2}VRAM \d+\/24576 MiB/g)).toHaveLength(2);
+  });
+
+  it("the embedded node stops when the app that started it is killed with SIGKILL", async () => {
+    const serve = await startServe(["--data-dir", temp("data"), "--local-node-flags", "--simulate 1x8GB@20"]);
+    const children = execFileSync("pgrep", ["-P", String(serve.proc.pid), "-f", "kiln-node.js"], { encoding: "utf8" })
+      .trim()
+      .split("\n")
+      .map(Number);
+    expect(children).toHaveLength(1);
+    const localNode = children[0] as number;
+    serve.proc.kill("SIGKILL");
+    const alive = () => {
+      try {
+        process.kill(localNode, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    const deadline = Date.now() + 15_000;
+    while (alive() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(alive()).toBe(false);
   });
 
   it("names the flag and the fix for bad input", async () => {
