@@ -310,6 +310,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       models: n.info?.models ?? [],
       problem: n.problem,
       blockedModels: blocked.filter((b) => b.nodeId === n.id).map((b) => b.model),
+      history: Object.fromEntries(n.history),
     }));
     const unpaired: NodeSummary[] = [...this.discovered.values()]
       .filter((d) => !this.nodes.has(d.id) || this.isConflict(d))
@@ -328,6 +329,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
           ? `another machine (${d.host}:${d.port}) advertises the id of paired node "${this.nodes.get(d.id)?.name}"; it gets no work and no token until a person re-pairs`
           : null,
         blockedModels: [],
+        history: {},
       }));
     return [...known, ...unpaired];
   }
@@ -443,7 +445,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
           type: "telemetry",
           nodeId: node.id,
           devices: event.devices,
-          history: Object.fromEntries(node.history),
+          samples: node.latestSamples(),
         });
         return;
       case "task.started": {

@@ -68,6 +68,17 @@ export const ImageSummary = z.object({
 });
 export type ImageSummary = z.infer<typeof ImageSummary>;
 
+/** One sample of a device's history, for sparklines. */
+export const DeviceSample = z.object({
+  at: z.number(),
+  imagesPerMin: z.number(),
+  utilizationPct: z.number().nullable(),
+});
+export type DeviceSample = z.infer<typeof DeviceSample>;
+
+/** Samples of history kept per device: 5 minutes at the nodes' 1 Hz. */
+export const HISTORY_SAMPLES = 300;
+
 export const NodeStatus = z.enum(["online", "lost", "draining", "unpaired", "conflict", "pairing"]);
 export type NodeStatus = z.infer<typeof NodeStatus>;
 
@@ -85,6 +96,8 @@ export const NodeSummary = z.object({
   /** Why the node is not usable, in words (conflict, identity, errors). */
   problem: z.string().nullable(),
   blockedModels: z.array(z.string()),
+  /** Per device uuid: samples of the last 5 minutes, oldest first. Sent with the node list, not every second. */
+  history: z.record(z.string(), z.array(DeviceSample)),
 });
 export type NodeSummary = z.infer<typeof NodeSummary>;
 
@@ -149,13 +162,6 @@ export const UiResponse = z.union([
 ]);
 export type UiResponse = z.infer<typeof UiResponse>;
 
-/** One sample of a device's history, for sparklines. */
-export const DeviceSample = z.object({
-  at: z.number(),
-  imagesPerMin: z.number(),
-  utilizationPct: z.number().nullable(),
-});
-
 export const UiEvent = z.discriminatedUnion("type", [
   z.object({
     type: z.literal("queue.changed"),
@@ -178,8 +184,8 @@ export const UiEvent = z.discriminatedUnion("type", [
     type: z.literal("telemetry"),
     nodeId: z.string(),
     devices: z.array(DeviceInfo),
-    /** Per device uuid: samples of the last 5 minutes, oldest first. */
-    history: z.record(z.string(), z.array(DeviceSample)),
+    /** Per device uuid: this second's sample, to append to the history from the node list. */
+    samples: z.record(z.string(), DeviceSample),
   }),
 ]);
 export type UiEvent = z.infer<typeof UiEvent>;

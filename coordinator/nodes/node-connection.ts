@@ -1,6 +1,6 @@
 import type { DeviceInfo } from "../../shared/device";
 import type { NodeInfo } from "../../shared/node-info";
-import type { NodeStatus } from "../../shared/ui-api";
+import { type DeviceSample, HISTORY_SAMPLES, type NodeStatus } from "../../shared/ui-api";
 import type { NodeClient } from "./node-client";
 
 /** Per-device dispatch state the scheduler reads. */
@@ -10,9 +10,6 @@ export interface DeviceDispatch {
   backoffUntil: number;
 }
 
-/** Samples kept for sparklines: 5 minutes at 1 Hz. */
-const HISTORY_SAMPLES = 300;
-
 /** What the coordinator knows about one node it works with. */
 export class NodeConnection {
   info: NodeInfo | null = null;
@@ -20,7 +17,7 @@ export class NodeConnection {
   lastHeard = 0;
   problem: string | null = null;
   readonly dispatch = new Map<string, DeviceDispatch>();
-  readonly history = new Map<string, Array<{ at: number; imagesPerMin: number; utilizationPct: number | null }>>();
+  readonly history = new Map<string, DeviceSample[]>();
 
   constructor(
     readonly id: string,
@@ -54,5 +51,15 @@ export class NodeConnection {
       if (samples.length > HISTORY_SAMPLES) samples.splice(0, samples.length - HISTORY_SAMPLES);
       this.history.set(d.uuid, samples);
     }
+  }
+
+  /** Each device's newest sample: what a telemetry event carries. */
+  latestSamples(): Record<string, DeviceSample> {
+    const latest: Record<string, DeviceSample> = {};
+    for (const [uuid, samples] of this.history) {
+      const last = samples.at(-1);
+      if (last) latest[uuid] = last;
+    }
+    return latest;
   }
 }

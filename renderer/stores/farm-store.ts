@@ -1,8 +1,7 @@
-import type { z } from "zod";
 import { create } from "zustand";
-import type { DeviceSample as DeviceSampleSchema, NodeSummary, UiEvent } from "../../shared/ui-api";
+import { type DeviceSample, HISTORY_SAMPLES, type NodeSummary, type UiEvent } from "../../shared/ui-api";
 
-export type DeviceSample = z.infer<typeof DeviceSampleSchema>;
+export type { DeviceSample };
 
 export interface FarmTotals {
   /** Devices of nodes that take work (online or draining). */
@@ -55,7 +54,10 @@ function withTotals(state: FarmState, nodes: NodeSummary[], history: Record<stri
 
 export const initialFarmState: FarmState = { nodes: [], history: {}, totals: farmTotals([]), loaded: false };
 
-/** nodes.changed or listNodes: the full list. History of devices that no longer exist is dropped. */
+/**
+ * nodes.changed or listNodes: the full list, with each device's 5-minute history
+ * (which replaces what was kept). History of devices that no longer exist is dropped.
+ */
 export function applyNodes(state: FarmState, nodes: NodeSummary[]): FarmState {
   const previous = new Map(state.nodes.map((n) => [n.id, n]));
   const next = nodes.map((n) => {
@@ -64,17 +66,24 @@ export function applyNodes(state: FarmState, nodes: NodeSummary[]): FarmState {
   });
   const uuids = new Set(next.flatMap((n) => n.devices.map((d) => d.uuid)));
   const history = Object.fromEntries(Object.entries(state.history).filter(([uuid]) => uuids.has(uuid)));
+  for (const node of nodes) Object.assign(history, node.history);
   return { ...withTotals(state, next, history), loaded: true };
 }
 
 /**
  * One node's 1 Hz telemetry: fresh readings replace that node's devices (other
- * nodes keep their objects, so their cards do not re-render) and the
- * coordinator's 5-minute history replaces each device's samples.
+ * nodes keep their objects, so their cards do not re-render) and each device's
+ * new sample is appended to its history, which keeps the last 5 minutes.
  */
 export function applyTelemetry(state: FarmState, event: Extract<UiEvent, { type: "telemetry" }>): FarmState {
   const nodes = state.nodes.map((n) => (n.id === event.nodeId ? { ...n, devices: event.devices } : n));
-  return withTotals(state, nodes, { ...state.history, ...event.history });
+  const history = { ...state.history };
+  for (const [uuid, sample] of Object.entries(event.samples)) {
+    const samples = history[uuid] ?? [];
+    if (samples.at(-1)?.at === sample.at) continue;
+    history[uuid] = [...samples.slice(Math.max(0, samples.length + 1 - HISTORY_SAMPLES)), sample];
+  }
+  return withTotals(state, nodes, history);
 }
 
 export function reduceFarmEvent(state: FarmState, event: UiEvent): FarmState {

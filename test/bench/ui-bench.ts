@@ -99,6 +99,17 @@ function node(n: number, t: number): NodeSummary {
     models: [],
     problem: null,
     blockedModels: [],
+    // Full 5-minute sparklines: the heaviest farm panel there is.
+    history: Object.fromEntries(
+      Array.from({ length: DEVICES_PER_NODE }, (_, d) => [
+        `GPU-${n}-${d}`,
+        Array.from({ length: 300 }, (_, i) => ({
+          at: Date.now() - (300 - i) * 1000,
+          imagesPerMin: 200 + ((i * 7) % 40),
+          utilizationPct: 90,
+        })),
+      ]),
+    ),
   };
 }
 
@@ -136,17 +147,13 @@ const telemetry = setInterval(() => {
   tick++;
   for (let n = 0; n < NODES; n++) {
     const { devices } = node(n, tick);
-    const history = Object.fromEntries(
+    const samples = Object.fromEntries(
       devices.map((d) => [
         d.uuid,
-        Array.from({ length: Math.min(tick, 300) }, (_, i) => ({
-          at: Date.now() - i * 1000,
-          imagesPerMin: 200 + ((i * 7) % 40),
-          utilizationPct: 90,
-        })),
+        { at: Date.now(), imagesPerMin: d.imagesPerSec * 60, utilizationPct: d.utilizationPct },
       ]),
     );
-    const event: UiEvent = { type: "telemetry", nodeId: `node-${n}`, devices, history };
+    const event: UiEvent = { type: "telemetry", nodeId: `node-${n}`, devices, samples };
     for (const s of sockets) s.send(JSON.stringify({ event }));
   }
 }, 1000);

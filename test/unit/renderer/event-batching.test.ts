@@ -29,7 +29,7 @@ function telemetry(nodeId: string, temperatureC: number): UiEvent {
     type: "telemetry",
     nodeId,
     devices,
-    history: Object.fromEntries(devices.map((d) => [d.uuid, [{ at: 1, imagesPerMin: 1, utilizationPct: 1 }]])),
+    samples: Object.fromEntries(devices.map((d) => [d.uuid, { at: 1, imagesPerMin: 1, utilizationPct: 1 }])),
   };
 }
 

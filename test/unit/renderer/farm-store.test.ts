@@ -21,22 +21,30 @@ describe("farm reducers", () => {
     expect(state.loaded).toBe(true);
   });
 
-  it("telemetry replaces one node's devices and each device's 5-minute history, leaving other nodes' objects alone", () => {
+  it("telemetry replaces one node's devices and appends each device's sample to its 5-minute history, leaving other nodes' objects alone", () => {
     const start = applyNodes(initialFarmState, [
-      node({ id: "n1", devices: [device({ uuid: "g0" })] }),
+      node({ id: "n1", devices: [device({ uuid: "g0" })], history: { g0: samples(300) } }),
       node({ id: "n2", devices: [device({ uuid: "g1" })] }),
     ]);
+    expect(start.history.g0).toHaveLength(300);
+    const sample = { at: 300_000, imagesPerMin: 90, utilizationPct: 88 };
     const next = reduceFarmEvent(start, {
       type: "telemetry",
       nodeId: "n1",
       devices: [device({ uuid: "g0", state: "busy", utilizationPct: 88, imagesPerSec: 1.5 })],
-      history: { g0: samples(300) },
+      samples: { g0: sample },
     });
     expect(next.nodes[0]?.devices[0]).toMatchObject({ state: "busy", utilizationPct: 88 });
     expect(next.nodes[1]).toBe(start.nodes[1]);
+    // Still 5 minutes: the oldest sample made room for the new one.
     expect(next.history.g0).toHaveLength(300);
-    expect(next.history.g0?.at(-1)).toEqual({ at: 299_000, imagesPerMin: 359, utilizationPct: 50 });
+    expect(next.history.g0?.[0]?.at).toBe(1_000);
+    expect(next.history.g0?.at(-1)).toEqual(sample);
     expect(next.totals.imagesPerMin).toBe(90);
+    // The same sample delivered twice (after a reconnect) is kept once.
+    expect(
+      reduceFarmEvent(next, { type: "telemetry", nodeId: "n1", devices: [], samples: { g0: sample } }).history.g0,
+    ).toHaveLength(300);
   });
 
   it("keeps the totals object when a reading changes nothing that is summed", () => {
@@ -45,7 +53,7 @@ describe("farm reducers", () => {
       type: "telemetry",
       nodeId: "n1",
       devices: [device({ uuid: "g0", temperatureC: 71 })],
-      history: {},
+      samples: {},
     });
     expect(next.totals).toBe(start.totals);
   });
@@ -57,7 +65,7 @@ describe("farm reducers", () => {
         type: "telemetry",
         nodeId: "n1",
         devices: [device({ uuid: "g0" })],
-        history: { g0: samples(3) },
+        samples: { g0: { at: 1, imagesPerMin: 1, utilizationPct: 1 } },
       },
     );
     expect(applyNodes(withHistory, [node({ id: "n1" })]).history).toEqual({});

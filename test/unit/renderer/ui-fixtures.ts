@@ -98,6 +98,7 @@ export function node(over: Partial<NodeSummary> & { id: string }): NodeSummary {
     local: false,
     drained: false,
     devices: [],
+    history: {},
     models: [model({ name: "kiln-demo" })],
     problem: null,
     blockedModels: [],
