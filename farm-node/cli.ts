@@ -1,3 +1,4 @@
+import { mkdirSync } from "node:fs";
 import { homedir, hostname } from "node:os";
 import { join, resolve } from "node:path";
 import { Command, InvalidArgumentError, Option } from "commander";
@@ -7,6 +8,9 @@ import { Backend } from "../shared/device";
 import { Daemon } from "./daemon";
 import { parseDeviceSelection } from "./devices/device-selection";
 import { parseSimulateSpec, type SimulateSpec } from "./devices/simulate-spec";
+import { type PackEntry, scanModelPacks } from "./models/model-packs";
+import { formatModelTable } from "./models/model-table";
+import { HASH_CACHE_FILE, PackHasher } from "./models/pack-hash";
 import { KILN_VERSION } from "./version";
 
 function defaultStateDir(): string {
@@ -36,6 +40,12 @@ function parseProviders(text: string): Backend[] {
     if (!parsed.success) throw new Error(`unknown provider "${p}"; use a list of cuda, webgpu, cpu`);
     return parsed.data;
   });
+}
+
+function parseMinutes(text: string): number {
+  const n = Number(text);
+  if (!(n >= 0)) throw new Error("must be a number of minutes, 0 or more");
+  return n;
 }
 
 function parsePositive(text: string): number {
@@ -79,70 +89,118 @@ const program = new Command("kiln-node")
     30,
   )
   .option("--queue <tasks>", "tasks queued per device before answering 429", wrap(parsePositive), 4)
+  .option(
+    "--unload-idle <minutes>",
+    "unload a model pack not used for this long, freeing its VRAM (0: keep loaded)",
+    wrap(parseMinutes),
+    30,
+  )
   .addOption(new Option("--exit-with-stdin", "stop when standard input closes (a parent process that died)").hideHelp())
   .addOption(
     new Option("--log-level <level>", "log level")
       .choices(["fatal", "error", "warn", "info", "debug", "trace"])
       .default("info"),
+  )
+  // Options of the daemon come before a subcommand, so `models --models DIR` reaches the subcommand.
+  .enablePositionalOptions()
+  .action(runDaemon);
+
+program
+  .command("models")
+  .description("list the model packs in a folder: kind, content hash, size and whether the node can run them")
+  .requiredOption("--models <dir>", "folder of model packs")
+  .option("--state-dir <dir>", "where hashes are cached between runs", defaultStateDir())
+  .option("--json", "print JSON instead of a table")
+  .action(listModels);
+
+await program.parseAsync();
+
+async function listModels(opts: { models: string; stateDir: string; json?: boolean }): Promise<void> {
+  const stateDir = resolve(opts.stateDir);
+  mkdirSync(stateDir, { recursive: true });
+  let entries: PackEntry[];
+  try {
+    entries = await scanModelPacks(resolve(opts.models), new PackHasher(join(stateDir, HASH_CACHE_FILE)));
+  } catch (error) {
+    process.stderr.write(`kiln-node models: ${(error as Error).message}\n`);
+    process.exit(1);
+  }
+  if (opts.json) {
+    process.stdout.write(
+      `${JSON.stringify(
+        entries.map((e) => e.info),
+        null,
+        2,
+      )}\n`,
+    );
+    return;
+  }
+  process.stdout.write(formatModelTable(entries));
+}
+
+async function runDaemon(): Promise<void> {
+  const opts = program.opts();
+  const log = pino({ level: opts.logLevel, base: { pid: process.pid } });
+
+  const daemon = new Daemon({
+    host: opts.host,
+    port: opts.port,
+    name: opts.name,
+    stateDir: resolve(opts.stateDir),
+    modelsDir: opts.models ? resolve(opts.models) : null,
+    devices: opts.devices,
+    simulate: opts.simulate,
+    token: opts.token ?? null,
+    mdns: opts.mdns,
+    providers: opts.providers,
+    baseTimeoutS: opts.timeout,
+    queuePerDevice: Math.floor(opts.queue),
+    modelIdleUnloadS: opts.unloadIdle * 60,
+    log,
+  });
+
+  let stopping = false;
+  async function shutdown(signal: string): Promise<void> {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, "shutting down");
+    await daemon.stop();
+    log.info("stopped");
+    process.exit(0);
+  }
+  process.on("SIGTERM", () => void shutdown("SIGTERM"));
+  process.on("SIGINT", () => void shutdown("SIGINT"));
+  // An embedded node must not outlive the app that started it, even one killed with SIGKILL.
+  if (opts.exitWithStdin) {
+    process.stdin.on("end", () => void shutdown("parent gone"));
+    process.stdin.on("error", () => void shutdown("parent gone"));
+    process.stdin.resume();
+  }
+
+  try {
+    await daemon.start();
+  } catch (error) {
+    log.fatal({ err: error }, (error as Error).message);
+    process.exit(1);
+  }
+  log.info(
+    {
+      nodeId: daemon.nodeId,
+      port: daemon.port,
+      devices: daemon.deviceList.map((d) => ({ uuid: d.uuid, name: d.name })),
+    },
+    "listening",
   );
-
-program.parse();
-const opts = program.opts();
-const log = pino({ level: opts.logLevel, base: { pid: process.pid } });
-
-const daemon = new Daemon({
-  host: opts.host,
-  port: opts.port,
-  name: opts.name,
-  stateDir: resolve(opts.stateDir),
-  modelsDir: opts.models ? resolve(opts.models) : null,
-  devices: opts.devices,
-  simulate: opts.simulate,
-  token: opts.token ?? null,
-  mdns: opts.mdns,
-  providers: opts.providers,
-  baseTimeoutS: opts.timeout,
-  queuePerDevice: Math.floor(opts.queue),
-  log,
-});
-
-let stopping = false;
-async function shutdown(signal: string): Promise<void> {
-  if (stopping) return;
-  stopping = true;
-  log.info({ signal }, "shutting down");
-  await daemon.stop();
-  log.info("stopped");
-  process.exit(0);
+  process.stderr.write(
+    [
+      `kiln-node ${KILN_VERSION} "${opts.name}" (node ${daemon.nodeId})`,
+      `  API       http://${opts.host}:${daemon.port}/v1`,
+      `  Devices   ${daemon.deviceList.map((d) => d.name).join("; ")}`,
+      `  Pairing   code ${daemon.pairing.display}  (enter it in the Kiln app, or: kiln pair <host>:${daemon.port} ${daemon.pairing.display})`,
+      "",
+    ].join("\n"),
+  );
+  daemon.printPairingCode();
+  await daemon.workersReady;
+  log.info({ devices: daemon.info().devices.map((d) => ({ uuid: d.uuid, backend: d.backend })) }, "ready");
 }
-process.on("SIGTERM", () => void shutdown("SIGTERM"));
-process.on("SIGINT", () => void shutdown("SIGINT"));
-// An embedded node must not outlive the app that started it, even one killed with SIGKILL.
-if (opts.exitWithStdin) {
-  process.stdin.on("end", () => void shutdown("parent gone"));
-  process.stdin.on("error", () => void shutdown("parent gone"));
-  process.stdin.resume();
-}
-
-try {
-  await daemon.start();
-} catch (error) {
-  log.fatal({ err: error }, (error as Error).message);
-  process.exit(1);
-}
-log.info(
-  { nodeId: daemon.nodeId, port: daemon.port, devices: daemon.deviceList.map((d) => ({ uuid: d.uuid, name: d.name })) },
-  "listening",
-);
-process.stderr.write(
-  [
-    `kiln-node ${KILN_VERSION} "${opts.name}" (node ${daemon.nodeId})`,
-    `  API       http://${opts.host}:${daemon.port}/v1`,
-    `  Devices   ${daemon.deviceList.map((d) => d.name).join("; ")}`,
-    `  Pairing   code ${daemon.pairing.display}  (enter it in the Kiln app, or: kiln pair <host>:${daemon.port} ${daemon.pairing.display})`,
-    "",
-  ].join("\n"),
-);
-daemon.printPairingCode();
-await daemon.workersReady;
-log.info({ devices: daemon.info().devices.map((d) => ({ uuid: d.uuid, backend: d.backend })) }, "ready");

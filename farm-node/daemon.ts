@@ -1,3 +1,4 @@
+import { join } from "node:path";
 import type { Logger } from "pino";
 import { BASE_TASK_TIMEOUT_S, PROTOCOL_VERSION } from "../shared/constants";
 import type { Backend, DeviceInfo, DeviceReadings } from "../shared/device";
@@ -20,6 +21,8 @@ import { SimulatedReadings } from "./devices/simulated-readings";
 import { ImageStore } from "./image-store";
 import { MdnsAdvert } from "./mdns-advert";
 import { NodeMetrics } from "./metrics";
+import { type PackEntry, scanModelPacks } from "./models/model-packs";
+import { HASH_CACHE_FILE, PackHasher } from "./models/pack-hash";
 import { StateDir } from "./state-dir";
 import { TaskRegistry } from "./task-registry";
 import { KILN_VERSION } from "./version";
@@ -38,6 +41,8 @@ export interface DaemonOptions {
   providers: Backend[];
   baseTimeoutS?: number;
   queuePerDevice?: number;
+  /** Unload a model pack idle this long (0: never). */
+  modelIdleUnloadS?: number;
   maxImagesKept?: number;
   log: Logger;
 }
@@ -72,6 +77,8 @@ export class Daemon implements NodeService {
   private telemetryTimer: NodeJS.Timeout | null = null;
   private stopping = false;
   private boundPort = 0;
+  /** Every folder of --models, usable or not. */
+  private packEntries: PackEntry[] = [];
   /** Settles once every worker has loaded its models. */
   workersReady: Promise<void> = Promise.resolve();
 
@@ -113,6 +120,8 @@ export class Daemon implements NodeService {
       cpu: describeCpu(),
     });
     this.setUpReadings(inventory);
+    if (this.opts.modelsDir) this.packEntries = await this.scanPacks(this.opts.modelsDir);
+    const packs = this.packEntries.flatMap((e) => (e.pack ? [e.pack] : []));
     for (const device of inventory) {
       this.runners.push(
         new DeviceRunner({
@@ -120,6 +129,8 @@ export class Daemon implements NodeService {
           nodeId: this.nodeId,
           imageDir: this.state.imageDir,
           modelsDir: this.opts.modelsDir,
+          packs,
+          modelIdleUnloadS: this.opts.modelIdleUnloadS ?? 0,
           providers: this.opts.providers,
           queueLimit: this.limits.queuePerDevice,
           baseTimeoutS: this.limits.baseTaskTimeoutS,
@@ -195,6 +206,7 @@ export class Daemon implements NodeService {
         currentTaskId: runner.currentTaskId,
         imagesTotal: runner.imagesTotal,
         imagesPerSec: runner.throughput.perSecond(),
+        loadedModels: [...runner.loadedModels],
       };
     });
   }
@@ -226,10 +238,35 @@ export class Daemon implements NodeService {
     this.events.publish(event);
   }
 
+  /**
+   * Models as the workers report them (a pack that failed to load on one
+   * device is still listed available while another device runs it), then
+   * the packs that failed their checks, with the reason.
+   */
   private models(): ModelInfo[] {
     const byName = new Map<string, ModelInfo>();
-    for (const runner of this.runners) for (const m of runner.models) if (!byName.has(m.name)) byName.set(m.name, m);
+    for (const runner of this.runners) {
+      for (const m of runner.models) {
+        const known = byName.get(m.name);
+        if (!known || (!known.available && m.available)) byName.set(m.name, m);
+      }
+    }
+    if (byName.size === 0) return [];
+    for (const entry of this.packEntries) if (!byName.has(entry.info.name)) byName.set(entry.info.name, entry.info);
     return [...byName.values()];
+  }
+
+  private async scanPacks(modelsDir: string): Promise<PackEntry[]> {
+    const { log } = this.opts;
+    const started = performance.now();
+    const entries = await scanModelPacks(modelsDir, new PackHasher(join(this.opts.stateDir, HASH_CACHE_FILE)));
+    for (const { folder, info } of entries) {
+      if (info.available)
+        log.info({ model: info.name, kind: info.kind, hash: info.hash, bytes: info.sizeBytes }, "model pack");
+      else log.warn({ folder, reason: info.unavailableReason }, "model pack unavailable");
+    }
+    log.info({ packs: entries.length, ms: Math.round(performance.now() - started) }, "model packs checked");
+    return entries;
   }
 
   health(): Health {
@@ -284,6 +321,19 @@ export class Daemon implements NodeService {
     checkLimit("width", task.width, model.maxWidth, model.name);
     checkLimit("height", task.height, model.maxHeight, model.name);
     checkLimit("steps", task.steps, model.maxSteps, model.name);
+    for (const [field, edge] of [
+      ["width", task.width],
+      ["height", task.height],
+    ] as const) {
+      if (edge % model.sizeMultiple !== 0) {
+        throw new KilnError(
+          "E_SIZE_LIMIT",
+          `${field} ${edge} is not a multiple of ${model.sizeMultiple}, which ${model.name} needs`,
+          { field, multiple: model.sizeMultiple },
+          [{ path: field, message: `must be a multiple of ${model.sizeMultiple} for ${model.name}` }],
+        );
+      }
+    }
 
     const runner = this.pickRunner(task);
     runner.submit(task);

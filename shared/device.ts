@@ -37,5 +37,7 @@ export const DeviceInfo = DeviceReadings.extend({
   imagesTotal: z.number().int().nonnegative(),
   /** Images per second over the last minute. */
   imagesPerSec: z.number().nonnegative(),
+  /** Model packs its worker holds in memory now (the built-in demo is not listed). */
+  loadedModels: z.array(z.string()).default([]),
 });
 export type DeviceInfo = z.infer<typeof DeviceInfo>;

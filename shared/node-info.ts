@@ -17,6 +17,10 @@ export const ModelInfo = z.object({
   maxWidth: z.number().int().positive(),
   maxHeight: z.number().int().positive(),
   maxSteps: z.number().int().positive(),
+  /** Width and height must be multiples of this. */
+  sizeMultiple: z.number().int().positive().default(8),
+  /** Bytes of the model's files on the node (0 for models built in code). */
+  sizeBytes: z.number().int().nonnegative().default(0),
   available: z.boolean(),
   unavailableReason: z.string().nullable(),
 });

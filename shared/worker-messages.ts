@@ -2,6 +2,7 @@ import { z } from "zod";
 import { Backend, DeviceKind } from "./device";
 import { ErrorCode } from "./errors";
 import { SafeId } from "./ids";
+import { ResolvedPack } from "./model-manifest";
 import { ModelInfo } from "./node-info";
 import { TaskImage } from "./task";
 
@@ -28,6 +29,10 @@ export const WorkerInit = z.object({
   modelsDir: z.string().nullable(),
   /** Execution providers to try in order; the first that loads is used. */
   providers: z.array(Backend),
+  /** Model packs the daemon found and checked; loaded on first use. */
+  packs: z.array(ResolvedPack).default([]),
+  /** A pack unused this long is unloaded to free memory; 0 keeps it loaded. */
+  modelIdleUnloadS: z.number().nonnegative().default(0),
 });
 export type WorkerInit = z.infer<typeof WorkerInit>;
 
@@ -59,6 +64,21 @@ export const WorkerReady = z.object({
   models: z.array(ModelInfo),
   loadMs: z.number().nonnegative(),
 });
+
+/**
+ * A pack's life in the worker: loading (the task deadline pauses, loads of real
+ * models take seconds to minutes), loaded, failed (the pack is then reported
+ * unavailable with the reason) or unloaded after sitting idle.
+ */
+export const WorkerModelEvent = z.object({
+  type: z.literal("model"),
+  event: z.enum(["loading", "loaded", "failed", "unloaded"]),
+  model: z.string(),
+  loadMs: z.number().nonnegative().optional(),
+  backend: Backend.optional(),
+  reason: z.string().optional(),
+});
+export type WorkerModelEvent = z.infer<typeof WorkerModelEvent>;
 
 export const WorkerProgress = z.object({
   type: z.literal("progress"),
@@ -107,6 +127,7 @@ export const WorkerBatchFailed = z.object({
 
 export const FromWorker = z.discriminatedUnion("type", [
   WorkerReady,
+  WorkerModelEvent,
   WorkerProgress,
   WorkerImage,
   WorkerBatchRendered,

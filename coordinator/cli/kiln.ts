@@ -66,6 +66,7 @@ interface CommonOptions {
   local: boolean;
   discovery: boolean;
   localNodeFlags?: string;
+  models?: string;
   node: Array<{ host: string; port: number }>;
   token: string[];
   logLevel: string;
@@ -75,6 +76,7 @@ function commonOptions(command: Command): Command {
   return command
     .option("--data-dir <dir>", "queue database, paired nodes and the local node's state", defaultDataDir())
     .option("--no-local", "do not start the embedded node on this computer")
+    .option("--models <dir>", "folder of model packs for the embedded node (see README, Running real models)")
     .option("--no-discovery", "do not look for nodes on the LAN by mDNS")
     .option("--node <host:port>", "use this node (with --token); repeatable", collect(parseHostPort), [])
     .option(
@@ -102,7 +104,14 @@ async function startCoordinator(
     dataDir: resolve(opts.dataDir),
     outputDir: resolve(output.dir),
     outputLayout: output.layout,
-    localNode: opts.local ? { args: opts.localNodeFlags?.split(/\s+/).filter(Boolean) ?? [] } : false,
+    localNode: opts.local
+      ? {
+          args: [
+            ...(opts.models ? ["--models", resolve(opts.models)] : []),
+            ...(opts.localNodeFlags?.split(/\s+/).filter(Boolean) ?? []),
+          ],
+        }
+      : false,
     discovery: opts.discovery,
     clientName: `kiln on ${hostname()}`,
     log,

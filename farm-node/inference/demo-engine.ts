@@ -17,6 +17,7 @@ import {
 import type { Engine, RenderBatch, RenderedImage, RenderHooks } from "./engine";
 import { createSessions } from "./execution-providers";
 import { embedPrompt, PROMPT_EMBEDDING_DIM } from "./prompt-embedding";
+import { timedRun } from "./timed-run";
 
 const DEFAULT_STEPS = 4;
 const MAX_STEPS = 50;
@@ -87,6 +88,8 @@ function describeDemoModel(hash: string): ModelInfo {
     maxWidth: MAX_EDGE,
     maxHeight: MAX_EDGE,
     maxSteps: MAX_STEPS,
+    sizeMultiple: DEMO_LATENT_FACTOR,
+    sizeBytes: 0,
     available: true,
     unavailableReason: null,
   };
@@ -144,19 +147,29 @@ class DemoEngine implements Engine {
       if (hooks.isCancelled()) throw cancelled(image.id, `step ${step + 1} of ${batch.steps}`);
       const stepStart = performance.now();
       // Noise levels fall linearly from 1 to 0 (flow matching); the last step lands on the prediction.
-      const out = await timedRun(this.denoiser, clock, {
-        [DENOISER_IO.latent]: latent,
-        [DENOISER_IO.cond]: cond,
-        [DENOISER_IO.sigma]: scalar(1 - step / batch.steps),
-        [DENOISER_IO.sigmaNext]: scalar(1 - (step + 1) / batch.steps),
-      });
+      const out = await timedRun(
+        this.denoiser,
+        clock,
+        {
+          [DENOISER_IO.latent]: latent,
+          [DENOISER_IO.cond]: cond,
+          [DENOISER_IO.sigma]: scalar(1 - step / batch.steps),
+          [DENOISER_IO.sigmaNext]: scalar(1 - (step + 1) / batch.steps),
+        },
+        `${DEMO_MODEL} inference`,
+      );
       latent = out[DENOISER_IO.out] as ort.Tensor;
       stepMs.push(performance.now() - stepStart);
       hooks.onStep(image.id, step + 1, batch.steps);
     }
     if (hooks.isCancelled()) throw cancelled(image.id, "decoding");
 
-    const decoded = await timedRun(this.decoder, clock, { [DECODER_IO.latent]: latent, [DECODER_IO.cond]: cond });
+    const decoded = await timedRun(
+      this.decoder,
+      clock,
+      { [DECODER_IO.latent]: latent, [DECODER_IO.cond]: cond },
+      `${DEMO_MODEL} inference`,
+    );
     const rgb = (decoded[DECODER_IO.out] as ort.Tensor).data as Uint8Array;
     return { imageId: image.id, rgb, inferenceMs: performance.now() - started, ortMs: clock.ortMs, stepMs };
   }
@@ -196,24 +209,6 @@ function condition(image: TaskImage, guidance: number): Float32Array {
   const v = embedPrompt(image.prompt, image.negativePrompt);
   if (guidance !== 1) for (let i = 0; i < v.length; i++) v[i] = (v[i] as number) * guidance;
   return v;
-}
-
-/** One session run, its time added to `clock`, its failure turned into a KilnError code. */
-async function timedRun(
-  session: ort.InferenceSession,
-  clock: { ortMs: number },
-  feeds: Record<string, ort.Tensor>,
-): Promise<ort.InferenceSession.ReturnType> {
-  const start = performance.now();
-  try {
-    return await session.run(feeds);
-  } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
-    const oom = /bad_alloc|out of memory|failed to allocate/i.test(message);
-    throw new KilnError(oom ? "E_OOM" : "E_INFERENCE", `${DEMO_MODEL} inference failed: ${message}`);
-  } finally {
-    clock.ortMs += performance.now() - start;
-  }
 }
 
 function scalar(value: number): ort.Tensor {

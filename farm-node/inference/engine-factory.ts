@@ -1,10 +1,18 @@
-import type { WorkerInit } from "../../shared/worker-messages";
+import type { WorkerInit, WorkerModelEvent } from "../../shared/worker-messages";
 import { createDemoEngine, demoModelInfo } from "./demo-engine";
 import type { Engine } from "./engine";
+import { EngineSet } from "./engine-set";
+import { PackEngine } from "./pack-engine";
 import { createSimulatedEngine } from "./simulated-engine";
 
-/** The engine a worker runs: simulated devices sleep, every other device runs ONNX Runtime. */
-export async function loadEngine(init: WorkerInit): Promise<Engine> {
+/**
+ * The engine a worker runs: simulated devices sleep; every other device runs
+ * the built-in demo model and the node's model packs on ONNX Runtime.
+ */
+export async function loadEngine(
+  init: WorkerInit,
+  onModelEvent: (event: Omit<WorkerModelEvent, "type">) => void,
+): Promise<Engine> {
   const { device } = init;
   if (device.kind === "simulated") {
     if (device.simulatedRate === undefined) throw new Error(`simulated device ${device.uuid} has no rate`);
@@ -14,5 +22,13 @@ export async function loadEngine(init: WorkerInit): Promise<Engine> {
       models: [demoModelInfo()],
     });
   }
-  return createDemoEngine({ providers: init.providers });
+  const demo = await createDemoEngine({ providers: init.providers });
+  if (init.packs.length === 0) return demo;
+  const packs = new PackEngine({
+    packs: init.packs,
+    providers: init.providers,
+    idleUnloadMs: init.modelIdleUnloadS * 1000,
+    onModelEvent,
+  });
+  return new EngineSet([demo, packs]);
 }

@@ -9,6 +9,8 @@ export interface RenderBatch {
   height: number;
   steps: number;
   guidance: number;
+  /** A1111 sampler name; the model's own when absent. */
+  sampler?: string;
   images: TaskImage[];
 }
 

@@ -10,6 +10,16 @@ import { GraphBuilder } from "../onnx/onnx-graph-builder";
 /** A model as ONNX bytes built in memory or the path of a `.onnx` file. */
 export type ModelSource = Uint8Array | string;
 
+/**
+ * A model plus the outputs that should stay in GPU memory for the next
+ * session's run (only the WebGPU provider can: `preferredOutputLocation`).
+ * Such outputs come back as GPU tensors that the caller must dispose.
+ */
+export interface SessionModel {
+  source: ModelSource;
+  deviceOutputs: readonly string[];
+}
+
 export interface SessionSettings {
   /** Threads of the CPU provider (and of CPU fallback nodes); ORT's default is one per physical core. */
   intraOpThreads?: number;
@@ -50,7 +60,7 @@ const ORT_BIN_DIR = join(dirname(ORT_ENTRY), "..", "bin", "napi-v6", process.pla
  *   (about 80 ms here, once per process).
  */
 export async function createSessions(
-  models: readonly ModelSource[],
+  models: readonly (ModelSource | SessionModel)[],
   providers: readonly Backend[],
   settings: SessionSettings = {},
 ): Promise<ProviderSessions> {
@@ -146,7 +156,13 @@ function identityModel(): Uint8Array {
   return g.build();
 }
 
-function createOn(model: ModelSource, backend: Backend, settings: SessionSettings): Promise<ort.InferenceSession> {
+function createOn(
+  model: ModelSource | SessionModel,
+  backend: Backend,
+  settings: SessionSettings,
+): Promise<ort.InferenceSession> {
+  const { source, deviceOutputs } =
+    typeof model === "string" || model instanceof Uint8Array ? { source: model, deviceOutputs: [] } : model;
   const options: ort.InferenceSession.SessionOptions = {
     executionProviders: [executionProvider(backend)],
     graphOptimizationLevel: "all",
@@ -154,10 +170,13 @@ function createOn(model: ModelSource, backend: Backend, settings: SessionSetting
     // (measured on a 2-core CPU node: 26 → 43 images/s at 512×512 without spinning).
     extra: { session: { intra_op: { allow_spinning: "0" } } },
     ...(settings.intraOpThreads ? { intraOpNumThreads: settings.intraOpThreads } : {}),
+    ...(backend === "webgpu" && deviceOutputs.length > 0
+      ? { preferredOutputLocation: Object.fromEntries(deviceOutputs.map((name) => [name, "gpu-buffer" as const])) }
+      : {}),
   };
-  return typeof model === "string"
-    ? ort.InferenceSession.create(model, options)
-    : ort.InferenceSession.create(model, options);
+  return typeof source === "string"
+    ? ort.InferenceSession.create(source, options)
+    : ort.InferenceSession.create(source, options);
 }
 
 function executionProvider(backend: Backend): ort.InferenceSession.ExecutionProviderConfig {

@@ -2,8 +2,9 @@ import protobuf from "protobufjs";
 
 /**
  * The subset of onnx.proto (IR version 8+) that Kiln writes, with the field
- * numbers of the ONNX specification. Only encoding is needed: models built in
- * code are handed to ONNX Runtime as bytes, never read back here.
+ * numbers of the ONNX specification. Models built in code are encoded and handed
+ * to ONNX Runtime as bytes; of files on disk only the graph's inputs and outputs
+ * are ever decoded (see onnx-signature.ts).
  */
 const ONNX_PROTO = `
 syntax = "proto3";
@@ -117,6 +118,12 @@ message OperatorSetIdProto {
 const root = protobuf.parse(ONNX_PROTO, { keepCase: true }).root;
 
 export const ModelProto = root.lookupType("onnx.ModelProto");
+export const ValueInfoProto = root.lookupType("onnx.ValueInfoProto");
+
+/** Field numbers used to walk a model file without decoding its weights. */
+export const MODEL_GRAPH_FIELD = 7;
+export const GRAPH_INPUT_FIELD = 11;
+export const GRAPH_OUTPUT_FIELD = 12;
 
 /** TensorProto.DataType numbers of the element types Kiln builds models with. */
 export const TENSOR_DATA_TYPE = {
@@ -126,6 +133,24 @@ export const TENSOR_DATA_TYPE = {
   int64: 7,
   float16: 10,
 } as const;
+
+/** Names of every TensorProto.DataType, for describing tensors read from files. */
+export const DATA_TYPE_NAMES: Record<number, string> = {
+  1: "float32",
+  2: "uint8",
+  3: "int8",
+  4: "uint16",
+  5: "int16",
+  6: "int32",
+  7: "int64",
+  8: "string",
+  9: "bool",
+  10: "float16",
+  11: "float64",
+  12: "uint32",
+  13: "uint64",
+  16: "bfloat16",
+};
 
 /** AttributeProto.AttributeType numbers. */
 export const ATTRIBUTE_TYPE = {

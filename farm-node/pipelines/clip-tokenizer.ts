@@ -161,7 +161,7 @@ export function loadClipTokenizer(path: string | URL = DEFAULT_VOCAB_URL): ClipT
  * Latin-1 bytes map to themselves, the rest to code points from 256 up, in byte
  * order. `vocabOrder` (printable bytes first) is the order of the first 256 ids.
  */
-function bytesToUnicode(): { byByte: string[]; vocabOrder: string[] } {
+export function bytesToUnicode(): { byByte: string[]; vocabOrder: string[] } {
   const printable = (b: number) => (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
   const byByte: string[] = [];
   const vocabOrder: string[] = [];

@@ -1,10 +1,11 @@
 import type { Logger } from "pino";
 import type { Backend, DeviceState } from "../../shared/device";
 import { type ErrorCode, KilnError } from "../../shared/errors";
+import type { ResolvedPack } from "../../shared/model-manifest";
 import type { NodeEventBody } from "../../shared/node-events";
 import type { ModelInfo } from "../../shared/node-info";
 import type { Task, TaskImage } from "../../shared/task";
-import type { FromWorker, WorkerInit } from "../../shared/worker-messages";
+import type { FromWorker, WorkerInit, WorkerModelEvent } from "../../shared/worker-messages";
 import type { InventoryDevice } from "../devices/device-inventory";
 import type { NodeMetrics } from "../metrics";
 import { BatchLimits, DEFAULT_MEMORY_PROFILE } from "../scheduling/batch-limits";
@@ -20,6 +21,8 @@ const RETRIABLE: ReadonlySet<ErrorCode> = new Set([
   "E_INFERENCE",
   "E_SHUTTING_DOWN",
   "E_DISK_FULL",
+  // A pack that failed to load here may run on another node.
+  "E_MODEL_MISSING",
 ]);
 
 /**
@@ -54,6 +57,9 @@ export interface DeviceRunnerOptions {
   nodeId: string;
   imageDir: string;
   modelsDir: string | null;
+  /** Checked model packs; simulated devices do not run them. */
+  packs: ResolvedPack[];
+  modelIdleUnloadS: number;
   providers: Backend[];
   queueLimit: number;
   baseTimeoutS: number;
@@ -71,7 +77,11 @@ export class DeviceRunner {
   state: DeviceState = "starting";
   backend: Backend | null = null;
   models: ModelInfo[] = [];
+  /** Packs the worker holds in memory now. */
+  readonly loadedModels = new Set<string>();
   imagesTotal = 0;
+  /** While the worker loads a model the task deadline is paused: a load is not a hung task. */
+  private loadingModel = false;
   readonly throughput = new ThroughputWindow();
   private readonly queue: ActiveTask[] = [];
   /** Tasks with batches at the worker or still to be batched, oldest first. */
@@ -185,7 +195,7 @@ export class DeviceRunner {
   }
 
   private spawn(): void {
-    const { device, nodeId, imageDir, modelsDir, providers } = this.opts;
+    const { device, nodeId, imageDir, modelsDir, providers, packs, modelIdleUnloadS } = this.opts;
     const init: WorkerInit = {
       type: "init",
       nodeId,
@@ -199,6 +209,8 @@ export class DeviceRunner {
       imageDir,
       modelsDir,
       providers: device.kind === "nvidia" ? providers : ["cpu"],
+      packs: device.kind === "simulated" ? [] : packs,
+      modelIdleUnloadS,
     };
     const log = this.opts.log.child({ device: device.uuid });
     const worker = new WorkerProcess(init, device.cudaIndex, (line) => log.info({ worker: worker.pid }, line));
@@ -207,6 +219,8 @@ export class DeviceRunner {
     worker.on("exit", ({ code, signal }) => {
       if (this.worker !== worker) return;
       this.worker = null;
+      this.loadingModel = false;
+      this.loadedModels.clear();
       if (this.stopping) return;
       log.warn({ code, signal }, "worker exited; restarting it");
       const lost = this.inflight.splice(0);
@@ -237,6 +251,10 @@ export class DeviceRunner {
       );
       for (const resolve of this.readyWaiters.splice(0)) resolve();
       this.pump();
+      return;
+    }
+    if (message.type === "model") {
+      this.onModelEvent(message);
       return;
     }
     // A finished task may still have a batch at the worker; its messages settle that batch.
@@ -336,6 +354,29 @@ export class DeviceRunner {
     return batch;
   }
 
+  private onModelEvent(message: WorkerModelEvent): void {
+    const { event, model } = message;
+    const log = this.opts.log.child({ device: this.device.uuid, model });
+    this.loadingModel = event === "loading";
+    if (event === "loading") {
+      const rendering = this.rendering();
+      if (rendering) disarm(rendering);
+      log.info("loading model");
+    } else if (event === "loaded") {
+      this.loadedModels.add(model);
+      log.info({ loadMs: Math.round(message.loadMs ?? 0), backend: message.backend }, "model loaded");
+    } else if (event === "unloaded") {
+      this.loadedModels.delete(model);
+      log.info("model unloaded after sitting idle");
+    } else {
+      this.models = this.models.map((m) =>
+        m.name === model ? { ...m, available: false, unavailableReason: message.reason ?? "failed to load" } : m,
+      );
+      log.error({ reason: message.reason }, "model failed to load; it is now reported unavailable");
+    }
+    this.pump();
+  }
+
   /** Keeps PIPELINE_DEPTH unrendered batches at the worker and arms the deadline of the one rendering. */
   private pump(): void {
     while (this.worker && this.state !== "starting" && this.state !== "restarting") {
@@ -345,7 +386,7 @@ export class DeviceRunner {
       this.dispatch(active);
     }
     const rendering = this.rendering();
-    if (rendering && !rendering.deadline) {
+    if (rendering && !rendering.deadline && !this.loadingModel) {
       rendering.deadline = setTimeout(() => this.onDeadline(rendering), rendering.deadlineMs);
     }
     this.state =

@@ -48,7 +48,7 @@ process.on("disconnect", () => {
 async function start(message: WorkerInit): Promise<void> {
   const started = performance.now();
   init = message;
-  const loaded = await loadEngine(message);
+  const loaded = await loadEngine(message, (event) => send({ type: "model", ...event }));
   engine = loaded;
   send({
     type: "ready",

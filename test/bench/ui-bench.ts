@@ -67,6 +67,7 @@ function device(n: number, d: number, t: number): DeviceInfo {
   return {
     uuid: `GPU-${n}-${d}`,
     index: d,
+    loadedModels: [],
     name: "Simulated GPU 24 GB @4 img/s",
     kind: "simulated",
     simulated: true,

@@ -49,6 +49,7 @@ export function image(over: Partial<ImageSummary> & { id: string; jobId: string;
 export function device(over: Partial<DeviceInfo> & { uuid: string }): DeviceInfo {
   return {
     index: 0,
+    loadedModels: [],
     name: "Simulated GPU",
     kind: "simulated",
     simulated: true,
@@ -82,6 +83,8 @@ export function model(over: Partial<ModelInfo> & { name: string }): ModelInfo {
     maxWidth: 2048,
     maxHeight: 2048,
     maxSteps: 200,
+    sizeMultiple: 8,
+    sizeBytes: 0,
     available: true,
     unavailableReason: null,
     ...over,

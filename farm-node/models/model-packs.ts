@@ -1,0 +1,127 @@
+import { existsSync, readdirSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { DEMO_MODEL } from "../../shared/constants";
+import type { ModelManifest, ResolvedPack } from "../../shared/model-manifest";
+import { ModelManifest as ManifestSchema } from "../../shared/model-manifest";
+import type { ModelInfo } from "../../shared/node-info";
+import { describeOptimumExport, isOptimumExport } from "./optimum-export";
+import { checkPack } from "./pack-check";
+import type { PackHasher } from "./pack-hash";
+import { readPackJson } from "./pack-json";
+import { PackProblem } from "./pack-problem";
+
+export const MANIFEST_FILE = "kiln-model.json";
+
+/** One folder of the models directory, usable or not. */
+export interface PackEntry {
+  folder: string;
+  /** What the node advertises: an unavailable pack carries the reason. */
+  info: ModelInfo;
+  /** Present when the pack passed its checks. */
+  pack: ResolvedPack | null;
+}
+
+/** Sampler names as A1111 writes them, per scheduler kind. */
+const SAMPLER_NAMES: Record<ModelManifest["scheduler"]["kind"], string> = {
+  euler: "Euler",
+  euler_a: "Euler a",
+  lcm: "LCM",
+  flow_match_euler: "Euler",
+};
+
+/**
+ * Looks at every folder of `modelsDir`: a `kiln-model.json` manifest or an
+ * optimum export is checked and hashed; anything else is listed as
+ * unavailable with the reason. Never throws for a bad pack.
+ */
+export async function scanModelPacks(modelsDir: string, hasher: PackHasher): Promise<PackEntry[]> {
+  if (!existsSync(modelsDir)) {
+    throw new PackProblem(`models folder ${modelsDir} does not exist (create it or fix --models)`);
+  }
+  const entries: PackEntry[] = [];
+  const names = new Set<string>([DEMO_MODEL]);
+  for (const folder of readdirSync(modelsDir).sort()) {
+    const dir = join(modelsDir, folder);
+    if (folder.startsWith(".") || !statSync(dir).isDirectory()) continue;
+    const entry = await scanOne(dir, folder, hasher);
+    if (names.has(entry.info.name)) {
+      const reason = `another model is already called "${entry.info.name}": rename the folder or set "name" in ${MANIFEST_FILE}`;
+      entries.push({ folder, pack: null, info: { ...entry.info, available: false, unavailableReason: reason } });
+      continue;
+    }
+    names.add(entry.info.name);
+    entries.push(entry);
+  }
+  hasher.save();
+  return entries;
+}
+
+async function scanOne(dir: string, folder: string, hasher: PackHasher): Promise<PackEntry> {
+  let manifest: ModelManifest | null = null;
+  let source: ResolvedPack["source"] = "manifest";
+  try {
+    if (existsSync(join(dir, MANIFEST_FILE))) {
+      manifest = readPackJson(dir, MANIFEST_FILE, ManifestSchema);
+    } else if (isOptimumExport(dir)) {
+      source = "optimum";
+      manifest = describeOptimumExport(dir, folder);
+    } else {
+      throw new PackProblem(
+        `not a model pack: no ${MANIFEST_FILE} and no model_index.json (an optimum ONNX export) in ${folder}/`,
+      );
+    }
+    checkPack(dir, manifest);
+    const digest = await hasher.digest(dir);
+    const name = manifest.name ?? folder;
+    const pack: ResolvedPack = { name, dir, source, manifest, hash: digest.hash, sizeBytes: digest.sizeBytes };
+    return { folder, pack, info: describePack(pack) };
+  } catch (error) {
+    if (!(error instanceof PackProblem)) throw error;
+    return { folder, pack: null, info: unavailableInfo(folder, manifest, error.message) };
+  }
+}
+
+export function describePack(pack: ResolvedPack): ModelInfo {
+  const m = pack.manifest;
+  return {
+    name: pack.name,
+    kind: m.kind,
+    hash: pack.hash,
+    demo: false,
+    description: m.description || `${m.kind} model pack`,
+    defaultSteps: m.defaults.steps,
+    defaultWidth: m.defaults.width,
+    defaultHeight: m.defaults.height,
+    defaultGuidance: m.defaults.guidance,
+    defaultSampler: SAMPLER_NAMES[m.scheduler.kind],
+    maxWidth: m.limits.maxWidth,
+    maxHeight: m.limits.maxHeight,
+    maxSteps: m.limits.maxSteps,
+    sizeMultiple: m.limits.sizeMultiple,
+    sizeBytes: pack.sizeBytes,
+    available: true,
+    unavailableReason: null,
+  };
+}
+
+function unavailableInfo(folder: string, manifest: ModelManifest | null, reason: string): ModelInfo {
+  return {
+    name: manifest?.name ?? folder,
+    kind: manifest?.kind ?? "unknown",
+    hash: "",
+    demo: false,
+    description: "",
+    defaultSteps: 1,
+    defaultWidth: 512,
+    defaultHeight: 512,
+    defaultGuidance: 0,
+    defaultSampler: "",
+    maxWidth: 512,
+    maxHeight: 512,
+    maxSteps: 1,
+    sizeMultiple: 8,
+    sizeBytes: 0,
+    available: false,
+    unavailableReason: reason,
+  };
+}

@@ -1,0 +1,37 @@
+import type { PackEntry } from "./model-packs";
+
+/** `kiln-node models` output: one line per pack, the reason under a pack that cannot run. */
+export function formatModelTable(entries: readonly PackEntry[]): string {
+  if (entries.length === 0) return "no model packs in this folder (the built-in kiln-demo is always available)\n";
+  const rows = entries.map((e) => [
+    e.info.name,
+    e.info.kind,
+    e.info.hash ? e.info.hash.slice(0, 12) : "-",
+    e.info.sizeBytes ? formatBytes(e.info.sizeBytes) : "-",
+    e.info.available ? "ok" : "unavailable",
+  ]);
+  const header = ["NAME", "KIND", "HASH", "SIZE", "STATUS"];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
+  const line = (cells: string[]) =>
+    `${cells
+      .map((c, i) => c.padEnd(widths[i] as number))
+      .join("  ")
+      .trimEnd()}\n`;
+  let out = line(header);
+  entries.forEach((e, i) => {
+    out += line(rows[i] as string[]);
+    if (e.info.unavailableReason) out += `  ↳ ${e.info.unavailableReason}\n`;
+  });
+  return out;
+}
+
+function formatBytes(bytes: number): string {
+  const units = ["B", "KB", "MB", "GB", "TB"];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value.toFixed(value >= 100 || unit === 0 ? 0 : 1)} ${units[unit]}`;
+}

@@ -1,0 +1,165 @@
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { z } from "zod";
+import type { ModelManifest, ModelManifestInput, PipelineKind, SchedulerSpec } from "../../shared/model-manifest";
+import { ModelManifest as ManifestSchema } from "../../shared/model-manifest";
+import { readOnnxSignature } from "../onnx/onnx-signature";
+import { optionalPackJson as optionalJson, readPackJson as readJson } from "./pack-json";
+import { PackProblem } from "./pack-problem";
+
+/**
+ * Reads a Hugging Face optimum ONNX export of a diffusers pipeline into a
+ * manifest. The layout is optimum's (`optimum-cli export onnx --model
+ * stabilityai/sd-turbo out/`): one folder per component with `model.onnx`,
+ * configs as diffusers saves them. Only the small JSON files and the graphs'
+ * input/output declarations are read here.
+ */
+
+const ModelIndex = z.looseObject({
+  _class_name: z.string(),
+  _name_or_path: z.string().optional(),
+});
+
+const SchedulerConfig = z.looseObject({
+  _class_name: z.string(),
+  num_train_timesteps: z.number().int().positive().default(1000),
+  beta_start: z.number().positive().default(0.00085),
+  beta_end: z.number().positive().default(0.012),
+  beta_schedule: z.enum(["linear", "scaled_linear"]).default("scaled_linear"),
+  timestep_spacing: z.enum(["leading", "trailing", "linspace"]).default("leading"),
+  steps_offset: z.number().int().nonnegative().default(0),
+  prediction_type: z.enum(["epsilon", "v_prediction"]).default("epsilon"),
+  original_inference_steps: z.number().int().positive().default(50),
+});
+
+const UnetConfig = z.looseObject({ sample_size: z.number().int().positive().optional() });
+const VaeConfig = z.looseObject({
+  scaling_factor: z.number().positive().optional(),
+  latent_channels: z.number().int().positive().optional(),
+});
+const TokenizerConfig = z.looseObject({
+  pad_token: z.union([z.string(), z.looseObject({ content: z.string() })]).optional(),
+});
+
+/** True when the folder looks like an optimum export (it may still be incomplete). */
+export function isOptimumExport(dir: string): boolean {
+  return existsSync(join(dir, "model_index.json"));
+}
+
+export function describeOptimumExport(dir: string, folderName: string): ModelManifest {
+  const index = readJson(dir, "model_index.json", ModelIndex);
+  const has = (folder: string) => existsSync(join(dir, folder));
+  if (has("transformer") && !has("unet")) {
+    throw new PackProblem(
+      "a transformer (DiT) export has no standard ONNX tensor names: add a kiln-model.json naming them (see README, Running real models)",
+    );
+  }
+  for (const folder of ["text_encoder", "unet", "vae_decoder", "tokenizer", "scheduler"]) {
+    if (!has(folder)) throw new PackProblem(`${folder}/ is missing (an optimum export of a diffusers pipeline has it)`);
+  }
+  const kind: PipelineKind = has("text_encoder_2") ? "sdxl" : "sd";
+  const scheduler = readJson(dir, "scheduler/scheduler_config.json", SchedulerConfig);
+  const unet = optionalJson(dir, "unet/config.json", UnetConfig);
+  const vae = optionalJson(dir, "vae_decoder/config.json", VaeConfig);
+  const unetSignature = readOnnxSignature(join(dir, "unet/model.onnx"));
+  const sample = unetSignature.inputs.find((i) => i.name === "sample");
+  const dtype = sample?.type === "float16" ? "float16" : "float32";
+  const latentChannels = vae?.latent_channels ?? (typeof sample?.dims[1] === "number" ? sample.dims[1] : 4);
+  const edge = (unet?.sample_size ?? (kind === "sdxl" ? 128 : 64)) * 8;
+  const schedulerSpec = schedulerFor(scheduler);
+  const name = `${index._name_or_path ?? ""} ${folderName}`;
+  const turbo = /turbo/i.test(name);
+  const lcm = schedulerSpec.kind === "lcm";
+
+  const manifest: ModelManifestInput = {
+    kiln: 1,
+    name: folderName,
+    kind,
+    description: `${kind === "sdxl" ? "SDXL" : "Stable Diffusion"} pipeline (optimum ONNX export${turbo ? ", Turbo" : ""})`,
+    dtype,
+    textEncoder: {
+      file: "text_encoder/model.onnx",
+      inputs: { ids: "input_ids" },
+      outputs: { hidden: kind === "sdxl" ? penultimateHiddenState(dir, "text_encoder") : "last_hidden_state" },
+    },
+    ...(kind === "sdxl"
+      ? {
+          textEncoder2: {
+            file: "text_encoder_2/model.onnx",
+            inputs: { ids: "input_ids" },
+            outputs: { hidden: penultimateHiddenState(dir, "text_encoder_2"), pooled: "text_embeds" },
+          },
+        }
+      : {}),
+    denoiser: {
+      file: "unet/model.onnx",
+      inputs: {
+        latent: "sample",
+        timestep: "timestep",
+        text: "encoder_hidden_states",
+        ...(kind === "sdxl" ? { pooled: "text_embeds", timeIds: "time_ids" } : {}),
+      },
+      outputs: { out: "out_sample" },
+    },
+    vaeDecoder: { file: "vae_decoder/model.onnx", inputs: { latent: "latent_sample" }, outputs: { image: "sample" } },
+    tokenizer: {
+      kind: "clip",
+      maxLength: 77,
+      pad: padOf(dir, "tokenizer"),
+      pad2: kind === "sdxl" ? padOf(dir, "tokenizer_2") : "zero",
+    },
+    scheduler: schedulerSpec,
+    latent: { channels: latentChannels, factor: 8, scale: vae?.scaling_factor ?? 0.18215, shift: 0 },
+    // Turbo models are distilled for 1–4 steps without guidance; LCM for about 4 with little.
+    defaults: {
+      steps: turbo ? 1 : lcm ? 4 : 25,
+      width: edge,
+      height: edge,
+      guidance: turbo ? 0 : lcm ? 1 : 7.5,
+    },
+    limits: { minEdge: 256, maxWidth: 2048, maxHeight: 2048, maxSteps: 150, sizeMultiple: 64 },
+  };
+  return ManifestSchema.parse(manifest);
+}
+
+/** diffusers schedulers Kiln has no own code for run as Euler on their noise schedule. */
+function schedulerFor(config: z.infer<typeof SchedulerConfig>): SchedulerSpec {
+  const kind =
+    config._class_name === "EulerAncestralDiscreteScheduler"
+      ? "euler_a"
+      : config._class_name === "LCMScheduler"
+        ? "lcm"
+        : "euler";
+  return {
+    kind,
+    numTrainTimesteps: config.num_train_timesteps,
+    betaStart: config.beta_start,
+    betaEnd: config.beta_end,
+    betaSchedule: config.beta_schedule,
+    timestepSpacing: config.timestep_spacing,
+    stepsOffset: config.steps_offset,
+    prediction: config.prediction_type,
+    originalInferenceSteps: config.original_inference_steps,
+  };
+}
+
+/** SDXL conditions on each encoder's second-to-last layer: `hidden_states.{L-1}` of an export with L layers. */
+function penultimateHiddenState(dir: string, folder: string): string {
+  const signature = readOnnxSignature(join(dir, folder, "model.onnx"));
+  const layers = signature.outputs
+    .map((o) => /^hidden_states\.(\d+)$/.exec(o.name)?.[1])
+    .filter((n): n is string => n !== undefined)
+    .map(Number);
+  if (layers.length < 2) {
+    throw new PackProblem(
+      `${folder}/model.onnx has no hidden_states.N outputs; SDXL needs the penultimate layer (export with optimum's SDXL config)`,
+    );
+  }
+  return `hidden_states.${Math.max(...layers) - 1}`;
+}
+
+function padOf(dir: string, folder: string): "endoftext" | "zero" {
+  const config = optionalJson(dir, `${folder}/tokenizer_config.json`, TokenizerConfig);
+  const pad = typeof config?.pad_token === "object" ? config.pad_token.content : config?.pad_token;
+  return pad === "!" ? "zero" : "endoftext";
+}

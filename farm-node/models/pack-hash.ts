@@ -1,0 +1,101 @@
+import { createHash } from "node:crypto";
+import { createReadStream, existsSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { join, relative, sep } from "node:path";
+import { z } from "zod";
+
+/** Per-file digests remembered between starts, keyed by absolute path. */
+const HashCache = z.record(
+  z.string(),
+  z.object({ size: z.number(), mtimeMs: z.number(), sha256: z.string().regex(/^[0-9a-f]{64}$/) }),
+);
+type HashCache = z.infer<typeof HashCache>;
+
+export interface PackDigest {
+  /** sha256 over the pack's file list and every file's own sha256. */
+  hash: string;
+  sizeBytes: number;
+  files: number;
+  /** Files hashed now rather than taken from the cache. */
+  hashedFiles: number;
+}
+
+/**
+ * Content hashes of model packs. Real packs are gigabytes, so each file's
+ * digest is cached by size and modification time in the node's state dir and
+ * only new or changed files are read again. The pack hash covers relative
+ * paths too, so two nodes holding the same files in the same layout agree.
+ */
+/** The cache file's name inside a node's state dir. */
+export const HASH_CACHE_FILE = "model-hashes.json";
+
+export class PackHasher {
+  private cache: HashCache;
+  private dirty = false;
+
+  constructor(private readonly cacheFile: string) {
+    this.cache = loadCache(cacheFile);
+  }
+
+  async digest(packDir: string): Promise<PackDigest> {
+    const files = listFiles(packDir);
+    const lines: string[] = [];
+    let sizeBytes = 0;
+    let hashedFiles = 0;
+    for (const file of files) {
+      const stat = statSync(file);
+      sizeBytes += stat.size;
+      let entry = this.cache[file];
+      if (!entry || entry.size !== stat.size || entry.mtimeMs !== stat.mtimeMs) {
+        entry = { size: stat.size, mtimeMs: stat.mtimeMs, sha256: await sha256File(file) };
+        this.cache[file] = entry;
+        this.dirty = true;
+        hashedFiles++;
+      }
+      lines.push(`${relative(packDir, file).split(sep).join("/")} ${entry.sha256}\n`);
+    }
+    const hash = createHash("sha256").update(lines.join("")).digest("hex");
+    return { hash, sizeBytes, files: files.length, hashedFiles };
+  }
+
+  /** Writes the cache (atomically) when anything was hashed. */
+  save(): void {
+    if (!this.dirty) return;
+    const partial = `${this.cacheFile}.partial`;
+    writeFileSync(partial, JSON.stringify(this.cache));
+    renameSync(partial, this.cacheFile);
+    this.dirty = false;
+  }
+}
+
+function loadCache(file: string): HashCache {
+  if (!existsSync(file)) return {};
+  try {
+    const parsed = HashCache.safeParse(JSON.parse(readFileSync(file, "utf8")));
+    // A damaged cache only costs a re-hash.
+    return parsed.success ? parsed.data : {};
+  } catch {
+    return {};
+  }
+}
+
+/** Every regular file under `dir`, sorted, skipping dot-files (editor and OS clutter). */
+function listFiles(dir: string): string[] {
+  const out: string[] = [];
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    if (entry.name.startsWith(".")) continue;
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) out.push(...listFiles(path));
+    else if (entry.isFile()) out.push(path);
+  }
+  return out.sort();
+}
+
+function sha256File(file: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const hash = createHash("sha256");
+    createReadStream(file, { highWaterMark: 1 << 20 })
+      .on("data", (chunk) => hash.update(chunk))
+      .on("error", reject)
+      .on("end", () => resolve(hash.digest("hex")));
+  });
+}

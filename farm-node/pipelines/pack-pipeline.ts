@@ -1,0 +1,217 @@
+import type * as ort from "onnxruntime-node";
+import { KilnError } from "../../shared/errors";
+import type { ResolvedPack } from "../../shared/model-manifest";
+import { SeededNoise } from "../../shared/seeded-noise";
+import type { RenderBatch, RenderHooks } from "../inference/engine";
+import { type OrtClock, timedRun } from "../inference/timed-run";
+import { IMAGE_OUTPUT_IO } from "./image-output-graph";
+import type { PackSessions } from "./pack-sessions";
+import { planSampler } from "./sampler-plan";
+import { type PromptEntry, TextConditioner } from "./text-conditioning";
+import { floatTensor, floatType, inputShape, readFloats, timestepTensor } from "./typed-tensors";
+
+/**
+ * Text-to-image for a loaded pack, one batch at a time: the prompts are encoded
+ * once, every image's latent goes through the denoiser together (with its
+ * negative prompt in the same run when guidance > 1), then each image is
+ * decoded alone so it can be written while the next one decodes.
+ *
+ * Noise: image k starts from `SeededNoise(seed_k)` filled row-major over its
+ * latent, and ancestral/LCM steps keep drawing from that same stream, so an
+ * image is the same whatever batch it is in. JavaScript works only on latents
+ * (a few thousand values per image); pixels are converted by ONNX Runtime.
+ */
+export class PackPipeline {
+  private readonly text: TextConditioner;
+
+  constructor(
+    readonly pack: ResolvedPack,
+    readonly sessions: PackSessions,
+  ) {
+    this.text = new TextConditioner(pack, sessions);
+  }
+
+  /** Runs one small image through every session, so the first real batch does not pay ORT's first-run setup. */
+  async warmUp(): Promise<void> {
+    const { defaults } = this.pack.manifest;
+    await this.render(
+      {
+        model: this.pack.name,
+        width: defaults.width,
+        height: defaults.height,
+        steps: 1,
+        guidance: defaults.guidance,
+        images: [{ id: "warmup", seed: 0, prompt: "", negativePrompt: "" }],
+      },
+      { onStep: () => {}, isCancelled: () => false, onImage: () => {} },
+    );
+  }
+
+  async render(batch: RenderBatch, hooks: RenderHooks): Promise<void> {
+    this.checkLimits(batch);
+    const m = this.pack.manifest;
+    const plan = planSampler(m.scheduler, batch.sampler, batch.steps);
+    const started = performance.now();
+    const clock: OrtClock = { ortMs: 0 };
+    const n = batch.images.length;
+    const guided = batch.guidance > 1;
+    const rows = guided ? 2 * n : n;
+    const entries: PromptEntry[] = [
+      ...(guided
+        ? batch.images.map((i) => ({ text: i.negativePrompt, zeros: m.kind === "sdxl" && i.negativePrompt === "" }))
+        : []),
+      ...batch.images.map((i) => ({ text: i.prompt, zeros: false })),
+    ];
+    const conditioning = await this.text.encode(entries, clock);
+    try {
+      const h = batch.height / m.latent.factor;
+      const w = batch.width / m.latent.factor;
+      const size = m.latent.channels * h * w;
+      const noise = batch.images.map((i) => new SeededNoise(i.seed));
+      const latents = new Float32Array(n * size);
+      noise.forEach((stream, b) => {
+        const latent = stream.fillNormal(latents.subarray(b * size, (b + 1) * size));
+        if (plan.initNoiseSigma !== 1)
+          for (let k = 0; k < latent.length; k++) latent[k] = (latent[k] as number) * plan.initNoiseSigma;
+      });
+      const d = m.denoiser.inputs;
+      const denoiser = this.sessions.denoiser;
+      const latentType = floatType(inputShape(denoiser, d.latent));
+      const timeShape = inputShape(denoiser, d.timestep);
+      const fixed: Record<string, ort.Tensor> = { [d.text]: conditioning.text };
+      if (d.pooled && conditioning.pooled) fixed[d.pooled] = conditioning.pooled;
+      if (d.textMask && conditioning.textMask) fixed[d.textMask] = conditioning.textMask;
+      if (d.timeIds) {
+        const ids = new Float32Array(rows * 6);
+        // Original size, crop origin, target size: SDXL conditions on "uncropped, at this size".
+        for (let r = 0; r < rows; r++) ids.set([batch.height, batch.width, 0, 0, batch.height, batch.width], r * 6);
+        fixed[d.timeIds] = floatTensor(floatType(inputShape(denoiser, d.timeIds)), ids, [rows, 6]);
+      }
+      const input = new Float32Array(rows * size);
+      const scratch = new Float32Array(size);
+      const stepMs: number[] = [];
+      for (let i = 0; i < plan.steps; i++) {
+        if (hooks.isCancelled()) throw cancelled(`step ${i + 1} of ${plan.steps}`);
+        const stepStart = performance.now();
+        if (!plan.isNoop(i)) {
+          const scale = plan.inputScale(i);
+          for (let k = 0; k < latents.length; k++) input[k] = (latents[k] as number) * scale;
+          if (guided) input.copyWithin(n * size, 0, n * size);
+          const outputs = await timedRun(
+            denoiser,
+            clock,
+            {
+              ...fixed,
+              [d.latent]: floatTensor(latentType, input, [rows, m.latent.channels, h, w]),
+              [d.timestep]: timestepTensor(timeShape, plan.timestep(i), rows),
+            },
+            `${this.pack.name} denoiser`,
+          );
+          const prediction = combineGuidance(
+            readFloats(outputs[m.denoiser.outputs.out] as ort.Tensor),
+            n * size,
+            guided ? batch.guidance : null,
+          );
+          for (let b = 0; b < n; b++) {
+            const at = b * size;
+            plan.step(
+              latents.subarray(at, at + size),
+              prediction.subarray(at, at + size),
+              i,
+              noise[b] as SeededNoise,
+              scratch,
+            );
+          }
+        }
+        stepMs.push(performance.now() - stepStart);
+        for (const image of batch.images) hooks.onStep(image.id, i + 1, plan.steps);
+      }
+      const sharedMs = (performance.now() - started) / n;
+      const sharedOrtMs = clock.ortMs / n;
+      for (let b = 0; b < n; b++) {
+        const image = batch.images[b] as RenderBatch["images"][number];
+        if (hooks.isCancelled()) throw cancelled("decoding");
+        const decodeStart = performance.now();
+        const decodeClock: OrtClock = { ortMs: 0 };
+        const rgb = await this.decode(
+          latents.subarray(b * size, (b + 1) * size),
+          [1, m.latent.channels, h, w],
+          decodeClock,
+        );
+        await hooks.onImage({
+          imageId: image.id,
+          rgb,
+          inferenceMs: sharedMs + (performance.now() - decodeStart),
+          ortMs: sharedOrtMs + decodeClock.ortMs,
+          stepMs: stepMs.map((ms) => ms / n),
+        });
+      }
+    } finally {
+      conditioning.dispose();
+    }
+  }
+
+  /** latent / scale + shift → VAE decoder → RGB bytes, the bytes made by the output graph. */
+  private async decode(latent: Float32Array, dims: number[], clock: OrtClock): Promise<Uint8Array> {
+    const { latent: l, vaeDecoder } = this.pack.manifest;
+    const scaled = new Float32Array(latent.length);
+    for (let k = 0; k < latent.length; k++) scaled[k] = (latent[k] as number) / l.scale + l.shift;
+    const vae = this.sessions.vaeDecoder;
+    const type = floatType(inputShape(vae, vaeDecoder.inputs.latent));
+    const decoded = await timedRun(
+      vae,
+      clock,
+      { [vaeDecoder.inputs.latent]: floatTensor(type, scaled, dims) },
+      `${this.pack.name} VAE decoder`,
+    );
+    const image = decoded[vaeDecoder.outputs.image] as ort.Tensor;
+    try {
+      const out = await timedRun(this.sessions.imageOutput, clock, { [IMAGE_OUTPUT_IO.image]: image }, "image output");
+      return (out[IMAGE_OUTPUT_IO.rgb] as ort.Tensor).data as Uint8Array;
+    } finally {
+      if (image.location === "gpu-buffer") image.dispose();
+    }
+  }
+
+  private checkLimits(batch: RenderBatch): void {
+    const { limits } = this.pack.manifest;
+    const name = this.pack.name;
+    for (const [field, edge, max] of [
+      ["width", batch.width, limits.maxWidth],
+      ["height", batch.height, limits.maxHeight],
+    ] as const) {
+      if (edge < limits.minEdge || edge > max || edge % limits.sizeMultiple !== 0) {
+        throw new KilnError(
+          "E_SIZE_LIMIT",
+          `${name} renders ${limits.minEdge} to ${max} pixels per side in multiples of ${limits.sizeMultiple}; ${field} is ${edge}`,
+          { field, max, multiple: limits.sizeMultiple },
+          [{ path: field, message: `must be a multiple of ${limits.sizeMultiple} from ${limits.minEdge} to ${max}` }],
+        );
+      }
+    }
+    if (batch.steps > limits.maxSteps) {
+      throw new KilnError("E_BAD_REQUEST", `${name} takes at most ${limits.maxSteps} steps; got ${batch.steps}`, {
+        field: "steps",
+        max: limits.maxSteps,
+      });
+    }
+  }
+}
+
+/**
+ * Classifier-free guidance over a batch laid out [uncond × n, cond × n]:
+ * uncond + g·(cond − uncond), written into the first half. Without guidance
+ * the output is used as it is.
+ */
+export function combineGuidance(output: Float32Array, half: number, guidance: number | null): Float32Array {
+  if (guidance === null) return output;
+  for (let k = 0; k < half; k++) {
+    const uncond = output[k] as number;
+    output[k] = uncond + guidance * ((output[half + k] as number) - uncond);
+  }
+  return output.subarray(0, half);
+}
+
+function cancelled(before: string): KilnError {
+  return new KilnError("E_CANCELLED", `batch cancelled before ${before}`);
+}

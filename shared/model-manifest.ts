@@ -1,0 +1,166 @@
+import { z } from "zod";
+
+/**
+ * `kiln-model.json`: how a node runs a model pack that is not a Hugging Face
+ * optimum export as is (a DiT with an LLM text encoder, renamed tensors, other
+ * defaults). An optimum export is read into the same shape, so every pipeline
+ * runs from one description. Paths are relative to the pack folder.
+ */
+
+/** The pipelines a node can run. */
+export const PipelineKind = z.enum(["sd", "sdxl", "flow"]);
+export type PipelineKind = z.infer<typeof PipelineKind>;
+
+export const TensorDtype = z.enum(["float32", "float16"]);
+export type TensorDtype = z.infer<typeof TensorDtype>;
+
+const TensorName = z.string().min(1).max(200);
+
+const RelativeFile = z
+  .string()
+  .min(1)
+  .max(500)
+  .refine((p) => !p.startsWith("/") && !p.split(/[\\/]/).includes(".."), "must be a path inside the pack folder");
+
+export const TextEncoderSpec = z.object({
+  file: RelativeFile,
+  inputs: z.object({ ids: TensorName, mask: TensorName.optional() }),
+  /** `hidden`: the states the denoiser reads (last or penultimate layer); `pooled`: SDXL's projected embedding. */
+  outputs: z.object({ hidden: TensorName, pooled: TensorName.optional() }),
+});
+export type TextEncoderSpec = z.infer<typeof TextEncoderSpec>;
+
+export const DenoiserSpec = z.object({
+  file: RelativeFile,
+  inputs: z.object({
+    latent: TensorName,
+    timestep: TensorName,
+    text: TensorName,
+    /** Flow DiTs with variable-length captions take a mask of the text tokens. */
+    textMask: TensorName.optional(),
+    /** SDXL: pooled text embedding and `time_ids` (original size, crop, target size). */
+    pooled: TensorName.optional(),
+    timeIds: TensorName.optional(),
+  }),
+  outputs: z.object({ out: TensorName }),
+});
+export type DenoiserSpec = z.infer<typeof DenoiserSpec>;
+
+export const VaeDecoderSpec = z.object({
+  file: RelativeFile,
+  inputs: z.object({ latent: TensorName }),
+  outputs: z.object({ image: TensorName }),
+});
+export type VaeDecoderSpec = z.infer<typeof VaeDecoderSpec>;
+
+export const TokenizerSpec = z.discriminatedUnion("kind", [
+  /** CLIP BPE on Kiln's bundled vocabulary (the one every SD text encoder uses). */
+  z.object({
+    kind: z.literal("clip"),
+    maxLength: z.number().int().min(2).max(512).default(77),
+    /** SD 1.x pads with <|endoftext|>; SD 2.x and SDXL's second encoder with id 0. */
+    pad: z.enum(["endoftext", "zero"]).default("endoftext"),
+    pad2: z.enum(["endoftext", "zero"]).default("zero"),
+  }),
+  /** A Hugging Face `tokenizer.json` (e.g. Qwen's for Z-Image), the prompt put into `template`. */
+  z.object({
+    kind: z.literal("hf-json"),
+    file: RelativeFile,
+    configFile: RelativeFile.optional(),
+    maxLength: z.number().int().min(2).max(4096).default(512),
+    template: z
+      .string()
+      .max(2000)
+      .refine((t) => t.includes("{prompt}"), "must contain {prompt}")
+      .default("{prompt}"),
+  }),
+]);
+export type TokenizerSpec = z.infer<typeof TokenizerSpec>;
+
+const Spacing = z.enum(["leading", "trailing", "linspace"]);
+
+export const SchedulerSpec = z.discriminatedUnion("kind", [
+  z.object({
+    kind: z.enum(["euler", "euler_a", "lcm"]),
+    numTrainTimesteps: z.number().int().positive().default(1000),
+    betaStart: z.number().positive().default(0.00085),
+    betaEnd: z.number().positive().default(0.012),
+    betaSchedule: z.enum(["linear", "scaled_linear"]).default("scaled_linear"),
+    timestepSpacing: Spacing.default("leading"),
+    stepsOffset: z.number().int().nonnegative().default(1),
+    prediction: z.enum(["epsilon", "v_prediction"]).default("epsilon"),
+    /** LCM only: the teacher's step count. */
+    originalInferenceSteps: z.number().int().positive().default(50),
+  }),
+  z.object({
+    kind: z.literal("flow_match_euler"),
+    numTrainTimesteps: z.number().int().positive().default(1000),
+    shift: z.number().positive().default(3),
+    sigmaMin: z.number().min(0).max(1).optional(),
+    /**
+     * What the transformer's timestep input carries: `t` = σ·1000 (diffusers'
+     * default), `sigma`, or `one_minus_sigma` = (1000 - t)/1000 (Z-Image).
+     */
+    timestepInput: z.enum(["t", "sigma", "one_minus_sigma"]).default("t"),
+    /** Z-Image's transformer predicts -v; its pipeline negates the output. */
+    negateOutput: z.boolean().default(false),
+  }),
+]);
+export type SchedulerSpec = z.infer<typeof SchedulerSpec>;
+
+export const ModelManifest = z.object({
+  kiln: z.literal(1, { error: 'must be 1 (the manifest format version): add "kiln": 1' }),
+  /** Defaults to the pack's folder name. */
+  name: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/, "must be letters, digits, '.', '_' or '-' (at most 100)")
+    .optional(),
+  kind: PipelineKind,
+  description: z.string().max(1000).default(""),
+  /** Element type of the denoiser's latent and text inputs; the others are read from each file. */
+  dtype: TensorDtype.default("float32"),
+  textEncoder: TextEncoderSpec,
+  textEncoder2: TextEncoderSpec.optional(),
+  denoiser: DenoiserSpec,
+  vaeDecoder: VaeDecoderSpec,
+  tokenizer: TokenizerSpec,
+  scheduler: SchedulerSpec,
+  latent: z.object({
+    channels: z.number().int().positive().max(64),
+    /** Pixels per latent cell along each side. */
+    factor: z.number().int().positive().max(32).default(8),
+    /** The VAE's scaling_factor and shift_factor: latents / scale + shift go into the decoder. */
+    scale: z.number().positive(),
+    shift: z.number().default(0),
+  }),
+  defaults: z.object({
+    steps: z.number().int().positive().max(200),
+    width: z.number().int().positive(),
+    height: z.number().int().positive(),
+    guidance: z.number().min(0).max(50),
+  }),
+  limits: z
+    .object({
+      minEdge: z.number().int().positive().default(64),
+      maxWidth: z.number().int().positive().default(2048),
+      maxHeight: z.number().int().positive().default(2048),
+      maxSteps: z.number().int().positive().max(200).default(100),
+      /** Sizes must be multiples of this (the VAE factor times the denoiser's downsampling). */
+      sizeMultiple: z.number().int().positive().default(64),
+    })
+    .default({ minEdge: 64, maxWidth: 2048, maxHeight: 2048, maxSteps: 100, sizeMultiple: 64 }),
+});
+export type ModelManifest = z.infer<typeof ModelManifest>;
+export type ModelManifestInput = z.input<typeof ModelManifest>;
+
+/** A pack the node found and checked: what its workers need to load and run it. */
+export const ResolvedPack = z.object({
+  name: z.string(),
+  dir: z.string(),
+  /** Where the description came from. */
+  source: z.enum(["manifest", "optimum"]),
+  manifest: ModelManifest,
+  hash: z.string(),
+  sizeBytes: z.number().int().nonnegative(),
+});
+export type ResolvedPack = z.infer<typeof ResolvedPack>;
