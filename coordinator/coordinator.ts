@@ -200,6 +200,14 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
           [{ path: field, message: `must be at most ${max} for ${model.name}` }],
         );
       }
+      if (field !== "steps" && value % model.sizeMultiple !== 0) {
+        throw new KilnError(
+          "E_SIZE_LIMIT",
+          `${field} ${value} is not a multiple of ${model.sizeMultiple}, which ${model.name} needs`,
+          { field, multiple: model.sizeMultiple },
+          [{ path: field, message: `must be a multiple of ${model.sizeMultiple} for ${model.name}` }],
+        );
+      }
     }
   }
 

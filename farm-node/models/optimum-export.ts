@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { z } from "zod";
 import type { ModelManifest, ModelManifestInput, PipelineKind, SchedulerSpec } from "../../shared/model-manifest";
 import { ModelManifest as ManifestSchema } from "../../shared/model-manifest";
-import { readOnnxSignature } from "../onnx/onnx-signature";
+import { signatureOf } from "./pack-check";
 import { optionalPackJson as optionalJson, readPackJson as readJson } from "./pack-json";
 import { PackProblem } from "./pack-problem";
 
@@ -61,7 +61,7 @@ export function describeOptimumExport(dir: string, folderName: string): ModelMan
   const scheduler = readJson(dir, "scheduler/scheduler_config.json", SchedulerConfig);
   const unet = optionalJson(dir, "unet/config.json", UnetConfig);
   const vae = optionalJson(dir, "vae_decoder/config.json", VaeConfig);
-  const unetSignature = readOnnxSignature(join(dir, "unet/model.onnx"));
+  const unetSignature = signatureOf(dir, "unet/model.onnx");
   const sample = unetSignature.inputs.find((i) => i.name === "sample");
   const dtype = sample?.type === "float16" ? "float16" : "float32";
   const latentChannels = vae?.latent_channels ?? (typeof sample?.dims[1] === "number" ? sample.dims[1] : 4);
@@ -145,7 +145,7 @@ function schedulerFor(config: z.infer<typeof SchedulerConfig>): SchedulerSpec {
 
 /** SDXL conditions on each encoder's second-to-last layer: `hidden_states.{L-1}` of an export with L layers. */
 function penultimateHiddenState(dir: string, folder: string): string {
-  const signature = readOnnxSignature(join(dir, folder, "model.onnx"));
+  const signature = signatureOf(dir, `${folder}/model.onnx`);
   const layers = signature.outputs
     .map((o) => /^hidden_states\.(\d+)$/.exec(o.name)?.[1])
     .filter((n): n is string => n !== undefined)

@@ -124,7 +124,7 @@ function checkLatentChannels(dir: string, m: ModelManifest): void {
 }
 
 /** Reading a signature walks the file's fields without its weights: milliseconds even for gigabytes. */
-function signatureOf(dir: string, file: string): OnnxSignature {
+export function signatureOf(dir: string, file: string): OnnxSignature {
   const path = join(dir, file);
   if (!existsSync(path)) throw new PackProblem(`${file} is missing`);
   try {
