@@ -6,7 +6,7 @@ import { fileURLToPath } from "node:url";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readTextChunks } from "../../farm-node/png/png-text-chunks";
-import type { ImageReadyEvent, NodeEvent } from "../../shared/node-events";
+import type { NodeEvent } from "../../shared/node-events";
 import { NodeInfo } from "../../shared/node-info";
 import { parseParameters } from "../../shared/png-parameters";
 import type { TaskRequest } from "../../shared/task";
@@ -60,7 +60,7 @@ async function renderOnNode(model: string, extra: Partial<TaskRequest> = {}): Pr
   expect(res.status, await res.clone().text()).toBe(202);
   const ready = (await events.waitFor(
     (e: NodeEvent) => e.type === "image.ready" && e.imageId === imageId,
-  )) as ImageReadyEvent;
+  )) as NodeEvent & { type: "image.ready" };
   return Buffer.from(await (await api(node).get(ready.url)).arrayBuffer());
 }
 
@@ -81,7 +81,7 @@ describe("kiln-node with --models", () => {
       available: false,
       unavailableReason: "text_encoder/ is missing (an optimum export of a diffusers pipeline has it)",
     });
-    expect((await (await api(node).get("/health")).json()).status).toBe("ok");
+    expect(((await (await api(node).get("/health")).json()) as { status: string }).status).toBe("ok");
   });
 
   it("renders a pack's PNG with the model and its hash in the parameters, and reports the model loaded", async () => {
@@ -104,7 +104,7 @@ describe("kiln-node with --models", () => {
       images: [{ id: "img-bad-size", seed: 1, prompt: "x" }],
     });
     expect(res.status).toBe(400);
-    const body = await res.json();
+    const body = (await res.json()) as { error: { code: string; message: string; fields: { path: string }[] } };
     expect(body.error.code).toBe("E_SIZE_LIMIT");
     expect(body.error.fields[0].path).toBe("width");
     expect(body.error.message).toMatch(/multiple of 64/);
@@ -120,7 +120,7 @@ describe("kiln-node with --models", () => {
       images: [{ id: "img-broken", seed: 1, prompt: "x" }],
     });
     expect(res.status).toBe(400);
-    expect((await res.json()).error.code).toBe("E_MODEL_MISSING");
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe("E_MODEL_MISSING");
   });
 });
 

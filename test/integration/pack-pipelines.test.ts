@@ -172,7 +172,7 @@ describe("pack-specific inputs", () => {
     const feeds = denoiserFeeds.get(TINY_PACKS.sd) as Array<Record<string, ort.Tensor>>;
     feeds.length = 0;
     await render(TINY_PACKS.sd, [image(1)], { steps: 4 });
-    expect(feeds.map((f) => Number((f.timestep?.data as BigInt64Array)[0]))).toEqual([751, 501, 251, 1]);
+    expect(feeds.map((f) => Number((f.timestep as ort.Tensor).data[0]))).toEqual([751, 501, 251, 1]);
   });
 
   it("flow: the caption mask marks the templated prompt's tokens, timesteps rise from 0 (fed as 1 − σ)", async () => {
@@ -186,7 +186,7 @@ describe("pack-specific inputs", () => {
     const tokens = mask.filter((m) => m === 1).length;
     expect(tokens).toBeGreaterThan(10);
     expect(mask.slice(tokens).every((m) => m === 0)).toBe(true);
-    const t = feeds.map((f) => (f.timestep?.data as Float32Array)[0] as number);
+    const t = feeds.map((f) => (f.timestep as ort.Tensor).data[0] as number);
     expect(t[0]).toBeCloseTo(0, 6);
     expect(t.every((v, i) => i === 0 || v > (t[i - 1] as number))).toBe(true);
   });
