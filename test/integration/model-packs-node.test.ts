@@ -106,7 +106,7 @@ describe("kiln-node with --models", () => {
     expect(res.status).toBe(400);
     const body = (await res.json()) as { error: { code: string; message: string; fields: { path: string }[] } };
     expect(body.error.code).toBe("E_SIZE_LIMIT");
-    expect(body.error.fields[0].path).toBe("width");
+    expect(body.error.fields[0]?.path).toBe("width");
     expect(body.error.message).toMatch(/multiple of 64/);
   });
 
