@@ -95,14 +95,18 @@ export class PackPipeline {
         const stepStart = performance.now();
         if (!plan.isNoop(i)) {
           const scale = plan.inputScale(i);
-          for (let k = 0; k < latents.length; k++) input[k] = (latents[k] as number) * scale;
-          if (guided) input.copyWithin(n * size, 0, n * size);
+          // Without guidance or input scaling (flow, LCM) the latents go in as they are.
+          const direct = !guided && scale === 1;
+          if (!direct) {
+            for (let k = 0; k < latents.length; k++) input[k] = (latents[k] as number) * scale;
+            if (guided) input.copyWithin(n * size, 0, n * size);
+          }
           const outputs = await timedRun(
             denoiser,
             clock,
             {
               ...fixed,
-              [d.latent]: floatTensor(latentType, input, [rows, m.latent.channels, h, w]),
+              [d.latent]: floatTensor(latentType, direct ? latents : input, [rows, m.latent.channels, h, w]),
               [d.timestep]: timestepTensor(timeShape, plan.timestep(i), rows),
             },
             `${this.pack.name} denoiser`,
