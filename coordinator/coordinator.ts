@@ -171,6 +171,9 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       }
     }
     const info = models.get(spec.model) as ModelInfo;
+    // A size left out is the model's own (e.g. 1024 for SDXL), recorded in the job so it replays the same.
+    if (input.width === undefined) spec.width = info.defaultWidth;
+    if (input.height === undefined) spec.height = info.defaultHeight;
     const seeds = drawSeeds(spec, () => randomInt(0, 2 ** 32));
     const images = expandJob(spec, { steps: info.defaultSteps, guidance: info.defaultGuidance }, seeds);
     for (const image of images) this.checkModelLimits(image, models);

@@ -41,6 +41,7 @@ export const JobSpec = z
       .max(10_000),
     negativePrompt: z.string().max(4000, "must be at most 4000 characters").default(""),
     model: ModelName.default(DEMO_MODEL),
+    /** The model's default size when absent (the coordinator fills it in at submission). */
     width: Edge.default(512),
     height: Edge.default(512),
     /** The model's default when absent. */

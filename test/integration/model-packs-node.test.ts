@@ -182,6 +182,8 @@ describe("kiln render --model <tiny pack> through a node", () => {
     for (const file of files) {
       const params = parseParameters(readTextChunks(readFileSync(join(out, file))).parameters ?? "");
       expect(params).toMatchObject({ model, prompt: "a lighthouse at dusk", steps: 3 });
+      // No --size: the model's default size (the tiny flow pack's is 384×256).
+      expect([params.width, params.height]).toEqual(model === TINY_PACKS.flow ? [384, 256] : [512, 512]);
     }
   });
 });
