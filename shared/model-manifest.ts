@@ -73,6 +73,13 @@ export const TokenizerSpec = z.discriminatedUnion("kind", [
       .max(2000)
       .refine((t) => t.includes("{prompt}"), "must contain {prompt}")
       .default("{prompt}"),
+    /**
+     * `max_length`: every prompt padded to maxLength (with a text mask for the
+     * denoiser). `longest`: padded only to the longest prompt of the batch, so a
+     * batch of one prompt has no padding at all, as Z-Image's pipeline feeds
+     * only the real tokens.
+     */
+    padTo: z.enum(["max_length", "longest"]).default("max_length"),
   }),
 ]);
 export type TokenizerSpec = z.infer<typeof TokenizerSpec>;

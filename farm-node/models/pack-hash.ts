@@ -78,11 +78,19 @@ function loadCache(file: string): HashCache {
   }
 }
 
-/** Every regular file under `dir`, sorted, skipping dot-files (editor and OS clutter). */
+/**
+ * Files that never take part in running a pack: other frameworks' weights
+ * (a Hugging Face repo often holds PyTorch and ONNX side by side, and hashing
+ * 10 GB of safetensors Kiln never reads would only slow the first start),
+ * model cards and sample pictures.
+ */
+const NOT_RUN = /\.(safetensors|bin|ckpt|pt|pth|msgpack|h5|gguf|md|png|jpe?g|webp)$/i;
+
+/** Every regular file under `dir` that a pack runs from, sorted, skipping dot-files (editor and OS clutter). */
 function listFiles(dir: string): string[] {
   const out: string[] = [];
   for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    if (entry.name.startsWith(".")) continue;
+    if (entry.name.startsWith(".") || NOT_RUN.test(entry.name)) continue;
     const path = join(dir, entry.name);
     if (entry.isDirectory()) out.push(...listFiles(path));
     else if (entry.isFile()) out.push(path);

@@ -61,9 +61,8 @@ export class TextConditioner {
   async encode(entries: readonly PromptEntry[], clock: OrtClock): Promise<TextConditioning> {
     const m = this.pack.manifest;
     if (m.kind === "sdxl") return this.encodeSdxl(entries, clock);
-    const tokens = entries.map((e) =>
-      this.tokenize(e.text, m.tokenizer.kind === "clip" ? m.tokenizer.pad : "endoftext"),
-    );
+    const rows = entries.map((e) => this.tokenize(e.text, m.tokenizer.kind === "clip" ? m.tokenizer.pad : "endoftext"));
+    const tokens = m.tokenizer.kind === "hf-json" ? padRows(rows, this.padId, m.tokenizer) : rows;
     const hidden = await this.runEncoder(this.sessions.textEncoder, m.textEncoder, tokens, clock);
     const d = m.denoiser.inputs;
     const textType = floatType(inputShape(this.sessions.denoiser, d.text));
@@ -141,12 +140,7 @@ export class TextConditioner {
     const ids = (this.hf as Tokenizer)
       .encode(t.template.replace("{prompt}", text), { add_special_tokens: false })
       .ids.slice(0, t.maxLength);
-    const mask = ids.map(() => 1);
-    while (ids.length < t.maxLength) {
-      ids.push(this.padId);
-      mask.push(0);
-    }
-    return { ids, mask };
+    return { ids, mask: ids.map(() => 1) };
   }
 
   private async runEncoder(
@@ -185,6 +179,24 @@ export class TextConditioner {
     for (const [name, tensor] of Object.entries(outputs)) if (!wanted.has(name)) tensor.dispose();
     return outputs;
   }
+}
+
+/** Pads Hugging Face token rows to maxLength, or to the batch's longest row (CLIP rows come padded to 77). */
+function padRows(
+  rows: Tokens[],
+  padId: number,
+  spec: { padTo: "max_length" | "longest"; maxLength: number },
+): Tokens[] {
+  const target = spec.padTo === "longest" ? Math.max(...rows.map((r) => r.ids.length)) : spec.maxLength;
+  return rows.map((r) => {
+    const extra = target - r.ids.length;
+    return extra <= 0
+      ? r
+      : {
+          ids: [...r.ids, ...new Array<number>(extra).fill(padId)],
+          mask: [...r.mask, ...new Array<number>(extra).fill(0)],
+        };
+  });
 }
 
 function sameFloatType(tensor: ort.Tensor, type: string): boolean {

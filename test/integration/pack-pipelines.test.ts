@@ -192,6 +192,36 @@ describe("pack-specific inputs", () => {
   });
 });
 
+describe("flow packs that feed only the real caption tokens (padTo longest)", () => {
+  it("pads to the batch's longest prompt, and a batch of one prompt not at all", async () => {
+    const flow = packs.get(TINY_PACKS.flow) as ResolvedPack;
+    const tokenizer = { ...flow.manifest.tokenizer, padTo: "longest" as const };
+    const pack: ResolvedPack = { ...flow, manifest: { ...flow.manifest, tokenizer } };
+    const sessions = await loadPackSessions(pack, ["cpu"], { intraOpThreads: 1 });
+    const masks: number[][] = [];
+    const run = sessions.denoiser.run.bind(sessions.denoiser);
+    sessions.denoiser.run = ((f: Record<string, ort.Tensor>, ...rest: unknown[]) => {
+      masks.push(Array.from((f.encoder_attention_mask as ort.Tensor).data as BigInt64Array, Number));
+      return (run as (...a: unknown[]) => Promise<ort.InferenceSession.ReturnType>)(f, ...rest);
+    }) as typeof sessions.denoiser.run;
+    const pipeline = new PackPipeline(pack, sessions);
+    const hooks = { onStep: () => {}, isCancelled: () => false, onImage: () => {} };
+    const base = { model: pack.name, width: 128, height: 128, steps: 2, guidance: 0 };
+    await pipeline.render({ ...base, images: [image(1, "a cat")] }, hooks);
+    expect(masks[0]?.every((m) => m === 1)).toBe(true);
+    masks.length = 0;
+    await pipeline.render(
+      { ...base, images: [image(1, "a cat"), image(2, "a very much longer prompt about a cat")] },
+      hooks,
+    );
+    const [shortRow, longRow] = [masks[0]?.slice(0, masks[0].length / 2), masks[0]?.slice(masks[0].length / 2)];
+    expect(longRow?.every((m) => m === 1)).toBe(true);
+    expect(shortRow?.at(-1)).toBe(0);
+    expect(shortRow?.length).toBeLessThan(64);
+    await sessions.release();
+  });
+});
+
 describe("the pack engine loads on first use and unloads when idle", () => {
   it("reports loading, loaded with its time, unloaded after the idle time, and loads again when needed", async () => {
     const events: string[] = [];

@@ -77,6 +77,10 @@ describe("model pack discovery", () => {
     const again = await second.digest(packs.flow);
     expect(again.hash).toBe(before.hash);
     expect(again.hashedFiles).toBe(0);
+    // PyTorch weights and model cards beside the ONNX files are not what runs: not hashed.
+    writeFileSync(join(packs.flow, "transformer/diffusion_pytorch_model.safetensors"), "weights");
+    writeFileSync(join(packs.flow, "README.md"), "# a model card");
+    expect((await second.digest(packs.flow)).hash).toBe(before.hash);
     appendFileSync(join(packs.flow, "tokenizer/tokenizer_config.json"), " ");
     const changed = await second.digest(packs.flow);
     expect(changed.hashedFiles).toBe(1);
