@@ -5,6 +5,7 @@ import { dirname, join } from "node:path";
 import type { Logger } from "pino";
 import { startingBatchLimit } from "../shared/batch-size";
 import { describeFieldErrors, fieldErrors, KilnError } from "../shared/errors";
+import { formatFingerprint } from "../shared/fingerprint";
 import { type JobSpecInput, JobSpec as JobSpecSchema } from "../shared/job";
 import { drawSeeds, expandJob } from "../shared/job-expansion";
 import type { NodeEvent } from "../shared/node-events";
@@ -13,11 +14,12 @@ import type { ImageSummary, JobSummary, NodeSummary, UiEvent } from "../shared/u
 import { TaskTracker, type TrackedTask } from "./dispatch/task-tracker";
 import { type DiscoveredNode, Discovery } from "./nodes/discovery";
 import { LocalNode } from "./nodes/local-node";
-import { NodeClient } from "./nodes/node-client";
+import { NodeClient, type NodePin } from "./nodes/node-client";
 import { NodeConnection } from "./nodes/node-connection";
 import { ResultStore } from "./results/result-store";
 import { type Decision, type DeviceView, estimateFinish, schedule } from "./scheduling/scheduler";
 import { ThroughputModel, type WorkKey } from "./scheduling/throughput-model";
+import { CertificatePins } from "./secrets/certificate-pins";
 import type { TokenVault } from "./secrets/token-vault";
 import { FileTokenVault } from "./secrets/token-vault";
 import { openDatabase } from "./store/database";
@@ -58,6 +60,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   private readonly now: () => number;
   private readonly leaseMs: number;
   private readonly vault: TokenVault;
+  private readonly pins: CertificatePins;
   private readonly results: ResultStore;
   private readonly model: ThroughputModel;
   private readonly nodes = new Map<string, NodeConnection>();
@@ -80,6 +83,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
     this.ledger = new Ledger(openDatabase(join(opts.dataDir, "kiln.sqlite")));
     this.vault = opts.vault ?? new FileTokenVault(join(opts.dataDir, "node-tokens.json"));
+    this.pins = new CertificatePins(join(opts.dataDir, "node-certificates.json"));
     this.results = new ResultStore(opts.outputDir, opts.outputLayout ?? "studio");
     this.model = loadThroughput(join(opts.dataDir, "throughput.json"));
   }
@@ -96,7 +100,9 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     if (swept > 0) this.log.info({ swept }, "removed partial files left by an interrupted write");
     for (const node of this.ledger.nodes()) {
       const token = this.vault.get(node.id);
-      if (node.paired && token) this.connect(node.id, node.name, node.host, node.port, token, false, node.drained);
+      const pin = this.pins.get(node.id);
+      if (node.paired && token && pin)
+        this.connect(node.id, node.name, node.host, node.port, token, pin, false, node.drained);
     }
     if (this.opts.localNode) {
       this.localNode = new LocalNode({
@@ -107,7 +113,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       // Remote nodes still render when this computer's node cannot start.
       try {
         const local = await this.localNode.start();
-        this.connect(local.nodeId, "This computer", "127.0.0.1", local.port, local.token, true, false);
+        this.connect(local.nodeId, "This computer", "127.0.0.1", local.port, local.token, local.pin, true, false);
       } catch (error) {
         this.log.error({ err: error }, "the local node did not start; continuing with the farm's nodes");
         this.localNode = null;
@@ -257,16 +263,35 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     this.queueChanged();
   }
 
+  /**
+   * Pairs with the code the node shows. The node's certificate is read first
+   * and, when the node was found by mDNS, must match its advert; the node then
+   * checks that the certificate this side sees is its own before it hands out
+   * a token. That certificate is pinned: it is the only one trusted afterwards.
+   */
   async pairNode(host: string, port: number, code: string): Promise<NodeSummary> {
-    const baseUrl = `http://${formatHost(host)}:${port}`;
-    const paired = await NodeClient.pair(baseUrl, code, this.opts.clientName);
-    return this.adopt(paired.nodeId, host, port, paired.token);
+    const pin = await NodeClient.probe(host, port);
+    const advertised = [...this.discovered.values()].find((d) => d.host === host && d.port === port);
+    if (advertised && advertised.fingerprint !== pin.fingerprint) {
+      throw new KilnError(
+        "E_IDENTITY_CHANGED",
+        `the node at ${host}:${port} presents certificate ${formatFingerprint(pin.fingerprint)} but advertises ${formatFingerprint(advertised.fingerprint)}: something else answers at that address; not pairing`,
+      );
+    }
+    const paired = await NodeClient.pair(baseUrlOf(host, port), pin, code, this.opts.clientName);
+    return this.adopt(paired.nodeId, host, port, paired.token, pin);
   }
 
+  /** A node given with its token (scripted deployments): its certificate is pinned on first contact. */
   async addNode(host: string, port: number, token: string): Promise<NodeSummary> {
-    const client = new NodeClient(`http://${formatHost(host)}:${port}`, token);
-    const info = await client.info();
-    return this.adopt(info.id, host, port, token);
+    const pin = await NodeClient.probe(host, port);
+    const client = new NodeClient(baseUrlOf(host, port), token, pin);
+    try {
+      const info = await client.info();
+      return await this.adopt(info.id, host, port, token, pin);
+    } finally {
+      client.close();
+    }
   }
 
   drainNode(nodeId: string, drained: boolean): void {
@@ -276,14 +301,23 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     this.nodesChanged();
   }
 
+  /** Forgets a node; its token is revoked on the node too when the node can be reached. */
   removeNode(nodeId: string): void {
     const node = this.requireNode(nodeId);
-    node.client.close();
+    if (!node.local && node.status !== "identity-changed") {
+      node.client
+        .unpair()
+        .catch((error) => this.log.warn({ node: nodeId, err: error }, "could not revoke the token on the node"))
+        .finally(() => node.client.close());
+    } else {
+      node.client.close();
+    }
     this.nodes.delete(nodeId);
     this.ledger.loseNode(nodeId, "node removed", this.now());
     for (const task of this.tasks.ofNode(nodeId)) this.tasks.remove(task.taskId);
     this.ledger.removeNode(nodeId);
     this.vault.delete(nodeId);
+    this.pins.delete(nodeId);
     this.nodesChanged();
   }
 
@@ -320,6 +354,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       devices: n.devices,
       models: n.info?.models ?? [],
       problem: n.problem,
+      fingerprint: n.client.pin.fingerprint,
       blockedModels: blocked.filter((b) => b.nodeId === n.id).map((b) => b.model),
       history: Object.fromEntries(n.history),
     }));
@@ -339,6 +374,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
         problem: this.isConflict(d)
           ? `another machine (${d.host}:${d.port}) advertises the id of paired node "${this.nodes.get(d.id)?.name}"; it gets no work and no token until a person re-pairs`
           : null,
+        fingerprint: d.fingerprint,
         blockedModels: [],
         history: {},
       }));
@@ -347,8 +383,9 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
 
   // ---- node connections ----
 
-  private async adopt(nodeId: string, host: string, port: number, token: string): Promise<NodeSummary> {
+  private async adopt(nodeId: string, host: string, port: number, token: string, pin: NodePin): Promise<NodeSummary> {
     this.vault.set(nodeId, token);
+    this.pins.set(nodeId, pin);
     const existing = this.nodes.get(nodeId);
     existing?.client.close();
     this.nodes.delete(nodeId);
@@ -358,6 +395,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       host,
       port,
       token,
+      pin,
       false,
       existing?.drained ?? false,
     );
@@ -371,15 +409,22 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     host: string,
     port: number,
     token: string,
+    pin: NodePin,
     local: boolean,
     drained: boolean,
   ): NodeConnection {
-    const client = new NodeClient(`http://${formatHost(host)}:${port}`, token);
+    const client = new NodeClient(baseUrlOf(host, port), token, pin);
     const node = new NodeConnection(id, name, host, port, client, local, drained);
     this.nodes.set(id, node);
     if (!local) this.ledger.upsertNode({ id, name, host, port, paired: true, now: this.now() });
     client.on("event", (event) => this.onNodeEvent(node, event));
     client.on("connected", () => void this.refreshInfo(node));
+    client.on("identityChanged", (error) => {
+      if (node.status !== "identity-changed") this.log.error({ node: id, host, port }, error.message);
+      node.status = "identity-changed";
+      node.problem = error.message;
+      this.nodesChanged();
+    });
     client.connect();
     return node;
   }
@@ -920,4 +965,8 @@ function loadThroughput(file: string): ThroughputModel {
 
 function saveThroughput(file: string, model: ThroughputModel): void {
   writeFileSync(file, JSON.stringify(model.toJSON()), { mode: 0o600 });
+}
+
+function baseUrlOf(host: string, port: number): string {
+  return `https://${formatHost(host)}:${port}`;
 }

@@ -5,6 +5,8 @@ import { Command, InvalidArgumentError, Option } from "commander";
 import pino from "pino";
 import { DEFAULT_NODE_PORT } from "../shared/constants";
 import { Backend } from "../shared/device";
+import { formatFingerprint } from "../shared/fingerprint";
+import { requestPairingWindow } from "./auth/pairing-request";
 import { Daemon } from "./daemon";
 import { parseDeviceSelection } from "./devices/device-selection";
 import { parseSimulateSpec, type SimulateSpec } from "./devices/simulate-spec";
@@ -76,6 +78,7 @@ const program = new Command("kiln-node")
   )
   .option("--token <secret>", "accept this bearer token (scripted deployments; pairing still works)")
   .option("--no-mdns", "do not advertise the node on the LAN by mDNS")
+  .option("--pair", "open a 10-minute pairing window at start even if the node is already paired")
   .option("--state-dir <dir>", "where the node keeps its id, tokens and images", defaultStateDir())
   .option("--providers <list>", "execution providers to try on GPUs, in order", wrap(parseProviders), [
     "cuda",
@@ -104,6 +107,12 @@ const program = new Command("kiln-node")
   // Options of the daemon come before a subcommand, so `models --models DIR` reaches the subcommand.
   .enablePositionalOptions()
   .action(runDaemon);
+
+program
+  .command("pair")
+  .description("open a pairing window on the node running on this machine and print its code")
+  .option("--state-dir <dir>", "the running node's state dir", defaultStateDir())
+  .action(openPairingWindow);
 
 program
   .command("models")
@@ -138,6 +147,19 @@ async function listModels(opts: { models: string; stateDir: string; json?: boole
   process.stdout.write(formatModelTable(entries));
 }
 
+async function openPairingWindow(opts: { stateDir: string }): Promise<void> {
+  try {
+    const { code, closesAt, fingerprint } = await requestPairingWindow(resolve(opts.stateDir));
+    process.stdout.write(
+      `pairing open until ${new Date(closesAt).toLocaleTimeString()}: code ${code}\n` +
+        `certificate SHA-256 ${formatFingerprint(fingerprint)} (the app shows the same when it pairs)\n`,
+    );
+  } catch (error) {
+    process.stderr.write(`kiln-node pair: ${(error as Error).message}\n`);
+    process.exit(1);
+  }
+}
+
 async function runDaemon(): Promise<void> {
   const opts = program.opts();
   const log = pino({ level: opts.logLevel, base: { pid: process.pid } });
@@ -156,6 +178,7 @@ async function runDaemon(): Promise<void> {
     baseTimeoutS: opts.timeout,
     queuePerDevice: Math.floor(opts.queue),
     modelIdleUnloadS: opts.unloadIdle * 60,
+    pairOnStart: opts.pair === true,
     log,
   });
 
@@ -194,13 +217,17 @@ async function runDaemon(): Promise<void> {
   process.stderr.write(
     [
       `kiln-node ${KILN_VERSION} "${opts.name}" (node ${daemon.nodeId})`,
-      `  API       http://${opts.host}:${daemon.port}/v1`,
+      `  API       https://${opts.host}:${daemon.port}/v1`,
+      `  Identity  certificate SHA-256 ${formatFingerprint(daemon.fingerprint)}`,
       `  Devices   ${daemon.deviceList.map((d) => d.name).join("; ")}`,
-      `  Pairing   code ${daemon.pairing.display}  (enter it in the Kiln app, or: kiln pair <host>:${daemon.port} ${daemon.pairing.display})`,
+      daemon.pairing.isOpen
+        ? `  Pairing   code ${daemon.pairing.display} for 10 minutes (enter it in the Kiln app, or: kiln pair <host>:${daemon.port} ${daemon.pairing.display})`
+        : "  Pairing   closed (run `kiln-node pair` on this machine to open it)",
       "",
     ].join("\n"),
   );
-  daemon.printPairingCode();
+  // `kiln-node pair` on this machine signals the running daemon to open a pairing window.
+  process.on("SIGUSR1", () => daemon.openPairing());
   await daemon.workersReady;
   log.info({ devices: daemon.info().devices.map((d) => ({ uuid: d.uuid, backend: d.backend })) }, "ready");
 }

@@ -1,15 +1,20 @@
+import { timingSafeEqual } from "node:crypto";
+import { rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { BASE_TASK_TIMEOUT_S, PROTOCOL_VERSION } from "../shared/constants";
 import type { Backend, DeviceInfo, DeviceReadings } from "../shared/device";
 import { KilnError } from "../shared/errors";
+import { formatFingerprint } from "../shared/fingerprint";
 import type { NodeEventBody } from "../shared/node-events";
 import type { Health, ModelInfo, NodeInfo, NodeLimits, PairResponse } from "../shared/node-info";
 import type { Task, TaskAccepted } from "../shared/task";
 import { EventHub } from "./api/event-hub";
 import { createServer, type NodeService } from "./api/server";
 import { FailureLimiter } from "./auth/failure-limiter";
-import { PairingCode } from "./auth/pairing-code";
+import { loadOrCreateCertificate, type NodeCertificate } from "./auth/node-certificate";
+import { PAIRING_FILE, PID_FILE } from "./auth/pairing-request";
+import { PairingWindow } from "./auth/pairing-window";
 import { TokenStore } from "./auth/token-store";
 import { CpuReadings, describeCpu } from "./devices/cpu-readings";
 import { buildInventory, type InventoryDevice } from "./devices/device-inventory";
@@ -41,6 +46,10 @@ export interface DaemonOptions {
   providers: Backend[];
   baseTimeoutS?: number;
   queuePerDevice?: number;
+  /** Open a pairing window at start even when the node is already paired (`--pair`). */
+  pairOnStart?: boolean;
+  /** How long a pairing window stays open. */
+  pairingWindowMs?: number;
   /** Unload a model pack idle this long (0: never). */
   modelIdleUnloadS?: number;
   maxImagesKept?: number;
@@ -48,6 +57,8 @@ export interface DaemonOptions {
 }
 
 const MAX_BODY_BYTES = 256 * 1024;
+const PAIRING_WINDOW_MS = 10 * 60_000;
+
 const SHUTDOWN_GRACE_MS = 10_000;
 
 /** Reads a device's live figures from wherever that kind of device reports them. */
@@ -60,7 +71,8 @@ type ReadingSource = (runner: DeviceRunner) => DeviceReadings;
  */
 export class Daemon implements NodeService {
   readonly nodeId: string;
-  readonly pairing = new PairingCode();
+  readonly pairing = new PairingWindow();
+  private certificate: NodeCertificate | null = null;
   readonly events = new EventHub();
   private readonly state: StateDir;
   private readonly tokens: TokenStore;
@@ -142,21 +154,27 @@ export class Daemon implements NodeService {
     }
     this.workersReady = Promise.all(this.runners.map((r) => r.start())).then(() => undefined);
 
+    this.certificate = await loadOrCreateCertificate(this.state);
     const limiter = new FailureLimiter(10, 60_000);
     this.server = await createServer({
       service: this,
       events: this.events,
       limiter,
       maxBodyBytes: MAX_BODY_BYTES,
+      tls: { key: this.certificate.key, cert: this.certificate.cert },
       log,
     });
     await this.server.listen({ host: this.opts.host, port: this.opts.port });
     const address = this.server.server.address();
     this.boundPort = typeof address === "object" && address ? address.port : this.opts.port;
 
+    this.state.writeSecret(PID_FILE, `${process.pid}\n`);
+    // A node nobody has paired with yet is waiting to be paired: open at once.
+    if (this.opts.pairOnStart || this.tokens.pairedCount === 0) this.openPairing();
     if (this.opts.mdns) {
       this.advert = new MdnsAdvert({
         nodeId: this.nodeId,
+        fingerprint: this.fingerprint,
         name: this.opts.name,
         port: this.boundPort,
         gpus: inventory.filter((d) => d.kind !== "cpu").length,
@@ -292,6 +310,7 @@ export class Daemon implements NodeService {
       version: KILN_VERSION,
       protocol: PROTOCOL_VERSION,
       startedAt: this.startedAt,
+      fingerprint: this.fingerprint,
       devices: this.deviceInfo(),
       models: this.models(),
       limits: this.limits,
@@ -371,11 +390,52 @@ export class Daemon implements NodeService {
     return this.images.path(imageId);
   }
 
-  pair(code: string, client: string): PairResponse | null {
-    if (!this.pairing.matches(code)) return null;
+  /** SHA-256 of the certificate the API is served with. */
+  get fingerprint(): string {
+    if (!this.certificate) throw new Error("the node has not started");
+    return this.certificate.fingerprint;
+  }
+
+  /** Opens a pairing window with a fresh code, shown in the log and in the state dir for `kiln-node pair`. */
+  openPairing(): void {
+    this.pairing.open(this.opts.pairingWindowMs ?? PAIRING_WINDOW_MS);
+    this.state.writeJson(PAIRING_FILE, { code: this.pairing.display, closesAt: this.pairing.closesAt });
+    this.printPairingCode();
+  }
+
+  pair(code: string, client: string, fingerprint: string): PairResponse {
+    if (!this.pairing.isOpen) {
+      throw new KilnError(
+        "E_PAIRING_CLOSED",
+        "pairing is closed on this node: open it on the node (`kiln-node pair`, or restart it with --pair) and use the code it shows",
+      );
+    }
+    if (!this.pairing.matches(code)) {
+      throw new KilnError("E_UNAUTHORIZED", "wrong pairing code: read the code the node shows");
+    }
+    // Compared after the code, so a prober learns nothing about the certificate without it.
+    if (!timingSafeEqual(Buffer.from(fingerprint), Buffer.from(this.fingerprint))) {
+      throw new KilnError(
+        "E_IDENTITY_CHANGED",
+        "the certificate your app sees is not this node's: something between you and the node answered instead; pairing refused",
+        { fingerprint: this.fingerprint },
+      );
+    }
     this.pairing.rotate();
+    this.state.writeJson(PAIRING_FILE, { code: this.pairing.display, closesAt: this.pairing.closesAt });
     this.printPairingCode();
     return { nodeId: this.nodeId, token: this.tokens.issue(client) };
+  }
+
+  unpair(token: string): string {
+    const client = this.tokens.revoke(token);
+    if (client === null) {
+      throw new KilnError(
+        "E_BAD_REQUEST",
+        "this token was set with --token when the node started and cannot be revoked over the API; restart the node without it",
+      );
+    }
+    return client;
   }
 
   verifyToken(token: string): string | null {
@@ -392,7 +452,12 @@ export class Daemon implements NodeService {
   }
 
   printPairingCode(): void {
-    this.opts.log.info({ pairingCode: this.pairing.display }, `pairing code ${this.pairing.display}`);
+    if (!this.pairing.isOpen) return;
+    const closes = new Date(this.pairing.closesAt).toISOString();
+    this.opts.log.info(
+      { pairingCode: this.pairing.display, closesAt: closes, fingerprint: this.fingerprint },
+      `pairing open until ${closes}: code ${this.pairing.display}, certificate SHA-256 ${formatFingerprint(this.fingerprint)}`,
+    );
   }
 
   /** Clean shutdown: refuse new work, withdraw the advert, hand back queued work, let running batches finish. */
@@ -405,6 +470,8 @@ export class Daemon implements NodeService {
     await Promise.all(this.runners.map((r) => r.stop(SHUTDOWN_GRACE_MS)));
     this.events.closeAll();
     await this.server?.close();
+    rmSync(this.state.file(PID_FILE), { force: true });
+    rmSync(this.state.file(PAIRING_FILE), { force: true });
   }
 }
 

@@ -5,6 +5,7 @@ import type { MdnsTxt } from "../shared/node-info";
 
 export interface AdvertOptions {
   nodeId: string;
+  fingerprint: string;
   name: string;
   port: number;
   gpus: number;
@@ -22,6 +23,7 @@ export class MdnsAdvert {
   constructor(opts: AdvertOptions) {
     const txt: MdnsTxt = {
       id: opts.nodeId,
+      fp: opts.fingerprint,
       v: PROTOCOL_VERSION,
       name: opts.name.slice(0, 100),
       gpus: opts.gpus,

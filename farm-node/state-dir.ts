@@ -40,11 +40,20 @@ export class StateDir {
     }
   }
 
-  /** Atomic write (temp file + rename), readable by the owner only. */
+  /** The path of a file in the state dir. */
+  file(name: string): string {
+    return join(this.path, name);
+  }
+
   writeJson(name: string, value: unknown): void {
+    this.writeSecret(name, `${JSON.stringify(value, null, 2)}\n`);
+  }
+
+  /** Atomic write (temp file + rename), readable by the owner only. */
+  writeSecret(name: string, text: string): void {
     const file = join(this.path, name);
     const tmp = `${file}.${process.pid}.tmp`;
-    writeFileSync(tmp, `${JSON.stringify(value, null, 2)}\n`, { mode: 0o600 });
+    writeFileSync(tmp, text, { mode: 0o600 });
     renameSync(tmp, file);
   }
 }

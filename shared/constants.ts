@@ -2,7 +2,8 @@
 export const MDNS_SERVICE = { type: "kiln", protocol: "tcp" } as const;
 
 /** Bumped whenever a wire message changes shape incompatibly. */
-export const PROTOCOL_VERSION = 1;
+/** 2: node APIs over HTTPS with pinned certificates; pairing confirms the fingerprint. */
+export const PROTOCOL_VERSION = 2;
 
 export const DEFAULT_NODE_PORT = 7878;
 export const DEFAULT_UI_PORT = 7870;

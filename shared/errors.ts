@@ -10,6 +10,8 @@ export const ErrorCode = z.enum([
   "E_NOT_FOUND",
   "E_UNAUTHORIZED",
   "E_UNPAIRED",
+  "E_PAIRING_CLOSED",
+  "E_IDENTITY_CHANGED",
   "E_RATE_LIMITED",
   "E_QUEUE_FULL",
   "E_MODEL_MISSING",

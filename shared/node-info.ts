@@ -1,6 +1,11 @@
 import { z } from "zod";
 import { DeviceInfo } from "./device";
 
+/** A certificate's SHA-256 fingerprint: 64 hex digits, no separators. */
+export const Fingerprint = z
+  .string()
+  .regex(/^[0-9a-f]{64}$/, "must be a SHA-256 fingerprint (64 lowercase hex digits)");
+
 export const ModelInfo = z.object({
   name: z.string(),
   kind: z.string(),
@@ -40,6 +45,8 @@ export const NodeInfo = z.object({
   version: z.string(),
   protocol: z.number().int(),
   startedAt: z.string(),
+  /** SHA-256 of the certificate the node serves its API with. */
+  fingerprint: Fingerprint,
   devices: z.array(DeviceInfo),
   models: z.array(ModelInfo),
   limits: NodeLimits,
@@ -63,6 +70,11 @@ export const PairRequest = z.object({
   code: z.string().min(1).max(32),
   /** Who is pairing, shown in the node's log and pairing list. */
   client: z.string().min(1).max(100),
+  /**
+   * The fingerprint of the certificate the client sees. The node refuses when it
+   * is not its own: someone in between, even one who relays the right code.
+   */
+  fingerprint: Fingerprint,
 });
 export type PairRequest = z.infer<typeof PairRequest>;
 
@@ -75,6 +87,8 @@ export type PairResponse = z.infer<typeof PairResponse>;
 /** The TXT record of the `_kiln._tcp` advert: a hint only, never trusted. */
 export const MdnsTxt = z.object({
   id: z.string().uuid(),
+  /** The node's certificate fingerprint, checked again at pairing (the advert itself is not trusted). */
+  fp: Fingerprint,
   v: z.coerce.number().int(),
   name: z.string().max(100),
   gpus: z.coerce.number().int().nonnegative(),

@@ -79,7 +79,7 @@ export type DeviceSample = z.infer<typeof DeviceSample>;
 /** Samples of history kept per device: 5 minutes at the nodes' 1 Hz. */
 export const HISTORY_SAMPLES = 300;
 
-export const NodeStatus = z.enum(["online", "lost", "draining", "unpaired", "conflict", "pairing"]);
+export const NodeStatus = z.enum(["online", "lost", "draining", "unpaired", "conflict", "identity-changed", "pairing"]);
 export type NodeStatus = z.infer<typeof NodeStatus>;
 
 export const NodeSummary = z.object({
@@ -95,6 +95,8 @@ export const NodeSummary = z.object({
   models: z.array(ModelInfo),
   /** Why the node is not usable, in words (conflict, identity, errors). */
   problem: z.string().nullable(),
+  /** SHA-256 of the node's certificate: the pinned one when paired, the advertised one when found. */
+  fingerprint: z.string().nullable(),
   blockedModels: z.array(z.string()),
   /** Per device uuid: samples of the last 5 minutes, oldest first. Sent with the node list, not every second. */
   history: z.record(z.string(), z.array(DeviceSample)),

@@ -7,6 +7,7 @@ import { Command, InvalidArgumentError, Option } from "commander";
 import pino from "pino";
 import { DEFAULT_UI_PORT } from "../../shared/constants";
 import { KilnError } from "../../shared/errors";
+import { formatFingerprint } from "../../shared/fingerprint";
 import { parseGridSpec } from "../../shared/grid-spec";
 import type { JobSpecInput } from "../../shared/job";
 import { SeedMode } from "../../shared/job";
@@ -241,7 +242,10 @@ async function pair(address: { host: string; port: number }, code: string, opts:
   );
   try {
     const node = await coordinator.pairNode(address.host, address.port, code);
-    process.stdout.write(`paired with ${node.name} (${node.id}) at ${address.host}:${address.port}\n`);
+    process.stdout.write(
+      `paired with ${node.name} (${node.id}) at ${address.host}:${address.port}\n` +
+        `certificate SHA-256 ${formatFingerprint(node.fingerprint ?? "")} pinned (the node shows the same at start and with \`kiln-node pair\`)\n`,
+    );
   } finally {
     await coordinator.stop();
   }

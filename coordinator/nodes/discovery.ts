@@ -8,6 +8,8 @@ export interface DiscoveredNode {
   name: string;
   host: string;
   port: number;
+  /** Certificate fingerprint from the advert: checked against what the node presents when pairing. */
+  fingerprint: string;
   protocol: number;
   gpus: number;
   seenAt: number;
@@ -75,6 +77,7 @@ function parse(service: Service, seenAt: number): DiscoveredNode | null {
     name: txt.data.name,
     host,
     port: service.port,
+    fingerprint: txt.data.fp,
     protocol: txt.data.v,
     gpus: txt.data.gpus,
     seenAt,

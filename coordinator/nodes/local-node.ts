@@ -1,7 +1,10 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Logger } from "pino";
+import { type NodePin, pinFromPem } from "./node-client";
 
 /** The node daemon's entry point; the coordinator starts it as a child, never imports it. */
 const KILN_NODE_BIN = fileURLToPath(new URL("../../bin/kiln-node.js", import.meta.url));
@@ -17,6 +20,8 @@ export interface LocalNodeInfo {
   nodeId: string;
   port: number;
   token: string;
+  /** Its certificate, read from the state dir this process gave the node: trusted without pairing. */
+  pin: NodePin;
 }
 
 /**
@@ -74,7 +79,12 @@ export class LocalNode {
             continue;
           }
           if (entry.msg === "listening" && entry.port && entry.nodeId)
-            resolve({ nodeId: entry.nodeId, port: entry.port, token });
+            resolve({
+              nodeId: entry.nodeId,
+              port: entry.port,
+              token,
+              pin: pinFromPem(readFileSync(join(this.opts.stateDir, "tls-cert.pem"), "utf8")),
+            });
           if ((entry.level ?? 0) >= 40) log.warn({ node: entry }, entry.msg ?? "local node warning");
         }
       });

@@ -1,6 +1,10 @@
+import { X509Certificate } from "node:crypto";
 import { EventEmitter } from "node:events";
-import WebSocket from "ws";
+import { type PeerCertificate, connect as tlsConnect } from "node:tls";
+import { Agent, fetch, type Response } from "undici";
+import WebSocket, { type ClientOptions } from "ws";
 import { ApiError, KilnError } from "../../shared/errors";
+import { formatFingerprint, normalizeFingerprint } from "../../shared/fingerprint";
 import { NodeEvent } from "../../shared/node-events";
 import { Health, NodeInfo, PairResponse } from "../../shared/node-info";
 import { TaskAccepted, type TaskRequest } from "../../shared/task";
@@ -17,33 +21,99 @@ export interface NodeClientEvents {
   event: [NodeEvent];
   connected: [];
   disconnected: [string];
+  /** The node presented another certificate than the pinned one. */
+  identityChanged: [KilnError];
 }
 
+/** The certificate a node was paired with: the only one its client will talk to. */
+export interface NodePin {
+  certPem: string;
+  /** SHA-256, 64 lowercase hex digits. */
+  fingerprint: string;
+}
+
+/** TLS verification failures: with a pinned self-signed certificate, any of them means another certificate. */
+const TLS_IDENTITY_ERRORS = new Set([
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "CERT_SIGNATURE_FAILURE",
+  "ERR_KILN_FINGERPRINT",
+]);
+
 /**
- * The coordinator's connection to one paired node: JSON over HTTP for commands,
- * one WebSocket for its events, reconnected with backoff. Every answer is parsed
- * with the shared schemas; the node is trusted only as far as it validates.
+ * The coordinator's connection to one paired node: JSON over HTTPS for
+ * commands, one WSS socket for its events, reconnected with backoff. TLS trusts
+ * exactly the certificate pinned at pairing, so the token is only ever sent to
+ * that node; every answer is parsed with the shared schemas.
  */
 export class NodeClient extends EventEmitter<NodeClientEvents> {
   private socket: WebSocket | null = null;
   private closed = false;
   private reconnectDelayMs = 250;
   private reconnectTimer: NodeJS.Timeout | null = null;
+  private readonly dispatcher: Agent;
 
   constructor(
     readonly baseUrl: string,
     private readonly token: string,
+    readonly pin: NodePin,
   ) {
     super();
+    this.dispatcher = pinnedAgent(pin);
   }
 
-  static async pair(baseUrl: string, code: string, client: string): Promise<PairResponse> {
-    const res = await request(`${baseUrl}/v1/pair`, { method: "POST", body: { code, client } });
-    return PairResponse.parse(await answer(res, "pairing"));
+  /**
+   * Reads the certificate a node presents, without trusting it: the first step
+   * of pairing (trust on first use). The caller compares its fingerprint with
+   * the node's advert or console before sending anything.
+   */
+  static probe(host: string, port: number): Promise<NodePin> {
+    return new Promise((resolve, reject) => {
+      const socket = tlsConnect({ host, port, rejectUnauthorized: false, timeout: REQUEST_TIMEOUT_MS });
+      socket.once("secureConnect", () => {
+        const cert: PeerCertificate = socket.getPeerCertificate();
+        socket.end();
+        if (!cert?.raw) return reject(new KilnError("E_INTERNAL", `${host}:${port} presented no certificate`));
+        const base64 =
+          cert.raw
+            .toString("base64")
+            .match(/.{1,64}/g)
+            ?.join("\n") ?? "";
+        resolve({
+          certPem: `-----BEGIN CERTIFICATE-----\n${base64}\n-----END CERTIFICATE-----\n`,
+          fingerprint: normalizeFingerprint(cert.fingerprint256),
+        });
+      });
+      socket.once("timeout", () => socket.destroy(new Error(`no TLS answer from ${host}:${port}`)));
+      socket.once("error", (error) =>
+        reject(new KilnError("E_INTERNAL", `cannot reach ${host}:${port}: ${error.message}`)),
+      );
+    });
+  }
+
+  /** Pairs over TLS pinned to `pin`; the node checks that `pin` is its own certificate. */
+  static async pair(baseUrl: string, pin: NodePin, code: string, client: string): Promise<PairResponse> {
+    const dispatcher = pinnedAgent(pin);
+    try {
+      const res = await request(`${baseUrl}/v1/pair`, dispatcher, {
+        method: "POST",
+        body: { code, client, fingerprint: pin.fingerprint },
+      });
+      return PairResponse.parse(await answer(res, "pairing"));
+    } finally {
+      await dispatcher.close();
+    }
   }
 
   async health(): Promise<Health> {
-    return Health.parse(await answer(await request(`${this.baseUrl}/health`, {}), "health check"));
+    return Health.parse(await answer(await this.call("GET", "/health"), "health check"));
+  }
+
+  /** Revokes this client's token on the node (unpairing). */
+  async unpair(): Promise<void> {
+    await answer(await this.call("DELETE", "/v1/pair"), "unpairing");
   }
 
   async info(): Promise<NodeInfo> {
@@ -86,10 +156,13 @@ export class NodeClient extends EventEmitter<NodeClientEvents> {
   /** Opens the event stream and keeps it open until {@link close}. */
   connect(): void {
     if (this.closed || this.socket) return;
-    const socket = new WebSocket(`${this.baseUrl.replace(/^http/, "ws")}/v1/events`, {
+    const socket = new WebSocket(`${this.baseUrl.replace(/^https/, "wss")}/v1/events`, {
       headers: { authorization: `Bearer ${this.token}` },
       handshakeTimeout: REQUEST_TIMEOUT_MS,
       maxPayload: 16 * 1024 * 1024,
+      ca: this.pin.certPem,
+      // ws passes this to tls.connect, which calls it Node's way (Error | undefined), not as ws's types declare.
+      checkServerIdentity: fingerprintCheck(this.pin) as unknown as ClientOptions["checkServerIdentity"],
     });
     this.socket = socket;
     socket.on("open", () => {
@@ -105,7 +178,10 @@ export class NodeClient extends EventEmitter<NodeClientEvents> {
       }
       if (parsed.success) this.emit("event", parsed.data);
     });
-    socket.on("error", () => undefined);
+    socket.on("error", (error) => {
+      const identity = identityError(error, this.pin);
+      if (identity) this.emit("identityChanged", identity);
+    });
     socket.on("close", (code, reason) => {
       this.socket = null;
       this.emit("disconnected", `${code} ${String(reason)}`.trim());
@@ -120,15 +196,58 @@ export class NodeClient extends EventEmitter<NodeClientEvents> {
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.socket?.terminate();
     this.socket = null;
+    void this.dispatcher.close();
   }
 
-  private call(method: string, path: string, body?: unknown): Promise<Response> {
-    return request(`${this.baseUrl}${path}`, { method, body, token: this.token });
+  private async call(method: string, path: string, body?: unknown): Promise<Response> {
+    try {
+      return await request(`${this.baseUrl}${path}`, this.dispatcher, { method, body, token: this.token });
+    } catch (error) {
+      const identity = identityError((error as { cause?: unknown }).cause ?? error, this.pin);
+      if (identity) {
+        this.emit("identityChanged", identity);
+        throw identity;
+      }
+      throw error;
+    }
   }
 }
 
-function request(url: string, opts: { method?: string; body?: unknown; token?: string }): Promise<Response> {
+/** The pin of a certificate this side already trusts (the embedded node's, read from its state dir). */
+export function pinFromPem(certPem: string): NodePin {
+  return { certPem, fingerprint: normalizeFingerprint(new X509Certificate(certPem).fingerprint256) };
+}
+
+/** An HTTPS agent that trusts the pinned certificate and nothing else, whatever the host name. */
+export function pinnedAgent(pin: NodePin): Agent {
+  return new Agent({ connect: { ca: pin.certPem, checkServerIdentity: fingerprintCheck(pin) } });
+}
+
+export function fingerprintCheck(pin: NodePin): (host: string, cert: PeerCertificate) => Error | undefined {
+  return (_host, cert) => {
+    if (normalizeFingerprint(cert.fingerprint256) === pin.fingerprint) return undefined;
+    return Object.assign(new Error("certificate fingerprint differs from the pinned one"), {
+      code: "ERR_KILN_FINGERPRINT",
+    });
+  };
+}
+
+function identityError(error: unknown, pin: NodePin): KilnError | null {
+  const code = (error as { code?: string } | null)?.code;
+  if (!code || !TLS_IDENTITY_ERRORS.has(code)) return null;
+  return new KilnError(
+    "E_IDENTITY_CHANGED",
+    `identity changed: the node presents another certificate than the one pinned at pairing (SHA-256 ${formatFingerprint(pin.fingerprint)}); nothing is sent to it until a person pairs it again`,
+  );
+}
+
+function request(
+  url: string,
+  dispatcher: Agent,
+  opts: { method?: string; body?: unknown; token?: string },
+): Promise<Response> {
   return fetch(url, {
+    dispatcher,
     method: opts.method ?? "GET",
     headers: {
       ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}),

@@ -28,7 +28,10 @@ export interface NodeService {
   submit(task: Task): TaskAccepted;
   cancel(taskId: string): boolean;
   imagePath(imageId: string): string;
-  pair(code: string, client: string): PairResponse | null;
+  /** Throws E_PAIRING_CLOSED, E_UNAUTHORIZED (wrong code) or E_IDENTITY_CHANGED. */
+  pair(code: string, client: string, fingerprint: string): PairResponse;
+  /** Revokes the caller's own token; the client it belonged to. */
+  unpair(token: string): string;
   verifyToken(token: string): string | null;
   metricsText(): Promise<string>;
   retryAfterS(): number;
@@ -39,6 +42,8 @@ export interface ServerOptions {
   events: EventHub;
   limiter: FailureLimiter;
   maxBodyBytes: number;
+  /** The node's key and self-signed certificate: the API is served over HTTPS and WSS only. */
+  tls: { key: string; cert: string };
   log: Logger;
 }
 
@@ -76,6 +81,7 @@ function bearer(request: FastifyRequest): string | null {
 export async function createServer(opts: ServerOptions) {
   const { service, events, limiter } = opts;
   const app = Fastify({
+    https: { key: opts.tls.key, cert: opts.tls.cert, minVersion: "TLSv1.2" },
     loggerInstance: opts.log,
     bodyLimit: opts.maxBodyBytes,
     // Requests at 1 Hz per coordinator would drown the log; refusals are logged where they happen.
@@ -109,7 +115,8 @@ export async function createServer(opts: ServerOptions) {
 
   app.addHook("onRequest", async (request, reply) => {
     const path = request.url.split("?")[0] ?? "";
-    if (!path.startsWith(`${NODE_API_PREFIX}/`) || path === `${NODE_API_PREFIX}/pair`) return;
+    const pairing = path === `${NODE_API_PREFIX}/pair` && request.method === "POST";
+    if (!path.startsWith(`${NODE_API_PREFIX}/`) || pairing) return;
     if (limiter.blockedFor(request.ip) > 0) return refuseBlocked(request, reply, "too many failed attempts");
     const token = bearer(request);
     if (token === null || service.verifyToken(token) === null) {
@@ -141,17 +148,24 @@ export async function createServer(opts: ServerOptions) {
   app.post(`${NODE_API_PREFIX}/pair`, async (request, reply) => {
     if (limiter.blockedFor(request.ip) > 0) return refuseBlocked(request, reply, "too many wrong pairing codes");
     const body = parseOr400(PairRequest, request.body, "pairing request");
-    const paired = service.pair(body.code, body.client);
-    if (!paired) {
-      limiter.recordFailure(request.ip);
-      opts.log.warn({ ip: request.ip, client: body.client }, "wrong pairing code");
-      return sendError(
-        reply,
-        new KilnError("E_UNAUTHORIZED", "wrong pairing code: read the code the node prints at start-up"),
-      );
+    try {
+      const paired = service.pair(body.code, body.client, body.fingerprint);
+      opts.log.info({ ip: request.ip, client: body.client }, "paired a new client");
+      return paired;
+    } catch (error) {
+      if (error instanceof KilnError && (error.code === "E_UNAUTHORIZED" || error.code === "E_IDENTITY_CHANGED")) {
+        limiter.recordFailure(request.ip);
+        opts.log.warn({ ip: request.ip, client: body.client, code: error.code }, "refused a pairing attempt");
+      }
+      throw error;
     }
-    opts.log.info({ ip: request.ip, client: body.client }, "paired a new client");
-    return paired;
+  });
+
+  // Unpairing: the caller's token stops working at once.
+  app.delete(`${NODE_API_PREFIX}/pair`, async (request) => {
+    const client = service.unpair(bearer(request) as string);
+    opts.log.info({ ip: request.ip, client }, "a client unpaired; its token is revoked");
+    return { unpaired: true };
   });
 
   app.post(`${NODE_API_PREFIX}/tasks`, async (request, reply) => {

@@ -41,6 +41,16 @@ export class TokenStore {
     return token;
   }
 
+  /** Unpairing: forgets a paired token; the client it belonged to, or null when it was not a paired token. */
+  revoke(token: string): string | null {
+    const digest = sha256(token).toString("hex");
+    const stored = this.tokens.find((t) => t.sha256 === digest);
+    if (!stored) return null;
+    this.tokens = this.tokens.filter((t) => t !== stored);
+    this.state.writeJson(TOKEN_FILE, { tokens: this.tokens });
+    return stored.client;
+  }
+
   /** The client a token belongs to, or null. Every stored digest is compared, so timing says nothing. */
   verify(token: string): string | null {
     const digest = sha256(token);

@@ -1,3 +1,4 @@
+import { formatFingerprint } from "../../shared/fingerprint";
 import type { NodeStatus } from "../../shared/ui-api";
 import { useActions } from "../api/actions-context";
 import { useFarmStore } from "../stores/farm-store";
@@ -12,6 +13,8 @@ const STATUS_HINT: Record<NodeStatus, string> = {
   lost: "not answering; its images went back to the queue",
   unpaired: "found on the LAN; pair it with the code it prints",
   conflict: "claims the identity of another node; gets no work",
+  "identity-changed":
+    "presents another certificate than when it was paired; gets no work and no token until you pair it again (if it was reinstalled)",
   pairing: "connecting",
 };
 
@@ -49,7 +52,12 @@ export function NodeCard({ nodeId }: { nodeId: string }) {
           </ul>
         </div>
       )}
-      {node.status === "unpaired" && <PairForm node={node} />}
+      {node.fingerprint && (
+        <p className="node-fingerprint">
+          Certificate SHA-256 <code>{formatFingerprint(node.fingerprint)}</code>
+        </p>
+      )}
+      {(node.status === "unpaired" || node.status === "identity-changed") && <PairForm node={node} />}
       {paired && !node.local && (
         <div className="node-actions">
           <button type="button" onClick={() => void actions.drainNode(node.id, !node.drained)}>

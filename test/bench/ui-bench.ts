@@ -94,6 +94,7 @@ function node(n: number, t: number): NodeSummary {
     port: 7878,
     status: "online",
     version: "0.1.0",
+    fingerprint: null,
     local: n === 0,
     drained: false,
     devices: Array.from({ length: DEVICES_PER_NODE }, (_, d) => device(n, d, t)),

@@ -41,7 +41,7 @@ describe.skipIf(BROWSER_SKIP_REASON !== null)(
           startNode(["--simulate", "1x16GB@8", "--name", "rack-b"]),
         ])),
       );
-      spare = await startNode(["--simulate", "1x8GB@4", "--name", "rack-spare"]);
+      spare = await startNode(["--simulate", "1x8GB@4", "--name", "rack-spare", "--pair"]);
       serve = await startServe([
         "--data-dir",
         mkdtempSync(join(tmpdir(), "kiln-e2e-data-")),

@@ -6,6 +6,7 @@ import { fileURLToPath } from "node:url";
 import sharp from "sharp";
 import { afterEach, describe, expect, it } from "vitest";
 import { readTextChunks } from "../../farm-node/png/png-text-chunks";
+import { formatFingerprint } from "../../shared/fingerprint";
 import { parseParameters } from "../../shared/png-parameters";
 import { type RunningNode, startNode } from "../support/kiln-node-process";
 import { startServe } from "../support/kiln-serve-process";
@@ -134,12 +135,14 @@ describe("kiln CLI", () => {
   });
 
   it("pairs with a node's printed code, then lists it with its devices", async () => {
-    const node = await startNode(["--simulate", "2x24GB@10", "--name", "rack-01"]);
+    const node = await startNode(["--simulate", "2x24GB@10", "--name", "rack-01", "--pair"]);
     nodesToStop.push(node);
     const data = temp("data");
     const paired = await kiln(["pair", `127.0.0.1:${node.port}`, node.pairingCode(), "--data-dir", data]).done;
     expect(paired.code, paired.stderr).toBe(0);
     expect(paired.stdout).toContain(`paired with rack-01 (${node.nodeId})`);
+    // The pinned certificate is shown, to compare with what the node prints.
+    expect(paired.stdout).toContain(formatFingerprint(node.pin.fingerprint));
     const listed = await kiln(["nodes", "--no-local", "--data-dir", data]).done;
     expect(listed.code, listed.stderr).toBe(0);
     expect(listed.stdout).toMatch(/rack-01 {2}127\.0\.0\.1:\d+ {2}online/);

@@ -71,7 +71,7 @@ afterAll(async () => {
 
 describe("kiln-node API on a real CPU worker (ONNX Runtime)", () => {
   it("answers /health without a token and describes itself on /v1/node", async () => {
-    const health = await (await fetch(`${node.url}/health`)).json();
+    const health = await (await api(node, null).get("/health")).json();
     expect(health).toMatchObject({ status: "ok", ready: true, id: node.nodeId, workersUp: 1, workersTotal: 1 });
     const info = NodeInfo.parse(await (await api(node).get("/v1/node")).json());
     expect(info.name).toBe("api-test-node");
@@ -213,7 +213,7 @@ describe("kiln-node API on a real CPU worker (ONNX Runtime)", () => {
       expect(res.status).toBeLessThan(500);
       expect(ApiError.safeParse(await res.json()).success).toBe(true);
     }
-    expect((await fetch(`${node.url}/health`)).status).toBe(200);
+    expect((await api(node, null).get("/health")).status).toBe(200);
     const { png } = await renderOne(valid);
     expect((await sharp(png).metadata()).width).toBe(256);
   });
@@ -230,7 +230,7 @@ describe("kiln-node API on a real CPU worker (ONNX Runtime)", () => {
   });
 
   it("serves Prometheus metrics with per-device figures", async () => {
-    const text = await (await fetch(`${node.url}/metrics`)).text();
+    const text = await (await api(node, null).get("/metrics")).text();
     expect(text).toMatch(/kiln_images_total\{device="CPU-[^"]+"\} \d+/);
     expect(text).toContain("kiln_step_seconds_bucket");
     expect(text).toContain("kiln_device_queue_depth");

@@ -61,7 +61,7 @@ describe("kiln-node under faults", () => {
     const next = task(1, { width: 256, height: 256 });
     expect((await api(n).submit(next)).status).toBe(202);
     await events.waitFor((e) => e.type === "image.ready" && e.taskId === next.id, 45_000);
-    expect((await fetch(`${n.url}/health`)).status).toBe(200);
+    expect((await api(n, null).get("/health")).status).toBe(200);
     expect(childPids(n.proc.pid as number)).not.toContain(worker);
     events.close();
   });
@@ -75,7 +75,7 @@ describe("kiln-node under faults", () => {
     const failed = (await events.waitFor((e) => e.type === "task.failed" && e.taskId === slow.id)) as Failed;
     expect(failed).toMatchObject({ code: "E_TIMEOUT", retriable: true });
     await n.waitForLog((l) => l.msg === "worker ready" && n.logs.filter((x) => x.msg === "worker ready").length >= 2);
-    const health = (await (await fetch(`${n.url}/health`)).json()) as { workersUp: number };
+    const health = (await (await api(n, null).get("/health")).json()) as { workersUp: number };
     expect(health.workersUp).toBe(1);
     events.close();
   });
@@ -146,19 +146,29 @@ describe("kiln-node under faults", () => {
   });
 
   it("pairs with the printed code, refuses a wrong one, and rate-limits repeated failures", async () => {
-    const n = await node(["--simulate", "1x24GB@10"]);
+    const n = await node(["--simulate", "1x24GB@10", "--pair"]);
     const code = n.pairingCode();
     expect(code).toMatch(/^\d{3}-\d{3}$/);
+    const fingerprint = n.pin.fingerprint;
     const wrongCode = code === "000-000" ? "111-111" : "000-000";
-    const refused = await api(n, null).post("/v1/pair", { code: wrongCode, client: "test" });
+    const refused = await api(n, null).post("/v1/pair", { code: wrongCode, client: "test", fingerprint });
     expect(refused.status).toBe(401);
-    const paired = await api(n, null).post("/v1/pair", { code, client: "studio-test" });
+    // The right code with the fingerprint of another certificate: someone in between; refused, code not spent.
+    const between = await api(n, null).post("/v1/pair", { code, client: "mitm", fingerprint: "0".repeat(64) });
+    expect(between.status).toBe(421);
+    expect(ApiError.parse(await between.json()).error.code).toBe("E_IDENTITY_CHANGED");
+    const exchange = { code, client: "studio-test", fingerprint };
+    const paired = await api(n, null).post("/v1/pair", exchange);
     expect(paired.status).toBe(200);
     const { token, nodeId } = (await paired.json()) as { token: string; nodeId: string };
     expect(nodeId).toBe(n.nodeId);
     expect((await api(n, token).get("/v1/node")).status).toBe(200);
-    // The code is spent: it cannot pair a second client.
-    expect((await api(n, null).post("/v1/pair", { code, client: "again" })).status).toBe(401);
+    // The same exchange replayed: the code is spent, it cannot pair a second client.
+    expect((await api(n, null).post("/v1/pair", exchange)).status).toBe(401);
+
+    // Unpairing revokes the token on the node at once.
+    expect((await api(n, token).delete("/v1/pair")).status).toBe(200);
+    expect((await api(n, token).get("/v1/node")).status).toBe(401);
 
     let limited: Response | null = null;
     for (let i = 0; i < 12 && !limited; i++) {

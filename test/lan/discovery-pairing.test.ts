@@ -37,7 +37,7 @@ describe.skipIf(NETNS_SKIP_REASON !== null)("two hosts on a bridge (network name
     cleanup.push(() => lan.destroy());
     const gpu = lan.host("gpu1");
     const studio = lan.host("studio");
-    const node = await startNode(["--simulate", "1x24GB@20", "--name", "gpu-box-1"], {
+    const node = await startNode(["--simulate", "1x24GB@20", "--name", "gpu-box-1", "--pair"], {
       prefix: gpu.prefix,
       host: "0.0.0.0",
     });

@@ -47,7 +47,7 @@ describe.skipIf(NETNS_SKIP_REASON !== null)("kiln-node mDNS advert (real mDNS in
     const up = await browser.waitFor((l) => l.event === "up" && l.txt?.id === node.nodeId);
     expect(up.port).toBe(node.port);
     const txt = MdnsTxt.parse(up.txt);
-    expect(txt).toEqual({ id: node.nodeId, v: 1, name: "rack-07", gpus: 2, api: "/v1" });
+    expect(txt).toEqual({ id: node.nodeId, fp: node.pin.fingerprint, v: 2, name: "rack-07", gpus: 2, api: "/v1" });
 
     expect(await node.stop()).toBe(0);
     await browser.waitFor((l) => l.event === "down" && l.name === up.name);

@@ -1,9 +1,10 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { type NodePin, pinFromPem } from "../../coordinator/nodes/node-client";
 import { eachLine, Observed } from "./observed";
 
 const BIN = fileURLToPath(new URL("../../bin/kiln-node.js", import.meta.url));
@@ -17,7 +18,10 @@ export interface LogLine {
 export interface RunningNode {
   proc: ChildProcess;
   port: number;
+  /** https://…: the API is served over TLS only. */
   url: string;
+  /** The node's certificate, read from its state dir: what a paired client pins. */
+  pin: NodePin;
   token: string;
   nodeId: string;
   stateDir: string;
@@ -95,7 +99,8 @@ export async function startNode(args: string[] = [], opts: StartOptions = {}): P
   return {
     proc,
     port,
-    url: `http://127.0.0.1:${port}`,
+    url: `https://${opts.host && opts.host !== "0.0.0.0" ? opts.host : "127.0.0.1"}:${port}`,
+    pin: pinFromPem(readFileSync(join(stateDir, "tls-cert.pem"), "utf8")),
     token,
     nodeId: listening.nodeId as string,
     stateDir,

@@ -1,26 +1,31 @@
-import WebSocket from "ws";
+import { fetch } from "undici";
+import WebSocket, { type ClientOptions } from "ws";
+import { fingerprintCheck, pinnedAgent } from "../../coordinator/nodes/node-client";
 import { NodeEvent } from "../../shared/node-events";
 import type { TaskRequest } from "../../shared/task";
 import type { RunningNode } from "./kiln-node-process";
 import { Observed } from "./observed";
 
-/** A thin HTTP client for tests: real fetch against a real node. */
-export function api(node: Pick<RunningNode, "url" | "token">, token: string | null = node.token) {
+/** A thin HTTPS client for tests: real fetch against a real node, trusting its pinned certificate. */
+export function api(node: Pick<RunningNode, "url" | "token" | "pin">, token: string | null = node.token) {
+  const dispatcher = pinnedAgent(node.pin);
   const headers = (extra: Record<string, string> = {}) => ({
     ...(token === null ? {} : { authorization: `Bearer ${token}` }),
     ...extra,
   });
   return {
-    get: (path: string) => fetch(`${node.url}${path}`, { headers: headers() }),
+    get: (path: string) => fetch(`${node.url}${path}`, { dispatcher, headers: headers() }),
     post: (path: string, body: unknown) =>
       fetch(`${node.url}${path}`, {
+        dispatcher,
         method: "POST",
         headers: headers({ "content-type": "application/json" }),
         body: typeof body === "string" ? body : JSON.stringify(body),
       }),
-    delete: (path: string) => fetch(`${node.url}${path}`, { method: "DELETE", headers: headers() }),
+    delete: (path: string) => fetch(`${node.url}${path}`, { dispatcher, method: "DELETE", headers: headers() }),
     submit: (task: TaskRequest) =>
       fetch(`${node.url}/v1/tasks`, {
+        dispatcher,
         method: "POST",
         headers: headers({ "content-type": "application/json" }),
         body: JSON.stringify(task),
@@ -36,9 +41,11 @@ export interface EventStream {
 }
 
 /** Subscribes to the node's event WebSocket; every event is validated against the shared schema. */
-export async function subscribe(node: Pick<RunningNode, "port" | "token">): Promise<EventStream> {
-  const socket = new WebSocket(`ws://127.0.0.1:${node.port}/v1/events`, {
+export async function subscribe(node: Pick<RunningNode, "url" | "token" | "pin">): Promise<EventStream> {
+  const socket = new WebSocket(`${node.url.replace(/^https/, "wss")}/v1/events`, {
     headers: { authorization: `Bearer ${node.token}` },
+    ca: node.pin.certPem,
+    checkServerIdentity: fingerprintCheck(node.pin) as unknown as ClientOptions["checkServerIdentity"],
   });
   const events = new Observed<NodeEvent>();
   socket.on("message", (data) => events.push(NodeEvent.parse(JSON.parse(String(data)))));

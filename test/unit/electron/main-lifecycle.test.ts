@@ -3,7 +3,9 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
+import { fetch as undiciFetch } from "undici";
 import { afterAll, describe, expect, it, vi } from "vitest";
+import { pinFromPem, pinnedAgent } from "../../../coordinator/nodes/node-client";
 import { IPC_CHANNELS } from "../../../shared/desktop-bridge";
 
 /**
@@ -172,8 +174,10 @@ describe("main process (fake electron: the Electron binary cannot run here)", ()
       };
       return reply.result.find((n) => n.local && n.status === "online");
     });
-    const health = `http://127.0.0.1:${local.port}/health`;
-    expect((await fetch(health)).ok).toBe(true);
+    // Over TLS, trusting the certificate in the local node's state dir, as the coordinator does.
+    const pin = pinFromPem(readFileSync(join(userData, "local-node", "tls-cert.pem"), "utf8"));
+    const health = () => undiciFetch(`https://127.0.0.1:${local.port}/health`, { dispatcher: pinnedAgent(pin) });
+    expect((await health()).ok).toBe(true);
     // Then discovery browses the LAN for nodes.
     expect(browsed).toEqual([{ type: "kiln", protocol: "tcp" }]);
     expect(existsSync(join(userData, "kiln.sqlite"))).toBe(true);
@@ -192,7 +196,7 @@ describe("main process (fake electron: the Electron binary cannot run here)", ()
     fake.app.quit();
     expect(fake.state.quitDone).toBe(false);
     await until(() => fake.state.quitDone);
-    await expect(fetch(health)).rejects.toThrow();
+    await expect(health()).rejects.toThrow();
     expect(JSON.parse(readFileSync(join(userData, "window-state.json"), "utf8"))).toEqual({
       x: 10,
       y: 20,

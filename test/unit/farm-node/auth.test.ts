@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { FailureLimiter } from "../../../farm-node/auth/failure-limiter";
-import { PairingCode } from "../../../farm-node/auth/pairing-code";
+import { PairingWindow } from "../../../farm-node/auth/pairing-window";
 import { TokenStore } from "../../../farm-node/auth/token-store";
 import { StateDir } from "../../../farm-node/state-dir";
 
@@ -35,18 +35,32 @@ describe("state dir", () => {
   });
 });
 
-describe("pairing code", () => {
-  it("matches with or without the dash and rotates after use", () => {
-    const code = new PairingCode();
-    const shown = code.display;
+describe("pairing window", () => {
+  it("matches with or without the dash while open, and rotates after use", () => {
+    const window = new PairingWindow();
+    window.open(60_000);
+    const shown = window.display;
     expect(shown).toMatch(/^\d{3}-\d{3}$/);
-    expect(code.matches(shown)).toBe(true);
-    expect(code.matches(shown.replace("-", ""))).toBe(true);
-    expect(code.matches(`${shown}0`)).toBe(false);
-    expect(code.matches("")).toBe(false);
-    code.rotate();
+    expect(window.matches(shown)).toBe(true);
+    expect(window.matches(shown.replace("-", ""))).toBe(true);
+    expect(window.matches(`${shown}0`)).toBe(false);
+    expect(window.matches("")).toBe(false);
+    window.rotate();
     // One in a million it draws the same code again; then the old one still matches.
-    expect(code.matches(shown)).toBe(code.display === shown);
+    expect(window.matches(shown)).toBe(window.display === shown);
+  });
+
+  it("refuses even the right code before a person opens it and after it closes (injected clock)", () => {
+    let now = 1_000;
+    const window = new PairingWindow(() => now);
+    expect(window.isOpen).toBe(false);
+    expect(window.matches(window.display)).toBe(false);
+    window.open(10 * 60_000);
+    expect(window.closesAt).toBe(1_000 + 600_000);
+    expect(window.matches(window.display)).toBe(true);
+    now += 600_000;
+    expect(window.isOpen).toBe(false);
+    expect(window.matches(window.display)).toBe(false);
   });
 });
 

@@ -93,6 +93,7 @@ export function model(over: Partial<ModelInfo> & { name: string }): ModelInfo {
 
 export function node(over: Partial<NodeSummary> & { id: string }): NodeSummary {
   return {
+    fingerprint: null,
     name: `node ${over.id}`,
     host: "10.0.0.7",
     port: 7878,

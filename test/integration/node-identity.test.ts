@@ -1,0 +1,98 @@
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import pino from "pino";
+import { afterEach, describe, expect, it } from "vitest";
+import { Coordinator } from "../../coordinator/coordinator";
+import { ApiError } from "../../shared/errors";
+import { formatFingerprint } from "../../shared/fingerprint";
+import { type RunningNode, startNode } from "../support/kiln-node-process";
+import { api } from "../support/node-client";
+
+const KILN_NODE = fileURLToPath(new URL("../../bin/kiln-node.js", import.meta.url));
+const cleanups: Array<() => Promise<unknown>> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function node(args: string[], opts: Parameters<typeof startNode>[1] = {}): Promise<RunningNode> {
+  const n = await startNode(["--simulate", "1x24GB@10", ...args], opts);
+  cleanups.push(() => n.stop());
+  return n;
+}
+
+async function waitUntil(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe("the node's identity: TLS, pairing window, pinned certificate", () => {
+  it("serves only TLS: a plain HTTP request gets no API answer", async () => {
+    const n = await node([]);
+    await expect(fetch(`http://127.0.0.1:${n.port}/health`)).rejects.toThrow();
+    expect((await api(n, null).get("/health")).status).toBe(200);
+  });
+
+  it("keeps pairing closed on a paired node until a person runs `kiln-node pair` on it", async () => {
+    const n = await node([]);
+    const attempt = () =>
+      api(n, null).post("/v1/pair", { code: "123-456", client: "x", fingerprint: n.pin.fingerprint });
+    const closed = await attempt();
+    expect(closed.status).toBe(403);
+    expect(ApiError.parse(await closed.json()).error.code).toBe("E_PAIRING_CLOSED");
+
+    const out = execFileSync(process.execPath, [KILN_NODE, "pair", "--state-dir", n.stateDir], { encoding: "utf8" });
+    const code = /code (\d{3}-\d{3})/.exec(out)?.[1] as string;
+    expect(code).toMatch(/^\d{3}-\d{3}$/);
+    expect(out).toContain(formatFingerprint(n.pin.fingerprint));
+    const paired = await api(n, null).post("/v1/pair", { code, client: "studio", fingerprint: n.pin.fingerprint });
+    expect(paired.status).toBe(200);
+  });
+
+  it("a node that comes back with another certificate is shown as identity changed and gets no work until re-paired", async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), "kiln-identity-"));
+    const first = await startNode(["--simulate", "1x24GB@10", "--pair"], { stateDir });
+    const dataDir = mkdtempSync(join(tmpdir(), "kiln-identity-coord-"));
+    const c = new Coordinator({
+      dataDir,
+      outputDir: join(dataDir, "out"),
+      localNode: false,
+      discovery: false,
+      clientName: "identity-test",
+      log: pino({ level: "silent" }),
+    });
+    await c.start();
+    cleanups.push(() => c.stop());
+    const summary = await c.pairNode("127.0.0.1", first.port, first.pairingCode());
+    expect(summary.fingerprint).toBe(first.pin.fingerprint);
+    await waitUntil(() => c.listNodes()[0]?.status === "online", 20_000, "node online");
+
+    // The node is "reinstalled": same id and port, a new key and certificate.
+    await first.stop();
+    rmSync(join(stateDir, "tls-cert.pem"));
+    rmSync(join(stateDir, "tls-key.pem"));
+    const second = await node(["--port", String(first.port)], { stateDir });
+    expect(second.nodeId).toBe(first.nodeId);
+    expect(second.pin.fingerprint).not.toBe(first.pin.fingerprint);
+
+    await waitUntil(() => c.listNodes()[0]?.status === "identity-changed", 20_000, "identity changed");
+    expect(c.listNodes()[0]?.problem).toMatch(/identity changed: the node presents another certificate/);
+    const { jobId } = c.submitJob({ prompts: ["x"], count: 2, width: 256, height: 256 });
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(c.listJobs().find((j) => j.id === jobId)?.counts.done).toBe(0);
+    // The reinstalled node never saw the studio's token.
+    expect(second.logs.some((l) => l.msg === "refused a request without a valid token")).toBe(false);
+
+    // A person re-pairs it: the new certificate is pinned and work flows.
+    const out = execFileSync(process.execPath, [KILN_NODE, "pair", "--state-dir", stateDir], { encoding: "utf8" });
+    const code = /code (\d{3}-\d{3})/.exec(out)?.[1] as string;
+    await c.pairNode("127.0.0.1", second.port, code);
+    await waitUntil(() => c.listJobs().find((j) => j.id === jobId)?.counts.done === 2, 30_000, "job done");
+    expect(c.listNodes()[0]?.fingerprint).toBe(second.pin.fingerprint);
+  });
+});
