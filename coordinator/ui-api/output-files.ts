@@ -9,10 +9,11 @@ import { isAbsolute, relative, resolve, sep } from "node:path";
 export async function resolveInsideRoot(root: string, target: string): Promise<string | null> {
   if (!isAbsolute(target) || target.includes("\0")) return null;
   const [realRoot, realTarget] = await Promise.all([
-    realpath(resolve(root)),
+    // No output folder yet (nothing rendered): nothing can be inside it.
+    realpath(resolve(root)).catch(() => null),
     realpath(resolve(target)).catch(() => null),
   ]);
-  if (!realTarget) return null;
+  if (!realRoot || !realTarget) return null;
   const rel = relative(realRoot, realTarget);
   if (rel === "" || rel.startsWith(`..${sep}`) || rel === ".." || isAbsolute(rel)) return null;
   return realTarget;

@@ -89,6 +89,21 @@ export async function createServer(opts: ServerOptions) {
   });
   await app.register(websocket, { options: { maxPayload: 64 * 1024 } });
 
+  // JSON bodies must be valid UTF-8: a lenient decoder would turn bad bytes into U+FFFD and accept them.
+  const parseJson = app.getDefaultJsonParser("error", "error");
+  const utf8 = new TextDecoder("utf-8", { fatal: true });
+  app.removeContentTypeParser("application/json");
+  app.addContentTypeParser("application/json", { parseAs: "buffer" }, (request, body, done) => {
+    let text: string;
+    try {
+      text = utf8.decode(body as Buffer);
+    } catch {
+      done(new KilnError("E_BAD_REQUEST", "request body is not valid UTF-8"), undefined);
+      return;
+    }
+    parseJson(request, text, done);
+  });
+
   /** 429 with Retry-After for an address the failure limiter has blocked. */
   const refuseBlocked = (request: FastifyRequest, reply: FastifyReply, what: string) => {
     reply.header("retry-after", Math.ceil(limiter.blockedFor(request.ip) / 1000));
