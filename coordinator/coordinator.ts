@@ -40,6 +40,11 @@ export interface CoordinatorOptions {
   now?: () => number;
   /** A node silent for this long is lost and its in-flight images go back to the queue. */
   leaseMs?: number;
+  /**
+   * After a restart, images that were in flight stay assigned this long before
+   * any lease can expire, so nodes that kept rendering can reconnect and deliver.
+   */
+  startupGraceMs?: number;
 }
 
 export interface CoordinatorEvents {
@@ -59,6 +64,10 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   private readonly log: Logger;
   private readonly now: () => number;
   private readonly leaseMs: number;
+  private readonly startupGraceMs: number;
+  private graceUntil = 0;
+  /** Tasks rebuilt from the ledger at start, not yet confirmed by their node. */
+  private readonly restored = new Set<string>();
   private readonly vault: TokenVault;
   private readonly pins: CertificatePins;
   private readonly results: ResultStore;
@@ -80,6 +89,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     this.log = opts.log;
     this.now = opts.now ?? Date.now;
     this.leaseMs = opts.leaseMs ?? 3000;
+    this.startupGraceMs = opts.startupGraceMs ?? Math.max(10_000, 3 * this.leaseMs);
     mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
     this.ledger = new Ledger(openDatabase(join(opts.dataDir, "kiln.sqlite")));
     this.vault = opts.vault ?? new FileTokenVault(join(opts.dataDir, "node-tokens.json"));
@@ -89,8 +99,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   }
 
   async start(): Promise<void> {
-    const recovered = this.ledger.recoverAfterRestart(this.now());
-    if (recovered > 0) this.log.info({ recovered }, "requeued images that were in flight when the coordinator stopped");
+    this.restoreTasks();
     const unfinished = this.ledger.listJobs({ includeFinished: false });
     const swept = await this.results.sweepPartials(
       unfinished.map((j) =>
@@ -418,7 +427,10 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     this.nodes.set(id, node);
     if (!local) this.ledger.upsertNode({ id, name, host, port, paired: true, now: this.now() });
     client.on("event", (event) => this.onNodeEvent(node, event));
-    client.on("connected", () => void this.refreshInfo(node));
+    client.on("connected", () => {
+      void this.refreshInfo(node);
+      this.resubmitRestored(node);
+    });
     client.on("identityChanged", (error) => {
       if (node.status !== "identity-changed") this.log.error({ node: id, host, port }, error.message);
       node.status = "identity-changed";
@@ -527,16 +539,21 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
         return;
       }
       case "image.ready":
-        void this.onImageReady(node, event);
+        void this.onImageReady(node, event).then((status) =>
+          this.acknowledge(node, event, status, "not assigned to you: the image was given to another node"),
+        );
         return;
       case "task.failed":
         this.onTaskFailed(node, event);
+        this.acknowledge(node, event, 200);
         return;
       case "task.done":
         this.onTaskDone(node, event.taskId);
+        this.acknowledge(node, event, 200);
         return;
       case "task.cancelled":
         this.onTaskCancelled(node, event.taskId);
+        this.acknowledge(node, event, 200);
         return;
       default:
         return;
@@ -548,23 +565,34 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     return task?.nodeId === node.id ? task : undefined;
   }
 
-  private async onImageReady(node: NodeConnection, event: Extract<NodeEvent, { type: "image.ready" }>): Promise<void> {
+  /** Tells the node an outcome from its outbox was taken, or refused (409) as no longer its work. */
+  private acknowledge(node: NodeConnection, event: NodeEvent, status: 200 | 409, reason?: string): void {
+    if (event.delivery !== undefined) node.client.ack(event.delivery, status, status === 409 ? reason : undefined);
+  }
+
+  /** 200 when the result was taken (or is a repeat of one taken), 409 when the image is no longer this node's. */
+  private async onImageReady(
+    node: NodeConnection,
+    event: Extract<NodeEvent, { type: "image.ready" }>,
+  ): Promise<200 | 409> {
     const task = this.ownTask(node, event.taskId);
     const attemptId = event.imageId;
     const imageId = task?.attempts.get(attemptId);
     if (!task || !imageId || !task.open.has(attemptId)) {
+      // A repeated delivery of a result already stored from this very attempt is not a refusal.
+      if (this.ledger.attempt(attemptId)?.state === "done") return 200;
       this.log.info(
         { node: node.id, task: event.taskId, attempt: attemptId },
         "discarding a result that is no longer assigned to this node",
       );
-      return;
+      return 409;
     }
     task.announced.add(attemptId);
     const image = this.ledger.image(imageId);
     if (!image || image.state === "done" || this.storing.has(imageId)) {
       this.ledger.completeImage(attemptId, null, this.now());
       this.settle(task, attemptId);
-      return;
+      return 200;
     }
     this.storing.add(imageId);
     try {
@@ -622,6 +650,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       this.storing.delete(imageId);
       this.settle(task, attemptId);
     }
+    return 200;
   }
 
   private closeTwin(attemptId: string, taskId: string): void {
@@ -697,6 +726,80 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       .catch(() => undefined);
   }
 
+  // ---- restart recovery ----
+
+  /**
+   * Rebuilds the tasks that were in flight when the coordinator stopped, from
+   * the ledger. They stay assigned through the start-up grace period: a node
+   * that kept rendering reconnects, delivers what it finished from its outbox,
+   * and gets its unfinished tasks sent again (a task id the node still knows is
+   * a no-op there, one it forgot after a restart is rendered again).
+   */
+  private restoreTasks(): void {
+    const now = this.now();
+    const byTask = new Map<string, TrackedTask>();
+    for (const a of this.ledger.inFlightAttempts()) {
+      let task = byTask.get(a.taskId);
+      if (!task) {
+        task = {
+          taskId: a.taskId,
+          nodeId: a.nodeId,
+          device: a.device,
+          work: { model: a.model, width: a.width, height: a.height, steps: a.steps },
+          startedAt: a.startedAt,
+          runningSince: null,
+          attempts: new Map(),
+          jobIds: new Set(),
+          announced: new Set(),
+          open: new Set(),
+        };
+        byTask.set(a.taskId, task);
+      }
+      task.attempts.set(a.attemptId, a.imageId);
+      task.jobIds.add(a.jobId);
+      task.open.add(a.attemptId);
+    }
+    for (const task of byTask.values()) {
+      this.tasks.add(task);
+      this.restored.add(task.taskId);
+    }
+    this.graceUntil = now + this.startupGraceMs;
+    if (byTask.size > 0)
+      this.log.info(
+        { tasks: byTask.size, graceS: this.startupGraceMs / 1000 },
+        "keeping the images in flight at the last stop assigned while their nodes reconnect",
+      );
+  }
+
+  /** A node reconnected: send its restored tasks again (idempotent by task id). */
+  private resubmitRestored(node: NodeConnection): void {
+    for (const task of this.tasks.ofNode(node.id)) {
+      if (!this.restored.has(task.taskId)) continue;
+      this.restored.delete(task.taskId);
+      const open = [...task.open];
+      const images = open
+        .map((a) => this.ledger.pendingView(task.attempts.get(a) as string))
+        .filter((i): i is PendingImage => i !== null);
+      if (images.length !== open.length) continue;
+      this.submitTask(node, task, images, open);
+    }
+  }
+
+  /** After the grace period: restored tasks whose node did not come back go back to the queue. */
+  private expireRestored(now: number): void {
+    const expired = [...this.restored].filter((id) => {
+      const task = this.tasks.get(id);
+      return !task || this.nodes.get(task.nodeId)?.status !== "online";
+    });
+    this.restored.clear();
+    for (const id of expired) this.tasks.remove(id);
+    const requeued = this.ledger.loseTasks(expired, "its node did not come back after the coordinator restarted", now);
+    if (requeued > 0) {
+      this.log.warn({ requeued }, "images in flight at the last stop went back to the queue");
+      this.queueChanged();
+    }
+  }
+
   // ---- the scheduling loop ----
 
   private tick(): void {
@@ -708,6 +811,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   }
 
   private checkLeases(now: number): void {
+    if (now < this.graceUntil) return;
+    if (this.restored.size > 0) this.expireRestored(now);
     for (const node of this.nodes.values()) {
       if (node.status !== "online" || now - node.lastHeard <= this.leaseMs) continue;
       node.status = "lost";
@@ -816,6 +921,13 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
         { task: taskId, device: decision.deviceKey, images: images.length },
         "re-running tail images on an idle device",
       );
+    this.submitTask(node, task, images, attemptIds);
+  }
+
+  /** Sends a task to its node and handles the answer: accepted, busy (429), unreachable or refused. */
+  private submitTask(node: NodeConnection, task: TrackedTask, images: PendingImage[], attemptIds: string[]): void {
+    const { taskId, device, work } = task;
+    const first = images[0] as PendingImage;
     void node.client
       .submit({
         id: taskId,

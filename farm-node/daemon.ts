@@ -73,7 +73,7 @@ export class Daemon implements NodeService {
   readonly nodeId: string;
   readonly pairing = new PairingWindow();
   private certificate: NodeCertificate | null = null;
-  readonly events = new EventHub();
+  readonly events: EventHub;
   private readonly state: StateDir;
   private readonly tokens: TokenStore;
   private readonly images: ImageStore;
@@ -97,6 +97,10 @@ export class Daemon implements NodeService {
   constructor(private readonly opts: DaemonOptions) {
     this.state = new StateDir(opts.stateDir);
     this.nodeId = this.state.nodeId();
+    this.events = new EventHub({
+      outboxDir: opts.stateDir,
+      onRefused: (client, event, reason) => this.onRefused(client, event, reason),
+    });
     this.tokens = new TokenStore(this.state, opts.token);
     this.images = new ImageStore(this.state.imageDir, opts.maxImagesKept ?? 2000);
     this.limits = {
@@ -232,7 +236,7 @@ export class Daemon implements NodeService {
   private publishTelemetry(): void {
     const devices = this.deviceInfo();
     this.metrics.observeDevices(devices);
-    this.events.publish({ type: "telemetry", at: new Date().toISOString(), nodeId: this.nodeId, devices });
+    this.events.publish({ type: "telemetry", at: new Date().toISOString(), nodeId: this.nodeId, devices }, null);
   }
 
   private onEvent(event: NodeEventBody): void {
@@ -253,7 +257,20 @@ export class Daemon implements NodeService {
         this.images.added(event.imageId);
         break;
     }
-    this.events.publish(event);
+    this.events.publish(event, event.type === "telemetry" ? null : (this.registry.get(event.taskId)?.client ?? null));
+  }
+
+  /**
+   * A client refused an outcome (409): the work was reassigned while this node
+   * could not be reached, e.g. across a partition. The node stops that task.
+   */
+  private onRefused(client: string, event: NodeEventBody, reason: string): void {
+    if (event.type === "telemetry") return;
+    const stopped = this.cancel(event.taskId);
+    this.opts.log.warn(
+      { client, task: event.taskId, event: event.type, reason, stopped },
+      "a client refused an outcome",
+    );
   }
 
   /**
@@ -317,7 +334,7 @@ export class Daemon implements NodeService {
     };
   }
 
-  submit(task: Task): TaskAccepted {
+  submit(task: Task, client: string): TaskAccepted {
     if (this.stopping)
       throw new KilnError("E_SHUTTING_DOWN", "the node is shutting down; send the task to another node");
     const known = this.registry.get(task.id);
@@ -356,7 +373,7 @@ export class Daemon implements NodeService {
 
     const runner = this.pickRunner(task);
     runner.submit(task);
-    this.registry.add(task.id, runner.device.uuid);
+    this.registry.add(task.id, runner.device.uuid, client);
     return { id: task.id, device: runner.device.uuid, state: "queued", duplicate: false };
   }
 

@@ -2,6 +2,8 @@ import type { TaskState } from "../shared/task";
 
 interface Entry {
   device: string;
+  /** Who sent the task: its events go to that client only. */
+  client: string;
   state: TaskState;
 }
 
@@ -19,8 +21,8 @@ export class TaskRegistry {
     return this.entries.get(id);
   }
 
-  add(id: string, device: string): void {
-    this.entries.set(id, { device, state: "queued" });
+  add(id: string, device: string, client: string): void {
+    this.entries.set(id, { device, client, state: "queued" });
     if (this.entries.size > this.capacity) {
       for (const [key, entry] of this.entries) {
         if (entry.state !== "queued" && entry.state !== "running") {

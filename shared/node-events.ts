@@ -8,6 +8,12 @@ const base = {
   /** Per-connection sequence number, so a client can see a gap. */
   seq: z.number().int().nonnegative(),
   at: z.string(),
+  /**
+   * Outcome events (image ready, task done, failed or cancelled) carry their
+   * number in the client's outbox on the node: kept on the node's disk and sent
+   * again on every reconnect until the client acknowledges it with a NodeAck.
+   */
+  delivery: z.number().int().positive().optional(),
 };
 
 export const TelemetryEvent = z.object({
@@ -95,6 +101,27 @@ export const NodeEvent = z.discriminatedUnion("type", [
 ]);
 export type NodeEvent = z.infer<typeof NodeEvent>;
 export type NodeEventType = NodeEvent["type"];
+
+/** The events a node keeps in a client's outbox until acknowledged. */
+export const OUTCOME_EVENTS: ReadonlySet<NodeEventType> = new Set([
+  "image.ready",
+  "task.done",
+  "task.failed",
+  "task.cancelled",
+]);
+
+/**
+ * What a client sends back on the event socket: the outcome numbered
+ * `delivery` was taken (200), or refused because that work is no longer
+ * assigned to this node (409: the node drops it and stops the task).
+ */
+export const NodeAck = z.object({
+  type: z.literal("ack"),
+  delivery: z.number().int().positive(),
+  status: z.union([z.literal(200), z.literal(409)]),
+  reason: z.string().max(500).optional(),
+});
+export type NodeAck = z.infer<typeof NodeAck>;
 
 /** An event before the connection stamps its sequence number. */
 export type NodeEventBody = NodeEvent extends infer E ? (E extends NodeEvent ? Omit<E, "seq"> : never) : never;

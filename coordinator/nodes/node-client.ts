@@ -5,7 +5,7 @@ import { Agent, fetch, type Response } from "undici";
 import WebSocket, { type ClientOptions } from "ws";
 import { ApiError, KilnError } from "../../shared/errors";
 import { formatFingerprint, normalizeFingerprint } from "../../shared/fingerprint";
-import { NodeEvent } from "../../shared/node-events";
+import { type NodeAck, NodeEvent } from "../../shared/node-events";
 import { Health, NodeInfo, PairResponse } from "../../shared/node-info";
 import { TaskAccepted, type TaskRequest } from "../../shared/task";
 
@@ -189,6 +189,13 @@ export class NodeClient extends EventEmitter<NodeClientEvents> {
       this.reconnectTimer = setTimeout(() => this.connect(), this.reconnectDelayMs);
       this.reconnectDelayMs = Math.min(this.reconnectDelayMs * 2, 5000);
     });
+  }
+
+  /** Acknowledges an outcome the node keeps in its outbox: taken (200) or not assigned to it (409). */
+  ack(delivery: number, status: 200 | 409, reason?: string): void {
+    if (this.socket?.readyState !== WebSocket.OPEN) return;
+    const ack: NodeAck = { type: "ack", delivery, status, ...(reason ? { reason } : {}) };
+    this.socket.send(JSON.stringify(ack));
   }
 
   close(): void {

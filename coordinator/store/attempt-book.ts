@@ -65,6 +65,20 @@ interface AttemptImageSql extends AttemptSql {
  * Anything that ends an attempt early (lost node, cancel, restart, a twin
  * finishing first) fences its late result out.
  */
+export interface ActiveAttempt {
+  attemptId: string;
+  imageId: string;
+  jobId: string;
+  taskId: string;
+  nodeId: string;
+  device: string;
+  startedAt: number;
+  model: string;
+  width: number;
+  height: number;
+  steps: number;
+}
+
 export class AttemptBook {
   constructor(private readonly db: Database) {}
 
@@ -206,10 +220,27 @@ export class AttemptBook {
     );
   }
 
-  /** See Ledger.recoverAfterRestart. */
-  recover(now: number): number {
-    const active = this.db.prepare("SELECT id FROM attempts WHERE state = 'active'").pluck().all() as string[];
-    return this.lose(active, "coordinator restarted", now);
+  /** Every active attempt with what its task was asked to render, oldest first. */
+  inFlight(): ActiveAttempt[] {
+    return this.db
+      .prepare<[], ActiveAttempt>(
+        `SELECT a.id AS attemptId, a.image_id AS imageId, i.job_id AS jobId, a.task_id AS taskId,
+                a.node_id AS nodeId, a.device, a.started_at AS startedAt,
+                i.model, i.width, i.height, i.steps
+         FROM attempts a JOIN images i ON i.id = a.image_id WHERE a.state = 'active' ORDER BY a.rowid`,
+      )
+      .all();
+  }
+
+  /** Loses every active attempt of the given tasks; returns how many went back to the queue. */
+  loseTasks(taskIds: readonly string[], reason: string, now: number): number {
+    if (taskIds.length === 0) return 0;
+    const placeholders = taskIds.map(() => "?").join(", ");
+    const ids = this.db
+      .prepare(`SELECT id FROM attempts WHERE state = 'active' AND task_id IN (${placeholders})`)
+      .pluck()
+      .all(...taskIds) as string[];
+    return this.lose(ids, reason, now);
   }
 
   cancel(attemptId: string, now: number): { imageState: ImageState } {

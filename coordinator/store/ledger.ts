@@ -2,7 +2,14 @@ import type { Database } from "better-sqlite3";
 import { KilnError } from "../../shared/errors";
 import type { ImageSpec, JobSpec } from "../../shared/job";
 import type { DrawnSeeds } from "../../shared/job-expansion";
-import { AttemptBook, type AttemptFailure, type AttemptStart, type Completion, type ImageOutput } from "./attempt-book";
+import {
+  type ActiveAttempt,
+  AttemptBook,
+  type AttemptFailure,
+  type AttemptStart,
+  type Completion,
+  type ImageOutput,
+} from "./attempt-book";
 import { Blocklist, type BlocklistEntry } from "./blocklist";
 import { writeTransaction } from "./database";
 import { EventLog, type EventRow } from "./event-log";
@@ -365,17 +372,14 @@ export class Ledger {
     return this.attempts.cancel(attemptId, now);
   }
 
-  /**
-   * Called once at coordinator start: every attempt left active by the previous
-   * run is closed as lost and its image requeued (unless done). The node may
-   * still finish such a task, but the old run's event stream and task tracking
-   * died with it, so nothing waits for that result; if it arrives anyway it is
-   * fenced out by the closed attempt. Exactly-once is kept by the image's state:
-   * an image already done stays done and is never handed out again.
-   * Returns how many attempts were lost.
-   */
-  recoverAfterRestart(now: number): number {
-    return this.attempts.recover(now);
+  /** Attempts in flight when the coordinator stopped: kept through the start-up grace period. */
+  inFlightAttempts(): ActiveAttempt[] {
+    return this.attempts.inFlight();
+  }
+
+  /** Sends the images of these tasks back to the queue (their node did not come back in time). */
+  loseTasks(taskIds: readonly string[], reason: string, now: number): number {
+    return this.attempts.loseTasks(taskIds, reason, now);
   }
 
   // ── nodes, blocklist, events ────────────────────────────────────────────

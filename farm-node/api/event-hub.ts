@@ -1,40 +1,100 @@
+import { createHash } from "node:crypto";
+import { join } from "node:path";
 import type { WebSocket } from "ws";
-import type { NodeEvent, NodeEventBody } from "../../shared/node-events";
+import { NodeAck, type NodeEvent, type NodeEventBody, OUTCOME_EVENTS } from "../../shared/node-events";
+import { Outbox } from "../delivery/outbox";
 
 /**
- * Fans node events out to every connected coordinator. Each connection numbers
- * its own events so a client can tell when it missed some. A client that stops
- * reading is dropped rather than allowed to grow the daemon's memory.
+ * Fans node events out to connected coordinators. Telemetry goes to every
+ * client; a task's events only to the client that sent the task, and its
+ * outcomes also into that client's outbox on disk, to be sent again on every
+ * reconnect until acknowledged. Each connection numbers its events so a client
+ * can tell when it missed some. A client that stops reading is dropped rather
+ * than allowed to grow the daemon's memory.
  */
 const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
 
-export class EventHub {
-  private readonly clients = new Map<WebSocket, { seq: number }>();
+interface Connection {
+  client: string;
+  seq: number;
+}
 
-  add(socket: WebSocket): void {
-    this.clients.set(socket, { seq: 0 });
-    socket.on("close", () => this.clients.delete(socket));
-    socket.on("error", () => this.clients.delete(socket));
+export interface EventHubOptions {
+  /** Where the outboxes live (the node's state dir). */
+  outboxDir: string;
+  /** A client refused an outcome: that work is no longer assigned to this node. */
+  onRefused(client: string, event: NodeEventBody, reason: string): void;
+}
+
+export class EventHub {
+  private readonly connections = new Map<WebSocket, Connection>();
+  private readonly outboxes = new Map<string, Outbox>();
+
+  constructor(private readonly opts: EventHubOptions) {}
+
+  /** A client's event socket: its undelivered outcomes are sent first, in order. */
+  add(socket: WebSocket, client: string): void {
+    const connection = { client, seq: 0 };
+    this.connections.set(socket, connection);
+    socket.on("close", () => this.connections.delete(socket));
+    socket.on("error", () => this.connections.delete(socket));
+    socket.on("message", (data) => this.onMessage(client, data));
+    for (const { delivery, event } of this.outbox(client).entries()) this.send(socket, connection, event, delivery);
   }
 
   get size(): number {
-    return this.clients.size;
+    return this.connections.size;
   }
 
-  publish(body: NodeEventBody): void {
-    for (const [socket, state] of this.clients) {
-      if (socket.bufferedAmount > MAX_BUFFERED_BYTES) {
-        socket.terminate();
-        this.clients.delete(socket);
-        continue;
-      }
-      const event = { ...body, seq: state.seq++ } as NodeEvent;
-      socket.send(JSON.stringify(event));
+  /** Outcomes waiting for a client's acknowledgement. */
+  undelivered(client: string): number {
+    return this.outbox(client).size;
+  }
+
+  /** Publishes to every client (`client` null) or to the client a task belongs to. */
+  publish(body: NodeEventBody, client: string | null): void {
+    const delivery = client !== null && OUTCOME_EVENTS.has(body.type) ? this.outbox(client).append(body) : undefined;
+    for (const [socket, connection] of this.connections) {
+      if (client === null || connection.client === client) this.send(socket, connection, body, delivery);
     }
   }
 
   closeAll(): void {
-    for (const socket of this.clients.keys()) socket.close(1001, "node shutting down");
-    this.clients.clear();
+    for (const socket of this.connections.keys()) socket.close(1001, "node shutting down");
+    this.connections.clear();
+  }
+
+  private send(socket: WebSocket, connection: Connection, body: NodeEventBody, delivery: number | undefined): void {
+    if (socket.bufferedAmount > MAX_BUFFERED_BYTES) {
+      socket.terminate();
+      this.connections.delete(socket);
+      return;
+    }
+    const event = { ...body, seq: connection.seq++, ...(delivery ? { delivery } : {}) } as NodeEvent;
+    socket.send(JSON.stringify(event));
+  }
+
+  private onMessage(client: string, data: unknown): void {
+    let parsed: ReturnType<typeof NodeAck.safeParse>;
+    try {
+      parsed = NodeAck.safeParse(JSON.parse(String(data)));
+    } catch {
+      return;
+    }
+    if (!parsed.success) return;
+    const { delivery, status, reason } = parsed.data;
+    const event = this.outbox(client).ack(delivery);
+    if (event && status === 409) this.opts.onRefused(client, event, reason ?? "not assigned to you");
+  }
+
+  private outbox(client: string): Outbox {
+    let outbox = this.outboxes.get(client);
+    if (!outbox) {
+      // Client names are free text: the file is named by their hash.
+      const name = createHash("sha256").update(client).digest("hex").slice(0, 16);
+      outbox = new Outbox(join(this.opts.outboxDir, "outbox", `${name}.jsonl`));
+      this.outboxes.set(client, outbox);
+    }
+    return outbox;
   }
 }

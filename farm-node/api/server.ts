@@ -25,7 +25,7 @@ import { HTTP_STATUS } from "./http-status";
 export interface NodeService {
   health(): Health;
   info(): NodeInfo;
-  submit(task: Task): TaskAccepted;
+  submit(task: Task, client: string): TaskAccepted;
   cancel(taskId: string): boolean;
   imagePath(imageId: string): string;
   /** Throws E_PAIRING_CLOSED, E_UNAUTHORIZED (wrong code) or E_IDENTITY_CHANGED. */
@@ -67,6 +67,12 @@ function parseOr400<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
   throw new KilnError("E_BAD_REQUEST", `invalid ${what}: ${describeFieldErrors(fields)}`, undefined, fields);
 }
 
+declare module "fastify" {
+  interface FastifyRequest {
+    client: string;
+  }
+}
+
 function bearer(request: FastifyRequest): string | null {
   const header = request.headers.authorization;
   if (!header?.startsWith("Bearer ")) return null;
@@ -88,6 +94,8 @@ export async function createServer(opts: ServerOptions) {
     logController: new LogController({ disableRequestLogging: true }),
   });
   await app.register(websocket, { options: { maxPayload: 64 * 1024 } });
+  // The paired client a request's token belongs to, set by the auth hook.
+  app.decorateRequest("client", "");
 
   // JSON bodies must be valid UTF-8: a lenient decoder would turn bad bytes into U+FFFD and accept them.
   const parseJson = app.getDefaultJsonParser("error", "error");
@@ -134,7 +142,8 @@ export async function createServer(opts: ServerOptions) {
     if (!path.startsWith(`${NODE_API_PREFIX}/`) || pairing) return;
     if (limiter.blockedFor(request.ip) > 0) return refuseBlocked(request, reply, "too many failed attempts");
     const token = bearer(request);
-    if (token === null || service.verifyToken(token) === null) {
+    const client = token === null ? null : service.verifyToken(token);
+    if (client === null) {
       limiter.recordFailure(request.ip);
       opts.log.warn({ ip: request.ip, path }, "refused a request without a valid token");
       return sendError(
@@ -147,6 +156,7 @@ export async function createServer(opts: ServerOptions) {
         ),
       );
     }
+    request.client = client;
   });
 
   app.get("/health", async (_request, reply) => {
@@ -186,7 +196,7 @@ export async function createServer(opts: ServerOptions) {
   app.post(`${NODE_API_PREFIX}/tasks`, async (request, reply) => {
     const task = parseOr400(TaskRequest, request.body, "task");
     try {
-      const accepted = service.submit(task);
+      const accepted = service.submit(task, request.client);
       return reply.code(accepted.duplicate ? 200 : 202).send(accepted);
     } catch (error) {
       if (error instanceof KilnError && error.code === "E_QUEUE_FULL")
@@ -209,10 +219,9 @@ export async function createServer(opts: ServerOptions) {
     return reply.type("image/png").header("content-length", info.size).send(createReadStream(file));
   });
 
-  app.get(`${NODE_API_PREFIX}/events`, { websocket: true }, (socket) => {
-    events.add(socket);
-    // The stream is one-way; anything a client sends is ignored.
-    socket.on("message", () => undefined);
+  app.get(`${NODE_API_PREFIX}/events`, { websocket: true }, (socket, request) => {
+    // Clients send acknowledgements of outcomes on this socket; the hub reads them.
+    events.add(socket, request.client);
   });
 
   return app;

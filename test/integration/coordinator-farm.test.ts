@@ -1,6 +1,7 @@
 import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import Database from "better-sqlite3";
 import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { Coordinator } from "../../coordinator/coordinator";
@@ -149,6 +150,9 @@ describe("coordinator with real kiln-node processes (simulated devices)", () => 
     const outcomes = c.ledger.attemptOutcomes(jobId);
     expect(outcomes.superseded + outcomes.lost + outcomes.discarded).toBeGreaterThan(0);
     expect(outcomes.done).toBe(40);
+    // Its outbox delivered those late results when it woke up; they were refused (409) and it dropped them.
+    const refused = await stalled.waitForLog((l) => l.msg === "a client refused an outcome", 20_000);
+    expect(refused.reason).toMatch(/not assigned to you/);
   });
 
   it("drains a node mid-job: it finishes what it holds and takes no more; pause holds the whole queue", async () => {
@@ -198,8 +202,11 @@ describe("coordinator with real kiln-node processes (simulated devices)", () => 
     );
     first.proc.kill("SIGKILL");
     await first.exited;
+    const killedAt = Date.now();
     const doneBefore = pngFiles(outputDir).length;
     expect(doneBefore).toBeGreaterThanOrEqual(15);
+    // The nodes go on rendering what they hold while no coordinator listens.
+    await new Promise((r) => setTimeout(r, 1500));
 
     const second = await startServe(["--no-local", "--data-dir", dataDir, "--out", outputDir]);
     cleanups.push(() => second.stop());
@@ -220,6 +227,18 @@ describe("coordinator with real kiln-node processes (simulated devices)", () => 
     expect(new Set(stored.map((s) => s.seed)).size).toBe(80);
     // A write cut short by the SIGKILL leaves no partial file behind once the coordinator is back.
     expect((readdirSync(outputDir, { recursive: true }) as string[]).filter((f) => f.endsWith(".partial"))).toEqual([]);
+    // What was in flight at the kill stayed assigned through the start-up grace period: the nodes
+    // delivered it from their outboxes when the coordinator came back, and none of it was sent out again.
+    await second.stop();
+    const db = new Database(join(dataDir, "kiln.sqlite"), { readonly: true });
+    const attempts = db
+      .prepare("SELECT state, note, started_at AS startedAt, ended_at AS endedAt FROM attempts")
+      .all() as { state: string; note: string | null; startedAt: number; endedAt: number | null }[];
+    db.close();
+    const deliveredAfterRestart = attempts.filter((a) => a.startedAt < killedAt && (a.endedAt ?? 0) > killedAt);
+    expect(deliveredAfterRestart.length).toBeGreaterThan(0);
+    expect(deliveredAfterRestart.every((a) => a.state === "done")).toBe(true);
+    expect(attempts.filter((a) => /restarted|did not come back/.test(a.note ?? ""))).toEqual([]);
     ui.close();
     ui2.close();
   });

@@ -2,7 +2,7 @@ import { spawn } from "node:child_process";
 import { existsSync, statSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { countersAgree, openLedger, output, tempQueueFile } from "./ledger-fixture";
+import { countersAgree, loseInFlight, openLedger, output, tempQueueFile } from "./ledger-fixture";
 
 const WRITER = fileURLToPath(new URL("./crash-writer.ts", import.meta.url));
 
@@ -48,7 +48,7 @@ describe("the queue survives SIGKILL of its writer", () => {
     expect(db.prepare("SELECT count(*) FROM images").pluck().get()).toBe(1000);
     for (const id of done) expect(ledger.image(id)).toMatchObject({ state: "done", nodeId: "n1" });
 
-    expect(ledger.recoverAfterRestart(10_000)).toBe(1);
+    expect(loseInFlight(ledger, 10_000)).toBe(1);
     expect(ledger.attempt(open)).toMatchObject({ state: "lost", note: "coordinator restarted" });
     expect(ledger.completeImage(open, output(open), 10_001).accepted).toBe(false);
 
@@ -80,7 +80,7 @@ describe("the queue survives SIGKILL of its writer", () => {
     const stored = ledger.job(jobId)?.counts.done ?? 0;
     // The writer may have committed a few more before the signal landed, never fewer.
     expect(stored).toBeGreaterThanOrEqual(done.length);
-    ledger.recoverAfterRestart(1_000_000);
+    loseInFlight(ledger, 1_000_000);
     expect(ledger.job(jobId)?.counts).toMatchObject({ done: stored, running: 0, queued: 1000 - stored });
     expect(countersAgree(db, jobId)).toBe(true);
   });

@@ -52,3 +52,9 @@ export function countersAgree(db: Database, jobId: string): boolean {
     .get(jobId);
   return Object.entries(job ?? {}).every(([state, n]) => (counted[state] ?? 0) === n);
 }
+
+/** What the coordinator does for in-flight work whose node never came back after a restart. */
+export function loseInFlight(ledger: Ledger, now: number): number {
+  const tasks = [...new Set(ledger.inFlightAttempts().map((a) => a.taskId))];
+  return ledger.loseTasks(tasks, "coordinator restarted", now);
+}

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { Ledger } from "../../../../coordinator/store/ledger";
-import { countersAgree, openLedger, output, submit } from "./ledger-fixture";
+import { countersAgree, loseInFlight, openLedger, output, submit } from "./ledger-fixture";
 
 /** Starts one attempt of `imageId` and returns its id. */
 function start(ledger: Ledger, imageId: string, nodeId: string, device: string, now: number, taskId = `t${now}`) {
@@ -182,13 +182,13 @@ describe("ledger: lost work", () => {
     ledger.completeImage(ax, output(ax), 2);
     // No close(): the process just goes away; a new connection opens the same file.
     const after = openLedger(file);
-    expect(after.ledger.recoverAfterRestart(3)).toBe(1);
+    expect(loseInFlight(after.ledger, 3)).toBe(1);
     expect(after.ledger.attempt(ay)).toMatchObject({ state: "lost", note: "coordinator restarted" });
     expect(after.ledger.image(x)?.state).toBe("done");
     expect(after.ledger.image(y)?.state).toBe("queued");
     expect(after.ledger.completeImage(ay, output(ay), 4).accepted).toBe(false);
     expect(after.ledger.job(job.id)?.counts).toMatchObject({ done: 1, queued: 2, running: 0 });
-    expect(after.ledger.recoverAfterRestart(5)).toBe(0);
+    expect(loseInFlight(after.ledger, 5)).toBe(0);
     expect(countersAgree(after.db, job.id)).toBe(true);
   });
 
