@@ -262,12 +262,17 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     this.queueChanged();
   }
 
+  /** Why the coordinator itself paused the queue (a full disk); null when running or paused by a person. */
+  pauseReason: string | null = null;
+
   pauseQueue(): void {
+    this.pauseReason = null;
     this.ledger.pauseQueue();
     this.queueChanged();
   }
 
   resumeQueue(): void {
+    this.pauseReason = null;
     this.ledger.resumeQueue();
     this.queueChanged();
   }
@@ -636,6 +641,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
         this.log.error({ err: error }, "output disk full; pausing the queue");
         this.ledger.loseAttempts([attemptId], kilnError.message, this.now());
         this.ledger.pauseQueue();
+        this.pauseReason = kilnError.message;
         this.ledger.appendEvent("queue.paused", { reason: kilnError.message }, this.now());
       } else {
         this.log.warn({ err: error, attempt: attemptId }, "could not fetch or store a result");
@@ -811,8 +817,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   }
 
   private checkLeases(now: number): void {
-    if (now < this.graceUntil) return;
-    if (this.restored.size > 0) this.expireRestored(now);
+    // Nodes heard since the start run on their own leases; only restored tasks wait out the grace period.
+    if (now >= this.graceUntil && this.restored.size > 0) this.expireRestored(now);
     for (const node of this.nodes.values()) {
       if (node.status !== "online" || now - node.lastHeard <= this.leaseMs) continue;
       node.status = "lost";
@@ -984,7 +990,12 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   /** Batches queue and node changes into at most one event each per tick. */
   private flushUiEvents(): void {
     if (this.queueChangedPending && this.listenerCount("ui") > 0)
-      this.emit("ui", { type: "queue.changed", jobs: this.listJobs(false), queuePaused: this.isQueuePaused() });
+      this.emit("ui", {
+        type: "queue.changed",
+        jobs: this.listJobs(false),
+        queuePaused: this.isQueuePaused(),
+        pauseReason: this.pauseReason,
+      });
     if (this.nodesChangedPending && this.listenerCount("ui") > 0)
       this.emit("ui", { type: "nodes.changed", nodes: this.listNodes() });
     this.queueChangedPending = false;

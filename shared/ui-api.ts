@@ -119,7 +119,11 @@ export const UiCommands = {
   pauseQueue: { args: z.object({}), result: Ok },
   resumeQueue: { args: z.object({}), result: Ok },
   /** Whether the whole queue is paused (no new work starts anywhere). */
-  queueState: { args: z.object({}), result: z.object({ paused: z.boolean() }) },
+  queueState: {
+    args: z.object({}),
+    /** `reason` says why the coordinator paused it (a full disk); null when a person did. */
+    result: z.object({ paused: z.boolean(), reason: z.string().nullable() }),
+  },
   listJobs: { args: z.object({ includeFinished: z.boolean().default(true) }), result: z.array(JobSummary) },
   jobImages: { args: JobRef, result: z.array(ImageSummary) },
   listNodes: { args: z.object({}), result: z.array(NodeSummary) },
@@ -170,6 +174,8 @@ export const UiEvent = z.discriminatedUnion("type", [
     jobs: z.array(JobSummary),
     /** Whether the whole queue is paused (pauseQueue, or the coordinator after a full disk). */
     queuePaused: z.boolean(),
+    /** Why the coordinator paused it, in words; absent or null when a person did. */
+    pauseReason: z.string().nullable().optional(),
   }),
   z.object({
     type: z.literal("image.progress"),

@@ -39,7 +39,7 @@ function handlers(c: Coordinator): Handlers {
       c.resumeQueue();
       return ok;
     },
-    queueState: () => ({ paused: c.isQueuePaused() }),
+    queueState: () => ({ paused: c.isQueuePaused(), reason: c.pauseReason }),
     listJobs: ({ includeFinished }) => c.listJobs(includeFinished),
     jobImages: ({ jobId }) => c.jobImages(jobId),
     listNodes: () => c.listNodes(),

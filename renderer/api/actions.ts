@@ -100,7 +100,7 @@ export function createActions(transport: UiTransport) {
           transport.call("queueState", {}),
         ]);
         useFarmStore.setState((s) => applyNodes(s, nodes));
-        useQueueStore.setState((s) => applyQueuePaused(applyJobList(s, jobs), queue.paused));
+        useQueueStore.setState((s) => applyQueuePaused(applyJobList(s, jobs), queue.paused, queue.reason));
         // Images of unfinished jobs may have finished while we were away.
         for (const job of jobs) if (!isFinished(job)) fetched.delete(job.id);
         syncGallery();

@@ -12,6 +12,7 @@ export function QueueList() {
   const actions = useActions();
   const jobs = useQueueStore((s) => s.jobs);
   const queuePaused = useQueueStore((s) => s.queuePaused);
+  const pauseReason = useQueueStore((s) => s.pauseReason);
   const loaded = useQueueStore((s) => s.loaded);
   const [shown, setShown] = useState(FINISHED_PAGE);
   const active = jobs.filter((j) => !isFinished(j));
@@ -24,7 +25,7 @@ export function QueueList() {
           Queue <span className="heading-count">{active.length > 0 ? `${active.length} active` : ""}</span>
         </h2>
         <span className="badge badge-paused" role="status">
-          {queuePaused ? "Queue paused" : ""}
+          {queuePaused ? (pauseReason ? `Queue paused: ${pauseReason}` : "Queue paused") : ""}
         </span>
         <button
           type="button"

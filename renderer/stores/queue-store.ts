@@ -25,6 +25,8 @@ export interface QueueState {
   settling: string[];
   /** The whole queue is paused: no new work starts anywhere (pauseQueue, or a full disk). */
   queuePaused: boolean;
+  /** Why the coordinator paused the queue (a full disk), shown beside "Queue paused". */
+  pauseReason: string | null;
   seq: number;
   loaded: boolean;
 }
@@ -40,6 +42,7 @@ export const initialQueueState: QueueState = {
   steps: {},
   settling: [],
   queuePaused: false,
+  pauseReason: null,
   seq: 0,
   loaded: false,
 };
@@ -80,12 +83,23 @@ export function applyJobList(state: QueueState, jobs: JobSummary[]): QueueState 
 }
 
 /** queueState's answer (at load and after a reconnect): whether the whole queue is paused. */
-export function applyQueuePaused(state: QueueState, queuePaused: boolean): QueueState {
-  return state.queuePaused === queuePaused ? state : { ...state, queuePaused };
+export function applyQueuePaused(
+  state: QueueState,
+  queuePaused: boolean,
+  pauseReason: string | null = null,
+): QueueState {
+  return state.queuePaused === queuePaused && state.pauseReason === pauseReason
+    ? state
+    : { ...state, queuePaused, pauseReason };
 }
 
 /** queue.changed: the unfinished jobs in run order; finished ones we already know stay below them. */
-export function applyQueueChanged(state: QueueState, unfinished: JobSummary[], queuePaused: boolean): QueueState {
+export function applyQueueChanged(
+  state: QueueState,
+  unfinished: JobSummary[],
+  queuePaused: boolean,
+  pauseReason: string | null = null,
+): QueueState {
   const previous = new Map(state.jobs.map((j) => [j.id, j]));
   const ids = new Set(unfinished.map((j) => j.id));
   const rest = state.jobs.filter((j) => !ids.has(j.id));
@@ -93,7 +107,7 @@ export function applyQueueChanged(state: QueueState, unfinished: JobSummary[], q
   const jobs = [...unfinished.map((j) => reuse(previous.get(j.id), j)), ...rest];
   const settling = [...new Set([...state.settling.filter((id) => !ids.has(id)), ...vanished])];
   // Steps follow the event's list: a job that left it has stopped rendering, whatever its last summary said.
-  return { ...state, jobs, steps: pruneSteps(state.steps, unfinished), settling, queuePaused };
+  return { ...state, jobs, steps: pruneSteps(state.steps, unfinished), settling, queuePaused, pauseReason };
 }
 
 export function applyImageProgress(state: QueueState, event: Extract<UiEvent, { type: "image.progress" }>): QueueState {
@@ -119,7 +133,7 @@ export function applyImageSettled(state: QueueState, imageId: string): QueueStat
 export function reduceQueueEvent(state: QueueState, event: UiEvent): QueueState {
   switch (event.type) {
     case "queue.changed":
-      return applyQueueChanged(state, event.jobs, event.queuePaused);
+      return applyQueueChanged(state, event.jobs, event.queuePaused, event.pauseReason ?? null);
     case "image.progress":
       return applyImageProgress(state, event);
     case "image.done":

@@ -8,14 +8,22 @@ const BIN = fileURLToPath(new URL("../../bin/kiln.js", import.meta.url));
  * Starts `kiln serve` as a real process with a free port and no mDNS discovery
  * (tests never multicast on the machine's own network); resolves once it serves.
  */
-export async function startServe(args: string[]) {
-  const proc = spawn(
+export async function startServe(args: string[], opts: { prefix?: string[] } = {}) {
+  // Discovery only inside a test namespace, where multicast cannot reach the machine's network.
+  const discovery = opts.prefix ? [] : ["--no-discovery"];
+  const [command, ...rest] = [
+    ...(opts.prefix ?? []),
     process.execPath,
-    [BIN, "serve", "--port", "0", "--no-discovery", "--log-level", "info", ...args],
-    {
-      stdio: ["ignore", "pipe", "pipe"],
-    },
-  );
+    BIN,
+    "serve",
+    "--port",
+    "0",
+    ...discovery,
+    "--log-level",
+    "info",
+    ...args,
+  ];
+  const proc = spawn(command as string, rest, { stdio: ["ignore", "pipe", "pipe"] });
   const stdout = new Observed<Record<string, unknown>>();
   const logs: string[] = [];
   eachLine(proc.stdout, (line) => {
@@ -25,7 +33,15 @@ export async function startServe(args: string[]) {
       logs.push(line);
     }
   });
-  eachLine(proc.stderr, (line) => logs.push(line));
+  // Its log (pino JSON) goes to stderr; the lines that parse are kept as events too.
+  eachLine(proc.stderr, (line) => {
+    logs.push(line);
+    try {
+      stdout.push(JSON.parse(line));
+    } catch {
+      // A plain line (progress, a stack trace).
+    }
+  });
   const exited = new Promise<number | null>((resolve) => proc.on("exit", (code) => resolve(code)));
   const serving = await stdout.waitFor(
     (l) => l.msg === "serving",
@@ -37,6 +53,8 @@ export async function startServe(args: string[]) {
     proc,
     port: serving.port as number,
     token: serving.token as string,
+    /** Every JSON log line, for scenarios that look for what the coordinator did. */
+    events: stdout.items,
     logs,
     exited,
     async stop(): Promise<number | null> {

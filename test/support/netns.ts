@@ -1,5 +1,8 @@
 import { execFileSync } from "node:child_process";
 
+/** The test process's own address on a test LAN (see Lan.joinRoot). */
+const ROOT_ADDRESS = "10.77.0.250";
+
 /** Network namespaces need root; tests that use them skip with this reason otherwise. */
 export const NETNS_SKIP_REASON =
   process.getuid?.() === 0 ? null : "needs root to create network namespaces (run the suite as root, as CI does)";
@@ -50,6 +53,7 @@ export class Lan {
   private readonly bridge: Netns;
   private readonly hosts = new Map<string, { ns: Netns; address: string }>();
   private readonly tag: string;
+  private rootLink: string | null = null;
 
   constructor(label: string, hostNames: string[]) {
     this.tag = `${label.slice(0, 3)}${process.pid % 10000}`;
@@ -74,6 +78,77 @@ export class Lan {
     });
   }
 
+  /**
+   * Puts the test process's own namespace on the LAN at 10.77.0.250 through a
+   * veth into the bridge (only 10.77.0.0/24 is routed there), so the test can
+   * reach services on the hosts. Nothing leaves through the machine's interfaces.
+   */
+  joinRoot(): string {
+    const inside = `r${this.tag}`;
+    const outside = `q${this.tag}`;
+    ip(["link", "add", inside, "type", "veth", "peer", "name", outside]);
+    ip(["link", "set", outside, "netns", this.bridge.name]);
+    this.bridge.in(["ip", "link", "set", outside, "master", "br0"]);
+    this.bridge.in(["ip", "link", "set", outside, "up"]);
+    ip(["addr", "add", `${ROOT_ADDRESS}/24`, "dev", inside]);
+    ip(["link", "set", inside, "up"]);
+    this.rootLink = inside;
+    return ROOT_ADDRESS;
+  }
+
+  /** Pulls (or plugs back) a host's cable: its end of the link goes down or up. */
+  setLink(name: string, up: boolean): void {
+    const { ns, link } = this.require(name);
+    ns.in(["ip", "link", "set", link, up ? "up" : "down"]);
+    if (up) {
+      // Bringing a link down drops its routes; the multicast route comes back with it.
+      try {
+        ns.in(["ip", "route", "add", "224.0.0.0/4", "dev", link]);
+      } catch {
+        // Still there.
+      }
+    }
+  }
+
+  /**
+   * Makes a host's link lossy (and slow where the kernel has netem): `percent`
+   * of packets dropped each way. Returns what was applied, for the report.
+   */
+  impair(name: string, percent: number, delayMs: number): string {
+    const { ns, link } = this.require(name);
+    try {
+      ns.in(["tc", "qdisc", "add", "dev", link, "root", "netem", "delay", `${delayMs}ms`, "loss", `${percent}%`]);
+      return `netem: ${delayMs} ms delay, ${percent}% loss`;
+    } catch {
+      // No sch_netem in this kernel: nftables drops at random instead; no added delay.
+      ns.in(["nft", "add", "table", "inet", "kilnlab"]);
+      for (const [chain, hook, dir] of [
+        ["in", "input", "iifname"],
+        ["out", "output", "oifname"],
+      ] as const) {
+        ns.in(["nft", "add", "chain", "inet", "kilnlab", chain, `{ type filter hook ${hook} priority 0; }`]);
+        ns.in([
+          "nft",
+          "add",
+          "rule",
+          "inet",
+          "kilnlab",
+          chain,
+          dir,
+          link,
+          "numgen",
+          "random",
+          "mod",
+          "100",
+          "<",
+          String(percent),
+          "drop",
+        ]);
+      }
+      return `nftables: ${percent}% loss each way (this kernel has no netem, so no added delay)`;
+    }
+  }
+
   host(name: string): { prefix: string[]; address: string; ns: Netns } {
     const host = this.hosts.get(name);
     if (!host) throw new Error(`no host ${name} on this test LAN`);
@@ -83,5 +158,19 @@ export class Lan {
   destroy(): void {
     for (const { ns } of this.hosts.values()) ns.destroy();
     this.bridge.destroy();
+    if (this.rootLink) {
+      try {
+        ip(["link", "del", this.rootLink]);
+      } catch {
+        // Gone with the bridge namespace.
+      }
+    }
+  }
+
+  private require(name: string): { ns: Netns; link: string } {
+    const index = [...this.hosts.keys()].indexOf(name);
+    const host = this.hosts.get(name);
+    if (!host) throw new Error(`no host ${name} on this test LAN`);
+    return { ns: host.ns, link: `v${this.tag}${index}` };
   }
 }

@@ -3,8 +3,8 @@ import { type UiArgs, type UiCommandName, UiEvent, type UiResult } from "../../s
 import { Observed } from "./observed";
 
 /** A test client of the coordinator's UI API over WebSocket, typed by the shared contract. */
-export async function connectUi(port: number, token: string) {
-  const socket = new WebSocket(`ws://127.0.0.1:${port}/api?token=${encodeURIComponent(token)}`);
+export async function connectUi(port: number, token: string, host = "127.0.0.1") {
+  const socket = new WebSocket(`ws://${host}:${port}/api?token=${encodeURIComponent(token)}`);
   const events = new Observed<UiEvent>();
   const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   let nextId = 1;

@@ -69,12 +69,12 @@ describe("the coordinator's UI summaries", () => {
     const c = coordinatorWith([]);
     const route = createCommandRouter(c);
     const state = async () => route({ id: 1, command: "queueState" });
-    expect(await state()).toEqual({ id: 1, result: { paused: false } });
+    expect(await state()).toEqual({ id: 1, result: { paused: false, reason: null } });
     expect(await route({ id: 2, command: "pauseQueue", args: {} })).toEqual({ id: 2, result: { ok: true } });
-    expect(await state()).toEqual({ id: 1, result: { paused: true } });
+    expect(await state()).toEqual({ id: 1, result: { paused: true, reason: null } });
     expect(UiCommands.queueState.result.safeParse(((await state()) as { result: unknown }).result).success).toBe(true);
     await route({ id: 3, command: "resumeQueue" });
-    expect(await state()).toEqual({ id: 1, result: { paused: false } });
+    expect(await state()).toEqual({ id: 1, result: { paused: false, reason: null } });
   });
 
   it("queue.changed carries whether the queue is paused", () => {

@@ -1,0 +1,313 @@
+import { execFileSync, spawn } from "node:child_process";
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import Database from "better-sqlite3";
+import { api } from "../../support/node-client";
+import { LabFarm, type Tally } from "./lab-farm";
+
+export interface ScenarioResult {
+  name: string;
+  tally: Tally;
+  /** Broken promises other than lost or duplicated images; empty when the scenario passed. */
+  problems: string[];
+  notes: string[];
+}
+
+export interface Scenario {
+  name: string;
+  run(): Promise<Omit<ScenarioResult, "name">>;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const ADVERTISER = fileURLToPath(new URL("./advertise-garbage.ts", import.meta.url));
+const TSX = fileURLToPath(new URL("../../../node_modules/tsx/dist/cli.mjs", import.meta.url));
+
+/** Builds the farm, runs the body, always tears the LAN down. */
+async function withFarm(
+  label: string,
+  gpus: string[],
+  extra: string[],
+  body: (farm: LabFarm, notes: string[], problems: string[]) => Promise<Tally>,
+): Promise<Omit<ScenarioResult, "name">> {
+  const farm = new LabFarm(label, gpus, extra);
+  const notes: string[] = [];
+  const problems: string[] = [];
+  try {
+    const tally = await body(farm, notes, problems);
+    return { tally, problems, notes };
+  } finally {
+    await farm.close();
+  }
+}
+
+function expect(problems: string[], ok: boolean, what: string): void {
+  if (!ok) problems.push(what);
+}
+
+/** Partial files left in the output folder (a write cut short). */
+function partials(dir: string): string[] {
+  return (readdirSync(dir, { recursive: true }) as string[]).filter((f) => f.endsWith(".partial"));
+}
+
+/** For each image of the ledger, how many attempts ended in 'done': exactly one each, from the recorded history. */
+function doneAttemptsPerImage(dataDir: string): number[] {
+  const db = new Database(join(dataDir, "kiln.sqlite"), { readonly: true });
+  try {
+    return db
+      .prepare(
+        `SELECT count(a.id) AS n FROM images i LEFT JOIN attempts a ON a.image_id = i.id AND a.state = 'done' GROUP BY i.id`,
+      )
+      .pluck()
+      .all() as number[];
+  } finally {
+    db.close();
+  }
+}
+
+export const SCENARIOS: Scenario[] = [
+  {
+    name: "1. node killed with SIGKILL mid-batch",
+    run: () =>
+      withFarm("kill", ["gpu1", "gpu2", "gpu3"], [], async (farm) => {
+        await farm.startNodes(20);
+        await farm.startServe();
+        const job = await farm.submit(60, 1000);
+        await farm.waitForDone(job, 15);
+        farm.nodes.get("gpu1")?.proc.kill("SIGKILL");
+        await farm.waitForJob(job);
+        return farm.tally(60, 1000);
+      }),
+  },
+  {
+    name: "2. link down 10 s, then back",
+    run: () =>
+      withFarm("link", ["gpu1", "gpu2"], [], async (farm, notes, problems) => {
+        await farm.startNodes(15);
+        await farm.startServe();
+        const job = await farm.submit(80, 2000);
+        await farm.waitForDone(job, 10);
+        farm.lan.setLink("gpu1", false);
+        await sleep(10_000);
+        farm.lan.setLink("gpu1", true);
+        await farm.waitForJob(job);
+        const gpu1 = farm.nodes.get("gpu1")?.nodeId;
+        await farm.until(
+          async () => (await farm.nodesNow()).find((n) => n.id === gpu1)?.status === "online",
+          20_000,
+          "gpu1 back online",
+        );
+        // Its new work is accepted: a second job runs on it too.
+        const second = await farm.submit(30, 9000);
+        await farm.waitForJob(second);
+        const onGpu1 = (await farm.api.call("jobImages", { jobId: second })).filter((i) => i.nodeId === gpu1).length;
+        notes.push(`after the link came back gpu1 rendered ${onGpu1} of 30 new images`);
+        expect(problems, onGpu1 > 0, "gpu1 took no new work after its link came back");
+        return farm.tally(80, 2000);
+      }),
+  },
+  {
+    name: "3. 20% packet loss and 200 ms delay on one link",
+    run: () =>
+      withFarm("loss", ["gpu1", "gpu2"], [], async (farm, notes) => {
+        await farm.startNodes(15);
+        await farm.startServe();
+        notes.push(farm.lan.impair("gpu2", 20, 200));
+        const job = await farm.submit(60, 3000);
+        await farm.waitForJob(job, 240_000);
+        return farm.tally(60, 3000);
+      }),
+  },
+  {
+    name: "4. coordinator killed with SIGKILL mid-job and restarted",
+    run: () =>
+      withFarm("crd", ["gpu1", "gpu2"], [], async (farm, notes, problems) => {
+        await farm.startNodes(15);
+        const first = await farm.startServe();
+        const job = await farm.submit(80, 4000);
+        await farm.waitForDone(job, 20);
+        first.proc.kill("SIGKILL");
+        await first.exited;
+        farm.ui?.close();
+        await sleep(1500);
+        await farm.startServe();
+        await farm.waitForJob(job);
+        expect(problems, partials(farm.outputDir).length === 0, "partial files left behind");
+        notes.push("restarted with the same data dir; in-flight work delivered from the nodes' outboxes");
+        return farm.tally(80, 4000);
+      }),
+  },
+  {
+    name: "5. node restarts with its id; an impostor advertises that id elsewhere",
+    run: () =>
+      withFarm("imp", ["gpu1", "gpu2"], ["intruder"], async (farm, notes, problems) => {
+        await farm.startNodes(15);
+        await farm.startServe();
+        const job = await farm.submit(60, 5000);
+        await farm.waitForDone(job, 10);
+        const gpu1 = farm.nodes.get("gpu1");
+        if (!gpu1) throw new Error("no gpu1");
+        await gpu1.stop();
+        const again = await farm.startNode(
+          "gpu1",
+          15,
+          ["--port", String(gpu1.port), "--token", gpu1.token],
+          gpu1.stateDir,
+        );
+        expect(problems, again.nodeId === gpu1.nodeId, "gpu1 came back with another id");
+        // The impostor: a real kiln-node whose state dir claims gpu1's id, with its own certificate.
+        const impostorState = mkdtempSync(join(tmpdir(), "kiln-lab-impostor-"));
+        mkdirSync(impostorState, { recursive: true });
+        copyFileSync(join(gpu1.stateDir, "node.json"), join(impostorState, "node.json"));
+        const impostor = await farm.startNode("intruder", 50, [], impostorState);
+        farm.nodes.delete("intruder");
+        await farm.until(
+          async () => (await farm.nodesNow()).some((n) => n.status === "conflict"),
+          20_000,
+          "the impostor shown as a conflict",
+        );
+        await farm.waitForJob(job);
+        const info = (await (await api(impostor).get("/v1/node")).json()) as { devices: { imagesTotal: number }[] };
+        const impostorImages = info.devices.reduce((sum, d) => sum + d.imagesTotal, 0);
+        const tokensTried = impostor.logs.filter((l) => l.msg === "refused a request without a valid token").length;
+        notes.push(`impostor rendered ${impostorImages} images and was offered ${tokensTried} tokens`);
+        expect(problems, impostorImages === 0, "the impostor received work");
+        expect(problems, tokensTried === 0, "the impostor was sent a token");
+        await impostor.stop();
+        return farm.tally(60, 5000);
+      }),
+  },
+  {
+    name: "6. malformed and oversized mDNS adverts",
+    run: () =>
+      withFarm("mdns", ["gpu1", "gpu2"], ["intruder"], async (farm, notes, problems) => {
+        await farm.startNodes(15);
+        await farm.startServe();
+        const [command, ...rest] = [...farm.lan.host("intruder").prefix, process.execPath, TSX, ADVERTISER];
+        const advertiser = spawn(command as string, rest, { stdio: "ignore" });
+        try {
+          await sleep(3000);
+          const job = await farm.submit(40, 6000);
+          await farm.waitForJob(job);
+          const listed = await farm.nodesNow();
+          const intruderAddress = farm.lan.host("intruder").address;
+          const fromIntruder = listed.filter((n) => n.host === intruderAddress);
+          notes.push(`${listed.length} nodes listed; ${fromIntruder.length} from the garbage advertiser`);
+          expect(problems, fromIntruder.length === 0, "a malformed advert was listed as a node");
+          expect(problems, listed.filter((n) => n.status === "online").length === 2, "a real node was harmed");
+          return farm.tally(40, 6000);
+        } finally {
+          advertiser.kill("SIGKILL");
+        }
+      }),
+  },
+  {
+    name: "7. results disk fills up, then space returns",
+    run: () =>
+      withFarm("disk", ["gpu1", "gpu2"], [], async (farm, notes, problems) => {
+        const mount = mkdtempSync(join(tmpdir(), "kiln-lab-tmpfs-"));
+        execFileSync("mount", ["-t", "tmpfs", "-o", "size=300k", "tmpfs", mount]);
+        try {
+          farm.outputDir = mount;
+          await farm.startNodes(20);
+          await farm.startServe();
+          const job = await farm.submit(60, 7000, 256);
+          await farm.until(
+            async () => (await farm.api.call("queueState", {})).paused,
+            90_000,
+            "queue paused on a full disk",
+          );
+          const error = (await farm.api.call("queueState", {})).reason ?? "";
+          notes.push(`paused with: ${error || "(no message)"}`);
+          expect(problems, /disk is full/i.test(error), "no clear disk-full reason on the paused queue");
+          expect(problems, partials(mount).length === 0, "partial files left on the full disk");
+          execFileSync("mount", ["-o", "remount,size=64m", mount]);
+          await farm.api.call("resumeQueue", {});
+          await farm.waitForJob(job);
+          return farm.tally(60, 7000);
+        } finally {
+          await farm.close();
+          execFileSync("umount", ["-l", mount]);
+        }
+      }),
+  },
+  {
+    name: "8. node drained during a job",
+    run: () =>
+      withFarm("drn", ["gpu1", "gpu2"], [], async (farm, notes, problems) => {
+        await farm.startNodes(12);
+        await farm.startServe();
+        const job = await farm.submit(60, 8000);
+        await farm.waitForDone(job, 10);
+        const gpu1 = farm.nodes.get("gpu1")?.nodeId as string;
+        await farm.api.call("drainNode", { nodeId: gpu1, drained: true });
+        // What it holds in flight may still finish; then nothing more lands on it.
+        await sleep(4000);
+        const onGpu1 = async () =>
+          (await farm.api.call("jobImages", { jobId: job })).filter((i) => i.nodeId === gpu1 && i.state === "done")
+            .length;
+        const afterDrain = await onGpu1();
+        await farm.waitForJob(job);
+        const atEnd = await onGpu1();
+        notes.push(`gpu1 stored ${afterDrain} before the drain settled, ${atEnd} at the end`);
+        expect(problems, atEnd === afterDrain, "a drained node took new work");
+        return farm.tally(60, 8000);
+      }),
+  },
+  {
+    name: "9. partition past the lease: late updates refused (409), fenced by attempt",
+    run: () =>
+      withFarm("part", ["gpu1", "gpu2"], [], async (farm, notes, problems) => {
+        await farm.startNodes(12);
+        await farm.startServe();
+        const job = await farm.submit(80, 9100);
+        await farm.waitForDone(job, 10);
+        farm.lan.setLink("gpu2", false);
+        await sleep(8000);
+        farm.lan.setLink("gpu2", true);
+        await farm.waitForJob(job);
+        const gpu2 = farm.nodes.get("gpu2");
+        const refused =
+          (await gpu2?.waitForLog((l) => l.msg === "a client refused an outcome", 20_000).catch(() => null)) ?? null;
+        notes.push(refused ? `gpu2 was told: ${String(refused.reason)}` : "gpu2 delivered nothing late");
+        expect(
+          problems,
+          refused === null || /not assigned to you/.test(String(refused.reason)),
+          "late update not refused",
+        );
+        const perImage = doneAttemptsPerImage(farm.dataDir);
+        expect(
+          problems,
+          perImage.every((n) => n === 1),
+          "an image ended with other than exactly one done attempt",
+        );
+        return farm.tally(80, 9100);
+      }),
+  },
+  {
+    name: "10. a node's event loop starved 5 s (SIGSTOP), then resumed",
+    run: () =>
+      withFarm("stop", ["gpu1", "gpu2", "gpu3"], [], async (farm, notes, problems) => {
+        await farm.startNodes(15);
+        const serve = await farm.startServe();
+        const job = await farm.submit(90, 10_000);
+        await farm.waitForDone(job, 10);
+        const gpu3 = farm.nodes.get("gpu3");
+        gpu3?.proc.kill("SIGSTOP");
+        await sleep(5000);
+        gpu3?.proc.kill("SIGCONT");
+        await farm.waitForJob(job);
+        await farm.until(async () => (await farm.onlineNodes()).length === 3, 20_000, "gpu3 back online");
+        const lost = serve.events.filter((e) => e.msg === "node lost; its in-flight images go back to the queue");
+        const lostIds = new Set(lost.map((e) => e.node));
+        notes.push(
+          `nodes marked lost: ${[...lostIds].map((id) => [...farm.nodes].find(([, n]) => n.nodeId === id)?.[0]).join(", ")}`,
+        );
+        expect(problems, lostIds.has(gpu3?.nodeId), "the starved node was not marked lost");
+        // Busy nodes never miss heartbeats: inference runs in worker processes, not the daemon's event loop.
+        expect(problems, lostIds.size === 1, "a busy node missed its heartbeats");
+        return farm.tally(90, 10_000);
+      }),
+  },
+];
