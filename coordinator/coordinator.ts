@@ -52,6 +52,17 @@ export interface CoordinatorEvents {
 }
 
 const PENDING_WINDOW = 2000;
+/** Refusals that say something about the node, not the work: the images go back to the queue. */
+const NODE_LOCAL_REFUSALS: ReadonlySet<string> = new Set([
+  "E_SHUTTING_DOWN",
+  "E_NOT_READY",
+  "E_MODEL_MISSING",
+  "E_DEVICE_MISSING",
+  "E_RATE_LIMITED",
+  "E_UNAUTHORIZED",
+  "E_UNPAIRED",
+  "E_IDENTITY_CHANGED",
+]);
 const TICK_MS = 50;
 
 /**
@@ -965,6 +976,11 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
           this.ledger.loseAttempts(attemptIds, "node busy (429)", this.now());
         } else if (outcome.kind === "unreachable") {
           this.ledger.loseAttempts(attemptIds, `node unreachable: ${outcome.error.message}`, this.now());
+        } else if (NODE_LOCAL_REFUSALS.has(outcome.error.code)) {
+          // This node cannot take it now (stopping, still loading, model or device gone): another may.
+          this.ledger.loseAttempts(attemptIds, `node refused: ${outcome.error.message}`, this.now());
+          this.nodesChanged();
+          this.queueChanged();
         } else {
           for (const a of attemptIds)
             this.ledger.failAttempt(
