@@ -1,6 +1,7 @@
 import { randomInt, randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { statfs } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { Logger } from "pino";
 import { startingBatchLimit } from "../shared/batch-size";
@@ -52,6 +53,9 @@ export interface CoordinatorEvents {
 }
 
 const PENDING_WINDOW = 2000;
+const SPACE_CHECK_MS = 2000;
+/** Free space in the output folder at which a queue paused for a full disk starts again. */
+const RESUME_FREE_BYTES = 16 * 2 ** 20;
 /** Refusals that say something about the node, not the work: the images go back to the queue. */
 const NODE_LOCAL_REFUSALS: ReadonlySet<string> = new Set([
   "E_SHUTTING_DOWN",
@@ -275,6 +279,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
 
   /** Why the coordinator itself paused the queue (a full disk); null when running or paused by a person. */
   pauseReason: string | null = null;
+  private nextSpaceCheck = 0;
 
   pauseQueue(): void {
     this.pauseReason = null;
@@ -823,8 +828,22 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     if (this.stopped) return;
     const now = this.now();
     this.checkLeases(now);
+    if (this.pauseReason !== null && now >= this.nextSpaceCheck) void this.resumeWhenSpaceReturns(now);
     if (!this.ledger.isQueuePaused()) this.dispatch(now);
     this.flushUiEvents();
+  }
+
+  /**
+   * A queue paused for a full disk resumes by itself once the output folder has
+   * room again (checked every few seconds); one paused by a person never does.
+   */
+  private async resumeWhenSpaceReturns(now: number): Promise<void> {
+    this.nextSpaceCheck = now + SPACE_CHECK_MS;
+    const free = await freeBytes(this.opts.outputDir);
+    if (free === null || free < RESUME_FREE_BYTES || this.pauseReason === null) return;
+    this.log.info({ freeMb: Math.round(free / 2 ** 20) }, "the output disk has room again; resuming the queue");
+    this.ledger.appendEvent("queue.resumed", { reason: "disk space returned" }, this.now());
+    this.resumeQueue();
   }
 
   private checkLeases(now: number): void {
@@ -1108,4 +1127,14 @@ function saveThroughput(file: string, model: ThroughputModel): void {
 
 function baseUrlOf(host: string, port: number): string {
   return `https://${formatHost(host)}:${port}`;
+}
+
+/** Bytes free for us on the file system of `dir` (null when it cannot be read). */
+async function freeBytes(dir: string): Promise<number | null> {
+  try {
+    const stats = await statfs(dir);
+    return stats.bavail * stats.bsize;
+  } catch {
+    return null;
+  }
 }

@@ -55,7 +55,10 @@ export class ResultStore {
       await rm(tmp, { force: true });
       const code = (error as NodeJS.ErrnoException).code;
       if (code === "ENOSPC" || code === "EDQUOT") {
-        throw new KilnError("E_DISK_FULL", `the output disk is full (${this.root}); free space and resume the queue`);
+        throw new KilnError(
+          "E_DISK_FULL",
+          `the output disk is full (${this.root}): the queue is paused and starts again by itself once 16 MB are free`,
+        );
       }
       throw error;
     }

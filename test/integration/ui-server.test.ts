@@ -64,16 +64,16 @@ describe("UI API server (kiln serve) on 127.0.0.1", () => {
 
   it("pauses and resumes the whole queue: queueState answers, queue.changed carries it", async () => {
     const ui = await connectUi(server.port, token);
-    expect(await ui.call("queueState", {})).toEqual({ paused: false });
+    expect(await ui.call("queueState", {})).toEqual({ paused: false, reason: null });
     expect(await ui.call("pauseQueue", {})).toEqual({ ok: true });
-    expect(await ui.call("queueState", {})).toEqual({ paused: true });
+    expect(await ui.call("queueState", {})).toEqual({ paused: true, reason: null });
     await ui.events.waitFor(
       (e) => e.type === "queue.changed" && e.queuePaused,
       5000,
       () => "no queue.changed with queuePaused: true",
     );
     await ui.call("resumeQueue", {});
-    expect(await ui.call("queueState", {})).toEqual({ paused: false });
+    expect(await ui.call("queueState", {})).toEqual({ paused: false, reason: null });
     await ui.events.waitFor(
       (e) => e.type === "queue.changed" && !e.queuePaused,
       5000,

@@ -132,7 +132,15 @@ export class LabFarm {
   }
 
   async waitForJob(jobId: string, timeoutMs = 180_000): Promise<JobSummary | undefined> {
-    await this.until(async () => (await this.job(jobId))?.state === "done", timeoutMs, `job ${jobId} done`);
+    try {
+      await this.until(async () => (await this.job(jobId))?.state === "done", timeoutMs, `job ${jobId} done`);
+    } catch (error) {
+      const job = await this.job(jobId);
+      const queue = await this.api.call("queueState", {});
+      throw new Error(
+        `${(error as Error).message}; job ${job?.state} ${JSON.stringify(job?.counts)}, last error ${job?.lastError}, queue ${JSON.stringify(queue)}`,
+      );
+    }
     return this.job(jobId);
   }
 
