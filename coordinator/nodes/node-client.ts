@@ -10,6 +10,7 @@ import { Health, NodeInfo, PairResponse } from "../../shared/node-info";
 import { TaskAccepted, type TaskRequest } from "../../shared/task";
 
 const REQUEST_TIMEOUT_MS = 10_000;
+const MAX_SOCKETS_PER_NODE = 8;
 
 export type SubmitOutcome =
   | { kind: "accepted"; accepted: TaskAccepted }
@@ -227,7 +228,11 @@ export function pinFromPem(certPem: string): NodePin {
 
 /** An HTTPS agent that trusts the pinned certificate and nothing else, whatever the host name. */
 export function pinnedAgent(pin: NodePin): Agent {
-  return new Agent({ connect: { ca: pin.certPem, checkServerIdentity: fingerprintCheck(pin) } });
+  return new Agent({
+    // Bounded: a burst of image downloads must not leave dozens of idle sockets per node.
+    connections: MAX_SOCKETS_PER_NODE,
+    connect: { ca: pin.certPem, checkServerIdentity: fingerprintCheck(pin) },
+  });
 }
 
 export function fingerprintCheck(pin: NodePin): (host: string, cert: PeerCertificate) => Error | undefined {

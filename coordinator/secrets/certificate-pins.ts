@@ -1,8 +1,7 @@
-import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
-import { dirname } from "node:path";
 import { z } from "zod";
 import { Fingerprint } from "../../shared/node-info";
 import type { NodePin } from "../nodes/node-client";
+import { readPrivateJson, writePrivateJson } from "./private-json-file";
 
 const PinFile = z.record(z.string(), z.object({ certPem: z.string().max(16_384), fingerprint: Fingerprint }));
 
@@ -12,18 +11,10 @@ const PinFile = z.record(z.string(), z.object({ certPem: z.string().max(16_384),
  * like the token file: owner-only, atomically.
  */
 export class CertificatePins {
-  private pins: Record<string, NodePin>;
+  private readonly pins: Record<string, NodePin>;
 
   constructor(private readonly file: string) {
-    try {
-      this.pins = PinFile.parse(JSON.parse(readFileSync(file, "utf8")));
-      chmodSync(file, 0o600);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "ENOENT") {
-        throw new Error(`${file} is unreadable (${(error as Error).message}); delete it and pair the nodes again`);
-      }
-      this.pins = {};
-    }
+    this.pins = readPrivateJson(file, PinFile, {});
   }
 
   get(nodeId: string): NodePin | null {
@@ -32,18 +23,11 @@ export class CertificatePins {
 
   set(nodeId: string, pin: NodePin): void {
     this.pins[nodeId] = pin;
-    this.save();
+    writePrivateJson(this.file, this.pins);
   }
 
   delete(nodeId: string): void {
     delete this.pins[nodeId];
-    this.save();
-  }
-
-  private save(): void {
-    mkdirSync(dirname(this.file), { recursive: true, mode: 0o700 });
-    const tmp = `${this.file}.${process.pid}.tmp`;
-    writeFileSync(tmp, JSON.stringify(this.pins, null, 2), { mode: 0o600 });
-    renameSync(tmp, this.file);
+    writePrivateJson(this.file, this.pins);
   }
 }

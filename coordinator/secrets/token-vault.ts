@@ -1,6 +1,5 @@
-import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
-import { dirname } from "node:path";
 import { z } from "zod";
+import { readPrivateJson, writePrivateJson } from "./private-json-file";
 
 /**
  * Where node tokens live. The desktop app plugs in a vault that encrypts with the
@@ -16,18 +15,10 @@ export interface TokenVault {
 const VaultFile = z.record(z.string(), z.string());
 
 export class FileTokenVault implements TokenVault {
-  private tokens: Record<string, string>;
+  private readonly tokens: Record<string, string>;
 
   constructor(private readonly file: string) {
-    try {
-      this.tokens = VaultFile.parse(JSON.parse(readFileSync(file, "utf8")));
-      chmodSync(file, 0o600);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "ENOENT") {
-        throw new Error(`${file} is unreadable (${(error as Error).message}); delete it and pair the nodes again`);
-      }
-      this.tokens = {};
-    }
+    this.tokens = readPrivateJson(file, VaultFile, {});
   }
 
   get(nodeId: string): string | null {
@@ -36,18 +27,11 @@ export class FileTokenVault implements TokenVault {
 
   set(nodeId: string, token: string): void {
     this.tokens[nodeId] = token;
-    this.save();
+    writePrivateJson(this.file, this.tokens);
   }
 
   delete(nodeId: string): void {
     delete this.tokens[nodeId];
-    this.save();
-  }
-
-  private save(): void {
-    mkdirSync(dirname(this.file), { recursive: true, mode: 0o700 });
-    const tmp = `${this.file}.${process.pid}.tmp`;
-    writeFileSync(tmp, JSON.stringify(this.tokens, null, 2), { mode: 0o600 });
-    renameSync(tmp, this.file);
+    writePrivateJson(this.file, this.tokens);
   }
 }

@@ -3,22 +3,15 @@
  * images/s at 512×512 (default steps), wall time over time inside ONNX Runtime,
  * and the daemon's RSS before and after 1,000 images. Ends with one JSON line.
  */
-import { readFileSync } from "node:fs";
 import type { NodeEvent } from "../../shared/node-events";
 import { startNode } from "../support/kiln-node-process";
 import { api, subscribe } from "../support/node-client";
+import { rssMb } from "../support/process-figures";
 
 // Long enough (about 5 s) that start and end of the run do not weigh on the ratio.
 const THROUGHPUT_IMAGES = Number(process.env.KILN_BENCH_IMAGES ?? 192);
 const RSS_IMAGES = Number(process.env.KILN_BENCH_RSS_IMAGES ?? 1000);
 const BATCH = 4;
-
-function rssMb(pid: number): number {
-  const line = readFileSync(`/proc/${pid}/status`, "utf8")
-    .split("\n")
-    .find((l) => l.startsWith("VmRSS:"));
-  return Number(line?.split(/\s+/)[1]) / 1024;
-}
 
 const node = await startNode(["--devices", "cpu", "--queue", "8"]);
 const events = await subscribe(node);

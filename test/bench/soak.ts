@@ -6,31 +6,21 @@
  * end, and the SQLite WAL size, each against its stated bound; exits 1 when a
  * bound is broken. Ends with one JSON line.
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
 import { Coordinator } from "../../coordinator/coordinator";
 import { startNode } from "../support/kiln-node-process";
+import { processFigures as figures, type ProcessFigures } from "../support/process-figures";
 
 const IMAGES = Number(process.env.KILN_SOAK_IMAGES ?? 20_000);
-const WARM_UP = Math.min(2000, Math.floor(IMAGES / 10));
+// A quarter of the run warms up caches, pools and heaps before the first figures.
+const WARM_UP = Math.floor(IMAGES / 4);
 const NODES = 4;
 /** Bounds, stated here and printed with the figures. */
 const MAX_RSS_GROWTH = 0.1;
 const MAX_WAL_MB = 64;
-
-interface ProcessFigures {
-  rssMb: number;
-  fds: number;
-}
-
-function figures(pid: number): ProcessFigures {
-  const line = readFileSync(`/proc/${pid}/status`, "utf8")
-    .split("\n")
-    .find((l) => l.startsWith("VmRSS:"));
-  return { rssMb: Number(line?.split(/\s+/)[1]) / 1024, fds: readdirSync(`/proc/${pid}/fd`).length };
-}
 
 const dir = mkdtempSync(join(tmpdir(), "kiln-soak-"));
 const nodes = await Promise.all(
@@ -63,11 +53,15 @@ const waitFor = async (count: number) => {
  * 4 s), memory collected. Busy figures would count open files and sockets of
  * the moment, not growth.
  */
-async function atRest(): Promise<{ coordinator: ProcessFigures; nodes: ProcessFigures[] }> {
+async function atRest(): Promise<{ coordinator: ProcessFigures; nodes: ProcessFigures[]; heapMb: number }> {
   coordinator.pauseQueue();
   await new Promise((r) => setTimeout(r, 6000));
   globalThis.gc?.();
-  const taken = { coordinator: figures(process.pid), nodes: nodes.map((n) => figures(n.proc.pid as number)) };
+  const taken = {
+    coordinator: figures(process.pid),
+    nodes: nodes.map((n) => figures(n.proc.pid as number)),
+    heapMb: process.memoryUsage().heapUsed / 2 ** 20,
+  };
   coordinator.resumeQueue();
   return taken;
 }
@@ -99,7 +93,8 @@ const rows = [
 const failures: string[] = [];
 process.stdout.write(
   `soak: ${IMAGES} images (${WARM_UP} warm-up) over ${NODES} nodes × 2 simulated GPUs, 128×128\n` +
-    `throughput ${throughput.toFixed(0)} images/s after warm-up; job ${job?.state}, ${job?.counts.done} stored\n`,
+    `throughput ${throughput.toFixed(0)} images/s after warm-up; job ${job?.state}, ${job?.counts.done} stored\n` +
+    `coordinator JS heap after GC ${start.heapMb.toFixed(1)} → ${end.heapMb.toFixed(1)} MB\n`,
 );
 for (const r of rows) {
   const g = growth(r.a, r.b);

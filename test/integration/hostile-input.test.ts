@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
@@ -13,18 +13,12 @@ import { TaskRequest } from "../../shared/task";
 import { hostileRequests } from "../support/hostile-requests";
 import { type RunningNode, startNode } from "../support/kiln-node-process";
 import { api, type EventStream, subscribe } from "../support/node-client";
+import { rssMb } from "../support/process-figures";
 import { connectUi } from "../support/ui-client";
 
 const SEED = 20261124;
 const COUNT = 10_000;
 const CONCURRENCY = 8;
-
-function rssMb(pid: number): number {
-  const line = readFileSync(`/proc/${pid}/status`, "utf8")
-    .split("\n")
-    .find((l) => l.startsWith("VmRSS:"));
-  return Number(line?.split(/\s+/)[1]) / 1024;
-}
 
 /** Runs `work` over `items` with a fixed number in flight. */
 async function pool<T>(items: readonly T[], limit: number, work: (item: T, index: number) => Promise<void>) {
