@@ -22,7 +22,6 @@ export interface Scenario {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const ADVERTISER = fileURLToPath(new URL("./advertise-garbage.ts", import.meta.url));
-const TSX = fileURLToPath(new URL("../../../node_modules/tsx/dist/cli.mjs", import.meta.url));
 
 /** Builds the farm, runs the body, always tears the LAN down. */
 async function withFarm(
@@ -184,10 +183,18 @@ export const SCENARIOS: Scenario[] = [
       withFarm("mdns", ["gpu1", "gpu2"], ["intruder"], async (farm, notes, problems) => {
         await farm.startNodes(15);
         await farm.startServe();
-        const [command, ...rest] = [...farm.lan.host("intruder").prefix, process.execPath, TSX, ADVERTISER];
+        // Node itself with tsx's loader, not the tsx CLI: the CLI would leave its child running when killed.
+        const [command, ...rest] = [
+          ...farm.lan.host("intruder").prefix,
+          process.execPath,
+          "--import",
+          import.meta.resolve("tsx"),
+          ADVERTISER,
+        ];
         const advertiser = spawn(command as string, rest, { stdio: "ignore" });
         try {
           await sleep(3000);
+          expect(problems, advertiser.exitCode === null, "the garbage advertiser did not stay up");
           const job = await farm.submit(40, 6000);
           await farm.waitForJob(job);
           const listed = await farm.nodesNow();
