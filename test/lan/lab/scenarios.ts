@@ -97,11 +97,11 @@ export const SCENARIOS: Scenario[] = [
           20_000,
           "gpu1 back online",
         );
-        // Its new work is accepted: a second job runs on it too.
-        const second = await farm.submit(30, 9000);
+        // Its new work is accepted: a second job, long enough (256×256) to be shared, runs on it too.
+        const second = await farm.submit(120, 9000, 256);
         await farm.waitForJob(second);
         const onGpu1 = (await farm.api.call("jobImages", { jobId: second })).filter((i) => i.nodeId === gpu1).length;
-        notes.push(`after the link came back gpu1 rendered ${onGpu1} of 30 new images`);
+        notes.push(`after the link came back gpu1 rendered ${onGpu1} of 120 new images`);
         expect(problems, onGpu1 > 0, "gpu1 took no new work after its link came back");
         return farm.tally(80, 2000);
       }),
