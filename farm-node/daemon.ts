@@ -416,8 +416,7 @@ export class Daemon implements NodeService {
   /** Opens a pairing window with a fresh code, shown in the log and in the state dir for `kiln-node pair`. */
   openPairing(): void {
     this.pairing.open(this.opts.pairingWindowMs ?? PAIRING_WINDOW_MS);
-    this.state.writeJson(PAIRING_FILE, { code: this.pairing.display, closesAt: this.pairing.closesAt });
-    this.printPairingCode();
+    this.announcePairing();
   }
 
   pair(code: string, client: string, fingerprint: string): PairResponse {
@@ -439,8 +438,7 @@ export class Daemon implements NodeService {
       );
     }
     this.pairing.rotate();
-    this.state.writeJson(PAIRING_FILE, { code: this.pairing.display, closesAt: this.pairing.closesAt });
-    this.printPairingCode();
+    this.announcePairing();
     return { nodeId: this.nodeId, token: this.tokens.issue(client) };
   }
 
@@ -468,7 +466,13 @@ export class Daemon implements NodeService {
     return rate > 0 ? Math.min(30, Math.max(1, Math.ceil(1 / rate))) : 2;
   }
 
-  printPairingCode(): void {
+  /** The open window's code: in the state dir for `kiln-node pair`, and in the log. */
+  private announcePairing(): void {
+    this.state.writeJson(PAIRING_FILE, { code: this.pairing.display, closesAt: this.pairing.closesAt });
+    this.printPairingCode();
+  }
+
+  private printPairingCode(): void {
     if (!this.pairing.isOpen) return;
     const closes = new Date(this.pairing.closesAt).toISOString();
     this.opts.log.info(

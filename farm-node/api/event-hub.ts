@@ -46,11 +46,6 @@ export class EventHub {
     return this.connections.size;
   }
 
-  /** Outcomes waiting for a client's acknowledgement. */
-  undelivered(client: string): number {
-    return this.outbox(client).size;
-  }
-
   /** Publishes to every client (`client` null) or to the client a task belongs to. */
   publish(body: NodeEventBody, client: string | null): void {
     const delivery = client !== null && OUTCOME_EVENTS.has(body.type) ? this.outbox(client).append(body) : undefined;

@@ -150,15 +150,14 @@ export class LabFarm {
       .filter((f) => f.endsWith(".png"))
       .map((f) => parseParameters(readTextChunks(readFileSync(join(this.outputDir, f))).parameters ?? ""))
       .filter((p) => p.prompt === `lab ${seed}`);
-    const files = params;
     const seeds = params.map((p) => p.seed as number);
     const unique = new Set(seeds);
     const expected = new Set(Array.from({ length: count }, (_, i) => seed + i));
     return {
       expected: count,
-      stored: files.length,
+      stored: params.length,
       lost: [...expected].filter((s) => !unique.has(s)).length,
-      duplicated: files.length - unique.size,
+      duplicated: params.length - unique.size,
       wrongSeed: [...unique].filter((s) => !expected.has(s)).length,
     };
   }

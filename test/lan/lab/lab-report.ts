@@ -2,15 +2,12 @@ import type { ScenarioResult } from "./scenarios";
 
 /** The lab's table: scenario → result → images lost / duplicated, then the notes. */
 export function formatLabTable(results: readonly ScenarioResult[]): string {
-  const rows = results.map((r) => {
-    const passed = r.problems.length === 0 && r.tally.lost === 0 && r.tally.duplicated === 0 && r.tally.wrongSeed === 0;
-    return [
-      r.name,
-      passed ? "pass" : "FAIL",
-      `${r.tally.lost}/${r.tally.duplicated}`,
-      `${r.tally.stored}/${r.tally.expected}`,
-    ];
-  });
+  const rows = results.map((r) => [
+    r.name,
+    passed(r) ? "pass" : "FAIL",
+    `${r.tally.lost}/${r.tally.duplicated}`,
+    `${r.tally.stored}/${r.tally.expected}`,
+  ]);
   const header = ["scenario", "result", "lost/dup", "stored"];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
   const line = (cells: string[]) => `${cells.map((c, i) => c.padEnd(widths[i] as number)).join("  ")}\n`;
