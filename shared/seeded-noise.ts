@@ -13,7 +13,12 @@
  * - A tensor is filled in row-major order; image k of a batch uses its own seed,
  *   so batch position never changes an image.
  */
-export class SeededNoise {
+/** A stream of standard normals in the order a sampler draws them: SeededNoise, or one image's share of a prefetched batch. */
+export interface NormalSource {
+  fillNormal(out: Float32Array): Float32Array;
+}
+
+export class SeededNoise implements NormalSource {
   private readonly s = new Uint32Array(4);
 
   constructor(seed: number) {

@@ -45,6 +45,8 @@ export interface Engine {
   readonly providerNotes: string[];
   models(): ModelInfo[];
   render(batch: RenderBatch, hooks: RenderHooks): Promise<void>;
+  /** Told of a batch as soon as it is queued behind another, to start work that needs no model run. */
+  prepare?(batch: RenderBatch): void;
   /** Frees sessions; the worker exits after this. */
   close(): Promise<void>;
 }

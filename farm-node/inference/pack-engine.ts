@@ -4,6 +4,7 @@ import type { ResolvedPack } from "../../shared/model-manifest";
 import type { ModelInfo } from "../../shared/node-info";
 import type { WorkerModelEvent } from "../../shared/worker-messages";
 import { describePack } from "../models/model-packs";
+import { NoisePrefetcher } from "../pipelines/noise-ring";
 import { PackPipeline } from "../pipelines/pack-pipeline";
 import { loadPackSessions } from "../pipelines/pack-sessions";
 import type { Engine, RenderBatch, RenderHooks } from "./engine";
@@ -34,6 +35,7 @@ export class PackEngine implements Engine {
   private readonly loaded = new Map<string, Loaded>();
   private readonly loading = new Map<string, Promise<Loaded>>();
   private readonly broken = new Map<string, string>();
+  private readonly noise = new NoisePrefetcher();
   private readonly timer: NodeJS.Timeout | null;
   private readonly now: () => number;
   private lastBackend: Backend;
@@ -75,6 +77,10 @@ export class PackEngine implements Engine {
     }
   }
 
+  prepare(batch: RenderBatch): void {
+    if (!this.closed) this.loaded.get(batch.model)?.pipeline.prepare(batch);
+  }
+
   /** Releases packs idle for longer than the configured time. */
   async unloadIdle(): Promise<void> {
     const cutoff = this.now() - this.opts.idleUnloadMs;
@@ -92,6 +98,7 @@ export class PackEngine implements Engine {
     await Promise.allSettled([...this.loading.values()]);
     await Promise.all([...this.loaded.values()].map((e) => e.pipeline.sessions.release()));
     this.loaded.clear();
+    await this.noise.close();
   }
 
   private load(name: string): Promise<Loaded> {
@@ -119,7 +126,7 @@ export class PackEngine implements Engine {
     let pipeline: PackPipeline | null = null;
     try {
       const sessions = await loadPackSessions(pack, this.opts.providers, { intraOpThreads: this.opts.intraOpThreads });
-      pipeline = new PackPipeline(pack, sessions);
+      pipeline = new PackPipeline(pack, sessions, this.noise);
       await pipeline.warmUp();
     } catch (error) {
       await pipeline?.sessions.release();

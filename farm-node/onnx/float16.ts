@@ -4,12 +4,17 @@
  * and feeds in float16 go through these conversions.
  */
 const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
+// Signed views: bits read as uint32 above 2^31 would leave V8's small-integer fast path.
+const i32 = new Int32Array(f32.buffer);
 
 /** One float32 to half bits, rounding to nearest even; overflow becomes ±Infinity. */
 export function toFloat16Bits(value: number): number {
   f32[0] = value;
-  const x = u32[0] as number;
+  return halfFromFloatBits(i32[0] as number);
+}
+
+/** The same conversion from the float32's raw bits, so whole arrays convert through an Int32Array view. */
+function halfFromFloatBits(x: number): number {
   const sign = (x >>> 16) & 0x8000;
   const exp = (x >>> 23) & 0xff;
   let mant = x & 0x7fffff;
@@ -45,7 +50,12 @@ export function fromFloat16Bits(bits: number): number {
 
 export function float32ToFloat16(values: ArrayLike<number>): Uint16Array {
   const out = new Uint16Array(values.length);
-  for (let i = 0; i < values.length; i++) out[i] = toFloat16Bits(values[i] as number);
+  if (values instanceof Float32Array) {
+    const bits = new Int32Array(values.buffer, values.byteOffset, values.length);
+    for (let i = 0; i < bits.length; i++) out[i] = halfFromFloatBits(bits[i] as number);
+  } else {
+    for (let i = 0; i < values.length; i++) out[i] = toFloat16Bits(values[i] as number);
+  }
   return out;
 }
 

@@ -1,12 +1,13 @@
 import type * as ort from "onnxruntime-node";
 import { KilnError } from "../../shared/errors";
 import type { ResolvedPack } from "../../shared/model-manifest";
-import { SeededNoise } from "../../shared/seeded-noise";
+import type { NormalSource } from "../../shared/seeded-noise";
 import type { RenderBatch, RenderHooks } from "../inference/engine";
 import { type OrtClock, timedRun } from "../inference/timed-run";
 import { IMAGE_OUTPUT_IO } from "./image-output-graph";
+import type { NoisePrefetcher, NoiseRing } from "./noise-ring";
 import type { PackSessions } from "./pack-sessions";
-import { planSampler } from "./sampler-plan";
+import { planSampler, type SamplerPlan } from "./sampler-plan";
 import { type PromptEntry, TextConditioner } from "./text-conditioning";
 import { floatTensor, floatType, inputShape, readFloats, timestepTensor } from "./typed-tensors";
 
@@ -18,15 +19,19 @@ import { floatTensor, floatType, inputShape, readFloats, timestepTensor } from "
  *
  * Noise: image k starts from `SeededNoise(seed_k)` filled row-major over its
  * latent, and ancestral/LCM steps keep drawing from that same stream, so an
- * image is the same whatever batch it is in. JavaScript works only on latents
+ * image is the same whatever batch it is in. The draws are made on the noise
+ * thread while the text encoder and denoiser run. JavaScript works only on latents
  * (a few thousand values per image); pixels are converted by ONNX Runtime.
  */
 export class PackPipeline {
   private readonly text: TextConditioner;
+  /** Rings opened for batches queued behind the one rendering, oldest first. */
+  private readonly prepared = new Map<RenderBatch, NoiseRing>();
 
   constructor(
     readonly pack: ResolvedPack,
     readonly sessions: PackSessions,
+    private readonly noise: NoisePrefetcher,
   ) {
     this.text = new TextConditioner(pack, sessions);
   }
@@ -47,6 +52,27 @@ export class PackPipeline {
     );
   }
 
+  /**
+   * Starts drawing the noise of a batch queued behind the one rendering, so
+   * its first step does not wait for it. A batch that would be refused is left
+   * for `render` to refuse.
+   */
+  prepare(batch: RenderBatch): void {
+    let plan: SamplerPlan;
+    try {
+      this.checkLimits(batch);
+      plan = planSampler(this.pack.manifest.scheduler, batch.sampler, batch.steps);
+    } catch {
+      return;
+    }
+    this.prepared.set(batch, this.openNoise(batch, plan));
+    for (const [queued, ring] of this.prepared) {
+      if (this.prepared.size <= MAX_PREPARED) break;
+      ring.close();
+      this.prepared.delete(queued);
+    }
+  }
+
   async render(batch: RenderBatch, hooks: RenderHooks): Promise<void> {
     this.checkLimits(batch);
     const m = this.pack.manifest;
@@ -62,12 +88,17 @@ export class PackPipeline {
         : []),
       ...batch.images.map((i) => ({ text: i.prompt, zeros: false })),
     ];
-    const conditioning = await this.text.encode(entries, clock);
+    const h = batch.height / m.latent.factor;
+    const w = batch.width / m.latent.factor;
+    const size = m.latent.channels * h * w;
+    const ring = this.prepared.get(batch) ?? this.openNoise(batch, plan);
+    this.prepared.delete(batch);
+    const conditioning = await this.text.encode(entries, clock).catch((error: unknown) => {
+      ring.close();
+      throw error;
+    });
     try {
-      const h = batch.height / m.latent.factor;
-      const w = batch.width / m.latent.factor;
-      const size = m.latent.channels * h * w;
-      const noise = batch.images.map((i) => new SeededNoise(i.seed));
+      const noise = batch.images.map((_, b) => ring.source(b));
       const latents = new Float32Array(n * size);
       noise.forEach((stream, b) => {
         const latent = stream.fillNormal(latents.subarray(b * size, (b + 1) * size));
@@ -122,7 +153,7 @@ export class PackPipeline {
               latents.subarray(at, at + size),
               prediction.subarray(at, at + size),
               i,
-              noise[b] as SeededNoise,
+              noise[b] as NormalSource,
               scratch,
             );
           }
@@ -151,8 +182,19 @@ export class PackPipeline {
         });
       }
     } finally {
+      ring.close();
       conditioning.dispose();
     }
+  }
+
+  private openNoise(batch: RenderBatch, plan: SamplerPlan): NoiseRing {
+    const { latent } = this.pack.manifest;
+    const size = (latent.channels * batch.height * batch.width) / (latent.factor * latent.factor);
+    return this.noise.open(
+      batch.images.map((i) => i.seed),
+      size,
+      plan.noiseDraws,
+    );
   }
 
   /** latent / scale + shift → VAE decoder → RGB bytes, the bytes made by the output graph. */
@@ -201,6 +243,9 @@ export class PackPipeline {
     }
   }
 }
+
+/** The worker queues at most one batch behind the one rendering; one more is slack. */
+const MAX_PREPARED = 2;
 
 /**
  * Classifier-free guidance over a batch laid out [uncond × n, cond × n]:

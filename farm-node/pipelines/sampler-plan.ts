@@ -1,6 +1,6 @@
 import { KilnError } from "../../shared/errors";
 import type { SchedulerSpec } from "../../shared/model-manifest";
-import type { SeededNoise } from "../../shared/seeded-noise";
+import type { NormalSource } from "../../shared/seeded-noise";
 import { eulerInputScale, eulerStep } from "./samplers/euler";
 import { eulerAncestralStep } from "./samplers/euler-ancestral";
 import { flowMatchEulerStep } from "./samplers/flow-match-euler";
@@ -15,6 +15,8 @@ export interface SamplerPlan {
   /** The name written into PNG parameters (A1111's names). */
   readonly name: string;
   readonly steps: number;
+  /** Steps that draw fresh noise (one latent's worth per image each), so the draws can be prefetched. */
+  readonly noiseDraws: number;
   /** Initial latents are seeded normal noise times this. */
   readonly initNoiseSigma: number;
   /** The denoiser's timestep input at step i. */
@@ -28,7 +30,7 @@ export interface SamplerPlan {
    * `noise` is the image's own seeded stream (ancestral and LCM steps draw
    * from it); `scratch` is a buffer of the latent's length.
    */
-  step(latent: Float32Array, modelOutput: Float32Array, i: number, noise: SeededNoise, scratch: Float32Array): void;
+  step(latent: Float32Array, modelOutput: Float32Array, i: number, noise: NormalSource, scratch: Float32Array): void;
 }
 
 /** Sampler names a pack of each scheduler family accepts, A1111 spelling first. */
@@ -78,6 +80,7 @@ function eulerPlan(config: DiscreteSpec, steps: number): SamplerPlan {
   return {
     name: ancestral ? "Euler a" : "Euler",
     steps,
+    noiseDraws: ancestral ? steps : 0,
     initNoiseSigma,
     timestep: (i) => timesteps[i] as number,
     inputScale: (i) => eulerInputScale(sigma(i)),
@@ -107,6 +110,8 @@ function lcmPlan(config: DiscreteSpec, steps: number): SamplerPlan {
   return {
     name: "LCM",
     steps,
+    // The last step returns the denoised estimate without re-noising.
+    noiseDraws: steps - 1,
     initNoiseSigma: 1,
     timestep: t,
     inputScale: () => 1,
@@ -131,6 +136,7 @@ function flowPlan(config: Extract<SchedulerSpec, { kind: "flow_match_euler" }>, 
   return {
     name: "Euler",
     steps,
+    noiseDraws: 0,
     initNoiseSigma: 1,
     timestep(i) {
       const s = sigma(i);

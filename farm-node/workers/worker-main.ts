@@ -35,6 +35,7 @@ process.on("message", (raw) => {
     cancelled.add(message.taskId);
     if (cancelled.size > MAX_CANCELLED_REMEMBERED) cancelled.delete(cancelled.values().next().value as string);
   } else {
+    engine?.prepare?.(message);
     const rendered = inference.then(() => render(message));
     inference = rendered.then(() => undefined);
     void rendered.then((outcome) => finish(message, outcome));

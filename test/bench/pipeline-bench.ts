@@ -13,6 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { scanModelPacks } from "../../farm-node/models/model-packs";
 import { PackHasher } from "../../farm-node/models/pack-hash";
+import { NoisePrefetcher } from "../../farm-node/pipelines/noise-ring";
 import { PackPipeline } from "../../farm-node/pipelines/pack-pipeline";
 import { loadPackSessions } from "../../farm-node/pipelines/pack-sessions";
 import type { TaskImage } from "../../shared/task";
@@ -28,6 +29,7 @@ const RUNS: Record<string, { steps: number; guidance: number }> = {
   [TINY_PACKS.flow]: { steps: 9, guidance: 0 },
 };
 
+const noise = new NoisePrefetcher();
 const dir = mkdtempSync(join(tmpdir(), "kiln-pipeline-bench-"));
 writeTinyPacks(dir);
 const entries = await scanModelPacks(dir, new PackHasher(join(dir, ".hashes.json")));
@@ -54,16 +56,20 @@ for (const entry of entries) {
   if (!pack) throw new Error(`${entry.folder}: ${entry.info.unavailableReason}`);
   const run = RUNS[pack.name] as { steps: number; guidance: number };
   const sessions = await loadPackSessions(pack, ["cpu"], {});
-  const pipeline = new PackPipeline(pack, sessions);
+  const pipeline = new PackPipeline(pack, sessions, noise);
   const batch = () => ({ model: pack.name, width: EDGE, height: EDGE, ...run, images: images() });
   const hooks = { onStep: () => {}, isCancelled: () => false, onImage: () => {} };
   await pipeline.warmUp();
   await pipeline.render(batch(), hooks);
   let wallMs = 0;
   let ortMs = 0;
+  // As in a worker: the next batch is queued (and prepared) while one renders.
+  const queue = Array.from({ length: BATCHES }, batch);
   for (let b = 0; b < BATCHES; b++) {
     const started = performance.now();
-    await pipeline.render(batch(), {
+    const next = queue[b + 1];
+    if (next) pipeline.prepare(next);
+    await pipeline.render(queue[b] as ReturnType<typeof batch>, {
       ...hooks,
       onImage: (image) => {
         ortMs += image.ortMs;
@@ -81,6 +87,7 @@ for (const entry of entries) {
     glueFraction: Math.max(0, 1 - ortMs / wallMs),
   });
 }
+await noise.close();
 rmSync(dir, { recursive: true, force: true });
 
 const peakRssMb = process.resourceUsage().maxRSS / 1024;

@@ -7,6 +7,7 @@ import type { RenderBatch, RenderedImage } from "../../farm-node/inference/engin
 import { PackEngine } from "../../farm-node/inference/pack-engine";
 import { scanModelPacks } from "../../farm-node/models/model-packs";
 import { PackHasher } from "../../farm-node/models/pack-hash";
+import { NoisePrefetcher } from "../../farm-node/pipelines/noise-ring";
 import { PackPipeline } from "../../farm-node/pipelines/pack-pipeline";
 import { loadPackSessions } from "../../farm-node/pipelines/pack-sessions";
 import type { ResolvedPack } from "../../shared/model-manifest";
@@ -22,6 +23,7 @@ import { TINY_PACKS, writeTinyPacks } from "../fixtures/tiny-packs/write-tiny-pa
 let dir: string;
 const packs = new Map<string, ResolvedPack>();
 const pipelines = new Map<string, PackPipeline>();
+const noise = new NoisePrefetcher();
 const denoiserFeeds = new Map<string, Array<Record<string, ort.Tensor>>>();
 
 beforeAll(async () => {
@@ -38,11 +40,12 @@ beforeAll(async () => {
       return (run as (...a: unknown[]) => Promise<ort.InferenceSession.ReturnType>)(f, ...rest);
     }) as typeof sessions.denoiser.run;
     denoiserFeeds.set(entry.pack.name, feeds);
-    pipelines.set(entry.pack.name, new PackPipeline(entry.pack, sessions));
+    pipelines.set(entry.pack.name, new PackPipeline(entry.pack, sessions, noise));
   }
 });
 afterAll(async () => {
   for (const p of pipelines.values()) await p.sessions.release();
+  await noise.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -204,7 +207,7 @@ describe("flow packs that feed only the real caption tokens (padTo longest)", ()
       masks.push(Array.from((f.encoder_attention_mask as ort.Tensor).data as BigInt64Array, Number));
       return (run as (...a: unknown[]) => Promise<ort.InferenceSession.ReturnType>)(f, ...rest);
     }) as typeof sessions.denoiser.run;
-    const pipeline = new PackPipeline(pack, sessions);
+    const pipeline = new PackPipeline(pack, sessions, noise);
     const hooks = { onStep: () => {}, isCancelled: () => false, onImage: () => {} };
     const base = { model: pack.name, width: 128, height: 128, steps: 2, guidance: 0 };
     await pipeline.render({ ...base, images: [image(1, "a cat")] }, hooks);

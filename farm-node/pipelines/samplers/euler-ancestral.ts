@@ -1,4 +1,4 @@
-import type { SeededNoise } from "../../../shared/seeded-noise";
+import type { NormalSource } from "../../../shared/seeded-noise";
 import { type Prediction, predictOriginal } from "./euler";
 
 /**
@@ -22,7 +22,7 @@ export function eulerAncestralStep(
   modelOutput: Float32Array,
   sigma: number,
   sigmaNext: number,
-  noise: SeededNoise,
+  noise: NormalSource,
   scratch: Float32Array,
   prediction: Prediction = "epsilon",
 ): Float32Array {

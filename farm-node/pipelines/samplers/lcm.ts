@@ -1,4 +1,4 @@
-import type { SeededNoise } from "../../../shared/seeded-noise";
+import type { NormalSource } from "../../../shared/seeded-noise";
 
 /**
  * Latent Consistency Model sampling (diffusers' LCMScheduler): each step maps
@@ -37,7 +37,7 @@ export function lcmStep(
   sample: Float32Array,
   modelOutput: Float32Array,
   params: LcmStepParams,
-  noise: SeededNoise,
+  noise: NormalSource,
   scratch: Float32Array,
 ): Float32Array {
   const { cSkip, cOut } = lcmBoundaryScalings(params.timestep);

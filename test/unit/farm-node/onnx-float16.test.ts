@@ -33,4 +33,10 @@ describe("float16 bits (how float16 tensors travel without Float16Array)", () =>
     const half = float32ToFloat16([0.1, 3, -1.5]);
     expect(Array.from(float16ToFloat32(half))).toEqual([fromFloat16Bits(toFloat16Bits(0.1)), 3, -1.5]);
   });
+
+  it("converts a Float32Array view (offset into its buffer) the same as value by value", () => {
+    const whole = Float32Array.from([7, 0.1, 1 + 2 ** -11, 65520, -(2 ** -25), 3e-6, Number.NaN, -0]);
+    const view = whole.subarray(1);
+    expect(Array.from(float32ToFloat16(view))).toEqual(Array.from(view, toFloat16Bits));
+  });
 });

@@ -42,6 +42,32 @@ describe("sampler plans", () => {
     expect(run(7)).not.toEqual(run(8));
   });
 
+  it("says how many steps draw noise, as the noise thread must prefetch exactly that many", () => {
+    const counted = (plan: ReturnType<typeof planSampler>) => {
+      let draws = 0;
+      const noise = {
+        fillNormal: (out: Float32Array) => {
+          draws++;
+          return out.fill(0);
+        },
+      };
+      const x = new Float32Array(4).fill(1);
+      for (let i = 0; i < plan.steps; i++)
+        if (!plan.isNoop(i)) plan.step(x, new Float32Array(4), i, noise, new Float32Array(4));
+      return [plan.noiseDraws, draws];
+    };
+    for (const plan of [
+      planSampler(sdxlTurbo, undefined, 4),
+      planSampler(sdTurbo, "LCM", 4),
+      planSampler(sdTurbo, "Euler", 4),
+      planSampler(zImage, undefined, 9),
+    ]) {
+      const [declared, drawn] = counted(plan);
+      expect(declared, plan.name).toBe(drawn);
+    }
+    expect(planSampler(sdxlTurbo, undefined, 4).noiseDraws).toBe(4);
+  });
+
   it("Z-Image-Turbo: 9 steps, timestep fed as 1 − σ, the output negated, the σ = 0 step skipped", () => {
     const plan = planSampler(zImage, undefined, 9);
     expect(plan.timestep(0)).toBeCloseTo(0, 9);
