@@ -18,6 +18,7 @@ import { LocalNode } from "./nodes/local-node";
 import { NodeClient, type NodePin } from "./nodes/node-client";
 import { NodeConnection } from "./nodes/node-connection";
 import { ResultStore } from "./results/result-store";
+import { expectedShare } from "./scheduling/device-share";
 import { type Decision, type DeviceView, estimateFinish, schedule } from "./scheduling/scheduler";
 import { ThroughputModel, type WorkKey } from "./scheduling/throughput-model";
 import { CertificatePins } from "./secrets/certificate-pins";
@@ -382,6 +383,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       local: n.local,
       drained: n.drained,
       devices: n.devices,
+      you: n.info?.you?.client ?? null,
       models: n.info?.models ?? [],
       problem: n.problem,
       fingerprint: n.client.pin.fingerprint,
@@ -400,6 +402,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
         local: false,
         drained: false,
         devices: [],
+        you: null,
         models: [],
         problem: this.isConflict(d)
           ? `another machine (${d.host}:${d.port}) advertises the id of paired node "${this.nodes.get(d.id)?.name}"; it gets no work and no token until a person re-pairs`
@@ -897,6 +900,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
           maxInflight: dispatch.maxInflight,
           accepting: !node.drained && now >= dispatch.backoffUntil,
           blockedModels: new Set(blocked.filter((b) => b.nodeId === node.id).map((b) => b.model)),
+          share: expectedShare(device.sharing, node.info.you),
         });
       }
     }

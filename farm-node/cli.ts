@@ -6,13 +6,16 @@ import pino from "pino";
 import { DEFAULT_NODE_PORT } from "../shared/constants";
 import { Backend } from "../shared/device";
 import { formatFingerprint } from "../shared/fingerprint";
-import { requestPairingWindow } from "./auth/pairing-request";
+import { requestPairingWindow, signalDaemon } from "./auth/pairing-request";
+import { TokenStore } from "./auth/token-store";
 import { Daemon } from "./daemon";
 import { parseDeviceSelection } from "./devices/device-selection";
 import { parseSimulateSpec, type SimulateSpec } from "./devices/simulate-spec";
 import { type PackEntry, scanModelPacks } from "./models/model-packs";
 import { formatModelTable } from "./models/model-table";
 import { HASH_CACHE_FILE, PackHasher } from "./models/pack-hash";
+import { StateDir } from "./state-dir";
+import { formatColumns } from "./text-columns";
 import { KILN_VERSION } from "./version";
 
 function defaultStateDir(): string {
@@ -115,6 +118,14 @@ program
   .action(openPairingWindow);
 
 program
+  .command("clients")
+  .description("list the studio apps paired with this node and their fair-share weights, or set one")
+  .option("--state-dir <dir>", "the node's state dir", defaultStateDir())
+  .option("--weight <app=weight>", "set an app's weight (app: its id, id prefix or name), e.g. --weight 3f2a=2")
+  .option("--json", "print JSON instead of a table")
+  .action(pairedClients);
+
+program
   .command("models")
   .description("list the model packs in a folder: kind, content hash, size and whether the node can run them")
   .requiredOption("--models <dir>", "folder of model packs")
@@ -123,6 +134,36 @@ program
   .action(listModels);
 
 await program.parseAsync();
+
+function pairedClients(opts: { stateDir: string; weight?: string; json?: boolean }): void {
+  const stateDir = resolve(opts.stateDir);
+  const store = new TokenStore(new StateDir(stateDir), null);
+  try {
+    if (opts.weight !== undefined) {
+      const at = opts.weight.lastIndexOf("=");
+      if (at <= 0) throw new Error(`--weight takes app=weight, e.g. --weight 3f2a=2; got "${opts.weight}"`);
+      const client = store.setWeight(opts.weight.slice(0, at), Number(opts.weight.slice(at + 1)));
+      let applied = "it applies when the node next starts";
+      try {
+        signalDaemon(stateDir, "SIGHUP");
+        applied = "the running node applies it to newly queued tasks";
+      } catch {
+        // No daemon running: the file is read at start.
+      }
+      process.stderr.write(`weight of ${client.name} (${client.id}) is now ${client.weight}; ${applied}\n`);
+    }
+  } catch (error) {
+    process.stderr.write(`kiln-node clients: ${(error as Error).message}\n`);
+    process.exit(1);
+  }
+  const clients = store.clients();
+  if (opts.json) {
+    process.stdout.write(`${JSON.stringify(clients, null, 2)}\n`);
+    return;
+  }
+  const rows = clients.map((c) => [c.id, c.name, String(c.weight), c.pairedAt]);
+  process.stdout.write(`${formatColumns([["ID", "APP", "WEIGHT", "PAIRED"], ...rows])}\n`);
+}
 
 async function listModels(opts: { models: string; stateDir: string; json?: boolean }): Promise<void> {
   const stateDir = resolve(opts.stateDir);
@@ -228,6 +269,8 @@ async function runDaemon(): Promise<void> {
   );
   // `kiln-node pair` on this machine signals the running daemon to open a pairing window.
   process.on("SIGUSR1", () => daemon.openPairing());
+  // `kiln-node clients --weight` changed a weight in the state dir.
+  process.on("SIGHUP", () => daemon.reloadClients());
   await daemon.workersReady;
   log.info({ devices: daemon.info().devices.map((d) => ({ uuid: d.uuid, backend: d.backend })) }, "ready");
 }

@@ -15,7 +15,7 @@ import { FailureLimiter } from "./auth/failure-limiter";
 import { loadOrCreateCertificate, type NodeCertificate } from "./auth/node-certificate";
 import { PAIRING_FILE, PID_FILE } from "./auth/pairing-request";
 import { PairingWindow } from "./auth/pairing-window";
-import { TokenStore } from "./auth/token-store";
+import { type PairedClient, TokenStore } from "./auth/token-store";
 import { CpuReadings, describeCpu } from "./devices/cpu-readings";
 import { buildInventory, type InventoryDevice } from "./devices/device-inventory";
 import type { DeviceSelection } from "./devices/device-selection";
@@ -151,6 +151,7 @@ export class Daemon implements NodeService {
           queueLimit: this.limits.queuePerDevice,
           baseTimeoutS: this.limits.baseTaskTimeoutS,
           emit: (event) => this.onEvent(event),
+          describeClient: (client) => this.describeClient(client),
           metrics: this.metrics,
           log,
         }),
@@ -229,6 +230,7 @@ export class Daemon implements NodeService {
         imagesTotal: runner.imagesTotal,
         imagesPerSec: runner.throughput.perSecond(),
         loadedModels: [...runner.loadedModels],
+        sharing: runner.sharing(),
       };
     });
   }
@@ -320,7 +322,9 @@ export class Daemon implements NodeService {
     };
   }
 
-  info(): NodeInfo {
+  /** `caller`: the client id of the app asking, told back as `you`. */
+  info(caller?: string): NodeInfo {
+    const you = caller === undefined ? undefined : this.tokens.client(caller);
     return {
       id: this.nodeId,
       name: this.opts.name,
@@ -331,6 +335,7 @@ export class Daemon implements NodeService {
       devices: this.deviceInfo(),
       models: this.models(),
       limits: this.limits,
+      ...(you ? { you: { client: you.id, name: you.name, weight: you.weight } } : {}),
     };
   }
 
@@ -371,13 +376,13 @@ export class Daemon implements NodeService {
       }
     }
 
-    const runner = this.pickRunner(task);
-    runner.submit(task);
+    const runner = this.pickRunner(task, client);
+    runner.submit(task, client);
     this.registry.add(task.id, runner.device.uuid, client);
     return { id: task.id, device: runner.device.uuid, state: "queued", duplicate: false };
   }
 
-  private pickRunner(task: Task): DeviceRunner {
+  private pickRunner(task: Task, client: string): DeviceRunner {
     const usable = (r: DeviceRunner) =>
       r.hasModel(task.model) && !(this.gpuTelemetry?.latest(r.device.uuid)?.lost ?? false);
     if (task.device !== undefined) {
@@ -388,10 +393,11 @@ export class Daemon implements NodeService {
           devices: this.runners.filter(usable).map((r) => r.device.uuid),
         });
       }
-      if (!runner.hasRoom()) throw new KilnError("E_QUEUE_FULL", `device ${task.device} has a full queue; retry later`);
+      if (!runner.hasRoom(client))
+        throw new KilnError("E_QUEUE_FULL", `device ${task.device} has a full queue; retry later`);
       return runner;
     }
-    const candidates = this.runners.filter((r) => usable(r) && r.hasRoom());
+    const candidates = this.runners.filter((r) => usable(r) && r.hasRoom(client));
     if (candidates.length === 0)
       throw new KilnError("E_QUEUE_FULL", "every device of this node has a full queue; retry later");
     // Shortest queue first; among equals the faster device.
@@ -439,11 +445,12 @@ export class Daemon implements NodeService {
     }
     this.pairing.rotate();
     this.announcePairing();
-    return { nodeId: this.nodeId, token: this.tokens.issue(client) };
+    const issued = this.tokens.issue(client);
+    return { nodeId: this.nodeId, token: issued.token };
   }
 
   unpair(token: string): string {
-    const client = this.tokens.revoke(token);
+    const client = this.tokens.revoke(token)?.name ?? null;
     if (client === null) {
       throw new KilnError(
         "E_BAD_REQUEST",
@@ -453,8 +460,24 @@ export class Daemon implements NodeService {
     return client;
   }
 
+  /** The client id a token belongs to. */
   verifyToken(token: string): string | null {
-    return this.tokens.verify(token);
+    return this.tokens.verify(token)?.id ?? null;
+  }
+
+  /** Paired apps, for `kiln-node clients`. */
+  clients(): PairedClient[] {
+    return this.tokens.clients();
+  }
+
+  /** Re-reads the paired apps (their weights may have been changed by `kiln-node clients --weight`). */
+  reloadClients(): void {
+    this.tokens.reload();
+  }
+
+  private describeClient(client: string): { name: string; weight: number } {
+    const known = this.tokens.client(client);
+    return known ? { name: known.name, weight: known.weight } : { name: "an unpaired app", weight: 1 };
   }
 
   metricsText(): Promise<string> {

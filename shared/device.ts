@@ -20,6 +20,30 @@ export type DeviceReadings = z.infer<typeof DeviceReadings>;
 export const DeviceState = z.enum(["starting", "ready", "busy", "restarting", "lost"]);
 export type DeviceState = z.infer<typeof DeviceState>;
 
+/** One paired studio app as a shared device sees it. */
+export const DeviceClientShare = z.object({
+  /** The app's id on this node (stable per pairing), not its display name. */
+  client: z.string(),
+  name: z.string(),
+  /** Its weight in the device's fair queue (1 unless set on the node). */
+  weight: z.number().positive(),
+  /** Its fraction of the device's busy time over the sharing window. */
+  share: z.number().min(0).max(1),
+  /** Its tasks waiting in or running on this device now. */
+  tasks: z.number().int().nonnegative(),
+});
+export type DeviceClientShare = z.infer<typeof DeviceClientShare>;
+
+/** Who a device works for: several studio apps share a node by weighted fair queuing. */
+export const DeviceSharing = z.object({
+  /** The app whose batch is rendering now; null when idle. */
+  current: z.string().nullable(),
+  /** Seconds of history behind `share`. */
+  windowS: z.number().positive(),
+  clients: z.array(DeviceClientShare),
+});
+export type DeviceSharing = z.infer<typeof DeviceSharing>;
+
 export const DeviceInfo = DeviceReadings.extend({
   /** Stable identity: the GPU uuid from nvidia-smi, or a uuid derived from the node id. */
   uuid: z.string().min(1),
@@ -39,5 +63,6 @@ export const DeviceInfo = DeviceReadings.extend({
   imagesPerSec: z.number().nonnegative(),
   /** Model packs its worker holds in memory now (the built-in demo is not listed). */
   loadedModels: z.array(z.string()).default([]),
+  sharing: DeviceSharing.default({ current: null, windowS: 300, clients: [] }),
 });
 export type DeviceInfo = z.infer<typeof DeviceInfo>;

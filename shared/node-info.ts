@@ -39,6 +39,14 @@ export const NodeLimits = z.object({
 });
 export type NodeLimits = z.infer<typeof NodeLimits>;
 
+/** The caller as this node knows it: how an app finds itself among a device's clients. */
+export const NodeCaller = z.object({
+  client: z.string(),
+  name: z.string(),
+  weight: z.number().positive(),
+});
+export type NodeCaller = z.infer<typeof NodeCaller>;
+
 export const NodeInfo = z.object({
   id: z.string().uuid(),
   name: z.string(),
@@ -50,6 +58,7 @@ export const NodeInfo = z.object({
   devices: z.array(DeviceInfo),
   models: z.array(ModelInfo),
   limits: NodeLimits,
+  you: NodeCaller.optional(),
 });
 export type NodeInfo = z.infer<typeof NodeInfo>;
 

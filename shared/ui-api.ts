@@ -92,6 +92,8 @@ export const NodeSummary = z.object({
   local: z.boolean(),
   drained: z.boolean(),
   devices: z.array(DeviceInfo),
+  /** This app's client id on the node, to tell its own work from other studio apps' in `devices[].sharing`. */
+  you: z.string().nullable().default(null),
   models: z.array(ModelInfo),
   /** Why the node is not usable, in words (conflict, identity, errors). */
   problem: z.string().nullable(),

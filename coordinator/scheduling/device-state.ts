@@ -14,9 +14,17 @@ export class DeviceSpeed {
   constructor(
     private readonly model: ThroughputModel,
     private readonly deviceKey: string,
+    /** The fraction of the device this app gets (other studio apps take turns on it). */
+    private readonly share = 1,
   ) {}
 
+  /** Seconds per image as this app sees its work pass through the device: its own time over our share. */
   of(work: WorkKey): number {
+    return this.running(work) / this.share;
+  }
+
+  /** Seconds per image once a task of ours runs: the device's own speed. */
+  running(work: WorkKey): number {
     if (!this.work || !sameWork(this.work, work)) {
       this.work = work;
       this.seconds = this.model.secondsPerImage(this.deviceKey, work);

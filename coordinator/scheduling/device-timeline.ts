@@ -13,7 +13,8 @@ const STALL_MIN_S = 1;
 /**
  * Walks a device's in-flight tasks the way it runs them, one after another, and
  * returns when it is expected to be free (seconds); Infinity when it is stalled.
- * A task waiting in the node's queue starts when the one ahead of it ends. A
+ * A task waiting in the node's queue starts when the one ahead of it ends (on a
+ * device shared with other apps, after their turns too). A
  * running task past its expected end is expected to take as long again as it is
  * late already: the longer a device stays silent, the likelier it is stuck, so
  * its images become the tail's first candidates for a duplicate. `visit` gets
@@ -27,9 +28,11 @@ export function walkTimeline(
 ): number {
   let free = nowS;
   for (const task of device.inflight) {
-    const expected = task.imageIds.length * speed.of(task.work);
-    if (task.runningSince === null) free += expected;
+    const images = task.imageIds.length;
+    // Waiting, it also waits out other apps' turns; running, it has the device to itself.
+    if (task.runningSince === null) free += images * speed.of(task.work);
     else {
+      const expected = images * speed.running(task.work);
       const end = task.runningSince / 1000 + expected;
       const late = nowS - end;
       if (late > Math.max(expected, STALL_MIN_S)) free = Number.POSITIVE_INFINITY;

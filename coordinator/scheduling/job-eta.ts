@@ -16,7 +16,8 @@ export interface FinishQuery {
 /**
  * Seconds until a job's remaining images are expected done, for progress bars:
  * every accepting device that may run the model works through them (and what is
- * ahead in the queue) at its learned speed. null when no device can run it.
+ * ahead in the queue) at its learned speed, times the share this app gets of
+ * it. null when no device can run it.
  */
 export function estimateFinish(q: FinishQuery): number | null {
   const readyAt: number[] = [];
@@ -24,7 +25,7 @@ export function estimateFinish(q: FinishQuery): number | null {
   for (const device of q.devices) {
     if (!device.accepting || !device.models.includes(q.work.model) || device.blockedModels.has(q.work.model)) continue;
     readyAt.push(0);
-    secondsPerImage.push(q.model.secondsPerImage(device.key, q.work));
+    secondsPerImage.push(q.model.secondsPerImage(device.key, q.work) / device.share);
   }
   if (readyAt.length === 0) return null;
   return drainTime(readyAt, secondsPerImage, q.remaining + (q.ahead ?? 0));

@@ -95,7 +95,10 @@ export class PendingQueue<P extends PendingImage> {
 interface BatchSizing {
   /** The device's VRAM limit for this work. */
   limit: number;
+  /** The device's own seconds per image: what a task's length is measured in. */
   secondsPerImage: number;
+  /** Seconds per image as they pass for this app, the device shared with other apps: what `room` is measured in. */
+  elapsedPerImage: number;
   /** False for a device that never ran this model: it gets one image first, to be measured. */
   measured: boolean;
   targetTaskSeconds: number;
@@ -107,6 +110,6 @@ interface BatchSizing {
 export function batchSize(s: BatchSizing): number {
   const wanted = s.measured ? Math.max(1, Math.floor(s.targetTaskSeconds / s.secondsPerImage)) : 1;
   // The epsilon keeps an image that fits exactly despite rounding.
-  const fits = s.room === Number.POSITIVE_INFINITY ? wanted : Math.floor(s.room / s.secondsPerImage + 1e-9);
+  const fits = s.room === Number.POSITIVE_INFINITY ? wanted : Math.floor(s.room / s.elapsedPerImage + 1e-9);
   return Math.max(0, Math.min(wanted, Math.max(1, s.limit), fits));
 }

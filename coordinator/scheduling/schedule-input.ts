@@ -40,6 +40,12 @@ export interface DeviceView {
   accepting: boolean;
   /** Models this node is blocklisted for. */
   blockedModels: ReadonlySet<string>;
+  /**
+   * The fraction of the device this app gets while other studio apps have work
+   * on it too (their tasks take turns with ours), 1 when it is ours alone. A
+   * task of ours still runs at full speed once it starts; it waits longer to.
+   */
+  share: number;
 }
 
 /** A runnable image; the caller's own fields ride along into the decisions. */

@@ -56,7 +56,7 @@ export function schedule<P extends PendingImage, O extends OutstandingImage>(
   const devices: DeviceState[] = [];
   const stalled = new Set<string>();
   for (const view of input.devices) {
-    const speed = new DeviceSpeed(model, view.key);
+    const speed = new DeviceSpeed(model, view.key, view.share);
     const forecast = walkTimeline(view, speed, nowS);
     const state = { view, speed, forecast, readyAt: forecast, free: view.maxInflight - view.inflight.length };
     every.push(state);
@@ -67,18 +67,21 @@ export function schedule<P extends PendingImage, O extends OutstandingImage>(
   const gate = new TailGate(devices, queue, pending[0], model, nowS);
   const sizeFor = (device: DeviceState, work: WorkKey): { size: number; secondsPerImage: number } => {
     const estimate = model.estimate(device.view.key, work);
+    // Batches are sized on the device's own speed; when they end depends on the share we get of it.
+    const elapsedPerImage = estimate.secondsPerImage / device.view.share;
     const sizing = {
       limit: device.view.batchLimit(work),
       secondsPerImage: estimate.secondsPerImage,
+      elapsedPerImage,
       measured: estimate.basis === "measured" || estimate.basis === "scaled",
       targetTaskSeconds: target,
       room: Number.POSITIVE_INFINITY,
     };
     const wanted = batchSize(sizing);
-    sizing.room = gate.room(device.readyAt, device.readyAt + wanted * estimate.secondsPerImage);
+    sizing.room = gate.room(device.readyAt, device.readyAt + wanted * elapsedPerImage);
     let size = sizing.room === Number.POSITIVE_INFINITY ? wanted : batchSize(sizing);
-    if (size === 0 && gate.soonestFor(work, device.readyAt + estimate.secondsPerImage)) size = 1;
-    return { size, secondsPerImage: estimate.secondsPerImage };
+    if (size === 0 && gate.soonestFor(work, device.readyAt + elapsedPerImage)) size = 1;
+    return { size, secondsPerImage: elapsedPerImage };
   };
   /**
    * The device's next task: a stalled device's images first (they are the oldest),

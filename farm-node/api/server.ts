@@ -24,7 +24,8 @@ import { HTTP_STATUS } from "./http-status";
 /** What the HTTP layer needs from the daemon; the daemon owns all state. */
 export interface NodeService {
   health(): Health;
-  info(): NodeInfo;
+  /** `caller`: the client id of the app asking. */
+  info(caller?: string): NodeInfo;
   submit(task: Task, client: string): TaskAccepted;
   cancel(taskId: string): boolean;
   imagePath(imageId: string): string;
@@ -32,6 +33,7 @@ export interface NodeService {
   pair(code: string, client: string, fingerprint: string): PairResponse;
   /** Revokes the caller's own token; the client it belonged to. */
   unpair(token: string): string;
+  /** The client id a token belongs to, or null. */
   verifyToken(token: string): string | null;
   metricsText(): Promise<string>;
   retryAfterS(): number;
@@ -168,7 +170,7 @@ export async function createServer(opts: ServerOptions) {
     reply.type("text/plain; version=0.0.4").send(await service.metricsText()),
   );
 
-  app.get(`${NODE_API_PREFIX}/node`, async () => service.info());
+  app.get(`${NODE_API_PREFIX}/node`, async (request) => service.info(request.client));
 
   app.post(`${NODE_API_PREFIX}/pair`, async (request, reply) => {
     if (limiter.blockedFor(request.ip) > 0) return refuseBlocked(request, reply, "too many wrong pairing codes");

@@ -1,3 +1,4 @@
+import { formatColumns } from "../text-columns";
 import type { PackEntry } from "./model-packs";
 
 /** `kiln-node models` output: one line per pack, the reason under a pack that cannot run. */
@@ -10,16 +11,10 @@ export function formatModelTable(entries: readonly PackEntry[]): string {
     e.info.sizeBytes ? formatBytes(e.info.sizeBytes) : "-",
     e.info.available ? "ok" : "unavailable",
   ]);
-  const header = ["NAME", "KIND", "HASH", "SIZE", "STATUS"];
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
-  const line = (cells: string[]) =>
-    `${cells
-      .map((c, i) => c.padEnd(widths[i] as number))
-      .join("  ")
-      .trimEnd()}\n`;
-  let out = line(header);
+  const lines = formatColumns([["NAME", "KIND", "HASH", "SIZE", "STATUS"], ...rows]).split("\n");
+  let out = `${lines[0]}\n`;
   entries.forEach((e, i) => {
-    out += line(rows[i] as string[]);
+    out += `${lines[i + 1]}\n`;
     if (e.info.unavailableReason) out += `  ↳ ${e.info.unavailableReason}\n`;
   });
   return out;

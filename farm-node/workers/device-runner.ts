@@ -1,5 +1,5 @@
 import type { Logger } from "pino";
-import type { Backend, DeviceState } from "../../shared/device";
+import type { Backend, DeviceSharing, DeviceState } from "../../shared/device";
 import { type ErrorCode, KilnError } from "../../shared/errors";
 import type { ResolvedPack } from "../../shared/model-manifest";
 import type { NodeEventBody } from "../../shared/node-events";
@@ -9,6 +9,8 @@ import type { FromWorker, WorkerInit, WorkerModelEvent } from "../../shared/work
 import type { InventoryDevice } from "../devices/device-inventory";
 import type { NodeMetrics } from "../metrics";
 import { BatchLimits, DEFAULT_MEMORY_PROFILE } from "../scheduling/batch-limits";
+import { ClientShares } from "../scheduling/client-shares";
+import { FairQueue } from "../scheduling/fair-queue";
 import { taskDeadlineMs } from "../scheduling/task-deadline";
 import { ThroughputWindow } from "../scheduling/throughput-window";
 import { WorkerProcess } from "./worker-process";
@@ -34,6 +36,8 @@ const PIPELINE_DEPTH = 2;
 
 interface ActiveTask {
   task: Task;
+  /** The paired app that sent it: its events go there, its device time is charged there. */
+  client: string;
   queuedAt: number;
   /** Images not yet handed to the worker. */
   remaining: TaskImage[];
@@ -64,6 +68,8 @@ export interface DeviceRunnerOptions {
   queueLimit: number;
   baseTimeoutS: number;
   emit: (event: NodeEventBody) => void;
+  /** A paired app's name and fair-queue weight, by client id. */
+  describeClient: (client: string) => { name: string; weight: number };
   metrics: NodeMetrics;
   log: Logger;
 }
@@ -83,7 +89,11 @@ export class DeviceRunner {
   /** While the worker loads a model the task deadline is paused: a load is not a hung task. */
   private loadingModel = false;
   readonly throughput = new ThroughputWindow();
-  private readonly queue: ActiveTask[] = [];
+  /** Busy time per app, for telemetry and for apps planning with the share they get. */
+  readonly shares = new ClientShares();
+  /** Tasks not started yet, served by weighted fair queuing between the apps that sent them. */
+  private readonly queue: FairQueue<ActiveTask>;
+  private lastRendering: InflightBatch | undefined;
   /** Tasks with batches at the worker or still to be batched, oldest first. */
   private readonly active: ActiveTask[] = [];
   private readonly inflight: InflightBatch[] = [];
@@ -96,6 +106,7 @@ export class DeviceRunner {
 
   constructor(private readonly opts: DeviceRunnerOptions) {
     this.limits = new BatchLimits(() => DEFAULT_MEMORY_PROFILE, opts.device.vramTotalMb);
+    this.queue = new FairQueue((client) => opts.describeClient(client).weight);
   }
 
   get device(): InventoryDevice {
@@ -133,36 +144,60 @@ export class DeviceRunner {
     return ready;
   }
 
-  hasRoom(): boolean {
-    return this.queue.length < this.opts.queueLimit;
+  /** Each app has its own queue limit here, so one app's backlog never turns another away. */
+  hasRoom(client: string): boolean {
+    return this.queue.count(client) < this.opts.queueLimit;
+  }
+
+  /** Whose work this device runs now and how its time divided lately. */
+  sharing(): DeviceSharing {
+    const shares = this.shares.shares();
+    const tasks = this.queue.waiting();
+    for (const active of this.active) tasks.set(active.client, (tasks.get(active.client) ?? 0) + 1);
+    const ids = new Set([...shares.keys(), ...tasks.keys()]);
+    return {
+      current: this.shares.current,
+      windowS: this.shares.windowMs / 1000,
+      clients: [...ids].map((client) => ({
+        client,
+        ...this.opts.describeClient(client),
+        share: shares.get(client) ?? 0,
+        tasks: tasks.get(client) ?? 0,
+      })),
+    };
   }
 
   hasModel(name: string): boolean {
     return this.models.some((m) => m.name === name && m.available);
   }
 
-  submit(task: Task): void {
-    if (!this.hasRoom()) {
-      throw new KilnError("E_QUEUE_FULL", `device ${this.device.uuid} has ${this.queue.length} tasks queued`);
+  submit(task: Task, client: string): void {
+    if (!this.hasRoom(client)) {
+      throw new KilnError(
+        "E_QUEUE_FULL",
+        `device ${this.device.uuid} has ${this.queue.count(client)} of your tasks queued; retry later`,
+      );
     }
-    this.queue.push({
+    const active = {
       task,
+      client,
       queuedAt: Date.now(),
       remaining: [...task.images],
       completed: [],
       started: false,
       finished: false,
-    });
+    };
+    // Device time grows with pixels × steps per image.
+    this.queue.push(client, active, task.images.length * task.steps * task.width * task.height);
     this.opts.emit({ type: "task.accepted", at: now(), taskId: task.id, device: this.device.uuid });
     this.pump();
   }
 
   /** Cancels a queued or running task; false when this device does not hold it. */
   cancel(taskId: string): boolean {
-    const index = this.queue.findIndex((t) => t.task.id === taskId);
-    if (index >= 0) {
-      const [queued] = this.queue.splice(index, 1);
-      if (queued) this.report(queued, { type: "task.cancelled", at: now(), taskId, device: this.device.uuid });
+    const queued = this.queue.remove((t) => t.task.id === taskId);
+    if (queued) {
+      this.report(queued, { type: "task.cancelled", at: now(), taskId, device: this.device.uuid });
       return true;
     }
     const active = this.active.find((t) => t.task.id === taskId);
@@ -176,7 +211,7 @@ export class DeviceRunner {
   /** Hands queued work back (retriable), lets running tasks finish for up to `graceMs`, stops the worker. */
   async stop(graceMs: number): Promise<void> {
     this.stopping = true;
-    for (const queued of this.queue.splice(0)) {
+    for (const queued of this.queue.drain()) {
       this.fail(queued, "E_SHUTTING_DOWN", "the node is shutting down; send this task elsewhere");
     }
     if (this.active.length > 0) {
@@ -221,6 +256,8 @@ export class DeviceRunner {
       this.worker = null;
       this.loadingModel = false;
       this.loadedModels.clear();
+      this.shares.end();
+      this.lastRendering = undefined;
       if (this.stopping) return;
       log.warn({ code, signal }, "worker exited; restarting it");
       const lost = this.inflight.splice(0);
@@ -386,6 +423,11 @@ export class DeviceRunner {
       this.dispatch(active);
     }
     const rendering = this.rendering();
+    if (rendering !== this.lastRendering) {
+      this.lastRendering = rendering;
+      if (rendering) this.startRendering(rendering);
+      else this.shares.end();
+    }
     if (rendering && !rendering.deadline && !this.loadingModel) {
       rendering.deadline = setTimeout(() => this.onDeadline(rendering), rendering.deadlineMs);
     }
@@ -402,25 +444,34 @@ export class DeviceRunner {
     const withWork = this.active.find((t) => !t.finished && t.remaining.length > 0);
     if (withWork) return withWork;
     if (this.stopping) return undefined;
-    const next = this.queue.shift();
+    const next = this.queue.shift()?.item;
     if (next) this.active.push(next);
     return next;
+  }
+
+  /**
+   * A batch reaches the front of the worker's line. The task counts as started
+   * only now, not when its batch was sent behind another app's: the apps plan
+   * from when their work really runs.
+   */
+  private startRendering(batch: InflightBatch): void {
+    const { active } = batch;
+    this.shares.begin(active.client);
+    if (active.started || active.finished) return;
+    active.started = true;
+    this.opts.emit({
+      type: "task.started",
+      at: now(),
+      taskId: active.task.id,
+      device: this.device.uuid,
+      backend: this.backend ?? "cpu",
+    });
   }
 
   private dispatch(active: ActiveTask): void {
     const { task } = active;
     const size = this.limits.limit(task.model, task.width, task.height);
     const images = active.remaining.splice(0, size);
-    if (!active.started) {
-      active.started = true;
-      this.opts.emit({
-        type: "task.started",
-        at: now(),
-        taskId: task.id,
-        device: this.device.uuid,
-        backend: this.backend ?? "cpu",
-      });
-    }
     const defaultSteps = this.models.find((m) => m.name === task.model)?.defaultSteps ?? task.steps;
     const ms = taskDeadlineMs({
       baseTimeoutS: this.opts.baseTimeoutS,

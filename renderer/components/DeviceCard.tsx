@@ -1,5 +1,6 @@
 import { memo } from "react";
 import type { Backend, DeviceInfo } from "../../shared/device";
+import { sharingText } from "../model/device-sharing";
 import { useFarmStore } from "../stores/farm-store";
 import { Sparkline } from "./Sparkline";
 
@@ -21,16 +22,19 @@ interface Props {
   /** The node's status: a lost node's devices are lost whatever they last said. */
   nodeLost: boolean;
   nodeName: string;
+  /** This app's client id on the node: work for any other id is another studio app's. */
+  self: string | null;
 }
 
 /** One GPU (or CPU): VRAM, load, temperature, power, throughput with its 5-minute history, current task, backend. */
-export const DeviceCard = memo(function DeviceCard({ device, nodeLost, nodeName }: Props) {
+export const DeviceCard = memo(function DeviceCard({ device, nodeLost, nodeName, self }: Props) {
   const history = useFarmStore((s) => s.history[device.uuid] ?? NO_SAMPLES);
   const status = nodeLost ? "lost" : device.state;
   const headingId = `device-${device.uuid}`;
   const vramTotal = device.vramTotalMb;
   const vramUsed = device.vramUsedMb;
   const label = device.kind === "cpu" ? "CPU" : `GPU ${device.index}`;
+  const sharing = sharingText(device, self);
   return (
     <article className={`device device-${status}`} aria-labelledby={headingId}>
       <header className="device-head">
@@ -110,10 +114,20 @@ export const DeviceCard = memo(function DeviceCard({ device, nodeLost, nodeName 
         </div>
         <div className="reading reading-wide">
           <dt>Task</dt>
-          <dd className="task" title={device.currentTaskId ?? undefined}>
-            {device.currentTaskId ?? "idle"}
-          </dd>
+          {sharing.task ? (
+            <dd className="task task-other-app">{sharing.task}</dd>
+          ) : (
+            <dd className="task" title={device.currentTaskId ?? undefined}>
+              {device.currentTaskId ?? "idle"}
+            </dd>
+          )}
         </div>
+        {sharing.share ? (
+          <div className="reading reading-wide">
+            <dt>Share</dt>
+            <dd className="share">{sharing.share}</dd>
+          </div>
+        ) : null}
       </dl>
     </article>
   );

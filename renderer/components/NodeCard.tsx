@@ -73,7 +73,13 @@ export function NodeCard({ nodeId }: { nodeId: string }) {
       {node.devices.length > 0 && (
         <div className="devices">
           {node.devices.map((d) => (
-            <DeviceCard key={d.uuid} device={d} nodeLost={node.status === "lost"} nodeName={node.name} />
+            <DeviceCard
+              key={d.uuid}
+              device={d}
+              nodeLost={node.status === "lost"}
+              nodeName={node.name}
+              self={node.you}
+            />
           ))}
         </div>
       )}

@@ -142,6 +142,7 @@ export function runKiln(opts: KilnRunOptions): KilnRunResult {
           maxInflight: opts.maxInflight ?? 2,
           accepting: true,
           blockedModels: new Set(),
+          share: 1,
         },
         fifo: [],
         running: null,

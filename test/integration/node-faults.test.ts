@@ -131,11 +131,12 @@ describe("kiln-node under faults", () => {
   it("on SIGTERM hands queued work back as retriable and exits 0", async () => {
     const n = await node(["--simulate", "1x24GB@2"]);
     const events = await subscribe(n);
-    const first = task(1);
-    const second = task(1);
-    const queued = task(1);
+    // Two seconds each: the first renders, the second waits at the worker, the third in the node's queue.
+    const first = task(4);
+    const second = task(4);
+    const queued = task(4);
     for (const t of [first, second, queued]) await api(n).submit(t);
-    await events.waitFor((e) => e.type === "task.started" && e.taskId === second.id);
+    await events.waitFor((e) => e.type === "task.started" && e.taskId === first.id);
     n.proc.kill("SIGTERM");
     const handedBack = (await events.waitFor((e) => e.type === "task.failed" && e.taskId === queued.id)) as Failed;
     expect(handedBack).toMatchObject({ code: "E_SHUTTING_DOWN", retriable: true });

@@ -10,9 +10,9 @@ import { StateDir } from "../../../farm-node/state-dir";
 describe("token store", () => {
   it("verifies issued tokens across restarts and stores only their hashes, owner-readable", () => {
     const dir = mkdtempSync(join(tmpdir(), "kiln-tokens-"));
-    const token = new TokenStore(new StateDir(dir), null).issue("studio-a");
+    const { token, client } = new TokenStore(new StateDir(dir), null).issue("studio-a");
     const reopened = new TokenStore(new StateDir(dir), null);
-    expect(reopened.verify(token)).toBe("studio-a");
+    expect(reopened.verify(token)).toEqual({ ...client, name: "studio-a", weight: 1 });
     expect(reopened.verify(`${token}x`)).toBeNull();
     const file = readFileSync(join(dir, "tokens.json"), "utf8");
     expect(file).not.toContain(token);
@@ -21,8 +21,41 @@ describe("token store", () => {
 
   it("accepts the --token secret alongside paired tokens", () => {
     const store = new TokenStore(new StateDir(mkdtempSync(join(tmpdir(), "kiln-tokens-"))), "deploy-secret");
-    expect(store.verify("deploy-secret")).toBe("token");
+    expect(store.verify("deploy-secret")?.id).toBe("token");
     expect(store.verify("deploy-secreT")).toBeNull();
+  });
+});
+
+describe("paired apps", () => {
+  it("gives two apps of the same name their own ids, and weights set by id or name survive a reopen", () => {
+    const dir = mkdtempSync(join(tmpdir(), "kiln-tokens-"));
+    const store = new TokenStore(new StateDir(dir), null);
+    const a = store.issue("kiln on ws-1").client;
+    const b = store.issue("kiln on ws-1").client;
+    const c = store.issue("kiln on ws-2").client;
+    expect(new Set([a.id, b.id, c.id]).size).toBe(3);
+    expect(() => store.setWeight("kiln on ws-1", 2)).toThrow(/matches 2 paired apps; use the id/);
+    expect(() => store.setWeight("nobody", 2)).toThrow(/no paired app "nobody"; paired apps: /);
+    expect(() => store.setWeight(c.id, 0)).toThrow(/weight must be a number above 0/);
+    store.setWeight("kiln on ws-2", 3);
+    store.setWeight(b.id.slice(0, 8), 0.5);
+    const reopened = new TokenStore(new StateDir(dir), null);
+    expect(reopened.clients().map((x) => [x.id, x.weight])).toEqual([
+      [a.id, 1],
+      [b.id, 0.5],
+      [c.id, 3],
+    ]);
+  });
+
+  it("gives tokens stored before apps had ids an id once, kept from then on", () => {
+    const dir = mkdtempSync(join(tmpdir(), "kiln-tokens-"));
+    const sha = "a".repeat(64);
+    new StateDir(dir).writeJson("tokens.json", {
+      tokens: [{ sha256: sha, client: "old app", pairedAt: "2026-01-01" }],
+    });
+    const first = new TokenStore(new StateDir(dir), null).clients()[0]?.id;
+    expect(first).toMatch(/^[0-9a-f-]{36}$/);
+    expect(new TokenStore(new StateDir(dir), null).clients()[0]?.id).toBe(first);
   });
 });
 

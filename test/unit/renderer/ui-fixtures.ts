@@ -50,6 +50,7 @@ export function device(over: Partial<DeviceInfo> & { uuid: string }): DeviceInfo
   return {
     index: 0,
     loadedModels: [],
+    sharing: { current: null, windowS: 300, clients: [] },
     name: "Simulated GPU",
     kind: "simulated",
     simulated: true,
@@ -102,6 +103,7 @@ export function node(over: Partial<NodeSummary> & { id: string }): NodeSummary {
     local: false,
     drained: false,
     devices: [],
+    you: null,
     history: {},
     models: [model({ name: "kiln-demo" })],
     problem: null,

@@ -22,6 +22,7 @@ export function device(
     maxInflight: 2,
     accepting: true,
     blockedModels: new Set(),
+    share: 1,
     ...rest,
   };
 }

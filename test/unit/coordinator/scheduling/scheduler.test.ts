@@ -137,6 +137,17 @@ describe("schedule: who gets work", () => {
     expect(ofDevice(deep, "s/0").length).toBeGreaterThan(0);
   });
 
+  it("plans a device shared with other studio apps at the share it gets: the tail goes to the one it has alone", () => {
+    const model = learned({ "shared/0": 0.2, "own/0": 0.2 });
+    const shared = device("shared", "0", { share: 1 / 3 });
+    const own = device("own", "0");
+    const tail = schedule(input({ devices: [shared, own], pending: images(3), model }));
+    // Equal GPUs; the shared one would deliver at a third of its speed, so the last images stay off it.
+    expect(ids(ofDevice(tail, "own/0")).length).toBeGreaterThan(ids(ofDevice(tail, "shared/0")).length);
+    const alone = schedule(input({ devices: [device("shared", "0"), own], pending: images(3), model }));
+    expect(ids(ofDevice(alone, "shared/0")).length).toBeGreaterThanOrEqual(ids(ofDevice(tail, "shared/0")).length);
+  });
+
   it("is a pure function of its input", () => {
     const model = learned({ "a/0": 0.1, "b/0": 0.3 });
     const make = () => input({ devices: [device("a", "0"), device("b", "0")], pending: images(30), model, now: 5 });
