@@ -47,6 +47,12 @@ export interface CoordinatorOptions {
    * any lease can expire, so nodes that kept rendering can reconnect and deliver.
    */
   startupGraceMs?: number;
+  /**
+   * Seconds of work per micro-batch (2 by default). Shorter tasks reach a GPU
+   * sooner and take turns more finely with other studio apps' on a shared
+   * node, at the cost of more per-task overhead.
+   */
+  targetTaskSeconds?: number;
 }
 
 export interface CoordinatorEvents {
@@ -871,7 +877,14 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     const pending = this.ledger.runnableImages(PENDING_WINDOW);
     const outstanding = this.outstanding();
     if (pending.length === 0 && outstanding.length === 0) return;
-    const decisions = schedule({ now, devices, pending, outstanding, model: this.model });
+    const decisions = schedule({
+      now,
+      devices,
+      pending,
+      outstanding,
+      model: this.model,
+      targetTaskSeconds: this.opts.targetTaskSeconds,
+    });
     for (const decision of decisions) this.send(decision, now);
   }
 

@@ -30,7 +30,10 @@ const RETRIABLE: ReadonlySet<ErrorCode> = new Set([
 /**
  * Batches at the worker that have not finished inference: one rendering and one
  * waiting behind it, so the device never idles for the IPC round trip between
- * batches. Batches whose PNGs are still encoding do not count.
+ * batches (and the next batch's noise is drawn while one renders). Only a batch
+ * of the task already rendering waits behind it: a task of another app must be
+ * free to go next, so an app never waits for more than the task in progress.
+ * Batches whose PNGs are still encoding do not count.
  */
 const PIPELINE_DEPTH = 2;
 
@@ -418,7 +421,7 @@ export class DeviceRunner {
   private pump(): void {
     while (this.worker && this.state !== "starting" && this.state !== "restarting") {
       if (this.inflight.filter((b) => !b.rendered).length >= PIPELINE_DEPTH) break;
-      const active = this.nextActive();
+      const active = this.nextActive(this.rendering()?.active);
       if (!active) break;
       this.dispatch(active);
     }
@@ -440,7 +443,9 @@ export class DeviceRunner {
     if (this.active.length === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
   }
 
-  private nextActive(): ActiveTask | undefined {
+  /** The task to send a batch of next; behind a rendering batch, only more of that batch's task. */
+  private nextActive(rendering: ActiveTask | undefined): ActiveTask | undefined {
+    if (rendering) return !rendering.finished && rendering.remaining.length > 0 ? rendering : undefined;
     const withWork = this.active.find((t) => !t.finished && t.remaining.length > 0);
     if (withWork) return withWork;
     if (this.stopping) return undefined;
