@@ -13,6 +13,8 @@ import type { NodeEvent } from "../shared/node-events";
 import type { ModelInfo } from "../shared/node-info";
 import type { ImageSummary, JobSummary, NodeSummary, UiEvent } from "../shared/ui-api";
 import { TaskTracker, type TrackedTask } from "./dispatch/task-tracker";
+import { FARM_APP_FILE, farmNodeSummaries, loadFarmApp } from "./farm/farm-app";
+import { FarmClient } from "./farm/farm-client";
 import { type DiscoveredNode, Discovery } from "./nodes/discovery";
 import { LocalNode } from "./nodes/local-node";
 import { NodeClient, type NodePin } from "./nodes/node-client";
@@ -53,6 +55,11 @@ export interface CoordinatorOptions {
    * node, at the cost of more per-task overhead.
    */
   targetTaskSeconds?: number;
+  /**
+   * Farm mode: a Redis URL. Tasks go into this app's queue there and every
+   * node of the farm pulls from it; no LAN nodes, no local node, no mDNS.
+   */
+  farm?: string;
 }
 
 export interface CoordinatorEvents {
@@ -100,6 +107,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   /** Images whose result is being downloaded and stored, so a twin is never stored too. */
   private readonly storing = new Set<string>();
   private discovery: Discovery | null = null;
+  private farmClient: FarmClient | null = null;
+  private farmNodesSeen = "";
   private localNode: LocalNode | null = null;
   private timer: NodeJS.Timeout | null = null;
   private queueChangedPending = false;
@@ -122,6 +131,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
 
   async start(): Promise<void> {
     this.restoreTasks();
+    if (this.opts.farm) this.connectFarm(this.opts.farm);
     const unfinished = this.ledger.listJobs({ includeFinished: false });
     const swept = await this.results.sweepPartials(
       unfinished.map((j) =>
@@ -129,13 +139,13 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       ),
     );
     if (swept > 0) this.log.info({ swept }, "removed partial files left by an interrupted write");
-    for (const node of this.ledger.nodes()) {
+    for (const node of this.opts.farm ? [] : this.ledger.nodes()) {
       const token = this.vault.get(node.id);
       const pin = this.pins.get(node.id);
       if (node.paired && token && pin)
         this.connect(node.id, node.name, node.host, node.port, token, pin, false, node.drained);
     }
-    if (this.opts.localNode) {
+    if (this.opts.localNode && !this.opts.farm) {
       this.localNode = new LocalNode({
         stateDir: join(this.opts.dataDir, "local-node"),
         args: this.opts.localNode.args,
@@ -150,7 +160,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
         this.localNode = null;
       }
     }
-    if (this.opts.discovery) {
+    if (this.opts.discovery && !this.opts.farm) {
       this.discovery = new Discovery(this.now);
       this.discovery.on("up", (node) => this.onDiscovered(node));
       this.discovery.on("down", (node) => {
@@ -379,23 +389,11 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
 
   listNodes(): NodeSummary[] {
     const blocked = this.ledger.blocklist();
-    const known: NodeSummary[] = [...this.nodes.values()].map((n) => ({
-      id: n.id,
-      name: n.info?.name ?? n.name,
-      host: n.host,
-      port: n.port,
-      status: n.drained && n.status === "online" ? "draining" : n.status,
-      version: n.info?.version ?? null,
-      local: n.local,
-      drained: n.drained,
-      devices: n.devices,
-      you: n.info?.you?.client ?? null,
-      models: n.info?.models ?? [],
-      problem: n.problem,
-      fingerprint: n.client.pin.fingerprint,
-      blockedModels: blocked.filter((b) => b.nodeId === n.id).map((b) => b.model),
-      history: Object.fromEntries(n.history),
-    }));
+    const known: NodeSummary[] = [...this.nodes.values()].flatMap((n) =>
+      this.farmClient && n.client === this.farmClient
+        ? farmNodeSummaries(this.farmClient)
+        : [this.nodeSummary(n, blocked)],
+    );
     const unpaired: NodeSummary[] = [...this.discovered.values()]
       .filter((d) => !this.nodes.has(d.id) || this.isConflict(d))
       .map((d) => ({
@@ -418,6 +416,25 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
         history: {},
       }));
     return [...known, ...unpaired];
+  }
+  private nodeSummary(n: NodeConnection, blocked: ReturnType<Ledger["blocklist"]>): NodeSummary {
+    return {
+      id: n.id,
+      name: n.info?.name ?? n.name,
+      host: n.host,
+      port: n.port,
+      status: n.drained && n.status === "online" ? "draining" : n.status,
+      version: n.info?.version ?? null,
+      local: n.local,
+      drained: n.drained,
+      devices: n.devices,
+      you: n.info?.you?.client ?? null,
+      models: n.info?.models ?? [],
+      problem: n.problem,
+      fingerprint: n.client.pin.fingerprint,
+      blockedModels: blocked.filter((b) => b.nodeId === n.id).map((b) => b.model),
+      history: Object.fromEntries(n.history),
+    };
   }
 
   // ---- node connections ----
@@ -471,6 +488,52 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     return node;
   }
 
+  /** Farm mode: the farm is one connection whose one device is this app's queue on Redis. */
+  private connectFarm(url: string): void {
+    const app = loadFarmApp(join(this.opts.dataDir, FARM_APP_FILE), this.opts.clientName);
+    const client = new FarmClient(url, app, this.log);
+    const node = new NodeConnection(client.nodeId, client.name, "", 0, client, false, false);
+    // BullMQ's stalled-job check recovers a dead node's tasks; a Redis restart must not requeue everything here.
+    node.leased = false;
+    this.farmClient = client;
+    this.nodes.set(node.id, node);
+    client.on("event", (event) => this.onNodeEvent(node, event));
+    client.on("connected", () => {
+      void this.refreshInfo(node);
+      this.resubmitRestored(node);
+    });
+    client.connect();
+    this.log.info({ farm: client.name, app: app.id }, "farm mode: tasks go to this app's queue on Redis");
+  }
+
+  /** The farm's nodes, each as its own node in the farm panel; the list again when one came or went. */
+  private farmTelemetry(farm: FarmClient): void {
+    const now = this.now();
+    const seen = farm
+      .nodeReports()
+      .map((r) => `${r.id}:${farm.isStale(r)}`)
+      .join(",");
+    if (seen !== this.farmNodesSeen) {
+      this.farmNodesSeen = seen;
+      this.nodesChanged();
+    }
+    for (const report of farm.nodeReports()) {
+      if (farm.isStale(report)) continue;
+      const samples = Object.fromEntries(
+        report.devices.map((d) => [
+          d.uuid,
+          { at: now, imagesPerMin: d.imagesPerSec * 60, utilizationPct: d.utilizationPct },
+        ]),
+      );
+      this.emit("ui", { type: "telemetry", nodeId: report.id, devices: report.devices, samples });
+    }
+  }
+
+  /** Which mode this app runs in, for the UI and the CLI. */
+  mode(): { mode: "lan" | "farm"; farm: string | null } {
+    return this.farmClient ? { mode: "farm", farm: this.farmClient.name } : { mode: "lan", farm: null };
+  }
+
   private async refreshInfo(node: NodeConnection): Promise<void> {
     try {
       const info = await node.client.info();
@@ -486,7 +549,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
         node.lastHeard = this.now();
         node.status = "online";
         node.problem = null;
-        if (!node.local)
+        if (!node.local && node.leased)
           this.ledger.upsertNode({
             id: node.id,
             name: info.name,
@@ -539,6 +602,10 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     switch (event.type) {
       case "telemetry":
         node.telemetry(event.devices, this.now());
+        if (this.farmClient && node.client === this.farmClient) {
+          this.farmTelemetry(this.farmClient);
+          return;
+        }
         this.emit("ui", {
           type: "telemetry",
           nodeId: node.id,
@@ -859,7 +926,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     // Nodes heard since the start run on their own leases; only restored tasks wait out the grace period.
     if (now >= this.graceUntil && this.restored.size > 0) this.expireRestored(now);
     for (const node of this.nodes.values()) {
-      if (node.status !== "online" || now - node.lastHeard <= this.leaseMs) continue;
+      if (node.status !== "online" || !node.leased || now - node.lastHeard <= this.leaseMs) continue;
       node.status = "lost";
       node.problem = `no heartbeat for ${((now - node.lastHeard) / 1000).toFixed(1)} s`;
       const lost = this.tasks.ofNode(node.id);
@@ -910,7 +977,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
             startedAt: t.startedAt,
             runningSince: t.runningSince,
           })),
-          maxInflight: dispatch.maxInflight,
+          maxInflight: node.client.pipelineDepth?.() ?? dispatch.maxInflight,
           accepting: !node.drained && now >= dispatch.backoffUntil,
           blockedModels: new Set(blocked.filter((b) => b.nodeId === node.id).map((b) => b.model)),
           share: expectedShare(device.sharing, node.info.you),

@@ -81,6 +81,14 @@ const program = new Command("kiln-node")
   )
   .option("--token <secret>", "accept this bearer token (scripted deployments; pairing still works)")
   .option("--no-mdns", "do not advertise the node on the LAN by mDNS")
+  .option(
+    "--farm <redis-url>",
+    "farm mode: pull tasks from the studio apps' queues on this Redis, e.g. redis://10.0.0.5:6379",
+  )
+  .option(
+    "--public-url <url>",
+    "farm mode: the https://host:port apps fetch images from (default: this hostname and port)",
+  )
   .option("--pair", "open a 10-minute pairing window at start even if the node is already paired")
   .option("--state-dir <dir>", "where the node keeps its id, tokens and images", defaultStateDir())
   .option("--providers <list>", "execution providers to try on GPUs, in order", wrap(parseProviders), [
@@ -220,6 +228,8 @@ async function runDaemon(): Promise<void> {
     queuePerDevice: Math.floor(opts.queue),
     modelIdleUnloadS: opts.unloadIdle * 60,
     pairOnStart: opts.pair === true,
+    farm: opts.farm,
+    publicUrl: opts.publicUrl,
     log,
   });
 

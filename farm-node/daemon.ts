@@ -1,5 +1,6 @@
-import { timingSafeEqual } from "node:crypto";
-import { rmSync } from "node:fs";
+import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import { existsSync, readFileSync, rmSync } from "node:fs";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { BASE_TASK_TIMEOUT_S, PROTOCOL_VERSION } from "../shared/constants";
@@ -23,6 +24,7 @@ import { GpuTelemetry } from "./devices/gpu-telemetry";
 import { queryNvidiaSmi } from "./devices/nvidia-smi";
 import type { SimulateSpec } from "./devices/simulate-spec";
 import { SimulatedReadings } from "./devices/simulated-readings";
+import { FarmLink } from "./farm/farm-link";
 import { ImageStore } from "./image-store";
 import { MdnsAdvert } from "./mdns-advert";
 import { NodeMetrics } from "./metrics";
@@ -53,6 +55,10 @@ export interface DaemonOptions {
   /** Unload a model pack idle this long (0: never). */
   modelIdleUnloadS?: number;
   maxImagesKept?: number;
+  /** Farm mode: pull tasks from the studio apps' queues on this Redis (`--farm redis://…`). */
+  farm?: string;
+  /** The address apps fetch PNGs from in farm mode; https://<host or hostname>:<port> when absent. */
+  publicUrl?: string;
   log: Logger;
 }
 
@@ -89,6 +95,9 @@ export class Daemon implements NodeService {
   private telemetryTimer: NodeJS.Timeout | null = null;
   private stopping = false;
   private boundPort = 0;
+  private farm: FarmLink | null = null;
+  /** Signs farm image keys, so only holders of an image.ready announcement fetch that PNG. */
+  private farmImageSecret: Buffer | null = null;
   /** Every folder of --models, usable or not. */
   private packEntries: PackEntry[] = [];
   /** Settles once every worker has loaded its models. */
@@ -187,6 +196,63 @@ export class Daemon implements NodeService {
       });
     }
     this.telemetryTimer = setInterval(() => this.publishTelemetry(), 1000);
+    if (this.opts.farm) await this.startFarm(this.opts.farm);
+  }
+
+  private async startFarm(url: string): Promise<void> {
+    const secretFile = this.state.file("farm-image-secret");
+    if (!existsSync(secretFile)) this.state.writeSecret("farm-image-secret", randomBytes(32).toString("hex"));
+    this.farmImageSecret = Buffer.from(readFileSync(secretFile, "utf8").trim(), "hex");
+    const publicUrl =
+      this.opts.publicUrl ??
+      `https://${this.opts.host === "0.0.0.0" || this.opts.host === "::" ? hostname() : this.opts.host}:${this.boundPort}`;
+    this.farm = new FarmLink(
+      url,
+      {
+        nodeId: this.nodeId,
+        submit: (task, app) => {
+          this.submit(task, app);
+        },
+        cancel: (taskId) => this.cancel(taskId),
+        devicesFor: (model) =>
+          this.runners
+            .filter(
+              (r) =>
+                (r.state === "ready" || r.state === "busy") &&
+                !(this.gpuTelemetry?.latest(r.device.uuid)?.lost ?? false) &&
+                (model === null || r.hasModel(model)),
+            )
+            .map((r) => ({ uuid: r.device.uuid, tasks: r.queueDepth })),
+        report: () => ({
+          id: this.nodeId,
+          name: this.opts.name,
+          version: KILN_VERSION,
+          url: publicUrl,
+          certPem: this.certificate?.cert ?? "",
+          fingerprint: this.fingerprint,
+          devices: this.deviceInfo(),
+          models: this.models(),
+        }),
+        imageKey: (imageId) => this.farmImageKey(imageId),
+      },
+      this.opts.log,
+    );
+    await this.farm.start();
+  }
+
+  private farmImageKey(imageId: string): string {
+    if (!this.farmImageSecret) throw new KilnError("E_NOT_FOUND", "this node is not in farm mode");
+    return createHmac("sha256", this.farmImageSecret).update(imageId).digest("hex");
+  }
+
+  /** A farm image's file, for a caller holding its key from the image.ready announcement. */
+  farmImagePath(imageId: string, key: string): string {
+    const expected = Buffer.from(this.farmImageKey(imageId), "hex");
+    const given = Buffer.from(/^[0-9a-f]{64}$/.test(key) ? key : "", "hex");
+    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+      throw new KilnError("E_UNAUTHORIZED", "this image key is not valid on this node");
+    }
+    return this.images.path(imageId);
   }
 
   private setUpReadings(inventory: InventoryDevice[]): void {
@@ -258,6 +324,10 @@ export class Daemon implements NodeService {
       case "image.ready":
         this.images.added(event.imageId);
         break;
+    }
+    if (event.type !== "telemetry" && this.farm?.owns(event.taskId)) {
+      this.farm.onEvent(event);
+      return;
     }
     this.events.publish(event, event.type === "telemetry" ? null : (this.registry.get(event.taskId)?.client ?? null));
   }
@@ -476,7 +546,7 @@ export class Daemon implements NodeService {
   }
 
   private describeClient(client: string): { name: string; weight: number } {
-    const known = this.tokens.client(client);
+    const known = this.tokens.client(client) ?? this.farm?.app(client);
     return known ? { name: known.name, weight: known.weight } : { name: "an unpaired app", weight: 1 };
   }
 
@@ -512,6 +582,7 @@ export class Daemon implements NodeService {
     await this.gpuTelemetry?.stop();
     await this.advert?.withdraw();
     await Promise.all(this.runners.map((r) => r.stop(SHUTDOWN_GRACE_MS)));
+    await this.farm?.stop();
     this.events.closeAll();
     await this.server?.close();
     rmSync(this.state.file(PID_FILE), { force: true });

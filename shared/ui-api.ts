@@ -126,6 +126,11 @@ export const UiCommands = {
     /** `reason` says why the coordinator paused it (a full disk); null when a person did. */
     result: z.object({ paused: z.boolean(), reason: z.string().nullable() }),
   },
+  /** LAN mode (paired nodes) or farm mode (a shared queue on Redis), and which farm. */
+  appMode: {
+    args: z.object({}),
+    result: z.object({ mode: z.enum(["lan", "farm"]), farm: z.string().nullable() }),
+  },
   listJobs: { args: z.object({ includeFinished: z.boolean().default(true) }), result: z.array(JobSummary) },
   jobImages: { args: JobRef, result: z.array(ImageSummary) },
   listNodes: { args: z.object({}), result: z.array(NodeSummary) },

@@ -58,6 +58,12 @@ function parseNumber(text: string): number {
 /** How long `kiln render` lets a job sit with no device able to run it before giving up. */
 const STALL_GRACE_MS = 5000;
 
+function parseRedisUrl(text: string): string {
+  const url = new URL(text);
+  if (url.protocol !== "redis:" && url.protocol !== "rediss:") throw new Error("must be a redis:// or rediss:// URL");
+  return text;
+}
+
 const collect =
   <T>(parse: (t: string) => T) =>
   (text: string, earlier: T[]) => [...earlier, wrap(parse)(text)];
@@ -70,6 +76,7 @@ interface CommonOptions {
   models?: string;
   node: Array<{ host: string; port: number }>;
   token: string[];
+  farm?: string;
   logLevel: string;
 }
 
@@ -79,6 +86,11 @@ function commonOptions(command: Command): Command {
     .option("--no-local", "do not start the embedded node on this computer")
     .option("--models <dir>", "folder of model packs for the embedded node (see README, Running real models)")
     .option("--no-discovery", "do not look for nodes on the LAN by mDNS")
+    .option(
+      "--farm <redis-url>",
+      "farm mode: queue jobs on this Redis for every kiln-node --farm to pull (no LAN nodes, no embedded node)",
+      wrap(parseRedisUrl),
+    )
     .option("--node <host:port>", "use this node (with --token); repeatable", collect(parseHostPort), [])
     .option(
       "--token <token>",
@@ -115,6 +127,7 @@ async function startCoordinator(
       : false,
     discovery: opts.discovery,
     clientName: `kiln on ${hostname()}`,
+    farm: opts.farm,
     log,
   });
   await coordinator.start();

@@ -1,7 +1,7 @@
 import type { DeviceInfo } from "../../shared/device";
 import type { NodeInfo } from "../../shared/node-info";
 import { type DeviceSample, HISTORY_SAMPLES, type NodeStatus } from "../../shared/ui-api";
-import type { NodeClient } from "./node-client";
+import type { NodeLink } from "./node-link";
 
 /** Per-device dispatch state the scheduler reads. */
 export interface DeviceDispatch {
@@ -16,6 +16,8 @@ export class NodeConnection {
   status: NodeStatus = "pairing";
   lastHeard = 0;
   problem: string | null = null;
+  /** Lost (its work requeued) when silent past the lease; not the farm, whose queue outlives any app's view of it. */
+  leased = true;
   readonly dispatch = new Map<string, DeviceDispatch>();
   readonly history = new Map<string, DeviceSample[]>();
 
@@ -24,7 +26,7 @@ export class NodeConnection {
     public name: string,
     public host: string,
     public port: number,
-    readonly client: NodeClient,
+    readonly client: NodeLink,
     readonly local: boolean,
     public drained: boolean,
   ) {}

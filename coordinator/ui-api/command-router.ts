@@ -40,6 +40,7 @@ function handlers(c: Coordinator): Handlers {
       return ok;
     },
     queueState: () => ({ paused: c.isQueuePaused(), reason: c.pauseReason }),
+    appMode: () => c.mode(),
     listJobs: ({ includeFinished }) => c.listJobs(includeFinished),
     jobImages: ({ jobId }) => c.jobImages(jobId),
     listNodes: () => c.listNodes(),

@@ -29,6 +29,8 @@ export interface NodeService {
   submit(task: Task, client: string): TaskAccepted;
   cancel(taskId: string): boolean;
   imagePath(imageId: string): string;
+  /** Farm mode: an image's file for a caller holding its key; throws E_UNAUTHORIZED otherwise. */
+  farmImagePath(imageId: string, key: string): string;
   /** Throws E_PAIRING_CLOSED, E_UNAUTHORIZED (wrong code) or E_IDENTITY_CHANGED. */
   pair(code: string, client: string, fingerprint: string): PairResponse;
   /** Revokes the caller's own token; the client it belonged to. */
@@ -141,7 +143,9 @@ export async function createServer(opts: ServerOptions) {
   app.addHook("onRequest", async (request, reply) => {
     const path = request.url.split("?")[0] ?? "";
     const pairing = path === `${NODE_API_PREFIX}/pair` && request.method === "POST";
-    if (!path.startsWith(`${NODE_API_PREFIX}/`) || pairing) return;
+    // Farm images carry their own key instead of a token: apps in farm mode are not paired with nodes.
+    const farmImage = path.startsWith(`${NODE_API_PREFIX}/farm/images/`) && request.method === "GET";
+    if (!path.startsWith(`${NODE_API_PREFIX}/`) || pairing || farmImage) return;
     if (limiter.blockedFor(request.ip) > 0) return refuseBlocked(request, reply, "too many failed attempts");
     const token = bearer(request);
     const client = token === null ? null : service.verifyToken(token);
@@ -220,6 +224,24 @@ export async function createServer(opts: ServerOptions) {
     if (!info?.isFile()) throw new KilnError("E_NOT_FOUND", `no image ${id} on this node (it may have been pruned)`);
     return reply.type("image/png").header("content-length", info.size).send(createReadStream(file));
   });
+
+  app.get<{ Params: { id: string }; Querystring: { key?: string } }>(
+    `${NODE_API_PREFIX}/farm/images/:id`,
+    async (request, reply) => {
+      const id = parseOr400(SafeId, request.params.id, "image id");
+      if (limiter.blockedFor(request.ip) > 0) return refuseBlocked(request, reply, "too many wrong image keys");
+      let file: string;
+      try {
+        file = service.farmImagePath(id, String(request.query.key ?? ""));
+      } catch (error) {
+        limiter.recordFailure(request.ip);
+        throw error;
+      }
+      const info = await stat(file).catch(() => null);
+      if (!info?.isFile()) throw new KilnError("E_NOT_FOUND", `no image ${id} on this node (it may have been pruned)`);
+      return reply.type("image/png").header("content-length", info.size).send(createReadStream(file));
+    },
+  );
 
   app.get(`${NODE_API_PREFIX}/events`, { websocket: true }, (socket, request) => {
     // Clients send acknowledgements of outcomes on this socket; the hub reads them.

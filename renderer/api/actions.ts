@@ -94,12 +94,13 @@ export function createActions(transport: UiTransport) {
     /** Loads everything; runs at start and after every reconnect (events may have been missed). */
     async refresh(): Promise<void> {
       await attempt("Loading the farm and the queue", async () => {
-        const [nodes, jobs, queue] = await Promise.all([
+        const [nodes, jobs, queue, mode] = await Promise.all([
           transport.call("listNodes", {}),
           transport.call("listJobs", { includeFinished: true }),
           transport.call("queueState", {}),
+          transport.call("appMode", {}),
         ]);
-        useFarmStore.setState((s) => applyNodes(s, nodes));
+        useFarmStore.setState((s) => ({ ...applyNodes(s, nodes), mode }));
         useQueueStore.setState((s) => applyQueuePaused(applyJobList(s, jobs), queue.paused, queue.reason));
         // Images of unfinished jobs may have finished while we were away.
         for (const job of jobs) if (!isFinished(job)) fetched.delete(job.id);

@@ -19,6 +19,8 @@ export interface FarmState {
   history: Record<string, DeviceSample[]>;
   totals: FarmTotals;
   loaded: boolean;
+  /** LAN (paired nodes) or farm mode (a shared queue on Redis), with the farm's address. */
+  mode: { mode: "lan" | "farm"; farm: string | null };
 }
 
 export function farmTotals(nodes: NodeSummary[]): FarmTotals {
@@ -52,7 +54,13 @@ function withTotals(state: FarmState, nodes: NodeSummary[], history: Record<stri
   return { ...state, nodes, history, totals: sameTotals(totals, state.totals) ? state.totals : totals };
 }
 
-export const initialFarmState: FarmState = { nodes: [], history: {}, totals: farmTotals([]), loaded: false };
+export const initialFarmState: FarmState = {
+  nodes: [],
+  history: {},
+  totals: farmTotals([]),
+  loaded: false,
+  mode: { mode: "lan", farm: null },
+};
 
 /**
  * nodes.changed or listNodes: the full list, with each device's 5-minute history

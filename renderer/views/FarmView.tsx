@@ -25,10 +25,17 @@ export function FarmView() {
   const group = (name: string) => entries.filter((e) => e.startsWith(`${name}:`)).map((e) => e.slice(name.length + 1));
   const groups = { local: group("local"), paired: group("paired"), found: group("found") };
   const loaded = useFarmStore((s) => s.loaded);
+  const mode = useFarmStore((s) => s.mode);
+  const farm = mode.mode === "farm";
 
   return (
     <div className="farm-view">
       <h2 className="visually-hidden">Farm</h2>
+      <p className="farm-mode" data-mode={mode.mode}>
+        {farm
+          ? `Farm mode: jobs go to a queue on ${mode.farm} that every farm node pulls from`
+          : "LAN mode: jobs are sharded over the nodes paired with this app"}
+      </p>
       <FarmTotals />
       {groups.local.length > 0 && (
         <section aria-label="Local monitoring panel" className="farm-section">
@@ -43,7 +50,11 @@ export function FarmView() {
           Farm nodes
         </h3>
         {loaded && groups.paired.length === 0 && (
-          <p className="empty">No paired nodes yet. Nodes on the LAN appear below; or add one by address.</p>
+          <p className="empty">
+            {farm
+              ? "No node reports to the farm yet: start kiln-node with --farm and the same Redis URL."
+              : "No paired nodes yet. Nodes on the LAN appear below; or add one by address."}
+          </p>
         )}
         {groups.paired.map((id) => (
           <NodeCard key={id} nodeId={id} />
@@ -59,7 +70,7 @@ export function FarmView() {
           ))}
         </section>
       )}
-      <AddNodeForm />
+      {farm ? null : <AddNodeForm />}
     </div>
   );
 }

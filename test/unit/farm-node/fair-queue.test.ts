@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { ClientShares } from "../../../farm-node/scheduling/client-shares";
 import { FairQueue } from "../../../farm-node/scheduling/fair-queue";
+import { FairTurns } from "../../../farm-node/scheduling/fair-turns";
 
 /** Serves `count` tasks and tallies the cost each app got. */
 function serve(queue: FairQueue<string>, count: number): Map<string, number> {
@@ -83,5 +84,26 @@ describe("client shares (a device's busy time per app, over a sliding window)", 
     // The window is 6 000–16 000: only b's 10 s of rendering are in it.
     expect(shares.current).toBe("b");
     expect(Object.fromEntries(shares.shares())).toEqual({ b: 1 });
+  });
+});
+
+describe("fair turns (which app's Redis queue a farm node pulls from next)", () => {
+  it("takes turns by weight between apps that have work, and gives an idle app no credit", () => {
+    const weights: Record<string, number> = { a: 1, b: 1, c: 2 };
+    const turns = new FairTurns((app) => weights[app] ?? 1);
+    const taken = new Map<string, number>();
+    for (let i = 0; i < 400; i++) {
+      const app = turns.order(["a", "b", "c"])[0] as string;
+      turns.charge(app, 8);
+      taken.set(app, (taken.get(app) ?? 0) + 1);
+    }
+    expect(taken.get("c")).toBe(200);
+    expect(Math.abs((taken.get("a") ?? 0) - (taken.get("b") ?? 0))).toBeLessThanOrEqual(1);
+    for (let i = 0; i < 100; i++) turns.charge(turns.order(["a"])[0] as string, 8);
+    // b was idle while a worked alone: it is next, but only once before a's turn comes again.
+    expect(turns.order(["a", "b"])[0]).toBe("b");
+    turns.charge("b", 8);
+    turns.charge("b", 8);
+    expect(turns.order(["a", "b"])[0]).toBe("a");
   });
 });

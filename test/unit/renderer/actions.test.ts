@@ -35,14 +35,16 @@ beforeEach(() => {
 });
 
 describe("actions", () => {
-  it("refresh loads nodes, every job and whether the queue is paused", async () => {
+  it("refresh loads nodes, every job, whether the queue is paused and which mode the app runs in", async () => {
     const { transport } = fakeTransport({
       listNodes: () => [node({ id: "n1" })],
       listJobs: () => [job({ id: "a" }), job({ id: "b", state: "done" })],
       queueState: () => ({ paused: true }),
+      appMode: () => ({ mode: "farm", farm: "Farm on redis://10.0.0.5:6379" }),
     });
     await createActions(transport).refresh();
     expect(useFarmStore.getState().nodes.map((n) => n.id)).toEqual(["n1"]);
+    expect(useFarmStore.getState().mode).toEqual({ mode: "farm", farm: "Farm on redis://10.0.0.5:6379" });
     expect(useQueueStore.getState().jobs.map((j) => j.id)).toEqual(["a", "b"]);
     expect(useQueueStore.getState().loaded).toBe(true);
     expect(useQueueStore.getState().queuePaused).toBe(true);

@@ -1,0 +1,357 @@
+import { createHash } from "node:crypto";
+import { EventEmitter } from "node:events";
+import { Queue } from "bullmq";
+import { Redis } from "ioredis";
+import type { Logger } from "pino";
+import { type Agent, fetch } from "undici";
+import { BASE_TASK_TIMEOUT_S, PROTOCOL_VERSION } from "../../shared/constants";
+import type { DeviceInfo } from "../../shared/device";
+import { KilnError } from "../../shared/errors";
+import { FarmAnnouncement, type FarmApp, FarmNodeReport, farmKeys, redactUrl } from "../../shared/farm-protocol";
+import type { NodeEvent } from "../../shared/node-events";
+import type { ModelInfo, NodeInfo } from "../../shared/node-info";
+import type { TaskRequest } from "../../shared/task";
+import { type NodeClientEvents, type NodePin, pinFromPem, pinnedAgent, type SubmitOutcome } from "../nodes/node-client";
+import type { NodeLink } from "../nodes/node-link";
+
+/** The farm's one device as the scheduler sees it: the app's queue, which every GPU of the farm pulls from. */
+export const FARM_QUEUE_DEVICE = "farm-queue";
+/** A node whose last report is older than this is shown lost (it reports every second). */
+const REPORT_STALE_MS = 5_000;
+const POLL_MS = 1_000;
+/** Tries per task; failed tries come back after 1 s, 2 s, 4 s on whichever node pulls them. */
+const TASK_ATTEMPTS = 4;
+const GROUP = "app";
+
+/**
+ * The coordinator's side of farm mode, presented as one node whose one device
+ * is this app's BullMQ queue on Redis: tasks go into the queue, every node's
+ * outcomes for this app come back through the app's stream (read through a
+ * consumer group, acknowledged once handled, so a restart resumes where it
+ * stopped), PNGs are fetched from the node that announced them with the key it
+ * gave, over TLS pinned to the certificate that node reports on Redis.
+ */
+export class FarmClient extends EventEmitter<NodeClientEvents> implements NodeLink {
+  readonly pin: NodePin;
+  /** The virtual node's id: stable for one Redis URL. */
+  readonly nodeId: string;
+  private readonly redis: Redis;
+  private readonly reader: Redis;
+  private readonly queue: Queue;
+  private reports = new Map<string, FarmNodeReport>();
+  /** Announced images not yet acknowledged: where to fetch them. */
+  private readonly announced = new Map<string, { nodeId: string; url: string; key: string }>();
+  private readonly deliveries = new Map<number, { streamId: string; imageId?: string }>();
+  private readonly agents = new Map<string, { fingerprint: string; agent: Agent }>();
+  private nextDelivery = 1;
+  private seq = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private closed = false;
+  private online = false;
+  private readonly startedAt = new Date().toISOString();
+
+  constructor(
+    readonly url: string,
+    readonly app: FarmApp,
+    private readonly log: Logger,
+  ) {
+    super();
+    const digest = createHash("sha256").update(`kiln farm ${url}`).digest("hex");
+    this.pin = { certPem: "", fingerprint: digest };
+    this.nodeId = `${digest.slice(0, 8)}-${digest.slice(8, 12)}-4${digest.slice(13, 16)}-8${digest.slice(17, 20)}-${digest.slice(20, 32)}`;
+    this.redis = connectRedis(url, log, "farm");
+    this.reader = connectRedis(url, log, "farm events");
+    this.queue = new Queue(farmKeys.queue(app.id), { connection: connectRedis(url, log, "farm queue") });
+    this.queue.on("error", (error) => log.warn({ err: error }, "farm: queue error"));
+  }
+
+  get name(): string {
+    return `Farm on ${redactUrl(this.url)}`;
+  }
+
+  connect(): void {
+    if (this.closed || this.timer) return;
+    this.timer = setInterval(() => void this.poll(), POLL_MS);
+    void this.register()
+      .then(() => this.poll())
+      .then(() => this.readEvents());
+  }
+
+  /** Online nodes' reports, and the lost ones for a while. */
+  nodeReports(): FarmNodeReport[] {
+    return [...this.reports.values()];
+  }
+
+  isStale(report: FarmNodeReport): boolean {
+    return Date.now() - report.at > REPORT_STALE_MS;
+  }
+
+  pipelineDepth(): number {
+    const devices = this.live().reduce((n, r) => n + r.devices.length, 0);
+    return Math.max(1, 2 * devices);
+  }
+
+  async info(): Promise<NodeInfo> {
+    const models = new Map<string, ModelInfo>();
+    for (const report of this.live()) for (const m of report.models) if (m.available) models.set(m.name, m);
+    return {
+      id: this.nodeId,
+      name: this.name,
+      version: "farm",
+      protocol: PROTOCOL_VERSION,
+      startedAt: this.startedAt,
+      fingerprint: this.pin.fingerprint,
+      devices: [this.queueDevice()],
+      models: [...models.values()],
+      limits: {
+        maxBodyBytes: 256 * 1024,
+        maxImagesPerTask: 64,
+        queuePerDevice: 4,
+        baseTaskTimeoutS: BASE_TASK_TIMEOUT_S,
+      },
+      you: { client: this.app.id, name: this.app.name, weight: this.app.weight },
+    };
+  }
+
+  async submit(task: TaskRequest): Promise<SubmitOutcome> {
+    try {
+      // The task id is the job id: adding it again (a resubmission after a restart) is a no-op.
+      await this.queue.add(
+        "task",
+        { app: this.app.id, task: { ...task, device: undefined } },
+        {
+          jobId: task.id,
+          attempts: TASK_ATTEMPTS,
+          backoff: { type: "exponential", delay: 1000 },
+          removeOnComplete: { age: 3600 },
+          removeOnFail: { age: 24 * 3600 },
+        },
+      );
+      return {
+        kind: "accepted",
+        accepted: { id: task.id, device: FARM_QUEUE_DEVICE, state: "queued", duplicate: false },
+      };
+    } catch (error) {
+      return { kind: "unreachable", error: error as Error };
+    }
+  }
+
+  /** A waiting task leaves the queue; a running one is flagged, and its node stops it between steps. */
+  async cancel(taskId: string): Promise<void> {
+    const job = await this.queue.getJob(taskId);
+    const state = await job?.getState();
+    if (job && (state === "waiting" || state === "delayed" || state === "prioritized")) {
+      await job.remove().catch(() => undefined);
+      this.emitEvent({ type: "task.cancelled", taskId, device: FARM_QUEUE_DEVICE });
+      return;
+    }
+    await this.redis.set(farmKeys.cancel(taskId), "1", "EX", 3600);
+  }
+
+  async image(imageId: string): Promise<Buffer> {
+    const where = this.announced.get(imageId);
+    const report = where ? this.reports.get(where.nodeId) : undefined;
+    if (!where || !report) throw new KilnError("E_NOT_FOUND", `no farm node announced image ${imageId}`);
+    const res = await fetch(`${report.url}${where.url}?key=${where.key}`, {
+      dispatcher: this.agentFor(report),
+      signal: AbortSignal.timeout(30_000),
+    });
+    if (!res.ok) throw new KilnError("E_NOT_FOUND", `node ${report.name} answered ${res.status} for image ${imageId}`);
+    return Buffer.from(await res.arrayBuffer());
+  }
+
+  async unpair(): Promise<void> {}
+
+  ack(delivery: number, _status: 200 | 409): void {
+    const entry = this.deliveries.get(delivery);
+    if (!entry) return;
+    this.deliveries.delete(delivery);
+    if (entry.imageId) this.announced.delete(entry.imageId);
+    void this.redis.xack(farmKeys.events(this.app.id), GROUP, entry.streamId).catch(() => undefined);
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
+    void this.queue.close().catch(() => undefined);
+    this.redis.disconnect();
+    this.reader.disconnect();
+    for (const { agent } of this.agents.values()) void agent.close();
+  }
+
+  /** Puts the app on the farm; a weight a farm admin set there is kept. */
+  private async register(): Promise<void> {
+    const stored = await this.redis.hget(farmKeys.apps, this.app.id);
+    const weight = stored ? (JSON.parse(stored) as Partial<FarmApp>).weight : undefined;
+    if (typeof weight === "number" && weight > 0) this.app.weight = weight;
+    await this.redis.hset(farmKeys.apps, this.app.id, JSON.stringify(this.app));
+    await this.redis.xgroup("CREATE", farmKeys.events(this.app.id), GROUP, "0", "MKSTREAM").catch((error: Error) => {
+      if (!/BUSYGROUP/.test(error.message)) throw error;
+    });
+  }
+
+  /** Every node's report: the farm's heartbeat, and the telemetry its panel shows. */
+  private async poll(): Promise<void> {
+    if (this.closed) return;
+    try {
+      const entries = await this.redis.hgetall(farmKeys.nodes);
+      const reports = new Map<string, FarmNodeReport>();
+      for (const [id, json] of Object.entries(entries)) {
+        const parsed = FarmNodeReport.safeParse(safeJson(json));
+        if (parsed.success && parsed.data.id === id) reports.set(id, parsed.data);
+      }
+      this.reports = reports;
+      if (!this.online) {
+        this.online = true;
+        this.emit("connected");
+      }
+      this.emitEvent({ type: "telemetry", nodeId: this.nodeId, devices: [this.queueDevice()] });
+    } catch (error) {
+      this.log.warn({ err: error }, "farm: could not read node reports");
+    }
+  }
+
+  /** Outcomes for this app: first those delivered before but never acknowledged (a restart), then new ones. */
+  private async readEvents(): Promise<void> {
+    const stream = farmKeys.events(this.app.id);
+    let from = "0";
+    while (!this.closed) {
+      try {
+        const answer = (await this.reader.xreadgroup(
+          "GROUP",
+          GROUP,
+          this.app.id,
+          "COUNT",
+          200,
+          "BLOCK",
+          1000,
+          "STREAMS",
+          stream,
+          from,
+        )) as Array<[string, Array<[string, string[]]>]> | null;
+        const entries = answer?.[0]?.[1] ?? [];
+        if (from === "0" && entries.length === 0) from = ">";
+        for (const [streamId, fields] of entries) this.onAnnouncement(streamId, fields);
+      } catch (error) {
+        if (this.closed) return;
+        if (/NOGROUP/.test((error as Error).message)) await this.register().catch(() => undefined);
+        this.log.warn({ err: error }, "farm: reading this app's events failed; retrying");
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
+  }
+
+  private onAnnouncement(streamId: string, fields: string[]): void {
+    const json = fields[fields.indexOf("a") + 1];
+    const parsed = FarmAnnouncement.safeParse(safeJson(json ?? ""));
+    const delivery = this.nextDelivery++;
+    if (!parsed.success) {
+      this.log.warn({ streamId }, "farm: ignoring a malformed announcement");
+      this.deliveries.set(delivery, { streamId });
+      this.ack(delivery, 200);
+      return;
+    }
+    const a = parsed.data;
+    const base = { taskId: a.taskId, device: FARM_QUEUE_DEVICE, delivery };
+    switch (a.type) {
+      case "image.ready":
+        this.announced.set(a.imageId, { nodeId: a.nodeId, url: a.url, key: a.key });
+        this.deliveries.set(delivery, { streamId, imageId: a.imageId });
+        this.emitEvent({
+          ...base,
+          type: "image.ready",
+          imageId: a.imageId,
+          url: a.url,
+          sha256: a.sha256,
+          bytes: a.bytes,
+          width: a.width,
+          height: a.height,
+          seed: a.seed,
+          timings: a.timings,
+        });
+        return;
+      case "task.failed":
+        this.deliveries.set(delivery, { streamId });
+        this.emitEvent({
+          ...base,
+          type: "task.failed",
+          code: a.code,
+          message: a.message,
+          retriable: a.retriable,
+          completedImageIds: a.completedImageIds,
+        });
+        return;
+      default:
+        this.deliveries.set(delivery, { streamId });
+        this.emitEvent({ ...base, type: a.type });
+    }
+  }
+
+  private emitEvent(body: DistributiveOmit<NodeEvent, "seq" | "at">): void {
+    this.emit("event", { ...body, seq: this.seq++, at: new Date().toISOString() } as NodeEvent);
+  }
+
+  private live(): FarmNodeReport[] {
+    return [...this.reports.values()].filter((r) => !this.isStale(r));
+  }
+
+  private queueDevice(): DeviceInfo {
+    const live = this.live();
+    const devices = live.flatMap((r) => r.devices);
+    return {
+      uuid: FARM_QUEUE_DEVICE,
+      index: 0,
+      name: `${devices.length} devices on ${live.length} farm nodes`,
+      kind: "simulated",
+      simulated: false,
+      backend: null,
+      state: devices.length > 0 ? "ready" : "starting",
+      queueDepth: 0,
+      queueLimit: 1,
+      currentTaskId: null,
+      imagesTotal: devices.reduce((n, d) => n + d.imagesTotal, 0),
+      imagesPerSec: devices.reduce((n, d) => n + d.imagesPerSec, 0),
+      loadedModels: [],
+      sharing: { current: null, windowS: 300, clients: [] },
+      vramTotalMb: null,
+      vramUsedMb: null,
+      utilizationPct: null,
+      temperatureC: null,
+      powerW: null,
+    };
+  }
+
+  private agentFor(report: FarmNodeReport): Agent {
+    const known = this.agents.get(report.id);
+    if (known?.fingerprint === report.fingerprint) return known.agent;
+    void known?.agent.close();
+    const agent = pinnedAgent(pinFromPem(report.certPem));
+    this.agents.set(report.id, { fingerprint: report.fingerprint, agent });
+    return agent;
+  }
+}
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+/** ioredis as BullMQ needs it: commands wait through a Redis restart instead of failing. */
+function connectRedis(url: string, log: Logger, what: string): Redis {
+  const redis = new Redis(url, { maxRetriesPerRequest: null });
+  let down = false;
+  redis.on("error", (error) => {
+    if (!down) log.warn({ err: error, what }, "farm: Redis connection error; reconnecting");
+    down = true;
+  });
+  redis.on("ready", () => {
+    if (down) log.info({ what }, "farm: Redis connection back");
+    down = false;
+  });
+  return redis;
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
+  }
+}

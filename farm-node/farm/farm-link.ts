@@ -1,0 +1,297 @@
+import { randomUUID } from "node:crypto";
+import { type Job, UnrecoverableError, Worker } from "bullmq";
+import { Redis } from "ioredis";
+import type { Logger } from "pino";
+import { KilnError } from "../../shared/errors";
+import {
+  type FarmAnnouncement,
+  FarmApp,
+  FarmJob,
+  type FarmNodeReport,
+  farmKeys,
+  redactUrl,
+} from "../../shared/farm-protocol";
+import type { NodeEventBody } from "../../shared/node-events";
+import { type Task, TaskRequest } from "../../shared/task";
+import { FairTurns } from "../scheduling/fair-turns";
+
+/** BullMQ lock on a task being rendered; renewed every third of it while the task runs. */
+const LOCK_MS = 15_000;
+/** How often idle devices look for work, and how often every worker checks for stalled jobs. */
+const POLL_MS = 200;
+const STALLED_CHECK_MS = 5_000;
+const TELEMETRY_MS = 1_000;
+const APPS_REFRESH_MS = 2_000;
+/** Tasks a device holds at once: one rendering, one waiting behind it (the LAN pipeline depth). */
+const TASKS_PER_DEVICE = 2;
+/** Errors no other node or attempt can fix: the task fails at once, without retries. */
+const FINAL_CODES = new Set(["E_BAD_REQUEST", "E_SIZE_LIMIT", "E_CANCELLED"]);
+
+/** What the link needs from the daemon. */
+export interface FarmHost {
+  readonly nodeId: string;
+  /** The node's own admission (validation, registry, the device's fair queue), for a task bound to one device. */
+  submit(task: Task, app: string): void;
+  cancel(taskId: string): boolean;
+  /** Devices able to take a task for `model` now, with how many tasks each holds. */
+  devicesFor(model: string | null): Array<{ uuid: string; tasks: number }>;
+  report(): Omit<FarmNodeReport, "at">;
+  /** The capability that lets a holder of an image.ready announcement fetch that PNG. */
+  imageKey(imageId: string): string;
+}
+
+interface Running {
+  job: Job;
+  token: string;
+  app: string;
+  device: string;
+  completed: string[];
+}
+
+/**
+ * A node in farm mode: its devices pull tasks from every studio app's BullMQ
+ * queue on Redis, taking turns between the apps by weight (the same
+ * start-time fair queuing as on the LAN), render them through the node's own
+ * device runners, and write each outcome to the submitting app's stream. Locks
+ * are renewed while a task runs; a node that dies stops renewing, and BullMQ's
+ * stalled-job check on the other nodes puts its tasks back in their queue.
+ */
+export class FarmLink {
+  private readonly redis: Redis;
+  private readonly workers = new Map<string, Worker>();
+  private readonly apps = new Map<string, FarmApp>();
+  private readonly running = new Map<string, Running>();
+  private readonly turns = new FairTurns((app) => this.apps.get(app)?.weight ?? 1);
+  private readonly timers: NodeJS.Timeout[] = [];
+  private stopped = false;
+
+  constructor(
+    private readonly url: string,
+    private readonly host: FarmHost,
+    private readonly log: Logger,
+  ) {
+    this.redis = connectRedis(url, log, "farm");
+  }
+
+  async start(): Promise<void> {
+    await this.redis.ping();
+    await this.refreshApps();
+    await this.publishReport();
+    this.every(TELEMETRY_MS, () => this.publishReport());
+    this.every(APPS_REFRESH_MS, () => this.refreshApps());
+    this.every(LOCK_MS / 3, () => this.renewLocks());
+    this.every(POLL_MS, () => this.pull());
+    this.log.info({ farm: redactUrl(this.url) }, "farm mode: pulling tasks from Redis");
+  }
+
+  /** A studio app of the farm, by id. */
+  app(id: string): FarmApp | undefined {
+    return this.apps.get(id);
+  }
+
+  /** Whether a task came from the farm (its events go to Redis, not to LAN clients). */
+  owns(taskId: string): boolean {
+    return this.running.has(taskId);
+  }
+
+  /** An event of a farm task, from the device runner. */
+  onEvent(event: NodeEventBody): void {
+    if (event.type === "telemetry" || !("taskId" in event)) return;
+    const run = this.running.get(event.taskId);
+    if (!run) return;
+    const base = { taskId: event.taskId, nodeId: this.host.nodeId, device: run.device, at: event.at };
+    switch (event.type) {
+      case "image.ready":
+        run.completed.push(event.imageId);
+        void this.announce(run.app, {
+          ...base,
+          type: "image.ready",
+          imageId: event.imageId,
+          url: `/v1/farm/images/${event.imageId}`,
+          key: this.host.imageKey(event.imageId),
+          sha256: event.sha256,
+          bytes: event.bytes,
+          width: event.width,
+          height: event.height,
+          seed: event.seed,
+          timings: event.timings,
+        });
+        return;
+      case "task.done":
+        void this.settle(run, async () => {
+          await run.job.moveToCompleted({ images: run.completed.length }, run.token, false);
+          await this.announce(run.app, { ...base, type: "task.done" });
+        });
+        return;
+      case "task.cancelled":
+        void this.settle(run, async () => {
+          await run.job.moveToFailed(new UnrecoverableError("cancelled by its app"), run.token, false);
+          await this.announce(run.app, { ...base, type: "task.cancelled" });
+        });
+        return;
+      case "task.failed":
+        void this.settle(run, async () => {
+          const attempts = run.job.opts.attempts ?? 1;
+          const final = FINAL_CODES.has(event.code) || !event.retriable || run.job.attemptsMade + 1 >= attempts;
+          // BullMQ retries a non-final failure with backoff, on whichever node pulls it next.
+          const error = `${event.code}: ${event.message}`;
+          await run.job.moveToFailed(final ? new UnrecoverableError(error) : new Error(error), run.token, false);
+          if (final) {
+            await this.announce(run.app, {
+              ...base,
+              type: "task.failed",
+              code: event.code,
+              message: event.message,
+              retriable: false,
+              completedImageIds: event.completedImageIds,
+            });
+          }
+        });
+        return;
+      default:
+        return;
+    }
+  }
+
+  /** Stops pulling; tasks still running are left to BullMQ (their locks lapse and other nodes take them). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const timer of this.timers) clearInterval(timer);
+    await this.redis.hdel(farmKeys.nodes, this.host.nodeId).catch(() => undefined);
+    await Promise.allSettled([...this.workers.values()].map((w) => w.close(true)));
+    this.redis.disconnect();
+  }
+
+  /** Runs `run` every `ms`, skipping a beat while the last run still waits (Redis restarting). */
+  private every(ms: number, run: () => Promise<void>): void {
+    let busy = false;
+    this.timers.push(
+      setInterval(() => {
+        if (this.stopped || busy) return;
+        busy = true;
+        run()
+          .catch((error) => this.log.warn({ err: error }, "farm: Redis call failed"))
+          .finally(() => {
+            busy = false;
+          });
+      }, ms).unref(),
+    );
+  }
+
+  /** Fills every device that has room with the next task of the app whose turn it is. */
+  private async pull(): Promise<void> {
+    for (;;) {
+      const device = this.host.devicesFor(null).find((d) => d.tasks < TASKS_PER_DEVICE);
+      if (!device || !(await this.takeFor(device.uuid))) return;
+    }
+  }
+
+  private async takeFor(device: string): Promise<boolean> {
+    for (const app of this.turns.order([...this.workers.keys()])) {
+      const worker = this.workers.get(app);
+      if (!worker || this.stopped) continue;
+      const token = randomUUID();
+      const job = (await worker.getNextJob(token, { block: false })) as Job | undefined;
+      if (!job) continue;
+      const parsed = FarmJob.safeParse(job.data);
+      if (!parsed.success || parsed.data.app !== app) {
+        const why = `malformed farm job: ${parsed.error?.message ?? "app mismatch"}`;
+        await job.moveToFailed(new UnrecoverableError(why), token, false);
+        continue;
+      }
+      const task = TaskRequest.parse(parsed.data.task);
+      if (!this.host.devicesFor(task.model).some((d) => d.uuid === device)) {
+        // Not a model this device has: back to the queue shortly, for a node that has it.
+        await job.moveToDelayed(Date.now() + 1000, token);
+        continue;
+      }
+      this.turns.charge(app, task.images.length * task.steps * task.width * task.height);
+      this.running.set(task.id, { job, token, app, device, completed: [] });
+      try {
+        this.host.submit({ ...task, device }, app);
+      } catch (error) {
+        this.running.delete(task.id);
+        const message = error instanceof Error ? error.message : String(error);
+        const final = error instanceof KilnError && FINAL_CODES.has(error.code);
+        await job.moveToFailed(final ? new UnrecoverableError(message) : new Error(message), token, false);
+        continue;
+      }
+      return true;
+    }
+    return false;
+  }
+
+  private async settle(run: Running, finish: () => Promise<void>): Promise<void> {
+    this.running.delete(run.job.id as string);
+    try {
+      await finish();
+    } catch (error) {
+      // The lock was lost (this node was too slow or Redis restarted): BullMQ has given the task to another node.
+      this.log.warn({ err: error, task: run.job.id }, "farm: could not settle a task; BullMQ will run it again");
+    }
+  }
+
+  private async renewLocks(): Promise<void> {
+    for (const [taskId, run] of this.running) {
+      if (await this.redis.exists(farmKeys.cancel(taskId))) this.host.cancel(taskId);
+      await run.job.extendLock(run.token, LOCK_MS).catch((error) => {
+        this.log.warn({ err: error, task: taskId }, "farm: lost the lock of a running task");
+      });
+    }
+  }
+
+  private async announce(app: string, announcement: FarmAnnouncement): Promise<void> {
+    await this.redis.xadd(farmKeys.events(app), "MAXLEN", "~", "100000", "*", "a", JSON.stringify(announcement));
+  }
+
+  private async publishReport(): Promise<void> {
+    const report: FarmNodeReport = { ...this.host.report(), at: Date.now() };
+    await this.redis.hset(farmKeys.nodes, this.host.nodeId, JSON.stringify(report));
+  }
+
+  /** Apps come and go; each gets a manual BullMQ worker on its queue, with the stalled-job check running. */
+  private async refreshApps(): Promise<void> {
+    const entries = await this.redis.hgetall(farmKeys.apps);
+    for (const [id, json] of Object.entries(entries)) {
+      const parsed = FarmApp.safeParse(safeJson(json));
+      if (!parsed.success || parsed.data.id !== id) continue;
+      this.apps.set(id, parsed.data);
+      if (this.workers.has(id)) continue;
+      const worker = new Worker(farmKeys.queue(id), null, {
+        // Stored on every job it takes: which node has (or had) a task.
+        name: this.host.nodeId,
+        connection: connectRedis(this.url, this.log, `farm worker ${id}`),
+        lockDuration: LOCK_MS,
+        stalledInterval: STALLED_CHECK_MS,
+        maxStalledCount: 3,
+        autorun: false,
+      });
+      worker.on("error", (error) => this.log.warn({ err: error, app: id }, "farm: worker error"));
+      void worker.startStalledCheckTimer();
+      this.workers.set(id, worker);
+    }
+  }
+}
+
+/** ioredis as BullMQ needs it: commands wait through a Redis restart instead of failing. */
+export function connectRedis(url: string, log: Logger, what: string): Redis {
+  const redis = new Redis(url, { maxRetriesPerRequest: null, enableReadyCheck: true, lazyConnect: false });
+  let down = false;
+  redis.on("error", (error) => {
+    if (!down) log.warn({ err: error, what }, "farm: Redis connection error; reconnecting");
+    down = true;
+  });
+  redis.on("ready", () => {
+    if (down) log.info({ what }, "farm: Redis connection back");
+    down = false;
+  });
+  return redis;
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,139 @@
+import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Queue } from "bullmq";
+import pino from "pino";
+import { afterEach, describe, expect, it } from "vitest";
+import { Coordinator } from "../../coordinator/coordinator";
+import { FARM_APP_FILE } from "../../coordinator/farm/farm-app";
+import { readTextChunks } from "../../farm-node/png/png-text-chunks";
+import { farmKeys } from "../../shared/farm-protocol";
+import { parseParameters } from "../../shared/png-parameters";
+import { type RunningNode, startNode } from "../support/kiln-node-process";
+import { type RunningRedis, redisUnavailable, startRedis } from "../support/redis-server";
+
+const cleanups: Array<() => Promise<unknown>> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+const unavailable = redisUnavailable();
+if (unavailable) console.log(`farm-mode tests skipped: ${unavailable}`);
+
+async function waitUntil(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function farmNodes(redis: RunningRedis, specs: string[]): Promise<RunningNode[]> {
+  const nodes = await Promise.all(
+    specs.map((spec, i) => startNode(["--simulate", spec, "--name", `farm-${i}`, "--farm", redis.url])),
+  );
+  for (const n of nodes) cleanups.push(() => n.stop());
+  return nodes;
+}
+
+async function app(redis: RunningRedis, name: string): Promise<{ c: Coordinator; outputDir: string; dataDir: string }> {
+  const outputDir = mkdtempSync(join(tmpdir(), `kiln-${name}-out-`));
+  const dataDir = mkdtempSync(join(tmpdir(), `kiln-${name}-`));
+  const c = new Coordinator({
+    dataDir,
+    outputDir,
+    outputLayout: "flat",
+    localNode: false,
+    discovery: false,
+    clientName: name,
+    farm: redis.url,
+    targetTaskSeconds: 1,
+    log: pino({ level: "silent" }),
+  });
+  await c.start();
+  cleanups.push(() => c.stop());
+  expect(await c.waitForNodes(30_000)).toBe(true);
+  return { c, outputDir, dataDir };
+}
+
+/** The seed of every PNG the app stored, read back from the files. */
+function storedSeeds(dir: string): number[] {
+  return readdirSync(dir)
+    .filter((f) => f.endsWith(".png"))
+    .map((f) => parseParameters(readTextChunks(readFileSync(join(dir, f))).parameters ?? "").seed as number);
+}
+
+const done = (c: Coordinator, jobId: string) => c.listJobs().find((j) => j.id === jobId)?.counts.done ?? 0;
+
+describe.skipIf(unavailable !== null)("farm mode on a real redis-server", () => {
+  it("three apps × 300 images over three nodes: each image once, to its app, through a node SIGKILL and a Redis restart", async () => {
+    const redis = await startRedis();
+    cleanups.push(() => redis.stop());
+    const nodes = await farmNodes(redis, ["2x24GB@12", "2x24GB@12", "2x24GB@12"]);
+    const apps = await Promise.all(["studio-a", "studio-b", "studio-c"].map((name) => app(redis, name)));
+    expect(apps[0]?.c.mode()).toEqual({ mode: "farm", farm: `Farm on ${redis.url}` });
+    await waitUntil(() => (apps[0]?.c.listNodes().length ?? 0) === 3, 10_000, "three farm nodes listed");
+
+    const jobs = apps.map(
+      ({ c }, k) =>
+        c.submitJob({ prompts: [`app ${k}`], count: 300, seed: 10_000 * (k + 1), width: 256, height: 256 }).jobId,
+    );
+    const total = () => apps.reduce((n, { c }, k) => n + done(c, jobs[k] as string), 0);
+
+    await waitUntil(() => total() >= 150, 60_000, "150 images");
+    // Killed while it renders: the tasks it held must come back through BullMQ's stalled-job check.
+    const victim = nodes[0] as RunningNode;
+    const queues = apps.map(({ dataDir }) => {
+      const { id } = JSON.parse(readFileSync(join(dataDir, FARM_APP_FILE), "utf8")) as { id: string };
+      return new Queue(farmKeys.queue(id), { connection: { url: redis.url } });
+    });
+    cleanups.push(() => Promise.all(queues.map((q) => q.close())));
+    const heldBy = async (nodeId: string) =>
+      (await Promise.all(queues.map((q) => q.getJobs(["active"], 0, -1))))
+        .flat()
+        .filter((j) => j.processedBy === nodeId);
+    let held: string[] = [];
+    const deadline = Date.now() + 30_000;
+    while (held.length === 0 && Date.now() < deadline) {
+      if ((await heldBy(victim.nodeId)).length === 0) {
+        await new Promise((r) => setTimeout(r, 20));
+        continue;
+      }
+      // Frozen first, so what it holds cannot change while we look; then killed.
+      victim.proc.kill("SIGSTOP");
+      await new Promise((r) => setTimeout(r, 200));
+      held = (await heldBy(victim.nodeId)).map((j) => j.id as string);
+      if (held.length === 0) victim.proc.kill("SIGCONT");
+    }
+    victim.proc.kill("SIGKILL");
+    await victim.exited;
+    expect(held.length).toBeGreaterThan(0);
+    const killedAt = total();
+    console.log(`SIGKILL node farm-0 at ${killedAt} images, holding ${held.length} tasks`);
+
+    await waitUntil(() => total() >= Math.min(killedAt + 100, 800), 90_000, "100 more images");
+    const restartedAt = total();
+    await redis.restart();
+    console.log(`restarted Redis (SIGTERM, same AOF) at ${restartedAt} images`);
+    expect(restartedAt).toBeLessThan(900);
+
+    await waitUntil(() => total() === 900, 180_000, "all 900 images");
+    apps.forEach(({ c, outputDir }, k) => {
+      const seeds = storedSeeds(outputDir).sort((a, b) => a - b);
+      expect(seeds, `app ${k}`).toEqual(Array.from({ length: 300 }, (_, i) => 10_000 * (k + 1) + i));
+      expect(c.listJobs().find((j) => j.id === jobs[k])?.state).toBe("done");
+    });
+    // The killed node's tasks came back through BullMQ's stalled-job check and were finished elsewhere.
+    const recovered = (await Promise.all(queues.flatMap((q) => held.map((id) => q.getJob(id))))).filter((j) => j);
+    const outcome = await Promise.all(
+      recovered.map(async (j) => ({
+        state: await j?.getState(),
+        stalled: j?.stalledCounter,
+        by: j?.processedBy === victim.nodeId ? "killed node" : "another node",
+      })),
+    );
+    console.log(`the killed node's tasks: ${JSON.stringify(outcome)}`);
+    expect(outcome.length).toBe(held.length);
+    for (const r of outcome) expect(r).toEqual({ state: "completed", stalled: 1, by: "another node" });
+  }, 400_000);
+});
