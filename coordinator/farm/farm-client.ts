@@ -195,6 +195,7 @@ export class FarmClient extends EventEmitter<NodeClientEvents> implements NodeLi
     if (this.closed) return;
     try {
       const entries = await this.redis.hgetall(farmKeys.nodes);
+      if (this.closed) return;
       const reports = new Map<string, FarmNodeReport>();
       for (const [id, json] of Object.entries(entries)) {
         const parsed = FarmNodeReport.safeParse(safeJson(json));
@@ -229,6 +230,7 @@ export class FarmClient extends EventEmitter<NodeClientEvents> implements NodeLi
           stream,
           from,
         )) as Array<[string, Array<[string, string[]]>]> | null;
+        if (this.closed) return;
         const entries = answer?.[0]?.[1] ?? [];
         if (from === "0" && entries.length === 0) from = ">";
         for (const [streamId, fields] of entries) this.onAnnouncement(streamId, fields);

@@ -1,10 +1,7 @@
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Coordinator } from "../../coordinator/coordinator";
+import type { Coordinator } from "../../coordinator/coordinator";
 import { type RunningNode, startNode } from "../support/kiln-node-process";
+import { doneAll, doneOf, jain, pairApps, type StudioApp, startApp, waitUntil } from "../support/studio-apps";
 
 /**
  * Three studio apps (coordinators) share two nodes of two simulated GPUs each,
@@ -18,49 +15,16 @@ const TASK_S = 1;
 
 const cleanups: Array<() => Promise<unknown>> = [];
 let farm: RunningNode[] = [];
-const apps: Coordinator[] = [];
-
-async function waitUntil(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-const done = (c: Coordinator, jobId: string) => c.listJobs().find((j) => j.id === jobId)?.counts.done ?? 0;
-const doneAll = (c: Coordinator) => c.listJobs().reduce((n, j) => n + j.counts.done, 0);
-
-/** Jain's fairness index of shares normalised by weight: 1 when equal, 1/n when one app has everything. */
-function jain(values: number[]): number {
-  const sum = values.reduce((a, b) => a + b, 0);
-  const squares = values.reduce((a, b) => a + b * b, 0);
-  return squares === 0 ? 1 : (sum * sum) / (values.length * squares);
-}
+let apps: StudioApp[] = [];
 
 beforeAll(async () => {
   farm = await Promise.all(
     ["a", "b"].map((n) => startNode(["--simulate", `2x24GB@${RATE}`, "--name", `shared-${n}`, "--pair"])),
   );
   for (const n of farm) cleanups.push(() => n.stop());
-  for (const name of ["artist-1", "artist-2", "artist-3"]) {
-    const c = new Coordinator({
-      dataDir: mkdtempSync(join(tmpdir(), `kiln-${name}-`)),
-      outputDir: mkdtempSync(join(tmpdir(), `kiln-${name}-out-`)),
-      outputLayout: "flat",
-      localNode: false,
-      discovery: false,
-      clientName: `kiln on ${name}`,
-      targetTaskSeconds: TASK_S,
-      log: pino({ level: "silent" }),
-    });
-    await c.start();
-    cleanups.push(() => c.stop());
-    // Each pairing spends the node's code; the node shows a fresh one for the next app.
-    for (const n of farm) await c.pairNode("127.0.0.1", n.port, n.pairingCode());
-    await waitUntil(() => c.listNodes().filter((n) => n.status === "online").length === 2, 30_000, `${name} online`);
-    apps.push(c);
-  }
+  apps = await Promise.all(["artist-1", "artist-2", "artist-3"].map((name) => startApp(name, { taskSeconds: TASK_S })));
+  for (const app of apps) cleanups.push(() => app.c.stop());
+  await pairApps(apps, farm);
 }, 120_000);
 
 afterAll(async () => {
@@ -69,17 +33,17 @@ afterAll(async () => {
 
 describe("three studio apps sharing two nodes (weighted fair queuing on the nodes)", () => {
   it("small jobs get through behind a 2,000-image job, busy apps share devices equally, and apps see whom a device works for", async () => {
-    const [big, second, third] = apps as [Coordinator, Coordinator, Coordinator];
+    const [big, second, third] = apps.map((a) => a.c) as [Coordinator, Coordinator, Coordinator];
     const spec = { prompts: ["shared farm"], width: 512, height: 512 };
     const flood = big.submitJob({ ...spec, count: 2000, seed: 1 });
-    await waitUntil(() => done(big, flood.jobId) >= 40, 30_000, "the big job under way");
+    await waitUntil(() => doneOf(big, flood.jobId) >= 40, 30_000, "the big job under way");
 
     // The small jobs a little later: each waits at most for the task in progress on a device, then takes turns.
     const started = Date.now();
     const small = [second, third].map((c, i) => ({ c, ...c.submitJob({ ...spec, count: 20, seed: 100 + i }) }));
     const latencies = await Promise.all(
       small.map(async ({ c, jobId }) => {
-        await waitUntil(() => done(c, jobId) === 20, 60_000, "a small job");
+        await waitUntil(() => doneOf(c, jobId) === 20, 60_000, "a small job");
         return (Date.now() - started) / 1000;
       }),
     );
@@ -100,10 +64,10 @@ describe("three studio apps sharing two nodes (weighted fair queuing on the node
     for (const [i, c] of [second, third].entries()) c.submitJob({ ...spec, count: 400, seed: 1000 * (i + 1) });
     await new Promise((r) => setTimeout(r, 3000));
     const windows: number[][] = [];
-    let before = apps.map(doneAll);
+    let before = apps.map((a) => doneAll(a.c));
     for (let w = 0; w < 2; w++) {
       await new Promise((r) => setTimeout(r, 10_000));
-      const now = apps.map(doneAll);
+      const now = apps.map((a) => doneAll(a.c));
       windows.push(now.map((n, k) => n - (before[k] as number)));
       before = now;
     }
@@ -116,6 +80,6 @@ describe("three studio apps sharing two nodes (weighted fair queuing on the node
       expect(jain(shares)).toBeGreaterThanOrEqual(0.95);
       for (const share of shares) expect(Math.abs(share - 1 / 3)).toBeLessThanOrEqual(0.2 / 3);
     }
-    for (const c of apps) for (const job of c.listJobs(false)) c.cancelJob(job.id);
+    for (const { c } of apps) for (const job of c.listJobs(false)) c.cancelJob(job.id);
   }, 180_000);
 });

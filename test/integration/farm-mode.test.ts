@@ -1,16 +1,14 @@
-import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Queue } from "bullmq";
-import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
-import { Coordinator } from "../../coordinator/coordinator";
 import { FARM_APP_FILE } from "../../coordinator/farm/farm-app";
 import { readTextChunks } from "../../farm-node/png/png-text-chunks";
 import { farmKeys } from "../../shared/farm-protocol";
 import { parseParameters } from "../../shared/png-parameters";
 import { type RunningNode, startNode } from "../support/kiln-node-process";
 import { type RunningRedis, redisUnavailable, startRedis } from "../support/redis-server";
+import { doneOf, type StudioApp, startApp, waitUntil } from "../support/studio-apps";
 
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
@@ -20,14 +18,6 @@ afterEach(async () => {
 const unavailable = redisUnavailable();
 if (unavailable) console.log(`farm-mode tests skipped: ${unavailable}`);
 
-async function waitUntil(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 async function farmNodes(redis: RunningRedis, specs: string[]): Promise<RunningNode[]> {
   const nodes = await Promise.all(
     specs.map((spec, i) => startNode(["--simulate", spec, "--name", `farm-${i}`, "--farm", redis.url])),
@@ -36,24 +26,11 @@ async function farmNodes(redis: RunningRedis, specs: string[]): Promise<RunningN
   return nodes;
 }
 
-async function app(redis: RunningRedis, name: string): Promise<{ c: Coordinator; outputDir: string; dataDir: string }> {
-  const outputDir = mkdtempSync(join(tmpdir(), `kiln-${name}-out-`));
-  const dataDir = mkdtempSync(join(tmpdir(), `kiln-${name}-`));
-  const c = new Coordinator({
-    dataDir,
-    outputDir,
-    outputLayout: "flat",
-    localNode: false,
-    discovery: false,
-    clientName: name,
-    farm: redis.url,
-    targetTaskSeconds: 1,
-    log: pino({ level: "silent" }),
-  });
-  await c.start();
-  cleanups.push(() => c.stop());
-  expect(await c.waitForNodes(30_000)).toBe(true);
-  return { c, outputDir, dataDir };
+async function app(redis: RunningRedis, name: string): Promise<StudioApp> {
+  const started = await startApp(name, { farm: redis.url, taskSeconds: 1 });
+  cleanups.push(() => started.c.stop());
+  expect(await started.c.waitForNodes(30_000)).toBe(true);
+  return started;
 }
 
 /** The seed of every PNG the app stored, read back from the files. */
@@ -62,8 +39,6 @@ function storedSeeds(dir: string): number[] {
     .filter((f) => f.endsWith(".png"))
     .map((f) => parseParameters(readTextChunks(readFileSync(join(dir, f))).parameters ?? "").seed as number);
 }
-
-const done = (c: Coordinator, jobId: string) => c.listJobs().find((j) => j.id === jobId)?.counts.done ?? 0;
 
 describe.skipIf(unavailable !== null)("farm mode on a real redis-server", () => {
   it("three apps × 300 images over three nodes: each image once, to its app, through a node SIGKILL and a Redis restart", async () => {
@@ -78,7 +53,7 @@ describe.skipIf(unavailable !== null)("farm mode on a real redis-server", () => 
       ({ c }, k) =>
         c.submitJob({ prompts: [`app ${k}`], count: 300, seed: 10_000 * (k + 1), width: 256, height: 256 }).jobId,
     );
-    const total = () => apps.reduce((n, { c }, k) => n + done(c, jobs[k] as string), 0);
+    const total = () => apps.reduce((n, { c }, k) => n + doneOf(c, jobs[k] as string), 0);
 
     await waitUntil(() => total() >= 150, 60_000, "150 images");
     // Killed while it renders: the tasks it held must come back through BullMQ's stalled-job check.
