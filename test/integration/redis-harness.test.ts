@@ -38,6 +38,22 @@ describe.skipIf(unavailable !== null)("redis-server test harness", () => {
     await redis.stop();
     expect(isAlive(redis.pid)).toBe(false);
   });
+
+  it("keeps an acknowledged write through a SIGKILL (appendfsync always)", async () => {
+    const redis = await startRedis();
+    cleanups.push(() => redis.stop());
+    const client = new Redis(redis.url, { maxRetriesPerRequest: 1 });
+    client.on("error", () => {});
+    cleanups.push(async () => {
+      client.disconnect();
+    });
+    await client.rpush("kiln:harness:list", "a", "b", "c");
+
+    await redis.kill();
+    await redis.restart(); // already dead: only starts it again on the same port and dir
+
+    expect(await client.lrange("kiln:harness:list", 0, -1)).toEqual(["a", "b", "c"]);
+  });
 });
 
 function isAlive(pid: number | undefined): boolean {
