@@ -38,6 +38,8 @@ export class FarmClient extends EventEmitter<NodeClientEvents> implements NodeLi
   private readonly redis: Redis;
   private readonly reader: Redis;
   private readonly queue: Queue;
+  /** BullMQ leaves a connection it was given open when the queue closes. */
+  private readonly queueConnection: Redis;
   private reports = new Map<string, FarmNodeReport>();
   /** Announced images not yet acknowledged: where to fetch them. */
   private readonly announced = new Map<string, { nodeId: string; url: string; key: string }>();
@@ -61,7 +63,8 @@ export class FarmClient extends EventEmitter<NodeClientEvents> implements NodeLi
     this.nodeId = `${digest.slice(0, 8)}-${digest.slice(8, 12)}-4${digest.slice(13, 16)}-8${digest.slice(17, 20)}-${digest.slice(20, 32)}`;
     this.redis = connectRedis(url, log, "farm");
     this.reader = connectRedis(url, log, "farm events");
-    this.queue = new Queue(farmKeys.queue(app.id), { connection: connectRedis(url, log, "farm queue") });
+    this.queueConnection = connectRedis(url, log, "farm queue");
+    this.queue = new Queue(farmKeys.queue(app.id), { connection: this.queueConnection });
     this.queue.on("error", (error) => log.warn({ err: error }, "farm: queue error"));
   }
 
@@ -173,7 +176,10 @@ export class FarmClient extends EventEmitter<NodeClientEvents> implements NodeLi
   close(): void {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
-    void this.queue.close().catch(() => undefined);
+    void this.queue
+      .close()
+      .catch(() => undefined)
+      .finally(() => this.queueConnection.disconnect());
     this.redis.disconnect();
     this.reader.disconnect();
     for (const { agent } of this.agents.values()) void agent.close();

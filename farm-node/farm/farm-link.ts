@@ -59,6 +59,8 @@ interface Running {
 export class FarmLink {
   private readonly redis: Redis;
   private readonly workers = new Map<string, Worker>();
+  /** One connection per worker; BullMQ leaves connections it was given open when a worker closes. */
+  private readonly connections: Redis[] = [];
   private readonly apps = new Map<string, FarmApp>();
   private readonly running = new Map<string, Running>();
   private readonly turns = new FairTurns((app) => this.apps.get(app)?.weight ?? 1);
@@ -159,6 +161,7 @@ export class FarmLink {
     for (const timer of this.timers) clearInterval(timer);
     await this.redis.hdel(farmKeys.nodes, this.host.nodeId).catch(() => undefined);
     await Promise.allSettled([...this.workers.values()].map((w) => w.close(true)));
+    for (const connection of this.connections) connection.disconnect();
     this.redis.disconnect();
   }
 
@@ -257,10 +260,12 @@ export class FarmLink {
       if (!parsed.success || parsed.data.id !== id) continue;
       this.apps.set(id, parsed.data);
       if (this.workers.has(id)) continue;
+      const connection = connectRedis(this.url, this.log, `farm worker ${id}`);
+      this.connections.push(connection);
       const worker = new Worker(farmKeys.queue(id), null, {
         // Stored on every job it takes: which node has (or had) a task.
         name: this.host.nodeId,
-        connection: connectRedis(this.url, this.log, `farm worker ${id}`),
+        connection,
         lockDuration: LOCK_MS,
         stalledInterval: STALLED_CHECK_MS,
         maxStalledCount: 3,

@@ -1,8 +1,13 @@
-import { readdirSync, readFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { Queue } from "bullmq";
+import { fetch } from "undici";
 import { afterEach, describe, expect, it } from "vitest";
 import { FARM_APP_FILE } from "../../coordinator/farm/farm-app";
+import { pinnedAgent } from "../../coordinator/nodes/node-client";
 import { readTextChunks } from "../../farm-node/png/png-text-chunks";
 import { farmKeys } from "../../shared/farm-protocol";
 import { parseParameters } from "../../shared/png-parameters";
@@ -15,6 +20,7 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
+const KILN = fileURLToPath(new URL("../../bin/kiln.js", import.meta.url));
 const unavailable = redisUnavailable();
 if (unavailable) console.log(`farm-mode tests skipped: ${unavailable}`);
 
@@ -111,4 +117,27 @@ describe.skipIf(unavailable !== null)("farm mode on a real redis-server", () => 
     expect(outcome.length).toBe(held.length);
     for (const r of outcome) expect(r).toEqual({ state: "completed", stalled: 1, by: "another node" });
   }, 400_000);
+
+  it("kiln render --farm renders through a farm node and exits; a node gives a farm image only for its key", async () => {
+    const redis = await startRedis();
+    cleanups.push(() => redis.stop());
+    const [node] = await farmNodes(redis, ["1x24GB@8"]);
+    const out = mkdtempSync(join(tmpdir(), "kiln-farm-render-"));
+    const data = mkdtempSync(join(tmpdir(), "kiln-farm-render-data-"));
+    const run = spawnSync(
+      process.execPath,
+      [KILN, "render", "a lighthouse at dusk", "-n", "6", "--farm", redis.url, "--out", out, "--data-dir", data],
+      { encoding: "utf8", timeout: 60_000 },
+    );
+    expect(run.status, run.stderr).toBe(0);
+    expect(run.stderr).toMatch(/done: 6 of 6 images stored/);
+    expect(storedSeeds(out)).toHaveLength(6);
+    const dispatcher = pinnedAgent((node as RunningNode).pin);
+    for (const query of ["", `?key=${"0".repeat(64)}`, "?key=../../etc/passwd"]) {
+      const res = await fetch(`${(node as RunningNode).url}/v1/farm/images/some-image${query}`, { dispatcher });
+      expect(res.status, query).toBe(401);
+      await res.body?.cancel();
+    }
+    await dispatcher.close();
+  }, 120_000);
 });
