@@ -107,3 +107,14 @@ export function redactUrl(url: string): string {
     return "redis://…";
   }
 }
+
+/** A value read from Redis, checked against its schema: anything that is not valid JSON fails the same way a bad field does. */
+export function parseFarmJson<T extends z.ZodType>(schema: T, text: string): ReturnType<T["safeParse"]> {
+  let value: unknown = null;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    // Reported by the schema below as a value of the wrong type.
+  }
+  return schema.safeParse(value) as ReturnType<T["safeParse"]>;
+}

@@ -7,7 +7,14 @@ import { type Agent, fetch } from "undici";
 import { BASE_TASK_TIMEOUT_S, PROTOCOL_VERSION } from "../../shared/constants";
 import type { DeviceInfo } from "../../shared/device";
 import { KilnError } from "../../shared/errors";
-import { FarmAnnouncement, type FarmApp, FarmNodeReport, farmKeys, redactUrl } from "../../shared/farm-protocol";
+import {
+  FarmAnnouncement,
+  type FarmApp,
+  FarmNodeReport,
+  farmKeys,
+  parseFarmJson,
+  redactUrl,
+} from "../../shared/farm-protocol";
 import type { NodeEvent } from "../../shared/node-events";
 import type { ModelInfo, NodeInfo } from "../../shared/node-info";
 import type { TaskRequest } from "../../shared/task";
@@ -204,7 +211,7 @@ export class FarmClient extends EventEmitter<NodeClientEvents> implements NodeLi
       if (this.closed) return;
       const reports = new Map<string, FarmNodeReport>();
       for (const [id, json] of Object.entries(entries)) {
-        const parsed = FarmNodeReport.safeParse(safeJson(json));
+        const parsed = parseFarmJson(FarmNodeReport, json);
         if (parsed.success && parsed.data.id === id) reports.set(id, parsed.data);
       }
       this.reports = reports;
@@ -251,7 +258,7 @@ export class FarmClient extends EventEmitter<NodeClientEvents> implements NodeLi
 
   private onAnnouncement(streamId: string, fields: string[]): void {
     const json = fields[fields.indexOf("a") + 1];
-    const parsed = FarmAnnouncement.safeParse(safeJson(json ?? ""));
+    const parsed = parseFarmJson(FarmAnnouncement, json ?? "");
     const delivery = this.nextDelivery++;
     if (!parsed.success) {
       this.log.warn({ streamId }, "farm: ignoring a malformed announcement");
@@ -354,12 +361,4 @@ function connectRedis(url: string, log: Logger, what: string): Redis {
     down = false;
   });
   return redis;
-}
-
-function safeJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return null;
-  }
 }

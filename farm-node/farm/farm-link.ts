@@ -2,13 +2,14 @@ import { randomUUID } from "node:crypto";
 import { type Job, UnrecoverableError, Worker } from "bullmq";
 import { Redis } from "ioredis";
 import type { Logger } from "pino";
-import { KilnError } from "../../shared/errors";
+import { type ErrorCode, KilnError } from "../../shared/errors";
 import {
   type FarmAnnouncement,
   FarmApp,
   FarmJob,
   type FarmNodeReport,
   farmKeys,
+  parseFarmJson,
   redactUrl,
 } from "../../shared/farm-protocol";
 import type { NodeEventBody } from "../../shared/node-events";
@@ -196,6 +197,11 @@ export class FarmLink {
       const token = randomUUID();
       const job = (await worker.getNextJob(token, { block: false })) as Job | undefined;
       if (!job) continue;
+      if (job.deferredFailure) {
+        // Stalled more often than allowed (it keeps killing nodes?): BullMQ leaves failing it to a manual worker.
+        await this.failForGood(app, job, token, "E_WORKER_DIED", job.deferredFailure);
+        continue;
+      }
       const parsed = FarmJob.safeParse(job.data);
       if (!parsed.success || parsed.data.app !== app) {
         const why = `malformed farm job: ${parsed.error?.message ?? "app mismatch"}`;
@@ -237,10 +243,31 @@ export class FarmLink {
   private async renewLocks(): Promise<void> {
     for (const [taskId, run] of this.running) {
       if (await this.redis.exists(farmKeys.cancel(taskId))) this.host.cancel(taskId);
-      await run.job.extendLock(run.token, LOCK_MS).catch((error) => {
-        this.log.warn({ err: error, task: taskId }, "farm: lost the lock of a running task");
-      });
+      // 0: the lock is gone (this node stalled past it): BullMQ has put the task back for another node.
+      const renewed = await run.job.extendLock(run.token, LOCK_MS).catch(() => 0);
+      if (renewed === 0 && this.running.get(taskId) === run) {
+        this.log.warn({ task: taskId }, "farm: lost the lock of a running task; stopping it here");
+        this.running.delete(taskId);
+        this.host.cancel(taskId);
+      }
     }
+  }
+
+  /** A task no retry will fix: failed in BullMQ without retries, and its app told. */
+  private async failForGood(app: string, job: Job, token: string, code: ErrorCode, message: string): Promise<void> {
+    await job.moveToFailed(new UnrecoverableError(message), token, false);
+    await this.announce(app, {
+      type: "task.failed",
+      // Apps use their task ids as job ids.
+      taskId: String(job.id),
+      nodeId: this.host.nodeId,
+      device: "",
+      at: new Date().toISOString(),
+      code,
+      message,
+      retriable: false,
+      completedImageIds: [],
+    });
   }
 
   private async announce(app: string, announcement: FarmAnnouncement): Promise<void> {
@@ -256,7 +283,7 @@ export class FarmLink {
   private async refreshApps(): Promise<void> {
     const entries = await this.redis.hgetall(farmKeys.apps);
     for (const [id, json] of Object.entries(entries)) {
-      const parsed = FarmApp.safeParse(safeJson(json));
+      const parsed = parseFarmJson(FarmApp, json);
       if (!parsed.success || parsed.data.id !== id) continue;
       this.apps.set(id, parsed.data);
       if (this.workers.has(id)) continue;
@@ -291,12 +318,4 @@ export function connectRedis(url: string, log: Logger, what: string): Redis {
     down = false;
   });
   return redis;
-}
-
-function safeJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return null;
-  }
 }
