@@ -106,6 +106,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   private readonly tasks = new TaskTracker();
   /** Images whose result is being downloaded and stored, so a twin is never stored too. */
   private readonly storing = new Set<string>();
+  /** onImageReady calls not yet settled, so stop() can wait for them. */
+  private readonly resultsInFlight = new Set<Promise<void>>();
   private discovery: Discovery | null = null;
   private farmClient: FarmClient | null = null;
   private farmNodesSeen = "";
@@ -187,6 +189,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     if (this.timer) clearInterval(this.timer);
     saveThroughput(join(this.opts.dataDir, "throughput.json"), this.model);
     for (const node of this.nodes.values()) node.client.close();
+    // Results being stored settle (their downloads fail fast once the clients are closed) before the ledger closes.
+    await Promise.allSettled([...this.resultsInFlight]);
     await this.discovery?.close();
     await this.localNode?.stop();
     this.ledger.close();
@@ -635,11 +639,15 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
         }
         return;
       }
-      case "image.ready":
-        void this.onImageReady(node, event).then((status) =>
-          this.acknowledge(node, event, status, "not assigned to you: the image was given to another node"),
-        );
+      case "image.ready": {
+        const stored = this.onImageReady(node, event).then((status) => {
+          if (!this.stopped)
+            this.acknowledge(node, event, status, "not assigned to you: the image was given to another node");
+        });
+        this.resultsInFlight.add(stored);
+        void stored.finally(() => this.resultsInFlight.delete(stored));
         return;
+      }
       case "task.failed":
         this.onTaskFailed(node, event);
         this.acknowledge(node, event, 200);

@@ -132,6 +132,11 @@ export class NodeClient extends EventEmitter<NodeClientEvents> {
       await res.body?.cancel();
       return { kind: "busy", retryAfterS: Number(res.headers.get("retry-after")) || 1 };
     }
+    if (res.status === 503) {
+      // A node whose server is closing (a restart): the work belongs elsewhere, not in the failed pile.
+      await res.body?.cancel();
+      return { kind: "unreachable", error: new Error("the node is shutting down (HTTP 503)") };
+    }
     try {
       return { kind: "accepted", accepted: TaskAccepted.parse(await answer(res, "task")) };
     } catch (error) {

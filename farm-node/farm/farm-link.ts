@@ -22,6 +22,7 @@ const LOCK_MS = 15_000;
 const POLL_MS = 200;
 const STALLED_CHECK_MS = 5_000;
 const TELEMETRY_MS = 1_000;
+const STOP_WAIT_MS = 2_000;
 const APPS_REFRESH_MS = 2_000;
 /** Tasks a device holds at once: one rendering, one waiting behind it (the LAN pipeline depth). */
 const TASKS_PER_DEVICE = 2;
@@ -160,8 +161,9 @@ export class FarmLink {
   async stop(): Promise<void> {
     this.stopped = true;
     for (const timer of this.timers) clearInterval(timer);
-    await this.redis.hdel(farmKeys.nodes, this.host.nodeId).catch(() => undefined);
-    await Promise.allSettled([...this.workers.values()].map((w) => w.close(true)));
+    // Commands wait through a Redis outage; a node stopping while Redis is down must not wait with them.
+    await within(STOP_WAIT_MS, this.redis.hdel(farmKeys.nodes, this.host.nodeId));
+    await within(STOP_WAIT_MS, Promise.allSettled([...this.workers.values()].map((w) => w.close(true))));
     for (const connection of this.connections) connection.disconnect();
     this.redis.disconnect();
   }
@@ -318,4 +320,16 @@ export function connectRedis(url: string, log: Logger, what: string): Redis {
     down = false;
   });
   return redis;
+}
+
+/** Waits for `work` at most `ms`; its failure or lateness is ignored (shutdown goes on). */
+async function within(ms: number, work: Promise<unknown>): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    work.catch(() => undefined),
+    new Promise((resolve) => {
+      timer = setTimeout(resolve, ms);
+    }),
+  ]);
+  clearTimeout(timer);
 }

@@ -140,4 +140,15 @@ describe.skipIf(unavailable !== null)("farm mode on a real redis-server", () => 
     }
     await dispatcher.close();
   }, 120_000);
+
+  it("a farm node stops promptly while its Redis is down", async () => {
+    const redis = await startRedis();
+    cleanups.push(() => redis.stop());
+    const [node] = (await farmNodes(redis, ["1x24GB@8"])) as [RunningNode];
+    await redis.kill();
+    // Before: its shutdown waited on Redis forever (commands wait through an outage).
+    const started = Date.now();
+    expect(await node.stop()).toBe(0);
+    console.log(`farm node stopped in ${((Date.now() - started) / 1000).toFixed(1)} s with Redis down`);
+  }, 60_000);
 });

@@ -62,10 +62,12 @@ export async function startNode(args: string[] = [], opts: StartOptions = {}): P
     stateDir,
     "--token",
     token,
+    // A node outlives no test process, even one that crashed or was killed: its stdin closes with it.
+    "--exit-with-stdin",
     ...args,
   ];
   const [command, ...rest] = opts.prefix ? [...opts.prefix, process.execPath, ...argv] : [process.execPath, ...argv];
-  const proc = spawn(command as string, rest, { stdio: ["ignore", "pipe", "pipe"] });
+  const proc = spawn(command as string, rest, { stdio: ["pipe", "pipe", "pipe"] });
   const logs = new Observed<LogLine>();
   let stderr = "";
   eachLine(proc.stdout, (text) => {
