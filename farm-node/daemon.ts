@@ -325,11 +325,17 @@ export class Daemon implements NodeService {
         this.images.added(event.imageId);
         break;
     }
-    if (event.type !== "telemetry" && this.farm?.owns(event.taskId)) {
+    const client = event.type === "telemetry" ? null : (this.registry.get(event.taskId)?.client ?? null);
+    // A farm app's task (also one the link already let go of, after a lost lock): never a LAN client's outbox.
+    if (
+      event.type !== "telemetry" &&
+      this.farm &&
+      (this.farm.owns(event.taskId) || (client && this.farm.app(client)))
+    ) {
       this.farm.onEvent(event);
       return;
     }
-    this.events.publish(event, event.type === "telemetry" ? null : (this.registry.get(event.taskId)?.client ?? null));
+    this.events.publish(event, client);
   }
 
   /**

@@ -56,6 +56,7 @@ export class FarmClient extends EventEmitter<NodeClientEvents> implements NodeLi
   private seq = 0;
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
+  private polling = false;
   private online = false;
   private readonly startedAt = new Date().toISOString();
 
@@ -205,7 +206,9 @@ export class FarmClient extends EventEmitter<NodeClientEvents> implements NodeLi
 
   /** Every node's report: the farm's heartbeat, and the telemetry its panel shows. */
   private async poll(): Promise<void> {
-    if (this.closed) return;
+    // Commands wait through a Redis outage: one poll at a time, not one more per second of it.
+    if (this.closed || this.polling) return;
+    this.polling = true;
     try {
       const entries = await this.redis.hgetall(farmKeys.nodes);
       if (this.closed) return;
@@ -222,6 +225,8 @@ export class FarmClient extends EventEmitter<NodeClientEvents> implements NodeLi
       this.emitEvent({ type: "telemetry", nodeId: this.nodeId, devices: [this.queueDevice()] });
     } catch (error) {
       this.log.warn({ err: error }, "farm: could not read node reports");
+    } finally {
+      this.polling = false;
     }
   }
 
