@@ -1,12 +1,14 @@
-import type * as ort from "onnxruntime-node";
+import * as ort from "onnxruntime-node";
 import { KilnError } from "../../shared/errors";
 import type { ResolvedPack } from "../../shared/model-manifest";
-import type { NormalSource } from "../../shared/seeded-noise";
 import type { RenderBatch, RenderHooks } from "../inference/engine";
 import { type OrtClock, timedRun } from "../inference/timed-run";
+import { float32ToFloat16 } from "../onnx/float16";
 import { IMAGE_OUTPUT_IO } from "./image-output-graph";
+import { advanceLatents, scaleInto } from "./latent-step";
 import type { NoisePrefetcher, NoiseRing } from "./noise-ring";
 import type { PackSessions } from "./pack-sessions";
+import { ReusedBuffers } from "./reused-buffers";
 import { planSampler, type SamplerPlan } from "./sampler-plan";
 import { type PromptEntry, TextConditioner } from "./text-conditioning";
 import { floatTensor, floatType, inputShape, readFloats, timestepTensor } from "./typed-tensors";
@@ -27,6 +29,7 @@ export class PackPipeline {
   private readonly text: TextConditioner;
   /** Rings opened for batches queued behind the one rendering, oldest first. */
   private readonly prepared = new Map<RenderBatch, NoiseRing>();
+  private readonly buffers = new ReusedBuffers<BufferPurpose>();
 
   constructor(
     readonly pack: ResolvedPack,
@@ -99,16 +102,19 @@ export class PackPipeline {
     });
     try {
       const noise = batch.images.map((_, b) => ring.source(b));
-      const latents = new Float32Array(n * size);
+      const buffers = this.buffers;
+      const count = n * size;
+      const latents = buffers.float32("latents", count);
       noise.forEach((stream, b) => {
-        const latent = stream.fillNormal(latents.subarray(b * size, (b + 1) * size));
-        if (plan.initNoiseSigma !== 1)
-          for (let k = 0; k < latent.length; k++) latent[k] = (latent[k] as number) * plan.initNoiseSigma;
+        stream.fillNormal(latents.subarray(b * size, (b + 1) * size));
       });
+      if (plan.initNoiseSigma !== 1)
+        for (let k = 0; k < count; k++) latents[k] = (latents[k] as number) * plan.initNoiseSigma;
       const d = m.denoiser.inputs;
       const denoiser = this.sessions.denoiser;
       const latentType = floatType(inputShape(denoiser, d.latent));
       const timeShape = inputShape(denoiser, d.timestep);
+      const dims = [rows, m.latent.channels, h, w];
       const fixed: Record<string, ort.Tensor> = { [d.text]: conditioning.text };
       if (d.pooled && conditioning.pooled) fixed[d.pooled] = conditioning.pooled;
       if (d.textMask && conditioning.textMask) fixed[d.textMask] = conditioning.textMask;
@@ -118,45 +124,50 @@ export class PackPipeline {
         for (let r = 0; r < rows; r++) ids.set([batch.height, batch.width, 0, 0, batch.height, batch.width], r * 6);
         fixed[d.timeIds] = floatTensor(floatType(inputShape(denoiser, d.timeIds)), ids, [rows, 6]);
       }
-      const input = new Float32Array(rows * size);
-      const scratch = new Float32Array(size);
+      /** The latents as the denoiser takes them at step i: scaled, twice under guidance, in its float type. */
+      const latentInput = (i: number): ort.Tensor => {
+        const scale = plan.inputScale(i);
+        if (latentType === "float32") {
+          // Without guidance or input scaling (flow, LCM) the latents go in as they are.
+          const values =
+            !guided && scale === 1
+              ? latents
+              : scaleInto(buffers.float32("input", rows * size), latents, scale, guided ? 2 : 1);
+          return new ort.Tensor("float32", values, dims);
+        }
+        const half = buffers.uint16("input half", rows * size);
+        float32ToFloat16(
+          scale === 1 ? latents : scaleInto(buffers.float32("input", count), latents, scale, 1),
+          half.subarray(0, count),
+        );
+        if (guided) half.copyWithin(count, 0, count);
+        return new ort.Tensor("float16", half, dims);
+      };
       const stepMs: number[] = [];
       for (let i = 0; i < plan.steps; i++) {
         if (hooks.isCancelled()) throw cancelled(`step ${i + 1} of ${plan.steps}`);
         const stepStart = performance.now();
         if (!plan.isNoop(i)) {
-          const scale = plan.inputScale(i);
-          // Without guidance or input scaling (flow, LCM) the latents go in as they are.
-          const direct = !guided && scale === 1;
-          if (!direct) {
-            for (let k = 0; k < latents.length; k++) input[k] = (latents[k] as number) * scale;
-            if (guided) input.copyWithin(n * size, 0, n * size);
-          }
           const outputs = await timedRun(
             denoiser,
             clock,
-            {
-              ...fixed,
-              [d.latent]: floatTensor(latentType, direct ? latents : input, [rows, m.latent.channels, h, w]),
-              [d.timestep]: timestepTensor(timeShape, plan.timestep(i), rows),
-            },
+            { ...fixed, [d.latent]: latentInput(i), [d.timestep]: timestepTensor(timeShape, plan.timestep(i), rows) },
             `${this.pack.name} denoiser`,
           );
-          const prediction = combineGuidance(
-            readFloats(outputs[m.denoiser.outputs.out] as ort.Tensor),
-            n * size,
-            guided ? batch.guidance : null,
+          const output = readFloats(
+            outputs[m.denoiser.outputs.out] as ort.Tensor,
+            buffers.float32("output", rows * size),
           );
-          for (let b = 0; b < n; b++) {
-            const at = b * size;
-            plan.step(
-              latents.subarray(at, at + size),
-              prediction.subarray(at, at + size),
-              i,
-              noise[b] as NormalSource,
-              scratch,
-            );
+          const weights = plan.weights(i);
+          let fresh: Float32Array | null = null;
+          if (weights.noise !== 0) {
+            const z = buffers.float32("noise", count);
+            noise.forEach((stream, b) => {
+              stream.fillNormal(z.subarray(b * size, (b + 1) * size));
+            });
+            fresh = z;
           }
+          advanceLatents(latents, output, guided ? batch.guidance : null, weights, fresh);
         }
         stepMs.push(performance.now() - stepStart);
         for (const image of batch.images) hooks.onStep(image.id, i + 1, plan.steps);
@@ -200,14 +211,21 @@ export class PackPipeline {
   /** latent / scale + shift → VAE decoder → RGB bytes, the bytes made by the output graph. */
   private async decode(latent: Float32Array, dims: number[], clock: OrtClock): Promise<Uint8Array> {
     const { latent: l, vaeDecoder } = this.pack.manifest;
-    const scaled = new Float32Array(latent.length);
+    const scaled = this.buffers.float32("decoder input", latent.length);
     for (let k = 0; k < latent.length; k++) scaled[k] = (latent[k] as number) / l.scale + l.shift;
     const vae = this.sessions.vaeDecoder;
     const type = floatType(inputShape(vae, vaeDecoder.inputs.latent));
     const decoded = await timedRun(
       vae,
       clock,
-      { [vaeDecoder.inputs.latent]: floatTensor(type, scaled, dims) },
+      {
+        [vaeDecoder.inputs.latent]: floatTensor(
+          type,
+          scaled,
+          dims,
+          this.buffers.uint16("decoder input half", latent.length),
+        ),
+      },
       `${this.pack.name} VAE decoder`,
     );
     const image = decoded[vaeDecoder.outputs.image] as ort.Tensor;
@@ -244,22 +262,10 @@ export class PackPipeline {
   }
 }
 
+type BufferPurpose = "latents" | "input" | "input half" | "output" | "noise" | "decoder input" | "decoder input half";
+
 /** The worker queues at most one batch behind the one rendering; one more is slack. */
 const MAX_PREPARED = 2;
-
-/**
- * Classifier-free guidance over a batch laid out [uncond × n, cond × n]:
- * uncond + g·(cond − uncond), written into the first half. Without guidance
- * the output is used as it is.
- */
-export function combineGuidance(output: Float32Array, half: number, guidance: number | null): Float32Array {
-  if (guidance === null) return output;
-  for (let k = 0; k < half; k++) {
-    const uncond = output[k] as number;
-    output[k] = uncond + guidance * ((output[half + k] as number) - uncond);
-  }
-  return output.subarray(0, half);
-}
 
 function cancelled(before: string): KilnError {
   return new KilnError("E_CANCELLED", `batch cancelled before ${before}`);

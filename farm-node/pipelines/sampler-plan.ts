@@ -1,21 +1,22 @@
 import { KilnError } from "../../shared/errors";
 import type { SchedulerSpec } from "../../shared/model-manifest";
-import type { NormalSource } from "../../shared/seeded-noise";
-import { eulerInputScale, eulerStep } from "./samplers/euler";
-import { eulerAncestralStep } from "./samplers/euler-ancestral";
-import { flowMatchEulerStep } from "./samplers/flow-match-euler";
-import { lcmStep } from "./samplers/lcm";
+import { eulerInputScale, eulerWeights } from "./samplers/euler";
+import { eulerAncestralWeights } from "./samplers/euler-ancestral";
+import { flowMatchEulerWeights } from "./samplers/flow-match-euler";
+import { lcmWeights } from "./samplers/lcm";
 import { alphasCumprod, eulerSchedule, flowMatchSchedule, lcmTimesteps } from "./samplers/schedules";
+import type { StepWeights } from "./samplers/step-weights";
 
 /**
  * A sampler fixed for one batch: its schedule computed once, then asked per
- * step what to feed the model and how to advance each image's latent.
+ * step what to feed the model and how to advance the latents (see
+ * step-weights.ts: every step is x ← sample·x + model·ε̂ + noise·z).
  */
 export interface SamplerPlan {
   /** The name written into PNG parameters (A1111's names). */
   readonly name: string;
   readonly steps: number;
-  /** Steps that draw fresh noise (one latent's worth per image each), so the draws can be prefetched. */
+  /** Steps that draw fresh noise (one latent's worth per image each, in step order), so the draws can be prefetched. */
   readonly noiseDraws: number;
   /** Initial latents are seeded normal noise times this. */
   readonly initNoiseSigma: number;
@@ -25,12 +26,8 @@ export interface SamplerPlan {
   inputScale(i: number): number;
   /** A step that cannot change the latent (flow's final σ = 0 → 0); the model run is skipped. */
   isNoop(i: number): boolean;
-  /**
-   * Advances one image's latent in place from the model's output at step i.
-   * `noise` is the image's own seeded stream (ancestral and LCM steps draw
-   * from it); `scratch` is a buffer of the latent's length.
-   */
-  step(latent: Float32Array, modelOutput: Float32Array, i: number, noise: NormalSource, scratch: Float32Array): void;
+  /** How step i advances each latent from the model's output; `noise` ≠ 0 exactly on the steps that draw. */
+  weights(i: number): StepWeights;
 }
 
 /** Sampler names a pack of each scheduler family accepts, A1111 spelling first. */
@@ -77,18 +74,19 @@ function eulerPlan(config: DiscreteSpec, steps: number): SamplerPlan {
   const { timesteps, sigmas, initNoiseSigma } = eulerSchedule(config, steps);
   const ancestral = config.kind === "euler_a";
   const sigma = (i: number) => sigmas[i] as number;
+  const weights = (i: number) =>
+    ancestral
+      ? eulerAncestralWeights(sigma(i), sigma(i + 1), config.prediction)
+      : eulerWeights(sigma(i), sigma(i + 1), config.prediction);
   return {
     name: ancestral ? "Euler a" : "Euler",
     steps,
-    noiseDraws: ancestral ? steps : 0,
+    noiseDraws: countDraws(steps, weights),
     initNoiseSigma,
     timestep: (i) => timesteps[i] as number,
     inputScale: (i) => eulerInputScale(sigma(i)),
     isNoop: () => false,
-    step(latent, out, i, noise, scratch) {
-      if (ancestral) eulerAncestralStep(latent, latent, out, sigma(i), sigma(i + 1), noise, scratch, config.prediction);
-      else eulerStep(latent, latent, out, sigma(i), sigma(i + 1), config.prediction);
-    },
+    weights,
   };
 }
 
@@ -107,26 +105,22 @@ function lcmPlan(config: DiscreteSpec, steps: number): SamplerPlan {
   const timesteps = lcmTimesteps({ ...config, originalInferenceSteps: config.originalInferenceSteps }, steps);
   const ac = alphasCumprod(config);
   const t = (i: number) => timesteps[i] as number;
+  const weights = (i: number) =>
+    lcmWeights({
+      timestep: t(i),
+      alphaCumprod: ac[t(i)] as number,
+      // The last step returns the denoised estimate without re-noising.
+      alphaCumprodNext: i + 1 < steps ? (ac[t(i + 1)] as number) : undefined,
+    });
   return {
     name: "LCM",
     steps,
-    // The last step returns the denoised estimate without re-noising.
-    noiseDraws: steps - 1,
+    noiseDraws: countDraws(steps, weights),
     initNoiseSigma: 1,
     timestep: t,
     inputScale: () => 1,
     isNoop: () => false,
-    step(latent, out, i, noise, scratch) {
-      const next = i + 1 < steps ? (ac[t(i + 1)] as number) : undefined;
-      lcmStep(
-        latent,
-        latent,
-        out,
-        { timestep: t(i), alphaCumprod: ac[t(i)] as number, alphaCumprodNext: next },
-        noise,
-        scratch,
-      );
-    },
+    weights,
   };
 }
 
@@ -146,10 +140,12 @@ function flowPlan(config: Extract<SchedulerSpec, { kind: "flow_match_euler" }>, 
     },
     inputScale: () => 1,
     isNoop: (i) => sigma(i) === sigma(i + 1),
-    step(latent, out, i) {
-      // Z-Image's transformer predicts -v: stepping from σ_next back to σ is the same as negating it, without a pass over the output.
-      if (config.negateOutput) flowMatchEulerStep(latent, latent, out, sigma(i + 1), sigma(i));
-      else flowMatchEulerStep(latent, latent, out, sigma(i), sigma(i + 1));
-    },
+    weights: (i) => flowMatchEulerWeights(sigma(i), sigma(i + 1), config.negateOutput),
   };
+}
+
+function countDraws(steps: number, weights: (i: number) => StepWeights): number {
+  let draws = 0;
+  for (let i = 0; i < steps; i++) if (weights(i).noise !== 0) draws++;
+  return draws;
 }

@@ -1,5 +1,5 @@
-import type { NormalSource } from "../../../shared/seeded-noise";
-import { type Prediction, predictOriginal } from "./euler";
+import { originalEstimate, type Prediction } from "./euler";
+import { type StepWeights, towardsEstimate } from "./step-weights";
 
 /**
  * Euler ancestral (k-diffusion's `sample_euler_ancestral`, diffusers'
@@ -12,27 +12,15 @@ export function ancestralSigmas(sigma: number, sigmaNext: number): { down: numbe
 }
 
 /**
- * One step. `noise` is the image's own seeded stream, drawn row-major into
- * `scratch` (same length as the latent) once per step, so a seed gives the same
- * picture on every node. `out` may be `sample`; `scratch` must be neither.
+ * One step. The noise is the image's own seeded stream, one latent's worth
+ * row-major per step, so a seed gives the same picture on every node. The
+ * last step (σ_next = 0) lands on x₀ and draws nothing.
  */
-export function eulerAncestralStep(
-  out: Float32Array,
-  sample: Float32Array,
-  modelOutput: Float32Array,
+export function eulerAncestralWeights(
   sigma: number,
   sigmaNext: number,
-  noise: NormalSource,
-  scratch: Float32Array,
   prediction: Prediction = "epsilon",
-): Float32Array {
+): StepWeights {
   const { down, up } = ancestralSigmas(sigma, sigmaNext);
-  const ratio = down / sigma;
-  noise.fillNormal(scratch);
-  predictOriginal(out, sample, modelOutput, sigma, prediction);
-  for (let i = 0; i < out.length; i++) {
-    const x0 = out[i] as number;
-    out[i] = x0 + ((sample[i] as number) - x0) * ratio + (scratch[i] as number) * up;
-  }
-  return out;
+  return towardsEstimate(originalEstimate(sigma, prediction), down / sigma, up);
 }

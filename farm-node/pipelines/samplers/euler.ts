@@ -1,7 +1,8 @@
+import { type Estimate, type StepWeights, towardsEstimate } from "./step-weights";
+
 /**
  * Euler (k-diffusion's `sample_euler`, diffusers' EulerDiscreteScheduler without
- * churn) for ε- or v-predicting UNets. All functions write into `out`, which may
- * be `sample` itself, so a denoising loop allocates nothing per step.
+ * churn) for ε- or v-predicting UNets.
  */
 
 export type Prediction = "epsilon" | "v_prediction";
@@ -11,44 +12,16 @@ export function eulerInputScale(sigma: number): number {
   return 1 / Math.sqrt(sigma * sigma + 1);
 }
 
-/** x₀ estimate from the model output at σ. */
-export function predictOriginal(
-  out: Float32Array,
-  sample: Float32Array,
-  modelOutput: Float32Array,
-  sigma: number,
-  prediction: Prediction,
-): Float32Array {
-  if (prediction === "epsilon") {
-    for (let i = 0; i < out.length; i++) out[i] = (sample[i] as number) - sigma * (modelOutput[i] as number);
-  } else {
-    const s2 = sigma * sigma + 1;
-    const cOut = -sigma / Math.sqrt(s2);
-    for (let i = 0; i < out.length; i++) out[i] = (modelOutput[i] as number) * cOut + (sample[i] as number) / s2;
-  }
-  return out;
+/** x₀ from the model output at σ: x − σε for ε, x/(σ²+1) − v·σ/√(σ²+1) for v. */
+export function originalEstimate(sigma: number, prediction: Prediction): Estimate {
+  if (prediction === "epsilon") return { sample: 1, model: -sigma };
+  const s2 = sigma * sigma + 1;
+  return { sample: 1 / s2, model: -sigma / Math.sqrt(s2) };
 }
 
-/** One Euler step from σ to σ_next along d = (x - x₀)/σ. */
-export function eulerStep(
-  out: Float32Array,
-  sample: Float32Array,
-  modelOutput: Float32Array,
-  sigma: number,
-  sigmaNext: number,
-  prediction: Prediction = "epsilon",
-): Float32Array {
-  if (prediction === "epsilon") {
-    // x + (x - (x - σε))/σ · dt reduces to x + ε·dt, without the cancellation.
-    const dt = sigmaNext - sigma;
-    for (let i = 0; i < out.length; i++) out[i] = (sample[i] as number) + (modelOutput[i] as number) * dt;
-    return out;
-  }
-  const ratio = sigmaNext / sigma;
-  predictOriginal(out, sample, modelOutput, sigma, prediction);
-  for (let i = 0; i < out.length; i++) {
-    const x0 = out[i] as number;
-    out[i] = x0 + ((sample[i] as number) - x0) * ratio;
-  }
-  return out;
+/** One Euler step from σ to σ_next along d = (x − x₀)/σ. */
+export function eulerWeights(sigma: number, sigmaNext: number, prediction: Prediction = "epsilon"): StepWeights {
+  // x + (x − (x − σε))/σ · dt is x + ε·dt: said directly, without the cancellation.
+  if (prediction === "epsilon") return { sample: 1, model: sigmaNext - sigma, noise: 0 };
+  return towardsEstimate(originalEstimate(sigma, prediction), sigmaNext / sigma);
 }

@@ -1,4 +1,4 @@
-import type { NormalSource } from "../../../shared/seeded-noise";
+import type { StepWeights } from "./step-weights";
 
 /**
  * Latent Consistency Model sampling (diffusers' LCMScheduler): each step maps
@@ -29,29 +29,18 @@ export interface LcmStepParams {
 }
 
 /**
- * One step for an ε-predicting model. `noise` and `scratch` are only used when
- * there is a next timestep; `out` may be `sample`, `scratch` must be neither.
+ * One step for an ε-predicting model: x₀ = (x − √(1−ᾱ)·ε)/√ᾱ, the denoised
+ * c_out·x₀ + c_skip·x, then (except on the last step) √ᾱ_next·denoised + √(1−ᾱ_next)·z.
  */
-export function lcmStep(
-  out: Float32Array,
-  sample: Float32Array,
-  modelOutput: Float32Array,
-  params: LcmStepParams,
-  noise: NormalSource,
-  scratch: Float32Array,
-): Float32Array {
+export function lcmWeights(params: LcmStepParams): StepWeights {
   const { cSkip, cOut } = lcmBoundaryScalings(params.timestep);
   const sqrtA = Math.sqrt(params.alphaCumprod);
   const sqrtB = Math.sqrt(1 - params.alphaCumprod);
   const next = params.alphaCumprodNext;
-  if (next !== undefined) noise.fillNormal(scratch);
   const keep = next === undefined ? 1 : Math.sqrt(next);
-  const renoise = next === undefined ? 0 : Math.sqrt(1 - next);
-  for (let i = 0; i < out.length; i++) {
-    const x = sample[i] as number;
-    const x0 = (x - sqrtB * (modelOutput[i] as number)) / sqrtA;
-    const denoised = cOut * x0 + cSkip * x;
-    out[i] = next === undefined ? denoised : keep * denoised + renoise * (scratch[i] as number);
-  }
-  return out;
+  return {
+    sample: keep * (cOut / sqrtA + cSkip),
+    model: keep * ((-cOut * sqrtB) / sqrtA),
+    noise: next === undefined ? 0 : Math.sqrt(1 - next),
+  };
 }

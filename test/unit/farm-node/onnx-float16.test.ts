@@ -39,4 +39,33 @@ describe("float16 bits (how float16 tensors travel without Float16Array)", () =>
     const view = whole.subarray(1);
     expect(Array.from(float32ToFloat16(view))).toEqual(Array.from(view, toFloat16Bits));
   });
+
+  it("rounds arrays to the nearest half (ties to even) over 200k random bit patterns, subnormals included", () => {
+    const values = new Float32Array(200_000);
+    const bits = new Uint32Array(values.buffer);
+    let state = 12345;
+    for (let i = 0; i < bits.length; i++) {
+      state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+      // Exponents spread over the whole half range and a little beyond.
+      bits[i] = (state & 0x807fffff) | ((((state >>> 23) % 40) + 100) << 23);
+    }
+    const halves = float32ToFloat16(values, new Uint16Array(values.length));
+    const wrong: number[] = [];
+    for (let i = 0; i < values.length; i++) {
+      const x = values[i] as number;
+      const h = halves[i] as number;
+      const mag = h & 0x7fff;
+      if (Math.abs(x) >= 65520) {
+        if (mag !== 0x7c00) wrong.push(x);
+        continue;
+      }
+      const here = Math.abs(x - fromFloat16Bits(h));
+      const up = Math.abs(x - fromFloat16Bits(h + 1));
+      const down = mag === 0 ? Math.abs(x + fromFloat16Bits(h)) : Math.abs(x - fromFloat16Bits(h - 1));
+      const nearest = here < up && here < down;
+      const evenTie = (here === up || here === down) && (h & 1) === 0;
+      if (!(nearest || evenTie || here === 0)) wrong.push(x);
+    }
+    expect(wrong).toEqual([]);
+  });
 });

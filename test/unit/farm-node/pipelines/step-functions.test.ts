@@ -1,17 +1,14 @@
 import { describe, expect, it } from "vitest";
-import { eulerInputScale, eulerStep, predictOriginal } from "../../../../farm-node/pipelines/samplers/euler";
-import { ancestralSigmas, eulerAncestralStep } from "../../../../farm-node/pipelines/samplers/euler-ancestral";
-import { flowMatchEulerStep } from "../../../../farm-node/pipelines/samplers/flow-match-euler";
-import { lcmBoundaryScalings, lcmStep } from "../../../../farm-node/pipelines/samplers/lcm";
-import { SeededNoise } from "../../../../shared/seeded-noise";
+import { advanceLatents, scaleInto } from "../../../../farm-node/pipelines/latent-step";
+import { eulerInputScale, eulerWeights, originalEstimate } from "../../../../farm-node/pipelines/samplers/euler";
+import { ancestralSigmas, eulerAncestralWeights } from "../../../../farm-node/pipelines/samplers/euler-ancestral";
+import { flowMatchEulerWeights } from "../../../../farm-node/pipelines/samplers/flow-match-euler";
+import { lcmBoundaryScalings, lcmWeights } from "../../../../farm-node/pipelines/samplers/lcm";
+import type { StepWeights } from "../../../../farm-node/pipelines/samplers/step-weights";
 
 const f32 = (...v: number[]) => Float32Array.from(v);
-const close = (actual: Float32Array, expected: number[], digits = 5) => {
-  expect(actual.length).toBe(expected.length);
-  expected.forEach((v, i) => {
-    expect(actual[i]).toBeCloseTo(v, digits);
-  });
-};
+/** Applies weights to one value: what advanceLatents does per element. */
+const apply = (w: StepWeights, x: number, e: number, z = 0) => w.sample * x + w.model * e + w.noise * z;
 
 describe("Euler", () => {
   it("scales the model input to unit variance", () => {
@@ -20,21 +17,21 @@ describe("Euler", () => {
   });
 
   it("steps ε-prediction along d = ε (hand-computed)", () => {
-    // x=[1,2], ε=[0.5,-1], σ 2 → 1: x + ε·(1-2) = [0.5, 3].
-    close(eulerStep(new Float32Array(2), f32(1, 2), f32(0.5, -1), 2, 1), [0.5, 3]);
+    // x=1, ε=0.5, σ 2 → 1: x + ε·(1-2) = 0.5.
+    const w = eulerWeights(2, 1);
+    expect(w).toEqual({ sample: 1, model: -1, noise: 0 });
+    expect(apply(w, 1, 0.5)).toBe(0.5);
   });
 
-  it("lands on x₀ when σ_next is 0, in place", () => {
-    const x = f32(3, -1);
-    const out = eulerStep(x, x, f32(1, 0.5), 2, 0);
-    expect(out).toBe(x);
-    close(out, [1, -2]);
+  it("lands on x₀ = x − σε when σ_next is 0", () => {
+    expect(apply(eulerWeights(2, 0), 3, 1)).toBe(1);
   });
 
   it("handles v-prediction (hand-computed)", () => {
-    // σ=1: x₀ = -v/√2 + x/2. x=[2], v=[√2] → x₀ = 0; step to 0.5 → x₀ + (x-x₀)·0.5 = 1.
-    close(predictOriginal(new Float32Array(1), f32(2), f32(Math.SQRT2), 1, "v_prediction"), [0]);
-    close(eulerStep(new Float32Array(1), f32(2), f32(Math.SQRT2), 1, 0.5, "v_prediction"), [1]);
+    // σ=1: x₀ = -v/√2 + x/2. x=2, v=√2 → x₀ = 0; step to 0.5 → x₀ + (x-x₀)·0.5 = 1.
+    const x0 = originalEstimate(1, "v_prediction");
+    expect(x0.sample * 2 + x0.model * Math.SQRT2).toBeCloseTo(0, 12);
+    expect(apply(eulerWeights(1, 0.5, "v_prediction"), 2, Math.SQRT2)).toBeCloseTo(1, 12);
   });
 });
 
@@ -46,35 +43,25 @@ describe("Euler ancestral", () => {
     expect(ancestralSigmas(2, 0)).toEqual({ down: 0, up: 0 });
   });
 
-  it("adds σ_up times the seed's noise to the Euler step down to σ_down", () => {
-    const sample = f32(1, 2, 3);
-    const eps = f32(0.5, -1, 0.25);
-    const out = eulerAncestralStep(new Float32Array(3), sample, eps, 2, 1, new SeededNoise(7), new Float32Array(3));
-    const n = new SeededNoise(7).fillNormal(new Float32Array(3));
+  it("is the Euler step down to σ_down plus σ_up times the noise (k-diffusion's formula)", () => {
     const { down, up } = ancestralSigmas(2, 1);
-    close(
-      out,
-      [0, 1, 2].map((i) => (sample[i] as number) + (eps[i] as number) * (down - 2) + (n[i] as number) * up),
-    );
+    const w = eulerAncestralWeights(2, 1);
+    for (const [x, eps, z] of [
+      [1, 0.5, 0.3],
+      [2, -1, -1.2],
+      [3, 0.25, 2],
+    ] as const) {
+      // k-diffusion: d = (x − x₀)/σ, x ← x + d·(σ_down − σ) + z·σ_up, with x₀ = x − σε.
+      const d = (x - (x - 2 * eps)) / 2;
+      expect(apply(w, x, eps, z)).toBeCloseTo(x + d * (down - 2) + z * up, 12);
+    }
+    expect(w.noise).toBeCloseTo(up, 15);
   });
 
-  it("is deterministic per seed and differs between seeds", () => {
-    const run = (seed: number) => {
-      const noise = new SeededNoise(seed);
-      const scratch = new Float32Array(64);
-      const x = new SeededNoise(seed + 1000).fillNormal(new Float32Array(64));
-      const eps = new Float32Array(64).fill(0.1);
-      for (const [s, next] of [
-        [14.6, 4.1],
-        [4.1, 1.6],
-        [1.6, 0],
-      ] as const) {
-        eulerAncestralStep(x, x, eps, s, next, noise, scratch);
-      }
-      return x;
-    };
-    expect(Array.from(run(42))).toEqual(Array.from(run(42)));
-    expect(Array.from(run(42))).not.toEqual(Array.from(run(43)));
+  it("draws no noise on the last step (σ_next = 0) and lands on x₀", () => {
+    const w = eulerAncestralWeights(1.5, 0);
+    expect(w.noise).toBe(0);
+    expect(apply(w, 2, 1)).toBeCloseTo(2 - 1.5 * 1, 12);
   });
 });
 
@@ -88,43 +75,58 @@ describe("LCM", () => {
 
   it("returns the denoised estimate on the last step and re-noises otherwise", () => {
     const alpha = 0.25; // √ᾱ = 0.5, √(1-ᾱ) = √0.75
-    const sample = f32(1);
-    const eps = f32(0.4);
     const { cSkip, cOut } = lcmBoundaryScalings(499);
     const denoised = cOut * ((1 - Math.sqrt(0.75) * 0.4) / 0.5) + cSkip * 1;
-    const scratch = new Float32Array(1);
-    const last = lcmStep(
-      new Float32Array(1),
-      sample,
-      eps,
-      { timestep: 499, alphaCumprod: alpha, alphaCumprodNext: undefined },
-      new SeededNoise(1),
-      scratch,
-    );
-    close(last, [denoised]);
-    const mid = lcmStep(
-      new Float32Array(1),
-      sample,
-      eps,
-      { timestep: 499, alphaCumprod: alpha, alphaCumprodNext: 0.64 },
-      new SeededNoise(1),
-      scratch,
-    );
-    const n = new SeededNoise(1).fillNormal(new Float32Array(1))[0] as number;
-    close(mid, [0.8 * denoised + 0.6 * n]);
+    const last = lcmWeights({ timestep: 499, alphaCumprod: alpha, alphaCumprodNext: undefined });
+    expect(last.noise).toBe(0);
+    expect(apply(last, 1, 0.4)).toBeCloseTo(denoised, 12);
+    const mid = lcmWeights({ timestep: 499, alphaCumprod: alpha, alphaCumprodNext: 0.64 });
+    expect(apply(mid, 1, 0.4, 0.7)).toBeCloseTo(0.8 * denoised + 0.6 * 0.7, 12);
   });
 });
 
 describe("FlowMatch Euler", () => {
-  it("moves along the velocity by σ_next - σ (hand-computed)", () => {
-    // x=[0.5,-0.5], v=[1,2], σ 1 → 0.75: x - 0.25·v = [0.25, -1].
-    close(flowMatchEulerStep(new Float32Array(2), f32(0.5, -0.5), f32(1, 2), 1, 0.75), [0.25, -1]);
+  it("moves along the velocity by σ_next − σ (hand-computed)", () => {
+    // x=0.5, v=1, σ 1 → 0.75: x − 0.25·v = 0.25.
+    expect(apply(flowMatchEulerWeights(1, 0.75), 0.5, 1)).toBe(0.25);
   });
 
   it("recovers x₀ exactly from pure noise with the true velocity", () => {
-    const x0 = f32(0.3, -0.7);
-    const noise = f32(1.2, 0.4);
-    const v = f32(0.9, 1.1); // noise - x₀
-    close(flowMatchEulerStep(new Float32Array(2), noise, v, 1, 0), Array.from(x0));
+    // x₀ = 0.3, noise = 1.2, v = noise − x₀ = 0.9.
+    expect(apply(flowMatchEulerWeights(1, 0), 1.2, 0.9)).toBeCloseTo(0.3, 12);
+  });
+
+  it("takes a model that predicts −v (Z-Image) to the same place", () => {
+    expect(apply(flowMatchEulerWeights(1, 0.75, true), 0.5, -1)).toBe(0.25);
+  });
+});
+
+describe("one step over a batch", () => {
+  const w: StepWeights = { sample: 0.5, model: 2, noise: 0.25 };
+
+  it("applies the weights to every latent value", () => {
+    const x = f32(1, 2, 3, 4);
+    advanceLatents(x, f32(1, 0, -1, 0.5), null, { ...w, noise: 0 }, null);
+    expect(Array.from(x)).toEqual([2.5, 1, -0.5, 3]);
+  });
+
+  it("under guidance reads [uncond × n, cond × n] as uncond + g·(cond − uncond)", () => {
+    const x = f32(0, 0);
+    // uncond [1, 2], cond [3, 5], g 7.5 → ε̂ [16, 24.5].
+    advanceLatents(x, f32(1, 2, 3, 5), 7.5, { sample: 1, model: 1, noise: 0 }, null);
+    expect(Array.from(x)).toEqual([16, 24.5]);
+  });
+
+  it("adds the drawn noise, and refuses a noisy step without it", () => {
+    const x = f32(2, 4);
+    advanceLatents(x, f32(0, 0), null, w, f32(4, -4));
+    expect(Array.from(x)).toEqual([2, 1]);
+    expect(() => advanceLatents(x, f32(0, 0), null, w, null)).toThrow(/noise value per latent value/);
+  });
+
+  it("writes the model input once per image, or twice under guidance", () => {
+    expect(Array.from(scaleInto(new Float32Array(2), f32(2, 4), 0.5, 1))).toEqual([1, 2]);
+    expect(Array.from(scaleInto(new Float32Array(4), f32(2, 4), 0.5, 2))).toEqual([1, 2, 1, 2]);
+    expect(() => scaleInto(new Float32Array(3), f32(2, 4), 1, 2)).toThrow(/holds 3 values, expected 4/);
   });
 });
