@@ -6,7 +6,7 @@ import type { WorkerModelEvent } from "../../shared/worker-messages";
 import { describePack } from "../models/model-packs";
 import { NoisePrefetcher } from "../pipelines/noise-ring";
 import { PackPipeline } from "../pipelines/pack-pipeline";
-import { loadPackSessions } from "../pipelines/pack-sessions";
+import { loadPackSessions, type PackSessions } from "../pipelines/pack-sessions";
 import type { Engine, RenderBatch, RenderHooks } from "./engine";
 
 export interface PackEngineOptions {
@@ -87,7 +87,7 @@ export class PackEngine implements Engine {
     for (const [name, entry] of this.loaded) {
       if (entry.lastUsed > cutoff) continue;
       this.loaded.delete(name);
-      await entry.pipeline.sessions.release();
+      await entry.pipeline.release();
       this.opts.onModelEvent({ event: "unloaded", model: name });
     }
   }
@@ -96,7 +96,7 @@ export class PackEngine implements Engine {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
     await Promise.allSettled([...this.loading.values()]);
-    await Promise.all([...this.loaded.values()].map((e) => e.pipeline.sessions.release()));
+    await Promise.all([...this.loaded.values()].map((e) => e.pipeline.release()));
     this.loaded.clear();
     await this.noise.close();
   }
@@ -123,13 +123,14 @@ export class PackEngine implements Engine {
   private async loadPack(pack: ResolvedPack): Promise<Loaded> {
     const started = performance.now();
     this.opts.onModelEvent({ event: "loading", model: pack.name });
+    let sessions: PackSessions | null = null;
     let pipeline: PackPipeline | null = null;
     try {
-      const sessions = await loadPackSessions(pack, this.opts.providers, { intraOpThreads: this.opts.intraOpThreads });
+      sessions = await loadPackSessions(pack, this.opts.providers, { intraOpThreads: this.opts.intraOpThreads });
       pipeline = new PackPipeline(pack, sessions, this.noise);
       await pipeline.warmUp();
     } catch (error) {
-      await pipeline?.sessions.release();
+      await (pipeline ? pipeline.release() : sessions?.release());
       const reason = error instanceof Error ? error.message : String(error);
       this.broken.set(pack.name, reason);
       this.opts.onModelEvent({ event: "failed", model: pack.name, reason });

@@ -76,6 +76,14 @@ export class PackPipeline {
     }
   }
 
+  /** Frees what the pipeline keeps between batches (text states, queued noise), then its sessions. */
+  async release(): Promise<void> {
+    this.text.release();
+    for (const ring of this.prepared.values()) ring.close();
+    this.prepared.clear();
+    await this.sessions.release();
+  }
+
   async render(batch: RenderBatch, hooks: RenderHooks): Promise<void> {
     this.checkLimits(batch);
     const m = this.pack.manifest;
@@ -194,7 +202,6 @@ export class PackPipeline {
       }
     } finally {
       ring.close();
-      conditioning.dispose();
     }
   }
 

@@ -22,6 +22,9 @@ export interface TextConditioning {
   text: ort.Tensor;
   pooled: ort.Tensor | null;
   textMask: ort.Tensor | null;
+}
+
+interface EncodedPrompts extends TextConditioning {
   /** Frees tensors left in GPU memory (no-op on the CPU). */
   dispose(): void;
 }
@@ -37,10 +40,15 @@ let clipTokenizer: ClipTokenizer | undefined;
  * Tokenizes and encodes the prompts of a batch in the order of the denoiser's
  * batch, so the encoder's output is the denoiser's text input as it is: no
  * reordering in JavaScript, and on WebGPU no trip through host memory.
+ *
+ * The last batch's states are kept: the batches of a job's variations carry
+ * the same prompts, so the encoders (for Z-Image an LLM) run once for all of
+ * them rather than once per batch.
  */
 export class TextConditioner {
   private readonly hf: Tokenizer | null;
   private readonly padId: number;
+  private last: { key: string; encoded: EncodedPrompts } | undefined;
 
   constructor(
     private readonly pack: ResolvedPack,
@@ -58,9 +66,26 @@ export class TextConditioner {
     }
   }
 
+  /** The conditioning of these rows; valid until the next call or `release`. */
   async encode(entries: readonly PromptEntry[], clock: OrtClock): Promise<TextConditioning> {
+    const key = JSON.stringify(entries);
+    if (this.last?.key === key) return this.last.encoded;
+    this.release();
+    const encoded = await (this.pack.manifest.kind === "sdxl"
+      ? this.encodeSdxl(entries, clock)
+      : this.encodeRows(entries, clock));
+    this.last = { key, encoded };
+    return encoded;
+  }
+
+  /** Frees the kept states (GPU memory on WebGPU); the next batch encodes afresh. */
+  release(): void {
+    this.last?.encoded.dispose();
+    this.last = undefined;
+  }
+
+  private async encodeRows(entries: readonly PromptEntry[], clock: OrtClock): Promise<EncodedPrompts> {
     const m = this.pack.manifest;
-    if (m.kind === "sdxl") return this.encodeSdxl(entries, clock);
     const rows = entries.map((e) => this.tokenize(e.text, m.tokenizer.kind === "clip" ? m.tokenizer.pad : "endoftext"));
     const tokens = m.tokenizer.kind === "hf-json" ? padRows(rows, this.padId, m.tokenizer) : rows;
     const hidden = await this.runEncoder(this.sessions.textEncoder, m.textEncoder, tokens, clock);
@@ -85,7 +110,7 @@ export class TextConditioner {
   }
 
   /** Both CLIP encoders' penultimate states side by side, and the second's pooled projection. */
-  private async encodeSdxl(entries: readonly PromptEntry[], clock: OrtClock): Promise<TextConditioning> {
+  private async encodeSdxl(entries: readonly PromptEntry[], clock: OrtClock): Promise<EncodedPrompts> {
     const m = this.pack.manifest as ModelManifest & { textEncoder2: TextEncoderSpec };
     const encoder2 = this.sessions.textEncoder2 as ort.InferenceSession;
     const pads = m.tokenizer.kind === "clip" ? m.tokenizer : { pad: "endoftext" as const, pad2: "zero" as const };

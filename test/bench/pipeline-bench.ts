@@ -77,7 +77,7 @@ for (const entry of entries) {
     });
     wallMs += performance.now() - started;
   }
-  await sessions.release();
+  await pipeline.release();
   const count = BATCHES * BATCH;
   rows.push({
     pipeline: pack.name,

@@ -44,7 +44,7 @@ beforeAll(async () => {
   }
 });
 afterAll(async () => {
-  for (const p of pipelines.values()) await p.sessions.release();
+  for (const p of pipelines.values()) await p.release();
   await noise.close();
   rmSync(dir, { recursive: true, force: true });
 });
@@ -195,6 +195,38 @@ describe("pack-specific inputs", () => {
   });
 });
 
+describe.each(Object.values(TINY_PACKS))("text states of %s kept between batches", (name) => {
+  it("runs the text encoders once for batches of the same prompts, again for other prompts, same pixels either way", async () => {
+    const pack = packs.get(name) as ResolvedPack;
+    const sessions = await loadPackSessions(pack, ["cpu"], { intraOpThreads: 1 });
+    let encoderRuns = 0;
+    for (const encoder of [sessions.textEncoder, sessions.textEncoder2]) {
+      if (!encoder) continue;
+      const run = encoder.run.bind(encoder);
+      encoder.run = ((...args: unknown[]) => {
+        encoderRuns++;
+        return (run as (...a: unknown[]) => Promise<ort.InferenceSession.ReturnType>)(...args);
+      }) as typeof encoder.run;
+    }
+    const encoders = sessions.textEncoder2 ? 2 : 1;
+    const pipeline = new PackPipeline(pack, sessions, noise);
+    const rgb: Uint8Array[] = [];
+    const hooks = { onStep: () => {}, isCancelled: () => false, onImage: (i: RenderedImage) => void rgb.push(i.rgb) };
+    const batch = (images: TaskImage[]) => ({ model: name, width: 256, height: 256, steps: 2, guidance: 3, images });
+    await pipeline.render(batch([image(1, "a red fox", "fog"), image(2, "a red fox", "fog")]), hooks);
+    await pipeline.render(batch([image(3, "a red fox", "fog"), image(4, "a red fox", "fog")]), hooks);
+    expect(encoderRuns).toBe(encoders);
+    await pipeline.render(batch([image(3, "a grey wolf", "fog"), image(4, "a grey wolf", "fog")]), hooks);
+    expect(encoderRuns).toBe(2 * encoders);
+    await pipeline.release();
+    const fresh = await render(name, [image(3, "a red fox", "fog"), image(4, "a red fox", "fog")], {
+      steps: 2,
+      guidance: 3,
+    });
+    expect(Buffer.from(fresh.images[0]?.rgb as Uint8Array).equals(Buffer.from(rgb[2] as Uint8Array))).toBe(true);
+  });
+});
+
 describe("flow packs that feed only the real caption tokens (padTo longest)", () => {
   it("pads to the batch's longest prompt, and a batch of one prompt not at all", async () => {
     const flow = packs.get(TINY_PACKS.flow) as ResolvedPack;
@@ -221,7 +253,7 @@ describe("flow packs that feed only the real caption tokens (padTo longest)", ()
     expect(longRow?.every((m) => m === 1)).toBe(true);
     expect(shortRow?.at(-1)).toBe(0);
     expect(shortRow?.length).toBeLessThan(64);
-    await sessions.release();
+    await pipeline.release();
   });
 });
 
