@@ -3,13 +3,14 @@ import { KilnError } from "../../shared/errors";
 import type { ResolvedPack } from "../../shared/model-manifest";
 import type { RenderBatch, RenderHooks } from "../inference/engine";
 import { type OrtClock, timedRun } from "../inference/timed-run";
-import { float32ToFloat16 } from "../onnx/float16";
+import { float16ToFloat32, float32ToFloat16 } from "../onnx/float16";
 import { IMAGE_OUTPUT_IO } from "./image-output-graph";
-import { advanceLatents, scaleInto } from "./latent-step";
+import { LatentWorkspace } from "./latent-workspace";
 import type { NoisePrefetcher, NoiseRing } from "./noise-ring";
 import type { PackSessions } from "./pack-sessions";
 import { ReusedBuffers } from "./reused-buffers";
 import { planSampler, type SamplerPlan } from "./sampler-plan";
+import { intoDecoderSpace } from "./samplers/step-weights";
 import { type PromptEntry, TextConditioner } from "./text-conditioning";
 import { floatTensor, floatType, inputShape, readFloats, timestepTensor } from "./typed-tensors";
 
@@ -29,7 +30,9 @@ export class PackPipeline {
   private readonly text: TextConditioner;
   /** Rings opened for batches queued behind the one rendering, oldest first. */
   private readonly prepared = new Map<RenderBatch, NoiseRing>();
-  private readonly buffers = new ReusedBuffers<BufferPurpose>();
+  private readonly work = new LatentWorkspace();
+  /** Half-precision copies for fp16 packs' inputs. */
+  private readonly halves = new ReusedBuffers<"input" | "decoder input">();
 
   constructor(
     readonly pack: ResolvedPack,
@@ -110,14 +113,15 @@ export class PackPipeline {
     });
     try {
       const noise = batch.images.map((_, b) => ring.source(b));
-      const buffers = this.buffers;
+      const work = this.work;
       const count = n * size;
-      const latents = buffers.float32("latents", count);
-      noise.forEach((stream, b) => {
-        stream.fillNormal(latents.subarray(b * size, (b + 1) * size));
-      });
-      if (plan.initNoiseSigma !== 1)
-        for (let k = 0; k < count; k++) latents[k] = (latents[k] as number) * plan.initNoiseSigma;
+      work.layout(count, guided ? 2 : 1);
+      const drawInto = (into: Float32Array) =>
+        noise.forEach((stream, b) => {
+          stream.fillNormal(into.subarray(b * size, (b + 1) * size));
+        });
+      drawInto(work.latents);
+      if (plan.initNoiseSigma !== 1) work.scaleLatents(plan.initNoiseSigma);
       const d = m.denoiser.inputs;
       const denoiser = this.sessions.denoiser;
       const latentType = floatType(inputShape(denoiser, d.latent));
@@ -135,23 +139,14 @@ export class PackPipeline {
       /** The latents as the denoiser takes them at step i: scaled, twice under guidance, in its float type. */
       const latentInput = (i: number): ort.Tensor => {
         const scale = plan.inputScale(i);
-        if (latentType === "float32") {
-          // Without guidance or input scaling (flow, LCM) the latents go in as they are.
-          const values =
-            !guided && scale === 1
-              ? latents
-              : scaleInto(buffers.float32("input", rows * size), latents, scale, guided ? 2 : 1);
-          return new ort.Tensor("float32", values, dims);
-        }
-        const half = buffers.uint16("input half", rows * size);
-        float32ToFloat16(
-          scale === 1 ? latents : scaleInto(buffers.float32("input", count), latents, scale, 1),
-          half.subarray(0, count),
-        );
-        if (guided) half.copyWithin(count, 0, count);
-        return new ort.Tensor("float16", half, dims);
+        // Without guidance or input scaling (flow, LCM) the latents go in as they are.
+        const values = !guided && scale === 1 ? work.latents : work.modelInput(scale);
+        if (latentType === "float32") return new ort.Tensor("float32", values, dims);
+        return new ort.Tensor("float16", float32ToFloat16(values, this.halves.uint16("input", rows * size)), dims);
       };
       const stepMs: number[] = [];
+      let lastRun = -1;
+      for (let i = 0; i < plan.steps; i++) if (!plan.isNoop(i)) lastRun = i;
       for (let i = 0; i < plan.steps; i++) {
         if (hooks.isCancelled()) throw cancelled(`step ${i + 1} of ${plan.steps}`);
         const stepStart = performance.now();
@@ -162,24 +157,19 @@ export class PackPipeline {
             { ...fixed, [d.latent]: latentInput(i), [d.timestep]: timestepTensor(timeShape, plan.timestep(i), rows) },
             `${this.pack.name} denoiser`,
           );
-          const output = readFloats(
-            outputs[m.denoiser.outputs.out] as ort.Tensor,
-            buffers.float32("output", rows * size),
-          );
-          const weights = plan.weights(i);
-          let fresh: Float32Array | null = null;
-          if (weights.noise !== 0) {
-            const z = buffers.float32("noise", count);
-            noise.forEach((stream, b) => {
-              stream.fillNormal(z.subarray(b * size, (b + 1) * size));
-            });
-            fresh = z;
-          }
-          advanceLatents(latents, output, guided ? batch.guidance : null, weights, fresh);
+          const output = outputs[m.denoiser.outputs.out] as ort.Tensor;
+          if (output.type === "float16") float16ToFloat32(output.data as Uint16Array, work.output);
+          else work.output.set(readFloats(output));
+          const last = i === lastRun;
+          const weights = last ? intoDecoderSpace(plan.weights(i), m.latent.scale) : plan.weights(i);
+          if (weights.noise !== 0) drawInto(work.noise);
+          work.advance(guided ? batch.guidance : null, weights, last ? m.latent.shift : 0);
         }
         stepMs.push(performance.now() - stepStart);
         for (const image of batch.images) hooks.onStep(image.id, i + 1, plan.steps);
       }
+      // Without a model step (none ran) the latents are mapped to the decoder's space here.
+      if (lastRun < 0) work.scaleLatents(1 / m.latent.scale, m.latent.shift);
       const sharedMs = (performance.now() - started) / n;
       const sharedOrtMs = clock.ortMs / n;
       for (let b = 0; b < n; b++) {
@@ -188,7 +178,7 @@ export class PackPipeline {
         const decodeStart = performance.now();
         const decodeClock: OrtClock = { ortMs: 0 };
         const rgb = await this.decode(
-          latents.subarray(b * size, (b + 1) * size),
+          work.latents.subarray(b * size, (b + 1) * size),
           [1, m.latent.channels, h, w],
           decodeClock,
         );
@@ -215,23 +205,16 @@ export class PackPipeline {
     );
   }
 
-  /** latent / scale + shift → VAE decoder → RGB bytes, the bytes made by the output graph. */
-  private async decode(latent: Float32Array, dims: number[], clock: OrtClock): Promise<Uint8Array> {
-    const { latent: l, vaeDecoder } = this.pack.manifest;
-    const scaled = this.buffers.float32("decoder input", latent.length);
-    for (let k = 0; k < latent.length; k++) scaled[k] = (latent[k] as number) / l.scale + l.shift;
+  /** A latent in the decoder's space (x/scale + shift) → VAE decoder → RGB bytes, made by the output graph. */
+  private async decode(scaled: Float32Array, dims: number[], clock: OrtClock): Promise<Uint8Array> {
+    const { vaeDecoder } = this.pack.manifest;
     const vae = this.sessions.vaeDecoder;
     const type = floatType(inputShape(vae, vaeDecoder.inputs.latent));
     const decoded = await timedRun(
       vae,
       clock,
       {
-        [vaeDecoder.inputs.latent]: floatTensor(
-          type,
-          scaled,
-          dims,
-          this.buffers.uint16("decoder input half", latent.length),
-        ),
+        [vaeDecoder.inputs.latent]: floatTensor(type, scaled, dims, this.halves.uint16("decoder input", scaled.length)),
       },
       `${this.pack.name} VAE decoder`,
     );
@@ -268,8 +251,6 @@ export class PackPipeline {
     }
   }
 }
-
-type BufferPurpose = "latents" | "input" | "input half" | "output" | "noise" | "decoder input" | "decoder input half";
 
 /** The worker queues at most one batch behind the one rendering; one more is slack. */
 const MAX_PREPARED = 2;

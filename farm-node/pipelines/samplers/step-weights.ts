@@ -22,3 +22,12 @@ export interface Estimate {
 export function towardsEstimate(x0: Estimate, ratio: number, noise = 0): StepWeights {
   return { sample: x0.sample * (1 - ratio) + ratio, model: x0.model * (1 - ratio), noise };
 }
+
+/**
+ * The last step's weights divided by the VAE's scaling factor: its result is
+ * only decoded, so it is written as the decoder reads it (x/scale + shift,
+ * the shift added by the step) instead of in another pass per image.
+ */
+export function intoDecoderSpace(w: StepWeights, scale: number): StepWeights {
+  return { sample: w.sample / scale, model: w.model / scale, noise: w.noise / scale };
+}
