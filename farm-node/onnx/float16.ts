@@ -56,11 +56,8 @@ export function fromFloat16Bits(bits: number): number {
   return sign * (1 + m / 1024) * 2 ** (e - 15);
 }
 
-/** Half bits of each value; into `out` when given (same length), so per-step conversions reuse one buffer. */
-export function float32ToFloat16(
-  values: ArrayLike<number>,
-  out: Uint16Array = new Uint16Array(values.length),
-): Uint16Array {
+export function float32ToFloat16(values: ArrayLike<number>): Uint16Array {
+  const out = new Uint16Array(values.length);
   if (values instanceof Float32Array) {
     const bits = new Int32Array(values.buffer, values.byteOffset, values.length);
     for (let i = 0; i < bits.length; i++) out[i] = halfFromFloatBits(bits[i] as number);
@@ -72,16 +69,14 @@ export function float32ToFloat16(
 
 let halfTable: Float32Array | undefined;
 
-/**
- * Converts through a table of all 65,536 halves (256 KB, built on first use):
- * about 20× faster than decoding each. Into `out` when given (same length).
- */
-export function float16ToFloat32(bits: Uint16Array, out: Float32Array = new Float32Array(bits.length)): Float32Array {
+/** Converts through a table of all 65,536 halves (256 KB, built on first use): about 20× faster than decoding each. */
+export function float16ToFloat32(bits: Uint16Array): Float32Array {
   if (!halfTable) {
     halfTable = new Float32Array(65536);
     for (let b = 0; b < 65536; b++) halfTable[b] = fromFloat16Bits(b);
   }
   const table = halfTable;
+  const out = new Float32Array(bits.length);
   for (let i = 0; i < bits.length; i++) out[i] = table[bits[i] as number] as number;
   return out;
 }

@@ -8,6 +8,8 @@ interface LatentKernels {
   advance_guided(x: number, u: number, c: number, n: number, a: number, b: number, g: number, s: number): void;
   add_scaled(x: number, z: number, n: number, k: number): void;
   scale(y: number, x: number, n: number, k: number, s: number): void;
+  to_half(y: number, x: number, n: number, k: number): void;
+  from_half(y: number, x: number, n: number): void;
 }
 
 let compiled: WebAssembly.Module | undefined;
@@ -35,7 +37,7 @@ export class LatentWorkspace {
   private readonly k = instantiate();
   private count = 0;
   private rows: 1 | 2 = 1;
-  private at = { latents: 0, output: 0, noise: 0, input: 0 };
+  private at = { latents: 0, output: 0, noise: 0, input: 0, halfInput: 0, halfOutput: 0 };
   /** n images' latents back to back. */
   latents = new Float32Array(0);
   /** The model's output: n rows, or [uncond × n, cond × n] under guidance. */
@@ -44,12 +46,17 @@ export class LatentWorkspace {
   noise = new Float32Array(0);
   /** The model's latent input, as many rows as the output. */
   input = new Float32Array(0);
+  /** Float16 bits for packs that run in half precision: the model's input and output, as many rows as the output. */
+  private halfInput = new Uint16Array(0);
+  private halfOutput = new Uint16Array(0);
 
   /** Lays out a batch of `count` latent values whose model input and output have `rows` copies of the batch. */
   layout(count: number, rows: 1 | 2): void {
-    const bytes = align(count * 4);
-    this.at = { latents: 0, output: bytes, noise: bytes * (1 + rows), input: bytes * (2 + rows) };
-    const needed = bytes * (2 + 2 * rows);
+    const floats = align(count * 4);
+    const halves = align(rows * count * 2);
+    const at = { latents: 0, output: floats, noise: floats * (1 + rows), input: floats * (2 + rows) };
+    this.at = { ...at, halfInput: at.input + rows * floats, halfOutput: at.input + rows * floats + halves };
+    const needed = this.at.halfOutput + halves;
     const memory = this.k.memory;
     if (memory.buffer.byteLength < needed) memory.grow(Math.ceil((needed - memory.buffer.byteLength) / PAGE_BYTES));
     const view = (offset: number, values: number) => new Float32Array(memory.buffer, offset, values);
@@ -59,6 +66,8 @@ export class LatentWorkspace {
     this.output = view(this.at.output, rows * count);
     this.noise = view(this.at.noise, count);
     this.input = view(this.at.input, rows * count);
+    this.halfInput = new Uint16Array(memory.buffer, this.at.halfInput, rows * count);
+    this.halfOutput = new Uint16Array(memory.buffer, this.at.halfOutput, rows * count);
   }
 
   /**
@@ -88,6 +97,33 @@ export class LatentWorkspace {
     k.scale(at.input, at.latents, count, scale, 0);
     if (this.rows === 2) this.input.copyWithin(count, 0, count);
     return this.input;
+  }
+
+  /** The same in float16 bits (rounded to nearest even), for a half-precision model. */
+  modelInputHalf(scale: number): Uint16Array {
+    const { k, at, count } = this;
+    k.to_half(at.halfInput, at.latents, count, scale);
+    if (this.rows === 2) this.halfInput.copyWithin(count, 0, count);
+    return this.halfInput;
+  }
+
+  /** Takes a half-precision model's output (float16 bits) into `output` as float32. */
+  setOutputHalf(bits: Uint16Array): void {
+    if (bits.length !== this.halfOutput.length)
+      throw new Error(`model output holds ${bits.length} values, expected ${this.halfOutput.length}`);
+    this.halfOutput.set(bits);
+    this.k.from_half(this.at.output, this.at.halfOutput, bits.length);
+  }
+
+  /**
+   * `length` latent values from `start` in float16 bits, for a half-precision
+   * VAE decoder. The view shares memory with the model input's: valid until
+   * the next conversion.
+   */
+  latentsHalf(start: number, length: number): Uint16Array {
+    if (start + length > this.count) throw new Error(`latents ${start}..${start + length} beyond ${this.count}`);
+    this.k.to_half(this.at.halfInput, this.at.latents + start * 4, length, 1);
+    return this.halfInput.subarray(0, length);
   }
 }
 

@@ -3,12 +3,10 @@ import { KilnError } from "../../shared/errors";
 import type { ResolvedPack } from "../../shared/model-manifest";
 import type { RenderBatch, RenderHooks } from "../inference/engine";
 import { type OrtClock, timedRun } from "../inference/timed-run";
-import { float16ToFloat32, float32ToFloat16 } from "../onnx/float16";
 import { IMAGE_OUTPUT_IO } from "./image-output-graph";
 import { LatentWorkspace } from "./latent-workspace";
 import type { NoisePrefetcher, NoiseRing } from "./noise-ring";
 import type { PackSessions } from "./pack-sessions";
-import { ReusedBuffers } from "./reused-buffers";
 import { planSampler, type SamplerPlan } from "./sampler-plan";
 import { intoDecoderSpace } from "./samplers/step-weights";
 import { type PromptEntry, TextConditioner } from "./text-conditioning";
@@ -31,8 +29,6 @@ export class PackPipeline {
   /** Rings opened for batches queued behind the one rendering, oldest first. */
   private readonly prepared = new Map<RenderBatch, NoiseRing>();
   private readonly work = new LatentWorkspace();
-  /** Half-precision copies for fp16 packs' inputs. */
-  private readonly halves = new ReusedBuffers<"input" | "decoder input">();
 
   constructor(
     readonly pack: ResolvedPack,
@@ -139,10 +135,9 @@ export class PackPipeline {
       /** The latents as the denoiser takes them at step i: scaled, twice under guidance, in its float type. */
       const latentInput = (i: number): ort.Tensor => {
         const scale = plan.inputScale(i);
+        if (latentType === "float16") return new ort.Tensor("float16", work.modelInputHalf(scale), dims);
         // Without guidance or input scaling (flow, LCM) the latents go in as they are.
-        const values = !guided && scale === 1 ? work.latents : work.modelInput(scale);
-        if (latentType === "float32") return new ort.Tensor("float32", values, dims);
-        return new ort.Tensor("float16", float32ToFloat16(values, this.halves.uint16("input", rows * size)), dims);
+        return new ort.Tensor("float32", !guided && scale === 1 ? work.latents : work.modelInput(scale), dims);
       };
       const stepMs: number[] = [];
       let lastRun = -1;
@@ -158,7 +153,7 @@ export class PackPipeline {
             `${this.pack.name} denoiser`,
           );
           const output = outputs[m.denoiser.outputs.out] as ort.Tensor;
-          if (output.type === "float16") float16ToFloat32(output.data as Uint16Array, work.output);
+          if (output.type === "float16") work.setOutputHalf(output.data as Uint16Array);
           else work.output.set(readFloats(output));
           const last = i === lastRun;
           const weights = last ? intoDecoderSpace(plan.weights(i), m.latent.scale) : plan.weights(i);
@@ -177,11 +172,7 @@ export class PackPipeline {
         if (hooks.isCancelled()) throw cancelled("decoding");
         const decodeStart = performance.now();
         const decodeClock: OrtClock = { ortMs: 0 };
-        const rgb = await this.decode(
-          work.latents.subarray(b * size, (b + 1) * size),
-          [1, m.latent.channels, h, w],
-          decodeClock,
-        );
+        const rgb = await this.decode(b * size, size, [1, m.latent.channels, h, w], decodeClock);
         await hooks.onImage({
           imageId: image.id,
           rgb,
@@ -205,19 +196,18 @@ export class PackPipeline {
     );
   }
 
-  /** A latent in the decoder's space (x/scale + shift) → VAE decoder → RGB bytes, made by the output graph. */
-  private async decode(scaled: Float32Array, dims: number[], clock: OrtClock): Promise<Uint8Array> {
+  /**
+   * One image's latent (`length` values from `start`, already in the decoder's
+   * space: x/scale + shift) → VAE decoder → RGB bytes, made by the output graph.
+   */
+  private async decode(start: number, length: number, dims: number[], clock: OrtClock): Promise<Uint8Array> {
     const { vaeDecoder } = this.pack.manifest;
     const vae = this.sessions.vaeDecoder;
-    const type = floatType(inputShape(vae, vaeDecoder.inputs.latent));
-    const decoded = await timedRun(
-      vae,
-      clock,
-      {
-        [vaeDecoder.inputs.latent]: floatTensor(type, scaled, dims, this.halves.uint16("decoder input", scaled.length)),
-      },
-      `${this.pack.name} VAE decoder`,
-    );
+    const latent =
+      floatType(inputShape(vae, vaeDecoder.inputs.latent)) === "float16"
+        ? new ort.Tensor("float16", this.work.latentsHalf(start, length), dims)
+        : new ort.Tensor("float32", this.work.latents.subarray(start, start + length), dims);
+    const decoded = await timedRun(vae, clock, { [vaeDecoder.inputs.latent]: latent }, `${this.pack.name} VAE decoder`);
     const image = decoded[vaeDecoder.outputs.image] as ort.Tensor;
     try {
       const out = await timedRun(this.sessions.imageOutput, clock, { [IMAGE_OUTPUT_IO.image]: image }, "image output");

@@ -26,25 +26,16 @@ export function floatType(shape: InputShape): FloatType {
   return shape.type === "float16" ? "float16" : "float32";
 }
 
-/** A tensor of `values` in `type`; float16 bits are written into `half` when given (a reused buffer). */
-export function floatTensor(
-  type: FloatType,
-  values: Float32Array,
-  dims: readonly number[],
-  half?: Uint16Array,
-): ort.Tensor {
+export function floatTensor(type: FloatType, values: Float32Array, dims: readonly number[]): ort.Tensor {
   return type === "float16"
-    ? new ort.Tensor("float16", float32ToFloat16(values, half), dims)
+    ? new ort.Tensor("float16", float32ToFloat16(values), dims)
     : new ort.Tensor("float32", values, dims);
 }
 
-/**
- * A float tensor's values as float32: a view for float32 tensors, a converted
- * copy for float16 (into `into` when given, a reused buffer).
- */
-export function readFloats(tensor: ort.Tensor, into?: Float32Array): Float32Array {
+/** A float tensor's values as float32 (a view for float32 tensors, a converted copy for float16). */
+export function readFloats(tensor: ort.Tensor): Float32Array {
   if (tensor.type === "float32") return tensor.data as Float32Array;
-  if (tensor.type === "float16") return float16ToFloat32(tensor.data as Uint16Array, into);
+  if (tensor.type === "float16") return float16ToFloat32(tensor.data as Uint16Array);
   throw new Error(`expected a float tensor, got ${tensor.type}`);
 }
 

@@ -49,7 +49,7 @@ describe("float16 bits (how float16 tensors travel without Float16Array)", () =>
       // Exponents spread over the whole half range and a little beyond.
       bits[i] = (state & 0x807fffff) | ((((state >>> 23) % 40) + 100) << 23);
     }
-    const halves = float32ToFloat16(values, new Uint16Array(values.length));
+    const halves = float32ToFloat16(values);
     const wrong: number[] = [];
     for (let i = 0; i < values.length; i++) {
       const x = values[i] as number;

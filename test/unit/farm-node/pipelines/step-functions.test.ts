@@ -1,10 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { LatentWorkspace } from "../../../../farm-node/pipelines/latent-workspace";
 import { eulerInputScale, eulerWeights, originalEstimate } from "../../../../farm-node/pipelines/samplers/euler";
 import { ancestralSigmas, eulerAncestralWeights } from "../../../../farm-node/pipelines/samplers/euler-ancestral";
 import { flowMatchEulerWeights } from "../../../../farm-node/pipelines/samplers/flow-match-euler";
 import { lcmBoundaryScalings, lcmWeights } from "../../../../farm-node/pipelines/samplers/lcm";
-import { intoDecoderSpace, type StepWeights } from "../../../../farm-node/pipelines/samplers/step-weights";
+import type { StepWeights } from "../../../../farm-node/pipelines/samplers/step-weights";
 
 /** Applies weights to one value: what a step does to each latent value. */
 const apply = (w: StepWeights, x: number, e: number, z = 0) => w.sample * x + w.model * e + w.noise * z;
@@ -97,76 +96,5 @@ describe("FlowMatch Euler", () => {
 
   it("takes a model that predicts −v (Z-Image) to the same place", () => {
     expect(apply(flowMatchEulerWeights(1, 0.75, true), 0.5, -1)).toBe(0.25);
-  });
-});
-
-describe("one step over a batch (WebAssembly kernels)", () => {
-  const f = Math.fround;
-  /** A batch of `count` values laid out in a fresh workspace, filled from `fill`. */
-  const workspace = (count: number, rows: 1 | 2, fill: (k: number) => number[]) => {
-    const work = new LatentWorkspace();
-    work.layout(count, rows);
-    for (let k = 0; k < count; k++) {
-      const [x, z, ...out] = fill(k) as [number, number, ...number[]];
-      work.latents[k] = x;
-      work.noise[k] = z;
-      out.forEach((v, r) => {
-        work.output[r * count + k] = v;
-      });
-    }
-    return work;
-  };
-  // 4-lane loops plus a scalar tail: 11 values exercise both.
-  const values = (k: number) => [Math.sin(k + 1) * 3, Math.cos(k * 7), Math.sin(k * 3) * 2, Math.cos(k + 2)];
-
-  it("applies the weights as float32 operations in a fixed order, the same in every lane and the tail", () => {
-    const w: StepWeights = { sample: 0.9, model: -0.37, noise: 0.25 };
-    const work = workspace(11, 1, values);
-    const expected = Array.from({ length: 11 }, (_, k) => {
-      const [x, z, e] = values(k).map(f) as [number, number, number];
-      const t = f(f(f(f(w.sample) * x) + f(f(w.model) * e)) + f(0.5));
-      return f(t + f(f(w.noise) * z));
-    });
-    work.advance(null, w, 0.5);
-    expect(Array.from(work.latents)).toEqual(expected);
-  });
-
-  it("under guidance reads [uncond × n, cond × n] as uncond + g·(cond − uncond)", () => {
-    const work = workspace(2, 2, (k) => [0, 0, [1, 2][k] as number, [3, 5][k] as number]);
-    work.advance(7.5, { sample: 1, model: 1, noise: 0 });
-    expect(Array.from(work.latents)).toEqual([16, 24.5]);
-    expect(() => workspace(2, 1, () => [0, 0, 0]).advance(7.5, { sample: 1, model: 1, noise: 0 })).toThrow(
-      /two output rows/,
-    );
-  });
-
-  it("writes the model input once per image, or twice under guidance", () => {
-    const once = workspace(3, 1, (k) => [k + 1, 0, 0]);
-    expect(Array.from(once.modelInput(0.5))).toEqual([0.5, 1, 1.5]);
-    const twice = workspace(3, 2, (k) => [k + 1, 0, 0, 0]);
-    expect(Array.from(twice.modelInput(2))).toEqual([2, 4, 6, 2, 4, 6]);
-  });
-
-  it("a last step carried into the decoder's space equals the step then x/scale + shift", () => {
-    const w: StepWeights = { sample: 1, model: -0.5, noise: 0 };
-    const plain = workspace(5, 1, values);
-    plain.advance(null, w);
-    plain.scaleLatents(1 / 0.13025, 0.1159);
-    const carried = workspace(5, 1, values);
-    carried.advance(null, intoDecoderSpace(w, 0.13025), 0.1159);
-    carried.latents.forEach((v, k) => {
-      expect(v).toBeCloseTo(plain.latents[k] as number, 5);
-    });
-  });
-
-  it("keeps its values when a larger batch grows the memory, and gives fresh views", () => {
-    const work = workspace(4, 1, values);
-    work.layout(300_000, 2);
-    expect(work.latents.length).toBe(300_000);
-    expect(work.output.length).toBe(600_000);
-    work.latents.fill(1);
-    work.output.fill(2);
-    work.advance(null, { sample: 1, model: 1, noise: 0 });
-    expect(work.latents[299_999]).toBe(3);
   });
 });
