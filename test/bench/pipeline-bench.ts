@@ -21,7 +21,7 @@ import { TINY_PACKS, writeTinyPacks } from "../fixtures/tiny-packs/write-tiny-pa
 
 const EDGE = 512;
 const BATCH = 4;
-const BATCHES = Number(process.env.KILN_BENCH_BATCHES ?? 6);
+const BATCHES = Number(process.env.KILN_BENCH_BATCHES ?? 12);
 /** Steps and guidance as each model family is run: SD with CFG, the Turbo and flow models without. */
 const RUNS: Record<string, { steps: number; guidance: number }> = {
   [TINY_PACKS.sd]: { steps: 8, guidance: 7.5 },
