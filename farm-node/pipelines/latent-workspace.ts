@@ -107,12 +107,22 @@ export class LatentWorkspace {
     return this.halfInput;
   }
 
+  /** Takes the model's output into `output`. */
+  setOutput(values: Float32Array): void {
+    this.checkOutput(values.length);
+    this.output.set(values);
+  }
+
   /** Takes a half-precision model's output (float16 bits) into `output` as float32. */
   setOutputHalf(bits: Uint16Array): void {
-    if (bits.length !== this.halfOutput.length)
-      throw new Error(`model output holds ${bits.length} values, expected ${this.halfOutput.length}`);
+    this.checkOutput(bits.length);
     this.halfOutput.set(bits);
     this.k.from_half(this.at.output, this.at.halfOutput, bits.length);
+  }
+
+  private checkOutput(length: number): void {
+    if (length !== this.output.length)
+      throw new Error(`model output holds ${length} values, expected ${this.output.length} (the batch's latents)`);
   }
 
   /**

@@ -21,8 +21,9 @@ import { floatTensor, floatType, inputShape, readFloats, timestepTensor } from "
  * Noise: image k starts from `SeededNoise(seed_k)` filled row-major over its
  * latent, and ancestral/LCM steps keep drawing from that same stream, so an
  * image is the same whatever batch it is in. The draws are made on the noise
- * thread while the text encoder and denoiser run. JavaScript works only on latents
- * (a few thousand values per image); pixels are converted by ONNX Runtime.
+ * thread while the text encoder and denoiser run. The sampler's arithmetic runs
+ * in WebAssembly kernels over the batch (latent-workspace.ts); pixels are
+ * converted by ONNX Runtime.
  */
 export class PackPipeline {
   private readonly text: TextConditioner;
@@ -154,7 +155,7 @@ export class PackPipeline {
           );
           const output = outputs[m.denoiser.outputs.out] as ort.Tensor;
           if (output.type === "float16") work.setOutputHalf(output.data as Uint16Array);
-          else work.output.set(readFloats(output));
+          else work.setOutput(readFloats(output));
           const last = i === lastRun;
           const weights = last ? intoDecoderSpace(plan.weights(i), m.latent.scale) : plan.weights(i);
           if (weights.noise !== 0) drawInto(work.noise);

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { float16ToFloat32, float32ToFloat16, fromFloat16Bits, toFloat16Bits } from "../../../farm-node/onnx/float16";
+import { floatBitPatterns } from "../../support/float-bit-patterns";
 
 describe("float16 bits (how float16 tensors travel without Float16Array)", () => {
   it("encodes exact values to their IEEE 754 half bits", () => {
@@ -41,14 +42,7 @@ describe("float16 bits (how float16 tensors travel without Float16Array)", () =>
   });
 
   it("rounds arrays to the nearest half (ties to even) over 200k random bit patterns, subnormals included", () => {
-    const values = new Float32Array(200_000);
-    const bits = new Uint32Array(values.buffer);
-    let state = 12345;
-    for (let i = 0; i < bits.length; i++) {
-      state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-      // Exponents spread over the whole half range and a little beyond.
-      bits[i] = (state & 0x807fffff) | ((((state >>> 23) % 40) + 100) << 23);
-    }
+    const values = floatBitPatterns(200_000);
     const halves = float32ToFloat16(values);
     const wrong: number[] = [];
     for (let i = 0; i < values.length; i++) {

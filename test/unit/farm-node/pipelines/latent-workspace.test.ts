@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { float32ToFloat16, fromFloat16Bits } from "../../../../farm-node/onnx/float16";
 import { LatentWorkspace } from "../../../../farm-node/pipelines/latent-workspace";
 import { intoDecoderSpace, type StepWeights } from "../../../../farm-node/pipelines/samplers/step-weights";
+import { floatBitPatterns } from "../../../support/float-bit-patterns";
 
 describe("one step over a batch (WebAssembly kernels)", () => {
   const f = Math.fround;
@@ -77,13 +78,7 @@ describe("one step over a batch (WebAssembly kernels)", () => {
 describe("float16 in and out of the kernels (half-precision packs)", () => {
   /** Random float32 bit patterns over the half range and beyond, plus the edges. */
   const samples = () => {
-    const values = new Float32Array(100_003);
-    const bits = new Uint32Array(values.buffer);
-    let state = 99;
-    for (let i = 0; i < bits.length; i++) {
-      state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-      bits[i] = (state & 0x807fffff) | ((((state >>> 23) % 44) + 98) << 23);
-    }
+    const values = floatBitPatterns(100_003, 99);
     values.set([
       0,
       -0,
@@ -132,6 +127,7 @@ describe("float16 in and out of the kernels (half-precision packs)", () => {
     });
     expect(wrong).toEqual([]);
     expect(() => work.setOutputHalf(new Uint16Array(3))).toThrow(/holds 3 values, expected 65536/);
+    expect(() => work.setOutput(new Float32Array(65537))).toThrow(/holds 65537 values, expected 65536/);
   });
 
   it("gives one image's latents in halves for a half-precision decoder", () => {
