@@ -43,13 +43,13 @@ interface Row {
 }
 const rows: Row[] = [];
 let seed = 1;
-const images = (): TaskImage[] =>
-  Array.from({ length: BATCH }, () => ({
-    id: `b${seed}`,
-    seed: seed++,
-    prompt: "a lighthouse at dusk, oil painting",
-    negativePrompt: "blurry",
-  }));
+let take = 0;
+const images = (): TaskImage[] => {
+  // A new prompt per batch: every batch pays tokenizing and the text encoders
+  // (a job's variations, which share theirs, encode once and do better).
+  const prompt = `a lighthouse at dusk, oil painting, take ${take++}`;
+  return Array.from({ length: BATCH }, () => ({ id: `b${seed}`, seed: seed++, prompt, negativePrompt: "blurry" }));
+};
 
 for (const entry of entries) {
   const pack = entry.pack;

@@ -2,8 +2,8 @@
  * Every sampler Kiln runs advances a latent by a linear combination of three
  * things it already has: x ← sample·x + model·ε̂ + noise·z, where ε̂ is the
  * model's (guided) output and z fresh seeded noise. Samplers are therefore
- * plain functions from their schedule to these three weights, and the one
- * loop that applies them (latent-step.ts) makes a single pass over the batch.
+ * plain functions from their schedule to these three weights, and one kernel
+ * applies them in a single pass over the batch (latent-workspace.ts).
  */
 export interface StepWeights {
   sample: number;
