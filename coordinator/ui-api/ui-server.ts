@@ -3,12 +3,14 @@ import { createReadStream, existsSync } from "node:fs";
 import { join } from "node:path";
 import fastifyStatic from "@fastify/static";
 import websocket from "@fastify/websocket";
-import Fastify, { LogController } from "fastify";
+import Fastify, { type FastifyRequest, LogController } from "fastify";
 import type { Logger } from "pino";
 import { contentSecurityPolicy } from "../../shared/content-security-policy";
 import { UiRequest } from "../../shared/ui-api";
 import type { Coordinator } from "../coordinator";
 import { createCommandRouter } from "./command-router";
+import { ImageSession } from "./image-session";
+import { loopbackPolicy, sameOriginPolicy } from "./origin-policy";
 import { resolveInsideRoot } from "./output-files";
 
 export interface UiServerOptions {
@@ -21,12 +23,33 @@ export interface UiServerOptions {
   outputDir: string;
   /** The built renderer (out/renderer); the API alone is served when absent. */
   uiDir: string | null;
+  /**
+   * LAN mode (`kiln serve --lan`): HTTPS with this key and certificate, and a
+   * browser's request must come from the origin it addressed. Absent: plain
+   * HTTP for this computer only (loopback Host and Origin).
+   */
+  tls?: { key: string; cert: string };
+}
+
+/** Who may use a route. Every route says it; one onRequest hook enforces it before any handler runs. */
+type Access = "public" | "token" | "image-cookie";
+
+declare module "fastify" {
+  interface FastifyContextConfig {
+    /** A matched route that states none needs the token. */
+    access?: Access;
+  }
 }
 
 /** The UI's policy, as the desktop window has it (without the desktop's image scheme). */
 export const UI_CSP = contentSecurityPolicy();
 
 const MAX_MESSAGE_BYTES = 1024 * 1024;
+
+/** The port a request came in on (the bound one, also when asked to listen on port 0). */
+function localPort(request: FastifyRequest): number {
+  return request.socket.localPort ?? 0;
+}
 
 function tokenMatches(given: string | undefined, token: string): boolean {
   const a = Buffer.from(given ?? "");
@@ -36,48 +59,86 @@ function tokenMatches(given: string | undefined, token: string): boolean {
 
 /**
  * The UI API over WebSocket (`/api?token=…`): requests in, responses and events
- * out. Browsers cannot set headers on a WebSocket, so the token rides in the
- * query string; it is compared in constant time.
+ * out. Browsers cannot set headers on a WebSocket, so the token rides in its
+ * query string (only there; elsewhere it is a bearer header); it is compared in
+ * constant time. Images are opened by the {@link ImageSession} cookie.
  */
 export async function startUiServer(opts: UiServerOptions) {
   const app = Fastify({
     loggerInstance: opts.log,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: MAX_MESSAGE_BYTES,
+    https: opts.tls ?? null,
   });
   await app.register(websocket, { options: { maxPayload: MAX_MESSAGE_BYTES } });
   const route = createCommandRouter(opts.coordinator);
+  const images = new ImageSession(opts.tls !== undefined);
+  const policy = opts.tls ? sameOriginPolicy("https") : loopbackPolicy;
+
+  app.addHook("onRequest", async (request, reply) => {
+    const refuse = (status: 401 | 403, message: string) => {
+      opts.log.warn({ ip: request.ip, route: request.routeOptions.url, status }, `refused a UI request: ${message}`);
+      return reply.code(status).send({ error: { code: status === 403 ? "E_FORBIDDEN" : "E_UNAUTHORIZED", message } });
+    };
+    const refusal = policy({ host: request.headers.host, origin: request.headers.origin, port: localPort(request) });
+    if (refusal) return refuse(403, refusal);
+    // An unmatched path goes on to its 404, which holds nothing.
+    const access = request.is404 ? "public" : (request.routeOptions.config.access ?? "token");
+    if (access === "token") {
+      const bearer = request.headers.authorization?.replace(/^Bearer /, "");
+      const given = bearer ?? (request.ws ? (request.query as { token?: string }).token : undefined);
+      if (!tokenMatches(given, opts.token))
+        return refuse(401, "wrong or missing token: open the address `kiln serve` printed, with its ?token=…");
+    }
+    if (access === "image-cookie" && !images.admits(request.headers, localPort(request)))
+      return refuse(
+        401,
+        "images open only in the Kiln page, which gets their cookie with its token: open the address `kiln serve` printed",
+      );
+  });
 
   app.addHook("onSend", async (_request, reply) => {
     reply.header("content-security-policy", UI_CSP);
     reply.header("x-content-type-options", "nosniff");
     reply.header("referrer-policy", "no-referrer");
   });
-  if (opts.uiDir && existsSync(join(opts.uiDir, "index.html"))) {
-    await app.register(fastifyStatic, { root: opts.uiDir, index: "index.html", wildcard: false });
+  const uiDir = opts.uiDir;
+  if (uiDir && existsSync(join(uiDir, "index.html"))) {
+    await app.register(async (ui) => {
+      // The page and its scripts hold no secret: whoever passes the Host/Origin check may load them.
+      ui.addHook("onRoute", (fileRoute) => {
+        fileRoute.config = { ...fileRoute.config, access: "public" };
+      });
+      await ui.register(fastifyStatic, { root: uiDir, index: "index.html", wildcard: false });
+    });
   }
 
-  app.get("/health", async () => ({ status: "ok" }));
+  app.get("/health", { config: { access: "public" } }, async () => ({ status: "ok" }));
 
-  // A stored image, for the browser UI: token required, path confined to the output folder.
-  app.get<{ Querystring: { path?: string; token?: string } }>("/images", async (request, reply) => {
-    if (!tokenMatches(request.query.token, opts.token))
-      return reply.code(401).send({ error: { code: "E_UNAUTHORIZED", message: "wrong or missing token" } });
-    const file = await resolveInsideRoot(opts.outputDir, String(request.query.path ?? ""));
-    if (!file?.endsWith(".png"))
-      return reply.code(404).send({ error: { code: "E_NOT_FOUND", message: "no such image in the output folder" } });
-    return reply
-      .type("image/png")
-      .header("cache-control", "private, max-age=31536000, immutable")
-      .send(createReadStream(file));
-  });
-  app.get<{ Querystring: { token?: string } }>("/api", { websocket: true }, (socket, request) => {
-    const bearer = request.headers.authorization?.replace(/^Bearer /, "");
-    if (!tokenMatches(request.query.token ?? bearer, opts.token)) {
-      opts.log.warn({ ip: request.ip }, "refused a UI connection without the right token");
-      socket.close(4401, "wrong or missing token");
-      return;
-    }
+  // The page trades its token (a bearer header, never in an address) for the image cookie.
+  app.post("/session", { config: { access: "token" } }, async (request, reply) =>
+    reply
+      .code(204)
+      .header("set-cookie", images.cookie(localPort(request)))
+      .header("cache-control", "no-store")
+      .send(),
+  );
+
+  // A stored image, for the browser UI: the image cookie required, path confined to the output folder.
+  app.get<{ Querystring: { path?: string } }>(
+    "/images",
+    { config: { access: "image-cookie" } },
+    async (request, reply) => {
+      const file = await resolveInsideRoot(opts.outputDir, String(request.query.path ?? ""));
+      if (!file?.endsWith(".png"))
+        return reply.code(404).send({ error: { code: "E_NOT_FOUND", message: "no such image in the output folder" } });
+      return reply
+        .type("image/png")
+        .header("cache-control", "private, max-age=31536000, immutable")
+        .send(createReadStream(file));
+    },
+  );
+  app.get("/api", { websocket: true, config: { access: "token" } }, (socket) => {
     const forward = (event: unknown) => socket.send(JSON.stringify({ event }));
     opts.coordinator.on("ui", forward);
     socket.on("close", () => opts.coordinator.off("ui", forward));

@@ -14,7 +14,10 @@ export interface SocketLike {
 }
 
 export interface WsTransportOptions {
-  /** Origin of `kiln serve`, e.g. `http://studio-pc:7870`: the API is `ws(s)://…/api`, images `…/images`. */
+  /**
+   * Origin of `kiln serve`, e.g. `https://studio-pc:7870`: the API is `ws(s)://…/api`,
+   * images `…/images` (opened by the cookie `POST …/session` gives for the token).
+   */
   origin: string;
   token: string;
   /** `new WebSocket(url)`, injected so tests can use the `ws` package. */
@@ -27,8 +30,6 @@ export interface WsTransportOptions {
   offlineCallTimeoutMs?: number;
 }
 
-/** Close code `kiln serve` uses for a missing or wrong token. */
-const CLOSE_UNAUTHORIZED = 4401;
 const OPEN = 1;
 
 interface Pending {
@@ -46,7 +47,10 @@ interface Pending {
  * The UI API over WebSocket: `{id, command, args}` out, `{id, result|error}` and
  * `{event}` in. Reconnects with backoff; calls made while disconnected wait for
  * the connection (for a while), calls in flight when it drops fail, because
- * the coordinator may or may not have run them.
+ * the coordinator may or may not have run them. Before each connection it trades
+ * the token for the image cookie, so no image address ever carries the token
+ * (a copied or dragged image is no key) and a restarted `kiln serve`'s new
+ * cookie is in place before its images are shown.
  */
 export function createWsTransport(opts: WsTransportOptions): UiTransport & { close(): void } {
   const baseDelay = opts.baseDelayMs ?? 500;
@@ -62,6 +66,38 @@ export function createWsTransport(opts: WsTransportOptions): UiTransport & { clo
   let retryTimer: ReturnType<typeof setTimeout> | null = null;
 
   function open(): void {
+    startSession().then(
+      (refusal) => {
+        if (stopped) return;
+        if (refusal) refuse(refusal);
+        else connect();
+      },
+      () => {
+        if (!stopped) scheduleRetry();
+      },
+    );
+  }
+
+  /** Null once the image cookie is set; why Kiln refused this page otherwise. Rejects when Kiln is unreachable. */
+  async function startSession(): Promise<string | null> {
+    const answer = await fetch(`${opts.origin}/session`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${opts.token}` },
+    });
+    if (answer.ok) return null;
+    if (answer.status >= 500) throw new Error(`kiln serve answered ${answer.status}`);
+    // Kiln's message names the fix (e.g. open the address `kiln serve` printed, with its token).
+    const { message } = uiErrorFrom(((await answer.json().catch(() => null)) as { error?: unknown } | null)?.error);
+    return `Kiln refused this page: ${message}`;
+  }
+
+  function refuse(why: string): void {
+    stopped = true;
+    for (const id of [...pending.keys()]) fail(id, new UiError("E_UNAUTHORIZED", why));
+    opts.onStatus?.({ state: "refused", reason: why });
+  }
+
+  function connect(): void {
     const current = opts.connect(url);
     socket = current;
     current.addEventListener("open", () => {
@@ -70,7 +106,7 @@ export function createWsTransport(opts: WsTransportOptions): UiTransport & { clo
       for (const call of pending.values()) if (!call.sent) send(current, call);
     });
     current.addEventListener("message", ({ data }) => receive(data));
-    current.addEventListener("close", ({ code, reason }) => {
+    current.addEventListener("close", () => {
       if (socket !== current) return;
       socket = null;
       for (const [id, call] of pending) {
@@ -82,13 +118,6 @@ export function createWsTransport(opts: WsTransportOptions): UiTransport & { clo
             `the connection to Kiln dropped before it answered ${call.command}; check the queue before trying again`,
           ),
         );
-      }
-      if (code === CLOSE_UNAUTHORIZED) {
-        stopped = true;
-        const why = `Kiln refused this page's access token (${reason || "wrong or missing token"}). Open the address that \`kiln serve\` printed, with its ?token=…`;
-        for (const id of [...pending.keys()]) fail(id, new UiError("E_UNAUTHORIZED", why));
-        opts.onStatus?.({ state: "refused", reason: why });
-        return;
       }
       if (!stopped) scheduleRetry();
     });
@@ -191,7 +220,7 @@ export function createWsTransport(opts: WsTransportOptions): UiTransport & { clo
       return () => listeners.delete(listener);
     },
     imageUrl(path) {
-      return `${opts.origin}/images?path=${encodeURIComponent(path)}&token=${encodeURIComponent(opts.token)}`;
+      return `${opts.origin}/images?path=${encodeURIComponent(path)}`;
     },
     close() {
       stopped = true;

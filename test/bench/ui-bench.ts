@@ -124,6 +124,8 @@ const app = Fastify();
 await app.register(websocket);
 await app.register(fastifyStatic, { root: UI_DIR, index: "index.html" });
 app.get("/images", async (_request, reply) => reply.type("image/png").send(png));
+// The page asks for its image cookie before it connects, as it does of `kiln serve`.
+app.post("/session", async (_request, reply) => reply.code(204).send());
 const sockets = new Set<{ send(data: string): void }>();
 app.get("/api", { websocket: true }, (socket) => {
   sockets.add(socket);

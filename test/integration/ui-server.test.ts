@@ -1,11 +1,17 @@
-import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { request as httpRequest, type IncomingHttpHeaders } from "node:http";
+import { request as httpsRequest } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { connect as tlsConnect } from "node:tls";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { Coordinator } from "../../coordinator/coordinator";
+import { UI_KEY_FILE } from "../../coordinator/ui-api/ui-certificate";
 import { startUiServer, UI_CSP } from "../../coordinator/ui-api/ui-server";
+import { formatFingerprint, normalizeFingerprint } from "../../shared/fingerprint";
+import { startServe } from "../support/kiln-serve-process";
 import { connectUi } from "../support/ui-client";
 
 let coordinator: Coordinator;
@@ -44,11 +50,63 @@ afterAll(async () => {
   await coordinator.stop();
 });
 
+interface Answer {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+/** One HTTP(S) request with full control of Host and Origin (fetch sets Host itself); TLS is checked by fingerprint. */
+function send(url: string, opts: { method?: string; headers?: Record<string, string> } = {}): Promise<Answer> {
+  const request = url.startsWith("https:") ? httpsRequest : httpRequest;
+  return new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      { method: opts.method ?? "GET", headers: opts.headers, rejectUnauthorized: false },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () =>
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }),
+        );
+      },
+    );
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+/** 101 when the WebSocket opens, else the HTTP status its upgrade got. */
+function upgrade(url: string, headers: Record<string, string> = {}): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const socket = new WebSocket(url, { headers, rejectUnauthorized: false });
+    socket.once("open", () => {
+      socket.close();
+      resolve(101);
+    });
+    socket.once("unexpected-response", (req, res) => {
+      resolve(res.statusCode ?? 0);
+      req.destroy();
+    });
+    socket.once("error", reject);
+  });
+}
+
+function startSession(origin: string, bearer: string, headers: Record<string, string> = {}): Promise<Answer> {
+  return send(`${origin}/session`, { method: "POST", headers: { authorization: `Bearer ${bearer}`, ...headers } });
+}
+
+/** The `name=value` part of the image cookie a session answer set. */
+function imageCookie(answer: Answer): string {
+  const [cookie] = answer.headers["set-cookie"] ?? [];
+  return cookie?.split(";")[0] ?? "";
+}
+
 describe("UI API server (kiln serve) on 127.0.0.1", () => {
-  it("refuses a WebSocket without the right token", async () => {
-    const socket = new WebSocket(`ws://127.0.0.1:${server.port}/api?token=wrong`);
-    const code = await new Promise<number>((resolve) => socket.on("close", (c) => resolve(c)));
-    expect(code).toBe(4401);
+  it("refuses a WebSocket without the right token before it opens", async () => {
+    expect(await upgrade(`ws://127.0.0.1:${server.port}/api?token=wrong`)).toBe(401);
+    expect(await upgrade(`ws://127.0.0.1:${server.port}/api`)).toBe(401);
+    expect(await upgrade(`ws://127.0.0.1:${server.port}/api?token=${token}`)).toBe(101);
   });
 
   it("answers contract calls and reports invalid arguments by field", async () => {
@@ -82,13 +140,41 @@ describe("UI API server (kiln serve) on 127.0.0.1", () => {
     ui.close();
   });
 
-  it("serves stored images only from the output folder, with the token", async () => {
-    const base = `http://127.0.0.1:${server.port}/images`;
+  it("serves images for an HttpOnly, SameSite=Strict session cookie, never for a token in the image's address", async () => {
+    const origin = `http://127.0.0.1:${server.port}`;
     const inside = join(outputDir, "2026-01-01", "job", "00000-1.png");
-    const ok = await fetch(`${base}?path=${encodeURIComponent(inside)}&token=${token}`);
+    const image = `${origin}/images?path=${encodeURIComponent(inside)}`;
+    // A copied image address or a dragged image must not carry a key to the farm.
+    expect((await send(`${image}&token=${token}`)).status).toBe(401);
+
+    const refused = await startSession(origin, "nope");
+    expect(refused.status).toBe(401);
+    expect(JSON.parse(refused.body)).toMatchObject({ error: { code: "E_UNAUTHORIZED" } });
+    expect(refused.headers["set-cookie"]).toBeUndefined();
+
+    const session = await startSession(origin, token);
+    expect(session.status).toBe(204);
+    const [setCookie] = session.headers["set-cookie"] ?? [];
+    expect(setCookie).toMatch(/; HttpOnly/i);
+    expect(setCookie).toMatch(/; SameSite=Strict/i);
+    expect(setCookie).toMatch(/; Path=\/images(;|$)/i);
+    // Plain HTTP on loopback: a Secure cookie would not be kept.
+    expect(setCookie).not.toMatch(/; Secure/i);
+    const cookie = imageCookie(session);
+    expect(cookie).not.toContain(token);
+
+    const ok = await send(image, { headers: { cookie } });
     expect(ok.status).toBe(200);
-    expect(ok.headers.get("content-security-policy")).toBe(UI_CSP);
-    expect((await fetch(`${base}?path=${encodeURIComponent(inside)}&token=nope`)).status).toBe(401);
+    expect(ok.body).toBe("png-bytes");
+    expect(ok.headers["content-security-policy"]).toBe(UI_CSP);
+    expect((await send(image, { headers: { cookie: cookie.replace(/=.*/, "=forged") } })).status).toBe(401);
+    expect((await send(image)).status).toBe(401);
+    // Cookies ignore ports: a page of another port on this computer would send it along, and is told apart.
+    for (const site of ["same-site", "cross-site"])
+      expect((await send(image, { headers: { cookie, "sec-fetch-site": site } })).status, site).toBe(401);
+    expect((await send(image, { headers: { cookie, "sec-fetch-site": "same-origin" } })).status).toBe(200);
+    // The cookie opens images only, not the API.
+    expect(await upgrade(`ws://127.0.0.1:${server.port}/api`, { cookie })).toBe(401);
     for (const trick of [
       secret,
       join(outputDir, "..", "x.png"),
@@ -96,7 +182,104 @@ describe("UI API server (kiln serve) on 127.0.0.1", () => {
       "relative.png",
       `${inside}\0`,
     ]) {
-      expect((await fetch(`${base}?path=${encodeURIComponent(trick)}&token=${token}`)).status, trick).toBe(404);
+      expect(
+        (await send(`${origin}/images?path=${encodeURIComponent(trick)}`, { headers: { cookie } })).status,
+        trick,
+      ).toBe(404);
+    }
+  });
+
+  it("refuses other host names (DNS rebinding) and other sites' pages with 403 and the fix", async () => {
+    const port = server.port;
+    const origin = `http://127.0.0.1:${port}`;
+    for (const host of ["evil.example", `evil.example:${port}`, `127.0.0.1.evil.example:${port}`, "127.0.0.1"]) {
+      const health = await send(`${origin}/health`, { headers: { host } });
+      expect(health.status, host).toBe(403);
+      expect(JSON.parse(health.body), host).toEqual({
+        error: { code: "E_FORBIDDEN", message: expect.stringContaining(`http://127.0.0.1:${port}`) },
+      });
+      expect((await startSession(origin, token, { host })).status, host).toBe(403);
+      expect(await upgrade(`ws://127.0.0.1:${port}/api?token=${token}`, { host }), host).toBe(403);
+    }
+    for (const from of ["http://evil.example", `http://evil.example:${port}`, "null", `https://127.0.0.1:${port}`]) {
+      const health = await send(`${origin}/health`, { headers: { origin: from } });
+      expect(health.status, from).toBe(403);
+      expect(JSON.parse(health.body).error.message, from).toMatch(/address `kiln serve` printed/);
+      expect((await startSession(origin, token, { origin: from })).status, from).toBe(403);
+      // Cross-site WebSocket hijacking: the browser would send the page's Origin with the upgrade.
+      expect(await upgrade(`ws://127.0.0.1:${port}/api?token=${token}`, { origin: from }), from).toBe(403);
+    }
+    // This computer's own names for it, and pages it served itself, are answered.
+    for (const name of ["127.0.0.1", "localhost", "LOCALHOST", "[::1]"]) {
+      const own = { host: `${name}:${port}`, origin: `http://${name.toLowerCase()}:${port}` };
+      expect((await send(`${origin}/health`, { headers: own })).status, name).toBe(200);
+      expect((await startSession(origin, token, own)).status, name).toBe(204);
+      expect(await upgrade(`ws://127.0.0.1:${port}/api?token=${token}`, own), name).toBe(101);
+    }
+  });
+});
+
+/** SHA-256 of the certificate a TLS server on 127.0.0.1 presents. */
+function servedFingerprint(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = tlsConnect({ host: "127.0.0.1", port, rejectUnauthorized: false }, () => {
+      resolve(normalizeFingerprint(socket.getPeerCertificate().fingerprint256));
+      socket.end();
+    });
+    socket.on("error", reject);
+  });
+}
+
+describe("kiln serve --lan", () => {
+  const dataDir = mkdtempSync(join(tmpdir(), "kiln-serve-lan-"));
+  const args = ["--lan", "--no-local", "--data-dir", dataDir, "--out", join(dataDir, "out")];
+  let serve: Awaited<ReturnType<typeof startServe>>;
+
+  beforeAll(async () => {
+    serve = await startServe(args);
+  }, 90_000);
+  afterAll(async () => {
+    await serve?.stop();
+  });
+
+  it("answers over TLS only, and prints the served certificate's fingerprint next to the address", async () => {
+    const served = await servedFingerprint(serve.port);
+    expect(serve.fingerprint).toBe(served);
+    expect(serve.url).toMatch(new RegExp(`^https://[^/]+:${serve.port}/\\?token=`));
+    const printed = serve.logs.join("\n");
+    expect(printed).toContain(serve.url);
+    expect(printed).toContain(formatFingerprint(served));
+    // Nothing in cleartext: a plain HTTP request gets no answer.
+    await expect(send(`http://127.0.0.1:${serve.port}/health`)).rejects.toThrow();
+    expect((await send(`https://127.0.0.1:${serve.port}/health`)).status).toBe(200);
+    const ui = await connectUi(serve.port, serve.token, "127.0.0.1", served);
+    expect(await ui.call("queueState", {})).toEqual({ paused: false, reason: null });
+    ui.close();
+    expect(statSync(join(dataDir, UI_KEY_FILE)).mode & 0o777).toBe(0o600);
+  });
+
+  it("keeps its certificate across restarts, so the browser's exception and the compared fingerprint hold", async () => {
+    const before = serve.fingerprint;
+    await serve.stop();
+    serve = await startServe(args);
+    expect(serve.fingerprint).toBe(before);
+    expect(await servedFingerprint(serve.port)).toBe(before);
+  }, 90_000);
+
+  it("gives a Secure image cookie and refuses a page whose Origin is not the address it called", async () => {
+    const origin = `https://127.0.0.1:${serve.port}`;
+    const session = await startSession(origin, serve.token);
+    expect(session.status).toBe(204);
+    expect(session.headers["set-cookie"]?.[0]).toMatch(/; Secure/i);
+    // The LAN knows this computer by many names; a page may call only the one it came from.
+    const named = { host: `studio-pc.local:${serve.port}`, origin: `https://studio-pc.local:${serve.port}` };
+    expect((await send(`${origin}/health`, { headers: named })).status).toBe(200);
+    expect((await send(`${origin}/health`, { headers: { origin } })).status).toBe(200);
+    for (const from of ["https://evil.example", `http://127.0.0.1:${serve.port}`, "null"]) {
+      const answer = await send(`${origin}/health`, { headers: { origin: from } });
+      expect(answer.status, from).toBe(403);
+      expect(JSON.parse(answer.body).error.code, from).toBe("E_FORBIDDEN");
+      expect(await upgrade(`wss://127.0.0.1:${serve.port}/api?token=${serve.token}`, { origin: from }), from).toBe(403);
     }
   });
 });

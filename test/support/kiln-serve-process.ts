@@ -53,6 +53,10 @@ export async function startServe(args: string[], opts: { prefix?: string[] } = {
     proc,
     port: serving.port as number,
     token: serving.token as string,
+    /** The address it printed for a person to open (https:// with `--lan`). */
+    url: serving.url as string,
+    /** SHA-256 of the certificate it serves, 64 hex digits; only with `--lan`. */
+    fingerprint: serving.fingerprint as string | undefined,
     /** Every JSON log line, for scenarios that look for what the coordinator did. */
     events: stdout.items,
     logs,

@@ -1,10 +1,21 @@
+import type { TLSSocket } from "node:tls";
 import WebSocket from "ws";
+import { normalizeFingerprint } from "../../shared/fingerprint";
 import { type UiArgs, type UiCommandName, UiEvent, type UiResult } from "../../shared/ui-api";
 import { Observed } from "./observed";
 
-/** A test client of the coordinator's UI API over WebSocket, typed by the shared contract. */
-export async function connectUi(port: number, token: string, host = "127.0.0.1") {
-  const socket = new WebSocket(`ws://${host}:${port}/api?token=${encodeURIComponent(token)}`);
+/**
+ * A test client of the coordinator's UI API over WebSocket, typed by the shared
+ * contract. With `pin` (the SHA-256 `kiln serve --lan` prints) it speaks TLS and
+ * talks only to the server that presents that certificate, as a person who
+ * compared the fingerprint would.
+ */
+export async function connectUi(port: number, token: string, host = "127.0.0.1", pin?: string) {
+  const scheme = pin ? "wss" : "ws";
+  // A self-signed certificate has no CA to vouch for it: the pin below is the check.
+  const socket = new WebSocket(`${scheme}://${host}:${port}/api?token=${encodeURIComponent(token)}`, {
+    rejectUnauthorized: !pin,
+  });
   const events = new Observed<UiEvent>();
   const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   let nextId = 1;
@@ -23,6 +34,13 @@ export async function connectUi(port: number, token: string, host = "127.0.0.1")
     else waiter?.resolve(message.result);
   });
   await new Promise<void>((resolve, reject) => {
+    socket.once("upgrade", (response) => {
+      const served = (response.socket as TLSSocket).getPeerCertificate?.().fingerprint256 ?? "";
+      if (pin && normalizeFingerprint(served) !== normalizeFingerprint(pin)) {
+        socket.terminate();
+        reject(new Error(`kiln serve presented certificate ${served}, not the pinned ${pin}`));
+      }
+    });
     socket.once("open", () => resolve());
     socket.once("error", reject);
   });

@@ -1,3 +1,4 @@
+import { createServer, type IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import WebSocket, { WebSocketServer } from "ws";
@@ -8,31 +9,53 @@ import type { UiEvent } from "../../../shared/ui-api";
 import { job, node } from "./ui-fixtures";
 
 const TOKEN = "t0ken/with+odd=chars";
+const REFUSED = "wrong or missing token: open the address `kiln serve` printed, with its ?token=…";
 
 type Request = { id: number; command: string; args: unknown };
 
-/** A stand-in for `kiln serve`'s /api on 127.0.0.1: checks the token like it, answers as the test says. */
+/**
+ * A stand-in for `kiln serve` on 127.0.0.1: gives the image cookie on `POST /session`
+ * and opens `/api` for the right token, like it; answers calls as the test says.
+ */
 async function fakeServe(answer: (request: Request, socket: WebSocket) => void) {
-  const server = new WebSocketServer({ host: "127.0.0.1", port: 0 });
-  await new Promise<void>((resolve) => server.once("listening", () => resolve()));
-  const sockets: WebSocket[] = [];
-  const paths: string[] = [];
-  server.on("connection", (socket, request) => {
-    const url = new URL(request.url ?? "", "http://x");
-    paths.push(url.pathname);
-    if (url.searchParams.get("token") !== TOKEN) {
-      socket.close(4401, "wrong or missing token");
+  const requests: string[] = [];
+  const http = createServer((request, response) => {
+    requests.push(`${request.method} ${request.url} ${request.headers.authorization ?? "(no authorization)"}`);
+    if (
+      request.method === "POST" &&
+      request.url === "/session" &&
+      request.headers.authorization === `Bearer ${TOKEN}`
+    ) {
+      response.writeHead(204, { "set-cookie": "kiln-images=s3ssion; Path=/images; HttpOnly; SameSite=Strict" }).end();
       return;
     }
+    response
+      .writeHead(401, { "content-type": "application/json" })
+      .end(JSON.stringify({ error: { code: "E_UNAUTHORIZED", message: REFUSED } }));
+  });
+  const server = new WebSocketServer({
+    server: http,
+    verifyClient: ({ req }: { req: IncomingMessage }) =>
+      new URL(req.url ?? "", "http://x").searchParams.get("token") === TOKEN,
+  });
+  await new Promise<void>((resolve) => http.listen(0, "127.0.0.1", () => resolve()));
+  const sockets: WebSocket[] = [];
+  server.on("connection", (socket, request) => {
+    requests.push(`WS ${new URL(request.url ?? "", "http://x").pathname}`);
     sockets.push(socket);
     socket.on("message", (data) => answer(JSON.parse(String(data)), socket));
   });
-  const { port } = server.address() as AddressInfo;
+  const { port } = http.address() as AddressInfo;
   return {
     origin: `http://127.0.0.1:${port}`,
     sockets,
-    paths,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    requests,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close();
+        http.close(() => resolve());
+        http.closeAllConnections();
+      }),
   };
 }
 
@@ -91,7 +114,8 @@ describe("WebSocket transport", () => {
       ["listJobs", { includeFinished: true }],
       ["listNodes", {}],
     ]);
-    expect(serve.paths).toEqual(["/api"]);
+    // The image cookie first, with the token as a bearer header, then the API.
+    expect(serve.requests).toEqual([`POST /session Bearer ${TOKEN}`, "WS /api"]);
   });
 
   it("rebuilds the coordinator's error with its code and field errors", async () => {
@@ -165,6 +189,13 @@ describe("WebSocket transport", () => {
     await expect(whileAway).resolves.toEqual([]);
     expect(serve.sockets).toHaveLength(2);
     expect(statuses.map((s) => s.state)).toEqual(["connecting", "open", "retrying", "connecting", "open"]);
+    // A restarted kiln serve has a new image cookie: it is asked for again before the socket.
+    expect(serve.requests).toEqual([
+      `POST /session Bearer ${TOKEN}`,
+      "WS /api",
+      `POST /session Bearer ${TOKEN}`,
+      "WS /api",
+    ]);
     const retry = statuses[2] as Extract<ConnectionStatus, { state: "retrying" }>;
     expect(retry.attempt).toBe(1);
     expect(retry.inMs).toBeGreaterThanOrEqual(10);
@@ -178,13 +209,14 @@ describe("WebSocket transport", () => {
     const transport = connect(serve.origin, "wrong", statuses);
     await until(() => statuses.some((s) => s.state === "refused"));
     const refused = statuses.at(-1) as Extract<ConnectionStatus, { state: "refused" }>;
-    expect(refused.reason).toMatch(/access token.*kiln serve/);
+    expect(refused.reason).toBe(`Kiln refused this page: ${REFUSED}`);
     await expect(transport.call("listJobs", {})).rejects.toMatchObject({ code: "E_UNAUTHORIZED" });
     await new Promise((r) => setTimeout(r, 100));
-    expect(serve.paths).toHaveLength(1);
+    // Refused once, it neither retries nor opens a socket.
+    expect(serve.requests).toEqual(["POST /session Bearer wrong"]);
   });
 
-  it("builds image URLs for kiln serve's /images route", () => {
+  it("builds image URLs for kiln serve's /images route that carry no token (a copied address is no key)", () => {
     const transport = createWsTransport({
       origin: "http://127.0.0.1:1",
       token: TOKEN,
@@ -192,8 +224,8 @@ describe("WebSocket transport", () => {
       connect: () => ({ readyState: 0, send() {}, close() {}, addEventListener() {} }),
     });
     cleanups.push(() => transport.close());
-    expect(transport.imageUrl("/srv/kiln/2024-05-01/job a/0001.png")).toBe(
-      `http://127.0.0.1:1/images?path=%2Fsrv%2Fkiln%2F2024-05-01%2Fjob%20a%2F0001.png&token=${encodeURIComponent(TOKEN)}`,
-    );
+    const url = transport.imageUrl("/srv/kiln/2024-05-01/job a/0001.png");
+    expect(url).toBe("http://127.0.0.1:1/images?path=%2Fsrv%2Fkiln%2F2024-05-01%2Fjob%20a%2F0001.png");
+    expect(url).not.toContain(encodeURIComponent(TOKEN));
   });
 });
