@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { MAX_CLIENTS_PER_DEVICE, MAX_DEVICES_PER_NODE } from "./constants";
 
 /** Which engine really runs a device's inference. `sim` sleeps instead of computing. */
 export const Backend = z.enum(["cuda", "webgpu", "cpu", "sim"]);
@@ -6,6 +7,15 @@ export type Backend = z.infer<typeof Backend>;
 
 export const DeviceKind = z.enum(["nvidia", "cpu", "simulated"]);
 export type DeviceKind = z.infer<typeof DeviceKind>;
+
+/**
+ * Bounds on what a node reports about its devices (every app keeps it in
+ * memory and shows it): ids, names and lists, each with room to spare over
+ * what a real node sends.
+ */
+const REPORTED_ID = z.string().min(1).max(128);
+const LABEL = z.string().max(200);
+const MAX_LOADED_MODELS = 64;
 
 /** Live readings of one device; any reading a device cannot give is null. */
 export const DeviceReadings = z.object({
@@ -23,8 +33,8 @@ export type DeviceState = z.infer<typeof DeviceState>;
 /** One paired studio app as a shared device sees it. */
 export const DeviceClientShare = z.object({
   /** The app's id on this node (stable per pairing), not its display name. */
-  client: z.string(),
-  name: z.string(),
+  client: REPORTED_ID,
+  name: LABEL,
   /** Its weight in the device's fair queue (1 unless set on the node). */
   weight: z.number().positive(),
   /** Its fraction of the device's busy time over the sharing window. */
@@ -37,19 +47,19 @@ export type DeviceClientShare = z.infer<typeof DeviceClientShare>;
 /** Who a device works for: several studio apps share a node by weighted fair queuing. */
 export const DeviceSharing = z.object({
   /** The app whose batch is rendering now; null when idle. */
-  current: z.string().nullable(),
+  current: REPORTED_ID.nullable(),
   /** Seconds of history behind `share`. */
   windowS: z.number().positive(),
-  clients: z.array(DeviceClientShare),
+  clients: z.array(DeviceClientShare).max(MAX_CLIENTS_PER_DEVICE),
 });
 export type DeviceSharing = z.infer<typeof DeviceSharing>;
 
 export const DeviceInfo = DeviceReadings.extend({
   /** Stable identity: the GPU uuid from nvidia-smi, or a uuid derived from the node id. */
-  uuid: z.string().min(1),
+  uuid: REPORTED_ID,
   /** Position in nvidia-smi's list; informational only, never an identity. */
   index: z.number().int().nonnegative(),
-  name: z.string(),
+  name: LABEL,
   kind: DeviceKind,
   simulated: z.boolean(),
   /** The backend the worker actually runs on (null until its worker has started). */
@@ -57,12 +67,15 @@ export const DeviceInfo = DeviceReadings.extend({
   state: DeviceState,
   queueDepth: z.number().int().nonnegative(),
   queueLimit: z.number().int().positive(),
-  currentTaskId: z.string().nullable(),
+  currentTaskId: REPORTED_ID.nullable(),
   imagesTotal: z.number().int().nonnegative(),
   /** Images per second over the last minute. */
   imagesPerSec: z.number().nonnegative(),
   /** Model packs its worker holds in memory now (the built-in demo is not listed). */
-  loadedModels: z.array(z.string()).default([]),
+  loadedModels: z.array(LABEL).max(MAX_LOADED_MODELS).default([]),
   sharing: DeviceSharing.default({ current: null, windowS: 300, clients: [] }),
 });
 export type DeviceInfo = z.infer<typeof DeviceInfo>;
+
+/** Every device of one node, as its telemetry, its /v1/node and its farm report list them. */
+export const NodeDevices = z.array(DeviceInfo).max(MAX_DEVICES_PER_NODE);

@@ -1,7 +1,9 @@
 import { z } from "zod";
-import { DeviceInfo } from "./device";
+import { NODE_API_PREFIX } from "./constants";
+import { NodeDevices } from "./device";
 import { ErrorCode } from "./errors";
 import { SafeId } from "./ids";
+import { CompletedImageIds, NodeMessage } from "./node-events";
 import { Fingerprint, ModelInfo } from "./node-info";
 import { ImageTimings, TaskRequest } from "./task";
 
@@ -43,17 +45,52 @@ export const FarmJob = z.object({
 });
 export type FarmJob = z.infer<typeof FarmJob>;
 
+/**
+ * Where apps fetch a node's PNGs: an https origin and nothing more (no user,
+ * path, query or fragment). Whoever writes to Redis writes this, so it may
+ * only ever point apps at a TLS server holding the reported certificate, and
+ * the path is always the app's own ({@link farmImagePath}).
+ */
+export const FarmNodeUrl = z
+  .string()
+  .max(2048)
+  .refine(isHttpsOrigin, "must be https://HOST:PORT, with no user, password, path, query or fragment");
+
+function isHttpsOrigin(text: string): boolean {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return false;
+  }
+  return (
+    url.protocol === "https:" &&
+    url.username === "" &&
+    url.password === "" &&
+    url.pathname === "/" &&
+    url.search === "" &&
+    url.hash === ""
+  );
+}
+
+/** The route a farm node serves an announced PNG on, to whoever holds the image's key. */
+export function farmImagePath(imageId: string): string {
+  return `${NODE_API_PREFIX}/farm/images/${encodeURIComponent(SafeId.parse(imageId))}`;
+}
+
 /** A node's telemetry and identity, refreshed every second; stale entries mean a node is gone. */
 export const FarmNodeReport = z.object({
   id: z.string().uuid(),
-  name: z.string(),
-  version: z.string(),
-  /** Where apps fetch its PNGs: https://host:port. */
-  url: z.string().url(),
-  /** The node's certificate (PEM) and its SHA-256: apps pin it when they fetch. */
+  name: z.string().max(200),
+  version: z.string().max(64),
+  url: FarmNodeUrl,
+  /**
+   * The node's certificate (PEM) and its SHA-256: apps pin it when they fetch,
+   * and ignore a report whose certificate does not hash to its fingerprint.
+   */
   certPem: z.string().max(16_384),
   fingerprint: Fingerprint,
-  devices: z.array(DeviceInfo),
+  devices: NodeDevices,
   models: z.array(ModelInfo),
   /** Epoch ms of this report. */
   at: z.number(),
@@ -63,8 +100,8 @@ export type FarmNodeReport = z.infer<typeof FarmNodeReport>;
 const announced = {
   taskId: SafeId,
   nodeId: z.string().uuid(),
-  device: z.string(),
-  at: z.string(),
+  device: z.string().max(128),
+  at: z.string().max(64),
 };
 
 /** Outcomes an app learns from its stream, in the order nodes wrote them. */
@@ -73,8 +110,13 @@ export const FarmAnnouncement = z.discriminatedUnion("type", [
     ...announced,
     type: z.literal("image.ready"),
     imageId: SafeId,
-    /** Path on the node that serves the PNG to whoever holds `key` (Redis is the farm's trust boundary). */
-    url: z.string(),
+    /**
+     * Ignored: apps fetch from the node's reported origin at {@link farmImagePath},
+     * never from a path a Redis entry names. Nodes still send it for apps of
+     * earlier versions, which need it.
+     */
+    url: z.string().max(2048).optional(),
+    /** Lets its holder fetch this one image (an HMAC of the id under the node's secret). */
     key: z.string().regex(/^[0-9a-f]{64}$/),
     sha256: z.string().regex(/^[0-9a-f]{64}$/),
     bytes: z.number().int().positive(),
@@ -88,10 +130,10 @@ export const FarmAnnouncement = z.discriminatedUnion("type", [
     ...announced,
     type: z.literal("task.failed"),
     code: ErrorCode,
-    message: z.string(),
+    message: NodeMessage,
     /** False once BullMQ has no attempts left, or the error is one no retry can fix. */
     retriable: z.boolean(),
-    completedImageIds: z.array(SafeId),
+    completedImageIds: CompletedImageIds,
   }),
   z.object({ ...announced, type: z.literal("task.cancelled") }),
 ]);

@@ -1,13 +1,29 @@
 import { z } from "zod";
-import { DeviceInfo } from "./device";
+import { MAX_IMAGES_PER_TASK } from "./constants";
+import { NodeDevices } from "./device";
 import { ErrorCode } from "./errors";
 import { SafeId } from "./ids";
 import { ImageTimings } from "./task";
 
+/** Bounds on what a node says, with room to spare over what a real node sends. */
+const REPORTED_ID = z.string().max(128);
+const MAX_MESSAGE_CHARS = 2000;
+
+/**
+ * A node's words for people (an error's message): kept, but cut to a length a
+ * screen and the ledger can hold, so an outcome is never refused for its prose.
+ */
+export const NodeMessage = z
+  .string()
+  .transform((text) => (text.length > MAX_MESSAGE_CHARS ? `${text.slice(0, MAX_MESSAGE_CHARS)}…` : text));
+
+/** The images of a task a node reports as completed. */
+export const CompletedImageIds = z.array(SafeId).max(MAX_IMAGES_PER_TASK);
+
 const base = {
   /** Per-connection sequence number, so a client can see a gap. */
   seq: z.number().int().nonnegative(),
-  at: z.string(),
+  at: z.string().max(64),
   /**
    * Outcome events (image ready, task done, failed or cancelled) carry their
    * number in the client's outbox on the node: kept on the node's disk and sent
@@ -19,23 +35,23 @@ const base = {
 export const TelemetryEvent = z.object({
   ...base,
   type: z.literal("telemetry"),
-  nodeId: z.string(),
-  devices: z.array(DeviceInfo),
+  nodeId: REPORTED_ID,
+  devices: NodeDevices,
 });
 
 export const TaskAcceptedEvent = z.object({
   ...base,
   type: z.literal("task.accepted"),
   taskId: SafeId,
-  device: z.string(),
+  device: REPORTED_ID,
 });
 
 export const TaskStartedEvent = z.object({
   ...base,
   type: z.literal("task.started"),
   taskId: SafeId,
-  device: z.string(),
-  backend: z.string(),
+  device: REPORTED_ID,
+  backend: REPORTED_ID,
 });
 
 export const TaskProgressEvent = z.object({
@@ -52,13 +68,13 @@ export const ImageReadyEvent = z.object({
   type: z.literal("image.ready"),
   taskId: SafeId,
   imageId: SafeId,
-  url: z.string(),
+  url: z.string().max(2048),
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
   bytes: z.number().int().positive(),
   width: z.number().int().positive(),
   height: z.number().int().positive(),
   seed: z.number().int().nonnegative(),
-  device: z.string(),
+  device: REPORTED_ID,
   timings: ImageTimings,
 });
 
@@ -66,27 +82,27 @@ export const TaskDoneEvent = z.object({
   ...base,
   type: z.literal("task.done"),
   taskId: SafeId,
-  device: z.string(),
+  device: REPORTED_ID,
 });
 
 export const TaskFailedEvent = z.object({
   ...base,
   type: z.literal("task.failed"),
   taskId: SafeId,
-  device: z.string(),
+  device: REPORTED_ID,
   code: ErrorCode,
-  message: z.string(),
+  message: NodeMessage,
   /** True when the same work may succeed if sent again (here or elsewhere). */
   retriable: z.boolean(),
   /** Images of the task that had already completed before the failure. */
-  completedImageIds: z.array(SafeId),
+  completedImageIds: CompletedImageIds,
 });
 
 export const TaskCancelledEvent = z.object({
   ...base,
   type: z.literal("task.cancelled"),
   taskId: SafeId,
-  device: z.string(),
+  device: REPORTED_ID,
 });
 
 export const NodeEvent = z.discriminatedUnion("type", [

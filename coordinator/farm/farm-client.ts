@@ -1,9 +1,9 @@
-import { createHash } from "node:crypto";
+import { createHash, X509Certificate } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { Queue } from "bullmq";
 import { Redis } from "ioredis";
 import type { Logger } from "pino";
-import { type Agent, fetch } from "undici";
+import type { Agent } from "undici";
 import { BASE_TASK_TIMEOUT_S, PROTOCOL_VERSION } from "../../shared/constants";
 import type { DeviceInfo } from "../../shared/device";
 import { KilnError } from "../../shared/errors";
@@ -11,6 +11,7 @@ import {
   FarmAnnouncement,
   type FarmApp,
   FarmNodeReport,
+  farmImagePath,
   farmKeys,
   parseFarmJson,
   redactUrl,
@@ -20,6 +21,7 @@ import type { ModelInfo, NodeInfo } from "../../shared/node-info";
 import type { TaskRequest } from "../../shared/task";
 import { type NodeClientEvents, type NodePin, pinFromPem, pinnedAgent, type SubmitOutcome } from "../nodes/node-client";
 import type { NodeLink } from "../nodes/node-link";
+import { checkAnnouncedBytes, fetchResult, readResultBody } from "../nodes/result-download";
 
 /** The farm's one device as the scheduler sees it: the app's queue, which every GPU of the farm pulls from. */
 export const FARM_QUEUE_DEVICE = "farm-queue";
@@ -47,9 +49,13 @@ export class FarmClient extends EventEmitter<NodeClientEvents> implements NodeLi
   private readonly queue: Queue;
   /** BullMQ leaves a connection it was given open when the queue closes. */
   private readonly queueConnection: Redis;
+  /** Reports that passed every check, and the certificate each pins. */
   private reports = new Map<string, FarmNodeReport>();
-  /** Announced images not yet acknowledged: where to fetch them. */
-  private readonly announced = new Map<string, { nodeId: string; url: string; key: string }>();
+  private pins = new Map<string, NodePin>();
+  /** Why each report now on Redis was ignored, so the log says it once, not every second. */
+  private ignored = new Map<string, string>();
+  /** Announced images not yet acknowledged: which node has them, and the key it gave. */
+  private readonly announced = new Map<string, { nodeId: string; key: string }>();
   private readonly deliveries = new Map<number, { streamId: string; imageId?: string }>();
   private readonly agents = new Map<string, { fingerprint: string; agent: Agent }>();
   private nextDelivery = 1;
@@ -159,16 +165,27 @@ export class FarmClient extends EventEmitter<NodeClientEvents> implements NodeLi
     await this.redis.set(farmKeys.cancel(taskId), "1", "EX", 3600);
   }
 
-  async image(imageId: string): Promise<Buffer> {
+  /**
+   * Fetches from the announcing node's reported https origin at the node's
+   * own image route, over TLS pinned to its reported certificate: a Redis
+   * entry chooses which node, never the scheme, path or query.
+   */
+  async image(imageId: string, bytes: number): Promise<Buffer> {
     const where = this.announced.get(imageId);
     const report = where ? this.reports.get(where.nodeId) : undefined;
-    if (!where || !report) throw new KilnError("E_NOT_FOUND", `no farm node announced image ${imageId}`);
-    const res = await fetch(`${report.url}${where.url}?key=${where.key}`, {
-      dispatcher: this.agentFor(report),
-      signal: AbortSignal.timeout(30_000),
-    });
-    if (!res.ok) throw new KilnError("E_NOT_FOUND", `node ${report.name} answered ${res.status} for image ${imageId}`);
-    return Buffer.from(await res.arrayBuffer());
+    const pin = where ? this.pins.get(where.nodeId) : undefined;
+    if (!where || !report || !pin) {
+      throw new KilnError(
+        "E_NOT_FOUND",
+        `image ${imageId} was announced by no farm node with a valid report (https origin, certificate matching its fingerprint)`,
+      );
+    }
+    const what = `image ${imageId} from farm node ${report.name}`;
+    checkAnnouncedBytes(bytes, what);
+    const url = new URL(farmImagePath(imageId), report.url);
+    url.searchParams.set("key", where.key);
+    const res = await fetchResult(url, this.agentFor(report.id, pin), { timeoutMs: 30_000 });
+    return readResultBody(res, bytes, what);
   }
 
   async unpair(): Promise<void> {}
@@ -213,11 +230,22 @@ export class FarmClient extends EventEmitter<NodeClientEvents> implements NodeLi
       const entries = await this.redis.hgetall(farmKeys.nodes);
       if (this.closed) return;
       const reports = new Map<string, FarmNodeReport>();
+      const pins = new Map<string, NodePin>();
+      const ignored = new Map<string, string>();
       for (const [id, json] of Object.entries(entries)) {
-        const parsed = parseFarmJson(FarmNodeReport, json);
-        if (parsed.success && parsed.data.id === id) reports.set(id, parsed.data);
+        const checked = checkReport(id, json);
+        if ("why" in checked) {
+          if (this.ignored.get(id) !== checked.why)
+            this.log.warn({ node: id, why: checked.why }, "farm: ignoring a node report");
+          ignored.set(id, checked.why);
+          continue;
+        }
+        reports.set(id, checked.report);
+        pins.set(id, checked.pin);
       }
       this.reports = reports;
+      this.pins = pins;
+      this.ignored = ignored;
       if (!this.online) {
         this.online = true;
         this.emit("connected");
@@ -275,13 +303,13 @@ export class FarmClient extends EventEmitter<NodeClientEvents> implements NodeLi
     const base = { taskId: a.taskId, device: FARM_QUEUE_DEVICE, delivery };
     switch (a.type) {
       case "image.ready":
-        this.announced.set(a.imageId, { nodeId: a.nodeId, url: a.url, key: a.key });
+        this.announced.set(a.imageId, { nodeId: a.nodeId, key: a.key });
         this.deliveries.set(delivery, { streamId, imageId: a.imageId });
         this.emitEvent({
           ...base,
           type: "image.ready",
           imageId: a.imageId,
-          url: a.url,
+          url: farmImagePath(a.imageId),
           sha256: a.sha256,
           bytes: a.bytes,
           width: a.width,
@@ -341,14 +369,40 @@ export class FarmClient extends EventEmitter<NodeClientEvents> implements NodeLi
     };
   }
 
-  private agentFor(report: FarmNodeReport): Agent {
-    const known = this.agents.get(report.id);
-    if (known?.fingerprint === report.fingerprint) return known.agent;
+  private agentFor(nodeId: string, pin: NodePin): Agent {
+    const known = this.agents.get(nodeId);
+    if (known?.fingerprint === pin.fingerprint) return known.agent;
     void known?.agent.close();
-    const agent = pinnedAgent(pinFromPem(report.certPem));
-    this.agents.set(report.id, { fingerprint: report.fingerprint, agent });
+    const agent = pinnedAgent(pin);
+    this.agents.set(nodeId, { fingerprint: pin.fingerprint, agent });
     return agent;
   }
+}
+
+/**
+ * A node report from Redis, checked: its schema (an https origin and nothing
+ * more as its URL), its id, and that its certificate hashes to its
+ * fingerprint; the pin is that one certificate alone. Anyone who can write to
+ * Redis writes these, so a report that fails is ignored, never half trusted.
+ */
+function checkReport(id: string, json: string): { report: FarmNodeReport; pin: NodePin } | { why: string } {
+  const parsed = parseFarmJson(FarmNodeReport, json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    return { why: `${issue?.path.join(".") || "(report)"} ${issue?.message ?? "is malformed"}` };
+  }
+  const report = parsed.data;
+  if (report.id !== id) return { why: `it is stored under ${id} but names itself ${report.id}` };
+  let pin: NodePin;
+  try {
+    pin = pinFromPem(new X509Certificate(report.certPem).toString());
+  } catch {
+    return { why: "certPem is not a certificate" };
+  }
+  if (pin.fingerprint !== report.fingerprint) {
+    return { why: `its certificate's SHA-256 is ${pin.fingerprint}, not the fingerprint it reports` };
+  }
+  return { report, pin };
 }
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;

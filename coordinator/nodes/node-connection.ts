@@ -47,6 +47,10 @@ export class NodeConnection {
   /** Fresh device readings from a telemetry event; also the node's heartbeat. */
   telemetry(devices: DeviceInfo[], now: number): void {
     if (this.info) this.info = { ...this.info, devices };
+    // A device the node no longer reports (removed, renamed) takes its history and dispatch state with it.
+    const reported = new Set(devices.map((d) => d.uuid));
+    for (const uuid of this.history.keys()) if (!reported.has(uuid)) this.history.delete(uuid);
+    for (const uuid of this.dispatch.keys()) if (!reported.has(uuid)) this.dispatch.delete(uuid);
     for (const d of devices) {
       const samples = this.history.get(d.uuid) ?? [];
       samples.push({ at: now, imagesPerMin: d.imagesPerSec * 60, utilizationPct: d.utilizationPct });

@@ -13,8 +13,8 @@ export interface NodeLink extends EventEmitter<NodeClientEvents> {
   info(): Promise<NodeInfo>;
   submit(task: TaskRequest): Promise<SubmitOutcome>;
   cancel(taskId: string): Promise<void>;
-  /** The PNG bytes of an image the link announced. */
-  image(imageId: string): Promise<Buffer>;
+  /** The PNG bytes of an image the link announced: exactly the `bytes` it announced, or a RefusedResult. */
+  image(imageId: string, bytes: number): Promise<Buffer>;
   unpair(): Promise<void>;
   connect(): void;
   /** Confirms an announced outcome was handled (200) or refused as no longer this link's (409). */

@@ -2,6 +2,8 @@ import { createHash } from "node:crypto";
 import { mkdir, readdir, rename, rm, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { KilnError } from "../../shared/errors";
+import { readPngSize } from "./png-header";
+import { RefusedResult } from "./refused-result";
 
 export interface ImageToStore {
   jobId: string;
@@ -12,6 +14,9 @@ export interface ImageToStore {
   png: Buffer;
   /** What the node announced; the bytes must hash to it. */
   sha256: string;
+  /** The image's size as its task asked for it; the PNG must declare exactly this. */
+  width: number;
+  height: number;
 }
 
 /**
@@ -25,7 +30,7 @@ export class ResultStore {
     private readonly layout: "studio" | "flat" = "studio",
   ) {}
 
-  pathFor(image: Omit<ImageToStore, "png" | "sha256">): string {
+  pathFor(image: Omit<ImageToStore, "png" | "sha256" | "width" | "height">): string {
     const slug = jobSlug(image.jobName, image.jobId);
     const file = `${String(image.index).padStart(5, "0")}-${image.seed}.png`;
     if (this.layout === "flat") return join(this.root, `${slug}-${file}`);
@@ -34,15 +39,24 @@ export class ResultStore {
   }
 
   /**
-   * Verifies the bytes against the announced sha256 and writes them atomically
+   * Verifies the bytes against the announced sha256, and that they are a PNG of
+   * the task's size (a decompression bomb declares another: it never reaches
+   * the folder, nor the app that shows it), then writes them atomically
    * (temporary name + rename), so no partial PNG is ever left under its real name.
    */
   async write(image: ImageToStore): Promise<string> {
+    const which = `image ${image.index} of job ${image.jobId}`;
     const actual = createHash("sha256").update(image.png).digest("hex");
-    if (actual !== image.sha256) {
-      throw new KilnError(
+    if (actual !== image.sha256)
+      throw new RefusedResult("E_INTERNAL", `${which}: bytes do not match the node's sha256`);
+    const size = readPngSize(image.png);
+    if (!size) {
+      throw new RefusedResult("E_INTERNAL", `${which}: the node sent something that is not a PNG; refused`);
+    }
+    if (size.width !== image.width || size.height !== image.height) {
+      throw new RefusedResult(
         "E_INTERNAL",
-        `image ${image.index} of job ${image.jobId}: bytes do not match the node's sha256`,
+        `${which}: the node sent a ${size.width}×${size.height} PNG for a ${image.width}×${image.height} image; refused`,
       );
     }
     const path = this.pathFor(image);

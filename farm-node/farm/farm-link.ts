@@ -8,6 +8,8 @@ import {
   FarmApp,
   FarmJob,
   type FarmNodeReport,
+  FarmNodeUrl,
+  farmImagePath,
   farmKeys,
   parseFarmJson,
   redactUrl,
@@ -78,6 +80,15 @@ export class FarmLink {
   }
 
   async start(): Promise<void> {
+    // Apps ignore a report whose URL they may not fetch from: say so now, not by silence.
+    const url = this.host.report().url;
+    const valid = FarmNodeUrl.safeParse(url);
+    if (!valid.success) {
+      throw new KilnError(
+        "E_BAD_REQUEST",
+        `farm mode: apps fetch images from ${url}, which ${valid.error.issues[0]?.message}; pass --public-url https://HOST:PORT`,
+      );
+    }
     await this.redis.ping();
     await this.refreshApps();
     await this.publishReport();
@@ -111,7 +122,7 @@ export class FarmLink {
           ...base,
           type: "image.ready",
           imageId: event.imageId,
-          url: `/v1/farm/images/${event.imageId}`,
+          url: farmImagePath(event.imageId),
           key: this.host.imageKey(event.imageId),
           sha256: event.sha256,
           bytes: event.bytes,

@@ -21,6 +21,7 @@ afterEach(async () => {
 });
 
 const KILN = fileURLToPath(new URL("../../bin/kiln.js", import.meta.url));
+const KILN_NODE = fileURLToPath(new URL("../../bin/kiln-node.js", import.meta.url));
 const unavailable = redisUnavailable();
 if (unavailable) console.log(`farm-mode tests skipped: ${unavailable}`);
 
@@ -150,5 +151,39 @@ describe.skipIf(unavailable !== null)("farm mode on a real redis-server", () => 
     const started = Date.now();
     expect(await node.stop()).toBe(0);
     console.log(`farm node stopped in ${((Date.now() - started) / 1000).toFixed(1)} s with Redis down`);
+  }, 60_000);
+
+  it("a farm node refuses to start with a public URL apps would ignore (not https://HOST:PORT)", async () => {
+    const redis = await startRedis();
+    cleanups.push(() => redis.stop());
+    for (const url of [
+      "http://rack-07.lan:7878",
+      "https://rack-07.lan:7878/kiln",
+      "https://user:pw@rack-07.lan:7878",
+    ]) {
+      const stateDir = mkdtempSync(join(tmpdir(), "kiln-farm-url-"));
+      const run = spawnSync(
+        process.execPath,
+        [
+          KILN_NODE,
+          "--host",
+          "127.0.0.1",
+          "--port",
+          "0",
+          "--no-mdns",
+          "--state-dir",
+          stateDir,
+          "--simulate",
+          "1x24GB@8",
+          "--farm",
+          redis.url,
+          "--public-url",
+          url,
+        ],
+        { encoding: "utf8", timeout: 30_000 },
+      );
+      expect(run.status, url).toBe(1);
+      expect(run.stdout, url).toContain("pass --public-url https://HOST:PORT");
+    }
   }, 60_000);
 });
