@@ -6,7 +6,7 @@ import { dirname, join } from "node:path";
 import type { Logger } from "pino";
 import { startingBatchLimit } from "../shared/batch-size";
 import { describeFieldErrors, fieldErrors, KilnError } from "../shared/errors";
-import { formatFingerprint } from "../shared/fingerprint";
+import { formatFingerprint, normalizeFingerprint } from "../shared/fingerprint";
 import { type JobSpecInput, JobSpec as JobSpecSchema } from "../shared/job";
 import { drawSeeds, expandJob } from "../shared/job-expansion";
 import type { NodeEvent } from "../shared/node-events";
@@ -19,6 +19,8 @@ import { type DiscoveredNode, Discovery } from "./nodes/discovery";
 import { LocalNode } from "./nodes/local-node";
 import { NodeClient, type NodePin } from "./nodes/node-client";
 import { NodeConnection } from "./nodes/node-connection";
+import { pairWithCode, parsePairingCode } from "./nodes/pairing-client";
+import { RefusedResult } from "./results/refused-result";
 import { ResultStore } from "./results/result-store";
 import { expectedShare } from "./scheduling/device-share";
 import { type Decision, type DeviceView, estimateFinish, schedule } from "./scheduling/scheduler";
@@ -82,6 +84,9 @@ const NODE_LOCAL_REFUSALS: ReadonlySet<string> = new Set([
   "E_IDENTITY_CHANGED",
 ]);
 const TICK_MS = 50;
+
+/** What a person said about the certificate of a node added by token: its fingerprint, or trust whatever answers. */
+export type ExpectedCertificate = { fingerprint: string } | "trust-first-use";
 
 /**
  * The studio brain: owns the durable queue, the node connections and the
@@ -316,11 +321,13 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
 
   /**
    * Pairs with the code the node shows. The node's certificate is read first
-   * and, when the node was found by mDNS, must match its advert; the node then
-   * checks that the certificate this side sees is its own before it hands out
-   * a token. That certificate is pinned: it is the only one trusted afterwards.
+   * and, when the node was found by mDNS, must match its advert; the key
+   * exchange on the code then proves that certificate is the node's (a machine
+   * in between makes it fail before anything is sent). That certificate is
+   * pinned: it is the only one trusted afterwards.
    */
   async pairNode(host: string, port: number, code: string): Promise<NodeSummary> {
+    parsePairingCode(code);
     const pin = await NodeClient.probe(host, port);
     const advertised = [...this.discovered.values()].find((d) => d.host === host && d.port === port);
     if (advertised && advertised.fingerprint !== pin.fingerprint) {
@@ -329,13 +336,23 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
         `the node at ${host}:${port} presents certificate ${formatFingerprint(pin.fingerprint)} but advertises ${formatFingerprint(advertised.fingerprint)}: something else answers at that address; not pairing`,
       );
     }
-    const paired = await NodeClient.pair(baseUrlOf(host, port), pin, code, this.opts.clientName);
+    const paired = await pairWithCode(baseUrlOf(host, port), pin, code, this.opts.clientName);
     return this.adopt(paired.nodeId, host, port, paired.token, pin);
   }
 
-  /** A node given with its token (scripted deployments): its certificate is pinned on first contact. */
-  async addNode(host: string, port: number, token: string): Promise<NodeSummary> {
+  /**
+   * A node given with its token (scripted deployments). The token goes only to
+   * the certificate the person names by fingerprint (the node prints it at
+   * start); with `trust-first-use` whatever certificate answers now is pinned.
+   */
+  async addNode(host: string, port: number, token: string, expected: ExpectedCertificate): Promise<NodeSummary> {
     const pin = await NodeClient.probe(host, port);
+    if (expected !== "trust-first-use" && normalizeFingerprint(expected.fingerprint) !== pin.fingerprint) {
+      throw new KilnError(
+        "E_IDENTITY_CHANGED",
+        `the node at ${host}:${port} presents certificate ${formatFingerprint(pin.fingerprint)}, not the ${formatFingerprint(expected.fingerprint)} you gave: something else answers at that address; the token was not sent`,
+      );
+    }
     const client = new NodeClient(baseUrlOf(host, port), token, pin);
     try {
       const info = await client.info();
@@ -444,6 +461,17 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   // ---- node connections ----
 
   private async adopt(nodeId: string, host: string, port: number, token: string, pin: NodePin): Promise<NodeSummary> {
+    const conflict = this.pinnedOtherwise(nodeId, pin);
+    if (conflict) {
+      // The machine that just gave us a token must not keep one for an app that refused it.
+      const refused = new NodeClient(baseUrlOf(host, port), token, pin);
+      await refused
+        .unpair()
+        .catch((error) => this.log.warn({ host, port, err: error }, "could not revoke the refused node's token"))
+        .finally(() => refused.close());
+      this.log.error({ node: nodeId, host, port, fingerprint: pin.fingerprint }, conflict.message);
+      throw conflict;
+    }
     this.vault.set(nodeId, token);
     this.pins.set(nodeId, pin);
     const existing = this.nodes.get(nodeId);
@@ -461,6 +489,24 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     );
     await this.refreshInfo(node);
     return this.listNodes().find((n) => n.id === nodeId && n.status !== "conflict") as NodeSummary;
+  }
+
+  /**
+   * A node id already paired with another certificate: another machine claims
+   * it (node ids are advertised in the clear). Refused until a person removes
+   * the paired node, e.g. after reinstalling it with a new key.
+   */
+  private pinnedOtherwise(nodeId: string, pin: NodePin): KilnError | null {
+    const existing = this.nodes.get(nodeId);
+    const pinned = existing?.client.pin ?? this.pins.get(nodeId);
+    if (!pinned || pinned.fingerprint === pin.fingerprint) return null;
+    const name = existing?.name ?? nodeId;
+    const where = existing ? ` at ${existing.host}:${existing.port}` : "";
+    return new KilnError(
+      "E_CONFLICT",
+      `node id ${nodeId} is already paired as "${name}"${where} with certificate ${formatFingerprint(pinned.fingerprint)}; this machine presents ${formatFingerprint(pin.fingerprint)}. If "${name}" was reinstalled, remove it first, then pair again`,
+      { nodeId, pinned: pinned.fingerprint, presented: pin.fingerprint },
+    );
   }
 
   private connect(
@@ -701,7 +747,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     }
     this.storing.add(imageId);
     try {
-      const png = await node.client.image(attemptId);
+      const png = await node.client.image(attemptId, event.bytes);
       const job = this.ledger.job(image.jobId);
       const path = await this.results.write({
         jobId: image.jobId,
@@ -711,6 +757,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
         seed: image.seed,
         png,
         sha256: event.sha256,
+        width: image.width,
+        height: image.height,
       });
       const outcome = this.ledger.completeImage(
         attemptId,
@@ -750,6 +798,9 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
           { code: kilnError?.code ?? "E_INTERNAL", message: (error as Error).message, retriable: true },
           this.now(),
         );
+        // Not what the node announced, or not the task's PNG: counted against the node, as a failed task is.
+        if (error instanceof RefusedResult && this.ledger.recordNodeFailure(node.id, task.work.model, this.now()))
+          this.nodesChanged();
       }
       this.queueChanged();
     } finally {

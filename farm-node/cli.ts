@@ -7,6 +7,7 @@ import { DEFAULT_NODE_PORT } from "../shared/constants";
 import { Backend } from "../shared/device";
 import { formatFingerprint } from "../shared/fingerprint";
 import { requestPairingWindow, signalDaemon } from "./auth/pairing-request";
+import { readTokenFile } from "./auth/token-file";
 import { TokenStore } from "./auth/token-store";
 import { Daemon } from "./daemon";
 import { parseDeviceSelection } from "./devices/device-selection";
@@ -79,7 +80,11 @@ const program = new Command("kiln-node")
     (text: string, earlier: SimulateSpec[]) => [...earlier, ...wrap(parseSimulateSpec)(text)],
     [] as SimulateSpec[],
   )
-  .option("--token <secret>", "accept this bearer token (scripted deployments; pairing still works)")
+  .option(
+    "--token-file <file>",
+    "accept the bearer token in this file, readable by its owner only (scripted deployments; pairing still works)",
+  )
+  .option("--token <secret>", "like --token-file, but other users of this machine can read it in the process list")
   .option("--no-mdns", "do not advertise the node on the LAN by mDNS")
   .option(
     "--farm <redis-url>",
@@ -213,6 +218,16 @@ async function runDaemon(): Promise<void> {
   const opts = program.opts();
   const log = pino({ level: opts.logLevel, base: { pid: process.pid } });
 
+  let token: string | null;
+  try {
+    token = opts.tokenFile ? readTokenFile(resolve(opts.tokenFile)) : (opts.token ?? null);
+  } catch (error) {
+    process.stderr.write(`kiln-node: ${(error as Error).message}\n`);
+    process.exit(2);
+  }
+  if (opts.token && !opts.tokenFile)
+    log.warn("--token is visible to every user of this machine (ps, /proc); pass it with --token-file instead");
+
   const daemon = new Daemon({
     host: opts.host,
     port: opts.port,
@@ -221,7 +236,7 @@ async function runDaemon(): Promise<void> {
     modelsDir: opts.models ? resolve(opts.models) : null,
     devices: opts.devices,
     simulate: opts.simulate,
-    token: opts.token ?? null,
+    token,
     mdns: opts.mdns,
     providers: opts.providers,
     baseTimeoutS: opts.timeout,
@@ -282,5 +297,5 @@ async function runDaemon(): Promise<void> {
   // `kiln-node clients --weight` changed a weight in the state dir.
   process.on("SIGHUP", () => daemon.reloadClients());
   await daemon.workersReady;
-  log.info({ devices: daemon.info().devices.map((d) => ({ uuid: d.uuid, backend: d.backend })) }, "ready");
+  log.info({ devices: daemon.devices().map((d) => ({ uuid: d.uuid, backend: d.backend })) }, "ready");
 }

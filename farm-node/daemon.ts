@@ -8,12 +8,15 @@ import type { Backend, DeviceInfo, DeviceReadings } from "../shared/device";
 import { KilnError } from "../shared/errors";
 import { formatFingerprint } from "../shared/fingerprint";
 import type { NodeEventBody } from "../shared/node-events";
-import type { Health, ModelInfo, NodeInfo, NodeLimits, PairResponse } from "../shared/node-info";
+import type { Health, ModelInfo, NodeInfo, NodeLimits } from "../shared/node-info";
+import type { PairFinishRequest, PairResponse, PairStartRequest, PairStartResponse } from "../shared/pairing";
 import type { Task, TaskAccepted } from "../shared/task";
+import { devicesSeenBy } from "./api/caller-view";
 import { EventHub } from "./api/event-hub";
 import { createServer, type NodeService } from "./api/server";
 import { FailureLimiter } from "./auth/failure-limiter";
 import { loadOrCreateCertificate, type NodeCertificate } from "./auth/node-certificate";
+import { PairingExchange } from "./auth/pairing-exchange";
 import { PAIRING_FILE, PID_FILE } from "./auth/pairing-request";
 import { PairingWindow } from "./auth/pairing-window";
 import { type PairedClient, TokenStore } from "./auth/token-store";
@@ -66,6 +69,8 @@ const MAX_BODY_BYTES = 256 * 1024;
 const PAIRING_WINDOW_MS = 10 * 60_000;
 
 const SHUTDOWN_GRACE_MS = 10_000;
+/** How long responses still being sent at shutdown get before their connections are cut. */
+const SERVER_CLOSE_GRACE_MS = 3_000;
 
 /** Reads a device's live figures from wherever that kind of device reports them. */
 type ReadingSource = (runner: DeviceRunner) => DeviceReadings;
@@ -78,6 +83,7 @@ type ReadingSource = (runner: DeviceRunner) => DeviceReadings;
 export class Daemon implements NodeService {
   readonly nodeId: string;
   readonly pairing = new PairingWindow();
+  private exchange: PairingExchange | null = null;
   private certificate: NodeCertificate | null = null;
   readonly events: EventHub;
   private readonly state: StateDir;
@@ -169,6 +175,7 @@ export class Daemon implements NodeService {
     this.workersReady = Promise.all(this.runners.map((r) => r.start())).then(() => undefined);
 
     this.certificate = await loadOrCreateCertificate(this.state);
+    this.exchange = await PairingExchange.create(this.certificate.fingerprint);
     const limiter = new FailureLimiter(10, 60_000);
     this.server = await createServer({
       service: this,
@@ -213,7 +220,7 @@ export class Daemon implements NodeService {
         submit: (task, app) => {
           this.submit(task, app);
         },
-        cancel: (taskId) => this.cancel(taskId),
+        cancel: (taskId) => this.stopTask(taskId),
         devicesFor: (model) =>
           this.runners
             .filter(
@@ -230,7 +237,7 @@ export class Daemon implements NodeService {
           url: publicUrl,
           certPem: this.certificate?.cert ?? "",
           fingerprint: this.fingerprint,
-          devices: this.deviceInfo(),
+          devices: this.devices(),
           models: this.models(),
         }),
         imageKey: (imageId) => this.farmImageKey(imageId),
@@ -277,7 +284,8 @@ export class Daemon implements NodeService {
     }
   }
 
-  private deviceInfo(): DeviceInfo[] {
+  /** Every device as the node itself sees it, other apps' work included: for its log and farm reports, never a caller. */
+  devices(): DeviceInfo[] {
     return this.runners.map((runner) => {
       const d = runner.device;
       const lost = this.gpuTelemetry?.latest(d.uuid)?.lost ?? false;
@@ -302,9 +310,15 @@ export class Daemon implements NodeService {
   }
 
   private publishTelemetry(): void {
-    const devices = this.deviceInfo();
+    const devices = this.devices();
     this.metrics.observeDevices(devices);
-    this.events.publish({ type: "telemetry", at: new Date().toISOString(), nodeId: this.nodeId, devices }, null);
+    const at = new Date().toISOString();
+    this.events.publishToEach((client) => ({
+      type: "telemetry",
+      at,
+      nodeId: this.nodeId,
+      devices: devicesSeenBy(devices, client, (taskId) => this.registry.get(taskId)?.client),
+    }));
   }
 
   private onEvent(event: NodeEventBody): void {
@@ -321,18 +335,22 @@ export class Daemon implements NodeService {
       case "task.cancelled":
         this.registry.setState(event.taskId, "cancelled");
         break;
-      case "image.ready":
-        this.images.added(event.imageId);
+      case "image.ready": {
+        const owner = this.registry.get(event.taskId)?.client;
+        if (owner !== undefined) this.images.added(event.imageId, owner);
         break;
+      }
     }
-    const client = event.type === "telemetry" ? null : (this.registry.get(event.taskId)?.client ?? null);
+    if (event.type === "telemetry") return;
+    const client = this.registry.get(event.taskId)?.client ?? null;
     // A farm app's task (also one the link already let go of, after a lost lock): never a LAN client's outbox.
-    if (
-      event.type !== "telemetry" &&
-      this.farm &&
-      (this.farm.owns(event.taskId) || (client && this.farm.app(client)))
-    ) {
+    if (this.farm && (this.farm.owns(event.taskId) || (client && this.farm.app(client)))) {
       this.farm.onEvent(event);
+      return;
+    }
+    // A task this node no longer knows the sender of is nobody else's business either.
+    if (client === null) {
+      this.opts.log.warn({ task: event.taskId, event: event.type }, "an event of a task with no known sender");
       return;
     }
     this.events.publish(event, client);
@@ -344,7 +362,7 @@ export class Daemon implements NodeService {
    */
   private onRefused(client: string, event: NodeEventBody, reason: string): void {
     if (event.type === "telemetry") return;
-    const stopped = this.cancel(event.taskId);
+    const stopped = this.stopTask(event.taskId);
     this.opts.log.warn(
       { client, task: event.taskId, event: event.type, reason, stopped },
       "a client refused an outcome",
@@ -398,9 +416,9 @@ export class Daemon implements NodeService {
     };
   }
 
-  /** `caller`: the client id of the app asking, told back as `you`. */
-  info(caller?: string): NodeInfo {
-    const you = caller === undefined ? undefined : this.tokens.client(caller);
+  /** `caller`: the client id of the app asking, told back as `you`; it sees other apps' work without ids. */
+  info(caller: string): NodeInfo {
+    const you = this.tokens.client(caller);
     return {
       id: this.nodeId,
       name: this.opts.name,
@@ -408,7 +426,7 @@ export class Daemon implements NodeService {
       protocol: PROTOCOL_VERSION,
       startedAt: this.startedAt,
       fingerprint: this.fingerprint,
-      devices: this.deviceInfo(),
+      devices: devicesSeenBy(this.devices(), caller, (taskId) => this.registry.get(taskId)?.client),
       models: this.models(),
       limits: this.limits,
       ...(you ? { you: { client: you.id, name: you.name, weight: you.weight } } : {}),
@@ -419,6 +437,14 @@ export class Daemon implements NodeService {
     if (this.stopping)
       throw new KilnError("E_SHUTTING_DOWN", "the node is shutting down; send the task to another node");
     const known = this.registry.get(task.id);
+    if (known && known.client !== client) {
+      throw new KilnError(
+        "E_CONFLICT",
+        `task id ${task.id} is already in use on this node; choose another id`,
+        undefined,
+        [{ path: "id", message: "is already in use on this node" }],
+      );
+    }
     if (known) return { id: task.id, device: known.device, state: known.state, duplicate: true };
 
     const models = this.models();
@@ -453,8 +479,14 @@ export class Daemon implements NodeService {
     }
 
     const runner = this.pickRunner(task, client);
-    runner.submit(task, client);
+    // Known before the runner's first event (task.accepted), so that event goes to its sender.
     this.registry.add(task.id, runner.device.uuid, client);
+    try {
+      runner.submit(task, client);
+    } catch (error) {
+      this.registry.remove(task.id);
+      throw error;
+    }
     return { id: task.id, device: runner.device.uuid, state: "queued", duplicate: false };
   }
 
@@ -481,12 +513,19 @@ export class Daemon implements NodeService {
     return candidates[0] as DeviceRunner;
   }
 
-  cancel(taskId: string): boolean {
+  /** Cancels a task for the app that sent it; another app's task is as unknown as a missing one. */
+  cancel(taskId: string, client: string): boolean {
+    if (this.registry.get(taskId)?.client !== client) return false;
+    return this.stopTask(taskId);
+  }
+
+  /** Stops a task whoever sent it: the node's own decisions (a refused outcome, a farm cancel). */
+  private stopTask(taskId: string): boolean {
     return this.runners.some((r) => r.cancel(taskId));
   }
 
-  imagePath(imageId: string): string {
-    return this.images.path(imageId);
+  imagePath(imageId: string, client: string): string | null {
+    return this.images.pathFor(imageId, client);
   }
 
   /** SHA-256 of the certificate the API is served with. */
@@ -501,25 +540,55 @@ export class Daemon implements NodeService {
     this.announcePairing();
   }
 
-  pair(code: string, client: string, fingerprint: string): PairResponse {
-    if (!this.pairing.isOpen) {
+  pairStart(request: PairStartRequest, address: string): PairStartResponse {
+    if (!this.pairing.isOpen || !this.exchange) {
       throw new KilnError(
         "E_PAIRING_CLOSED",
         "pairing is closed on this node: open it on the node (`kiln-node pair`, or restart it with --pair) and use the code it shows",
       );
     }
-    if (!this.pairing.matches(code)) {
-      throw new KilnError("E_UNAUTHORIZED", "wrong pairing code: read the code the node shows");
+    const started = this.exchange.start(this.pairing.code, request.request, request.client);
+    const outcome = this.pairing.recordAttempt(address);
+    const { unpaired, addresses } = this.pairing.attempts;
+    if (outcome === "rotated") {
+      this.opts.log.warn(
+        { unpaired, addresses },
+        `pairing code changed after ${unpaired} wrong attempts from ${addresses} addresses; use the new code`,
+      );
+      this.announcePairing();
+    } else if (outcome === "closed") {
+      this.opts.log.warn(
+        { unpaired, addresses },
+        `pairing closed after ${unpaired} wrong attempts from ${addresses} addresses: someone may be guessing codes; open it again with \`kiln-node pair\` when you pair an app`,
+      );
+      this.announcePairing();
     }
-    // Compared after the code, so a prober learns nothing about the certificate without it.
-    if (!timingSafeEqual(Buffer.from(fingerprint), Buffer.from(this.fingerprint))) {
+    return started;
+  }
+
+  pairFinish(request: PairFinishRequest): PairResponse {
+    const client = this.exchange?.finish(request.session, request.finish) ?? null;
+    if (client === null) {
+      throw new KilnError(
+        "E_UNAUTHORIZED",
+        "wrong pairing code: the key exchange did not complete; read the code the node shows",
+      );
+    }
+    // The exchange already binds the certificate; this says so plainly when an app's view differs.
+    if (!timingSafeEqual(Buffer.from(request.fingerprint), Buffer.from(this.fingerprint))) {
       throw new KilnError(
         "E_IDENTITY_CHANGED",
         "the certificate your app sees is not this node's: something between you and the node answered instead; pairing refused",
         { fingerprint: this.fingerprint },
       );
     }
-    this.pairing.rotate();
+    if (!this.pairing.isOpen) {
+      throw new KilnError(
+        "E_PAIRING_CLOSED",
+        "pairing closed on this node during the exchange; open it again and retry",
+      );
+    }
+    this.pairing.recordPaired();
     this.announcePairing();
     const issued = this.tokens.issue(client);
     return { nodeId: this.nodeId, token: issued.token };
@@ -590,7 +659,11 @@ export class Daemon implements NodeService {
     await Promise.all(this.runners.map((r) => r.stop(SHUTDOWN_GRACE_MS)));
     await this.farm?.stop();
     this.events.closeAll();
-    await this.server?.close();
+    // A client that stopped reading a response (an image it never consumed) would hold the close forever.
+    const server = this.server;
+    const lingering = setTimeout(() => server?.server.closeAllConnections(), SERVER_CLOSE_GRACE_MS);
+    await server?.close();
+    clearTimeout(lingering);
     rmSync(this.state.file(PID_FILE), { force: true });
     rmSync(this.state.file(PAIRING_FILE), { force: true });
   }

@@ -33,6 +33,11 @@ export class TaskRegistry {
     }
   }
 
+  /** A task that was never queued after all (its device refused it). */
+  remove(id: string): void {
+    this.entries.delete(id);
+  }
+
   setState(id: string, state: TaskState): void {
     const entry = this.entries.get(id);
     if (entry) entry.state = state;

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { DeviceInfo } from "./device";
+import { NodeDevices } from "./device";
 
 /** A certificate's SHA-256 fingerprint: 64 hex digits, no separators. */
 export const Fingerprint = z
@@ -55,7 +55,7 @@ export const NodeInfo = z.object({
   startedAt: z.string(),
   /** SHA-256 of the certificate the node serves its API with. */
   fingerprint: Fingerprint,
-  devices: z.array(DeviceInfo),
+  devices: NodeDevices,
   models: z.array(ModelInfo),
   limits: NodeLimits,
   you: NodeCaller.optional(),
@@ -74,24 +74,6 @@ export const Health = z.object({
   paired: z.boolean(),
 });
 export type Health = z.infer<typeof Health>;
-
-export const PairRequest = z.object({
-  code: z.string().min(1).max(32),
-  /** Who is pairing, shown in the node's log and pairing list. */
-  client: z.string().min(1).max(100),
-  /**
-   * The fingerprint of the certificate the client sees. The node refuses when it
-   * is not its own: someone in between, even one who relays the right code.
-   */
-  fingerprint: Fingerprint,
-});
-export type PairRequest = z.infer<typeof PairRequest>;
-
-export const PairResponse = z.object({
-  nodeId: z.string().uuid(),
-  token: z.string().min(32),
-});
-export type PairResponse = z.infer<typeof PairResponse>;
 
 /** The TXT record of the `_kiln._tcp` advert: a hint only, never trusted. */
 export const MdnsTxt = z.object({

@@ -1,8 +1,9 @@
 import { z } from "zod";
 import { DeviceInfo } from "./device";
 import { ErrorCode, FieldError } from "./errors";
+import { normalizeFingerprint } from "./fingerprint";
 import { GridAxis, JobSpec } from "./job";
-import { ModelInfo } from "./node-info";
+import { Fingerprint, ModelInfo } from "./node-info";
 
 /**
  * The one contract between user interfaces (desktop renderer, browser, CLI) and
@@ -143,7 +144,21 @@ export const UiCommands = {
     result: NodeSummary,
   },
   addNode: {
-    args: z.object({ host: z.string().min(1), port: z.number().int().min(1).max(65535), token: z.string().min(1) }),
+    args: z
+      .object({
+        host: z.string().min(1),
+        port: z.number().int().min(1).max(65535),
+        token: z.string().min(1),
+        /** The node's certificate SHA-256 as it prints it at start: the token goes to that certificate only. */
+        fingerprint: z.string().max(200).transform(normalizeFingerprint).pipe(Fingerprint).optional(),
+        /** Pin whatever certificate answers now instead (a person's explicit choice). */
+        trustFirstUse: z.boolean().default(false),
+      })
+      .refine((a) => a.fingerprint !== undefined || a.trustFirstUse, {
+        path: ["fingerprint"],
+        message:
+          "give the node's certificate SHA-256 (kiln-node prints it at start), or choose to trust the certificate it presents now",
+      }),
     result: NodeSummary,
   },
   drainNode: { args: NodeRef.extend({ drained: z.boolean() }), result: Ok },

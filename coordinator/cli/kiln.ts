@@ -7,11 +7,13 @@ import { Command, InvalidArgumentError, Option } from "commander";
 import pino from "pino";
 import { DEFAULT_UI_PORT } from "../../shared/constants";
 import { KilnError } from "../../shared/errors";
-import { formatFingerprint } from "../../shared/fingerprint";
+import { formatFingerprint, normalizeFingerprint } from "../../shared/fingerprint";
 import { parseGridSpec } from "../../shared/grid-spec";
 import type { JobSpecInput } from "../../shared/job";
 import { SeedMode } from "../../shared/job";
+import { Fingerprint } from "../../shared/node-info";
 import { Coordinator } from "../coordinator";
+import { loadOrCreateUiCertificate } from "../ui-api/ui-certificate";
 import { startUiServer } from "../ui-api/ui-server";
 import { ProgressView } from "./progress-view";
 
@@ -35,6 +37,13 @@ function parseHostPort(text: string): { host: string; port: number } {
   const port = Number(match?.[2]);
   if (!match || !(port > 0 && port < 65536)) throw new Error(`"${text}" is not host:port, e.g. 10.0.0.7:7878`);
   return { host: match[1] as string, port };
+}
+
+function parseFingerprint(text: string): string {
+  const parsed = Fingerprint.safeParse(normalizeFingerprint(text));
+  if (!parsed.success)
+    throw new Error(`"${text}" is not a certificate SHA-256 (64 hex digits, spaces or colons allowed)`);
+  return parsed.data;
 }
 
 function parseSize(text: string): { width: number; height: number } {
@@ -76,6 +85,8 @@ interface CommonOptions {
   models?: string;
   node: Array<{ host: string; port: number }>;
   token: string[];
+  fingerprint: string[];
+  trustFirstUse: boolean;
   farm?: string;
   logLevel: string;
 }
@@ -98,6 +109,13 @@ function commonOptions(command: Command): Command {
       (t: string, e: string[]) => [...e, t],
       [],
     )
+    .option(
+      "--fingerprint <sha256>",
+      "certificate SHA-256 of the --node at the same position, as kiln-node prints it at start; repeatable",
+      collect(parseFingerprint),
+      [],
+    )
+    .option("--trust-first-use", "pin whatever certificate each --node presents now, without --fingerprint", false)
     .addOption(new Option("--local-node-flags <flags>", "extra kiln-node flags for the embedded node").hideHelp())
     .addOption(new Option("--log-level <level>").choices(["fatal", "error", "warn", "info", "debug"]).default("warn"));
 }
@@ -110,6 +128,13 @@ async function startCoordinator(
     throw new KilnError(
       "E_BAD_REQUEST",
       `give one --token per --node (got ${opts.node.length} nodes and ${opts.token.length} tokens)`,
+    );
+  }
+  // A token sent to whatever answers first would go to a machine in between just as well.
+  if (!opts.trustFirstUse && opts.fingerprint.length !== opts.node.length) {
+    throw new KilnError(
+      "E_BAD_REQUEST",
+      `give one --fingerprint per --node (got ${opts.node.length} nodes and ${opts.fingerprint.length} fingerprints): the certificate SHA-256 that kiln-node prints at start ("Identity  certificate SHA-256 …"); or --trust-first-use to pin whatever answers now`,
     );
   }
   const log = pino({ level: opts.logLevel }, pino.destination(2));
@@ -131,7 +156,21 @@ async function startCoordinator(
     log,
   });
   await coordinator.start();
-  for (const [i, node] of opts.node.entries()) await coordinator.addNode(node.host, node.port, opts.token[i] as string);
+  try {
+    for (const [i, node] of opts.node.entries()) {
+      const fingerprint = opts.fingerprint[i];
+      await coordinator.addNode(
+        node.host,
+        node.port,
+        opts.token[i] as string,
+        fingerprint === undefined ? "trust-first-use" : { fingerprint },
+      );
+    }
+  } catch (error) {
+    // Its timers and the embedded node would keep the process alive after the error is shown.
+    await coordinator.stop();
+    throw error;
+  }
   return coordinator;
 }
 
@@ -267,15 +306,33 @@ async function pair(address: { host: string; port: number }, code: string, opts:
 
 async function serve(opts: CommonOptions & { port: number; lan: boolean; out?: string }): Promise<number> {
   const outputDir = resolve(opts.out ?? join(opts.dataDir, "outputs"));
+  // On the LAN the token must not travel in cleartext; made first, so a damaged certificate stops nothing half-started.
+  const certificate = opts.lan ? await loadOrCreateUiCertificate(resolve(opts.dataDir)) : undefined;
   const coordinator = await startCoordinator(opts, { dir: outputDir, layout: "studio" });
   const token = randomBytes(24).toString("base64url");
   const host = opts.lan ? "0.0.0.0" : "127.0.0.1";
   const log = pino({ level: opts.logLevel }, pino.destination(2));
   const uiDir = fileURLToPath(new URL("../../out/renderer", import.meta.url));
-  const { app, port } = await startUiServer({ coordinator, host, port: opts.port, token, log, outputDir, uiDir });
-  const url = `http://${opts.lan ? hostname() : "127.0.0.1"}:${port}/?token=${token}`;
-  process.stdout.write(`${JSON.stringify({ msg: "serving", port, token, url })}\n`);
+  const { app, port } = await startUiServer({
+    coordinator,
+    host,
+    port: opts.port,
+    token,
+    log,
+    outputDir,
+    uiDir,
+    tls: certificate,
+  });
+  const url = certificate
+    ? `https://${hostname()}:${port}/?token=${token}`
+    : `http://127.0.0.1:${port}/?token=${token}`;
+  const fingerprint = certificate?.fingerprint;
+  process.stdout.write(`${JSON.stringify({ msg: "serving", port, token, url, fingerprint })}\n`);
   process.stderr.write(`Kiln is running. Open ${url}\n`);
+  if (fingerprint)
+    process.stderr.write(
+      `certificate SHA-256 ${formatFingerprint(fingerprint)}\n(self-signed: accept it in the browser only if its certificate details show this same fingerprint)\n`,
+    );
   if (!existsSync(join(uiDir, "index.html")))
     process.stderr.write("(the UI is not built yet: npm run build; the API is served)\n");
   await new Promise<void>((resolveStop) => {
@@ -331,7 +388,11 @@ commonOptions(
     .command("serve")
     .description("run the coordinator headless with its UI API")
     .option("--port <port>", "UI API port", wrap(parseInteger), DEFAULT_UI_PORT)
-    .option("--lan", "listen on every interface (otherwise 127.0.0.1 only)", false)
+    .option(
+      "--lan",
+      "listen on every interface, over HTTPS with a self-signed certificate kept in the data dir (otherwise HTTP on 127.0.0.1 only)",
+      false,
+    )
     .option("--out <dir>", "studio output folder"),
 ).action(async (opts) => {
   process.exitCode = await serve(opts);

@@ -1,11 +1,13 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Logger } from "pino";
 import { type NodePin, pinFromPem } from "./node-client";
 
+/** Where the local node's token is handed over: a file only this user can read, never its command line. */
+const TOKEN_FILE = "local-token";
 /** The node daemon's entry point; the coordinator starts it as a child, never imports it. */
 const KILN_NODE_BIN = fileURLToPath(new URL("../../bin/kiln-node.js", import.meta.url));
 
@@ -36,6 +38,10 @@ export class LocalNode {
 
   start(): Promise<LocalNodeInfo> {
     const token = randomBytes(32).toString("base64url");
+    mkdirSync(this.opts.stateDir, { recursive: true, mode: 0o700 });
+    const tokenFile = join(this.opts.stateDir, TOKEN_FILE);
+    writeFileSync(`${tokenFile}.tmp`, `${token}\n`, { mode: 0o600 });
+    renameSync(`${tokenFile}.tmp`, tokenFile);
     const args = [
       KILN_NODE_BIN,
       "--host",
@@ -47,8 +53,8 @@ export class LocalNode {
       "This computer",
       "--state-dir",
       this.opts.stateDir,
-      "--token",
-      token,
+      "--token-file",
+      tokenFile,
       // Its stdin is our pipe: when this process dies, even by SIGKILL, the node stops too.
       "--exit-with-stdin",
       ...this.opts.args,

@@ -3,13 +3,18 @@ import { EventEmitter } from "node:events";
 import { type PeerCertificate, connect as tlsConnect } from "node:tls";
 import { Agent, fetch, type Response } from "undici";
 import WebSocket, { type ClientOptions } from "ws";
-import { ApiError, KilnError } from "../../shared/errors";
+import type { z } from "zod";
+import { MAX_NODE_MESSAGE_BYTES } from "../../shared/constants";
+import { ApiError, describeFieldErrors, fieldErrors, KilnError } from "../../shared/errors";
 import { formatFingerprint, normalizeFingerprint } from "../../shared/fingerprint";
 import { type NodeAck, NodeEvent } from "../../shared/node-events";
-import { Health, NodeInfo, PairResponse } from "../../shared/node-info";
+import { Health, NodeInfo } from "../../shared/node-info";
 import { TaskAccepted, type TaskRequest } from "../../shared/task";
+import { checkAnnouncedBytes, fetchResult, readAtMost, readResultBody } from "./result-download";
 
 const REQUEST_TIMEOUT_MS = 10_000;
+/** The largest JSON answer read from a node: /v1/node with 64 devices and many models is tens of KB. */
+const MAX_NODE_ANSWER_BYTES = 4 * 2 ** 20;
 const MAX_SOCKETS_PER_NODE = 8;
 
 export type SubmitOutcome =
@@ -66,9 +71,10 @@ export class NodeClient extends EventEmitter<NodeClientEvents> {
   }
 
   /**
-   * Reads the certificate a node presents, without trusting it: the first step
-   * of pairing (trust on first use). The caller compares its fingerprint with
-   * the node's advert or console before sending anything.
+   * Reads the certificate a node presents, without trusting it yet: the first
+   * step of pairing, whose key exchange then proves it is the node's (see
+   * pairing-client.ts), and of adding a node by token, where the person gives
+   * the fingerprint to compare.
    */
   static probe(host: string, port: number): Promise<NodePin> {
     return new Promise((resolve, reject) => {
@@ -94,22 +100,8 @@ export class NodeClient extends EventEmitter<NodeClientEvents> {
     });
   }
 
-  /** Pairs over TLS pinned to `pin`; the node checks that `pin` is its own certificate. */
-  static async pair(baseUrl: string, pin: NodePin, code: string, client: string): Promise<PairResponse> {
-    const dispatcher = pinnedAgent(pin);
-    try {
-      const res = await request(`${baseUrl}/v1/pair`, dispatcher, {
-        method: "POST",
-        body: { code, client, fingerprint: pin.fingerprint },
-      });
-      return PairResponse.parse(await answer(res, "pairing"));
-    } finally {
-      await dispatcher.close();
-    }
-  }
-
   async health(): Promise<Health> {
-    return Health.parse(await answer(await this.call("GET", "/health"), "health check"));
+    return answerAs(Health, await this.call("GET", "/health"), "health check");
   }
 
   /** Revokes this client's token on the node (unpairing). */
@@ -118,7 +110,7 @@ export class NodeClient extends EventEmitter<NodeClientEvents> {
   }
 
   async info(): Promise<NodeInfo> {
-    return NodeInfo.parse(await answer(await this.call("GET", "/v1/node"), "node info"));
+    return answerAs(NodeInfo, await this.call("GET", "/v1/node"), "node info");
   }
 
   async submit(task: TaskRequest): Promise<SubmitOutcome> {
@@ -138,7 +130,7 @@ export class NodeClient extends EventEmitter<NodeClientEvents> {
       return { kind: "unreachable", error: new Error("the node is shutting down (HTTP 503)") };
     }
     try {
-      return { kind: "accepted", accepted: TaskAccepted.parse(await answer(res, "task")) };
+      return { kind: "accepted", accepted: await answerAs(TaskAccepted, res, "task") };
     } catch (error) {
       return {
         kind: "rejected",
@@ -152,11 +144,20 @@ export class NodeClient extends EventEmitter<NodeClientEvents> {
     await res.body?.cancel();
   }
 
-  /** The PNG bytes of an image the node announced. */
-  async image(imageId: string): Promise<Buffer> {
-    const res = await this.call("GET", `/v1/images/${encodeURIComponent(imageId)}`);
-    if (!res.ok) await answer(res, "image");
-    return Buffer.from(await res.arrayBuffer());
+  /** The PNG bytes of an image the node announced: exactly the `bytes` it announced, or refused. */
+  async image(imageId: string, bytes: number): Promise<Buffer> {
+    const what = `image ${imageId} from ${this.baseUrl}`;
+    checkAnnouncedBytes(bytes, what);
+    const url = `${this.baseUrl}/v1/images/${encodeURIComponent(imageId)}`;
+    let res: Response;
+    try {
+      res = await fetchResult(url, this.dispatcher, { token: this.token, timeoutMs: REQUEST_TIMEOUT_MS });
+    } catch (error) {
+      const identity = identityError((error as { cause?: unknown }).cause ?? error, this.pin);
+      if (identity) this.emit("identityChanged", identity);
+      throw identity ?? error;
+    }
+    return readResultBody(res, bytes, what);
   }
 
   /** Opens the event stream and keeps it open until {@link close}. */
@@ -165,7 +166,7 @@ export class NodeClient extends EventEmitter<NodeClientEvents> {
     const socket = new WebSocket(`${this.baseUrl.replace(/^https/, "wss")}/v1/events`, {
       headers: { authorization: `Bearer ${this.token}` },
       handshakeTimeout: REQUEST_TIMEOUT_MS,
-      maxPayload: 16 * 1024 * 1024,
+      maxPayload: MAX_NODE_MESSAGE_BYTES,
       ca: this.pin.certPem,
       // ws passes this to tls.connect, which calls it Node's way (Error | undefined), not as ws's types declare.
       checkServerIdentity: fingerprintCheck(this.pin) as unknown as ClientOptions["checkServerIdentity"],
@@ -258,7 +259,7 @@ function identityError(error: unknown, pin: NodePin): KilnError | null {
   );
 }
 
-function request(
+export function request(
   url: string,
   dispatcher: Agent,
   opts: { method?: string; body?: unknown; token?: string },
@@ -271,13 +272,27 @@ function request(
       ...(opts.body === undefined ? {} : { "content-type": "application/json" }),
     },
     body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
+    // A node's redirect would send the token and the request where the node says: an error, never followed.
+    redirect: "error",
     signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
   });
 }
 
-/** The JSON body of a 2xx answer; any other answer becomes a KilnError with the node's code and message. */
-async function answer(res: Response, what: string): Promise<unknown> {
-  const body = await res.json().catch(() => null);
+/**
+ * The JSON body of a 2xx answer, read within bounds; any other answer becomes
+ * a KilnError with the node's code and message.
+ */
+export async function answer(res: Response, what: string): Promise<unknown> {
+  const text = await readAtMost(res, MAX_NODE_ANSWER_BYTES);
+  if (text === null) {
+    throw new KilnError("E_TOO_LARGE", `${what}: the node's answer is over ${MAX_NODE_ANSWER_BYTES} bytes; not read`);
+  }
+  let body: unknown = null;
+  try {
+    body = JSON.parse(text.toString("utf8"));
+  } catch {
+    // Not JSON: judged below by the status alone.
+  }
   if (res.ok) return body;
   const parsed = ApiError.safeParse(body);
   if (parsed.success) {
@@ -285,4 +300,14 @@ async function answer(res: Response, what: string): Promise<unknown> {
     throw new KilnError(code, message, details, fields);
   }
   throw new KilnError("E_INTERNAL", `${what}: the node answered HTTP ${res.status} without an error body`);
+}
+
+/** A 2xx answer checked against its schema; one that does not fit says which field, as a KilnError. */
+export async function answerAs<T>(schema: z.ZodType<T>, res: Response, what: string): Promise<T> {
+  const parsed = schema.safeParse(await answer(res, what));
+  if (parsed.success) return parsed.data;
+  throw new KilnError(
+    "E_INTERNAL",
+    `${what}: the node's answer does not fit the protocol: ${describeFieldErrors(fieldErrors(parsed.error))}`,
+  );
 }

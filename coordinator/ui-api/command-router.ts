@@ -45,7 +45,8 @@ function handlers(c: Coordinator): Handlers {
     jobImages: ({ jobId }) => c.jobImages(jobId),
     listNodes: () => c.listNodes(),
     pairNode: ({ host, port, code }) => c.pairNode(host, port, code),
-    addNode: ({ host, port, token }) => c.addNode(host, port, token),
+    addNode: ({ host, port, token, fingerprint }) =>
+      c.addNode(host, port, token, fingerprint === undefined ? "trust-first-use" : { fingerprint }),
     drainNode: ({ nodeId, drained }) => {
       c.drainNode(nodeId, drained);
       return ok;

@@ -6,7 +6,7 @@ import { Outbox } from "../delivery/outbox";
 
 /**
  * Fans node events out to connected coordinators. Telemetry goes to every
- * client; a task's events only to the client that sent the task, and its
+ * client, as that client may see it; a task's events only to the client that sent the task, and its
  * outcomes also into that client's outbox on disk, to be sent again on every
  * reconnect until acknowledged. Each connection numbers its events so a client
  * can tell when it missed some. A client that stops reading is dropped rather
@@ -46,11 +46,24 @@ export class EventHub {
     return this.connections.size;
   }
 
-  /** Publishes to every client (`client` null) or to the client a task belongs to. */
-  publish(body: NodeEventBody, client: string | null): void {
-    const delivery = client !== null && OUTCOME_EVENTS.has(body.type) ? this.outbox(client).append(body) : undefined;
+  /** Publishes a task's event to the client the task belongs to (and its outcomes into that client's outbox). */
+  publish(body: NodeEventBody, client: string): void {
+    const delivery = OUTCOME_EVENTS.has(body.type) ? this.outbox(client).append(body) : undefined;
     for (const [socket, connection] of this.connections) {
-      if (client === null || connection.client === client) this.send(socket, connection, body, delivery);
+      if (connection.client === client) this.send(socket, connection, body, delivery);
+    }
+  }
+
+  /** Publishes to every connected client the body made for it (telemetry: each app sees only its own task ids). */
+  publishToEach(bodyFor: (client: string) => NodeEventBody): void {
+    const made = new Map<string, NodeEventBody>();
+    for (const [socket, connection] of this.connections) {
+      let body = made.get(connection.client);
+      if (!body) {
+        body = bodyFor(connection.client);
+        made.set(connection.client, body);
+      }
+      this.send(socket, connection, body, undefined);
     }
   }
 

@@ -6,9 +6,12 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   E_TOO_LARGE: 413,
   E_NOT_FOUND: 404,
   E_UNAUTHORIZED: 401,
+  E_FORBIDDEN: 403,
   E_UNPAIRED: 401,
   E_PAIRING_CLOSED: 403,
-  E_IDENTITY_CHANGED: 421,
+  // Not 421 (Misdirected Request): HTTP clients may resend a request that got 421, and a pairing finish must run once.
+  E_IDENTITY_CHANGED: 403,
+  E_CONFLICT: 409,
   E_RATE_LIMITED: 429,
   E_QUEUE_FULL: 429,
   E_MODEL_MISSING: 400,

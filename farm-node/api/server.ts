@@ -14,12 +14,13 @@ import {
   KilnError,
 } from "../../shared/errors";
 import { SafeId } from "../../shared/ids";
-import type { Health, NodeInfo, PairResponse } from "../../shared/node-info";
-import { PairRequest } from "../../shared/node-info";
+import type { Health, NodeInfo } from "../../shared/node-info";
+import { PairFinishRequest, type PairResponse, PairStartRequest, type PairStartResponse } from "../../shared/pairing";
 import { type Task, type TaskAccepted, TaskRequest } from "../../shared/task";
 import type { FailureLimiter } from "../auth/failure-limiter";
 import type { EventHub } from "./event-hub";
 import { HTTP_STATUS } from "./http-status";
+import { isDeclaredRoute, routeAccess } from "./routes";
 
 /** What the HTTP layer needs from the daemon; the daemon owns all state. */
 export interface NodeService {
@@ -27,12 +28,16 @@ export interface NodeService {
   /** `caller`: the client id of the app asking. */
   info(caller?: string): NodeInfo;
   submit(task: Task, client: string): TaskAccepted;
-  cancel(taskId: string): boolean;
-  imagePath(imageId: string): string;
+  /** Cancels `client`'s own task; false when it has no such task (another app's task is no different). */
+  cancel(taskId: string, client: string): boolean;
+  /** The file of `client`'s own image, or null when it has none by that id. */
+  imagePath(imageId: string, client: string): string | null;
   /** Farm mode: an image's file for a caller holding its key; throws E_UNAUTHORIZED otherwise. */
   farmImagePath(imageId: string, key: string): string;
-  /** Throws E_PAIRING_CLOSED, E_UNAUTHORIZED (wrong code) or E_IDENTITY_CHANGED. */
-  pair(code: string, client: string, fingerprint: string): PairResponse;
+  /** The first round of the pairing key exchange; counts as one try at the code. Throws E_PAIRING_CLOSED. */
+  pairStart(request: PairStartRequest, address: string): PairStartResponse;
+  /** The second round; throws E_UNAUTHORIZED (the exchange failed: wrong code) or E_IDENTITY_CHANGED. */
+  pairFinish(request: PairFinishRequest): PairResponse;
   /** Revokes the caller's own token; the client it belonged to. */
   unpair(token: string): string;
   /** The client id a token belongs to, or null. */
@@ -85,8 +90,9 @@ function bearer(request: FastifyRequest): string | null {
 
 /**
  * The node's HTTP + WebSocket API. Every body is validated with the shared zod
- * schemas; every /v1 route but pairing needs a bearer token; failed attempts are
- * rate-limited per address; no id reaches the filesystem without validation.
+ * schemas; who may call each route is in NODE_ROUTES and is decided from the
+ * route a request matched; failed attempts are rate-limited per address; no id
+ * reaches the filesystem without validation.
  */
 export async function createServer(opts: ServerOptions) {
   const { service, events, limiter } = opts;
@@ -96,6 +102,12 @@ export async function createServer(opts: ServerOptions) {
     bodyLimit: opts.maxBodyBytes,
     // Requests at 1 Hz per coordinator would drown the log; refusals are logged where they happen.
     logController: new LogController({ disableRequestLogging: true }),
+    // A path the router cannot decode (invalid UTF-8 in its escapes) never reaches routing: say so in our error shape.
+    frameworkErrors: (error, _request, reply) =>
+      sendError(
+        reply,
+        new KilnError("E_BAD_REQUEST", `bad request: ${error.message}; escapes in a path must be UTF-8`),
+      ),
   });
   await app.register(websocket, { options: { maxPayload: 64 * 1024 } });
   // The paired client a request's token belongs to, set by the auth hook.
@@ -140,29 +152,36 @@ export async function createServer(opts: ServerOptions) {
     sendError(reply, new KilnError("E_NOT_FOUND", `no route ${request.method} ${request.url.split("?")[0]}`)),
   );
 
+  // A route nobody declared would get the default (a token) silently: refuse to start instead.
+  app.addHook("onRoute", (route) => {
+    for (const method of [route.method].flat()) {
+      if (!isDeclaredRoute(method, route.url)) throw new Error(`route ${method} ${route.url} is not in NODE_ROUTES`);
+    }
+  });
+
   app.addHook("onRequest", async (request, reply) => {
-    const path = request.url.split("?")[0] ?? "";
-    const pairing = path === `${NODE_API_PREFIX}/pair` && request.method === "POST";
-    // Farm images carry their own key instead of a token: apps in farm mode are not paired with nodes.
-    const farmImage = path.startsWith(`${NODE_API_PREFIX}/farm/images/`) && request.method === "GET";
-    if (!path.startsWith(`${NODE_API_PREFIX}/`) || pairing || farmImage) return;
-    if (limiter.blockedFor(request.ip) > 0) return refuseBlocked(request, reply, "too many failed attempts");
+    // No route matched: the not-found handler answers and reaches nothing.
+    if (request.is404) return;
+    if (routeAccess(request.method, request.routeOptions.url ?? "") !== "token") return;
     const token = bearer(request);
     const client = token === null ? null : service.verifyToken(token);
-    if (client === null) {
-      limiter.recordFailure(request.ip);
-      opts.log.warn({ ip: request.ip, path }, "refused a request without a valid token");
-      return sendError(
-        reply,
-        new KilnError(
-          token === null ? "E_UNPAIRED" : "E_UNAUTHORIZED",
-          token === null
-            ? "this node needs a token: pair with its code (POST /v1/pair) and send 'Authorization: Bearer <token>'"
-            : "the token is not valid for this node; pair again with the code it prints",
-        ),
-      );
+    // A valid token is never refused for other callers' failures from the same address (a shared NAT, the local app).
+    if (client !== null) {
+      request.client = client;
+      return;
     }
-    request.client = client;
+    if (limiter.blockedFor(request.ip) > 0) return refuseBlocked(request, reply, "too many failed attempts");
+    limiter.recordFailure(request.ip);
+    opts.log.warn({ ip: request.ip, route: request.routeOptions.url }, "refused a request without a valid token");
+    return sendError(
+      reply,
+      new KilnError(
+        token === null ? "E_UNPAIRED" : "E_UNAUTHORIZED",
+        token === null
+          ? "this node needs a token: pair with the code it shows (kiln pair HOST:PORT CODE) and send 'Authorization: Bearer <token>'"
+          : "the token is not valid for this node; pair again with the code it shows",
+      ),
+    );
   });
 
   app.get("/health", async (_request, reply) => {
@@ -176,18 +195,25 @@ export async function createServer(opts: ServerOptions) {
 
   app.get(`${NODE_API_PREFIX}/node`, async (request) => service.info(request.client));
 
-  app.post(`${NODE_API_PREFIX}/pair`, async (request, reply) => {
-    if (limiter.blockedFor(request.ip) > 0) return refuseBlocked(request, reply, "too many wrong pairing codes");
-    const body = parseOr400(PairRequest, request.body, "pairing request");
+  // Each start is one guess at the code (its answer tells a prober whether the guess was right): counted per address.
+  app.post(`${NODE_API_PREFIX}/pair/start`, async (request, reply) => {
+    if (limiter.blockedFor(request.ip) > 0) return refuseBlocked(request, reply, "too many pairing attempts");
+    const body = parseOr400(PairStartRequest, request.body, "pairing request");
+    const started = service.pairStart(body, request.ip);
+    limiter.recordFailure(request.ip);
+    return started;
+  });
+
+  app.post(`${NODE_API_PREFIX}/pair/finish`, async (request, reply) => {
+    if (limiter.blockedFor(request.ip) > 0) return refuseBlocked(request, reply, "too many pairing attempts");
+    const body = parseOr400(PairFinishRequest, request.body, "pairing request");
     try {
-      const paired = service.pair(body.code, body.client, body.fingerprint);
-      opts.log.info({ ip: request.ip, client: body.client }, "paired a new client");
+      const paired = service.pairFinish(body);
+      opts.log.info({ ip: request.ip }, "paired a new client");
       return paired;
     } catch (error) {
-      if (error instanceof KilnError && (error.code === "E_UNAUTHORIZED" || error.code === "E_IDENTITY_CHANGED")) {
-        limiter.recordFailure(request.ip);
-        opts.log.warn({ ip: request.ip, client: body.client, code: error.code }, "refused a pairing attempt");
-      }
+      if (error instanceof KilnError && (error.code === "E_UNAUTHORIZED" || error.code === "E_IDENTITY_CHANGED"))
+        opts.log.warn({ ip: request.ip, code: error.code }, "refused a pairing attempt");
       throw error;
     }
   });
@@ -213,15 +239,17 @@ export async function createServer(opts: ServerOptions) {
 
   app.delete<{ Params: { id: string } }>(`${NODE_API_PREFIX}/tasks/:id`, async (request, reply) => {
     const id = parseOr400(SafeId, request.params.id, "task id");
-    if (!service.cancel(id)) throw new KilnError("E_NOT_FOUND", `no queued or running task ${id} on this node`);
+    if (!service.cancel(id, request.client))
+      throw new KilnError("E_NOT_FOUND", `you have no queued or running task ${id} on this node`);
     return reply.code(202).send({ id, cancelling: true });
   });
 
   app.get<{ Params: { id: string } }>(`${NODE_API_PREFIX}/images/:id`, async (request, reply) => {
     const id = parseOr400(SafeId, request.params.id, "image id");
-    const file = service.imagePath(id);
-    const info = await stat(file).catch(() => null);
-    if (!info?.isFile()) throw new KilnError("E_NOT_FOUND", `no image ${id} on this node (it may have been pruned)`);
+    const file = service.imagePath(id, request.client);
+    const info = file === null ? null : await stat(file).catch(() => null);
+    if (file === null || !info?.isFile())
+      throw new KilnError("E_NOT_FOUND", `you have no image ${id} on this node (it may have been pruned)`);
     return reply.type("image/png").header("content-length", info.size).send(createReadStream(file));
   });
 

@@ -1,25 +1,48 @@
-import { randomInt, timingSafeEqual } from "node:crypto";
+import { randomInt } from "node:crypto";
+
+/** How many tries that did not pair one window tolerates, from all addresses together. */
+export interface PairingBudget {
+  /** After this many, the code changes (a prober's earlier guesses are worth nothing). */
+  rotateAfter: number;
+  /** After this many, the window closes until a person opens it again on the node. */
+  closeAfter: number;
+}
+
+/** At most 50 guesses of a million per window: a 1 in 20,000 chance for a prober, however many addresses it has. */
+export const PAIRING_BUDGET: PairingBudget = { rotateAfter: 20, closeAfter: 50 };
+
+/** What one more try that did not pair did to the window. */
+export type AttemptOutcome = "counted" | "rotated" | "closed";
 
 /**
  * Pairing is open only for a while after a person asks for it on the node
  * (first start, `--pair`, or `kiln-node pair`), with a short code they read off
  * the node and type into the app. Six digits shown as `123-456`; a new code is
  * drawn after every successful pairing so a code seen once pairs one client.
+ * Per-address limits alone let a prober with many addresses guess on; the
+ * window also keeps one budget for all of them.
  */
 export class PairingWindow {
-  private code = PairingWindow.draw();
+  private current = PairingWindow.draw();
   private openUntil = 0;
+  private unpaired = 0;
+  private readonly addresses = new Set<string>();
 
-  constructor(private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly now: () => number = Date.now,
+    private readonly budget: PairingBudget = PAIRING_BUDGET,
+  ) {}
 
   private static draw(): string {
     return String(randomInt(0, 1_000_000)).padStart(6, "0");
   }
 
-  /** Opens (or extends) the window with a fresh code. */
+  /** Opens (or extends) the window with a fresh code and a full budget. */
   open(durationMs: number): void {
-    this.code = PairingWindow.draw();
+    this.current = PairingWindow.draw();
     this.openUntil = this.now() + durationMs;
+    this.unpaired = 0;
+    this.addresses.clear();
   }
 
   close(): void {
@@ -35,20 +58,47 @@ export class PairingWindow {
     return this.isOpen ? this.openUntil : 0;
   }
 
+  /** The six digits the key exchange runs on. */
+  get code(): string {
+    return this.current;
+  }
+
   /** For display: `123-456`. */
   get display(): string {
-    return `${this.code.slice(0, 3)}-${this.code.slice(3)}`;
+    return `${this.current.slice(0, 3)}-${this.current.slice(3)}`;
   }
 
-  /** Accepts `123-456`, `123456` or `123 456` while open; constant-time compare. */
-  matches(input: string): boolean {
-    const digits = input.replace(/[\s-]/g, "");
-    const candidate = Buffer.from(digits.padEnd(6, "x").slice(0, 6));
-    return timingSafeEqual(candidate, Buffer.from(this.code)) && digits.length === 6 && this.isOpen;
+  /** Tries of this window that did not pair, and from how many addresses. */
+  get attempts(): { unpaired: number; addresses: number } {
+    return { unpaired: this.unpaired, addresses: this.addresses.size };
   }
 
-  /** After a pairing: the used code is spent, the window stays open with a new one. */
-  rotate(): void {
-    this.code = PairingWindow.draw();
+  /**
+   * A key exchange was started: one guess at the code, whatever comes of it
+   * (a prober learns whether its guess was right without finishing). It counts
+   * against the budget until the same exchange pairs.
+   */
+  recordAttempt(address: string): AttemptOutcome {
+    this.unpaired++;
+    this.addresses.add(address);
+    if (this.unpaired >= this.budget.closeAfter) {
+      this.close();
+      return "closed";
+    }
+    if (this.unpaired % this.budget.rotateAfter === 0) {
+      this.rotate();
+      return "rotated";
+    }
+    return "counted";
+  }
+
+  /** An exchange paired: it was no guess. The used code is spent; the window stays open with a new one. */
+  recordPaired(): void {
+    this.unpaired = Math.max(0, this.unpaired - 1);
+    this.rotate();
+  }
+
+  private rotate(): void {
+    this.current = PairingWindow.draw();
   }
 }

@@ -162,7 +162,13 @@ export function createActions(transport: UiTransport) {
     /** Throws, for the pairing form to show next to the code. */
     pairNode: (host: string, port: number, code: string) => transport.call("pairNode", { host, port, code }),
     /** Throws, for the add-node form to show. */
-    addNode: (host: string, port: number, token: string) => transport.call("addNode", { host, port, token }),
+    addNode: (host: string, port: number, token: string, certificate: { fingerprint: string } | "trust-first-use") =>
+      transport.call(
+        "addNode",
+        certificate === "trust-first-use"
+          ? { host, port, token, trustFirstUse: true }
+          : { host, port, token, fingerprint: certificate.fingerprint },
+      ),
     drainNode: (nodeId: string, drained: boolean) =>
       attempt(drained ? "Draining the node" : "Resuming the node", () =>
         transport.call("drainNode", { nodeId, drained }),

@@ -14,7 +14,7 @@ const STATUS_HINT: Record<NodeStatus, string> = {
   unpaired: "found on the LAN; pair it with the code it prints",
   conflict: "claims the identity of another node; gets no work",
   "identity-changed":
-    "presents another certificate than when it was paired; gets no work and no token until you pair it again (if it was reinstalled)",
+    "presents another certificate than when it was paired: a machine in between, or a reinstalled node; gets no work and no token. If you reinstalled it, remove it and pair it again",
   pairing: "connecting",
 };
 

@@ -1,4 +1,5 @@
 import { DEFAULT_NODE_PORT } from "../../shared/constants";
+import { normalizeFingerprint } from "../../shared/fingerprint";
 
 /**
  * Reads "host", "host:port" or "[ipv6]:port" as typed in the add-node form.
@@ -21,5 +22,10 @@ export function parseNodeAddress(text: string): { host: string; port: number } |
 
 /** A pairing code as nodes print it ("123-456"); anything else typed there is a token. */
 export function isPairingCode(text: string): boolean {
-  return /^\d{3}-?\d{3}$/.test(text.trim());
+  return /^[0-9]{3}[- ]?[0-9]{3}$/.test(text.trim());
+}
+
+/** A certificate SHA-256 as nodes print it: 64 hex digits, in groups or with colons. */
+export function isFingerprint(text: string): boolean {
+  return normalizeFingerprint(text).length === 64 && /^[0-9a-fA-F\s:]+$/.test(text.trim());
 }

@@ -22,7 +22,7 @@ const coordinator = new Coordinator({
   log: pino({ level: "silent" }),
 });
 await coordinator.start();
-await coordinator.addNode("127.0.0.1", node.port, node.token);
+await coordinator.addNode("127.0.0.1", node.port, node.token, { fingerprint: node.pin.fingerprint });
 await coordinator.waitForNodes(30_000);
 const rssIdle = process.memoryUsage().rss / 2 ** 20;
 coordinator.pauseQueue();

@@ -38,7 +38,7 @@ const coordinator = new Coordinator({
   log: pino({ level: "warn" }),
 });
 await coordinator.start();
-for (const n of nodes) await coordinator.addNode("127.0.0.1", n.port, n.token);
+for (const n of nodes) await coordinator.addNode("127.0.0.1", n.port, n.token, { fingerprint: n.pin.fingerprint });
 await coordinator.waitForNodes(30_000);
 
 const { jobId } = coordinator.submitJob({ prompts: ["soak"], count: IMAGES, seed: 1, width: 128, height: 128 });

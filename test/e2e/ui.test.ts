@@ -49,7 +49,14 @@ describe.skipIf(BROWSER_SKIP_REASON !== null)(
         mkdtempSync(join(tmpdir(), "kiln-e2e-out-")),
         "--local-node-flags",
         "--simulate 1x8GB@6",
-        ...nodes.flatMap((n) => ["--node", `127.0.0.1:${n.port}`, "--token", n.token]),
+        ...nodes.flatMap((n) => [
+          "--node",
+          `127.0.0.1:${n.port}`,
+          "--token",
+          n.token,
+          "--fingerprint",
+          n.pin.fingerprint,
+        ]),
       ]);
       ({ page, close: closeBrowser } = await launchBrowser());
       await page.goto(`http://127.0.0.1:${serve.port}/?token=${serve.token}`);
@@ -103,6 +110,31 @@ describe.skipIf(BROWSER_SKIP_REASON !== null)(
         .toBeGreaterThan(0);
       await shot("viewer");
       await page.keyboard.press("Escape");
+    });
+
+    it("shows the gallery's images from addresses that carry no token, also after a reload without the cookie", async () => {
+      const showImages = async () => {
+        await tab(/gallery/i);
+        const cells = `[...document.querySelectorAll(".cell img")]`;
+        // A refused image is complete with no width; lazy ones below the fold may not have loaded yet.
+        await expect
+          .poll(() => page.evaluate(`${cells}.filter((i) => i.complete && i.naturalWidth > 0).length`), {
+            timeout: 20_000,
+          })
+          .toBeGreaterThan(0);
+        expect(await page.evaluate(`${cells}.filter((i) => i.complete && i.naturalWidth === 0).length`)).toBe(0);
+        return (await page.evaluate(`${cells}.map((i) => i.src)`)) as string[];
+      };
+      const sources = await showImages();
+      expect(sources.filter((src) => src.includes(serve.token) || /[?&]token=/.test(src))).toEqual([]);
+      // A copied image address opens nothing elsewhere: without the page's cookie it is refused.
+      expect((await fetch(sources[0] as string)).status).toBe(401);
+
+      // The page gets a new cookie with the token it kept for the tab (the address bar no longer has it).
+      await page.context().clearCookies();
+      await page.reload();
+      expect(page.url()).not.toContain("token");
+      expect((await showImages()).length).toBeGreaterThan(0);
     });
 
     it("pairs a node with the code it prints", async () => {

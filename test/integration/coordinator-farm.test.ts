@@ -41,7 +41,7 @@ async function coordinator(farm: RunningNode[], extra: { leaseMs?: number } = {}
   });
   await c.start();
   cleanups.push(() => c.stop());
-  for (const n of farm) await c.addNode("127.0.0.1", n.port, n.token);
+  for (const n of farm) await c.addNode("127.0.0.1", n.port, n.token, { fingerprint: n.pin.fingerprint });
   expect(await c.waitForNodes(30_000)).toBe(true);
   await waitUntil(() => c.listNodes().filter((n) => n.status === "online").length === farm.length, 30_000);
   return { c, outputDir, dataDir };
@@ -185,7 +185,14 @@ describe("coordinator with real kiln-node processes (simulated devices)", () => 
     const farm = await nodes(["1x24GB@12", "1x24GB@12"]);
     const dataDir = tempDir("serve");
     const outputDir = tempDir("serve-out");
-    const nodeArgs = farm.flatMap((n) => ["--node", `127.0.0.1:${n.port}`, "--token", n.token]);
+    const nodeArgs = farm.flatMap((n) => [
+      "--node",
+      `127.0.0.1:${n.port}`,
+      "--token",
+      n.token,
+      "--fingerprint",
+      n.pin.fingerprint,
+    ]);
     const first = await startServe(["--no-local", "--data-dir", dataDir, "--out", outputDir, ...nodeArgs]);
     cleanups.push(() => first.stop());
     const ui = await connectUi(first.port, first.token);

@@ -1,4 +1,6 @@
+import { randomBytes } from "node:crypto";
 import { mkdtempSync } from "node:fs";
+import { request as httpsRequest } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
@@ -6,12 +8,14 @@ import { fetch } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { Coordinator } from "../../coordinator/coordinator";
-import { pinnedAgent } from "../../coordinator/nodes/node-client";
+import { fingerprintCheck, pinnedAgent } from "../../coordinator/nodes/node-client";
 import { startUiServer } from "../../coordinator/ui-api/ui-server";
+import { NODE_ROUTES } from "../../farm-node/api/routes";
 import type { NodeEvent } from "../../shared/node-events";
 import { TaskRequest } from "../../shared/task";
-import { hostileRequests } from "../support/hostile-requests";
+import { hostileRequests, pathSpellings } from "../support/hostile-requests";
 import { type RunningNode, startNode } from "../support/kiln-node-process";
+import { loopbackAddress } from "../support/loopback-addresses";
 import { api, type EventStream, subscribe } from "../support/node-client";
 import { rssMb } from "../support/process-figures";
 import { connectUi } from "../support/ui-client";
@@ -109,6 +113,144 @@ describe("hostile input to the node API", () => {
   }, 240_000);
 });
 
+/** What a spelled path got back, read from a raw HTTPS exchange (fetch would normalise the path first). */
+interface RawAnswer {
+  status: number;
+  code?: string;
+  message?: string;
+}
+
+/** One request with the path exactly as written, from a given loopback address, pinned to the node. */
+function rawRequest(
+  node: RunningNode,
+  opts: { method: string; path: string; token: string | null; body?: string; upgrade?: boolean; from: string },
+): Promise<RawAnswer> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest({
+      host: "127.0.0.1",
+      port: node.port,
+      method: opts.method,
+      path: opts.path,
+      localAddress: opts.from,
+      ca: node.pin.certPem,
+      checkServerIdentity: fingerprintCheck(node.pin),
+      agent: false,
+      headers: {
+        ...(opts.token === null ? {} : { authorization: `Bearer ${opts.token}` }),
+        ...(opts.body === undefined ? {} : { "content-type": "application/json" }),
+        ...(opts.upgrade
+          ? {
+              connection: "Upgrade",
+              upgrade: "websocket",
+              "sec-websocket-version": "13",
+              "sec-websocket-key": randomBytes(16).toString("base64"),
+            }
+          : {}),
+      },
+    });
+    req.on("upgrade", (_res, socket) => {
+      socket.destroy();
+      resolve({ status: 101 });
+    });
+    req.on("response", (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () => {
+        let error: { code?: string; message?: string } = {};
+        try {
+          error = (JSON.parse(Buffer.concat(chunks).toString("utf8")) as { error?: typeof error }).error ?? {};
+        } catch {
+          // Not JSON: judged by its status alone.
+        }
+        resolve({ status: res.statusCode ?? 0, code: error.code, message: error.message });
+      });
+    });
+    req.on("error", reject);
+    req.end(opts.body);
+  });
+}
+
+/** Refusals that show no handler ran: the auth check's, the limiter's, the router's (no route, bad URL). */
+function refusedBeforeAnyHandler(answer: RawAnswer): boolean {
+  if (answer.status === 401) return answer.code === "E_UNPAIRED" || answer.code === "E_UNAUTHORIZED";
+  if (answer.status === 429) return answer.code === "E_RATE_LIMITED";
+  if (answer.status === 404) return answer.code === "E_NOT_FOUND" && /^no route /.test(answer.message ?? "");
+  // A request line Node's own parser refuses (a path not starting with "/") gets a bare 400 without our JSON.
+  if (answer.status === 400) return answer.code === undefined || /^bad request: /.test(answer.message ?? "");
+  return answer.status === 414;
+}
+
+describe("hostile input: every spelling of every route's path", () => {
+  let node: RunningNode;
+  let events: EventStream;
+
+  beforeAll(async () => {
+    node = await startNode(["--simulate", "1x24GB@1", "--queue", "64"]);
+    events = await subscribe(node);
+  });
+  afterAll(async () => {
+    events?.close();
+    expect(await node?.stop()).toBe(0);
+  });
+
+  it("reaches no handler without its check: percent-escapes, case, slashes, dot segments, parameters, overlong and invalid UTF-8, over HTTP and the WebSocket", async () => {
+    const owner = api(node);
+    const guarded = TaskRequest.parse({
+      id: "guarded-task",
+      model: "kiln-demo",
+      width: 512,
+      height: 512,
+      steps: 4,
+      images: Array.from({ length: 40 }, (_, i) => ({ id: `guarded-img-${i}`, seed: i, prompt: "secret prompt" })),
+    });
+    expect((await owner.submit(guarded)).status).toBe(202);
+    await events.waitFor((e) => e.type === "image.ready" && e.imageId === "guarded-img-0");
+
+    const probe = { ...guarded, id: "fuzz-submitted", images: [{ id: "fuzz-img", seed: 1, prompt: "x" }] };
+    const concrete = (url: string) => url.replace(":id", url.includes("tasks") ? guarded.id : "guarded-img-0");
+    const guardedRoutes = NODE_ROUTES.filter((r) => r.access === "token" || r.access === "farm-image");
+    const wrong: string[] = [];
+    const seen = new Map<string, number>();
+    let sent = 0;
+    for (const route of guardedRoutes) {
+      for (const spelling of pathSpellings(concrete(route.url))) {
+        for (const token of [null, "not-a-token-of-this-node"]) {
+          // 250 source addresses, a few tries each: the per-address limiter never hides what the route check did.
+          const from = loopbackAddress(sent++ % 250);
+          const answer = await rawRequest(node, {
+            method: route.method,
+            path: spelling.path,
+            token,
+            body: route.method === "POST" ? JSON.stringify(probe) : undefined,
+            upgrade: route.websocket,
+            from,
+          });
+          const key = `${route.method} ${route.url} ${answer.status}`;
+          seen.set(key, (seen.get(key) ?? 0) + 1);
+          // A farm image's handler checks the id and key itself (no token there): it must refuse, never serve.
+          const keyRefused = route.access === "farm-image" && answer.status >= 400 && answer.status < 500;
+          if (!refusedBeforeAnyHandler(answer) && !keyRefused)
+            wrong.push(
+              `${route.method} ${spelling.path} (${spelling.kind}) → ${answer.status} ${answer.code ?? ""} ${answer.message ?? ""}`,
+            );
+        }
+      }
+    }
+    process.stdout.write(
+      `path spellings: ${sent} requests\n  ${[...seen].map(([k, n]) => `${k} ×${n}`).join("\n  ")}\n`,
+    );
+    expect(wrong, wrong.slice(0, 20).join("\n")).toEqual([]);
+    // Every guarded route was matched by some spelling and refused by its check, not only missed by the router.
+    for (const route of guardedRoutes.filter((r) => r.access === "token")) {
+      const checked = [...seen].some(([k]) => k.startsWith(`${route.method} ${route.url} 401`));
+      expect(checked, `${route.method} ${route.url} never reached its check`).toBe(true);
+    }
+    // Nothing happened to the owner's work: not cancelled, and the probe task was never taken from anyone else.
+    expect(events.events.some((e) => e.type === "task.cancelled")).toBe(false);
+    expect((await owner.submit(probe)).status).toBe(202);
+  }, 240_000);
+});
+
 describe("hostile input to the UI API", () => {
   let coordinator: Coordinator;
   let server: Awaited<ReturnType<typeof startUiServer>>;
@@ -169,9 +311,18 @@ describe("hostile input to the UI API", () => {
     ui.close();
   });
 
-  it("refuses path tricks on /images with 4xx", async () => {
+  it("refuses path tricks on /images with 4xx, with a valid image cookie", async () => {
+    const session = await fetch(`http://127.0.0.1:${server.port}/session`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${token}` },
+    });
+    expect(session.status).toBe(204);
+    const cookie = (session.headers.get("set-cookie") ?? "").split(";")[0] as string;
+    expect(cookie).toMatch(/^kiln-images-\d+=/);
     for (const path of ["../../etc/passwd", "/etc/passwd", "%00", "a".repeat(5000), "..%2F..%2Fetc%2Fpasswd"]) {
-      const res = await fetch(`http://127.0.0.1:${server.port}/images?path=${encodeURIComponent(path)}&token=${token}`);
+      const res = await fetch(`http://127.0.0.1:${server.port}/images?path=${encodeURIComponent(path)}`, {
+        headers: { cookie },
+      });
       expect(res.status, path).toBeGreaterThanOrEqual(400);
       expect(res.status, path).toBeLessThan(500);
     }

@@ -176,4 +176,32 @@ describe("kiln CLI", () => {
     expect(code).not.toBe(0);
     expect(stderr).toMatch(/--size.*"512by512" is not a size like 512x512/);
   });
+
+  it("sends a --node's --token only to the certificate named by --fingerprint; without one it refuses unless --trust-first-use", async () => {
+    const node = await startNode(["--simulate", "1x24GB@20"]);
+    nodesToStop.push(node);
+    const common = ["--no-local", "--size", "256x256", "--node", `127.0.0.1:${node.port}`, "--token", node.token];
+    const bare = await kiln(["render", "x", ...common, "--data-dir", temp("data")]).done;
+    expect(bare.code).toBe(2);
+    expect(bare.stderr).toMatch(/give one --fingerprint per --node .*certificate SHA-256.*or --trust-first-use/);
+
+    const other = "ab".repeat(32);
+    const wrong = await kiln(["render", "x", ...common, "--fingerprint", other, "--data-dir", temp("data")]).done;
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toContain(`presents certificate ${formatFingerprint(node.pin.fingerprint)}`);
+    expect(wrong.stderr).toContain("the token was not sent");
+
+    // As the node prints it: groups of four, which the flag accepts as they are.
+    const printed = formatFingerprint(node.pin.fingerprint);
+    const right = await kiln(["render", "x", ...common, "--fingerprint", printed, "--data-dir", temp("data")]).done;
+    expect(right.code, right.stderr).toBe(0);
+    const trusted = await kiln(["render", "x", ...common, "--trust-first-use", "--data-dir", temp("data")]).done;
+    expect(trusted.code, trusted.stderr).toBe(0);
+  });
+
+  it("refuses a pairing code that is not six digits before contacting anything", async () => {
+    const { code, stderr } = await kiln(["pair", "127.0.0.1:9", "１２３-４５６", "--data-dir", temp("data")]).done;
+    expect(code).toBe(2);
+    expect(stderr).toMatch(/invalid pairing code: code: must be the six digits the node shows, e.g. 123-456/);
+  });
 });

@@ -1,7 +1,11 @@
 import { execFileSync } from "node:child_process";
+import { connect as tlsConnect } from "node:tls";
+import * as opaque from "@serenity-kit/opaque";
 import { afterEach, describe, expect, it } from "vitest";
+import { pairWithCode } from "../../coordinator/nodes/pairing-client";
 import { ApiError } from "../../shared/errors";
 import type { NodeEvent } from "../../shared/node-events";
+import { PAIRING_KEY_STRETCHING, PairStartResponse, pairingIdentifiers } from "../../shared/pairing";
 import type { TaskRequest } from "../../shared/task";
 import { type RunningNode, startNode } from "../support/kiln-node-process";
 import { api, subscribe } from "../support/node-client";
@@ -128,6 +132,31 @@ describe("kiln-node under faults", () => {
     events.close();
   });
 
+  it("on SIGTERM exits even while a client holds an image download it stopped reading", async () => {
+    const n = await node(["--devices", "cpu"]);
+    const events = await subscribe(n);
+    const big = task(1, { width: 2048, height: 2048, steps: 1 });
+    await api(n).submit(big);
+    const ready = await events.waitFor((e) => e.type === "image.ready");
+    expect(ready.type === "image.ready" && ready.bytes).toBeGreaterThan(1024 * 1024);
+    // A client that asks for the PNG and then reads nothing: the node's response can never finish.
+    const stuck = tlsConnect({
+      host: "127.0.0.1",
+      port: n.port,
+      ca: n.pin.certPem,
+      checkServerIdentity: () => undefined,
+    });
+    await new Promise<void>((resolve) => stuck.once("secureConnect", () => resolve()));
+    stuck.pause();
+    stuck.write(
+      `GET /v1/images/${big.images[0]?.id} HTTP/1.1\r\nHost: node\r\nAuthorization: Bearer ${n.token}\r\n\r\n`,
+    );
+    await new Promise((r) => setTimeout(r, 500));
+    n.proc.kill("SIGTERM");
+    expect((await n.exited).code).toBe(0);
+    stuck.destroy();
+  });
+
   it("on SIGTERM hands queued work back as retriable and exits 0", async () => {
     const n = await node(["--simulate", "1x24GB@2"]);
     const events = await subscribe(n);
@@ -148,22 +177,36 @@ describe("kiln-node under faults", () => {
     const n = await node(["--simulate", "1x24GB@10", "--pair"]);
     const code = n.pairingCode();
     expect(code).toMatch(/^\d{3}-\d{3}$/);
-    const fingerprint = n.pin.fingerprint;
     const wrongCode = code === "000-000" ? "111-111" : "000-000";
-    const refused = await api(n, null).post("/v1/pair", { code: wrongCode, client: "test", fingerprint });
-    expect(refused.status).toBe(401);
-    // The right code with the fingerprint of another certificate: someone in between; refused, code not spent.
-    const between = await api(n, null).post("/v1/pair", { code, client: "mitm", fingerprint: "0".repeat(64) });
-    expect(between.status).toBe(421);
+    await expect(pairWithCode(n.url, n.pin, wrongCode, "test")).rejects.toMatchObject({ code: "E_UNAUTHORIZED" });
+
+    // The right code, but the app says it sees another certificate: the node refuses too.
+    await opaque.ready;
+    const digits = code.replace("-", "");
+    const login = opaque.client.startLogin({ password: digits });
+    const started = PairStartResponse.parse(
+      await (await api(n, null).post("/v1/pair/start", { client: "mitm", request: login.startLoginRequest })).json(),
+    );
+    const finished = opaque.client.finishLogin({
+      clientLoginState: login.clientLoginState,
+      loginResponse: started.response,
+      password: digits,
+      identifiers: pairingIdentifiers(n.pin.fingerprint),
+      keyStretching: PAIRING_KEY_STRETCHING,
+    });
+    const exchange = { session: started.session, finish: finished?.finishLoginRequest, fingerprint: "0".repeat(64) };
+    const between = await api(n, null).post("/v1/pair/finish", exchange);
+    expect(between.status).toBe(403);
     expect(ApiError.parse(await between.json()).error.code).toBe("E_IDENTITY_CHANGED");
-    const exchange = { code, client: "studio-test", fingerprint };
-    const paired = await api(n, null).post("/v1/pair", exchange);
-    expect(paired.status).toBe(200);
-    const { token, nodeId } = (await paired.json()) as { token: string; nodeId: string };
+    // The same exchange replayed: a session is used once, right or wrong.
+    const replayed = await api(n, null).post("/v1/pair/finish", { ...exchange, fingerprint: n.pin.fingerprint });
+    expect(replayed.status).toBe(404);
+
+    const { token, nodeId } = await pairWithCode(n.url, n.pin, code, "studio-test");
     expect(nodeId).toBe(n.nodeId);
     expect((await api(n, token).get("/v1/node")).status).toBe(200);
-    // The same exchange replayed: the code is spent, it cannot pair a second client.
-    expect((await api(n, null).post("/v1/pair", exchange)).status).toBe(401);
+    // The code is spent: it cannot pair a second client.
+    await expect(pairWithCode(n.url, n.pin, code, "second")).rejects.toMatchObject({ code: "E_UNAUTHORIZED" });
 
     // Unpairing revokes the token on the node at once.
     expect((await api(n, token).delete("/v1/pair")).status).toBe(200);

@@ -6,6 +6,7 @@ import { fileURLToPath } from "node:url";
 import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { Coordinator } from "../../coordinator/coordinator";
+import { pairWithCode } from "../../coordinator/nodes/pairing-client";
 import { ApiError } from "../../shared/errors";
 import { formatFingerprint } from "../../shared/fingerprint";
 import { type RunningNode, startNode } from "../support/kiln-node-process";
@@ -40,9 +41,7 @@ describe("the node's identity: TLS, pairing window, pinned certificate", () => {
 
   it("keeps pairing closed on a paired node until a person runs `kiln-node pair` on it", async () => {
     const n = await node([]);
-    const attempt = () =>
-      api(n, null).post("/v1/pair", { code: "123-456", client: "x", fingerprint: n.pin.fingerprint });
-    const closed = await attempt();
+    const closed = await api(n, null).post("/v1/pair/start", { client: "x", request: "A".repeat(128) });
     expect(closed.status).toBe(403);
     expect(ApiError.parse(await closed.json()).error.code).toBe("E_PAIRING_CLOSED");
 
@@ -50,11 +49,11 @@ describe("the node's identity: TLS, pairing window, pinned certificate", () => {
     const code = /code (\d{3}-\d{3})/.exec(out)?.[1] as string;
     expect(code).toMatch(/^\d{3}-\d{3}$/);
     expect(out).toContain(formatFingerprint(n.pin.fingerprint));
-    const paired = await api(n, null).post("/v1/pair", { code, client: "studio", fingerprint: n.pin.fingerprint });
-    expect(paired.status).toBe(200);
+    const paired = await pairWithCode(n.url, n.pin, code, "studio");
+    expect(paired.nodeId).toBe(n.nodeId);
   });
 
-  it("a node that comes back with another certificate is shown as identity changed and gets no work until re-paired", async () => {
+  it("a node that comes back with another certificate is shown as identity changed and gets no work until removed and paired again", async () => {
     const stateDir = mkdtempSync(join(tmpdir(), "kiln-identity-"));
     const first = await startNode(["--simulate", "1x24GB@10", "--pair"], { stateDir });
     const dataDir = mkdtempSync(join(tmpdir(), "kiln-identity-coord-"));
@@ -88,11 +87,16 @@ describe("the node's identity: TLS, pairing window, pinned certificate", () => {
     // The reinstalled node never saw the studio's token.
     expect(second.logs.some((l) => l.msg === "refused a request without a valid token")).toBe(false);
 
-    // A person re-pairs it: the new certificate is pinned and work flows.
+    // Pairing it again as it is would let any machine take over a paired id: refused as a conflict.
     const out = execFileSync(process.execPath, [KILN_NODE, "pair", "--state-dir", stateDir], { encoding: "utf8" });
     const code = /code (\d{3}-\d{3})/.exec(out)?.[1] as string;
-    await c.pairNode("127.0.0.1", second.port, code);
-    await waitUntil(() => c.listJobs().find((j) => j.id === jobId)?.counts.done === 2, 30_000, "job done");
+    await expect(c.pairNode("127.0.0.1", second.port, code)).rejects.toMatchObject({ code: "E_CONFLICT" });
+    // A person removes the old entry and pairs the reinstalled node: the new certificate is pinned and work flows.
+    c.removeNode(first.nodeId);
+    const again = execFileSync(process.execPath, [KILN_NODE, "pair", "--state-dir", stateDir], { encoding: "utf8" });
+    await c.pairNode("127.0.0.1", second.port, /code (\d{3}-\d{3})/.exec(again)?.[1] as string);
+    const { jobId: after } = c.submitJob({ prompts: ["x"], count: 2, width: 256, height: 256 });
+    await waitUntil(() => c.listJobs().find((j) => j.id === after)?.counts.done === 2, 30_000, "job done");
     expect(c.listNodes()[0]?.fingerprint).toBe(second.pin.fingerprint);
   });
 });

@@ -3,7 +3,7 @@ import { NETNS_SKIP_REASON } from "../support/netns";
 import { formatLabTable } from "./lab/lab-report";
 import { SCENARIOS, type ScenarioResult } from "./lab/scenarios";
 
-if (NETNS_SKIP_REASON) console.warn(`SKIPPED the LAN lab (10 fault scenarios): ${NETNS_SKIP_REASON}`);
+if (NETNS_SKIP_REASON) console.warn(`SKIPPED the LAN lab (${SCENARIOS.length} scenarios): ${NETNS_SKIP_REASON}`);
 
 describe.skipIf(NETNS_SKIP_REASON !== null)("the LAN lab: faults on a network of namespaces", () => {
   const results: ScenarioResult[] = [];

@@ -1,6 +1,7 @@
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
+import { PROTOCOL_VERSION } from "../../shared/constants";
 import { MdnsTxt } from "../../shared/node-info";
 import { startNode } from "../support/kiln-node-process";
 import { NETNS_SKIP_REASON, Netns } from "../support/netns";
@@ -47,7 +48,14 @@ describe.skipIf(NETNS_SKIP_REASON !== null)("kiln-node mDNS advert (real mDNS in
     const up = await browser.waitFor((l) => l.event === "up" && l.txt?.id === node.nodeId);
     expect(up.port).toBe(node.port);
     const txt = MdnsTxt.parse(up.txt);
-    expect(txt).toEqual({ id: node.nodeId, fp: node.pin.fingerprint, v: 2, name: "rack-07", gpus: 2, api: "/v1" });
+    expect(txt).toEqual({
+      id: node.nodeId,
+      fp: node.pin.fingerprint,
+      v: PROTOCOL_VERSION,
+      name: "rack-07",
+      gpus: 2,
+      api: "/v1",
+    });
 
     expect(await node.stop()).toBe(0);
     await browser.waitFor((l) => l.event === "down" && l.name === up.name);

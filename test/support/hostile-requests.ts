@@ -152,3 +152,72 @@ export function hostileRequests(seed: number, count: number): HostileRequest[] {
   }
   return out;
 }
+
+/** One way of writing a route's path that a lenient router might still match. */
+export interface PathSpelling {
+  kind: string;
+  path: string;
+}
+
+const hex = (c: string) =>
+  [...Buffer.from(c, "utf8")].map((b) => `%${b.toString(16).toUpperCase().padStart(2, "0")}`).join("");
+
+/** Overlong UTF-8 (invalid: the shortest form is the only valid one) of an ASCII character, in 2 and 3 bytes. */
+function overlong(c: string): string[] {
+  const code = c.charCodeAt(0);
+  const two = [0xc0 | (code >> 6), 0x80 | (code & 0x3f)];
+  const three = [0xe0, 0x80 | (code >> 6), 0x80 | (code & 0x3f)];
+  return [two, three].map((bytes) => bytes.map((b) => `%${b.toString(16).toUpperCase()}`).join(""));
+}
+
+/**
+ * Every spelling of `path` the path-encoding family tries: each character
+ * percent-escaped (upper- and lower-case hex), doubly escaped and in overlong
+ * UTF-8; the whole path escaped; case changes; doubled and escaped slashes;
+ * dot segments, plain and escaped; `;` parameters; invalid UTF-8 and stray
+ * escapes; trailing slashes, backslashes and fullwidth look-alikes.
+ */
+export function pathSpellings(path: string): PathSpelling[] {
+  const out: PathSpelling[] = [{ kind: "as is", path }];
+  const chars = [...path];
+  chars.forEach((c, i) => {
+    if (c === "/") return;
+    const at = (replacement: string) => [...chars.slice(0, i), replacement, ...chars.slice(i + 1)].join("");
+    out.push({ kind: "one character escaped", path: at(hex(c)) });
+    out.push({ kind: "one character escaped, lower-case hex", path: at(hex(c).toLowerCase()) });
+    out.push({ kind: "one character escaped twice", path: at(hex(c).replace("%", "%25")) });
+    for (const bytes of overlong(c)) out.push({ kind: "overlong UTF-8", path: at(bytes) });
+  });
+  out.push({ kind: "every character escaped", path: chars.map((c) => (c === "/" ? c : hex(c))).join("") });
+  out.push({ kind: "upper case", path: path.toUpperCase() });
+  out.push({
+    kind: "first segment upper case",
+    path: path.replace(/^\/([^/]+)/, (_m, s: string) => `/${s.toUpperCase()}`),
+  });
+  chars.forEach((c, i) => {
+    if (c !== "/") return;
+    const at = (replacement: string) => [...chars.slice(0, i), replacement, ...chars.slice(i + 1)].join("");
+    out.push({ kind: "doubled slash", path: at("//") });
+    out.push({ kind: "escaped slash", path: at("%2F") });
+    out.push({ kind: "escaped backslash", path: at("%5C") });
+    out.push({ kind: "overlong slash", path: at("%C0%AF") });
+    out.push({ kind: "dot segment", path: at("/./") });
+    out.push({ kind: "escaped dot segment", path: at("/%2e/") });
+    out.push({ kind: "parent segment", path: at("/x/../") });
+    out.push({ kind: "escaped parent segment", path: at("/x/%2E%2E/") });
+    out.push({ kind: "parameter", path: at(";x=1/") });
+    out.push({ kind: "empty parameter", path: at(";/") });
+    out.push({ kind: "invalid UTF-8", path: at("/%FF/") });
+    out.push({ kind: "lone continuation byte", path: at("%80/") });
+    out.push({ kind: "surrogate in UTF-8", path: at("/%ED%A0%80/") });
+    out.push({ kind: "fullwidth slash", path: at("%EF%BC%8F") });
+  });
+  out.push({ kind: "trailing slash", path: `${path}/` });
+  out.push({ kind: "trailing parameter", path: `${path};x` });
+  out.push({ kind: "trailing dot segment", path: `${path}/.` });
+  out.push({ kind: "trailing stray escape", path: `${path}%` });
+  out.push({ kind: "trailing NUL", path: `${path}%00` });
+  out.push({ kind: "leading dot segment", path: `/.${path}` });
+  out.push({ kind: "leading parent segment", path: `/..${path}` });
+  return out;
+}

@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -42,6 +42,14 @@ export interface StartOptions {
   host?: string;
 }
 
+/** The node's token in a private file, as a deployment would hand it over (never on the command line). */
+function tokenFile(stateDir: string, token: string): string {
+  const file = join(stateDir, "test-token");
+  writeFileSync(file, token, { mode: 0o600 });
+  chmodSync(file, 0o600);
+  return file;
+}
+
 /**
  * Starts a real `kiln-node` process on 127.0.0.1 with a free port, a fresh state
  * dir and a token. mDNS stays off unless the node runs inside a test namespace,
@@ -60,8 +68,8 @@ export async function startNode(args: string[] = [], opts: StartOptions = {}): P
     ...mdns,
     "--state-dir",
     stateDir,
-    "--token",
-    token,
+    "--token-file",
+    tokenFile(stateDir, token),
     // A node outlives no test process, even one that crashed or was killed: its stdin closes with it.
     "--exit-with-stdin",
     ...args,

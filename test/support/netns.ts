@@ -149,6 +149,45 @@ export class Lan {
     }
   }
 
+  /**
+   * ARP spoofing, as an attacker on the LAN does it: `victim`'s neighbour
+   * entry for `spoofed`'s address points at `attacker`'s link, and the
+   * attacker takes the packets meant for that address (DNAT to itself), so
+   * whatever `victim` sends to `spoofed` reaches a program on `attacker`.
+   */
+  poisonArp(victim: string, spoofed: string, attacker: string): void {
+    const target = this.require(victim);
+    const mitm = this.require(attacker);
+    const spoofedAddress = this.host(spoofed).address;
+    const mac = execFileSync("ip", ["netns", "exec", mitm.ns.name, "cat", `/sys/class/net/${mitm.link}/address`], {
+      encoding: "utf8",
+    }).trim();
+    mitm.ns.in(["nft", "add", "table", "ip", "kilnmitm"]);
+    mitm.ns.in(["nft", "add", "chain", "ip", "kilnmitm", "pre", "{ type nat hook prerouting priority -100; }"]);
+    mitm.ns.in([
+      "nft",
+      "add",
+      "rule",
+      "ip",
+      "kilnmitm",
+      "pre",
+      "ip",
+      "daddr",
+      spoofedAddress,
+      "dnat",
+      "to",
+      this.host(attacker).address,
+    ]);
+    target.ns.in(["ip", "neigh", "replace", spoofedAddress, "lladdr", mac, "dev", target.link, "nud", "permanent"]);
+  }
+
+  /** Ends an ARP spoofing: `victim` learns `spoofed`'s real address again. */
+  healArp(victim: string, spoofed: string, attacker: string): void {
+    const target = this.require(victim);
+    target.ns.in(["ip", "neigh", "del", this.host(spoofed).address, "dev", target.link]);
+    this.require(attacker).ns.in(["nft", "delete", "table", "ip", "kilnmitm"]);
+  }
+
   host(name: string): { prefix: string[]; address: string; ns: Netns } {
     const host = this.hosts.get(name);
     if (!host) throw new Error(`no host ${name} on this test LAN`);

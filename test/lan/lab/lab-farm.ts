@@ -47,12 +47,17 @@ export class LabFarm {
   }
 
   /** Starts a node on a GPU host with a simulated device of `rate` images/s (512×512). */
-  async startNode(host: string, rate: number, extra: string[] = [], stateDir?: string): Promise<RunningNode> {
+  async startNode(
+    host: string,
+    rate: number,
+    extra: string[] = [],
+    again: { stateDir?: string; token?: string } = {},
+  ): Promise<RunningNode> {
     const { prefix, address } = this.lan.host(host);
     const node = await startNode(["--simulate", `1x24GB@${rate}`, "--name", host, ...extra], {
       prefix,
       host: address,
-      ...(stateDir ? { stateDir } : {}),
+      ...again,
     });
     this.nodes.set(host, node);
     this.cleanups.push(() => node.stop());
@@ -63,13 +68,15 @@ export class LabFarm {
     for (const host of this.gpuHosts) await this.startNode(host, rate);
   }
 
-  /** `kiln serve` on the studio host with every node given by address and token (pinned on first contact). */
+  /** `kiln serve` on the studio host with every node given by address, token and certificate fingerprint. */
   async startServe(extra: string[] = []): Promise<Serve> {
     const nodeArgs = [...this.nodes.entries()].flatMap(([host, n]) => [
       "--node",
       `${this.lan.host(host).address}:${n.port}`,
       "--token",
       n.token,
+      "--fingerprint",
+      n.pin.fingerprint,
     ]);
     const first = this.serve === null;
     const serve = await startServe(
@@ -87,7 +94,7 @@ export class LabFarm {
     );
     this.serve = serve;
     this.cleanups.push(() => serve.stop());
-    this.ui = await connectUi(serve.port, serve.token, this.lan.host("studio").address);
+    this.ui = await connectUi(serve.port, serve.token, this.lan.host("studio").address, serve.fingerprint);
     this.cleanups.push(() => this.ui?.close());
     await this.until(
       async () => (await this.onlineNodes()).length >= (first ? this.nodes.size : 1),

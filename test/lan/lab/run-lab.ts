@@ -1,5 +1,5 @@
 /**
- * npm run lab — the ten fault scenarios of the LAN lab on network namespaces
+ * npm run lab — the fault and attack scenarios of the LAN lab on network namespaces
  * (root needed), the table of results, then one JSON line: scenarios, passed,
  * images_lost, images_duplicated. `npm test` runs the same scenarios.
  */

@@ -1,9 +1,10 @@
 import { execFileSync, spawn } from "node:child_process";
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
+import type { RunningNode } from "../../support/kiln-node-process";
 import { api } from "../../support/node-client";
 import { LabFarm, type Tally } from "./lab-farm";
 
@@ -22,6 +23,41 @@ export interface Scenario {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const ADVERTISER = fileURLToPath(new URL("./advertise-garbage.ts", import.meta.url));
+const RELAY = fileURLToPath(new URL("./relay-in-middle.ts", import.meta.url));
+
+/** What the machine in the middle read, once it is stopped. */
+interface Capture {
+  connections: number;
+  seen: string;
+}
+
+/** Starts the TLS relay on the `mitm` host, in front of `node` on `target`, with the node's port. */
+async function startRelay(farm: LabFarm, target: string, node: RunningNode): Promise<() => Promise<Capture>> {
+  const capture = join(mkdtempSync(join(tmpdir(), "kiln-lab-mitm-")), "capture.json");
+  const [command, ...rest] = [
+    ...farm.lan.host("mitm").prefix,
+    process.execPath,
+    "--import",
+    import.meta.resolve("tsx"),
+    RELAY,
+    farm.lan.host("mitm").address,
+    String(node.port),
+    farm.lan.host(target).address,
+    node.pin.fingerprint,
+    capture,
+  ];
+  const relay = spawn(command as string, rest, { stdio: ["ignore", "pipe", "inherit"] });
+  const exited = new Promise<void>((resolve) => relay.once("exit", () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    relay.stdout?.once("data", () => resolve());
+    relay.once("exit", (code) => reject(new Error(`the relay exited (${code}) before it listened`)));
+  });
+  return async () => {
+    relay.kill("SIGTERM");
+    await exited;
+    return JSON.parse(readFileSync(capture, "utf8")) as Capture;
+  };
+}
 
 /** Builds the farm, runs the body, always tears the LAN down. */
 async function withFarm(
@@ -148,18 +184,16 @@ export const SCENARIOS: Scenario[] = [
         const gpu1 = farm.nodes.get("gpu1");
         if (!gpu1) throw new Error("no gpu1");
         await gpu1.stop();
-        const again = await farm.startNode(
-          "gpu1",
-          15,
-          ["--port", String(gpu1.port), "--token", gpu1.token],
-          gpu1.stateDir,
-        );
+        const again = await farm.startNode("gpu1", 15, ["--port", String(gpu1.port)], {
+          stateDir: gpu1.stateDir,
+          token: gpu1.token,
+        });
         expect(problems, again.nodeId === gpu1.nodeId, "gpu1 came back with another id");
         // The impostor: a real kiln-node whose state dir claims gpu1's id, with its own certificate.
         const impostorState = mkdtempSync(join(tmpdir(), "kiln-lab-impostor-"));
         mkdirSync(impostorState, { recursive: true });
         copyFileSync(join(gpu1.stateDir, "node.json"), join(impostorState, "node.json"));
-        const impostor = await farm.startNode("intruder", 50, [], impostorState);
+        const impostor = await farm.startNode("intruder", 50, [], { stateDir: impostorState });
         farm.nodes.delete("intruder");
         await farm.until(
           async () => (await farm.nodesNow()).some((n) => n.status === "conflict"),
@@ -320,6 +354,64 @@ export const SCENARIOS: Scenario[] = [
         // Busy nodes never miss heartbeats: inference runs in worker processes, not the daemon's event loop.
         expect(problems, lostIds.size === 1, "a busy node missed its heartbeats");
         return farm.tally(90, 10_000);
+      }),
+  },
+  {
+    name: "11. a machine in the middle (ARP spoofing) during pairing and after: no token, no pin, no prompt",
+    run: () =>
+      withFarm("mitm", ["gpu1", "gpu2"], ["mitm"], async (farm, notes, problems) => {
+        await farm.startNode("gpu2", 15);
+        await farm.startServe();
+        // Not advertised (a LAN that blocks multicast): the app has no advert to compare, only the code.
+        const gpu1 = await farm.startNode("gpu1", 15, ["--pair", "--no-mdns"]);
+        const address = farm.lan.host("gpu1").address;
+        const stopRelay = await startRelay(farm, "gpu1", gpu1);
+        let capture: Capture = { connections: 0, seen: "" };
+        const job = { id: "" };
+        const code = gpu1.pairingCode();
+        try {
+          // During pairing: the studio's packets for gpu1 reach the relay, which terminates TLS.
+          farm.lan.poisonArp("studio", "gpu1", "mitm");
+          const refused = await farm.api.call("pairNode", { host: address, port: gpu1.port, code }).then(
+            () => null,
+            (error: Error) => error,
+          );
+          expect(problems, refused !== null, "pairing through the machine in the middle succeeded");
+          notes.push(`pairing through it: ${refused?.message.slice(0, 70) ?? "succeeded"}…`);
+          farm.lan.healArp("studio", "gpu1", "mitm");
+          // Without it, the same code pairs: the relay spent nothing of it.
+          const paired = await farm.api.call("pairNode", { host: address, port: gpu1.port, code });
+          expect(problems, paired.fingerprint === gpu1.pin.fingerprint, "the studio pinned another certificate");
+          job.id = await farm.submit(60, 11_000);
+          await farm.waitForDone(job.id, 10);
+          // After pairing, mid-job: the relay is put in the middle again.
+          farm.lan.poisonArp("studio", "gpu1", "mitm");
+          await farm
+            .until(
+              async () => (await farm.nodesNow()).find((n) => n.id === gpu1.nodeId)?.status === "identity-changed",
+              20_000,
+              "gpu1 shown as identity changed",
+            )
+            .catch(() => problems.push("the studio did not notice the machine in the middle"));
+          await sleep(3000);
+          farm.lan.healArp("studio", "gpu1", "mitm");
+        } finally {
+          capture = await stopRelay();
+        }
+        await farm.waitForJob(job.id);
+        await farm.until(
+          async () => (await farm.nodesNow()).find((n) => n.id === gpu1.nodeId)?.status === "online",
+          20_000,
+          "gpu1 online again",
+        );
+        notes.push(`the relay took ${capture.connections} connections and read ${capture.seen.length} bytes`);
+        expect(problems, capture.connections > 0, "the relay saw no connection: the spoofing did not work");
+        expect(problems, !/"token"/.test(capture.seen), "the relay read a token");
+        expect(problems, !capture.seen.includes(code.replace("-", "")), "the relay read the pairing code");
+        expect(problems, !capture.seen.includes("lab 11000"), "the relay read a prompt");
+        const pinned = (await farm.nodesNow()).find((n) => n.id === gpu1.nodeId)?.fingerprint;
+        expect(problems, pinned === gpu1.pin.fingerprint, "the studio's pin for gpu1 is not gpu1's certificate");
+        return farm.tally(60, 11_000);
       }),
   },
 ];

@@ -1,11 +1,14 @@
 import { mkdtempSync, readFileSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import * as opaque from "@serenity-kit/opaque";
 import { describe, expect, it } from "vitest";
 import { FailureLimiter } from "../../../farm-node/auth/failure-limiter";
+import { PairingExchange } from "../../../farm-node/auth/pairing-exchange";
 import { PairingWindow } from "../../../farm-node/auth/pairing-window";
 import { TokenStore } from "../../../farm-node/auth/token-store";
 import { StateDir } from "../../../farm-node/state-dir";
+import { PAIRING_KEY_STRETCHING, pairingIdentifiers } from "../../../shared/pairing";
 
 describe("token store", () => {
   it("verifies issued tokens across restarts and stores only their hashes, owner-readable", () => {
@@ -69,31 +72,132 @@ describe("state dir", () => {
 });
 
 describe("pairing window", () => {
-  it("matches with or without the dash while open, and rotates after use", () => {
+  it("shows six digits as 123-456 and draws a new code after a pairing", () => {
     const window = new PairingWindow();
     window.open(60_000);
     const shown = window.display;
     expect(shown).toMatch(/^\d{3}-\d{3}$/);
-    expect(window.matches(shown)).toBe(true);
-    expect(window.matches(shown.replace("-", ""))).toBe(true);
-    expect(window.matches(`${shown}0`)).toBe(false);
-    expect(window.matches("")).toBe(false);
-    window.rotate();
-    // One in a million it draws the same code again; then the old one still matches.
-    expect(window.matches(shown)).toBe(window.display === shown);
+    expect(window.code).toBe(shown.replace("-", ""));
+    window.recordPaired();
+    // One in a million it draws the same code again.
+    if (window.display === shown) window.recordPaired();
+    expect(window.display).not.toBe(shown);
   });
 
-  it("refuses even the right code before a person opens it and after it closes (injected clock)", () => {
+  it("is closed before a person opens it and after its time (injected clock)", () => {
     let now = 1_000;
     const window = new PairingWindow(() => now);
     expect(window.isOpen).toBe(false);
-    expect(window.matches(window.display)).toBe(false);
     window.open(10 * 60_000);
     expect(window.closesAt).toBe(1_000 + 600_000);
-    expect(window.matches(window.display)).toBe(true);
+    expect(window.isOpen).toBe(true);
     now += 600_000;
     expect(window.isOpen).toBe(false);
-    expect(window.matches(window.display)).toBe(false);
+    expect(window.closesAt).toBe(0);
+  });
+
+  it("keeps one budget for every address: the code changes every 20 tries that did not pair, the window closes at 50", () => {
+    const window = new PairingWindow(() => 0);
+    window.open(60_000);
+    const codes = new Set([window.code]);
+    const outcomes: string[] = [];
+    for (let i = 0; i < 50; i++) {
+      outcomes.push(window.recordAttempt(`10.0.${i % 25}.1`));
+      codes.add(window.code);
+    }
+    expect(outcomes.filter((o) => o === "rotated")).toHaveLength(2);
+    expect(outcomes.indexOf("rotated")).toBe(19);
+    expect(outcomes.at(-1)).toBe("closed");
+    expect(window.isOpen).toBe(false);
+    expect(window.attempts).toEqual({ unpaired: 50, addresses: 25 });
+    expect(codes.size).toBeGreaterThanOrEqual(3);
+    // A person opens it again: a new code and a full budget.
+    window.open(60_000);
+    expect(window.attempts).toEqual({ unpaired: 0, addresses: 0 });
+    expect(window.recordAttempt("10.0.0.1")).toBe("counted");
+  });
+
+  it("does not count an exchange that paired against the budget", () => {
+    const window = new PairingWindow(() => 0, { rotateAfter: 3, closeAfter: 4 });
+    window.open(60_000);
+    for (let i = 0; i < 10; i++) {
+      window.recordAttempt("10.0.0.9");
+      window.recordPaired();
+    }
+    expect(window.isOpen).toBe(true);
+    expect(window.attempts.unpaired).toBe(0);
+  });
+});
+
+describe("pairing key exchange (OPAQUE, real library, no network)", () => {
+  const nodeFingerprint = "a".repeat(64);
+
+  /** The app's side, as pairing-client.ts runs it, against the node's exchange directly. */
+  async function appPairs(exchange: PairingExchange, typed: string, seen: string): Promise<string | null | "refused"> {
+    await opaque.ready;
+    const { clientLoginState, startLoginRequest } = opaque.client.startLogin({ password: typed });
+    const { session, response } = exchange.start(window.code, startLoginRequest, "studio");
+    const finished = opaque.client.finishLogin({
+      clientLoginState,
+      loginResponse: response,
+      password: typed,
+      identifiers: pairingIdentifiers(seen),
+      keyStretching: PAIRING_KEY_STRETCHING,
+    });
+    if (!finished) return "refused";
+    return exchange.finish(session, finished.finishLoginRequest);
+  }
+  const window = new PairingWindow(() => 0);
+  window.open(60_000);
+
+  it("completes with the node's code and certificate, and names the app for its token", async () => {
+    const exchange = await PairingExchange.create(nodeFingerprint);
+    expect(await appPairs(exchange, window.code, nodeFingerprint)).toBe("studio");
+  });
+
+  it("stops on the app's side with a wrong code, or when the app sees another certificate (a relay)", async () => {
+    const exchange = await PairingExchange.create(nodeFingerprint);
+    const wrong = window.code === "000000" ? "000001" : "000000";
+    expect(await appPairs(exchange, wrong, nodeFingerprint)).toBe("refused");
+    expect(await appPairs(exchange, window.code, "b".repeat(64))).toBe("refused");
+  });
+
+  it("refuses a forged second message and a session used twice", async () => {
+    const exchange = await PairingExchange.create(nodeFingerprint);
+    await opaque.ready;
+    const { startLoginRequest } = opaque.client.startLogin({ password: window.code });
+    const { session } = exchange.start(window.code, startLoginRequest, "prober");
+    // A prober that guessed nothing sends a message of the right shape: no pairing.
+    const forged = Buffer.alloc(64, 7).toString("base64url");
+    expect(exchange.finish(session, forged)).toBeNull();
+    expect(() => exchange.finish(session, forged)).toThrow(/no pairing exchange with this session/);
+  });
+
+  it("refuses garbage as a first message with a field error, and holds at most 16 exchanges, each for a minute", async () => {
+    let now = 0;
+    const exchange = await PairingExchange.create(nodeFingerprint, () => now);
+    expect(() => exchange.start(window.code, "AAAA".repeat(8), "x")).toThrow(
+      expect.objectContaining({ code: "E_BAD_REQUEST" }),
+    );
+    await opaque.ready;
+    const login = () => opaque.client.startLogin({ password: window.code });
+    const finishOf = (l: ReturnType<typeof login>, response: string) =>
+      opaque.client.finishLogin({
+        clientLoginState: l.clientLoginState,
+        loginResponse: response,
+        password: window.code,
+        identifiers: pairingIdentifiers(nodeFingerprint),
+        keyStretching: PAIRING_KEY_STRETCHING,
+      })?.finishLoginRequest as string;
+    const oldest = login();
+    const first = exchange.start(window.code, oldest.startLoginRequest, "first");
+    for (let i = 0; i < 16; i++) exchange.start(window.code, login().startLoginRequest, "flood");
+    // Sixteen newer starts pushed the oldest out.
+    expect(() => exchange.finish(first.session, finishOf(oldest, first.response))).toThrow(/no pairing exchange/);
+    const late = login();
+    const started = exchange.start(window.code, late.startLoginRequest, "late");
+    now += 60_000;
+    expect(() => exchange.finish(started.session, finishOf(late, started.response))).toThrow(/no pairing exchange/);
   });
 });
 
