@@ -1125,6 +1125,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
         })),
       })
       .then((outcome) => {
+        // Stopped meanwhile (its clients closed, the ledger too): the attempts stay in flight and are restored at the next start.
+        if (this.stopped) return;
         const dispatch = node.deviceDispatch(device);
         if (outcome.kind === "accepted") {
           dispatch.maxInflight = Math.min(2, dispatch.maxInflight + 1);

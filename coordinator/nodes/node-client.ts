@@ -210,7 +210,8 @@ export class NodeClient extends EventEmitter<NodeClientEvents> {
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.socket?.terminate();
     this.socket = null;
-    void this.dispatcher.close();
+    // In-flight requests end now (as unreachable), rather than holding a stopping app for their timeouts.
+    void this.dispatcher.destroy();
   }
 
   private async call(method: string, path: string, body?: unknown): Promise<Response> {

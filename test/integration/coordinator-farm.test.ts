@@ -250,4 +250,39 @@ describe("coordinator with real kiln-node processes (simulated devices)", () => 
     ui.close();
     ui2.close();
   });
+
+  it("stops cleanly while a task submit hangs on a frozen node: nothing touches the closed ledger, the work is restored next start", async () => {
+    const [frozen] = await nodes(["1x24GB@10"]);
+    const { c, dataDir, outputDir } = await coordinator([frozen as RunningNode]);
+    const rejections: unknown[] = [];
+    const onRejection = (reason: unknown) => rejections.push(reason);
+    process.on("unhandledRejection", onRejection);
+    try {
+      // SIGSTOP: the node's socket accepts and never answers, so the submit is still in flight at stop().
+      frozen?.proc.kill("SIGSTOP");
+      const { jobId } = c.submitJob({ prompts: ["frozen"], count: 4, width: 256, height: 256, seed: 5 });
+      await new Promise((r) => setTimeout(r, 500));
+      await c.stop();
+      await new Promise((r) => setTimeout(r, 500));
+      expect(rejections).toEqual([]);
+      frozen?.proc.kill("SIGCONT");
+      // The next start finds the job where it was and finishes it.
+      const again = new Coordinator({
+        dataDir,
+        outputDir,
+        outputLayout: "flat",
+        localNode: false,
+        discovery: false,
+        clientName: "test",
+        log: pino({ level: "silent" }),
+      });
+      await again.start();
+      cleanups.push(() => again.stop());
+      const job = await finished(again, jobId);
+      expect(job?.counts.done).toBe(4);
+    } finally {
+      process.off("unhandledRejection", onRejection);
+      frozen?.proc.kill("SIGCONT");
+    }
+  });
 });
