@@ -1,9 +1,13 @@
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { DeviceInfo } from "../shared/device";
 
-/** The node's Prometheus metrics, served as text on GET /metrics. */
+/**
+ * The node's Prometheus metrics, served as text on GET /metrics. Device gauges
+ * are read at each scrape, so every device is there from the node's first
+ * answer on, not only after the first telemetry tick.
+ */
 export class NodeMetrics {
-  readonly registry = new Registry();
+  private readonly registry = new Registry();
   private readonly vramUsed = new Gauge({
     name: "kiln_device_vram_used_bytes",
     help: "Device memory in use",
@@ -54,7 +58,15 @@ export class NodeMetrics {
     registers: [this.registry],
   });
 
-  observeDevices(devices: DeviceInfo[]): void {
+  constructor(private readonly readDevices: () => DeviceInfo[]) {}
+
+  /** The Prometheus text of a scrape now. */
+  text(): Promise<string> {
+    this.observeDevices(this.readDevices());
+    return this.registry.metrics();
+  }
+
+  private observeDevices(devices: DeviceInfo[]): void {
     for (const d of devices) {
       const labels = { device: d.uuid, name: d.name };
       setOrRemove(this.vramUsed, labels, d.vramUsedMb === null ? null : d.vramUsedMb * 1024 * 1024);

@@ -11,6 +11,9 @@ export interface PairingBudget {
 /** At most 50 guesses of a million per window: a 1 in 20,000 chance for a prober, however many addresses it has. */
 export const PAIRING_BUDGET: PairingBudget = { rotateAfter: 20, closeAfter: 50 };
 
+/** How long a pairing window stays open once a person opens it on the node. */
+export const PAIRING_WINDOW_MS = 10 * 60_000;
+
 /** What one more try that did not pair did to the window. */
 export type AttemptOutcome = "counted" | "rotated" | "closed";
 

@@ -3,6 +3,7 @@ import { type Job, UnrecoverableError, Worker } from "bullmq";
 import { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { type ErrorCode, KilnError } from "../../shared/errors";
+import { FairTurns } from "../../shared/fair-queuing";
 import {
   type FarmAnnouncement,
   FarmApp,
@@ -16,7 +17,6 @@ import {
 } from "../../shared/farm-protocol";
 import type { NodeEventBody } from "../../shared/node-events";
 import { type Task, TaskRequest } from "../../shared/task";
-import { FairTurns } from "../scheduling/fair-turns";
 
 /** BullMQ lock on a task being rendered; renewed every third of it while the task runs. */
 const LOCK_MS = 15_000;

@@ -1,6 +1,7 @@
 import type { Logger } from "pino";
 import type { Backend, DeviceSharing, DeviceState } from "../../shared/device";
 import { type ErrorCode, KilnError } from "../../shared/errors";
+import { FairQueue } from "../../shared/fair-queuing";
 import type { ResolvedPack } from "../../shared/model-manifest";
 import type { NodeEventBody } from "../../shared/node-events";
 import type { ModelInfo } from "../../shared/node-info";
@@ -10,7 +11,6 @@ import type { InventoryDevice } from "../devices/device-inventory";
 import type { NodeMetrics } from "../metrics";
 import { BatchLimits, DEFAULT_MEMORY_PROFILE } from "../scheduling/batch-limits";
 import { ClientShares } from "../scheduling/client-shares";
-import { FairQueue } from "../scheduling/fair-queue";
 import { taskDeadlineMs } from "../scheduling/task-deadline";
 import { ThroughputWindow } from "../scheduling/throughput-window";
 import { WorkerProcess } from "./worker-process";

@@ -25,6 +25,9 @@ describe.skipIf(BROWSER_SKIP_REASON !== null)(
 
     const shot = (name: string) => page.screenshot({ path: join(SCREENSHOTS, `${name}.png`) });
     const tab = (name: RegExp) => page.getByRole("tab", { name }).click();
+    /** The progress bar on the card of the job named `name` (its prompt), not any job's. */
+    const jobProgress = (name: string) =>
+      page.getByRole("article", { name, exact: true }).getByRole("progressbar", { name: "Images done" });
 
     beforeAll(async () => {
       // The UI is served from the built renderer; build it once when this checkout has none.
@@ -93,7 +96,7 @@ describe.skipIf(BROWSER_SKIP_REASON !== null)(
       await page.getByLabel("Prompt", { exact: true }).fill("a lighthouse at dusk");
       await page.getByLabel("Images", { exact: true }).fill("24");
       await page.getByRole("button", { name: /^render/i }).click();
-      const progress = page.getByRole("progressbar", { name: "Images done" }).first();
+      const progress = jobProgress("a lighthouse at dusk");
       await expect.poll(() => progress.getAttribute("value"), { timeout: 20_000 }).not.toBe("0");
       await shot("queue");
       await expect.poll(() => progress.getAttribute("value"), { timeout: 90_000 }).toBe("24");
@@ -152,7 +155,7 @@ describe.skipIf(BROWSER_SKIP_REASON !== null)(
       await page.getByLabel("Prompt", { exact: true }).fill("storm over the sea");
       await page.getByLabel("Images", { exact: true }).fill("24");
       await page.getByRole("button", { name: /^render/i }).click();
-      const progress = page.getByRole("progressbar", { name: "Images done" }).first();
+      const progress = jobProgress("storm over the sea");
       await expect.poll(() => progress.getAttribute("value"), { timeout: 20_000 }).not.toBe("0");
       nodes[0]?.proc.kill("SIGKILL");
       await tab(/farm/i);

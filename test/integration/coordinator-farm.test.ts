@@ -10,6 +10,7 @@ import { parseParameters } from "../../shared/png-parameters";
 import { type RunningNode, startNode } from "../support/kiln-node-process";
 import { startServe } from "../support/kiln-serve-process";
 import { connectUi } from "../support/ui-client";
+import { waitUntil } from "../support/wait-until";
 
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
@@ -43,16 +44,12 @@ async function coordinator(farm: RunningNode[], extra: { leaseMs?: number } = {}
   cleanups.push(() => c.stop());
   for (const n of farm) await c.addNode("127.0.0.1", n.port, n.token, { fingerprint: n.pin.fingerprint });
   expect(await c.waitForNodes(30_000)).toBe(true);
-  await waitUntil(() => c.listNodes().filter((n) => n.status === "online").length === farm.length, 30_000);
+  await waitUntil(
+    () => c.listNodes().filter((n) => n.status === "online").length === farm.length,
+    30_000,
+    "every node online",
+  );
   return { c, outputDir, dataDir };
-}
-
-async function waitUntil(check: () => boolean, timeoutMs: number, what = "condition"): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 async function finished(c: Coordinator, jobId: string, timeoutMs = 90_000) {
@@ -219,15 +216,11 @@ describe("coordinator with real kiln-node processes (simulated devices)", () => 
     const second = await startServe(["--no-local", "--data-dir", dataDir, "--out", outputDir]);
     cleanups.push(() => second.stop());
     const ui2 = await connectUi(second.port, second.token);
-    const deadline = Date.now() + 90_000;
-    let state = "";
-    while (Date.now() < deadline) {
-      const jobs = await ui2.call("listJobs", { includeFinished: true });
-      state = jobs.find((j) => j.id === jobId)?.state ?? "";
-      if (state === "done") break;
-      await new Promise((r) => setTimeout(r, 200));
-    }
-    expect(state).toBe("done");
+    await waitUntil(
+      async () => (await ui2.call("listJobs", { includeFinished: true })).find((j) => j.id === jobId)?.state === "done",
+      90_000,
+      "the job done after the restart",
+    );
     const images = await ui2.call("jobImages", { jobId });
     expect(images.filter((i) => i.state === "done")).toHaveLength(80);
     const stored = storedImages(outputDir);

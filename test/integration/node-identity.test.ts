@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -7,10 +7,12 @@ import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { Coordinator } from "../../coordinator/coordinator";
 import { pairWithCode } from "../../coordinator/nodes/pairing-client";
+import { PAIRING_WINDOW_MS } from "../../farm-node/auth/pairing-window";
 import { ApiError } from "../../shared/errors";
 import { formatFingerprint } from "../../shared/fingerprint";
 import { type RunningNode, startNode } from "../support/kiln-node-process";
 import { api } from "../support/node-client";
+import { waitUntil } from "../support/wait-until";
 
 const KILN_NODE = fileURLToPath(new URL("../../bin/kiln-node.js", import.meta.url));
 const cleanups: Array<() => Promise<unknown>> = [];
@@ -22,14 +24,6 @@ async function node(args: string[], opts: Parameters<typeof startNode>[1] = {}):
   const n = await startNode(["--simulate", "1x24GB@10", ...args], opts);
   cleanups.push(() => n.stop());
   return n;
-}
-
-async function waitUntil(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 describe("the node's identity: TLS, pairing window, pinned certificate", () => {
@@ -51,6 +45,18 @@ describe("the node's identity: TLS, pairing window, pinned certificate", () => {
     expect(out).toContain(formatFingerprint(n.pin.fingerprint));
     const paired = await pairWithCode(n.url, n.pin, code, "studio");
     expect(paired.nodeId).toBe(n.nodeId);
+  });
+
+  it("keeps a window that a person opens open for the daemon's pairing window, the 10 minutes the README promises", async () => {
+    const n = await node([]);
+    const before = Date.now();
+    execFileSync(process.execPath, [KILN_NODE, "pair", "--state-dir", n.stateDir], { encoding: "utf8" });
+    const after = Date.now();
+    // What `kiln-node pair` read back from the daemon: when this window closes.
+    const { closesAt } = JSON.parse(readFileSync(join(n.stateDir, "pairing.json"), "utf8")) as { closesAt: number };
+    expect(closesAt).toBeGreaterThanOrEqual(before + PAIRING_WINDOW_MS);
+    expect(closesAt).toBeLessThanOrEqual(after + PAIRING_WINDOW_MS);
+    expect(PAIRING_WINDOW_MS).toBe(10 * 60_000);
   });
 
   it("a node that comes back with another certificate is shown as identity changed and gets no work until removed and paired again", async () => {

@@ -1,9 +1,9 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdtempSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
+import { freePort } from "./free-port";
 
 // Debian's real redis-server (apt-get install redis-server; CI installs it in .ci/run).
 const REDIS_SERVER = "/usr/bin/redis-server";
@@ -181,19 +181,4 @@ async function answersPing(port: number): Promise<boolean> {
   } finally {
     client.disconnect();
   }
-}
-
-/** A port the kernel just had free on loopback (listen on 0, note the port, close). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => {
-        if (typeof address === "object" && address !== null) resolve(address.port);
-        else reject(new Error("no port from listen(0)"));
-      });
-    });
-  });
 }

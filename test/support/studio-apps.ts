@@ -4,6 +4,7 @@ import { join } from "node:path";
 import pino from "pino";
 import { Coordinator } from "../../coordinator/coordinator";
 import type { RunningNode } from "./kiln-node-process";
+import { waitUntil } from "./wait-until";
 
 /** A studio app for tests and benches: a real coordinator in this process, with its own data and output folders. */
 export interface StudioApp {
@@ -50,12 +51,14 @@ export async function pairApps(apps: readonly StudioApp[], nodes: readonly Runni
   }
 }
 
-export async function waitUntil(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
+/** Adds nodes to an app by their token and certificate, as `kiln --node … --token … --fingerprint …` does, and waits until they are online. */
+export async function addNodes(app: StudioApp, nodes: readonly RunningNode[]): Promise<void> {
+  for (const n of nodes) await app.c.addNode("127.0.0.1", n.port, n.token, { fingerprint: n.pin.fingerprint });
+  await waitUntil(
+    () => app.c.listNodes().filter((n) => n.status === "online").length === nodes.length,
+    30_000,
+    `${app.name}'s nodes online`,
+  );
 }
 
 /** Images of one job stored by the app. */

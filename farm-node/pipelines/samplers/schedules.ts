@@ -18,29 +18,6 @@ export interface DiscreteScheduleConfig {
   stepsOffset: number;
 }
 
-/** stabilityai/sd-turbo's scheduler_config.json (EulerDiscreteScheduler). */
-export const SD_TURBO_SCHEDULE: DiscreteScheduleConfig = {
-  numTrainTimesteps: 1000,
-  betaStart: 0.00085,
-  betaEnd: 0.012,
-  betaSchedule: "scaled_linear",
-  timestepSpacing: "trailing",
-  stepsOffset: 1,
-};
-
-/**
- * runwayml/stable-diffusion-v1-5's scheduler_config.json. It names PNDM, whose
- * spacing is "leading"; Euler run on it keeps that spacing and steps_offset.
- */
-export const SD15_SCHEDULE: DiscreteScheduleConfig = {
-  numTrainTimesteps: 1000,
-  betaStart: 0.00085,
-  betaEnd: 0.012,
-  betaSchedule: "scaled_linear",
-  timestepSpacing: "leading",
-  stepsOffset: 1,
-};
-
 /** ᾱ_t for t = 0..numTrainTimesteps-1. */
 export function alphasCumprod(config: DiscreteScheduleConfig): Float64Array {
   const n = config.numTrainTimesteps;
@@ -138,14 +115,6 @@ export interface FlowMatchConfig {
    */
   sigmaMin?: number;
 }
-
-/**
- * Tongyi-MAI/Z-Image-Turbo: scheduler_config.json gives shift 3 and 1000 train
- * timesteps without dynamic shifting; its pipeline sets sigma_min to 0 and the
- * model card runs 9 steps, whose last is at σ = 0 (a no-op), so 8 that denoise.
- */
-export const Z_IMAGE_TURBO_FLOW: FlowMatchConfig = { numTrainTimesteps: 1000, shift: 3, sigmaMin: 0 };
-export const Z_IMAGE_TURBO_STEPS = 9;
 
 export function shiftSigma(sigma: number, shift: number): number {
   return (shift * sigma) / (1 + (shift - 1) * sigma);

@@ -8,6 +8,7 @@ import { type RunningNode, startNode } from "../../support/kiln-node-process";
 import { startServe } from "../../support/kiln-serve-process";
 import { Lan } from "../../support/netns";
 import { connectUi } from "../../support/ui-client";
+import { waitUntil } from "../../support/wait-until";
 
 export type Serve = Awaited<ReturnType<typeof startServe>>;
 export type Ui = Awaited<ReturnType<typeof connectUi>>;
@@ -96,7 +97,7 @@ export class LabFarm {
     this.cleanups.push(() => serve.stop());
     this.ui = await connectUi(serve.port, serve.token, this.lan.host("studio").address, serve.fingerprint);
     this.cleanups.push(() => this.ui?.close());
-    await this.until(
+    await waitUntil(
       async () => (await this.onlineNodes()).length >= (first ? this.nodes.size : 1),
       30_000,
       "nodes online",
@@ -135,12 +136,12 @@ export class LabFarm {
   }
 
   async waitForDone(jobId: string, atLeast: number, timeoutMs = 120_000): Promise<void> {
-    await this.until(async () => ((await this.job(jobId))?.counts.done ?? 0) >= atLeast, timeoutMs, `${atLeast} done`);
+    await waitUntil(async () => ((await this.job(jobId))?.counts.done ?? 0) >= atLeast, timeoutMs, `${atLeast} done`);
   }
 
   async waitForJob(jobId: string, timeoutMs = 180_000): Promise<JobSummary | undefined> {
     try {
-      await this.until(async () => (await this.job(jobId))?.state === "done", timeoutMs, `job ${jobId} done`);
+      await waitUntil(async () => (await this.job(jobId))?.state === "done", timeoutMs, `job ${jobId} done`);
     } catch (error) {
       const job = await this.job(jobId);
       const queue = await this.api.call("queueState", {});
@@ -167,14 +168,6 @@ export class LabFarm {
       duplicated: params.length - unique.size,
       wrongSeed: [...unique].filter((s) => !expected.has(s)).length,
     };
-  }
-
-  async until(check: () => Promise<boolean> | boolean, timeoutMs: number, what: string): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!(await check())) {
-      if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
   }
 
   async close(): Promise<void> {

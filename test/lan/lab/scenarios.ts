@@ -6,6 +6,7 @@ import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
 import type { RunningNode } from "../../support/kiln-node-process";
 import { api } from "../../support/node-client";
+import { waitUntil } from "../../support/wait-until";
 import { LabFarm, type Tally } from "./lab-farm";
 
 export interface ScenarioResult {
@@ -128,7 +129,7 @@ export const SCENARIOS: Scenario[] = [
         farm.lan.setLink("gpu1", true);
         await farm.waitForJob(job);
         const gpu1 = farm.nodes.get("gpu1")?.nodeId;
-        await farm.until(
+        await waitUntil(
           async () => (await farm.nodesNow()).find((n) => n.id === gpu1)?.status === "online",
           20_000,
           "gpu1 back online",
@@ -195,7 +196,7 @@ export const SCENARIOS: Scenario[] = [
         copyFileSync(join(gpu1.stateDir, "node.json"), join(impostorState, "node.json"));
         const impostor = await farm.startNode("intruder", 50, [], { stateDir: impostorState });
         farm.nodes.delete("intruder");
-        await farm.until(
+        await waitUntil(
           async () => (await farm.nodesNow()).some((n) => n.status === "conflict"),
           20_000,
           "the impostor shown as a conflict",
@@ -254,7 +255,7 @@ export const SCENARIOS: Scenario[] = [
           await farm.startNodes(20);
           await farm.startServe();
           const job = await farm.submit(60, 7000, 256);
-          await farm.until(
+          await waitUntil(
             async () => (await farm.api.call("queueState", {})).paused,
             90_000,
             "queue paused on a full disk",
@@ -263,12 +264,12 @@ export const SCENARIOS: Scenario[] = [
           notes.push(`paused with: ${error || "(no message)"}`);
           expect(problems, /disk is full/i.test(error), "no clear disk-full reason on the paused queue");
           // Writes cut short by the full disk remove their partial files as they fail.
-          await farm
-            .until(() => partials(mount).length === 0, 10_000, "partial files removed")
-            .catch(() => problems.push("partial files left on the full disk"));
+          await waitUntil(() => partials(mount).length === 0, 10_000, "partial files removed").catch(() =>
+            problems.push("partial files left on the full disk"),
+          );
           // Space returns: the queue starts again by itself.
           execFileSync("mount", ["-o", "remount,size=64m", mount]);
-          await farm.until(async () => !(await farm.api.call("queueState", {})).paused, 20_000, "the queue resumed");
+          await waitUntil(async () => !(await farm.api.call("queueState", {})).paused, 20_000, "the queue resumed");
           await farm.waitForJob(job);
           return farm.tally(60, 7000);
         } finally {
@@ -344,7 +345,7 @@ export const SCENARIOS: Scenario[] = [
         await sleep(5000);
         gpu3?.proc.kill("SIGCONT");
         await farm.waitForJob(job);
-        await farm.until(async () => (await farm.onlineNodes()).length === 3, 20_000, "gpu3 back online");
+        await waitUntil(async () => (await farm.onlineNodes()).length === 3, 20_000, "gpu3 back online");
         const lost = serve.events.filter((e) => e.msg === "node lost; its in-flight images go back to the queue");
         const lostIds = new Set(lost.map((e) => e.node));
         notes.push(
@@ -386,20 +387,18 @@ export const SCENARIOS: Scenario[] = [
           await farm.waitForDone(job.id, 10);
           // After pairing, mid-job: the relay is put in the middle again.
           farm.lan.poisonArp("studio", "gpu1", "mitm");
-          await farm
-            .until(
-              async () => (await farm.nodesNow()).find((n) => n.id === gpu1.nodeId)?.status === "identity-changed",
-              20_000,
-              "gpu1 shown as identity changed",
-            )
-            .catch(() => problems.push("the studio did not notice the machine in the middle"));
+          await waitUntil(
+            async () => (await farm.nodesNow()).find((n) => n.id === gpu1.nodeId)?.status === "identity-changed",
+            20_000,
+            "gpu1 shown as identity changed",
+          ).catch(() => problems.push("the studio did not notice the machine in the middle"));
           await sleep(3000);
           farm.lan.healArp("studio", "gpu1", "mitm");
         } finally {
           capture = await stopRelay();
         }
         await farm.waitForJob(job.id);
-        await farm.until(
+        await waitUntil(
           async () => (await farm.nodesNow()).find((n) => n.id === gpu1.nodeId)?.status === "online",
           20_000,
           "gpu1 online again",

@@ -7,6 +7,7 @@ import { fetch as undiciFetch } from "undici";
 import { afterAll, describe, expect, it, vi } from "vitest";
 import { pinFromPem, pinnedAgent } from "../../../coordinator/nodes/node-client";
 import { IPC_CHANNELS } from "../../../shared/desktop-bridge";
+import { waitUntil } from "../../support/wait-until";
 
 /**
  * The whole main process (electron/main/main.ts) against a fake `electron` module:
@@ -127,20 +128,10 @@ vi.mock("bonjour-service", () => ({
 afterAll(async () => {
   if (!fake.state.quitDone && fake.windows.length > 0) {
     fake.app.quit();
-    await until(() => fake.state.quitDone).catch(() => undefined);
+    await waitUntil(() => fake.state.quitDone, 30_000, "the app quit").catch(() => undefined);
   }
   rmSync(fake.root, { recursive: true, force: true });
 });
-
-async function until<T>(probe: () => T | Promise<T>, timeoutMs = 30_000): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value as NonNullable<T>;
-    if (Date.now() > deadline) throw new Error("timed out");
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe("main process (fake electron: the Electron binary cannot run here)", () => {
   it("starts the window and the coordinator with its local node, bridges IPC, and quits cleanly", async () => {
@@ -149,7 +140,7 @@ describe("main process (fake electron: the Electron binary cannot run here)", ()
     const userData = join(fake.root, "appData", "Kiln");
 
     // One window, secure options, the preload that electron-vite emits (CommonJS).
-    const window = await until(() => fake.windows[0]);
+    const window = await waitUntil(() => fake.windows[0], 30_000, "the window");
     expect(fake.windows).toHaveLength(1);
     const prefs = window.options.webPreferences as Record<string, unknown>;
     expect(prefs).toMatchObject({ contextIsolation: true, sandbox: true, nodeIntegration: false, webSecurity: true });
@@ -168,12 +159,16 @@ describe("main process (fake electron: the Electron binary cannot run here)", ()
     });
 
     // "This computer" comes online: the kiln-node child started and answered.
-    const local = await until(async () => {
-      const reply = (await invoke({ id: 3, command: "listNodes", args: {} })) as {
-        result: { local: boolean; status: string; port: number }[];
-      };
-      return reply.result.find((n) => n.local && n.status === "online");
-    });
+    const local = await waitUntil(
+      async () => {
+        const reply = (await invoke({ id: 3, command: "listNodes", args: {} })) as {
+          result: { local: boolean; status: string; port: number }[];
+        };
+        return reply.result.find((n) => n.local && n.status === "online");
+      },
+      30_000,
+      '"This computer" online',
+    );
     // Over TLS, trusting the certificate in the local node's state dir, as the coordinator does.
     const pin = pinFromPem(readFileSync(join(userData, "local-node", "tls-cert.pem"), "utf8"));
     const health = () => undiciFetch(`https://127.0.0.1:${local.port}/health`, { dispatcher: pinnedAgent(pin) });
@@ -195,7 +190,7 @@ describe("main process (fake electron: the Electron binary cannot run here)", ()
     window.emit("close");
     fake.app.quit();
     expect(fake.state.quitDone).toBe(false);
-    await until(() => fake.state.quitDone);
+    await waitUntil(() => fake.state.quitDone, 30_000, "the app quit");
     await expect(health()).rejects.toThrow();
     expect(JSON.parse(readFileSync(join(userData, "window-state.json"), "utf8"))).toEqual({
       x: 10,

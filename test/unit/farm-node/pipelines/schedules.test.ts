@@ -1,17 +1,47 @@
 import { describe, expect, it } from "vitest";
 import {
   alphasCumprod,
+  type DiscreteScheduleConfig,
   discreteTimesteps,
   eulerSchedule,
+  type FlowMatchConfig,
   flowMatchSchedule,
   type LcmScheduleConfig,
   lcmTimesteps,
-  SD_TURBO_SCHEDULE,
-  SD15_SCHEDULE,
   shiftSigma,
-  Z_IMAGE_TURBO_FLOW,
-  Z_IMAGE_TURBO_STEPS,
 } from "../../../../farm-node/pipelines/samplers/schedules";
+
+// Published models' scheduler configs, the reference points of these checks (a pack brings its own).
+/** stabilityai/sd-turbo's scheduler_config.json (EulerDiscreteScheduler). */
+const SD_TURBO_SCHEDULE: DiscreteScheduleConfig = {
+  numTrainTimesteps: 1000,
+  betaStart: 0.00085,
+  betaEnd: 0.012,
+  betaSchedule: "scaled_linear",
+  timestepSpacing: "trailing",
+  stepsOffset: 1,
+};
+
+/**
+ * runwayml/stable-diffusion-v1-5's scheduler_config.json. It names PNDM, whose
+ * spacing is "leading"; Euler run on it keeps that spacing and steps_offset.
+ */
+const SD15_SCHEDULE: DiscreteScheduleConfig = {
+  numTrainTimesteps: 1000,
+  betaStart: 0.00085,
+  betaEnd: 0.012,
+  betaSchedule: "scaled_linear",
+  timestepSpacing: "leading",
+  stepsOffset: 1,
+};
+
+/**
+ * Tongyi-MAI/Z-Image-Turbo: scheduler_config.json gives shift 3 and 1000 train
+ * timesteps without dynamic shifting; its pipeline sets sigma_min to 0 and the
+ * model card runs 9 steps, whose last is at σ = 0 (a no-op), so 8 that denoise.
+ */
+const Z_IMAGE_TURBO_FLOW: FlowMatchConfig = { numTrainTimesteps: 1000, shift: 3, sigmaMin: 0 };
+const Z_IMAGE_TURBO_STEPS = 9;
 
 /** σ at an integer timestep straight from the DDPM formulas, independent of the module. */
 function referenceSigma(t: number): number {

@@ -1,7 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ClientShares } from "../../../farm-node/scheduling/client-shares";
-import { FairQueue } from "../../../farm-node/scheduling/fair-queue";
-import { FairTurns } from "../../../farm-node/scheduling/fair-turns";
+import { FairQueue, FairTurns } from "../../../shared/fair-queuing";
 
 /** Serves `count` tasks and tallies the cost each app got. */
 function serve(queue: FairQueue<string>, count: number): Map<string, number> {
@@ -64,26 +62,6 @@ describe("fair queue (start-time fair queuing between the apps sharing a device)
     expect(queue.shift()?.item).toBe("a1");
     expect(queue.drain()).toEqual(["b0"]);
     expect(() => queue.push("a", "free", 0)).toThrow(/cost must be positive/);
-  });
-});
-
-describe("client shares (a device's busy time per app, over a sliding window)", () => {
-  it("divides busy time, not wall time, and forgets what left the window", () => {
-    let t = 0;
-    const shares = new ClientShares(10_000, () => t);
-    shares.begin("a");
-    t = 3000;
-    shares.begin("b");
-    t = 4000;
-    shares.end();
-    t = 6000;
-    expect(shares.current).toBeNull();
-    expect(Object.fromEntries(shares.shares())).toEqual({ a: 0.75, b: 0.25 });
-    shares.begin("b");
-    t = 16_000;
-    // The window is 6 000–16 000: only b's 10 s of rendering are in it.
-    expect(shares.current).toBe("b");
-    expect(Object.fromEntries(shares.shares())).toEqual({ b: 1 });
   });
 });
 
