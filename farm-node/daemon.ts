@@ -11,14 +11,14 @@ import type { NodeEventBody } from "../shared/node-events";
 import type { Health, ModelInfo, NodeInfo, NodeLimits } from "../shared/node-info";
 import type { PairFinishRequest, PairResponse, PairStartRequest, PairStartResponse } from "../shared/pairing";
 import type { Task, TaskAccepted } from "../shared/task";
-import { devicesSeenBy } from "./api/caller-view";
+import { type DeviceViewer, devicesSeenBy, lanViewer } from "./api/caller-view";
 import { EventHub } from "./api/event-hub";
 import { createServer, type NodeService } from "./api/server";
 import { FailureLimiter } from "./auth/failure-limiter";
 import { loadOrCreateCertificate, type NodeCertificate } from "./auth/node-certificate";
 import { PairingExchange } from "./auth/pairing-exchange";
 import { PAIRING_FILE, PID_FILE } from "./auth/pairing-request";
-import { PairingWindow } from "./auth/pairing-window";
+import { PAIRING_WINDOW_MS, PairingWindow } from "./auth/pairing-window";
 import { type PairedClient, TokenStore } from "./auth/token-store";
 import { CpuReadings, describeCpu } from "./devices/cpu-readings";
 import { buildInventory, type InventoryDevice } from "./devices/device-inventory";
@@ -34,7 +34,7 @@ import { NodeMetrics } from "./metrics";
 import { type PackEntry, scanModelPacks } from "./models/model-packs";
 import { HASH_CACHE_FILE, PackHasher } from "./models/pack-hash";
 import { StateDir } from "./state-dir";
-import { TaskRegistry } from "./task-registry";
+import { TaskRegistry, type TaskSource } from "./task-registry";
 import { KILN_VERSION } from "./version";
 import { DeviceRunner } from "./workers/device-runner";
 
@@ -66,7 +66,6 @@ export interface DaemonOptions {
 }
 
 const MAX_BODY_BYTES = 256 * 1024;
-const PAIRING_WINDOW_MS = 10 * 60_000;
 
 const SHUTDOWN_GRACE_MS = 10_000;
 /** How long responses still being sent at shutdown get before their connections are cut. */
@@ -90,7 +89,7 @@ export class Daemon implements NodeService {
   private readonly tokens: TokenStore;
   private readonly images: ImageStore;
   private readonly registry = new TaskRegistry();
-  private readonly metrics = new NodeMetrics();
+  private readonly metrics = new NodeMetrics(() => this.devices());
   private readonly runners: DeviceRunner[] = [];
   private readonly readings = new Map<string, ReadingSource>();
   private readonly limits: NodeLimits;
@@ -218,7 +217,7 @@ export class Daemon implements NodeService {
       {
         nodeId: this.nodeId,
         submit: (task, app) => {
-          this.submit(task, app);
+          this.admit(task, app, "farm");
         },
         cancel: (taskId) => this.stopTask(taskId),
         devicesFor: (model) =>
@@ -237,7 +236,12 @@ export class Daemon implements NodeService {
           url: publicUrl,
           certPem: this.certificate?.cert ?? "",
           fingerprint: this.fingerprint,
-          devices: this.devices(),
+          devices: devicesSeenBy(this.devices(), {
+            caller: "farm",
+            // Farm apps are known to each other on Redis; a paired LAN app is not, nor are its task ids.
+            sees: (client) => this.farm?.app(client) !== undefined && this.tokens.client(client) === undefined,
+            seesTask: (taskId) => this.registry.get(taskId)?.source === "farm",
+          }),
           models: this.models(),
         }),
         imageKey: (imageId) => this.farmImageKey(imageId),
@@ -311,13 +315,12 @@ export class Daemon implements NodeService {
 
   private publishTelemetry(): void {
     const devices = this.devices();
-    this.metrics.observeDevices(devices);
     const at = new Date().toISOString();
     this.events.publishToEach((client) => ({
       type: "telemetry",
       at,
       nodeId: this.nodeId,
-      devices: devicesSeenBy(devices, client, (taskId) => this.registry.get(taskId)?.client),
+      devices: devicesSeenBy(devices, this.lanViewer(client)),
     }));
   }
 
@@ -342,10 +345,11 @@ export class Daemon implements NodeService {
       }
     }
     if (event.type === "telemetry") return;
-    const client = this.registry.get(event.taskId)?.client ?? null;
-    // A farm app's task (also one the link already let go of, after a lost lock): never a LAN client's outbox.
-    if (this.farm && (this.farm.owns(event.taskId) || (client && this.farm.app(client)))) {
-      this.farm.onEvent(event);
+    const entry = this.registry.get(event.taskId);
+    const client = entry?.client ?? null;
+    // A farm task (also one the link already let go of, after a lost lock) reports to Redis, a LAN task to its app only.
+    if (entry?.source === "farm") {
+      this.farm?.onEvent(event);
       return;
     }
     // A task this node no longer knows the sender of is nobody else's business either.
@@ -426,7 +430,7 @@ export class Daemon implements NodeService {
       protocol: PROTOCOL_VERSION,
       startedAt: this.startedAt,
       fingerprint: this.fingerprint,
-      devices: devicesSeenBy(this.devices(), caller, (taskId) => this.registry.get(taskId)?.client),
+      devices: devicesSeenBy(this.devices(), this.lanViewer(caller)),
       models: this.models(),
       limits: this.limits,
       ...(you ? { you: { client: you.id, name: you.name, weight: you.weight } } : {}),
@@ -434,10 +438,15 @@ export class Daemon implements NodeService {
   }
 
   submit(task: Task, client: string): TaskAccepted {
+    return this.admit(task, client, "lan");
+  }
+
+  /** A task from a LAN app or a farm app: ids are checked against every other sender's, whatever the source. */
+  private admit(task: Task, client: string, source: TaskSource): TaskAccepted {
     if (this.stopping)
       throw new KilnError("E_SHUTTING_DOWN", "the node is shutting down; send the task to another node");
     const known = this.registry.get(task.id);
-    if (known && known.client !== client) {
+    if (known && (known.client !== client || known.source !== source)) {
       throw new KilnError(
         "E_CONFLICT",
         `task id ${task.id} is already in use on this node; choose another id`,
@@ -446,6 +455,19 @@ export class Daemon implements NodeService {
       );
     }
     if (known) return { id: task.id, device: known.device, state: known.state, duplicate: true };
+    // An image id is one file here: another sender's (rendering or delivered) is not to be overwritten.
+    const taken = task.images.find((image) => {
+      const owner = this.registry.imageClaim(image.id) ?? this.images.ownerOf(image.id);
+      return owner !== undefined && owner !== client;
+    });
+    if (taken) {
+      throw new KilnError(
+        "E_CONFLICT",
+        `image id ${taken.id} is already in use on this node; choose another id`,
+        undefined,
+        [{ path: "images", message: "an image id is already in use on this node" }],
+      );
+    }
 
     const models = this.models();
     if (models.length === 0) throw new KilnError("E_NOT_READY", "the node's workers are still loading; retry shortly");
@@ -480,7 +502,13 @@ export class Daemon implements NodeService {
 
     const runner = this.pickRunner(task, client);
     // Known before the runner's first event (task.accepted), so that event goes to its sender.
-    this.registry.add(task.id, runner.device.uuid, client);
+    this.registry.add(
+      task.id,
+      runner.device.uuid,
+      client,
+      source,
+      task.images.map((image) => image.id),
+    );
     try {
       runner.submit(task, client);
     } catch (error) {
@@ -567,7 +595,7 @@ export class Daemon implements NodeService {
   }
 
   pairFinish(request: PairFinishRequest): PairResponse {
-    const client = this.exchange?.finish(request.session, request.finish) ?? null;
+    const client = this.exchange?.finish(request.session, request.finish, this.pairing.code) ?? null;
     if (client === null) {
       throw new KilnError(
         "E_UNAUTHORIZED",
@@ -620,13 +648,21 @@ export class Daemon implements NodeService {
     this.tokens.reload();
   }
 
+  /** A paired app's view of the devices: its own tasks by id, others' without. */
+  private lanViewer(client: string): DeviceViewer {
+    return lanViewer(client, (taskId) => {
+      const entry = this.registry.get(taskId);
+      return entry?.source === "lan" ? entry.client : undefined;
+    });
+  }
+
   private describeClient(client: string): { name: string; weight: number } {
     const known = this.tokens.client(client) ?? this.farm?.app(client);
     return known ? { name: known.name, weight: known.weight } : { name: "an unpaired app", weight: 1 };
   }
 
   metricsText(): Promise<string> {
-    return this.metrics.registry.metrics();
+    return this.metrics.text();
   }
 
   retryAfterS(): number {

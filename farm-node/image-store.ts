@@ -44,6 +44,11 @@ export class ImageStore {
     return this.owners.get(imageId) === client ? this.path(imageId) : null;
   }
 
+  /** The app an image on disk belongs to, if any. */
+  ownerOf(imageId: string): string | undefined {
+    return this.owners.get(imageId);
+  }
+
   added(imageId: string, client: string): void {
     this.owners.set(imageId, client);
     appendFileSync(this.ownersFile, `${JSON.stringify({ image: imageId, client })}\n`, { mode: 0o600 });

@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Logger } from "pino";
@@ -40,8 +40,10 @@ export class LocalNode {
     const token = randomBytes(32).toString("base64url");
     mkdirSync(this.opts.stateDir, { recursive: true, mode: 0o700 });
     const tokenFile = join(this.opts.stateDir, TOKEN_FILE);
-    writeFileSync(`${tokenFile}.tmp`, `${token}\n`, { mode: 0o600 });
-    renameSync(`${tokenFile}.tmp`, tokenFile);
+    // Created new (never an existing file or link of someone else's), private, then moved into place.
+    const tmp = `${tokenFile}.${randomBytes(8).toString("hex")}.tmp`;
+    writeFileSync(tmp, `${token}\n`, { mode: 0o600, flag: "wx" });
+    renameSync(tmp, tokenFile);
     const args = [
       KILN_NODE_BIN,
       "--host",
@@ -84,13 +86,16 @@ export class LocalNode {
           } catch {
             continue;
           }
-          if (entry.msg === "listening" && entry.port && entry.nodeId)
+          if (entry.msg === "listening" && entry.port && entry.nodeId) {
+            // Read at its start: the secret need not stay on disk.
+            rmSync(tokenFile, { force: true });
             resolve({
               nodeId: entry.nodeId,
               port: entry.port,
               token,
               pin: pinFromPem(readFileSync(join(this.opts.stateDir, "tls-cert.pem"), "utf8")),
             });
+          }
           if ((entry.level ?? 0) >= 40) log.warn({ node: entry }, entry.msg ?? "local node warning");
         }
       });

@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { mkdir, readdir, rename, rm, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { KilnError } from "../../shared/errors";
-import { readPngSize } from "./png-header";
+import { pngStructureProblem, readPngSize } from "./png-structure";
 import { RefusedResult } from "./refused-result";
 
 export interface ImageToStore {
@@ -41,7 +41,8 @@ export class ResultStore {
   /**
    * Verifies the bytes against the announced sha256, and that they are a PNG of
    * the task's size (a decompression bomb declares another: it never reaches
-   * the folder, nor the app that shows it), then writes them atomically
+   * the folder, nor the app that shows it) made of a picture's chunks only (no
+   * padding, animation or private chunks), then writes them atomically
    * (temporary name + rename), so no partial PNG is ever left under its real name.
    */
   async write(image: ImageToStore): Promise<string> {
@@ -59,6 +60,8 @@ export class ResultStore {
         `${which}: the node sent a ${size.width}×${size.height} PNG for a ${image.width}×${image.height} image; refused`,
       );
     }
+    const problem = pngStructureProblem(image.png);
+    if (problem) throw new RefusedResult("E_INTERNAL", `${which}: the node's PNG is refused: ${problem}`);
     const path = this.pathFor(image);
     const tmp = `${path}.${process.pid}.partial`;
     try {

@@ -204,8 +204,8 @@ export async function createServer(opts: ServerOptions) {
     return started;
   });
 
-  app.post(`${NODE_API_PREFIX}/pair/finish`, async (request, reply) => {
-    if (limiter.blockedFor(request.ip) > 0) return refuseBlocked(request, reply, "too many pairing attempts");
+  // No limiter here: a finish needs a live 128-bit session from a start, which was counted; a right code must not be refused.
+  app.post(`${NODE_API_PREFIX}/pair/finish`, async (request) => {
     const body = parseOr400(PairFinishRequest, request.body, "pairing request");
     try {
       const paired = service.pairFinish(body);

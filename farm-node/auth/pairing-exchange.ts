@@ -10,9 +10,18 @@ const PENDING_MS = 60_000;
 
 interface Pending {
   state: string;
+  /** The code it was started under: it finishes only while that code is the node's. */
+  code: string;
   /** The name the app gave, for its token. */
   client: string;
   expiresAt: number;
+}
+
+/** One code's OPAQUE server: its own setup (OPRF key and key pair) and password file. */
+interface CodeServer {
+  code: string;
+  serverSetup: string;
+  registrationRecord: string;
 }
 
 /**
@@ -20,12 +29,14 @@ interface Pending {
  * each code it makes an OPAQUE password file in memory, as if an app had
  * registered with that code, under the node's certificate as server identity;
  * an app that logs in with the same code and sees the same certificate ends
- * with the same session key, and anything else fails. Only the state of
+ * with the same session key, and anything else fails. Every code gets a fresh
+ * server setup: with one OPRF key for all codes, each start would hand a
+ * prober an evaluation of its guess that tests every other code offline, and
+ * guesses would add up across code changes and windows. Only the state of
  * exchanges in progress is kept, bounded in count and time.
  */
 export class PairingExchange {
-  private readonly serverSetup = opaque.server.createSetup();
-  private record: { code: string; registrationRecord: string } | null = null;
+  private server: CodeServer | null = null;
   private readonly pending = new Map<string, Pending>();
 
   private constructor(
@@ -46,9 +57,10 @@ export class PairingExchange {
     if (this.pending.size >= MAX_PENDING) this.pending.delete(this.pending.keys().next().value as string);
     let started: ReturnType<typeof opaque.server.startLogin>;
     try {
+      const server = this.serverFor(code);
       started = opaque.server.startLogin({
-        serverSetup: this.serverSetup,
-        registrationRecord: this.recordFor(code),
+        serverSetup: server.serverSetup,
+        registrationRecord: server.registrationRecord,
         startLoginRequest: request,
         userIdentifier: PAIRING_USER,
         identifiers: pairingIdentifiers(this.fingerprint),
@@ -59,15 +71,16 @@ export class PairingExchange {
       ]);
     }
     const session = randomBytes(16).toString("hex");
-    this.pending.set(session, { state: started.serverLoginState, client, expiresAt: this.now() + PENDING_MS });
+    this.pending.set(session, { state: started.serverLoginState, code, client, expiresAt: this.now() + PENDING_MS });
     return { session, response: started.loginResponse };
   }
 
   /**
    * The second round: the name the app gave at the start when it proved it
-   * used the same code and saw this node's certificate; null otherwise.
+   * used the same code and saw this node's certificate, and that code is still
+   * `currentCode`; null otherwise.
    */
-  finish(session: string, finish: string): string | null {
+  finish(session: string, finish: string, currentCode: string): string | null {
     this.expire();
     const pending = this.pending.get(session);
     // One finish per session, right or wrong: a session is never a second guess.
@@ -78,6 +91,8 @@ export class PairingExchange {
         "no pairing exchange with this session on the node (it expired or was used); start again",
       );
     }
+    // Started under a code that has changed since (spent, rotated, a new window): worth nothing now.
+    if (pending.code !== currentCode) return null;
     try {
       opaque.server.finishLogin({ serverLoginState: pending.state, finishLoginRequest: finish });
       return pending.client;
@@ -86,12 +101,13 @@ export class PairingExchange {
     }
   }
 
-  /** The password file for a code, made once per code (6 ms). */
-  private recordFor(code: string): string {
-    if (this.record?.code === code) return this.record.registrationRecord;
+  /** The server for a code, made once per code (6 ms): a new setup and password file. */
+  private serverFor(code: string): CodeServer {
+    if (this.server?.code === code) return this.server;
+    const serverSetup = opaque.server.createSetup();
     const { clientRegistrationState, registrationRequest } = opaque.client.startRegistration({ password: code });
     const { registrationResponse } = opaque.server.createRegistrationResponse({
-      serverSetup: this.serverSetup,
+      serverSetup,
       userIdentifier: PAIRING_USER,
       registrationRequest,
     });
@@ -102,8 +118,8 @@ export class PairingExchange {
       identifiers: pairingIdentifiers(this.fingerprint),
       keyStretching: PAIRING_KEY_STRETCHING,
     });
-    this.record = { code, registrationRecord };
-    return registrationRecord;
+    this.server = { code, serverSetup, registrationRecord };
+    return this.server;
   }
 
   private expire(): void {

@@ -1,25 +1,44 @@
-import { readFileSync, statSync } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, readFileSync } from "node:fs";
 
 /**
  * `--token-file`: a deployment secret read from a file only its owner can
  * read, so it never shows in the process list (`/proc/PID/cmdline` is world
- * readable). Refused, as ssh refuses a key, when others could read it too.
+ * readable). Refused, as ssh refuses a key, when others could read it, when it
+ * belongs to another user, or when it is a symbolic link; the checks are made
+ * on the opened file itself, so it cannot be swapped between check and read.
  */
 export function readTokenFile(file: string): string {
-  let mode: number;
+  let fd: number;
   try {
-    mode = statSync(file).mode;
+    fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW);
   } catch (error) {
-    throw new Error(
-      `--token-file ${file}: ${(error as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (error as Error).message}`,
-    );
+    const code = (error as NodeJS.ErrnoException).code;
+    const why =
+      code === "ENOENT"
+        ? "no such file"
+        : code === "ELOOP"
+          ? "is a symbolic link; give the file itself"
+          : (error as Error).message;
+    throw new Error(`--token-file ${file}: ${why}`);
   }
-  if ((mode & 0o077) !== 0) {
-    throw new Error(
-      `--token-file ${file} can be read by other users (mode ${(mode & 0o777).toString(8)}); make it private: chmod 600 ${file}`,
-    );
+  try {
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) throw new Error(`--token-file ${file} is not a regular file`);
+    const uid = process.geteuid?.();
+    if (uid !== undefined && stat.uid !== uid) {
+      throw new Error(
+        `--token-file ${file} belongs to another user (uid ${stat.uid}); it must be this user's own file`,
+      );
+    }
+    if ((stat.mode & 0o077) !== 0) {
+      throw new Error(
+        `--token-file ${file} can be read by other users (mode ${(stat.mode & 0o777).toString(8)}); make it private: chmod 600 ${file}`,
+      );
+    }
+    const token = readFileSync(fd, "utf8").trim();
+    if (token.length < 16) throw new Error(`--token-file ${file} holds no token of at least 16 characters`);
+    return token;
+  } finally {
+    closeSync(fd);
   }
-  const token = readFileSync(file, "utf8").trim();
-  if (token.length < 16) throw new Error(`--token-file ${file} holds no token of at least 16 characters`);
-  return token;
 }

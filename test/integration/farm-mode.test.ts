@@ -4,16 +4,21 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Queue } from "bullmq";
+import { Redis } from "ioredis";
 import { fetch } from "undici";
 import { afterEach, describe, expect, it } from "vitest";
 import { FARM_APP_FILE } from "../../coordinator/farm/farm-app";
 import { pinnedAgent } from "../../coordinator/nodes/node-client";
+import { pairWithCode } from "../../coordinator/nodes/pairing-client";
 import { readTextChunks } from "../../farm-node/png/png-text-chunks";
 import { farmKeys } from "../../shared/farm-protocol";
+import { NodeInfo } from "../../shared/node-info";
 import { parseParameters } from "../../shared/png-parameters";
 import { type RunningNode, startNode } from "../support/kiln-node-process";
+import { api, subscribe } from "../support/node-client";
 import { type RunningRedis, redisUnavailable, startRedis } from "../support/redis-server";
-import { doneOf, type StudioApp, startApp, waitUntil } from "../support/studio-apps";
+import { doneOf, type StudioApp, startApp } from "../support/studio-apps";
+import { waitUntil } from "../support/wait-until";
 
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
@@ -186,4 +191,55 @@ describe.skipIf(unavailable !== null)("farm mode on a real redis-server", () => 
       expect(run.stdout, url).toContain("pass --public-url https://HOST:PORT");
     }
   }, 60_000);
+
+  it("a node in farm mode and paired on the LAN: its report on Redis names no LAN task or app, and a farm job reusing their ids takes nothing", async () => {
+    const redis = await startRedis();
+    cleanups.push(() => redis.stop());
+    const node = await startNode(["--simulate", "1x24GB@0.5", "--pair", "--farm", redis.url]);
+    cleanups.push(() => node.stop());
+    const lan = await pairWithCode(node.url, node.pin, node.pairingCode(), "Artist A");
+    const lanId = NodeInfo.parse(await (await api(node, lan.token).get("/v1/node")).json()).you?.client as string;
+    const events = await subscribe({ ...node, token: lan.token });
+    cleanups.push(async () => events.close());
+    const taskId = "lan-secret-task";
+    const images = Array.from({ length: 4 }, (_, i) => ({ id: `lan-secret-${i}`, seed: i, prompt: "SECRET PROMPT" }));
+    expect(
+      (await api(node, lan.token).submit({ id: taskId, model: "kiln-demo", width: 256, height: 256, steps: 2, images }))
+        .status,
+    ).toBe(202);
+    await events.waitFor((e) => e.type === "task.started" && e.taskId === taskId);
+
+    const redisClient = new Redis(redis.url);
+    cleanups.push(async () => redisClient.disconnect());
+    await waitUntil(
+      async () => (await redisClient.hget(farmKeys.nodes, node.nodeId)) !== null,
+      10_000,
+      "the node's first report",
+    );
+    await new Promise((r) => setTimeout(r, 1500));
+    const report = (await redisClient.hget(farmKeys.nodes, node.nodeId)) as string;
+    expect(report).not.toContain(taskId);
+    expect(report).not.toContain(lanId);
+
+    // Someone who can write to Redis poses as the LAN app and queues a job with its task id.
+    await redisClient.hset(farmKeys.apps, lanId, JSON.stringify({ id: lanId, name: "evil", weight: 1 }));
+    await new Promise((r) => setTimeout(r, 2500));
+    const queue = new Queue(farmKeys.queue(lanId), { connection: { url: redis.url } });
+    cleanups.push(() => queue.close());
+    const stolen = { ...images[0], id: "lan-secret-0" };
+    await queue.add(
+      "task",
+      { app: lanId, task: { id: taskId, model: "kiln-demo", width: 256, height: 256, steps: 2, images: [stolen] } },
+      { jobId: taskId },
+    );
+
+    // The LAN app gets every outcome of its task; Redis gets none of them.
+    await events.waitFor((e) => e.type === "task.done" && e.taskId === taskId, 60_000);
+    for (const image of images)
+      expect(events.events.some((e) => e.type === "image.ready" && e.imageId === image.id)).toBe(true);
+    const onRedis = (await redisClient.xrange(farmKeys.events(lanId), "-", "+")).map(([, fields]) => fields.join(" "));
+    expect(onRedis.filter((entry) => entry.includes("lan-secret"))).toEqual(
+      onRedis.filter((entry) => entry.includes("task.failed")),
+    );
+  }, 120_000);
 });

@@ -23,7 +23,8 @@ import {
   startHostileNode,
 } from "../support/hostile-node";
 import { redisUnavailable, startRedis } from "../support/redis-server";
-import { startApp, waitUntil } from "../support/studio-apps";
+import { startApp } from "../support/studio-apps";
+import { waitUntil } from "../support/wait-until";
 
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
@@ -82,6 +83,15 @@ async function firstAttempt(node: HostileNode): Promise<string> {
   return task.images[0]?.id as string;
 }
 
+/** `png` with a private chunk of `bytes` before its IEND: the same picture, a larger file. */
+function padded(png: Buffer, bytes: number): Buffer {
+  const header = Buffer.alloc(8);
+  header.writeUInt32BE(bytes);
+  header.write("prVt", 4, "latin1");
+  const chunk = Buffer.concat([header, Buffer.alloc(bytes), Buffer.alloc(4)]);
+  return Buffer.concat([png.subarray(0, png.length - 12), chunk, png.subarray(png.length - 12)]);
+}
+
 const pngsIn = (dir: string) => readdirSync(dir).filter((f) => f.endsWith(".png"));
 
 /** The most devices the app ever showed for the node in its farm panel (UI telemetry). */
@@ -115,8 +125,14 @@ describe("a compromised node attacks the studio app (hostile HTTPS/WSS node on l
     {
       lie: "announces more than any PNG may be (200 MiB)",
       forge: (png: Buffer): ForgedResult => ({ body: png, bytes: 200 * MiB }),
-      refusal: /announced 209715200 bytes, more than the 67108864 a result may be/,
+      refusal: /announced 209715200 bytes, more than a 256×256 PNG can take/,
       downloads: 0,
+    },
+    {
+      lie: "pads a right-sized PNG with a private chunk (honest about bytes and hash)",
+      forge: (png: Buffer): ForgedResult => ({ body: padded(png, 100 * 1024) }),
+      refusal: /"prVt" chunk, which a Kiln result never has/,
+      downloads: 1,
     },
     {
       lie: "sends fewer bytes than it announced (the hash is of what it sends)",
@@ -176,6 +192,23 @@ describe("a compromised node attacks the studio app (hostile HTTPS/WSS node on l
     expect(reasons[1]).toMatch(/a 30000×30000 PNG for a 256×256 image/);
     expect(reasons[2]).toMatch(/not a PNG/);
     expect(c.listNodes().find((n) => n.id === node.nodeId)?.blockedModels).toEqual(["kiln-demo"]);
+  }, 90_000);
+
+  it("a node that announces results and then does not deliver them (a redirect each time) ends blocklisted", async () => {
+    const trap = await httpTrap();
+    const png = await pngOfSize(256, 256);
+    const node = await hostile({ result: () => ({ body: png, redirectTo: `${trap.url}/elsewhere` }) });
+    const { c, outputDir } = await appWith(node);
+    const { jobId } = c.submitJob({ prompts: ["never delivered"], count: 1, seed: 1, width: 256, height: 256 });
+    await waitUntil(
+      () => ["done", "failed"].includes(c.listJobs().find((j) => j.id === jobId)?.state ?? ""),
+      60_000,
+      "the job finished",
+    );
+    expect(c.listJobs().find((j) => j.id === jobId)?.state).toBe("failed");
+    expect(c.listNodes().find((n) => n.id === node.nodeId)?.blockedModels).toEqual(["kiln-demo"]);
+    expect(trap.requests).toEqual([]);
+    expect(pngsIn(outputDir)).toEqual([]);
   }, 90_000);
 
   it("a 12 MiB telemetry message makes the app hang up (1009); its devices are never shown", async () => {
@@ -289,13 +322,14 @@ describe.skipIf(unavailable !== null)("a compromised farm box writes to Redis (r
     const queue = new Queue(farmKeys.queue(appId), { connection: { url: redis.url } });
     cleanups.push(() => queue.close());
     // What a farm node would pull: the app's tasks, read off its BullMQ queue.
-    let tasks: FarmJob[] = [];
-    const deadline = Date.now() + 30_000;
-    while (tasks.flatMap((t) => t.task.images).length < announced) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${announced} queued images`);
-      tasks = (await queue.getJobs(["waiting", "prioritized"])).map((j) => FarmJob.parse(j.data));
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    const tasks = await waitUntil(
+      async () => {
+        const queued = (await queue.getJobs(["waiting", "prioritized"])).map((j) => FarmJob.parse(j.data));
+        return queued.flatMap((t) => t.task.images).length >= announced ? queued : null;
+      },
+      30_000,
+      `${announced} queued images`,
+    );
     const images = tasks
       .flatMap((t) => t.task.images.map((image) => ({ image, taskId: t.task.id })))
       .slice(0, announced);

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, statSync } from "node:fs";
+import { chmodSync, chownSync, mkdtempSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as opaque from "@serenity-kit/opaque";
@@ -6,6 +6,7 @@ import { describe, expect, it } from "vitest";
 import { FailureLimiter } from "../../../farm-node/auth/failure-limiter";
 import { PairingExchange } from "../../../farm-node/auth/pairing-exchange";
 import { PairingWindow } from "../../../farm-node/auth/pairing-window";
+import { readTokenFile } from "../../../farm-node/auth/token-file";
 import { TokenStore } from "../../../farm-node/auth/token-store";
 import { StateDir } from "../../../farm-node/state-dir";
 import { PAIRING_KEY_STRETCHING, pairingIdentifiers } from "../../../shared/pairing";
@@ -145,7 +146,22 @@ describe("pairing key exchange (OPAQUE, real library, no network)", () => {
       keyStretching: PAIRING_KEY_STRETCHING,
     });
     if (!finished) return "refused";
-    return exchange.finish(session, finished.finishLoginRequest);
+    return exchange.finish(session, finished.finishLoginRequest, window.code);
+  }
+
+  /** The server's static public key the app learns from a completed exchange under `code`. */
+  async function serverKeyUnder(exchange: PairingExchange, code: string): Promise<string> {
+    await opaque.ready;
+    const { clientLoginState, startLoginRequest } = opaque.client.startLogin({ password: code });
+    const { response } = exchange.start(code, startLoginRequest, "studio");
+    const finished = opaque.client.finishLogin({
+      clientLoginState,
+      loginResponse: response,
+      password: code,
+      identifiers: pairingIdentifiers(nodeFingerprint),
+      keyStretching: PAIRING_KEY_STRETCHING,
+    });
+    return finished?.serverStaticPublicKey as string;
   }
   const window = new PairingWindow(() => 0);
   window.open(60_000);
@@ -162,6 +178,30 @@ describe("pairing key exchange (OPAQUE, real library, no network)", () => {
     expect(await appPairs(exchange, window.code, "b".repeat(64))).toBe("refused");
   });
 
+  it("gives every code its own server (OPRF key and key pair), so what one code's exchanges reveal tests no other", async () => {
+    const exchange = await PairingExchange.create(nodeFingerprint);
+    const first = await serverKeyUnder(exchange, "111111");
+    expect(await serverKeyUnder(exchange, "111111")).toBe(first);
+    expect(await serverKeyUnder(exchange, "222222")).not.toBe(first);
+  });
+
+  it("does not finish an exchange started under a code that has changed since (spent, rotated, a new window)", async () => {
+    const exchange = await PairingExchange.create(nodeFingerprint);
+    await opaque.ready;
+    const code = "424242";
+    const login = opaque.client.startLogin({ password: code });
+    const { session, response } = exchange.start(code, login.startLoginRequest, "late app");
+    const finished = opaque.client.finishLogin({
+      clientLoginState: login.clientLoginState,
+      loginResponse: response,
+      password: code,
+      identifiers: pairingIdentifiers(nodeFingerprint),
+      keyStretching: PAIRING_KEY_STRETCHING,
+    });
+    expect(finished).toBeDefined();
+    expect(exchange.finish(session, finished?.finishLoginRequest as string, "777777")).toBeNull();
+  });
+
   it("refuses a forged second message and a session used twice", async () => {
     const exchange = await PairingExchange.create(nodeFingerprint);
     await opaque.ready;
@@ -169,8 +209,8 @@ describe("pairing key exchange (OPAQUE, real library, no network)", () => {
     const { session } = exchange.start(window.code, startLoginRequest, "prober");
     // A prober that guessed nothing sends a message of the right shape: no pairing.
     const forged = Buffer.alloc(64, 7).toString("base64url");
-    expect(exchange.finish(session, forged)).toBeNull();
-    expect(() => exchange.finish(session, forged)).toThrow(/no pairing exchange with this session/);
+    expect(exchange.finish(session, forged, window.code)).toBeNull();
+    expect(() => exchange.finish(session, forged, window.code)).toThrow(/no pairing exchange with this session/);
   });
 
   it("refuses garbage as a first message with a field error, and holds at most 16 exchanges, each for a minute", async () => {
@@ -193,11 +233,15 @@ describe("pairing key exchange (OPAQUE, real library, no network)", () => {
     const first = exchange.start(window.code, oldest.startLoginRequest, "first");
     for (let i = 0; i < 16; i++) exchange.start(window.code, login().startLoginRequest, "flood");
     // Sixteen newer starts pushed the oldest out.
-    expect(() => exchange.finish(first.session, finishOf(oldest, first.response))).toThrow(/no pairing exchange/);
+    expect(() => exchange.finish(first.session, finishOf(oldest, first.response), window.code)).toThrow(
+      /no pairing exchange/,
+    );
     const late = login();
     const started = exchange.start(window.code, late.startLoginRequest, "late");
     now += 60_000;
-    expect(() => exchange.finish(started.session, finishOf(late, started.response))).toThrow(/no pairing exchange/);
+    expect(() => exchange.finish(started.session, finishOf(late, started.response), window.code)).toThrow(
+      /no pairing exchange/,
+    );
   });
 });
 
@@ -212,5 +256,33 @@ describe("failure limiter", () => {
     expect(limiter.blockedFor("10.0.0.1")).toBe(30_000);
     now = 60_001;
     expect(limiter.blockedFor("10.0.0.1")).toBe(0);
+  });
+});
+
+describe("--token-file", () => {
+  const file = (mode: number) => {
+    const path = join(mkdtempSync(join(tmpdir(), "kiln-token-file-")), "token");
+    writeFileSync(path, "a-deployment-secret-of-some-length\n", { mode });
+    chmodSync(path, mode);
+    return path;
+  };
+
+  it("reads a private file of this user", () => {
+    expect(readTokenFile(file(0o600))).toBe("a-deployment-secret-of-some-length");
+  });
+
+  it("refuses a file others can read, a symbolic link, and (as root) another user's file", () => {
+    const open = file(0o644);
+    expect(() => readTokenFile(open)).toThrow(`chmod 600 ${open}`);
+    const link = `${file(0o600)}.link`;
+    symlinkSync(file(0o600), link);
+    expect(() => readTokenFile(link)).toThrow(/symbolic link/);
+    if (process.geteuid?.() === 0) {
+      const theirs = file(0o600);
+      chownSync(theirs, 65534, 65534);
+      expect(() => readTokenFile(theirs)).toThrow(/belongs to another user/);
+    } else {
+      console.warn("SKIPPED the other-user check of --token-file: needs root to give a file away");
+    }
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { devicesSeenBy } from "../../../farm-node/api/caller-view";
+import { devicesSeenBy, lanViewer } from "../../../farm-node/api/caller-view";
 import { DeviceInfo } from "../../../shared/device";
 
 const device = DeviceInfo.parse({
@@ -34,13 +34,13 @@ const ownerOf = (task: string) => owners[task];
 
 describe("what a paired app sees of a shared node's devices", () => {
   it("its own running task by id and itself by its id", () => {
-    const [seen] = devicesSeenBy([device], "anna-app-id", ownerOf);
+    const [seen] = devicesSeenBy([device], lanViewer("anna-app-id", ownerOf));
     expect(seen?.currentTaskId).toBe("task-of-anna");
     expect(seen?.sharing.current).toBe("anna-app-id");
   });
 
   it("another app's work as busy, under an alias, with no task id or client id it could act on", () => {
-    const [seen] = devicesSeenBy([device], "ben-app-id", ownerOf);
+    const [seen] = devicesSeenBy([device], lanViewer("ben-app-id", ownerOf));
     expect(seen?.currentTaskId).toBeNull();
     const text = JSON.stringify(seen);
     expect(text).not.toContain("anna-app-id");
@@ -55,9 +55,9 @@ describe("what a paired app sees of a shared node's devices", () => {
   });
 
   it("gives the same alias to the same app every time, and another one to each caller", () => {
-    const once = devicesSeenBy([device], "ben-app-id", ownerOf)[0]?.sharing.current;
-    const again = devicesSeenBy([device], "ben-app-id", ownerOf)[0]?.sharing.current;
-    const toThird = devicesSeenBy([device], "carl-app-id", ownerOf)[0]?.sharing.current;
+    const once = devicesSeenBy([device], lanViewer("ben-app-id", ownerOf))[0]?.sharing.current;
+    const again = devicesSeenBy([device], lanViewer("ben-app-id", ownerOf))[0]?.sharing.current;
+    const toThird = devicesSeenBy([device], lanViewer("carl-app-id", ownerOf))[0]?.sharing.current;
     expect(again).toBe(once);
     expect(toThird).not.toBe(once);
   });
