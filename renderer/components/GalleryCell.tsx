@@ -1,4 +1,4 @@
-import { memo } from "react";
+import { memo, useState } from "react";
 import type { ImageSummary } from "../../shared/ui-api";
 import { useActions } from "../api/actions-context";
 import { useGalleryStore } from "../stores/gallery-store";
@@ -12,6 +12,8 @@ interface Props {
   tabbable: boolean;
   /** Stable (a state setter), so it does not defeat the memo. */
   onFocusIndex?(index: number): void;
+  /** The gallery is being flung past: a cell that has not shown its image yet holds off loading it. */
+  deferImage?: boolean;
 }
 
 /**
@@ -19,8 +21,11 @@ interface Props {
  * place (queued, step progress while rendering, failed). Memoised on the image
  * object, which the store replaces only when that image changes.
  */
-export const GalleryCell = memo(function GalleryCell({ image, index, tabbable, onFocusIndex }: Props) {
+export const GalleryCell = memo(function GalleryCell({ image, index, tabbable, onFocusIndex, deferImage }: Props) {
   const actions = useActions();
+  // Once wanted, an image stays: a cell never drops a picture it shows when the next fling starts.
+  const [imageWanted, setImageWanted] = useState(!deferImage);
+  if (!imageWanted && !deferImage) setImageWanted(true);
   const select = useGalleryStore((s) => s.select);
   const steps = useQueueStore((s) => (image.state === "done" ? undefined : s.steps[image.id]));
   const state =
@@ -42,7 +47,11 @@ export const GalleryCell = memo(function GalleryCell({ image, index, tabbable, o
       onFocus={() => onFocusIndex?.(index)}
     >
       {image.state === "done" && image.path ? (
-        <img src={actions.imageUrl(image.path)} alt="" decoding="async" loading="lazy" draggable={false} />
+        imageWanted ? (
+          <img src={actions.imageUrl(image.path)} alt="" decoding="async" loading="lazy" draggable={false} />
+        ) : (
+          <span className="cell-placeholder" aria-hidden="true" />
+        )
       ) : (
         <span className="cell-placeholder" aria-hidden="true">
           {image.state === "failed" ? "failed" : steps ? <progress max={steps.steps} value={steps.step} /> : "queued"}

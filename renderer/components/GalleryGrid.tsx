@@ -10,6 +10,7 @@ import {
   useState,
 } from "react";
 import type { ImageSummary, JobSummary } from "../../shared/ui-api";
+import { FlingDetector } from "../model/fling-detector";
 import { type GalleryRow, galleryRows, rowAt } from "../model/gallery-items";
 import type { Density } from "../stores/settings-store";
 import { GalleryCell } from "./GalleryCell";
@@ -19,6 +20,8 @@ import { GalleryJobHeader } from "./GalleryJobHeader";
 export const CELL_SIZE: Record<Density, number> = { compact: 120, comfortable: 176, large: 256 };
 const GAP = 8;
 const HEADER = 40;
+/** No scroll event for this long: the gallery has come to rest. */
+const REST_MS = 150;
 
 interface Props {
   images: ImageSummary[];
@@ -32,7 +35,11 @@ interface Props {
  * DOM, so 10,000 images cost what 50 do. Every cell has the same fixed size
  * and images fill placeholders in place. When a new job arrives above while
  * the artist is scrolled down, the scroll position follows the row in view,
- * so nothing under the pointer moves.
+ * so nothing under the pointer moves. While the gallery is flung past, cells
+ * that come into view wait to load their image until it slows down: a 512²
+ * PNG for a cell on screen for a tenth of a second costs the page its bytes,
+ * its decode and, above all, the garbage collections they trigger (pauses of
+ * 100 ms and more on a busy 2-core machine, seen with bench:ui).
  */
 export function GalleryGrid({ images, jobs, density, filteredToJob }: Props) {
   const scrollRef = useRef<HTMLElement>(null);
@@ -40,6 +47,9 @@ export function GalleryGrid({ images, jobs, density, filteredToJob }: Props) {
   const [focusIndex, setFocusIndex] = useState(0);
   const keyboardMove = useRef(false);
   const anchor = useRef<{ key: string; delta: number } | null>(null);
+  const fling = useRef(new FlingDetector());
+  const rest = useRef<ReturnType<typeof setTimeout> | null>(null);
+  const [flinging, setFlinging] = useState(false);
   const cell = CELL_SIZE[density];
   const columns = Math.max(1, Math.floor((width + GAP) / (cell + GAP)));
   const rows = useMemo(
@@ -76,9 +86,23 @@ export function GalleryGrid({ images, jobs, density, filteredToJob }: Props) {
     if (Math.abs(element.scrollTop - target) > 1) element.scrollTop = target;
   }, [rows]);
 
+  useEffect(
+    () => () => {
+      if (rest.current) clearTimeout(rest.current);
+    },
+    [],
+  );
+
   function onScroll() {
     const element = scrollRef.current;
-    if (!element || rows.length === 0) return;
+    if (!element) return;
+    setFlinging(fling.current.sample(element.scrollTop, performance.now()));
+    if (rest.current) clearTimeout(rest.current);
+    rest.current = setTimeout(() => {
+      fling.current.stop();
+      setFlinging(false);
+    }, REST_MS);
+    if (rows.length === 0) return;
     // At the very top, new jobs should appear in view, so nothing is held.
     if (element.scrollTop <= 0) {
       anchor.current = null;
@@ -151,6 +175,7 @@ export function GalleryGrid({ images, jobs, density, filteredToJob }: Props) {
                   image={image}
                   index={row.first + k}
                   tabbable={row.first + k === clampedFocus}
+                  deferImage={flinging}
                   onFocusIndex={setFocusIndex}
                 />
               ))}
