@@ -56,6 +56,9 @@ export interface ServerOptions {
   log: Logger;
 }
 
+const KEEP_ALIVE_MS = 10_000;
+const MAX_CONNECTIONS = 512;
+
 function errorBody(
   code: ErrorCode,
   message: string,
@@ -108,7 +111,11 @@ export async function createServer(opts: ServerOptions) {
         reply,
         new KilnError("E_BAD_REQUEST", `bad request: ${error.message}; escapes in a path must be UTF-8`),
       ),
+    // Idle connections cost ~55 KB each and anyone may open them: closed after 10 s, not Node's 72.
+    keepAliveTimeout: KEEP_ALIVE_MS,
   });
+  // Apps hold at most 8 sockets and one event socket each: a connection flood is refused, not kept.
+  app.server.maxConnections = MAX_CONNECTIONS;
   await app.register(websocket, { options: { maxPayload: 64 * 1024 } });
   // The paired client a request's token belongs to, set by the auth hook.
   app.decorateRequest("client", "");

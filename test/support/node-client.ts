@@ -1,4 +1,4 @@
-import { fetch } from "undici";
+import { type Agent, fetch } from "undici";
 import WebSocket, { type ClientOptions } from "ws";
 import { fingerprintCheck, pinnedAgent } from "../../coordinator/nodes/node-client";
 import { NodeEvent } from "../../shared/node-events";
@@ -6,9 +6,16 @@ import type { TaskRequest } from "../../shared/task";
 import type { RunningNode } from "./kiln-node-process";
 import { Observed } from "./observed";
 
+/** One connection pool per node, as an app has: a pool per call would pile up sockets both ends hold open. */
+const pools = new WeakMap<object, Agent>();
+
 /** A thin HTTPS client for tests: real fetch against a real node, trusting its pinned certificate. */
 export function api(node: Pick<RunningNode, "url" | "token" | "pin">, token: string | null = node.token) {
-  const dispatcher = pinnedAgent(node.pin);
+  let dispatcher = pools.get(node.pin);
+  if (!dispatcher) {
+    dispatcher = pinnedAgent(node.pin);
+    pools.set(node.pin, dispatcher);
+  }
   const headers = (extra: Record<string, string> = {}) => ({
     ...(token === null ? {} : { authorization: `Bearer ${token}` }),
     ...extra,
