@@ -23,6 +23,11 @@ export class DeviceSpeed {
     return this.running(work) / this.share;
   }
 
+  /** How far one image's time on the device strays, as a fraction of it (ThroughputModel.spread). */
+  spread(work: WorkKey): number {
+    return this.model.spread(this.deviceKey, work.model);
+  }
+
   /** Seconds per image once a task of ours runs: the device's own speed. */
   running(work: WorkKey): number {
     if (!this.work || !sameWork(this.work, work)) {

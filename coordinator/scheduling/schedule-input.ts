@@ -15,10 +15,12 @@ export interface InflightTaskView {
   /** When the task was sent, ms. */
   startedAt: number;
   /**
-   * When the node reported it running (its task.started event, as received), ms;
-   * null while it waits in the node's queue. The device's timeline is forecast
-   * from it: without it every task looks as if it starts now, so devices look
-   * busier than they are and a hung one is never noticed before its lease ends.
+   * When the task's open images started running, ms: the node's task.started
+   * event as received, or the delivery of its last image since, whichever is
+   * later (a node renders a task's images one after another); null while it
+   * waits in the node's queue. The device's timeline is forecast from it:
+   * without it every task looks as if it starts now, so devices look busier
+   * than they are and a hung one is never noticed before its lease ends.
    */
   runningSince: number | null;
 }

@@ -4,6 +4,9 @@ import { drainTime } from "./drain-time";
 import type { Decision, InflightTaskView, OutstandingImage, PendingImage } from "./schedule-input";
 import { sameWork, type WorkKey } from "./work-key";
 
+/** Spreads of its device past its forecast at which an image in flight is taken to end (see lateFinish). */
+const HEDGE_SPREADS = 2;
+
 interface Rerun<O extends OutstandingImage> {
   work: WorkKey;
   limit: number;
@@ -11,11 +14,12 @@ interface Rerun<O extends OutstandingImage> {
 }
 
 /**
- * The tail: idle devices re-run the outstanding images expected to finish last,
+ * The tail: idle devices re-run the outstanding images likely to finish last,
  * each where its duplicate is expected to finish soonest and only when that
- * beats the original. One duplicate per image at most (an image with two attempts
- * is never picked), never on the original's node (a node's trouble is usually the
- * whole node's). The first result wins; the coordinator cancels the twin.
+ * beats the original as it may well run late (see lateFinish). One duplicate
+ * per image at most (an image with two attempts is never picked), never on the
+ * original's node (a node's trouble is usually the whole node's). The first
+ * result wins; the coordinator cancels the twin.
  */
 export function duplicateTail<P extends PendingImage, O extends OutstandingImage>(
   outstanding: readonly O[],
@@ -41,9 +45,11 @@ export function duplicateTail<P extends PendingImage, O extends OutstandingImage
   };
   // Only images a re-run could beat are candidates; most passes find none and stop here.
   const finishOf = new Map<string, number>();
+  let walking: DeviceState | undefined;
   const visit = (task: InflightTaskView, finish: number): void => {
-    if (task.imageIds.length > 0 && finish > soonestFor(task.work))
-      for (const id of task.imageIds) finishOf.set(id, finish);
+    const late = lateFinish(walking as DeviceState, task.work, finish, nowS);
+    if (task.imageIds.length > 0 && late > soonestFor(task.work))
+      for (const id of task.imageIds) finishOf.set(id, late);
   };
   for (const device of every) {
     const { inflight } = device.view;
@@ -51,7 +57,8 @@ export function duplicateTail<P extends PendingImage, O extends OutstandingImage
     if (!last) continue;
     // A device whose whole timeline, of one work, ends before any re-run could: nothing of it can gain.
     const oneWork = inflight.every((t) => sameWork(t.work, last.work));
-    if (oneWork && device.forecast <= soonestFor(last.work)) continue;
+    if (oneWork && lateFinish(device, last.work, device.forecast, nowS) <= soonestFor(last.work)) continue;
+    walking = device;
     walkTimeline(device.view, device.speed, nowS, visit);
   }
   if (finishOf.size === 0) return [];
@@ -134,6 +141,17 @@ function rerunCutoff(
     else hi = mid;
   }
   return drainTime(readyAt, secondsPerImage, lo);
+}
+
+/**
+ * When an image in flight may well end, for choosing what to re-run: its
+ * forecast plus HEDGE_SPREADS of its device's spread over the time left. In
+ * the tail idle devices cost nothing, so a re-run is worth starting against an
+ * original that is likely late, not only against one expected to be: a slow
+ * device's last image strays by whole seconds.
+ */
+function lateFinish(device: DeviceState, work: WorkKey, finish: number, nowS: number): number {
+  return finish + HEDGE_SPREADS * device.speed.spread(work) * (finish - nowS);
 }
 
 function canRerunOn<O extends OutstandingImage>(device: DeviceState, rerun: Rerun<O> | undefined, image: O): boolean {

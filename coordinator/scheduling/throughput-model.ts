@@ -17,6 +17,10 @@ export interface Estimate {
 
 /** Weight of the newest observation: adapts within a few images when a GPU gets shared or throttles, yet smooths noise. */
 const ALPHA = 0.3;
+/** Weight of the newest observation in a device's spread: a spread needs more images than a mean to settle. */
+const SPREAD_ALPHA = 0.1;
+/** Images compared with an estimate before a device's spread is trusted. */
+const SPREAD_SAMPLES = 3;
 /** The prior when nobody has run a model yet: 1 s for 512×512 at 20 steps, a mid-range GPU on an SD-class model. */
 const DEFAULT_SECONDS_PER_UNIT = 1 / (512 * 512 * 20);
 
@@ -35,6 +39,8 @@ interface ShapeEntry extends Ewma {
 interface ModelKnowledge {
   /** Seconds per pixel-step over every size and step count it ran. */
   perUnit: Ewma;
+  /** Squared relative deviation of each image's seconds from the estimate it had before (relearned each run). */
+  spread: Ewma;
   /** By shapeKey. */
   shapes: Map<number, ShapeEntry>;
   /** The shape asked for last: a pass asks for the same one over and over. */
@@ -67,9 +73,10 @@ export type ThroughputSnapshot = z.infer<typeof SnapshotJson>;
 
 /**
  * Seconds per image learned per (device, model, size, steps) from every image a
- * device returns. What is unknown falls back, in order, to the same device on the
- * same model at another size (scaled by pixel-steps), to the farm's typical device
- * on that model, and to a fixed prior.
+ * device returns, and per (device, model) how far single images stray from that.
+ * What is unknown falls back, in order, to the same device on the same model at
+ * another size (scaled by pixel-steps), to the farm's typical device on that
+ * model, and to a fixed prior.
  */
 export class ThroughputModel {
   private readonly devices = new Map<string, Map<string, ModelKnowledge>>();
@@ -85,7 +92,7 @@ export class ThroughputModel {
     }
     let knowledge = models.get(work.model);
     if (!knowledge) {
-      knowledge = { perUnit: { value: 0, count: 0 }, shapes: new Map() };
+      knowledge = { perUnit: { value: 0, count: 0 }, spread: { value: 0, count: 0 }, shapes: new Map() };
       models.set(work.model, knowledge);
     }
     let shape = findShape(knowledge, work);
@@ -93,6 +100,7 @@ export class ThroughputModel {
       shape = { width: work.width, height: work.height, steps: work.steps, value: 0, count: 0 };
       knowledge.shapes.set(shapeKey(work), shape);
     }
+    if (shape.count > 0) mix(knowledge.spread, (secondsPerImage / shape.value - 1) ** 2, SPREAD_ALPHA);
     mix(shape, secondsPerImage);
     const before = knowledge.perUnit.count > 0 ? knowledge.perUnit.value : null;
     mix(knowledge.perUnit, secondsPerImage / workUnits(work));
@@ -114,6 +122,16 @@ export class ThroughputModel {
     const knowledge = this.devices.get(deviceKey)?.get(work.model);
     if (!knowledge) return this.typicalSecondsPerImage(work);
     return findShape(knowledge, work)?.value ?? knowledge.perUnit.value * workUnits(work);
+  }
+
+  /**
+   * How far one image's seconds on the device stray from the estimate, as a
+   * fraction of it (one standard deviation): per-image noise, and drift the
+   * estimate has not caught up with yet. 0 until a few images were compared.
+   */
+  spread(deviceKey: string, model: string): number {
+    const spread = this.devices.get(deviceKey)?.get(model)?.spread;
+    return spread && spread.count >= SPREAD_SAMPLES ? Math.sqrt(spread.value) : 0;
   }
 
   /** Seconds per image on the farm's typical device: what an unknown device is assumed to take. */
@@ -145,7 +163,7 @@ export class ThroughputModel {
       const models = new Map<string, ModelKnowledge>();
       for (const m of device.models) {
         const shapes = new Map(m.shapes.map((s) => [shapeKey(s), { ...s }]));
-        models.set(m.model, { perUnit: { ...m.perUnit }, shapes });
+        models.set(m.model, { perUnit: { ...m.perUnit }, spread: { value: 0, count: 0 }, shapes });
         model.updateFarm(m.model, null, m.perUnit.value);
       }
       model.devices.set(device.key, models);
@@ -161,8 +179,8 @@ export class ThroughputModel {
   }
 }
 
-function mix(ewma: Ewma, x: number): void {
-  ewma.value = ewma.count === 0 ? x : ewma.value + ALPHA * (x - ewma.value);
+function mix(ewma: Ewma, x: number, alpha = ALPHA): void {
+  ewma.value = ewma.count === 0 ? x : ewma.value + alpha * (x - ewma.value);
   ewma.count++;
 }
 

@@ -1,7 +1,7 @@
 import type { Database } from "better-sqlite3";
 import { KilnError } from "../../shared/errors";
 import { SafeId } from "../../shared/ids";
-import { writeTransaction } from "./database";
+import { relaxedTransaction, statement, writeTransaction } from "./database";
 import { newId } from "./ids";
 import {
   type AttemptRef,
@@ -80,36 +80,48 @@ export interface ActiveAttempt {
 }
 
 export class AttemptBook {
-  constructor(private readonly db: Database) {}
+  constructor(
+    private readonly db: Database,
+    /** An image went back to the queue. */
+    private readonly requeued: () => void,
+  ) {}
 
   /**
    * Records images sent to devices. A queued image becomes running; a running
    * one may get a second attempt (a tail duplicate on an idle GPU). Returns the
-   * attempt ids in the order of `rows`.
+   * attempt ids in the order of `rows`. Committed without waiting for the disk
+   * (see relaxedTransaction): an attempt lost in a power cut leaves its image
+   * queued, and the node's result for it is refused as unknown (409), so the
+   * image is rendered again, never stored twice.
    */
   start(rows: AttemptStart[], now: number): string[] {
-    return writeTransaction(this.db, () => {
-      const insert = this.db.prepare(
+    return relaxedTransaction(this.db, () => {
+      const insert = statement(
+        this.db,
         "INSERT INTO attempts (id, image_id, task_id, node_id, device, started_at) VALUES (?, ?, ?, ?, ?, ?)",
       );
-      const stateOf = this.db.prepare("SELECT state FROM images WHERE id = ?").pluck();
-      const run = this.db.prepare("UPDATE images SET state = 'running' WHERE id = ? AND state = 'queued'");
+      const run = statement(this.db, "UPDATE images SET state = 'running' WHERE id = ? AND state = 'queued'");
+      const stateOf = statement(this.db, "SELECT state FROM images WHERE id = ?").pluck();
       return rows.map((row) => {
-        const state = stateOf.get(row.imageId) as ImageState | undefined;
-        if (state === undefined) throw new KilnError("E_NOT_FOUND", `no image ${row.imageId} in the queue`);
-        if (state !== "queued" && state !== "running") {
-          throw new KilnError("E_BAD_REQUEST", `image ${row.imageId} is ${state}; only queued or running images start`);
+        if (run.run(row.imageId).changes === 0) {
+          const state = stateOf.get(row.imageId) as ImageState | undefined;
+          if (state === undefined) throw new KilnError("E_NOT_FOUND", `no image ${row.imageId} in the queue`);
+          if (state !== "running") {
+            throw new KilnError(
+              "E_BAD_REQUEST",
+              `image ${row.imageId} is ${state}; only queued or running images start`,
+            );
+          }
         }
         const id = row.attemptId === undefined ? newId("a") : safeId(row.attemptId, "attempt id");
         insert.run(id, row.imageId, safeId(row.taskId, "task id"), row.nodeId, row.device, now);
-        run.run(row.imageId);
         return id;
       });
     });
   }
 
   get(id: string): AttemptRow | undefined {
-    const row = this.db.prepare<[string], AttemptSql>("SELECT * FROM attempts WHERE id = ?").get(id);
+    const row = statement<[string], AttemptSql>(this.db, "SELECT * FROM attempts WHERE id = ?").get(id);
     return row && toAttemptRow(row);
   }
 
@@ -128,12 +140,11 @@ export class AttemptBook {
       superseded: 0,
       discarded: 0,
     };
-    const rows = this.db
-      .prepare<[string], { state: AttemptState; n: number }>(
-        `SELECT a.state, count(*) AS n FROM images i JOIN attempts a ON a.image_id = i.id
+    const rows = statement<[string], { state: AttemptState; n: number }>(
+      this.db,
+      `SELECT a.state, count(*) AS n FROM images i JOIN attempts a ON a.image_id = i.id
          WHERE i.job_id = ? GROUP BY a.state`,
-      )
-      .all(jobId);
+    ).all(jobId);
     for (const row of rows) counts[row.state] = row.n;
     return counts;
   }
@@ -158,25 +169,24 @@ export class AttemptBook {
         return { accepted: false, reason, twins: [] };
       }
       this.close(attemptId, "done", now);
-      this.db
-        .prepare(
-          `INSERT INTO results (image_id, attempt_id, path, sha256, bytes, node_id, device, timings, stored_at)
+      statement(
+        this.db,
+        `INSERT INTO results (image_id, attempt_id, path, sha256, bytes, node_id, device, timings, stored_at)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-        )
-        .run(
-          a.image_id,
-          attemptId,
-          result.path,
-          result.sha256,
-          result.bytes,
-          result.nodeId,
-          result.device,
-          JSON.stringify(result.timings),
-          now,
-        );
-      this.db
-        .prepare("UPDATE images SET state = 'done', error_code = NULL, error_message = NULL WHERE id = ?")
-        .run(a.image_id);
+      ).run(
+        a.image_id,
+        attemptId,
+        result.path,
+        result.sha256,
+        result.bytes,
+        result.nodeId,
+        result.device,
+        JSON.stringify(result.timings),
+        now,
+      );
+      statement(this.db, "UPDATE images SET state = 'done', error_code = NULL, error_message = NULL WHERE id = ?").run(
+        a.image_id,
+      );
       const twins = this.activeWhere("image_id", a.image_id);
       for (const twin of twins) {
         this.close(twin.id, "superseded", now, { note: `attempt ${attemptId} finished the image first` });
@@ -222,22 +232,20 @@ export class AttemptBook {
 
   /** Every active attempt with what its task was asked to render, oldest first. */
   inFlight(): ActiveAttempt[] {
-    return this.db
-      .prepare<[], ActiveAttempt>(
-        `SELECT a.id AS attemptId, a.image_id AS imageId, i.job_id AS jobId, a.task_id AS taskId,
+    return statement<[], ActiveAttempt>(
+      this.db,
+      `SELECT a.id AS attemptId, a.image_id AS imageId, i.job_id AS jobId, a.task_id AS taskId,
                 a.node_id AS nodeId, a.device, a.started_at AS startedAt,
                 i.model, i.width, i.height, i.steps
          FROM attempts a JOIN images i ON i.id = a.image_id WHERE a.state = 'active' ORDER BY a.rowid`,
-      )
-      .all();
+    ).all();
   }
 
   /** Loses every active attempt of the given tasks; returns how many went back to the queue. */
   loseTasks(taskIds: readonly string[], reason: string, now: number): number {
     if (taskIds.length === 0) return 0;
     const placeholders = taskIds.map(() => "?").join(", ");
-    const ids = this.db
-      .prepare(`SELECT id FROM attempts WHERE state = 'active' AND task_id IN (${placeholders})`)
+    const ids = statement(this.db, `SELECT id FROM attempts WHERE state = 'active' AND task_id IN (${placeholders})`)
       .pluck()
       .all(...taskIds) as string[];
     return this.lose(ids, reason, now);
@@ -255,16 +263,15 @@ export class AttemptBook {
   /** Cancels an unfinished job's unfinished images and closes their attempts; returns those attempts. */
   cancelJob(jobId: string, now: number): AttemptRef[] {
     return writeTransaction(this.db, () => {
-      const active = this.db
-        .prepare<[string], AttemptSql>(
-          `SELECT a.* FROM images i JOIN attempts a ON a.image_id = i.id
+      const active = statement<[string], AttemptSql>(
+        this.db,
+        `SELECT a.* FROM images i JOIN attempts a ON a.image_id = i.id
            WHERE i.job_id = ? AND i.state = 'running' AND a.state = 'active'`,
-        )
-        .all(jobId);
+      ).all(jobId);
       for (const a of active) this.close(a.id, "cancelled", now, { note: "its job was cancelled" });
-      this.db.prepare("UPDATE images SET state = 'cancelled' WHERE job_id = ? AND state = 'queued'").run(jobId);
-      this.db.prepare("UPDATE images SET state = 'cancelled' WHERE job_id = ? AND state = 'running'").run(jobId);
-      this.db.prepare("UPDATE jobs SET cancelled = 1, finished_at = ? WHERE id = ?").run(now, jobId);
+      statement(this.db, "UPDATE images SET state = 'cancelled' WHERE job_id = ? AND state = 'queued'").run(jobId);
+      statement(this.db, "UPDATE images SET state = 'cancelled' WHERE job_id = ? AND state = 'running'").run(jobId);
+      statement(this.db, "UPDATE jobs SET cancelled = 1, finished_at = ? WHERE id = ?").run(now, jobId);
       return active.map(toAttemptRef);
     });
   }
@@ -272,37 +279,35 @@ export class AttemptBook {
   /** Requeues a job's failed images with their failure history forgotten; returns how many. */
   retryFailed(jobId: string, now: number): number {
     return writeTransaction(this.db, () => {
-      this.db
-        .prepare(
-          `UPDATE attempts SET counts_as_failure = 0
+      statement(
+        this.db,
+        `UPDATE attempts SET counts_as_failure = 0
            WHERE counts_as_failure = 1 AND image_id IN (SELECT id FROM images WHERE job_id = ? AND state = 'failed')`,
-        )
-        .run(jobId);
-      const { changes } = this.db
-        .prepare(
-          `UPDATE images SET state = 'queued', error_code = NULL, error_message = NULL
+      ).run(jobId);
+      const { changes } = statement(
+        this.db,
+        `UPDATE images SET state = 'queued', error_code = NULL, error_message = NULL
            WHERE job_id = ? AND state = 'failed'`,
-        )
-        .run(jobId);
-      this.db.prepare("UPDATE jobs SET last_error = NULL WHERE id = ?").run(jobId);
+      ).run(jobId);
+      statement(this.db, "UPDATE jobs SET last_error = NULL WHERE id = ?").run(jobId);
       this.stampFinished(jobId, now);
       return changes;
     });
   }
 
   private activeWhere(column: "image_id" | "node_id" | "task_id", value: string): AttemptSql[] {
-    return this.db
-      .prepare<[string], AttemptSql>(`SELECT * FROM attempts WHERE ${column} = ? AND state = 'active' ORDER BY rowid`)
-      .all(value);
+    return statement<[string], AttemptSql>(
+      this.db,
+      `SELECT * FROM attempts WHERE ${column} = ? AND state = 'active' ORDER BY rowid`,
+    ).all(value);
   }
 
   private attemptWithImage(id: string): AttemptImageSql | undefined {
-    return this.db
-      .prepare<[string], AttemptImageSql>(
-        `SELECT a.*, i.job_id, i.state AS image_state FROM attempts a JOIN images i ON i.id = a.image_id
+    return statement<[string], AttemptImageSql>(
+      this.db,
+      `SELECT a.*, i.job_id, i.state AS image_state FROM attempts a JOIN images i ON i.id = a.image_id
          WHERE a.id = ?`,
-      )
-      .get(id);
+    ).get(id);
   }
 
   private requireAttempt(id: string): AttemptImageSql {
@@ -313,22 +318,21 @@ export class AttemptBook {
 
   /** Callers check the attempt's state first, in the same transaction. */
   private close(id: string, state: AttemptState, now: number, why: { note?: string; error?: AttemptFailure } = {}) {
-    this.db
-      .prepare(
-        `UPDATE attempts SET state = @state, ended_at = @now, note = @note, error_code = @code,
+    statement(
+      this.db,
+      `UPDATE attempts SET state = @state, ended_at = @now, note = @note, error_code = @code,
            error_message = @message, retriable = @retriable, counts_as_failure = @counts
          WHERE id = @id`,
-      )
-      .run({
-        id,
-        state,
-        now,
-        note: why.note ?? null,
-        code: why.error?.code ?? null,
-        message: why.error?.message ?? null,
-        retriable: why.error ? (why.error.retriable ? 1 : 0) : null,
-        counts: why.error ? 1 : 0,
-      });
+    ).run({
+      id,
+      state,
+      now,
+      note: why.note ?? null,
+      code: why.error?.code ?? null,
+      message: why.error?.message ?? null,
+      retriable: why.error ? (why.error.retriable ? 1 : 0) : null,
+      counts: why.error ? 1 : 0,
+    });
   }
 
   /**
@@ -337,32 +341,35 @@ export class AttemptBook {
    * history says so, else back in the queue.
    */
   private settleImage(imageId: string, jobId: string, now: number): ImageState {
-    const current = this.db.prepare("SELECT state FROM images WHERE id = ?").pluck().get(imageId) as ImageState;
+    const current = statement(this.db, "SELECT state FROM images WHERE id = ?").pluck().get(imageId) as ImageState;
     if (current !== "queued" && current !== "running") return current;
-    const stillOut = this.db
-      .prepare("SELECT 1 FROM attempts WHERE image_id = ? AND state = 'active' LIMIT 1")
-      .get(imageId);
+    const stillOut = statement(this.db, "SELECT 1 FROM attempts WHERE image_id = ? AND state = 'active' LIMIT 1").get(
+      imageId,
+    );
     const verdict = stillOut ? undefined : this.failureVerdict(imageId);
     const next: ImageState = stillOut ? "running" : verdict ? "failed" : "queued";
-    this.db
-      .prepare("UPDATE images SET state = ?, error_code = ?, error_message = ? WHERE id = ?")
-      .run(next, verdict?.code ?? null, verdict?.message ?? null, imageId);
-    if (verdict) this.db.prepare("UPDATE jobs SET last_error = ? WHERE id = ?").run(verdict.message, jobId);
+    if (next === "queued") this.requeued();
+    statement(this.db, "UPDATE images SET state = ?, error_code = ?, error_message = ? WHERE id = ?").run(
+      next,
+      verdict?.code ?? null,
+      verdict?.message ?? null,
+      imageId,
+    );
+    if (verdict) statement(this.db, "UPDATE jobs SET last_error = ? WHERE id = ?").run(verdict.message, jobId);
     this.stampFinished(jobId, now);
     return next;
   }
 
   /** The failure that fails the image, if its counted failures amount to one. */
   private failureVerdict(imageId: string): { code: string; message: string } | undefined {
-    const failures = this.db
-      .prepare<
-        [string],
-        { node_id: string; device: string; error_code: string; error_message: string; retriable: number }
-      >(
-        `SELECT node_id, device, error_code, error_message, retriable FROM attempts
+    const failures = statement<
+      [string],
+      { node_id: string; device: string; error_code: string; error_message: string; retriable: number }
+    >(
+      this.db,
+      `SELECT node_id, device, error_code, error_message, retriable FROM attempts
          WHERE image_id = ? AND counts_as_failure = 1 ORDER BY ended_at DESC, rowid DESC`,
-      )
-      .all(imageId);
+    ).all(imageId);
     const fatal = failures.find((f) => f.retriable === 0);
     if (fatal) return { code: fatal.error_code, message: fatal.error_message };
     const devices = new Set(failures.map((f) => `${f.node_id}\u0000${f.device}`)).size;
@@ -379,12 +386,11 @@ export class AttemptBook {
 
   /** Keeps finished_at in step with the derived job state. */
   private stampFinished(jobId: string, now: number): void {
-    this.db
-      .prepare(
-        `UPDATE jobs SET finished_at = CASE WHEN state IN (${FINISHED_SQL}) THEN coalesce(finished_at, ?) END
+    statement(
+      this.db,
+      `UPDATE jobs SET finished_at = CASE WHEN state IN (${FINISHED_SQL}) THEN coalesce(finished_at, ?) END
          WHERE id = ?`,
-      )
-      .run(now, jobId);
+    ).run(now, jobId);
   }
 }
 

@@ -1,4 +1,5 @@
 import type { Database } from "better-sqlite3";
+import { statement } from "./database";
 
 /** Consecutive failed attempts of one model on one node before the node is blocklisted for it. */
 export const BLOCKLIST_AFTER_FAILURES = 5;
@@ -20,47 +21,51 @@ export class Blocklist {
 
   /** Returns whether the node is blocklisted for the model after this failure. */
   recordFailure(nodeId: string, model: string, now: number): boolean {
-    const row = this.db
-      .prepare<[{ nodeId: string; model: string; after: number; now: number }], { blocklisted_at: number | null }>(
-        `INSERT INTO node_models (node_id, model, consecutive_failures, blocklisted_at)
+    const row = statement<
+      [{ nodeId: string; model: string; after: number; now: number }],
+      { blocklisted_at: number | null }
+    >(
+      this.db,
+      `INSERT INTO node_models (node_id, model, consecutive_failures, blocklisted_at)
          VALUES (@nodeId, @model, 1, CASE WHEN 1 >= @after THEN @now END)
          ON CONFLICT (node_id, model) DO UPDATE SET
            consecutive_failures = consecutive_failures + 1,
            blocklisted_at = coalesce(blocklisted_at, CASE WHEN consecutive_failures + 1 >= @after THEN @now END)
          RETURNING blocklisted_at`,
-      )
-      .get({ nodeId, model, after: BLOCKLIST_AFTER_FAILURES, now });
+    ).get({ nodeId, model, after: BLOCKLIST_AFTER_FAILURES, now });
     return row?.blocklisted_at != null;
   }
 
   /** Ends a run of failures; a blocklisted node stays blocklisted until cleared. */
   recordSuccess(nodeId: string, model: string): void {
-    this.db
-      .prepare("UPDATE node_models SET consecutive_failures = 0 WHERE node_id = ? AND model = ?")
-      .run(nodeId, model);
+    statement(this.db, "UPDATE node_models SET consecutive_failures = 0 WHERE node_id = ? AND model = ?").run(
+      nodeId,
+      model,
+    );
   }
 
   /** Clears one model, or every model of the node when none is named. */
   clear(nodeId: string, model?: string): void {
     if (model === undefined) {
-      this.db.prepare("DELETE FROM node_models WHERE node_id = ?").run(nodeId);
+      statement(this.db, "DELETE FROM node_models WHERE node_id = ?").run(nodeId);
     } else {
-      this.db.prepare("DELETE FROM node_models WHERE node_id = ? AND model = ?").run(nodeId, model);
+      statement(this.db, "DELETE FROM node_models WHERE node_id = ? AND model = ?").run(nodeId, model);
     }
   }
 
   isBlocklisted(nodeId: string, model: string): boolean {
-    const row = this.db
-      .prepare("SELECT 1 FROM node_models WHERE node_id = ? AND model = ? AND blocklisted_at IS NOT NULL")
-      .get(nodeId, model);
+    const row = statement(
+      this.db,
+      "SELECT 1 FROM node_models WHERE node_id = ? AND model = ? AND blocklisted_at IS NOT NULL",
+    ).get(nodeId, model);
     return row !== undefined;
   }
 
   entries(): BlocklistEntry[] {
-    return this.db
-      .prepare<[], { node_id: string; model: string; consecutive_failures: number; blocklisted_at: number }>(
-        "SELECT * FROM node_models WHERE blocklisted_at IS NOT NULL ORDER BY blocklisted_at, node_id, model",
-      )
+    return statement<[], { node_id: string; model: string; consecutive_failures: number; blocklisted_at: number }>(
+      this.db,
+      "SELECT * FROM node_models WHERE blocklisted_at IS NOT NULL ORDER BY blocklisted_at, node_id, model",
+    )
       .all()
       .map((r) => ({
         nodeId: r.node_id,

@@ -1,6 +1,6 @@
 import { chmodSync, closeSync, mkdirSync, openSync } from "node:fs";
 import { dirname } from "node:path";
-import BetterSqlite3, { type Database } from "better-sqlite3";
+import BetterSqlite3, { type Database, type Statement } from "better-sqlite3";
 import { migrate } from "./schema";
 
 /** How long a statement waits for another connection's lock before SQLITE_BUSY. */
@@ -34,6 +34,28 @@ export function openDatabase(file: string): Database {
   }
 }
 
+const prepared = new WeakMap<Database, Map<string, Statement<unknown[]>>>();
+
+/**
+ * The statement for `source`, prepared once per database: SQLite compiles a
+ * statement in about the time most of ours take to run, and the dispatch path
+ * and result intake run the same few thousands of times a second. pluck() and
+ * raw() stick to the statement, so a text is always used in the same mode.
+ */
+export function statement<P extends unknown[] = unknown[], R = unknown>(db: Database, source: string): Statement<P, R> {
+  let cache = prepared.get(db);
+  if (!cache) {
+    cache = new Map();
+    prepared.set(db, cache);
+  }
+  let found = cache.get(source);
+  if (!found) {
+    found = db.prepare(source);
+    cache.set(source, found);
+  }
+  return found as unknown as Statement<P, R>;
+}
+
 /**
  * Runs `fn` as one IMMEDIATE transaction (a savepoint when nested): the write
  * lock is taken up front, so a read-then-write never fails half-way because
@@ -41,6 +63,24 @@ export function openDatabase(file: string): Database {
  */
 export function writeTransaction<T>(db: Database, fn: () => T): T {
   return db.transaction(fn).immediate();
+}
+
+/**
+ * writeTransaction committed without waiting for the disk: synchronous=NORMAL
+ * for this one commit. It survives the coordinator being killed at once, and
+ * the next ordinary commit (a result stored, a job queued) makes it survive a
+ * power cut too, as the log is written in order. Only for records whose loss
+ * in a power cut costs work done again, never a result lost or stored twice:
+ * the dispatch path's attempts, committed every tick, where waiting for the
+ * disk each time would bound how many decisions a second the coordinator makes.
+ */
+export function relaxedTransaction<T>(db: Database, fn: () => T): T {
+  statement(db, "PRAGMA synchronous = NORMAL").run();
+  try {
+    return writeTransaction(db, fn);
+  } finally {
+    statement(db, "PRAGMA synchronous = FULL").run();
+  }
 }
 
 /**

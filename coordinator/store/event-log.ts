@@ -1,5 +1,5 @@
 import type { Database } from "better-sqlite3";
-import { writeTransaction } from "./database";
+import { statement, writeTransaction } from "./database";
 
 /** Events kept; older ones are dropped as new ones arrive, so the file cannot grow without end. */
 export const EVENTS_KEPT = 10_000;
@@ -20,21 +20,23 @@ export class EventLog {
   append(kind: string, data: unknown, now: number): number {
     return writeTransaction(this.db, () => {
       const seq = Number(
-        this.db
-          .prepare("INSERT INTO events (at, kind, data) VALUES (?, ?, ?)")
-          .run(now, kind, JSON.stringify(data ?? null)).lastInsertRowid,
+        statement(this.db, "INSERT INTO events (at, kind, data) VALUES (?, ?, ?)").run(
+          now,
+          kind,
+          JSON.stringify(data ?? null),
+        ).lastInsertRowid,
       );
-      this.db.prepare("DELETE FROM events WHERE seq <= ?").run(seq - EVENTS_KEPT);
+      statement(this.db, "DELETE FROM events WHERE seq <= ?").run(seq - EVENTS_KEPT);
       return seq;
     });
   }
 
   /** The newest `limit` events, oldest first. */
   recent(limit: number): EventRow[] {
-    return this.db
-      .prepare<[number], { seq: number; at: number; kind: string; data: string }>(
-        "SELECT * FROM (SELECT * FROM events ORDER BY seq DESC LIMIT ?) ORDER BY seq",
-      )
+    return statement<[number], { seq: number; at: number; kind: string; data: string }>(
+      this.db,
+      "SELECT * FROM (SELECT * FROM events ORDER BY seq DESC LIMIT ?) ORDER BY seq",
+    )
       .all(limit)
       .map((r) => ({ seq: r.seq, at: r.at, kind: r.kind, data: JSON.parse(r.data) }));
   }

@@ -11,7 +11,7 @@ import {
   type ImageOutput,
 } from "./attempt-book";
 import { Blocklist, type BlocklistEntry } from "./blocklist";
-import { writeTransaction } from "./database";
+import { statement, writeTransaction } from "./database";
 import { EventLog, type EventRow } from "./event-log";
 import { newId } from "./ids";
 import { NodeRegistry, type NodeRow, type NodeSighting } from "./node-registry";
@@ -59,6 +59,13 @@ export type {
 
 const QUEUE_PAUSED_KEY = "queue_paused";
 
+interface RunnableWindow {
+  limit: number;
+  images: PendingImage[];
+  /** It held every runnable image when read. */
+  complete: boolean;
+}
+
 /**
  * The coordinator's durable queue over one SQLite file: jobs, their images,
  * every attempt to render one, nodes, blocklist and events. Each mutating
@@ -70,9 +77,16 @@ export class Ledger {
   private readonly registry: NodeRegistry;
   private readonly health: Blocklist;
   private readonly events: EventLog;
+  /**
+   * The last runnableImages answer, kept while nothing but this ledger's own
+   * startAttempts changed the queue (it takes what it starts out). The dispatch
+   * path asks every tick; without this, each tick would read the whole window
+   * again to hand out a few tasks.
+   */
+  private window: RunnableWindow | null = null;
 
   constructor(private readonly db: Database) {
-    this.attempts = new AttemptBook(db);
+    this.attempts = new AttemptBook(db, () => this.queueChanged());
     this.registry = new NodeRegistry(db);
     this.health = new Blocklist(db);
     this.events = new EventLog(db);
@@ -86,25 +100,25 @@ export class Ledger {
       throw new KilnError("E_BAD_REQUEST", "the job has no images; give it a prompt and a count");
     }
     const id = newId("j");
+    this.queueChanged();
     writeTransaction(this.db, () => {
-      const position = this.db.prepare("SELECT coalesce(max(position) + 1, 0) FROM jobs").pluck().get() as number;
-      this.db
-        .prepare(
-          `INSERT INTO jobs (id, name, spec, seeds, priority, position, image_count, n_queued, created_at)
+      const position = statement(this.db, "SELECT coalesce(max(position) + 1, 0) FROM jobs").pluck().get() as number;
+      statement(
+        this.db,
+        `INSERT INTO jobs (id, name, spec, seeds, priority, position, image_count, n_queued, created_at)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-        )
-        .run(
-          id,
-          spec.name ?? null,
-          JSON.stringify(spec),
-          JSON.stringify(seeds),
-          spec.priority,
-          position,
-          images.length,
-          images.length,
-          now,
-        );
-      const insertText = this.db.prepare("INSERT INTO texts (job_id, body) VALUES (?, ?)");
+      ).run(
+        id,
+        spec.name ?? null,
+        JSON.stringify(spec),
+        JSON.stringify(seeds),
+        spec.priority,
+        position,
+        images.length,
+        images.length,
+        now,
+      );
+      const insertText = statement(this.db, "INSERT INTO texts (job_id, body) VALUES (?, ?)");
       const texts = new Map<string, number>();
       const textId = (body: string): number => {
         let known = texts.get(body);
@@ -114,7 +128,8 @@ export class Ledger {
         }
         return known;
       };
-      const insertImage = this.db.prepare(
+      const insertImage = statement(
+        this.db,
         `INSERT INTO images (id, job_id, idx, prompt_id, negative_id, seed, model, width, height, steps, guidance,
            sampler, grid_x, grid_y)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -142,44 +157,44 @@ export class Ledger {
   }
 
   job(id: string): JobRow | undefined {
-    const row = this.db.prepare<[string], JobSql>(`SELECT ${JOB_COLUMNS}, seeds FROM jobs WHERE id = ?`).get(id);
+    const row = statement<[string], JobSql>(this.db, `SELECT ${JOB_COLUMNS}, seeds FROM jobs WHERE id = ?`).get(id);
     return row && { ...toJobSummary(row), seeds: JSON.parse(row.seeds as string) as DrawnSeeds };
   }
 
   /** Unfinished jobs in the order they run; with includeFinished, then finished ones, newest first. */
   listJobs(opts: { includeFinished?: boolean } = {}): JobSummary[] {
-    const unfinished = this.db
-      .prepare<[], JobSql>(
-        `SELECT ${JOB_COLUMNS} FROM jobs WHERE state NOT IN (${FINISHED_SQL}) ORDER BY priority DESC, position`,
-      )
-      .all();
+    const unfinished = statement<[], JobSql>(
+      this.db,
+      `SELECT ${JOB_COLUMNS} FROM jobs WHERE state NOT IN (${FINISHED_SQL}) ORDER BY priority DESC, position`,
+    ).all();
     const finished = opts.includeFinished
-      ? this.db
-          .prepare<[], JobSql>(
-            `SELECT ${JOB_COLUMNS} FROM jobs WHERE state IN (${FINISHED_SQL}) ORDER BY finished_at DESC, position DESC`,
-          )
-          .all()
+      ? statement<[], JobSql>(
+          this.db,
+          `SELECT ${JOB_COLUMNS} FROM jobs WHERE state IN (${FINISHED_SQL}) ORDER BY finished_at DESC, position DESC`,
+        ).all()
       : [];
     return [...unfinished, ...finished].map(toJobSummary);
   }
 
   jobImages(jobId: string): ImageRow[] {
-    return this.db
-      .prepare<[string], ImageSql>(`SELECT ${IMAGE_COLUMNS} FROM ${IMAGE_FROM} WHERE i.job_id = ? ORDER BY i.idx`)
+    return statement<[string], ImageSql>(
+      this.db,
+      `SELECT ${IMAGE_COLUMNS} FROM ${IMAGE_FROM} WHERE i.job_id = ? ORDER BY i.idx`,
+    )
       .all(jobId)
       .map(toImageRow);
   }
 
   image(id: string): ImageRow | undefined {
-    const row = this.db
-      .prepare<[string], ImageSql>(`SELECT ${IMAGE_COLUMNS} FROM ${IMAGE_FROM} WHERE i.id = ?`)
-      .get(id);
+    const row = statement<[string], ImageSql>(this.db, `SELECT ${IMAGE_COLUMNS} FROM ${IMAGE_FROM} WHERE i.id = ?`).get(
+      id,
+    );
     return row && toImageRow(row);
   }
 
   /** The job of an image, by primary key only: cheap enough for every progress event. */
   imageJobId(imageId: string): string | undefined {
-    return this.db.prepare("SELECT job_id FROM images WHERE id = ?").pluck().get(imageId) as string | undefined;
+    return statement(this.db, "SELECT job_id FROM images WHERE id = ?").pluck().get(imageId) as string | undefined;
   }
 
   // ── queue control ───────────────────────────────────────────────────────
@@ -194,17 +209,19 @@ export class Ledger {
   }
 
   pauseQueue(): void {
-    this.db
-      .prepare("INSERT INTO meta (key, value) VALUES (?, '1') ON CONFLICT (key) DO UPDATE SET value = '1'")
-      .run(QUEUE_PAUSED_KEY);
+    this.queueChanged();
+    statement(this.db, "INSERT INTO meta (key, value) VALUES (?, '1') ON CONFLICT (key) DO UPDATE SET value = '1'").run(
+      QUEUE_PAUSED_KEY,
+    );
   }
 
   resumeQueue(): void {
-    this.db.prepare("DELETE FROM meta WHERE key = ?").run(QUEUE_PAUSED_KEY);
+    this.queueChanged();
+    statement(this.db, "DELETE FROM meta WHERE key = ?").run(QUEUE_PAUSED_KEY);
   }
 
   isQueuePaused(): boolean {
-    return this.db.prepare("SELECT 1 FROM meta WHERE key = ?").get(QUEUE_PAUSED_KEY) !== undefined;
+    return statement(this.db, "SELECT 1 FROM meta WHERE key = ?").get(QUEUE_PAUSED_KEY) !== undefined;
   }
 
   /**
@@ -212,6 +229,7 @@ export class Ledger {
    * attempts still out on nodes, already closed here, for the caller to cancel there.
    */
   cancelJob(id: string, now: number): AttemptRef[] {
+    this.queueChanged();
     return writeTransaction(this.db, () =>
       FINISHED_JOB_STATES.includes(this.jobState(id)) ? [] : this.attempts.cancelJob(id, now),
     );
@@ -219,22 +237,22 @@ export class Ledger {
 
   /** Moves an unfinished job to `position` (0-based) among the unfinished jobs of any priority. */
   reorderJob(id: string, position: number): void {
+    this.queueChanged();
     writeTransaction(this.db, () => {
       const state = this.jobState(id);
       if (FINISHED_JOB_STATES.includes(state)) {
         throw new KilnError("E_BAD_REQUEST", `job ${id} is ${state}; only unfinished jobs can be moved`);
       }
-      const others = this.db
-        .prepare<[string], { id: string; state: JobState }>(
-          "SELECT id, state FROM jobs WHERE id <> ? ORDER BY position, rowid",
-        )
-        .all(id);
+      const others = statement<[string], { id: string; state: JobState }>(
+        this.db,
+        "SELECT id, state FROM jobs WHERE id <> ? ORDER BY position, rowid",
+      ).all(id);
       const unfinished = others.filter((j) => !FINISHED_JOB_STATES.includes(j.state));
       const before = unfinished[Math.max(0, Math.min(Math.trunc(position), unfinished.length))];
       const at = before ? others.indexOf(before) : others.length;
       const order = [...others.slice(0, at).map((j) => j.id), id, ...others.slice(at).map((j) => j.id)];
       // Renumbering every job keeps positions dense and unique; jobs number in the thousands at most.
-      const set = this.db.prepare("UPDATE jobs SET position = ? WHERE id = ?");
+      const set = statement(this.db, "UPDATE jobs SET position = ? WHERE id = ?");
       for (const [i, jobId] of order.entries()) set.run(i, jobId);
     });
   }
@@ -243,12 +261,14 @@ export class Ledger {
     if (!Number.isInteger(priority) || priority < -100 || priority > 100) {
       throw new KilnError("E_BAD_REQUEST", `priority ${priority} is not allowed; use a whole number from -100 to 100`);
     }
-    const { changes } = this.db.prepare("UPDATE jobs SET priority = ? WHERE id = ?").run(priority, id);
+    this.queueChanged();
+    const { changes } = statement(this.db, "UPDATE jobs SET priority = ? WHERE id = ?").run(priority, id);
     if (changes === 0) throw noJob(id);
   }
 
   /** Puts the job's failed images back in the queue with their failure history forgotten; returns how many. */
   retryFailed(jobId: string, now: number): number {
+    this.queueChanged();
     return writeTransaction(this.db, () => {
       if (this.jobState(jobId) === "cancelled") {
         throw new KilnError("E_BAD_REQUEST", `job ${jobId} was cancelled; submit it again to render it`);
@@ -261,40 +281,29 @@ export class Ledger {
 
   /**
    * Queued images of runnable jobs (not paused or cancelled, queue not paused),
-   * by job priority (high first), job position, then image index. Walks jobs in
+   * by job priority (high first), job position, then image index: up to
+   * `limit`, and at least half of that while more are queued (a window the
+   * ledger keeps between calls shrinks as its images start, and is read again
+   * once below half or when anything else changed the queue). Walks jobs in
    * order and reads each one's queued images through a partial index, so the
    * cost follows `limit`, not the size of the queue.
    */
   runnableImages(limit: number, opts: { excludeIds?: Set<string> } = {}): PendingImage[] {
     if (limit <= 0 || this.isQueuePaused()) return [];
-    const exclude = opts.excludeIds ?? new Set<string>();
-    const jobs = this.db
-      .prepare(
-        `SELECT id FROM jobs WHERE state IN ('queued', 'running') AND n_queued > 0 ORDER BY priority DESC, position`,
-      )
-      .pluck()
-      .all() as string[];
-    const queued = this.db
-      .prepare<[string, number], PendingTuple>(
-        `${PENDING_SQL} WHERE i.job_id = ? AND i.state = 'queued' ORDER BY i.idx LIMIT ?`,
-      )
-      .raw();
-    const out: PendingImage[] = [];
-    for (const jobId of jobs) {
-      // Ask for enough that excluded images cannot leave the batch short.
-      for (const row of queued.all(jobId, limit - out.length + exclude.size)) {
-        if (exclude.has(row[0])) continue;
-        out.push(toPending(row));
-        if (out.length === limit) return out;
-      }
-    }
-    return out;
+    if (opts.excludeIds) return this.readRunnable(limit, opts.excludeIds);
+    const kept = this.window;
+    if (kept && kept.limit === limit && (kept.complete || kept.images.length * 2 >= limit)) return kept.images;
+    const images = this.readRunnable(limit, new Set());
+    this.window = { limit, images, complete: images.length < limit };
+    return images;
   }
 
   /** An unfinished image as the scheduler sends it (e.g. a running one to duplicate on an idle GPU); null otherwise. */
   pendingView(imageId: string): PendingImage | null {
-    const row = this.db
-      .prepare<[string], PendingTuple>(`${PENDING_SQL} WHERE i.id = ? AND i.state IN ('queued', 'running')`)
+    const row = statement<[string], PendingTuple>(
+      this.db,
+      `${PENDING_SQL} WHERE i.id = ? AND i.state IN ('queued', 'running')`,
+    )
       .raw()
       .get(imageId);
     return row ? toPending(row) : null;
@@ -308,7 +317,12 @@ export class Ledger {
    * attempt ids in the order of `rows`; ids given must be SafeIds.
    */
   startAttempts(rows: AttemptStart[], now: number): string[] {
-    return this.attempts.start(rows, now);
+    const ids = this.attempts.start(rows, now);
+    if (this.window) {
+      const started = new Set(rows.map((r) => r.imageId));
+      this.window.images = this.window.images.filter((i) => !started.has(i.id));
+    }
+    return ids;
   }
 
   attempt(id: string): AttemptRow | undefined {
@@ -450,13 +464,42 @@ export class Ledger {
     this.db.close();
   }
 
+  /** The runnable set or its order may have changed: the kept window is read again. */
+  private queueChanged(): void {
+    this.window = null;
+  }
+
+  private readRunnable(limit: number, exclude: ReadonlySet<string>): PendingImage[] {
+    const jobs = statement(
+      this.db,
+      `SELECT id FROM jobs WHERE state IN ('queued', 'running') AND n_queued > 0 ORDER BY priority DESC, position`,
+    )
+      .pluck()
+      .all() as string[];
+    const queued = statement<[string, number], PendingTuple>(
+      this.db,
+      `${PENDING_SQL} WHERE i.job_id = ? AND i.state = 'queued' ORDER BY i.idx LIMIT ?`,
+    ).raw();
+    const out: PendingImage[] = [];
+    for (const jobId of jobs) {
+      // Ask for enough that excluded images cannot leave the batch short.
+      for (const row of queued.all(jobId, limit - out.length + exclude.size)) {
+        if (exclude.has(row[0])) continue;
+        out.push(toPending(row));
+        if (out.length === limit) return out;
+      }
+    }
+    return out;
+  }
+
   private setJobPaused(id: string, paused: boolean): void {
-    const { changes } = this.db.prepare("UPDATE jobs SET paused = ? WHERE id = ?").run(paused ? 1 : 0, id);
+    this.queueChanged();
+    const { changes } = statement(this.db, "UPDATE jobs SET paused = ? WHERE id = ?").run(paused ? 1 : 0, id);
     if (changes === 0) throw noJob(id);
   }
 
   private jobState(id: string): JobState {
-    const state = this.db.prepare("SELECT state FROM jobs WHERE id = ?").pluck().get(id) as JobState | undefined;
+    const state = statement(this.db, "SELECT state FROM jobs WHERE id = ?").pluck().get(id) as JobState | undefined;
     if (state === undefined) throw noJob(id);
     return state;
   }

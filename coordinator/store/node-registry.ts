@@ -1,5 +1,6 @@
 import type { Database } from "better-sqlite3";
 import { KilnError } from "../../shared/errors";
+import { statement } from "./database";
 
 /** A node this coordinator knows. Its token is a secret and is kept elsewhere, never in the queue file. */
 export interface NodeRow {
@@ -40,32 +41,31 @@ export class NodeRegistry {
 
   /** Records a sighting; keeps the drained flag and the first-seen time. */
   upsert(node: NodeSighting): NodeRow {
-    this.db
-      .prepare(
-        `INSERT INTO nodes (id, name, host, port, paired, first_seen, last_seen)
+    statement(
+      this.db,
+      `INSERT INTO nodes (id, name, host, port, paired, first_seen, last_seen)
          VALUES (@id, @name, @host, @port, @paired, @now, @now)
          ON CONFLICT (id) DO UPDATE SET name = @name, host = @host, port = @port, paired = @paired, last_seen = @now`,
-      )
-      .run({ ...node, paired: node.paired ? 1 : 0 });
+    ).run({ ...node, paired: node.paired ? 1 : 0 });
     return this.get(node.id) as NodeRow;
   }
 
   list(): NodeRow[] {
-    return this.db.prepare<[], NodeSql>("SELECT * FROM nodes ORDER BY name, id").all().map(toNodeRow);
+    return statement<[], NodeSql>(this.db, "SELECT * FROM nodes ORDER BY name, id").all().map(toNodeRow);
   }
 
   get(id: string): NodeRow | undefined {
-    const row = this.db.prepare<[string], NodeSql>("SELECT * FROM nodes WHERE id = ?").get(id);
+    const row = statement<[string], NodeSql>(this.db, "SELECT * FROM nodes WHERE id = ?").get(id);
     return row && toNodeRow(row);
   }
 
   setDrained(id: string, drained: boolean): void {
-    const { changes } = this.db.prepare("UPDATE nodes SET drained = ? WHERE id = ?").run(drained ? 1 : 0, id);
+    const { changes } = statement(this.db, "UPDATE nodes SET drained = ? WHERE id = ?").run(drained ? 1 : 0, id);
     if (changes === 0) throw unknownNode(id);
   }
 
   remove(id: string): void {
-    const { changes } = this.db.prepare("DELETE FROM nodes WHERE id = ?").run(id);
+    const { changes } = statement(this.db, "DELETE FROM nodes WHERE id = ?").run(id);
     if (changes === 0) throw unknownNode(id);
   }
 }

@@ -1,44 +1,38 @@
 /**
- * The coordinator's resident memory with 100,000 images queued: a real Coordinator
- * (SQLite ledger, one real simulated node) with the queue paused, so the figure is
- * what holding the queue costs, not rendering it. Prints one JSON line.
+ * The coordinator's resident memory with 100,000 images queued and being
+ * dispatched: the real Coordinator (SQLite ledger, result intake writing real
+ * PNGs) on today's simulated farm (kiln-simulation.ts), run for 10 s of virtual
+ * time, about 12,000 images, so every tick reads the queue and the scheduler
+ * works over it. The simulated nodes live in the same process and are counted
+ * in. Prints one JSON line.
+ * Usage: coordinator-rss.ts [queued images] [nodes] (bench:scheduler --smoke asks for a small farm and queue)
  */
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import pino from "pino";
-import { Coordinator } from "../../coordinator/coordinator";
-import { startNode } from "../support/kiln-node-process";
+import { runKiln } from "./kiln-simulation";
+import { Farm, SIM_MODEL, TODAYS_FARM } from "./sim-farm";
 
-const QUEUED = 100_000;
-
-const node = await startNode(["--simulate", "4x24GB@8"]);
-const coordinator = new Coordinator({
-  dataDir: mkdtempSync(join(tmpdir(), "kiln-rss-")),
-  outputDir: mkdtempSync(join(tmpdir(), "kiln-rss-out-")),
-  localNode: false,
-  discovery: false,
-  clientName: "bench",
-  log: pino({ level: "silent" }),
+const queued = Number(process.argv[2] ?? 100_000);
+const nodes = Number(process.argv[3] ?? TODAYS_FARM.nodes);
+const rssMb = () => {
+  globalThis.gc?.();
+  return Number((process.memoryUsage().rss / 2 ** 20).toFixed(1));
+};
+let idle = 0;
+let busy = 0;
+const run = await runKiln({
+  farm: new Farm({ ...TODAYS_FARM, nodes }, 20_250_101),
+  jobs: [{ id: "queued", count: queued, work: { model: SIM_MODEL, width: 512, height: 512, steps: 8 } }],
+  untilS: 10,
+  atStart: () => {
+    idle = rssMb();
+  },
+  atEnd: () => {
+    busy = rssMb();
+  },
 });
-await coordinator.start();
-await coordinator.addNode("127.0.0.1", node.port, node.token, { fingerprint: node.pin.fingerprint });
-await coordinator.waitForNodes(30_000);
-const rssIdle = process.memoryUsage().rss / 2 ** 20;
-coordinator.pauseQueue();
-const started = performance.now();
-coordinator.submitJob({ prompts: ["a lighthouse at dusk"], count: QUEUED, seed: 1 });
-const submitMs = performance.now() - started;
-// Let the scheduling loop, telemetry and UI summaries run over the full queue for a while.
-await new Promise((r) => setTimeout(r, 3000));
-globalThis.gc?.();
-const rss = process.memoryUsage().rss / 2 ** 20;
-await coordinator.stop();
-await node.stop();
 console.log(
   JSON.stringify({
-    rss_mb_idle: Number(rssIdle.toFixed(1)),
-    rss_mb_100k_queued: Number(rss.toFixed(1)),
-    submit_ms: Math.round(submitMs),
+    rss_mb_idle: idle,
+    rss_mb_queued: busy,
+    decisions_per_s: Math.round(run.decisions / (run.tickMs / 1000)),
   }),
 );

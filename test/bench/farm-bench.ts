@@ -9,7 +9,8 @@
  */
 import { type RunningNode, startNode } from "../support/kiln-node-process";
 import { startRedis } from "../support/redis-server";
-import { doneOf, jain, pairApps, type StudioApp, startApp, waitUntil } from "../support/studio-apps";
+import { doneOf, jain, pairApps, type StudioApp, startApp } from "../support/studio-apps";
+import { waitUntil } from "../support/wait-until";
 
 const NODE_SPEC = "2x24GB@6";
 const SPEC = { prompts: ["bench farm"], width: 512, height: 512 };

@@ -1,323 +1,227 @@
 /**
- * A discrete-event simulation of a farm run by the real scheduler and throughput
- * model: a virtual clock, no sleeps. The coordinator side does what the real one
- * does: a pass on every result and on a 100 ms tick, tasks sent over a network,
- * throughput observed per image, twins cancelled when the first result lands, a
- * lost node's images back in the queue once its lease runs out.
+ * Kiln on a simulated farm: the real Coordinator — its 50 ms tick, dispatcher,
+ * scheduler and throughput model, its ledger in a temporary SQLite file, its
+ * result intake checking and writing real PNGs — on a virtual clock, with
+ * links to simulated nodes (test/support/simulated-node.ts) whose GPUs render
+ * as the farm model says. Only the GPUs and the network are simulated.
  */
-import {
-  type Attempt,
-  type Decision,
-  type DeviceView,
-  type InflightTaskView,
-  type OutstandingImage,
-  schedule,
-} from "../../coordinator/scheduling/scheduler";
-import { ThroughputModel } from "../../coordinator/scheduling/throughput-model";
-import type { WorkKey } from "../../coordinator/scheduling/work-key";
-import { batchSeconds, NETWORK_S, type SimDevice, type SimImage, type SimNode, seededRandom } from "./sim-farm";
+import { createHash } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import pino from "pino";
+import { Coordinator } from "../../coordinator/coordinator";
+import type { ModelInfo } from "../../shared/node-info";
+import { PlainPngs } from "../support/plain-pngs";
+import { SimulatedNode } from "../support/simulated-node";
+import { SimulatedNodeLinks } from "../support/simulated-node-link";
+import { runVirtual, VirtualClock } from "../support/virtual-clock";
+import { type Farm, type FaultPlan, NETWORK_S, SIM_MODEL, type SimJob, seededRandom } from "./sim-farm";
 
-export interface FaultPlan {
-  nodeIds: readonly string[];
-  /** When the nodes vanish, seconds into the run. */
-  atS: number;
-  /** How long the coordinator waits for a silent node before its images go back to the queue. */
-  leaseS: number;
-}
+/** The coordinator's tick (coordinator.ts): interval timers of this period are its dispatch path. */
+const TICK_MS = 50;
+/** A Monday morning: the run's instant 0 on the virtual clock. */
+const ORIGIN_MS = Date.UTC(2026, 0, 5, 9, 0, 0);
+const PORT = 7878;
+const TAIL_RERUN_LOG = "re-running tail images on an idle device";
+
+export const SIM_MODEL_INFO: ModelInfo = {
+  name: SIM_MODEL,
+  kind: "simulated",
+  hash: createHash("sha256").update(SIM_MODEL).digest("hex"),
+  demo: false,
+  description: "a simulated model: the farm model says how long each image takes",
+  defaultSteps: 8,
+  defaultWidth: 512,
+  defaultHeight: 512,
+  defaultGuidance: 1,
+  defaultSampler: "euler",
+  maxWidth: 2048,
+  maxHeight: 2048,
+  maxSteps: 100,
+  sizeMultiple: 8,
+  sizeBytes: 0,
+  available: true,
+  unavailableReason: null,
+};
 
 export interface KilnRunOptions {
-  nodes: readonly SimNode[];
-  images: readonly SimImage[];
-  seed: number;
+  farm: Farm;
+  jobs: readonly SimJob[];
   faults?: FaultPlan;
-  /** Pending images shown to each pass, as the coordinator's window. */
-  window?: number;
-  targetTaskSeconds?: number;
-  /** Pipeline depth per device. */
-  maxInflight?: number;
+  /** Stop after this many seconds of virtual time instead of when the jobs are done. */
+  untilS?: number;
+  /** Called with the nodes added, before the jobs are submitted. */
+  atStart?: (coordinator: Coordinator) => void;
+  /** Called once the run is over, before the coordinator stops (to measure it as it stands). */
+  atEnd?: (coordinator: Coordinator) => void;
 }
 
 export interface KilnRunResult {
+  /** From submission to the last image stored; NaN for a run stopped at untilS. */
   makespanS: number;
-  passes: number;
-  decisions: number;
-  /** Wall time spent inside schedule(), ms. */
-  scheduleMs: number;
+  /** Images the coordinator re-ran on a second device (its "re-running tail images" reports). */
   duplicatedImages: number;
-  /** Device key → images whose stored result came from it. */
+  /** Tasks sent from the coordinator's ticks, and the real time those ticks took. */
+  decisions: number;
+  tickMs: number;
+  /** The process's CPU time in those ticks: what the machine's load does not inflate. */
+  tickCpuMs: number;
+  ticks: number;
+  /** Device key → images whose stored result came from it (runs that finish only). */
   imagesByDevice: Map<string, number>;
-  model: ThroughputModel;
+  /** The coordinator's warnings and errors by message. */
+  warnings: Map<string, number>;
+  /** Real seconds the run took. */
+  wallS: number;
 }
 
-const TICK_S = 0.1;
+const pngs = new PlainPngs();
 
-interface NodeTask {
-  id: string;
-  device: DeviceRun;
-  work: WorkKey;
-  images: SimImage[];
-  view: InflightTaskView & { imageIds: string[] };
-  cancelled: boolean;
-}
-
-interface DeviceRun {
-  sim: SimDevice;
-  view: DeviceView & { inflight: InflightTaskView[] };
-  fifo: NodeTask[];
-  running: NodeTask | null;
-  lost: boolean;
-}
-
-interface Outstanding extends OutstandingImage {
-  attempts: Attempt[];
-  image: SimImage;
-}
-
-/** Min-heap of timed callbacks; ties run in the order they were scheduled. */
-class EventQueue {
-  private readonly heap: { t: number; seq: number; run: () => void }[] = [];
-  private seq = 0;
-  now = 0;
-
-  at(t: number, run: () => void): void {
-    const heap = this.heap;
-    heap.push({ t, seq: this.seq++, run });
-    let i = heap.length - 1;
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (!this.before(i, parent)) break;
-      [heap[i], heap[parent]] = [heap[parent] as (typeof heap)[0], heap[i] as (typeof heap)[0]];
-      i = parent;
-    }
-  }
-
-  /** Runs the next event; false when none is left. */
-  step(): boolean {
-    const heap = this.heap;
-    const top = heap[0];
-    if (!top) return false;
-    const last = heap.pop() as (typeof heap)[0];
-    if (heap.length > 0) {
-      heap[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < heap.length && this.before(l, m)) m = l;
-        if (r < heap.length && this.before(r, m)) m = r;
-        if (m === i) break;
-        [heap[i], heap[m]] = [heap[m] as (typeof heap)[0], heap[i] as (typeof heap)[0]];
-        i = m;
-      }
-    }
-    this.now = top.t;
-    top.run();
-    return true;
-  }
-
-  private before(a: number, b: number): boolean {
-    const x = this.heap[a] as (typeof this.heap)[0];
-    const y = this.heap[b] as (typeof this.heap)[0];
-    return x.t < y.t || (x.t === y.t && x.seq < y.seq);
-  }
-}
-
-export function runKiln(opts: KilnRunOptions): KilnRunResult {
-  const random = seededRandom(opts.seed);
-  const window = opts.window ?? 2000;
-  const model = new ThroughputModel();
-  const events = new EventQueue();
-  const devices = opts.nodes.flatMap((node) =>
-    node.devices.map(
-      (sim): DeviceRun => ({
-        sim,
-        view: {
-          key: sim.key,
-          nodeId: sim.nodeId,
-          uuid: sim.uuid,
-          models: ["sim-model"],
-          batchLimit: sim.batchLimit,
-          inflight: [],
-          maxInflight: opts.maxInflight ?? 2,
-          accepting: true,
-          blockedModels: new Set(),
-          share: 1,
-        },
-        fifo: [],
-        running: null,
-        lost: false,
-      }),
-    ),
-  );
-  let views = devices.map((d) => d.view);
-  let pending = [...opts.images];
-  const outstanding = new Map<string, Outstanding>();
-  const tasksOfImage = new Map<string, Set<NodeTask>>();
-  const done = new Set<string>();
+export async function runKiln(opts: KilnRunOptions): Promise<KilnRunResult> {
+  const started = performance.now();
+  const { farm } = opts;
+  await pngs.prepare(opts.jobs.map((j) => j.work));
+  const clock = new VirtualClock(ORIGIN_MS);
+  const caller = { client: "bench-app", name: "bench:scheduler", weight: 1 };
+  const phase = seededRandom(farm.seed + 7);
+  const addresses = farm.nodes.map((n) => {
+    const fingerprint = createHash("sha256").update(n.id).digest("hex");
+    const node = new SimulatedNode({
+      id: n.id,
+      name: n.name,
+      fingerprint,
+      devices: n.devices.map((d) => ({
+        uuid: d.uuid,
+        name: `Simulated GPU ${d.speed.toFixed(2)}×`,
+        vramTotalMb: d.batchLimit({ model: SIM_MODEL, width: 512, height: 512, steps: 8 }) < 8 ? 8192 : 24_576,
+        batchLimit: d.batchLimit,
+        play: (work, images, startS, k) => farm.play(d, work, images, startS, k),
+        sharedAt: (t) => farm.sharedAt(d, t),
+      })),
+      clock,
+      originMs: ORIGIN_MS,
+      networkMs: NETWORK_S * 1000,
+      pngs,
+      caller,
+      model: SIM_MODEL_INFO,
+      telemetryPhaseMs: Math.floor(phase() * 1000),
+    });
+    return { host: `${n.name}.sim.lan`, port: PORT, fingerprint, node };
+  });
+  const links = new SimulatedNodeLinks(addresses, clock, NETWORK_S * 1000);
+  const logged = new CoordinatorLog();
+  const dataDir = mkdtempSync(join(tmpdir(), "kiln-bench-data-"));
+  const outputDir = mkdtempSync(join(tmpdir(), "kiln-bench-out-"));
+  const coordinator = new Coordinator({
+    dataDir,
+    outputDir,
+    localNode: false,
+    discovery: false,
+    clientName: "bench:scheduler",
+    log: logged.logger,
+    clock,
+    links,
+  });
   const result: KilnRunResult = {
     makespanS: Number.NaN,
-    passes: 0,
-    decisions: 0,
-    scheduleMs: 0,
     duplicatedImages: 0,
+    decisions: 0,
+    tickMs: 0,
+    tickCpuMs: 0,
+    ticks: 0,
     imagesByDevice: new Map(),
-    model,
+    warnings: logged.warnings,
+    wallS: 0,
   };
-  let taskNo = 0;
-
-  const pass = (): void => {
-    const started = performance.now();
-    const decisions = schedule({
-      now: events.now * 1000,
-      devices: views,
-      pending: pending.length > window ? pending.slice(0, window) : pending,
-      outstanding: [...outstanding.values()],
-      model,
-      ...(opts.targetTaskSeconds ? { targetTaskSeconds: opts.targetTaskSeconds } : {}),
-    });
-    result.scheduleMs += performance.now() - started;
-    result.passes++;
-    result.decisions += decisions.length;
-    if (decisions.length === 0) return;
-    const assigned = new Set<string>();
-    for (const decision of decisions) {
-      if (decision.kind === "assign") for (const image of decision.images) assigned.add(image.id);
-      send(decision);
+  try {
+    await coordinator.start();
+    for (const a of addresses)
+      await coordinator.addNode(a.host, a.port, "simulated-token", { fingerprint: a.fingerprint });
+    opts.atStart?.(coordinator);
+    for (const lost of opts.faults?.nodeIds ?? []) {
+      const node = addresses.find((a) => a.node.id === lost)?.node;
+      clock.setTimeout(() => node?.die(), (opts.faults?.atS ?? 0) * 1000);
     }
-    if (assigned.size > 0) pending = pending.filter((image) => !assigned.has(image.id));
-  };
-
-  const send = (decision: Decision<SimImage, Outstanding>): void => {
-    const device = devices.find((d) => d.view.key === decision.deviceKey) as DeviceRun;
-    const images = decision.kind === "assign" ? decision.images : decision.images.map((o) => o.image);
-    if (decision.kind === "duplicate") result.duplicatedImages += images.length;
-    const first = images[0] as SimImage;
-    const work = { model: first.model, width: first.width, height: first.height, steps: first.steps };
-    const id = `t${++taskNo}`;
-    const view = {
-      taskId: id,
-      imageIds: images.map((i) => i.id),
-      work,
-      startedAt: events.now * 1000,
-      runningSince: null as number | null,
+    clock.aroundInterval = (every, tick) => {
+      if (every !== TICK_MS) return tick();
+      const before = links.submitted;
+      const t0 = performance.now();
+      const cpu0 = process.cpuUsage();
+      tick();
+      result.tickMs += performance.now() - t0;
+      const cpu = process.cpuUsage(cpu0);
+      result.tickCpuMs += (cpu.user + cpu.system) / 1000;
+      result.ticks++;
+      result.decisions += links.submitted - before;
     };
-    const task: NodeTask = { id, device, work, images, view, cancelled: false };
-    device.view.inflight.push(view);
-    for (const image of images) {
-      let entry = outstanding.get(image.id);
-      if (!entry) {
-        entry = { id: image.id, work, attempts: [], image };
-        outstanding.set(image.id, entry);
+    const jobIds = opts.jobs.map(
+      (job) =>
+        coordinator.submitJob({
+          name: job.id,
+          prompts: [`a simulated picture (${job.id})`],
+          model: job.work.model,
+          width: job.work.width,
+          height: job.work.height,
+          steps: job.work.steps,
+          count: job.count,
+          seed: 1,
+        }).jobId,
+    );
+    let nextCheck = ORIGIN_MS;
+    const finished = (): number | null => {
+      let last = 0;
+      for (const id of jobIds) {
+        const at = coordinator.ledger.job(id)?.finishedAt ?? null;
+        if (at === null) return null;
+        last = Math.max(last, at);
       }
-      entry.attempts.push({ deviceKey: device.view.key, nodeId: device.view.nodeId, startedAt: events.now * 1000 });
-      let tasks = tasksOfImage.get(image.id);
-      if (!tasks) {
-        tasks = new Set();
-        tasksOfImage.set(image.id, tasks);
-      }
-      tasks.add(task);
-    }
-    events.at(events.now + NETWORK_S, () => arrive(task));
-  };
-
-  const arrive = (task: NodeTask): void => {
-    if (task.device.lost || task.cancelled) return;
-    task.device.fifo.push(task);
-    if (!task.device.running) startNext(task.device);
-  };
-
-  const startNext = (device: DeviceRun): void => {
-    const task = device.fifo.shift();
-    device.running = task ?? null;
-    if (!task) return;
-    const seconds = batchSeconds(device.sim, task.work, task.images.length, random);
-    events.at(events.now + NETWORK_S, () => {
-      if (!device.lost) task.view.runningSince = events.now * 1000;
+      return last;
+    };
+    await runVirtual({
+      clock,
+      settle: () => coordinator.resultsSettled(),
+      limitMs: 3_600_000,
+      done: () => {
+        if (opts.untilS !== undefined) return clock.now() >= ORIGIN_MS + opts.untilS * 1000;
+        // The job list is read once per tick's worth of virtual time; finishedAt says exactly when.
+        if (clock.now() < nextCheck) return false;
+        nextCheck = clock.now() + TICK_MS;
+        const last = finished();
+        if (last === null) return false;
+        result.makespanS = (last - ORIGIN_MS) / 1000;
+        return true;
+      },
     });
-    events.at(events.now + seconds, () => {
-      if (device.lost || device.running !== task) return; // lost, or cancelled while running
-      startNext(device);
-      events.at(events.now + NETWORK_S, () => results(task, seconds));
-    });
-  };
-
-  const results = (task: NodeTask, seconds: number): void => {
-    const { device } = task;
-    if (!device.view.inflight.includes(task.view)) return; // cancelled or lost meanwhile
-    device.view.inflight.splice(device.view.inflight.indexOf(task.view), 1);
-    for (const image of task.images) {
-      model.observe(device.view.key, task.work, seconds / task.images.length);
-      tasksOfImage.get(image.id)?.delete(task);
-      if (done.has(image.id)) continue;
-      done.add(image.id);
-      outstanding.delete(image.id);
-      result.imagesByDevice.set(device.view.key, (result.imagesByDevice.get(device.view.key) ?? 0) + 1);
-      for (const twin of tasksOfImage.get(image.id) ?? []) {
-        twin.view.imageIds = twin.view.imageIds.filter((id) => id !== image.id);
-        if (twin.view.imageIds.length === 0) cancel(twin);
-      }
-      tasksOfImage.delete(image.id);
-    }
-    if (done.size === opts.images.length) result.makespanS = events.now;
-    else pass();
-  };
-
-  /** The node drops the task, or stops it between steps, when the cancel lands; the coordinator forgets it when told. */
-  const cancel = (task: NodeTask): void => {
-    const { device } = task;
-    task.cancelled = true;
-    events.at(events.now + NETWORK_S, () => {
-      if (device.lost) return;
-      if (device.running === task) startNext(device);
-      else device.fifo = device.fifo.filter((t) => t !== task);
-      events.at(events.now + NETWORK_S, () => {
-        const at = device.view.inflight.indexOf(task.view);
-        if (at >= 0) device.view.inflight.splice(at, 1);
-        pass();
-      });
-    });
-  };
-
-  const tick = (): void => {
-    if (done.size === opts.images.length) return;
-    pass();
-    events.at(events.now + TICK_S, tick);
-  };
-
-  if (opts.faults) {
-    const faults = opts.faults;
-    const lost = devices.filter((d) => faults.nodeIds.includes(d.view.nodeId));
-    events.at(faults.atS, () => {
-      for (const device of lost) {
-        device.lost = true;
-        device.fifo = [];
-        device.running = null;
-      }
-    });
-    events.at(faults.atS + faults.leaseS, () => {
-      views = views.filter((v) => !faults.nodeIds.includes(v.nodeId));
-      for (const device of lost) {
-        for (const view of device.view.inflight) {
-          for (const id of view.imageIds) {
-            for (const task of tasksOfImage.get(id) ?? []) if (task.view === view) tasksOfImage.get(id)?.delete(task);
-            const entry = outstanding.get(id) as Outstanding;
-            entry.attempts = entry.attempts.filter((a) => a.deviceKey !== device.view.key);
-            if (entry.attempts.length > 0) continue;
-            outstanding.delete(id);
-            pending.push(entry.image);
-          }
+    opts.atEnd?.(coordinator);
+    if (opts.untilS === undefined)
+      for (const id of jobIds)
+        for (const image of coordinator.ledger.jobImages(id)) {
+          const key = `${image.nodeId}/${image.device}`;
+          result.imagesByDevice.set(key, (result.imagesByDevice.get(key) ?? 0) + 1);
         }
-        device.view.inflight = [];
-      }
-      pending.sort((a, b) => a.seq - b.seq);
-      pass();
-    });
+  } finally {
+    await coordinator.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+    rmSync(outputDir, { recursive: true, force: true });
   }
-
-  events.at(0, tick);
-  while (Number.isNaN(result.makespanS) && events.step()) {
-    if (events.now > 3600) throw new Error("simulation ran past an hour of virtual time: the scheduler stalled");
-  }
+  result.duplicatedImages = logged.tailReruns;
+  result.wallS = (performance.now() - started) / 1000;
   return result;
+}
+
+/** The coordinator's own log, read for what it reports: tail re-runs, warnings and errors. */
+class CoordinatorLog {
+  tailReruns = 0;
+  readonly warnings = new Map<string, number>();
+  readonly logger = pino(
+    { level: "info" },
+    {
+      write: (line: string) => {
+        const entry = JSON.parse(line) as { level: number; msg: string; images?: number };
+        if (entry.msg === TAIL_RERUN_LOG) this.tailReruns += entry.images ?? 0;
+        if (entry.level >= 40) this.warnings.set(entry.msg, (this.warnings.get(entry.msg) ?? 0) + 1);
+      },
+    },
+  );
 }

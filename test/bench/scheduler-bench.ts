@@ -1,156 +1,234 @@
-import { execFileSync } from "node:child_process";
 /**
- * npm run bench:scheduler — the real schedule() and ThroughputModel on a simulated
- * farm with a virtual clock (test/bench/kiln-simulation.ts): 32 nodes × 4 GPUs at
- * 1–8×, 5,000 images. Prints the makespan over the ideal (total work ÷ total
- * speed) for Kiln beside the two static splits other farms use, without faults,
- * with 2 of 32 nodes lost mid-run, with a second job at another size, and on a
- * four times longer job; beside each, the bound no scheduler that runs whole
- * images beats on this farm. Then schedule()'s decisions per second, and one JSON
- * line (runSchedulerBench() returns the same figures, for callers that add more).
+ * npm run bench:scheduler — the real Coordinator (its tick, dispatcher,
+ * scheduler, SQLite ledger and result intake) on simulated farms, on a virtual
+ * clock (kiln-simulation.ts), beside three baselines simulated independently of
+ * Kiln's code on the same farms and seeds: equal split, a static split weighted
+ * by a one-time benchmark, and plain pull. Farms (sim-farm.ts): today's farm and
+ * the hard farm, each on 5,000 images at 512², with 2 of 32 nodes lost mid-run,
+ * and on a mixed-size run; today's farm also on 20,000 images. Every makespan is
+ * divided by the run's ideal: total work ÷ the capacity actually available
+ * (throttling, sharing and lost nodes counted). Then the coordinator's dispatch
+ * decisions per second (its ticks: reading the queue, schedule(), recording the
+ * attempts in SQLite, sending to the links) and its RSS with 100,000 images
+ * queued and being dispatched (coordinator-rss.ts, in its own process).
+ *
+ * `--smoke` (or KILN_BENCH_SMOKE=1): the same code on farms of 4 nodes × 2
+ * devices and a few hundred images, in seconds; figures printed, not judged.
+ * Both forms end with one JSON line.
  */
+import { execFileSync } from "node:child_process";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { type FaultPlan, runKiln } from "./kiln-simulation";
+import { type KilnRunResult, runKiln } from "./kiln-simulation";
+import { runPlainPull } from "./plain-pull-simulation";
 import {
   expandJobs,
-  idealMakespan,
-  idealWithLoss,
-  makeFarm,
+  Farm,
+  type FarmSpec,
+  type FaultPlan,
+  HARD_FARM,
+  pickFaults,
+  SIM_MODEL,
   type SimJob,
-  seededRandom,
+  TODAYS_FARM,
   wholeImageBound,
 } from "./sim-farm";
-import { runStaticSplit } from "./static-split-simulation";
+import { benchmarkSpread, runStaticSplit } from "./static-split-simulation";
 
 const SEED = 20_250_101;
-const NODES = 32;
-const GPUS_PER_NODE = 4;
-const LOST_NODES = 2;
+/** The coordinator's default lease (coordinator.ts); the baselines recover lost work after the same time. */
 const LEASE_S = 3;
 
-export interface SchedulerBenchFigures {
-  ideal_s: number;
-  /** What no scheduler running whole images beats here (see wholeImageBound), over the ideal. */
-  lower_bound_ratio: number;
-  /** The ideal had the lost nodes' capacity simply stopped at the loss, over the ideal. */
-  faults_capacity_ratio: number;
-  kiln_makespan_ratio: number;
-  equal_split_ratio: number;
-  static_weighted_ratio: number;
-  kiln_makespan_ratio_faults: number;
-  equal_split_ratio_faults: number;
-  static_weighted_ratio_faults: number;
-  kiln_makespan_ratio_mixed: number;
-  /** The same farm on a four times longer job, where the fixed start and tail weigh less. */
-  kiln_makespan_ratio_20k: number;
-  lower_bound_ratio_20k: number;
-  equal_split_ratio_mixed: number;
-  static_weighted_ratio_mixed: number;
-  kiln_duplicated_images: number;
-  kiln_duplicated_images_faults: number;
-  decisions_per_s: number;
+interface Size {
+  nodes: number;
+  gpusPerNode: number;
+  images: number;
+  mixed: [number, number];
+  long: number;
+  lostNodes: number;
+  rssQueued: number;
 }
 
-export function runSchedulerBench(): SchedulerBenchFigures {
-  const nodes = makeFarm(NODES, GPUS_PER_NODE, SEED);
-  const one: SimJob[] = [{ id: "job-a", count: 5000, work: { model: "sim-model", width: 512, height: 512, steps: 8 } }];
-  const mixed: SimJob[] = [
-    { id: "job-a", count: 3000, work: { model: "sim-model", width: 512, height: 512, steps: 8 } },
-    { id: "job-b", count: 1000, work: { model: "sim-model", width: 768, height: 768, steps: 8 } },
-  ];
-  const images = expandJobs(one);
-  const long = expandJobs([{ ...(one[0] as SimJob), count: 20_000 }]);
-  const mixedImages = expandJobs(mixed);
-  const ideal = idealMakespan(nodes, images);
-  const idealMixed = idealMakespan(nodes, mixedImages);
-  const pick = seededRandom(SEED + 1);
-  const lost = new Set<string>();
-  while (lost.size < LOST_NODES) lost.add((nodes[Math.floor(pick() * nodes.length)] as (typeof nodes)[0]).id);
-  const faults: FaultPlan = { nodeIds: [...lost], atS: ideal / 2, leaseS: LEASE_S };
+const FULL: Size = {
+  nodes: 32,
+  gpusPerNode: 4,
+  images: 5000,
+  mixed: [3000, 1000],
+  long: 20_000,
+  lostNodes: 2,
+  rssQueued: 100_000,
+};
+const SMOKE: Size = {
+  nodes: 4,
+  gpusPerNode: 2,
+  images: 300,
+  mixed: [200, 60],
+  long: 600,
+  lostNodes: 1,
+  rssQueued: 2000,
+};
 
-  // Untimed first, so decisions per second measure the scheduler as a long-running
-  // coordinator runs it, not the JIT compiler warming up.
-  for (const set of [images, mixedImages]) runKiln({ nodes, images: set, seed: SEED + 2 });
-  const kiln = runKiln({ nodes, images, seed: SEED });
-  const kilnFaults = runKiln({ nodes, images, seed: SEED, faults });
-  const kilnMixed = runKiln({ nodes, images: mixedImages, seed: SEED });
-  const kilnLong = runKiln({ nodes, images: long, seed: SEED });
-  const runs = [kiln, kilnFaults, kilnMixed, kilnLong];
-  const decisions = runs.reduce((s, r) => s + r.decisions, 0);
-  const scheduleMs = runs.reduce((s, r) => s + r.scheduleMs, 0);
-  const split = (kind: "equal" | "weighted", set = images, f?: FaultPlan) =>
-    runStaticSplit({ nodes, images: set, kind, seed: SEED, ...(f ? { faults: f } : {}) });
+interface Compared {
+  ideal: number;
+  kiln: KilnRunResult;
+  kilnRatio: number;
+  equal: number;
+  weighted: number;
+  pull: number;
+}
 
+const round = (x: number) => Math.round(x * 1000) / 1000;
+
+function job(id: string, count: number, edge: number): SimJob {
+  return { id, count, work: { model: SIM_MODEL, width: edge, height: edge, steps: 8 } };
+}
+
+/** Kiln and the three baselines on one farm, one set of jobs, the same faults. */
+async function compare(farm: Farm, jobs: SimJob[], faults?: FaultPlan): Promise<Compared> {
+  const images = expandJobs(jobs);
+  const ideal = farm.ideal(images, faults);
+  const kiln = await runKiln({ farm, jobs, ...(faults ? { faults } : {}) });
+  const base = { farm, images, leaseS: LEASE_S, ...(faults ? { faults } : {}) };
   return {
-    ideal_s: round(ideal),
-    lower_bound_ratio: round(wholeImageBound(nodes, images) / ideal),
-    faults_capacity_ratio: round(idealWithLoss(nodes, images, faults.nodeIds, faults.atS) / ideal),
-    kiln_makespan_ratio: round(kiln.makespanS / ideal),
-    equal_split_ratio: round(split("equal") / ideal),
-    static_weighted_ratio: round(split("weighted") / ideal),
-    kiln_makespan_ratio_faults: round(kilnFaults.makespanS / ideal),
-    equal_split_ratio_faults: round(split("equal", images, faults) / ideal),
-    static_weighted_ratio_faults: round(split("weighted", images, faults) / ideal),
-    kiln_makespan_ratio_mixed: round(kilnMixed.makespanS / idealMixed),
-    equal_split_ratio_mixed: round(split("equal", mixedImages) / idealMixed),
-    static_weighted_ratio_mixed: round(split("weighted", mixedImages) / idealMixed),
-    kiln_makespan_ratio_20k: round(kilnLong.makespanS / idealMakespan(nodes, long)),
-    lower_bound_ratio_20k: round(wholeImageBound(nodes, long) / idealMakespan(nodes, long)),
-    kiln_duplicated_images: kiln.duplicatedImages,
-    kiln_duplicated_images_faults: kilnFaults.duplicatedImages,
-    decisions_per_s: Math.round(decisions / (scheduleMs / 1000)),
+    ideal,
+    kiln,
+    kilnRatio: kiln.makespanS / ideal,
+    equal: runStaticSplit({ ...base, kind: "equal" }) / ideal,
+    weighted: runStaticSplit({ ...base, kind: "weighted" }) / ideal,
+    pull: runPlainPull(base) / ideal,
   };
 }
 
-function round(x: number): number {
-  return Math.round(x * 1000) / 1000;
+function farmOf(spec: FarmSpec, size: Size): Farm {
+  return new Farm({ ...spec, nodes: size.nodes, gpusPerNode: size.gpusPerNode }, SEED);
 }
 
 /** Runs coordinator-rss.ts in its own process, so its memory is the coordinator's alone. */
-function coordinatorRss(): { rss_mb_100k_queued: number; rss_mb_idle: number } {
+function coordinatorRss(queued: number, nodes: number): { rss_mb_idle: number; rss_mb_queued: number } {
   const script = fileURLToPath(new URL("./coordinator-rss.ts", import.meta.url));
-  const out = execFileSync(process.execPath, ["--import", import.meta.resolve("tsx"), script], { encoding: "utf8" });
+  const out = execFileSync(
+    process.execPath,
+    ["--expose-gc", "--import", import.meta.resolve("tsx"), script, String(queued), String(nodes)],
+    { encoding: "utf8" },
+  );
   return JSON.parse(out.trim().split("\n").at(-1) as string);
 }
 
-function main(): void {
-  const f = runSchedulerBench();
+async function main(): Promise<void> {
+  const smoke = process.argv.includes("--smoke") || process.env.KILN_BENCH_SMOKE === "1";
+  const size = smoke ? SMOKE : FULL;
+  const started = performance.now();
+  const today = farmOf(TODAYS_FARM, size);
+  const hard = farmOf(HARD_FARM, size);
+  const one = [job("job-a", size.images, 512)];
+  const mixed = [job("job-a", size.mixed[0], 512), job("job-b", size.mixed[1], 768)];
+  const long = [job("job-a", size.long, 512)];
+  const faultsOf = (farm: Farm) => pickFaults(farm, size.lostNodes, farm.ideal(expandJobs(one)) / 2, SEED + 1);
+
+  const runs: Record<string, Compared> = {};
+  const table: [string, string][] = [
+    ["today", `today's farm (${size.nodes} nodes × ${size.gpusPerNode}, 1–8×), ${size.images} × 512²`],
+    ["today_faults", `same, ${size.lostNodes} of ${size.nodes} nodes lost mid-run`],
+    ["today_mixed", `same farm, ${size.mixed[0]} × 512² + ${size.mixed[1]} × 768²`],
+    ["hard", `hard farm (${size.nodes * size.gpusPerNode} devices), ${size.images} × 512²`],
+    ["hard_faults", `same, ${size.lostNodes} of ${size.nodes} nodes lost mid-run`],
+    ["hard_mixed", `same farm, ${size.mixed[0]} × 512² + ${size.mixed[1]} × 768²`],
+  ];
+  runs.today = await compare(today, one);
+  runs.today_faults = await compare(today, one, faultsOf(today));
+  runs.today_mixed = await compare(today, mixed);
+  runs.hard = await compare(hard, one);
+  runs.hard_faults = await compare(hard, one, faultsOf(hard));
+  runs.hard_mixed = await compare(hard, mixed);
+  const longImages = expandJobs(long);
+  const longIdeal = today.ideal(longImages);
+  const longRun = await runKiln({ farm: today, jobs: long });
+
   const cell = (x: number, width: number) => x.toFixed(3).padStart(width);
-  const row = (name: string, kiln: number, equal: number, weighted: number, bound: string) =>
-    console.log(`${name.padEnd(36)}${cell(kiln, 8)}${cell(equal, 10)}${cell(weighted, 10)}   ${bound}`);
+  console.log(`makespan ÷ ideal (total work ÷ capacity actually available); lease ${LEASE_S} s`);
   console.log(
-    `${NODES} nodes × ${GPUS_PER_NODE} GPUs at 1–8×: makespan ÷ ideal (total work ÷ total speed; ${f.ideal_s} s for 5,000 images)`,
+    `${"".padEnd(52)}${"kiln".padStart(7)}${"pull".padStart(8)}${"weighted".padStart(10)}${"equal".padStart(8)}${"ideal s".padStart(9)}${"dup".padStart(6)}${"wall s".padStart(8)}`,
   );
-  console.log(`${"".padEnd(36)}${"kiln".padStart(8)}${"equal".padStart(10)}${"weighted".padStart(10)}`);
-  row(
-    "5,000 × 512²",
-    f.kiln_makespan_ratio,
-    f.equal_split_ratio,
-    f.static_weighted_ratio,
-    `no scheduler below ${f.lower_bound_ratio.toFixed(3)}`,
-  );
-  row(
-    `same, ${LOST_NODES} of ${NODES} nodes lost mid-run`,
-    f.kiln_makespan_ratio_faults,
-    f.equal_split_ratio_faults,
-    f.static_weighted_ratio_faults,
-    `lost capacity alone: ${f.faults_capacity_ratio.toFixed(3)}`,
-  );
-  row(
-    "3,000 × 512² + 1,000 × 768²",
-    f.kiln_makespan_ratio_mixed,
-    f.equal_split_ratio_mixed,
-    f.static_weighted_ratio_mixed,
-    "",
-  );
+  for (const [key, label] of table) {
+    const r = runs[key] as Compared;
+    console.log(
+      `${label.padEnd(52)}${cell(r.kilnRatio, 7)}${cell(r.pull, 8)}${cell(r.weighted, 10)}${cell(r.equal, 8)}${r.ideal.toFixed(2).padStart(9)}${String(r.kiln.duplicatedImages).padStart(6)}${r.kiln.wallS.toFixed(1).padStart(8)}`,
+    );
+  }
+  const bound = wholeImageBound(today, longImages) / longIdeal;
   console.log(
-    `${"20,000 × 512²".padEnd(36)}${cell(f.kiln_makespan_ratio_20k, 8)}${"".padEnd(20)}   no scheduler below ${f.lower_bound_ratio_20k.toFixed(3)}`,
+    `${`today's farm, ${size.long} × 512²`.padEnd(52)}${cell(longRun.makespanS / longIdeal, 7)}   (no scheduler running whole images below ${bound.toFixed(3)})`,
   );
-  console.log(`tail duplicates: ${f.kiln_duplicated_images} images (${f.kiln_duplicated_images_faults} with faults)`);
-  console.log(`scheduling decisions per second: ${f.decisions_per_s}`);
-  const rss = coordinatorRss();
-  console.log(`coordinator RSS: ${rss.rss_mb_idle} MB idle, ${rss.rss_mb_100k_queued} MB with 100,000 images queued`);
-  console.log(JSON.stringify({ ...f, rss_mb_100k_queued: rss.rss_mb_100k_queued }));
+  const spreadToday = benchmarkSpread(today);
+  const spreadHard = benchmarkSpread(hard);
+  console.log(
+    `weighted split's one-time benchmark: run-to-run spread of a device's measured speed ${(100 * spreadToday).toFixed(1)}% (today's), ${(100 * spreadHard).toFixed(1)}% (hard)`,
+  );
+  const kilnRuns = [...Object.values(runs).map((r) => r.kiln), longRun];
+  const decisions = kilnRuns.reduce((s, r) => s + r.decisions, 0);
+  const tickMs = kilnRuns.reduce((s, r) => s + r.tickMs, 0);
+  const tickCpuMs = kilnRuns.reduce((s, r) => s + r.tickCpuMs, 0);
+  const ticks = kilnRuns.reduce((s, r) => s + r.ticks, 0);
+  console.log(
+    `dispatch path: ${decisions} decisions in ${ticks} ticks, ${tickMs.toFixed(0)} ms (${tickCpuMs.toFixed(0)} ms of CPU): ${Math.round(decisions / (tickMs / 1000))} decisions/s (${Math.round(decisions / (tickCpuMs / 1000))} per CPU second)`,
+  );
+  for (const [key, r] of Object.entries(runs))
+    if (r.kiln.warnings.size > 0) console.log(`coordinator warnings (${key}): ${JSON.stringify([...r.kiln.warnings])}`);
+  const rss = coordinatorRss(size.rssQueued, size.nodes);
+  console.log(
+    `coordinator RSS: ${rss.rss_mb_idle} MB idle, ${rss.rss_mb_queued} MB with ${size.rssQueued} images queued and being dispatched`,
+  );
+  console.log(`(${((performance.now() - started) / 1000).toFixed(0)} s)`);
+  const r = (key: string) => runs[key] as Compared;
+  console.log(
+    JSON.stringify({
+      smoke,
+      ideal_s: round(r("today").ideal),
+      lower_bound_ratio: round(wholeImageBound(today, expandJobs(one)) / r("today").ideal),
+      faults_capacity_ratio: round(r("today_faults").ideal / r("today").ideal),
+      kiln_makespan_ratio: round(r("today").kilnRatio),
+      plain_pull_ratio: round(r("today").pull),
+      equal_split_ratio: round(r("today").equal),
+      static_weighted_ratio: round(r("today").weighted),
+      kiln_makespan_ratio_faults: round(r("today_faults").kilnRatio),
+      plain_pull_ratio_faults: round(r("today_faults").pull),
+      equal_split_ratio_faults: round(r("today_faults").equal),
+      static_weighted_ratio_faults: round(r("today_faults").weighted),
+      kiln_makespan_ratio_mixed: round(r("today_mixed").kilnRatio),
+      plain_pull_ratio_mixed: round(r("today_mixed").pull),
+      equal_split_ratio_mixed: round(r("today_mixed").equal),
+      static_weighted_ratio_mixed: round(r("today_mixed").weighted),
+      kiln_makespan_ratio_20k: round(longRun.makespanS / longIdeal),
+      lower_bound_ratio_20k: round(bound),
+      kiln_duplicated_images: r("today").kiln.duplicatedImages,
+      kiln_duplicated_images_faults: r("today_faults").kiln.duplicatedImages,
+      ideal_s_hard: round(r("hard").ideal),
+      benchmark_spread_hard: round(spreadHard),
+      kiln_makespan_ratio_hard: round(r("hard").kilnRatio),
+      plain_pull_ratio_hard: round(r("hard").pull),
+      static_weighted_ratio_hard: round(r("hard").weighted),
+      equal_split_ratio_hard: round(r("hard").equal),
+      kiln_makespan_ratio_faults_hard: round(r("hard_faults").kilnRatio),
+      plain_pull_ratio_faults_hard: round(r("hard_faults").pull),
+      static_weighted_ratio_faults_hard: round(r("hard_faults").weighted),
+      equal_split_ratio_faults_hard: round(r("hard_faults").equal),
+      kiln_makespan_ratio_mixed_hard: round(r("hard_mixed").kilnRatio),
+      plain_pull_ratio_mixed_hard: round(r("hard_mixed").pull),
+      static_weighted_ratio_mixed_hard: round(r("hard_mixed").weighted),
+      equal_split_ratio_mixed_hard: round(r("hard_mixed").equal),
+      kiln_duplicated_images_hard: r("hard").kiln.duplicatedImages,
+      decisions_per_s: Math.round(decisions / (tickMs / 1000)),
+      decisions_per_cpu_s: Math.round(decisions / (tickCpuMs / 1000)),
+      rss_mb_100k_queued: rss.rss_mb_queued,
+    }),
+  );
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) main();
+if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
+  main().then(
+    () => process.exit(0),
+    (error: unknown) => {
+      console.error(error);
+      process.exit(1);
+    },
+  );
+}

@@ -1,44 +1,88 @@
 /**
- * The two ways other farms split work, on the same simulated farm: everything
- * assigned up front, each device then running its share in VRAM-sized batches.
+ * The two ways other farm tools split work, on the same simulated farm and
+ * seeds as Kiln, simulated independently of Kiln's code: everything assigned up
+ * front, each device then running its share in VRAM-sized batches.
  * - equal: the same number of images per device (ComfyUI-Distributed style);
- * - weighted: shares proportional to one benchmark run, measured with ±10% error
- *   (A1111-distributed style).
+ * - weighted: shares proportional to each device's speed as one benchmark run
+ *   measured it (A1111-distributed style); see benchmarkSpeeds for its error.
  * A lost node's unfinished images are split again, the same way, among the
- * surviving devices once its loss is detected.
+ * surviving devices once its lease runs out.
  */
 
 import { sameWork } from "../../coordinator/scheduling/work-key";
-import type { FaultPlan } from "./kiln-simulation";
-import { batchSeconds, NETWORK_S, type SimDevice, type SimImage, type SimNode, seededRandom } from "./sim-farm";
+import {
+  type Farm,
+  type FaultPlan,
+  NETWORK_S,
+  SIM_MODEL,
+  type SimDevice,
+  type SimImage,
+  seededRandom,
+} from "./sim-farm";
 
 export type SplitKind = "equal" | "weighted";
 
+/** Images of one benchmark run per device: one full batch at 512², as a person timing their cards would. */
+const BENCHMARK_IMAGES = 8;
+/** Benchmark runs compared to measure the farm's run-to-run spread. */
+const SPREAD_RUNS = 20;
+/** The benchmark ran at some moment of an ordinary day on the farm: within this many seconds. */
+const BENCHMARK_WINDOW_S = 600;
+
 export interface StaticSplitOptions {
-  nodes: readonly SimNode[];
+  farm: Farm;
   images: readonly SimImage[];
   kind: SplitKind;
-  seed: number;
   faults?: FaultPlan;
-  /** ± fraction of error in the one-time benchmark (weighted only). */
-  benchmarkError?: number;
+  leaseS: number;
+}
+
+/**
+ * Each device's speed (1× = the farm's secondsPerImage) as benchmark run `run`
+ * measures it: one batch at 512², started at a random moment of the farm's
+ * day, with its own draws of noise, throttling and sharing as they fall. Its
+ * error against the true speeds is the farm's run-to-run spread.
+ */
+export function benchmarkSpeeds(farm: Farm, run: number): Map<SimDevice, number> {
+  const random = seededRandom(farm.seed * 31 + run);
+  const work = { model: SIM_MODEL, width: 512, height: 512, steps: 8 };
+  const speeds = new Map<SimDevice, number>();
+  for (const device of farm.devices) {
+    const start = random() * BENCHMARK_WINDOW_S;
+    // Noise draws far past any run's, so the benchmark's images are not the run's.
+    const play = farm.play(device, work, BENCHMARK_IMAGES, start, 1_000_000 * (run + 1));
+    const seconds = (play.imageEndsS.at(-1) as number) - start;
+    speeds.set(device, (BENCHMARK_IMAGES * farm.baseSeconds(work)) / seconds);
+  }
+  return speeds;
+}
+
+/** The mean over devices of the coefficient of variation of their benchmarked speed across runs. */
+export function benchmarkSpread(farm: Farm): number {
+  const runs = Array.from({ length: SPREAD_RUNS }, (_, r) => benchmarkSpeeds(farm, r + 1));
+  let sum = 0;
+  for (const device of farm.devices) {
+    const xs = runs.map((r) => r.get(device) as number);
+    const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
+    const variance = xs.reduce((a, x) => a + (x - mean) ** 2, 0) / (xs.length - 1);
+    sum += Math.sqrt(variance) / mean;
+  }
+  return sum / farm.devices.length;
 }
 
 /** Makespan in seconds: when the last image's result reaches the coordinator. */
 export function runStaticSplit(opts: StaticSplitOptions): number {
-  const random = seededRandom(opts.seed);
-  const devices = opts.nodes.flatMap((n) => n.devices);
-  const error = opts.benchmarkError ?? 0.1;
-  const weight = new Map(
-    devices.map((d) => [d, opts.kind === "equal" ? 1 : d.speed * (1 + error * (2 * random() - 1))]),
-  );
-  const shares = split(opts.images, devices, weight);
+  const { farm } = opts;
+  const devices = farm.devices;
+  const measured = opts.kind === "weighted" ? benchmarkSpeeds(farm, 0) : null;
+  const weight = new Map(devices.map((d) => [d, measured?.get(d) ?? 1]));
   const lost = new Set(opts.faults?.nodeIds ?? []);
+  const played = new Map<SimDevice, number>();
   let makespan = 0;
   const unfinished: SimImage[] = [];
   const freeAt = new Map<SimDevice, number>();
-  for (const device of devices) {
-    const run = runQueue(device, shares.get(device) ?? [], NETWORK_S, random);
+  for (const [device, images] of split(opts.images, devices, weight)) {
+    const run = runQueue(farm, device, images, NETWORK_S, played);
     freeAt.set(device, run.freeAt);
     for (const [image, arrives] of run.results) {
       if (opts.faults && lost.has(device.nodeId) && arrives > opts.faults.atS) unfinished.push(image);
@@ -46,23 +90,27 @@ export function runStaticSplit(opts: StaticSplitOptions): number {
     }
   }
   if (opts.faults && unfinished.length > 0) {
-    const detected = opts.faults.atS + opts.faults.leaseS;
+    const detected = opts.faults.atS + opts.leaseS;
     const survivors = devices.filter((d) => !lost.has(d.nodeId));
     unfinished.sort((a, b) => a.seq - b.seq);
     for (const [device, images] of split(unfinished, survivors, weight)) {
       const start = Math.max(freeAt.get(device) ?? 0, detected + NETWORK_S);
-      for (const [, arrives] of runQueue(device, images, start, random).results) makespan = Math.max(makespan, arrives);
+      for (const [, arrives] of runQueue(farm, device, images, start, played).results)
+        makespan = Math.max(makespan, arrives);
     }
   }
   return makespan;
 }
 
 /** Each job's images shared out by weight (largest remainder), devices keeping queue order. */
-function split(images: readonly SimImage[], devices: readonly SimDevice[], weight: Map<SimDevice, number>) {
+function split(
+  images: readonly SimImage[],
+  devices: readonly SimDevice[],
+  weight: ReadonlyMap<SimDevice, number>,
+): Map<SimDevice, SimImage[]> {
   const shares = new Map<SimDevice, SimImage[]>(devices.map((d) => [d, []]));
   const total = devices.reduce((s, d) => s + (weight.get(d) ?? 0), 0);
-  const jobs = [...new Set(images.map((i) => i.jobId))];
-  for (const job of jobs) {
+  for (const job of new Set(images.map((i) => i.jobId))) {
     const ofJob = images.filter((i) => i.jobId === job);
     const exact = devices.map((d) => (ofJob.length * (weight.get(d) ?? 0)) / total);
     const counts = exact.map(Math.floor);
@@ -83,7 +131,13 @@ function split(images: readonly SimImage[], devices: readonly SimDevice[], weigh
 }
 
 /** The device runs its images in order, in batches of compatible images up to its VRAM limit. */
-function runQueue(device: SimDevice, images: readonly SimImage[], start: number, random: () => number) {
+function runQueue(
+  farm: Farm,
+  device: SimDevice,
+  images: readonly SimImage[],
+  start: number,
+  played: Map<SimDevice, number>,
+): { results: [SimImage, number][]; freeAt: number } {
   const results: [SimImage, number][] = [];
   let t = start;
   for (let i = 0; i < images.length; ) {
@@ -91,8 +145,13 @@ function runQueue(device: SimDevice, images: readonly SimImage[], start: number,
     const limit = device.batchLimit(first);
     let n = 1;
     while (n < limit && i + n < images.length && sameWork(images[i + n] as SimImage, first)) n++;
-    t += batchSeconds(device, first, n, random);
-    for (let k = 0; k < n; k++) results.push([images[i + k] as SimImage, t + NETWORK_S]);
+    const k = played.get(device) ?? 0;
+    const play = farm.play(device, first, n, t, k);
+    played.set(device, k + n);
+    play.imageEndsS.forEach((end, j) => {
+      results.push([images[i + j] as SimImage, end + NETWORK_S]);
+    });
+    t = play.imageEndsS.at(-1) as number;
     i += n;
   }
   return { results, freeAt: t };

@@ -305,9 +305,12 @@ export const SCENARIOS: Scenario[] = [
     name: "9. partition past the lease: late updates refused (409), fenced by attempt",
     run: () =>
       withFarm("part", ["gpu1", "gpu2"], [], async (farm, notes, problems) => {
-        await farm.startNodes(12);
+        // gpu2 slow, so it renders what it holds through the partition and delivers it late.
+        await farm.startNode("gpu1", 12);
+        await farm.startNode("gpu2", 2);
         await farm.startServe();
-        const job = await farm.submit(80, 9100);
+        // At 512² gpu2 takes half a second an image: when 10 are done it is mid-task.
+        const job = await farm.submit(80, 9100, 512);
         await farm.waitForDone(job, 10);
         farm.lan.setLink("gpu2", false);
         await sleep(8000);

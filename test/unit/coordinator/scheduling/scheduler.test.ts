@@ -168,6 +168,28 @@ describe("schedule: the tail", () => {
     expect(decisions).toEqual([{ kind: "duplicate", deviceKey: "b/0", images: outstanding }]);
   });
 
+  it("re-runs against an original that may well run late when its device's images stray, not when they are steady", () => {
+    // The original on a/0 (4 s per image) is forecast to end at 4 s; a re-run on b/0 started at 2.5 s ends at 4.3 s.
+    const long = { ...W512, steps: 32 };
+    const original = device("a", "0", { inflight: [running("t1", ["s0"], 0, long)] });
+    const inFlight: OutstandingImage[] = [
+      { id: "s0", work: long, attempts: [{ deviceKey: "a/0", nodeId: "a", startedAt: 0 }] },
+    ];
+    const times = (a: number[]) => {
+      const m = learned({ "b/0": 1.8 }, long);
+      for (const seconds of a) m.observe("a/0", long, seconds);
+      return m;
+    };
+    const steady = times([4, 4, 4, 4, 4]);
+    const straying = times([4, 5, 3, 5, 4]);
+    const pass = (m: ThroughputModel) =>
+      schedule(input({ now: 2500, devices: [original, device("b", "0")], outstanding: inFlight, model: m }));
+    expect(steady.secondsPerImage("a/0", long)).toBeCloseTo(4, 5);
+    expect(pass(steady)).toEqual([]);
+    expect(straying.secondsPerImage("a/0", long)).toBeLessThan(4.3);
+    expect(pass(straying)).toEqual([{ kind: "duplicate", deviceKey: "b/0", images: inFlight }]);
+  });
+
   it("never re-runs on the original's node", () => {
     expect(schedule(input({ now: 100, devices: [slow, device("a", "1")], outstanding, model }))).toEqual([]);
   });

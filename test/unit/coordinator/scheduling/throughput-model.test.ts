@@ -19,6 +19,20 @@ describe("throughput model", () => {
     expect(model.secondsPerImage("n/a", W512)).toBeGreaterThan(1.9);
   });
 
+  it("learns how far single images stray from a device's estimate, once it has compared a few", () => {
+    const model = new ThroughputModel();
+    for (const seconds of [1, 1, 1]) model.observe("n/steady", W512, seconds);
+    expect(model.spread("n/steady", "m")).toBe(0);
+    model.observe("n/noisy", W512, 1);
+    model.observe("n/noisy", W512, 1.2);
+    expect(model.spread("n/noisy", "m")).toBe(0);
+    for (let i = 0; i < 40; i++) model.observe("n/noisy", W512, i % 2 ? 1.25 : 0.75);
+    expect(model.spread("n/noisy", "m")).toBeGreaterThan(0.2);
+    expect(model.spread("n/noisy", "m")).toBeLessThan(0.45);
+    expect(model.spread("n/noisy", "other")).toBe(0);
+    expect(model.spread("n/unknown", "m")).toBe(0);
+  });
+
   it("transfers what a device learned at one size and step count to another by pixel-steps", () => {
     const model = new ThroughputModel();
     model.observe("n/a", W512, 0.5);

@@ -64,6 +64,34 @@ describe("ledger: jobs and queue control", () => {
     expect(() => ledger.pauseJob("j_nope")).toThrow(/no job j_nope in the queue/);
   });
 
+  it("keeps the runnable window between calls: started images leave it, every other change is seen at once", () => {
+    const { ledger } = openLedger();
+    const a = submit(ledger, { name: "a", prompts: ["a"], count: 6 });
+    const ids = () => ledger.runnableImages(6).map((i) => `${i.prompt}${i.index}`);
+    expect(ids()).toEqual(["a0", "a1", "a2", "a3", "a4", "a5"]);
+    const [i0, i1, i2, i3] = ledger.runnableImages(6);
+    const start = (image: typeof i0, taskId: string) =>
+      ledger.startAttempts([{ imageId: image?.id as string, nodeId: "n", device: "g", taskId }], 2)[0] as string;
+    const a0 = start(i0, "t0");
+    start(i1, "t1");
+    expect(ids()).toEqual(["a2", "a3", "a4", "a5"]);
+    // Below half of the limit, the window is read again (here: all that is left).
+    start(i2, "t2");
+    start(i3, "t3");
+    expect(ids()).toEqual(["a4", "a5"]);
+    ledger.loseAttempts([a0], "node lost", 3);
+    expect(ids()).toEqual(["a0", "a4", "a5"]);
+    const b = submit(ledger, { name: "b", prompts: ["b"], count: 1, priority: 5 });
+    expect(ids()).toEqual(["b0", "a0", "a4", "a5"]);
+    ledger.pauseJob(b.id);
+    expect(ids()).toEqual(["a0", "a4", "a5"]);
+    ledger.resumeJob(b.id);
+    ledger.setPriority(b.id, -5);
+    expect(ids()).toEqual(["a0", "a4", "a5", "b0"]);
+    ledger.cancelJob(a.id, 4);
+    expect(ids()).toEqual(["b0"]);
+  });
+
   it("moves a job among unfinished jobs only, past finished ones", () => {
     const { ledger } = openLedger();
     const done = submit(ledger, { name: "done", prompts: ["d"] });

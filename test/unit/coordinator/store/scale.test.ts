@@ -34,8 +34,11 @@ describe("ledger at 100,000 images", () => {
     const insertMs = performance.now() - t0;
     const urgent = submit(ledger, { name: "urgent", prompts: ["now"], count: 10, priority: 50 });
 
+    t0 = performance.now();
     let batch = ledger.runnableImages(2000);
-    const runnableMs = medianMs(9, () => {
+    const runnableMs = performance.now() - t0;
+    // Asked again with nothing changed, the ledger answers from the window it kept.
+    const keptMs = medianMs(9, () => {
       batch = ledger.runnableImages(2000);
     });
     expect(batch).toHaveLength(2000);
@@ -63,7 +66,7 @@ describe("ledger at 100,000 images", () => {
     const mib = statSync(file).size / 2 ** 20;
     console.log(
       `100,000 images: submitJob ${insertMs.toFixed(0)} ms, runnableImages(2000) ${runnableMs.toFixed(2)} ms ` +
-        `(with 2,000 excluded ${nextMs.toFixed(2)} ms), listJobs ${listMs.toFixed(2)} ms, ` +
+        `(kept ${keptMs.toFixed(2)} ms, with 2,000 excluded ${nextMs.toFixed(2)} ms), listJobs ${listMs.toFixed(2)} ms, ` +
         `cancelJob ${cancelMs.toFixed(0)} ms, file ${mib.toFixed(1)} MiB`,
     );
     expect(insertMs).toBeLessThan(10_000);

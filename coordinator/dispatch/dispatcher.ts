@@ -1,0 +1,371 @@
+import type { Logger } from "pino";
+import { startingBatchLimit } from "../../shared/batch-size";
+import type { ChangeFeed } from "../change-feed";
+import type { Clock } from "../clock";
+import type { NodeConnection } from "../nodes/node-connection";
+import type { NodeFleet } from "../nodes/node-fleet";
+import { expectedShare } from "../scheduling/device-share";
+import { type Decision, type DeviceView, schedule } from "../scheduling/scheduler";
+import type { ThroughputModel, WorkKey } from "../scheduling/throughput-model";
+import { workDue } from "../scheduling/work-due";
+import { newId } from "../store/ids";
+import type { Ledger, PendingImage } from "../store/ledger";
+import { TaskTracker, type TrackedTask } from "./task-tracker";
+
+/** Queued images the scheduler sees in a pass (the ledger keeps them between passes): far more than a farm takes in one. */
+const PENDING_WINDOW = 2000;
+
+/** Refusals that say something about the node, not the work: the images go back to the queue. */
+const NODE_LOCAL_REFUSALS: ReadonlySet<string> = new Set([
+  "E_SHUTTING_DOWN",
+  "E_NOT_READY",
+  "E_MODEL_MISSING",
+  "E_DEVICE_MISSING",
+  "E_RATE_LIMITED",
+  "E_UNAUTHORIZED",
+  "E_UNPAIRED",
+  "E_IDENTITY_CHANGED",
+]);
+
+export interface DispatcherOptions {
+  ledger: Ledger;
+  fleet: NodeFleet;
+  model: ThroughputModel;
+  changes: ChangeFeed;
+  clock: Clock;
+  log: Logger;
+  /** A node silent for this long is lost and its in-flight images go back to the queue. */
+  leaseMs: number;
+  /** After a restart, images that were in flight stay assigned this long so their nodes can deliver. */
+  startupGraceMs: number;
+  /** Seconds of work per micro-batch. */
+  targetTaskSeconds?: number;
+}
+
+/**
+ * Work in flight and the decisions that put it there: on a tick when some
+ * device is about to run dry (workDue), it reads the queue, asks the scheduler
+ * which device gets which micro-batch (or which slow image gets a twin on an
+ * idle device), records the pass's attempts in the ledger in one transaction
+ * and sends the tasks. Leases: a node silent past its lease loses its work back to
+ * the queue. Restarts: tasks in flight at the last stop are rebuilt from the
+ * ledger and kept assigned through a grace period while their nodes reconnect.
+ */
+export class Dispatcher {
+  readonly tasks = new TaskTracker();
+  /** Tasks rebuilt from the ledger at start, not yet confirmed by their node. */
+  private readonly restored = new Set<string>();
+  private graceUntil = 0;
+  private stopped = false;
+
+  constructor(private readonly opts: DispatcherOptions) {}
+
+  /** From now on, answers to requests in flight are ignored (the ledger is about to close). */
+  stop(): void {
+    this.stopped = true;
+  }
+
+  /** One pass: leases, then new work for every device that has room. */
+  tick(now: number, queuePaused: boolean): void {
+    this.checkLeases(now);
+    if (!queuePaused) this.dispatch(now);
+  }
+
+  /** The task a node's event is about, when that node holds it. */
+  ownTask(node: NodeConnection, taskId: string): TrackedTask | undefined {
+    const task = this.tasks.get(taskId);
+    return task?.nodeId === node.id ? task : undefined;
+  }
+
+  /** Marks an attempt settled by its node (a result, a failure); the task goes when nothing of it is open. */
+  settle(task: TrackedTask, attemptId: string): void {
+    this.tasks.settle(task, attemptId, this.opts.clock.now());
+  }
+
+  /** A twin whose image another device delivered: settled, and its task cancelled on its node once all of it is. */
+  closeTwin(attemptId: string, taskId: string): void {
+    const task = this.tasks.get(taskId);
+    if (!task) return;
+    if (this.tasks.settle(task, attemptId)) {
+      this.opts.log.info({ task: taskId }, "cancelling a duplicate task whose images are all done");
+      void this.opts.fleet
+        .get(task.nodeId)
+        ?.client.cancel(taskId)
+        .catch(() => undefined);
+    }
+  }
+
+  async cancelTask(taskId: string): Promise<void> {
+    const task = this.tasks.get(taskId);
+    if (!task) return;
+    await this.opts.fleet
+      .get(task.nodeId)
+      ?.client.cancel(taskId)
+      .catch(() => undefined);
+  }
+
+  /** A node removed by a person: its work goes back to the queue. */
+  forgetNode(nodeId: string): void {
+    this.opts.ledger.loseNode(nodeId, "node removed", this.opts.clock.now());
+    for (const task of this.tasks.ofNode(nodeId)) this.tasks.remove(task.taskId);
+  }
+
+  /** The devices the scheduler may use now, with what each holds. */
+  deviceViews(now: number): DeviceView[] {
+    const blocked = this.opts.ledger.blocklist();
+    const views: DeviceView[] = [];
+    for (const node of this.opts.fleet.all()) {
+      if (node.status !== "online" || !node.info) continue;
+      const models = node.info.models.filter((m) => m.available).map((m) => m.name);
+      const blockedModels = new Set(blocked.filter((b) => b.nodeId === node.id).map((b) => b.model));
+      for (const device of node.devices) {
+        if (device.state === "lost") continue;
+        const dispatch = node.deviceDispatch(device.uuid);
+        views.push({
+          key: `${node.id}/${device.uuid}`,
+          nodeId: node.id,
+          uuid: device.uuid,
+          models,
+          batchLimit: startingLimit,
+          inflight: this.tasks.views(node.id, device.uuid),
+          maxInflight: node.client.pipelineDepth?.() ?? dispatch.maxInflight,
+          accepting: !node.drained && now >= dispatch.backoffUntil,
+          blockedModels,
+          share: expectedShare(device.sharing, node.info.you),
+        });
+      }
+    }
+    return views;
+  }
+
+  /**
+   * Rebuilds the tasks that were in flight when the coordinator stopped, from
+   * the ledger. They stay assigned through the start-up grace period: a node
+   * that kept rendering reconnects, delivers what it finished from its outbox,
+   * and gets its unfinished tasks sent again (a task id the node still knows is
+   * a no-op there, one it forgot after a restart is rendered again).
+   */
+  restoreTasks(): void {
+    const now = this.opts.clock.now();
+    const byTask = new Map<string, TrackedTask>();
+    for (const a of this.opts.ledger.inFlightAttempts()) {
+      let task = byTask.get(a.taskId);
+      if (!task) {
+        task = {
+          taskId: a.taskId,
+          nodeId: a.nodeId,
+          device: a.device,
+          work: { model: a.model, width: a.width, height: a.height, steps: a.steps },
+          startedAt: a.startedAt,
+          runningSince: null,
+          deliveredAt: null,
+          attempts: new Map(),
+          jobIds: new Set(),
+          announced: new Set(),
+          open: new Set(),
+        };
+        byTask.set(a.taskId, task);
+      }
+      task.attempts.set(a.attemptId, a.imageId);
+      task.jobIds.add(a.jobId);
+      task.open.add(a.attemptId);
+    }
+    for (const task of byTask.values()) {
+      this.tasks.add(task);
+      this.restored.add(task.taskId);
+    }
+    this.graceUntil = now + this.opts.startupGraceMs;
+    if (byTask.size > 0)
+      this.opts.log.info(
+        { tasks: byTask.size, graceS: this.opts.startupGraceMs / 1000 },
+        "keeping the images in flight at the last stop assigned while their nodes reconnect",
+      );
+  }
+
+  /** A node reconnected: send its restored tasks again (idempotent by task id). */
+  resubmitRestored(node: NodeConnection): void {
+    for (const task of this.tasks.ofNode(node.id)) {
+      if (!this.restored.has(task.taskId)) continue;
+      this.restored.delete(task.taskId);
+      const open = [...task.open];
+      const images = open
+        .map((a) => this.opts.ledger.pendingView(task.attempts.get(a) as string))
+        .filter((i): i is PendingImage => i !== null);
+      if (images.length !== open.length) continue;
+      this.submitTask(node, task, images, open);
+    }
+  }
+
+  /** After the grace period: restored tasks whose node did not come back go back to the queue. */
+  private expireRestored(now: number): void {
+    const expired = [...this.restored].filter((id) => {
+      const task = this.tasks.get(id);
+      return !task || this.opts.fleet.get(task.nodeId)?.status !== "online";
+    });
+    this.restored.clear();
+    for (const id of expired) this.tasks.remove(id);
+    const requeued = this.opts.ledger.loseTasks(
+      expired,
+      "its node did not come back after the coordinator restarted",
+      now,
+    );
+    if (requeued > 0) {
+      this.opts.log.warn({ requeued }, "images in flight at the last stop went back to the queue");
+      this.opts.changes.queueChanged();
+    }
+  }
+
+  private checkLeases(now: number): void {
+    // Nodes heard since the start run on their own leases; only restored tasks wait out the grace period.
+    if (now >= this.graceUntil && this.restored.size > 0) this.expireRestored(now);
+    for (const node of this.opts.fleet.all()) {
+      if (node.status !== "online" || !node.leased || now - node.lastHeard <= this.opts.leaseMs) continue;
+      this.opts.fleet.markLost(node, now);
+      for (const task of this.tasks.ofNode(node.id)) this.tasks.remove(task.taskId);
+      const requeued = this.opts.ledger.loseNode(node.id, "node lost", now);
+      this.opts.log.warn({ node: node.id, requeued }, "node lost; its in-flight images go back to the queue");
+      this.opts.changes.queueChanged();
+    }
+  }
+
+  private dispatch(now: number): void {
+    const devices = this.deviceViews(now);
+    // Every decision fills a free pipeline slot; until a device with one is about to run dry, the queue is not even read.
+    if (!workDue(devices, this.opts.model, now)) return;
+    const pending = this.opts.ledger.runnableImages(PENDING_WINDOW);
+    const outstanding = this.tasks.outstandingImages();
+    if (pending.length === 0 && outstanding.length === 0) return;
+    const decisions = schedule({
+      now,
+      devices,
+      pending,
+      outstanding,
+      model: this.opts.model,
+      targetTaskSeconds: this.opts.targetTaskSeconds,
+    });
+    this.send(decisions, now);
+  }
+
+  /**
+   * Records the pass's decisions in one transaction, then sends each task: every
+   * attempt is in the ledger before its task leaves, and the pass pays for one
+   * commit, not one per task.
+   */
+  private send(decisions: readonly Decision<PendingImage>[], now: number): void {
+    const planned: {
+      node: NodeConnection;
+      device: string;
+      decision: Decision<PendingImage>;
+      images: PendingImage[];
+    }[] = [];
+    for (const decision of decisions) {
+      const [nodeId, device] = splitKey(decision.deviceKey);
+      const node = this.opts.fleet.get(nodeId);
+      if (!node) continue;
+      const images: PendingImage[] =
+        decision.kind === "assign"
+          ? decision.images
+          : decision.images.map((o) => this.opts.ledger.pendingView(o.id)).filter((i): i is PendingImage => i !== null);
+      if (images.length > 0) planned.push({ node, device, decision, images });
+    }
+    if (planned.length === 0) return;
+    const taskIds = planned.map(() => newId("t"));
+    const attemptIds = this.opts.ledger.startAttempts(
+      planned.flatMap(({ node, device, images }, k) =>
+        images.map((i) => ({ imageId: i.id, nodeId: node.id, device, taskId: taskIds[k] as string })),
+      ),
+      now,
+    );
+    let next = 0;
+    planned.forEach(({ node, device, decision, images }, k) => {
+      const taskId = taskIds[k] as string;
+      const ids = attemptIds.slice(next, next + images.length);
+      next += images.length;
+      const first = images[0] as PendingImage;
+      const task: TrackedTask = {
+        taskId,
+        nodeId: node.id,
+        device,
+        work: { model: first.model, width: first.width, height: first.height, steps: first.steps },
+        startedAt: now,
+        runningSince: null,
+        deliveredAt: null,
+        attempts: new Map(ids.map((a, i) => [a, (images[i] as PendingImage).id])),
+        jobIds: new Set(images.map((i) => i.jobId)),
+        announced: new Set(),
+        open: new Set(ids),
+      };
+      this.tasks.add(task);
+      if (decision.kind === "duplicate")
+        this.opts.log.info(
+          { task: taskId, device: decision.deviceKey, images: images.length },
+          "re-running tail images on an idle device",
+        );
+      this.submitTask(node, task, images, ids);
+    });
+  }
+
+  /** Sends a task to its node and handles the answer: accepted, busy (429), unreachable or refused. */
+  private submitTask(node: NodeConnection, task: TrackedTask, images: PendingImage[], attemptIds: string[]): void {
+    const { taskId, device, work } = task;
+    const { ledger, changes, clock } = this.opts;
+    const first = images[0] as PendingImage;
+    void node.client
+      .submit({
+        id: taskId,
+        model: work.model,
+        width: work.width,
+        height: work.height,
+        steps: work.steps,
+        guidance: first.guidance,
+        sampler: first.sampler ?? undefined,
+        device,
+        images: images.map((image, i) => ({
+          id: attemptIds[i] as string,
+          seed: image.seed,
+          prompt: image.prompt,
+          negativePrompt: image.negativePrompt,
+        })),
+      })
+      .then((outcome) => {
+        // Stopped meanwhile (its links closed, the ledger too): the attempts stay in flight and are restored at the next start.
+        if (this.stopped) return;
+        const dispatch = node.deviceDispatch(device);
+        if (outcome.kind === "accepted") {
+          dispatch.maxInflight = Math.min(2, dispatch.maxInflight + 1);
+          return;
+        }
+        this.tasks.remove(taskId);
+        if (outcome.kind === "busy") {
+          // A node answering 429 gets less work, not more.
+          dispatch.maxInflight = 1;
+          dispatch.backoffUntil = clock.now() + outcome.retryAfterS * 1000;
+          ledger.loseAttempts(attemptIds, "node busy (429)", clock.now());
+        } else if (outcome.kind === "unreachable") {
+          ledger.loseAttempts(attemptIds, `node unreachable: ${outcome.error.message}`, clock.now());
+        } else if (NODE_LOCAL_REFUSALS.has(outcome.error.code)) {
+          // This node cannot take it now (stopping, still loading, model or device gone): another may.
+          ledger.loseAttempts(attemptIds, `node refused: ${outcome.error.message}`, clock.now());
+          changes.nodesChanged();
+          changes.queueChanged();
+        } else {
+          for (const a of attemptIds)
+            ledger.failAttempt(
+              a,
+              { code: outcome.error.code, message: outcome.error.message, retriable: false },
+              clock.now(),
+            );
+          changes.queueChanged();
+        }
+      });
+  }
+}
+
+function startingLimit(work: WorkKey): number {
+  return startingBatchLimit(work.width, work.height);
+}
+
+function splitKey(key: string): [string, string] {
+  const slash = key.indexOf("/");
+  return [key.slice(0, slash), key.slice(slash + 1)];
+}

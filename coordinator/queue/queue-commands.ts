@@ -1,0 +1,257 @@
+import { randomInt } from "node:crypto";
+import { statfs } from "node:fs/promises";
+import type { Logger } from "pino";
+import { describeFieldErrors, fieldErrors, KilnError } from "../../shared/errors";
+import { type JobSpecInput, JobSpec as JobSpecSchema } from "../../shared/job";
+import { drawSeeds, expandJob } from "../../shared/job-expansion";
+import type { ModelInfo } from "../../shared/node-info";
+import type { ImageSummary, JobSummary } from "../../shared/ui-api";
+import type { ChangeFeed } from "../change-feed";
+import type { Clock } from "../clock";
+import type { Dispatcher } from "../dispatch/dispatcher";
+import type { NodeFleet } from "../nodes/node-fleet";
+import { toImageSummary } from "../results/result-intake";
+import { type DeviceView, estimateFinish } from "../scheduling/scheduler";
+import type { ThroughputModel } from "../scheduling/throughput-model";
+import type { Ledger, JobSummary as LedgerJob } from "../store/ledger";
+
+/** How often a queue paused for a full disk looks for free space again. */
+const SPACE_CHECK_MS = 2000;
+/** Free space in the output folder at which a queue paused for a full disk starts again. */
+const RESUME_FREE_BYTES = 16 * 2 ** 20;
+
+export interface QueueCommandsOptions {
+  ledger: Ledger;
+  fleet: NodeFleet;
+  dispatcher: Dispatcher;
+  model: ThroughputModel;
+  changes: ChangeFeed;
+  clock: Clock;
+  log: Logger;
+  outputDir: string;
+  /** A job was queued: dispatch at once rather than at the next tick. */
+  onSubmitted(): void;
+}
+
+/**
+ * The durable queue as people command it: jobs submitted (validated against
+ * the farm's models and their limits, expanded into seeded images), cancelled,
+ * paused, retried, reordered; the whole queue paused by a person, or by the
+ * coordinator itself when the output disk is full (it starts again by itself
+ * once space returns; a person's pause never does); and the job list the UI
+ * shows, with ETAs and why a job is stalled.
+ */
+export class QueueCommands {
+  /** Why the coordinator itself paused the queue (a full disk); null when running or paused by a person. */
+  pauseReason: string | null = null;
+  private nextSpaceCheck = 0;
+
+  constructor(private readonly opts: QueueCommandsOptions) {}
+
+  submitJob(input: JobSpecInput): { jobId: string; images: number } {
+    const { ledger, clock } = this.opts;
+    const parsed = JobSpecSchema.safeParse(input);
+    if (!parsed.success) {
+      const fields = fieldErrors(parsed.error);
+      throw new KilnError("E_BAD_REQUEST", `invalid job: ${describeFieldErrors(fields)}`, undefined, fields);
+    }
+    const spec = parsed.data;
+    const models = this.opts.fleet.models();
+    const modelNames = new Set([
+      spec.model,
+      ...(spec.grid?.x.kind === "model" ? spec.grid.x.values : []),
+      ...(spec.grid?.y?.kind === "model" ? spec.grid.y.values : []),
+    ]);
+    for (const name of modelNames) {
+      if (!models.has(name)) {
+        throw new KilnError(
+          "E_MODEL_MISSING",
+          `no node of the farm has model "${name}"; models on the farm: ${[...models.keys()].join(", ") || "none yet (is a node online?)"}`,
+          { models: [...models.keys()] },
+          [{ path: "model", message: "is not installed on any node" }],
+        );
+      }
+    }
+    const info = models.get(spec.model) as ModelInfo;
+    // A size left out is the model's own (e.g. 1024 for SDXL), recorded in the job so it replays the same.
+    if (input.width === undefined) spec.width = info.defaultWidth;
+    if (input.height === undefined) spec.height = info.defaultHeight;
+    const seeds = drawSeeds(spec, () => randomInt(0, 2 ** 32));
+    const images = expandJob(spec, { steps: info.defaultSteps, guidance: info.defaultGuidance }, seeds);
+    for (const image of images) checkModelLimits(image, models);
+    const job = ledger.submitJob(spec, images, seeds, clock.now());
+    ledger.appendEvent("job.submitted", { jobId: job.id, images: images.length }, clock.now());
+    this.opts.changes.queueChanged();
+    this.opts.onSubmitted();
+    return { jobId: job.id, images: images.length };
+  }
+
+  cancelJob(jobId: string): void {
+    const active = this.opts.ledger.cancelJob(jobId, this.opts.clock.now());
+    for (const taskId of new Set(active.map((a) => a.taskId))) void this.opts.dispatcher.cancelTask(taskId);
+    this.opts.changes.queueChanged();
+  }
+
+  pauseJob(jobId: string): void {
+    this.opts.ledger.pauseJob(jobId);
+    this.opts.changes.queueChanged();
+  }
+
+  resumeJob(jobId: string): void {
+    this.opts.ledger.resumeJob(jobId);
+    this.opts.changes.queueChanged();
+  }
+
+  retryFailed(jobId: string): number {
+    const requeued = this.opts.ledger.retryFailed(jobId, this.opts.clock.now());
+    this.opts.changes.queueChanged();
+    return requeued;
+  }
+
+  reorderJob(jobId: string, position: number): void {
+    this.opts.ledger.reorderJob(jobId, position);
+    this.opts.changes.queueChanged();
+  }
+
+  setPriority(jobId: string, priority: number): void {
+    this.opts.ledger.setPriority(jobId, priority);
+    this.opts.changes.queueChanged();
+  }
+
+  pauseQueue(): void {
+    this.pauseReason = null;
+    this.opts.ledger.pauseQueue();
+    this.opts.changes.queueChanged();
+  }
+
+  resumeQueue(): void {
+    this.pauseReason = null;
+    this.opts.ledger.resumeQueue();
+    this.opts.changes.queueChanged();
+  }
+
+  isQueuePaused(): boolean {
+    return this.opts.ledger.isQueuePaused();
+  }
+
+  /** The output disk is full: the queue pauses, says why, and starts again by itself once space returns. */
+  pauseForFullDisk(reason: string): void {
+    this.opts.ledger.pauseQueue();
+    this.pauseReason = reason;
+    this.opts.ledger.appendEvent("queue.paused", { reason }, this.opts.clock.now());
+  }
+
+  /**
+   * A queue paused for a full disk resumes by itself once the output folder has
+   * room again (checked every few seconds); one paused by a person never does.
+   */
+  tick(now: number): void {
+    if (this.pauseReason === null || now < this.nextSpaceCheck) return;
+    this.nextSpaceCheck = now + SPACE_CHECK_MS;
+    void freeBytes(this.opts.outputDir).then((free) => {
+      if (free === null || free < RESUME_FREE_BYTES || this.pauseReason === null) return;
+      this.opts.log.info({ freeMb: Math.round(free / 2 ** 20) }, "the output disk has room again; resuming the queue");
+      this.opts.ledger.appendEvent("queue.resumed", { reason: "disk space returned" }, this.opts.clock.now());
+      this.resumeQueue();
+    });
+  }
+
+  listJobs(includeFinished = true): JobSummary[] {
+    const devices = this.opts.dispatcher.deviceViews(this.opts.clock.now());
+    const models = this.opts.fleet.models();
+    return this.opts.ledger.listJobs({ includeFinished }).map((job) => this.jobSummary(job, devices, models));
+  }
+
+  jobImages(jobId: string): ImageSummary[] {
+    return this.opts.ledger.jobImages(jobId).map(toImageSummary);
+  }
+
+  /** What a job's files are filed under in the studio layout. */
+  jobFiling(jobId: string): { name: string; createdAt: number } {
+    const job = this.opts.ledger.job(jobId);
+    return { name: job ? jobLabel(job) : "", createdAt: job?.createdAt ?? this.opts.clock.now() };
+  }
+
+  private jobSummary(job: LedgerJob, devices: DeviceView[], models: Map<string, ModelInfo>): JobSummary {
+    const working = new Set<string>();
+    for (const task of this.opts.dispatcher.tasks.all())
+      if (task.jobIds.has(job.id) && task.open.size > 0) working.add(task.device);
+    const remaining = job.counts.queued + job.counts.running;
+    const { spec } = job;
+    const steps = spec.steps ?? models.get(spec.model)?.defaultSteps ?? 1;
+    const work = { model: spec.model, width: spec.width, height: spec.height, steps };
+    return {
+      id: job.id,
+      name: jobLabel(job),
+      state: job.state,
+      priority: job.priority,
+      position: job.position,
+      model: spec.model,
+      width: spec.width,
+      height: spec.height,
+      createdAt: job.createdAt,
+      finishedAt: job.finishedAt,
+      counts: job.counts,
+      etaS: remaining === 0 ? 0 : estimateFinish({ remaining, work, devices, model: this.opts.model }),
+      devices: [...working],
+      lastError: job.lastError,
+      stalled: job.counts.queued > 0 && working.size === 0 ? this.stallReason(spec.model, devices) : null,
+      grid: spec.grid ? { x: spec.grid.x, ...(spec.grid.y ? { y: spec.grid.y } : {}) } : null,
+    };
+  }
+
+  /** Why no device can take images of `model`, or null when one can. */
+  private stallReason(model: string, devices: DeviceView[]): string | null {
+    if (this.opts.ledger.isQueuePaused()) return null;
+    const able = devices.filter((d) => d.models.includes(model));
+    if (able.length === 0) return `no online node has model ${model}`;
+    if (able.some((d) => !d.blockedModels.has(model))) return null;
+    const names = [...new Set(able.map((d) => this.opts.fleet.get(d.nodeId)?.name ?? d.nodeId))].join(", ");
+    return `every node with ${model} (${names}) is blocklisted for it after repeated failures; clear the blocklist or add a node`;
+  }
+}
+
+function checkModelLimits(
+  image: { model: string; width: number; height: number; steps: number },
+  models: Map<string, ModelInfo>,
+): void {
+  const model = models.get(image.model);
+  if (!model) return;
+  for (const [field, value, max] of [
+    ["width", image.width, model.maxWidth],
+    ["height", image.height, model.maxHeight],
+    ["steps", image.steps, model.maxSteps],
+  ] as const) {
+    if (value > max) {
+      throw new KilnError(
+        "E_SIZE_LIMIT",
+        `${field} ${value} is above ${model.name}'s limit of ${max}`,
+        { field, max },
+        [{ path: field, message: `must be at most ${max} for ${model.name}` }],
+      );
+    }
+    if (field !== "steps" && value % model.sizeMultiple !== 0) {
+      throw new KilnError(
+        "E_SIZE_LIMIT",
+        `${field} ${value} is not a multiple of ${model.sizeMultiple}, which ${model.name} needs`,
+        { field, multiple: model.sizeMultiple },
+        [{ path: field, message: `must be a multiple of ${model.sizeMultiple} for ${model.name}` }],
+      );
+    }
+  }
+}
+
+/** A job's name, or its first prompt when it has none. */
+export function jobLabel(job: LedgerJob): string {
+  return job.name ?? job.spec.prompts[0]?.slice(0, 60) ?? job.id;
+}
+
+/** Bytes free for us on the file system of `dir` (null when it cannot be read). */
+async function freeBytes(dir: string): Promise<number | null> {
+  try {
+    const stats = await statfs(dir);
+    return stats.bavail * stats.bsize;
+  } catch {
+    return null;
+  }
+}

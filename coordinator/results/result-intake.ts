@@ -1,0 +1,281 @@
+import type { Logger } from "pino";
+import { KilnError } from "../../shared/errors";
+import type { NodeEvent } from "../../shared/node-events";
+import type { ImageSummary, UiEvent } from "../../shared/ui-api";
+import type { ChangeFeed } from "../change-feed";
+import type { Clock } from "../clock";
+import type { Dispatcher } from "../dispatch/dispatcher";
+import type { TrackedTask } from "../dispatch/task-tracker";
+import type { NodeConnection } from "../nodes/node-connection";
+import type { ThroughputModel } from "../scheduling/throughput-model";
+import type { ImageRow, Ledger } from "../store/ledger";
+import { maxPngBytes } from "./png-structure";
+import { RefusedResult } from "./refused-result";
+import type { ResultStore } from "./result-store";
+
+export interface ResultIntakeOptions {
+  ledger: Ledger;
+  dispatcher: Dispatcher;
+  results: ResultStore;
+  model: ThroughputModel;
+  changes: ChangeFeed;
+  clock: Clock;
+  log: Logger;
+  emit(event: UiEvent): void;
+  /** The output disk is full: the queue pauses with this reason until space returns. */
+  onDiskFull(reason: string): void;
+  /** What a job's files are filed under in the studio layout. */
+  jobFiling(jobId: string): { name: string; createdAt: number };
+}
+
+type ImageReady = Extract<NodeEvent, { type: "image.ready" }>;
+
+/**
+ * What nodes report about the tasks they hold: progress for the UI, results
+ * downloaded, checked and stored exactly once (a late result, or one for an
+ * image another device already delivered, is refused with 409 "not assigned to
+ * you" or taken as a repeat), failures counted against the node, cancellations
+ * settled. Every outcome from a node's outbox is acknowledged.
+ */
+export class ResultIntake {
+  /** Images whose result is being downloaded and stored, so a twin is never stored too. */
+  private readonly storing = new Set<string>();
+  /** Results being stored, so stop() can wait for them. */
+  private readonly inFlight = new Set<Promise<void>>();
+  private stopped = false;
+
+  constructor(private readonly opts: ResultIntakeOptions) {}
+
+  /** Waits for results being stored; outcomes after this are not acknowledged. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.settled();
+  }
+
+  /** Resolves once no result is being fetched or stored (at once when none is). */
+  async settled(): Promise<void> {
+    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
+  }
+
+  onEvent(node: NodeConnection, event: NodeEvent): void {
+    const { dispatcher } = this.opts;
+    switch (event.type) {
+      case "task.started": {
+        const task = dispatcher.ownTask(node, event.taskId);
+        if (task && task.runningSince === null) task.runningSince = this.opts.clock.now();
+        return;
+      }
+      case "task.progress": {
+        const task = dispatcher.ownTask(node, event.taskId);
+        const imageId = task?.attempts.get(event.imageId);
+        const jobId = imageId ? this.opts.ledger.imageJobId(imageId) : undefined;
+        if (task && imageId && jobId)
+          this.opts.emit({
+            type: "image.progress",
+            jobId,
+            imageId,
+            step: event.step,
+            steps: event.steps,
+            device: task.device,
+          });
+        return;
+      }
+      case "image.ready": {
+        const stored = this.onImageReady(node, event).then((status) => {
+          if (!this.stopped)
+            acknowledge(node, event, status, "not assigned to you: the image was given to another node");
+        });
+        this.inFlight.add(stored);
+        void stored.finally(() => this.inFlight.delete(stored));
+        return;
+      }
+      case "task.failed":
+        this.onTaskFailed(node, event);
+        acknowledge(node, event, 200);
+        return;
+      case "task.done":
+        this.onTaskDone(node, event.taskId);
+        acknowledge(node, event, 200);
+        return;
+      case "task.cancelled":
+        this.onTaskCancelled(node, event.taskId);
+        acknowledge(node, event, 200);
+        return;
+      default:
+        return;
+    }
+  }
+
+  /** 200 when the result was taken (or is a repeat of one taken), 409 when the image is no longer this node's. */
+  private async onImageReady(node: NodeConnection, event: ImageReady): Promise<200 | 409> {
+    const { ledger, dispatcher, clock, log } = this.opts;
+    const task = dispatcher.ownTask(node, event.taskId);
+    const attemptId = event.imageId;
+    const imageId = task?.attempts.get(attemptId);
+    if (!task || !imageId || !task.open.has(attemptId)) {
+      // A repeated delivery of a result already stored from this very attempt is not a refusal.
+      if (ledger.attempt(attemptId)?.state === "done") return 200;
+      log.info(
+        { node: node.id, task: event.taskId, attempt: attemptId },
+        "discarding a result that is no longer assigned to this node",
+      );
+      return 409;
+    }
+    task.announced.add(attemptId);
+    const image = ledger.image(imageId);
+    if (!image || image.state === "done" || this.storing.has(imageId)) {
+      ledger.completeImage(attemptId, null, clock.now());
+      dispatcher.settle(task, attemptId);
+      return 200;
+    }
+    this.storing.add(imageId);
+    try {
+      await this.store(node, task, image, event);
+    } catch (error) {
+      this.onStoreFailed(node, task, attemptId, error);
+    } finally {
+      this.storing.delete(imageId);
+      dispatcher.settle(task, attemptId);
+    }
+    return 200;
+  }
+
+  private async store(node: NodeConnection, task: TrackedTask, image: ImageRow, event: ImageReady): Promise<void> {
+    const { ledger, dispatcher, results, clock, log } = this.opts;
+    const attemptId = event.imageId;
+    // A file far larger than any PNG of its size is padding: not even downloaded.
+    if (event.bytes > maxPngBytes(image.width, image.height)) {
+      throw new RefusedResult(
+        "E_TOO_LARGE",
+        `image ${image.index} of job ${image.jobId}: the node announced ${event.bytes} bytes, more than a ${image.width}×${image.height} PNG can take; not downloaded`,
+      );
+    }
+    const png = await node.client.image(attemptId, event.bytes);
+    const job = this.opts.jobFiling(image.jobId);
+    const path = await results.write({
+      jobId: image.jobId,
+      jobName: job.name,
+      createdAt: job.createdAt,
+      index: image.index,
+      seed: image.seed,
+      png,
+      sha256: event.sha256,
+      width: image.width,
+      height: image.height,
+    });
+    const outcome = ledger.completeImage(
+      attemptId,
+      { path, sha256: event.sha256, bytes: png.length, nodeId: node.id, device: event.device, timings: event.timings },
+      clock.now(),
+    );
+    if (!outcome.accepted) {
+      await results.discard(path);
+      log.info({ attempt: attemptId, reason: outcome.reason }, "result discarded");
+      return;
+    }
+    this.opts.model.observe(`${node.id}/${event.device}`, task.work, event.timings.inferenceMs / 1000);
+    ledger.recordNodeSuccess(node.id, task.work.model);
+    for (const twin of outcome.twins) dispatcher.closeTwin(twin.attemptId, twin.taskId);
+    const done = ledger.image(image.id);
+    if (done) this.opts.emit({ type: "image.done", image: toImageSummary(done) });
+    this.opts.changes.queueChanged();
+  }
+
+  private onStoreFailed(node: NodeConnection, task: TrackedTask, attemptId: string, error: unknown): void {
+    const { ledger, clock, log, changes } = this.opts;
+    const kilnError = error instanceof KilnError ? error : null;
+    if (kilnError?.code === "E_DISK_FULL") {
+      log.error({ err: error }, "output disk full; pausing the queue");
+      ledger.loseAttempts([attemptId], kilnError.message, clock.now());
+      this.opts.onDiskFull(kilnError.message);
+    } else {
+      log.warn({ err: error, attempt: attemptId }, "could not fetch or store a result");
+      ledger.failAttempt(
+        attemptId,
+        { code: kilnError?.code ?? "E_INTERNAL", message: (error as Error).message, retriable: true },
+        clock.now(),
+      );
+      // A result it announced and then did not deliver, or not the task's PNG: counted against the node, as a
+      // failed task is (not while this app stops: its own closing links end downloads then).
+      if (!this.stopped && ledger.recordNodeFailure(node.id, task.work.model, clock.now())) changes.nodesChanged();
+    }
+    changes.queueChanged();
+  }
+
+  private onTaskFailed(node: NodeConnection, event: Extract<NodeEvent, { type: "task.failed" }>): void {
+    const { ledger, dispatcher, clock, log } = this.opts;
+    const task = dispatcher.ownTask(node, event.taskId);
+    if (!task) return;
+    const blameless = event.code === "E_SHUTTING_DOWN";
+    for (const attemptId of [...task.open]) {
+      if (event.completedImageIds.includes(attemptId) || task.announced.has(attemptId)) continue;
+      if (blameless) ledger.loseAttempts([attemptId], event.message, clock.now());
+      else
+        ledger.failAttempt(
+          attemptId,
+          { code: event.code, message: event.message, retriable: event.retriable },
+          clock.now(),
+        );
+      dispatcher.settle(task, attemptId);
+    }
+    if (!blameless) ledger.recordNodeFailure(node.id, task.work.model, clock.now());
+    log.warn({ node: node.id, task: event.taskId, code: event.code, message: event.message }, "task failed on a node");
+    this.opts.changes.queueChanged();
+  }
+
+  private onTaskDone(node: NodeConnection, taskId: string): void {
+    const { ledger, dispatcher, clock } = this.opts;
+    const task = dispatcher.ownTask(node, taskId);
+    if (!task) return;
+    for (const attemptId of [...task.open]) {
+      if (task.announced.has(attemptId)) continue;
+      ledger.failAttempt(
+        attemptId,
+        { code: "E_INTERNAL", message: "the node finished the task without this image", retriable: true },
+        clock.now(),
+      );
+      dispatcher.settle(task, attemptId);
+    }
+  }
+
+  private onTaskCancelled(node: NodeConnection, taskId: string): void {
+    const { ledger, dispatcher, clock } = this.opts;
+    const task = dispatcher.ownTask(node, taskId);
+    if (!task) return;
+    for (const attemptId of [...task.open]) {
+      if (task.announced.has(attemptId)) continue;
+      ledger.cancelAttempt(attemptId, clock.now());
+      dispatcher.settle(task, attemptId);
+    }
+    this.opts.changes.queueChanged();
+  }
+}
+
+/** Tells the node an outcome from its outbox was taken, or refused (409) as no longer its work. */
+function acknowledge(node: NodeConnection, event: NodeEvent, status: 200 | 409, reason?: string): void {
+  if (event.delivery !== undefined) node.client.ack(event.delivery, status, status === 409 ? reason : undefined);
+}
+
+export function toImageSummary(image: ImageRow): ImageSummary {
+  return {
+    id: image.id,
+    jobId: image.jobId,
+    index: image.index,
+    state: image.state,
+    prompt: image.prompt,
+    negativePrompt: image.negativePrompt,
+    seed: image.seed,
+    model: image.model,
+    width: image.width,
+    height: image.height,
+    steps: image.steps,
+    guidance: image.guidance,
+    sampler: image.sampler,
+    gridX: image.gridX,
+    gridY: image.gridY,
+    path: image.path,
+    nodeId: image.nodeId,
+    device: image.device,
+    error: image.error,
+  };
+}
