@@ -320,6 +320,7 @@ async function serve(opts: CommonOptions & { port: number; lan: boolean; out?: s
     token,
     log,
     outputDir,
+    dataDir: resolve(opts.dataDir),
     uiDir,
     tls: certificate,
   });

@@ -6,12 +6,16 @@ import websocket from "@fastify/websocket";
 import Fastify, { type FastifyRequest, LogController } from "fastify";
 import type { Logger } from "pino";
 import { contentSecurityPolicy } from "../../shared/content-security-policy";
+import { parseThumbnailSize } from "../../shared/thumbnail-sizes";
 import { UiRequest } from "../../shared/ui-api";
 import type { Coordinator } from "../coordinator";
 import { createCommandRouter } from "./command-router";
 import { ImageSession } from "./image-session";
 import { loopbackPolicy, sameOriginPolicy } from "./origin-policy";
 import { resolveInsideRoot } from "./output-files";
+import { ThumbnailCache } from "./thumbnail-cache";
+import { ThumbnailQueueFull } from "./thumbnail-jobs";
+import { warmThumbnails } from "./thumbnail-warmer";
 
 export interface UiServerOptions {
   coordinator: Coordinator;
@@ -21,6 +25,8 @@ export interface UiServerOptions {
   log: Logger;
   /** Where finished images are; only files under it are served. */
   outputDir: string;
+  /** The coordinator's data dir: gallery thumbnails are cached in its `thumbnails/` folder. */
+  dataDir: string;
   /** The built renderer (out/renderer); the API alone is served when absent. */
   uiDir: string | null;
   /**
@@ -73,6 +79,9 @@ export async function startUiServer(opts: UiServerOptions) {
   await app.register(websocket, { options: { maxPayload: MAX_MESSAGE_BYTES } });
   const route = createCommandRouter(opts.coordinator);
   const images = new ImageSession(opts.tls !== undefined);
+  const thumbnails = new ThumbnailCache({ dataDir: opts.dataDir });
+  const stopWarming = warmThumbnails(opts.coordinator, opts.outputDir, thumbnails, opts.log);
+  app.addHook("onClose", async () => stopWarming());
   const policy = opts.tls ? sameOriginPolicy("https") : loopbackPolicy;
 
   app.addHook("onRequest", async (request, reply) => {
@@ -124,18 +133,42 @@ export async function startUiServer(opts: UiServerOptions) {
       .send(),
   );
 
-  // A stored image, for the browser UI: the image cookie required, path confined to the output folder.
-  app.get<{ Querystring: { path?: string } }>(
+  // A stored image, for the browser UI: the image cookie required, path confined to the output folder;
+  // with `size`, a WebP thumbnail of it (the gallery's cells).
+  app.get<{ Querystring: { path?: string; size?: unknown } }>(
     "/images",
     { config: { access: "image-cookie" } },
     async (request, reply) => {
+      // A client that goes away (a cell scrolled past) takes its thumbnail's encode out of the queue.
+      const gone = new AbortController();
+      reply.raw.once("close", () => {
+        if (!reply.raw.writableFinished) gone.abort();
+      });
+      const wanted = parseThumbnailSize(request.query.size);
+      if ("error" in wanted)
+        return reply.code(400).send({
+          error: { code: "E_BAD_REQUEST", message: wanted.error, fields: [{ path: "size", message: wanted.error }] },
+        });
       const file = await resolveInsideRoot(opts.outputDir, String(request.query.path ?? ""));
       if (!file?.endsWith(".png"))
         return reply.code(404).send({ error: { code: "E_NOT_FOUND", message: "no such image in the output folder" } });
-      return reply
-        .type("image/png")
-        .header("cache-control", "private, max-age=31536000, immutable")
-        .send(createReadStream(file));
+      reply.header("cache-control", "private, max-age=31536000, immutable");
+      if (wanted.size === null) return reply.type("image/png").send(createReadStream(file));
+      try {
+        const thumbnail = await thumbnails.file(file, wanted.size, { signal: gone.signal });
+        return reply.type("image/webp").send(createReadStream(thumbnail));
+      } catch (error) {
+        reply.header("cache-control", "no-store");
+        // Nobody is there to read it; 499 ("client closed request") only names the case.
+        if (gone.signal.aborted) return reply.code(499).send();
+        if (error instanceof ThumbnailQueueFull)
+          return reply
+            .code(429)
+            .header("retry-after", "1")
+            .send({ error: { code: "E_QUEUE_FULL", message: error.message } });
+        opts.log.warn({ err: error, file }, "could not make a thumbnail");
+        return reply.code(500).send({ error: { code: "E_INTERNAL", message: (error as Error).message } });
+      }
     },
   );
   app.get("/api", { websocket: true, config: { access: "token" } }, (socket) => {

@@ -4,7 +4,9 @@ import { join } from "node:path";
 import { app, type BrowserWindow, dialog, ipcMain, protocol, safeStorage, session, shell } from "electron";
 import pino from "pino";
 import { Coordinator } from "../../coordinator/coordinator";
-import { IMAGE_SCHEME, IMAGE_SCHEME_PRIVILEGES, serveImage } from "./image-protocol";
+import { ThumbnailCache } from "../../coordinator/ui-api/thumbnail-cache";
+import { warmThumbnails } from "../../coordinator/ui-api/thumbnail-warmer";
+import { createImageProtocol, IMAGE_SCHEME, IMAGE_SCHEME_PRIVILEGES } from "./image-protocol";
 import { forwardUiEvents, registerIpcRouter } from "./ipc-router";
 import { openTokenVault } from "./safe-storage-vault";
 import { CSP, DEV_CSP, hardenSession, isAllowedSender, type RendererSource } from "./security";
@@ -56,7 +58,8 @@ async function start(): Promise<void> {
   const outputDir = join(app.getPath("pictures"), "Kiln");
   mkdirSync(outputDir, { recursive: true });
   hardenSession(session.defaultSession, rendererSource.kind === "dev" ? DEV_CSP : CSP);
-  protocol.handle(IMAGE_SCHEME, (request) => serveImage(outputDir, request.url));
+  const thumbnails = new ThumbnailCache({ dataDir });
+  protocol.handle(IMAGE_SCHEME, createImageProtocol(outputDir, thumbnails));
 
   const running = new Coordinator({
     dataDir,
@@ -68,6 +71,7 @@ async function start(): Promise<void> {
     vault: openTokenVault(dataDir, safeStorage, process.platform),
   });
   coordinator = running;
+  warmThumbnails(running, outputDir, thumbnails, log);
   registerIpcRouter({
     ipcMain,
     coordinator: running,

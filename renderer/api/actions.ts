@@ -1,4 +1,5 @@
 import type { JobSpecInput } from "../../shared/job";
+import type { ThumbnailSize } from "../../shared/thumbnail-sizes";
 import type { ImageSummary, JobSummary, UiEvent, UiResult } from "../../shared/ui-api";
 import { rerunSpec } from "../model/image-parameters";
 import { applyNodes, useFarmStore } from "../stores/farm-store";
@@ -88,6 +89,7 @@ export function createActions(transport: UiTransport) {
 
   return {
     imageUrl: (path: string) => transport.imageUrl(path),
+    thumbnailUrl: (path: string, size: ThumbnailSize) => transport.thumbnailUrl(path, size),
     /** Reveal in folder exists only in the desktop app. */
     canReveal: transport.shell !== undefined,
 

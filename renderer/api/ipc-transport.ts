@@ -37,6 +37,9 @@ export function createIpcTransport(bridge: DesktopBridge): UiTransport {
     imageUrl(path) {
       return `${IMAGE_URL}${encodeURIComponent(path)}`;
     },
+    thumbnailUrl(path, size) {
+      return `${IMAGE_URL}${encodeURIComponent(path)}&size=${size}`;
+    },
     async shell(request) {
       unwrap(await bridge.shell(request));
     },

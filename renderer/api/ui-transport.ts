@@ -1,4 +1,5 @@
 import type { ShellRequest } from "../../shared/desktop-bridge";
+import type { ThumbnailSize } from "../../shared/thumbnail-sizes";
 import type { UiArgs, UiCommandName, UiEvent, UiResult } from "../../shared/ui-api";
 
 /**
@@ -12,6 +13,8 @@ export interface UiTransport {
   subscribe(listener: (event: UiEvent) => void): () => void;
   /** A URL the page can load a stored image from. */
   imageUrl(path: string): string;
+  /** A URL of a stored image's WebP thumbnail, `size` pixels on its longest edge at most (for gallery cells). */
+  thumbnailUrl(path: string, size: ThumbnailSize): string;
   /** Desktop-only (reveal in folder…); absent in a browser. */
   shell?(request: ShellRequest): Promise<void>;
 }

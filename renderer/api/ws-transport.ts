@@ -16,7 +16,7 @@ export interface SocketLike {
 export interface WsTransportOptions {
   /**
    * Origin of `kiln serve`, e.g. `https://studio-pc:7870`: the API is `ws(s)://…/api`,
-   * images `…/images` (opened by the cookie `POST …/session` gives for the token).
+   * images and their thumbnails `…/images` (opened by the cookie `POST …/session` gives for the token).
    */
   origin: string;
   token: string;
@@ -221,6 +221,9 @@ export function createWsTransport(opts: WsTransportOptions): UiTransport & { clo
     },
     imageUrl(path) {
       return `${opts.origin}/images?path=${encodeURIComponent(path)}`;
+    },
+    thumbnailUrl(path, size) {
+      return `${opts.origin}/images?path=${encodeURIComponent(path)}&size=${size}`;
     },
     close() {
       stopped = true;

@@ -1,4 +1,5 @@
 import { memo, useState } from "react";
+import { CELL_THUMBNAIL } from "../../shared/thumbnail-sizes";
 import type { ImageSummary } from "../../shared/ui-api";
 import { useActions } from "../api/actions-context";
 import { useGalleryStore } from "../stores/gallery-store";
@@ -48,7 +49,16 @@ export const GalleryCell = memo(function GalleryCell({ image, index, tabbable, o
     >
       {image.state === "done" && image.path ? (
         imageWanted ? (
-          <img src={actions.imageUrl(image.path)} alt="" decoding="async" loading="lazy" draggable={false} />
+          // Thumbnails, not the stored PNGs: cells scrolled past by the hundred would hold megabytes of
+          // decoded pixels each and pause the page for V8's collections.
+          <img
+            src={actions.thumbnailUrl(image.path, CELL_THUMBNAIL.x1)}
+            srcSet={`${actions.thumbnailUrl(image.path, CELL_THUMBNAIL.x2)} 2x`}
+            alt=""
+            decoding="async"
+            loading="lazy"
+            draggable={false}
+          />
         ) : (
           <span className="cell-placeholder" aria-hidden="true" />
         )

@@ -8,8 +8,12 @@
  * devices each (daemon, a worker per device, HTTPS API, 1 Hz telemetry; only
  * the GPU readings are simulated, and the devices idle: no job runs), added to
  * `kiln serve` by `--node/--token/--fingerprint`, and the images: PNG files
- * served by `kiln serve` at /images as the UI asks for them (full 512² PNGs,
- * which the page scales into its cells).
+ * served by `kiln serve` at /images as the UI asks for them (WebP thumbnails in
+ * the cells). `kiln serve` makes each image's cell thumbnail when it stores the
+ * image; the prepared images were stored before, so their thumbnails are made
+ * once the same way (test/bench/prepared-thumbnails.ts) and copied into each
+ * run's data dir. `--cold-thumbnails` leaves them out: the first scroll after
+ * an upgrade from a Kiln without thumbnails, every cell's made while it scrolls.
  *
  * Prepared (test/bench/prepared-gallery.ts), once, cached under the OS temp
  * folder (or KILN_BENCH_CACHE): the 10,000 images are recorded through the
@@ -34,7 +38,7 @@
  * Ends with one JSON line.
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { cpSync, existsSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -42,12 +46,14 @@ import { launchBrowser } from "../e2e/support/browser";
 import { startServe } from "../support/kiln-serve-process";
 import { FRAME_MS, frameFigures, recordFrames } from "./frame-recorder";
 import { preparedGallery } from "./prepared-gallery";
+import { preparedThumbnails } from "./prepared-thumbnails";
 import { childrenNamed, cpuSeconds, machineBusySeconds } from "./process-tree-cpu";
 import { plannedDistance } from "./scroll-plan";
 import { startSimulatedNodeFarm } from "./simulated-node-farm";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const SMOKE = process.argv.includes("--smoke") || process.env.KILN_BENCH_SMOKE === "1";
+const COLD_THUMBNAILS = process.argv.includes("--cold-thumbnails");
 const RUN = SMOKE
   ? { images: 200, nodes: 2, galleryS: 3, telemetryS: 3 }
   : { images: 10_000, nodes: 16, galleryS: 30, telemetryS: 20 };
@@ -76,6 +82,14 @@ line(
 const dataDir = await gallery.freshDataDir();
 const cleanups: Array<() => Promise<unknown>> = [async () => rmSync(dataDir, { recursive: true, force: true })];
 try {
+  if (COLD_THUMBNAILS) line("thumbnails: none yet (--cold-thumbnails), made as the gallery scrolls");
+  else {
+    const thumbnailsAt = performance.now();
+    cpSync(await preparedThumbnails(gallery.dir, gallery.outputDir), join(dataDir, "thumbnails"), { recursive: true });
+    line(
+      `thumbnails: made as the images were stored, ready in ${((performance.now() - thumbnailsAt) / 1000).toFixed(0)} s`,
+    );
+  }
   const started = Date.now();
   const farm = await startSimulatedNodeFarm(RUN.nodes, `${DEVICES_PER_NODE}x24GB@4`);
   cleanups.unshift(() => farm.stop());
@@ -83,16 +97,7 @@ try {
   cleanups.unshift(() => serve.stop());
   line(`${RUN.nodes} nodes and kiln serve up in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 
-  // launchBrowser keeps Chromium's profile under the OS temp folder and leaves it there; its HTTP cache
-  // ends up holding every image the run loaded (about 0.5 GB), so the profile goes in a folder removed at the end.
-  const browserTmp = mkdtempSync(join(tmpdir(), "kiln-ui-bench-browser-"));
-  cleanups.unshift(async () => rmSync(browserTmp, { recursive: true, force: true }));
-  const osTmp = process.env.TMPDIR;
-  process.env.TMPDIR = browserTmp;
-  const { page, close } = await launchBrowser().finally(() => {
-    if (osTmp === undefined) delete process.env.TMPDIR;
-    else process.env.TMPDIR = osTmp;
-  });
+  const { page, close } = await launchBrowser();
   cleanups.unshift(close);
   // "bench" is this process and everything it started, so machine minus bench is what others ran meanwhile.
   const groups = () => ({
@@ -215,6 +220,7 @@ try {
       devices: deviceCount,
       scroll_px_per_s: Math.round(scrolledPx / RUN.galleryS),
       images_loaded_scrolling: imagesWhileScrolling,
+      thumbnails: COLD_THUMBNAILS ? "cold" : "made when stored",
       telemetry_events_per_s: Number(telemetryPerS.toFixed(1)),
       node_cpu_pct_telemetry: watching.cpuPct.nodes,
       others_cpu_pct_gallery: scrolling.cpuPct.others,

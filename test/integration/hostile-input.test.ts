@@ -274,6 +274,7 @@ describe("hostile input to the UI API", () => {
       token,
       log: pino({ level: "silent" }),
       outputDir: join(dir, "out"),
+      dataDir: join(dir, "data"),
       uiDir: null,
     });
   });

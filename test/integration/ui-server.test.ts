@@ -1,28 +1,36 @@
-import { mkdirSync, mkdtempSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { request as httpRequest, type IncomingHttpHeaders } from "node:http";
 import { request as httpsRequest } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect as tlsConnect } from "node:tls";
 import pino from "pino";
+import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { Coordinator } from "../../coordinator/coordinator";
 import { UI_KEY_FILE } from "../../coordinator/ui-api/ui-certificate";
 import { startUiServer, UI_CSP } from "../../coordinator/ui-api/ui-server";
 import { formatFingerprint, normalizeFingerprint } from "../../shared/fingerprint";
+import { THUMBNAIL_SIZES } from "../../shared/thumbnail-sizes";
 import { startServe } from "../support/kiln-serve-process";
 import { connectUi } from "../support/ui-client";
+import { waitUntil } from "../support/wait-until";
+import { image } from "../unit/renderer/ui-fixtures";
 
 let coordinator: Coordinator;
 let server: Awaited<ReturnType<typeof startUiServer>>;
 const token = "t0ken-for-the-ui-api-test";
 const outputDir = mkdtempSync(join(tmpdir(), "kiln-ui-out-"));
+const dataDir = mkdtempSync(join(tmpdir(), "kiln-ui-data-"));
+/** A real stored render, 768×512. */
+const picture = join(outputDir, "2026-01-01", "job", "00001-2.png");
 const secret = join(mkdtempSync(join(tmpdir(), "kiln-ui-secret-")), "secret.png");
 
 beforeAll(async () => {
   coordinator = new Coordinator({
-    dataDir: mkdtempSync(join(tmpdir(), "kiln-ui-data-")),
+    dataDir,
     outputDir,
     localNode: false,
     discovery: false,
@@ -32,6 +40,12 @@ beforeAll(async () => {
   await coordinator.start();
   mkdirSync(join(outputDir, "2026-01-01", "job"), { recursive: true });
   writeFileSync(join(outputDir, "2026-01-01", "job", "00000-1.png"), Buffer.from("png-bytes"));
+  writeFileSync(
+    picture,
+    await sharp({ create: { width: 768, height: 512, channels: 3, background: "#2a6" } })
+      .png()
+      .toBuffer(),
+  );
   writeFileSync(secret, "outside the output folder");
   symlinkSync(secret, join(outputDir, "escape.png"));
   server = await startUiServer({
@@ -41,6 +55,7 @@ beforeAll(async () => {
     token,
     log: pino({ level: "silent" }),
     outputDir,
+    dataDir,
     uiDir: null,
   });
 });
@@ -54,6 +69,7 @@ interface Answer {
   status: number;
   headers: IncomingHttpHeaders;
   body: string;
+  bytes: Buffer;
 }
 
 /** One HTTP(S) request with full control of Host and Origin (fetch sets Host itself); TLS is checked by fingerprint. */
@@ -66,9 +82,10 @@ function send(url: string, opts: { method?: string; headers?: Record<string, str
       (res) => {
         const chunks: Buffer[] = [];
         res.on("data", (c: Buffer) => chunks.push(c));
-        res.on("end", () =>
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }),
-        );
+        res.on("end", () => {
+          const bytes = Buffer.concat(chunks);
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: bytes.toString(), bytes });
+        });
       },
     );
     req.on("error", reject);
@@ -187,6 +204,100 @@ describe("UI API server (kiln serve) on 127.0.0.1", () => {
         trick,
       ).toBe(404);
     }
+  });
+
+  it("serves WebP thumbnails at the fixed sizes to the same cookie only, confined like the images", async () => {
+    const origin = `http://127.0.0.1:${server.port}`;
+    const cookie = imageCookie(await startSession(origin, token));
+    const thumbnail = (path: string, size: string) =>
+      `${origin}/images?path=${encodeURIComponent(path)}&size=${encodeURIComponent(size)}`;
+    expect((await send(thumbnail(picture, "256"))).status).toBe(401);
+    expect(
+      (await send(thumbnail(picture, "256"), { headers: { cookie, "sec-fetch-site": "cross-site" } })).status,
+    ).toBe(401);
+    expect((await send(`${thumbnail(picture, "256")}&token=${token}`)).status).toBe(401);
+
+    for (const size of THUMBNAIL_SIZES) {
+      const answer = await send(thumbnail(picture, String(size)), { headers: { cookie } });
+      expect(answer.status, String(size)).toBe(200);
+      expect(answer.headers["content-type"]).toBe("image/webp");
+      expect(answer.headers["x-content-type-options"]).toBe("nosniff");
+      expect(answer.headers["content-security-policy"]).toBe(UI_CSP);
+      const meta = await sharp(answer.bytes).metadata();
+      expect(meta.format).toBe("webp");
+      expect([meta.width, meta.height]).toEqual([size, (size * 2) / 3].map(Math.round));
+      // Served again from the cache: the same bytes.
+      expect((await send(thumbnail(picture, String(size)), { headers: { cookie } })).bytes).toEqual(answer.bytes);
+    }
+    expect(readdirSync(join(dataDir, "thumbnails"))).toHaveLength(THUMBNAIL_SIZES.length);
+
+    for (const size of ["300", "0256", "", "256&size=512", "1e9"]) {
+      const answer = await send(thumbnail(picture, size), { headers: { cookie } });
+      expect(answer.status, size).toBe(400);
+      expect(JSON.parse(answer.body), size).toEqual({
+        error: {
+          code: "E_BAD_REQUEST",
+          message: expect.stringMatching(/^size must be one of 256, 512/),
+          fields: [{ path: "size", message: expect.stringMatching(/leave it out for the full image/) }],
+        },
+      });
+    }
+    // A repeated field is not a size either.
+    expect((await send(`${thumbnail(picture, "256")}&size=512`, { headers: { cookie } })).status).toBe(400);
+    for (const trick of [secret, join(outputDir, "..", "x.png"), join(outputDir, "escape.png"), "relative.png"])
+      expect((await send(thumbnail(trick, "256"), { headers: { cookie } })).status, trick).toBe(404);
+    const broken = await send(thumbnail(join(outputDir, "2026-01-01", "job", "00000-1.png"), "256"), {
+      headers: { cookie },
+    });
+    expect(broken.status).toBe(500);
+    expect(JSON.parse(broken.body).error.message).toMatch(/^could not make a thumbnail of this image/);
+    expect(broken.headers["cache-control"]).toBe("no-store");
+  });
+
+  it("makes the cell thumbnail of each image the coordinator stores, before any page asks", async () => {
+    const stored = join(outputDir, "2026-01-01", "job", "00002-3.png");
+    writeFileSync(stored, await sharp(picture).toBuffer());
+    const before = readdirSync(join(dataDir, "thumbnails")).length;
+    coordinator.emit("ui", {
+      type: "image.done",
+      image: image({ id: "img-3", jobId: "job", index: 2, state: "done", path: stored }),
+    });
+    await waitUntil(() => readdirSync(join(dataDir, "thumbnails")).length > before, 10_000, "the thumbnail");
+  });
+
+  it("stops making the thumbnails of requests whose clients went away (a gallery flung past)", async () => {
+    const origin = `http://127.0.0.1:${server.port}`;
+    const cookie = imageCookie(await startSession(origin, token));
+    // Noise, so each decode and encode takes a while; 24 copies at 24 paths are 24 different thumbnails.
+    const noise = await sharp(randomBytes(1536 * 1536 * 3), { raw: { width: 1536, height: 1536, channels: 3 } })
+      .png({ compressionLevel: 1 })
+      .toBuffer();
+    const flung = join(outputDir, "flung");
+    mkdirSync(flung);
+    const paths = Array.from({ length: 24 }, (_, i) => join(flung, `${i}.png`));
+    for (const path of paths) writeFileSync(path, noise);
+    const made = () => (existsSync(join(dataDir, "thumbnails")) ? readdirSync(join(dataDir, "thumbnails")).length : 0);
+    const before = made();
+    const requests = paths.map((path) => {
+      const req = httpRequest(`${origin}/images?path=${encodeURIComponent(path)}&size=512`, {
+        headers: { cookie },
+        agent: false,
+      });
+      req.on("error", () => {});
+      req.end();
+      return req;
+    });
+    // The first encode done: every request has long reached the server and waits in its queue.
+    await waitUntil(() => made() > before, 30_000, "the first thumbnail");
+    for (const req of requests) req.destroy();
+    // Let whatever had started finish.
+    let settled = made();
+    for (let quiet = 0; quiet < 10; quiet++) {
+      await new Promise((r) => setTimeout(r, 100));
+      if (made() !== settled) [settled, quiet] = [made(), 0];
+    }
+    // At most the encodes that were running (4 at most) and the one that just started.
+    expect(settled - before).toBeLessThanOrEqual(5);
   });
 
   it("refuses other host names (DNS rebinding) and other sites' pages with 403 and the fix", async () => {

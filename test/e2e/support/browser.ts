@@ -1,4 +1,5 @@
 import { existsSync, mkdtempSync } from "node:fs";
+import { rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Browser, chromium, type Page } from "playwright-core";
@@ -13,7 +14,8 @@ export const BROWSER_SKIP_REASON = existsSync(CHROMIUM)
 /**
  * Debian's Chromium driven by playwright-core, headless, with a fresh user-data
  * folder per launch (like Bruno's fixtures) and the background networking that
- * would try to reach outside switched off.
+ * would try to reach outside switched off. `close()` removes that folder: its HTTP
+ * cache holds every image the page loaded (up to a gigabyte after a bench run).
  */
 export async function launchBrowser(): Promise<{ browser: Browser; page: Page; close: () => Promise<void> }> {
   const userDataDir = mkdtempSync(join(tmpdir(), "kiln-chromium-"));
@@ -32,5 +34,12 @@ export async function launchBrowser(): Promise<{ browser: Browser; page: Page; c
     ],
   });
   const page = context.pages()[0] ?? (await context.newPage());
-  return { browser: context.browser() as Browser, page, close: () => context.close() };
+  const close = async () => {
+    try {
+      await context.close();
+    } finally {
+      await rm(userDataDir, { recursive: true, force: true, maxRetries: 3 });
+    }
+  };
+  return { browser: context.browser() as Browser, page, close };
 }

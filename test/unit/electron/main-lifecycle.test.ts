@@ -1,8 +1,9 @@
 import { EventEmitter } from "node:events";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
+import sharp from "sharp";
 import { fetch as undiciFetch } from "undici";
 import { afterAll, describe, expect, it, vi } from "vitest";
 import { pinFromPem, pinnedAgent } from "../../../coordinator/nodes/node-client";
@@ -178,9 +179,19 @@ describe("main process (fake electron: the Electron binary cannot run here)", ()
     expect(existsSync(join(userData, "kiln.sqlite"))).toBe(true);
     expect(existsSync(join(userData, "node-tokens.json"))).toBe(false);
 
-    // Images come from the output folder only.
+    // Images come from the output folder only; their thumbnails are cached in the data dir.
     const serve = fake.protocols.get("kiln-image");
     expect((await serve?.({ url: "kiln-image://image/?path=%2Fetc%2Fpasswd" }))?.status).toBe(404);
+    const stored = join(fake.root, "pictures", "Kiln", "0001.png");
+    writeFileSync(
+      stored,
+      await sharp({ create: { width: 64, height: 64, channels: 3, background: "#333" } })
+        .png()
+        .toBuffer(),
+    );
+    const thumbnail = await serve?.({ url: `kiln-image://image/?path=${encodeURIComponent(stored)}&size=256` });
+    expect(thumbnail?.headers.get("content-type")).toBe("image/webp");
+    expect(readdirSync(join(userData, "thumbnails"))).toHaveLength(1);
 
     // A second launch brings the window to the front.
     fake.app.emit("second-instance");

@@ -2,7 +2,6 @@ import { mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSyn
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it, type Mock, vi } from "vitest";
-import { serveImage } from "../../../electron/main/image-protocol";
 import { createShellActions, type DesktopShell } from "../../../electron/main/shell-actions";
 
 let base: string;
@@ -102,29 +101,5 @@ describe("shell actions", () => {
   it("refuses everything when the output folder is gone", async () => {
     rmSync(output, { recursive: true });
     expect(await run({ action: "revealPath", target: image() })).toMatchObject({ error: { code: "E_BAD_REQUEST" } });
-  });
-});
-
-describe("kiln-image:// protocol", () => {
-  const url = (path: string) => `kiln-image://image/?path=${encodeURIComponent(path)}`;
-
-  it("serves a PNG under the output folder", async () => {
-    const response = await serveImage(output, url(image()));
-    expect(response.status).toBe(200);
-    expect(response.headers.get("content-type")).toBe("image/png");
-    expect(response.headers.get("x-content-type-options")).toBe("nosniff");
-    expect(await response.text()).toBe("png bytes");
-  });
-
-  it("answers 404 for escapes, other files, a missing path and a gone output folder", async () => {
-    for (const target of [...escapes(), join(output, "run-me.sh")]) {
-      const response = await serveImage(output, url(target));
-      expect(response.status, target).toBe(404);
-      expect(await response.text()).not.toContain("secret");
-    }
-    expect((await serveImage(output, "kiln-image://image/")).status).toBe(404);
-    expect((await serveImage(output, "::not a url")).status).toBe(404);
-    rmSync(output, { recursive: true });
-    expect((await serveImage(output, url(image()))).status).toBe(404);
   });
 });

@@ -21,6 +21,7 @@ function fakeTransport(answers: Partial<Record<UiCommandName, (args: never) => u
     }) as UiTransport["call"],
     subscribe: () => () => undefined,
     imageUrl: (path) => `img:${path}`,
+    thumbnailUrl: (path, size) => `thumb:${size}:${path}`,
   };
   return { transport, calls };
 }

@@ -81,6 +81,9 @@ describe("IPC transport", () => {
     expect(transport.imageUrl("/home/ana/Kiln/job 1/0001.png")).toBe(
       "kiln-image://image/?path=%2Fhome%2Fana%2FKiln%2Fjob%201%2F0001.png",
     );
+    expect(transport.thumbnailUrl("/home/ana/Kiln/job 1/0001.png", 512)).toBe(
+      "kiln-image://image/?path=%2Fhome%2Fana%2FKiln%2Fjob%201%2F0001.png&size=512",
+    );
     await transport.shell?.({ action: "revealPath", target: "/home/ana/Kiln/0001.png" });
     await expect(transport.shell?.({ action: "revealPath", target: "relative.png" })).rejects.toMatchObject({
       code: "E_BAD_REQUEST",

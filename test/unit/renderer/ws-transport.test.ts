@@ -227,5 +227,10 @@ describe("WebSocket transport", () => {
     const url = transport.imageUrl("/srv/kiln/2024-05-01/job a/0001.png");
     expect(url).toBe("http://127.0.0.1:1/images?path=%2Fsrv%2Fkiln%2F2024-05-01%2Fjob%20a%2F0001.png");
     expect(url).not.toContain(encodeURIComponent(TOKEN));
+    // Thumbnails are the same route (the same cookie opens them), with a size.
+    const thumbnail = transport.thumbnailUrl("/srv/kiln/a&size=1/0001.png", 256);
+    expect(thumbnail).toBe("http://127.0.0.1:1/images?path=%2Fsrv%2Fkiln%2Fa%26size%3D1%2F0001.png&size=256");
+    expect(new URL(thumbnail).searchParams.getAll("size")).toEqual(["256"]);
+    expect(thumbnail).not.toContain(encodeURIComponent(TOKEN));
   });
 });
