@@ -25,22 +25,28 @@ export async function loadOrCreateCertificate(state: StateDir): Promise<NodeCert
   const keyPath = state.file(KEY_FILE);
   const certPath = state.file(CERT_FILE);
   if (!existsSync(keyPath) || !existsSync(certPath)) {
-    const made = await generate([{ name: "commonName", value: "kiln-node" }], {
-      keyType: "ec",
-      curve: "P-256",
-      algorithm: "sha256",
-      notAfterDate: new Date(Date.now() + VALID_YEARS * 365.25 * 86_400_000),
-      extensions: [
-        { name: "basicConstraints", cA: true, critical: true },
-        { name: "keyUsage", digitalSignature: true, keyCertSign: true },
-        { name: "extKeyUsage", serverAuth: true },
-      ],
-    });
-    state.writeSecret(KEY_FILE, made.private);
+    const made = await createNodeCertificate();
+    state.writeSecret(KEY_FILE, made.key);
     state.writeSecret(CERT_FILE, made.cert);
   }
   const cert = readFileSync(certPath, "utf8");
   return { key: readFileSync(keyPath, "utf8"), cert, fingerprint: certificateFingerprint(cert) };
+}
+
+/** A new key and self-signed certificate of the node's kind, in memory. */
+export async function createNodeCertificate(): Promise<NodeCertificate> {
+  const made = await generate([{ name: "commonName", value: "kiln-node" }], {
+    keyType: "ec",
+    curve: "P-256",
+    algorithm: "sha256",
+    notAfterDate: new Date(Date.now() + VALID_YEARS * 365.25 * 86_400_000),
+    extensions: [
+      { name: "basicConstraints", cA: true, critical: true },
+      { name: "keyUsage", digitalSignature: true, keyCertSign: true },
+      { name: "extKeyUsage", serverAuth: true },
+    ],
+  });
+  return { key: made.private, cert: made.cert, fingerprint: certificateFingerprint(made.cert) };
 }
 
 export function certificateFingerprint(pem: string): string {

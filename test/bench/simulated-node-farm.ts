@@ -1,5 +1,5 @@
 import { rmSync } from "node:fs";
-import { type RunningNode, startNode } from "../support/kiln-node-process";
+import { addNodeArgs, type RunningNode, startNode } from "../support/kiln-node-process";
 
 /** Nodes starting at once: each forks a worker per device, and 2 cores start a handful at a time well. */
 const STARTING_AT_ONCE = 4;
@@ -46,14 +46,7 @@ export async function startSimulatedNodeFarm(count: number, simulate: string): P
   }
   return {
     nodes,
-    serveArgs: nodes.flatMap((n) => [
-      "--node",
-      `127.0.0.1:${n.port}`,
-      "--token",
-      n.token,
-      "--fingerprint",
-      n.pin.fingerprint,
-    ]),
+    serveArgs: addNodeArgs(nodes),
     stop,
   };
 }

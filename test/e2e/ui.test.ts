@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type RunningNode, startNode } from "../support/kiln-node-process";
+import { addNodeArgs, type RunningNode, startNode } from "../support/kiln-node-process";
 import { startServe } from "../support/kiln-serve-process";
 import { BROWSER_SKIP_REASON, launchBrowser } from "./support/browser";
 
@@ -52,14 +52,7 @@ describe.skipIf(BROWSER_SKIP_REASON !== null)(
         mkdtempSync(join(tmpdir(), "kiln-e2e-out-")),
         "--local-node-flags",
         "--simulate 1x8GB@6",
-        ...nodes.flatMap((n) => [
-          "--node",
-          `127.0.0.1:${n.port}`,
-          "--token",
-          n.token,
-          "--fingerprint",
-          n.pin.fingerprint,
-        ]),
+        ...addNodeArgs(nodes),
       ]);
       ({ page, close: closeBrowser } = await launchBrowser());
       await page.goto(`http://127.0.0.1:${serve.port}/?token=${serve.token}`);

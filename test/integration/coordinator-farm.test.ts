@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { Coordinator } from "../../coordinator/coordinator";
 import { readTextChunks } from "../../farm-node/png/png-text-chunks";
 import { parseParameters } from "../../shared/png-parameters";
-import { type RunningNode, startNode } from "../support/kiln-node-process";
+import { addNodeArgs, type RunningNode, startNode } from "../support/kiln-node-process";
 import { startServe } from "../support/kiln-serve-process";
 import { connectUi } from "../support/ui-client";
 import { waitUntil } from "../support/wait-until";
@@ -182,14 +182,7 @@ describe("coordinator with real kiln-node processes (simulated devices)", () => 
     const farm = await nodes(["1x24GB@12", "1x24GB@12"]);
     const dataDir = tempDir("serve");
     const outputDir = tempDir("serve-out");
-    const nodeArgs = farm.flatMap((n) => [
-      "--node",
-      `127.0.0.1:${n.port}`,
-      "--token",
-      n.token,
-      "--fingerprint",
-      n.pin.fingerprint,
-    ]);
+    const nodeArgs = addNodeArgs(farm);
     const first = await startServe(["--no-local", "--data-dir", dataDir, "--out", outputDir, ...nodeArgs]);
     cleanups.push(() => first.stop());
     const ui = await connectUi(first.port, first.token);

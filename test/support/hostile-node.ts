@@ -1,12 +1,11 @@
-import { createHash, randomUUID, X509Certificate } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { createServer } from "node:https";
 import type { AddressInfo } from "node:net";
-import { generate } from "selfsigned";
 import WebSocket, { WebSocketServer } from "ws";
+import { createNodeCertificate } from "../../farm-node/auth/node-certificate";
 import { DEMO_MODEL, PROTOCOL_VERSION } from "../../shared/constants";
 import type { DeviceInfo } from "../../shared/device";
-import { normalizeFingerprint } from "../../shared/fingerprint";
 import type { NodeEventBody } from "../../shared/node-events";
 import type { ModelInfo, NodeInfo } from "../../shared/node-info";
 import { type Task, TaskRequest } from "../../shared/task";
@@ -115,17 +114,8 @@ export const reportedModels = (): ModelInfo[] => [DEMO];
  * oversized or endless bodies, huge or odd telemetry.
  */
 export async function startHostileNode(opts: HostileNodeOptions = {}): Promise<HostileNode> {
-  const made = await generate([{ name: "commonName", value: "kiln-node" }], {
-    keyType: "ec",
-    curve: "P-256",
-    algorithm: "sha256",
-    extensions: [
-      { name: "basicConstraints", cA: true, critical: true },
-      { name: "keyUsage", digitalSignature: true, keyCertSign: true },
-      { name: "extKeyUsage", serverAuth: true },
-    ],
-  });
-  const fingerprint = normalizeFingerprint(new X509Certificate(made.cert).fingerprint256);
+  const made = await createNodeCertificate();
+  const { fingerprint } = made;
   const nodeId = randomUUID();
   const devices = opts.devices ?? (() => [reportedDevice(`HOSTILE-${nodeId}-0`)]);
   const results = new Map<string, ForgedResult>();
@@ -137,7 +127,7 @@ export async function startHostileNode(opts: HostileNodeOptions = {}): Promise<H
   let delivery = 0;
   let beat = 0;
 
-  const server = createServer({ key: made.private, cert: made.cert }, (req, res) => {
+  const server = createServer({ key: made.key, cert: made.cert }, (req, res) => {
     void handle(req, res).catch(() => res.destroy());
   });
   const sockets = new WebSocketServer({ server, path: "/v1/events" });

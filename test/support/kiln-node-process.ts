@@ -125,3 +125,15 @@ export async function startNode(args: string[] = [], opts: StartOptions = {}): P
     },
   };
 }
+
+/** The `kiln serve`/`kiln render` arguments that add these nodes on loopback by address, token and fingerprint. */
+export function addNodeArgs(nodes: readonly RunningNode[]): string[] {
+  return nodes.flatMap((n) => [
+    "--node",
+    `127.0.0.1:${n.port}`,
+    "--token",
+    n.token,
+    "--fingerprint",
+    n.pin.fingerprint,
+  ]);
+}

@@ -1,8 +1,6 @@
-import { X509Certificate } from "node:crypto";
 import type { AddressInfo, Socket } from "node:net";
 import { createServer as createTlsServer, type TLSSocket, connect as tlsConnect } from "node:tls";
-import { generate } from "selfsigned";
-import { normalizeFingerprint } from "../../shared/fingerprint";
+import { createNodeCertificate } from "../../farm-node/auth/node-certificate";
 
 export interface TlsRelay {
   host: string;
@@ -33,21 +31,12 @@ export interface TlsRelayOptions {
  * node's, so a node that only compares an echoed fingerprint is fooled.
  */
 export async function startTlsRelay(opts: TlsRelayOptions): Promise<TlsRelay> {
-  const made = await generate([{ name: "commonName", value: "kiln-node" }], {
-    keyType: "ec",
-    curve: "P-256",
-    algorithm: "sha256",
-    extensions: [
-      { name: "basicConstraints", cA: true, critical: true },
-      { name: "keyUsage", digitalSignature: true, keyCertSign: true },
-      { name: "extKeyUsage", serverAuth: true },
-    ],
-  });
-  const fingerprint = normalizeFingerprint(new X509Certificate(made.cert).fingerprint256);
+  const made = await createNodeCertificate();
+  const { fingerprint } = made;
   const chunks: Buffer[] = [];
   let accepted = 0;
   const sockets = new Set<Socket>();
-  const server = createTlsServer({ key: made.private, cert: made.cert }, (client: TLSSocket) => {
+  const server = createTlsServer({ key: made.key, cert: made.cert }, (client: TLSSocket) => {
     accepted++;
     sockets.add(client);
     const upstream = tlsConnect({ host: opts.target.host, port: opts.target.port, rejectUnauthorized: false });

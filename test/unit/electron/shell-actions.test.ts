@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it, type Mock, vi } from "vitest";
 import { createShellActions, type DesktopShell } from "../../../electron/main/shell-actions";
+import { outputEscapes } from "../../support/output-escapes";
 
 let base: string;
 let output: string;
@@ -35,18 +36,7 @@ afterEach(() => {
 });
 
 const image = () => join(output, "2025-01-01 lighthouse", "0001.png");
-const escapes = () => [
-  join(output, "..", "private", "secret.png"),
-  `${output}/2025-01-01 lighthouse/../../private/secret.png`,
-  join(outside, "secret.png"),
-  join(output, "escape.png"),
-  join(output, "escape-dir", "secret.png"),
-  `${output}-evil/x.png`,
-  "2025-01-01 lighthouse/0001.png",
-  `${image()}\0.png`,
-  output,
-  join(output, "missing.png"),
-];
+const escapes = () => outputEscapes(output, outside, image());
 
 describe("shell actions", () => {
   it("opens and reveals images under the output folder", async () => {
