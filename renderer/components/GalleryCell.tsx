@@ -5,6 +5,12 @@ import { useActions } from "../api/actions-context";
 import { useGalleryStore } from "../stores/gallery-store";
 import { useQueueStore } from "../stores/queue-store";
 
+/** A thumbnail refused for now (429 while encodes queue up, a server restarting) is asked for again this often. */
+const THUMBNAIL_RETRIES = 3;
+
+/** The same thumbnail under another address for each try, since the browser keeps the refused answer for the first. */
+const withTry = (url: string, tries: number) => (tries === 0 ? url : `${url}&try=${tries}`);
+
 interface Props {
   image: ImageSummary;
   /** Position in the gallery's list, for keyboard navigation. */
@@ -27,6 +33,10 @@ export const GalleryCell = memo(function GalleryCell({ image, index, tabbable, o
   // Once wanted, an image stays: a cell never drops a picture it shows when the next fling starts.
   const [imageWanted, setImageWanted] = useState(!deferImage);
   if (!imageWanted && !deferImage) setImageWanted(true);
+  const [tries, setTries] = useState(0);
+  const retry = () => {
+    if (tries < THUMBNAIL_RETRIES) setTimeout(() => setTries((t) => t + 1), 1000 * 2 ** tries);
+  };
   const select = useGalleryStore((s) => s.select);
   const steps = useQueueStore((s) => (image.state === "done" ? undefined : s.steps[image.id]));
   const state =
@@ -52,8 +62,9 @@ export const GalleryCell = memo(function GalleryCell({ image, index, tabbable, o
           // Thumbnails, not the stored PNGs: cells scrolled past by the hundred would hold megabytes of
           // decoded pixels each and pause the page for V8's collections.
           <img
-            src={actions.thumbnailUrl(image.path, CELL_THUMBNAIL.x1)}
-            srcSet={`${actions.thumbnailUrl(image.path, CELL_THUMBNAIL.x2)} 2x`}
+            src={withTry(actions.thumbnailUrl(image.path, CELL_THUMBNAIL.x1), tries)}
+            srcSet={`${withTry(actions.thumbnailUrl(image.path, CELL_THUMBNAIL.x2), tries)} 2x`}
+            onError={retry}
             alt=""
             decoding="async"
             loading="lazy"

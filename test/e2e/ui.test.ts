@@ -133,6 +133,34 @@ describe.skipIf(BROWSER_SKIP_REASON !== null)(
       expect((await showImages()).length).toBeGreaterThan(0);
     });
 
+    it("asks again for thumbnails refused while encodes queue up (429 answered by a route in the browser)", async () => {
+      const refused = new Set<string>();
+      await page.route(/\/images\?.*size=/, (route) => {
+        const url = route.request().url();
+        if (/[?&]try=/.test(url)) return route.continue();
+        refused.add(url);
+        return route.fulfill({ status: 429, headers: { "retry-after": "1" }, body: "busy" });
+      });
+      try {
+        await page.reload();
+        await tab(/gallery/i);
+        const cells = `[...document.querySelectorAll(".cell img")]`;
+        await expect
+          .poll(() => page.evaluate(`${cells}.filter((i) => i.complete && i.naturalWidth > 0).length`), {
+            timeout: 20_000,
+          })
+          .toBeGreaterThan(0);
+        expect(refused.size).toBeGreaterThan(0);
+        await expect
+          .poll(() => page.evaluate(`${cells}.filter((i) => i.complete && i.naturalWidth === 0).length`), {
+            timeout: 10_000,
+          })
+          .toBe(0);
+      } finally {
+        await page.unrouteAll({ behavior: "wait" });
+      }
+    });
+
     it("pairs a node with the code it prints", async () => {
       await tab(/farm/i);
       await page.getByLabel("Address").fill(`127.0.0.1:${spare.port}`);
