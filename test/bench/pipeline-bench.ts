@@ -7,6 +7,11 @@
  *
  * The tiny packs' networks are small, so ORT time here is far below a real
  * model's; glue measured against them is an upper bound of real glue.
+ *
+ * KILN_BENCH_BATCHES: measured batches per pipeline (default 12).
+ * `--smoke` (or KILN_BENCH_SMOKE=1): the same code path with 2 measured batches
+ * per pipeline (one prepared while the other renders), for CI; figures
+ * printed, not judged.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -21,7 +26,8 @@ import { TINY_PACKS, writeTinyPacks } from "../fixtures/tiny-packs/write-tiny-pa
 
 const EDGE = 512;
 const BATCH = 4;
-const BATCHES = Number(process.env.KILN_BENCH_BATCHES ?? 12);
+const SMOKE = process.argv.includes("--smoke") || process.env.KILN_BENCH_SMOKE === "1";
+const BATCHES = Number(process.env.KILN_BENCH_BATCHES ?? (SMOKE ? 2 : 12));
 /** Steps and guidance as each model family is run: SD with CFG, the Turbo and flow models without. */
 const RUNS: Record<string, { steps: number; guidance: number }> = {
   [TINY_PACKS.sd]: { steps: 8, guidance: 7.5 },
@@ -92,7 +98,8 @@ rmSync(dir, { recursive: true, force: true });
 
 const peakRssMb = process.resourceUsage().maxRSS / 1024;
 process.stdout.write(
-  `pipelines on tiny packs, ${EDGE}×${EDGE}, batches of ${BATCH}, CPU provider, ${BATCHES} batches each\n`,
+  `pipelines on tiny packs, ${EDGE}×${EDGE}, batches of ${BATCH}, CPU provider, ${BATCHES} batches each` +
+    `${SMOKE ? " (smoke: figures not judged)" : ""}\n`,
 );
 for (const r of rows) {
   const { steps, guidance } = RUNS[r.pipeline] as { steps: number; guidance: number };

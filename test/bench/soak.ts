@@ -4,7 +4,13 @@
  * and real kiln-node processes. Prints throughput, the RSS and open file
  * descriptors of the coordinator and of every node after a warm-up and at the
  * end, and the SQLite WAL size, each against its stated bound; exits 1 when a
- * bound is broken. Ends with one JSON line.
+ * bound is broken. KILN_SOAK_IMAGES: the images (default 20,000).
+ *
+ * `--smoke` (or KILN_BENCH_SMOKE=1): the same code path with 400 images, for
+ * CI; figures and bounds printed, bounds not judged (too short a run for
+ * growth to mean anything); it still exits 1 when the job does not store
+ * every image.
+ * Ends with one JSON line.
  */
 import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -14,7 +20,8 @@ import { Coordinator } from "../../coordinator/coordinator";
 import { startNode } from "../support/kiln-node-process";
 import { processFigures as figures, type ProcessFigures } from "../support/process-figures";
 
-const IMAGES = Number(process.env.KILN_SOAK_IMAGES ?? 20_000);
+const SMOKE = process.argv.includes("--smoke") || process.env.KILN_BENCH_SMOKE === "1";
+const IMAGES = Number(process.env.KILN_SOAK_IMAGES ?? (SMOKE ? 400 : 20_000));
 // A quarter of the run warms up caches, pools and heaps before the first figures.
 const WARM_UP = Math.floor(IMAGES / 4);
 const NODES = 4;
@@ -91,6 +98,7 @@ const rows = [
   })),
 ];
 const failures: string[] = [];
+const verdict = (ok: boolean) => (SMOKE ? "not judged" : ok ? "ok" : "FAIL");
 process.stdout.write(
   `soak: ${IMAGES} images (${WARM_UP} warm-up) over ${NODES} nodes × 2 simulated GPUs, 128×128\n` +
     `throughput ${throughput.toFixed(0)} images/s after warm-up; job ${job?.state}, ${job?.counts.done} stored\n` +
@@ -99,19 +107,18 @@ process.stdout.write(
 for (const r of rows) {
   const g = growth(r.a, r.b);
   const ok = g < MAX_RSS_GROWTH && r.b.fds <= r.a.fds;
-  if (!ok) failures.push(r.name);
+  if (!ok && !SMOKE) failures.push(r.name);
   process.stdout.write(
     `  ${r.name.padEnd(12)} RSS ${r.a.rssMb.toFixed(0)} → ${r.b.rssMb.toFixed(0)} MB (${(g * 100).toFixed(1)}%, bound < ${MAX_RSS_GROWTH * 100}%)` +
-      `  fds ${r.a.fds} → ${r.b.fds} (bound: no growth)  ${ok ? "ok" : "FAIL"}\n`,
+      `  fds ${r.a.fds} → ${r.b.fds} (bound: no growth)  ${verdict(ok)}\n`,
   );
 }
 const walOk = walMb / 2 ** 20 <= MAX_WAL_MB;
-if (!walOk) failures.push("wal");
+if (!walOk && !SMOKE) failures.push("wal");
 if (job?.counts.done !== IMAGES) failures.push("images");
-process.stdout.write(
-  `  SQLite WAL ${(walMb / 2 ** 20).toFixed(1)} MB (bound ≤ ${MAX_WAL_MB} MB)  ${walOk ? "ok" : "FAIL"}\n`,
-);
-process.stdout.write(`${failures.length === 0 ? "PASS" : `FAIL: ${failures.join(", ")}`}\n`);
+process.stdout.write(`  SQLite WAL ${(walMb / 2 ** 20).toFixed(1)} MB (bound ≤ ${MAX_WAL_MB} MB)  ${verdict(walOk)}\n`);
+if (failures.length > 0) process.stdout.write(`FAIL: ${failures.join(", ")}\n`);
+else process.stdout.write(SMOKE ? "smoke: every image stored; bounds not judged\n" : "PASS\n");
 process.stdout.write(
   `${JSON.stringify({
     images: IMAGES,
@@ -122,6 +129,7 @@ process.stdout.write(
     node_fds: rows.slice(1).map((r) => [r.a.fds, r.b.fds]),
     wal_mb: Number((walMb / 2 ** 20).toFixed(2)),
     pass: failures.length === 0,
+    ...(SMOKE ? { smoke: true } : {}),
   })}\n`,
 );
 process.exit(failures.length === 0 ? 0 : 1);
