@@ -1,11 +1,11 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { chmodSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type NodePin, pinFromPem } from "../../coordinator/nodes/node-client";
 import { eachLine, Observed } from "./observed";
+import { tempDir } from "./temp-dir";
 
 const BIN = fileURLToPath(new URL("../../bin/kiln-node.js", import.meta.url));
 
@@ -56,7 +56,7 @@ function tokenFile(stateDir: string, token: string): string {
  * so tests never multicast on the machine's own network.
  */
 export async function startNode(args: string[] = [], opts: StartOptions = {}): Promise<RunningNode> {
-  const stateDir = opts.stateDir ?? mkdtempSync(join(tmpdir(), "kiln-node-test-"));
+  const stateDir = opts.stateDir ?? tempDir("kiln-node-test-");
   const token = opts.token ?? randomBytes(24).toString("hex");
   const mdns = opts.prefix ? [] : ["--no-mdns"];
   const argv = [

@@ -1,9 +1,8 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { existsSync } from "node:fs";
 import { Redis } from "ioredis";
 import { freePort } from "./free-port";
+import { tempDir } from "./temp-dir";
 
 // Debian's real redis-server (apt-get install redis-server; CI installs it in .ci/run).
 const REDIS_SERVER = "/usr/bin/redis-server";
@@ -46,7 +45,7 @@ export function redisUnavailable(): string | null {
  */
 export async function startRedis(): Promise<RunningRedis> {
   const port = await freePort();
-  const dir = mkdtempSync(join(tmpdir(), "kiln-redis-"));
+  const dir = tempDir("kiln-redis-");
   let current = await launch(port, dir);
   const stopWith = async (signal: NodeJS.Signals) => {
     const { child } = current;

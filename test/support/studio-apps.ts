@@ -1,9 +1,7 @@
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import pino from "pino";
 import { Coordinator } from "../../coordinator/coordinator";
 import type { RunningNode } from "./kiln-node-process";
+import { tempDir } from "./temp-dir";
 import { waitUntil } from "./wait-until";
 
 /** A studio app for tests and benches: a real coordinator in this process, with its own data and output folders. */
@@ -22,8 +20,8 @@ export interface AppOptions {
 }
 
 export async function startApp(name: string, opts: AppOptions = {}): Promise<StudioApp> {
-  const dataDir = mkdtempSync(join(tmpdir(), `kiln-${name}-`));
-  const outputDir = mkdtempSync(join(tmpdir(), `kiln-${name}-out-`));
+  const dataDir = tempDir(`kiln-${name}-`);
+  const outputDir = tempDir(`kiln-${name}-out-`);
   const c = new Coordinator({
     dataDir,
     outputDir,
