@@ -3,6 +3,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 const made = new Set<string>();
+process.once("exit", removeAll);
+
+// Vitest ends its worker processes with a signal, so "exit" never comes there: the test file's last hook removes them.
+if (process.env.VITEST) (await import("vitest")).afterAll(removeAll);
 
 /**
  * A fresh folder under the OS temp folder, removed when this process exits, so
@@ -11,11 +15,11 @@ const made = new Set<string>();
  */
 export function tempDir(prefix: string): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
-  if (made.size === 0) process.once("exit", removeAll);
   made.add(dir);
   return dir;
 }
 
 function removeAll(): void {
   for (const dir of made) rmSync(dir, { recursive: true, force: true, maxRetries: 2 });
+  made.clear();
 }
