@@ -1,5 +1,6 @@
 import type { Logger } from "pino";
 import { startingBatchLimit } from "../../shared/batch-size";
+import type { ModelInfo } from "../../shared/node-info";
 import type { ChangeFeed } from "../change-feed";
 import type { Clock } from "../clock";
 import type { NodeConnection } from "../nodes/node-connection";
@@ -57,6 +58,10 @@ export class Dispatcher {
   private readonly restored = new Set<string>();
   private graceUntil = 0;
   private stopped = false;
+  /** Names of the available models, per models list a node reported (kept while the node keeps that list). */
+  private readonly modelNames = new WeakMap<readonly ModelInfo[], string[]>();
+  /** `${nodeId}/${uuid}` per node and device: one string each, so maps keyed on it do not hash a new one every tick. */
+  private readonly keys = new Map<string, Map<string, string>>();
 
   constructor(private readonly opts: DispatcherOptions) {}
 
@@ -106,30 +111,43 @@ export class Dispatcher {
 
   /** A node removed by a person: its work goes back to the queue. */
   forgetNode(nodeId: string): void {
+    this.keys.delete(nodeId);
     this.opts.ledger.loseNode(nodeId, "node removed", this.opts.clock.now());
     for (const task of this.tasks.ofNode(nodeId)) this.tasks.remove(task.taskId);
   }
 
-  /** The devices the scheduler may use now, with what each holds. */
+  /**
+   * The devices the scheduler may use now, with what each holds. Built every
+   * tick for 100+ devices, so what stays put between ticks is kept: a node's
+   * loadable models per models list it reported, each device's key string.
+   */
   deviceViews(now: number): DeviceView[] {
-    const blocked = this.opts.ledger.blocklist();
+    const blockedByNode = new Map<string, Set<string>>();
+    for (const b of this.opts.ledger.blocklist()) {
+      const models = blockedByNode.get(b.nodeId);
+      if (models) models.add(b.model);
+      else blockedByNode.set(b.nodeId, new Set([b.model]));
+    }
     const views: DeviceView[] = [];
     for (const node of this.opts.fleet.all()) {
       if (node.status !== "online" || !node.info) continue;
-      const models = node.info.models.filter((m) => m.available).map((m) => m.name);
-      const blockedModels = new Set(blocked.filter((b) => b.nodeId === node.id).map((b) => b.model));
+      const models = this.availableModels(node.info.models);
+      const blockedModels = blockedByNode.get(node.id) ?? NONE_BLOCKED;
+      const maxInflight = node.client.pipelineDepth?.();
+      const accepting = !node.drained;
       for (const device of node.devices) {
         if (device.state === "lost") continue;
         const dispatch = node.deviceDispatch(device.uuid);
+        const key = this.deviceKey(node.id, device.uuid);
         views.push({
-          key: `${node.id}/${device.uuid}`,
+          key,
           nodeId: node.id,
           uuid: device.uuid,
           models,
           batchLimit: startingLimit,
-          inflight: this.tasks.views(node.id, device.uuid),
-          maxInflight: node.client.pipelineDepth?.() ?? dispatch.maxInflight,
-          accepting: !node.drained && now >= dispatch.backoffUntil,
+          inflight: this.tasks.views(node.id, device.uuid, key),
+          maxInflight: maxInflight ?? dispatch.maxInflight,
+          accepting: accepting && now >= dispatch.backoffUntil,
           blockedModels,
           share: expectedShare(device.sharing, node.info.you),
         });
@@ -194,6 +212,29 @@ export class Dispatcher {
       if (images.length !== open.length) continue;
       this.submitTask(node, task, images, open);
     }
+  }
+
+  private availableModels(models: readonly ModelInfo[]): string[] {
+    let names = this.modelNames.get(models);
+    if (!names) {
+      names = models.filter((m) => m.available).map((m) => m.name);
+      this.modelNames.set(models, names);
+    }
+    return names;
+  }
+
+  private deviceKey(nodeId: string, uuid: string): string {
+    let ofNode = this.keys.get(nodeId);
+    if (!ofNode) {
+      ofNode = new Map();
+      this.keys.set(nodeId, ofNode);
+    }
+    let key = ofNode.get(uuid);
+    if (key === undefined) {
+      key = `${nodeId}/${uuid}`;
+      ofNode.set(uuid, key);
+    }
+    return key;
   }
 
   /** After the grace period: restored tasks whose node did not come back go back to the queue. */
@@ -360,6 +401,8 @@ export class Dispatcher {
       });
   }
 }
+
+const NONE_BLOCKED: ReadonlySet<string> = new Set();
 
 function startingLimit(work: WorkKey): number {
   return startingBatchLimit(work.width, work.height);

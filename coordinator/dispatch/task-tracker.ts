@@ -77,9 +77,12 @@ export class TaskTracker {
    * The device's tasks as the scheduler sees them, in the order they were
    * sent. A node renders a task's images one after another, so its open images
    * run from its last delivery, not from when the whole task started.
+   * `key` is `${nodeId}/${device}`, for a caller that keeps it.
    */
-  views(nodeId: string, device: string): InflightTaskView[] {
-    return (this.byDevice.get(`${nodeId}/${device}`) ?? []).map((t) => ({
+  views(nodeId: string, device: string, key = `${nodeId}/${device}`): InflightTaskView[] {
+    const onDevice = this.byDevice.get(key);
+    if (!onDevice) return [];
+    return onDevice.map((t) => ({
       taskId: t.taskId,
       imageIds: this.openImagesOf(t),
       work: t.work,

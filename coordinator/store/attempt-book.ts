@@ -1,7 +1,7 @@
 import type { Database } from "better-sqlite3";
 import { KilnError } from "../../shared/errors";
 import { SafeId } from "../../shared/ids";
-import { relaxedTransaction, statement, writeTransaction } from "./database";
+import { chunks, placeholders, relaxedTransaction, statement, writeTransaction } from "./database";
 import { newId } from "./ids";
 import {
   type AttemptRef,
@@ -95,28 +95,34 @@ export class AttemptBook {
    * image is rendered again, never stored twice.
    */
   start(rows: AttemptStart[], now: number): string[] {
+    const ids = rows.map((row) => (row.attemptId === undefined ? newId("a") : safeId(row.attemptId, "attempt id")));
+    // A pass sends a few tasks of many images: each task id is checked once.
+    for (const taskId of new Set(rows.map((row) => row.taskId))) safeId(taskId, "task id");
+    const imageIds = rows.map((row) => row.imageId);
     return relaxedTransaction(this.db, () => {
-      const insert = statement(
-        this.db,
-        "INSERT INTO attempts (id, image_id, task_id, node_id, device, started_at) VALUES (?, ?, ?, ?, ?, ?)",
-      );
-      const run = statement(this.db, "UPDATE images SET state = 'running' WHERE id = ? AND state = 'queued'");
-      const stateOf = statement(this.db, "SELECT state FROM images WHERE id = ?").pluck();
-      return rows.map((row) => {
-        if (run.run(row.imageId).changes === 0) {
-          const state = stateOf.get(row.imageId) as ImageState | undefined;
-          if (state === undefined) throw new KilnError("E_NOT_FOUND", `no image ${row.imageId} in the queue`);
-          if (state !== "running") {
-            throw new KilnError(
-              "E_BAD_REQUEST",
-              `image ${row.imageId} is ${state}; only queued or running images start`,
-            );
-          }
+      // One statement per chunk of rows rather than two per image: statements, not rows, are most of the cost.
+      let running = 0;
+      for (const [at, size] of chunks(rows.length)) {
+        running += statement(
+          this.db,
+          `UPDATE images SET state = 'running' WHERE state = 'queued' AND id IN (${placeholders(size, "?")})`,
+        ).run(...imageIds.slice(at, at + size)).changes;
+      }
+      // Fewer went from queued to running: each of the others must be running already (a duplicate) or it is an error.
+      if (running < rows.length) this.checkRunning(imageIds);
+      for (const [at, size] of chunks(rows.length)) {
+        const values: unknown[] = [];
+        for (let k = at; k < at + size; k++) {
+          const row = rows[k] as AttemptStart;
+          values.push(ids[k], row.imageId, row.taskId, row.nodeId, row.device, now);
         }
-        const id = row.attemptId === undefined ? newId("a") : safeId(row.attemptId, "attempt id");
-        insert.run(id, row.imageId, safeId(row.taskId, "task id"), row.nodeId, row.device, now);
-        return id;
-      });
+        statement(
+          this.db,
+          `INSERT INTO attempts (id, image_id, task_id, node_id, device, started_at)
+             VALUES ${placeholders(size, "(?, ?, ?, ?, ?, ?)")}`,
+        ).run(...values);
+      }
+      return ids;
     });
   }
 
@@ -293,6 +299,17 @@ export class AttemptBook {
       this.stampFinished(jobId, now);
       return changes;
     });
+  }
+
+  /** Throws, in the order given, for an image that is not in the queue or not running. */
+  private checkRunning(imageIds: readonly string[]): void {
+    const stateOf = statement(this.db, "SELECT state FROM images WHERE id = ?").pluck();
+    for (const imageId of imageIds) {
+      const state = stateOf.get(imageId) as ImageState | undefined;
+      if (state === undefined) throw new KilnError("E_NOT_FOUND", `no image ${imageId} in the queue`);
+      if (state !== "running")
+        throw new KilnError("E_BAD_REQUEST", `image ${imageId} is ${state}; only queued or running images start`);
+    }
   }
 
   private activeWhere(column: "image_id" | "node_id" | "task_id", value: string): AttemptSql[] {

@@ -104,3 +104,28 @@ function checkIntact(db: Database, file: string): void {
       "often save the jobs), then start Kiln again to begin with an empty queue.",
   );
 }
+
+/** Rows in one multi-row statement at most; SQLite's limit on parameters allows far more. */
+const CHUNK_ROWS = 64;
+
+/**
+ * [start, size] of the chunks a multi-row statement of n rows runs in: whole
+ * CHUNK_ROWS, then powers of two, so a handful of texts (prepared once each by
+ * statement()) serve any count of rows.
+ */
+export function chunks(n: number): [number, number][] {
+  const out: [number, number][] = [];
+  let at = 0;
+  for (; n - at >= CHUNK_ROWS; at += CHUNK_ROWS) out.push([at, CHUNK_ROWS]);
+  for (let size = CHUNK_ROWS / 2; size >= 1; size /= 2) {
+    if (n - at < size) continue;
+    out.push([at, size]);
+    at += size;
+  }
+  return out;
+}
+
+/** `count` copies of `group` joined by commas: the parameter list of a chunk. */
+export function placeholders(count: number, group: string): string {
+  return Array.from({ length: count }, () => group).join(", ");
+}

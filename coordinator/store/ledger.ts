@@ -58,12 +58,15 @@ export type {
 } from "./records";
 
 const QUEUE_PAUSED_KEY = "queue_paused";
+const NO_IDS: ReadonlySet<string> = new Set();
 
 interface RunnableWindow {
   limit: number;
   images: PendingImage[];
   /** It held every runnable image when read. */
   complete: boolean;
+  /** The last image read into it, started or not: where a top-up reads on from. */
+  last: PendingImage | undefined;
 }
 
 /**
@@ -282,19 +285,23 @@ export class Ledger {
   /**
    * Queued images of runnable jobs (not paused or cancelled, queue not paused),
    * by job priority (high first), job position, then image index: up to
-   * `limit`, and at least half of that while more are queued (a window the
-   * ledger keeps between calls shrinks as its images start, and is read again
-   * once below half or when anything else changed the queue). Walks jobs in
-   * order and reads each one's queued images through a partial index, so the
-   * cost follows `limit`, not the size of the queue.
+   * `limit`, and at least half of that while more are queued. The ledger keeps
+   * the window between calls while only its own startAttempts changed the
+   * queue: it shrinks as its images start and, once below half, is topped up
+   * with the images after the last one it read (everything before that is in
+   * it or started); any other change to the queue has it read afresh. Walks
+   * jobs in order and reads each one's queued images through a partial index,
+   * so the cost follows the images read, not the size of the queue.
    */
   runnableImages(limit: number, opts: { excludeIds?: Set<string> } = {}): PendingImage[] {
     if (limit <= 0 || this.isQueuePaused()) return [];
     if (opts.excludeIds) return this.readRunnable(limit, opts.excludeIds);
-    const kept = this.window;
-    if (kept && kept.limit === limit && (kept.complete || kept.images.length * 2 >= limit)) return kept.images;
-    const images = this.readRunnable(limit, new Set());
-    this.window = { limit, images, complete: images.length < limit };
+    const kept = this.window?.limit === limit ? this.window : null;
+    if (kept && (kept.complete || kept.images.length * 2 >= limit)) return kept.images;
+    const wanted = limit - (kept?.images.length ?? 0);
+    const more = this.readRunnable(wanted, NO_IDS, kept?.last);
+    const images = kept ? kept.images.concat(more) : more;
+    this.window = { limit, images, complete: more.length < wanted, last: more.at(-1) ?? kept?.last };
     return images;
   }
 
@@ -469,21 +476,27 @@ export class Ledger {
     this.window = null;
   }
 
-  private readRunnable(limit: number, exclude: ReadonlySet<string>): PendingImage[] {
+  /** Up to `limit` runnable images in queue order, after `after` (an image read before) when given. */
+  private readRunnable(limit: number, exclude: ReadonlySet<string>, after?: PendingImage): PendingImage[] {
     const jobs = statement(
       this.db,
-      `SELECT id FROM jobs WHERE state IN ('queued', 'running') AND n_queued > 0 ORDER BY priority DESC, position`,
+      `SELECT id, priority, position FROM jobs WHERE state IN ('queued', 'running') AND n_queued > 0
+         ORDER BY priority DESC, position`,
     )
-      .pluck()
-      .all() as string[];
-    const queued = statement<[string, number], PendingTuple>(
+      .raw()
+      .all() as [id: string, priority: number, position: number][];
+    const queued = statement<[string, number, number], PendingTuple>(
       this.db,
-      `${PENDING_SQL} WHERE i.job_id = ? AND i.state = 'queued' ORDER BY i.idx LIMIT ?`,
+      `${PENDING_SQL} WHERE i.job_id = ? AND i.state = 'queued' AND i.idx > ? ORDER BY i.idx LIMIT ?`,
     ).raw();
     const out: PendingImage[] = [];
-    for (const jobId of jobs) {
+    for (const [jobId, priority, position] of jobs) {
+      // Jobs ahead of `after`'s in the queue were read through; its own job is read on from `after`.
+      if (after && (priority > after.priority || (priority === after.priority && position < after.jobPosition)))
+        continue;
+      const from = after?.jobId === jobId ? after.index : -1;
       // Ask for enough that excluded images cannot leave the batch short.
-      for (const row of queued.all(jobId, limit - out.length + exclude.size)) {
+      for (const row of queued.all(jobId, from, limit - out.length + exclude.size)) {
         if (exclude.has(row[0])) continue;
         out.push(toPending(row));
         if (out.length === limit) return out;

@@ -204,4 +204,46 @@ describe("ledger: lost work", () => {
     );
     expect(chosen).toBe("my-attempt_1");
   });
+
+  it("starts a pass of many images in chunks: queued ones run, running ones get a twin, any other state undoes it all", () => {
+    const { ledger, db } = openLedger();
+    const job = submit(ledger, { prompts: ["p"], count: 150 });
+    const images = ledger.runnableImages(150);
+    const [first] = ledger.startAttempts(
+      [{ imageId: images[0]?.id as string, nodeId: "n1", device: "g0", taskId: "t0" }],
+      1,
+    );
+    // 149 queued images and a twin of the running one: more than one chunk, in the order given.
+    const rows = images.map((image, k) => ({
+      imageId: image.id,
+      nodeId: "n2",
+      device: "g1",
+      taskId: `t${1 + (k % 7)}`,
+    }));
+    const ids = ledger.startAttempts(rows, 2);
+    expect(ids).toHaveLength(150);
+    expect(new Set(ids).size).toBe(150);
+    ids.forEach((id, k) => {
+      expect(ledger.attempt(id)).toMatchObject({ imageId: images[k]?.id, taskId: `t${1 + (k % 7)}`, startedAt: 2 });
+    });
+    expect(ledger.activeAttempts(images[0]?.id as string).map((a) => a.id)).toEqual([first, ids[0]]);
+    expect(ledger.job(job.id)?.counts).toMatchObject({ queued: 0, running: 150 });
+    expect(countersAgree(db, job.id)).toBe(true);
+
+    const more = submit(ledger, { prompts: ["q"], count: 80 });
+    const queued = ledger.runnableImages(80);
+    ledger.completeImage(ids[5] as string, output(ids[5] as string), 3);
+    const bad = [...queued.map((i) => i.id), images[5]?.id as string];
+    expect(() =>
+      ledger.startAttempts(
+        bad.map((imageId) => ({ imageId, nodeId: "n3", device: "g0", taskId: "t9" })),
+        4,
+      ),
+    ).toThrow(new RegExp(`image ${images[5]?.id} is done`));
+    expect(ledger.job(more.id)?.counts).toMatchObject({ queued: 80, running: 0 }); // the whole pass rolled back
+    expect(ledger.activeAttemptsOfTask("t9")).toEqual([]);
+    expect(() => ledger.startAttempts([{ imageId: "i_missing", nodeId: "n", device: "g", taskId: "t" }], 5)).toThrow(
+      /no image i_missing in the queue/,
+    );
+  });
 });

@@ -92,6 +92,31 @@ describe("ledger: jobs and queue control", () => {
     expect(ids()).toEqual(["b0"]);
   });
 
+  it("tops the kept window up with the images after it: always what a fresh read gives", () => {
+    const { ledger } = openLedger();
+    submit(ledger, { name: "a", prompts: ["a"], count: 9 });
+    submit(ledger, { name: "b", prompts: ["b"], count: 3, priority: 5 });
+    submit(ledger, { name: "c", prompts: ["c"], count: 7 });
+    submit(ledger, { name: "d", prompts: ["d"], count: 5, priority: 5 });
+    const names = (images: { prompt: string; index: number }[]) => images.map((i) => `${i.prompt}${i.index}`);
+    // excludeIds bypasses the kept window: a fresh read.
+    const fresh = () => names(ledger.runnableImages(6, { excludeIds: new Set() }));
+    let taken = 0;
+    for (let pass = 0; ; pass++) {
+      const window = ledger.runnableImages(6);
+      expect(names(window)).toEqual(fresh());
+      if (window.length === 0) break;
+      // Start some images from the middle and the end too, as lookahead and per-model choice do.
+      const picked = window.filter((_, k) => (k + pass) % 3 !== 1);
+      ledger.startAttempts(
+        picked.map((image) => ({ imageId: image.id, nodeId: "n", device: "g", taskId: `t${pass}` })),
+        pass,
+      );
+      taken += picked.length;
+    }
+    expect(taken).toBe(24);
+  });
+
   it("moves a job among unfinished jobs only, past finished ones", () => {
     const { ledger } = openLedger();
     const done = submit(ledger, { name: "done", prompts: ["d"] });
