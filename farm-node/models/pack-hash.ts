@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { createReadStream, existsSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { join, relative, sep } from "node:path";
 import { z } from "zod";
+import { isPackFileName, type PackFileDigest, packHashInput } from "../../shared/pack-files";
 
 /** Per-file digests remembered between starts, keyed by absolute path. */
 const HashCache = z.record(
@@ -38,7 +39,7 @@ export class PackHasher {
 
   async digest(packDir: string): Promise<PackDigest> {
     const files = listFiles(packDir);
-    const lines: string[] = [];
+    const digests: PackFileDigest[] = [];
     let sizeBytes = 0;
     let hashedFiles = 0;
     for (const file of files) {
@@ -51,9 +52,9 @@ export class PackHasher {
         this.dirty = true;
         hashedFiles++;
       }
-      lines.push(`${relative(packDir, file).split(sep).join("/")} ${entry.sha256}\n`);
+      digests.push({ path: relative(packDir, file).split(sep).join("/"), sha256: entry.sha256 });
     }
-    const hash = createHash("sha256").update(lines.join("")).digest("hex");
+    const hash = createHash("sha256").update(packHashInput(digests)).digest("hex");
     return { hash, sizeBytes, files: files.length, hashedFiles };
   }
 
@@ -78,19 +79,11 @@ function loadCache(file: string): HashCache {
   }
 }
 
-/**
- * Files that never take part in running a pack: other frameworks' weights
- * (a Hugging Face repo often holds PyTorch and ONNX side by side, and hashing
- * 10 GB of safetensors Kiln never reads would only slow the first start),
- * model cards and sample pictures.
- */
-const NOT_RUN = /\.(safetensors|bin|ckpt|pt|pth|msgpack|h5|gguf|md|png|jpe?g|webp)$/i;
-
 /** Every regular file under `dir` that a pack runs from, sorted, skipping dot-files (editor and OS clutter). */
 function listFiles(dir: string): string[] {
   const out: string[] = [];
   for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    if (entry.name.startsWith(".") || NOT_RUN.test(entry.name)) continue;
+    if (!isPackFileName(entry.name)) continue;
     const path = join(dir, entry.name);
     if (entry.isDirectory()) out.push(...listFiles(path));
     else if (entry.isFile()) out.push(path);
