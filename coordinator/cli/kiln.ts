@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { homedir, hostname } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -13,8 +13,13 @@ import type { JobSpecInput } from "../../shared/job";
 import { SeedMode } from "../../shared/job";
 import { Fingerprint } from "../../shared/node-info";
 import { Coordinator } from "../coordinator";
+import { FileHashCache, LIBRARY_HASH_CACHE_FILE } from "../models/file-hash-cache";
+import { chooseLibrary, type LibraryChoice, libraryExists, openLibrary } from "../models/library-folder";
+import { scanLibrary } from "../models/library-scan";
+import { compareLibrary, type NodeModels } from "../models/models-report";
 import { loadOrCreateUiCertificate } from "../ui-api/ui-certificate";
 import { startUiServer } from "../ui-api/ui-server";
+import { formatModelsReport } from "./models-view";
 import { ProgressView } from "./progress-view";
 
 function defaultDataDir(): string {
@@ -95,7 +100,10 @@ function commonOptions(command: Command): Command {
   return command
     .option("--data-dir <dir>", "queue database, paired nodes and the local node's state", defaultDataDir())
     .option("--no-local", "do not start the embedded node on this computer")
-    .option("--models <dir>", "folder of model packs for the embedded node (see README, Running real models)")
+    .option(
+      "--models <dir>",
+      "the studio's model library, one folder per pack; the embedded node renders from it (default: $KILN_MODELS, else ~/.local/share/kiln/models)",
+    )
     .option("--no-discovery", "do not look for nodes on the LAN by mDNS")
     .option(
       "--farm <redis-url>",
@@ -120,9 +128,32 @@ function commonOptions(command: Command): Command {
     .addOption(new Option("--log-level <level>").choices(["fatal", "error", "warn", "info", "debug"]).default("warn"));
 }
 
+function libraryChoice(opts: CommonOptions): LibraryChoice {
+  return chooseLibrary(opts.models, process.env, homedir());
+}
+
+/**
+ * The library the embedded node ("This computer") renders from: a folder
+ * someone named must exist; the default one is used when it is there (nothing
+ * is created just to render, `kiln models` creates it).
+ */
+function embeddedNodeLibrary(opts: CommonOptions): string | null {
+  const choice = libraryChoice(opts);
+  if (choice.from !== "default") return openLibrary(choice);
+  return libraryExists(choice) ? choice.dir : null;
+}
+
+/** A --node that could not be added; `kiln models` shows it rather than failing. */
+interface UnreachableNode {
+  host: string;
+  port: number;
+  reason: string;
+}
+
 async function startCoordinator(
   opts: CommonOptions,
   output: { dir: string; layout: "studio" | "flat" },
+  unreachable?: UnreachableNode[],
 ): Promise<Coordinator> {
   if (opts.node.length !== opts.token.length) {
     throw new KilnError(
@@ -137,6 +168,7 @@ async function startCoordinator(
       `give one --fingerprint per --node (got ${opts.node.length} nodes and ${opts.fingerprint.length} fingerprints): the certificate SHA-256 that kiln-node prints at start ("Identity  certificate SHA-256 …"); or --trust-first-use to pin whatever answers now`,
     );
   }
+  const library = opts.local && !opts.farm ? embeddedNodeLibrary(opts) : null;
   const log = pino({ level: opts.logLevel }, pino.destination(2));
   const coordinator = new Coordinator({
     dataDir: resolve(opts.dataDir),
@@ -145,7 +177,7 @@ async function startCoordinator(
     localNode: opts.local
       ? {
           args: [
-            ...(opts.models ? ["--models", resolve(opts.models)] : []),
+            ...(library ? ["--models", library] : []),
             ...(opts.localNodeFlags?.split(/\s+/).filter(Boolean) ?? []),
           ],
         }
@@ -159,12 +191,19 @@ async function startCoordinator(
   try {
     for (const [i, node] of opts.node.entries()) {
       const fingerprint = opts.fingerprint[i];
-      await coordinator.addNode(
-        node.host,
-        node.port,
-        opts.token[i] as string,
-        fingerprint === undefined ? "trust-first-use" : { fingerprint },
-      );
+      try {
+        await coordinator.addNode(
+          node.host,
+          node.port,
+          opts.token[i] as string,
+          fingerprint === undefined ? "trust-first-use" : { fingerprint },
+        );
+      } catch (error) {
+        // Another certificate or a claimed id is never just "unreachable".
+        const security = error instanceof KilnError && ["E_IDENTITY_CHANGED", "E_CONFLICT"].includes(error.code);
+        if (!unreachable || security) throw error;
+        unreachable.push({ ...node, reason: (error as Error).message });
+      }
     }
   } catch (error) {
     // Its timers and the embedded node would keep the process alive after the error is shown.
@@ -287,6 +326,63 @@ async function nodes(opts: CommonOptions): Promise<number> {
   return 0;
 }
 
+/** How long `kiln models` waits for paired nodes to answer before calling the rest unreachable. */
+const MODELS_WAIT_MS = 5000;
+
+/**
+ * `kiln models`: the library's packs and, for every paired node, whether it
+ * has each one. The embedded node is not started: it renders from the library
+ * itself. A node that does not answer is shown unreachable; only a bad
+ * library folder or a node with another certificate fails the command.
+ */
+async function models(opts: CommonOptions & { json?: boolean }): Promise<number> {
+  const dir = openLibrary(libraryChoice(opts));
+  const dataDir = resolve(opts.dataDir);
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const packs = await scanLibrary(dir, new FileHashCache(join(dataDir, LIBRARY_HASH_CACHE_FILE)));
+  const unreachable: UnreachableNode[] = [];
+  const coordinator = await startCoordinator(
+    { ...opts, local: false },
+    { dir: join(opts.dataDir, "outputs"), layout: "studio" },
+    unreachable,
+  );
+  let nodes: NodeModels[];
+  try {
+    const paired = () => coordinator.listNodes().filter((n) => n.status !== "unpaired" && n.status !== "conflict");
+    const answered = (n: ReturnType<typeof paired>[number]) =>
+      ((n.status === "online" || n.status === "draining") && n.models.length > 0) || n.status === "identity-changed";
+    const deadline = Date.now() + MODELS_WAIT_MS;
+    while (Date.now() < deadline && !paired().every(answered)) await new Promise((r) => setTimeout(r, 100));
+    nodes = paired().map((n) => {
+      const reachable = (n.status === "online" || n.status === "draining") && n.models.length > 0;
+      const problem = reachable
+        ? null
+        : (n.problem ??
+          (n.status === "online" || n.status === "draining"
+            ? "still loading its models"
+            : `did not answer within ${MODELS_WAIT_MS / 1000} s`));
+      return { id: n.id, name: n.name, host: n.host, port: n.port, reachable, problem, models: n.models };
+    });
+  } finally {
+    await coordinator.stop();
+  }
+  for (const u of unreachable) {
+    const address = `${u.host}:${u.port}`;
+    nodes.push({
+      id: address,
+      name: address,
+      host: u.host,
+      port: u.port,
+      reachable: false,
+      problem: u.reason,
+      models: [],
+    });
+  }
+  const report = compareLibrary(dir, packs, nodes);
+  process.stdout.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : formatModelsReport(report));
+  return 0;
+}
+
 async function pair(address: { host: string; port: number }, code: string, opts: CommonOptions): Promise<number> {
   const coordinator = await startCoordinator(
     { ...opts, local: false, discovery: false },
@@ -373,6 +469,17 @@ commonOptions(program.command("nodes").description("list discovered and paired n
     process.exitCode = await nodes(opts);
   },
 );
+
+commonOptions(
+  program
+    .command("models")
+    .description(
+      "list the studio's model library (kind, content hash, size, status) and whether each paired node has each pack",
+    )
+    .option("--json", "print the report as JSON for scripts", false),
+).action(async (opts) => {
+  process.exitCode = await models(opts);
+});
 
 commonOptions(
   program
