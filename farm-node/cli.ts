@@ -15,6 +15,7 @@ import { parseSimulateSpec, type SimulateSpec } from "./devices/simulate-spec";
 import { type PackEntry, scanModelPacks } from "./models/model-packs";
 import { formatModelTable } from "./models/model-table";
 import { HASH_CACHE_FILE, PackHasher } from "./models/pack-hash";
+import { PackSourceBook } from "./models/pack-sources";
 import { StateDir } from "./state-dir";
 import { formatColumns } from "./text-columns";
 import { KILN_VERSION } from "./version";
@@ -94,6 +95,7 @@ const program = new Command("kiln-node")
     "--public-url <url>",
     "farm mode: the https://host:port apps fetch images from (default: this hostname and port)",
   )
+  .option("--no-model-push", "refuse model packs pushed by paired apps (the owner manages --models by hand)")
   .option("--pair", "open a 10-minute pairing window at start even if the node is already paired")
   .option("--state-dir <dir>", "where the node keeps its id, tokens and images", defaultStateDir())
   .option("--providers <list>", "execution providers to try on GPUs, in order", wrap(parseProviders), [
@@ -140,7 +142,9 @@ program
 
 program
   .command("models")
-  .description("list the model packs in a folder: kind, content hash, size and whether the node can run them")
+  .description(
+    "list the model packs in a folder: kind, content hash, size, whether the node can run them, and where each came from",
+  )
   .requiredOption("--models <dir>", "folder of model packs")
   .option("--state-dir <dir>", "where hashes are cached between runs", defaultStateDir())
   .option("--json", "print JSON instead of a table")
@@ -188,17 +192,19 @@ async function listModels(opts: { models: string; stateDir: string; json?: boole
     process.stderr.write(`kiln-node models: ${(error as Error).message}\n`);
     process.exit(1);
   }
+  const book = new PackSourceBook(new StateDir(stateDir));
+  const sources = entries.map((e) => book.sourceOf(e.folder, e.info.hash));
   if (opts.json) {
     process.stdout.write(
       `${JSON.stringify(
-        entries.map((e) => e.info),
+        entries.map((e, i) => ({ ...e.info, source: sources[i] })),
         null,
         2,
       )}\n`,
     );
     return;
   }
-  process.stdout.write(formatModelTable(entries));
+  process.stdout.write(formatModelTable(entries, sources));
 }
 
 async function openPairingWindow(opts: { stateDir: string }): Promise<void> {
@@ -245,6 +251,7 @@ async function runDaemon(): Promise<void> {
     pairOnStart: opts.pair === true,
     farm: opts.farm,
     publicUrl: opts.publicUrl,
+    modelPush: opts.modelPush !== false,
     log,
   });
 

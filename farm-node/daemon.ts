@@ -2,11 +2,13 @@ import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
+import type { Readable } from "node:stream";
 import type { Logger } from "pino";
 import { BASE_TASK_TIMEOUT_S, PROTOCOL_VERSION } from "../shared/constants";
 import type { Backend, DeviceInfo, DeviceReadings } from "../shared/device";
 import { KilnError } from "../shared/errors";
 import { formatFingerprint } from "../shared/fingerprint";
+import type { PackOffer, PushChunkAccepted, PushCommitted, PushStatus } from "../shared/model-push";
 import type { NodeEventBody } from "../shared/node-events";
 import type { Health, ModelInfo, NodeInfo, NodeLimits } from "../shared/node-info";
 import type { PairFinishRequest, PairResponse, PairStartRequest, PairStartResponse } from "../shared/pairing";
@@ -33,6 +35,8 @@ import { MdnsAdvert } from "./mdns-advert";
 import { NodeMetrics } from "./metrics";
 import { type PackEntry, scanModelPacks } from "./models/model-packs";
 import { HASH_CACHE_FILE, PackHasher } from "./models/pack-hash";
+import { PackSourceBook } from "./models/pack-sources";
+import { PushStaging } from "./models/push-staging";
 import { StateDir } from "./state-dir";
 import { TaskRegistry, type TaskSource } from "./task-registry";
 import { KILN_VERSION } from "./version";
@@ -60,6 +64,8 @@ export interface DaemonOptions {
   maxImagesKept?: number;
   /** Farm mode: pull tasks from the studio apps' queues on this Redis (`--farm redis://…`). */
   farm?: string;
+  /** Paired apps may push model packs into the models folder (`--no-model-push` turns it off). */
+  modelPush?: boolean;
   /** The address apps fetch PNGs from in farm mode; https://<host or hostname>:<port> when absent. */
   publicUrl?: string;
   log: Logger;
@@ -68,6 +74,8 @@ export interface DaemonOptions {
 const MAX_BODY_BYTES = 256 * 1024;
 
 const SHUTDOWN_GRACE_MS = 10_000;
+/** How long a commit waits for the workers to take a new pack (they add it after the batch they are on). */
+const WORKER_RELOAD_WAIT_MS = 30_000;
 /** How long responses still being sent at shutdown get before their connections are cut. */
 const SERVER_CLOSE_GRACE_MS = 3_000;
 
@@ -107,6 +115,11 @@ export class Daemon implements NodeService {
   private packEntries: PackEntry[] = [];
   /** Settles once every worker has loaded its models. */
   workersReady: Promise<void> = Promise.resolve();
+  /** Model packs on their way in from paired apps; null without --models. */
+  private pushes: PushStaging | null = null;
+  private readonly packSources: PackSourceBook;
+  /** Commits rescan the models folder one at a time. */
+  private installing: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly opts: DaemonOptions) {
     this.state = new StateDir(opts.stateDir);
@@ -117,6 +130,7 @@ export class Daemon implements NodeService {
     });
     this.tokens = new TokenStore(this.state, opts.token);
     this.images = new ImageStore(this.state.imageDir, opts.maxImagesKept ?? 2000);
+    this.packSources = new PackSourceBook(this.state);
     this.limits = {
       maxBodyBytes: MAX_BODY_BYTES,
       maxImagesPerTask: 64,
@@ -150,7 +164,10 @@ export class Daemon implements NodeService {
       cpu: describeCpu(),
     });
     this.setUpReadings(inventory);
-    if (this.opts.modelsDir) this.packEntries = await this.scanPacks(this.opts.modelsDir);
+    if (this.opts.modelsDir) {
+      this.packEntries = await this.scanPacks(this.opts.modelsDir);
+      this.pushes = this.createPushStaging(this.opts.modelsDir);
+    }
     const packs = this.packEntries.flatMap((e) => (e.pack ? [e.pack] : []));
     for (const device of inventory) {
       this.runners.push(
@@ -402,6 +419,102 @@ export class Daemon implements NodeService {
     }
     log.info({ packs: entries.length, ms: Math.round(performance.now() - started) }, "model packs checked");
     return entries;
+  }
+
+  private createPushStaging(modelsDir: string): PushStaging {
+    const staging = new PushStaging({
+      modelsDir,
+      hasher: () => new PackHasher(join(this.opts.stateDir, HASH_CACHE_FILE)),
+      installed: () => this.packEntries.map((e) => ({ folder: e.folder, name: e.info.name, hash: e.info.hash })),
+      log: this.opts.log,
+    });
+    const staged = staging.stagedHashes();
+    if (staged.length > 0)
+      this.opts.log.info(
+        { pushes: staged },
+        "model pushes staged before this start; they resume when their app returns",
+      );
+    return staging;
+  }
+
+  /** The staging of pushes, or why this node takes none. */
+  private pushStaging(): PushStaging {
+    if (this.opts.modelPush === false)
+      throw new KilnError(
+        "E_FORBIDDEN",
+        "this node's owner turned model pushes off (kiln-node --no-model-push); its packs are managed on the node itself",
+      );
+    if (!this.pushes)
+      throw new KilnError(
+        "E_FORBIDDEN",
+        "this node has no models folder (kiln-node --models DIR), so it cannot take pushed model packs",
+      );
+    if (this.stopping) throw new KilnError("E_SHUTTING_DOWN", "the node is shutting down; push again when it is back");
+    return this.pushes;
+  }
+
+  async pushOffer(offer: PackOffer, client: string): Promise<PushStatus> {
+    try {
+      return await this.pushStaging().offer(offer);
+    } catch (error) {
+      if (error instanceof KilnError && error.code !== "E_DISK_FULL")
+        this.opts.log.warn(
+          { client, model: offer.name, hash: offer.hash, code: error.code, reason: error.message },
+          "model push refused",
+        );
+      throw error;
+    }
+  }
+
+  pushStatus(hash: string): Promise<PushStatus> {
+    return this.pushStaging().status(hash);
+  }
+
+  pushChunk(
+    hash: string,
+    index: number,
+    offset: number,
+    body: Readable | undefined,
+    length: number | undefined,
+  ): Promise<PushChunkAccepted> {
+    return this.pushStaging().write(hash, index, offset, body, length);
+  }
+
+  async pushCommit(hash: string, client: string): Promise<PushCommitted> {
+    const staging = this.pushStaging();
+    const installed = await staging.commit(hash);
+    const who = this.describeClient(client);
+    this.packSources.recordPush(installed.folder, hash, client, who.name);
+    // The pack is in place; list it and hand it to the workers (they add it after their current batches).
+    const done = this.installing.then(() => this.reloadPacks());
+    this.installing = done.catch(() => undefined);
+    await done;
+    const entry = this.packEntries.find((e) => e.folder === installed.folder);
+    this.opts.log.info(
+      { client, clientName: who.name, model: installed.name, hash, available: entry?.info.available ?? false },
+      "model push committed",
+    );
+    return {
+      name: entry?.info.name ?? installed.name,
+      hash: entry?.info.hash || hash,
+      folder: installed.folder,
+      available: entry?.info.available ?? false,
+      unavailableReason: entry?.info.unavailableReason ?? "the pack is in place but the node could not list it",
+    };
+  }
+
+  async pushCancel(hash: string, client: string): Promise<void> {
+    await this.pushStaging().cancel(hash);
+    this.opts.log.info({ client, hash }, "model push cancelled by an app");
+  }
+
+  /** Rescans the models folder and hands the packs to every worker. */
+  private async reloadPacks(): Promise<void> {
+    if (!this.opts.modelsDir) return;
+    this.packEntries = await this.scanPacks(this.opts.modelsDir);
+    const packs = this.packEntries.flatMap((e) => (e.pack ? [e.pack] : []));
+    const timeout = new Promise<void>((resolve) => setTimeout(resolve, WORKER_RELOAD_WAIT_MS).unref());
+    await Promise.race([Promise.all(this.runners.map((r) => r.updatePacks(packs))), timeout]);
   }
 
   health(): Health {

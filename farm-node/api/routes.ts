@@ -8,7 +8,7 @@
 export type RouteAccess = "public" | "pairing" | "farm-image" | "token";
 
 export interface NodeRoute {
-  method: "GET" | "POST" | "DELETE";
+  method: "GET" | "POST" | "PUT" | "DELETE";
   /** As the router matches it, with `:params`. */
   url: string;
   access: RouteAccess;
@@ -35,6 +35,12 @@ export const NODE_ROUTES: readonly NodeRoute[] = [
   { method: "GET", url: "/v1/images/:id", access: "token" },
   { method: "GET", url: "/v1/farm/images/:id", access: "farm-image" },
   { method: "GET", url: "/v1/events", access: "token", websocket: true },
+  // Model pushes (shared/model-push.ts): paired apps only; the node's owner can turn them off.
+  { method: "POST", url: "/v1/model-pushes", access: "token" },
+  { method: "GET", url: "/v1/model-pushes/:hash", access: "token" },
+  { method: "PUT", url: "/v1/model-pushes/:hash/files/:index", access: "token" },
+  { method: "POST", url: "/v1/model-pushes/:hash/commit", access: "token" },
+  { method: "DELETE", url: "/v1/model-pushes/:hash", access: "token" },
 ];
 
 /** The access of a matched route; a route not in the list needs a token (and cannot be registered anyway). */

@@ -1,9 +1,10 @@
 import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
+import type { Readable } from "node:stream";
 import websocket from "@fastify/websocket";
 import Fastify, { type FastifyReply, type FastifyRequest, LogController } from "fastify";
 import type { Logger } from "pino";
-import type { z } from "zod";
+import { z } from "zod";
 import { NODE_API_PREFIX } from "../../shared/constants";
 import {
   type ApiError,
@@ -14,6 +15,13 @@ import {
   KilnError,
 } from "../../shared/errors";
 import { SafeId } from "../../shared/ids";
+import {
+  PackOffer,
+  type PushChunkAccepted,
+  type PushCommitted,
+  type PushStatus,
+  Sha256Hex,
+} from "../../shared/model-push";
 import type { Health, NodeInfo } from "../../shared/node-info";
 import { PairFinishRequest, type PairResponse, PairStartRequest, type PairStartResponse } from "../../shared/pairing";
 import { type Task, type TaskAccepted, TaskRequest } from "../../shared/task";
@@ -44,6 +52,18 @@ export interface NodeService {
   verifyToken(token: string): string | null;
   metricsText(): Promise<string>;
   retryAfterS(): number;
+  /** Model pushes (shared/model-push.ts); each throws E_FORBIDDEN where the node takes none. */
+  pushOffer(offer: PackOffer, client: string): Promise<PushStatus>;
+  pushStatus(hash: string): Promise<PushStatus>;
+  pushChunk(
+    hash: string,
+    index: number,
+    offset: number,
+    body: Readable | undefined,
+    length: number | undefined,
+  ): Promise<PushChunkAccepted>;
+  pushCommit(hash: string, client: string): Promise<PushCommitted>;
+  pushCancel(hash: string, client: string): Promise<void>;
 }
 
 export interface ServerOptions {
@@ -77,6 +97,19 @@ function parseOr400<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
   if (parsed.success) return parsed.data;
   const fields = fieldErrors(parsed.error);
   throw new KilnError("E_BAD_REQUEST", `invalid ${what}: ${describeFieldErrors(fields)}`, undefined, fields);
+}
+
+const FileIndex = z
+  .string()
+  .regex(/^[0-9]{1,7}$/, "must be the number of a file of the offer, from 0")
+  .transform(Number);
+const ByteOffset = z
+  .string({ error: "is required (?offset=N: the bytes of the file the node has)" })
+  .regex(/^[0-9]{1,16}$/, "must be a whole number of bytes")
+  .transform(Number);
+
+function isStream(value: unknown): value is Readable {
+  return typeof (value as Readable | null)?.pipe === "function";
 }
 
 declare module "fastify" {
@@ -134,6 +167,9 @@ export async function createServer(opts: ServerOptions) {
     }
     parseJson(request, text, done);
   });
+
+  // A pushed file's bytes stream to disk as they arrive (up to MAX_PUSH_CHUNK_BYTES, checked there), never buffered.
+  app.addContentTypeParser("application/octet-stream", (_request, payload, done) => done(null, payload));
 
   /** 429 with Retry-After for an address the failure limiter has blocked. */
   const refuseBlocked = (request: FastifyRequest, reply: FastifyReply, what: string) => {
@@ -277,6 +313,40 @@ export async function createServer(opts: ServerOptions) {
       return reply.type("image/png").header("content-length", info.size).send(createReadStream(file));
     },
   );
+
+  app.post(`${NODE_API_PREFIX}/model-pushes`, async (request, reply) => {
+    const offer = parseOr400(PackOffer, request.body, "push offer");
+    const status = await service.pushOffer(offer, request.client);
+    return reply.code(status.installed ? 200 : 201).send(status);
+  });
+
+  app.get<{ Params: { hash: string } }>(`${NODE_API_PREFIX}/model-pushes/:hash`, async (request) =>
+    service.pushStatus(parseOr400(Sha256Hex, request.params.hash, "pack hash")),
+  );
+
+  app.put<{ Params: { hash: string; index: string }; Querystring: { offset?: string } }>(
+    `${NODE_API_PREFIX}/model-pushes/:hash/files/:index`,
+    async (request) => {
+      const hash = parseOr400(Sha256Hex, request.params.hash, "pack hash");
+      const index = parseOr400(FileIndex, request.params.index, "file index");
+      const offset = parseOr400(ByteOffset, request.query.offset, "offset");
+      if (request.body !== undefined && !isStream(request.body))
+        throw new KilnError("E_BAD_REQUEST", "send a file's bytes as Content-Type: application/octet-stream");
+      const header = request.headers["content-length"];
+      const length = header === undefined ? undefined : Number(header);
+      return service.pushChunk(hash, index, offset, request.body as Readable | undefined, length);
+    },
+  );
+
+  app.post<{ Params: { hash: string } }>(`${NODE_API_PREFIX}/model-pushes/:hash/commit`, async (request) =>
+    service.pushCommit(parseOr400(Sha256Hex, request.params.hash, "pack hash"), request.client),
+  );
+
+  app.delete<{ Params: { hash: string } }>(`${NODE_API_PREFIX}/model-pushes/:hash`, async (request) => {
+    const hash = parseOr400(Sha256Hex, request.params.hash, "pack hash");
+    await service.pushCancel(hash, request.client);
+    return { hash, cancelled: true };
+  });
 
   app.get(`${NODE_API_PREFIX}/events`, { websocket: true }, (socket, request) => {
     // Clients send acknowledgements of outcomes on this socket; the hub reads them.

@@ -56,28 +56,44 @@ export async function scanModelPacks(modelsDir: string, hasher: PackHasher): Pro
   return entries;
 }
 
-async function scanOne(dir: string, folder: string, hasher: PackHasher): Promise<PackEntry> {
-  let manifest: ModelManifest | null = null;
+/**
+ * Reads and checks a pack folder's description without hashing it: what a
+ * scan does first, and what a push checks before it moves a pack into place.
+ * Throws PackProblem; `manifest` is filled in as soon as it is read.
+ */
+export function describePackFolder(
+  dir: string,
+  folder: string,
+  found: { manifest: ModelManifest | null } = { manifest: null },
+): { manifest: ModelManifest; source: ResolvedPack["source"] } {
+  let manifest: ModelManifest;
   let source: ResolvedPack["source"] = "manifest";
+  if (existsSync(join(dir, MANIFEST_FILE))) {
+    manifest = readPackJson(dir, MANIFEST_FILE, ManifestSchema);
+  } else if (isOptimumExport(dir)) {
+    source = "optimum";
+    manifest = describeOptimumExport(dir, folder);
+  } else {
+    throw new PackProblem(
+      `not a model pack: no ${MANIFEST_FILE} and no model_index.json (an optimum ONNX export) in ${folder}/`,
+    );
+  }
+  found.manifest = manifest;
+  checkPack(dir, manifest);
+  return { manifest, source };
+}
+
+async function scanOne(dir: string, folder: string, hasher: PackHasher): Promise<PackEntry> {
+  const found: { manifest: ModelManifest | null } = { manifest: null };
   try {
-    if (existsSync(join(dir, MANIFEST_FILE))) {
-      manifest = readPackJson(dir, MANIFEST_FILE, ManifestSchema);
-    } else if (isOptimumExport(dir)) {
-      source = "optimum";
-      manifest = describeOptimumExport(dir, folder);
-    } else {
-      throw new PackProblem(
-        `not a model pack: no ${MANIFEST_FILE} and no model_index.json (an optimum ONNX export) in ${folder}/`,
-      );
-    }
-    checkPack(dir, manifest);
+    const { manifest, source } = describePackFolder(dir, folder, found);
     const digest = await hasher.digest(dir);
     const name = manifest.name ?? folder;
     const pack: ResolvedPack = { name, dir, source, manifest, hash: digest.hash, sizeBytes: digest.sizeBytes };
     return { folder, pack, info: describePack(pack) };
   } catch (error) {
     if (!(error instanceof PackProblem)) throw error;
-    return { folder, pack: null, info: unavailableInfo(folder, manifest, error.message) };
+    return { folder, pack: null, info: unavailableInfo(folder, found.manifest, error.message) };
   }
 }
 

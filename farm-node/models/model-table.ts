@@ -1,8 +1,13 @@
+import type { PackSource } from "../../shared/model-push";
 import { formatColumns } from "../text-columns";
 import type { PackEntry } from "./model-packs";
+import { describeSource } from "./pack-sources";
 
-/** `kiln-node models` output: one line per pack, the reason under a pack that cannot run. */
-export function formatModelTable(entries: readonly PackEntry[]): string {
+/**
+ * `kiln-node models` output: one line per pack, the reason under a pack that
+ * cannot run, and who pushed a pack that came from a studio app (`sources`, by entry).
+ */
+export function formatModelTable(entries: readonly PackEntry[], sources: readonly PackSource[] = []): string {
   if (entries.length === 0) return "no model packs in this folder (the built-in kiln-demo is always available)\n";
   const rows = entries.map((e) => [
     e.info.name,
@@ -16,6 +21,9 @@ export function formatModelTable(entries: readonly PackEntry[]): string {
   entries.forEach((e, i) => {
     out += `${lines[i + 1]}\n`;
     if (e.info.unavailableReason) out += `  ↳ ${e.info.unavailableReason}\n`;
+    // A pack the owner put there needs no note; a pushed one says by whom and when.
+    const source = sources[i];
+    if (source?.source === "push") out += `  ↳ ${describeSource(source)}\n`;
   });
   return out;
 }

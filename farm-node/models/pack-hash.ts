@@ -58,6 +58,34 @@ export class PackHasher {
     return { hash, sizeBytes, files: files.length, hashedFiles };
   }
 
+  /**
+   * Files hashed before whose size and modification time are unchanged, by
+   * sha256: what a push can link instead of receiving. `under`: only files in
+   * that folder; `except`: not those in this one (a push's own staging).
+   */
+  knownFiles(under: string, except: string): Map<string, { path: string; size: number; sha256: string }> {
+    const out = new Map<string, { path: string; size: number; sha256: string }>();
+    const inside = (file: string, dir: string) => !relative(dir, file).startsWith("..") && relative(dir, file) !== "";
+    for (const [path, entry] of Object.entries(this.cache)) {
+      if (out.has(entry.sha256) || !inside(path, under) || inside(path, except)) continue;
+      try {
+        const stat = statSync(path);
+        if (stat.isFile() && stat.size === entry.size && stat.mtimeMs === entry.mtimeMs)
+          out.set(entry.sha256, { path, size: entry.size, sha256: entry.sha256 });
+      } catch {
+        // Gone since it was hashed.
+      }
+    }
+    return out;
+  }
+
+  /** Records a digest the caller just checked (a pushed file at its final path), so the next scan need not read it. */
+  remember(file: string, sha256: string): void {
+    const stat = statSync(file);
+    this.cache[file] = { size: stat.size, mtimeMs: stat.mtimeMs, sha256 };
+    this.dirty = true;
+  }
+
   /** Writes the cache (atomically) when anything was hashed. */
   save(): void {
     if (!this.dirty) return;

@@ -232,9 +232,22 @@ export class DeviceRunner {
     return this.inflight.find((b) => !b.rendered);
   }
 
-  private spawn(): void {
+  /**
+   * The node's packs changed (a pack was pushed): the worker adds the new ones
+   * after the batches it has, keeping what it has loaded. Resolves once it
+   * reports its models again (or at once when no worker runs: the next gets them).
+   */
+  updatePacks(packs: ResolvedPack[]): Promise<void> {
+    this.opts.packs = packs;
+    if (!this.worker) return Promise.resolve();
+    const ready = new Promise<void>((resolve) => this.readyWaiters.push(resolve));
+    this.worker.send(this.initMessage());
+    return ready;
+  }
+
+  private initMessage(): WorkerInit {
     const { device, nodeId, imageDir, modelsDir, providers, packs, modelIdleUnloadS } = this.opts;
-    const init: WorkerInit = {
+    return {
       type: "init",
       nodeId,
       device: {
@@ -250,6 +263,11 @@ export class DeviceRunner {
       packs: device.kind === "simulated" ? [] : packs,
       modelIdleUnloadS,
     };
+  }
+
+  private spawn(): void {
+    const { device } = this.opts;
+    const init = this.initMessage();
     const log = this.opts.log.child({ device: device.uuid });
     const worker = new WorkerProcess(init, device.cudaIndex, (line) => log.info({ worker: worker.pid }, line));
     this.worker = worker;

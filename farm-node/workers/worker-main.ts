@@ -9,6 +9,8 @@ import { formatParameters } from "../../shared/png-parameters";
 import { FromWorker, ToWorker, type WorkerBatch, type WorkerInit } from "../../shared/worker-messages";
 import type { Engine, RenderedImage } from "../inference/engine";
 import { loadEngine } from "../inference/engine-factory";
+import { EngineSet } from "../inference/engine-set";
+import { PackEngine } from "../inference/pack-engine";
 import { writePng } from "../png/png-writer";
 
 let engine: Engine | null = null;
@@ -30,7 +32,8 @@ process.on("message", (raw) => {
     return;
   }
   const message = parsed.data;
-  if (message.type === "init") inference = inference.then(() => start(message));
+  // A second init (a pack pushed to the node) adds packs without unloading what is loaded.
+  if (message.type === "init") inference = inference.then(() => (engine ? addPacks(message) : start(message)));
   else if (message.type === "cancel") {
     cancelled.add(message.taskId);
     if (cancelled.size > MAX_CANCELLED_REMEMBERED) cancelled.delete(cancelled.values().next().value as string);
@@ -56,6 +59,31 @@ async function start(message: WorkerInit): Promise<void> {
     backend: loaded.backend,
     providerNotes: loaded.providerNotes,
     models: loaded.models(),
+    loadMs: performance.now() - started,
+  });
+}
+
+/** Packs new since the last init join the engine (loaded on first use, like the others); then the models are reported again. */
+async function addPacks(message: WorkerInit): Promise<void> {
+  const started = performance.now();
+  const had = new Set((init?.packs ?? []).map((p) => `${p.name}\0${p.hash}`));
+  const added = message.packs.filter((p) => !had.has(`${p.name}\0${p.hash}`));
+  init = { ...message, packs: [...(init?.packs ?? []), ...added] };
+  if (!engine) return;
+  if (added.length > 0 && message.device.kind !== "simulated") {
+    const packs = new PackEngine({
+      packs: added,
+      providers: message.providers,
+      idleUnloadMs: message.modelIdleUnloadS * 1000,
+      onModelEvent: (event) => send({ type: "model", ...event }),
+    });
+    engine = new EngineSet([engine, packs]);
+  }
+  send({
+    type: "ready",
+    backend: engine.backend,
+    providerNotes: engine.providerNotes,
+    models: engine.models(),
     loadMs: performance.now() - started,
   });
 }
