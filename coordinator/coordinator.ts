@@ -8,6 +8,7 @@ import type { ImageSummary, JobSummary, NodeSummary, UiEvent } from "../shared/u
 import { ChangeFeed } from "./change-feed";
 import { type Clock, systemClock, type TimerHandle } from "./clock";
 import { Dispatcher } from "./dispatch/dispatcher";
+import type { NodeClient } from "./nodes/node-client";
 import type { NodeConnection } from "./nodes/node-connection";
 import { type ExpectedCertificate, NodeFleet, type NodeLinks } from "./nodes/node-fleet";
 import { jobLabel, QueueCommands } from "./queue/queue-commands";
@@ -269,6 +270,10 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
 
   listNodes(): NodeSummary[] {
     return this.fleet.list(this.ledger.blocklist());
+  }
+  /** A client of its own for bulk transfers (model pushes) to a paired node; null for one this app has not paired. */
+  transferClient(nodeId: string): NodeClient | null {
+    return this.fleet.transferClient(nodeId);
   }
 
   /** Which mode this app runs in, for the UI and the CLI. */

@@ -11,15 +11,18 @@ import { formatFingerprint, normalizeFingerprint } from "../../shared/fingerprin
 import { parseGridSpec } from "../../shared/grid-spec";
 import type { JobSpecInput } from "../../shared/job";
 import { SeedMode } from "../../shared/job";
+import { PackOffer } from "../../shared/model-push";
 import { Fingerprint } from "../../shared/node-info";
 import { Coordinator } from "../coordinator";
 import { FileHashCache, LIBRARY_HASH_CACHE_FILE } from "../models/file-hash-cache";
 import { chooseLibrary, type LibraryChoice, libraryExists, openLibrary } from "../models/library-folder";
-import { scanLibrary } from "../models/library-scan";
-import { compareLibrary, type NodeModels } from "../models/models-report";
+import { readPackFiles, scanLibrary } from "../models/library-scan";
+import { compareLibrary, type LibraryPack, type NodeModels } from "../models/models-report";
+import { PushCancelled, pushPack } from "../models/pack-pusher";
+import { planPushTargets } from "../models/push-targets";
 import { loadOrCreateUiCertificate } from "../ui-api/ui-certificate";
 import { startUiServer } from "../ui-api/ui-server";
-import { formatModelsReport } from "./models-view";
+import { formatModelsReport, formatPushSummary, PushBoard, type PushLine } from "./models-view";
 import { ProgressView } from "./progress-view";
 
 function defaultDataDir(): string {
@@ -340,20 +343,33 @@ async function models(opts: CommonOptions & { json?: boolean }): Promise<number>
   const dataDir = resolve(opts.dataDir);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const packs = await scanLibrary(dir, new FileHashCache(join(dataDir, LIBRARY_HASH_CACHE_FILE)));
+  const report = await withPairedNodes(opts, async (nodes) => compareLibrary(dir, packs, nodes));
+  process.stdout.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : formatModelsReport(report));
+  return 0;
+}
+
+/**
+ * Runs `use` with every paired node (and every --node) and the models it lists,
+ * waiting up to MODELS_WAIT_MS for them to answer, while the coordinator that
+ * reached them still runs; the embedded node is not started.
+ */
+async function withPairedNodes<T>(
+  opts: CommonOptions,
+  use: (nodes: NodeModels[], coordinator: Coordinator) => Promise<T>,
+): Promise<T> {
   const unreachable: UnreachableNode[] = [];
   const coordinator = await startCoordinator(
     { ...opts, local: false },
     { dir: join(opts.dataDir, "outputs"), layout: "studio" },
     unreachable,
   );
-  let nodes: NodeModels[];
   try {
     const paired = () => coordinator.listNodes().filter((n) => n.status !== "unpaired" && n.status !== "conflict");
     const answered = (n: ReturnType<typeof paired>[number]) =>
       ((n.status === "online" || n.status === "draining") && n.models.length > 0) || n.status === "identity-changed";
     const deadline = Date.now() + MODELS_WAIT_MS;
     while (Date.now() < deadline && !paired().every(answered)) await new Promise((r) => setTimeout(r, 100));
-    nodes = paired().map((n) => {
+    const nodes: NodeModels[] = paired().map((n) => {
       const reachable = (n.status === "online" || n.status === "draining") && n.models.length > 0;
       const problem = reachable
         ? null
@@ -363,24 +379,147 @@ async function models(opts: CommonOptions & { json?: boolean }): Promise<number>
             : `did not answer within ${MODELS_WAIT_MS / 1000} s`));
       return { id: n.id, name: n.name, host: n.host, port: n.port, reachable, problem, models: n.models };
     });
+    for (const u of unreachable) {
+      const address = `${u.host}:${u.port}`;
+      nodes.push({
+        id: address,
+        name: address,
+        host: u.host,
+        port: u.port,
+        reachable: false,
+        problem: u.reason,
+        models: [],
+      });
+    }
+    return await use(nodes, coordinator);
   } finally {
     await coordinator.stop();
   }
-  for (const u of unreachable) {
-    const address = `${u.host}:${u.port}`;
-    nodes.push({
-      id: address,
-      name: address,
-      host: u.host,
-      port: u.port,
-      reachable: false,
-      problem: u.reason,
-      models: [],
+}
+
+/**
+ * `kiln models push NAME`: sends a library pack to the paired nodes that lack
+ * it (or, with --all, to every paired node), all at once, with a progress line
+ * per node. `--node HOST:PORT` without `--token` picks among paired nodes; with
+ * tokens, those nodes are added and pushed to. Stopping the command keeps what
+ * each node received: the next push resumes from there.
+ */
+async function modelsPush(name: string, opts: CommonOptions & { all?: boolean }): Promise<number> {
+  const dir = openLibrary(libraryChoice(opts));
+  const dataDir = resolve(opts.dataDir);
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const cache = new FileHashCache(join(dataDir, LIBRARY_HASH_CACHE_FILE));
+  const pack = findPack(await scanLibrary(dir, cache), name, dir);
+  const picked = opts.token.length === 0 && opts.node.length > 0 ? opts.node : null;
+  return withPairedNodes(picked ? { ...opts, node: [], fingerprint: [] } : opts, async (paired, coordinator) => {
+    const nodes = paired.filter((n) => !picked || picked.some((p) => p.host === n.host && p.port === n.port));
+    const results: Array<{ label: string; line: PushLine }> = [];
+    for (const p of picked ?? []) {
+      if (!nodes.some((n) => n.host === p.host && n.port === p.port))
+        results.push({
+          label: `${p.host}:${p.port}`,
+          line: {
+            state: "failed",
+            reason: "not a paired node (pair it with kiln pair, or give --token and --fingerprint)",
+          },
+        });
+    }
+    const targets = planPushTargets(pack, nodes, opts.all === true);
+    const label = (n: NodeModels) => (n.name === `${n.host}:${n.port}` ? n.name : `${n.name} ${n.host}:${n.port}`);
+    const sending = targets.filter((t) => t.action === "push");
+    let offer: PackOffer | null = null;
+    if (sending.length > 0) {
+      // Read now: the bytes on disk are the ones offered (their sha256 comes from the cache when unchanged).
+      const read = await readPackFiles(join(dir, pack.folder), cache);
+      const parsed = PackOffer.safeParse({ name: pack.name, hash: read.hash, files: read.files });
+      if (!parsed.success) {
+        const issue = parsed.error.issues[0];
+        throw new KilnError(
+          "E_BAD_REQUEST",
+          `${pack.name} cannot be pushed: ${issue?.path.join(".") || "pack"} ${issue?.message ?? "is not acceptable"}`,
+        );
+      }
+      offer = parsed.data;
+    }
+    const board = new PushBoard(
+      process.stderr,
+      sending.map((t) => label(t.node)),
+    );
+    if (offer && sending.length > 0)
+      process.stderr.write(`pushing ${pack.name} (${formatPackSize(pack)}) to ${sending.length} node(s)\n`);
+    const lines = await Promise.all(
+      targets.map(async (target): Promise<PushLine> => {
+        if (target.action === "already-there") return { state: "already-there" };
+        if (target.action === "fail") return { state: "failed", reason: target.reason };
+        const { node } = target;
+        const client = coordinator.transferClient(node.id);
+        if (!client || !offer) return { state: "failed", reason: "not a paired node of this app" };
+        const show = (line: PushLine) => board.update(label(node), line);
+        try {
+          const outcome = await pushPack(
+            client,
+            { dir: join(dir, pack.folder), offer },
+            {
+              onProgress: (p) =>
+                show(
+                  p.doneBytes >= p.bytesToSend
+                    ? { state: "committing" }
+                    : {
+                        state: "sending",
+                        percent: p.percent,
+                        doneBytes: p.doneBytes,
+                        bytesToSend: p.bytesToSend,
+                        bytesPerSecond: p.bytesPerSecond,
+                      },
+                ),
+            },
+          );
+          const line: PushLine =
+            outcome.kind === "already-there"
+              ? { state: "already-there" }
+              : {
+                  state: "installed",
+                  sentBytes: outcome.sentBytes,
+                  totalBytes: outcome.totalBytes,
+                  bytesLinked: outcome.bytesLinked,
+                };
+          show(line);
+          return line;
+        } catch (error) {
+          const line: PushLine = {
+            state: "failed",
+            reason: error instanceof PushCancelled ? "cancelled" : (error as Error).message,
+          };
+          show(line);
+          return line;
+        } finally {
+          client.close();
+        }
+      }),
+    );
+    targets.forEach((t, i) => {
+      results.push({ label: label(t.node), line: lines[i] as PushLine });
     });
-  }
-  const report = compareLibrary(dir, packs, nodes);
-  process.stdout.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : formatModelsReport(report));
-  return 0;
+    process.stdout.write(formatPushSummary(pack.name, results));
+    return results.some((r) => r.line.state === "failed") ? 1 : 0;
+  });
+}
+
+/** The library pack called `name` (or in the folder `name`), usable, or a refusal saying why. */
+function findPack(packs: readonly LibraryPack[], name: string, dir: string): LibraryPack {
+  const pack = packs.find((p) => p.name === name) ?? packs.find((p) => p.folder === name);
+  if (!pack)
+    throw new KilnError(
+      "E_BAD_REQUEST",
+      `no pack called "${name}" in the model library ${dir} (kiln models lists what it has)`,
+    );
+  if (pack.status.state !== "ok")
+    throw new KilnError("E_BAD_REQUEST", `${name} in the model library cannot be pushed: ${pack.status.reason}`);
+  return pack;
+}
+
+function formatPackSize(pack: LibraryPack): string {
+  return `${pack.files} files, ${(pack.sizeBytes / 1e6).toFixed(1)} MB`;
 }
 
 async function pair(address: { host: string; port: number }, code: string, opts: CommonOptions): Promise<number> {
@@ -442,7 +581,10 @@ async function serve(opts: CommonOptions & { port: number; lan: boolean; out?: s
   return 0;
 }
 
-const program = new Command("kiln").description("Kiln: render on every GPU of the studio's farm from a terminal");
+const program = new Command("kiln")
+  .description("Kiln: render on every GPU of the studio's farm from a terminal")
+  // Each command's options follow it (`kiln models push … --models DIR` are push's); kiln itself has none.
+  .enablePositionalOptions();
 
 commonOptions(
   program
@@ -470,15 +612,29 @@ commonOptions(program.command("nodes").description("list discovered and paired n
   },
 );
 
-commonOptions(
+const modelsCommand = commonOptions(
   program
     .command("models")
     .description(
       "list the studio's model library (kind, content hash, size, status) and whether each paired node has each pack",
     )
-    .option("--json", "print the report as JSON for scripts", false),
+    .option("--json", "print the report as JSON for scripts", false)
+    // `kiln models push … --models DIR`: options after `push` are push's, not this command's.
+    .enablePositionalOptions(),
 ).action(async (opts) => {
   process.exitCode = await models(opts);
+});
+
+commonOptions(
+  modelsCommand
+    .command("push")
+    .description(
+      "send a library pack to the paired nodes that lack it (or have other bytes under its name), with progress per node; stopping keeps what was sent, the next push resumes",
+    )
+    .argument("<name>", "the pack's name (or folder) in the library")
+    .option("--all", "push to every paired node (a node that has it says so)", false),
+).action(async (name, opts) => {
+  process.exitCode = await modelsPush(name, opts);
 });
 
 commonOptions(

@@ -95,3 +95,103 @@ function formatColumns(rows: readonly (readonly string[])[]): string {
     )
     .join("\n");
 }
+
+/** How one node's push stands, for its progress line and the summary. */
+export type PushLine =
+  | { state: "waiting" }
+  | { state: "sending"; percent: number; doneBytes: number; bytesToSend: number; bytesPerSecond: number }
+  | { state: "committing" }
+  | { state: "installed"; sentBytes: number; totalBytes: number; bytesLinked: number }
+  | { state: "already-there" }
+  | { state: "failed"; reason: string };
+
+/** MB/s as disks and links count them (10^6 bytes). */
+export function formatRate(bytesPerSecond: number): string {
+  return `${(bytesPerSecond / 1e6).toFixed(1)} MB/s`;
+}
+
+/** One node's line while a push runs (a terminal redraws it in place). */
+export function formatPushLine(label: string, line: PushLine): string {
+  switch (line.state) {
+    case "waiting":
+      return `${label}  offering…`;
+    case "sending":
+      return `${label}  ${String(line.percent).padStart(3)}%  ${formatSize(line.doneBytes)} of ${formatSize(line.bytesToSend)}  ${formatRate(line.bytesPerSecond)}`;
+    case "committing":
+      return `${label}  100%  verifying and installing…`;
+    default:
+      return `${label}  ${pushOutcomeWords(line)}`;
+  }
+}
+
+/** The end of a push to one node, in words. */
+export function pushOutcomeWords(line: PushLine): string {
+  switch (line.state) {
+    case "installed": {
+      const reused = line.totalBytes - line.sentBytes;
+      const extra =
+        reused > 0
+          ? ` (${formatSize(reused)} were already on the node${line.bytesLinked > 0 ? " or linked from its other packs" : ""})`
+          : "";
+      return `installed: sent ${formatSize(line.sentBytes)} of ${formatSize(line.totalBytes)}${extra}`;
+    }
+    case "already-there":
+      return "already there";
+    case "failed":
+      return `failed: ${line.reason}`;
+    default:
+      return "not finished";
+  }
+}
+
+/** The summary after `kiln models push`: one line per node. */
+export function formatPushSummary(name: string, results: ReadonlyArray<{ label: string; line: PushLine }>): string {
+  if (results.length === 0)
+    return `${name}: no paired nodes to push to (pair one with: kiln pair HOST:PORT CODE, or give --node with --token)\n`;
+  const width = Math.max(...results.map((r) => r.label.length));
+  return `${name}:\n${results.map((r) => `  ${r.label.padEnd(width)}  ${pushOutcomeWords(r.line)}\n`).join("")}`;
+}
+
+/**
+ * The progress lines of a push to several nodes: redrawn in place on a
+ * terminal (at most every `intervalMs`), otherwise a plain line at each
+ * quarter and at the end, so a log shows the push without a line per chunk.
+ */
+export class PushBoard {
+  private readonly lines = new Map<string, PushLine>();
+  private drawn = 0;
+  private lastDraw = Number.NEGATIVE_INFINITY;
+  private readonly quarters = new Map<string, number>();
+
+  constructor(
+    private readonly out: { write(text: string): unknown; isTTY?: boolean },
+    labels: readonly string[],
+    private readonly now: () => number = Date.now,
+    private readonly intervalMs = 200,
+  ) {
+    for (const label of labels) this.lines.set(label, { state: "waiting" });
+  }
+
+  update(label: string, line: PushLine): void {
+    this.lines.set(label, line);
+    if (this.out.isTTY) {
+      const final = line.state !== "sending";
+      if (final || this.now() - this.lastDraw >= this.intervalMs) this.redraw();
+      return;
+    }
+    if (line.state === "sending") {
+      const quarter = Math.floor(line.percent / 25);
+      if (quarter <= (this.quarters.get(label) ?? -1) || quarter >= 4) return;
+      this.quarters.set(label, quarter);
+    } else if (line.state === "waiting" || line.state === "committing") return;
+    this.out.write(`${formatPushLine(label, line)}\n`);
+  }
+
+  private redraw(): void {
+    this.lastDraw = this.now();
+    let text = this.drawn > 0 ? `\x1b[${this.drawn}A` : "";
+    for (const [label, line] of this.lines) text += `\x1b[2K${formatPushLine(label, line)}\n`;
+    this.drawn = this.lines.size;
+    this.out.write(text);
+  }
+}

@@ -4,6 +4,7 @@ import { join, relative, sep } from "node:path";
 import { z } from "zod";
 import { DEMO_MODEL } from "../../shared/constants";
 import { ModelManifest } from "../../shared/model-manifest";
+import type { PushFile } from "../../shared/model-push";
 import { isPackFileName, type PackFileDigest, packHashInput } from "../../shared/pack-files";
 import type { FileHashCache } from "./file-hash-cache";
 import type { LibraryPack } from "./models-report";
@@ -85,6 +86,29 @@ async function scanOne(packDir: string, folder: string, cache: FileHashCache): P
       status: { state: "unreadable", reason: error.message },
     };
   }
+}
+
+/**
+ * What a push offers of a library pack: every counted file with its size and
+ * sha256 (from the cache when unchanged), and the content hash over them, read
+ * now: the bytes on disk at push time are the ones offered.
+ */
+export async function readPackFiles(
+  packDir: string,
+  cache: FileHashCache,
+): Promise<{ hash: string; files: PushFile[] }> {
+  const files: PushFile[] = [];
+  for (const file of listFiles(packDir)) {
+    const stat = statSync(file);
+    files.push({
+      path: relative(packDir, file).split(sep).join("/"),
+      size: stat.size,
+      sha256: await cache.sha256(file, stat),
+    });
+  }
+  cache.save();
+  const hash = createHash("sha256").update(packHashInput(files)).digest("hex");
+  return { hash, files };
 }
 
 /** The pack's name and kind, and what makes it unusable when something does (name and kind are still shown). */

@@ -1,5 +1,6 @@
 import { X509Certificate } from "node:crypto";
 import { EventEmitter } from "node:events";
+import { createReadStream } from "node:fs";
 import { type PeerCertificate, connect as tlsConnect } from "node:tls";
 import { Agent, fetch, type Response } from "undici";
 import WebSocket, { type ClientOptions } from "ws";
@@ -7,6 +8,13 @@ import type { z } from "zod";
 import { MAX_NODE_MESSAGE_BYTES } from "../../shared/constants";
 import { ApiError, describeFieldErrors, fieldErrors, KilnError } from "../../shared/errors";
 import { formatFingerprint, normalizeFingerprint } from "../../shared/fingerprint";
+import {
+  MAX_PUSH_CHUNK_BYTES,
+  type PackOffer,
+  PushChunkAccepted,
+  PushCommitted,
+  PushStatus,
+} from "../../shared/model-push";
 import { type NodeAck, NodeEvent } from "../../shared/node-events";
 import { Health, NodeInfo } from "../../shared/node-info";
 import { TaskAccepted, type TaskRequest } from "../../shared/task";
@@ -16,6 +24,20 @@ const REQUEST_TIMEOUT_MS = 10_000;
 /** The largest JSON answer read from a node: /v1/node with 64 devices and many models is tens of KB. */
 const MAX_NODE_ANSWER_BYTES = 4 * 2 ** 20;
 const MAX_SOCKETS_PER_NODE = 8;
+/**
+ * One upload of a pushed file (at most MAX_PUSH_CHUNK_BYTES): 8 MiB takes under
+ * a second on a 100 Mbit/s link, so a minute means the link or the node is gone.
+ */
+const PUSH_CHUNK_TIMEOUT_MS = 60_000;
+/** A commit: the node checks every file's sha256 and the pack's hash, then renames; many GB take minutes. */
+const PUSH_COMMIT_TIMEOUT_MS = 30 * 60_000;
+
+/** The bytes of one upload: `path` from `start` up to `end` (exclusive). */
+export interface FileSlice {
+  path: string;
+  start: number;
+  end: number;
+}
 
 export type SubmitOutcome =
   | { kind: "accepted"; accepted: TaskAccepted }
@@ -160,6 +182,67 @@ export class NodeClient extends EventEmitter<NodeClientEvents> {
     return readResultBody(res, bytes, what);
   }
 
+  /** Offers a pack for a push (shared/model-push.ts): what the node still needs, or that it is installed. */
+  async pushOffer(offer: PackOffer, signal?: AbortSignal): Promise<PushStatus> {
+    return answerAs(PushStatus, await this.call("POST", "/v1/model-pushes", offer, { signal }), "push offer");
+  }
+
+  async pushStatus(hash: string, signal?: AbortSignal): Promise<PushStatus> {
+    return answerAs(PushStatus, await this.call("GET", pushPath(hash), undefined, { signal }), "push status");
+  }
+
+  /**
+   * Uploads one slice of file `index`, streamed from disk, with a timeout of
+   * its own. A 409 E_CONFLICT carries the node's offset in `details.offset`.
+   */
+  async pushChunk(hash: string, index: number, slice: FileSlice, signal?: AbortSignal): Promise<PushChunkAccepted> {
+    const length = slice.end - slice.start;
+    if (!Number.isInteger(length) || length < 0 || length > MAX_PUSH_CHUNK_BYTES)
+      throw new KilnError("E_INTERNAL", `an upload carries 0 to ${MAX_PUSH_CHUNK_BYTES} bytes, not ${length}`);
+    const timeout = AbortSignal.timeout(PUSH_CHUNK_TIMEOUT_MS);
+    const stream = createReadStream(slice.path, {
+      start: slice.start,
+      // createReadStream's end is inclusive; an empty slice reads nothing.
+      end: Math.max(slice.start, slice.end - 1),
+      highWaterMark: 1 << 20,
+    });
+    const body = length === 0 ? Buffer.alloc(0) : stream;
+    if (length === 0) stream.destroy();
+    let res: Response;
+    try {
+      res = await this.send(`${this.baseUrl}${pushPath(hash)}/files/${index}?offset=${slice.start}`, {
+        method: "PUT",
+        headers: {
+          authorization: `Bearer ${this.token}`,
+          "content-type": "application/octet-stream",
+          "content-length": String(length),
+        },
+        body,
+        duplex: "half",
+        redirect: "error",
+        signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+      });
+    } finally {
+      // A refused or cut upload leaves the file open otherwise.
+      if (!stream.destroyed) stream.destroy();
+    }
+    return answerAs(PushChunkAccepted, res, "push upload");
+  }
+
+  /** Verifies and installs a push whose bytes are all there. */
+  async pushCommit(hash: string, signal?: AbortSignal): Promise<PushCommitted> {
+    const res = await this.call("POST", `${pushPath(hash)}/commit`, undefined, {
+      signal,
+      timeoutMs: PUSH_COMMIT_TIMEOUT_MS,
+    });
+    return answerAs(PushCommitted, res, "push commit");
+  }
+
+  /** Cancels a push: the node removes its staging (a later push starts from zero). */
+  async pushCancel(hash: string, signal?: AbortSignal): Promise<void> {
+    await answer(await this.call("DELETE", pushPath(hash), undefined, { signal }), "push cancel");
+  }
+
   /** Opens the event stream and keeps it open until {@link close}. */
   connect(): void {
     if (this.closed || this.socket) return;
@@ -214,9 +297,25 @@ export class NodeClient extends EventEmitter<NodeClientEvents> {
     void this.dispatcher.destroy();
   }
 
-  private async call(method: string, path: string, body?: unknown): Promise<Response> {
+  private call(
+    method: string,
+    path: string,
+    body?: unknown,
+    extra: { signal?: AbortSignal; timeoutMs?: number } = {},
+  ): Promise<Response> {
+    return this.guarded(() =>
+      request(`${this.baseUrl}${path}`, this.dispatcher, { method, body, token: this.token, ...extra }),
+    );
+  }
+
+  private send(url: string, init: Parameters<typeof fetch>[1]): Promise<Response> {
+    return this.guarded(() => fetch(url, { ...init, dispatcher: this.dispatcher }));
+  }
+
+  /** A request whose TLS failure means another certificate becomes E_IDENTITY_CHANGED (and is announced). */
+  private async guarded(go: () => Promise<Response>): Promise<Response> {
     try {
-      return await request(`${this.baseUrl}${path}`, this.dispatcher, { method, body, token: this.token });
+      return await go();
     } catch (error) {
       const identity = identityError((error as { cause?: unknown }).cause ?? error, this.pin);
       if (identity) {
@@ -260,11 +359,16 @@ function identityError(error: unknown, pin: NodePin): KilnError | null {
   );
 }
 
+function pushPath(hash: string): string {
+  return `/v1/model-pushes/${encodeURIComponent(hash)}`;
+}
+
 export function request(
   url: string,
   dispatcher: Agent,
-  opts: { method?: string; body?: unknown; token?: string },
+  opts: { method?: string; body?: unknown; token?: string; signal?: AbortSignal; timeoutMs?: number },
 ): Promise<Response> {
+  const timeout = AbortSignal.timeout(opts.timeoutMs ?? REQUEST_TIMEOUT_MS);
   return fetch(url, {
     dispatcher,
     method: opts.method ?? "GET",
@@ -275,7 +379,7 @@ export function request(
     body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
     // A node's redirect would send the token and the request where the node says: an error, never followed.
     redirect: "error",
-    signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+    signal: opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout,
   });
 }
 

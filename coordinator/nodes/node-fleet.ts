@@ -293,6 +293,19 @@ export class NodeFleet {
     return [...known, ...unpaired];
   }
 
+  /**
+   * A client of its own for bulk transfers to a paired node (model pushes): its
+   * own connections, so gigabytes in flight never hold up the tasks and events
+   * on the node's link. Null for a node this app has not paired.
+   */
+  transferClient(nodeId: string): NodeClient | null {
+    const node = this.nodes.get(nodeId);
+    const token = this.opts.vault.get(nodeId);
+    const pin = this.opts.pins.get(nodeId);
+    if (!node || node.local || !token || !pin) return null;
+    return new NodeClient(baseUrlOf(node.host, node.port), token, pin);
+  }
+
   private get links(): NodeLinks {
     return this.opts.links ?? networkLinks;
   }
