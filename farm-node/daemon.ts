@@ -428,12 +428,17 @@ export class Daemon implements NodeService {
       installed: () => this.packEntries.map((e) => ({ folder: e.folder, name: e.info.name, hash: e.info.hash })),
       log: this.opts.log,
     });
-    const staged = staging.stagedHashes();
-    if (staged.length > 0)
-      this.opts.log.info(
-        { pushes: staged },
-        "model pushes staged before this start; they resume when their app returns",
-      );
+    void staging
+      .expireStale()
+      .then(() => {
+        const staged = staging.stagedHashes();
+        if (staged.length > 0)
+          this.opts.log.info(
+            { pushes: staged },
+            "model pushes staged before this start; they resume when their app returns",
+          );
+      })
+      .catch((error: unknown) => this.opts.log.warn({ err: error }, "could not remove abandoned model pushes"));
     return staging;
   }
 

@@ -6,6 +6,7 @@ import {
   lstat,
   mkdir,
   open,
+  readdir,
   readFile,
   rename,
   rm,
@@ -42,6 +43,8 @@ import {
 /** The staging folder inside the models folder: a dot-folder, which the scanner skips, on the same disk (rename is atomic). */
 export const INCOMING_FOLDER = ".incoming";
 const PUSH_FILE = "push.json";
+/** A staged push nobody wrote to for this long is abandoned: its staging is removed and its disk freed. */
+export const PUSH_STAGING_EXPIRY_MS = 7 * 24 * 3600 * 1000;
 const PACK_FOLDER = "pack";
 
 /** What a push keeps beside its staged files, so it survives a node restart. */
@@ -145,6 +148,28 @@ export class PushStaging {
   }
 
   /**
+   * Removes stagings nobody wrote to for PUSH_STAGING_EXPIRY_MS (by the newest
+   * mtime of anything in them), except those in use now; returns their hashes.
+   * Run at start and before each offer, so an abandoned push does not hold its
+   * disk (and count against new offers) for ever.
+   */
+  async expireStale(now = Date.now()): Promise<string[]> {
+    const expired: string[] = [];
+    for (const hash of this.stagedHashes()) {
+      const push = this.pushes.get(hash);
+      if (push && (push.writing.size > 0 || push.committing)) continue;
+      const dir = join(this.incoming, hash);
+      if (now - (await newestMtime(dir)) < PUSH_STAGING_EXPIRY_MS) continue;
+      if (push) push.gone = true;
+      this.pushes.delete(hash);
+      await rm(dir, { recursive: true, force: true });
+      expired.push(hash);
+      this.opts.log.info({ hash }, "an abandoned model push expired; its staging was removed");
+    }
+    return expired;
+  }
+
+  /**
    * Takes an offer: checks it, links what the node has, checks the disk, and
    * answers what to send. The same offer again (an app restart, another app)
    * answers the same push with the bytes there now.
@@ -176,6 +201,7 @@ export class PushStaging {
         [{ path: "name", message: "is taken on this node" }],
       );
 
+    await this.expireStale();
     const existing = await this.load(offer.hash);
     if (existing && !samePushOffer(existing.record.offer, offer)) {
       throw new KilnError(
@@ -652,6 +678,16 @@ function samePushOffer(a: PackOffer, b: PackOffer): boolean {
 
 function notFound(hash: string): KilnError {
   return new KilnError("E_NOT_FOUND", `no push of a pack with hash ${hash.slice(0, 64)} on this node; offer it first`);
+}
+
+/** The newest mtime (ms) of a folder and everything in it. */
+async function newestMtime(dir: string): Promise<number> {
+  let newest = (await lstat(dir)).mtimeMs;
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    newest = Math.max(newest, entry.isDirectory() ? await newestMtime(path) : (await lstat(path)).mtimeMs);
+  }
+  return newest;
 }
 
 async function syncDir(dir: string): Promise<void> {
