@@ -4,10 +4,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
+import { pushPack } from "../../../coordinator/models/pack-pusher";
+import { NodeClient } from "../../../coordinator/nodes/node-client";
 import type { RunningNode } from "../../support/kiln-node-process";
 import { api } from "../../support/node-client";
 import { waitUntil } from "../../support/wait-until";
 import { LabFarm, type Tally } from "./lab-farm";
+import { countingLink, paddedPack } from "./lab-push";
 
 export interface ScenarioResult {
   name: string;
@@ -414,6 +417,63 @@ export const SCENARIOS: Scenario[] = [
         const pinned = (await farm.nodesNow()).find((n) => n.id === gpu1.nodeId)?.fingerprint;
         expect(problems, pinned === gpu1.pin.fingerprint, "the studio's pin for gpu1 is not gpu1's certificate");
         return farm.tally(60, 11_000);
+      }),
+  },
+  {
+    name: "12. a node's link goes down mid-push and comes back: the push resumes, no half pack is listed",
+    run: () =>
+      withFarm("push", ["gpu1", "gpu2"], [], async (farm, notes, problems) => {
+        await farm.startNode("gpu1", 12);
+        const gpu2 = await farm.startNode("gpu2", 12, ["--models", mkdtempSync(join(tmpdir(), "kiln-lab-models-"))]);
+        await farm.startServe();
+        const job = await farm.submit(60, 12_000);
+        const pack = await paddedPack(48);
+        const chunkBytes = 1 << 20;
+        const client = new NodeClient(`https://${farm.lan.host("gpu2").address}:${gpu2.port}`, gpu2.token, gpu2.pin);
+        const link = countingLink(client);
+        // What gpu2 lists while the push runs: never the pack before its commit is answered.
+        let committed = false;
+        let listedEarly = false;
+        const watching = setInterval(() => {
+          void client
+            .info()
+            .then((info) => {
+              if (!committed && info.models.some((m) => m.name === pack.offer.name)) listedEarly = true;
+            })
+            .catch(() => undefined);
+        }, 200);
+        let cut = false;
+        let plugged: Promise<void> = Promise.resolve();
+        try {
+          const outcome = await pushPack(link, pack, {
+            chunkBytes,
+            onProgress: (p) => {
+              if (cut || p.percent < 25) return;
+              cut = true;
+              farm.lan.setLink("gpu2", false);
+              plugged = sleep(4000).then(() => farm.lan.setLink("gpu2", true));
+            },
+          });
+          committed = true;
+          expect(problems, outcome.kind === "installed", `the push ended as ${outcome.kind}`);
+        } catch (error) {
+          problems.push(`the push failed: ${(error as Error).message}`);
+        } finally {
+          clearInterval(watching);
+          await plugged;
+        }
+        const waste = link.uploadedBytes() - pack.bytes;
+        notes.push(
+          `cable pulled at 25% for 4 s; ${(link.uploadedBytes() / 2 ** 20).toFixed(1)} MiB handed to uploads for a ${(pack.bytes / 2 ** 20).toFixed(1)} MiB pack (${(waste / 2 ** 20).toFixed(1)} MiB again)`,
+        );
+        expect(problems, cut, "the push ended before the cable was pulled");
+        expect(problems, waste <= chunkBytes * pack.offer.files.length, "more than one chunk per file was sent twice");
+        expect(problems, !listedEarly, "gpu2 listed the pack before its commit was answered");
+        const listed = (await client.info()).models.find((m) => m.name === pack.offer.name);
+        expect(problems, listed?.hash === pack.offer.hash, "gpu2 does not list the pushed pack with its hash");
+        client.close();
+        await farm.waitForJob(job);
+        return farm.tally(60, 12_000);
       }),
   },
 ];
