@@ -8,6 +8,7 @@ import type { ImageSummary, JobSummary, NodeSummary, UiEvent } from "../shared/u
 import { ChangeFeed } from "./change-feed";
 import { type Clock, systemClock, type TimerHandle } from "./clock";
 import { Dispatcher } from "./dispatch/dispatcher";
+import { ModelPushes, type ModelPushesOptions } from "./models/model-pushes";
 import type { NodeClient } from "./nodes/node-client";
 import type { NodeConnection } from "./nodes/node-connection";
 import { type ExpectedCertificate, NodeFleet, type NodeLinks } from "./nodes/node-fleet";
@@ -56,6 +57,14 @@ export interface CoordinatorOptions {
    * node of the farm pulls from it; no LAN nodes, no local node, no mDNS.
    */
   farm?: string;
+  /**
+   * The studio's model library: queued images' models are pushed on demand to
+   * paired nodes that lack them (or list other bytes under their name, which
+   * then get no work for them). Left out: no pushes (`--no-push`). Not in farm mode.
+   */
+  modelLibrary?: string;
+  /** Tuning of on-demand pushes (tests: small chunks, quick retries). */
+  modelPushes?: Pick<ModelPushesOptions, "maxConcurrent" | "push">;
 }
 
 export interface CoordinatorEvents {
@@ -85,6 +94,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   private readonly dispatcher: Dispatcher;
   private readonly intake: ResultIntake;
   private readonly queue: QueueCommands;
+  private readonly pushes: ModelPushes | null;
   private timer: TimerHandle | null = null;
   private stopped = false;
 
@@ -109,8 +119,20 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       onConnected: (node) => this.dispatcher.resubmitRestored(node),
       onTelemetry: (update) => this.emit("ui", { type: "telemetry", ...update }),
     });
+    this.pushes =
+      opts.modelLibrary && !opts.farm
+        ? new ModelPushes({
+            ...shared,
+            ...opts.modelPushes,
+            library: opts.modelLibrary,
+            fleet: this.fleet,
+            dataDir: opts.dataDir,
+          })
+        : null;
+    const pushes = this.pushes;
     this.dispatcher = new Dispatcher({
       ...shared,
+      unusableModels: pushes ? (nodeId) => pushes.unusable(nodeId) : undefined,
       fleet: this.fleet,
       model: this.model,
       leaseMs,
@@ -124,6 +146,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       model: this.model,
       outputDir: opts.outputDir,
       onSubmitted: () => this.tick(),
+      modelArriving: pushes ? (model) => pushes.arriving(model) : undefined,
     });
     this.intake = new ResultIntake({
       ...shared,
@@ -145,6 +168,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       ),
     );
     if (swept > 0) this.log.info({ swept }, "removed partial files left by an interrupted write");
+    await this.pushes?.start();
     const farm = this.opts.farm;
     await this.fleet.start({
       farm,
@@ -170,6 +194,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     if (this.timer !== null) this.clock.clearInterval(this.timer);
     saveThroughput(join(this.opts.dataDir, "throughput.json"), this.model);
     this.dispatcher.stop();
+    await this.pushes?.stop();
     this.fleet.closeLinks();
     // Results being stored settle (their downloads fail fast once the links are closed) before the ledger closes.
     await this.intake.stop();
@@ -269,7 +294,19 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   }
 
   listNodes(): NodeSummary[] {
-    return this.fleet.list(this.ledger.blocklist());
+    const nodes = this.fleet.list(this.ledger.blocklist());
+    const pushes = this.pushes;
+    if (!pushes) return nodes;
+    return nodes.map((node) => {
+      if (node.status === "unpaired" || node.status === "conflict") return node;
+      const summaries = pushes.summaries(node.id);
+      const different = pushes.unusable(node.id);
+      return {
+        ...node,
+        ...(summaries ? { pushes: summaries } : {}),
+        ...(different.size > 0 ? { differentModels: [...different] } : {}),
+      };
+    });
   }
   /** A client of its own for bulk transfers (model pushes) to a paired node; null for one this app has not paired. */
   transferClient(nodeId: string): NodeClient | null {
@@ -292,6 +329,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     if (this.stopped) return;
     const now = this.clock.now();
     this.queue.tick(now);
+    this.pushes?.tick(now);
     this.dispatcher.tick(now, this.ledger.isQueuePaused());
     this.flushUiEvents();
   }

@@ -83,6 +83,17 @@ export const HISTORY_SAMPLES = 300;
 export const NodeStatus = z.enum(["online", "lost", "draining", "unpaired", "conflict", "identity-changed", "pairing"]);
 export type NodeStatus = z.infer<typeof NodeStatus>;
 
+/** An on-demand push of a library pack to a node (issue 16, item 2), as the farm panel shows it. */
+export const ModelPushSummary = z.object({
+  model: z.string(),
+  state: z.enum(["pushing", "failed", "done"]),
+  percent: z.number().min(0).max(100),
+  bytesPerSecond: z.number().nonnegative(),
+  /** Why a push failed, in words (the node's own answer where it gave one). */
+  reason: z.string().nullable(),
+});
+export type ModelPushSummary = z.infer<typeof ModelPushSummary>;
+
 export const NodeSummary = z.object({
   id: z.string(),
   name: z.string(),
@@ -103,6 +114,10 @@ export const NodeSummary = z.object({
   blockedModels: z.array(z.string()),
   /** Per device uuid: samples of the last 5 minutes, oldest first. Sent with the node list, not every second. */
   history: z.record(z.string(), z.array(DeviceSample)),
+  /** On-demand pushes of library packs to this node: in flight, failed (with why) or done. */
+  pushes: z.array(ModelPushSummary).optional(),
+  /** Models the node lists with other bytes than the studio library's: it takes no work for them. */
+  differentModels: z.array(z.string()).optional(),
 });
 export type NodeSummary = z.infer<typeof NodeSummary>;
 

@@ -96,6 +96,7 @@ interface CommonOptions {
   fingerprint: string[];
   trustFirstUse: boolean;
   farm?: string;
+  push: boolean;
   logLevel: string;
 }
 
@@ -106,6 +107,10 @@ function commonOptions(command: Command): Command {
     .option(
       "--models <dir>",
       "the studio's model library, one folder per pack; the embedded node renders from it (default: $KILN_MODELS, else ~/.local/share/kiln/models)",
+    )
+    .option(
+      "--no-push",
+      "do not push library packs on demand to nodes that lack a queued job's model (render and serve do otherwise)",
     )
     .option("--no-discovery", "do not look for nodes on the LAN by mDNS")
     .option(
@@ -155,7 +160,7 @@ interface UnreachableNode {
 
 async function startCoordinator(
   opts: CommonOptions,
-  output: { dir: string; layout: "studio" | "flat" },
+  output: { dir: string; layout: "studio" | "flat"; pushOnDemand?: boolean },
   unreachable?: UnreachableNode[],
 ): Promise<Coordinator> {
   if (opts.node.length !== opts.token.length) {
@@ -172,6 +177,8 @@ async function startCoordinator(
     );
   }
   const library = opts.local && !opts.farm ? embeddedNodeLibrary(opts) : null;
+  // The library pushes come from: the embedded node's, else the one named or the default when it is there.
+  const pushLibrary = output.pushOnDemand && opts.push && !opts.farm ? (library ?? embeddedNodeLibrary(opts)) : null;
   const log = pino({ level: opts.logLevel }, pino.destination(2));
   const coordinator = new Coordinator({
     dataDir: resolve(opts.dataDir),
@@ -188,6 +195,7 @@ async function startCoordinator(
     discovery: opts.discovery,
     clientName: `kiln on ${hostname()}`,
     farm: opts.farm,
+    ...(pushLibrary ? { modelLibrary: pushLibrary } : {}),
     log,
   });
   await coordinator.start();
@@ -244,7 +252,9 @@ async function render(promptArg: string | undefined, opts: CommonOptions & Recor
   const out = opts.out as string | undefined;
   const coordinator = await startCoordinator(
     opts,
-    out ? { dir: out, layout: "flat" } : { dir: join(opts.dataDir, "outputs"), layout: "studio" },
+    out
+      ? { dir: out, layout: "flat", pushOnDemand: true }
+      : { dir: join(opts.dataDir, "outputs"), layout: "studio", pushOnDemand: true },
   );
   let exitCode = 0;
   try {
@@ -543,7 +553,7 @@ async function serve(opts: CommonOptions & { port: number; lan: boolean; out?: s
   const outputDir = resolve(opts.out ?? join(opts.dataDir, "outputs"));
   // On the LAN the token must not travel in cleartext; made first, so a damaged certificate stops nothing half-started.
   const certificate = opts.lan ? await loadOrCreateUiCertificate(resolve(opts.dataDir)) : undefined;
-  const coordinator = await startCoordinator(opts, { dir: outputDir, layout: "studio" });
+  const coordinator = await startCoordinator(opts, { dir: outputDir, layout: "studio", pushOnDemand: true });
   const token = randomBytes(24).toString("base64url");
   const host = opts.lan ? "0.0.0.0" : "127.0.0.1";
   const log = pino({ level: opts.logLevel }, pino.destination(2));

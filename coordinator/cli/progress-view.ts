@@ -1,4 +1,4 @@
-import type { JobSummary, UiEvent } from "../../shared/ui-api";
+import type { JobSummary, NodeSummary, UiEvent } from "../../shared/ui-api";
 
 interface DeviceLine {
   name: string;
@@ -18,6 +18,8 @@ export class ProgressView {
   private drawnLines = 0;
   private lastPlain = 0;
   private readonly started = Date.now();
+  /** The last push state seen per node and model, to print a line when one starts, ends or fails. */
+  private readonly pushes = new Map<string, string>();
 
   constructor(
     private readonly jobId: string,
@@ -28,6 +30,8 @@ export class ProgressView {
     if (event.type === "queue.changed") {
       const job = event.jobs.find((j) => j.id === this.jobId);
       if (job) this.job = job;
+    } else if (event.type === "nodes.changed") {
+      for (const line of pushNotices(this.pushes, event.nodes)) this.say(line);
     } else if (event.type === "telemetry") {
       for (const d of event.devices) {
         if (d.state === "busy" || d.imagesTotal > 0 || this.devices.has(d.uuid)) {
@@ -40,6 +44,15 @@ export class ProgressView {
         }
       }
     }
+  }
+
+  /** A line of its own above the progress display (which is drawn again below it). */
+  private say(line: string): void {
+    if (this.out.isTTY && this.drawnLines > 0) {
+      this.out.write(`\x1b[${this.drawnLines}A\x1b[J`);
+      this.drawnLines = 0;
+    }
+    this.out.write(`${line}\n`);
   }
 
   update(job: JobSummary): void {
@@ -74,6 +87,28 @@ export class ProgressView {
     this.out.write(lines.map((l) => `\x1b[2K${l}\n`).join(""));
     this.drawnLines = lines.length;
   }
+}
+
+/**
+ * Lines for the pushes whose state changed since `seen` (which is updated):
+ * one when a push starts, one when it is done or failed (with why).
+ */
+export function pushNotices(seen: Map<string, string>, nodes: readonly NodeSummary[]): string[] {
+  const lines: string[] = [];
+  for (const node of nodes) {
+    for (const push of node.pushes ?? []) {
+      const key = `${node.id}\n${push.model}`;
+      if (seen.get(key) === push.state) continue;
+      seen.set(key, push.state);
+      const where = `${node.name} (${node.host}:${node.port})`;
+      if (push.state === "pushing")
+        lines.push(`pushing ${push.model} to ${where}; it takes work once the pack is there`);
+      else if (push.state === "done") lines.push(`${push.model} is on ${where} now`);
+      else
+        lines.push(`pushing ${push.model} to ${where} failed: ${push.reason ?? "unknown"}; it takes none of this job`);
+    }
+  }
+  return lines;
 }
 
 export function formatDuration(seconds: number): string {

@@ -41,6 +41,8 @@ export interface DispatcherOptions {
   startupGraceMs: number;
   /** Seconds of work per micro-batch. */
   targetTaskSeconds?: number;
+  /** Models a node lists that it must not get work for (other bytes than the studio library's). */
+  unusableModels?(nodeId: string): ReadonlySet<string>;
 }
 
 /**
@@ -60,6 +62,8 @@ export class Dispatcher {
   private stopped = false;
   /** Names of the available models, per models list a node reported (kept while the node keeps that list). */
   private readonly modelNames = new WeakMap<readonly ModelInfo[], string[]>();
+  /** Available names less a node's unusable ones, per names list and unusable set. */
+  private readonly usableNames = new WeakMap<string[], WeakMap<ReadonlySet<string>, string[]>>();
   /** `${nodeId}/${uuid}` per node and device: one string each, so maps keyed on it do not hash a new one every tick. */
   private readonly keys = new Map<string, Map<string, string>>();
 
@@ -131,7 +135,7 @@ export class Dispatcher {
     const views: DeviceView[] = [];
     for (const node of this.opts.fleet.all()) {
       if (node.status !== "online" || !node.info) continue;
-      const models = this.availableModels(node.info.models);
+      const models = this.usableModels(node.id, this.availableModels(node.info.models));
       const blockedModels = blockedByNode.get(node.id) ?? NONE_BLOCKED;
       const maxInflight = node.client.pipelineDepth?.();
       const accepting = !node.drained;
@@ -221,6 +225,23 @@ export class Dispatcher {
       this.modelNames.set(models, names);
     }
     return names;
+  }
+
+  /** A node's available models less those it must not take; the same array while neither changes. */
+  private usableModels(nodeId: string, names: string[]): string[] {
+    const unusable = this.opts.unusableModels?.(nodeId);
+    if (!unusable || unusable.size === 0) return names;
+    let bySet = this.usableNames.get(names);
+    if (!bySet) {
+      bySet = new WeakMap();
+      this.usableNames.set(names, bySet);
+    }
+    let usable = bySet.get(unusable);
+    if (!usable) {
+      usable = names.filter((n) => !unusable.has(n));
+      bySet.set(unusable, usable);
+    }
+    return usable;
   }
 
   private deviceKey(nodeId: string, uuid: string): string {

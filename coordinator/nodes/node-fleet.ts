@@ -306,6 +306,12 @@ export class NodeFleet {
     return new NodeClient(baseUrlOf(node.host, node.port), token, pin);
   }
 
+  /** Reads a paired node's info again (its models after a push), as on a reconnect. */
+  async refresh(nodeId: string): Promise<void> {
+    const node = this.nodes.get(nodeId);
+    if (node && !this.stopped) await this.refreshInfo(node);
+  }
+
   private get links(): NodeLinks {
     return this.opts.links ?? networkLinks;
   }

@@ -31,6 +31,8 @@ export interface QueueCommandsOptions {
   outputDir: string;
   /** A job was queued: dispatch at once rather than at the next tick. */
   onSubmitted(): void;
+  /** Whether a model is being pushed to some node: a job waiting for it is not stalled. */
+  modelArriving?(model: string): boolean;
 }
 
 /**
@@ -204,7 +206,7 @@ export class QueueCommands {
   private stallReason(model: string, devices: DeviceView[]): string | null {
     if (this.opts.ledger.isQueuePaused()) return null;
     const able = devices.filter((d) => d.models.includes(model));
-    if (able.length === 0) return `no online node has model ${model}`;
+    if (able.length === 0) return this.opts.modelArriving?.(model) ? null : `no online node has model ${model}`;
     if (able.some((d) => !d.blockedModels.has(model))) return null;
     const names = [...new Set(able.map((d) => this.opts.fleet.get(d.nodeId)?.name ?? d.nodeId))].join(", ");
     return `every node with ${model} (${names}) is blocklisted for it after repeated failures; clear the blocklist or add a node`;
