@@ -12,7 +12,7 @@ import { FileHashCache, LIBRARY_HASH_CACHE_FILE } from "./file-hash-cache";
 import { readPackFiles, scanLibrary } from "./library-scan";
 import type { LibraryPack } from "./models-report";
 import { type PushOptions, pushPack } from "./pack-pusher";
-import { differentModels, failureKey, type PlanNode, type PushFailure, planPushes } from "./push-plan";
+import { differentModels, failureKey, type PlanNode, type PushFailure, planPushes } from "./push-decisions";
 
 export interface ModelPushesOptions {
   /** The studio's model library folder. */

@@ -5,7 +5,7 @@ import {
   type PlanInput,
   type PlanNode,
   planPushes,
-} from "../../../../coordinator/models/push-plan";
+} from "../../../../coordinator/models/push-decisions";
 
 const H = "a".repeat(64);
 const OTHER = "b".repeat(64);
