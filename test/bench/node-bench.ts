@@ -25,11 +25,11 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
 import { NodeClient } from "../../coordinator/nodes/node-client";
-import type { NodeEvent } from "../../shared/node-events";
 import { heapGrowth } from "../support/heap-snapshot-growth";
 import { INSPECT_ANY_PORT, InspectorSession } from "../support/inspector-session";
 import { startNode } from "../support/kiln-node-process";
 import { rssMb } from "../support/process-figures";
+import { NodeRenderDriver } from "./node-render-driver";
 
 const SMOKE = process.argv.includes("--smoke") || process.env.KILN_BENCH_SMOKE === "1";
 const snapshotsAt = process.argv.indexOf("--heap-snapshots");
@@ -63,7 +63,6 @@ const onStreamLost = (reason: string) => {
   line(`event stream lost (${reason}); reconnecting`);
 };
 client.on("disconnected", onStreamLost);
-let taskNo = 0;
 
 /** Each device's worker as the daemon last announced it (a restarted worker has a new pid). */
 function workerPids(): Map<string, number> {
@@ -72,81 +71,9 @@ function workerPids(): Map<string, number> {
   return pids;
 }
 
-/** As a coordinator does: every image fetched, every outcome acknowledged once taken. */
-const fetches: Promise<void>[] = [];
-client.on("event", (e) => {
-  const { delivery } = e;
-  if (delivery === undefined) return;
-  if (e.type === "image.ready") fetches.push(client.image(e.imageId, e.bytes).then(() => client.ack(delivery, 200)));
-  else client.ack(delivery, 200);
-});
-
-/** Outcomes not yet acknowledged come again after a reconnect: each image counts once. */
-const counted = new Set<string>();
-
-/**
- * Keeps the device's queue topped up until `count` images are ready and
- * fetched: submits until the node answers busy, and again whenever a task is done.
- */
-async function render(count: number): Promise<{ wallMs: number; ortMs: number }> {
-  let submitted = 0;
-  let ready = 0;
-  let ortMs = 0;
-  const started = performance.now();
-  let onEvent: (e: NodeEvent) => void = () => undefined;
-  await new Promise<void>((resolve, reject) => {
-    let pumping = false;
-    let again = false;
-    const pump = async () => {
-      if (pumping) {
-        again = true;
-        return;
-      }
-      pumping = true;
-      do {
-        again = false;
-        while (submitted < count) {
-          const n = Math.min(BATCH, count - submitted);
-          const id = `bench-${++taskNo}`;
-          const outcome = await client.submit({
-            id,
-            model: "kiln-demo",
-            width: SIZE,
-            height: SIZE,
-            steps: 4,
-            images: Array.from({ length: n }, (_, i) => ({
-              id: `${id}-${i}`,
-              seed: taskNo * BATCH + i,
-              prompt: `bench ${taskNo * BATCH + i}`,
-            })),
-          });
-          if (outcome.kind === "busy") break;
-          if (outcome.kind !== "accepted")
-            return reject(new Error(`submit: ${outcome.kind}: ${outcome.error.message}`));
-          submitted += n;
-        }
-      } while (again);
-      pumping = false;
-    };
-    onEvent = (e) => {
-      if (e.type === "image.ready" && !counted.has(e.imageId)) {
-        counted.add(e.imageId);
-        ortMs += e.timings.ortMs;
-        if (++ready >= count) resolve();
-      } else if (e.type === "task.done") {
-        void pump();
-      } else if (e.type === "task.failed" || e.type === "task.cancelled") {
-        reject(new Error(`task ${e.taskId}: ${e.type}${e.type === "task.failed" ? `: ${e.message}` : ""}`));
-      }
-    };
-    client.on("event", onEvent);
-    void pump();
-  });
-  const wallMs = performance.now() - started;
-  client.off("event", onEvent);
-  await Promise.all(fetches.splice(0));
-  return { wallMs, ortMs };
-}
+/** As a coordinator does: every image fetched, every outcome acknowledged, the queue kept topped up. */
+const driver = new NodeRenderDriver(client, { batch: BATCH, size: SIZE });
+const render = (count: number) => driver.render(count);
 
 interface MemoryFigures {
   heapMbDaemon: number;

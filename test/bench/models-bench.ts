@@ -1,0 +1,364 @@
+/**
+ * npm run bench:models — pushing a model pack to real kiln-nodes, as the app
+ * does (coordinator/models/pack-pusher.ts over the app's NodeClient), on a test
+ * LAN of network namespaces joined by veths and a bridge (test/support/netns.ts);
+ * this process is the app at 10.77.0.250, each node on its own host with its own
+ * models folder and state dir.
+ *
+ * The pack: the tiny SD pack (a valid pack, so the node installs it at commit)
+ * plus one large file of random bytes (`unet/padding.onnx_data`, incompressible),
+ * 2 GiB in all (64 MiB with --smoke). MB here is 2^20 bytes.
+ *
+ * Figures, all from one run:
+ * - raw_tls_mb_per_s: the baseline. A TLS sink (a plain node process, the node's
+ *   own certificate and key from its state dir) started inside the node's
+ *   namespace with `ip netns exec`, reading and discarding; this process streams
+ *   the pack's files to it over one pinned TLS connection. Pack bytes ÷ time from
+ *   the first byte written to the sink's byte count received back.
+ * - push_mb_per_s_one: pack bytes ÷ wall time from offer to commit answered, to
+ *   that same node.
+ * - push_mb_per_s_four: 4 × pack bytes ÷ wall time, four fresh nodes at once.
+ * - resume_waste_mb: a fresh node's cable is pulled (Lan.setLink) a third of the
+ *   way into a push and plugged back a few seconds later; the pusher retries and
+ *   resumes. Bytes handed to pushChunk in all − the pack's bytes (a cut upload
+ *   counts whole, so an upper bound on the bytes sent twice).
+ * - render_slowdown_during_push: a fresh node with `--devices cpu` (on its own
+ *   host on the LAN) renders kiln-demo 512×512 as node-bench does
+ *   (node-render-driver.ts); images/s over the push's span [offer, commit
+ *   answered] with a push under way, then over a window of the same length right
+ *   after it without; slowdown = 1 − with / without.
+ *
+ * Targets: push_mb_per_s_one ≥ 0.8 × raw_tls_mb_per_s; render slowdown ≤ 10 %;
+ * bytes sent twice ≤ one chunk per file. The full form exits 1 when one is
+ * missed; `--smoke` (or KILN_BENCH_SMOKE=1) runs the same code paths with a
+ * small pack and prints without judging. Needs root (namespaces): without it
+ * the reason is printed, and the smoke form exits 0, the full form 1.
+ * Ends with one JSON line.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes, X509Certificate } from "node:crypto";
+import { once } from "node:events";
+import { closeSync, cpSync, createReadStream, mkdirSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
+import { loadavg, tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { connect as tlsConnect } from "node:tls";
+import { FileHashCache } from "../../coordinator/models/file-hash-cache";
+import { readPackFiles } from "../../coordinator/models/library-scan";
+import { type PackToPush, type PushLink, pushPack } from "../../coordinator/models/pack-pusher";
+import { NodeClient } from "../../coordinator/nodes/node-client";
+import { MAX_PUSH_CHUNK_BYTES } from "../../shared/model-push";
+import { writeTinyPacks } from "../fixtures/tiny-packs/write-tiny-packs";
+import { type RunningNode, startNode } from "../support/kiln-node-process";
+import { Lan, NETNS_SKIP_REASON } from "../support/netns";
+import { NodeRenderDriver } from "./node-render-driver";
+
+const SMOKE = process.argv.includes("--smoke") || process.env.KILN_BENCH_SMOKE === "1";
+const JUDGED = !SMOKE;
+const MIB = 2 ** 20;
+/** KILN_BENCH_MODELS_MB overrides the full form's size (where 2 GiB does not fit the disk or the time). */
+const PACK_MB = SMOKE ? 64 : Number(process.env.KILN_BENCH_MODELS_MB ?? 2048);
+const CHUNK_BYTES = MAX_PUSH_CHUNK_BYTES;
+const HOSTS = ["n1", "n2", "n3", "n4"] as const;
+const PACK_NAME = "bench-pack";
+/** How long the cable stays out, and where in the push it is pulled. */
+const CUT_MS = SMOKE ? 1500 : 4000;
+const CUT_AT = 1 / 3;
+const TARGETS = { pushOverRaw: 0.8, renderSlowdown: 0.1 };
+
+const line = (text: string) => process.stderr.write(`${text}\n`);
+const load = () => Number(loadavg()[0]?.toFixed(2));
+const mbps = (bytes: number, ms: number) => bytes / MIB / (ms / 1000);
+const round = (x: number, digits = 2) => Number(x.toFixed(digits));
+
+if (NETNS_SKIP_REASON) {
+  line(`bench:models: ${NETNS_SKIP_REASON}; nothing measured`);
+  process.exit(SMOKE ? 0 : 1);
+}
+
+const root = mkdtempSync(join(tmpdir(), "kiln-models-bench-"));
+const nodes = new Set<RunningNode>();
+const sinks = new Set<ChildProcess>();
+let lan: Lan | null = null;
+
+/** Synchronous, so a signal can run it too: processes, namespaces, folders. */
+function cleanUp(): void {
+  for (const n of nodes) n.proc.kill("SIGKILL");
+  for (const s of sinks) s.kill("SIGKILL");
+  lan?.destroy();
+  lan = null;
+  rmSync(root, { recursive: true, force: true, maxRetries: 2 });
+}
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.once(signal, () => {
+    cleanUp();
+    process.exit(130);
+  });
+}
+
+/** The pack in the library: the tiny SD pack and `unet/padding.onnx_data` of random bytes, PACK_MB in all. */
+async function makePack(): Promise<{ pack: PackToPush; bytes: number; paths: string[] }> {
+  const made = writeTinyPacks(join(root, "made"));
+  const dir = join(root, "library", PACK_NAME);
+  cpSync(made.sd, dir, { recursive: true });
+  const cache = new FileHashCache(join(root, "library-hashes.json"));
+  const small = (await readPackFiles(dir, cache)).files.reduce((s, f) => s + f.size, 0);
+  const fd = openSync(join(dir, "unet", "padding.onnx_data"), "w");
+  try {
+    for (let left = PACK_MB * MIB - small; left > 0; left -= MIB) writeSync(fd, randomBytes(Math.min(MIB, left)));
+  } finally {
+    closeSync(fd);
+  }
+  const { hash, files } = await readPackFiles(dir, cache);
+  return {
+    pack: { dir, offer: { name: PACK_NAME, hash, files } },
+    bytes: files.reduce((s, f) => s + f.size, 0),
+    paths: files.map((f) => join(dir, f.path)),
+  };
+}
+
+async function startOn(host: string, extra: string[] = []): Promise<{ node: RunningNode; client: NodeClient }> {
+  if (!lan) throw new Error("no LAN");
+  const dir = mkdtempSync(join(root, `${host}-`));
+  const models = join(dir, "models");
+  const stateDir = join(dir, "state");
+  mkdirSync(models);
+  mkdirSync(stateDir);
+  const { prefix, address } = lan.host(host);
+  const node = await startNode(["--name", host, "--models", models, ...extra], { prefix, host: address, stateDir });
+  nodes.add(node);
+  return { node, client: new NodeClient(node.url, node.token, node.pin) };
+}
+
+/** Stops a node and removes its folders (a received pack is PACK_MB on disk). */
+async function dispose(node: RunningNode, client: NodeClient): Promise<void> {
+  client.close();
+  await node.stop();
+  nodes.delete(node);
+  rmSync(join(node.stateDir, ".."), { recursive: true, force: true });
+}
+
+/** A node that takes pushes and renders nothing real: one simulated device. */
+const PUSH_ONLY = ["--simulate", "1x24GB@10"];
+
+/** Timed push: offer to commit answered. Checks the node then lists the pack. */
+async function timedPush(
+  client: NodeClient,
+  pack: PackToPush,
+  link: PushLink = client,
+  onProgress?: (doneBytes: number, bytesToSend: number) => void,
+): Promise<{ ms: number; state: string }> {
+  const started = performance.now();
+  const outcome = await pushPack(link, pack, {
+    chunkBytes: CHUNK_BYTES,
+    onProgress: (p) => onProgress?.(p.doneBytes, p.bytesToSend),
+  });
+  const ms = performance.now() - started;
+  if (outcome.kind !== "installed") throw new Error(`push: ${outcome.kind}, expected a fresh install`);
+  const listed = (await client.info()).models.find((m) => m.name === PACK_NAME);
+  if (!listed) throw new Error("the node does not list the pushed pack after its commit");
+  if (listed.hash !== pack.offer.hash) throw new Error(`the node lists ${PACK_NAME} with another hash`);
+  return { ms, state: listed.available ? "available" : `installed, not available (${listed.unavailableReason})` };
+}
+
+/**
+ * The baseline: the pack's files streamed over one TLS connection (pinned to the
+ * node's certificate) to a sink in the node's namespace that serves with the
+ * node's own certificate and key, reads and discards, and answers its byte count.
+ */
+const SINK = `
+const tls = require("node:tls"), fs = require("node:fs");
+const [cert, key, host] = process.argv.slice(1);
+const server = tls.createServer({ cert: fs.readFileSync(cert), key: fs.readFileSync(key) }, (socket) => {
+  let bytes = 0;
+  socket.on("data", (d) => { bytes += d.length; });
+  socket.on("end", () => socket.end(JSON.stringify({ bytes })));
+});
+server.listen(0, host, () => console.log(JSON.stringify({ port: server.address().port })));
+process.stdin.on("end", () => process.exit(0)).resume();
+`;
+
+async function rawTls(host: string, node: RunningNode, paths: string[], bytes: number): Promise<number> {
+  if (!lan) throw new Error("no LAN");
+  const { prefix, address } = lan.host(host);
+  const [command, ...args] = [
+    ...prefix,
+    process.execPath,
+    "-e",
+    SINK,
+    join(node.stateDir, "tls-cert.pem"),
+    join(node.stateDir, "tls-key.pem"),
+    address,
+  ];
+  const sink = spawn(command as string, args, { stdio: ["pipe", "pipe", "inherit"] });
+  sinks.add(sink);
+  try {
+    const [first] = (await once(sink.stdout, "data", { signal: AbortSignal.timeout(15_000) })) as [Buffer];
+    const { port } = JSON.parse(first.toString()) as { port: number };
+    const socket = tlsConnect({ host: address, port, rejectUnauthorized: false });
+    await once(socket, "secureConnect", { signal: AbortSignal.timeout(15_000) });
+    const presented = socket.getPeerX509Certificate()?.fingerprint256;
+    if (presented !== new X509Certificate(node.pin.certPem).fingerprint256)
+      throw new Error("the sink presented another certificate than the node's");
+    let answer = "";
+    socket.setEncoding("utf8").on("data", (d: string) => {
+      answer += d;
+    });
+    const ended = once(socket, "end");
+    const started = performance.now();
+    for (const path of paths) {
+      for await (const chunk of createReadStream(path, { highWaterMark: MIB })) {
+        if (!socket.write(chunk)) await once(socket, "drain");
+      }
+    }
+    socket.end();
+    await ended;
+    const ms = performance.now() - started;
+    const got = (JSON.parse(answer) as { bytes: number }).bytes;
+    if (got !== bytes) throw new Error(`the sink counted ${got} bytes of ${bytes}`);
+    return ms;
+  } finally {
+    sink.kill();
+    sinks.delete(sink);
+  }
+}
+
+let failed = false;
+try {
+  lan = new Lan("mbench", [...HOSTS]);
+  lan.joinRoot();
+  const loadAtStart = load();
+  const generated = performance.now();
+  const { pack, bytes, paths } = await makePack();
+  const files = pack.offer.files.length;
+  line(
+    `pack ${PACK_NAME}: ${files} files, ${(bytes / MIB).toFixed(1)} MB (random ${PACK_MB} MB file inside), ` +
+      `made and hashed in ${((performance.now() - generated) / 1000).toFixed(1)} s; chunks of ${CHUNK_BYTES / MIB} MB; load ${loadAtStart}`,
+  );
+
+  // One node: the raw TLS baseline to its host with its certificate, then the push.
+  const one = await startOn("n1", PUSH_ONLY);
+  const rawMs = await rawTls("n1", one.node, paths, bytes);
+  const rawMbps = mbps(bytes, rawMs);
+  line(`raw TLS upload to n1 (sink with the node's certificate, discards): ${rawMbps.toFixed(1)} MB/s`);
+  const pushOne = await timedPush(one.client, pack);
+  const oneMbps = mbps(bytes, pushOne.ms);
+  const ratio = oneMbps / rawMbps;
+  line(
+    `push to one node: ${oneMbps.toFixed(1)} MB/s (${(pushOne.ms / 1000).toFixed(2)} s; node lists it ${pushOne.state}); ` +
+      `${(100 * ratio).toFixed(0)} % of raw TLS (target >= ${100 * TARGETS.pushOverRaw} %)`,
+  );
+  await dispose(one.node, one.client);
+
+  // Four fresh nodes at once.
+  const four = await Promise.all(HOSTS.map((h) => startOn(h, PUSH_ONLY)));
+  const fourStarted = performance.now();
+  const states = await Promise.all(four.map((n) => timedPush(n.client, pack)));
+  const fourMs = performance.now() - fourStarted;
+  const fourMbps = mbps(4 * bytes, fourMs);
+  line(
+    `push to four nodes at once: ${fourMbps.toFixed(1)} MB/s in all (${(fourMs / 1000).toFixed(2)} s; ` +
+      `each ${states.map((s) => `${(s.ms / 1000).toFixed(2)} s`).join(", ")}; ${states.map((s) => s.state).join(", ")})`,
+  );
+  for (const n of four) await dispose(n.node, n.client);
+
+  // A cut cable mid-push.
+  const cutHost = "n2";
+  const resumed = await startOn(cutHost, PUSH_ONLY);
+  let handed = 0;
+  let chunkFailures = 0;
+  const counting: PushLink = {
+    pushOffer: (o, s) => resumed.client.pushOffer(o, s),
+    pushStatus: (h, s) => resumed.client.pushStatus(h, s),
+    pushCommit: (h, s) => resumed.client.pushCommit(h, s),
+    pushCancel: (h, s) => resumed.client.pushCancel(h, s),
+    async pushChunk(h, i, slice, s) {
+      handed += slice.end - slice.start;
+      try {
+        return await resumed.client.pushChunk(h, i, slice, s);
+      } catch (error) {
+        chunkFailures++;
+        throw error;
+      }
+    },
+  };
+  let cut: Promise<void> | null = null;
+  const pushCut = await timedPush(resumed.client, pack, counting, (done, toSend) => {
+    if (cut || done < CUT_AT * toSend) return;
+    lan?.setLink(cutHost, false);
+    cut = sleep(CUT_MS).then(() => lan?.setLink(cutHost, true));
+  });
+  await cut;
+  if (!cut) throw new Error("the push ended before its cable was pulled");
+  const wasteBytes = handed - bytes;
+  const wasteBound = files * CHUNK_BYTES;
+  line(
+    `push with the cable out ${CUT_MS / 1000} s at ${(100 * CUT_AT).toFixed(0)} %: ${(pushCut.ms / 1000).toFixed(2)} s, ` +
+      `${chunkFailures} upload(s) failed; handed to pushChunk ${(handed / MIB).toFixed(1)} MB for a ${(bytes / MIB).toFixed(1)} MB pack: ` +
+      `waste ${(wasteBytes / MIB).toFixed(1)} MB (target <= one chunk per file: ${(wasteBound / MIB).toFixed(0)} MB); node lists it ${pushCut.state}`,
+  );
+  await dispose(resumed.node, resumed.client);
+
+  // Rendering while a push arrives.
+  const render = await startOn("n3", ["--devices", "cpu", "--queue", "8"]);
+  render.client.connect();
+  await once(render.client, "connected", { signal: AbortSignal.timeout(30_000) });
+  const driver = new NodeRenderDriver(render.client, { batch: 4, size: 512, prefix: "models-bench" });
+  await driver.render(8); // the first runs at a shape are slow
+  let slowdown = Number.NaN;
+  const stop = new AbortController();
+  const rendering = driver.render(Number.POSITIVE_INFINITY, stop.signal);
+  try {
+    await sleep(1000);
+    const p0 = performance.now();
+    const pushRender = await timedPush(render.client, pack);
+    const p1 = performance.now();
+    const windowMs = p1 - p0;
+    await sleep(windowMs);
+    const withPush = driver.readyBetween(p0, p1) / (windowMs / 1000);
+    const alone = driver.readyBetween(p1, p1 + windowMs) / (windowMs / 1000);
+    stop.abort();
+    await rendering;
+    slowdown = 1 - withPush / alone;
+    line(
+      `kiln-demo 512x512 on n3's CPU device: ${withPush.toFixed(2)} images/s while receiving the push ` +
+        `(${(windowMs / 1000).toFixed(2)} s, ${mbps(bytes, pushRender.ms).toFixed(1)} MB/s), ${alone.toFixed(2)} images/s ` +
+        `over as long right after; slowdown ${(100 * slowdown).toFixed(1)} % (target <= ${100 * TARGETS.renderSlowdown} %)`,
+    );
+  } finally {
+    stop.abort();
+    await rendering.catch(() => undefined);
+  }
+  await dispose(render.node, render.client);
+
+  const misses = [
+    ratio < TARGETS.pushOverRaw && "push_mb_per_s_one < 0.8 × raw_tls_mb_per_s",
+    slowdown > TARGETS.renderSlowdown && "render_slowdown_during_push > 10 %",
+    wasteBytes > wasteBound && "bytes sent twice > one chunk per file",
+  ].filter(Boolean);
+  if (JUDGED) line(misses.length === 0 ? "all targets met" : `targets MISSED: ${misses.join("; ")}`);
+  else line("(smoke form: figures printed, not judged)");
+  failed = JUDGED && misses.length > 0;
+
+  console.log(
+    JSON.stringify({
+      push_mb_per_s_one: round(oneMbps),
+      push_mb_per_s_four: round(fourMbps),
+      raw_tls_mb_per_s: round(rawMbps),
+      resume_waste_mb: round(wasteBytes / MIB),
+      render_slowdown_during_push: round(slowdown, 4),
+      pack_mb: round(bytes / MIB, 1),
+      chunk_mb: CHUNK_BYTES / MIB,
+      resume_failed_uploads: chunkFailures,
+      load_1m_start: loadAtStart,
+      load_1m_end: load(),
+    }),
+  );
+} catch (error) {
+  failed = true;
+  line(`bench:models failed: ${(error as Error).stack ?? error}`);
+} finally {
+  await Promise.all([...nodes].map((n) => n.stop().catch(() => undefined)));
+  cleanUp();
+}
+process.exitCode = failed ? 1 : 0;
