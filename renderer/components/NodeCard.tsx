@@ -1,6 +1,7 @@
 import { formatFingerprint } from "../../shared/fingerprint";
 import type { NodeStatus } from "../../shared/ui-api";
 import { useActions } from "../api/actions-context";
+import { pushText } from "../model/model-push-text";
 import { useFarmStore } from "../stores/farm-store";
 import { ConfirmButton } from "./ConfirmButton";
 import { DeviceCard } from "./DeviceCard";
@@ -51,6 +52,24 @@ export function NodeCard({ nodeId }: { nodeId: string }) {
             ))}
           </ul>
         </div>
+      )}
+      {(node.differentModels?.length ?? 0) > 0 && (
+        <p className="node-different">
+          Other bytes than the studio's library under {node.differentModels?.join(", ")}: no work for{" "}
+          {node.differentModels?.length === 1 ? "it" : "them"} here until the library's copy arrives.
+        </p>
+      )}
+      {(node.pushes?.length ?? 0) > 0 && (
+        <ul className="node-pushes" aria-label="Models from the studio's library">
+          {node.pushes?.map((push) => (
+            <li key={push.model} className={`push push-${push.state}`}>
+              {pushText(push)}
+              {push.state === "pushing" && (
+                <progress max={100} value={push.percent} aria-label={`${push.model} received`} />
+              )}
+            </li>
+          ))}
+        </ul>
       )}
       {node.fingerprint && (
         <p className="node-fingerprint">
