@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { createHash, type Hash } from "node:crypto";
 import { constants, createReadStream, createWriteStream, existsSync, readdirSync } from "node:fs";
 import {
   copyFile,
@@ -90,6 +90,13 @@ interface Push {
   /** Set while a commit checks and moves the files: no upload may change them. */
   committing: boolean;
   gone: boolean;
+  /**
+   * Per file index, the sha256 of its bytes taken as they arrived, from byte 0
+   * on: a commit then needs no second read of what was received. Dropped for a
+   * file whose bytes on disk part from what was hashed (a cut upload, a restart),
+   * which is then read again at commit.
+   */
+  received: Map<number, { hash: Hash; bytes: number }>;
 }
 
 async function statfsFree(dir: string): Promise<number> {
@@ -304,6 +311,14 @@ export class PushStaging {
     push.writing.add(index);
     push.uploads.add(body);
     const path = join(push.dir, PACK_FOLDER, file.path);
+    let received = push.received.get(index);
+    if (offset === 0) {
+      received = { hash: createHash("sha256"), bytes: 0 };
+      push.received.set(index, received);
+    } else if (received?.bytes !== offset) {
+      received = undefined;
+      push.received.delete(index);
+    }
     let written = 0;
     const limit = Math.min(MAX_PUSH_CHUNK_BYTES, file.size - offset);
     const counter = new Transform({
@@ -321,6 +336,10 @@ export class PushStaging {
           return;
         }
         written += chunk.length;
+        if (received) {
+          received.hash.update(chunk);
+          received.bytes += chunk.length;
+        }
         done(null, chunk);
       },
     });
@@ -355,6 +374,8 @@ export class PushStaging {
       push.uploads.delete(body);
       // What is on disk is what the push resumes from, whatever happened to the request.
       file.have = (await sizeOf(path)) ?? file.have;
+      // Bytes hashed that did not all reach the disk: that file is read again at commit.
+      if (received && received.bytes !== file.have) push.received.delete(index);
     }
     return { index, have: file.have, complete: file.have === file.size };
   }
@@ -402,7 +423,13 @@ export class PushStaging {
         // A linked file shares the inode of a file the scanner hashed: unchanged since, it needs no second read.
         const stat = await lstat(path);
         if (local?.source === "linked" && stat.mtimeMs === local.mtimeMs && stat.size === file.size) continue;
-        if ((await sha256File(path)) !== file.sha256) bad.push(file);
+        const received = push.received.get(file.index);
+        const digest =
+          received?.bytes === file.size && stat.size === file.size
+            ? received.hash.digest("hex")
+            : await sha256File(path);
+        push.received.delete(file.index);
+        if (digest !== file.sha256) bad.push(file);
       }
       if (bad.length > 0) {
         for (const file of bad) {
@@ -494,6 +521,7 @@ export class PushStaging {
       lock: Promise.resolve(),
       committing: false,
       gone: false,
+      received: new Map(),
     };
     this.pushes.set(offer.hash, push);
     return push;
@@ -524,6 +552,7 @@ export class PushStaging {
       lock: Promise.resolve(),
       committing: false,
       gone: false,
+      received: new Map(),
     };
     push.files = await this.plan(push, new Map());
     this.pushes.set(hash, push);
