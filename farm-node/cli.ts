@@ -6,6 +6,7 @@ import pino from "pino";
 import { DEFAULT_NODE_PORT } from "../shared/constants";
 import { Backend } from "../shared/device";
 import { formatFingerprint } from "../shared/fingerprint";
+import { formatColumns } from "../shared/text-columns";
 import { requestPairingWindow, signalDaemon } from "./auth/pairing-request";
 import { readTokenFile } from "./auth/token-file";
 import { TokenStore } from "./auth/token-store";
@@ -17,7 +18,6 @@ import { formatModelTable } from "./models/model-table";
 import { HASH_CACHE_FILE, PackHasher } from "./models/pack-hash";
 import { PackSourceBook } from "./models/pack-sources";
 import { StateDir } from "./state-dir";
-import { formatColumns } from "./text-columns";
 import { KILN_VERSION } from "./version";
 
 function defaultStateDir(): string {

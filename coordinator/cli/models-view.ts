@@ -1,3 +1,4 @@
+import { formatColumns } from "../../shared/text-columns";
 import { type ModelsReport, type NodeModelStatus, shortHash, statusDetail, statusWord } from "../models/models-report";
 
 /**
@@ -76,24 +77,6 @@ export function formatSize(bytes: number): string {
 
 function count(n: number, what: string): string {
   return `${n} ${what}${n === 1 ? "" : "s"}`;
-}
-
-/** Rows of cells as aligned text columns, the first row the header. */
-function formatColumns(rows: readonly (readonly string[])[]): string {
-  const widths: number[] = [];
-  for (const row of rows) {
-    row.forEach((cell, i) => {
-      widths[i] = Math.max(widths[i] ?? 0, cell.length);
-    });
-  }
-  return rows
-    .map((row) =>
-      row
-        .map((cell, i) => cell.padEnd(widths[i] as number))
-        .join("  ")
-        .trimEnd(),
-    )
-    .join("\n");
 }
 
 /** How one node's push stands, for its progress line and the summary. */

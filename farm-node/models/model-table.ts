@@ -1,5 +1,5 @@
 import type { PackSource } from "../../shared/model-push";
-import { formatColumns } from "../text-columns";
+import { formatColumns } from "../../shared/text-columns";
 import type { PackEntry } from "./model-packs";
 import { describeSource } from "./pack-sources";
 

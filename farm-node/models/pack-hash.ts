@@ -119,7 +119,7 @@ function listFiles(dir: string): string[] {
   return out.sort();
 }
 
-function sha256File(file: string): Promise<string> {
+export function sha256File(file: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const hash = createHash("sha256");
     createReadStream(file, { highWaterMark: 1 << 20 })

@@ -1,5 +1,5 @@
 import { createHash, type Hash } from "node:crypto";
-import { constants, createReadStream, createWriteStream, existsSync, readdirSync } from "node:fs";
+import { constants, createWriteStream, existsSync, readdirSync } from "node:fs";
 import {
   copyFile,
   link,
@@ -28,7 +28,7 @@ import {
   type PushStatus,
 } from "../../shared/model-push";
 import { describePackFolder, MANIFEST_FILE } from "./model-packs";
-import type { PackHasher } from "./pack-hash";
+import { type PackHasher, sha256File } from "./pack-hash";
 import { PackProblem } from "./pack-problem";
 import {
   diskSpaceProblem,
@@ -107,16 +107,6 @@ async function statfsFree(dir: string): Promise<number> {
 function isDiskFull(error: unknown): boolean {
   const code = (error as NodeJS.ErrnoException).code;
   return code === "ENOSPC" || code === "EDQUOT";
-}
-
-function sha256File(file: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const hash = createHash("sha256");
-    createReadStream(file, { highWaterMark: 1 << 20 })
-      .on("data", (chunk) => hash.update(chunk))
-      .on("error", reject)
-      .on("end", () => resolve(hash.digest("hex")));
-  });
 }
 
 async function sizeOf(file: string): Promise<number | null> {
