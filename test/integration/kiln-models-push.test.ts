@@ -172,7 +172,9 @@ describe("kiln models push", () => {
     ]);
     expect(result.code).toBe(1);
     // The node's own words, not a status code.
-    expect(result.stdout).toMatch(/ {2}failed: this node.s owner turned model pushes off \(kiln-node --no-model-push\)/);
+    expect(result.stdout).toMatch(
+      / {2}failed: this node.s owner turned model pushes off \(kiln-node --no-model-push\)/,
+    );
   }, 60_000);
 
   it("refuses a name the library does not have", async () => {
