@@ -18,6 +18,12 @@ export class NodeConnection {
   problem: string | null = null;
   /** Lost (its work requeued) when silent past the lease; not the farm, whose queue outlives any app's view of it. */
   leased = true;
+  /**
+   * A farm's queue, standing for every node of the farm: its failures are
+   * BullMQ's to retry elsewhere and never blocklist it, which would stop this
+   * app's work on the whole farm for one bad node.
+   */
+  farm = false;
   readonly dispatch = new Map<string, DeviceDispatch>();
   readonly history = new Map<string, DeviceSample[]>();
 

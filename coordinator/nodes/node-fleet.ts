@@ -407,6 +407,7 @@ export class NodeFleet {
     const node = new NodeConnection(client.nodeId, client.name, "", 0, client, false, false);
     // BullMQ's stalled-job check recovers a dead node's tasks; a Redis restart must not requeue everything here.
     node.leased = false;
+    node.farm = true;
     this.farmClient = client;
     this.nodes.set(node.id, node);
     this.wire(node);

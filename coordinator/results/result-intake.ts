@@ -197,7 +197,8 @@ export class ResultIntake {
       );
       // A result it announced and then did not deliver, or not the task's PNG: counted against the node, as a
       // failed task is (not while this app stops: its own closing links end downloads then).
-      if (!this.stopped && ledger.recordNodeFailure(node.id, task.work.model, clock.now())) changes.nodesChanged();
+      if (!this.stopped && !node.farm && ledger.recordNodeFailure(node.id, task.work.model, clock.now()))
+        changes.nodesChanged();
     }
     changes.queueChanged();
   }
@@ -218,7 +219,7 @@ export class ResultIntake {
         );
       dispatcher.settle(task, attemptId);
     }
-    if (!blameless) ledger.recordNodeFailure(node.id, task.work.model, clock.now());
+    if (!blameless && !node.farm) ledger.recordNodeFailure(node.id, task.work.model, clock.now());
     log.warn({ node: node.id, task: event.taskId, code: event.code, message: event.message }, "task failed on a node");
     this.opts.changes.queueChanged();
   }
