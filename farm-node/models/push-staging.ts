@@ -501,10 +501,16 @@ export class PushStaging {
   }
 
   private fresh(offer: PackOffer): Push {
+    return this.track({ offer, startedAt: new Date().toISOString(), local: {} });
+  }
+
+  /** A push of this record as this node holds it in memory, known from now on by its hash. */
+  private track(record: PushRecord): Push {
+    const { hash } = record.offer;
     const push: Push = {
-      hash: offer.hash,
-      dir: join(this.incoming, offer.hash),
-      record: { offer, startedAt: new Date().toISOString(), local: {} },
+      hash,
+      dir: join(this.incoming, hash),
+      record,
       files: [],
       writing: new Set(),
       uploads: new Set(),
@@ -513,7 +519,7 @@ export class PushStaging {
       gone: false,
       received: new Map(),
     };
-    this.pushes.set(offer.hash, push);
+    this.pushes.set(hash, push);
     return push;
   }
 
@@ -532,20 +538,13 @@ export class PushStaging {
       return null;
     }
     if (record.offer.hash !== hash) return null;
-    const push: Push = {
-      hash,
-      dir,
-      record,
-      files: [],
-      writing: new Set(),
-      uploads: new Set(),
-      lock: Promise.resolve(),
-      committing: false,
-      gone: false,
-      received: new Map(),
-    };
-    push.files = await this.plan(push, new Map());
-    this.pushes.set(hash, push);
+    const push = this.track(record);
+    try {
+      push.files = await this.plan(push, new Map());
+    } catch (error) {
+      this.pushes.delete(hash);
+      throw error;
+    }
     return push;
   }
 
