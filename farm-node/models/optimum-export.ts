@@ -26,7 +26,7 @@ const SchedulerConfig = z.looseObject({
   beta_start: z.number().positive().default(0.00085),
   beta_end: z.number().positive().default(0.012),
   beta_schedule: z.enum(["linear", "scaled_linear"]).default("scaled_linear"),
-  timestep_spacing: z.enum(["leading", "trailing", "linspace"]).default("leading"),
+  timestep_spacing: z.enum(["leading", "trailing", "linspace"]).optional(),
   steps_offset: z.number().int().nonnegative().default(0),
   prediction_type: z.enum(["epsilon", "v_prediction"]).default("epsilon"),
   original_inference_steps: z.number().int().positive().default(50),
@@ -136,12 +136,36 @@ function schedulerFor(config: z.infer<typeof SchedulerConfig>): SchedulerSpec {
     betaStart: config.beta_start,
     betaEnd: config.beta_end,
     betaSchedule: config.beta_schedule,
-    timestepSpacing: config.timestep_spacing,
+    timestepSpacing: config.timestep_spacing ?? defaultTimestepSpacing(config._class_name),
     stepsOffset: config.steps_offset,
     prediction: config.prediction_type,
     originalInferenceSteps: config.original_inference_steps,
   };
 }
+
+/**
+ * The `timestep_spacing` diffusers gives a scheduler class whose config lacks
+ * the key (configs saved before it existed): each class has its own default in
+ * `register_to_config` (read in v0.27.2 and v0.40.0), and the config's class
+ * is the one diffusers would build, whichever sampler Kiln then runs on it.
+ */
+export function defaultTimestepSpacing(className: string): "leading" | "linspace" {
+  return LINSPACE_BY_DEFAULT.has(className) ? "linspace" : "leading";
+}
+
+/** PNDM, DDIM, DDPM, LCM and TCD (and classes unknown here) default to "leading". */
+const LINSPACE_BY_DEFAULT = new Set([
+  "EulerDiscreteScheduler",
+  "EulerAncestralDiscreteScheduler",
+  "LMSDiscreteScheduler",
+  "HeunDiscreteScheduler",
+  "KDPM2DiscreteScheduler",
+  "KDPM2AncestralDiscreteScheduler",
+  "DPMSolverMultistepScheduler",
+  "DPMSolverSDEScheduler",
+  "DEISMultistepScheduler",
+  "UniPCMultistepScheduler",
+]);
 
 /** SDXL conditions on each encoder's second-to-last layer: `hidden_states.{L-1}` of an export with L layers. */
 function penultimateHiddenState(dir: string, folder: string): string {
