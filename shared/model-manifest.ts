@@ -103,6 +103,16 @@ export const SchedulerSpec = z.discriminatedUnion("kind", [
     kind: z.literal("flow_match_euler"),
     numTrainTimesteps: z.number().int().positive().default(1000),
     shift: z.number().positive().default(3),
+    /**
+     * How N steps spread σ before the shift. `z_image`: linspace(1, 1/N, N), N
+     * transformer runs, as diffusers' ZImagePipeline. `linspace`: from 1 to
+     * `sigmaMin` (default: the scheduler's own, as FlowMatchEulerDiscreteScheduler
+     * without custom sigmas); with `sigmaMin` 0 the last step is at σ = 0 and is
+     * skipped, as manifests written for earlier Kiln versions have it (their 9
+     * steps are Z-Image-Turbo's 8). Left out: `linspace` when `sigmaMin` is
+     * given, else `z_image`.
+     */
+    sigmas: z.enum(["z_image", "linspace"]).optional(),
     sigmaMin: z.number().min(0).max(1).optional(),
     /**
      * What the transformer's timestep input carries: `t` = σ·1000 (diffusers'
@@ -114,6 +124,21 @@ export const SchedulerSpec = z.discriminatedUnion("kind", [
   }),
 ]);
 export type SchedulerSpec = z.infer<typeof SchedulerSpec>;
+
+/**
+ * How the negative prompt's output is mixed in. `cfg`: u + g·(c − u), on for
+ * g > 1 (Stable Diffusion's pipelines). `z_image`: c + g·(c − u), on for g > 0,
+ * as diffusers' ZImagePipeline (its g is cfg's g − 1), with its two refinements:
+ * steps past `cfgTruncation` (1 − σ above it) run the prompt alone, and with
+ * `cfgNormalization` k > 0 a guided prediction is scaled down to at most k times
+ * the norm of the prompt's own (diffusers' `cfg_normalization=True` is 1).
+ * Left out: `z_image` for flow packs, `cfg` for the others.
+ */
+export const GuidanceSpec = z.object({
+  formula: z.enum(["cfg", "z_image"]).optional(),
+  cfgTruncation: z.number().min(0).max(1).default(1),
+  cfgNormalization: z.number().min(0).default(0),
+});
 
 export const ModelManifest = z.object({
   kiln: z.literal(1, { error: 'must be 1 (the manifest format version): add "kiln": 1' }),
@@ -132,6 +157,7 @@ export const ModelManifest = z.object({
   vaeDecoder: VaeDecoderSpec,
   tokenizer: TokenizerSpec,
   scheduler: SchedulerSpec,
+  guidance: GuidanceSpec.default({ cfgTruncation: 1, cfgNormalization: 0 }),
   latent: z.object({
     channels: z.number().int().positive().max(64),
     /** Pixels per latent cell along each side. */

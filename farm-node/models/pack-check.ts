@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { Tokenizer } from "@huggingface/tokenizers";
 import type { ModelManifest } from "../../shared/model-manifest";
 import { OnnxFormatError, type OnnxSignature, readOnnxSignature, type TensorSignature } from "../onnx/onnx-signature";
+import { guidanceFormula } from "../pipelines/guidance";
 import { PackProblem } from "./pack-problem";
 
 const FLOAT_TYPES = new Set(["float32", "float16"]);
@@ -36,6 +37,21 @@ export function checkPack(dir: string, m: ModelManifest): void {
         ? 'a flow pack samples with scheduler.kind "flow_match_euler"'
         : `a ${m.kind} pack samples with scheduler.kind euler, euler_a or lcm, not ${m.scheduler.kind}`,
     );
+  }
+  if (
+    m.scheduler.kind === "flow_match_euler" &&
+    m.scheduler.sigmas === "z_image" &&
+    m.scheduler.sigmaMin !== undefined
+  ) {
+    throw new PackProblem('scheduler.sigmaMin applies to sigmas "linspace"; Z-Image\'s spread ends at 1/steps');
+  }
+  const formula = guidanceFormula(m);
+  // Z-Image's truncation reads a flow σ in [0, 1]; a discrete schedule has none.
+  if (formula === "z_image" && m.kind !== "flow") {
+    throw new PackProblem('guidance.formula "z_image" is for flow packs; SD and SDXL packs guide with "cfg"');
+  }
+  if (formula === "cfg" && (m.guidance.cfgTruncation !== 1 || m.guidance.cfgNormalization !== 0)) {
+    throw new PackProblem('guidance.cfgTruncation and cfgNormalization belong to guidance.formula "z_image"');
   }
   if (m.tokenizer.kind === "clip" && m.kind === "flow") {
     throw new PackProblem('a flow pack needs its text encoder\'s own tokenizer: tokenizer.kind "hf-json"');

@@ -72,16 +72,23 @@ export class LatentWorkspace {
 
   /**
    * x ← sample·x + model·ε̂ + shift, then + noise·z with z = `this.noise` on
-   * steps that draw. ε̂ is `this.output`, or uncond + g·(cond − uncond) from
-   * its two halves when a guidance scale is given.
+   * steps that draw. With a guidance scale g, ε̂ = uncond + g·(cond − uncond)
+   * from the output's two halves; without, ε̂ is the prompt's own output (the
+   * cond half when the batch also ran its negative prompt). `modelScale` (one
+   * factor per image, the batch's latents split evenly) multiplies each
+   * image's ε̂, as guidance normalization asks.
    */
-  advance(guidance: number | null, w: StepWeights, shift = 0): void {
+  advance(guidance: number | null, w: StepWeights, shift = 0, modelScale?: readonly number[]): void {
     const { k, at, count } = this;
-    if (guidance === null) {
-      k.advance(at.latents, at.output, count, w.sample, w.model, shift);
-    } else {
-      if (this.rows !== 2) throw new Error("guidance needs the batch laid out with two output rows");
-      k.advance_guided(at.latents, at.output, at.output + count * 4, count, w.sample, w.model, guidance, shift);
+    if (guidance !== null && this.rows !== 2) throw new Error("guidance needs the batch laid out with two output rows");
+    const cond = at.output + (this.rows - 1) * count * 4;
+    const images = modelScale?.length ?? 1;
+    const size = count / images;
+    for (let b = 0; b < images; b++) {
+      const from = b * size * 4;
+      const model = w.model * (modelScale?.[b] ?? 1);
+      if (guidance === null) k.advance(at.latents + from, cond + from, size, w.sample, model, shift);
+      else k.advance_guided(at.latents + from, at.output + from, cond + from, size, w.sample, model, guidance, shift);
     }
     if (w.noise !== 0) k.add_scaled(at.latents, at.noise, count, w.noise);
   }

@@ -3,6 +3,7 @@ import { KilnError } from "../../shared/errors";
 import type { ResolvedPack } from "../../shared/model-manifest";
 import type { RenderBatch, RenderHooks } from "../inference/engine";
 import { type OrtClock, timedRun } from "../inference/timed-run";
+import { batchGuidance, normalizationFactor } from "./guidance";
 import { IMAGE_OUTPUT_IO } from "./image-output-graph";
 import { LatentWorkspace } from "./latent-workspace";
 import type { NoisePrefetcher, NoiseRing } from "./noise-ring";
@@ -15,7 +16,8 @@ import { floatTensor, floatType, inputShape, readFloats, timestepTensor } from "
 /**
  * Text-to-image for a loaded pack, one batch at a time: the prompts are encoded
  * once, every image's latent goes through the denoiser together (with its
- * negative prompt in the same run when guidance > 1), then each image is
+ * negative prompt in the same run when the pack's guidance formula turns it
+ * on: above 1 for SD, above 0 for flow packs), then each image is
  * decoded alone so it can be written while the next one decodes.
  *
  * Noise: image k starts from `SeededNoise(seed_k)` filled row-major over its
@@ -64,7 +66,8 @@ export class PackPipeline {
     let plan: SamplerPlan;
     try {
       this.checkLimits(batch);
-      plan = planSampler(this.pack.manifest.scheduler, batch.sampler, batch.steps);
+      const m = this.pack.manifest;
+      plan = planSampler(m.scheduler, batch.sampler, batch.steps, batchGuidance(m, batch.guidance));
     } catch {
       return;
     }
@@ -87,11 +90,12 @@ export class PackPipeline {
   async render(batch: RenderBatch, hooks: RenderHooks): Promise<void> {
     this.checkLimits(batch);
     const m = this.pack.manifest;
-    const plan = planSampler(m.scheduler, batch.sampler, batch.steps);
+    const guidance = batchGuidance(m, batch.guidance);
+    const plan = planSampler(m.scheduler, batch.sampler, batch.steps, guidance);
     const started = performance.now();
     const clock: OrtClock = { ortMs: 0 };
     const n = batch.images.length;
-    const guided = batch.guidance > 1;
+    const guided = plan.guided;
     const rows = guided ? 2 * n : n;
     const entries: PromptEntry[] = [
       ...(guided
@@ -159,7 +163,19 @@ export class PackPipeline {
           const last = i === lastRun;
           const weights = last ? intoDecoderSpace(plan.weights(i), m.latent.scale) : plan.weights(i);
           if (weights.noise !== 0) drawInto(work.noise);
-          work.advance(guided ? batch.guidance : null, weights, last ? m.latent.shift : 0);
+          const k = plan.guidance(i);
+          const normalized =
+            k !== null && guidance.cfgNormalization > 0
+              ? batch.images.map((_, b) =>
+                  normalizationFactor(
+                    work.output.subarray(b * size, (b + 1) * size),
+                    work.output.subarray(count + b * size, count + (b + 1) * size),
+                    k,
+                    guidance.cfgNormalization,
+                  ),
+                )
+              : undefined;
+          work.advance(k, weights, last ? m.latent.shift : 0, normalized);
         }
         stepMs.push(performance.now() - stepStart);
         for (const image of batch.images) hooks.onStep(image.id, i + 1, plan.steps);

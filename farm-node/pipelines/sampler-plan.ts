@@ -1,5 +1,6 @@
 import { KilnError } from "../../shared/errors";
 import type { SchedulerSpec } from "../../shared/model-manifest";
+import { type Guidance, runsNegative, stepGuidance } from "./guidance";
 import { eulerInputScale, eulerWeights } from "./samplers/euler";
 import { eulerAncestralWeights } from "./samplers/euler-ancestral";
 import { flowMatchEulerWeights } from "./samplers/flow-match-euler";
@@ -26,6 +27,10 @@ export interface SamplerPlan {
   inputScale(i: number): number;
   /** A step that cannot change the latent (flow's final σ = 0 → 0); the model run is skipped. */
   isNoop(i: number): boolean;
+  /** The batch runs its negative prompt beside the prompt (on the steps where `guidance` is not null). */
+  readonly guided: boolean;
+  /** The k of the guided output u + k·(c − u) at step i, or null where the step takes the prompt's output alone. */
+  guidance(i: number): number | null;
   /** How step i advances each latent from the model's output; `noise` ≠ 0 exactly on the steps that draw. */
   weights(i: number): StepWeights;
 }
@@ -43,7 +48,12 @@ export const DISCRETE_SAMPLERS = ["Euler", "Euler a", "LCM"];
 export const FLOW_SAMPLERS = ["Euler"];
 
 /** Picks the sampler for a batch: the task's choice, or the pack's own scheduler. */
-export function planSampler(scheduler: SchedulerSpec, requested: string | undefined, steps: number): SamplerPlan {
+export function planSampler(
+  scheduler: SchedulerSpec,
+  requested: string | undefined,
+  steps: number,
+  guidance: Guidance,
+): SamplerPlan {
   if (scheduler.kind === "flow_match_euler") {
     if (requested && !/^(flow ?match )?euler$/i.test(requested.trim())) {
       throw new KilnError(
@@ -53,7 +63,7 @@ export function planSampler(scheduler: SchedulerSpec, requested: string | undefi
         [{ path: "sampler", message: `must be one of ${FLOW_SAMPLERS.join(", ")}` }],
       );
     }
-    return flowPlan(scheduler, steps);
+    return flowPlan(scheduler, steps, guidance);
   }
   const kind = requested ? SAMPLER_ALIASES[requested.trim().toLowerCase()] : scheduler.kind;
   if (!kind) {
@@ -65,12 +75,17 @@ export function planSampler(scheduler: SchedulerSpec, requested: string | undefi
     );
   }
   const config = { ...scheduler, kind };
-  return kind === "lcm" ? lcmPlan(config, steps) : eulerPlan(config, steps);
+  const plan = kind === "lcm" ? lcmPlan(config, steps) : eulerPlan(config, steps);
+  // Truncation is Z-Image's and pack checks keep its formula to flow packs: a discrete plan guides every step or none.
+  const guided = runsNegative(guidance);
+  return { ...plan, guided, guidance: () => (guided ? guidance.scale : null) };
 }
 
 type DiscreteSpec = Extract<SchedulerSpec, { kind: "euler" | "euler_a" | "lcm" }>;
 
-function eulerPlan(config: DiscreteSpec, steps: number): SamplerPlan {
+type UnguidedPlan = Omit<SamplerPlan, "guided" | "guidance">;
+
+function eulerPlan(config: DiscreteSpec, steps: number): UnguidedPlan {
   const { timesteps, sigmas, initNoiseSigma } = eulerSchedule(config, steps);
   const ancestral = config.kind === "euler_a";
   const sigma = (i: number) => sigmas[i] as number;
@@ -90,7 +105,7 @@ function eulerPlan(config: DiscreteSpec, steps: number): SamplerPlan {
   };
 }
 
-function lcmPlan(config: DiscreteSpec, steps: number): SamplerPlan {
+function lcmPlan(config: DiscreteSpec, steps: number): UnguidedPlan {
   if (config.prediction !== "epsilon") {
     throw new KilnError("E_BAD_REQUEST", "the LCM sampler runs epsilon-predicting models only; use Euler");
   }
@@ -124,7 +139,11 @@ function lcmPlan(config: DiscreteSpec, steps: number): SamplerPlan {
   };
 }
 
-function flowPlan(config: Extract<SchedulerSpec, { kind: "flow_match_euler" }>, steps: number): SamplerPlan {
+function flowPlan(
+  config: Extract<SchedulerSpec, { kind: "flow_match_euler" }>,
+  steps: number,
+  guidance: Guidance,
+): SamplerPlan {
   const { sigmas } = flowMatchSchedule(config, steps);
   const sigma = (i: number) => sigmas[i] as number;
   return {
@@ -141,6 +160,8 @@ function flowPlan(config: Extract<SchedulerSpec, { kind: "flow_match_euler" }>, 
     inputScale: () => 1,
     isNoop: (i) => sigma(i) === sigma(i + 1),
     weights: (i) => flowMatchEulerWeights(sigma(i), sigma(i + 1), config.negateOutput),
+    guided: runsNegative(guidance),
+    guidance: (i) => stepGuidance(guidance, sigma(i)),
   };
 }
 

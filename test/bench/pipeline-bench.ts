@@ -32,7 +32,7 @@ const BATCHES = Number(process.env.KILN_BENCH_BATCHES ?? (SMOKE ? 2 : 12));
 const RUNS: Record<string, { steps: number; guidance: number }> = {
   [TINY_PACKS.sd]: { steps: 8, guidance: 7.5 },
   [TINY_PACKS.sdxl]: { steps: 4, guidance: 0 },
-  [TINY_PACKS.flow]: { steps: 9, guidance: 0 },
+  [TINY_PACKS.flow]: { steps: 8, guidance: 0 },
 };
 
 const noise = new NoisePrefetcher();

@@ -120,13 +120,18 @@ describe.each(Object.values(TINY_PACKS))("pipeline %s on the CPU provider", (nam
     await expect(stopped).rejects.toMatchObject({ code: "E_CANCELLED", message: "batch cancelled before step 2 of 3" });
   });
 
-  it("batches the negative prompt with the prompt when guidance > 1, and runs the prompt alone otherwise", async () => {
+  it("batches the negative prompt with the prompt when guidance is on (SD: above 1, flow: above 0), and runs the prompt alone otherwise", async () => {
     const feeds = denoiserFeeds.get(name) as Array<Record<string, ort.Tensor>>;
     const pack = packs.get(name) as ResolvedPack;
     const latentInput = pack.manifest.denoiser.inputs.latent;
+    const flow = name === TINY_PACKS.flow;
     feeds.length = 0;
-    await render(name, [image(6), image(7)], { guidance: 1, steps: 2 });
+    await render(name, [image(6), image(7)], { guidance: flow ? 0 : 1, steps: 2 });
     expect(feeds[0]?.[latentInput]?.dims[0]).toBe(2);
+    feeds.length = 0;
+    // Z-Image's guidance 1 is pos + 1·(pos − neg): the negative prompt runs.
+    await render(name, [image(6), image(7)], { guidance: 1, steps: 2 });
+    expect(feeds[0]?.[latentInput]?.dims[0]).toBe(flow ? 4 : 2);
     feeds.length = 0;
     const guided = await render(name, [image(6), image(7)], { guidance: 5, steps: 2 });
     expect(feeds[0]?.[latentInput]?.dims[0]).toBe(4);
@@ -178,11 +183,10 @@ describe("pack-specific inputs", () => {
     expect(feeds.map((f) => Number((f.timestep as ort.Tensor).data[0]))).toEqual([751, 501, 251, 1]);
   });
 
-  it("flow: the caption mask marks the templated prompt's tokens, timesteps rise from 0 (fed as 1 − σ)", async () => {
+  it("flow: the caption mask marks the templated prompt's tokens, 8 steps are 8 runs, timesteps rise from 0 (fed as 1 − σ)", async () => {
     const feeds = denoiserFeeds.get(TINY_PACKS.flow) as Array<Record<string, ort.Tensor>>;
     feeds.length = 0;
-    await render(TINY_PACKS.flow, [image(1, "the cat")], { steps: 9 });
-    // The ninth step is at σ = 0 → 0 and changes nothing: no model run.
+    await render(TINY_PACKS.flow, [image(1, "the cat")], { steps: 8, guidance: 0 });
     expect(feeds.length).toBe(8);
     const mask = Array.from(feeds[0]?.encoder_attention_mask?.data as BigInt64Array, Number);
     expect(mask.length).toBe(64);
@@ -224,6 +228,75 @@ describe.each(Object.values(TINY_PACKS))("text states of %s kept between batches
       guidance: 3,
     });
     expect(Buffer.from(fresh.images[0]?.rgb as Uint8Array).equals(Buffer.from(rgb[2] as Uint8Array))).toBe(true);
+  });
+});
+
+const norm = (v: ArrayLike<number>) => Math.sqrt(Array.from(v).reduce((sum, x) => sum + x * x, 0));
+
+describe("flow guidance as diffusers' ZImagePipeline (v0.40) computes it", () => {
+  it("pred = pos + g·(pos − neg), cfg_normalization per image, cfg_truncation past 1 − σ, x += (σ' − σ)·(−pred)", async () => {
+    const flow = packs.get(TINY_PACKS.flow) as ResolvedPack;
+    const guidance = { cfgTruncation: 0.2, cfgNormalization: 1 };
+    const pack: ResolvedPack = { ...flow, manifest: { ...flow.manifest, guidance } };
+    const sessions = await loadPackSessions(pack, ["cpu"], { intraOpThreads: 1 });
+    const latents: Float32Array[] = [];
+    const outputs: Float32Array[] = [];
+    const decoded: Float32Array[] = [];
+    const run = sessions.denoiser.run.bind(sessions.denoiser);
+    sessions.denoiser.run = (async (f: Record<string, ort.Tensor>, ...rest: unknown[]) => {
+      latents.push(Float32Array.from((f.hidden_states as ort.Tensor).data as Float32Array));
+      const out = await (run as (...a: unknown[]) => Promise<ort.InferenceSession.ReturnType>)(f, ...rest);
+      outputs.push(Float32Array.from((out.sample as ort.Tensor).data as Float32Array));
+      return out;
+    }) as typeof sessions.denoiser.run;
+    const decode = sessions.vaeDecoder.run.bind(sessions.vaeDecoder);
+    sessions.vaeDecoder.run = ((f: Record<string, ort.Tensor>, ...rest: unknown[]) => {
+      // The decoder reads a view of the pipeline's workspace: copy it before the next image overwrites it.
+      decoded.push(Float32Array.from((f.latent_sample as ort.Tensor).data as Float32Array));
+      return (decode as (...a: unknown[]) => Promise<ort.InferenceSession.ReturnType>)(f, ...rest);
+    }) as typeof sessions.vaeDecoder.run;
+    const pipeline = new PackPipeline(pack, sessions, noise);
+    const g = 4;
+    await pipeline.render(
+      {
+        model: pack.name,
+        width: 128,
+        height: 128,
+        steps: 2,
+        guidance: g,
+        images: [image(1, "a cat", "fog"), image(2)],
+      },
+      { onStep: () => {}, isCancelled: () => false, onImage: () => {} },
+    );
+    await pipeline.release();
+
+    // diffusers at 2 steps: σ = linspace(1, 1/2, 2) shifted by 3 = [1, 0.75], then 0; 1 − σ = [0, 0.25],
+    // so cfg_truncation 0.2 leaves step 1 to the prompt alone. Rows are Kiln's [neg × n, pos × n].
+    const sigmas = [1, 0.75, 0];
+    const n = 2;
+    const size = (latents[0]?.length ?? 0) / (2 * n);
+    expect(outputs.length).toBe(2);
+    let normalized = 0;
+    for (let b = 0; b < n; b++) {
+      const x = Array.from((latents[0] as Float32Array).subarray((n + b) * size, (n + b + 1) * size));
+      for (let i = 0; i < 2; i++) {
+        const out = outputs[i] as Float32Array;
+        const pos = out.subarray((n + b) * size, (n + b + 1) * size);
+        const neg = out.subarray(b * size, (b + 1) * size);
+        let pred = Array.from(pos, (p, j) => (i === 0 ? p + g * (p - (neg[j] as number)) : p));
+        const [predNorm, posNorm] = [norm(pred), norm(pos)];
+        if (i === 0 && predNorm > posNorm) {
+          pred = pred.map((p) => (p * posNorm) / predNorm);
+          normalized++;
+        }
+        const dt = (sigmas[i + 1] as number) - (sigmas[i] as number);
+        for (let j = 0; j < size; j++) x[j] = (x[j] as number) + dt * -(pred[j] as number);
+      }
+      const { scale, shift } = pack.manifest.latent;
+      const got = decoded[b] as Float32Array;
+      for (let j = 0; j < size; j++) expect(got[j]).toBeCloseTo((x[j] as number) / scale + shift, 4);
+    }
+    expect(normalized).toBeGreaterThan(0);
   });
 });
 

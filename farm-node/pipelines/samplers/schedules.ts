@@ -108,6 +108,8 @@ export function lcmTimesteps(config: LcmScheduleConfig, steps: number): Float64A
 export interface FlowMatchConfig {
   numTrainTimesteps: number;
   shift: number;
+  /** How N steps spread σ before the shift (see the manifest's `scheduler.sigmas`). */
+  sigmas?: "z_image" | "linspace";
   /**
    * Lowest unshifted σ of the spread. Left out: the scheduler's default, its
    * shifted 1/numTrainTimesteps (the shift then applies once more, as diffusers
@@ -120,11 +122,20 @@ export function shiftSigma(sigma: number, shift: number): number {
   return (shift * sigma) / (1 + (shift - 1) * sigma);
 }
 
-/** Shifted σ from 1 down to σ_min plus a final 0; the model's timestep input is σ·numTrainTimesteps. */
+/** Manifests that name a `sigmaMin` were written for the `linspace` spread; the others get Z-Image's. */
+export function flowSigmaSpread(config: FlowMatchConfig): "z_image" | "linspace" {
+  return config.sigmas ?? (config.sigmaMin === undefined ? "z_image" : "linspace");
+}
+
+/**
+ * Shifted σ from 1 down to the spread's lowest plus a final 0; the model's
+ * timestep input is σ·numTrainTimesteps. Z-Image's spread ends at 1/N, so
+ * each of the N steps runs the model (diffusers' `get_default_z_image_sigmas`).
+ */
 export function flowMatchSchedule(config: FlowMatchConfig, steps: number): SigmaSchedule {
   assertSteps(steps);
   const n = config.numTrainTimesteps;
-  const low = config.sigmaMin ?? shiftSigma(1 / n, config.shift);
+  const low = flowSigmaSpread(config) === "z_image" ? 1 / steps : (config.sigmaMin ?? shiftSigma(1 / n, config.shift));
   const timesteps = new Float64Array(steps);
   const sigmas = new Float64Array(steps + 1);
   for (let i = 0; i < steps; i++) {

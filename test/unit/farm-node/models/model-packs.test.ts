@@ -129,6 +129,22 @@ describe("broken packs are reported with a precise reason and never stop the sca
     );
   });
 
+  it("guidance or σ settings that contradict each other", async () => {
+    const file = join(packs.flow, "kiln-model.json");
+    const manifest = JSON.parse(readFileSync(file, "utf8"));
+    writeFileSync(file, JSON.stringify({ ...manifest, guidance: { formula: "cfg", cfgTruncation: 0.5 } }));
+    expect((await infoOf(TINY_PACKS.flow))?.unavailableReason).toBe(
+      'guidance.cfgTruncation and cfgNormalization belong to guidance.formula "z_image"',
+    );
+    writeFileSync(
+      file,
+      JSON.stringify({ ...manifest, scheduler: { ...manifest.scheduler, sigmas: "z_image", sigmaMin: 0 } }),
+    );
+    expect((await infoOf(TINY_PACKS.flow))?.unavailableReason).toBe(
+      'scheduler.sigmaMin applies to sigmas "linspace"; Z-Image\'s spread ends at 1/steps',
+    );
+  });
+
   it("latent channels that do not match the model", async () => {
     const file = join(packs.flow, "kiln-model.json");
     const manifest = JSON.parse(readFileSync(file, "utf8"));

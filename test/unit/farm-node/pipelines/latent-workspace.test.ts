@@ -44,6 +44,17 @@ describe("one step over a batch (WebAssembly kernels)", () => {
     );
   });
 
+  it("a step without guidance in a batch laid out for it takes the prompt's rows; per-image factors scale ε̂", () => {
+    // Z-Image's truncated steps: uncond rows (1, 2) are ignored, cond rows (3, 5) used as they are.
+    const truncated = workspace(2, 2, (k) => [0, 0, [1, 2][k] as number, [3, 5][k] as number]);
+    truncated.advance(null, { sample: 1, model: 1, noise: 0 });
+    expect(Array.from(truncated.latents)).toEqual([3, 5]);
+    // Two images of 3 values each, their guided ε̂ halved and kept: cfg normalization's factors.
+    const scaled = workspace(6, 2, (k) => [1, 0, 0, k + 1]);
+    scaled.advance(2, { sample: 1, model: 1, noise: 0 }, 0, [0.5, 1]);
+    expect(Array.from(scaled.latents)).toEqual([2, 3, 4, 9, 11, 13]);
+  });
+
   it("writes the model input once per image, or twice under guidance", () => {
     const once = workspace(3, 1, (k) => [k + 1, 0, 0]);
     expect(Array.from(once.modelInput(0.5))).toEqual([0.5, 1, 1.5]);

@@ -6,6 +6,7 @@ import {
   eulerSchedule,
   type FlowMatchConfig,
   flowMatchSchedule,
+  flowSigmaSpread,
   type LcmScheduleConfig,
   lcmTimesteps,
   shiftSigma,
@@ -40,8 +41,8 @@ const SD15_SCHEDULE: DiscreteScheduleConfig = {
  * timesteps without dynamic shifting; its pipeline sets sigma_min to 0 and the
  * model card runs 9 steps, whose last is at σ = 0 (a no-op), so 8 that denoise.
  */
-const Z_IMAGE_TURBO_FLOW: FlowMatchConfig = { numTrainTimesteps: 1000, shift: 3, sigmaMin: 0 };
-const Z_IMAGE_TURBO_STEPS = 9;
+/** Z-Image-Turbo's scheduler_config.json (FlowMatchEulerDiscreteScheduler, static shift 3). */
+const Z_IMAGE_TURBO_FLOW: FlowMatchConfig = { numTrainTimesteps: 1000, shift: 3 };
 
 /** σ at an integer timestep straight from the DDPM formulas, independent of the module. */
 function referenceSigma(t: number): number {
@@ -142,8 +143,21 @@ describe("FlowMatch Euler with shift", () => {
     expect(shiftSigma(0.25, 1)).toBe(0.25);
   });
 
-  it("gives Z-Image-Turbo's 9-step schedule: 8 denoising σ, then 0", () => {
-    const s = flowMatchSchedule(Z_IMAGE_TURBO_FLOW, Z_IMAGE_TURBO_STEPS);
+  it("gives Z-Image-Turbo's 8 steps as diffusers' ZImagePipeline (v0.40): 8 σ for 8 transformer runs, then 0", () => {
+    // Computed with numpy in float32 from the pipeline's get_default_z_image_sigmas(8) =
+    // linspace(1, 1/8, 8) and the scheduler's set_timesteps(sigmas=…): shift·σ/(1+(shift−1)·σ), then 0 appended.
+    const s = flowMatchSchedule(Z_IMAGE_TURBO_FLOW, 8);
+    [1, 0.9545454, 0.9, 0.8333333, 0.75, 0.6428571, 0.5, 0.3, 0].forEach((v, i) => {
+      expect(s.sigmas[i]).toBeCloseTo(v, 6);
+    });
+    expect(s.sigmas.length).toBe(9);
+    expect(flowSigmaSpread(Z_IMAGE_TURBO_FLOW)).toBe("z_image");
+    // 4 steps: linspace(1, 1/4, 4) shifted.
+    expect(Array.from(flowMatchSchedule(Z_IMAGE_TURBO_FLOW, 4).sigmas)).toEqual([1, 0.9, 0.75, 0.5, 0]);
+  });
+
+  it("keeps a manifest with sigmaMin 0 (earlier Kiln's reading) at its 9-step schedule: the same 8 σ, then 0 twice", () => {
+    const s = flowMatchSchedule({ ...Z_IMAGE_TURBO_FLOW, sigmaMin: 0 }, 9);
     const expected = [1, 21 / 22, 0.9, 5 / 6, 0.75, 9 / 14, 0.5, 0.3, 0, 0];
     expect(s.sigmas.length).toBe(expected.length);
     expected.forEach((v, i) => {
@@ -155,7 +169,7 @@ describe("FlowMatch Euler with shift", () => {
   });
 
   it("spreads the scheduler's default 8 steps from 1 to its shifted 1/1000 floor", () => {
-    const s = flowMatchSchedule({ numTrainTimesteps: 1000, shift: 3 }, 8);
+    const s = flowMatchSchedule({ numTrainTimesteps: 1000, shift: 3, sigmas: "linspace" }, 8);
     const floor = shiftSigma(1 / 1000, 3);
     for (let i = 0; i < 8; i++) {
       expect(s.sigmas[i]).toBeCloseTo(shiftSigma(1 + ((floor - 1) * i) / 7, 3), 12);
