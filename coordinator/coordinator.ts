@@ -4,6 +4,7 @@ import { dirname, join } from "node:path";
 import type { Logger } from "pino";
 import type { JobSpecInput } from "../shared/job";
 import type { NodeEvent } from "../shared/node-events";
+import type { ModelInfo } from "../shared/node-info";
 import type { ImageSummary, JobSummary, NodeSummary, UiEvent } from "../shared/ui-api";
 import { ChangeFeed } from "./change-feed";
 import { type Clock, systemClock, type TimerHandle } from "./clock";
@@ -72,6 +73,8 @@ export interface CoordinatorEvents {
 }
 
 const TICK_MS = 50;
+/** Under the data dir: images of transient jobs (A1111's `save_images: false`) until their client has them. */
+export const API_SPOOL_DIR = "api-spool";
 
 /**
  * The studio brain, free of Electron: the desktop app hosts it in its main
@@ -152,6 +155,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       ...shared,
       dispatcher: this.dispatcher,
       results: this.results,
+      spool: new ResultStore(join(opts.dataDir, API_SPOOL_DIR), "flat"),
       model: this.model,
       emit: (event) => this.emit("ui", event),
       onDiskFull: (reason) => this.queue.pauseForFullDisk(reason),
@@ -265,6 +269,11 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
 
   jobImages(jobId: string): ImageSummary[] {
     return this.queue.jobImages(jobId);
+  }
+
+  /** Every model some online node of the farm can render, once each (the first node's report of it). */
+  models(): ModelInfo[] {
+    return [...this.fleet.models().values()];
   }
 
   // ---- the nodes (the UI API) ----

@@ -32,6 +32,14 @@ export const GridAxis = z.discriminatedUnion("kind", [
 export type GridAxis = z.infer<typeof GridAxis>;
 export type GridAxisKind = GridAxis["kind"];
 
+/** A job queued by a program rather than a person in the app, shown as such in the queue. */
+export const JobSource = z.object({
+  kind: z.literal("a1111-api"),
+  /** The API user (`--api-auth`) or the client's address. */
+  client: z.string().max(200),
+});
+export type JobSource = z.infer<typeof JobSource>;
+
 export const JobSpec = z
   .object({
     name: z.string().max(200).optional(),
@@ -62,6 +70,13 @@ export const JobSpec = z
     grid: z.object({ x: GridAxis, y: GridAxis.optional() }).optional(),
     /** Higher runs first; equal priorities run in submission order. */
     priority: z.number().int().min(-100).max(100).default(0),
+    /** Who queued it when not a person in this app: the A1111 API, with the client's user or address. */
+    source: JobSource.optional(),
+    /**
+     * Keep its images out of the studio's output folder (A1111's `save_images: false`):
+     * stored apart in the data dir until the client that asked has them, then removed.
+     */
+    transient: z.boolean().optional(),
   })
   .superRefine((spec, ctx) => {
     const total = imageCount(spec);

@@ -2,7 +2,7 @@ import { z } from "zod";
 import { DeviceInfo } from "./device";
 import { ErrorCode, FieldError } from "./errors";
 import { normalizeFingerprint } from "./fingerprint";
-import { GridAxis, JobSpec } from "./job";
+import { GridAxis, JobSource, JobSpec } from "./job";
 import { Fingerprint, ModelInfo } from "./node-info";
 
 /**
@@ -42,6 +42,8 @@ export const JobSummary = z.object({
   stalled: z.string().nullable(),
   /** The job's X/Y grid as submitted, or null for a plain job. */
   grid: z.object({ x: GridAxis, y: GridAxis.optional() }).nullable(),
+  /** Who queued it when not a person in the app (the A1111 API and its client); absent for the app's own jobs. */
+  source: JobSource.optional(),
 });
 export type JobSummary = z.infer<typeof JobSummary>;
 

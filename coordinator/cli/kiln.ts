@@ -13,6 +13,7 @@ import type { JobSpecInput } from "../../shared/job";
 import { SeedMode } from "../../shared/job";
 import { PackOffer } from "../../shared/model-push";
 import { Fingerprint } from "../../shared/node-info";
+import { parseApiAuth } from "../a1111/api-guard";
 import { Coordinator } from "../coordinator";
 import { FileHashCache, LIBRARY_HASH_CACHE_FILE } from "../models/file-hash-cache";
 import { chooseLibrary, type LibraryChoice, libraryExists, openLibrary } from "../models/library-folder";
@@ -549,7 +550,19 @@ async function pair(address: { host: string; port: number }, code: string, opts:
   return 0;
 }
 
-async function serve(opts: CommonOptions & { port: number; lan: boolean; out?: string }): Promise<number> {
+interface ServeOptions extends CommonOptions {
+  port: number;
+  lan: boolean;
+  out?: string;
+  a1111: boolean;
+  apiAuth?: Map<string, string>;
+  apiHost: string[];
+  corsAllowOrigins?: string;
+}
+
+async function serve(opts: ServeOptions): Promise<number> {
+  // The A1111 API on the LAN only behind passwords: without --api-auth it does not start (the UI still does).
+  const a1111 = opts.a1111 && (!opts.lan || opts.apiAuth !== undefined);
   const outputDir = resolve(opts.out ?? join(opts.dataDir, "outputs"));
   // On the LAN the token must not travel in cleartext; made first, so a damaged certificate stops nothing half-started.
   const certificate = opts.lan ? await loadOrCreateUiCertificate(resolve(opts.dataDir)) : undefined;
@@ -568,6 +581,17 @@ async function serve(opts: CommonOptions & { port: number; lan: boolean; out?: s
     dataDir: resolve(opts.dataDir),
     uiDir,
     tls: certificate,
+    a1111: a1111
+      ? {
+          guard: {
+            credentials: opts.apiAuth ?? null,
+            // On the LAN, this machine's own names too; IP addresses always (they cannot be rebound).
+            hostNames: [...(opts.lan ? [hostname(), `${hostname()}.local`] : []), ...opts.apiHost],
+            corsOrigins: (opts.corsAllowOrigins ?? "").split(",").flatMap((o) => (o.trim() ? [o.trim()] : [])),
+          },
+          flags: { lan: opts.lan, port: opts.port },
+        }
+      : undefined,
   });
   const url = certificate
     ? `https://${hostname()}:${port}/?token=${token}`
@@ -579,6 +603,11 @@ async function serve(opts: CommonOptions & { port: number; lan: boolean; out?: s
     process.stderr.write(
       `certificate SHA-256 ${formatFingerprint(fingerprint)}\n(self-signed: accept it in the browser only if its certificate details show this same fingerprint)\n`,
     );
+  if (opts.a1111 && !a1111)
+    process.stderr.write(
+      "A1111 API off: with --lan it serves the whole network, so it starts only with --api-auth user:password\n",
+    );
+  else if (a1111) process.stderr.write(`A1111 API at ${url.replace(/\/\?token=.*$/, "")}/sdapi/v1\n`);
   if (!existsSync(join(uiDir, "index.html")))
     process.stderr.write("(the UI is not built yet: npm run build; the API is served)\n");
   await new Promise<void>((resolveStop) => {
@@ -667,7 +696,20 @@ commonOptions(
       "listen on every interface, over HTTPS with a self-signed certificate kept in the data dir (otherwise HTTP on 127.0.0.1 only)",
       false,
     )
-    .option("--out <dir>", "studio output folder"),
+    .option("--out <dir>", "studio output folder")
+    .option("--no-a1111", "do not serve AUTOMATIC1111's /sdapi/v1 API on this port")
+    .option(
+      "--api-auth <user:pass,...>",
+      "HTTP Basic users of the A1111 API, as A1111's flag (required with --lan)",
+      wrap(parseApiAuth),
+    )
+    .option(
+      "--api-host <name>",
+      "a host name clients may address the A1111 API by, besides loopback and IP addresses; repeatable",
+      (t: string, e: string[]) => [...e, t],
+      [],
+    )
+    .option("--cors-allow-origins <origins>", "comma-separated origins whose web pages may call the A1111 API"),
 ).action(async (opts) => {
   process.exitCode = await serve(opts);
 });

@@ -168,10 +168,14 @@ export class QueueCommands {
     return this.opts.ledger.jobImages(jobId).map(toImageSummary);
   }
 
-  /** What a job's files are filed under in the studio layout. */
-  jobFiling(jobId: string): { name: string; createdAt: number } {
+  /** What a job's files are filed under in the studio layout, and whether they stay out of it (transient). */
+  jobFiling(jobId: string): { name: string; createdAt: number; transient: boolean } {
     const job = this.opts.ledger.job(jobId);
-    return { name: job ? jobLabel(job) : "", createdAt: job?.createdAt ?? this.opts.clock.now() };
+    return {
+      name: job ? jobLabel(job) : "",
+      createdAt: job?.createdAt ?? this.opts.clock.now(),
+      transient: job?.spec.transient === true,
+    };
   }
 
   private jobSummary(job: LedgerJob, devices: DeviceView[], models: Map<string, ModelInfo>): JobSummary {
@@ -199,6 +203,7 @@ export class QueueCommands {
       lastError: job.lastError,
       stalled: job.counts.queued > 0 && working.size === 0 ? this.stallReason(spec.model, devices) : null,
       grid: spec.grid ? { x: spec.grid.x, ...(spec.grid.y ? { y: spec.grid.y } : {}) } : null,
+      ...(spec.source ? { source: spec.source } : {}),
     };
   }
 

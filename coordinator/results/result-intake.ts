@@ -17,6 +17,8 @@ export interface ResultIntakeOptions {
   ledger: Ledger;
   dispatcher: Dispatcher;
   results: ResultStore;
+  /** Where a transient job's images go (A1111's `save_images: false`): out of the studio's output folder. */
+  spool?: ResultStore;
   model: ThroughputModel;
   changes: ChangeFeed;
   clock: Clock;
@@ -24,8 +26,8 @@ export interface ResultIntakeOptions {
   emit(event: UiEvent): void;
   /** The output disk is full: the queue pauses with this reason until space returns. */
   onDiskFull(reason: string): void;
-  /** What a job's files are filed under in the studio layout. */
-  jobFiling(jobId: string): { name: string; createdAt: number };
+  /** What a job's files are filed under in the studio layout, and whether they stay out of it. */
+  jobFiling(jobId: string): { name: string; createdAt: number; transient?: boolean };
 }
 
 type ImageReady = Extract<NodeEvent, { type: "image.ready" }>;
@@ -141,7 +143,7 @@ export class ResultIntake {
   }
 
   private async store(node: NodeConnection, task: TrackedTask, image: ImageRow, event: ImageReady): Promise<void> {
-    const { ledger, dispatcher, results, clock, log } = this.opts;
+    const { ledger, dispatcher, clock, log } = this.opts;
     const attemptId = event.imageId;
     // A file far larger than any PNG of its size is padding: not even downloaded.
     if (event.bytes > maxPngBytes(image.width, image.height)) {
@@ -152,6 +154,7 @@ export class ResultIntake {
     }
     const png = await node.client.image(attemptId, event.bytes);
     const job = this.opts.jobFiling(image.jobId);
+    const results = job.transient && this.opts.spool ? this.opts.spool : this.opts.results;
     const path = await results.write({
       jobId: image.jobId,
       jobName: job.name,

@@ -8,6 +8,7 @@ import type { Logger } from "pino";
 import { contentSecurityPolicy } from "../../shared/content-security-policy";
 import { parseThumbnailSize } from "../../shared/thumbnail-sizes";
 import { UiRequest } from "../../shared/ui-api";
+import { type A1111ApiOptions, registerA1111Api } from "../a1111/a1111-routes";
 import type { Coordinator } from "../coordinator";
 import { createCommandRouter } from "./command-router";
 import { ImageSession } from "./image-session";
@@ -35,10 +36,15 @@ export interface UiServerOptions {
    * HTTP for this computer only (loopback Host and Origin).
    */
   tls?: { key: string; cert: string };
+  /** AUTOMATIC1111's `/sdapi/v1` on the same port, with its own guard; absent: not served. */
+  a1111?: Omit<A1111ApiOptions, "coordinator" | "log">;
 }
 
-/** Who may use a route. Every route says it; one onRequest hook enforces it before any handler runs. */
-type Access = "public" | "token" | "image-cookie";
+/**
+ * Who may use a route. Every route says it; one onRequest hook enforces it before any handler runs.
+ * "a1111": the A1111 API's own guard decides (Host, Origin, `--api-auth`), not the UI's token.
+ */
+type Access = "public" | "token" | "image-cookie" | "a1111";
 
 declare module "fastify" {
   interface FastifyContextConfig {
@@ -89,10 +95,11 @@ export async function startUiServer(opts: UiServerOptions) {
       opts.log.warn({ ip: request.ip, route: request.routeOptions.url, status }, `refused a UI request: ${message}`);
       return reply.code(status).send({ error: { code: status === 403 ? "E_FORBIDDEN" : "E_UNAUTHORIZED", message } });
     };
-    const refusal = policy({ host: request.headers.host, origin: request.headers.origin, port: localPort(request) });
-    if (refusal) return refuse(403, refusal);
     // An unmatched path goes on to its 404, which holds nothing.
     const access = request.is404 ? "public" : (request.routeOptions.config.access ?? "token");
+    if (access === "a1111") return;
+    const refusal = policy({ host: request.headers.host, origin: request.headers.origin, port: localPort(request) });
+    if (refusal) return refuse(403, refusal);
     if (access === "token") {
       const bearer = request.headers.authorization?.replace(/^Bearer /, "");
       const given = bearer ?? (request.ws ? (request.query as { token?: string }).token : undefined);
@@ -121,6 +128,8 @@ export async function startUiServer(opts: UiServerOptions) {
       await ui.register(fastifyStatic, { root: uiDir, index: "index.html", wildcard: false });
     });
   }
+
+  if (opts.a1111) await app.register(registerA1111Api, { ...opts.a1111, coordinator: opts.coordinator, log: opts.log });
 
   app.get("/health", { config: { access: "public" } }, async () => ({ status: "ok" }));
 

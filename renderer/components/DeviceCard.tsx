@@ -2,6 +2,7 @@ import { memo } from "react";
 import type { Backend, DeviceInfo } from "../../shared/device";
 import { sharingText } from "../model/device-sharing";
 import { useFarmStore } from "../stores/farm-store";
+import { useQueueStore } from "../stores/queue-store";
 import { Sparkline } from "./Sparkline";
 
 const BACKEND_LABEL: Record<Backend, string> = { cuda: "cuda", webgpu: "webgpu", cpu: "cpu", sim: "simulated" };
@@ -35,6 +36,10 @@ export const DeviceCard = memo(function DeviceCard({ device, nodeLost, nodeName,
   const vramUsed = device.vramUsedMb;
   const label = device.kind === "cpu" ? "CPU" : `GPU ${device.index}`;
   const sharing = sharingText(device, self);
+  // Work the A1111 API queued says so, with its client, as the queue does.
+  const apiClient = useQueueStore(
+    (s) => s.jobs.find((j) => j.source && j.devices.includes(device.uuid))?.source?.client ?? null,
+  );
   return (
     <article className={`device device-${status}`} aria-labelledby={headingId}>
       <header className="device-head">
@@ -119,6 +124,7 @@ export const DeviceCard = memo(function DeviceCard({ device, nodeLost, nodeName,
           ) : (
             <dd className="task" title={device.currentTaskId ?? undefined}>
               {device.currentTaskId ?? "idle"}
+              {apiClient && device.currentTaskId ? ` · A1111 API (${apiClient})` : ""}
             </dd>
           )}
         </div>

@@ -98,6 +98,7 @@ export const JobCard = memo(function JobCard({ job, first, last }: Props) {
           <time dateTime={new Date(job.createdAt).toISOString()}>{timeOfDay.format(job.createdAt)}</time> · {job.model}{" "}
           · {job.width}×{job.height}
           {job.priority !== 0 ? ` · priority ${job.priority}` : ""}
+          {job.source && <span className="job-source"> · from the A1111 API ({job.source.client})</span>}
         </p>
         <div className="job-progress">
           <progress max={Math.max(1, total - cancelled)} value={done} aria-label="Images done" />

@@ -1,0 +1,312 @@
+import { readFile, rm } from "node:fs/promises";
+import { freemem, totalmem } from "node:os";
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { Logger } from "pino";
+import { z } from "zod";
+import { KilnError } from "../../shared/errors";
+import { parseParameters } from "../../shared/png-parameters";
+import type { Coordinator } from "../coordinator";
+import { sendDetail, sendValidation, validationItems } from "./api-errors";
+import { ApiGuard, type ApiGuardOptions } from "./api-guard";
+import { SAMPLERS, SCHEDULERS, UPSCALERS } from "./api-lists";
+import { ApiOptions } from "./api-options";
+import { ApiRequests } from "./api-requests";
+import { sdModelItem } from "./model-titles";
+import { readPngText } from "./png-text";
+import { txt2imgInfo } from "./txt2img-info";
+import { a1111Fields, planTxt2Img } from "./txt2img-job";
+import { Txt2ImgRequest } from "./txt2img-request";
+
+export interface A1111ApiOptions {
+  coordinator: Coordinator;
+  log: Logger;
+  guard: ApiGuardOptions;
+  /** For `cmd-flags`: how `kiln serve` was started. */
+  flags: { lan: boolean; port: number };
+}
+
+/** A base64 PNG of 2048² with its text fits with room to spare; every other body stays under the server's 1 MiB. */
+const PNG_INFO_BODY_BYTES = 48 * 1024 * 1024;
+
+const PngInfoRequest = z.object({ image: z.string("must be a base64 PNG") }).passthrough();
+const ProgressQuery = z.object({ skip_current_image: z.string().optional() }).passthrough();
+
+/**
+ * AUTOMATIC1111's `/sdapi/v1` on `kiln serve`'s port, for the tools studios
+ * already drive image generation with (Open WebUI, SillyTavern, bots, n8n).
+ * Shapes follow A1111's own API models; a txt2img request becomes one durable
+ * job in Kiln's queue, sharded over the whole farm, and is marked in the queue
+ * as the API's with its client. Who may call it is decided by {@link ApiGuard}
+ * before any handler runs (the UI's token does not apply here).
+ */
+export async function registerA1111Api(app: FastifyInstance, opts: A1111ApiOptions): Promise<void> {
+  const { coordinator, log } = opts;
+  const guard = new ApiGuard(opts.guard);
+  const options = new ApiOptions(() => coordinator.models());
+  const requests = new ApiRequests(coordinator);
+  const clients = new WeakMap<FastifyRequest, { key: string; label: string }>();
+  app.addHook("onClose", async () => requests.close());
+
+  await app.register(
+    async (api) => {
+      api.addHook("onRoute", (route) => {
+        route.config = { ...route.config, access: "a1111" };
+      });
+
+      api.addHook("onRequest", async (request, reply) => {
+        const origin = request.headers.origin;
+        const answer = guard.check({
+          host: request.headers.host,
+          origin,
+          authorization: request.headers.authorization,
+          ip: request.ip,
+        });
+        // A preflight carries no credentials: it passes on Host and Origin alone.
+        if (request.method === "OPTIONS") {
+          const cors = guard.corsHeaders(origin);
+          if (!cors || (!answer.ok && answer.status === 403)) return sendDetail(reply, 403, "no CORS for this origin");
+          return reply
+            .code(204)
+            .headers({
+              ...cors,
+              "access-control-allow-methods": "GET, POST",
+              "access-control-allow-headers":
+                request.headers["access-control-request-headers"] ?? "authorization, content-type",
+              "access-control-max-age": "600",
+            })
+            .send();
+        }
+        if (!answer.ok) {
+          log.warn({ ip: request.ip, url: request.routeOptions.url, status: answer.status }, answer.detail);
+          return reply
+            .code(answer.status)
+            .headers(answer.headers ?? {})
+            .send({ detail: answer.detail });
+        }
+        clients.set(request, {
+          key: answer.user ?? request.ip,
+          label: answer.user ? `${answer.user} at ${request.ip}` : request.ip,
+        });
+      });
+
+      api.addHook("onSend", async (request, reply) => {
+        const cors = guard.corsHeaders(request.headers.origin);
+        if (cors) reply.headers(cors);
+      });
+
+      // FastAPI reads a route's body only when it has one: an empty JSON body (axios sends one with
+      // every POST) is no body, not an error. Keys that would reach an object's prototype are refused.
+      api.removeContentTypeParser("application/json");
+      api.addContentTypeParser("application/json", { parseAs: "string" }, (_request, text, done) => {
+        if (String(text).trim() === "") return done(null, undefined);
+        try {
+          done(null, JSON.parse(String(text), refusePrototypeKeys));
+        } catch (error) {
+          done(Object.assign(error as Error, { statusCode: 400 }), undefined);
+        }
+      });
+
+      // FastAPI's answers to bodies that are not JSON, too large, or of another type.
+      api.setErrorHandler((error: Error & { code?: string; statusCode?: number }, request, reply) => {
+        const status = error.statusCode ?? 500;
+        if (
+          status === 400 ||
+          error.code === "FST_ERR_CTP_INVALID_JSON_BODY" ||
+          error.code === "FST_ERR_CTP_EMPTY_JSON_BODY"
+        )
+          return sendValidation(reply, [
+            { loc: ["body"], msg: `the body is not valid JSON: ${error.message}`, type: "value_error.jsondecode" },
+          ]);
+        if (status === 413) return sendDetail(reply, 413, `the body is too large: ${error.message}`);
+        if (status === 415) return sendDetail(reply, 415, "send the body as application/json");
+        if (status < 500) return sendDetail(reply, status, error.message);
+        log.error({ err: error, url: request.url }, "A1111 API request failed");
+        return sendDetail(reply, 500, `Kiln could not answer: ${error.message}`);
+      });
+      api.setNotFoundHandler((_request, reply) => sendDetail(reply, 404, "Not Found"));
+      api.options("/*", async (_request, reply) => reply.code(204).send());
+
+      api.get("/sd-models", async () => coordinator.models().map(sdModelItem));
+      api.post("/refresh-checkpoints", async () => null);
+      api.post("/refresh-vae", async () => null);
+      api.get("/options", async () => options.all());
+      api.post("/options", async (request, reply) => {
+        const body = z.record(z.string(), z.unknown()).safeParse(request.body);
+        if (!body.success) return sendValidation(reply, validationItems(body.error));
+        const updated = options.update(body.data);
+        if (!updated.ok)
+          return sendValidation(reply, [{ loc: ["body", updated.field], msg: updated.message, type: "value_error" }]);
+        return null;
+      });
+      api.get("/samplers", async () => SAMPLERS);
+      api.get("/schedulers", async () => SCHEDULERS);
+      api.get("/upscalers", async () => UPSCALERS);
+      api.get("/latent-upscale-modes", async () => []);
+      api.get("/sd-vae", async () => []);
+      api.get("/loras", async () => []);
+      api.get("/hypernetworks", async () => []);
+      api.get("/face-restorers", async () => []);
+      api.get("/realesrgan-models", async () => []);
+      api.get("/prompt-styles", async () => []);
+      api.get("/scripts", async () => ({ txt2img: [], img2img: [] }));
+      api.get("/embeddings", async () => ({ loaded: {}, skipped: {} }));
+      api.get("/memory", async () => memory(coordinator));
+      api.get("/cmd-flags", async () => ({
+        api: true,
+        nowebui: false,
+        listen: opts.flags.lan,
+        port: opts.flags.port,
+        // Never the passwords themselves (A1111 echoes its --api-auth here).
+        api_auth: opts.guard.credentials ? "(set)" : null,
+        cors_allow_origins: opts.guard.corsOrigins.join(",") || null,
+      }));
+
+      api.get("/progress", async (request, reply) => {
+        const query = ProgressQuery.safeParse(request.query);
+        if (!query.success) return sendValidation(reply, validationItems(query.error));
+        const skip = /^(true|1)$/i.test(query.data.skip_current_image ?? "");
+        return requests.progress(clientOf(request).key, !skip);
+      });
+      api.post("/interrupt", async (request) => {
+        requests.interrupt(clientOf(request).key);
+        return {};
+      });
+      // Kiln renders a request's images at once on many devices: there is no "current image" to skip.
+      api.post("/skip", async () => null);
+
+      api.post("/img2img", async (_request, reply) =>
+        sendDetail(reply, 404, "Not Found: img2img is not in Kiln yet (txt2img is)"),
+      );
+
+      api.post("/png-info", { bodyLimit: PNG_INFO_BODY_BYTES }, async (request, reply) => {
+        const body = PngInfoRequest.safeParse(request.body);
+        if (!body.success) return sendValidation(reply, validationItems(body.error));
+        const text = body.data.image.trim().replace(/^data:image\/[a-z]+;base64,/i, "");
+        if (text === "") return { info: "", items: {}, parameters: {} };
+        const chunks = /^[A-Za-z0-9+/=\s]+$/.test(text) ? readPngText(Buffer.from(text, "base64")) : null;
+        if (!chunks)
+          return sendValidation(reply, [{ loc: ["body", "image"], msg: "is not a base64 PNG", type: "value_error" }]);
+        const { parameters: info = "", ...items } = chunks;
+        return { info, items, parameters: info ? a1111Parameters(info) : {} };
+      });
+
+      api.post("/txt2img", async (request, reply) => {
+        if (request.body === undefined || request.body === null)
+          return sendValidation(reply, [{ loc: ["body"], msg: "field required", type: "value_error.missing" }]);
+        const body = Txt2ImgRequest.safeParse(request.body);
+        if (!body.success) return sendValidation(reply, validationItems(body.error));
+        const client = clientOf(request);
+        const planned = planTxt2Img(body.data, {
+          models: coordinator.models(),
+          current: options.currentModel(),
+          client: client.label,
+        });
+        if (!planned.ok) {
+          return typeof planned.detail === "string"
+            ? sendDetail(reply, planned.status, planned.detail)
+            : sendValidation(reply, planned.detail);
+        }
+        const plan = planned.plan;
+        let jobId: string;
+        try {
+          jobId = coordinator.submitJob(plan.spec).jobId;
+        } catch (error) {
+          if (error instanceof KilnError && error.fields) return sendValidation(reply, a1111Fields(error.fields));
+          throw error;
+        }
+        const tracked = requests.track(jobId, {
+          client: client.key,
+          total: plan.total,
+          batchSize: plan.batchSize,
+          steps: plan.steps,
+        });
+        // A client that goes away takes its job with it, as closing A1111's tab would stop it.
+        const gone = () => {
+          if (!reply.raw.writableFinished) requests.abandon(tracked);
+        };
+        reply.raw.once("close", gone);
+        await tracked.finished;
+        reply.raw.off("close", gone);
+        const images = coordinator.jobImages(jobId);
+        const done = images.filter((i) => i.state === "done" && i.path);
+        const pngs = await Promise.all(done.map((i) => readFile(i.path as string)));
+        if (plan.spec.transient) await Promise.all(done.map((i) => rm(i.path as string, { force: true })));
+        const failed = images.filter((i) => i.state === "failed");
+        if (done.length === 0 && !tracked.interrupted) {
+          const reason = failed[0]?.error ?? "no image was rendered";
+          return reply
+            .code(500)
+            .send({ detail: `the farm rendered none of the images: ${reason}`, code: "E_INFERENCE" });
+        }
+        const warnings = [...plan.warnings];
+        if (failed.length > 0) warnings.push(`${failed.length} of ${plan.total} images failed: ${failed[0]?.error}`);
+        if (tracked.interrupted && done.length < plan.total)
+          warnings.push(`interrupted: ${done.length} of ${plan.total} images were finished`);
+        return {
+          images: plan.sendImages ? pngs.map((png) => png.toString("base64")) : [],
+          parameters: body.data,
+          info: txt2imgInfo({
+            prompt: body.data.prompt ?? "",
+            negativePrompt: body.data.negative_prompt ?? "",
+            seeds: plan.seeds,
+            width: plan.width,
+            height: plan.height,
+            steps: plan.steps,
+            cfgScale: plan.cfgScale,
+            samplerName: plan.samplerName,
+            batchSize: plan.batchSize,
+            model: plan.model,
+            infotexts: pngs.map((png) => readPngText(png)?.parameters ?? ""),
+            startedAt: tracked.startedAt,
+            warnings,
+          }),
+        };
+      });
+    },
+    { prefix: "/sdapi/v1" },
+  );
+
+  function clientOf(request: FastifyRequest): { key: string; label: string } {
+    return clients.get(request) ?? { key: request.ip, label: request.ip };
+  }
+}
+
+function refusePrototypeKeys(key: string, value: unknown): unknown {
+  if (key === "__proto__" || key === "constructor") throw new SyntaxError(`the key "${key}" is not accepted`);
+  return value;
+}
+
+/** A1111's parse_generation_parameters shape: every field as text, the size split in two. */
+function a1111Parameters(info: string): Record<string, string> {
+  const parsed = parseParameters(info);
+  const out: Record<string, string> = { Prompt: parsed.prompt ?? "", "Negative prompt": parsed.negativePrompt ?? "" };
+  for (const [key, value] of Object.entries(parsed.extra)) {
+    const size = key === "Size" ? /^(\d+)x(\d+)$/.exec(value) : null;
+    if (size) {
+      out["Size-1"] = size[1] as string;
+      out["Size-2"] = size[2] as string;
+    } else out[key] = value;
+  }
+  return out;
+}
+
+/** A1111's MemoryResponse: this machine's RAM, and for `cuda` the farm's VRAM added up over its online devices. */
+function memory(coordinator: Coordinator): { ram: Record<string, number>; cuda: Record<string, unknown> } {
+  const total = totalmem();
+  const free = freemem();
+  let vramTotal = 0;
+  let vramUsed = 0;
+  for (const node of coordinator.listNodes())
+    if (node.status === "online")
+      for (const device of node.devices) {
+        vramTotal += (device.vramTotalMb ?? 0) * 2 ** 20;
+        vramUsed += (device.vramUsedMb ?? 0) * 2 ** 20;
+      }
+  return {
+    ram: { free, used: total - free, total },
+    cuda:
+      vramTotal > 0
+        ? { system: { free: vramTotal - vramUsed, used: vramUsed, total: vramTotal } }
+        : { error: "unavailable" },
+  };
+}
