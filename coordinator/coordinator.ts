@@ -150,6 +150,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       outputDir: opts.outputDir,
       onSubmitted: () => this.tick(),
       modelArriving: pushes ? (model) => pushes.arriving(model) : undefined,
+      libraryModel: pushes ? (model) => pushes.libraryModel(model) : undefined,
     });
     this.intake = new ResultIntake({
       ...shared,

@@ -5,7 +5,9 @@ import { z } from "zod";
 import { DEMO_MODEL } from "../../shared/constants";
 import { ModelManifest } from "../../shared/model-manifest";
 import type { PushFile } from "../../shared/model-push";
+import type { ModelInfo } from "../../shared/node-info";
 import { isPackFileName, type PackFileDigest, packHashInput } from "../../shared/pack-files";
+import { isTurboName, optimumDefaults, packModelInfo, schedulerKindOfClass } from "../../shared/pack-model-info";
 import type { FileHashCache } from "./file-hash-cache";
 import type { LibraryPack } from "./models-report";
 
@@ -25,7 +27,8 @@ const MODEL_INDEX_FILE = "model_index.json";
 /** Why a folder is not a pack the library can offer. */
 class NotAPack extends Error {}
 
-const ModelIndex = z.looseObject({ _class_name: z.string() });
+const ModelIndex = z.looseObject({ _class_name: z.string(), _name_or_path: z.string().optional() });
+const UnetConfig = z.looseObject({ sample_size: z.number().int().positive().optional() });
 
 /** Every folder of the library, usable or not, sorted by folder; never throws for a bad folder. */
 export async function scanLibrary(dir: string, cache: FileHashCache): Promise<LibraryPack[]> {
@@ -109,6 +112,29 @@ export async function readPackFiles(
   cache.save();
   const hash = createHash("sha256").update(packHashInput(files)).digest("hex");
   return { hash, files };
+}
+
+/**
+ * What a node will advertise for a usable library pack once it has it
+ * (shared/pack-model-info.ts): its defaults and limits, read from its manifest,
+ * or from an optimum export's JSON files as a node reads them. With it, a job
+ * for a model only the library has can be queued before any node holds it.
+ */
+export function libraryModelInfo(packDir: string, pack: LibraryPack): ModelInfo {
+  if (existsSync(join(packDir, MANIFEST_FILE)))
+    return packModelInfo(readJson(packDir, MANIFEST_FILE, ModelManifest), pack);
+  const index = readJson(packDir, MODEL_INDEX_FILE, ModelIndex);
+  const scheduler = readJson(packDir, "scheduler/scheduler_config.json", ModelIndex);
+  const unetConfig = join(packDir, "unet", "config.json");
+  const unet = existsSync(unetConfig) ? readJson(packDir, "unet/config.json", UnetConfig) : {};
+  const kind = pack.kind === "sdxl" ? "sdxl" : "sd";
+  const traits = optimumDefaults({
+    kind,
+    turbo: isTurboName(index._name_or_path, pack.folder),
+    lcm: schedulerKindOfClass(scheduler._class_name) === "lcm",
+    sampleSize: unet.sample_size,
+  });
+  return packModelInfo({ kind, ...traits, scheduler: { kind: schedulerKindOfClass(scheduler._class_name) } }, pack);
 }
 
 /** The pack's name and kind, and what makes it unusable when something does (name and kind are still shown). */

@@ -6,10 +6,11 @@ import type { ModelInfo } from "../../shared/node-info";
 import type { ModelPushSummary } from "../../shared/ui-api";
 import type { ChangeFeed } from "../change-feed";
 import type { Clock } from "../clock";
+import type { NodeConnection } from "../nodes/node-connection";
 import type { NodeFleet } from "../nodes/node-fleet";
 import type { Ledger } from "../store/ledger";
 import { FileHashCache, LIBRARY_HASH_CACHE_FILE } from "./file-hash-cache";
-import { readPackFiles, scanLibrary } from "./library-scan";
+import { libraryModelInfo, readPackFiles, scanLibrary } from "./library-scan";
 import type { LibraryPack } from "./models-report";
 import { type PushOptions, pushPack } from "./pack-pusher";
 import { differentModels, failureKey, type PlanNode, type PushFailure, planPushes } from "./push-decisions";
@@ -55,6 +56,8 @@ export class ModelPushes {
   private readonly cache: FileHashCache;
   /** Usable library packs by name, and their hashes, from the last scan. */
   private packs = new Map<string, LibraryPack>();
+  /** What nodes will advertise for each usable pack once they have it. */
+  private infos = new Map<string, ModelInfo>();
   private hashes: ReadonlyMap<string, string> = new Map();
   private scannedAt = Number.NEGATIVE_INFINITY;
   private scanning = false;
@@ -97,7 +100,7 @@ export class ModelPushes {
     for (const node of this.opts.fleet.all())
       nodes.push({
         id: node.id,
-        eligible: node.status === "online" && !node.local && node.info !== null && !node.drained,
+        eligible: isPushTarget(node),
         models: node.info?.models ?? [],
       });
     const planned = planPushes({
@@ -123,6 +126,24 @@ export class ModelPushes {
     const set = names.length === 0 ? NONE : new Set(names);
     this.differentCache.set(nodeId, { models, hashes: this.hashes, set });
     return set;
+  }
+
+  /**
+   * A model of the library that no online node lists, as nodes will describe
+   * it, when some node can receive it (online, paired, remote, not drained,
+   * and it has not refused this pack): a job for it is queued and waits for
+   * its push. Null otherwise, and the job is refused as before.
+   */
+  libraryModel(model: string): ModelInfo | null {
+    const info = this.infos.get(model);
+    if (!info || this.stopped) return null;
+    for (const node of this.opts.fleet.all()) {
+      if (!isPushTarget(node)) continue;
+      const failed = this.failures.get(failureKey(node.id, model));
+      if (failed && failed.hash === info.hash && failed.retryAt === null) continue;
+      return info;
+    }
+    return null;
   }
 
   /** Whether a push of `model` is in flight to some node (a job waiting for it is not stalled). */
@@ -151,6 +172,15 @@ export class ModelPushes {
     try {
       const packs = await scanLibrary(this.opts.library, this.cache);
       this.packs = new Map(packs.filter((p) => p.status.state === "ok").map((p) => [p.name, p]));
+      const infos = new Map<string, ModelInfo>();
+      for (const pack of this.packs.values()) {
+        try {
+          infos.set(pack.name, libraryModelInfo(join(this.opts.library, pack.folder), pack));
+        } catch (error) {
+          this.opts.log.warn({ err: error, model: pack.name }, "could not read a library pack's defaults");
+        }
+      }
+      this.infos = infos;
       const hashes = new Map([...this.packs.values()].map((p) => [p.name, p.hash]));
       const same = hashes.size === this.hashes.size && [...hashes].every(([n, h]) => this.hashes.get(n) === h);
       if (!same) {
@@ -248,3 +278,8 @@ export class ModelPushes {
 }
 
 const NONE: ReadonlySet<string> = new Set();
+
+/** A node a push can go to: online, paired and described, remote (not the embedded node), not drained. */
+function isPushTarget(node: NodeConnection): boolean {
+  return node.status === "online" && !node.local && node.info !== null && !node.drained;
+}

@@ -33,6 +33,8 @@ export interface QueueCommandsOptions {
   onSubmitted(): void;
   /** Whether a model is being pushed to some node: a job waiting for it is not stalled. */
   modelArriving?(model: string): boolean;
+  /** A model no online node has but the studio library will push on demand, as nodes will describe it; null otherwise. */
+  libraryModel?(model: string): ModelInfo | null;
 }
 
 /**
@@ -65,6 +67,9 @@ export class QueueCommands {
       ...(spec.grid?.y?.kind === "model" ? spec.grid.y.values : []),
     ]);
     for (const name of modelNames) {
+      // Only the library has it: the job waits in the queue while it is pushed to the nodes.
+      const fromLibrary = models.has(name) ? null : (this.opts.libraryModel?.(name) ?? null);
+      if (fromLibrary) models.set(name, fromLibrary);
       if (!models.has(name)) {
         throw new KilnError(
           "E_MODEL_MISSING",

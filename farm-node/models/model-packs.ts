@@ -4,6 +4,7 @@ import { DEMO_MODEL } from "../../shared/constants";
 import type { ModelManifest, ResolvedPack } from "../../shared/model-manifest";
 import { ModelManifest as ManifestSchema } from "../../shared/model-manifest";
 import type { ModelInfo } from "../../shared/node-info";
+import { packModelInfo } from "../../shared/pack-model-info";
 import { describeOptimumExport, isOptimumExport } from "./optimum-export";
 import { checkPack } from "./pack-check";
 import type { PackHasher } from "./pack-hash";
@@ -20,14 +21,6 @@ export interface PackEntry {
   /** Present when the pack passed its checks. */
   pack: ResolvedPack | null;
 }
-
-/** Sampler names as A1111 writes them, per scheduler kind. */
-const SAMPLER_NAMES: Record<ModelManifest["scheduler"]["kind"], string> = {
-  euler: "Euler",
-  euler_a: "Euler a",
-  lcm: "LCM",
-  flow_match_euler: "Euler",
-};
 
 /**
  * Looks at every folder of `modelsDir`: a `kiln-model.json` manifest or an
@@ -98,26 +91,7 @@ async function scanOne(dir: string, folder: string, hasher: PackHasher): Promise
 }
 
 export function describePack(pack: ResolvedPack): ModelInfo {
-  const m = pack.manifest;
-  return {
-    name: pack.name,
-    kind: m.kind,
-    hash: pack.hash,
-    demo: false,
-    description: m.description || `${m.kind} model pack`,
-    defaultSteps: m.defaults.steps,
-    defaultWidth: m.defaults.width,
-    defaultHeight: m.defaults.height,
-    defaultGuidance: m.defaults.guidance,
-    defaultSampler: SAMPLER_NAMES[m.scheduler.kind],
-    maxWidth: m.limits.maxWidth,
-    maxHeight: m.limits.maxHeight,
-    maxSteps: m.limits.maxSteps,
-    sizeMultiple: m.limits.sizeMultiple,
-    sizeBytes: pack.sizeBytes,
-    available: true,
-    unavailableReason: null,
-  };
+  return packModelInfo(pack.manifest, pack);
 }
 
 function unavailableInfo(folder: string, manifest: ModelManifest | null, reason: string): ModelInfo {

@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { z } from "zod";
 import type { ModelManifest, ModelManifestInput, PipelineKind, SchedulerSpec } from "../../shared/model-manifest";
 import { ModelManifest as ManifestSchema } from "../../shared/model-manifest";
+import { isTurboName, optimumDefaults, schedulerKindOfClass } from "../../shared/pack-model-info";
 import { signatureOf } from "./pack-check";
 import { optionalPackJson as optionalJson, readPackJson as readJson } from "./pack-json";
 import { PackProblem } from "./pack-problem";
@@ -65,17 +66,19 @@ export function describeOptimumExport(dir: string, folderName: string): ModelMan
   const sample = unetSignature.inputs.find((i) => i.name === "sample");
   const dtype = sample?.type === "float16" ? "float16" : "float32";
   const latentChannels = vae?.latent_channels ?? (typeof sample?.dims[1] === "number" ? sample.dims[1] : 4);
-  const edge = (unet?.sample_size ?? (kind === "sdxl" ? 128 : 64)) * 8;
   const schedulerSpec = schedulerFor(scheduler);
-  const name = `${index._name_or_path ?? ""} ${folderName}`;
-  const turbo = /turbo/i.test(name);
-  const lcm = schedulerSpec.kind === "lcm";
+  const described = optimumDefaults({
+    kind,
+    turbo: isTurboName(index._name_or_path, folderName),
+    lcm: schedulerSpec.kind === "lcm",
+    sampleSize: unet?.sample_size,
+  });
 
   const manifest: ModelManifestInput = {
     kiln: 1,
     name: folderName,
     kind,
-    description: `${kind === "sdxl" ? "SDXL" : "Stable Diffusion"} pipeline (optimum ONNX export${turbo ? ", Turbo" : ""})`,
+    description: described.description,
     dtype,
     textEncoder: {
       file: "text_encoder/model.onnx",
@@ -110,28 +113,16 @@ export function describeOptimumExport(dir: string, folderName: string): ModelMan
     },
     scheduler: schedulerSpec,
     latent: { channels: latentChannels, factor: 8, scale: vae?.scaling_factor ?? 0.18215, shift: 0 },
-    // Turbo models are distilled for 1–4 steps without guidance; LCM for about 4 with little.
-    defaults: {
-      steps: turbo ? 1 : lcm ? 4 : 25,
-      width: edge,
-      height: edge,
-      guidance: turbo ? 0 : lcm ? 1 : 7.5,
-    },
-    limits: { minEdge: 256, maxWidth: 2048, maxHeight: 2048, maxSteps: 150, sizeMultiple: 64 },
+    defaults: described.defaults,
+    limits: described.limits,
   };
   return ManifestSchema.parse(manifest);
 }
 
 /** diffusers schedulers Kiln has no own code for run as Euler on their noise schedule. */
 function schedulerFor(config: z.infer<typeof SchedulerConfig>): SchedulerSpec {
-  const kind =
-    config._class_name === "EulerAncestralDiscreteScheduler"
-      ? "euler_a"
-      : config._class_name === "LCMScheduler"
-        ? "lcm"
-        : "euler";
   return {
-    kind,
+    kind: schedulerKindOfClass(config._class_name),
     numTrainTimesteps: config.num_train_timesteps,
     betaStart: config.beta_start,
     betaEnd: config.beta_end,

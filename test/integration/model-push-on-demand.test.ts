@@ -24,6 +24,7 @@ let has: RunningNode;
 let lacks: RunningNode;
 let closed: RunningNode;
 let untouched: RunningNode;
+let fresh: RunningNode;
 
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
@@ -44,16 +45,17 @@ beforeAll(async () => {
   };
   const packs = await scanLibrary(library, new FileHashCache(join(dir, "hashes.json")));
   libraryHash = packs.find((p) => p.name === MODEL)?.hash as string;
-  [has, lacks, closed, untouched] = await Promise.all([
+  [has, lacks, closed, untouched, fresh] = await Promise.all([
     startNode(["--devices", "cpu", "--name", "has", "--models", hasModels]),
     startNode(["--devices", "cpu", "--name", "lacks", "--models", empty("lacks-models")]),
     startNode(["--devices", "cpu", "--name", "closed", "--models", empty("closed-models"), "--no-model-push"]),
     startNode(["--devices", "cpu", "--name", "untouched", "--models", empty("untouched-models")]),
+    startNode(["--devices", "cpu", "--name", "fresh", "--models", empty("fresh-models")]),
   ]);
 }, 90_000);
 
 afterAll(async () => {
-  await Promise.all([has?.stop(), lacks?.stop(), closed?.stop(), untouched?.stop()]);
+  await Promise.all([has?.stop(), lacks?.stop(), closed?.stop(), untouched?.stop(), fresh?.stop()]);
 });
 
 async function coordinator(farm: RunningNode[], modelLibrary?: string) {
@@ -125,6 +127,27 @@ describe("on-demand model pushes", () => {
     expect(refused?.reason).toMatch(/push/i);
     expect(summaries.find((n) => n.id === has.nodeId)?.pushes).toBeUndefined();
   }, 180_000);
+
+  it("queues a job for a model only the library has, with the pack's own defaults, and renders it once a node has received it", async () => {
+    const c = await coordinator([fresh, closed], library);
+    expect(c.models().map((m) => m.name)).not.toContain(MODEL);
+    const { jobId, images } = c.submitJob({ prompts: ["a lighthouse at dusk"], model: MODEL, count: 4, seed: 1 });
+    const job = await finished(c, jobId);
+    expect(job?.state).toBe("done");
+    // The tiny flow pack's kiln-model.json says 384×256 and 8 steps: the job was expanded with them.
+    const done = c.jobImages(jobId);
+    expect(done[0]).toMatchObject({ width: 384, height: 256, steps: 8 });
+    expect(done.filter((i) => i.state === "done" && i.path)).toHaveLength(images);
+    expect(done.every((i) => i.nodeId === fresh.nodeId)).toBe(true);
+    expect((await modelsOf(fresh)).find((m) => m.name === MODEL)).toMatchObject({ hash: libraryHash });
+  }, 180_000);
+
+  it("refuses a job for a model no node has when on-demand pushes are off, naming the model", async () => {
+    const c = await coordinator([untouched]);
+    expect(() => c.submitJob({ prompts: ["x"], model: MODEL, count: 1, seed: 1 })).toThrow(
+      new RegExp(`no node of the farm has model "${MODEL}"`),
+    );
+  }, 60_000);
 
   it("pushes nothing when on-demand pushes are off: the job renders where the model is", async () => {
     const c = await coordinator([has, untouched]);

@@ -3,7 +3,8 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { FileHashCache } from "../../../../coordinator/models/file-hash-cache";
 import { chooseLibrary, openLibrary } from "../../../../coordinator/models/library-folder";
-import { scanLibrary } from "../../../../coordinator/models/library-scan";
+import { libraryModelInfo, scanLibrary } from "../../../../coordinator/models/library-scan";
+import type { LibraryPack } from "../../../../coordinator/models/models-report";
 import { scanModelPacks } from "../../../../farm-node/models/model-packs";
 import { PackHasher } from "../../../../farm-node/models/pack-hash";
 import { KilnError } from "../../../../shared/errors";
@@ -41,6 +42,21 @@ describe("scanLibrary", () => {
       expect(p.sizeBytes).toBe(there?.info.sizeBytes);
       expect(p.files).toBeGreaterThan(3);
     }
+  });
+
+  it("describes each pack (defaults, limits, sampler) exactly as a node advertises it once it has the pack", async () => {
+    writeTinyPacks(library);
+    const packs = await scan();
+    const onNode = await scanModelPacks(library, new PackHasher(join(dir, "node-hashes.json")));
+    for (const p of packs) {
+      const there = onNode.find((e) => e.info.name === p.name)?.info;
+      expect(libraryModelInfo(join(library, p.folder), p), p.name).toEqual(there);
+    }
+    // Turbo told by the name: the SDXL-Turbo pack's single step without guidance.
+    expect(libraryModelInfo(join(library, TINY_PACKS.sdxl), packs[2] as LibraryPack)).toMatchObject({
+      defaultSteps: 1,
+      defaultGuidance: 0,
+    });
   });
 
   it("takes the name from kiln-model.json when it sets one", async () => {
