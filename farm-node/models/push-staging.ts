@@ -118,6 +118,9 @@ async function sizeOf(file: string): Promise<number | null> {
   }
 }
 
+/** Bytes received before they go to the file in one write (and through the hash in one update). */
+const WRITE_BATCH_BYTES = 1 << 20;
+
 /**
  * Model packs on their way in. Each push is keyed by the pack's content hash
  * and staged in `<models>/.incoming/<hash>/`: `push.json` (the offer) and
@@ -311,6 +314,19 @@ export class PushStaging {
     }
     let written = 0;
     const limit = Math.min(MAX_PUSH_CHUNK_BYTES, file.size - offset);
+    // TLS hands over records of 16 KiB; a write each cost the event loop more than decrypting them (0.67 s per 512 MB here).
+    let batch: Buffer[] = [];
+    let batchBytes = 0;
+    const takeBatch = (): Buffer => {
+      const out = batch.length === 1 ? (batch[0] as Buffer) : Buffer.concat(batch, batchBytes);
+      batch = [];
+      batchBytes = 0;
+      if (received) {
+        received.hash.update(out);
+        received.bytes += out.length;
+      }
+      return out;
+    };
     const counter = new Transform({
       transform(chunk: Buffer, _encoding, done) {
         if (written + chunk.length > limit) {
@@ -326,11 +342,12 @@ export class PushStaging {
           return;
         }
         written += chunk.length;
-        if (received) {
-          received.hash.update(chunk);
-          received.bytes += chunk.length;
-        }
-        done(null, chunk);
+        batch.push(chunk);
+        batchBytes += chunk.length;
+        done(null, batchBytes >= WRITE_BATCH_BYTES ? takeBatch() : undefined);
+      },
+      flush(done) {
+        done(null, batchBytes > 0 ? takeBatch() : undefined);
       },
     });
     try {
