@@ -8,11 +8,12 @@ const MAX_TEXT_BYTES = 1024 * 1024;
  * The text chunks of a PNG a client sent (`png-info`): tEXt, zTXt and iTXt,
  * keyword → text. Hostile input is expected: every length is checked against
  * the bytes there are, compressed text stops at 1 MiB, and anything that is not
- * a PNG is null rather than an exception.
+ * a whole PNG (signature, chunks that fit, IEND) is null rather than an exception.
  */
 export function readPngText(png: Buffer): Record<string, string> | null {
   if (png.length < 8 || !png.subarray(0, 8).equals(SIGNATURE)) return null;
   const out: Record<string, string> = {};
+  let ended = false;
   let at = 8;
   while (at + 12 <= png.length) {
     const length = png.readUInt32BE(at);
@@ -25,10 +26,13 @@ export function readPngText(png: Buffer): Record<string, string> | null {
     } catch {
       // A damaged chunk of text is left out; the others still count.
     }
-    if (type === "IEND") break;
+    if (type === "IEND") {
+      ended = true;
+      break;
+    }
     at += 12 + length;
   }
-  return out;
+  return ended ? out : null;
 }
 
 function textEntry(type: string, data: Buffer): [string, string] | null {
