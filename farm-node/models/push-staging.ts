@@ -118,6 +118,27 @@ async function sizeOf(file: string): Promise<number | null> {
   }
 }
 
+/**
+ * The first entry from `root` down to `root/relative` (as a path relative to
+ * `root`) that is a symbolic link, or not a folder where one is needed, or not
+ * a plain file at the end; null when every entry that exists is what it should be. O_NOFOLLOW guards only
+ * the last name of a path: a linked folder planted in a staging (by anything
+ * else that can write to the models folder) would carry the node's writes,
+ * hashing and emptying of files out of it.
+ */
+async function strayEntry(root: string, relative: string): Promise<string | null> {
+  const names = relative.split("/");
+  let at = root;
+  for (const [i, name] of names.entries()) {
+    at = join(at, name);
+    const entry = await lstat(at).catch(() => null);
+    if (!entry) return null;
+    if (entry.isSymbolicLink() || !(i === names.length - 1 ? entry.isFile() : entry.isDirectory()))
+      return names.slice(0, i + 1).join("/");
+  }
+  return null;
+}
+
 /** Bytes received before they go to the file in one write (and through the hash in one update). */
 const WRITE_BATCH_BYTES = 1 << 20;
 
@@ -273,6 +294,8 @@ export class PushStaging {
     const file = push.files[index];
     if (!file)
       throw new KilnError("E_NOT_FOUND", `this push has ${push.files.length} files; there is no file ${index}`);
+    // Before the checks below, which must run with no wait between them and marking the file as being written.
+    await this.refuseStray(push, file);
     if (push.committing || push.gone)
       throw new KilnError("E_CONFLICT", "this push is being committed or cancelled; uploads are closed", { index });
     if (push.writing.has(index))
@@ -423,6 +446,7 @@ export class PushStaging {
           { missing: missing.map((f) => ({ index: f.index, have: f.have, size: f.size })) },
         );
       const packDir = join(push.dir, PACK_FOLDER);
+      for (const file of push.files) await this.refuseStray(push, file);
       const bad: PlannedFile[] = [];
       for (const file of push.files) {
         const path = join(packDir, file.path);
@@ -517,6 +541,22 @@ export class PushStaging {
     });
   }
 
+  /** Refuses to touch a staged file whose way from the models folder passes through a link (see strayEntry). */
+  private async refuseStray(push: Push, file: PlannedFile): Promise<void> {
+    const relative = [INCOMING_FOLDER, push.hash, PACK_FOLDER, file.path].join("/");
+    const stray = await strayEntry(this.opts.modelsDir, relative);
+    if (stray === null) return;
+    this.opts.log.warn(
+      { model: push.record.offer.name, hash: push.hash, entry: join(this.opts.modelsDir, stray) },
+      "model push refused: its staging holds a link",
+    );
+    throw new KilnError(
+      "E_BAD_REQUEST",
+      `the models folder's ${stray} is a symbolic link or not a plain file or folder; the node follows no link out of a push's staging: cancel the push (DELETE) and push again`,
+      { index: file.index },
+    );
+  }
+
   private fresh(offer: PackOffer): Push {
     return this.track({ offer, startedAt: new Date().toISOString(), local: {} });
   }
@@ -580,12 +620,15 @@ export class PushStaging {
   /** Links what the node has, checks the disk, copies what could not be linked. */
   private async prepare(push: Push, fresh: boolean): Promise<void> {
     const packDir = join(push.dir, PACK_FOLDER);
-    await mkdir(packDir, { recursive: true });
-    if (fresh) await this.save(push);
     const known = this.opts.hasher().knownFiles(this.opts.modelsDir, this.incoming);
     push.files = await this.plan(push, known);
+    // The bytes to send are known before a byte is written: a disk without room for them (even for push.json) refuses now.
+    await this.refuseNoRoom(push, []);
+    await mkdir(packDir, { recursive: true });
+    if (fresh) await this.save(push);
     const toCopy: PlannedFile[] = [];
     for (const file of push.files) {
+      await this.refuseStray(push, file);
       const path = join(packDir, file.path);
       await mkdir(dirname(path), { recursive: true });
       if (file.source === "send" && file.have === 0 && file.size === 0) {
@@ -604,19 +647,7 @@ export class PushStaging {
         toCopy.push(file);
       }
     }
-    const needed =
-      push.files.reduce((sum, f) => sum + (f.source === "send" ? f.size - f.have : 0), 0) +
-      toCopy.reduce((sum, f) => sum + f.size, 0) +
-      this.otherPushesNeed(push);
-    const free = await this.freeBytes(this.opts.modelsDir);
-    const problem = diskSpaceProblem(needed, free, this.margin);
-    if (problem !== null) {
-      this.opts.log.warn(
-        { model: push.record.offer.name, hash: push.hash, needed, free, margin: this.margin },
-        "model push refused: not enough disk space",
-      );
-      throw new KilnError("E_DISK_FULL", problem, { neededBytes: needed, freeBytes: free, marginBytes: this.margin });
-    }
+    await this.refuseNoRoom(push, toCopy);
     for (const file of toCopy) {
       const path = join(packDir, file.path);
       try {
@@ -635,6 +666,22 @@ export class PushStaging {
       push.record.local[String(file.index)] = { source: "copied", mtimeMs: (await lstat(path)).mtimeMs };
     }
     await this.save(push);
+  }
+
+  /** Refuses a push whose bytes to send, files to copy and other pushes' promised room do not fit (both sizes named). */
+  private async refuseNoRoom(push: Push, toCopy: readonly PlannedFile[]): Promise<void> {
+    const needed =
+      push.files.reduce((sum, f) => sum + (f.source === "send" ? f.size - f.have : 0), 0) +
+      toCopy.reduce((sum, f) => sum + f.size, 0) +
+      this.otherPushesNeed(push);
+    const free = await this.freeBytes(this.opts.modelsDir);
+    const problem = diskSpaceProblem(needed, free, this.margin);
+    if (problem === null) return;
+    this.opts.log.warn(
+      { model: push.record.offer.name, hash: push.hash, needed, free, margin: this.margin },
+      "model push refused: not enough disk space",
+    );
+    throw new KilnError("E_DISK_FULL", problem, { neededBytes: needed, freeBytes: free, marginBytes: this.margin });
   }
 
   /** Bytes the other pushes staged here still expect: they are promised that room. */

@@ -1,6 +1,6 @@
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statfsSync, statSync, writeFileSync } from "node:fs";
 import { join, relative, sep } from "node:path";
 import { fetch } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -378,6 +378,30 @@ describe.skipIf(!isRoot)("a disk that fills during a push", () => {
       expect(existsSync(join(mount, ".incoming", pack.hash))).toBe(false);
       expect((await api(node).get(`/v1/model-pushes/${pack.hash}`)).status).toBe(404);
       expect(existsSync(join(mount, "fills-disk"))).toBe(false);
+    } finally {
+      await node.stop();
+      execFileSync("umount", [mount]);
+    }
+  }, 60_000);
+
+  it("refuses an offer onto a disk with no byte free with 507 naming both sizes, writing nothing", async () => {
+    const mount = tempDir("kiln-push-tmpfs-");
+    execFileSync("mount", ["-t", "tmpfs", "-o", "size=1m", "tmpfs", mount]);
+    const node = await startNode(["--simulate", "1x8GB@1", "--models", mount]);
+    try {
+      execFileSync("fallocate", [
+        "-l",
+        String(statfsSync(mount).bavail * statfsSync(mount).bsize),
+        join(mount, ".other"),
+      ]);
+      const files = [{ path: "unet/model.onnx", size: 4096, sha256: "a".repeat(64) }];
+      const res = await offer(node, { name: "no-room", hash: hashOf(files), files });
+      const error = await errorOf(res);
+      expect(res.status, error.message).toBe(507);
+      expect(error.message).toMatch(
+        /needs 4.0 KiB \(4096 bytes\) more on this node but only 0 B \(0 bytes\) may be used/,
+      );
+      expect(readdirSync(mount)).toEqual([".other"]);
     } finally {
       await node.stop();
       execFileSync("umount", [mount]);
