@@ -55,11 +55,26 @@ function parseMinutes(text: string): number {
   return n;
 }
 
+function parseMegabytesPerSecond(text: string): number {
+  const n = Number(text);
+  if (!(n >= 0) || !Number.isFinite(n)) throw new Error("must be megabytes per second, 0 or more (0: no limit)");
+  return n;
+}
+
 function parsePositive(text: string): number {
   const n = Number(text);
   if (!(n > 0)) throw new Error("must be a positive number");
   return n;
 }
+
+/**
+ * A push's pace while the node renders. Measured with bench:models on a
+ * 2-core machine where the app, the node and a CPU device share the cores:
+ * an unpaced push (~97 MB/s) slowed rendering by 39%; see the README's
+ * benchmark table for the paced figure. A GPU box with cores to spare can
+ * raise it.
+ */
+const DEFAULT_PUSH_RATE_WHILE_RENDERING_MBPS = 20;
 
 const program = new Command("kiln-node")
   .description("Kiln farm node: renders images on this machine's GPUs for paired Kiln studio apps")
@@ -96,6 +111,12 @@ const program = new Command("kiln-node")
     "farm mode: the https://host:port apps fetch images from (default: this hostname and port)",
   )
   .option("--no-model-push", "refuse model packs pushed by paired apps (the owner manages --models by hand)")
+  .option(
+    "--push-rate-while-rendering <MB/s>",
+    "take model pushes in at most this fast while a device renders, so rendering keeps its speed (0: no limit)",
+    wrap(parseMegabytesPerSecond),
+    DEFAULT_PUSH_RATE_WHILE_RENDERING_MBPS,
+  )
   .option("--pair", "open a 10-minute pairing window at start even if the node is already paired")
   .option("--state-dir <dir>", "where the node keeps its id, tokens and images", defaultStateDir())
   .option("--providers <list>", "execution providers to try on GPUs, in order", wrap(parseProviders), [
@@ -252,6 +273,7 @@ async function runDaemon(): Promise<void> {
     farm: opts.farm,
     publicUrl: opts.publicUrl,
     modelPush: opts.modelPush !== false,
+    pushRateWhileRenderingBps: opts.pushRateWhileRendering * 2 ** 20,
     log,
   });
 

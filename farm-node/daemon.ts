@@ -66,6 +66,8 @@ export interface DaemonOptions {
   farm?: string;
   /** Paired apps may push model packs into the models folder (`--no-model-push` turns it off). */
   modelPush?: boolean;
+  /** Bytes per second a push is taken in at while a device renders (0 or left out: no limit). */
+  pushRateWhileRenderingBps?: number;
   /** The address apps fetch PNGs from in farm mode; https://<host or hostname>:<port> when absent. */
   publicUrl?: string;
   log: Logger;
@@ -426,6 +428,10 @@ export class Daemon implements NodeService {
       modelsDir,
       hasher: () => new PackHasher(join(this.opts.stateDir, HASH_CACHE_FILE)),
       installed: () => this.packEntries.map((e) => ({ folder: e.folder, name: e.info.name, hash: e.info.hash })),
+      paceBytesPerSecond: () => {
+        const rate = this.opts.pushRateWhileRenderingBps ?? 0;
+        return rate > 0 && this.runners.some((r) => r.activity.busy || r.queueDepth > 0) ? rate : null;
+      },
       log: this.opts.log,
     });
     void staging

@@ -30,6 +30,7 @@ import {
 import { describePackFolder, MANIFEST_FILE } from "./model-packs";
 import { type PackHasher, sha256File } from "./pack-hash";
 import { PackProblem } from "./pack-problem";
+import { PushPace } from "./push-pace";
 import {
   diskSpaceProblem,
   type KnownFile,
@@ -73,6 +74,8 @@ export interface PushStagingOptions {
   /** Free bytes on the models folder's disk; statfs unless a test gives another. */
   freeBytes?: (dir: string) => Promise<number>;
   marginBytes?: number;
+  /** The rate pushes are taken in at now, in bytes per second; null (or left out): as fast as they come. */
+  paceBytesPerSecond?: () => number | null;
   log: Logger;
 }
 
@@ -155,6 +158,7 @@ export class PushStaging {
   private readonly incoming: string;
   private readonly freeBytes: (dir: string) => Promise<number>;
   private readonly margin: number;
+  private readonly pace = new PushPace();
 
   constructor(private readonly opts: PushStagingOptions) {
     this.incoming = join(opts.modelsDir, INCOMING_FOLDER);
@@ -350,6 +354,12 @@ export class PushStaging {
       }
       return out;
     };
+    // While the node renders, pushes are paced so rendering keeps its speed (the held socket slows the sender).
+    const pass = (out: Buffer, done: (error: null, data: Buffer) => void) => {
+      const wait = this.pace.delayMs(out.length, this.opts.paceBytesPerSecond?.() ?? null, Date.now());
+      if (wait <= 0) done(null, out);
+      else setTimeout(() => done(null, out), wait);
+    };
     const counter = new Transform({
       transform(chunk: Buffer, _encoding, done) {
         if (written + chunk.length > limit) {
@@ -367,10 +377,12 @@ export class PushStaging {
         written += chunk.length;
         batch.push(chunk);
         batchBytes += chunk.length;
-        done(null, batchBytes >= WRITE_BATCH_BYTES ? takeBatch() : undefined);
+        if (batchBytes < WRITE_BATCH_BYTES) done();
+        else pass(takeBatch(), done);
       },
       flush(done) {
-        done(null, batchBytes > 0 ? takeBatch() : undefined);
+        if (batchBytes === 0) done();
+        else pass(takeBatch(), done);
       },
     });
     try {
