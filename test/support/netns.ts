@@ -150,6 +150,23 @@ export class Lan {
   }
 
   /**
+   * Caps what reaches a host over its cable at `mbit` Mbit/s (a token bucket
+   * on the bridge's end of its veth), so that a transfer to it lasts long
+   * enough to act on mid-way. Returns what was applied, for the report.
+   */
+  limitRateTo(name: string, mbit: number): string {
+    const index = [...this.hosts.keys()].indexOf(name);
+    this.require(name);
+    const qdisc = `root tbf rate ${mbit}mbit burst 256kb latency 100ms`.split(" ");
+    try {
+      this.bridge.in(["tc", "qdisc", "add", "dev", `b${this.tag}${index}`, ...qdisc]);
+      return `tbf: ${mbit} Mbit/s to ${name}`;
+    } catch {
+      return `no sch_tbf in this kernel: ${name}'s link runs at full speed`;
+    }
+  }
+
+  /**
    * ARP spoofing, as an attacker on the LAN does it: `victim`'s neighbour
    * entry for `spoofed`'s address points at `attacker`'s link, and the
    * attacker takes the packets meant for that address (DNAT to itself), so

@@ -1,7 +1,16 @@
 import { execFileSync, spawn } from "node:child_process";
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  statfsSync,
+  statSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
 import { pushPack } from "../../../coordinator/models/pack-pusher";
@@ -10,7 +19,8 @@ import type { RunningNode } from "../../support/kiln-node-process";
 import { api } from "../../support/node-client";
 import { waitUntil } from "../../support/wait-until";
 import { LabFarm, type Tally } from "./lab-farm";
-import { countingLink, paddedPack } from "./lab-push";
+import { attackPushApi } from "./lab-hostile";
+import { countingLink, mib, paddedPack, resentPerFile, runKiln, watchListing } from "./lab-push";
 
 export interface ScenarioResult {
   name: string;
@@ -83,6 +93,22 @@ async function withFarm(
 
 function expect(problems: string[], ok: boolean, what: string): void {
   if (!ok) problems.push(what);
+}
+
+/** An app's client of a lab node, by its LAN address, token and pinned certificate. */
+function pushClient(farm: LabFarm, host: string, node: RunningNode): NodeClient {
+  return new NodeClient(`https://${farm.lan.host(host).address}:${node.port}`, node.token, node.pin);
+}
+
+/** Waits until `read` gives the same number twice 300 ms apart (bytes in flight have landed). */
+async function steady(read: () => number): Promise<void> {
+  let last = read();
+  for (;;) {
+    await sleep(300);
+    const now = read();
+    if (now === last) return;
+    last = now;
+  }
 }
 
 /** Partial files left in the output folder (a write cut short). */
@@ -429,19 +455,9 @@ export const SCENARIOS: Scenario[] = [
         const job = await farm.submit(60, 12_000);
         const pack = await paddedPack(48);
         const chunkBytes = 1 << 20;
-        const client = new NodeClient(`https://${farm.lan.host("gpu2").address}:${gpu2.port}`, gpu2.token, gpu2.pin);
+        const client = pushClient(farm, "gpu2", gpu2);
         const link = countingLink(client);
-        // What gpu2 lists while the push runs: never the pack before its commit is answered.
-        let committed = false;
-        let listedEarly = false;
-        const watching = setInterval(() => {
-          void client
-            .info()
-            .then((info) => {
-              if (!committed && info.models.some((m) => m.name === pack.offer.name)) listedEarly = true;
-            })
-            .catch(() => undefined);
-        }, 200);
+        const listing = watchListing(client, pack.offer, link.commitAsked);
         let cut = false;
         let plugged: Promise<void> = Promise.resolve();
         try {
@@ -454,26 +470,248 @@ export const SCENARIOS: Scenario[] = [
               plugged = sleep(4000).then(() => farm.lan.setLink("gpu2", true));
             },
           });
-          committed = true;
           expect(problems, outcome.kind === "installed", `the push ended as ${outcome.kind}`);
         } catch (error) {
           problems.push(`the push failed: ${(error as Error).message}`);
         } finally {
-          clearInterval(watching);
           await plugged;
         }
-        const waste = link.uploadedBytes() - pack.bytes;
+        const resent = resentPerFile(link, pack.offer);
         notes.push(
-          `cable pulled at 25% for 4 s; ${(link.uploadedBytes() / 2 ** 20).toFixed(1)} MiB handed to uploads for a ${(pack.bytes / 2 ** 20).toFixed(1)} MiB pack (${(waste / 2 ** 20).toFixed(1)} MiB again)`,
+          `cable pulled at 25% for 4 s; ${mib(link.uploadedBytes())} handed to uploads for a ${mib(pack.bytes)} pack; sent twice: ${mib(resent.total)} in all, at most ${mib(resent.worst)} of one file (bound: one ${mib(chunkBytes)} chunk per file)`,
         );
         expect(problems, cut, "the push ended before the cable was pulled");
-        expect(problems, waste <= chunkBytes * pack.offer.files.length, "more than one chunk per file was sent twice");
-        expect(problems, !listedEarly, "gpu2 listed the pack before its commit was answered");
+        expect(problems, resent.worst <= chunkBytes, "more than one chunk of a file was sent twice");
+        const half = listing.stop();
+        expect(problems, half === null, `gpu2 listed half a pack: ${half}`);
         const listed = (await client.info()).models.find((m) => m.name === pack.offer.name);
         expect(problems, listed?.hash === pack.offer.hash, "gpu2 does not list the pushed pack with its hash");
         client.close();
         await farm.waitForJob(job);
         return farm.tally(60, 12_000);
+      }),
+  },
+  {
+    name: "13. a node's disk fills mid-push: the app is told why, nothing of the push is left, the node renders on",
+    run: () =>
+      withFarm("fill", ["gpu1", "gpu2"], [], async (farm, notes, problems) => {
+        const pack = await paddedPack(64);
+        // Room for the pack, the 1 GiB a node keeps free and a little more: the offer is taken.
+        // A tmpfs holds only what is written.
+        const mount = mkdtempSync(join(tmpdir(), "kiln-lab-models-tmpfs-"));
+        const sizeMiB = 1024 + Math.ceil(pack.bytes / 2 ** 20) + 16;
+        execFileSync("mount", ["-t", "tmpfs", "-o", `size=${sizeMiB}m`, "tmpfs", mount]);
+        try {
+          await farm.startNode("gpu1", 12);
+          const gpu2 = await farm.startNode("gpu2", 12, ["--models", mount]);
+          await farm.startServe();
+          notes.push(farm.lan.limitRateTo("gpu2", 400));
+          const job = await farm.submit(60, 13_000);
+          const client = pushClient(farm, "gpu2", gpu2);
+          const name = basename(pack.dir);
+          const listing = watchListing(client, { ...pack.offer, name }, () => false);
+          const used = () => {
+            const fs = statfsSync(mount);
+            return (fs.blocks - fs.bfree) * fs.bsize;
+          };
+          const started = Date.now();
+          // The studio's own command, on the studio host: what it prints is what a person reads.
+          const pushArgs = [
+            "models",
+            "push",
+            name,
+            "--models",
+            dirname(pack.dir),
+            "--data-dir",
+            mkdtempSync(join(tmpdir(), "kiln-lab-cli-")),
+            ...["--node", `${farm.lan.host("gpu2").address}:${gpu2.port}`, "--token", gpu2.token],
+            ...["--fingerprint", gpu2.pin.fingerprint, "--no-discovery", "--no-local"],
+          ];
+          const push = runKiln(farm.lan.host("studio").prefix, pushArgs);
+          await waitUntil(
+            () => used() >= pack.bytes / 4 || push.proc.exitCode !== null,
+            60_000,
+            "a quarter of the pack on gpu2's disk",
+          );
+          // Something else takes the disk but for 256 KiB; the sender is held meanwhile so the disk fills mid-push.
+          push.proc.kill("SIGSTOP");
+          await steady(used);
+          const landed = used();
+          const fs = statfsSync(mount);
+          execFileSync("fallocate", ["-l", String(fs.bavail * fs.bsize - 256 * 1024), join(mount, ".other-data")]);
+          push.proc.kill("SIGCONT");
+          const result = await push.done;
+          const took = ((Date.now() - started) / 1000).toFixed(1);
+          const said = /failed: (.*)/.exec(result.stdout)?.[1] ?? `(no failure line) ${result.stdout}${result.stderr}`;
+          notes.push(`disk filled with ${mib(landed)} of the ${mib(pack.bytes)} pack on it`);
+          notes.push(`kiln models push exited ${result.code} after ${took} s: ${said.slice(0, 150)}`);
+          expect(problems, result.code === 1, `kiln models push exited ${result.code}, not 1`);
+          expect(
+            problems,
+            /disk filled up|may be used/.test(said),
+            "the app was not told that the node's disk is full",
+          );
+          const half = listing.stop();
+          expect(problems, half === null, `gpu2 listed half a pack: ${half}`);
+          const left = (readdirSync(mount, { recursive: true }) as string[]).filter(
+            (f) => !f.endsWith("-data") && f !== ".incoming",
+          );
+          notes.push(
+            `left on gpu2's models disk besides the other data: ${left.length === 0 ? "nothing" : left.join(", ")}`,
+          );
+          expect(problems, left.length === 0, "files of the push were left on the node's disk");
+          expect(problems, !(await client.info()).models.some((m) => m.name === name), "gpu2 lists the pack");
+          // Pushed again onto a disk with no byte free: refused before a byte is sent, both sizes named.
+          const rest = statfsSync(mount);
+          execFileSync("fallocate", ["-l", String(rest.bavail * rest.bsize), join(mount, ".more-data")]);
+          const again = await runKiln(farm.lan.host("studio").prefix, pushArgs).done;
+          const saidAgain =
+            /failed: (.*)/.exec(again.stdout)?.[1] ?? `(no failure line) ${again.stdout}${again.stderr}`;
+          notes.push(`pushed again onto the full disk: exit ${again.code}: ${saidAgain.slice(0, 150)}`);
+          expect(
+            problems,
+            /needs .* \(\d+ bytes\) more on this node but only .* \(\d+ bytes\) may be used/.test(saidAgain),
+            "a push onto a full disk was not refused naming both sizes",
+          );
+          expect(problems, readdirSync(join(mount, ".incoming")).length === 0, "a refused push left a staging");
+          client.close();
+          await farm.waitForJob(job);
+          // It renders on: a second job, long enough to be shared, runs on it too.
+          const second = await farm.submit(120, 13_500, 256);
+          await farm.waitForJob(second);
+          const onGpu2 = (await farm.api.call("jobImages", { jobId: second })).filter(
+            (i) => i.nodeId === gpu2.nodeId,
+          ).length;
+          notes.push(`after the failed push gpu2 rendered ${onGpu2} of 120 new images`);
+          expect(problems, onGpu2 > 0, "gpu2 took no work after the failed push");
+          return farm.tally(60, 13_000);
+        } finally {
+          await farm.close();
+          execFileSync("umount", ["-l", mount]);
+        }
+      }),
+  },
+  {
+    name: "14. a node restarts mid-push (SIGKILL, started again on its dirs): the push resumes from the bytes there",
+    run: () =>
+      withFarm("rst", ["gpu1", "gpu2"], [], async (farm, notes, problems) => {
+        const models = mkdtempSync(join(tmpdir(), "kiln-lab-models-"));
+        await farm.startNode("gpu1", 12);
+        const gpu2 = await farm.startNode("gpu2", 12, ["--models", models]);
+        await farm.startServe();
+        notes.push(farm.lan.limitRateTo("gpu2", 400));
+        const job = await farm.submit(60, 14_000);
+        const pack = await paddedPack(48);
+        // Larger than the 1 MiB the node writes at a time, so a file's size on disk can show a chunk half in.
+        const chunkBytes = 4 << 20;
+        const client = pushClient(farm, "gpu2", gpu2);
+        const link = countingLink(client);
+        const listing = watchListing(client, pack.offer, link.commitAsked);
+        const biggest = pack.offer.files.reduce((a, b) => (b.size > a.size ? b : a));
+        const staged = join(models, ".incoming", pack.offer.hash, "pack", biggest.path);
+        const started = Date.now();
+        const pushing = pushPack(link, pack, { chunkBytes }).catch((error: Error) => error);
+        // Killed mid-chunk: a quarter of the biggest file there and the chunk under way partly in.
+        const onDisk = await new Promise<number>((resolve) => {
+          const timer = setInterval(() => {
+            const have = existsSync(staged) ? statSync(staged).size : 0;
+            if (have >= biggest.size / 4 && have < biggest.size && have % chunkBytes > 0) {
+              clearInterval(timer);
+              resolve(have);
+            }
+          }, 2);
+          void pushing.then(() => {
+            clearInterval(timer);
+            resolve(-1);
+          });
+        });
+        expect(problems, onDisk >= 0, "the push ended before gpu2 was killed");
+        gpu2.proc.kill("SIGKILL");
+        await gpu2.exited;
+        const down = Date.now();
+        await farm.startNode("gpu2", 12, ["--models", models, "--port", String(gpu2.port)], {
+          stateDir: gpu2.stateDir,
+          token: gpu2.token,
+        });
+        const back = Date.now();
+        const outcome = await pushing;
+        const took = ((Date.now() - started) / 1000).toFixed(1);
+        if (outcome instanceof Error) problems.push(`the push failed: ${outcome.message}`);
+        else expect(problems, outcome.kind === "installed", `the push ended as ${outcome.kind}`);
+        const resent = resentPerFile(link, pack.offer);
+        const restart = `kiln-node up again in ${((back - down) / 1000).toFixed(1)} s; push done in ${took} s`;
+        notes.push(
+          onDisk < 0
+            ? restart
+            : `SIGKILL with ${mib(onDisk)} of ${biggest.path} on disk (${mib(onDisk % chunkBytes)} into a chunk); ${restart}`,
+        );
+        notes.push(
+          `${mib(link.uploadedBytes())} handed to uploads for a ${mib(pack.bytes)} pack; sent twice: ${mib(resent.total)} in all, at most ${mib(resent.worst)} of one file (bound: one ${mib(chunkBytes)} chunk per file)`,
+        );
+        expect(problems, resent.worst <= chunkBytes, "more than one chunk of a file was sent twice");
+        const half = listing.stop();
+        expect(problems, half === null, `gpu2 listed half a pack: ${half}`);
+        const listed = (await client.info()).models.find((m) => m.name === pack.offer.name);
+        expect(problems, listed?.hash === pack.offer.hash, "gpu2 does not list the pushed pack with its hash");
+        expect(problems, !existsSync(join(models, ".incoming", pack.offer.hash)), "the push's staging was left");
+        client.close();
+        await farm.waitForJob(job);
+        return farm.tally(60, 14_000);
+      }),
+  },
+  {
+    name: "15. a hostile paired app and unpaired callers on a node's push API: every trick refused, nothing written outside staging",
+    run: () =>
+      withFarm("host", ["gpu1", "gpu2"], [], async (farm, notes, problems) => {
+        const models = mkdtempSync(join(tmpdir(), "kiln-lab-models-"));
+        await farm.startNode("gpu1", 12);
+        const gpu2 = await farm.startNode("gpu2", 12, ["--models", models]);
+        await farm.startServe();
+        const job = await farm.submit(60, 15_000);
+        const { trials, outsideTouched, keptOfUndeclared } = await attackPushApi({
+          host: farm.lan.host("gpu2").address,
+          port: gpu2.port,
+          pin: gpu2.pin,
+          token: gpu2.token,
+          modelsDir: models,
+        });
+        const byStatus = new Map<number, number>();
+        for (const t of trials) byStatus.set(t.got, (byStatus.get(t.got) ?? 0) + 1);
+        const wrong = trials.filter((t) => t.got !== t.expected || t.broke !== null);
+        notes.push(
+          `${trials.length} raw HTTPS requests, ${trials.length - wrong.length} answered as they should: ${[...byStatus]
+            .sort(([a], [b]) => a - b)
+            .map(([status, n]) => `${n}×${status}`)
+            .join(", ")}`,
+        );
+        for (const what of ["a 16 TiB pack", "a folder linked out"]) {
+          const trial = trials.find((t) => t.what.includes(what));
+          if (trial) notes.push(`${what}: ${trial.got} "${trial.said.slice(0, 140)}…"`);
+        }
+        notes.push(`an upload of 8 MiB + 64 KiB declaring no length: the node kept ${mib(keptOfUndeclared)} of it`);
+        for (const t of wrong)
+          problems.push(
+            `${t.what}: ${t.got} (expected ${t.expected})${t.broke ? `, ${t.broke}` : ""}: ${t.said.slice(0, 100)}`,
+          );
+        for (const place of outsideTouched) problems.push(`written outside the staging: ${place}`);
+        // Still serving: it lists only its own model, stays online, and takes an honest push.
+        const client = pushClient(farm, "gpu2", gpu2);
+        const listed = (await client.info()).models.map((m) => m.name);
+        expect(problems, listed.join() === "kiln-demo", `gpu2 lists ${listed.join(", ")}`);
+        const pack = await paddedPack(4);
+        const outcome = await pushPack(client, pack).catch((error: Error) => error);
+        expect(
+          problems,
+          !(outcome instanceof Error) && outcome.kind === "installed",
+          `an honest push afterwards: ${outcome instanceof Error ? outcome.message : outcome.kind}`,
+        );
+        const pushed = (await client.info()).models.find((m) => m.name === pack.offer.name);
+        expect(problems, pushed?.hash === pack.offer.hash, "gpu2 does not list the honest push");
+        client.close();
+        const gpu2Now = (await farm.nodesNow()).find((n) => n.id === gpu2.nodeId);
+        expect(problems, gpu2Now?.status === "online", `gpu2 is ${gpu2Now?.status} in the app`);
+        await farm.waitForJob(job);
+        return farm.tally(60, 15_000);
       }),
   },
 ];
