@@ -1,17 +1,19 @@
 import { readFile, rm } from "node:fs/promises";
 import { freemem, totalmem } from "node:os";
+import { join } from "node:path";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { Logger } from "pino";
 import { z } from "zod";
 import { KilnError } from "../../shared/errors";
 import { parseParameters } from "../../shared/png-parameters";
-import type { Coordinator } from "../coordinator";
+import { API_SPOOL_DIR, type Coordinator } from "../coordinator";
 import { sendDetail, sendValidation, validationItems } from "./api-errors";
 import { ApiGuard, type ApiGuardOptions } from "./api-guard";
 import { SAMPLERS, SCHEDULERS, UPSCALERS } from "./api-lists";
 import { ApiOptions } from "./api-options";
 import { ApiRequests } from "./api-requests";
 import { sdModelItem } from "./model-titles";
+import { cancelOrphanedRequests } from "./orphaned-requests";
 import { readPngText } from "./png-text";
 import { txt2imgInfo } from "./txt2img-info";
 import { a1111Fields, planTxt2Img } from "./txt2img-job";
@@ -20,10 +22,15 @@ import { Txt2ImgRequest } from "./txt2img-request";
 export interface A1111ApiOptions {
   coordinator: Coordinator;
   log: Logger;
+  /** The coordinator's data dir, where the spool of transient jobs' PNGs is. */
+  dataDir: string;
   guard: ApiGuardOptions;
   /** For `cmd-flags`: how `kiln serve` was started. */
   flags: { lan: boolean; port: number };
 }
+
+/** Coordinators whose API has started in this process. */
+const started = new WeakSet<Coordinator>();
 
 /** A base64 PNG of 2048² with its text fits with room to spare; every other body stays under the server's 1 MiB. */
 const PNG_INFO_BODY_BYTES = 48 * 1024 * 1024;
@@ -46,6 +53,11 @@ export async function registerA1111Api(app: FastifyInstance, opts: A1111ApiOptio
   const requests = new ApiRequests(coordinator);
   const clients = new WeakMap<FastifyRequest, { key: string; label: string }>();
   app.addHook("onClose", async () => requests.close());
+  // Once per coordinator (a second server on the same one must not cancel the first one's requests).
+  if (!started.has(coordinator)) {
+    started.add(coordinator);
+    await cancelOrphanedRequests(coordinator, join(opts.dataDir, API_SPOOL_DIR), log);
+  }
 
   await app.register(
     async (api) => {

@@ -37,7 +37,7 @@ export interface UiServerOptions {
    */
   tls?: { key: string; cert: string };
   /** AUTOMATIC1111's `/sdapi/v1` on the same port, with its own guard; absent: not served. */
-  a1111?: Omit<A1111ApiOptions, "coordinator" | "log">;
+  a1111?: Omit<A1111ApiOptions, "coordinator" | "log" | "dataDir">;
 }
 
 /**
@@ -129,7 +129,13 @@ export async function startUiServer(opts: UiServerOptions) {
     });
   }
 
-  if (opts.a1111) await app.register(registerA1111Api, { ...opts.a1111, coordinator: opts.coordinator, log: opts.log });
+  if (opts.a1111)
+    await app.register(registerA1111Api, {
+      ...opts.a1111,
+      coordinator: opts.coordinator,
+      log: opts.log,
+      dataDir: opts.dataDir,
+    });
 
   app.get("/health", { config: { access: "public" } }, async () => ({ status: "ok" }));
 

@@ -1,7 +1,10 @@
-import { readdirSync, readFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { request as httpRequest } from "node:http";
 import { join } from "node:path";
+import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { cancelOrphanedRequests } from "../../coordinator/a1111/orphaned-requests";
+import { API_SPOOL_DIR } from "../../coordinator/coordinator";
 import { readTextChunks } from "../../farm-node/png/png-text-chunks";
 import { parseParameters } from "../../shared/png-parameters";
 import { type A1111Farm, startA1111Farm } from "../support/a1111-farm";
@@ -315,6 +318,32 @@ describe("who may use the A1111 API", () => {
       ).toBe(429);
     } finally {
       await server.close();
+    }
+  });
+});
+
+describe("requests of an earlier run", () => {
+  it("cancels transient API jobs nobody can receive any more and empties the spool; saved ones and the app's own go on", async () => {
+    const { coordinator } = farm;
+    coordinator.pauseQueue();
+    try {
+      const source = { kind: "a1111-api" as const, client: "10.0.0.9" };
+      const orphan = coordinator.submitJob({ prompts: ["orphan"], count: 2, source, transient: true }).jobId;
+      const saved = coordinator.submitJob({ prompts: ["saved"], count: 2, source }).jobId;
+      const own = coordinator.submitJob({ prompts: ["the app's own"], count: 2 }).jobId;
+      const spool = join(farm.dataDir, API_SPOOL_DIR);
+      mkdirSync(spool, { recursive: true });
+      writeFileSync(join(spool, "left-over-00000-1.png"), "png");
+      expect(await cancelOrphanedRequests(coordinator, spool, pino({ level: "silent" }))).toBe(1);
+      const state = (id: string) => coordinator.listJobs().find((j) => j.id === id)?.state;
+      expect(state(orphan)).toBe("cancelled");
+      expect(state(saved)).toBe("queued");
+      expect(state(own)).toBe("queued");
+      expect(readdirSync(spool)).toEqual([]);
+      coordinator.cancelJob(saved);
+      coordinator.cancelJob(own);
+    } finally {
+      coordinator.resumeQueue();
     }
   });
 });
