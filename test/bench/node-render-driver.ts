@@ -2,11 +2,11 @@ import type { NodeClient } from "../../coordinator/nodes/node-client";
 import type { NodeEvent } from "../../shared/node-events";
 
 /**
- * Renders kiln-demo on a real kiln-node as a studio app drives it: through the
+ * Renders on a real kiln-node as a studio app drives it: through the
  * coordinator's own NodeClient, every image fetched and every outcome
  * acknowledged, the device's queue kept topped up (submits until the node
  * answers busy, and again whenever a task is done). Shared by the benches
- * (node-bench.ts, models-bench.ts).
+ * (node-bench.ts, models-bench.ts) and the GPU check (build/gpu-check/).
  */
 export class NodeRenderDriver {
   /** performance.now() of each image counted ready, in order. */
@@ -18,7 +18,16 @@ export class NodeRenderDriver {
 
   constructor(
     private readonly client: NodeClient,
-    private readonly opts: { batch: number; size: number; steps?: number; prefix?: string } = { batch: 4, size: 512 },
+    private readonly opts: {
+      batch: number;
+      size: number;
+      steps?: number;
+      prefix?: string;
+      /** kiln-demo unless named. */
+      model?: string;
+      /** A device's uuid: every task goes to it (the node chooses otherwise). */
+      device?: string;
+    } = { batch: 4, size: 512 },
   ) {
     // As a coordinator does: every image fetched, every outcome acknowledged once taken.
     client.on("event", (e) => {
@@ -38,7 +47,7 @@ export class NodeRenderDriver {
    */
   async render(count: number, until?: AbortSignal): Promise<{ wallMs: number; ortMs: number; images: number }> {
     const { client } = this;
-    const { batch, size, steps = 4, prefix = "bench" } = this.opts;
+    const { batch, size, steps = 4, prefix = "bench", model = "kiln-demo", device } = this.opts;
     let submitted = 0;
     let ready = 0;
     let ortMs = 0;
@@ -62,7 +71,8 @@ export class NodeRenderDriver {
             const id = `${prefix}-${++this.taskNo}`;
             const outcome = await client.submit({
               id,
-              model: "kiln-demo",
+              model,
+              ...(device ? { device } : {}),
               width: size,
               height: size,
               steps,

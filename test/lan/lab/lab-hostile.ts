@@ -15,6 +15,7 @@ import { connect } from "node:tls";
 import { fingerprintCheck, type NodePin } from "../../../coordinator/nodes/node-client";
 import { MAX_PUSH_CHUNK_BYTES, type PackOffer } from "../../../shared/model-push";
 import { packHashInput } from "../../../shared/pack-files";
+import { waitUntil } from "../../support/wait-until";
 
 /** Where a hostile client reaches the node: its address on the lab LAN and its pinned certificate. */
 export interface Target {
@@ -35,13 +36,13 @@ interface Answer {
 /**
  * One request written byte for byte over its own TLS connection (the node's
  * certificate pinned, as a paired app has it), with `Connection: close`; the
- * answer's status and body. The body parts are written one after another; the
- * node may answer and close before the last (an early refusal), which is fine.
+ * answer's status and body. The body parts are written one after another; a
+ * function among them is waited for before the parts after it are written.
  */
 export function rawRequest(
   target: Target,
   head: { method: string; path: string; headers: Record<string, string> },
-  parts: Buffer[] = [],
+  parts: Array<Buffer | (() => Promise<unknown>)> = [],
 ): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const socket = connect({
@@ -72,7 +73,7 @@ export function rawRequest(
       }
       resolve({ status: Number(status[1]), body, json });
     });
-    socket.once("secureConnect", () => {
+    socket.once("secureConnect", async () => {
       const lines = [
         `${head.method} ${head.path} HTTP/1.1`,
         `Host: ${target.host}:${target.port}`,
@@ -80,19 +81,23 @@ export function rawRequest(
       ];
       for (const [name, value] of Object.entries(head.headers)) lines.push(`${name}: ${value}`);
       socket.write(`${lines.join("\r\n")}\r\n\r\n`);
-      for (const part of parts) if (!socket.destroyed) socket.write(part);
+      for (const part of parts) {
+        if (socket.destroyed) break;
+        if (typeof part === "function") await part();
+        else socket.write(part);
+      }
     });
   });
 }
 
-/** A body sent with `Transfer-Encoding: chunked`: it declares no length at all. */
-function chunked(bytes: Buffer): Buffer[] {
+/** Bytes in `Transfer-Encoding: chunked` framing, which declares no length at all; `end` adds the last chunk. */
+function chunked(bytes: Buffer, end = true): Buffer[] {
   const parts: Buffer[] = [];
   for (let at = 0; at < bytes.length; at += 1 << 20) {
     const piece = bytes.subarray(at, at + (1 << 20));
     parts.push(Buffer.from(`${piece.length.toString(16)}\r\n`), piece, Buffer.from("\r\n"));
   }
-  parts.push(Buffer.from("0\r\n\r\n"));
+  if (end) parts.push(Buffer.from("0\r\n\r\n"));
   return parts;
 }
 
@@ -151,7 +156,13 @@ export async function attackPushApi(
     record(what, expected, answer);
     return answer;
   };
-  const put = (hash: string, index: string, offset: string, headers: Record<string, string>, parts: Buffer[]) =>
+  const put = (
+    hash: string,
+    index: string,
+    offset: string,
+    headers: Record<string, string>,
+    parts: Parameters<typeof rawRequest>[2],
+  ) =>
     rawRequest(
       target,
       {
@@ -264,16 +275,23 @@ export async function attackPushApi(
       staged(1) === 0 ? null : "bytes written",
     );
   }
+  // A node that answers before reading a whole body closes on bytes it has not read, and TCP resets
+  // the connection, which may drop the answer on its way: no body goes after what the node must refuse.
   const tooLong = MAX_PUSH_CHUNK_BYTES + 1;
   record(
     `upload declaring ${tooLong} bytes (more than any upload may carry)`,
     413,
-    // Only its first MiB: the node must refuse on the declaration, before it reads a byte.
-    await put(hostile.hash, "1", "0", length(tooLong), [bytes(1 << 20)]),
+    // Refused on the declaration alone.
+    await put(hostile.hash, "1", "0", length(tooLong), []),
     staged(1) === 0 ? null : `${staged(1)} bytes written`,
   );
+  // As many bytes as an upload may carry; once the node has written them, 64 KiB more and the end.
   const undeclared = MAX_PUSH_CHUNK_BYTES + 65_536;
-  const longAnswer = await put(hostile.hash, "1", "0", { "transfer-encoding": "chunked" }, chunked(bytes(undeclared)));
+  const longAnswer = await put(hostile.hash, "1", "0", { "transfer-encoding": "chunked" }, [
+    ...chunked(bytes(MAX_PUSH_CHUNK_BYTES), false),
+    () => waitUntil(() => staged(1) === MAX_PUSH_CHUNK_BYTES, 30_000, "the node to write 8 MiB"),
+    ...chunked(bytes(undeclared - MAX_PUSH_CHUNK_BYTES)),
+  ]);
   record(
     `upload of ${undeclared} bytes declaring no length (chunked)`,
     413,
