@@ -36,7 +36,7 @@ export const DeviceCard = memo(function DeviceCard({ device, nodeLost, nodeName,
   const vramUsed = device.vramUsedMb;
   const label = device.kind === "cpu" ? "CPU" : `GPU ${device.index}`;
   const sharing = sharingText(device, self);
-  // Work the A1111 API queued says so, with its client, as the queue does.
+  // Work the A1111 API queued says so, with its client, as the queue does (the task id stays in the title).
   const apiClient = useQueueStore(
     (s) => s.jobs.find((j) => j.source && j.devices.includes(device.uuid))?.source?.client ?? null,
   );
@@ -123,8 +123,7 @@ export const DeviceCard = memo(function DeviceCard({ device, nodeLost, nodeName,
             <dd className="task task-other-app">{sharing.task}</dd>
           ) : (
             <dd className="task" title={device.currentTaskId ?? undefined}>
-              {device.currentTaskId ?? "idle"}
-              {apiClient && device.currentTaskId ? ` · A1111 API (${apiClient})` : ""}
+              {apiClient && device.currentTaskId ? `A1111 API (${apiClient})` : (device.currentTaskId ?? "idle")}
             </dd>
           )}
         </div>
