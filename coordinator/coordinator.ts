@@ -1,14 +1,16 @@
 import { EventEmitter } from "node:events";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import type { Logger } from "pino";
+import { KilnError } from "../shared/errors";
 import type { JobSpecInput } from "../shared/job";
 import type { NodeEvent } from "../shared/node-events";
 import type { ModelInfo } from "../shared/node-info";
-import type { ImageSummary, JobSummary, NodeSummary, UiEvent } from "../shared/ui-api";
+import type { ImageSummary, JobSummary, LibrarySettings, ModelLibrary, NodeSummary, UiEvent } from "../shared/ui-api";
 import { ChangeFeed } from "./change-feed";
 import { type Clock, systemClock, type TimerHandle } from "./clock";
 import { Dispatcher } from "./dispatch/dispatcher";
+import { openLibrary } from "./models/library-folder";
 import { ModelPushes, type ModelPushesOptions } from "./models/model-pushes";
 import type { NodeClient } from "./nodes/node-client";
 import type { NodeConnection } from "./nodes/node-connection";
@@ -66,6 +68,19 @@ export interface CoordinatorOptions {
   modelLibrary?: string;
   /** Tuning of on-demand pushes (tests: small chunks, quick retries). */
   modelPushes?: Pick<ModelPushesOptions, "maxConcurrent" | "push">;
+  /**
+   * False: the library is shown and pushed from by hand only; nothing is
+   * pushed on its own (`--no-push`, the desktop app's switch). True by default.
+   */
+  modelPushOnDemand?: boolean;
+  /**
+   * Whether the UI may choose another library folder or flip the switch
+   * (setModelLibrary): the desktop app, which saves the choice through
+   * `onLibraryChanged`. `kiln serve` takes them from its flags.
+   */
+  libraryChangeable?: boolean;
+  /** Called with the settings once a change is applied (the desktop app saves them). */
+  onLibraryChanged?(settings: LibrarySettings): void;
 }
 
 export interface CoordinatorEvents {
@@ -97,7 +112,10 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   private readonly dispatcher: Dispatcher;
   private readonly intake: ResultIntake;
   private readonly queue: QueueCommands;
-  private readonly pushes: ModelPushes | null;
+  /** On-demand and manual model pushes from the library; replaced when a person picks another library. */
+  private pushes: ModelPushes | null;
+  /** Library changes, one after another. */
+  private librarySwitch: Promise<unknown> = Promise.resolve();
   private timer: TimerHandle | null = null;
   private stopped = false;
 
@@ -123,19 +141,10 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       onTelemetry: (update) => this.emit("ui", { type: "telemetry", ...update }),
     });
     this.pushes =
-      opts.modelLibrary && !opts.farm
-        ? new ModelPushes({
-            ...shared,
-            ...opts.modelPushes,
-            library: opts.modelLibrary,
-            fleet: this.fleet,
-            dataDir: opts.dataDir,
-          })
-        : null;
-    const pushes = this.pushes;
+      opts.modelLibrary && !opts.farm ? this.modelPushes(opts.modelLibrary, opts.modelPushOnDemand !== false) : null;
     this.dispatcher = new Dispatcher({
       ...shared,
-      unusableModels: pushes ? (nodeId) => pushes.unusable(nodeId) : undefined,
+      unusableModels: (nodeId) => this.pushes?.unusable(nodeId) ?? NO_MODELS,
       fleet: this.fleet,
       model: this.model,
       leaseMs,
@@ -149,8 +158,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       model: this.model,
       outputDir: opts.outputDir,
       onSubmitted: () => this.tick(),
-      modelArriving: pushes ? (model) => pushes.arriving(model) : undefined,
-      libraryModel: pushes ? (model) => pushes.libraryModel(model) : undefined,
+      modelArriving: (model) => this.pushes?.arriving(model) ?? false,
+      libraryModel: (model) => this.pushes?.libraryModel(model) ?? null,
     });
     this.intake = new ResultIntake({
       ...shared,
@@ -196,6 +205,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    await this.librarySwitch;
     if (this.timer !== null) this.clock.clearInterval(this.timer);
     saveThroughput(join(this.opts.dataDir, "throughput.json"), this.model);
     this.dispatcher.stop();
@@ -311,16 +321,99 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       if (node.status === "unpaired" || node.status === "conflict") return node;
       const summaries = pushes.summaries(node.id);
       const different = pushes.unusable(node.id);
+      const library = pushes.libraryOnNode(node.id);
       return {
         ...node,
         ...(summaries ? { pushes: summaries } : {}),
         ...(different.size > 0 ? { differentModels: [...different] } : {}),
+        ...(library ? { library } : {}),
       };
     });
   }
   /** A client of its own for bulk transfers (model pushes) to a paired node; null for one this app has not paired. */
   transferClient(nodeId: string): NodeClient | null {
     return this.fleet.transferClient(nodeId);
+  }
+
+  // ---- the model library (the UI API) ----
+
+  /** The studio's model library as the UI shows it: folder, switch, packs. */
+  modelLibrary(): ModelLibrary {
+    const pushes = this.pushes;
+    return {
+      dir: pushes?.dir ?? null,
+      onDemand: pushes?.onDemand ?? false,
+      changeable: this.opts.libraryChangeable === true && !this.opts.farm,
+      packs: pushes?.library() ?? [],
+    };
+  }
+
+  /**
+   * Another library folder or on-demand switch (the desktop app's settings):
+   * the folder must exist; pushes in flight stop (their nodes keep the bytes
+   * and a later push resumes), the new library is read, and the settings are
+   * handed to `onLibraryChanged` to be saved.
+   */
+  setModelLibrary(settings: LibrarySettings): Promise<ModelLibrary> {
+    const run = async (): Promise<ModelLibrary> => {
+      if (this.opts.libraryChangeable !== true)
+        throw new KilnError(
+          "E_FORBIDDEN",
+          "this app's model library is set where it was started (kiln serve --models DIR, --no-push): start it again with other flags to change it",
+        );
+      if (this.opts.farm)
+        throw new KilnError("E_BAD_REQUEST", "in farm mode nodes fetch packs themselves: there are no pushes to set");
+      if (this.stopped) throw new KilnError("E_SHUTTING_DOWN", "the app is stopping");
+      const dir = openLibrary({ dir: resolve(settings.dir), from: "setting" });
+      const next = this.modelPushes(dir, settings.onDemand);
+      const previous = this.pushes;
+      this.pushes = null;
+      await previous?.stop();
+      await next.start();
+      this.pushes = next;
+      this.changes.nodesChanged();
+      this.log.info({ library: dir, onDemand: settings.onDemand }, "model library set");
+      this.opts.onLibraryChanged?.({ dir, onDemand: settings.onDemand });
+      return this.modelLibrary();
+    };
+    const result = this.librarySwitch.then(run, run);
+    this.librarySwitch = result.catch(() => undefined);
+    return result;
+  }
+
+  /** A person's push of a library pack to a node (the farm panel's Push). */
+  pushModel(nodeId: string, model: string): void {
+    this.requirePushes().push(nodeId, model);
+  }
+
+  /** Cancels a push in flight; resolves once it stopped (the node dropped its bytes). */
+  cancelModelPush(nodeId: string, model: string): Promise<void> {
+    return this.requirePushes().cancel(nodeId, model);
+  }
+
+  private requirePushes(): ModelPushes {
+    if (!this.pushes)
+      throw new KilnError(
+        "E_BAD_REQUEST",
+        this.opts.farm
+          ? "in farm mode nodes fetch packs themselves: nothing is pushed"
+          : "this app has no model library (kiln serve --models DIR, or the desktop app's settings)",
+      );
+    return this.pushes;
+  }
+
+  private modelPushes(library: string, onDemand: boolean): ModelPushes {
+    return new ModelPushes({
+      ledger: this.ledger,
+      changes: this.changes,
+      clock: this.clock,
+      log: this.log,
+      ...this.opts.modelPushes,
+      library,
+      onDemand,
+      fleet: this.fleet,
+      dataDir: this.opts.dataDir,
+    });
   }
 
   /** Which mode this app runs in, for the UI and the CLI. */
@@ -355,9 +448,12 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
         queuePaused: this.isQueuePaused(),
         pauseReason: this.pauseReason,
       });
-    if (changed.nodes) this.emit("ui", { type: "nodes.changed", nodes: this.listNodes() });
+    if (changed.nodes)
+      this.emit("ui", { type: "nodes.changed", nodes: this.listNodes(), library: this.modelLibrary() });
   }
 }
+
+const NO_MODELS: ReadonlySet<string> = new Set();
 
 function loadThroughput(file: string): ThroughputModel {
   try {

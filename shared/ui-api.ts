@@ -85,16 +85,85 @@ export const HISTORY_SAMPLES = 300;
 export const NodeStatus = z.enum(["online", "lost", "draining", "unpaired", "conflict", "identity-changed", "pairing"]);
 export type NodeStatus = z.infer<typeof NodeStatus>;
 
-/** An on-demand push of a library pack to a node (issue 16, item 2), as the farm panel shows it. */
+/** A push of a library pack to a node (issue 16), on demand or a person's, as the farm panel shows it. */
 export const ModelPushSummary = z.object({
   model: z.string(),
-  state: z.enum(["pushing", "failed", "done"]),
+  /** `cancelled`: a person stopped it; it is not started again until someone pushes it again. */
+  state: z.enum(["pushing", "failed", "done", "cancelled"]),
   percent: z.number().min(0).max(100),
   bytesPerSecond: z.number().nonnegative(),
   /** Why a push failed, in words (the node's own answer where it gave one). */
   reason: z.string().nullable(),
 });
 export type ModelPushSummary = z.infer<typeof ModelPushSummary>;
+
+/**
+ * How one pack of the studio's model library stands on one node: the
+ * comparison `kiln models` shows (present, missing, different, unavailable,
+ * unreachable) with the node's push overlaid (pushing, refused, failed,
+ * cancelled). One schema for `kiln models --json` and the farm panel.
+ */
+export const NodeModelStatus = z.discriminatedUnion("state", [
+  /** Same name, same content hash. */
+  z.object({ state: z.literal("present") }),
+  z.object({ state: z.literal("missing") }),
+  /** Same name, other bytes. */
+  z.object({ state: z.literal("different"), nodeHash: z.string() }),
+  /** The node has a folder of that name it cannot run (its own checks said why). */
+  z.object({ state: z.literal("unavailable"), reason: z.string() }),
+  z.object({ state: z.literal("unreachable"), reason: z.string() }),
+  z.object({
+    state: z.literal("pushing"),
+    percent: z.number().min(0).max(100),
+    bytesPerSecond: z.number().nonnegative().default(0),
+  }),
+  /** The node said no (pushes off, no room): not asked again until the pack changes or a person pushes it. */
+  z.object({ state: z.literal("refused"), reason: z.string() }),
+  /** The link failed mid-push: tried again later (the node keeps the bytes it has). */
+  z.object({ state: z.literal("failed"), reason: z.string() }),
+  /** A person cancelled the push (the node dropped what it had): not started again until a person pushes it. */
+  z.object({ state: z.literal("cancelled") }),
+]);
+export type NodeModelStatus = z.infer<typeof NodeModelStatus>;
+
+/** One library pack on one node, for the farm panel. */
+export const NodeLibraryModel = z.object({ model: z.string(), status: NodeModelStatus });
+export type NodeLibraryModel = z.infer<typeof NodeLibraryModel>;
+
+/** A pack of the studio's model library as the UI lists it. */
+export const LibraryModel = z.object({
+  name: z.string(),
+  /** sd, sdxl, flow; "unknown" when the folder says nothing readable. */
+  kind: z.string(),
+  /** Content hash; "" for a folder that is not a usable pack. */
+  hash: z.string(),
+  sizeBytes: z.number().int().nonnegative(),
+  /** What nodes will advertise for it once pushed (defaults, limits); null when it cannot be pushed. */
+  info: ModelInfo.nullable(),
+  /** Why the folder cannot be pushed, in words; null for a usable pack. */
+  problem: z.string().nullable(),
+});
+export type LibraryModel = z.infer<typeof LibraryModel>;
+
+/** The library settings a person chooses: `--models DIR` and `--no-push` of `kiln serve`, as the desktop app sets them. */
+export const LibrarySettings = z.object({
+  /** The library folder on the computer running the coordinator. */
+  dir: z.string().trim().min(1, "choose the folder of your model packs").max(4096),
+  /** Whether queued images' models are pushed to nodes that lack them (the on-demand pushes switch). */
+  onDemand: z.boolean(),
+});
+export type LibrarySettings = z.infer<typeof LibrarySettings>;
+
+/** The studio's model library as the UI shows it. */
+export const ModelLibrary = z.object({
+  /** The folder; null without a library (farm mode, or none configured). */
+  dir: z.string().nullable(),
+  onDemand: z.boolean(),
+  /** Whether the UI may change the folder and the switch (the desktop app; `kiln serve` takes them from its flags). */
+  changeable: z.boolean(),
+  packs: z.array(LibraryModel),
+});
+export type ModelLibrary = z.infer<typeof ModelLibrary>;
 
 export const NodeSummary = z.object({
   id: z.string(),
@@ -120,11 +189,14 @@ export const NodeSummary = z.object({
   pushes: z.array(ModelPushSummary).optional(),
   /** Models the node lists with other bytes than the studio library's: it takes no work for them. */
   differentModels: z.array(z.string()).optional(),
+  /** Every usable pack of the studio's library and how it stands on this node; absent without a library and for the embedded node. */
+  library: z.array(NodeLibraryModel).optional(),
 });
 export type NodeSummary = z.infer<typeof NodeSummary>;
 
 const JobRef = z.object({ jobId: z.string() });
 const NodeRef = z.object({ nodeId: z.string() });
+const NodeModelRef = NodeRef.extend({ model: z.string().min(1).max(256) });
 const Ok = z.object({ ok: z.literal(true) });
 
 /** Every command: its arguments and its result. Channel names are the keys, never loose strings. */
@@ -181,6 +253,14 @@ export const UiCommands = {
   drainNode: { args: NodeRef.extend({ drained: z.boolean() }), result: Ok },
   removeNode: { args: NodeRef, result: Ok },
   clearBlocklist: { args: NodeRef.extend({ model: z.string().optional() }), result: Ok },
+  /** The studio's model library: folder, on-demand switch, packs. */
+  modelLibrary: { args: z.object({}), result: ModelLibrary },
+  /** Another library folder or switch (desktop app only; saved and applied at once; pushes in flight stop and resume later). */
+  setModelLibrary: { args: LibrarySettings, result: ModelLibrary },
+  /** Pushes a library pack to a node now, as `kiln models push NAME --node` does; forgets an earlier refusal or cancel. */
+  pushModel: { args: NodeModelRef, result: Ok },
+  /** Cancels a push in flight: the node drops what it received, and the pack is not pushed there again until a person asks. */
+  cancelModelPush: { args: NodeModelRef, result: Ok },
 } as const;
 export type UiCommandName = keyof typeof UiCommands;
 export type UiArgs<C extends UiCommandName> = z.input<(typeof UiCommands)[C]["args"]>;
@@ -226,7 +306,12 @@ export const UiEvent = z.discriminatedUnion("type", [
   }),
   z.object({ type: z.literal("image.done"), image: ImageSummary }),
   z.object({ type: z.literal("image.failed"), image: ImageSummary }),
-  z.object({ type: z.literal("nodes.changed"), nodes: z.array(NodeSummary) }),
+  z.object({
+    type: z.literal("nodes.changed"),
+    nodes: z.array(NodeSummary),
+    /** The model library with the nodes (a scan or a settings change marks the nodes changed). */
+    library: ModelLibrary.optional(),
+  }),
   z.object({
     type: z.literal("telemetry"),
     nodeId: z.string(),

@@ -7,6 +7,7 @@ import { Command, InvalidArgumentError, Option } from "commander";
 import pino from "pino";
 import { DEFAULT_UI_PORT } from "../../shared/constants";
 import { KilnError } from "../../shared/errors";
+import { FarmOrigin } from "../../shared/farm-protocol";
 import { formatFingerprint, normalizeFingerprint } from "../../shared/fingerprint";
 import { parseGridSpec } from "../../shared/grid-spec";
 import type { JobSpecInput } from "../../shared/job";
@@ -76,6 +77,12 @@ function parseNumber(text: string): number {
 /** How long `kiln render` lets a job sit with no device able to run it before giving up. */
 const STALL_GRACE_MS = 5000;
 
+function parseHttpsOrigin(text: string): string {
+  const parsed = FarmOrigin.safeParse(text);
+  if (!parsed.success) throw new Error(parsed.error.issues[0]?.message ?? "must be https://HOST:PORT");
+  return text;
+}
+
 function parseRedisUrl(text: string): string {
   const url = new URL(text);
   if (url.protocol !== "redis:" && url.protocol !== "rediss:") throw new Error("must be a redis:// or rediss:// URL");
@@ -97,6 +104,8 @@ interface CommonOptions {
   fingerprint: string[];
   trustFirstUse: boolean;
   farm?: string;
+  libraryPort?: number;
+  libraryUrl?: string;
   push: boolean;
   logLevel: string;
 }
@@ -118,6 +127,16 @@ function commonOptions(command: Command): Command {
       "--farm <redis-url>",
       "farm mode: queue jobs on this Redis for every kiln-node --farm to pull (no LAN nodes, no embedded node)",
       wrap(parseRedisUrl),
+    )
+    .option(
+      "--library-port <port>",
+      "farm mode: the port farm nodes fetch this app's library packs from, over its own TLS (default 7879)",
+      wrap(parseInteger),
+    )
+    .option(
+      "--library-url <url>",
+      "farm mode: the https://HOST:PORT farm nodes reach that port at (default: this host's name and --library-port)",
+      wrap(parseHttpsOrigin),
     )
     .option("--node <host:port>", "use this node (with --token); repeatable", collect(parseHostPort), [])
     .option(
@@ -161,7 +180,8 @@ interface UnreachableNode {
 
 async function startCoordinator(
   opts: CommonOptions,
-  output: { dir: string; layout: "studio" | "flat"; pushOnDemand?: boolean },
+  /** `withLibrary`: the model library is used (pushes, on demand unless --no-push, and the farm panel's view of it). */
+  output: { dir: string; layout: "studio" | "flat"; withLibrary?: boolean },
   unreachable?: UnreachableNode[],
 ): Promise<Coordinator> {
   if (opts.node.length !== opts.token.length) {
@@ -179,7 +199,10 @@ async function startCoordinator(
   }
   const library = opts.local && !opts.farm ? embeddedNodeLibrary(opts) : null;
   // The library pushes come from: the embedded node's, else the one named or the default when it is there.
-  const pushLibrary = output.pushOnDemand && opts.push && !opts.farm ? (library ?? embeddedNodeLibrary(opts)) : null;
+  // With --no-push it is still shown in the farm panel and pushed from by hand, never on its own.
+  const pushLibrary = output.withLibrary && !opts.farm ? (library ?? embeddedNodeLibrary(opts)) : null;
+  // Farm mode: the library is served to the farm's nodes; one that takes a task for a pack it lacks fetches it.
+  const farmLibrary = opts.farm && opts.push ? embeddedNodeLibrary(opts) : null;
   const log = pino({ level: opts.logLevel }, pino.destination(2));
   const coordinator = new Coordinator({
     dataDir: resolve(opts.dataDir),
@@ -196,7 +219,10 @@ async function startCoordinator(
     discovery: opts.discovery,
     clientName: `kiln on ${hostname()}`,
     farm: opts.farm,
-    ...(pushLibrary ? { modelLibrary: pushLibrary } : {}),
+    ...(farmLibrary
+      ? { modelLibrary: farmLibrary, farmLibrary: { port: opts.libraryPort, publicUrl: opts.libraryUrl } }
+      : {}),
+    ...(pushLibrary ? { modelLibrary: pushLibrary, modelPushOnDemand: opts.push } : {}),
     log,
   });
   await coordinator.start();
@@ -254,8 +280,8 @@ async function render(promptArg: string | undefined, opts: CommonOptions & Recor
   const coordinator = await startCoordinator(
     opts,
     out
-      ? { dir: out, layout: "flat", pushOnDemand: true }
-      : { dir: join(opts.dataDir, "outputs"), layout: "studio", pushOnDemand: true },
+      ? { dir: out, layout: "flat", withLibrary: true }
+      : { dir: join(opts.dataDir, "outputs"), layout: "studio", withLibrary: true },
   );
   let exitCode = 0;
   try {
@@ -566,7 +592,7 @@ async function serve(opts: ServeOptions): Promise<number> {
   const outputDir = resolve(opts.out ?? join(opts.dataDir, "outputs"));
   // On the LAN the token must not travel in cleartext; made first, so a damaged certificate stops nothing half-started.
   const certificate = opts.lan ? await loadOrCreateUiCertificate(resolve(opts.dataDir)) : undefined;
-  const coordinator = await startCoordinator(opts, { dir: outputDir, layout: "studio", pushOnDemand: true });
+  const coordinator = await startCoordinator(opts, { dir: outputDir, layout: "studio", withLibrary: true });
   const token = randomBytes(24).toString("base64url");
   const host = opts.lan ? "0.0.0.0" : "127.0.0.1";
   const log = pino({ level: opts.logLevel }, pino.destination(2));

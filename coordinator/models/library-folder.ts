@@ -5,7 +5,8 @@ import { KilnError } from "../../shared/errors";
 /** Where the studio's model library is and who said so. */
 export interface LibraryChoice {
   dir: string;
-  from: "flag" | "env" | "default";
+  /** `setting`: chosen in the desktop app's settings. */
+  from: "flag" | "env" | "default" | "setting";
 }
 
 /** `--models DIR`, else `$KILN_MODELS`, else `kiln/models` under `$XDG_DATA_HOME` (or `~/.local/share`). */
@@ -44,5 +45,7 @@ function fix(from: LibraryChoice["from"]): string {
     ? "given by --models: create it, or pass --models with the folder of your model packs"
     : from === "env"
       ? "from $KILN_MODELS: create it, or set KILN_MODELS (or pass --models) to the folder of your model packs"
-      : "the default library";
+      : from === "setting"
+        ? "choose the folder that holds your model packs, one folder per pack"
+        : "the default library";
 }

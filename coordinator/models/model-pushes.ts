@@ -3,7 +3,7 @@ import type { Logger } from "pino";
 import { KilnError } from "../../shared/errors";
 import { PackOffer } from "../../shared/model-push";
 import type { ModelInfo } from "../../shared/node-info";
-import type { ModelPushSummary } from "../../shared/ui-api";
+import type { LibraryModel, ModelPushSummary, NodeLibraryModel } from "../../shared/ui-api";
 import type { ChangeFeed } from "../change-feed";
 import type { Clock } from "../clock";
 import type { NodeConnection } from "../nodes/node-connection";
@@ -12,7 +12,8 @@ import type { Ledger } from "../store/ledger";
 import { FileHashCache, LIBRARY_HASH_CACHE_FILE } from "./file-hash-cache";
 import { libraryModelInfo, readPackFiles, scanLibrary } from "./library-scan";
 import type { LibraryPack } from "./models-report";
-import { type PushOptions, pushPack } from "./pack-pusher";
+import { nodeLibrary } from "./node-library-status";
+import { PushCancelled, type PushOptions, pushPack } from "./pack-pusher";
 import { differentModels, failureKey, type PlanNode, type PushFailure, planPushes } from "./push-decisions";
 
 export interface ModelPushesOptions {
@@ -28,6 +29,12 @@ export interface ModelPushesOptions {
   maxConcurrent?: number;
   /** Passed to every push (smaller chunks, fewer retries in tests). */
   push?: Pick<PushOptions, "chunkBytes" | "retries" | "retryDelayMs">;
+  /**
+   * False (`--no-push`, the app's switch off): nothing is pushed on its own and
+   * nodes' own copies are used as they are; the library is still shown and a
+   * person can push by hand. True by default.
+   */
+  onDemand?: boolean;
 }
 
 /** How often queued models are looked at (a ledger query), and the library read again at most. */
@@ -54,6 +61,8 @@ interface PushState extends ModelPushSummary {
  */
 export class ModelPushes {
   private readonly cache: FileHashCache;
+  /** Every folder of the library as last scanned, usable or not (the UI lists them). */
+  private scanned: LibraryPack[] = [];
   /** Usable library packs by name, and their hashes, from the last scan. */
   private packs = new Map<string, LibraryPack>();
   /** What nodes will advertise for each usable pack once they have it. */
@@ -64,7 +73,8 @@ export class ModelPushes {
   private lookedAt = Number.NEGATIVE_INFINITY;
   private readonly states = new Map<string, Map<string, PushState>>();
   private readonly failures = new Map<string, PushFailure>();
-  private readonly running = new Map<string, { abort: AbortController; done: Promise<void> }>();
+  /** The push in flight per node (one at a time). */
+  private readonly running = new Map<string, { model: string; abort: AbortController; done: Promise<void> }>();
   private readonly differentCache = new Map<
     string,
     { models: readonly ModelInfo[]; hashes: ReadonlyMap<string, string>; set: ReadonlySet<string> }
@@ -73,6 +83,16 @@ export class ModelPushes {
 
   constructor(private readonly opts: ModelPushesOptions) {
     this.cache = new FileHashCache(join(opts.dataDir, LIBRARY_HASH_CACHE_FILE));
+  }
+
+  /** The library folder pushes come from. */
+  get dir(): string {
+    return this.opts.library;
+  }
+
+  /** Whether queued images' models are pushed on their own (`--no-push` and the app's switch turn it off). */
+  get onDemand(): boolean {
+    return this.opts.onDemand !== false;
   }
 
   /** Reads the library once so the first queued job finds it known. */
@@ -84,6 +104,12 @@ export class ModelPushes {
   tick(now: number): void {
     if (this.stopped || now - this.lookedAt < LOOK_EVERY_MS) return;
     this.lookedAt = now;
+    // Read again now and then whatever is queued, so the farm panel and the model picker see new packs.
+    if (now - this.scannedAt > RESCAN_EVERY_MS && !this.scanning) {
+      void this.scan();
+      return;
+    }
+    if (!this.onDemand) return;
     const wanted = new Set<string>();
     for (const job of this.opts.ledger.listJobs({ includeFinished: false })) {
       if (job.counts.queued === 0 || job.state === "paused") continue;
@@ -92,10 +118,6 @@ export class ModelPushes {
         if (axis?.kind === "model") for (const m of axis.values) wanted.add(m);
     }
     if (wanted.size === 0) return;
-    if (now - this.scannedAt > RESCAN_EVERY_MS && !this.scanning) {
-      void this.scan();
-      return;
-    }
     const nodes: PlanNode[] = [];
     for (const node of this.opts.fleet.all())
       nodes.push({
@@ -119,7 +141,7 @@ export class ModelPushes {
   unusable(nodeId: string): ReadonlySet<string> {
     const node = this.opts.fleet.get(nodeId);
     const models = node?.info?.models;
-    if (!node || node.local || !models || this.hashes.size === 0) return NONE;
+    if (!node || node.local || !models || this.hashes.size === 0 || !this.onDemand) return NONE;
     const cached = this.differentCache.get(nodeId);
     if (cached && cached.models === models && cached.hashes === this.hashes) return cached.set;
     const names = differentModels(models, this.hashes);
@@ -136,7 +158,7 @@ export class ModelPushes {
    */
   libraryModel(model: string): ModelInfo | null {
     const info = this.infos.get(model);
-    if (!info || this.stopped) return null;
+    if (!info || this.stopped || !this.onDemand) return null;
     for (const node of this.opts.fleet.all()) {
       if (!isPushTarget(node)) continue;
       const failed = this.failures.get(failureKey(node.id, model));
@@ -159,6 +181,82 @@ export class ModelPushes {
     return [...states.values()].map(({ hash: _hash, ...summary }) => ({ ...summary }));
   }
 
+  /**
+   * A person's push (the farm panel's Push, as `kiln models push NAME --node`):
+   * forgets an earlier refusal, failure or cancel and starts now, past the
+   * farm-wide limit of on-demand pushes; still one push per node.
+   */
+  push(nodeId: string, model: string): void {
+    if (this.stopped) throw new KilnError("E_SHUTTING_DOWN", "the app is stopping");
+    const pack = this.packs.get(model);
+    if (!pack)
+      throw new KilnError("E_NOT_FOUND", `no usable pack called "${model}" in the model library ${this.opts.library}`);
+    const node = this.opts.fleet.require(nodeId);
+    const why = notAPushTarget(node);
+    if (why) throw new KilnError("E_BAD_REQUEST", `${node.name} cannot receive ${model}: ${why}`);
+    const running = this.running.get(nodeId);
+    if (running?.model === model) return;
+    if (running)
+      throw new KilnError(
+        "E_CONFLICT",
+        `${node.name} is receiving ${running.model} (one push per node at a time): wait for it or cancel it`,
+      );
+    this.failures.delete(failureKey(nodeId, model));
+    this.begin(nodeId, model, pack.hash);
+  }
+
+  /**
+   * Cancels the push of `model` to a node: the node drops what it received
+   * ({@link PushCancelled}), and the pack is not pushed there again on demand
+   * until a person pushes it (remembered as a refusal is). Resolves once the
+   * push has stopped.
+   */
+  async cancel(nodeId: string, model: string): Promise<void> {
+    const running = this.running.get(nodeId);
+    if (!running || running.model !== model) {
+      const name = this.opts.fleet.get(nodeId)?.name ?? nodeId;
+      throw new KilnError("E_NOT_FOUND", `no push of ${model} to ${name} is under way`);
+    }
+    running.abort.abort(new PushCancelled());
+    await running.done;
+  }
+
+  /** The library's folders for the UI: usable packs with what nodes will advertise for them, and why others are not. */
+  library(): LibraryModel[] {
+    return this.scanned.map((pack) => ({
+      name: pack.name,
+      kind: pack.kind,
+      hash: pack.hash,
+      sizeBytes: pack.sizeBytes,
+      info: pack.status.state === "ok" ? (this.infos.get(pack.name) ?? null) : null,
+      problem: pack.status.state === "ok" ? null : pack.status.reason,
+    }));
+  }
+
+  /** Every usable library pack on a paired remote node, with its push: the farm panel's list; undefined for the embedded node or one not described yet. */
+  libraryOnNode(nodeId: string): NodeLibraryModel[] | undefined {
+    const node = this.opts.fleet.get(nodeId);
+    if (!node || node.local || !node.info) return undefined;
+    const reachable = node.status === "online";
+    const pushes = [...(this.states.get(nodeId)?.values() ?? [])].map(({ hash: _hash, ...push }) => ({
+      ...push,
+      final: this.failures.get(failureKey(nodeId, push.model))?.retryAt === null,
+    }));
+    return nodeLibrary(
+      [...this.packs.values()],
+      {
+        id: node.id,
+        name: node.name,
+        host: node.host,
+        port: node.port,
+        reachable,
+        problem: reachable ? null : `the node is ${node.status}`,
+        models: node.info.models,
+      },
+      pushes,
+    );
+  }
+
   /** Stops pushes in flight (the nodes keep their bytes: the next push resumes). */
   async stop(): Promise<void> {
     this.stopped = true;
@@ -171,6 +269,8 @@ export class ModelPushes {
     this.scanning = true;
     try {
       const packs = await scanLibrary(this.opts.library, this.cache);
+      const listed = JSON.stringify(packs) !== JSON.stringify(this.scanned);
+      this.scanned = packs;
       this.packs = new Map(packs.filter((p) => p.status.state === "ok").map((p) => [p.name, p]));
       const infos = new Map<string, ModelInfo>();
       for (const pack of this.packs.values()) {
@@ -183,10 +283,8 @@ export class ModelPushes {
       this.infos = infos;
       const hashes = new Map([...this.packs.values()].map((p) => [p.name, p.hash]));
       const same = hashes.size === this.hashes.size && [...hashes].every(([n, h]) => this.hashes.get(n) === h);
-      if (!same) {
-        this.hashes = hashes;
-        this.opts.changes.nodesChanged();
-      }
+      if (!same) this.hashes = hashes;
+      if (!same || listed) this.opts.changes.nodesChanged();
     } catch (error) {
       this.opts.log.warn({ err: error, library: this.opts.library }, "could not read the model library");
     } finally {
@@ -257,6 +355,15 @@ export class ModelPushes {
           states.delete(model);
           return;
         }
+        if (error instanceof PushCancelled) {
+          state.state = "cancelled";
+          state.bytesPerSecond = 0;
+          state.reason = null;
+          // Remembered like a refusal: the next tick must not start it again; a person's push forgets it.
+          this.failures.set(failureKey(nodeId, model), { hash, retryAt: null });
+          this.opts.log.info({ node: nodeId, model }, `pushing ${model} to ${name} was cancelled`);
+          return;
+        }
         const reason = error instanceof Error ? error.message : String(error);
         const lost = error instanceof KilnError ? error.code === "E_TIMEOUT" : true;
         state.state = "failed";
@@ -273,7 +380,7 @@ export class ModelPushes {
         this.running.delete(nodeId);
         this.opts.changes.nodesChanged();
       });
-    this.running.set(nodeId, { abort, done });
+    this.running.set(nodeId, { model, abort, done });
   }
 }
 
@@ -281,5 +388,14 @@ const NONE: ReadonlySet<string> = new Set();
 
 /** A node a push can go to: online, paired and described, remote (not the embedded node), not drained. */
 function isPushTarget(node: NodeConnection): boolean {
-  return node.status === "online" && !node.local && node.info !== null && !node.drained;
+  return notAPushTarget(node) === null;
+}
+
+/** Why a push cannot go to this node now, in words; null when it can. */
+function notAPushTarget(node: NodeConnection): string | null {
+  if (node.local) return "this computer renders from the library itself";
+  if (node.status !== "online") return `it is ${node.status}`;
+  if (node.drained) return "it is drained (undrain it first)";
+  if (node.info === null) return "its models are not known yet";
+  return null;
 }

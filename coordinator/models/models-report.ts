@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { DEMO_MODEL } from "../../shared/constants";
 import type { ModelInfo } from "../../shared/node-info";
+import { NodeModelStatus } from "../../shared/ui-api";
 
 /**
  * What `kiln models` reports: the studio's library packs and, for every
@@ -32,23 +33,11 @@ export const LibraryPack = z.object({
 export type LibraryPack = z.infer<typeof LibraryPack>;
 
 /**
- * A library pack on one node. `pushing` and `refused` belong to model pushes
- * (issue 16, item 2): the comparison here never makes them, a push in flight
- * will overlay them on `missing`/`different`.
+ * A library pack on one node: the schema is the UI API's (shared/ui-api.ts),
+ * one source for `kiln models --json` and the farm panel. The comparison here
+ * makes the first five states; model-pushes.ts overlays a push's.
  */
-export const NodeModelStatus = z.discriminatedUnion("state", [
-  /** Same name, same content hash. */
-  z.object({ state: z.literal("present") }),
-  z.object({ state: z.literal("missing") }),
-  /** Same name, other bytes. */
-  z.object({ state: z.literal("different"), nodeHash: z.string() }),
-  /** The node has a folder of that name it cannot run (its own checks said why). */
-  z.object({ state: z.literal("unavailable"), reason: z.string() }),
-  z.object({ state: z.literal("unreachable"), reason: z.string() }),
-  z.object({ state: z.literal("pushing"), percent: z.number().min(0).max(100) }),
-  z.object({ state: z.literal("refused"), reason: z.string() }),
-]);
-export type NodeModelStatus = z.infer<typeof NodeModelStatus>;
+export { NodeModelStatus };
 
 export const ReportNode = z.object({
   id: z.string(),
@@ -160,6 +149,8 @@ export function statusDetail(status: NodeModelStatus): string | null {
       return `has it but cannot run it: ${status.reason}`;
     case "refused":
       return `refused: ${status.reason}`;
+    case "failed":
+      return `push failed: ${status.reason}`;
     default:
       return null;
   }

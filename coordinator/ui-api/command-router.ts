@@ -59,6 +59,16 @@ function handlers(c: Coordinator): Handlers {
       c.clearBlocklist(nodeId, model);
       return ok;
     },
+    modelLibrary: () => c.modelLibrary(),
+    setModelLibrary: (settings) => c.setModelLibrary(settings),
+    pushModel: ({ nodeId, model }) => {
+      c.pushModel(nodeId, model);
+      return ok;
+    },
+    cancelModelPush: async ({ nodeId, model }) => {
+      await c.cancelModelPush(nodeId, model);
+      return ok;
+    },
   };
 }
 

@@ -1,5 +1,5 @@
 import { mkdirSync } from "node:fs";
-import { hostname } from "node:os";
+import { homedir, hostname } from "node:os";
 import { join } from "node:path";
 import { app, type BrowserWindow, dialog, ipcMain, protocol, safeStorage, session, shell } from "electron";
 import pino from "pino";
@@ -8,6 +8,12 @@ import { ThumbnailCache } from "../../coordinator/ui-api/thumbnail-cache";
 import { warmThumbnails } from "../../coordinator/ui-api/thumbnail-warmer";
 import { createImageProtocol, IMAGE_SCHEME, IMAGE_SCHEME_PRIVILEGES } from "./image-protocol";
 import { forwardUiEvents, registerIpcRouter } from "./ipc-router";
+import {
+  LIBRARY_SETTINGS_FILE,
+  loadLibrarySettings,
+  saveLibrarySettings,
+  startupLibrary,
+} from "./library-settings-file";
 import { openTokenVault } from "./safe-storage-vault";
 import { CSP, DEV_CSP, hardenSession, isAllowedSender, type RendererSource } from "./security";
 import { createShellActions } from "./shell-actions";
@@ -61,10 +67,20 @@ async function start(): Promise<void> {
   const thumbnails = new ThumbnailCache({ dataDir });
   protocol.handle(IMAGE_SCHEME, createImageProtocol(outputDir, thumbnails));
 
+  const settingsFile = join(dataDir, LIBRARY_SETTINGS_FILE);
+  const saved = loadLibrarySettings(settingsFile);
+  const library = startupLibrary(saved, process.env, homedir());
+  if (library.problem)
+    log.warn({ library: saved.dir, reason: library.problem }, "the saved model library is not usable");
   const running = new Coordinator({
     dataDir,
     outputDir,
-    localNode: { args: [] },
+    // "This computer" renders from the library it starts with, as `kiln serve`'s embedded node does.
+    localNode: { args: library.dir ? ["--models", library.dir] : [] },
+    ...(library.dir ? { modelLibrary: library.dir } : {}),
+    modelPushOnDemand: saved.onDemand,
+    libraryChangeable: true,
+    onLibraryChanged: (settings) => saveLibrarySettings(settingsFile, settings),
     discovery: true,
     clientName: `Kiln on ${hostname()}`,
     log,

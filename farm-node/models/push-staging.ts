@@ -607,6 +607,11 @@ export class PushStaging {
       return null;
     }
     if (record.offer.hash !== hash) return null;
+    // A commit that moved the pack into place and died before removing its staging: the pack is installed.
+    if (this.opts.installed().some((p) => p.hash === hash && p.name === record.offer.name)) {
+      await rm(dir, { recursive: true, force: true });
+      return null;
+    }
     const push = this.track(record);
     try {
       push.files = await this.plan(push, new Map());

@@ -1,8 +1,8 @@
 import type { JobSpecInput } from "../../shared/job";
 import type { ThumbnailSize } from "../../shared/thumbnail-sizes";
-import type { ImageSummary, JobSummary, UiEvent, UiResult } from "../../shared/ui-api";
+import type { ImageSummary, JobSummary, LibrarySettings, UiEvent, UiResult } from "../../shared/ui-api";
 import { rerunSpec } from "../model/image-parameters";
-import { applyNodes, useFarmStore } from "../stores/farm-store";
+import { applyLibrary, applyNodes, useFarmStore } from "../stores/farm-store";
 import { applyJobImages, useGalleryStore } from "../stores/gallery-store";
 import { addNotice, dismissNotice, type Notice, useNoticeStore } from "../stores/notice-store";
 import { applyJobList, applyQueuePaused, isFinished, useQueueStore } from "../stores/queue-store";
@@ -96,13 +96,14 @@ export function createActions(transport: UiTransport) {
     /** Loads everything; runs at start and after every reconnect (events may have been missed). */
     async refresh(): Promise<void> {
       await attempt("Loading the farm and the queue", async () => {
-        const [nodes, jobs, queue, mode] = await Promise.all([
+        const [nodes, jobs, queue, mode, library] = await Promise.all([
           transport.call("listNodes", {}),
           transport.call("listJobs", { includeFinished: true }),
           transport.call("queueState", {}),
           transport.call("appMode", {}),
+          transport.call("modelLibrary", {}),
         ]);
-        useFarmStore.setState((s) => ({ ...applyNodes(s, nodes), mode }));
+        useFarmStore.setState((s) => ({ ...applyLibrary(applyNodes(s, nodes), library), mode }));
         useQueueStore.setState((s) => applyQueuePaused(applyJobList(s, jobs), queue.paused, queue.reason));
         // Images of unfinished jobs may have finished while we were away.
         for (const job of jobs) if (!isFinished(job)) fetched.delete(job.id);
@@ -178,6 +179,16 @@ export function createActions(transport: UiTransport) {
     removeNode: (nodeId: string) => attempt("Removing the node", () => transport.call("removeNode", { nodeId })),
     clearBlocklist: (nodeId: string, model: string) =>
       attempt("Clearing the blocklist", () => transport.call("clearBlocklist", { nodeId, model })),
+    pushModel: (nodeId: string, model: string) =>
+      attempt(`Pushing ${model}`, () => transport.call("pushModel", { nodeId, model })),
+    cancelModelPush: (nodeId: string, model: string) =>
+      attempt(`Cancelling the push of ${model}`, () => transport.call("cancelModelPush", { nodeId, model })),
+    /** Throws, for the settings form to show next to the folder. */
+    async setModelLibrary(settings: LibrarySettings): Promise<void> {
+      const library = await transport.call("setModelLibrary", settings);
+      useFarmStore.setState((s) => applyLibrary(s, library));
+      notice("info", `Model library: ${library.dir}, on-demand pushes ${library.onDemand ? "on" : "off"}`);
+    },
   };
 }
 

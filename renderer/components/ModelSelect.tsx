@@ -4,13 +4,19 @@ import { FieldError, fieldErrorId, invalidProps } from "./FieldError";
 interface Props {
   value: string;
   models: ModelInfo[];
+  /** Per model, in the same order: its name and how many devices render it ("sdxl-x — 2 devices now, 6 after pushes"). */
+  labels: readonly string[];
   error: string | undefined;
   onChange(model: string): void;
   onBlur(): void;
 }
 
-/** The models the farm has now; a chosen model that went offline stays listed, marked, so the choice is not lost silently. */
-export function ModelSelect({ value, models, error, onChange, onBlur }: Props) {
+/**
+ * The models the farm has now and the library's packs no node has yet, each
+ * with its device count now and after pushes; a chosen model that went
+ * offline stays listed, marked, so the choice is not lost silently.
+ */
+export function ModelSelect({ value, models, labels, error, onChange, onBlur }: Props) {
   const missing = value !== "" && !models.some((m) => m.name === value);
   return (
     <div className="field">
@@ -28,9 +34,9 @@ export function ModelSelect({ value, models, error, onChange, onBlur }: Props) {
           </option>
         )}
         {missing && <option value={value}>{value} (not on the farm now)</option>}
-        {models.map((m) => (
+        {models.map((m, i) => (
           <option key={m.name} value={m.name} title={m.description}>
-            {m.name}
+            {labels[i] ?? m.name}
           </option>
         ))}
       </select>

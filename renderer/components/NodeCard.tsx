@@ -5,6 +5,7 @@ import { pushText } from "../model/model-push-text";
 import { useFarmStore } from "../stores/farm-store";
 import { ConfirmButton } from "./ConfirmButton";
 import { DeviceCard } from "./DeviceCard";
+import { NodeLibraryList } from "./NodeLibraryList";
 import { PairForm } from "./PairForm";
 
 /** What each status means for the person looking at it. */
@@ -59,7 +60,8 @@ export function NodeCard({ nodeId }: { nodeId: string }) {
           {node.differentModels?.length === 1 ? "it" : "them"} here until the library's copy arrives.
         </p>
       )}
-      {(node.pushes?.length ?? 0) > 0 && (
+      <NodeLibraryList node={node} />
+      {node.library === undefined && (node.pushes?.length ?? 0) > 0 && (
         <ul className="node-pushes" aria-label="Models from the studio's library">
           {node.pushes?.map((push) => (
             <li key={push.model} className={`push push-${push.state}`}>

@@ -2,8 +2,8 @@ import { type FormEvent, type KeyboardEvent, useEffect, useState } from "react";
 import { useShallow } from "zustand/react/shallow";
 import { useActions } from "../api/actions-context";
 import { UiError } from "../api/ui-error";
-import { farmModels } from "../model/farm-models";
 import { checkDraft, placeServerErrors } from "../model/job-draft";
+import { modelDevices, modelDevicesText, pickerModels } from "../model/model-devices";
 import { randomSeed } from "../model/random-seed";
 import { useFarmStore } from "../stores/farm-store";
 import { editDraft, type FormField, type PromptDraft, usePromptStore } from "../stores/prompt-store";
@@ -56,7 +56,12 @@ export function PromptForm() {
     })),
   );
   // Model objects keep their identity across telemetry, so this re-renders only when the farm's models change.
-  const models = useFarmStore(useShallow((s) => farmModels(s.nodes)));
+  const models = useFarmStore(useShallow((s) => pickerModels(s.nodes, s.library)));
+  const modelLabels = useFarmStore(
+    useShallow((s) =>
+      pickerModels(s.nodes, s.library).map((m) => modelDevicesText(modelDevices(s.nodes, s.library, m.name))),
+    ),
+  );
   const preferredModel = useSettingsStore((s) => s.preferences.model);
   const [queued, setQueued] = useState("");
   const check = checkDraft(draft, models);
@@ -162,6 +167,7 @@ export function PromptForm() {
       <ModelSelect
         value={draft.model}
         models={models}
+        labels={modelLabels}
         error={message("model")}
         onChange={(name) => edit({ model: name })}
         onBlur={() => touch("model")}

@@ -1,5 +1,11 @@
 import { create } from "zustand";
-import { type DeviceSample, HISTORY_SAMPLES, type NodeSummary, type UiEvent } from "../../shared/ui-api";
+import {
+  type DeviceSample,
+  HISTORY_SAMPLES,
+  type ModelLibrary,
+  type NodeSummary,
+  type UiEvent,
+} from "../../shared/ui-api";
 
 export type { DeviceSample };
 
@@ -21,6 +27,8 @@ export interface FarmState {
   loaded: boolean;
   /** LAN (paired nodes) or farm mode (a shared queue on Redis), with the farm's address. */
   mode: { mode: "lan" | "farm"; farm: string | null };
+  /** The studio's model library (folder, on-demand switch, packs); null until first heard. */
+  library: ModelLibrary | null;
 }
 
 export function farmTotals(nodes: NodeSummary[]): FarmTotals {
@@ -60,7 +68,19 @@ export const initialFarmState: FarmState = {
   totals: farmTotals([]),
   loaded: false,
   mode: { mode: "lan", farm: null },
+  library: null,
 };
+
+/** modelLibrary, setModelLibrary or nodes.changed: the library, keeping the old object (and its packs' infos) when equal. */
+export function applyLibrary(state: FarmState, library: ModelLibrary): FarmState {
+  if (state.library && JSON.stringify(state.library) === JSON.stringify(library)) return state;
+  const old = new Map((state.library?.packs ?? []).map((p) => [p.name, p]));
+  const packs = library.packs.map((p) => {
+    const before = old.get(p.name);
+    return before && JSON.stringify(before) === JSON.stringify(p) ? before : p;
+  });
+  return { ...state, library: { ...library, packs } };
+}
 
 /**
  * nodes.changed or listNodes: the full list, with each device's 5-minute history
@@ -96,8 +116,10 @@ export function applyTelemetry(state: FarmState, event: Extract<UiEvent, { type:
 
 export function reduceFarmEvent(state: FarmState, event: UiEvent): FarmState {
   switch (event.type) {
-    case "nodes.changed":
-      return applyNodes(state, event.nodes);
+    case "nodes.changed": {
+      const next = applyNodes(state, event.nodes);
+      return event.library ? applyLibrary(next, event.library) : next;
+    }
     case "telemetry":
       return applyTelemetry(state, event);
     default:

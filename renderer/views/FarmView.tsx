@@ -1,6 +1,7 @@
 import { useShallow } from "zustand/react/shallow";
 import { AddNodeForm } from "../components/AddNodeForm";
 import { FarmTotals } from "../components/FarmTotals";
+import { LibraryPanel } from "../components/LibraryPanel";
 import { NodeCard } from "../components/NodeCard";
 import { useFarmStore } from "../stores/farm-store";
 import "../styles/farm.css";
@@ -70,6 +71,7 @@ export function FarmView() {
           ))}
         </section>
       )}
+      {farm ? null : <LibraryPanel />}
       {farm ? null : <AddNodeForm />}
     </div>
   );

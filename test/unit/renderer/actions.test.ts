@@ -36,15 +36,17 @@ beforeEach(() => {
 });
 
 describe("actions", () => {
-  it("refresh loads nodes, every job, whether the queue is paused and which mode the app runs in", async () => {
+  it("refresh loads nodes, every job, whether the queue is paused, which mode the app runs in and the model library", async () => {
     const { transport } = fakeTransport({
       listNodes: () => [node({ id: "n1" })],
       listJobs: () => [job({ id: "a" }), job({ id: "b", state: "done" })],
       queueState: () => ({ paused: true }),
       appMode: () => ({ mode: "farm", farm: "Farm on redis://10.0.0.5:6379" }),
+      modelLibrary: () => ({ dir: "/srv/kiln-models", onDemand: true, changeable: false, packs: [] }),
     });
     await createActions(transport).refresh();
     expect(useFarmStore.getState().nodes.map((n) => n.id)).toEqual(["n1"]);
+    expect(useFarmStore.getState().library).toMatchObject({ dir: "/srv/kiln-models", onDemand: true });
     expect(useFarmStore.getState().mode).toEqual({ mode: "farm", farm: "Farm on redis://10.0.0.5:6379" });
     expect(useQueueStore.getState().jobs.map((j) => j.id)).toEqual(["a", "b"]);
     expect(useQueueStore.getState().loaded).toBe(true);

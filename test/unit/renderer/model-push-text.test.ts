@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { pushText, rateText } from "../../../renderer/model/model-push-text";
+import { canPush, libraryStatusText, pushText, rateText, sizeText } from "../../../renderer/model/model-push-text";
 
 describe("a push as a node's card shows it", () => {
   it("says how far a push is and how fast it goes, never 100 % before it is done", () => {
@@ -30,5 +30,31 @@ describe("a push as a node's card shows it", () => {
     expect(rateText(376_600_000)).toBe("377 MB/s");
     expect(rateText(2_500_000)).toBe("2.5 MB/s");
     expect(rateText(850_000)).toBe("850 kB/s");
+  });
+
+  it("says how a library pack stands on a node, and offers a push only where the node lacks the library's bytes", () => {
+    expect(libraryStatusText({ state: "pushing", percent: 37.9, bytesPerSecond: 2_500_000 })).toBe(
+      "receiving: 37 % at 2.5 MB/s",
+    );
+    expect(libraryStatusText({ state: "refused", reason: "needs 7.1 GB, 3.2 GB free" })).toBe(
+      "refused: needs 7.1 GB, 3.2 GB free",
+    );
+    expect(libraryStatusText({ state: "cancelled" })).toBe("push cancelled: not pushed again until you push it");
+    expect(libraryStatusText({ state: "different", nodeHash: "c".repeat(64) })).toBe(
+      "different: other bytes under this name",
+    );
+    expect(
+      (["present", "missing", "different", "refused", "failed", "cancelled"] as const).filter((state) =>
+        canPush({ state, reason: "r", nodeHash: "h" } as Parameters<typeof canPush>[0]),
+      ),
+    ).toEqual(["missing", "different", "refused", "failed", "cancelled"]);
+    expect(canPush({ state: "pushing", percent: 5, bytesPerSecond: 0 })).toBe(false);
+    expect(canPush({ state: "unreachable", reason: "lost" })).toBe(false);
+  });
+
+  it("writes pack sizes as disks count them", () => {
+    expect(sizeText(6_940_000_000)).toBe("6.94 GB");
+    expect(sizeText(48_200_000)).toBe("48.2 MB");
+    expect(sizeText(12_000)).toBe("12 kB");
   });
 });

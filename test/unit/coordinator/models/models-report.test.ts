@@ -100,7 +100,7 @@ describe("compareLibrary", () => {
 
 describe("status words", () => {
   it("has room for the push statuses", () => {
-    expect(statusWord({ state: "pushing", percent: 37.6 })).toBe("pushing 37%");
+    expect(statusWord({ state: "pushing", percent: 37.6, bytesPerSecond: 0 })).toBe("pushing 37%");
     expect(statusWord({ state: "refused", reason: "needs 7.1 GB, 3.2 GB free" })).toBe("refused");
     expect(statusDetail({ state: "refused", reason: "needs 7.1 GB, 3.2 GB free" })).toBe(
       "refused: needs 7.1 GB, 3.2 GB free",

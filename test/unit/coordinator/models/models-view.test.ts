@@ -19,7 +19,7 @@ describe("kiln models table", () => {
           files: 12,
           status: { state: "ok" },
           onNodes: [
-            { nodeId: "a", status: { state: "pushing", percent: 37.2 } },
+            { nodeId: "a", status: { state: "pushing", percent: 37.2, bytesPerSecond: 0 } },
             { nodeId: "b", status: { state: "refused", reason: "needs 6.94 GB, 2.10 GB free" } },
           ],
         },

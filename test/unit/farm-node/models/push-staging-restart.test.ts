@@ -1,0 +1,48 @@
+import { createHash } from "node:crypto";
+import { existsSync, mkdtempSync, renameSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import pino from "pino";
+import { afterEach, describe, expect, it } from "vitest";
+import { PackHasher } from "../../../../farm-node/models/pack-hash";
+import { INCOMING_FOLDER, type InstalledPack, PushStaging } from "../../../../farm-node/models/push-staging";
+import type { PackOffer } from "../../../../shared/model-push";
+import { packHashInput } from "../../../../shared/pack-files";
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+const sha = (text: string) => createHash("sha256").update(text).digest("hex");
+
+function stagingOn(models: string, installed: InstalledPack[]): PushStaging {
+  return new PushStaging({
+    modelsDir: models,
+    hasher: () => new PackHasher(join(models, ".hashes.json")),
+    installed: () => installed,
+    freeBytes: async () => 2 ** 50,
+    log: pino({ level: "silent" }),
+  });
+}
+
+describe("a node killed in the middle of a commit", () => {
+  it("after its restart answers that the pack is installed, not a push lacking every byte, and drops the staging", async () => {
+    const models = mkdtempSync(join(tmpdir(), "kiln-push-restart-"));
+    dirs.push(models);
+    const content = "weights";
+    const files = [{ path: "model.onnx", size: content.length, sha256: sha(content) }];
+    const offer: PackOffer = { name: "killed-at-commit", hash: sha(packHashInput(files)), files };
+    const before = stagingOn(models, []);
+    await before.offer(offer);
+    await before.write(offer.hash, 0, 0, Readable.from([Buffer.from(content)]), content.length);
+    // What a commit does up to the moment the process died: the pack moved into place, its staging not yet removed.
+    const staging = join(models, INCOMING_FOLDER, offer.hash);
+    renameSync(join(staging, "pack"), join(models, offer.name));
+
+    const after = stagingOn(models, [{ folder: offer.name, name: offer.name, hash: offer.hash }]);
+    expect(await after.status(offer.hash)).toMatchObject({ installed: true, complete: true, bytesToSend: 0 });
+    expect(existsSync(staging)).toBe(false);
+  });
+});
