@@ -10,6 +10,9 @@ import type { ImageSummary, JobSummary, LibrarySettings, ModelLibrary, NodeSumma
 import { ChangeFeed } from "./change-feed";
 import { type Clock, systemClock, type TimerHandle } from "./clock";
 import { Dispatcher } from "./dispatch/dispatcher";
+import { FarmLibrary } from "./farm/farm-library";
+import { LibraryIdentity } from "./farm/library-identity";
+import { DEFAULT_LIBRARY_PORT, startLibraryServer } from "./farm/library-server";
 import { openLibrary } from "./models/library-folder";
 import { ModelPushes, type ModelPushesOptions } from "./models/model-pushes";
 import type { NodeClient } from "./nodes/node-client";
@@ -63,9 +66,16 @@ export interface CoordinatorOptions {
   /**
    * The studio's model library: queued images' models are pushed on demand to
    * paired nodes that lack them (or list other bytes under their name, which
-   * then get no work for them). Left out: no pushes (`--no-push`). Not in farm mode.
+   * then get no work for them). Left out: no pushes (`--no-push`). In farm mode
+   * the app serves it to nodes instead, and a node lacking a task's pack fetches it.
    */
   modelLibrary?: string;
+  /**
+   * Farm mode with a library: where the app's library server listens (all
+   * interfaces, port 7879, by default) and the https://HOST:PORT nodes are told
+   * to fetch from (this host's name and the bound port by default).
+   */
+  farmLibrary?: { host?: string; port?: number; publicUrl?: string };
   /** Tuning of on-demand pushes (tests: small chunks, quick retries). */
   modelPushes?: Pick<ModelPushesOptions, "maxConcurrent" | "push">;
   /**
@@ -116,6 +126,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   private pushes: ModelPushes | null;
   /** Library changes, one after another. */
   private librarySwitch: Promise<unknown> = Promise.resolve();
+  private libraryServer: { close(): Promise<void> } | null = null;
   private timer: TimerHandle | null = null;
   private stopped = false;
 
@@ -184,12 +195,38 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     if (swept > 0) this.log.info({ swept }, "removed partial files left by an interrupted write");
     await this.pushes?.start();
     const farm = this.opts.farm;
+    const farmLibrary =
+      farm && this.opts.modelLibrary ? await this.serveFarmLibrary(this.opts.modelLibrary) : undefined;
     await this.fleet.start({
       farm,
+      farmLibrary,
       localNode: farm ? false : this.opts.localNode,
       discovery: this.opts.discovery && !farm,
     });
     this.timer = this.clock.setInterval(() => this.tick(), TICK_MS);
+  }
+
+  /** Farm mode: the library, read and served over the app's own TLS to nodes that lack a task's pack. */
+  private async serveFarmLibrary(library: string): Promise<FarmLibrary> {
+    const identity = await LibraryIdentity.load(this.opts.dataDir);
+    const served = new FarmLibrary({ library, dataDir: this.opts.dataDir, identity, log: this.log });
+    await served.scan();
+    const where = this.opts.farmLibrary ?? {};
+    const server = await startLibraryServer({
+      library: served,
+      identity,
+      host: where.host ?? "0.0.0.0",
+      port: where.port ?? DEFAULT_LIBRARY_PORT,
+      publicUrl: where.publicUrl,
+      log: this.log,
+    });
+    this.libraryServer = server;
+    served.setOrigin(server.origin);
+    this.log.info(
+      { origin: server.origin, fingerprint: identity.fingerprint },
+      "farm mode: serving the model library to nodes",
+    );
+    return served;
   }
 
   /** Resolves once at least one node is online with its models known (or after `timeoutMs`). */
@@ -210,6 +247,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     saveThroughput(join(this.opts.dataDir, "throughput.json"), this.model);
     this.dispatcher.stop();
     await this.pushes?.stop();
+    await this.libraryServer?.close();
     this.fleet.closeLinks();
     // Results being stored settle (their downloads fail fast once the links are closed) before the ledger closes.
     await this.intake.stop();

@@ -30,6 +30,7 @@ import { queryNvidiaSmi } from "./devices/nvidia-smi";
 import type { SimulateSpec } from "./devices/simulate-spec";
 import { SimulatedReadings } from "./devices/simulated-readings";
 import { FarmLink } from "./farm/farm-link";
+import { PackFetcher } from "./farm/pack-fetcher";
 import { ImageStore } from "./image-store";
 import { MdnsAdvert } from "./mdns-advert";
 import { NodeMetrics } from "./metrics";
@@ -231,6 +232,27 @@ export class Daemon implements NodeService {
     const publicUrl =
       this.opts.publicUrl ??
       `https://${this.opts.host === "0.0.0.0" || this.opts.host === "::" ? hostname() : this.opts.host}:${this.boundPort}`;
+    const fetcher = new PackFetcher({
+      closed: () => {
+        try {
+          this.pushStaging();
+          return null;
+        } catch (error) {
+          return error instanceof KilnError ? error : new KilnError("E_INTERNAL", String(error));
+        }
+      },
+      sink: (app) => {
+        this.pushStaging();
+        return {
+          offer: (offer) => this.pushOffer(offer, app),
+          write: (hash, index, offset, body, length) => this.pushChunk(hash, index, offset, body, length),
+          commit: async (hash) => {
+            await this.pushCommit(hash, app);
+          },
+        };
+      },
+      log: this.opts.log,
+    });
     this.farm = new FarmLink(
       url,
       {
@@ -262,8 +284,12 @@ export class Daemon implements NodeService {
             seesTask: (taskId) => this.registry.get(taskId)?.source === "farm",
           }),
           models: this.models(),
+          fetches: fetcher.report(),
         }),
         imageKey: (imageId) => this.farmImageKey(imageId),
+        modelHash: (model) => this.models().find((m) => m.name === model)?.hash ?? null,
+        fetchPack: (source, app) => fetcher.fetch(source, app),
+        packRefusal: (source) => fetcher.refusal(source),
       },
       this.opts.log,
     );

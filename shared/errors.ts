@@ -27,6 +27,8 @@ export const ErrorCode = z.enum([
   "E_SHUTTING_DOWN",
   "E_NOT_READY",
   "E_DISK_FULL",
+  /** Another machine a request needed could not be reached (in farm mode: the app a node fetches a pack from). */
+  "E_UNREACHABLE",
   "E_INTERNAL",
 ]);
 export type ErrorCode = z.infer<typeof ErrorCode>;

@@ -3,6 +3,7 @@ import { NODE_API_PREFIX } from "./constants";
 import { NodeDevices } from "./device";
 import { ErrorCode } from "./errors";
 import { SafeId } from "./ids";
+import { PushPackName, Sha256Hex } from "./model-push";
 import { CompletedImageIds, NodeMessage } from "./node-events";
 import { Fingerprint, ModelInfo } from "./node-info";
 import { ImageTimings, TaskRequest } from "./task";
@@ -17,6 +18,11 @@ import { ImageTimings, TaskRequest } from "./task";
  * - stream `app-<app id>:events`: FarmAnnouncement entries for that app only,
  *   read through a consumer group so an outcome is acknowledged once handled;
  * - `cancel:<task id>`: set while an app wants a running task stopped.
+ *
+ * Model packs (issue 16, item 5): a task for a library pack names it
+ * ({@link FarmPackSource}); a node that lacks it fetches it from the app that
+ * queued the task, over the app's own TLS (pinned by the fingerprint in the
+ * task) with the pack's key, and stages it as a push (checked, resumed, linked).
  */
 export const FARM_KEY_PREFIX = "kiln";
 
@@ -38,23 +44,79 @@ export const FarmApp = z.object({
 });
 export type FarmApp = z.infer<typeof FarmApp>;
 
-/** What an app puts on its queue: the LAN task, and who sent it. */
-export const FarmJob = z.object({
-  app: z.string().uuid(),
-  task: TaskRequest,
-});
-export type FarmJob = z.infer<typeof FarmJob>;
-
 /**
- * Where apps fetch a node's PNGs: an https origin and nothing more (no user,
- * path, query or fragment). Whoever writes to Redis writes this, so it may
- * only ever point apps at a TLS server holding the reported certificate, and
- * the path is always the app's own ({@link farmImagePath}).
+ * An https origin and nothing more (no user, path, query or fragment): where
+ * apps fetch a node's PNGs, and where nodes fetch an app's packs. Whoever
+ * writes to Redis writes these, so they may only ever point at a TLS server
+ * holding the pinned certificate, and the path is always the fetcher's own
+ * ({@link farmImagePath}, {@link farmPackPath}).
  */
-export const FarmNodeUrl = z
+export const FarmOrigin = z
   .string()
   .max(2048)
   .refine(isHttpsOrigin, "must be https://HOST:PORT, with no user, password, path, query or fragment");
+
+/** Where apps fetch a node's PNGs. */
+export const FarmNodeUrl = FarmOrigin;
+
+/**
+ * A library pack a task renders with, and where a node that lacks it fetches
+ * it: the app that queued the task serves its library over its own TLS.
+ */
+export const FarmPackSource = z.object({
+  name: PushPackName,
+  /** The pack's content hash (shared/pack-files.ts): the node installs these bytes and no others. */
+  hash: Sha256Hex,
+  /** The app's library server. */
+  url: FarmOrigin,
+  /** SHA-256 of the certificate the app's library server presents: the node sends nothing to any other. */
+  fingerprint: Fingerprint,
+  /** Lets its holder fetch this one pack: an HMAC of its hash under a secret in the app's data dir. */
+  key: Sha256Hex,
+});
+export type FarmPackSource = z.infer<typeof FarmPackSource>;
+
+/** What an app puts on its queue: the LAN task, who sent it, and the pack it needs when it is the library's. */
+export const FarmJob = z.object({
+  app: z.string().uuid(),
+  task: TaskRequest,
+  pack: FarmPackSource.optional(),
+});
+export type FarmJob = z.infer<typeof FarmJob>;
+
+/** Largest pack description (PackOffer JSON) a node reads from an app: 4,096 files with long paths fit. */
+export const MAX_FARM_PACK_OFFER_BYTES = 8 * 2 ** 20;
+
+/** The app library server's two routes, as its router matches them. */
+export const FARM_PACK_ROUTES = {
+  pack: `${NODE_API_PREFIX}/farm/packs/:hash`,
+  file: `${NODE_API_PREFIX}/farm/packs/:hash/files/:index`,
+} as const;
+
+/**
+ * The app's route for a pack's description (a PackOffer: name, hash, files
+ * with sizes and sha256), to whoever holds the pack's key (`?key=`).
+ */
+export function farmPackPath(hash: string): string {
+  return `${NODE_API_PREFIX}/farm/packs/${Sha256Hex.parse(hash)}`;
+}
+
+/** The app's route for file `index` of a pack's description; `Range: bytes=FROM-TO` reads part of it. */
+export function farmPackFilePath(hash: string, index: number): string {
+  return `${farmPackPath(hash)}/files/${z.number().int().min(0).parse(index)}`;
+}
+
+/** A pack a farm node is fetching from an app, or fetched, or could not (and why), as its report shows it. */
+export const FarmPackFetch = z.object({
+  model: z.string().max(128),
+  hash: Sha256Hex,
+  state: z.enum(["fetching", "done", "failed"]),
+  percent: z.number().min(0).max(100),
+  bytesPerSecond: z.number().nonnegative(),
+  code: ErrorCode.nullable(),
+  reason: z.string().max(2000).nullable(),
+});
+export type FarmPackFetch = z.infer<typeof FarmPackFetch>;
 
 function isHttpsOrigin(text: string): boolean {
   let url: URL;
@@ -92,6 +154,8 @@ export const FarmNodeReport = z.object({
   fingerprint: Fingerprint,
   devices: NodeDevices,
   models: z.array(ModelInfo),
+  /** Packs fetched from apps since the node started: under way, done, or failed with why. */
+  fetches: z.array(FarmPackFetch).max(64).optional(),
   /** Epoch ms of this report. */
   at: z.number(),
 });

@@ -41,6 +41,18 @@ export function farmNodeSummaries(farm: FarmClient): NodeSummary[] {
       fingerprint: report.fingerprint,
       blockedModels: [],
       history: {},
+      // Packs the node fetched from the farm's apps, shown as the LAN shows pushes (failed ones with why).
+      ...(report.fetches && report.fetches.length > 0
+        ? {
+            pushes: report.fetches.map((f) => ({
+              model: f.model,
+              state: f.state === "fetching" ? ("pushing" as const) : f.state,
+              percent: f.percent,
+              bytesPerSecond: f.bytesPerSecond,
+              reason: f.reason,
+            })),
+          }
+        : {}),
     };
   });
 }

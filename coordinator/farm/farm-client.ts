@@ -11,6 +11,7 @@ import {
   FarmAnnouncement,
   type FarmApp,
   FarmNodeReport,
+  type FarmPackSource,
   farmImagePath,
   farmKeys,
   parseFarmJson,
@@ -31,6 +32,12 @@ const POLL_MS = 1_000;
 /** Tries per task; failed tries come back after 1 s, 2 s, 4 s on whichever node pulls them. */
 const TASK_ATTEMPTS = 4;
 const GROUP = "app";
+
+/** The studio's library on the farm, as the client needs it: its models, and where a node fetches each. */
+export interface FarmPackLibrary {
+  models(): ModelInfo[];
+  source(model: string): FarmPackSource | null;
+}
 
 /**
  * The coordinator's side of farm mode, presented as one node whose one device
@@ -70,6 +77,8 @@ export class FarmClient extends EventEmitter<NodeClientEvents> implements NodeLi
     readonly url: string,
     readonly app: FarmApp,
     private readonly log: Logger,
+    /** The studio's library: its packs are models of the farm before any node has them (nodes fetch them). */
+    private readonly library?: FarmPackLibrary,
   ) {
     super();
     const digest = createHash("sha256").update(`kiln farm ${url}`).digest("hex");
@@ -111,6 +120,8 @@ export class FarmClient extends EventEmitter<NodeClientEvents> implements NodeLi
   async info(): Promise<NodeInfo> {
     const models = new Map<string, ModelInfo>();
     for (const report of this.live()) for (const m of report.models) if (m.available) models.set(m.name, m);
+    // A library pack is the library's bytes wherever it renders: a node lacking them fetches them from this app.
+    for (const m of this.library?.models() ?? []) models.set(m.name, m);
     return {
       id: this.nodeId,
       name: this.name,
@@ -133,9 +144,11 @@ export class FarmClient extends EventEmitter<NodeClientEvents> implements NodeLi
   async submit(task: TaskRequest): Promise<SubmitOutcome> {
     try {
       // The task id is the job id: adding it again (a resubmission after a restart) is a no-op.
+      // A task for a library pack names it and where to fetch it: a node that lacks it gets it from this app.
+      const pack = this.library?.source(task.model) ?? undefined;
       await this.queue.add(
         "task",
-        { app: this.app.id, task: { ...task, device: undefined } },
+        { app: this.app.id, task: { ...task, device: undefined }, ...(pack ? { pack } : {}) },
         {
           jobId: task.id,
           attempts: TASK_ATTEMPTS,

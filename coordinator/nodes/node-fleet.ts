@@ -8,7 +8,7 @@ import type { NodeSummary, UiEvent } from "../../shared/ui-api";
 import type { ChangeFeed } from "../change-feed";
 import type { Clock } from "../clock";
 import { FARM_APP_FILE, farmNodeSummaries, loadFarmApp } from "../farm/farm-app";
-import { FarmClient } from "../farm/farm-client";
+import { FarmClient, type FarmPackLibrary } from "../farm/farm-client";
 import type { CertificatePins } from "../secrets/certificate-pins";
 import type { TokenVault } from "../secrets/token-vault";
 import type { Ledger } from "../store/ledger";
@@ -61,6 +61,8 @@ export interface FleetStart {
   localNode: false | { args: string[] };
   discovery: boolean;
   farm?: string;
+  /** Farm mode: the studio's library, served to nodes that lack a queued task's pack. */
+  farmLibrary?: FarmPackLibrary;
 }
 
 /**
@@ -83,7 +85,7 @@ export class NodeFleet {
   async start(how: FleetStart): Promise<void> {
     const { ledger, vault, pins, log } = this.opts;
     if (how.farm) {
-      this.connectFarm(how.farm);
+      this.connectFarm(how.farm, how.farmLibrary);
       return;
     }
     for (const node of ledger.nodes()) {
@@ -401,9 +403,9 @@ export class NodeFleet {
   }
 
   /** Farm mode: the farm is one connection whose one device is this app's queue on Redis. */
-  private connectFarm(url: string): void {
+  private connectFarm(url: string, library: FarmPackLibrary | undefined): void {
     const app = loadFarmApp(join(this.opts.dataDir, FARM_APP_FILE), this.opts.clientName);
-    const client = new FarmClient(url, app, this.opts.log);
+    const client = new FarmClient(url, app, this.opts.log, library);
     const node = new NodeConnection(client.nodeId, client.name, "", 0, client, false, false);
     // BullMQ's stalled-job check recovers a dead node's tasks; a Redis restart must not requeue everything here.
     node.leased = false;

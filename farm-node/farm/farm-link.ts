@@ -10,6 +10,7 @@ import {
   FarmJob,
   type FarmNodeReport,
   FarmNodeUrl,
+  type FarmPackSource,
   farmImagePath,
   farmKeys,
   parseFarmJson,
@@ -42,6 +43,12 @@ export interface FarmHost {
   report(): Omit<FarmNodeReport, "at">;
   /** The capability that lets a holder of an image.ready announcement fetch that PNG. */
   imageKey(imageId: string): string;
+  /** The content hash of the pack this node lists under `model`, or null when it lists none. */
+  modelHash(model: string): string | null;
+  /** Fetches a pack from the app that queued a task for it (tasks for one pack share one fetch). */
+  fetchPack(source: FarmPackSource, app: string): Promise<void>;
+  /** Why this node does not fetch `source` now (off, or a fetch of it failed a short while ago), or null. */
+  packRefusal(source: FarmPackSource): KilnError | null;
 }
 
 interface Running {
@@ -50,6 +57,8 @@ interface Running {
   app: string;
   device: string;
   completed: string[];
+  /** Set while the task waits for its pack to arrive (it holds its lock, and a place on its device). */
+  waitingFor?: string;
 }
 
 /**
@@ -168,6 +177,67 @@ export class FarmLink {
     }
   }
 
+  /** Tasks held for `device` while their packs arrive. */
+  private waitingOn(device: string): number {
+    let n = 0;
+    for (const run of this.running.values()) if (run.waitingFor !== undefined && run.device === device) n++;
+    return n;
+  }
+
+  /** Whether `device` has the task's model now, with the bytes of the task's pack when it names one. */
+  private ready(model: string, pack: FarmPackSource | undefined, device: string): boolean {
+    if (!this.host.devicesFor(model).some((d) => d.uuid === device)) return false;
+    return !pack || this.host.modelHash(model) === pack.hash;
+  }
+
+  /**
+   * A task whose pack this node lacks: it holds the task (renewing its lock)
+   * while the pack comes from the task's app, then renders it on `device`.
+   * The task neither fails nor uses up a try: if the fetch fails it goes back
+   * to the queue for another node, and the failure (with why) is in this
+   * node's log and its report, which the apps show.
+   */
+  private waitForPack(run: Running, task: Task, pack: FarmPackSource): void {
+    run.waitingFor = pack.hash;
+    this.running.set(task.id, run);
+    this.log.info({ task: task.id, model: pack.name, app: run.app }, "farm: task waits for its model pack");
+    void this.host
+      .fetchPack(pack, run.app)
+      .then(async () => {
+        if (this.running.get(task.id) !== run) return;
+        run.waitingFor = undefined;
+        if (!this.ready(task.model, pack, run.device))
+          throw new KilnError("E_MODEL_MISSING", `${pack.name} is installed but this node cannot run it`);
+        await this.begin(run, task);
+      })
+      .catch(async (error: unknown) => {
+        if (this.running.get(task.id) !== run) return;
+        this.running.delete(task.id);
+        this.log.warn(
+          { task: task.id, model: pack.name, reason: (error as Error).message },
+          "farm: the task's model pack could not be fetched; the task goes back to the queue for another node",
+        );
+        await run.job
+          .moveToDelayed(Date.now() + 1000, run.token)
+          .catch((e: unknown) => this.log.warn({ err: e, task: task.id }, "farm: could not put a task back"));
+      });
+  }
+
+  /** Hands a task to its device; a refusal there fails it (at once when no retry can help). */
+  private async begin(run: Running, task: Task): Promise<boolean> {
+    this.running.set(task.id, run);
+    try {
+      this.host.submit({ ...task, device: run.device }, run.app);
+      return true;
+    } catch (error) {
+      this.running.delete(task.id);
+      const message = error instanceof Error ? error.message : String(error);
+      const final = error instanceof KilnError && FINAL_CODES.has(error.code);
+      await run.job.moveToFailed(final ? new UnrecoverableError(message) : new Error(message), run.token, false);
+      return false;
+    }
+  }
+
   /** Stops pulling; tasks still running are left to BullMQ (their locks lapse and other nodes take them). */
   async stop(): Promise<void> {
     this.stopped = true;
@@ -198,7 +268,7 @@ export class FarmLink {
   /** Fills every device that has room with the next task of the app whose turn it is. */
   private async pull(): Promise<void> {
     for (;;) {
-      const device = this.host.devicesFor(null).find((d) => d.tasks < TASKS_PER_DEVICE);
+      const device = this.host.devicesFor(null).find((d) => d.tasks + this.waitingOn(d.uuid) < TASKS_PER_DEVICE);
       if (!device || !(await this.takeFor(device.uuid))) return;
     }
   }
@@ -222,22 +292,21 @@ export class FarmLink {
         continue;
       }
       const task = TaskRequest.parse(parsed.data.task);
-      if (!this.host.devicesFor(task.model).some((d) => d.uuid === device)) {
+      const pack = parsed.data.pack?.name === task.model ? parsed.data.pack : undefined;
+      const run: Running = { job, token, app, device, completed: [] };
+      if (!this.ready(task.model, pack, device)) {
+        if (pack && this.host.packRefusal(pack) === null) {
+          // A library pack this node lacks: fetched from the app that queued it, while the task waits here.
+          this.turns.charge(app, task.images.length * task.steps * task.width * task.height);
+          this.waitForPack(run, task, pack);
+          return true;
+        }
         // Not a model this device has: back to the queue shortly, for a node that has it.
         await job.moveToDelayed(Date.now() + 1000, token);
         continue;
       }
       this.turns.charge(app, task.images.length * task.steps * task.width * task.height);
-      this.running.set(task.id, { job, token, app, device, completed: [] });
-      try {
-        this.host.submit({ ...task, device }, app);
-      } catch (error) {
-        this.running.delete(task.id);
-        const message = error instanceof Error ? error.message : String(error);
-        const final = error instanceof KilnError && FINAL_CODES.has(error.code);
-        await job.moveToFailed(final ? new UnrecoverableError(message) : new Error(message), token, false);
-        continue;
-      }
+      if (!(await this.begin(run, task))) continue;
       return true;
     }
     return false;
@@ -255,7 +324,23 @@ export class FarmLink {
 
   private async renewLocks(): Promise<void> {
     for (const [taskId, run] of this.running) {
-      if (await this.redis.exists(farmKeys.cancel(taskId))) this.host.cancel(taskId);
+      if (await this.redis.exists(farmKeys.cancel(taskId))) {
+        if (run.waitingFor === undefined) this.host.cancel(taskId);
+        else {
+          // Waiting for its pack, not on a device yet: cancelled here (the fetch goes on for other tasks).
+          await this.settle(run, async () => {
+            await run.job.moveToFailed(new UnrecoverableError("cancelled by its app"), run.token, false);
+            await this.announce(run.app, {
+              type: "task.cancelled",
+              taskId,
+              nodeId: this.host.nodeId,
+              device: run.device,
+              at: new Date().toISOString(),
+            });
+          });
+          continue;
+        }
+      }
       // 0: the lock is gone (this node stalled past it): BullMQ has put the task back for another node.
       const renewed = await run.job.extendLock(run.token, LOCK_MS).catch(() => 0);
       if (renewed === 0 && this.running.get(taskId) === run) {
