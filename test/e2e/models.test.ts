@@ -103,6 +103,16 @@ describe.skipIf(BROWSER_SKIP_REASON !== null)(
 
     it("shows a push started from the farm panel with its progress and rate, and cancels it there", async () => {
       await tab(/farm/i);
+      // kiln serve's library, as its flags set it: shown, not changeable from a browser.
+      const librarySection = page.getByRole("region", { name: "Model library" });
+      await expect.poll(() => librarySection.getByText(/on-demand pushes on/).count(), { timeout: 10_000 }).toBe(1);
+      const packs = librarySection.getByRole("list", { name: "Packs in the library" }).getByRole("listitem");
+      expect(await packs.allTextContents()).toEqual([
+        expect.stringMatching(/^tiny-flow flow · 4\d\.\d MB$/),
+        expect.stringMatching(/^tiny-sd sd · [\d.]+ (MB|kB)$/),
+      ]);
+      expect(await librarySection.getByRole("textbox").count()).toBe(0);
+
       const slow = page.getByRole("article", { name: "rack-slow", exact: true });
       const models = slow.getByRole("list", { name: /Models from the studio's library/ });
       await expect.poll(() => models.getByText("missing").count(), { timeout: 20_000 }).toBe(2);
