@@ -75,7 +75,11 @@ describe("pushes while the node renders", () => {
       });
       expect(submitted.status, await submitted.clone().text()).toBe(202);
     }
-    await waitUntil(async () => (await client.info()).devices.some((d) => (d.utilizationPct ?? 0) > 0), 15_000, "rendering");
+    await waitUntil(
+      async () => (await client.info()).devices.some((d) => (d.utilizationPct ?? 0) > 0),
+      15_000,
+      "rendering",
+    );
 
     const pacedS = await timedPush(busy.pack);
     expect((await client.info()).devices[0]?.utilizationPct, "still rendering after the paced push").toBeGreaterThan(0);
