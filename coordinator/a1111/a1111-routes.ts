@@ -52,7 +52,15 @@ export async function registerA1111Api(app: FastifyInstance, opts: A1111ApiOptio
   const options = new ApiOptions(() => coordinator.models());
   const requests = new ApiRequests(coordinator);
   const clients = new WeakMap<FastifyRequest, { key: string; label: string }>();
-  app.addHook("onClose", async () => requests.close());
+  /** Answers of txt2img requests not yet sent to the end. */
+  const answering = new Set<Promise<void>>();
+  // Before the server waits for open connections to end: a txt2img in flight must not hold a stop up.
+  // Each is answered, and sent, before the server closes its idle connections (one still answering
+  // when it does would otherwise be left open until keep-alive ends, about a minute).
+  app.addHook("preClose", async () => {
+    requests.close();
+    await Promise.race([Promise.all([...answering]), new Promise((resolve) => setTimeout(resolve, 10_000).unref())]);
+  });
   // Once per coordinator (a second server on the same one must not cancel the first one's requests).
   if (!started.has(coordinator)) {
     started.add(coordinator);
@@ -203,6 +211,12 @@ export async function registerA1111Api(app: FastifyInstance, opts: A1111ApiOptio
       });
 
       api.post("/txt2img", async (request, reply) => {
+        const sent = new Promise<void>((resolve) => {
+          reply.raw.once("finish", resolve);
+          reply.raw.once("close", resolve);
+        });
+        answering.add(sent);
+        void sent.then(() => answering.delete(sent));
         if (request.body === undefined || request.body === null)
           return sendValidation(reply, [{ loc: ["body"], msg: "field required", type: "value_error.missing" }]);
         const body = Txt2ImgRequest.safeParse(request.body);

@@ -42,11 +42,18 @@ export class ApiRequests {
     this.timer.unref();
   }
 
+  /**
+   * The server is stopping: every request waiting for its job is answered now
+   * with what is finished (as an interrupted one), so stopping never waits for
+   * a job to end. The jobs themselves stay in the queue.
+   */
   close(): void {
     clearInterval(this.timer);
     this.coordinator.off("ui", this.onEvent);
-    for (const request of this.byJob.values()) request.settle();
-    this.byJob.clear();
+    for (const request of [...this.byJob.values()]) {
+      request.interrupted = true;
+      request.settle();
+    }
   }
 
   /** Tracks a submitted job; its `finished` resolves once every image is done, failed or cancelled. */

@@ -1,5 +1,6 @@
 import { request as httpsRequest } from "node:https";
 import { afterEach, describe, expect, it } from "vitest";
+import { addNodeArgs, startNode } from "../support/kiln-node-process";
 import { startServe } from "../support/kiln-serve-process";
 import { tempDir } from "../support/temp-dir";
 import { waitUntil } from "../support/wait-until";
@@ -51,5 +52,35 @@ describe("kiln serve --lan and the A1111 API", () => {
     const ok = await get(url, { authorization: `Basic ${Buffer.from("studio:hunter22").toString("base64")}` });
     expect(ok.status).toBe(200);
     expect(JSON.parse(ok.body)).toEqual([]);
+  });
+
+  it("answers a txt2img in flight when it stops, with the images finished so far, instead of waiting for the job", async () => {
+    const node = await startNode(["--simulate", "1x24GB@2", "--name", "rack-stop"]);
+    stops.push(() => node.stop());
+    const serve = await startServe(["--no-local", "--data-dir", tempDir("kiln-a1111-stop-"), ...addNodeArgs([node])]);
+    stops.push(() => serve.stop());
+    const api = `http://127.0.0.1:${serve.port}/sdapi/v1`;
+    await waitUntil(
+      async () => ((await (await fetch(`${api}/sd-models`)).json()) as unknown[]).length > 0,
+      30_000,
+      "the node's models",
+    );
+    const answer = fetch(`${api}/txt2img`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ prompt: "still rendering at the stop", batch_size: 200, steps: 4 }),
+    });
+    await waitUntil(
+      async () => ((await (await fetch(`${api}/progress`)).json()) as { current_image: string | null }).current_image,
+      30_000,
+      "the first image finished",
+    );
+    const stopped = Date.now();
+    expect(await serve.stop()).toBe(0);
+    expect(Date.now() - stopped).toBeLessThan(10_000);
+    const body = (await (await answer).json()) as { images: string[]; info: string };
+    expect(body.images.length).toBeGreaterThan(0);
+    expect(body.images.length).toBeLessThan(200);
+    expect(JSON.parse(body.info).warnings.some((w: string) => w.startsWith("interrupted"))).toBe(true);
   });
 });
