@@ -233,11 +233,14 @@ export class ModelPushes {
     }));
   }
 
-  /** Every usable library pack on a paired remote node, with its push: the farm panel's list; undefined for the embedded node or one not described yet. */
+  /**
+   * Every usable library pack on a paired remote node, with its push: the farm
+   * panel's list. Undefined for the embedded node, one not described yet, and
+   * one not online (its card says it is lost; a row per pack saying so would only repeat it).
+   */
   libraryOnNode(nodeId: string): NodeLibraryModel[] | undefined {
     const node = this.opts.fleet.get(nodeId);
-    if (!node || node.local || !node.info) return undefined;
-    const reachable = node.status === "online";
+    if (!node || node.local || !node.info || node.status !== "online") return undefined;
     const pushes = [...(this.states.get(nodeId)?.values() ?? [])].map(({ hash: _hash, ...push }) => ({
       ...push,
       final: this.failures.get(failureKey(nodeId, push.model))?.retryAt === null,
@@ -249,8 +252,8 @@ export class ModelPushes {
         name: node.name,
         host: node.host,
         port: node.port,
-        reachable,
-        problem: reachable ? null : `the node is ${node.status}`,
+        reachable: true,
+        problem: null,
         models: node.info.models,
       },
       pushes,

@@ -1,6 +1,6 @@
 import type { Coordinator } from "../../coordinator/coordinator";
 import { createCommandRouter } from "../../coordinator/ui-api/command-router";
-import { type BridgeReply, IPC_CHANNELS, ShellRequest } from "../../shared/desktop-bridge";
+import { type BridgeReply, type ChosenFolder, IPC_CHANNELS, ShellRequest } from "../../shared/desktop-bridge";
 import { describeFieldErrors, fieldErrors } from "../../shared/errors";
 import { UiRequest } from "../../shared/ui-api";
 
@@ -24,6 +24,8 @@ export interface IpcRouterOptions {
   /** The id of our window's webContents, or null while there is no window. */
   windowContentsId: () => number | null;
   shell: (request: ShellRequest) => Promise<BridgeReply<{ ok: true }>>;
+  /** Shows the OS's folder dialog over the window; takes nothing from the renderer. */
+  chooseFolder: () => Promise<BridgeReply<ChosenFolder>>;
 }
 
 /**
@@ -67,9 +69,14 @@ export function registerIpcRouter(opts: IpcRouterOptions): () => void {
       return opts.shell(request.data);
     }),
   );
+  opts.ipcMain.handle(
+    IPC_CHANNELS.chooseFolder,
+    guarded(() => opts.chooseFolder()),
+  );
   return () => {
     opts.ipcMain.removeHandler(IPC_CHANNELS.command);
     opts.ipcMain.removeHandler(IPC_CHANNELS.shell);
+    opts.ipcMain.removeHandler(IPC_CHANNELS.chooseFolder);
   };
 }
 

@@ -94,6 +94,14 @@ async function start(): Promise<void> {
     isAllowedUrl: (url) => isAllowedSender(url, rendererSource),
     windowContentsId: () => window?.webContents.id ?? null,
     shell: createShellActions(outputDir, shell),
+    chooseFolder: async () => {
+      const options = {
+        title: "Model library folder",
+        properties: ["openDirectory" as const, "createDirectory" as const],
+      };
+      const picked = window ? await dialog.showOpenDialog(window, options) : await dialog.showOpenDialog(options);
+      return { result: { path: picked.canceled ? null : (picked.filePaths[0] ?? null) } };
+    },
   });
   forwardUiEvents(running, () => window?.webContents ?? null);
   // The window first: the queue is usable while the local node loads its models.

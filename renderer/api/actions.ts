@@ -183,6 +183,11 @@ export function createActions(transport: UiTransport) {
       attempt(`Pushing ${model}`, () => transport.call("pushModel", { nodeId, model })),
     cancelModelPush: (nodeId: string, model: string) =>
       attempt(`Cancelling the push of ${model}`, () => transport.call("cancelModelPush", { nodeId, model })),
+    /** The desktop's folder dialog for the library setting; undefined in a browser. */
+    chooseFolder: transport.chooseFolder
+      ? (): Promise<string | null | undefined> =>
+          attempt("Choosing a folder", () => (transport.chooseFolder as () => Promise<string | null>)())
+      : undefined,
     /** Throws, for the settings form to show next to the folder. */
     async setModelLibrary(settings: LibrarySettings): Promise<void> {
       const library = await transport.call("setModelLibrary", settings);

@@ -1,4 +1,4 @@
-import type { BridgeReply, DesktopBridge } from "../../shared/desktop-bridge";
+import { type BridgeReply, ChosenFolder, type DesktopBridge } from "../../shared/desktop-bridge";
 import { UiEvent } from "../../shared/ui-api";
 import { uiErrorFrom } from "./ui-error";
 import type { UiTransport } from "./ui-transport";
@@ -42,6 +42,9 @@ export function createIpcTransport(bridge: DesktopBridge): UiTransport {
     },
     async shell(request) {
       unwrap(await bridge.shell(request));
+    },
+    async chooseFolder() {
+      return ChosenFolder.parse(unwrap(await bridge.chooseFolder())).path;
     },
   };
 }

@@ -17,6 +17,8 @@ export interface UiTransport {
   thumbnailUrl(path: string, size: ThumbnailSize): string;
   /** Desktop-only (reveal in folder…); absent in a browser. */
   shell?(request: ShellRequest): Promise<void>;
+  /** Desktop-only: the OS's folder dialog; the picked folder, or null when closed. */
+  chooseFolder?(): Promise<string | null>;
 }
 
 /** Whether the UI can reach the coordinator; the IPC bridge is always open. */

@@ -17,6 +17,14 @@ export function LibrarySettingsForm({ library }: { library: ModelLibrary }) {
   const [saving, setSaving] = useState(false);
   const changed = dir.trim() !== (library.dir ?? "") || onDemand !== library.onDemand;
 
+  async function choose() {
+    const picked = await actions.chooseFolder?.();
+    if (picked) {
+      setDir(picked);
+      setError(undefined);
+    }
+  }
+
   async function onSubmit(e: FormEvent) {
     e.preventDefault();
     setSaving(true);
@@ -45,6 +53,11 @@ export function LibrarySettingsForm({ library }: { library: ModelLibrary }) {
           }}
           {...invalidProps("library-dir", error)}
         />
+        {actions.chooseFolder && (
+          <button type="button" className="library-choose" onClick={() => void choose()}>
+            Choose…
+          </button>
+        )}
         <FieldError id={fieldErrorId("library-dir")} message={error} />
       </div>
       <label className="library-switch">

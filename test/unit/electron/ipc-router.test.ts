@@ -13,7 +13,7 @@ import {
 } from "../../../electron/main/ipc-router";
 import { isAllowedSender } from "../../../electron/main/security";
 import { createBridge, type IpcRendererLike } from "../../../electron/preload/bridge";
-import { type BridgeReply, IPC_CHANNELS, type ShellRequest } from "../../../shared/desktop-bridge";
+import { type BridgeReply, type ChosenFolder, IPC_CHANNELS, type ShellRequest } from "../../../shared/desktop-bridge";
 
 /**
  * The Electron binary cannot run here, so ipcMain is a fake that behaves like the
@@ -49,6 +49,7 @@ let dirs: string[] = [];
 let coordinator: Coordinator;
 let ipcMain: FakeIpcMain;
 let shell: Mock<(request: ShellRequest) => Promise<BridgeReply<{ ok: true }>>>;
+let chooseFolder: Mock<() => Promise<BridgeReply<ChosenFolder>>>;
 let unregister: () => void;
 
 function tempDir(label: string): string {
@@ -68,12 +69,14 @@ beforeEach(() => {
   });
   ipcMain = new FakeIpcMain();
   shell = vi.fn(async () => ({ result: { ok: true as const } }));
+  chooseFolder = vi.fn(async () => ({ result: { path: "/srv/kiln-models" } }));
   unregister = registerIpcRouter({
     ipcMain,
     coordinator,
     isAllowedUrl: (url) => isAllowedSender(url, { kind: "file", indexHtml: INDEX_HTML }),
     windowContentsId: () => WINDOW_ID,
     shell,
+    chooseFolder,
   });
 });
 
@@ -87,8 +90,10 @@ afterEach(async () => {
 const command = (payload: unknown, event: InvokeEvent = ours) => ipcMain.invoke(IPC_CHANNELS.command, event, payload);
 
 describe("IPC router (fake ipcMain: the Electron binary cannot run here)", () => {
-  it("registers handlers for the command and shell channels only, and unknown channels are refused", async () => {
-    expect([...ipcMain.handlers.keys()].sort()).toEqual([IPC_CHANNELS.command, IPC_CHANNELS.shell].sort());
+  it("registers handlers for the command, shell and folder-dialog channels only, and unknown channels are refused", async () => {
+    expect([...ipcMain.handlers.keys()].sort()).toEqual(
+      [IPC_CHANNELS.command, IPC_CHANNELS.shell, IPC_CHANNELS.chooseFolder].sort(),
+    );
     await expect(ipcMain.invoke("kiln:eval", ours, "process.exit()")).rejects.toThrow(/No handler registered/);
     await expect(ipcMain.invoke(IPC_CHANNELS.event, ours, {})).rejects.toThrow(/No handler registered/);
     unregister();
@@ -125,9 +130,13 @@ describe("IPC router (fake ipcMain: the Electron binary cannot run here)", () =>
       expect(await ipcMain.invoke(IPC_CHANNELS.shell, event, { action: "revealPath", target: "/x" })).toMatchObject({
         error: { code: "E_UNAUTHORIZED" },
       });
+      expect(await ipcMain.invoke(IPC_CHANNELS.chooseFolder, event, null)).toMatchObject({
+        error: { code: "E_UNAUTHORIZED" },
+      });
     }
     expect(spy).not.toHaveBeenCalled();
     expect(shell).not.toHaveBeenCalled();
+    expect(chooseFolder).not.toHaveBeenCalled();
   });
 
   it("refuses a sender while there is no window", async () => {
@@ -139,6 +148,7 @@ describe("IPC router (fake ipcMain: the Electron binary cannot run here)", () =>
       isAllowedUrl: () => true,
       windowContentsId: () => null,
       shell,
+      chooseFolder,
     });
     expect(await command({ id: 1, command: "listJobs", args: {} })).toMatchObject({
       error: { code: "E_UNAUTHORIZED" },
@@ -212,6 +222,9 @@ describe("IPC router (fake ipcMain: the Electron binary cannot run here)", () =>
     expect(await kiln.shell({ action: "openExternal", target: "https://kiln.example" })).toEqual({
       result: { ok: true },
     });
+    // The folder dialog answers with the folder a person picked, whatever the renderer sends.
+    expect(await kiln.chooseFolder()).toEqual({ result: { path: "/srv/kiln-models" } });
+    expect(chooseFolder).toHaveBeenCalledTimes(1);
   });
 });
 

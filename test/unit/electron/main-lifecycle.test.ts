@@ -1,5 +1,5 @@
 import { EventEmitter } from "node:events";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -103,7 +103,10 @@ function fakeElectron() {
       },
       screen: { getAllDisplays: () => [{ workArea }], getPrimaryDisplay: () => ({ workArea }) },
       shell: { openPath: async () => "", showItemInFolder: () => undefined, openExternal: async () => undefined },
-      dialog: { showErrorBox: (title: string, message: string) => fake.errors.push(`${title}: ${message}`) },
+      dialog: {
+        showErrorBox: (title: string, message: string) => fake.errors.push(`${title}: ${message}`),
+        showOpenDialog: async (..._args: unknown[]) => ({ canceled: false, filePaths: [join(root, "picked")] }),
+      },
     },
     errors: [] as string[],
   };
@@ -137,6 +140,9 @@ afterAll(async () => {
 describe("main process (fake electron: the Electron binary cannot run here)", () => {
   it("starts the window and the coordinator with its local node, bridges IPC, and quits cleanly", async () => {
     const signalsBefore = process.listenerCount("SIGTERM");
+    // The default model library goes under XDG_DATA_HOME: here, not in this machine's home.
+    const xdgBefore = process.env.XDG_DATA_HOME;
+    process.env.XDG_DATA_HOME = join(fake.root, "xdg");
     await import("../../../electron/main/main");
     const userData = join(fake.root, "appData", "Kiln");
 
@@ -150,11 +156,35 @@ describe("main process (fake electron: the Electron binary cannot run here)", ()
     expect(existsSync(join(fake.root, "pictures", "Kiln"))).toBe(true);
 
     // The bridge answers our page only, with the real coordinator behind it.
-    expect([...fake.handlers.keys()].sort()).toEqual([IPC_CHANNELS.command, IPC_CHANNELS.shell].sort());
+    expect([...fake.handlers.keys()].sort()).toEqual(
+      [IPC_CHANNELS.command, IPC_CHANNELS.shell, IPC_CHANNELS.chooseFolder].sort(),
+    );
     const page = pathToFileURL(resolve("electron/renderer/index.html")).href;
     const invoke = (payload: unknown, url = page) =>
       fake.handlers.get(IPC_CHANNELS.command)?.({ sender: { id: 41 }, senderFrame: { url, parent: null } }, payload);
     expect(await invoke({ id: 1, command: "listJobs", args: {} })).toEqual({ result: [] });
+
+    // The model library: the default one (created), pushes on demand, changeable from the window; a change is
+    // applied and saved where the next start reads it; the folder dialog hands back what a person picked.
+    const library = join(fake.root, "xdg", "kiln", "models");
+    expect(await invoke({ id: 10, command: "modelLibrary", args: {} })).toEqual({
+      result: { dir: library, onDemand: true, changeable: true, packs: [] },
+    });
+    const picked = (await fake.handlers.get(IPC_CHANNELS.chooseFolder)?.(
+      { sender: { id: 41 }, senderFrame: { url: page, parent: null } },
+      null,
+    )) as { result: { path: string } };
+    expect(picked).toEqual({ result: { path: join(fake.root, "picked") } });
+    mkdirSync(picked.result.path);
+    expect(
+      await invoke({ id: 11, command: "setModelLibrary", args: { dir: picked.result.path, onDemand: false } }),
+    ).toMatchObject({ result: { dir: picked.result.path, onDemand: false, changeable: true } });
+    expect(JSON.parse(readFileSync(join(userData, "library-settings.json"), "utf8"))).toEqual({
+      dir: picked.result.path,
+      onDemand: false,
+    });
+    if (xdgBefore === undefined) delete process.env.XDG_DATA_HOME;
+    else process.env.XDG_DATA_HOME = xdgBefore;
     expect(await invoke({ id: 2, command: "listJobs", args: {} }, "https://evil.example/")).toMatchObject({
       error: { code: "E_UNAUTHORIZED" },
     });

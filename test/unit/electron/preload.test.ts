@@ -33,6 +33,7 @@ type Kiln = {
   call: (command: string, args: unknown) => Promise<unknown>;
   shell: (request: unknown) => Promise<unknown>;
   onEvent: (listener: (...args: unknown[]) => void) => () => void;
+  chooseFolder: () => Promise<unknown>;
 };
 let kiln: Kiln;
 
@@ -48,10 +49,10 @@ function reachable(root: unknown, depth = 4): unknown[] {
 }
 
 describe("preload (fake contextBridge and ipcRenderer: the Electron binary cannot run here)", () => {
-  it("exposes exactly one object, window.kiln, with call, shell and onEvent", () => {
+  it("exposes exactly one object, window.kiln, with call, shell, chooseFolder and onEvent", () => {
     expect(electron.contextBridge.exposeInMainWorld).toHaveBeenCalledTimes(1);
     expect(Object.keys(electron.exposed)).toEqual(["kiln"]);
-    expect(Object.keys(kiln).sort()).toEqual(["call", "onEvent", "shell"]);
+    expect(Object.keys(kiln).sort()).toEqual(["call", "chooseFolder", "onEvent", "shell"]);
     for (const value of Object.values(kiln)) expect(typeof value).toBe("function");
   });
 
@@ -83,6 +84,12 @@ describe("preload (fake contextBridge and ipcRenderer: the Electron binary canno
     const request = { action: "revealPath", target: "/home/a/Pictures/Kiln/x.png" };
     expect(await kiln.shell(request)).toEqual({ result: { ok: true } });
     expect(electron.ipcRenderer.invoke).toHaveBeenLastCalledWith(IPC_CHANNELS.shell, request);
+  });
+
+  it("asks for the folder dialog on its own channel, sending nothing of the renderer's", async () => {
+    electron.ipcRenderer.invoke.mockResolvedValueOnce({ result: { path: "/srv/kiln-models" } });
+    expect(await kiln.chooseFolder()).toEqual({ result: { path: "/srv/kiln-models" } });
+    expect(electron.ipcRenderer.invoke).toHaveBeenLastCalledWith(IPC_CHANNELS.chooseFolder, null);
   });
 
   it("never throws: a failed invoke comes back as {error}", async () => {

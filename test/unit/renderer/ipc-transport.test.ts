@@ -25,6 +25,7 @@ function fakeBridge(answer: (command: UiCommandName, args: unknown) => BridgeRep
       listeners.add(listener);
       return () => listeners.delete(listener);
     },
+    chooseFolder: async () => ({ result: { path: "/srv/kiln-models" } }),
   };
   const emit = (event: unknown) => {
     for (const listener of listeners) listener(event as UiEvent);
@@ -89,5 +90,13 @@ describe("IPC transport", () => {
       code: "E_BAD_REQUEST",
     });
     expect(fake.shells).toHaveLength(2);
+  });
+
+  it("returns the folder a person picked in the desktop's dialog, and null when they closed it", async () => {
+    const fake = fakeBridge(() => ({ result: [] }));
+    const transport = createIpcTransport(fake.bridge);
+    expect(await transport.chooseFolder?.()).toBe("/srv/kiln-models");
+    fake.bridge.chooseFolder = async () => ({ result: { path: null } });
+    expect(await transport.chooseFolder?.()).toBeNull();
   });
 });
