@@ -83,4 +83,29 @@ describe("farm reducers", () => {
     ]);
     expect(models.map((m) => m.name)).toEqual(["kiln-demo", "sd-turbo"]);
   });
+
+  it("takes the model library from nodes.changed, keeping its packs' objects while they are the same (the picker's selector stays quiet)", () => {
+    const pack = (name: string, sizeBytes: number) => ({
+      name,
+      kind: "sdxl",
+      hash: "b".repeat(64),
+      sizeBytes,
+      info: model({ name, demo: false }),
+      problem: null,
+    });
+    const library = { dir: "/srv/kiln-models", onDemand: true, changeable: false, packs: [pack("sdxl-x", 7e9)] };
+    const first = reduceFarmEvent(initialFarmState, { type: "nodes.changed", nodes: [], library });
+    expect(first.library?.packs.map((p) => p.name)).toEqual(["sdxl-x"]);
+    const same = reduceFarmEvent(first, { type: "nodes.changed", nodes: [], library: structuredClone(library) });
+    expect(same.library).toBe(first.library);
+    const grown = reduceFarmEvent(same, {
+      type: "nodes.changed",
+      nodes: [],
+      library: { ...structuredClone(library), packs: [...structuredClone(library.packs), pack("z-image", 1e9)] },
+    });
+    expect(grown.library?.packs[0]).toBe(first.library?.packs[0]);
+    expect(grown.library?.packs.map((p) => p.name)).toEqual(["sdxl-x", "z-image"]);
+    // An event without the library (an older coordinator) leaves it as it was.
+    expect(reduceFarmEvent(grown, { type: "nodes.changed", nodes: [] }).library).toBe(grown.library);
+  });
 });
