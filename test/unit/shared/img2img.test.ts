@@ -70,7 +70,8 @@ describe("A1111 resize modes", () => {
     }
     const out = fitInitImage(src, 64, 64, "crop");
     // Lanczos rings a little across the cut; red and blue do not reach in.
-    for (const x of [0, 63]) expect(pixel(out, x, 10)).toSatisfy(([r = 0, g = 0, b = 0]: number[]) => g > 230 && r < 20 && b < 20);
+    for (const x of [0, 63])
+      expect(pixel(out, x, 10)).toSatisfy(([r = 0, g = 0, b = 0]: number[]) => g > 230 && r < 20 && b < 20);
     expect(pixel(out, 32, 32)).toEqual([0, 255, 0]);
   });
 
