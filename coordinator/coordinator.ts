@@ -212,13 +212,23 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     const served = new FarmLibrary({ library, dataDir: this.opts.dataDir, identity, log: this.log });
     await served.scan();
     const where = this.opts.farmLibrary ?? {};
-    const server = await startLibraryServer({
-      library: served,
-      identity,
-      host: where.host ?? "0.0.0.0",
-      port: where.port ?? DEFAULT_LIBRARY_PORT,
-      publicUrl: where.publicUrl,
-      log: this.log,
+    const listen = (port: number) =>
+      startLibraryServer({
+        library: served,
+        identity,
+        host: where.host ?? "0.0.0.0",
+        port,
+        publicUrl: where.publicUrl,
+        log: this.log,
+      });
+    const server = await listen(where.port ?? DEFAULT_LIBRARY_PORT).catch((error: NodeJS.ErrnoException) => {
+      // The default port taken (another kiln app on this machine): any free one; the tasks queued now name it.
+      if (where.port !== undefined || where.publicUrl !== undefined || error.code !== "EADDRINUSE") throw error;
+      this.log.warn(
+        { port: DEFAULT_LIBRARY_PORT },
+        "farm mode: the library's port is taken (another kiln app here?); serving it on a free port instead (--library-port picks one)",
+      );
+      return listen(0);
     });
     this.libraryServer = server;
     served.setOrigin(server.origin);
@@ -380,8 +390,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     const pushes = this.pushes;
     return {
       dir: pushes?.dir ?? null,
-      // Without a library yet (the desktop app before a folder is chosen), the switch as the app was given it.
-      onDemand: pushes?.onDemand ?? (this.opts.modelPushOnDemand !== false && !this.opts.farm),
+      onDemand: pushes?.onDemand ?? false,
       changeable: this.opts.libraryChangeable === true && !this.opts.farm,
       packs: pushes?.library() ?? [],
     };

@@ -46,7 +46,7 @@ export interface FarmHost {
   /** The content hash of the pack this node lists under `model`, or null when it lists none. */
   modelHash(model: string): string | null;
   /** Fetches a pack from the app that queued a task for it (tasks for one pack share one fetch). */
-  fetchPack(source: FarmPackSource, app: string): Promise<void>;
+  fetchPack(source: FarmPackSource, app: string): Promise<unknown>;
   /** Why this node does not fetch `source` now (off, or a fetch of it failed a short while ago), or null. */
   packRefusal(source: FarmPackSource): KilnError | null;
 }

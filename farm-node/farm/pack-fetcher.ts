@@ -33,6 +33,11 @@ export interface PackFetcherOptions {
   retryDelayMs?: (attempt: number) => number;
 }
 
+/** What a fetch brought: the bytes received from the app (files the node had are linked, bytes it had kept). */
+export interface FetchOutcome {
+  receivedBytes: number;
+}
+
 /** A failed fetch of a pack is not tried again for this long (tasks for it go to other nodes meanwhile). */
 export const FETCH_RETRY_AFTER_MS = 60_000;
 const REQUEST_TIMEOUT_MS = 30_000;
@@ -58,13 +63,13 @@ interface FetchState extends FarmPackFetch {
  * FETCH_RETRY_AFTER_MS.
  */
 export class PackFetcher {
-  private readonly inFlight = new Map<string, Promise<void>>();
+  private readonly inFlight = new Map<string, Promise<FetchOutcome>>();
   private readonly states = new Map<string, FetchState>();
 
   constructor(private readonly opts: PackFetcherOptions) {}
 
   /** Fetches `source` for a task of `app`, or joins the fetch of it under way. */
-  fetch(source: FarmPackSource, app: string): Promise<void> {
+  fetch(source: FarmPackSource, app: string): Promise<FetchOutcome> {
     const running = this.inFlight.get(source.hash);
     if (running) return running;
     const run = this.run(source, app).finally(() => this.inFlight.delete(source.hash));
@@ -104,7 +109,7 @@ export class PackFetcher {
     }));
   }
 
-  private async run(source: FarmPackSource, app: string): Promise<void> {
+  private async run(source: FarmPackSource, app: string): Promise<FetchOutcome> {
     const state: FetchState = {
       model: source.name,
       hash: source.hash,
@@ -124,9 +129,14 @@ export class PackFetcher {
       const sink = this.opts.sink(app);
       log.info(where, "fetching a model pack from the app that queued a task for it");
       const sent = await this.transfer(source, sink, agent, state);
-      await sink.commit(source.hash);
+      // Installed meanwhile (by a push, or a commit that answered just before a restart): nothing to commit.
+      if (!sent.installed) await sink.commit(source.hash);
       Object.assign(state, { state: "done", percent: 100, bytesPerSecond: 0 });
-      log.info({ ...where, sentBytes: sent }, "model pack fetched from its app, checked and installed");
+      log.info(
+        { ...where, receivedBytes: sent.receivedBytes },
+        "model pack fetched from its app, checked and installed",
+      );
+      return { receivedBytes: sent.receivedBytes };
     } catch (error) {
       const failure = asFetchError(error, source);
       this.remember(source, failure);
@@ -153,11 +163,16 @@ export class PackFetcher {
     });
   }
 
-  /** Gets every byte the staging lacks, resuming after a cut; returns the bytes received. */
-  private async transfer(source: FarmPackSource, sink: PackSink, agent: Agent, state: FetchState): Promise<number> {
+  /** Gets every byte the staging lacks, resuming after a cut; the bytes received, and whether the pack is installed already. */
+  private async transfer(
+    source: FarmPackSource,
+    sink: PackSink,
+    agent: Agent,
+    state: FetchState,
+  ): Promise<{ receivedBytes: number; installed: boolean }> {
     const offer = await this.readOffer(source, agent);
     let status = await sink.offer(offer);
-    if (status.installed) return 0;
+    if (status.installed) return { receivedBytes: 0, installed: true };
     const total = status.files.reduce((n, f) => n + (f.source === "send" ? f.size : 0), 0);
     const startedAt = Date.now();
     let received = 0;
@@ -172,7 +187,7 @@ export class PackFetcher {
     let failures = 0;
     for (;;) {
       const file = status.files.find((f) => f.have < f.size);
-      if (!file) return received;
+      if (!file) return { receivedBytes: received, installed: false };
       const end = Math.min(file.have + chunk, file.size) - 1;
       try {
         const body = await this.readRange(source, agent, file.index, file.have, end, file.size);
@@ -191,7 +206,7 @@ export class PackFetcher {
         await new Promise((r) => setTimeout(r, this.opts.retryDelayMs?.(failures) ?? 500 * 2 ** (failures - 1)));
         // What is on disk is the truth to resume from.
         status = await sink.offer(offer);
-        if (status.installed) return received;
+        if (status.installed) return { receivedBytes: received, installed: true };
       }
       show();
     }

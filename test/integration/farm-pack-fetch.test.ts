@@ -242,10 +242,13 @@ describe.skipIf(unavailable !== null)("farm nodes fetch packs from the app that 
     expect(count("model pack fetched from its app, checked and installed")).toBe(1);
 
     // What the app shows on the farm panel: fetched on one, refused (and why) on the other.
+    // (Nodes report every second; the panel shows the latest report.)
     await waitUntil(
-      () => c.listNodes().find((n) => n.id === closed.nodeId)?.pushes?.[0]?.state === "failed",
+      () =>
+        c.listNodes().find((n) => n.id === closed.nodeId)?.pushes?.[0]?.state === "failed" &&
+        c.listNodes().find((n) => n.id === lacks.nodeId)?.pushes?.[0]?.state === "done",
       10_000,
-      "the closed node's refusal on the farm panel",
+      "the fetch and the refusal on the farm panel",
     );
     const nodes = c.listNodes();
     expect(nodes.find((n) => n.id === lacks.nodeId)?.pushes).toEqual([
