@@ -53,6 +53,19 @@ export const VaeDecoderSpec = z.object({
 });
 export type VaeDecoderSpec = z.infer<typeof VaeDecoderSpec>;
 
+/**
+ * img2img's VAE encoder: pixels in [-1, 1] → the latent posterior. An output
+ * of 2 × the latent channels is optimum's `latent_parameters` (mean, then log
+ * variance): Kiln takes the mean, diffusers' `retrieve_latents(sample_mode=
+ * "argmax")`, so an init image encodes the same for every seed.
+ */
+export const VaeEncoderSpec = z.object({
+  file: RelativeFile,
+  inputs: z.object({ image: TensorName }),
+  outputs: z.object({ latent: TensorName }),
+});
+export type VaeEncoderSpec = z.infer<typeof VaeEncoderSpec>;
+
 export const TokenizerSpec = z.discriminatedUnion("kind", [
   /** CLIP BPE on Kiln's bundled vocabulary (the one every SD text encoder uses). */
   z.object({
@@ -155,6 +168,8 @@ export const ModelManifest = z.object({
   textEncoder2: TextEncoderSpec.optional(),
   denoiser: DenoiserSpec,
   vaeDecoder: VaeDecoderSpec,
+  /** Present when the pack can start from an image (img2img). */
+  vaeEncoder: VaeEncoderSpec.optional(),
   tokenizer: TokenizerSpec,
   scheduler: SchedulerSpec,
   guidance: GuidanceSpec.default({ cfgTruncation: 1, cfgNormalization: 0 }),

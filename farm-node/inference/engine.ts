@@ -1,4 +1,5 @@
 import type { Backend } from "../../shared/device";
+import type { RgbImage } from "../../shared/img2img";
 import type { ModelInfo } from "../../shared/node-info";
 import type { TaskImage } from "../../shared/task";
 
@@ -12,6 +13,8 @@ export interface RenderBatch {
   /** A1111 sampler name; the model's own when absent. */
   sampler?: string;
   images: TaskImage[];
+  /** img2img: the init image, already fitted to width × height, and the denoising strength. */
+  init?: { image: RgbImage; strength: number };
 }
 
 /** Raw pixels of one finished image: RGB, 8 bits per channel, row-major. */
@@ -32,6 +35,8 @@ export interface RenderHooks {
   isCancelled(): boolean;
   /** Called as soon as each image is done, before the batch ends. */
   onImage(image: RenderedImage): void | Promise<void>;
+  /** The device memory the batch took at most, in MiB, where the engine can tell (simulated devices). */
+  onPeakMemory?(mb: number): void;
 }
 
 /**

@@ -105,6 +105,7 @@ export function describeOptimumExport(dir: string, folderName: string): ModelMan
       outputs: { out: "out_sample" },
     },
     vaeDecoder: { file: "vae_decoder/model.onnx", inputs: { latent: "latent_sample" }, outputs: { image: "sample" } },
+    ...vaeEncoderOf(dir),
     tokenizer: {
       kind: "clip",
       maxLength: 77,
@@ -157,6 +158,20 @@ const LINSPACE_BY_DEFAULT = new Set([
   "DEISMultistepScheduler",
   "UniPCMultistepScheduler",
 ]);
+
+/**
+ * optimum exports `vae_encoder/` with input `sample` and one output: `latent_parameters`
+ * (optimum 1.17 and later) or `latent_sample` (earlier), both the posterior's parameters.
+ */
+function vaeEncoderOf(dir: string): Pick<ModelManifestInput, "vaeEncoder"> {
+  if (!existsSync(join(dir, "vae_encoder/model.onnx"))) return {};
+  const { outputs } = signatureOf(dir, "vae_encoder/model.onnx");
+  const latent = outputs.find((o) => o.name === "latent_parameters" || o.name === "latent_sample") ?? outputs[0];
+  if (!latent) throw new PackProblem("vae_encoder/model.onnx has no output");
+  return {
+    vaeEncoder: { file: "vae_encoder/model.onnx", inputs: { image: "sample" }, outputs: { latent: latent.name } },
+  };
+}
 
 /** SDXL conditions on each encoder's second-to-last layer: `hidden_states.{L-1}` of an export with L layers. */
 function penultimateHiddenState(dir: string, folder: string): string {

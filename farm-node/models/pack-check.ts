@@ -93,6 +93,14 @@ export function checkPack(dir: string, m: ModelManifest): void {
     [{ name: m.vaeDecoder.inputs.latent, types: FLOAT_TYPES, rank: 4 }],
     [{ name: m.vaeDecoder.outputs.image, types: FLOAT_TYPES, rank: 4 }],
   );
+  if (m.vaeEncoder) {
+    expect(
+      dir,
+      m.vaeEncoder.file,
+      [{ name: m.vaeEncoder.inputs.image, types: FLOAT_TYPES, rank: 4 }],
+      [{ name: m.vaeEncoder.outputs.latent, types: FLOAT_TYPES, rank: 4 }],
+    );
+  }
   checkLatentChannels(dir, m);
   if (m.tokenizer.kind === "hf-json") loadHfTokenizer(dir, m.tokenizer.file, m.tokenizer.configFile);
 }

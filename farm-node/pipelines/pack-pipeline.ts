@@ -1,5 +1,6 @@
 import * as ort from "onnxruntime-node";
 import { KilnError } from "../../shared/errors";
+import { img2imgStart, type RgbImage } from "../../shared/img2img";
 import type { ResolvedPack } from "../../shared/model-manifest";
 import type { RenderBatch, RenderHooks } from "../inference/engine";
 import { type OrtClock, timedRun } from "../inference/timed-run";
@@ -106,6 +107,7 @@ export class PackPipeline {
     const h = batch.height / m.latent.factor;
     const w = batch.width / m.latent.factor;
     const size = m.latent.channels * h * w;
+    const start = this.startStep(batch, plan.steps);
     const ring = this.prepared.get(batch) ?? this.openNoise(batch, plan);
     this.prepared.delete(batch);
     const conditioning = await this.text.encode(entries, clock).catch((error: unknown) => {
@@ -122,7 +124,17 @@ export class PackPipeline {
           stream.fillNormal(into.subarray(b * size, (b + 1) * size));
         });
       drawInto(work.latents);
-      if (plan.initNoiseSigma !== 1) work.scaleLatents(plan.initNoiseSigma);
+      if (batch.init) {
+        // img2img, as diffusers' StableDiffusionImg2ImgPipeline: the encoded image noised to the start step.
+        const clean = await this.encodeImage(batch.init.image, clock);
+        const { sample, noise: sigma } = plan.noiseAt(start);
+        const latents = work.latents;
+        for (let b = 0; b < n; b++) {
+          for (let j = 0, o = b * size; j < size; j++, o++) {
+            latents[o] = sample * (clean[j] as number) + sigma * (latents[o] as number);
+          }
+        }
+      } else if (plan.initNoiseSigma !== 1) work.scaleLatents(plan.initNoiseSigma);
       const d = m.denoiser.inputs;
       const denoiser = this.sessions.denoiser;
       const latentType = floatType(inputShape(denoiser, d.latent));
@@ -146,9 +158,11 @@ export class PackPipeline {
       };
       const stepMs: number[] = [];
       let lastRun = -1;
-      for (let i = 0; i < plan.steps; i++) if (!plan.isNoop(i)) lastRun = i;
-      for (let i = 0; i < plan.steps; i++) {
-        if (hooks.isCancelled()) throw cancelled(`step ${i + 1} of ${plan.steps}`);
+      for (let i = start; i < plan.steps; i++) if (!plan.isNoop(i)) lastRun = i;
+      // Progress counts the steps that run (an img2img job at strength 0.6 of 10 steps runs 6).
+      const runs = plan.steps - start;
+      for (let i = start; i < plan.steps; i++) {
+        if (hooks.isCancelled()) throw cancelled(`step ${i + 1 - start} of ${runs}`);
         const stepStart = performance.now();
         if (!plan.isNoop(i)) {
           const outputs = await timedRun(
@@ -178,7 +192,7 @@ export class PackPipeline {
           work.advance(k, weights, last ? m.latent.shift : 0, normalized);
         }
         stepMs.push(performance.now() - stepStart);
-        for (const image of batch.images) hooks.onStep(image.id, i + 1, plan.steps);
+        for (const image of batch.images) hooks.onStep(image.id, i + 1 - start, runs);
       }
       // Without a model step (none ran) the latents are mapped to the decoder's space here.
       if (lastRun < 0) work.scaleLatents(1 / m.latent.scale, m.latent.shift);
@@ -201,6 +215,68 @@ export class PackPipeline {
     } finally {
       ring.close();
     }
+  }
+
+  /** The first step to run: 0, or for img2img the one diffusers starts from at this strength. */
+  private startStep(batch: RenderBatch, steps: number): number {
+    if (!batch.init) return 0;
+    if (!this.sessions.vaeEncoder || !this.pack.manifest.vaeEncoder) {
+      throw new KilnError(
+        "E_BAD_REQUEST",
+        `${this.pack.name} cannot start from an image: the pack has no VAE encoder (vae_encoder/ in an optimum export)`,
+        { field: "initImage" },
+        [{ path: "initImage", message: `${this.pack.name} has no VAE encoder` }],
+      );
+    }
+    const { width, height } = batch.init.image;
+    if (width !== batch.width || height !== batch.height) {
+      throw new KilnError(
+        "E_BAD_REQUEST",
+        `init image is ${width}×${height}, the batch ${batch.width}×${batch.height}`,
+      );
+    }
+    const at = img2imgStart(steps, batch.init.strength);
+    if (!at) {
+      throw new KilnError(
+        "E_BAD_REQUEST",
+        `strength ${batch.init.strength} of ${steps} steps runs no step (int(steps × strength) is 0): raise one of them`,
+        { field: "strength" },
+        [{ path: "strength", message: `must be at least ${1 / steps} with ${steps} steps` }],
+      );
+    }
+    return at.start;
+  }
+
+  /**
+   * The init image (RGB bytes at the batch's size) → the VAE encoder → the posterior's
+   * mean in the sampler's space: (mean − shift)·scale, one image's latent (the batch shares it).
+   * Pixels go in as diffusers' VaeImageProcessor makes them: v/255·2 − 1.
+   */
+  private async encodeImage(image: RgbImage, clock: OrtClock): Promise<Float32Array> {
+    const m = this.pack.manifest;
+    const spec = m.vaeEncoder;
+    const encoder = this.sessions.vaeEncoder;
+    if (!spec || !encoder) throw new Error("no VAE encoder");
+    const { width, height, rgb } = image;
+    const plane = width * height;
+    const pixels = new Float32Array(3 * plane);
+    for (let p = 0; p < plane; p++) {
+      for (let c = 0; c < 3; c++) pixels[c * plane + p] = ((rgb[p * 3 + c] as number) / 255) * 2 - 1;
+    }
+    const input = floatTensor(floatType(inputShape(encoder, spec.inputs.image)), pixels, [1, 3, height, width]);
+    const out = await timedRun(encoder, clock, { [spec.inputs.image]: input }, `${this.pack.name} VAE encoder`);
+    const tensor = out[spec.outputs.latent] as ort.Tensor;
+    const channels = tensor.dims[1] as number;
+    const c = m.latent.channels;
+    if (channels !== c && channels !== 2 * c) {
+      throw new KilnError("E_INFERENCE", `VAE encoder gave ${channels} channels; the pack's latents have ${c}`);
+    }
+    // Channel-major: the first c channels are the mean (of mean and log variance when there are 2c).
+    const size = (c * height * width) / (m.latent.factor * m.latent.factor);
+    const mean = readFloats(tensor).subarray(0, size);
+    const latent = new Float32Array(size);
+    for (let j = 0; j < size; j++) latent[j] = ((mean[j] as number) - m.latent.shift) * m.latent.scale;
+    return latent;
   }
 
   private openNoise(batch: RenderBatch, plan: SamplerPlan): NoiseRing {

@@ -12,6 +12,8 @@ export interface PackSessions {
   textEncoder2: ort.InferenceSession | null;
   denoiser: ort.InferenceSession;
   vaeDecoder: ort.InferenceSession;
+  /** img2img's encoder, for packs that have one. */
+  vaeEncoder: ort.InferenceSession | null;
   /** Turns the decoder's floats into RGB bytes (see image-output-graph.ts). */
   imageOutput: ort.InferenceSession;
   backend: Backend;
@@ -46,20 +48,24 @@ export async function loadPackSessions(
     { source: file(m.vaeDecoder.file), deviceOutputs: [m.vaeDecoder.outputs.image] },
     buildImageOutputGraph(vaeOutputType === "float16" ? "float16" : "float32"),
     ...(m.textEncoder2 ? [file(m.textEncoder2.file)] : []),
+    ...(m.vaeEncoder ? [file(m.vaeEncoder.file)] : []),
   ];
   const { sessions, backend, notes } = await createSessions(models, providers, settings);
-  const [textEncoder, denoiser, vaeDecoder, imageOutput, textEncoder2] = sessions as [
+  const [textEncoder, denoiser, vaeDecoder, imageOutput, ...rest] = sessions as [
     ort.InferenceSession,
     ort.InferenceSession,
     ort.InferenceSession,
     ort.InferenceSession,
-    ort.InferenceSession | undefined,
+    ...ort.InferenceSession[],
   ];
+  const textEncoder2 = m.textEncoder2 ? rest[0] : undefined;
+  const vaeEncoder = m.vaeEncoder ? rest[m.textEncoder2 ? 1 : 0] : undefined;
   return {
     textEncoder,
     textEncoder2: textEncoder2 ?? null,
     denoiser,
     vaeDecoder,
+    vaeEncoder: vaeEncoder ?? null,
     imageOutput,
     backend,
     notes,

@@ -33,6 +33,12 @@ export interface SamplerPlan {
   guidance(i: number): number | null;
   /** How step i advances each latent from the model's output; `noise` ≠ 0 exactly on the steps that draw. */
   weights(i: number): StepWeights;
+  /**
+   * img2img: how a clean latent x₀ is noised to start at step i, x = sample·x₀ + noise·z,
+   * as the scheduler's `add_noise` at that step's timestep (Euler: x₀ + σᵢ·z;
+   * LCM: √ᾱ·x₀ + √(1−ᾱ)·z; flow: (1−σ)·x₀ + σ·z).
+   */
+  noiseAt(i: number): { sample: number; noise: number };
 }
 
 /** Sampler names a pack of each scheduler family accepts, A1111 spelling first. */
@@ -102,6 +108,7 @@ function eulerPlan(config: DiscreteSpec, steps: number): UnguidedPlan {
     inputScale: (i) => eulerInputScale(sigma(i)),
     isNoop: () => false,
     weights,
+    noiseAt: (i) => ({ sample: 1, noise: sigma(i) }),
   };
 }
 
@@ -136,6 +143,10 @@ function lcmPlan(config: DiscreteSpec, steps: number): UnguidedPlan {
     inputScale: () => 1,
     isNoop: () => false,
     weights,
+    noiseAt: (i) => {
+      const a = ac[t(i)] as number;
+      return { sample: Math.sqrt(a), noise: Math.sqrt(1 - a) };
+    },
   };
 }
 
@@ -160,6 +171,7 @@ function flowPlan(
     inputScale: () => 1,
     isNoop: (i) => sigma(i) === sigma(i + 1),
     weights: (i) => flowMatchEulerWeights(sigma(i), sigma(i + 1), config.negateOutput),
+    noiseAt: (i) => ({ sample: 1 - sigma(i), noise: sigma(i) }),
     guided: runsNegative(guidance),
     guidance: (i) => stepGuidance(guidance, sigma(i)),
   };

@@ -7,6 +7,7 @@ import { PackHasher } from "../../farm-node/models/pack-hash";
 import { NoisePrefetcher } from "../../farm-node/pipelines/noise-ring";
 import { PackPipeline } from "../../farm-node/pipelines/pack-pipeline";
 import { loadPackSessions } from "../../farm-node/pipelines/pack-sessions";
+import type { RgbImage } from "../../shared/img2img";
 import { psnr } from "../support/psnr";
 import { tempDir } from "../support/temp-dir";
 
@@ -33,6 +34,9 @@ interface ParityCase {
   width?: number;
   height?: number;
   count?: number;
+  /** img2img: a picture of reference/ at the case's size, and the denoising strength. */
+  init?: string;
+  strength?: number;
 }
 
 /** A fixture folder: `pack/` is `basePack`; every other pack is `pack/` with a variant's files laid over it. */
@@ -41,6 +45,8 @@ const FIXTURES = [
     title: "the tiny SD 1.5-shaped pack (StableDiffusionPipeline)",
     dir: join(import.meta.dirname, "../fixtures/diffusers-parity"),
     basePack: "tiny-sd-euler",
+    /** StableDiffusionImg2ImgPipeline's pictures, from the pack's vae_encoder/. */
+    img2img: "img2img-cases.json",
   },
   {
     title: "the tiny SDXL-shaped pack (StableDiffusionXLPipeline)",
@@ -55,11 +61,15 @@ afterAll(async () => {
 });
 
 async function reference(dir: string, file: string): Promise<Uint8Array> {
+  return (await picture(dir, file)).rgb;
+}
+
+async function picture(dir: string, file: string): Promise<RgbImage> {
   const { data, info } = await sharp(join(dir, "reference", file))
     .raw()
     .toBuffer({ resolveWithObject: true });
   if (info.channels !== 3) throw new Error(`${file}: ${info.channels} channels, expected RGB`);
-  return data;
+  return { width: info.width, height: info.height, rgb: data };
 }
 
 it("PSNR: identical pictures are infinitely close, one level off everywhere is 48.13 dB", () => {
@@ -70,7 +80,10 @@ it("PSNR: identical pictures are infinitely close, one level off everywhere is 4
 
 for (const fixture of FIXTURES) {
   describe(`diffusers parity on ${fixture.title}`, () => {
-    const cases = JSON.parse(readFileSync(join(fixture.dir, "cases.json"), "utf8")) as ParityCase[];
+    const read = (file: string) => JSON.parse(readFileSync(join(fixture.dir, file), "utf8")) as ParityCase[];
+    const txt2img = read("cases.json");
+    const img2img = fixture.img2img ? read(fixture.img2img) : [];
+    const cases = [...txt2img, ...img2img];
     const pipelines = new Map<string, PackPipeline>();
 
     beforeAll(async () => {
@@ -91,6 +104,10 @@ for (const fixture of FIXTURES) {
     });
 
     it.each(cases.map((c) => [c.name, c] as const))("%s at or above 60 dB", async (_, c) => {
+      const init =
+        c.init && c.strength !== undefined
+          ? { image: await picture(fixture.dir, c.init), strength: c.strength }
+          : undefined;
       const count = c.count ?? 1;
       const images = Array.from({ length: count }, (_, k) => ({
         id: `${c.name}-${k}`,
@@ -102,7 +119,15 @@ for (const fixture of FIXTURES) {
       const pipeline = pipelines.get(c.pack);
       if (!pipeline) throw new Error(`no pack ${c.pack}`);
       await pipeline.render(
-        { model: c.pack, width: c.width ?? 256, height: c.height ?? 256, steps: c.steps, guidance: c.cfg, images },
+        {
+          model: c.pack,
+          width: c.width ?? 256,
+          height: c.height ?? 256,
+          steps: c.steps,
+          guidance: c.cfg,
+          images,
+          init,
+        },
         { onStep: () => {}, isCancelled: () => false, onImage: (img) => void rendered.push(img.rgb) },
       );
       const scores: Array<{ file: string; db: number }> = [];

@@ -1,0 +1,148 @@
+import { z } from "zod";
+
+/**
+ * img2img: the pure parts, the same on every side. An init image is known by
+ * the sha256 of its PNG bytes (it travels to a node once, not once per task);
+ * `strength` picks the step the sampler starts from as diffusers does; A1111's
+ * resize modes fit the init image to the job's size.
+ */
+
+export const Sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, "must be a sha256 in 64 lowercase hex digits");
+
+/** A1111's "denoising strength": 1 repaints from pure noise, small values keep the picture. */
+export const Strength = z
+  .number()
+  .gt(0, "must be above 0 (0 would leave the image as it is)")
+  .max(1, "must be at most 1");
+
+/**
+ * A1111's resize modes: `resize` (just resize: stretched to the size), `crop`
+ * (crop and resize: scaled to cover the size, the middle kept), `fill` (resize
+ * and fill: scaled to fit inside, the bands beside it filled with its edge
+ * rows or columns stretched out).
+ */
+export const ResizeMode = z.enum(["resize", "crop", "fill"]);
+export type ResizeMode = z.infer<typeof ResizeMode>;
+
+/** What a task carries of its init image: the image by hash, never its bytes. */
+export const InitImageRef = z.object({
+  sha256: Sha256Hex,
+  strength: Strength,
+  resizeMode: ResizeMode.default("resize"),
+});
+export type InitImageRef = z.infer<typeof InitImageRef>;
+export type InitImageRefInput = z.input<typeof InitImageRef>;
+
+/** Init images are PNGs of at most this many bytes. */
+export const MAX_INIT_IMAGE_BYTES = 32 * 1024 * 1024;
+
+/**
+ * Where a sampler of `steps` steps starts for `strength`, as diffusers'
+ * StableDiffusionImg2ImgPipeline.get_timesteps: init_timestep =
+ * min(int(steps × strength), steps), start = max(steps − init_timestep, 0).
+ * The image is noised to the start step's noise level and steps start..steps−1
+ * run (`runs` of them). Null when no step would run (steps × strength < 1).
+ */
+export function img2imgStart(steps: number, strength: number): { start: number; runs: number } | null {
+  const init = Math.min(Math.floor(steps * strength), steps);
+  const start = Math.max(steps - init, 0);
+  return init > 0 ? { start, runs: steps - start } : null;
+}
+
+/** An 8-bit RGB picture, row-major, 3 bytes per pixel. */
+export interface RgbImage {
+  width: number;
+  height: number;
+  rgb: Uint8Array;
+}
+
+/** The init image at the job's size, as A1111's `resize_image` makes it (Lanczos, as its default for img2img). */
+export function fitInitImage(image: RgbImage, width: number, height: number, mode: ResizeMode): RgbImage {
+  if (mode === "resize") return resizeLanczos(image, width, height);
+  const ratio = width / height;
+  const srcRatio = image.width / image.height;
+  // A1111's integer arithmetic, so sizes and offsets match its pictures.
+  const cover = mode === "crop" ? ratio > srcRatio : ratio < srcRatio;
+  const w = cover ? width : Math.floor((image.width * height) / image.height);
+  const h = cover ? Math.floor((image.height * width) / image.width) : height;
+  const resized = resizeLanczos(image, Math.max(1, w), Math.max(1, h));
+  const left = Math.floor(width / 2) - Math.floor(resized.width / 2);
+  const top = Math.floor(height / 2) - Math.floor(resized.height / 2);
+  const out = new Uint8Array(width * height * 3);
+  for (let y = 0; y < height; y++) {
+    // Crop: the rows and columns that fall outside are dropped. Fill: the bands take the nearest edge.
+    const sy = Math.min(Math.max(y - top, 0), resized.height - 1);
+    for (let x = 0; x < width; x++) {
+      const sx = Math.min(Math.max(x - left, 0), resized.width - 1);
+      const s = (sy * resized.width + sx) * 3;
+      const d = (y * width + x) * 3;
+      out[d] = resized.rgb[s] as number;
+      out[d + 1] = resized.rgb[s + 1] as number;
+      out[d + 2] = resized.rgb[s + 2] as number;
+    }
+  }
+  return { width, height, rgb: out };
+}
+
+/**
+ * Lanczos-3 resampling as Pillow's `resize(LANCZOS)` does it: separable,
+ * horizontal then vertical, the kernel widened by the scale when shrinking,
+ * weights normalised per output pixel, each pass rounded to 8 bits.
+ */
+export function resizeLanczos(image: RgbImage, width: number, height: number): RgbImage {
+  if (image.width === width && image.height === height) return { width, height, rgb: image.rgb.slice() };
+  const across = resamplePass(image.rgb, image.width, image.height, width, true);
+  return { width, height, rgb: resamplePass(across, width, image.height, height, false) };
+}
+
+function lanczos(x: number): number {
+  if (x === 0) return 1;
+  if (x <= -3 || x >= 3) return 0;
+  const px = Math.PI * x;
+  return (3 * Math.sin(px) * Math.sin(px / 3)) / (px * px);
+}
+
+/** One axis: `horizontal` maps width `inSize` → `outSize` for every row; otherwise height, for every column. */
+function resamplePass(src: Uint8Array, w: number, h: number, outSize: number, horizontal: boolean): Uint8Array {
+  const inSize = horizontal ? w : h;
+  const scale = inSize / outSize;
+  const filterScale = Math.max(scale, 1);
+  const support = 3 * filterScale;
+  const outW = horizontal ? outSize : w;
+  const outH = horizontal ? h : outSize;
+  const out = new Uint8Array(outW * outH * 3);
+  const lines = horizontal ? h : w;
+  for (let o = 0; o < outSize; o++) {
+    const center = (o + 0.5) * scale;
+    const from = Math.max(Math.trunc(center - support + 0.5), 0);
+    const to = Math.min(Math.trunc(center + support + 0.5), inSize);
+    const weights: number[] = [];
+    let total = 0;
+    for (let i = from; i < to; i++) {
+      const k = lanczos((i - center + 0.5) / filterScale);
+      weights.push(k);
+      total += k;
+    }
+    for (let line = 0; line < lines; line++) {
+      let r = 0;
+      let g = 0;
+      let b = 0;
+      for (let i = from; i < to; i++) {
+        const k = (weights[i - from] as number) / total;
+        const s = horizontal ? (line * w + i) * 3 : (i * w + line) * 3;
+        r += k * (src[s] as number);
+        g += k * (src[s + 1] as number);
+        b += k * (src[s + 2] as number);
+      }
+      const d = horizontal ? (line * outW + o) * 3 : (o * outW + line) * 3;
+      out[d] = clamp8(r);
+      out[d + 1] = clamp8(g);
+      out[d + 2] = clamp8(b);
+    }
+  }
+  return out;
+}
+
+function clamp8(v: number): number {
+  return v <= 0 ? 0 : v >= 255 ? 255 : Math.round(v);
+}
