@@ -187,6 +187,7 @@ export class Daemon implements NodeService {
           emit: (event) => this.onEvent(event),
           describeClient: (client) => this.describeClient(client),
           metrics: this.metrics,
+          memoryUsedMb: () => this.gpuTelemetry?.latest(device.uuid)?.readings.vramUsedMb ?? null,
           log,
         }),
       );
@@ -354,6 +355,7 @@ export class Daemon implements NodeService {
         imagesPerSec: runner.throughput.perSecond(),
         loadedModels: [...runner.loadedModels],
         sharing: runner.sharing(),
+        batchLimits: runner.batchLimits(),
       };
     });
   }
@@ -683,7 +685,10 @@ export class Daemon implements NodeService {
         throw new KilnError("E_QUEUE_FULL", `device ${task.device} has a full queue; retry later`);
       return runner;
     }
-    const candidates = this.runners.filter((r) => usable(r) && r.hasRoom(client));
+    // A device that has shown the size does not fit takes none of it; when none fits, the first says why.
+    const fitting = this.runners.filter((r) => usable(r) && r.fits(task));
+    if (fitting.length === 0 && this.runners.some(usable)) return this.runners.find(usable) as DeviceRunner;
+    const candidates = fitting.filter((r) => r.hasRoom(client));
     if (candidates.length === 0)
       throw new KilnError("E_QUEUE_FULL", "every device of this node has a full queue; retry later");
     // Shortest queue first; among equals the faster device.

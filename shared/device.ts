@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { ModelBatchLimits } from "./batch-size";
 import { MAX_CLIENTS_PER_DEVICE, MAX_DEVICES_PER_NODE } from "./constants";
 
 /** Which engine really runs a device's inference. `sim` sleeps instead of computing. */
@@ -74,6 +75,8 @@ export const DeviceInfo = DeviceReadings.extend({
   /** Model packs its worker holds in memory now (the built-in demo is not listed). */
   loadedModels: z.array(LABEL).max(MAX_LOADED_MODELS).default([]),
   sharing: DeviceSharing.default({ current: null, windowS: 300, clients: [] }),
+  /** Per model: the largest batch that fits at 512², 768² and 1024²; absent where the device reports no memory. */
+  batchLimits: z.array(ModelBatchLimits).max(MAX_LOADED_MODELS).optional(),
 });
 export type DeviceInfo = z.infer<typeof DeviceInfo>;
 

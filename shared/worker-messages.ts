@@ -109,6 +109,8 @@ export type WorkerImage = z.infer<typeof WorkerImage>;
 export const WorkerBatchRendered = z.object({
   type: z.literal("batch.rendered"),
   taskId: SafeId,
+  /** The device memory the batch took at most, in MiB, where the engine knows it (the node's memory model learns from it). */
+  peakMemoryMb: z.number().nonnegative().optional(),
 });
 
 /** Every image of the batch is written and announced. */

@@ -17,7 +17,7 @@ import { cancelOrphanedRequests } from "./orphaned-requests";
 import { readPngText } from "./png-text";
 import { txt2imgInfo } from "./txt2img-info";
 import { a1111Fields, planTxt2Img } from "./txt2img-job";
-import { Txt2ImgRequest } from "./txt2img-request";
+import { echoedParameters, Txt2ImgRequest } from "./txt2img-request";
 
 export interface A1111ApiOptions {
   coordinator: Coordinator;
@@ -270,7 +270,7 @@ export async function registerA1111Api(app: FastifyInstance, opts: A1111ApiOptio
           warnings.push(`interrupted: ${done.length} of ${plan.total} images were finished`);
         return {
           images: plan.sendImages ? pngs.map((png) => png.toString("base64")) : [],
-          parameters: body.data,
+          parameters: echoedParameters(body.data),
           info: txt2imgInfo({
             prompt: body.data.prompt ?? "",
             negativePrompt: body.data.negative_prompt ?? "",

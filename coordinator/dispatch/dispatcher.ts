@@ -1,11 +1,12 @@
 import type { Logger } from "pino";
-import { startingBatchLimit } from "../../shared/batch-size";
+import { type ModelBatchLimits, startingBatchLimit } from "../../shared/batch-size";
 import type { ModelInfo } from "../../shared/node-info";
 import type { ChangeFeed } from "../change-feed";
 import type { Clock } from "../clock";
 import type { NodeConnection } from "../nodes/node-connection";
 import type { NodeFleet } from "../nodes/node-fleet";
 import { expectedShare } from "../scheduling/device-share";
+import { reportedBatchLimit } from "../scheduling/reported-batch-limit";
 import { type Decision, type DeviceView, schedule } from "../scheduling/scheduler";
 import type { ThroughputModel, WorkKey } from "../scheduling/throughput-model";
 import { workDue } from "../scheduling/work-due";
@@ -26,6 +27,8 @@ const NODE_LOCAL_REFUSALS: ReadonlySet<string> = new Set([
   "E_UNAUTHORIZED",
   "E_UNPAIRED",
   "E_IDENTITY_CHANGED",
+  // The node's memory model says this size does not fit that device (learned after the telemetry the task was sized from).
+  "E_OOM",
 ]);
 
 export interface DispatcherOptions {
@@ -66,6 +69,8 @@ export class Dispatcher {
   private readonly usableNames = new WeakMap<string[], WeakMap<ReadonlySet<string>, string[]>>();
   /** `${nodeId}/${uuid}` per node and device: one string each, so maps keyed on it do not hash a new one every tick. */
   private readonly keys = new Map<string, Map<string, string>>();
+  /** Batch limits per list of largest batches a device reported (a new list comes with each telemetry event). */
+  private readonly batchLimits = new WeakMap<readonly ModelBatchLimits[], (work: WorkKey) => number>();
 
   constructor(private readonly opts: DispatcherOptions) {}
 
@@ -148,7 +153,7 @@ export class Dispatcher {
           nodeId: node.id,
           uuid: device.uuid,
           models,
-          batchLimit: startingLimit,
+          batchLimit: this.batchLimitOf(device.batchLimits),
           inflight: this.tasks.views(node.id, device.uuid, key),
           maxInflight: maxInflight ?? dispatch.maxInflight,
           accepting: accepting && now >= dispatch.backoffUntil,
@@ -242,6 +247,17 @@ export class Dispatcher {
       bySet.set(unusable, usable);
     }
     return usable;
+  }
+
+  /** Micro-batches sized from the largest batches the device reports per model and size; the guide's start without. */
+  private batchLimitOf(reported: readonly ModelBatchLimits[] | undefined): (work: WorkKey) => number {
+    if (!reported || reported.length === 0) return startingLimit;
+    let limit = this.batchLimits.get(reported);
+    if (!limit) {
+      limit = (work) => reportedBatchLimit(reported, work);
+      this.batchLimits.set(reported, limit);
+    }
+    return limit;
   }
 
   private deviceKey(nodeId: string, uuid: string): string {

@@ -13,6 +13,7 @@ import type { NodeFleet } from "../nodes/node-fleet";
 import { toImageSummary } from "../results/result-intake";
 import { type DeviceView, estimateFinish } from "../scheduling/scheduler";
 import type { ThroughputModel } from "../scheduling/throughput-model";
+import type { WorkKey } from "../scheduling/work-key";
 import type { Ledger, JobSummary as LedgerJob } from "../store/ledger";
 
 /** How often a queue paused for a full disk looks for free space again. */
@@ -206,20 +207,27 @@ export class QueueCommands {
       etaS: remaining === 0 ? 0 : estimateFinish({ remaining, work, devices, model: this.opts.model }),
       devices: [...working],
       lastError: job.lastError,
-      stalled: job.counts.queued > 0 && working.size === 0 ? this.stallReason(spec.model, devices) : null,
+      stalled: job.counts.queued > 0 && working.size === 0 ? this.stallReason(work, devices) : null,
       grid: spec.grid ? { x: spec.grid.x, ...(spec.grid.y ? { y: spec.grid.y } : {}) } : null,
       ...(spec.source ? { source: spec.source } : {}),
     };
   }
 
-  /** Why no device can take images of `model`, or null when one can. */
-  private stallReason(model: string, devices: DeviceView[]): string | null {
+  /** Why no device can take images of this work, or null when one can. */
+  private stallReason(work: WorkKey, devices: DeviceView[]): string | null {
+    const { model } = work;
     if (this.opts.ledger.isQueuePaused()) return null;
     const able = devices.filter((d) => d.models.includes(model));
     if (able.length === 0) return this.opts.modelArriving?.(model) ? null : `no online node has model ${model}`;
-    if (able.some((d) => !d.blockedModels.has(model))) return null;
-    const names = [...new Set(able.map((d) => this.opts.fleet.get(d.nodeId)?.name ?? d.nodeId))].join(", ");
-    return `every node with ${model} (${names}) is blocklisted for it after repeated failures; clear the blocklist or add a node`;
+    const unblocked = able.filter((d) => !d.blockedModels.has(model));
+    const nameOf = (d: DeviceView) => this.opts.fleet.get(d.nodeId)?.name ?? d.nodeId;
+    if (unblocked.length === 0) {
+      const names = [...new Set(able.map(nameOf))].join(", ");
+      return `every node with ${model} (${names}) is blocklisted for it after repeated failures; clear the blocklist or add a node`;
+    }
+    if (unblocked.some((d) => d.batchLimit(work) > 0)) return null;
+    const names = [...new Set(unblocked.map(nameOf))].join(", ");
+    return `no device with ${model} (${names}) has the memory for one ${work.width}x${work.height} image; choose a smaller size or add a device with more memory`;
   }
 }
 

@@ -32,7 +32,7 @@ export interface DeviceView {
   uuid: string;
   /** Models installed and loadable on the device's node. */
   models: readonly string[];
-  /** Most images of this work one batch may hold (the node's VRAM limit), at least 1. */
+  /** Most images of this work one batch may hold (the node's VRAM limit); 0 when not one image fits. */
   batchLimit(work: WorkKey): number;
   /** In the order they were sent: a device runs its tasks one after another. */
   inflight: readonly InflightTaskView[];

@@ -69,8 +69,11 @@ export function schedule<P extends PendingImage, O extends OutstandingImage>(
     const estimate = model.estimate(device.view.key, work);
     // Batches are sized on the device's own speed; when they end depends on the share we get of it.
     const elapsedPerImage = estimate.secondsPerImage / device.view.share;
+    const limit = device.view.batchLimit(work);
+    // Its node reports that not one image of this size fits its memory: it takes none.
+    if (limit <= 0) return { size: 0, secondsPerImage: elapsedPerImage };
     const sizing = {
-      limit: device.view.batchLimit(work),
+      limit,
       secondsPerImage: estimate.secondsPerImage,
       elapsedPerImage,
       measured: estimate.basis === "measured" || estimate.basis === "scaled",

@@ -158,6 +158,8 @@ function canRerunOn<O extends OutstandingImage>(device: DeviceState, rerun: Reru
   const { view } = device;
   if (!view.models.includes(image.work.model) || view.blockedModels.has(image.work.model)) return false;
   if (image.attempts.some((a) => a.nodeId === view.nodeId)) return false;
+  // Not where its node reports that one image of this size does not fit.
+  if (!rerun && view.batchLimit(image.work) <= 0) return false;
   // One re-run task per device and pass: it fills a free slot and holds one work.
   return rerun ? hasRoom(rerun) && sameWork(rerun.work, image.work) : device.free > 0;
 }

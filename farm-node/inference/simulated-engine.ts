@@ -11,8 +11,9 @@ import { simulatedPicture } from "./simulated-picture";
  * Its pictures are cheap placeholders marked as simulated, never the demo network.
  *
  * Its real working memory per image is larger than the daemon's starting estimate
- * ({@link SIMULATED_TRUE_PER_IMAGE_MB} vs the profile in demo-memory-profile), as on
- * real GPUs, so a too-large batch hits out-of-memory and the halving path runs.
+ * ({@link SIMULATED_TRUE_PER_IMAGE_MB} vs DEFAULT_MEMORY_PROFILE in batch-limits.ts), as
+ * on real GPUs, so a too-large batch hits out-of-memory until the node has learned the
+ * model's memory from the peaks this engine reports (as a GPU's memory reading would).
  */
 export const SIMULATED_TRUE_PER_IMAGE_MB = 1000;
 export const SIMULATED_RESIDENT_MB = 1500;
@@ -42,6 +43,8 @@ export function createSimulatedEngine(opts: SimulatedEngineOptions): Engine {
             `out of memory: a batch of ${batch.images.length} at ${batch.width}x${batch.height} needs ${Math.round(need)} MiB`,
           );
         }
+        // What a real GPU's memory reading would show at the batch's peak.
+        hooks.onPeakMemory?.(need);
       }
       const stepMs = ((1000 / opts.rate) * pixels) / model.defaultSteps;
       for (const image of batch.images) {

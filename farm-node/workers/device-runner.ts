@@ -1,4 +1,5 @@
 import type { Logger } from "pino";
+import { type ModelBatchLimits, REPORTED_BATCH_EDGES } from "../../shared/batch-size";
 import type { Backend, DeviceSharing, DeviceState } from "../../shared/device";
 import { type ErrorCode, KilnError } from "../../shared/errors";
 import { FairQueue } from "../../shared/fair-queuing";
@@ -57,6 +58,8 @@ interface InflightBatch {
   deadlineMs: number;
   /** Armed when the batch can start rendering (no other batch ahead of it is still rendering). */
   deadline: NodeJS.Timeout | null;
+  /** The most device memory seen while it rendered (MiB): the engine's figure, else nvidia-smi's readings. */
+  peakMb: number | null;
 }
 
 export interface DeviceRunnerOptions {
@@ -75,6 +78,8 @@ export interface DeviceRunnerOptions {
   describeClient: (client: string) => { name: string; weight: number };
   metrics: NodeMetrics;
   log: Logger;
+  /** The device's memory in use now (MiB), where something reads it (nvidia-smi): peaks for the memory model. */
+  memoryUsedMb?: () => number | null;
 }
 
 /**
@@ -174,7 +179,34 @@ export class DeviceRunner {
     return this.models.some((m) => m.name === name && m.available);
   }
 
+  /** Whether one image of this model and size fits in the device's memory, as far as it has learned. */
+  fits(task: Pick<Task, "model" | "width" | "height">): boolean {
+    return this.limits.limit(task.model, task.width, task.height) > 0;
+  }
+
+  /** Per model: the largest batch at the reported sizes, for /v1/node and telemetry (none where memory is unknown). */
+  batchLimits(): ModelBatchLimits[] {
+    if (this.limits.capacityMb === null) return [];
+    return this.models
+      .filter((m) => m.available)
+      .map((m) => {
+        const [at512, at768, at1024] = REPORTED_BATCH_EDGES.map((edge) => this.limits.limit(m.name, edge, edge)) as [
+          number,
+          number,
+          number,
+        ];
+        return { model: m.name, at512, at768, at1024, learned: this.limits.learned(m.name) };
+      });
+  }
+
   submit(task: Task, client: string): void {
+    if (!this.fits(task)) {
+      throw new KilnError("E_OOM", this.limits.explainRefusal(task.model, task.width, task.height), {
+        width: task.width,
+        height: task.height,
+        usableMb: Math.round(this.limits.capacityMb ?? 0),
+      });
+    }
     if (!this.hasRoom(client)) {
       throw new KilnError(
         "E_QUEUE_FULL",
@@ -322,6 +354,7 @@ export class DeviceRunner {
     if (!active) return;
     switch (message.type) {
       case "progress":
+        this.samplePeak();
         if (!active.finished) {
           const { taskId, imageId, step, steps } = message;
           this.opts.emit({ type: "task.progress", at: now(), taskId, imageId, step, steps });
@@ -333,19 +366,25 @@ export class DeviceRunner {
       case "batch.rendered": {
         const batch = this.inflight.find((b) => b.active === active && !b.rendered);
         if (batch) {
+          if (message.peakMemoryMb !== undefined) batch.peakMb = message.peakMemoryMb;
           batch.rendered = true;
           disarm(batch);
         }
         this.pump();
         return;
       }
-      case "batch.done":
-        this.settleBatch(active);
+      case "batch.done": {
+        const batch = this.settleBatch(active);
+        if (batch?.peakMb != null) {
+          const { model, width, height } = active.task;
+          this.limits.observePeak(model, width, height, batch.images.length, batch.peakMb);
+        }
         if (active.remaining.length === 0 && !this.inflight.some((b) => b.active === active)) {
           this.report(active, { type: "task.done", at: now(), taskId: active.task.id, device: this.device.uuid });
         }
         this.pump();
         return;
+      }
       case "batch.failed":
         this.onBatchFailed(active, this.settleBatch(active), message.code, message.message);
         this.pump();
@@ -390,7 +429,10 @@ export class DeviceRunner {
     } else if (code === "E_OOM" && batch && batch.images.length > 1) {
       const { model, width, height } = active.task;
       // A batch sent before an earlier halving fails for the same reason: requeue it, halve once.
-      if (batch.images.length <= this.limits.limit(model, width, height)) {
+      const current = batch.images.length <= this.limits.limit(model, width, height);
+      // The memory model learns the bound first, so every size's next batch is sized past it; halving is the last resort.
+      this.limits.observeFailure(model, width, height, batch.images.length);
+      if (current) {
         const next = this.limits.halve(model, width, height, batch.images.length);
         this.opts.log.warn(
           { device: this.device.uuid, model, width, height, batch: batch.images.length, next },
@@ -399,6 +441,10 @@ export class DeviceRunner {
       }
       active.remaining.unshift(...batch.images.filter((i) => !active.completed.includes(i.id)));
     } else {
+      if (code === "E_OOM" && batch) {
+        const { model, width, height } = active.task;
+        this.limits.observeFailure(model, width, height, batch.images.length);
+      }
       this.fail(active, code, message);
     }
   }
@@ -494,6 +540,11 @@ export class DeviceRunner {
   private dispatch(active: ActiveTask): void {
     const { task } = active;
     const size = this.limits.limit(task.model, task.width, task.height);
+    if (size === 0) {
+      // Learned after the task was accepted (another task's failure): no batch of it can fit here.
+      this.fail(active, "E_OOM", this.limits.explainRefusal(task.model, task.width, task.height));
+      return;
+    }
     const images = active.remaining.splice(0, size);
     const defaultSteps = this.models.find((m) => m.name === task.model)?.defaultSteps ?? task.steps;
     const ms = taskDeadlineMs({
@@ -504,7 +555,7 @@ export class DeviceRunner {
       defaultSteps,
       images: images.length,
     });
-    this.inflight.push({ active, images, rendered: false, deadlineMs: ms, deadline: null });
+    this.inflight.push({ active, images, rendered: false, deadlineMs: ms, deadline: null, peakMb: null });
     this.worker?.send({
       type: "batch",
       taskId: task.id,
@@ -529,6 +580,14 @@ export class DeviceRunner {
     this.fail(batch.active, "E_TIMEOUT", `the task did not finish within its ${(ms / 1000).toFixed(1)} s deadline`);
     // The exit handler fails whatever else was at the worker and restarts it.
     this.worker?.kill("SIGKILL");
+  }
+
+  /** The rendering batch's peak so far, from the device's memory reading (nvidia-smi, read once a second). */
+  private samplePeak(): void {
+    const used = this.opts.memoryUsedMb?.();
+    const batch = this.rendering();
+    if (used == null || !batch) return;
+    batch.peakMb = Math.max(batch.peakMb ?? 0, used);
   }
 
   private fail(active: ActiveTask, code: ErrorCode, message: string): void {

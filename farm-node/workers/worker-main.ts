@@ -92,6 +92,7 @@ interface Outcome {
   writes: Promise<void>[];
   completed: string[];
   error: unknown;
+  peakMemoryMb?: number;
 }
 
 /** Runs the batch's inference; its PNGs are written in the background. */
@@ -160,11 +161,14 @@ async function render(batch: WorkerBatch): Promise<Outcome> {
       onStep: (imageId, step, steps) => send({ type: "progress", taskId: batch.taskId, imageId, step, steps }),
       isCancelled: () => cancelled.has(batch.taskId),
       onImage: writeImage,
+      onPeakMemory: (mb) => {
+        outcome.peakMemoryMb = mb;
+      },
     });
   } catch (error) {
     outcome.error = error;
   }
-  send({ type: "batch.rendered", taskId: batch.taskId });
+  send({ type: "batch.rendered", taskId: batch.taskId, peakMemoryMb: outcome.peakMemoryMb });
   return outcome;
 }
 

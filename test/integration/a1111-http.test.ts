@@ -149,11 +149,17 @@ describe("txt2img over HTTP", () => {
       restore_faces: true,
       sampler_name: "DPM++ 2M",
       some_extension_field: { deep: [1, 2, 3] },
+      // SillyTavern's server forwards its own request body, with the URL and credentials in it.
+      url: "http://127.0.0.1:7870",
+      auth: "user:secret",
     });
     expect(answer.status).toBe(200);
     const body = answer.json();
     expect(body.images).toHaveLength(4);
-    expect(body.parameters.prompt).toBe("a red barn");
+    expect(body.parameters).toMatchObject({ prompt: "a red barn", seed: -1, batch_size: 2 });
+    // Only the fields A1111's model has are echoed: never a proxy's credentials.
+    expect(Object.keys(body.parameters)).not.toEqual(expect.arrayContaining(["auth"]));
+    expect(JSON.stringify(body.parameters)).not.toContain("secret");
     const info = JSON.parse(body.info);
     expect(info.seed).toBeGreaterThanOrEqual(0);
     expect(info.all_seeds).toEqual([info.seed, info.seed + 1, info.seed + 2, info.seed + 3]);
