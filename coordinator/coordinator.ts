@@ -390,7 +390,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     const pushes = this.pushes;
     return {
       dir: pushes?.dir ?? null,
-      onDemand: pushes?.onDemand ?? false,
+      // Without a library yet (the desktop app before a folder is chosen), the switch as the app was given it.
+      onDemand: pushes?.onDemand ?? (this.opts.modelPushOnDemand !== false && !this.opts.farm),
       changeable: this.opts.libraryChangeable === true && !this.opts.farm,
       packs: pushes?.library() ?? [],
     };
