@@ -129,9 +129,16 @@ export function createActions(transport: UiTransport) {
       syncGallery();
     },
 
-    /** Throws the coordinator's error (with its field errors) for the form to show. */
-    submitJob(spec: JobSpecInput): Promise<UiResult<"submitJob">> {
-      return transport.call("submitJob", spec);
+    /**
+     * Throws the coordinator's error (with its field errors) for the form to show.
+     * The new job's images (placeholders until they land) are fetched at once: the
+     * Create view shows them there, whether or not the gallery was ever opened.
+     */
+    async submitJob(spec: JobSpecInput): Promise<UiResult<"submitJob">> {
+      const result = await transport.call("submitJob", spec);
+      fetchQueue.add(result.jobId);
+      pumpGallery();
+      return result;
     },
 
     cancelJob: (jobId: string) => attempt("Cancelling the job", () => transport.call("cancelJob", { jobId })),

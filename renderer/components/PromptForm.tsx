@@ -99,6 +99,7 @@ export function PromptForm() {
       usePromptStore.setState((s) => ({
         submitting: false,
         attempted: false,
+        lastJobId: result.jobId,
         touched: {},
         draft: s.draft.seedLocked ? s.draft : { ...s.draft, seed: String(randomSeed()) },
       }));

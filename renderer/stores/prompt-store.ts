@@ -47,6 +47,8 @@ export interface PromptState {
   /** The coordinator's error that names no field. */
   formError: string | null;
   submitting: boolean;
+  /** The job this form queued last: the Create view shows its images as they land. */
+  lastJobId: string | null;
 }
 
 /** The form's fields a draft key belongs to (seedLocked and seedMode belong to the seed). */
@@ -98,4 +100,5 @@ export const usePromptStore = create<PromptState>()(() => ({
   serverErrors: {},
   formError: null,
   submitting: false,
+  lastJobId: null,
 }));

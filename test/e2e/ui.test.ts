@@ -85,14 +85,21 @@ describe.skipIf(BROWSER_SKIP_REASON !== null)(
       await page.getByLabel("Height").fill("256");
     });
 
-    it("submits a 24-image job, shows progress, then all 24 in the gallery; a viewer shows the seed", async () => {
+    it("submits a 24-image job, shows progress and its images landing under the form, then all 24 in the gallery; a viewer shows the seed", async () => {
       await page.getByLabel("Prompt", { exact: true }).fill("a lighthouse at dusk");
       await page.getByLabel("Images", { exact: true }).fill("24");
       await page.getByRole("button", { name: /^render/i }).click();
+      // Where the prompt was typed: the job's cells at once (placeholders), pictures as they land.
+      const latest = page.getByRole("region", { name: "Latest job" });
+      await expect.poll(() => latest.getByRole("button", { name: /^Seed \d+/ }).count(), { timeout: 10_000 }).toBe(12);
       const progress = jobProgress("a lighthouse at dusk");
       await expect.poll(() => progress.getAttribute("value"), { timeout: 20_000 }).not.toBe("0");
       await shot("queue");
       await expect.poll(() => progress.getAttribute("value"), { timeout: 90_000 }).toBe("24");
+      await expect.poll(() => latest.getByText("24 of 24 done").count(), { timeout: 20_000 }).toBe(1);
+      const shown = `[...document.querySelectorAll(".landing-images .cell img")].filter((i) => i.complete && i.naturalWidth > 0).length`;
+      await expect.poll(() => page.evaluate(shown), { timeout: 20_000 }).toBe(12);
+      await shot("prompt-latest-job");
 
       await tab(/gallery/i);
       const cells = page.getByRole("button", { name: /^Seed \d+/ });
