@@ -27,6 +27,8 @@ import { buildInventory, type InventoryDevice } from "./devices/device-inventory
 import type { DeviceSelection } from "./devices/device-selection";
 import { GpuTelemetry } from "./devices/gpu-telemetry";
 import { queryNvidiaSmi } from "./devices/nvidia-smi";
+import { PowerSampling } from "./devices/power-sampling";
+import { RaplCounter } from "./devices/rapl";
 import type { SimulateSpec } from "./devices/simulate-spec";
 import { SimulatedReadings } from "./devices/simulated-readings";
 import { FarmLink } from "./farm/farm-link";
@@ -108,6 +110,8 @@ export class Daemon implements NodeService {
   private server: Awaited<ReturnType<typeof createServer>> | null = null;
   private advert: MdnsAdvert | null = null;
   private gpuTelemetry: GpuTelemetry | null = null;
+  /** Every device's energy: integrated draw, idle, what each batch's images cost. */
+  private power: PowerSampling | null = null;
   private telemetryTimer: NodeJS.Timeout | null = null;
   private stopping = false;
   private boundPort = 0;
@@ -187,11 +191,13 @@ export class Daemon implements NodeService {
           emit: (event) => this.onEvent(event),
           describeClient: (client) => this.describeClient(client),
           metrics: this.metrics,
+          batchEnergy: (fromMs, toMs, images) => this.power?.chargeBatch(device.uuid, fromMs, toMs, images) ?? null,
           memoryUsedMb: () => this.gpuTelemetry?.latest(device.uuid)?.readings.vramUsedMb ?? null,
           log,
         }),
       );
     }
+    this.power?.start();
     this.workersReady = Promise.all(this.runners.map((r) => r.start())).then(() => undefined);
 
     this.certificate = await loadOrCreateCertificate(this.state);
@@ -318,10 +324,12 @@ export class Daemon implements NodeService {
       this.gpuTelemetry = new GpuTelemetry({
         expectedUuids: nvidia.map((d) => d.uuid),
         onLost: (uuid, reason) => this.opts.log.error({ device: uuid, reason }, "GPU lost"),
+        onSample: (uuid, atMs, readings) => this.power?.nvidiaReading(uuid, atMs, readings.powerW),
       });
       this.gpuTelemetry.start();
     }
     const cpu = new CpuReadings();
+    const simulatedWatts = new Map<string, () => number>();
     for (const device of inventory) {
       if (device.kind === "nvidia") {
         this.readings.set(device.uuid, () => this.gpuTelemetry?.latest(device.uuid)?.readings ?? UNKNOWN_READINGS);
@@ -330,8 +338,18 @@ export class Daemon implements NodeService {
       } else {
         const simulated = new SimulatedReadings(device.uuid, device.vramTotalMb ?? 0);
         this.readings.set(device.uuid, (runner) => simulated.read({ nowMs: Date.now(), ...runner.activity }));
+        simulatedWatts.set(device.uuid, () => simulated.powerW(this.isBusy(device.uuid), Date.now()));
       }
     }
+    this.power = new PowerSampling({
+      devices: inventory.map((d) => ({ uuid: d.uuid, kind: d.kind, simulatedWatts: simulatedWatts.get(d.uuid) })),
+      isBusy: (uuid) => this.isBusy(uuid),
+      rapl: inventory.some((d) => d.kind === "cpu") ? RaplCounter.open() : null,
+    });
+  }
+
+  private isBusy(uuid: string): boolean {
+    return this.runners.find((r) => r.device.uuid === uuid)?.activity.busy ?? false;
   }
 
   /** Every device as the node itself sees it, other apps' work included: for its log and farm reports, never a caller. */
@@ -339,8 +357,12 @@ export class Daemon implements NodeService {
     return this.runners.map((runner) => {
       const d = runner.device;
       const lost = this.gpuTelemetry?.latest(d.uuid)?.lost ?? false;
+      const readings = this.readings.get(d.uuid)?.(runner) ?? UNKNOWN_READINGS;
       return {
-        ...(this.readings.get(d.uuid)?.(runner) ?? UNKNOWN_READINGS),
+        ...readings,
+        // A CPU measured by RAPL has no power reading of its own: its meter's is it.
+        powerW: readings.powerW ?? this.power?.watts(d.uuid) ?? null,
+        energy: this.power?.report(d.uuid) ?? null,
         uuid: d.uuid,
         index: d.index,
         name: d.name,
@@ -846,6 +868,7 @@ export class Daemon implements NodeService {
     this.stopping = true;
     if (this.telemetryTimer) clearInterval(this.telemetryTimer);
     await this.gpuTelemetry?.stop();
+    this.power?.stop();
     await this.advert?.withdraw();
     await Promise.all(this.runners.map((r) => r.stop(SHUTDOWN_GRACE_MS)));
     await this.farm?.stop();

@@ -38,6 +38,19 @@ export class NodeMetrics {
     labelNames: ["device", "name"],
     registers: [this.registry],
   });
+  /** Set from the node's energy books at each scrape (a counter only ever grows: they do too). */
+  private readonly energy = new Counter({
+    name: "kiln_device_energy_joules_total",
+    help: "Energy the device drew since the node started, idle included (absent where nothing measures it)",
+    labelNames: ["device", "name", "source"],
+    registers: [this.registry],
+  });
+  private readonly imageEnergy = new Counter({
+    name: "kiln_device_image_energy_joules_total",
+    help: "Of that, the energy charged to images: draw above idle while they rendered",
+    labelNames: ["device", "name"],
+    registers: [this.registry],
+  });
   private readonly images = new Counter({
     name: "kiln_images_total",
     help: "Images rendered",
@@ -74,6 +87,10 @@ export class NodeMetrics {
       setOrRemove(this.utilization, labels, d.utilizationPct === null ? null : d.utilizationPct / 100);
       setOrRemove(this.temperature, labels, d.temperatureC);
       this.queueDepth.set(labels, d.queueDepth);
+      if (d.energy) {
+        setCounter(this.energy, { ...labels, source: d.energy.source }, d.energy.totalJ);
+        setCounter(this.imageEnergy, labels, d.energy.imagesJ);
+      }
     }
   }
 
@@ -86,6 +103,18 @@ export class NodeMetrics {
     this.failures.inc({ device, code });
   }
 }
+
+/** Brings a counter up to a total kept elsewhere. */
+function setCounter(counter: Counter, labels: Record<string, string>, total: number): void {
+  const key = JSON.stringify(labels);
+  const seen = counted.get(counter) ?? new Map<string, number>();
+  counted.set(counter, seen);
+  const delta = total - (seen.get(key) ?? 0);
+  if (delta > 0) counter.inc(labels, delta);
+  else if (!seen.has(key)) counter.inc(labels, 0);
+  seen.set(key, Math.max(total, seen.get(key) ?? 0));
+}
+const counted = new WeakMap<Counter, Map<string, number>>();
 
 function setOrRemove(gauge: Gauge, labels: Record<string, string>, value: number | null): void {
   if (value === null) gauge.remove(labels);

@@ -55,6 +55,26 @@ export const DeviceSharing = z.object({
 });
 export type DeviceSharing = z.infer<typeof DeviceSharing>;
 
+/**
+ * What a device's power draw added up to since its node started: from nvidia-smi's
+ * power.draw, from RAPL's energy counter (a CPU device, where readable), or from the
+ * simulated device's model. A device nothing measures reports null, never a guess.
+ */
+export const DeviceEnergy = z.object({
+  source: z.enum(["nvidia-smi", "rapl", "simulated"]),
+  /** Everything the device drew since the node started, idle included, joules. */
+  totalJ: z.number().nonnegative(),
+  /** Of that, what was charged to images (draw above idle while they rendered), joules. */
+  imagesJ: z.number().nonnegative(),
+  /** Images charged. */
+  images: z.number().int().nonnegative(),
+  /** Watt-hours per image over its recent images; null before its first. */
+  whPerImage: z.number().nonnegative().nullable(),
+  /** The idle draw it is measured against (see farm-node/devices/idle-power.ts); null before one is known. */
+  idlePowerW: z.number().nonnegative().nullable(),
+});
+export type DeviceEnergy = z.infer<typeof DeviceEnergy>;
+
 export const DeviceInfo = DeviceReadings.extend({
   /** Stable identity: the GPU uuid from nvidia-smi, or a uuid derived from the node id. */
   uuid: REPORTED_ID,
@@ -77,6 +97,8 @@ export const DeviceInfo = DeviceReadings.extend({
   sharing: DeviceSharing.default({ current: null, windowS: 300, clients: [] }),
   /** Per model: the largest batch that fits at 512², 768² and 1024²; absent where the device reports no memory. */
   batchLimits: z.array(ModelBatchLimits).max(MAX_LOADED_MODELS).optional(),
+  /** Energy measured on it; null (or absent, from older nodes) where nothing measures its draw. */
+  energy: DeviceEnergy.nullable().optional(),
 });
 export type DeviceInfo = z.infer<typeof DeviceInfo>;
 

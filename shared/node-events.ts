@@ -3,6 +3,7 @@ import { MAX_IMAGES_PER_TASK } from "./constants";
 import { NodeDevices } from "./device";
 import { ErrorCode } from "./errors";
 import { SafeId } from "./ids";
+import { ImageEnergy } from "./image-energy";
 import { ImageTimings } from "./task";
 
 /** Bounds on what a node says, with room to spare over what a real node sends. */
@@ -76,6 +77,8 @@ export const ImageReadyEvent = z.object({
   seed: z.number().int().nonnegative(),
   device: REPORTED_ID,
   timings: ImageTimings,
+  /** Its share of its batch's energy above idle; absent or null where the node measures none. */
+  energy: ImageEnergy.nullable().optional(),
 });
 
 export const TaskDoneEvent = z.object({

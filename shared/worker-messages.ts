@@ -2,6 +2,7 @@ import { z } from "zod";
 import { Backend, DeviceKind } from "./device";
 import { ErrorCode } from "./errors";
 import { SafeId } from "./ids";
+import { ImageEnergy } from "./image-energy";
 import { ResolvedPack } from "./model-manifest";
 import { ModelInfo } from "./node-info";
 import { TaskImage } from "./task";
@@ -53,7 +54,19 @@ export type WorkerBatch = z.infer<typeof WorkerBatch>;
 
 export const WorkerCancel = z.object({ type: z.literal("cancel"), taskId: SafeId });
 
-export const ToWorker = z.discriminatedUnion("type", [WorkerInit, WorkerBatch, WorkerCancel]);
+/**
+ * The daemon's answer to a batch.rendered: what each image of that batch cost
+ * (null where nothing measures the device). Batches are answered in the order
+ * they were rendered; the worker writes their PNGs' `kiln` chunk with it.
+ */
+export const WorkerBatchEnergy = z.object({
+  type: z.literal("batch.energy"),
+  taskId: SafeId,
+  energy: ImageEnergy.nullable(),
+});
+export type WorkerBatchEnergy = z.infer<typeof WorkerBatchEnergy>;
+
+export const ToWorker = z.discriminatedUnion("type", [WorkerInit, WorkerBatch, WorkerCancel, WorkerBatchEnergy]);
 export type ToWorker = z.infer<typeof ToWorker>;
 
 export const WorkerReady = z.object({
@@ -102,6 +115,8 @@ export const WorkerImage = z.object({
   ortMs: z.number().nonnegative(),
   encodeMs: z.number().nonnegative(),
   stepMs: z.array(z.number().nonnegative()),
+  /** Its share of its batch's energy, as written in its PNG; null where not measured. */
+  energy: ImageEnergy.nullable().optional(),
 });
 export type WorkerImage = z.infer<typeof WorkerImage>;
 
@@ -109,6 +124,11 @@ export type WorkerImage = z.infer<typeof WorkerImage>;
 export const WorkerBatchRendered = z.object({
   type: z.literal("batch.rendered"),
   taskId: SafeId,
+  /** When inference of the batch began and ended (epoch ms, this machine's clock): its energy window. */
+  startedAt: z.number().optional(),
+  endedAt: z.number().optional(),
+  /** Images it rendered (its energy is shared between them). */
+  images: z.number().int().nonnegative().optional(),
   /** The device memory the batch took at most, in MiB, where the engine knows it (the node's memory model learns from it). */
   peakMemoryMb: z.number().nonnegative().optional(),
 });

@@ -21,6 +21,8 @@ export interface GpuTelemetryOptions {
   query?: () => Promise<NvidiaSmiResult>;
   /** Called once each time a GPU turns lost, so the daemon can fail its work at once. */
   onLost?: (uuid: string, reason: string) => void;
+  /** Called with every GPU's readings at each successful read (the energy meter's 1 Hz feed). */
+  onSample?: (uuid: string, atMs: number, readings: DeviceReadings) => void;
 }
 
 const UNREAD: DeviceReadings = {
@@ -48,6 +50,7 @@ export class GpuTelemetry {
   private readonly now: () => number;
   private readonly query: () => Promise<NvidiaSmiResult>;
   private readonly onLost: (uuid: string, reason: string) => void;
+  private readonly onSample: (uuid: string, atMs: number, readings: DeviceReadings) => void;
   private timer: NodeJS.Timeout | null = null;
   private running = false;
   /** Bumped by start() so a read begun before a stop()/start() pair does not schedule a second loop. */
@@ -60,6 +63,7 @@ export class GpuTelemetry {
     this.now = options.now ?? Date.now;
     this.query = options.query ?? (() => queryNvidiaSmi());
     this.onLost = options.onLost ?? (() => {});
+    this.onSample = options.onSample ?? (() => {});
     for (const uuid of options.expectedUuids ?? []) {
       this.samples.set(uuid, { readings: UNREAD, readAt: 0, busId: null, lost: false, lostReason: null });
     }
@@ -128,6 +132,7 @@ export class GpuTelemetry {
         lost: false,
         lostReason: null,
       });
+      this.onSample(gpu.uuid, at, readingsOf(gpu));
     }
     for (const [uuid, sample] of this.samples) {
       if (listed.has(uuid) || sample.lost) continue;

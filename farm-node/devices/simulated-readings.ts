@@ -57,6 +57,22 @@ export class SimulatedReadings {
     this.seed = hashSeed(uuid);
   }
 
+  /**
+   * The modelled board draw, watts: idle 8% of the board's power, rising with
+   * utilisation to the board's power at 100%. What the node's energy meter reads
+   * for a simulated device (ten times a second while it renders).
+   */
+  powerW(busy: boolean, nowMs: number): number {
+    const jitter = noise(this.seed, Math.floor(nowMs / 1000));
+    return this.drawW(Math.round(busy ? 85 + jitter * 13 : jitter * 5));
+  }
+
+  private drawW(utilizationPct: number): number {
+    const maxPowerW = boardPowerW(this.vramTotalMb);
+    const idlePowerW = maxPowerW * 0.08;
+    return Math.round((idlePowerW + (maxPowerW - idlePowerW) * (utilizationPct / 100)) * 100) / 100;
+  }
+
   read(activity: SimulatedActivity): DeviceReadings {
     const jitter = noise(this.seed, Math.floor(activity.nowMs / 1000));
     const utilizationPct = Math.round(activity.busy ? 85 + jitter * 13 : jitter * 5);
@@ -71,16 +87,14 @@ export class SimulatedReadings {
     // A real card fails a batch that does not fit; the simulated one just reads as full.
     const vramUsedMb = Math.round(Math.min(this.vramTotalMb, MODEL_RESIDENT_MB + images * perImageMb));
 
-    const maxPowerW = boardPowerW(this.vramTotalMb);
-    const idlePowerW = maxPowerW * 0.08;
-    const powerW = idlePowerW + (maxPowerW - idlePowerW) * (utilizationPct / 100);
+    const powerW = this.drawW(utilizationPct);
 
     return {
       vramTotalMb: this.vramTotalMb,
       vramUsedMb,
       utilizationPct,
       temperatureC: Math.round(this.temperatureC),
-      powerW: Math.round(powerW * 100) / 100,
+      powerW,
     };
   }
 }

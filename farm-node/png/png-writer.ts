@@ -34,11 +34,32 @@ export function imagePath(imageDir: string, imageId: string): string {
  */
 export async function writePng(imageDir: string, image: PngToWrite): Promise<WrittenPng> {
   const started = performance.now();
-  const encoded = await sharp(image.rgb, { raw: { width: image.width, height: image.height, channels: 3 } })
+  const encoded = await encodePixels(image);
+  return savePng(imageDir, image.imageId, encoded, image.parameters, image.kiln, started);
+}
+
+/** The pixels as a PNG without its text chunks (the slow part: sharp, on the thread pool). */
+export function encodePixels(image: Pick<PngToWrite, "rgb" | "width" | "height">): Promise<Buffer> {
+  return sharp(image.rgb, { raw: { width: image.width, height: image.height, channels: 3 } })
     .png({ compressionLevel: 3, adaptiveFiltering: true })
     .toBuffer();
-  const png = withTextChunks(encoded, { parameters: image.parameters, kiln: JSON.stringify(image.kiln) });
-  const file = imagePath(imageDir, image.imageId);
+}
+
+/**
+ * Adds the text chunks to encoded pixels and writes the file: what the sha256
+ * and size announced for the image are computed from. `started`: when its
+ * encoding began (performance.now()), for encodeMs.
+ */
+export async function savePng(
+  imageDir: string,
+  imageId: string,
+  encoded: Buffer,
+  parameters: string,
+  kiln: Record<string, unknown>,
+  started: number,
+): Promise<WrittenPng> {
+  const png = withTextChunks(encoded, { parameters, kiln: JSON.stringify(kiln) });
+  const file = imagePath(imageDir, imageId);
   const tmp = `${file}.tmp`;
   await writeFile(tmp, png);
   await rename(tmp, file);

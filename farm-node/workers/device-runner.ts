@@ -3,6 +3,7 @@ import { type ModelBatchLimits, REPORTED_BATCH_EDGES } from "../../shared/batch-
 import type { Backend, DeviceSharing, DeviceState } from "../../shared/device";
 import { type ErrorCode, KilnError } from "../../shared/errors";
 import { FairQueue } from "../../shared/fair-queuing";
+import type { ImageEnergy } from "../../shared/image-energy";
 import type { ResolvedPack } from "../../shared/model-manifest";
 import type { NodeEventBody } from "../../shared/node-events";
 import type { ModelInfo } from "../../shared/node-info";
@@ -77,6 +78,8 @@ export interface DeviceRunnerOptions {
   /** A paired app's name and fair-queue weight, by client id. */
   describeClient: (client: string) => { name: string; weight: number };
   metrics: NodeMetrics;
+  /** Each image's share of a batch's energy (its inference window, its images); null where not measured. */
+  batchEnergy?: (fromMs: number, toMs: number, images: number) => ImageEnergy | null;
   log: Logger;
   /** The device's memory in use now (MiB), where something reads it (nvidia-smi): peaks for the memory model. */
   memoryUsedMb?: () => number | null;
@@ -347,6 +350,8 @@ export class DeviceRunner {
       this.onModelEvent(message);
       return;
     }
+    // Every rendered batch is answered, in order, whoever's it was: the worker writes its PNGs with it.
+    if (message.type === "batch.rendered") this.sendBatchEnergy(message);
     // A finished task may still have a batch at the worker; its messages settle that batch.
     const active =
       this.active.find((t) => t.task.id === message.taskId) ??
@@ -392,6 +397,15 @@ export class DeviceRunner {
     }
   }
 
+  private sendBatchEnergy(message: Extract<FromWorker, { type: "batch.rendered" }>): void {
+    const { startedAt, endedAt, images } = message;
+    const energy =
+      startedAt !== undefined && endedAt !== undefined && images
+        ? (this.opts.batchEnergy?.(startedAt, endedAt, images) ?? null)
+        : null;
+    this.worker?.send({ type: "batch.energy", taskId: message.taskId, energy });
+  }
+
   private onImage(active: ActiveTask, message: Extract<FromWorker, { type: "image" }>): void {
     active.completed.push(message.imageId);
     this.imagesTotal++;
@@ -419,6 +433,7 @@ export class DeviceRunner {
         encodeMs: message.encodeMs,
         totalMs: sinceQueued,
       },
+      ...(message.energy !== undefined ? { energy: message.energy } : {}),
     });
   }
 

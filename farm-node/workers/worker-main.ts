@@ -5,13 +5,14 @@
  */
 
 import { KilnError } from "../../shared/errors";
+import type { ImageEnergy } from "../../shared/image-energy";
 import { formatParameters } from "../../shared/png-parameters";
 import { FromWorker, ToWorker, type WorkerBatch, type WorkerInit } from "../../shared/worker-messages";
 import type { Engine, RenderedImage } from "../inference/engine";
 import { loadEngine } from "../inference/engine-factory";
 import { EngineSet } from "../inference/engine-set";
 import { PackEngine } from "../inference/pack-engine";
-import { writePng } from "../png/png-writer";
+import { encodePixels, savePng } from "../png/png-writer";
 
 let engine: Engine | null = null;
 let init: WorkerInit | null = null;
@@ -20,6 +21,29 @@ const cancelled = new Set<string>();
 const MAX_CANCELLED_REMEMBERED = 1000;
 /** Inference runs one batch at a time; PNG encoding of one batch overlaps the next batch's inference. */
 let inference: Promise<void> = Promise.resolve();
+/**
+ * Rendered batches waiting for the daemon's batch.energy, oldest first: the
+ * daemon answers every batch.rendered, in order. A PNG's `kiln` chunk carries its
+ * image's share of its batch's energy, known only once the batch ends, so each
+ * PNG's pixels are encoded at once and its chunks added, hashed and written then.
+ */
+const energyWaiters: Array<(energy: ImageEnergy | null) => void> = [];
+/** Past this the PNGs are written without energy rather than held (a daemon that does not answer). */
+const ENERGY_WAIT_MS = 2_000;
+
+function awaitEnergy(): Promise<ImageEnergy | null> {
+  return new Promise((resolve) => {
+    let settled = false;
+    const settle = (energy: ImageEnergy | null) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      resolve(energy);
+    };
+    const timer = setTimeout(() => settle(null), ENERGY_WAIT_MS);
+    energyWaiters.push(settle);
+  });
+}
 
 function send(message: FromWorker): void {
   process.send?.(FromWorker.parse(message));
@@ -34,6 +58,7 @@ process.on("message", (raw) => {
   const message = parsed.data;
   // A second init (a pack pushed to the node) adds packs without unloading what is loaded.
   if (message.type === "init") inference = inference.then(() => (engine ? addPacks(message) : start(message)));
+  else if (message.type === "batch.energy") energyWaiters.shift()?.(message.energy);
   else if (message.type === "cancel") {
     cancelled.add(message.taskId);
     if (cancelled.size > MAX_CANCELLED_REMEMBERED) cancelled.delete(cancelled.values().next().value as string);
@@ -105,17 +130,32 @@ async function render(batch: WorkerBatch): Promise<Outcome> {
   const { nodeId, device, imageDir } = init;
   const backend = engine.backend;
   const model = engine.models().find((m) => m.name === batch.model);
+  const startedAt = Date.now();
+  let rendered = 0;
+  let resolveEnergy: (energy: ImageEnergy | null) => void = () => {};
+  const energyKnown = new Promise<ImageEnergy | null>((resolve) => {
+    resolveEnergy = resolve;
+  });
   const writeImage = (image: RenderedImage): void => {
     const source = batch.images.find((i) => i.id === image.imageId);
     if (!source || !model) return;
+    rendered++;
     const inferenceDone = Date.now();
-    outcome.writes.push(
-      writePng(imageDir, {
-        imageId: image.imageId,
-        rgb: image.rgb,
-        width: batch.width,
-        height: batch.height,
-        parameters: formatParameters({
+    const encodeStarted = performance.now();
+    const pixels = encodePixels({ rgb: image.rgb, width: batch.width, height: batch.height }).then((png) => ({
+      png,
+      ms: performance.now() - encodeStarted,
+    }));
+    const write = async () => {
+      const encoded = await pixels;
+      const energy = await energyKnown;
+      // encodeMs: the encoding and the writing, not the wait for the batch's end.
+      const savedFrom = performance.now() - encoded.ms;
+      return savePng(
+        imageDir,
+        image.imageId,
+        encoded.png,
+        formatParameters({
           prompt: source.prompt,
           negativePrompt: source.negativePrompt,
           steps: batch.steps,
@@ -127,7 +167,7 @@ async function render(batch: WorkerBatch): Promise<Outcome> {
           model: model.name,
           modelHash: model.hash,
         }),
-        kiln: {
+        {
           nodeId,
           device: device.uuid,
           deviceName: device.name,
@@ -136,8 +176,14 @@ async function render(batch: WorkerBatch): Promise<Outcome> {
           taskId: batch.taskId,
           inferenceMs: Math.round(image.inferenceMs),
           queuedMs: Math.max(0, inferenceDone - batch.queuedAt - image.inferenceMs),
+          // Its share of its batch's draw above idle, and the batch's mean draw; absent where nothing measures the device.
+          ...(energy ? { energyJ: energy.energyJ, avgPowerW: energy.avgPowerW } : {}),
         },
-      }).then((written) => {
+        savedFrom,
+      ).then((written) => ({ written, energy }));
+    };
+    outcome.writes.push(
+      write().then(({ written, energy }) => {
         outcome.completed.push(image.imageId);
         send({
           type: "image",
@@ -152,6 +198,7 @@ async function render(batch: WorkerBatch): Promise<Outcome> {
           ortMs: image.ortMs,
           encodeMs: written.encodeMs,
           stepMs: image.stepMs,
+          energy,
         });
       }),
     );
@@ -168,7 +215,16 @@ async function render(batch: WorkerBatch): Promise<Outcome> {
   } catch (error) {
     outcome.error = error;
   }
-  send({ type: "batch.rendered", taskId: batch.taskId, peakMemoryMb: outcome.peakMemoryMb });
+  // Asked before the daemon can answer: its batch.energy comes back through this same event loop.
+  void awaitEnergy().then(resolveEnergy);
+  send({
+    type: "batch.rendered",
+    taskId: batch.taskId,
+    peakMemoryMb: outcome.peakMemoryMb,
+    startedAt,
+    endedAt: Date.now(),
+    images: rendered,
+  });
   return outcome;
 }
 
