@@ -27,6 +27,8 @@ export interface A1111ApiOptions {
   guard: ApiGuardOptions;
   /** For `cmd-flags`: how `kiln serve` was started. */
   flags: { lan: boolean; port: number };
+  /** How long a request waits while no device can run its job (10 s by default). */
+  stallGraceMs?: number;
 }
 
 /** Coordinators whose API has started in this process. */
@@ -50,7 +52,7 @@ export async function registerA1111Api(app: FastifyInstance, opts: A1111ApiOptio
   const { coordinator, log } = opts;
   const guard = new ApiGuard(opts.guard);
   const options = new ApiOptions(() => coordinator.models());
-  const requests = new ApiRequests(coordinator);
+  const requests = new ApiRequests(coordinator, opts.stallGraceMs);
   const clients = new WeakMap<FastifyRequest, { key: string; label: string }>();
   /** Answers of txt2img requests not yet sent to the end. */
   const answering = new Set<Promise<void>>();
@@ -237,7 +239,12 @@ export async function registerA1111Api(app: FastifyInstance, opts: A1111ApiOptio
         try {
           jobId = coordinator.submitJob(plan.spec).jobId;
         } catch (error) {
-          if (error instanceof KilnError && error.fields) return sendValidation(reply, a1111Fields(error.fields));
+          // A request Kiln's queue refuses: a field the model cannot take (size, steps), or a job that cannot be.
+          if (error instanceof KilnError)
+            return sendValidation(
+              reply,
+              error.fields ? a1111Fields(error.fields) : [{ loc: ["body"], msg: error.message, type: "value_error" }],
+            );
           throw error;
         }
         const tracked = requests.track(jobId, {
@@ -255,8 +262,13 @@ export async function registerA1111Api(app: FastifyInstance, opts: A1111ApiOptio
         reply.raw.off("close", gone);
         const images = coordinator.jobImages(jobId);
         const done = images.filter((i) => i.state === "done" && i.path);
-        const pngs = await Promise.all(done.map((i) => readFile(i.path as string)));
+        const pngs = tracked.stalled ? [] : await Promise.all(done.map((i) => readFile(i.path as string)));
         if (plan.spec.transient) await Promise.all(done.map((i) => rm(i.path as string, { force: true })));
+        if (tracked.stalled)
+          return reply.code(503).send({
+            detail: `no device of the farm can render this request, so it was cancelled: ${tracked.stalled}`,
+            code: "E_NOT_READY",
+          });
         const failed = images.filter((i) => i.state === "failed");
         if (done.length === 0 && !tracked.interrupted) {
           const reason = failed[0]?.error ?? "no image was rendered";

@@ -5,6 +5,10 @@ import { jobTimestamp } from "./txt2img-info";
 
 /** How often a request's job is looked at besides the events that may have finished it. */
 const POLL_MS = 250;
+/** How often jobs are asked whether any device can run them at all. */
+const STALL_CHECK_MS = 1000;
+/** A request whose job no device can run for this long is answered with why (as `kiln render` gives up). */
+export const DEFAULT_STALL_GRACE_MS = 10_000;
 const FINISHED = new Set(["done", "failed", "cancelled"]);
 
 /** One txt2img request in flight: its job, and what `progress` reports of it. */
@@ -22,6 +26,8 @@ export interface ApiRequest {
   /** The newest finished image's file, for `current_image`. */
   latestPath: string | null;
   interrupted: boolean;
+  /** Why it was given up: no device of the farm could run its job (the job is cancelled). */
+  stalled: string | null;
   finished: Promise<void>;
 }
 
@@ -35,10 +41,19 @@ export class ApiRequests {
   private readonly byJob = new Map<string, ApiRequest & { settle(): void }>();
   private readonly timer: NodeJS.Timeout;
   private readonly onEvent = (event: UiEvent) => this.observe(event);
+  /** Since when each job has had no device able to run it. */
+  private readonly stalledSince = new Map<string, number>();
+  private nextStallCheck = 0;
 
-  constructor(private readonly coordinator: Coordinator) {
+  constructor(
+    private readonly coordinator: Coordinator,
+    private readonly stallGraceMs = DEFAULT_STALL_GRACE_MS,
+  ) {
     coordinator.on("ui", this.onEvent);
-    this.timer = setInterval(() => this.checkAll(), POLL_MS);
+    this.timer = setInterval(() => {
+      this.checkAll();
+      this.checkStalls();
+    }, POLL_MS);
     this.timer.unref();
   }
 
@@ -70,6 +85,7 @@ export class ApiRequests {
       running: new Map(),
       latestPath: null,
       interrupted: false,
+      stalled: null,
       finished,
       settle: () => {
         this.byJob.delete(jobId);
@@ -160,6 +176,32 @@ export class ApiRequests {
       this.check(request);
     } else if (event.type === "queue.changed") {
       this.checkAll();
+    }
+  }
+
+  /**
+   * A job no device can run (no online node has its model, every node with it
+   * is blocklisted) would keep its client waiting for ever: after the grace it
+   * is cancelled and the request answered with the reason.
+   */
+  private checkStalls(): void {
+    const now = Date.now();
+    if (this.byJob.size === 0 || now < this.nextStallCheck) return;
+    this.nextStallCheck = now + STALL_CHECK_MS;
+    const reasons = new Map(this.coordinator.listJobs(false).map((j) => [j.id, j.stalled]));
+    for (const request of [...this.byJob.values()]) {
+      const reason = reasons.get(request.jobId) ?? null;
+      if (reason === null) {
+        this.stalledSince.delete(request.jobId);
+        continue;
+      }
+      const since = this.stalledSince.get(request.jobId) ?? now;
+      this.stalledSince.set(request.jobId, since);
+      if (now - since < this.stallGraceMs) continue;
+      this.stalledSince.delete(request.jobId);
+      request.stalled = reason;
+      this.coordinator.cancelJob(request.jobId);
+      request.settle();
     }
   }
 

@@ -1,5 +1,6 @@
 import { request as httpsRequest } from "node:https";
 import { afterEach, describe, expect, it } from "vitest";
+import { startA1111Farm } from "../support/a1111-farm";
 import { addNodeArgs, startNode } from "../support/kiln-node-process";
 import { startServe } from "../support/kiln-serve-process";
 import { tempDir } from "../support/temp-dir";
@@ -82,5 +83,28 @@ describe("kiln serve --lan and the A1111 API", () => {
     expect(body.images.length).toBeGreaterThan(0);
     expect(body.images.length).toBeLessThan(200);
     expect(JSON.parse(body.info).warnings.some((w: string) => w.startsWith("interrupted"))).toBe(true);
+  });
+});
+
+describe("a request no device can render", () => {
+  it("is answered 503 with the reason once the grace passes, its job cancelled, instead of hanging", async () => {
+    const farm = await startA1111Farm(["1x24GB@1"], { stallGraceMs: 1000 });
+    stops.push(() => farm.stop());
+    const answer = fetch(`${farm.base}/sdapi/v1/txt2img`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ prompt: "nobody left to render it", batch_size: 64, steps: 30 }),
+    });
+    await waitUntil(
+      () => farm.coordinator.listJobs(false).some((j) => j.source && j.counts.running > 0),
+      30_000,
+      "the job running",
+    );
+    // The only node goes away: lost after the lease, its images back in the queue, and no device has the model.
+    await farm.nodes[0]?.stop();
+    const refused = await answer;
+    expect(refused.status).toBe(503);
+    expect(((await refused.json()) as { detail: string }).detail).toMatch(/no online node has model kiln-demo/);
+    expect(farm.coordinator.listJobs().find((j) => j.source)?.state).toBe("cancelled");
   });
 });

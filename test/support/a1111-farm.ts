@@ -28,7 +28,7 @@ const DEFAULT_GUARD: ApiGuardOptions = { credentials: null, hostNames: [], corsO
  */
 export async function startA1111Farm(
   simulate: string[],
-  opts: { guard?: Partial<ApiGuardOptions>; targetTaskSeconds?: number } = {},
+  opts: { guard?: Partial<ApiGuardOptions>; targetTaskSeconds?: number; stallGraceMs?: number } = {},
 ): Promise<A1111Farm> {
   const nodes = await Promise.all(simulate.map((s, i) => startNode(["--simulate", s, "--name", `sim-${i}`])));
   const outputDir = tempDir("kiln-a1111-out-");
@@ -61,7 +61,7 @@ export async function startA1111Farm(
       outputDir,
       dataDir,
       uiDir: null,
-      a1111: { guard: { ...DEFAULT_GUARD, ...guard }, flags: { lan: false, port: 0 } },
+      a1111: { guard: { ...DEFAULT_GUARD, ...guard }, flags: { lan: false, port: 0 }, stallGraceMs: opts.stallGraceMs },
     });
     const server = { base: `http://127.0.0.1:${port}`, port, close: () => app.close() };
     servers.push(server);
