@@ -1,4 +1,5 @@
 import { cpSync, existsSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { createServer as createHttpsServer } from "node:https";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import pino from "pino";
@@ -8,11 +9,12 @@ import { LibraryIdentity } from "../../coordinator/farm/library-identity";
 import { startLibraryServer } from "../../coordinator/farm/library-server";
 import { FileHashCache } from "../../coordinator/models/file-hash-cache";
 import { scanLibrary } from "../../coordinator/models/library-scan";
+import { createNodeCertificate } from "../../farm-node/auth/node-certificate";
 import { PackFetcher, type PackSink } from "../../farm-node/farm/pack-fetcher";
 import { PackHasher } from "../../farm-node/models/pack-hash";
 import { INCOMING_FOLDER, type InstalledPack, PushStaging } from "../../farm-node/models/push-staging";
 import { KilnError } from "../../shared/errors";
-import type { FarmPackSource } from "../../shared/farm-protocol";
+import { FarmJob, type FarmPackSource } from "../../shared/farm-protocol";
 import { TINY_PACKS, writeTinyPacks } from "../fixtures/tiny-packs/write-tiny-packs";
 import { tempDir } from "../support/temp-dir";
 
@@ -177,6 +179,60 @@ describe("a farm node fetching a pack from an app", () => {
     const error = await failure(n.fetcher.fetch({ ...studio.source(SD), fingerprint: "0".repeat(64) }, "app-1"));
     expect(error.code).toBe("E_IDENTITY_CHANGED");
     expect(error.message).toMatch(/not the one the task pins/);
+  }, 60_000);
+
+  it("whoever writes tasks to Redis cannot aim a node elsewhere: only an https origin is taken, and a redirect is not followed", async () => {
+    const studio = await app();
+    const source = studio.source(SD);
+    const task = {
+      id: "t-1",
+      model: SD,
+      width: 256,
+      height: 256,
+      steps: 1,
+      images: [{ id: "i-1", seed: 1, prompt: "x" }],
+    };
+    const job = (url: string) =>
+      FarmJob.safeParse({ app: "7e0f5b3c-4f5e-4c2a-9d1b-0a1b2c3d4e5f", task, pack: { ...source, url } });
+    expect(job(source.url).success).toBe(true);
+    for (const url of [
+      "http://127.0.0.1:7879",
+      "https://127.0.0.1:7879/other",
+      "https://u:p@127.0.0.1:7879",
+      "https://127.0.0.1:7879/?x=1",
+      "file:///etc/passwd",
+    ])
+      expect(job(url).success, url).toBe(false);
+
+    // A server holding the pinned certificate that answers with a redirect: the node does not go there.
+    const cert = await createNodeCertificate();
+    let elsewhere = 0;
+    const target = createHttpsServer({ key: cert.key, cert: cert.cert }, (_req, res) => {
+      elsewhere++;
+      res.end("{}");
+    }).listen(0, "127.0.0.1");
+    const redirecting = createHttpsServer({ key: cert.key, cert: cert.cert }, (_req, res) => {
+      res.writeHead(302, { location: `https://127.0.0.1:${(target.address() as { port: number }).port}/` });
+      res.end();
+    }).listen(0, "127.0.0.1");
+    await Promise.all(
+      [target, redirecting].map((s) => new Promise((r) => (s.listening ? r(null) : s.once("listening", r)))),
+    );
+    cleanups.push(() => Promise.all([target, redirecting].map((s) => new Promise((r) => s.close(r)))));
+    const n = node();
+    const error = await failure(
+      n.fetcher.fetch(
+        {
+          ...source,
+          url: `https://127.0.0.1:${(redirecting.address() as { port: number }).port}`,
+          fingerprint: cert.fingerprint,
+        },
+        "app-1",
+      ),
+    );
+    expect(error.code).toBe("E_UNREACHABLE");
+    expect(error.message).toMatch(/answered HTTP 302/);
+    expect(elsewhere).toBe(0);
   }, 60_000);
 
   it("bytes that are not the pack's are never installed: a file changed on the app mid-fetch fails the commit", async () => {
