@@ -20,8 +20,10 @@ import { FileHashCache, LIBRARY_HASH_CACHE_FILE } from "../models/file-hash-cach
 import { chooseLibrary, type LibraryChoice, libraryExists, openLibrary } from "../models/library-folder";
 import { readPackFiles, scanLibrary } from "../models/library-scan";
 import { compareLibrary, type LibraryPack, type NodeModels } from "../models/models-report";
+import { probeNodePushes } from "../models/node-push-probe";
 import { PushCancelled, pushPack } from "../models/pack-pusher";
 import { planPushTargets } from "../models/push-targets";
+import type { NodeClient } from "../nodes/node-client";
 import { loadOrCreateUiCertificate } from "../ui-api/ui-certificate";
 import { startUiServer } from "../ui-api/ui-server";
 import { formatModelsReport, formatPushSummary, PushBoard, type PushLine } from "./models-view";
@@ -380,7 +382,18 @@ async function models(opts: CommonOptions & { json?: boolean }): Promise<number>
   const dataDir = resolve(opts.dataDir);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const packs = await scanLibrary(dir, new FileHashCache(join(dataDir, LIBRARY_HASH_CACHE_FILE)));
-  const report = await withPairedNodes(opts, async (nodes) => compareLibrary(dir, packs, nodes));
+  const report = await withPairedNodes(opts, async (nodes, coordinator) => {
+    const clients = new Map<string, NodeClient>();
+    try {
+      return await probeNodePushes(compareLibrary(dir, packs, nodes), (nodeId) => {
+        const client = clients.get(nodeId) ?? coordinator.transferClient(nodeId);
+        if (client) clients.set(nodeId, client);
+        return client;
+      });
+    } finally {
+      for (const client of clients.values()) client.close();
+    }
+  });
   process.stdout.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : formatModelsReport(report));
   return 0;
 }
