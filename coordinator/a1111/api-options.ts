@@ -4,6 +4,8 @@ import { modelTitle, resolveCheckpoint } from "./model-titles";
 
 /** Options one server keeps at most: clients post whole settings forms, but not without end. */
 const MAX_KEYS = 1000;
+/** Their size together, as JSON. */
+const MAX_BYTES = 1024 * 1024;
 
 /** A1111 option keys whose defaults clients read; the rest of what they set is kept and returned as set. */
 const DEFAULTS: Record<string, unknown> = {
@@ -72,6 +74,13 @@ export class ApiOptions {
     const keys = Object.keys(body).filter((k) => k !== "sd_model_checkpoint" && k !== "sd_checkpoint_hash");
     if (keys.filter((k) => !this.values.has(k)).length + this.values.size > MAX_KEYS)
       return { ok: false, field: keys[0] ?? "(body)", message: `at most ${MAX_KEYS} options are kept` };
+    const merged = { ...Object.fromEntries(this.values), ...Object.fromEntries(keys.map((k) => [k, body[k]])) };
+    if (Buffer.byteLength(JSON.stringify(merged)) > MAX_BYTES)
+      return {
+        ok: false,
+        field: keys[0] ?? "(body)",
+        message: `options are kept up to ${MAX_BYTES} bytes of JSON in all`,
+      };
     if (model) this.checkpoint = model.name;
     for (const key of keys) this.values.set(key, body[key]);
     return { ok: true };

@@ -106,6 +106,13 @@ describe("A1111 API shapes", () => {
     expect(refused.status).toBe(422);
     expect(refused.json().detail[0]).toMatchObject({ loc: ["body", "sd_model_checkpoint"], type: "value_error" });
     expect(refused.json().detail[0].msg).toContain("kiln-demo");
+    // Options a client sets are kept and answered, up to 1 MiB of them in all.
+    expect((await post("/sdapi/v1/options", { samples_format: "png", big_a: "a".repeat(600_000) })).status).toBe(200);
+    expect((await send(farm.base, "/sdapi/v1/options")).json().big_a).toHaveLength(600_000);
+    const tooMuch = await post("/sdapi/v1/options", { big_b: "b".repeat(600_000) });
+    expect(tooMuch.status).toBe(422);
+    expect(tooMuch.json().detail[0]).toMatchObject({ loc: ["body", "big_b"] });
+    expect((await post("/sdapi/v1/options", { big_a: "" })).status).toBe(200);
     const override = await post("/sdapi/v1/txt2img", {
       prompt: "x",
       override_settings: { sd_model_checkpoint: "nope" },
