@@ -56,6 +56,9 @@ export async function startLibraryServer(
   });
   const refuse = (reply: FastifyReply, status: number, error: KilnError) =>
     reply.code(status).send({ error: { code: error.code, message: error.message } });
+  // Not found: the library no longer has those bytes (nodes hand the task back); anything else is the app's trouble.
+  const refuseFor = (reply: FastifyReply, error: KilnError) =>
+    refuse(reply, error.code === "E_NOT_FOUND" ? 404 : 500, error);
   const keyed = (hash: string, query: unknown): boolean =>
     opts.library.keyFits(hash, KEY_QUERY.safeParse(query).data?.key);
 
@@ -66,7 +69,7 @@ export async function startLibraryServer(
     try {
       return await opts.library.offer(params.data.hash);
     } catch (error) {
-      return refuse(reply, 404, asKilnError(error));
+      return refuseFor(reply, asKilnError(error));
     }
   });
 
@@ -80,7 +83,7 @@ export async function startLibraryServer(
     try {
       file = await opts.library.file(hash, params.data.index);
     } catch (error) {
-      return refuse(reply, 404, asKilnError(error));
+      return refuseFor(reply, asKilnError(error));
     }
     // The file changed size since the pack was described: its bytes are no longer the pack's.
     const stat = await lstat(file.path).catch(() => null);

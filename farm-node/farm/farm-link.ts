@@ -213,6 +213,10 @@ export class FarmLink {
       .catch(async (error: unknown) => {
         if (this.running.get(task.id) !== run) return;
         this.running.delete(task.id);
+        if (packGone(error)) {
+          await this.failPackGone(run.app, run.job, run.token, error as KilnError);
+          return;
+        }
         this.log.warn(
           { task: task.id, model: pack.name, reason: (error as Error).message },
           "farm: the task's model pack could not be fetched; the task goes back to the queue for another node",
@@ -221,6 +225,21 @@ export class FarmLink {
           .moveToDelayed(Date.now() + 1000, run.token)
           .catch((e: unknown) => this.log.warn({ err: e, task: task.id }, "farm: could not put a task back"));
       });
+  }
+
+  /**
+   * The app no longer has the bytes the task names (its library changed since
+   * the task was queued): no node can get them, so the task fails at once and
+   * its app queues the images again, naming the pack it has now.
+   */
+  private async failPackGone(app: string, job: Job, token: string, error: KilnError): Promise<void> {
+    this.log.warn(
+      { task: job.id, reason: error.message },
+      "farm: the app no longer has the pack its task names; the task goes back to its app",
+    );
+    await this.failForGood(app, job, token, error.code, error.message, true).catch((e: unknown) =>
+      this.log.warn({ err: e, task: job.id }, "farm: could not hand a task back to its app"),
+    );
   }
 
   /** Hands a task to its device; a refusal there fails it (at once when no retry can help). */
@@ -295,11 +314,16 @@ export class FarmLink {
       const pack = parsed.data.pack?.name === task.model ? parsed.data.pack : undefined;
       const run: Running = { job, token, app, device, completed: [] };
       if (!this.ready(task.model, pack, device)) {
-        if (pack && this.host.packRefusal(pack) === null) {
+        const refusal = pack ? this.host.packRefusal(pack) : null;
+        if (pack && refusal === null) {
           // A library pack this node lacks: fetched from the app that queued it, while the task waits here.
           this.turns.charge(app, task.images.length * task.steps * task.width * task.height);
           this.waitForPack(run, task, pack);
           return true;
+        }
+        if (refusal && packGone(refusal)) {
+          await this.failPackGone(app, job, token, refusal);
+          continue;
         }
         // Not a model this device has: back to the queue shortly, for a node that has it.
         await job.moveToDelayed(Date.now() + 1000, token);
@@ -351,8 +375,19 @@ export class FarmLink {
     }
   }
 
-  /** A task no retry will fix: failed in BullMQ without retries, and its app told. */
-  private async failForGood(app: string, job: Job, token: string, code: ErrorCode, message: string): Promise<void> {
+  /**
+   * A task no retry will fix: failed in BullMQ without retries, and its app
+   * told. `retriable`: whether the app may queue its images again as a new task
+   * (one naming a pack the app has now, after its library changed).
+   */
+  private async failForGood(
+    app: string,
+    job: Job,
+    token: string,
+    code: ErrorCode,
+    message: string,
+    retriable = false,
+  ): Promise<void> {
     await job.moveToFailed(new UnrecoverableError(message), token, false);
     await this.announce(app, {
       type: "task.failed",
@@ -363,7 +398,7 @@ export class FarmLink {
       at: new Date().toISOString(),
       code,
       message,
-      retriable: false,
+      retriable,
       completedImageIds: [],
     });
   }
@@ -401,6 +436,11 @@ export class FarmLink {
       this.workers.set(id, worker);
     }
   }
+}
+
+/** A fetch failure that says the app no longer has the pack's bytes (its library answered 404 for that hash). */
+function packGone(error: unknown): boolean {
+  return error instanceof KilnError && error.code === "E_NOT_FOUND";
 }
 
 /** ioredis as BullMQ needs it: commands wait through a Redis restart instead of failing. */

@@ -216,7 +216,7 @@ export class PackFetcher {
     const url = new URL(farmPackPath(source.hash), source.url);
     url.searchParams.set("key", source.key);
     const res = await call(url, agent, {});
-    if (res.statusCode !== 200) throw await refusal(res, source, "its description");
+    if (res.statusCode !== 200) throw await refusal(res, source, "the description");
     const declared = Number(res.headers["content-length"] ?? 0);
     if (declared > MAX_FARM_PACK_OFFER_BYTES) {
       res.body.destroy();
@@ -320,11 +320,11 @@ async function refusal(res: Answer, source: FarmPackSource, what: string): Promi
   if (res.statusCode === 404)
     return new KilnError(
       "E_NOT_FOUND",
-      `the app's library at ${source.url} has no ${source.name} ${what} now${because}`,
+      `the app's library at ${source.url} no longer has ${source.name} (${source.hash.slice(0, 12)}…)${because}`,
     );
   return new KilnError(
     "E_UNREACHABLE",
-    `the app's library at ${source.url} answered HTTP ${res.statusCode} for ${source.name} ${what}${because}`,
+    `the app's library at ${source.url} answered HTTP ${res.statusCode} for ${what} of ${source.name}${because}`,
   );
 }
 

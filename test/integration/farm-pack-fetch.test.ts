@@ -8,6 +8,7 @@ import {
   readdirSync,
   readFileSync,
   statSync,
+  writeFileSync,
   writeSync,
 } from "node:fs";
 import { type AddressInfo, createServer, type Socket, connect as tcpConnect } from "node:net";
@@ -312,6 +313,57 @@ describe.skipIf(unavailable !== null)("farm nodes fetch packs from the app that 
     expect(after).toBeLessThan(packBytes - kept + MAX_PUSH_CHUNK_BYTES + 2 ** 20);
     expect(after).toBeGreaterThanOrEqual(packBytes - kept);
   }, 300_000);
+
+  it("a pack changed in the library while its tasks wait on Redis: the tasks go back to the app, which queues them again naming the new bytes, and the job completes", async () => {
+    const redis = await startRedis();
+    cleanups.push(() => redis.stop());
+    const lib = await library();
+    const { c, dataDir } = await farmApp(redis.url, lib.dir);
+    const node = await farmNode(redis.url, "changes", emptyDir("kiln-farm-changed-"));
+    expect(await c.waitForNodes(30_000)).toBe(true);
+    const appId = (JSON.parse(readFileSync(join(dataDir, FARM_APP_FILE), "utf8")) as { id: string }).id;
+    const queue = new Queue(farmKeys.queue(appId), { connection: { url: redis.url } });
+    cleanups.push(() => queue.close());
+
+    // The node is frozen while the tasks are queued and the pack changes under them.
+    node.proc.kill("SIGSTOP");
+    cleanups.push(async () => node.proc.kill("SIGCONT"));
+    const { jobId, images } = c.submitJob({
+      prompts: ["a lighthouse at dusk"],
+      model: FLOW,
+      count: 4,
+      seed: 3,
+      width: 256,
+      height: 256,
+      steps: 2,
+    });
+    const queued = await waitUntil(
+      async () => (await queue.getJobs(["waiting", "prioritized"], 0, -1))[0],
+      10_000,
+      "a task on Redis",
+    );
+    expect(FarmJob.parse(queued.data).pack?.hash).toBe(lib.hashes.get(FLOW));
+    const manifest = join(lib.dir, FLOW, "kiln-model.json");
+    writeFileSync(manifest, `${readFileSync(manifest, "utf8")}\n`);
+    const changed = (await scanLibrary(lib.dir, new FileHashCache(join(tempDir("kiln-farm-h-"), "h.json")))).find(
+      (p) => p.name === FLOW,
+    )?.hash as string;
+    expect(changed).not.toBe(lib.hashes.get(FLOW));
+    node.proc.kill("SIGCONT");
+
+    const job = await finished(c, jobId, 120_000);
+    expect(job?.state, String(job?.lastError)).toBe("done");
+    expect(job?.counts.failed).toBe(0);
+    expect(c.jobImages(jobId).filter((i) => i.state === "done" && i.path)).toHaveLength(images);
+    expect((await modelsOf(node)).find((m) => m.name === FLOW)).toMatchObject({ hash: changed, available: true });
+    const handedBack = node.logs.filter(
+      (l) => l.msg === "farm: the app no longer has the pack its task names; the task goes back to its app",
+    );
+    expect(handedBack.length).toBeGreaterThan(0);
+    console.log(
+      `${handedBack.length} task(s) naming the old bytes went back to the app: ${String(handedBack[0]?.reason)}`,
+    );
+  }, 180_000);
 
   it("the app's library answers only the pack's key, on its two routes; a task with a wrong key is refused, said so, and not failed", async () => {
     const redis = await startRedis();
