@@ -41,6 +41,8 @@ export interface FetchOutcome {
 /** A failed fetch of a pack is not tried again for this long (tasks for it go to other nodes meanwhile). */
 export const FETCH_RETRY_AFTER_MS = 60_000;
 const REQUEST_TIMEOUT_MS = 30_000;
+/** Most of an error answer's body a node reads (for the app's message). */
+const MAX_ERROR_BODY_BYTES = 4096;
 /** Fetches shown in the node's report: the latest ones, each reason within the report's bounds. */
 const SHOWN = 16;
 const MAX_REASON_CHARS = 2000;
@@ -304,11 +306,21 @@ async function call(url: URL, agent: Agent, headers: Record<string, string>): Pr
 
 /** A non-success answer of the app's library, as an error naming what the app said (read within bounds). */
 async function refusal(res: Answer, source: FarmPackSource, what: string): Promise<KilnError> {
-  let said = "";
+  let said: unknown = "";
   try {
-    const text = (await res.body.text()).slice(0, 4096);
-    said = (JSON.parse(text) as { error?: { message?: unknown } }).error?.message as string;
+    // An error body is read up to MAX_ERROR_BODY_BYTES; the rest is dropped with the connection.
+    const parts: Buffer[] = [];
+    let bytes = 0;
+    for await (const part of res.body) {
+      parts.push(part as Buffer);
+      bytes += (part as Buffer).length;
+      if (bytes >= MAX_ERROR_BODY_BYTES) break;
+    }
+    const text = Buffer.concat(parts).subarray(0, MAX_ERROR_BODY_BYTES).toString("utf8");
+    said = (JSON.parse(text) as { error?: { message?: unknown } }).error?.message;
   } catch {
+    // Not the library's JSON error: the status says enough.
+  } finally {
     res.body.destroy();
   }
   const because = typeof said === "string" && said ? `: ${said.slice(0, 500)}` : "";
