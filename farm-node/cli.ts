@@ -19,6 +19,9 @@ import { HASH_CACHE_FILE, PackHasher } from "./models/pack-hash";
 import { PackSourceBook } from "./models/pack-sources";
 import { StateDir } from "./state-dir";
 import { KILN_VERSION } from "./version";
+import { defaultYieldMode, loginSessionTypes } from "./yield/display-session";
+import { parseHours } from "./yield/yield-hours";
+import type { YieldMode } from "./yield/yield-policy";
 
 function defaultStateDir(): string {
   const base = process.env.XDG_STATE_HOME || join(homedir(), ".local", "state");
@@ -76,6 +79,11 @@ function parsePositive(text: string): number {
  */
 const DEFAULT_PUSH_RATE_WHILE_RENDERING_MBPS = 20;
 
+function parseYieldMode(text: string): YieldMode {
+  if (text !== "auto" && text !== "never") throw new Error('must be "auto" or "never"');
+  return text;
+}
+
 const program = new Command("kiln-node")
   .description("Kiln farm node: renders images on this machine's GPUs for paired Kiln studio apps")
   .version(KILN_VERSION)
@@ -116,6 +124,22 @@ const program = new Command("kiln-node")
     "take model pushes in at most this fast while a device renders, so rendering keeps its speed (0: no limit)",
     wrap(parseMegabytesPerSecond),
     DEFAULT_PUSH_RATE_WHILE_RENDERING_MBPS,
+  )
+  .option(
+    "--yield <mode>",
+    "auto: a GPU steps aside while another program uses it (default on machines with a display); never: it does not (default on headless boxes)",
+    wrap(parseYieldMode),
+  )
+  .option(
+    "--hours <schedule>",
+    'weekly hours the devices take no work, in local time, e.g. "Mon-Fri 09:00-18:00=off; Sat 10:00-14:00=off"',
+    wrap(parseHours),
+  )
+  .option(
+    "--yield-resume-after <seconds>",
+    "a yielded GPU takes work again this long after the other program is gone",
+    wrap(parsePositive),
+    60,
   )
   .option("--pair", "open a 10-minute pairing window at start even if the node is already paired")
   .option("--state-dir <dir>", "where the node keeps its id, tokens and images", defaultStateDir())
@@ -274,6 +298,9 @@ async function runDaemon(): Promise<void> {
     publicUrl: opts.publicUrl,
     modelPush: opts.modelPush !== false,
     pushRateWhileRenderingBps: opts.pushRateWhileRendering * 2 ** 20,
+    yieldMode: opts.yield ?? defaultYieldMode(process.env, loginSessionTypes()),
+    hours: opts.hours ?? null,
+    yieldResumeAfterMs: opts.yieldResumeAfter * 1000,
     log,
   });
 

@@ -44,6 +44,10 @@ import { StateDir } from "./state-dir";
 import { TaskRegistry, type TaskSource } from "./task-registry";
 import { KILN_VERSION } from "./version";
 import { DeviceRunner } from "./workers/device-runner";
+import { queryGpuProcesses } from "./yield/gpu-processes";
+import type { HoursSchedule } from "./yield/yield-hours";
+import { DEFAULT_RESUME_AFTER_MS, type YieldMode } from "./yield/yield-policy";
+import { YieldWatch } from "./yield/yield-watch";
 
 export interface DaemonOptions {
   host: string;
@@ -73,6 +77,12 @@ export interface DaemonOptions {
   pushRateWhileRenderingBps?: number;
   /** The address apps fetch PNGs from in farm mode; https://<host or hostname>:<port> when absent. */
   publicUrl?: string;
+  /** `--yield`: step aside when the owner's programs use a GPU (auto) or not (never, the default here). */
+  yieldMode?: YieldMode;
+  /** `--hours`: weekly hours the devices take no work. */
+  hours?: HoursSchedule | null;
+  /** How long after the owner's program is gone a yielded device takes work again (60 s). */
+  yieldResumeAfterMs?: number;
   log: Logger;
 }
 
@@ -116,6 +126,7 @@ export class Daemon implements NodeService {
   private stopping = false;
   private boundPort = 0;
   private farm: FarmLink | null = null;
+  private yieldWatch: YieldWatch | null = null;
   /** Signs farm image keys, so only holders of an image.ready announcement fetch that PNG. */
   private farmImageSecret: Buffer | null = null;
   /** Every folder of --models, usable or not. */
@@ -198,7 +209,7 @@ export class Daemon implements NodeService {
       );
     }
     this.power?.start();
-    this.workersReady = Promise.all(this.runners.map((r) => r.start())).then(() => undefined);
+    this.workersReady = Promise.all(this.runners.map((r) => r.start())).then(() => this.watchForOwner());
 
     this.certificate = await loadOrCreateCertificate(this.state);
     this.exchange = await PairingExchange.create(this.certificate.fingerprint);
@@ -230,6 +241,27 @@ export class Daemon implements NodeService {
     }
     this.telemetryTimer = setInterval(() => this.publishTelemetry(), 1000);
     if (this.opts.farm) await this.startFarm(this.opts.farm);
+  }
+
+  /** With --yield auto or --hours: devices step aside for their owner (farm-node/yield/). */
+  private watchForOwner(): void {
+    const mode = this.opts.yieldMode ?? "never";
+    if (this.stopping || (mode === "never" && !this.opts.hours)) return;
+    this.yieldWatch = new YieldWatch({
+      policy: {
+        mode,
+        hours: this.opts.hours ?? null,
+        resumeAfterMs: this.opts.yieldResumeAfterMs ?? DEFAULT_RESUME_AFTER_MS,
+      },
+      devices: this.runners,
+      memory: (uuid) => {
+        const readings = this.gpuTelemetry?.latest(uuid)?.readings;
+        return readings ? { totalMb: readings.vramTotalMb, usedMb: readings.vramUsedMb } : null;
+      },
+      processes: () => queryGpuProcesses(),
+      log: this.opts.log,
+    });
+    this.yieldWatch.start();
   }
 
   private async startFarm(url: string): Promise<void> {
@@ -378,6 +410,7 @@ export class Daemon implements NodeService {
         loadedModels: [...runner.loadedModels],
         sharing: runner.sharing(),
         batchLimits: runner.batchLimits(),
+        yielded: runner.yielded,
       };
     });
   }
@@ -708,7 +741,7 @@ export class Daemon implements NodeService {
       return runner;
     }
     // A device that has shown the size does not fit takes none of it; when none fits, the first says why.
-    const fitting = this.runners.filter((r) => usable(r) && r.fits(task));
+    const fitting = this.runners.filter((r) => usable(r) && !r.yielded && r.fits(task));
     if (fitting.length === 0 && this.runners.some(usable)) return this.runners.find(usable) as DeviceRunner;
     const candidates = fitting.filter((r) => r.hasRoom(client));
     if (candidates.length === 0)
@@ -867,6 +900,7 @@ export class Daemon implements NodeService {
     if (this.stopping) return;
     this.stopping = true;
     if (this.telemetryTimer) clearInterval(this.telemetryTimer);
+    this.yieldWatch?.stop();
     await this.gpuTelemetry?.stop();
     this.power?.stop();
     await this.advert?.withdraw();

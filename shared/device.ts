@@ -28,7 +28,8 @@ export const DeviceReadings = z.object({
 });
 export type DeviceReadings = z.infer<typeof DeviceReadings>;
 
-export const DeviceState = z.enum(["starting", "ready", "busy", "restarting", "lost"]);
+/** `yielded`: stepped aside for its owner's programs or hours (see DeviceYield); it takes no work, nothing of it failed. */
+export const DeviceState = z.enum(["starting", "ready", "busy", "restarting", "lost", "yielded"]);
 export type DeviceState = z.infer<typeof DeviceState>;
 
 /** One paired studio app as a shared device sees it. */
@@ -75,6 +76,18 @@ export const DeviceEnergy = z.object({
 });
 export type DeviceEnergy = z.infer<typeof DeviceEnergy>;
 
+/** Why a device stepped aside for its owner (a node started with --yield auto or --hours). */
+export const DeviceYield = z.object({
+  /** For people, after "yielded: " (e.g. "the owner is using this GPU"). */
+  reason: LABEL,
+  /** The other program, where one is known (its executable's name). */
+  process: LABEL.nullable(),
+  since: z.string().max(64),
+  /** When it takes work again, once the other program is gone; null while it is there. */
+  resumesAt: z.string().max(64).nullable(),
+});
+export type DeviceYield = z.infer<typeof DeviceYield>;
+
 export const DeviceInfo = DeviceReadings.extend({
   /** Stable identity: the GPU uuid from nvidia-smi, or a uuid derived from the node id. */
   uuid: REPORTED_ID,
@@ -97,6 +110,8 @@ export const DeviceInfo = DeviceReadings.extend({
   sharing: DeviceSharing.default({ current: null, windowS: 300, clients: [] }),
   /** Per model: the largest batch that fits at 512², 768² and 1024²; absent where the device reports no memory. */
   batchLimits: z.array(ModelBatchLimits).max(MAX_LOADED_MODELS).optional(),
+  /** Set while the device is yielded to its owner. */
+  yielded: DeviceYield.nullable().optional(),
   /** Energy measured on it; null (or absent, from older nodes) where nothing measures its draw. */
   energy: DeviceEnergy.nullable().optional(),
 });

@@ -27,6 +27,8 @@ export const ErrorCode = z.enum([
   "E_SHUTTING_DOWN",
   "E_NOT_READY",
   "E_DISK_FULL",
+  /** The device stepped aside for its owner: nothing failed, the work belongs on another device. */
+  "E_YIELDED",
   /** Another machine a request needed could not be reached (in farm mode: the app a node fetches a pack from). */
   "E_UNREACHABLE",
   "E_INTERNAL",

@@ -27,6 +27,8 @@ const NODE_LOCAL_REFUSALS: ReadonlySet<string> = new Set([
   "E_UNAUTHORIZED",
   "E_UNPAIRED",
   "E_IDENTITY_CHANGED",
+  // The device stepped aside for its owner (a yielded device is treated like a drained one).
+  "E_YIELDED",
   // The node's memory model says this size does not fit that device (learned after the telemetry the task was sized from).
   "E_OOM",
 ]);
@@ -156,7 +158,8 @@ export class Dispatcher {
           batchLimit: this.batchLimitOf(device.batchLimits),
           inflight: this.tasks.views(node.id, device.uuid, key),
           maxInflight: maxInflight ?? dispatch.maxInflight,
-          accepting: accepting && now >= dispatch.backoffUntil,
+          // A device yielded to its owner is drained until its node says otherwise.
+          accepting: accepting && device.state !== "yielded" && now >= dispatch.backoffUntil,
           blockedModels,
           share: expectedShare(device.sharing, node.info.you),
         });

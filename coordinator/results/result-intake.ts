@@ -210,7 +210,8 @@ export class ResultIntake {
     const { ledger, dispatcher, clock, log } = this.opts;
     const task = dispatcher.ownTask(node, event.taskId);
     if (!task) return;
-    const blameless = event.code === "E_SHUTTING_DOWN";
+    // A node stopping, or a device yielding to its owner: the work goes back to the queue, nobody failed.
+    const blameless = event.code === "E_SHUTTING_DOWN" || event.code === "E_YIELDED";
     for (const attemptId of [...task.open]) {
       if (event.completedImageIds.includes(attemptId) || task.announced.has(attemptId)) continue;
       if (blameless) ledger.loseAttempts([attemptId], event.message, clock.now());

@@ -25,6 +25,7 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   E_SHUTTING_DOWN: 503,
   E_NOT_READY: 503,
   E_DISK_FULL: 507,
+  E_YIELDED: 409,
   E_UNREACHABLE: 502,
   E_INTERNAL: 500,
 };

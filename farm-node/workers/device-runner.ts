@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import { type ModelBatchLimits, REPORTED_BATCH_EDGES } from "../../shared/batch-size";
-import type { Backend, DeviceSharing, DeviceState } from "../../shared/device";
+import type { Backend, DeviceSharing, DeviceState, DeviceYield } from "../../shared/device";
 import { type ErrorCode, KilnError } from "../../shared/errors";
 import { FairQueue } from "../../shared/fair-queuing";
 import type { ImageEnergy } from "../../shared/image-energy";
@@ -13,8 +13,10 @@ import type { InventoryDevice } from "../devices/device-inventory";
 import type { NodeMetrics } from "../metrics";
 import { BatchLimits, DEFAULT_MEMORY_PROFILE } from "../scheduling/batch-limits";
 import { ClientShares } from "../scheduling/client-shares";
+import { needMb } from "../scheduling/memory-model";
 import { taskDeadlineMs } from "../scheduling/task-deadline";
 import { ThroughputWindow } from "../scheduling/throughput-window";
+import { batchEndsWithin } from "../yield/yield-policy";
 import { WorkerProcess } from "./worker-process";
 
 /** Failures that may succeed when the same work is sent again, here or on another device. */
@@ -24,6 +26,8 @@ const RETRIABLE: ReadonlySet<ErrorCode> = new Set([
   "E_WORKER_DIED",
   "E_INFERENCE",
   "E_SHUTTING_DOWN",
+  // The device stepped aside for its owner: the work runs elsewhere, or here once the owner is done.
+  "E_YIELDED",
   "E_DISK_FULL",
   // A pack that failed to load here may run on another node.
   "E_MODEL_MISSING",
@@ -61,7 +65,13 @@ interface InflightBatch {
   deadline: NodeJS.Timeout | null;
   /** The most device memory seen while it rendered (MiB): the engine's figure, else nvidia-smi's readings. */
   peakMb: number | null;
+  /** When it reached the front of the worker's line (ms), and the steps of it done since: how soon it ends. */
+  renderingSince?: number;
+  stepsDone?: number;
 }
+
+/** A running batch that ends within this is let finish when the device yields; a longer one is cancelled. */
+const YIELD_FINISH_MS = 10_000;
 
 export interface DeviceRunnerOptions {
   device: InventoryDevice;
@@ -97,6 +107,10 @@ export class DeviceRunner {
   /** Packs the worker holds in memory now. */
   readonly loadedModels = new Set<string>();
   imagesTotal = 0;
+  /** Set while the device steps aside for its owner (farm-node/yield/): it takes no work and its worker is stopped. */
+  yielded: DeviceYield | null = null;
+  /** Between yielding and the worker's stop: the batch let finish, then the rest handed back. */
+  private yieldTimer: NodeJS.Timeout | null = null;
   /** While the worker loads a model the task deadline is paused: a load is not a hung task. */
   private loadingModel = false;
   readonly throughput = new ThroughputWindow();
@@ -203,6 +217,7 @@ export class DeviceRunner {
   }
 
   submit(task: Task, client: string): void {
+    if (this.yielded) throw new KilnError("E_YIELDED", `${this.yieldedMessage()}; send the task to another device`);
     if (!this.fits(task)) {
       throw new KilnError("E_OOM", this.limits.explainRefusal(task.model, task.width, task.height), {
         width: task.width,
@@ -314,6 +329,11 @@ export class DeviceRunner {
       this.loadedModels.clear();
       this.shares.end();
       this.lastRendering = undefined;
+      if (this.yielded) {
+        for (const batch of this.inflight.splice(0)) disarm(batch);
+        this.stepAside();
+        return;
+      }
       if (this.stopping) return;
       log.warn({ code, signal }, "worker exited; restarting it");
       const lost = this.inflight.splice(0);
@@ -358,13 +378,16 @@ export class DeviceRunner {
       this.inflight.find((b) => b.active.task.id === message.taskId)?.active;
     if (!active) return;
     switch (message.type) {
-      case "progress":
+      case "progress": {
         this.samplePeak();
+        const batch = this.rendering();
+        if (batch?.active === active) batch.stepsDone = (batch.stepsDone ?? 0) + 1;
         if (!active.finished) {
           const { taskId, imageId, step, steps } = message;
           this.opts.emit({ type: "task.progress", at: now(), taskId, imageId, step, steps });
         }
         return;
+      }
       case "image":
         this.onImage(active, message);
         return;
@@ -375,6 +398,9 @@ export class DeviceRunner {
           batch.rendered = true;
           disarm(batch);
         }
+        // Yielding: the batch let finish is done; what of its task waits behind it does not start.
+        if (this.yielded && this.inflight.some((b) => b.active === active && !b.rendered))
+          this.worker?.send({ type: "cancel", taskId: active.task.id });
         this.pump();
         return;
       }
@@ -439,7 +465,9 @@ export class DeviceRunner {
 
   private onBatchFailed(active: ActiveTask, batch: InflightBatch | undefined, code: ErrorCode, message: string): void {
     if (active.finished) return;
-    if (code === "E_CANCELLED") {
+    if (code === "E_CANCELLED" && this.yielded) {
+      this.fail(active, "E_YIELDED", `${this.yieldedMessage()}; the rest of this task goes to another device`);
+    } else if (code === "E_CANCELLED") {
       this.report(active, { type: "task.cancelled", at: now(), taskId: active.task.id, device: this.device.uuid });
     } else if (code === "E_OOM" && batch && batch.images.length > 1) {
       const { model, width, height } = active.task;
@@ -513,12 +541,15 @@ export class DeviceRunner {
     if (rendering && !rendering.deadline && !this.loadingModel) {
       rendering.deadline = setTimeout(() => this.onDeadline(rendering), rendering.deadlineMs);
     }
-    this.state =
-      this.state === "starting" || this.state === "restarting"
+    if (rendering && rendering.renderingSince === undefined) rendering.renderingSince = Date.now();
+    this.state = this.yielded
+      ? "yielded"
+      : this.state === "starting" || this.state === "restarting"
         ? this.state
         : this.inflight.length > 0
           ? "busy"
           : "ready";
+    if (this.yielded && this.inflight.length === 0) this.stepAside();
     if (this.active.length === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
   }
 
@@ -527,7 +558,7 @@ export class DeviceRunner {
     if (rendering) return !rendering.finished && rendering.remaining.length > 0 ? rendering : undefined;
     const withWork = this.active.find((t) => !t.finished && t.remaining.length > 0);
     if (withWork) return withWork;
-    if (this.stopping) return undefined;
+    if (this.stopping || this.yielded) return undefined;
     const next = this.queue.shift()?.item;
     if (next) this.active.push(next);
     return next;
@@ -595,6 +626,87 @@ export class DeviceRunner {
     this.fail(batch.active, "E_TIMEOUT", `the task did not finish within its ${(ms / 1000).toFixed(1)} s deadline`);
     // The exit handler fails whatever else was at the worker and restarts it.
     this.worker?.kill("SIGKILL");
+  }
+
+  /**
+   * Steps aside for the device's owner: queued tasks go back at once (E_YIELDED:
+   * retriable, nobody's fault), the running batch finishes if it ends within 10 s
+   * and is cancelled otherwise, the rest of its task goes back too, and the worker
+   * is stopped, which unloads the model and frees all the node's GPU memory (its
+   * CUDA context with it). Called again while yielded, it only updates the reason.
+   */
+  yieldTo(why: Pick<DeviceYield, "reason" | "process" | "resumesAt">): void {
+    if (this.yielded) {
+      this.yielded = { ...this.yielded, ...why };
+      return;
+    }
+    this.yielded = { ...why, since: now() };
+    this.opts.log.warn({ device: this.device.uuid, ...why }, "yielding the device to its owner");
+    const message = `${this.yieldedMessage()}; send the task to another device`;
+    for (const queued of this.queue.drain()) this.fail(queued, "E_YIELDED", message);
+    for (const active of this.active) active.remaining = [];
+    const rendering = this.rendering();
+    if (rendering) {
+      const total = rendering.images.length * rendering.active.task.steps;
+      const elapsed = Date.now() - (rendering.renderingSince ?? Date.now());
+      const finishes = batchEndsWithin(elapsed, (rendering.stepsDone ?? 0) / total, YIELD_FINISH_MS);
+      if (!finishes) this.worker?.send({ type: "cancel", taskId: rendering.active.task.id });
+      // A batch that does not end as expected is not waited for: the worker is stopped under it.
+      this.yieldTimer = setTimeout(() => this.worker?.kill("SIGKILL"), YIELD_FINISH_MS + 2000);
+      this.yieldTimer.unref();
+    }
+    for (const batch of this.inflight.filter((b) => !b.rendered && b !== rendering))
+      this.worker?.send({ type: "cancel", taskId: batch.active.task.id });
+    this.pump();
+  }
+
+  /** Takes work again: a new worker starts (and loads its model when the first task needs it). */
+  resume(): void {
+    if (!this.yielded) return;
+    this.opts.log.info({ device: this.device.uuid }, "the owner is done with the device; taking work again");
+    this.yielded = null;
+    if (this.yieldTimer) clearTimeout(this.yieldTimer);
+    this.yieldTimer = null;
+    if (this.worker) {
+      this.pump();
+      return;
+    }
+    this.state = "starting";
+    this.spawn();
+  }
+
+  /** Memory the loaded packs need on the device (resident + one image at their default size), MiB; null when none is loaded. */
+  loadedNeedMb(): number | null {
+    let need: number | null = null;
+    for (const name of this.loadedModels) {
+      const model = this.models.find((m) => m.name === name);
+      if (!model) continue;
+      const mb = needMb(this.limits.profile(name), model.defaultWidth, model.defaultHeight, 1);
+      need = Math.max(need ?? 0, mb);
+    }
+    return need;
+  }
+
+  private yieldedMessage(): string {
+    const y = this.yielded;
+    if (!y) return "";
+    return `device ${this.device.uuid} is yielded: ${y.reason}${y.process ? ` (${y.process})` : ""}`;
+  }
+
+  /** Nothing of the device's is at its worker any more: hand back what is left and stop the worker. */
+  private stepAside(): void {
+    if (this.yieldTimer) clearTimeout(this.yieldTimer);
+    this.yieldTimer = null;
+    for (const active of [...this.active])
+      this.fail(active, "E_YIELDED", `${this.yieldedMessage()}; the rest of this task goes to another device`);
+    const worker = this.worker;
+    if (!worker) return;
+    this.worker = null;
+    this.loadedModels.clear();
+    this.shares.end();
+    void worker
+      .stop(2000)
+      .then(() => this.opts.log.info({ device: this.device.uuid }, "worker stopped, model unloaded"));
   }
 
   /** The rendering batch's peak so far, from the device's memory reading (nvidia-smi, read once a second). */

@@ -1,6 +1,7 @@
 import { memo } from "react";
 import type { Backend, DeviceInfo } from "../../shared/device";
 import { sharingText } from "../model/device-sharing";
+import { yieldText } from "../model/device-yield";
 import { useFarmStore } from "../stores/farm-store";
 import { useQueueStore } from "../stores/queue-store";
 import { Sparkline } from "./Sparkline";
@@ -57,6 +58,7 @@ export const DeviceCard = memo(function DeviceCard({ device, nodeLost, nodeName,
         <span className={`dot dot-${status}`} aria-hidden="true" />
         {label} · {status}
       </p>
+      {!nodeLost && device.state === "yielded" && <p className="device-yield">{yieldText(device)}</p>}
       <dl className="readings">
         <div className="reading reading-wide">
           <dt>VRAM</dt>

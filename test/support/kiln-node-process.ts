@@ -40,6 +40,8 @@ export interface StartOptions {
   prefix?: string[];
   /** Listen address; 127.0.0.1 unless the node serves other hosts of a test LAN. */
   host?: string;
+  /** Added to the test process's environment (a fake nvidia-smi on PATH and its recordings). */
+  env?: NodeJS.ProcessEnv;
 }
 
 /** The node's token in a private file, as a deployment would hand it over (never on the command line). */
@@ -75,7 +77,10 @@ export async function startNode(args: string[] = [], opts: StartOptions = {}): P
     ...args,
   ];
   const [command, ...rest] = opts.prefix ? [...opts.prefix, process.execPath, ...argv] : [process.execPath, ...argv];
-  const proc = spawn(command as string, rest, { stdio: ["pipe", "pipe", "pipe"] });
+  const proc = spawn(command as string, rest, {
+    stdio: ["pipe", "pipe", "pipe"],
+    ...(opts.env ? { env: { ...process.env, ...opts.env } } : {}),
+  });
   const logs = new Observed<LogLine>();
   let stderr = "";
   eachLine(proc.stdout, (text) => {

@@ -1,0 +1,94 @@
+import { copyFileSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterEach, describe, expect, it } from "vitest";
+import type { DeviceInfo } from "../../shared/device";
+import { startNode } from "../support/kiln-node-process";
+import { subscribe } from "../support/node-client";
+import { addNodes, startApp } from "../support/studio-apps";
+import { tempDir } from "../support/temp-dir";
+import { waitUntil } from "../support/wait-until";
+
+const FIXTURES = fileURLToPath(new URL("../fixtures/", import.meta.url));
+/** The fake nvidia-smi (test/fixtures/bin/nvidia-smi): the GPU is a recorded RTX 3090, the renders run on the CPU. */
+const FAKE_BIN = join(FIXTURES, "bin");
+const recording = (name: string) => join(FIXTURES, "nvidia-smi", name);
+
+const cleanups: Array<() => Promise<unknown> | unknown> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+describe("a node that yields its GPU to its owner (fake nvidia-smi reporting a foreign process)", () => {
+  it("hands its work back when Blender starts on the GPU, the studio renders it elsewhere, each image stored once, and it takes work again once Blender is gone", async () => {
+    // What `nvidia-smi --query-compute-apps` lists: read by the fake on every call, so the test swaps it mid-run.
+    const apps = join(tempDir("kiln-yield-"), "compute-apps.csv");
+    copyFileSync(recording("compute-apps-none.csv"), apps);
+    const workstation = await startNode(
+      ["--name", "workstation", "--providers", "cpu", "--yield", "auto", "--yield-resume-after", "2"],
+      {
+        env: {
+          PATH: `${FAKE_BIN}:${process.env.PATH}`,
+          KILN_FAKE_NVIDIA_SMI: recording("one-rtx-3090.csv"),
+          KILN_FAKE_NVIDIA_SMI_POWER: recording("two-rtx-3090-power-loop.csv"),
+          KILN_FAKE_NVIDIA_SMI_APPS: apps,
+        },
+      },
+    );
+    cleanups.push(() => workstation.stop());
+    const farm = await startNode(["--name", "farm-box", "--simulate", "1x24GB@6"]);
+    cleanups.push(() => farm.stop());
+    const events = await subscribe(workstation);
+    cleanups.push(() => events.close());
+    const app = await startApp("yield");
+    cleanups.push(() => app.c.stop());
+    await addNodes(app, [workstation, farm]);
+
+    const gpuOf = (): DeviceInfo | undefined =>
+      app.c
+        .listNodes()
+        .find((n) => n.id === workstation.nodeId)
+        ?.devices.find((d) => d.kind === "nvidia");
+    expect(gpuOf()?.name).toBe("NVIDIA GeForce RTX 3090");
+
+    const job = app.c.submitJob({ prompts: ["a lighthouse"], count: 40, width: 512, height: 512, steps: 8 });
+    // The workstation is rendering a task of the job, with the next one queued behind it, when its owner opens Blender.
+    await events.waitFor((e) => e.type === "task.started", 60_000);
+    await waitUntil(() => events.events.filter((e) => e.type === "task.accepted").length >= 2, 30_000, "a task queued");
+    copyFileSync(recording("compute-apps-blender.csv"), apps);
+
+    const yielded = await waitUntil(() => (gpuOf()?.state === "yielded" ? gpuOf() : undefined), 20_000, "yielded");
+    expect(yielded?.yielded).toMatchObject({ reason: "the owner is using this GPU", process: "blender" });
+    await workstation.waitForLog((l) => l.msg === "worker stopped, model unloaded", 20_000);
+
+    const done = await waitUntil(
+      () => app.c.listJobs().find((j) => j.id === job.jobId && j.state === "done"),
+      90_000,
+      "the job done on the farm box",
+    );
+    // Nothing failed, nothing was blocklisted, every image is stored once.
+    expect(done.counts).toMatchObject({ done: 40, failed: 0 });
+    expect(app.c.listNodes().find((n) => n.id === workstation.nodeId)?.blockedModels).toEqual([]);
+    const images = app.c.jobImages(job.jobId);
+    expect(new Set(images.map((i) => i.path)).size).toBe(40);
+    const files = readdirSync(app.outputDir, { recursive: true });
+    expect(files.filter((f) => String(f).endsWith(".png"))).toHaveLength(40);
+    const handedBack = events.events.filter((e) => e.type === "task.failed");
+    expect(handedBack.length).toBeGreaterThan(0);
+    for (const e of handedBack) expect(e).toMatchObject({ code: "E_YIELDED", retriable: true });
+    // While Blender runs, the workstation takes nothing new.
+    const accepted = events.events.filter((e) => e.type === "task.accepted").length;
+    expect(gpuOf()?.state).toBe("yielded");
+
+    // Blender closed: after the resume delay (2 s here, 60 s by default) the GPU takes work again.
+    copyFileSync(recording("compute-apps-none.csv"), apps);
+    await waitUntil(() => gpuOf()?.state === "ready" || gpuOf()?.state === "busy", 30_000, "back at work");
+    const again = app.c.submitJob({ prompts: ["a harbour"], count: 30, width: 256, height: 256, steps: 8 });
+    await waitUntil(
+      () => app.c.listJobs().find((j) => j.id === again.jobId && j.state === "done"),
+      90_000,
+      "the second job done",
+    );
+    expect(events.events.filter((e) => e.type === "task.accepted").length).toBeGreaterThan(accepted);
+  }, 240_000);
+});
