@@ -173,11 +173,12 @@ export async function registerA1111Api(app: FastifyInstance, opts: A1111ApiOptio
       api.get("/scripts", async () => ({ txt2img: [], img2img: [] }));
       api.get("/embeddings", async () => ({ loaded: {}, skipped: {} }));
       api.get("/memory", async () => memory(coordinator));
-      api.get("/cmd-flags", async () => ({
+      api.get("/cmd-flags", async (request) => ({
         api: true,
         nowebui: false,
         listen: opts.flags.lan,
-        port: opts.flags.port,
+        // The port this answer came in on (`--port 0` picks one).
+        port: request.socket.localPort ?? opts.flags.port,
         // Never the passwords themselves (A1111 echoes its --api-auth here).
         api_auth: opts.guard.credentials ? "(set)" : null,
         cors_allow_origins: opts.guard.corsOrigins.join(",") || null,

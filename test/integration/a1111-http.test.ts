@@ -87,7 +87,11 @@ describe("A1111 API shapes", () => {
     expect(memory.ram.total).toBeGreaterThan(0);
     // The farm's VRAM: two simulated 24 GB GPUs.
     expect(memory.cuda.system.total).toBe(2 * 24 * 1024 * 2 ** 20);
-    expect((await send(farm.base, "/sdapi/v1/cmd-flags")).json()).toMatchObject({ api: true, api_auth: null });
+    expect((await send(farm.base, "/sdapi/v1/cmd-flags")).json()).toMatchObject({
+      api: true,
+      api_auth: null,
+      port: farm.port,
+    });
     expect((await post("/sdapi/v1/refresh-checkpoints", "")).status).toBe(200);
     expect((await post("/sdapi/v1/skip", "")).status).toBe(200);
     const img2img = await post("/sdapi/v1/img2img", { init_images: [], prompt: "x" });
