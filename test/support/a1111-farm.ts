@@ -19,6 +19,9 @@ export interface A1111Farm {
   stop(): Promise<void>;
 }
 
+/** The UI API's token on these servers (the A1111 API does not use it). */
+export const UI_TOKEN = "ui-token-not-used-by-the-a1111-api";
+
 const DEFAULT_GUARD: ApiGuardOptions = { credentials: null, hostNames: [], corsOrigins: [] };
 
 /**
@@ -28,7 +31,13 @@ const DEFAULT_GUARD: ApiGuardOptions = { credentials: null, hostNames: [], corsO
  */
 export async function startA1111Farm(
   simulate: string[],
-  opts: { guard?: Partial<ApiGuardOptions>; targetTaskSeconds?: number; stallGraceMs?: number } = {},
+  opts: {
+    guard?: Partial<ApiGuardOptions>;
+    targetTaskSeconds?: number;
+    stallGraceMs?: number;
+    /** A built renderer to serve as `kiln serve` does (open `${base}/?token=${UI_TOKEN}`); none by default. */
+    uiDir?: string;
+  } = {},
 ): Promise<A1111Farm> {
   const nodes = await Promise.all(simulate.map((s, i) => startNode(["--simulate", s, "--name", `sim-${i}`])));
   const outputDir = tempDir("kiln-a1111-out-");
@@ -56,11 +65,11 @@ export async function startA1111Farm(
       coordinator,
       host: "127.0.0.1",
       port: 0,
-      token: "ui-token-not-used-by-the-a1111-api",
+      token: UI_TOKEN,
       log: pino({ level: "silent" }),
       outputDir,
       dataDir,
-      uiDir: null,
+      uiDir: opts.uiDir ?? null,
       a1111: { guard: { ...DEFAULT_GUARD, ...guard }, flags: { lan: false, port: 0 }, stallGraceMs: opts.stallGraceMs },
     });
     const server = { base: `http://127.0.0.1:${port}`, port, close: () => app.close() };
