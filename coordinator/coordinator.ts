@@ -13,6 +13,7 @@ import { Dispatcher } from "./dispatch/dispatcher";
 import { FarmLibrary } from "./farm/farm-library";
 import { LibraryIdentity } from "./farm/library-identity";
 import { DEFAULT_LIBRARY_PORT, startLibraryServer } from "./farm/library-server";
+import { InitImageStore } from "./img2img/init-image-store";
 import { openLibrary } from "./models/library-folder";
 import { ModelPushes, type ModelPushesOptions } from "./models/model-pushes";
 import type { NodeClient } from "./nodes/node-client";
@@ -122,6 +123,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   private readonly dispatcher: Dispatcher;
   private readonly intake: ResultIntake;
   private readonly queue: QueueCommands;
+  /** img2img init images, by sha256 (jobs name them; nodes get them once each). */
+  readonly initImages: InitImageStore;
   /** On-demand and manual model pushes from the library; replaced when a person picks another library. */
   private pushes: ModelPushes | null;
   /** Library changes, one after another. */
@@ -153,8 +156,10 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     });
     this.pushes =
       opts.modelLibrary && !opts.farm ? this.modelPushes(opts.modelLibrary, opts.modelPushOnDemand !== false) : null;
+    this.initImages = new InitImageStore(join(opts.dataDir, "init-images"));
     this.dispatcher = new Dispatcher({
       ...shared,
+      initImages: this.initImages,
       unusableModels: (nodeId) => this.pushes?.unusable(nodeId) ?? NO_MODELS,
       fleet: this.fleet,
       model: this.model,
@@ -278,6 +283,14 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   // ---- the queue (the UI API) ----
 
   submitJob(input: JobSpecInput): { jobId: string; images: number } {
+    if (input.initImage !== undefined && !this.initImages.has(input.initImage)) {
+      throw new KilnError(
+        "E_BAD_REQUEST",
+        `initImage ${input.initImage} is not in this app's init images: store the picture first`,
+        undefined,
+        [{ path: "initImage", message: "is not a stored init image" }],
+      );
+    }
     return this.queue.submitJob(input);
   }
 

@@ -34,6 +34,7 @@ import { SimulatedReadings } from "./devices/simulated-readings";
 import { FarmLink } from "./farm/farm-link";
 import { PackFetcher } from "./farm/pack-fetcher";
 import { ImageStore } from "./image-store";
+import { InitImageCache } from "./init-images";
 import { MdnsAdvert } from "./mdns-advert";
 import { NodeMetrics } from "./metrics";
 import { type PackEntry, scanModelPacks } from "./models/model-packs";
@@ -138,6 +139,8 @@ export class Daemon implements NodeService {
   private readonly packSources: PackSourceBook;
   /** Commits rescan the models folder one at a time. */
   private installing: Promise<unknown> = Promise.resolve();
+  /** img2img init images apps sent, by sha256 (each travels here once). */
+  private readonly initImages: InitImageCache;
 
   constructor(private readonly opts: DaemonOptions) {
     this.state = new StateDir(opts.stateDir);
@@ -149,6 +152,7 @@ export class Daemon implements NodeService {
     this.tokens = new TokenStore(this.state, opts.token);
     this.images = new ImageStore(this.state.imageDir, opts.maxImagesKept ?? 2000);
     this.packSources = new PackSourceBook(this.state);
+    this.initImages = new InitImageCache(join(opts.stateDir, "init-images"));
     this.limits = {
       maxBodyBytes: MAX_BODY_BYTES,
       maxImagesPerTask: 64,
@@ -193,6 +197,7 @@ export class Daemon implements NodeService {
           device,
           nodeId: this.nodeId,
           imageDir: this.state.imageDir,
+          initImagePath: (sha256) => this.initImages.path(sha256),
           modelsDir: this.opts.modelsDir,
           packs,
           modelIdleUnloadS: this.opts.modelIdleUnloadS ?? 0,
@@ -648,6 +653,12 @@ export class Daemon implements NodeService {
     return this.admit(task, client, "lan");
   }
 
+  async putInitImage(sha256: string, body: Buffer): Promise<boolean> {
+    const stored = await this.initImages.put(sha256, body);
+    if (stored) this.opts.log.info({ sha256, bytes: body.length }, "stored an init image");
+    return stored;
+  }
+
   /** A task from a LAN app or a farm app: ids are checked against every other sender's, whatever the source. */
   private admit(task: Task, client: string, source: TaskSource): TaskAccepted {
     if (this.stopping)
@@ -662,6 +673,13 @@ export class Daemon implements NodeService {
       );
     }
     if (known) return { id: task.id, device: known.device, state: known.state, duplicate: true };
+    if (task.init && !this.initImages.has(task.init.sha256)) {
+      throw new KilnError(
+        "E_INIT_IMAGE_MISSING",
+        `this node does not hold init image ${task.init.sha256}: PUT it to /v1/init-images/${task.init.sha256}, then send the task again`,
+        { sha256: task.init.sha256 },
+      );
+    }
     // An image id is one file here: another sender's (rendering or delivered) is not to be overwritten.
     const taken = task.images.find((image) => {
       const owner = this.registry.imageClaim(image.id) ?? this.images.ownerOf(image.id);

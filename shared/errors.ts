@@ -31,6 +31,8 @@ export const ErrorCode = z.enum([
   "E_YIELDED",
   /** Another machine a request needed could not be reached (in farm mode: the app a node fetches a pack from). */
   "E_UNREACHABLE",
+  /** A task names an init image (by sha256) the node does not hold: send it (PUT /v1/init-images/<sha256>), then the task again. */
+  "E_INIT_IMAGE_MISSING",
   "E_INTERNAL",
 ]);
 export type ErrorCode = z.infer<typeof ErrorCode>;

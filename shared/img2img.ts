@@ -7,9 +7,10 @@ import { z } from "zod";
  * resize modes fit the init image to the job's size.
  */
 
-export const Sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, "must be a sha256 in 64 lowercase hex digits");
-
 /** A1111's "denoising strength": 1 repaints from pure noise, small values keep the picture. */
+/** As shared/model-push.ts spells it (not imported from there: model-push imports task.ts, which imports this). */
+export const Sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, "must be 64 lowercase hex digits (a sha256)");
+
 export const Strength = z
   .number()
   .gt(0, "must be above 0 (0 would leave the image as it is)")

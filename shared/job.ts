@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { DEMO_MODEL } from "./constants";
+import { type InitImageRef, ResizeMode, Sha256Hex, Strength } from "./img2img";
 import { Edge, Guidance, MAX_SEED, ModelName, Seed, Steps } from "./task";
 
 /** Upper bound on the images one job may expand into. */
@@ -77,8 +78,22 @@ export const JobSpec = z
      * stored apart in the data dir until the client that asked has them, then removed.
      */
     transient: z.boolean().optional(),
+    /**
+     * img2img: the init image by the sha256 of its PNG in the studio's init image
+     * store (the app stores it first), the denoising strength (A1111's default
+     * 0.75 when left out) and how it is fitted to each image's size (A1111's
+     * "just resize" when left out).
+     */
+    initImage: Sha256Hex.optional(),
+    strength: Strength.optional(),
+    resizeMode: ResizeMode.optional(),
   })
   .superRefine((spec, ctx) => {
+    for (const field of ["strength", "resizeMode"] as const) {
+      if (spec[field] !== undefined && spec.initImage === undefined) {
+        ctx.addIssue({ code: "custom", path: [field], message: "applies to img2img only: give initImage too" });
+      }
+    }
     const total = imageCount(spec);
     if (total > MAX_IMAGES_PER_JOB) {
       ctx.addIssue({
@@ -116,3 +131,16 @@ export function imageCount(spec: Pick<JobSpec, "prompts" | "count" | "grid">): n
 }
 
 export { MAX_SEED };
+
+/** A1111's default denoising strength. */
+export const DEFAULT_STRENGTH = 0.75;
+
+/** The init image every image of an img2img job starts from, with its defaults filled in; null for text-to-image. */
+export function jobInitImage(spec: Pick<JobSpec, "initImage" | "strength" | "resizeMode">): InitImageRef | null {
+  if (!spec.initImage) return null;
+  return {
+    sha256: spec.initImage,
+    strength: spec.strength ?? DEFAULT_STRENGTH,
+    resizeMode: spec.resizeMode ?? "resize",
+  };
+}

@@ -18,6 +18,8 @@ export interface ImageParameters {
   model: string;
   /** Full sha256 of the model; A1111 shows the first 10 hex digits. */
   modelHash: string;
+  /** img2img: written after the model as A1111 does ("Denoising strength: 0.6"). */
+  denoisingStrength?: number;
 }
 
 export function formatParameters(p: ImageParameters): string {
@@ -32,6 +34,7 @@ export function formatParameters(p: ImageParameters): string {
     ["Model hash", p.modelHash.slice(0, 10)],
     ["Model", p.model],
   ];
+  if (p.denoisingStrength !== undefined) fields.push(["Denoising strength", p.denoisingStrength]);
   lines.push(fields.map(([k, v]) => `${k}: ${sanitizeValue(String(v))}`).join(", "));
   return lines.join("\n");
 }
@@ -68,6 +71,7 @@ export function parseParameters(text: string): Partial<ImageParameters> & { extr
     height: size?.[1],
     model: extra.Model,
     modelHash: extra["Model hash"],
+    denoisingStrength: num("Denoising strength"),
     extra,
   };
 }

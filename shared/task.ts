@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { MAX_IMAGE_EDGE } from "./constants";
 import { SafeId } from "./ids";
+import { InitImageRef } from "./img2img";
 
 /** Largest seed: seeds are unsigned 32-bit so every tool can reproduce them. */
 export const MAX_SEED = 0xffff_ffff;
@@ -49,6 +50,12 @@ export const TaskRequest = z.object({
   /** Uuid of the device to run on; any device of the node when absent. */
   device: z.string().max(100).optional(),
   images: z.array(TaskImage).min(1, "must hold at least one image").max(64, "must hold at most 64 images"),
+  /**
+   * img2img: the init image by the sha256 of its PNG (the node holds it from an
+   * earlier PUT /v1/init-images/<sha256>, or answers 409 E_INIT_IMAGE_MISSING),
+   * the denoising strength and how it is fitted to width × height.
+   */
+  init: InitImageRef.optional(),
 });
 export type TaskRequest = z.input<typeof TaskRequest>;
 export type Task = z.output<typeof TaskRequest>;

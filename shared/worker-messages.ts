@@ -3,6 +3,7 @@ import { Backend, DeviceKind } from "./device";
 import { ErrorCode } from "./errors";
 import { SafeId } from "./ids";
 import { ImageEnergy } from "./image-energy";
+import { InitImageRef } from "./img2img";
 import { ResolvedPack } from "./model-manifest";
 import { ModelInfo } from "./node-info";
 import { TaskImage } from "./task";
@@ -47,6 +48,8 @@ export const WorkerBatch = z.object({
   guidance: z.number().nonnegative(),
   sampler: z.string().optional(),
   images: z.array(TaskImage).min(1),
+  /** img2img: the init image's file in the node's cache (the worker reads and fits it), strength, resize mode. */
+  init: InitImageRef.extend({ path: z.string() }).optional(),
   /** When the task was queued on the node (epoch ms), for timing records. */
   queuedAt: z.number(),
 });

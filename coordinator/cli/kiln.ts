@@ -10,6 +10,7 @@ import { KilnError } from "../../shared/errors";
 import { FarmOrigin } from "../../shared/farm-protocol";
 import { formatFingerprint, normalizeFingerprint } from "../../shared/fingerprint";
 import { parseGridSpec } from "../../shared/grid-spec";
+import { ResizeMode } from "../../shared/img2img";
 import type { JobSpecInput } from "../../shared/job";
 import { SeedMode } from "../../shared/job";
 import { PackOffer } from "../../shared/model-push";
@@ -277,7 +278,12 @@ async function render(promptArg: string | undefined, opts: CommonOptions & Recor
     seedMode: opts.seedMode as "fixed" | "increment" | "random",
     count: opts.count as number,
     ...(opts.grid ? { grid: opts.grid as JobSpecInput["grid"] } : {}),
+    ...(opts.strength !== undefined ? { strength: opts.strength as number } : {}),
   };
+  const initFile = opts.initImage as string | undefined;
+  if (initFile === undefined && opts.strength !== undefined)
+    throw new KilnError("E_BAD_REQUEST", "--strength applies to img2img: give --init-image FILE too");
+  const initBytes = initFile === undefined ? null : readFileSync(initFile);
   const out = opts.out as string | undefined;
   const coordinator = await startCoordinator(
     opts,
@@ -289,6 +295,11 @@ async function render(promptArg: string | undefined, opts: CommonOptions & Recor
   try {
     if (!(await coordinator.waitForNodes(60_000)))
       throw new KilnError("E_NOT_READY", "no node came online within 60 s; check --node/--token or the local node");
+    if (initBytes) {
+      // The picture goes into the app's init images; the job names it by hash and each node gets it once.
+      const stored = await coordinator.initImages.put(initBytes);
+      Object.assign(spec, { initImage: stored.sha256, resizeMode: opts.resizeMode as ResizeMode });
+    }
     const { jobId, images } = coordinator.submitJob(spec);
     process.stderr.write(`job ${jobId}: ${images} images\n`);
     const view = new ProgressView(jobId, process.stderr);
@@ -679,6 +690,13 @@ commonOptions(
     .option("--negative <text>", "negative prompt")
     .option("--prompts <file>", "one prompt per line (# starts a comment)")
     .option("--grid <axes>", 'X/Y grid, e.g. "seed=1,2,3;cfg=1,2"', wrap(parseGridSpec))
+    .option("--init-image <file>", "img2img: start from this picture (PNG, JPEG, WebP)")
+    .option("--strength <s>", "img2img: denoising strength, above 0 to 1 (default 0.75)", wrap(parseNumber))
+    .addOption(
+      new Option("--resize-mode <mode>", "img2img: fit the picture by just resize, crop and resize, resize and fill")
+        .choices(ResizeMode.options)
+        .default("resize"),
+    )
     .option("--out <dir>", "write the PNGs here (default: the studio's output folder)"),
 ).action(async (prompt, opts) => {
   process.exitCode = await render(prompt, opts);

@@ -1,8 +1,12 @@
 import type { Logger } from "pino";
 import { type ModelBatchLimits, startingBatchLimit } from "../../shared/batch-size";
+import { KilnError } from "../../shared/errors";
+import type { InitImageRef } from "../../shared/img2img";
 import type { ModelInfo } from "../../shared/node-info";
+import type { TaskRequest } from "../../shared/task";
 import type { ChangeFeed } from "../change-feed";
 import type { Clock } from "../clock";
+import type { SubmitOutcome } from "../nodes/node-client";
 import type { NodeConnection } from "../nodes/node-connection";
 import type { NodeFleet } from "../nodes/node-fleet";
 import { expectedShare } from "../scheduling/device-share";
@@ -48,6 +52,8 @@ export interface DispatcherOptions {
   targetTaskSeconds?: number;
   /** Models a node lists that it must not get work for (other bytes than the studio library's). */
   unusableModels?(nodeId: string): ReadonlySet<string>;
+  /** img2img init images by sha256 (the app's store): what a node that lacks one is sent. */
+  initImages?: { get(sha256: string): Buffer | null };
 }
 
 /**
@@ -65,6 +71,8 @@ export class Dispatcher {
   private readonly restored = new Set<string>();
   private graceUntil = 0;
   private stopped = false;
+  /** Init images on their way to a node, by `${nodeId}/${sha256}`: tasks sent meanwhile wait for the same upload. */
+  private readonly initUploads = new Map<string, Promise<void>>();
   /** Names of the available models, per models list a node reported (kept while the node keeps that list). */
   private readonly modelNames = new WeakMap<readonly ModelInfo[], string[]>();
   /** Available names less a node's unusable ones, per names list and unusable set. */
@@ -367,7 +375,13 @@ export class Dispatcher {
         taskId,
         nodeId: node.id,
         device,
-        work: { model: first.model, width: first.width, height: first.height, steps: first.steps },
+        work: {
+          model: first.model,
+          width: first.width,
+          height: first.height,
+          steps: first.steps,
+          ...(first.init ? { init: first.init } : {}),
+        },
         startedAt: now,
         runningSince: null,
         deliveredAt: null,
@@ -386,60 +400,93 @@ export class Dispatcher {
     });
   }
 
+  private sendTask(node: NodeConnection, request: TaskRequest): Promise<SubmitOutcome> {
+    return submitWithInit(node, request, this.opts.initImages, this.initUploads);
+  }
+
   /** Sends a task to its node and handles the answer: accepted, busy (429), unreachable or refused. */
   private submitTask(node: NodeConnection, task: TrackedTask, images: PendingImage[], attemptIds: string[]): void {
     const { taskId, device, work } = task;
     const { ledger, changes, clock } = this.opts;
     const first = images[0] as PendingImage;
-    void node.client
-      .submit({
-        id: taskId,
-        model: work.model,
-        width: work.width,
-        height: work.height,
-        steps: work.steps,
-        guidance: first.guidance,
-        sampler: first.sampler ?? undefined,
-        device,
-        images: images.map((image, i) => ({
-          id: attemptIds[i] as string,
-          seed: image.seed,
-          prompt: image.prompt,
-          negativePrompt: image.negativePrompt,
-        })),
-      })
-      .then((outcome) => {
-        // Stopped meanwhile (its links closed, the ledger too): the attempts stay in flight and are restored at the next start.
-        if (this.stopped) return;
-        const dispatch = node.deviceDispatch(device);
-        if (outcome.kind === "accepted") {
-          dispatch.maxInflight = Math.min(2, dispatch.maxInflight + 1);
-          return;
-        }
-        this.tasks.remove(taskId);
-        if (outcome.kind === "busy") {
-          // A node answering 429 gets less work, not more.
-          dispatch.maxInflight = 1;
-          dispatch.backoffUntil = clock.now() + outcome.retryAfterS * 1000;
-          ledger.loseAttempts(attemptIds, "node busy (429)", clock.now());
-        } else if (outcome.kind === "unreachable") {
-          ledger.loseAttempts(attemptIds, `node unreachable: ${outcome.error.message}`, clock.now());
-        } else if (NODE_LOCAL_REFUSALS.has(outcome.error.code)) {
-          // This node cannot take it now (stopping, still loading, model or device gone): another may.
-          ledger.loseAttempts(attemptIds, `node refused: ${outcome.error.message}`, clock.now());
-          changes.nodesChanged();
-          changes.queueChanged();
-        } else {
-          for (const a of attemptIds)
-            ledger.failAttempt(
-              a,
-              { code: outcome.error.code, message: outcome.error.message, retriable: false },
-              clock.now(),
-            );
-          changes.queueChanged();
-        }
-      });
+    void this.sendTask(node, {
+      id: taskId,
+      model: work.model,
+      width: work.width,
+      height: work.height,
+      steps: work.steps,
+      guidance: first.guidance,
+      sampler: first.sampler ?? undefined,
+      device,
+      images: images.map((image, i) => ({
+        id: attemptIds[i] as string,
+        seed: image.seed,
+        prompt: image.prompt,
+        negativePrompt: image.negativePrompt,
+      })),
+      ...(first.init ? { init: JSON.parse(first.init) as InitImageRef } : {}),
+    }).then((outcome) => {
+      // Stopped meanwhile (its links closed, the ledger too): the attempts stay in flight and are restored at the next start.
+      if (this.stopped) return;
+      const dispatch = node.deviceDispatch(device);
+      if (outcome.kind === "accepted") {
+        dispatch.maxInflight = Math.min(2, dispatch.maxInflight + 1);
+        return;
+      }
+      this.tasks.remove(taskId);
+      if (outcome.kind === "busy") {
+        // A node answering 429 gets less work, not more.
+        dispatch.maxInflight = 1;
+        dispatch.backoffUntil = clock.now() + outcome.retryAfterS * 1000;
+        ledger.loseAttempts(attemptIds, "node busy (429)", clock.now());
+      } else if (outcome.kind === "unreachable") {
+        ledger.loseAttempts(attemptIds, `node unreachable: ${outcome.error.message}`, clock.now());
+      } else if (NODE_LOCAL_REFUSALS.has(outcome.error.code)) {
+        // This node cannot take it now (stopping, still loading, model or device gone): another may.
+        ledger.loseAttempts(attemptIds, `node refused: ${outcome.error.message}`, clock.now());
+        changes.nodesChanged();
+        changes.queueChanged();
+      } else {
+        for (const a of attemptIds)
+          ledger.failAttempt(
+            a,
+            { code: outcome.error.code, message: outcome.error.message, retriable: false },
+            clock.now(),
+          );
+        changes.queueChanged();
+      }
+    });
   }
+}
+
+/**
+ * Sends a task; a node that answers 409 E_INIT_IMAGE_MISSING gets the init image
+ * (PUT, once per node: concurrent tasks share the upload) and the task again.
+ */
+export async function submitWithInit(
+  node: NodeConnection,
+  request: TaskRequest,
+  images: DispatcherOptions["initImages"],
+  uploads: Map<string, Promise<void>>,
+): Promise<SubmitOutcome> {
+  const first = await node.client.submit(request);
+  const init = request.init;
+  if (first.kind !== "rejected" || first.error.code !== "E_INIT_IMAGE_MISSING" || !init) return first;
+  const bytes = images?.get(init.sha256);
+  const put = node.client.putInitImage?.bind(node.client);
+  if (!bytes || !put) {
+    const why = bytes ? "this link cannot send init images (farm mode)" : "the studio no longer holds it";
+    return { kind: "rejected", error: new KilnError("E_INIT_IMAGE_MISSING", `init image ${init.sha256}: ${why}`) };
+  }
+  const key = `${node.id}/${init.sha256}`;
+  const upload = uploads.get(key) ?? put(init.sha256, bytes).finally(() => uploads.delete(key));
+  uploads.set(key, upload);
+  try {
+    await upload;
+  } catch (error) {
+    return { kind: "unreachable", error: error as Error };
+  }
+  return node.client.submit(request);
 }
 
 const NONE_BLOCKED: ReadonlySet<string> = new Set();

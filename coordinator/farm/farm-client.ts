@@ -142,6 +142,15 @@ export class FarmClient extends EventEmitter<NodeClientEvents> implements NodeLi
   }
 
   async submit(task: TaskRequest): Promise<SubmitOutcome> {
+    if (task.init) {
+      // Farm nodes fetch packs from the app, not init images yet.
+      return {
+        kind: "rejected",
+        error: new KilnError("E_BAD_REQUEST", "img2img is not available in farm mode yet; use LAN nodes", {
+          field: "initImage",
+        }),
+      };
+    }
     try {
       // The task id is the job id: adding it again (a resubmission after a restart) is a no-op.
       // A task for a library pack names it and where to fetch it: a node that lacks it gets it from this app.

@@ -163,6 +163,14 @@ export class NodeClient extends EventEmitter<NodeClientEvents> {
     }
   }
 
+  /** Sends an img2img init image (PNG bytes) the node asked for by its sha256 (409 E_INIT_IMAGE_MISSING). */
+  async putInitImage(sha256: string, png: Buffer): Promise<void> {
+    const res = await this.upload(`/v1/init-images/${sha256}`, png, png.length, {
+      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS * 4),
+    });
+    await answer(res, `init image ${sha256.slice(0, 12)}`);
+  }
+
   async cancel(taskId: string): Promise<void> {
     const res = await this.call("DELETE", `/v1/tasks/${encodeURIComponent(taskId)}`);
     await res.body?.cancel();

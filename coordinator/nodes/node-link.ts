@@ -12,6 +12,8 @@ export interface NodeLink extends EventEmitter<NodeClientEvents> {
   readonly pin: NodePin;
   info(): Promise<NodeInfo>;
   submit(task: TaskRequest): Promise<SubmitOutcome>;
+  /** img2img: stores an init image (PNG) on the node by its sha256; a LAN node only. */
+  putInitImage?(sha256: string, png: Buffer): Promise<void>;
   cancel(taskId: string): Promise<void>;
   /** The PNG bytes of an image the link announced: exactly the `bytes` it announced, or a RefusedResult. */
   image(imageId: string, bytes: number): Promise<Buffer>;

@@ -1,13 +1,21 @@
-/** What decides an image's cost and which images may share a batch: model, size and steps. */
+/** What decides an image's cost and which images may share a batch: model, size and steps (and the init image). */
 export interface WorkKey {
   model: string;
   width: number;
   height: number;
   steps: number;
+  /** img2img: the job's init image reference (JSON); a task carries one init image, so it splits batches. */
+  init?: string;
 }
 
 export function sameWork(a: WorkKey, b: WorkKey): boolean {
-  return a.model === b.model && a.width === b.width && a.height === b.height && a.steps === b.steps;
+  return (
+    a.model === b.model &&
+    a.width === b.width &&
+    a.height === b.height &&
+    a.steps === b.steps &&
+    (a.init ?? null) === (b.init ?? null)
+  );
 }
 
 /**

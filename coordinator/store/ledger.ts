@@ -1,6 +1,6 @@
 import type { Database } from "better-sqlite3";
 import { KilnError } from "../../shared/errors";
-import type { ImageSpec, JobSpec } from "../../shared/job";
+import { type ImageSpec, type JobSpec, jobInitImage } from "../../shared/job";
 import type { DrawnSeeds } from "../../shared/job-expansion";
 import {
   type ActiveAttempt,
@@ -108,8 +108,8 @@ export class Ledger {
       const position = statement(this.db, "SELECT coalesce(max(position) + 1, 0) FROM jobs").pluck().get() as number;
       statement(
         this.db,
-        `INSERT INTO jobs (id, name, spec, seeds, priority, position, image_count, n_queued, created_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO jobs (id, name, spec, seeds, priority, position, image_count, n_queued, created_at, init)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ).run(
         id,
         spec.name ?? null,
@@ -120,6 +120,7 @@ export class Ledger {
         images.length,
         images.length,
         now,
+        initColumn(spec),
       );
       const insertText = statement(this.db, "INSERT INTO texts (job_id, body) VALUES (?, ?)");
       const texts = new Map<string, number>();
@@ -520,4 +521,10 @@ export class Ledger {
 
 function noJob(id: string): KilnError {
   return new KilnError("E_NOT_FOUND", `no job ${id} in the queue; list the jobs to see their ids`);
+}
+
+/** The jobs.init column: the job's init image reference as JSON (one string per job, compared as is), or null. */
+function initColumn(spec: JobSpec): string | null {
+  const init = jobInitImage(spec);
+  return init ? JSON.stringify(init) : null;
 }

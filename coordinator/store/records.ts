@@ -81,6 +81,8 @@ export interface ImageRow {
 export interface PendingImage extends Omit<ImageSpec, "gridX" | "gridY"> {
   id: string;
   jobId: string;
+  /** img2img: the job's init image reference as JSON (jobs.init), absent for text-to-image. */
+  init?: string;
   priority: number;
   jobPosition: number;
 }
@@ -256,7 +258,7 @@ export function toAttemptRef(r: AttemptSql): AttemptRef {
 
 /** Columns of PendingTuple, in order; add the WHERE. */
 export const PENDING_SQL = `SELECT i.id, i.job_id, i.idx, p.body, n.body, i.seed, i.model, i.width, i.height, i.steps,
-    i.guidance, i.sampler, j.priority, j.position
+    i.guidance, i.sampler, j.priority, j.position, j.init
   FROM images i JOIN jobs j ON j.id = i.job_id JOIN texts p ON p.id = i.prompt_id JOIN texts n ON n.id = i.negative_id`;
 
 /**
@@ -278,6 +280,7 @@ export type PendingTuple = [
   sampler: string | null,
   priority: number,
   jobPosition: number,
+  init: string | null,
 ];
 
 export function toPending(r: PendingTuple): PendingImage {
@@ -297,5 +300,6 @@ export function toPending(r: PendingTuple): PendingImage {
     jobPosition: r[13],
   };
   if (r[11] !== null) image.sampler = r[11];
+  if (r[14] !== null) image.init = r[14];
   return image;
 }

@@ -161,6 +161,12 @@ export const MIGRATIONS: readonly string[] = [
     data TEXT NOT NULL
   ) STRICT;
   `,
+  `
+  -- v2, img2img: a job's init image (shared/img2img.ts InitImageRef as JSON:
+  -- sha256, strength, resize mode), null for text-to-image. Read with every
+  -- queued image, and images of different init images never share a task.
+  ALTER TABLE jobs ADD COLUMN init TEXT;
+  `,
 ];
 
 /** Brings the file's schema to the newest version, one transaction per step. */

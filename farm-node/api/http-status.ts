@@ -27,5 +27,6 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   E_DISK_FULL: 507,
   E_YIELDED: 409,
   E_UNREACHABLE: 502,
+  E_INIT_IMAGE_MISSING: 409,
   E_INTERNAL: 500,
 };

@@ -33,6 +33,7 @@ export const NODE_ROUTES: readonly NodeRoute[] = [
   { method: "POST", url: "/v1/tasks", access: "token" },
   { method: "DELETE", url: "/v1/tasks/:id", access: "token" },
   { method: "GET", url: "/v1/images/:id", access: "token" },
+  { method: "PUT", url: "/v1/init-images/:hash", access: "token" },
   { method: "GET", url: "/v1/farm/images/:id", access: "farm-image" },
   { method: "GET", url: "/v1/events", access: "token", websocket: true },
   // Model pushes (shared/model-push.ts): paired apps only; the node's owner can turn them off.

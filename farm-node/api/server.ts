@@ -15,6 +15,7 @@ import {
   KilnError,
 } from "../../shared/errors";
 import { SafeId } from "../../shared/ids";
+import { MAX_INIT_IMAGE_BYTES } from "../../shared/img2img";
 import {
   PackOffer,
   type PushChunkAccepted,
@@ -36,6 +37,8 @@ export interface NodeService {
   /** `caller`: the client id of the app asking. */
   info(caller?: string): NodeInfo;
   submit(task: Task, client: string): TaskAccepted;
+  /** Stores an img2img init image (PNG) by its sha256, checked; false when it was already held. */
+  putInitImage(sha256: string, body: Buffer): Promise<boolean>;
   /** Cancels `client`'s own task; false when it has no such task (another app's task is no different). */
   cancel(taskId: string, client: string): boolean;
   /** The file of `client`'s own image, or null when it has none by that id. */
@@ -280,6 +283,14 @@ export async function createServer(opts: ServerOptions) {
     }
   });
 
+  // An img2img init image, once per node: tasks name it by hash (409 E_INIT_IMAGE_MISSING until it is here).
+  app.put<{ Params: { hash: string } }>(`${NODE_API_PREFIX}/init-images/:hash`, async (request, reply) => {
+    const hash = parseOr400(Sha256Hex, request.params.hash, "init image hash");
+    const body = await readLimited(request.body as Readable | undefined, MAX_INIT_IMAGE_BYTES, "an init image");
+    const created = await service.putInitImage(hash, body);
+    return reply.code(created ? 201 : 200).send({ sha256: hash, bytes: body.length, created });
+  });
+
   app.delete<{ Params: { id: string } }>(`${NODE_API_PREFIX}/tasks/:id`, async (request, reply) => {
     const id = parseOr400(SafeId, request.params.id, "task id");
     if (!service.cancel(id, request.client))
@@ -354,4 +365,20 @@ export async function createServer(opts: ServerOptions) {
   });
 
   return app;
+}
+
+/** A request body of at most `max` bytes, gathered into one buffer (E_TOO_LARGE past it). */
+async function readLimited(body: Readable | undefined, max: number, what: string): Promise<Buffer> {
+  if (!body) throw new KilnError("E_BAD_REQUEST", `send ${what} as the body (application/octet-stream)`);
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of body) {
+    total += (chunk as Buffer).length;
+    if (total > max) {
+      body.destroy();
+      throw new KilnError("E_TOO_LARGE", `${what} may have at most ${max} bytes`);
+    }
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
 }

@@ -124,6 +124,11 @@ class DemoEngine implements Engine {
       });
     }
     checkLimits(batch);
+    if (batch.fromImage) {
+      throw new KilnError("E_BAD_REQUEST", `${DEMO_MODEL} cannot start from an image (it has no VAE encoder)`, {
+        field: "initImage",
+      });
+    }
     for (const image of batch.images) {
       await hooks.onImage(await this.renderImage(image, batch, hooks));
     }

@@ -14,7 +14,7 @@ export interface RenderBatch {
   sampler?: string;
   images: TaskImage[];
   /** img2img: the init image, already fitted to width × height, and the denoising strength. */
-  init?: { image: RgbImage; strength: number };
+  fromImage?: { image: RgbImage; strength: number };
 }
 
 /** Raw pixels of one finished image: RGB, 8 bits per channel, row-major. */

@@ -124,9 +124,9 @@ export class PackPipeline {
           stream.fillNormal(into.subarray(b * size, (b + 1) * size));
         });
       drawInto(work.latents);
-      if (batch.init) {
+      if (batch.fromImage) {
         // img2img, as diffusers' StableDiffusionImg2ImgPipeline: the encoded image noised to the start step.
-        const clean = await this.encodeImage(batch.init.image, clock);
+        const clean = await this.encodeImage(batch.fromImage.image, clock);
         const { sample, noise: sigma } = plan.noiseAt(start);
         const latents = work.latents;
         for (let b = 0; b < n; b++) {
@@ -219,7 +219,7 @@ export class PackPipeline {
 
   /** The first step to run: 0, or for img2img the one diffusers starts from at this strength. */
   private startStep(batch: RenderBatch, steps: number): number {
-    if (!batch.init) return 0;
+    if (!batch.fromImage) return 0;
     if (!this.sessions.vaeEncoder || !this.pack.manifest.vaeEncoder) {
       throw new KilnError(
         "E_BAD_REQUEST",
@@ -228,18 +228,18 @@ export class PackPipeline {
         [{ path: "initImage", message: `${this.pack.name} has no VAE encoder` }],
       );
     }
-    const { width, height } = batch.init.image;
+    const { width, height } = batch.fromImage.image;
     if (width !== batch.width || height !== batch.height) {
       throw new KilnError(
         "E_BAD_REQUEST",
         `init image is ${width}×${height}, the batch ${batch.width}×${batch.height}`,
       );
     }
-    const at = img2imgStart(steps, batch.init.strength);
+    const at = img2imgStart(steps, batch.fromImage.strength);
     if (!at) {
       throw new KilnError(
         "E_BAD_REQUEST",
-        `strength ${batch.init.strength} of ${steps} steps runs no step (int(steps × strength) is 0): raise one of them`,
+        `strength ${batch.fromImage.strength} of ${steps} steps runs no step (int(steps × strength) is 0): raise one of them`,
         { field: "strength" },
         [{ path: "strength", message: `must be at least ${1 / steps} with ${steps} steps` }],
       );

@@ -87,6 +87,8 @@ export interface DeviceRunnerOptions {
   emit: (event: NodeEventBody) => void;
   /** A paired app's name and fair-queue weight, by client id. */
   describeClient: (client: string) => { name: string; weight: number };
+  /** Where the node keeps an img2img init image it holds (by sha256). */
+  initImagePath?: (sha256: string) => string;
   metrics: NodeMetrics;
   /** Each image's share of a batch's energy (its inference window, its images); null where not measured. */
   batchEnergy?: (fromMs: number, toMs: number, images: number) => ImageEnergy | null;
@@ -612,6 +614,9 @@ export class DeviceRunner {
       guidance: task.guidance,
       sampler: task.sampler,
       images,
+      ...(task.init && this.opts.initImagePath
+        ? { init: { ...task.init, path: this.opts.initImagePath(task.init.sha256) } }
+        : {}),
       queuedAt: active.queuedAt,
     });
   }

@@ -4,8 +4,10 @@
  * a crash or leak here never takes the daemon (and its heartbeats) down.
  */
 
+import sharp from "sharp";
 import { KilnError } from "../../shared/errors";
 import type { ImageEnergy } from "../../shared/image-energy";
+import { fitInitImage, type RgbImage } from "../../shared/img2img";
 import { formatParameters } from "../../shared/png-parameters";
 import { FromWorker, ToWorker, type WorkerBatch, type WorkerInit } from "../../shared/worker-messages";
 import type { Engine, RenderedImage } from "../inference/engine";
@@ -166,6 +168,7 @@ async function render(batch: WorkerBatch): Promise<Outcome> {
           height: batch.height,
           model: model.name,
           modelHash: model.hash,
+          ...(batch.init ? { denoisingStrength: batch.init.strength } : {}),
         }),
         {
           nodeId,
@@ -204,7 +207,12 @@ async function render(batch: WorkerBatch): Promise<Outcome> {
     );
   };
   try {
-    await engine.render(batch, {
+    // img2img: the init image read and fitted here; a plain batch goes as it came (its noise was prepared for it).
+    const ref = batch.init;
+    const from = ref
+      ? { ...batch, fromImage: { image: await readInitImage(ref, batch), strength: ref.strength } }
+      : batch;
+    await engine.render(from, {
       onStep: (imageId, step, steps) => send({ type: "progress", taskId: batch.taskId, imageId, step, steps }),
       isCancelled: () => cancelled.has(batch.taskId),
       onImage: writeImage,
@@ -245,4 +253,23 @@ async function finish(batch: WorkerBatch, outcome: Outcome): Promise<void> {
 function isDiskFull(error: unknown): boolean {
   const code = (error as NodeJS.ErrnoException).code;
   return code === "ENOSPC" || code === "EDQUOT";
+}
+
+/** The init image from the node's cache, fitted to the batch's size by its resize mode (shared/img2img.ts). */
+async function readInitImage(ref: NonNullable<WorkerBatch["init"]>, batch: WorkerBatch): Promise<RgbImage> {
+  const decoded = await sharp(ref.path)
+    .removeAlpha()
+    .toColourspace("srgb")
+    .raw()
+    .toBuffer({ resolveWithObject: true })
+    .catch((error: unknown) => {
+      throw new KilnError(
+        "E_INIT_IMAGE_MISSING",
+        `init image ${ref.sha256} cannot be read on this node (${(error as Error).message}); send it again`,
+        { sha256: ref.sha256 },
+      );
+    });
+  const { width, height, channels } = decoded.info;
+  if (channels !== 3) throw new KilnError("E_BAD_REQUEST", `init image ${ref.sha256} has ${channels} channels`);
+  return fitInitImage({ width, height, rgb: new Uint8Array(decoded.data) }, batch.width, batch.height, ref.resizeMode);
 }

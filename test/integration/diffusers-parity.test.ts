@@ -104,7 +104,7 @@ for (const fixture of FIXTURES) {
     });
 
     it.each(cases.map((c) => [c.name, c] as const))("%s at or above 60 dB", async (_, c) => {
-      const init =
+      const fromImage =
         c.init && c.strength !== undefined
           ? { image: await picture(fixture.dir, c.init), strength: c.strength }
           : undefined;
@@ -126,7 +126,7 @@ for (const fixture of FIXTURES) {
           steps: c.steps,
           guidance: c.cfg,
           images,
-          init,
+          fromImage,
         },
         { onStep: () => {}, isCancelled: () => false, onImage: (img) => void rendered.push(img.rgb) },
       );

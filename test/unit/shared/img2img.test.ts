@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
+import { sameWork } from "../../../coordinator/scheduling/work-key";
 import { fitInitImage, InitImageRef, img2imgStart, type RgbImage, resizeLanczos } from "../../../shared/img2img";
+import { JobSpec, jobInitImage } from "../../../shared/job";
 
 /** A picture whose every pixel is one colour. */
 function flat(width: number, height: number, [r, g, b]: [number, number, number]): RgbImage {
@@ -42,6 +44,31 @@ describe("init image reference", () => {
     expect(bad.success).toBe(false);
     expect(bad.error?.issues.map((i) => i.path.join("."))).toEqual(["sha256", "strength", "resizeMode"]);
     expect(InitImageRef.safeParse({ sha256, strength: 0 }).success).toBe(false);
+  });
+});
+
+describe("img2img jobs", () => {
+  const sha256 = "c".repeat(64);
+  it("take A1111's defaults (strength 0.75, just resize) and refuse img2img fields without an init image", () => {
+    expect(jobInitImage(JobSpec.parse({ prompts: ["x"], initImage: sha256 }))).toEqual({
+      sha256,
+      strength: 0.75,
+      resizeMode: "resize",
+    });
+    expect(jobInitImage(JobSpec.parse({ prompts: ["x"] }))).toBeNull();
+    const bad = JobSpec.safeParse({ prompts: ["x"], strength: 0.5, resizeMode: "crop" });
+    expect(bad.error?.issues.map((i) => i.path.join("."))).toEqual(["strength", "resizeMode"]);
+    expect(JobSpec.safeParse({ prompts: ["x"], initImage: sha256, strength: 2 }).error?.issues[0]?.path).toEqual([
+      "strength",
+    ]);
+  });
+
+  it("never share a task with images of another init image or with text-to-image ones", () => {
+    const work = { model: "m", width: 512, height: 512, steps: 20 };
+    const a = JSON.stringify({ sha256, strength: 0.5, resizeMode: "resize" });
+    expect(sameWork({ ...work, init: a }, { ...work, init: a })).toBe(true);
+    expect(sameWork({ ...work, init: a }, work)).toBe(false);
+    expect(sameWork({ ...work, init: a }, { ...work, init: a.replace("0.5", "0.6") })).toBe(false);
   });
 });
 

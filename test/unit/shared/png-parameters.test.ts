@@ -22,6 +22,15 @@ describe("A1111-style parameters text", () => {
     );
   });
 
+  it("writes img2img's denoising strength after the model, as A1111 does, and reads it back", () => {
+    const text = formatParameters({ ...params, denoisingStrength: 0.6 });
+    expect(text.split("\n").at(-1)).toBe(
+      "Steps: 4, Sampler: Euler, CFG scale: 1.5, Seed: 123456, Size: 640x384, Model hash: 0123456789, Model: kiln-demo, Denoising strength: 0.6",
+    );
+    expect(parseParameters(text).denoisingStrength).toBe(0.6);
+    expect(parseParameters(formatParameters(params)).denoisingStrength).toBeUndefined();
+  });
+
   it("round-trips prompt, negative, seed, size and model", () => {
     const parsed = parseParameters(formatParameters(params));
     expect(parsed).toMatchObject({

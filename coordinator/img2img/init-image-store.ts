@@ -1,0 +1,64 @@
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import sharp from "sharp";
+import { KilnError } from "../../shared/errors";
+import { MAX_INIT_IMAGE_BYTES } from "../../shared/img2img";
+
+/** Largest side of an init image the app takes (a node takes up to the same). */
+const MAX_EDGE = 16384;
+
+/**
+ * The studio's img2img init images, by the sha256 of their PNG bytes, in the
+ * data dir: a job names its init image by hash (so the queue stays small and
+ * the same picture is one file however many jobs use it), and each node that
+ * needs it gets these bytes once (dispatcher: PUT /v1/init-images/<sha256> on
+ * the node's 409 E_INIT_IMAGE_MISSING). Anything sharp reads is stored as a
+ * PNG; a PNG is stored as it is.
+ */
+export class InitImageStore {
+  constructor(readonly dir: string) {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  }
+
+  has(sha256: string): boolean {
+    return /^[0-9a-f]{64}$/.test(sha256) && existsSync(this.path(sha256));
+  }
+
+  /** The PNG bytes, or null when the store has no such image. */
+  get(sha256: string): Buffer | null {
+    return this.has(sha256) ? readFileSync(this.path(sha256)) : null;
+  }
+
+  /** Stores a picture (PNG as is; JPEG, WebP and the like converted to PNG); its sha256 and size. */
+  async put(bytes: Buffer): Promise<{ sha256: string; width: number; height: number }> {
+    const meta = await sharp(bytes)
+      .metadata()
+      .catch(() => null);
+    if (!meta?.width || !meta.height) {
+      throw new KilnError("E_BAD_REQUEST", "the init image is not a picture (PNG, JPEG or WebP)", undefined, [
+        { path: "initImage", message: "is not a picture" },
+      ]);
+    }
+    if (meta.width > MAX_EDGE || meta.height > MAX_EDGE) {
+      throw new KilnError("E_TOO_LARGE", `an init image may be at most ${MAX_EDGE} pixels per side`, undefined, [
+        { path: "initImage", message: `is ${meta.width}×${meta.height}` },
+      ]);
+    }
+    const png = meta.format === "png" ? bytes : await sharp(bytes).rotate().png().toBuffer();
+    if (png.length > MAX_INIT_IMAGE_BYTES) {
+      throw new KilnError("E_TOO_LARGE", `an init image may have at most ${MAX_INIT_IMAGE_BYTES} bytes as a PNG`);
+    }
+    const sha256 = createHash("sha256").update(png).digest("hex");
+    if (!this.has(sha256)) {
+      const temp = join(this.dir, `.${sha256}.${process.pid}.partial`);
+      writeFileSync(temp, png, { mode: 0o600 });
+      renameSync(temp, this.path(sha256));
+    }
+    return { sha256, width: meta.width, height: meta.height };
+  }
+
+  private path(sha256: string): string {
+    return join(this.dir, `${sha256}.png`);
+  }
+}

@@ -1,0 +1,70 @@
+import { describe, expect, it } from "vitest";
+import { submitWithInit } from "../../../../coordinator/dispatch/dispatcher";
+import type { SubmitOutcome } from "../../../../coordinator/nodes/node-client";
+import type { NodeConnection } from "../../../../coordinator/nodes/node-connection";
+import { KilnError } from "../../../../shared/errors";
+import type { TaskRequest } from "../../../../shared/task";
+
+const SHA = "ab".repeat(32);
+const PNG = Buffer.from("png bytes");
+
+/** A node that holds no init image until one is PUT, then takes every task naming it. */
+function fakeNode(opts: { putFails?: boolean } = {}) {
+  const held = new Set<string>();
+  const puts: string[] = [];
+  const submitted: string[] = [];
+  const client = {
+    async submit(task: TaskRequest): Promise<SubmitOutcome> {
+      submitted.push(task.id);
+      if (task.init && !held.has(task.init.sha256))
+        return { kind: "rejected", error: new KilnError("E_INIT_IMAGE_MISSING", "send it", { sha256: SHA }) };
+      return { kind: "accepted", accepted: { id: task.id, device: "d", state: "queued", duplicate: false } };
+    },
+    async putInitImage(sha256: string): Promise<void> {
+      puts.push(sha256);
+      await new Promise((r) => setTimeout(r, 10));
+      if (opts.putFails) throw new Error("connection reset");
+      held.add(sha256);
+    },
+  };
+  return { node: { id: "n1", client } as unknown as NodeConnection, puts, submitted };
+}
+
+const task = (id: string, init = true): TaskRequest => ({
+  id,
+  model: "m",
+  width: 256,
+  height: 256,
+  steps: 4,
+  images: [{ id: `${id}-i`, seed: 1, prompt: "p" }],
+  ...(init ? { init: { sha256: SHA, strength: 0.5, resizeMode: "resize" } } : {}),
+});
+
+describe("init images travel to a node once", () => {
+  it("five tasks sent at once naming the same image: one upload, every task accepted", async () => {
+    const { node, puts } = fakeNode();
+    const uploads = new Map<string, Promise<void>>();
+    const store = { get: (sha: string) => (sha === SHA ? PNG : null) };
+    const outcomes = await Promise.all([1, 2, 3, 4, 5].map((k) => submitWithInit(node, task(`t${k}`), store, uploads)));
+    expect(outcomes.map((o) => o.kind)).toEqual(Array(5).fill("accepted"));
+    expect(puts).toEqual([SHA]);
+    // Later tasks find it there: no upload at all.
+    expect((await submitWithInit(node, task("t6"), store, uploads)).kind).toBe("accepted");
+    expect(puts).toHaveLength(1);
+  });
+
+  it("a task without an init image never uploads", async () => {
+    const { node, puts, submitted } = fakeNode();
+    expect((await submitWithInit(node, task("t1", false), undefined, new Map())).kind).toBe("accepted");
+    expect(puts).toEqual([]);
+    expect(submitted).toEqual(["t1"]);
+  });
+
+  it("says why when the studio no longer holds the picture, and counts a failed upload as unreachable", async () => {
+    const gone = await submitWithInit(fakeNode().node, task("t1"), { get: () => null }, new Map());
+    expect(gone).toMatchObject({ kind: "rejected", error: { code: "E_INIT_IMAGE_MISSING" } });
+    expect(gone.kind === "rejected" && gone.error.message).toMatch(/no longer holds it/);
+    const failing = await submitWithInit(fakeNode({ putFails: true }).node, task("t2"), { get: () => PNG }, new Map());
+    expect(failing).toMatchObject({ kind: "unreachable" });
+  });
+});
