@@ -295,6 +295,11 @@ export class Daemon implements NodeService {
           },
         };
       },
+      unusable: (name) => {
+        const model = this.models().find((m) => m.name === name);
+        if (!model) return "the node does not list it after its install";
+        return model.available ? null : (model.unavailableReason ?? "its checks failed");
+      },
       log: this.opts.log,
     });
     this.farm = new FarmLink(

@@ -25,6 +25,8 @@ export interface PackFetcherOptions {
   sink(app: string): PackSink;
   /** Why this node takes no pushed packs now (E_FORBIDDEN: --no-model-push, no models folder), or null. */
   closed(): KilnError | null;
+  /** Why this node cannot run the pack it lists as `name` (its checks failed), or null when it can. */
+  unusable(name: string): string | null;
   log: Logger;
   /** Bytes per range request (8 MiB, the most one staging write takes). */
   chunkBytes?: number;
@@ -38,7 +40,7 @@ export interface FetchOutcome {
   receivedBytes: number;
 }
 
-/** A failed fetch of a pack is not tried again for this long (tasks for it go to other nodes meanwhile). */
+/** A failed fetch of a pack is not tried again for this long (tasks for it go to other nodes meanwhile), unless FOR_GOOD. */
 export const FETCH_RETRY_AFTER_MS = 60_000;
 const REQUEST_TIMEOUT_MS = 30_000;
 /** Most of an error answer's body a node reads (for the app's message). */
@@ -62,7 +64,7 @@ interface FetchState extends FarmPackFetch {
  * linked, one rename into place, disk space checked first). Tasks for the
  * same pack share one fetch. A failure is kept with its code and reason (the
  * node's report shows it to the apps) and the pack is not fetched again for
- * FETCH_RETRY_AFTER_MS.
+ * FETCH_RETRY_AFTER_MS, or at all when its bytes cannot be a pack here.
  */
 export class PackFetcher {
   private readonly inFlight = new Map<string, Promise<FetchOutcome>>();
@@ -98,8 +100,8 @@ export class PackFetcher {
       }
       return closed;
     }
-    if (state?.state !== "failed" || state.failedAt === null || now - state.failedAt > FETCH_RETRY_AFTER_MS)
-      return null;
+    if (state?.state !== "failed" || state.failedAt === null) return null;
+    if (now - state.failedAt > FETCH_RETRY_AFTER_MS && !(state.code && FOR_GOOD.has(state.code))) return null;
     return new KilnError(state.code ?? "E_INTERNAL", state.reason ?? "the last fetch of this pack failed");
   }
 
@@ -133,6 +135,10 @@ export class PackFetcher {
       const sent = await this.transfer(source, sink, agent, state);
       // Installed meanwhile (by a push, or a commit that answered just before a restart): nothing to commit.
       if (!sent.installed) await sink.commit(source.hash);
+      // The library's bytes, but not a pack this node can run (its checks failed here): a failure to show, not a loop.
+      const why = this.opts.unusable(source.name);
+      if (why !== null)
+        throw new KilnError("E_MODEL_MISSING", `${source.name} is installed here but this node cannot run it: ${why}`);
       Object.assign(state, { state: "done", percent: 100, bytesPerSecond: 0 });
       log.info(
         { ...where, receivedBytes: sent.receivedBytes },
@@ -279,6 +285,13 @@ export class PackFetcher {
     return res.body;
   }
 }
+
+/**
+ * Failures that the same bytes always meet here (they make no usable pack,
+ * the name is taken by other bytes, the node cannot run it): that hash is not
+ * fetched again until the node restarts; a changed pack has another hash.
+ */
+const FOR_GOOD: ReadonlySet<ErrorCode> = new Set(["E_BAD_REQUEST", "E_CONFLICT", "E_MODEL_MISSING"]);
 
 /** Failures no retry of the same fetch can change. */
 const FINAL: ReadonlySet<ErrorCode> = new Set([

@@ -365,6 +365,45 @@ describe.skipIf(unavailable !== null)("farm nodes fetch packs from the app that 
     );
   }, 180_000);
 
+  it("a library pack whose bytes make no usable pack here (its graph is damaged) is fetched once, refused at its commit, shown as failed with why, and its tasks are left to other nodes", async () => {
+    const redis = await startRedis();
+    cleanups.push(() => redis.stop());
+    const lib = await library();
+    // The app reads only the manifest; the node checks the graphs it names and finds the denoiser is not ONNX.
+    const manifest = JSON.parse(readFileSync(join(lib.dir, FLOW, "kiln-model.json"), "utf8")) as {
+      denoiser: { file: string };
+    };
+    writeFileSync(join(lib.dir, FLOW, manifest.denoiser.file), randomBytes(4096));
+    const { c } = await farmApp(redis.url, lib.dir);
+    const node = await farmNode(redis.url, "cannot-run", emptyDir("kiln-farm-broken-"));
+    expect(await c.waitForNodes(30_000)).toBe(true);
+    const { jobId } = c.submitJob({
+      prompts: ["x"],
+      model: FLOW,
+      count: 4,
+      seed: 1,
+      width: 256,
+      height: 256,
+      steps: 2,
+    });
+    await waitUntil(
+      () => c.listNodes().find((n) => n.id === node.nodeId)?.pushes?.[0]?.state === "failed",
+      60_000,
+      "the failure on the app's farm panel",
+    );
+    const shown = c.listNodes().find((n) => n.id === node.nodeId)?.pushes?.[0];
+    expect(shown?.reason).toMatch(/the files arrived intact but do not make a usable pack: /);
+    // Nothing of it is listed; its tasks go back to the queue (for a node that can run it); the same bytes are not fetched again.
+    expect((await modelsOf(node)).find((m) => m.name === FLOW)).toBeUndefined();
+    await new Promise((r) => setTimeout(r, 5000));
+    expect(
+      node.logs.filter((l) => l.msg === "fetching a model pack from the app that queued a task for it"),
+    ).toHaveLength(1);
+    const job = c.listJobs().find((j) => j.id === jobId);
+    expect(job?.counts.failed).toBe(0);
+    expect(job?.counts.done).toBe(0);
+  }, 120_000);
+
   it("the app's library answers only the pack's key, on its two routes; a task with a wrong key is refused, said so, and not failed", async () => {
     const redis = await startRedis();
     cleanups.push(() => redis.stop());

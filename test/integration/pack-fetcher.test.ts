@@ -93,6 +93,7 @@ function node(opts: { freeBytes?: number; onOffer?: () => void } = {}) {
   };
   const fetcher = new PackFetcher({
     closed: () => null,
+    unusable: () => null,
     sink: () => sink,
     log: silent,
     retries: 1,
@@ -253,5 +254,7 @@ describe("a farm node fetching a pack from an app", () => {
     console.log(`fetch of a changed file: ${error.code}: ${error.message}`);
     expect(readdirSync(n.models).filter((f) => f !== INCOMING_FOLDER)).toEqual([]);
     expect(n.installed()).toEqual([]);
+    // Those bytes are no pack: not fetched again, however long the node runs (a changed pack has another hash).
+    expect(n.fetcher.refusal(source, Date.now() + 3_600_000)?.code).toBe(error.code);
   }, 60_000);
 });
