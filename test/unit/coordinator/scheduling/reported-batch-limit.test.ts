@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { reportedBatchLimit } from "../../../../coordinator/scheduling/reported-batch-limit";
+import { schedule } from "../../../../coordinator/scheduling/scheduler";
 import type { ModelBatchLimits } from "../../../../shared/batch-size";
+import { device, images, learned, W1024 } from "./farm-fixture";
 
 const work = (width: number, height: number, model = "sd") => ({ model, width, height, steps: 8 });
 // A 10 GiB device that learned 1500 MiB resident + 1000 MiB per 512² image: 8192 usable.
@@ -35,5 +37,26 @@ describe("micro-batches sized from what a node reports", () => {
   it("falls back to the guide's start for a model or node that reports nothing", () => {
     expect(reportedBatchLimit(undefined, work(512, 512))).toBe(8);
     expect(reportedBatchLimit(tenGb, work(1024, 1024, "other"))).toBe(4);
+  });
+});
+
+describe("the scheduler with the batches nodes report", () => {
+  it("sizes each device's tasks within what its node reports, and gives a device none of a size it cannot fit", () => {
+    // Two measured devices: a 10 GiB card that fits 1 image at 1024², a 4 GiB card that fits none.
+    const big: ModelBatchLimits[] = [{ model: "m", at512: 6, at768: 2, at1024: 1, learned: true }];
+    const small: ModelBatchLimits[] = [{ model: "m", at512: 1, at768: 0, at1024: 0, learned: true }];
+    const devices = [
+      device("n1", "g1", { batchLimit: (w) => reportedBatchLimit(big, w) }),
+      device("n2", "g2", { batchLimit: (w) => reportedBatchLimit(small, w) }),
+    ];
+    const decisions = schedule({
+      now: 0,
+      devices,
+      pending: images(6, W1024),
+      outstanding: [],
+      model: learned({ "n1/g1": 0.1, "n2/g2": 0.1 }, W1024),
+    });
+    expect(decisions.length).toBeGreaterThan(0);
+    expect(decisions.every((d) => d.deviceKey === "n1/g1" && d.images.length === 1)).toBe(true);
   });
 });
