@@ -2,8 +2,10 @@ import { EventEmitter } from "node:events";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import type { Logger } from "pino";
+import { DEMO_MODEL } from "../shared/constants";
 import { KilnError } from "../shared/errors";
-import type { JobSpecInput } from "../shared/job";
+import { img2imgJobProblem } from "../shared/img2img";
+import { DEFAULT_STRENGTH, type JobSpecInput } from "../shared/job";
 import type { NodeEvent } from "../shared/node-events";
 import type { ModelInfo } from "../shared/node-info";
 import type { ImageSummary, JobSummary, LibrarySettings, ModelLibrary, NodeSummary, UiEvent } from "../shared/ui-api";
@@ -291,7 +293,21 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
         [{ path: "initImage", message: "is not a stored init image" }],
       );
     }
+    if (input.initImage !== undefined) this.checkImg2img(input);
     return this.queue.submitJob(input);
+  }
+
+  /** Refuses, naming the field, an img2img job its model cannot start from an image for, or whose strength runs no step. */
+  private checkImg2img(input: JobSpecInput): void {
+    const name = input.model ?? DEMO_MODEL;
+    const info = this.fleet.models().get(name);
+    const steps = [
+      input.steps ?? info?.defaultSteps ?? 1,
+      ...[input.grid?.x, input.grid?.y].flatMap((axis) => (axis?.kind === "steps" ? axis.values : [])),
+    ];
+    const problem = img2imgJobProblem({ model: name, strength: input.strength ?? DEFAULT_STRENGTH, steps }, info);
+    if (problem)
+      throw new KilnError("E_BAD_REQUEST", `invalid job: ${problem.path}: ${problem.message}`, undefined, [problem]);
   }
 
   cancelJob(jobId: string): void {

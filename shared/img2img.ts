@@ -147,3 +147,26 @@ function resamplePass(src: Uint8Array, w: number, h: number, outSize: number, ho
 function clamp8(v: number): number {
   return v <= 0 ? 0 : v >= 255 ? 255 : Math.round(v);
 }
+
+/**
+ * Why an img2img job cannot run as asked, as the field to name; null when it
+ * can. `img2img` false: the model has no VAE encoder (undefined: not known yet,
+ * e.g. an older node; the node then says). Each step count is checked against
+ * the strength, so no image is sent only to fail.
+ */
+export function img2imgJobProblem(
+  job: { model: string; strength: number; steps: readonly number[] },
+  model: { img2img?: boolean } | undefined,
+): { path: string; message: string } | null {
+  if (model?.img2img === false) {
+    return { path: "initImage", message: `${job.model} cannot start from an image (its pack has no VAE encoder)` };
+  }
+  const none = job.steps.find((steps) => img2imgStart(steps, job.strength) === null);
+  if (none !== undefined) {
+    return {
+      path: "strength",
+      message: `${job.strength} of ${none} steps runs no step (int(steps × strength) is 0): raise strength or steps`,
+    };
+  }
+  return null;
+}

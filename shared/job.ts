@@ -79,6 +79,12 @@ export const JobSpec = z
      */
     transient: z.boolean().optional(),
     /**
+     * "efficient": favour the devices with the lowest learned energy per image,
+     * as long as the job's planned end moves by at most 10% (`--prefer efficient`).
+     * Absent or "speed": the soonest end, whatever it costs.
+     */
+    prefer: z.enum(["speed", "efficient"]).optional(),
+    /**
      * img2img: the init image by the sha256 of its PNG in the studio's init image
      * store (the app stores it first), the denoising strength (A1111's default
      * 0.75 when left out) and how it is fitted to each image's size (A1111's

@@ -24,6 +24,8 @@ export const ModelInfo = z.object({
   maxSteps: z.number().int().positive(),
   /** Width and height must be multiples of this. */
   sizeMultiple: z.number().int().positive().default(8),
+  /** Whether it can start from an image (img2img: the pack has a VAE encoder); absent from older nodes. */
+  img2img: z.boolean().optional(),
   /** Bytes of the model's files on the node (0 for models built in code). */
   sizeBytes: z.number().int().nonnegative().default(0),
   available: z.boolean(),

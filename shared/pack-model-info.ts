@@ -20,6 +20,8 @@ export const SAMPLER_NAMES: Record<ModelManifest["scheduler"]["kind"], string> =
 /** The parts of a pack's description that ModelInfo tells. */
 export type PackTraits = Pick<ModelManifest, "kind" | "description" | "defaults" | "limits"> & {
   scheduler: { kind: ModelManifest["scheduler"]["kind"] };
+  /** Present when the pack has an img2img encoder (an optimum export's vae_encoder/). */
+  vaeEncoder?: unknown;
 };
 
 export function packModelInfo(
@@ -42,6 +44,7 @@ export function packModelInfo(
     maxHeight: m.limits.maxHeight,
     maxSteps: m.limits.maxSteps,
     sizeMultiple: m.limits.sizeMultiple,
+    img2img: m.vaeEncoder !== undefined,
     sizeBytes: pack.sizeBytes,
     available: true,
     unavailableReason: null,

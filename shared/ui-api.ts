@@ -44,6 +44,10 @@ export const JobSummary = z.object({
   grid: z.object({ x: GridAxis, y: GridAxis.optional() }).nullable(),
   /** Who queued it when not a person in the app (the A1111 API and its client); absent for the app's own jobs. */
   source: JobSource.optional(),
+  /** What its stored images cost: joules, and how many of them had it measured (absent from older apps). */
+  energy: z.object({ joules: z.number().nonnegative(), images: z.number().int().nonnegative() }).optional(),
+  /** It asked for efficient devices (`--prefer efficient`). */
+  preferEfficient: z.boolean().optional(),
 });
 export type JobSummary = z.infer<typeof JobSummary>;
 

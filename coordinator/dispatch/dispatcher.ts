@@ -69,6 +69,8 @@ export class Dispatcher {
   readonly tasks = new TaskTracker();
   /** Tasks rebuilt from the ledger at start, not yet confirmed by their node. */
   private readonly restored = new Set<string>();
+  /** Job id → whether it prefers efficient devices. */
+  private readonly efficientJobs = new Map<string, boolean>();
   private graceUntil = 0;
   private stopped = false;
   /** Init images on their way to a node, by `${nodeId}/${sha256}`: tasks sent meanwhile wait for the same upload. */
@@ -317,6 +319,17 @@ export class Dispatcher {
     }
   }
 
+  /** Whether a job asked for efficient devices; read once per job (a job's spec never changes). */
+  private prefersEfficient(jobId: string): boolean {
+    let prefers = this.efficientJobs.get(jobId);
+    if (prefers === undefined) {
+      prefers = this.opts.ledger.job(jobId)?.spec.prefer === "efficient";
+      this.efficientJobs.set(jobId, prefers);
+      if (this.efficientJobs.size > 10_000) this.efficientJobs.delete(this.efficientJobs.keys().next().value as string);
+    }
+    return prefers;
+  }
+
   private dispatch(now: number): void {
     const devices = this.deviceViews(now);
     // Every decision fills a free pipeline slot; until a device with one is about to run dry, the queue is not even read.
@@ -331,6 +344,7 @@ export class Dispatcher {
       outstanding,
       model: this.opts.model,
       targetTaskSeconds: this.opts.targetTaskSeconds,
+      prefersEfficient: (jobId) => this.prefersEfficient(jobId),
     });
     this.send(decisions, now);
   }

@@ -134,7 +134,12 @@ export function libraryModelInfo(packDir: string, pack: LibraryPack): ModelInfo 
     lcm: schedulerKindOfClass(scheduler._class_name) === "lcm",
     sampleSize: unet.sample_size,
   });
-  return packModelInfo({ kind, ...traits, scheduler: { kind: schedulerKindOfClass(scheduler._class_name) } }, pack);
+  // As a node's optimum reader: img2img where the export has vae_encoder/.
+  const encoder = existsSync(join(packDir, "vae_encoder", "model.onnx")) ? { vaeEncoder: true } : {};
+  return packModelInfo(
+    { kind, ...traits, scheduler: { kind: schedulerKindOfClass(scheduler._class_name) }, ...encoder },
+    pack,
+  );
 }
 
 /** The pack's name and kind, and what makes it unusable when something does (name and kind are still shown). */

@@ -210,6 +210,8 @@ export class QueueCommands {
       stalled: job.counts.queued > 0 && working.size === 0 ? this.stallReason(work, devices) : null,
       grid: spec.grid ? { x: spec.grid.x, ...(spec.grid.y ? { y: spec.grid.y } : {}) } : null,
       ...(spec.source ? { source: spec.source } : {}),
+      energy: this.opts.ledger.energy.of(job.id),
+      ...(spec.prefer === "efficient" ? { preferEfficient: true } : {}),
     };
   }
 

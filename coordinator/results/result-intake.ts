@@ -168,7 +168,15 @@ export class ResultIntake {
     });
     const outcome = ledger.completeImage(
       attemptId,
-      { path, sha256: event.sha256, bytes: png.length, nodeId: node.id, device: event.device, timings: event.timings },
+      {
+        path,
+        sha256: event.sha256,
+        bytes: png.length,
+        nodeId: node.id,
+        device: event.device,
+        // The node's record of the image: where its time went and, where measured, its energy.
+        timings: event.energy ? { ...event.timings, energyJ: event.energy.energyJ } : event.timings,
+      },
       clock.now(),
     );
     if (!outcome.accepted) {
@@ -177,6 +185,10 @@ export class ResultIntake {
       return;
     }
     this.opts.model.observe(`${node.id}/${event.device}`, task.work, event.timings.inferenceMs / 1000);
+    if (event.energy) {
+      this.opts.model.energy.observe(`${node.id}/${event.device}`, task.work, event.energy.energyJ);
+      ledger.energy.stored(image.jobId, event.energy.energyJ);
+    }
     ledger.recordNodeSuccess(node.id, task.work.model);
     for (const twin of outcome.twins) dispatcher.closeTwin(twin.attemptId, twin.taskId);
     const done = ledger.image(image.id);

@@ -84,6 +84,8 @@ export interface ScheduleInput<P extends PendingImage = PendingImage, O extends 
   model: ThroughputModel;
   /** A micro-batch is sized to about this much work on its device, in seconds. */
   targetTaskSeconds?: number;
+  /** Whether a job asked for efficient devices (`--prefer efficient`); none did when absent. */
+  prefersEfficient?: (jobId: string) => boolean;
 }
 
 export type Decision<P extends PendingImage = PendingImage, O extends OutstandingImage = OutstandingImage> =

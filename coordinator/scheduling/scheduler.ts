@@ -1,5 +1,6 @@
 import { DeviceSpeed, type DeviceState } from "./device-state";
 import { walkTimeline } from "./device-timeline";
+import { EfficientPlan } from "./efficient-placement";
 import { batchSize, PendingQueue } from "./micro-batch";
 import type { Decision, OutstandingImage, PendingImage, ScheduleInput } from "./schedule-input";
 import { StalledImages } from "./stalled-images";
@@ -38,7 +39,11 @@ const DEFAULT_TARGET_TASK_SECONDS = 2;
  * - near the end of the queue a device takes only what it can finish by the
  *   farm's expected drain time, so the last images go to whoever ends them first;
  * - a stalled device gets nothing and its images run again elsewhere first;
- * - devices left with nothing to take re-run the tail (see duplicateTail).
+ * - devices left with nothing to take re-run the tail (see duplicateTail);
+ * - a job that prefers efficient devices goes to those with the least learned
+ *   energy per image first, as long as its planned end moves by at most 10%
+ *   (see EfficientPlan); a device it leaves out waits (held back) rather than
+ *   take images of the jobs behind it out of turn.
  * Devices not accepting (lost, draining, backing off after a 429), blocklisted
  * for a model or without it get nothing for it. Cost per pass is about devices +
  * pending + decisions × batch lookahead, never devices × pending.
@@ -65,7 +70,27 @@ export function schedule<P extends PendingImage, O extends OutstandingImage>(
   }
   const rescue = stalled.size > 0 ? new StalledImages(input.outstanding, stalled) : null;
   const gate = new TailGate(devices, queue, pending[0], model, nowS);
-  const sizeFor = (device: DeviceState, work: WorkKey): { size: number; secondsPerImage: number } => {
+  const plans = new Map<string, EfficientPlan>();
+  /** The plan of an efficient job, made on first need in the pass from its images in the window. */
+  const planFor = (head: P): EfficientPlan => {
+    let plan = plans.get(head.jobId);
+    if (!plan) {
+      let images = 0;
+      for (const image of pending) if (image.jobId === head.jobId) images++;
+      const able = devices.filter(
+        (d) =>
+          d.view.models.includes(head.model) && !d.view.blockedModels.has(head.model) && d.view.batchLimit(head) > 0,
+      );
+      const measured = (d: DeviceState) => {
+        const basis = model.estimate(d.view.key, head).basis;
+        return basis === "measured" || basis === "scaled";
+      };
+      plan = new EfficientPlan(able, head, images, model.energy, measured, nowS);
+      plans.set(head.jobId, plan);
+    }
+    return plan;
+  };
+  const sizeFor = (device: DeviceState, work: WorkKey, gated = true): { size: number; secondsPerImage: number } => {
     const estimate = model.estimate(device.view.key, work);
     // Batches are sized on the device's own speed; when they end depends on the share we get of it.
     const elapsedPerImage = estimate.secondsPerImage / device.view.share;
@@ -81,6 +106,8 @@ export function schedule<P extends PendingImage, O extends OutstandingImage>(
       room: Number.POSITIVE_INFINITY,
     };
     const wanted = batchSize(sizing);
+    // An efficient job's plan already keeps each device within the job's planned end.
+    if (!gated) return { size: wanted, secondsPerImage: elapsedPerImage };
     sizing.room = gate.room(device.readyAt, device.readyAt + wanted * elapsedPerImage);
     let size = sizing.room === Number.POSITIVE_INFINITY ? wanted : batchSize(sizing);
     if (size === 0 && gate.soonestFor(work, device.readyAt + elapsedPerImage)) size = 1;
@@ -103,9 +130,16 @@ export function schedule<P extends PendingImage, O extends OutstandingImage>(
     }
     const first = queue.remaining > 0 ? queue.firstFor(device.view) : -1;
     if (first < 0) return null;
-    const { size, secondsPerImage } = sizeFor(device, pending[first] as P);
+    const head = pending[first] as P;
+    const plan = input.prefersEfficient?.(head.jobId) ? planFor(head) : null;
+    const room = plan ? plan.room(device) : Number.POSITIVE_INFINITY;
+    if (room === 0) return "held back";
+    const sized = sizeFor(device, head, plan === null);
+    const { secondsPerImage } = sized;
+    const size = Math.min(sized.size, room);
     if (size === 0) return "held back";
     const images = queue.take(first, size);
+    plan?.took(device, images.length);
     return {
       decision: { kind: "assign", deviceKey: device.view.key, images },
       seconds: images.length * secondsPerImage,

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { EnergyModel } from "./energy-model";
 import { type WorkKey, workUnits } from "./work-key";
 
 export type { WorkKey } from "./work-key";
@@ -82,6 +83,8 @@ export class ThroughputModel {
   private readonly devices = new Map<string, Map<string, ModelKnowledge>>();
   /** Per model, over devices: sum of their seconds per pixel-step and how many. The prior of a device new to it. */
   private readonly farm = new Map<string, { sum: number; devices: number }>();
+  /** What each device's images cost in energy, learned alongside their seconds (not saved: a few images relearn it). */
+  readonly energy = new EnergyModel();
 
   observe(deviceKey: string, work: WorkKey, secondsPerImage: number): void {
     if (!(secondsPerImage > 0 && Number.isFinite(secondsPerImage))) return;

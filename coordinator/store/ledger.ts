@@ -14,6 +14,7 @@ import { Blocklist, type BlocklistEntry } from "./blocklist";
 import { statement, writeTransaction } from "./database";
 import { EventLog, type EventRow } from "./event-log";
 import { newId } from "./ids";
+import { JobEnergyBook } from "./job-energy";
 import { NodeRegistry, type NodeRow, type NodeSighting } from "./node-registry";
 import {
   type AttemptRef,
@@ -80,6 +81,8 @@ export class Ledger {
   private readonly registry: NodeRegistry;
   private readonly health: Blocklist;
   private readonly events: EventLog;
+  /** Each job's energy, from its stored images. */
+  readonly energy: JobEnergyBook;
   /**
    * The last runnableImages answer, kept while nothing but this ledger's own
    * startAttempts changed the queue (it takes what it starts out). The dispatch
@@ -93,6 +96,7 @@ export class Ledger {
     this.registry = new NodeRegistry(db);
     this.health = new Blocklist(db);
     this.events = new EventLog(db);
+    this.energy = new JobEnergyBook(db);
   }
 
   // ── jobs ────────────────────────────────────────────────────────────────

@@ -1,5 +1,6 @@
 import { memo } from "react";
 import type { Backend, DeviceInfo } from "../../shared/device";
+import { energyReading, energyTitle } from "../model/device-energy";
 import { sharingText } from "../model/device-sharing";
 import { yieldText } from "../model/device-yield";
 import { useFarmStore } from "../stores/farm-store";
@@ -103,6 +104,10 @@ export const DeviceCard = memo(function DeviceCard({ device, nodeLost, nodeName,
         <div className="reading">
           <dt>Power</dt>
           <dd>{reading(device.powerW, "W")}</dd>
+        </div>
+        <div className="reading">
+          <dt>Energy</dt>
+          <dd title={energyTitle(device)}>{energyReading(device)}</dd>
         </div>
         <div className="reading">
           <dt>Queue</dt>

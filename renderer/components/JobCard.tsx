@@ -1,5 +1,6 @@
 import { type DragEvent, memo, useState } from "react";
 import { useShallow } from "zustand/react/shallow";
+import { energySummary } from "../../shared/energy-text";
 import type { JobSummary } from "../../shared/ui-api";
 import { useActions } from "../api/actions-context";
 import { deviceNames } from "../model/device-names";
@@ -48,6 +49,7 @@ export const JobCard = memo(function JobCard({ job, first, last }: Props) {
     }),
   );
   const { total, done, failed, cancelled } = job.counts;
+  const energy = job.energy ? energySummary(job.energy) : null;
   const nameId = `job-${job.id}-name`;
 
   function where(e: DragEvent<HTMLElement>): "before" | "after" {
@@ -107,6 +109,7 @@ export const JobCard = memo(function JobCard({ job, first, last }: Props) {
             {failed > 0 ? ` · ${failed} failed` : ""}
             {cancelled > 0 ? ` · ${cancelled} cancelled` : ""}
             {!finished && job.etaS !== null && job.etaS > 0 ? ` · ${etaText(job.etaS)} left` : ""}
+            {energy ? ` · ${energy}` : ""}
           </span>
         </div>
         {!finished && <ImageStepList jobId={job.id} />}

@@ -240,6 +240,16 @@ export function PromptForm() {
         onBlur={() => touch("grid")}
       />
 
+      <label className="checkbox prefer-efficient">
+        <input
+          type="checkbox"
+          checked={draft.preferEfficient}
+          onChange={(e) => edit({ preferEfficient: e.target.checked })}
+        />
+        Prefer efficient devices
+        <span className="hint"> (less energy per image; ends at most 10% later)</span>
+      </label>
+
       {formError && (
         <p className="form-error" role="alert">
           {formError}

@@ -107,6 +107,7 @@ export function checkDraft(draft: PromptDraft, models: ModelInfo[]): DraftCheck 
     ...(cfg !== undefined ? { guidance: cfg } : {}),
     ...(seed !== undefined ? { seed: seed as number } : {}),
     ...(grid ? { grid } : {}),
+    ...(draft.preferEfficient ? { prefer: "efficient" as const } : {}),
   };
   return { spec, errors, images, grid };
 }

@@ -20,6 +20,8 @@ export interface PromptDraft {
   count: string;
   gridEnabled: boolean;
   grid: string;
+  /** Favour devices with less energy per image, the job ending at most 10% later. */
+  preferEfficient: boolean;
 }
 
 export type FormField =
@@ -66,6 +68,7 @@ const FIELD_OF: Record<keyof PromptDraft, FormField> = {
   count: "count",
   gridEnabled: "grid",
   grid: "grid",
+  preferEfficient: "count",
 };
 
 export function draftFromPreferences(p: Preferences, seed: number): PromptDraft {
@@ -83,6 +86,7 @@ export function draftFromPreferences(p: Preferences, seed: number): PromptDraft 
     count: String(p.count),
     gridEnabled: false,
     grid: "",
+    preferEfficient: false,
   };
 }
 

@@ -74,6 +74,8 @@ export interface KilnRunResult {
   warnings: Map<string, number>;
   /** Real seconds the run took. */
   wallS: number;
+  /** Joules above idle the farm's devices spent on the run's images, duplicates included (farms with a power model). */
+  energyJ: number;
 }
 
 const pngs = new PlainPngs();
@@ -98,6 +100,7 @@ export async function runKiln(opts: KilnRunOptions): Promise<KilnRunResult> {
         batchLimit: d.batchLimit,
         play: (work, images, startS, k) => farm.play(d, work, images, startS, k),
         sharedAt: (t) => farm.sharedAt(d, t),
+        ...(d.power ? { power: d.power } : {}),
       })),
       clock,
       originMs: ORIGIN_MS,
@@ -133,6 +136,7 @@ export async function runKiln(opts: KilnRunOptions): Promise<KilnRunResult> {
     imagesByDevice: new Map(),
     warnings: logged.warnings,
     wallS: 0,
+    energyJ: 0,
   };
   try {
     await coordinator.start();
@@ -166,6 +170,7 @@ export async function runKiln(opts: KilnRunOptions): Promise<KilnRunResult> {
           steps: job.work.steps,
           count: job.count,
           seed: 1,
+          ...(job.prefer ? { prefer: job.prefer } : {}),
         }).jobId,
     );
     let nextCheck = ORIGIN_MS;
@@ -206,6 +211,7 @@ export async function runKiln(opts: KilnRunOptions): Promise<KilnRunResult> {
     rmSync(outputDir, { recursive: true, force: true });
   }
   result.duplicatedImages = logged.tailReruns;
+  result.energyJ = addresses.reduce((sum, a) => sum + a.node.energyJ, 0);
   result.wallS = (performance.now() - started) / 1000;
   return result;
 }

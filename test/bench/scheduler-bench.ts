@@ -11,6 +11,10 @@
  * decisions per second (its ticks: reading the queue, schedule(), recording the
  * attempts in SQLite, sending to the links) and its RSS with 100,000 images
  * queued and being dispatched (coordinator-rss.ts, in its own process).
+ * Energy-aware placement: one job on the energy farm (current and older cards
+ * mixed) with `prefer: "efficient"` and without; the ratios of the energy its
+ * devices spent (duplicates included) and of its makespan (targets <= 0.90 and
+ * <= 1.10).
  *
  * `--smoke` (or KILN_BENCH_SMOKE=1): the same code on farms of 4 nodes × 2
  * devices and a few hundred images, in seconds; figures printed, not judged.
@@ -21,6 +25,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { type KilnRunResult, runKiln } from "./kiln-simulation";
 import { runPlainPull } from "./plain-pull-simulation";
 import {
+  ENERGY_FARM,
   expandJobs,
   Farm,
   type FarmSpec,
@@ -142,6 +147,12 @@ async function main(): Promise<void> {
   const longImages = expandJobs(long);
   const longIdeal = today.ideal(longImages);
   const longRun = await runKiln({ farm: today, jobs: long });
+  const energyFarm = farmOf(ENERGY_FARM, size);
+  const energyJob = job("job-e", size.images, 512);
+  const plainEnergy = await runKiln({ farm: energyFarm, jobs: [energyJob] });
+  const efficient = await runKiln({ farm: energyFarm, jobs: [{ ...energyJob, prefer: "efficient" }] });
+  const energyRatio = efficient.energyJ / plainEnergy.energyJ;
+  const makespanRatio = efficient.makespanS / plainEnergy.makespanS;
 
   const cell = (x: number, width: number) => x.toFixed(3).padStart(width);
   console.log(`makespan ÷ ideal (total work ÷ capacity actually available); lease ${LEASE_S} s`);
@@ -158,12 +169,19 @@ async function main(): Promise<void> {
   console.log(
     `${`today's farm, ${size.long} × 512²`.padEnd(52)}${cell(longRun.makespanS / longIdeal, 7)}   (no scheduler running whole images below ${bound.toFixed(3)})`,
   );
+  const wh = (j: number) => (j / 3600).toFixed(1);
+  console.log(
+    `energy farm (${size.nodes} nodes × ${size.gpusPerNode}, 220 W and 420 W cards), ${size.images} × 512²: ` +
+      `--prefer efficient ${wh(efficient.energyJ)} Wh in ${efficient.makespanS.toFixed(2)} s, ` +
+      `without ${wh(plainEnergy.energyJ)} Wh in ${plainEnergy.makespanS.toFixed(2)} s: ` +
+      `energy ${energyRatio.toFixed(3)}× (target <= 0.90), makespan ${makespanRatio.toFixed(3)}× (target <= 1.10)`,
+  );
   const spreadToday = benchmarkSpread(today);
   const spreadHard = benchmarkSpread(hard);
   console.log(
     `weighted split's one-time benchmark: run-to-run spread of a device's measured speed ${(100 * spreadToday).toFixed(1)}% (today's), ${(100 * spreadHard).toFixed(1)}% (hard)`,
   );
-  const kilnRuns = [...Object.values(runs).map((r) => r.kiln), longRun];
+  const kilnRuns = [...Object.values(runs).map((r) => r.kiln), longRun, plainEnergy, efficient];
   const decisions = kilnRuns.reduce((s, r) => s + r.decisions, 0);
   const tickMs = kilnRuns.reduce((s, r) => s + r.tickMs, 0);
   const tickCpuMs = kilnRuns.reduce((s, r) => s + r.tickCpuMs, 0);
@@ -219,6 +237,8 @@ async function main(): Promise<void> {
       decisions_per_s: Math.round(decisions / (tickMs / 1000)),
       decisions_per_cpu_s: Math.round(decisions / (tickCpuMs / 1000)),
       rss_mb_100k_queued: rss.rss_mb_queued,
+      energy_wh_ratio_efficient: round(energyRatio),
+      makespan_ratio_efficient: round(makespanRatio),
     }),
   );
 }

@@ -48,6 +48,13 @@ export interface FarmSpec {
   };
   /** One of the fastest devices shared with another studio app of equal weight from fromS to toS. */
   sharing?: { fromS: number; toS: number };
+  /**
+   * Board power: the faster half of the speed range are current cards (busy at
+   * `efficientW`), the slower half older ones (busy at `inefficientW`), as on a
+   * farm grown over the years; all idle at `idleW`. Energy per image is then
+   * (busy − idle) × seconds per image: power and speed both count.
+   */
+  power?: { efficientW: number; inefficientW: number; idleW: number };
 }
 
 export const TODAYS_FARM: FarmSpec = {
@@ -75,6 +82,20 @@ export const HARD_FARM: FarmSpec = {
   sharing: { fromS: 8, toS: 28 },
 };
 
+/**
+ * The energy farm: today's farm's speeds (1–8× by node, ±5% noise), its faster
+ * half current cards drawing 220 W busy, its slower half older ones drawing
+ * 420 W, all 40 W idle: an image costs 11 J on the fastest, 190 J on the
+ * slowest, whose few images per second cost the most.
+ */
+export const ENERGY_FARM: FarmSpec = {
+  ...TODAYS_FARM,
+  name: "energy farm",
+  nodes: 16,
+  gpusPerNode: 2,
+  power: { efficientW: 220, inefficientW: 420, idleW: 40 },
+};
+
 export interface SimDevice {
   nodeId: string;
   uuid: string;
@@ -84,6 +105,8 @@ export interface SimDevice {
   index: number;
   /** Relative speed: 1 = the farm's secondsPerImage per 512² image. */
   speed: number;
+  /** Its draw busy and idle, watts; absent on farms without a power model (their nodes measure none). */
+  power?: { busyW: number; idleW: number };
   batchLimit(work: WorkKey): number;
 }
 
@@ -99,6 +122,8 @@ export interface SimJob {
   id: string;
   count: number;
   work: WorkKey;
+  /** The job's `prefer` option (shared/job.ts). */
+  prefer?: "speed" | "efficient";
 }
 
 export interface SimImage {
@@ -174,6 +199,17 @@ export class Farm {
           key: `${id}/${uuid}`,
           index,
           speed: speeds[spec.speedsPer === "node" ? n : index] as number,
+          ...(spec.power
+            ? {
+                power: {
+                  busyW:
+                    (speeds[spec.speedsPer === "node" ? n : index] as number) >= 4.5
+                      ? spec.power.efficientW
+                      : spec.power.inefficientW,
+                  idleW: spec.power.idleW,
+                },
+              }
+            : {}),
           batchLimit: (work) => {
             const start = startingBatchLimit(work.width, work.height);
             return smallCards ? Math.max(1, Math.floor(start / 4)) : start;

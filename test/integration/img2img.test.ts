@@ -111,6 +111,12 @@ describe("img2img on a node", () => {
     const hash = sha256(png);
     const init = { sha256: hash, strength: 0.5, resizeMode: "crop" as const };
 
+    const models = (await (await api(node).get("/v1/node")).json()) as {
+      models: { name: string; img2img?: boolean }[];
+    };
+    const img2img = new Map(models.models.map((m) => [m.name, m.img2img]));
+    expect([img2img.get(TINY_PACKS.sd), img2img.get(TINY_PACKS.sdxl)]).toEqual([true, false]);
+
     const missing = await api(node).submit(task(init));
     expect(missing.status).toBe(409);
     expect(await missing.json()).toMatchObject({ error: { code: "E_INIT_IMAGE_MISSING", details: { sha256: hash } } });
@@ -221,6 +227,45 @@ describe("kiln render --init-image", () => {
     expect(node.logs.filter(stored)).toHaveLength(1);
     expect(readdirSync(join(node.stateDir, "init-images"))).toContain(`${sha256(png)}.png`);
   }, 200_000);
+
+  it("refuses before queueing a model without a VAE encoder, or a strength that runs no step, naming the field", () => {
+    const file = join(dir, "in.png");
+    const run = (model: string, strength: string) =>
+      spawnSync(
+        process.execPath,
+        [
+          KILN,
+          "render",
+          "x",
+          "--init-image",
+          file,
+          "--strength",
+          strength,
+          "--model",
+          model,
+          "--steps",
+          "4",
+          "--size",
+          "256x256",
+          "--no-local",
+          "--node",
+          `127.0.0.1:${node.port}`,
+          "--token",
+          node.token,
+          "--trust-first-use",
+          "--data-dir",
+          join(dir, "data3"),
+          "--no-discovery",
+        ],
+        { encoding: "utf8", timeout: 60_000 },
+      );
+    const sdxl = run(TINY_PACKS.sdxl, "0.5");
+    expect(sdxl.status).not.toBe(0);
+    expect(sdxl.stderr).toMatch(/initImage: .* cannot start from an image \(its pack has no VAE encoder\)/);
+    const low = run(TINY_PACKS.sd, "0.2");
+    expect(low.status).not.toBe(0);
+    expect(low.stderr).toMatch(/strength: 0.2 of 4 steps runs no step/);
+  });
 
   it("refuses --strength without --init-image", () => {
     const result = spawnSync(

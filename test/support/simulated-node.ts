@@ -26,6 +26,8 @@ export interface SimulatedDevice {
   play(work: WorkKey, images: number, startS: number, k: number): BatchPlay;
   /** Whether another studio app has work queued on the device at t (the node's fair queue then alternates). */
   sharedAt(tS: number): boolean;
+  /** Its draw busy and idle, watts: the node then measures each image's energy, as a real node does. Absent: none. */
+  power?: { busyW: number; idleW: number };
 }
 
 export interface SimulatedNodeOptions {
@@ -78,6 +80,9 @@ interface DeviceRun {
   recent: number[];
   current: "self" | "other" | null;
   busyMs: { self: number; other: number };
+  /** Joules above idle of every image it rendered (duplicates included) and how many. */
+  energyJ: number;
+  energyImages: number;
 }
 
 const QUEUE_LIMIT = 4;
@@ -118,6 +123,8 @@ export class SimulatedNode {
       recent: [],
       current: null,
       busyMs: { self: 0, other: 0 },
+      energyJ: 0,
+      energyImages: 0,
     }));
     opts.clock.setTimeout(() => {
       this.telemetry = opts.clock.setInterval(() => this.publishTelemetry(), 1000);
@@ -127,6 +134,11 @@ export class SimulatedNode {
 
   get id(): string {
     return this.opts.id;
+  }
+
+  /** Joules above idle its devices spent on the images they rendered, duplicates included. */
+  get energyJ(): number {
+    return this.devices.reduce((sum, d) => sum + d.energyJ, 0);
   }
 
   /** From now on the node is gone: nothing it was doing finishes, nothing it says arrives. */
@@ -305,6 +317,15 @@ export class SimulatedNode {
     device.busyMs.self += renderMs;
     this.images.set(image.id, { width: work.width, height: work.height });
     const png = this.opts.pngs.get(work.width, work.height);
+    const power = device.spec.power;
+    // As a real node charges it: the image's time at the device's draw above idle.
+    const energy = power
+      ? { energyJ: ((power.busyW - power.idleW) * renderMs) / 1000, avgPowerW: power.busyW }
+      : undefined;
+    if (energy) {
+      device.energyJ += energy.energyJ;
+      device.energyImages++;
+    }
     const totalMs = now - task.acceptedAtMs;
     this.send({
       type: "image.ready",
@@ -319,6 +340,7 @@ export class SimulatedNode {
       seed: image.seed,
       device: device.spec.uuid,
       timings: { queuedMs: Math.max(0, totalMs - renderMs), inferenceMs: renderMs, ortMs: 0, encodeMs: 0, totalMs },
+      ...(energy ? { energy } : {}),
     });
   }
 
@@ -374,7 +396,7 @@ export class SimulatedNode {
         vramUsedMb: Math.round(vram * (busy ? 0.7 : 0.2)),
         utilizationPct: busy ? 97 : 0,
         temperatureC: busy ? 74 : 41,
-        powerW: null,
+        powerW: d.spec.power ? (busy ? d.spec.power.busyW : d.spec.power.idleW) : null,
         uuid: d.spec.uuid,
         index: d.index,
         name: d.spec.name,
@@ -389,6 +411,18 @@ export class SimulatedNode {
         imagesPerSec: d.recent.length / 60,
         loadedModels: [],
         sharing: this.sharing(d, now),
+        ...(d.spec.power
+          ? {
+              energy: {
+                source: "simulated" as const,
+                totalJ: d.energyJ,
+                imagesJ: d.energyJ,
+                images: d.energyImages,
+                whPerImage: d.energyImages > 0 ? d.energyJ / d.energyImages / 3600 : null,
+                idlePowerW: d.spec.power.idleW,
+              },
+            }
+          : {}),
       };
     });
   }

@@ -1,6 +1,13 @@
 import { describe, expect, it } from "vitest";
 import { sameWork } from "../../../coordinator/scheduling/work-key";
-import { fitInitImage, InitImageRef, img2imgStart, type RgbImage, resizeLanczos } from "../../../shared/img2img";
+import {
+  fitInitImage,
+  InitImageRef,
+  img2imgJobProblem,
+  img2imgStart,
+  type RgbImage,
+  resizeLanczos,
+} from "../../../shared/img2img";
 import { JobSpec, jobInitImage } from "../../../shared/job";
 
 /** A picture whose every pixel is one colour. */
@@ -61,6 +68,18 @@ describe("img2img jobs", () => {
     expect(JobSpec.safeParse({ prompts: ["x"], initImage: sha256, strength: 2 }).error?.issues[0]?.path).toEqual([
       "strength",
     ]);
+  });
+
+  it("are refused, naming the field, for a model without a VAE encoder or a strength that runs no step", () => {
+    expect(img2imgJobProblem({ model: "sdxl", strength: 0.5, steps: [20] }, { img2img: false })?.path).toBe(
+      "initImage",
+    );
+    expect(img2imgJobProblem({ model: "sd", strength: 0.05, steps: [30, 10] }, { img2img: true })).toEqual({
+      path: "strength",
+      message: "0.05 of 10 steps runs no step (int(steps × strength) is 0): raise strength or steps",
+    });
+    // A node that does not say (an older one) is left to answer for itself.
+    expect(img2imgJobProblem({ model: "sd", strength: 0.5, steps: [20] }, undefined)).toBeNull();
   });
 
   it("never share a task with images of another init image or with text-to-image ones", () => {
