@@ -41,6 +41,7 @@ import { type PackEntry, scanModelPacks } from "./models/model-packs";
 import { HASH_CACHE_FILE, PackHasher } from "./models/pack-hash";
 import { PackSourceBook } from "./models/pack-sources";
 import { PushStaging } from "./models/push-staging";
+import { LearnedMemoryFile } from "./scheduling/learned-memory-file";
 import { StateDir } from "./state-dir";
 import { TaskRegistry, type TaskSource } from "./task-registry";
 import { KILN_VERSION } from "./version";
@@ -207,8 +208,9 @@ export class Daemon implements NodeService {
           emit: (event) => this.onEvent(event),
           describeClient: (client) => this.describeClient(client),
           metrics: this.metrics,
-          batchEnergy: (fromMs, toMs, images) => this.power?.chargeBatch(device.uuid, fromMs, toMs, images) ?? null,
           memoryUsedMb: () => this.gpuTelemetry?.latest(device.uuid)?.readings.vramUsedMb ?? null,
+          learnedMemory: new LearnedMemoryFile(this.state, device.uuid),
+          batchEnergy: (fromMs, toMs, images) => this.power?.chargeBatch(device.uuid, fromMs, toMs, images) ?? null,
           log,
         }),
       );

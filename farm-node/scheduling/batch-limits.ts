@@ -132,6 +132,20 @@ export class BatchLimits {
     );
   }
 
+  /** What the device has seen of a model, to keep across restarts (learned-memory-file.ts). */
+  observations(model: string): { peaks: MemoryPeak[]; failures: MemoryFailure[] } | null {
+    const seen = this.seen.get(model);
+    return seen ? { peaks: [...seen.peaks], failures: [...seen.failures] } : null;
+  }
+
+  /** Takes back what an earlier run of the node saw of a model (the same pack on the same device). */
+  restore(model: string, observed: { peaks: readonly MemoryPeak[]; failures: readonly MemoryFailure[] }): void {
+    const seen = this.seenOf(model);
+    seen.peaks = [...observed.peaks, ...seen.peaks].slice(-MAX_KEPT);
+    seen.failures = [...observed.failures, ...seen.failures].slice(-MAX_KEPT);
+    seen.profile = null;
+  }
+
   private seenOf(model: string): Seen {
     let seen = this.seen.get(model);
     if (!seen) {

@@ -13,6 +13,7 @@ import type { InventoryDevice } from "../devices/device-inventory";
 import type { NodeMetrics } from "../metrics";
 import { BatchLimits, DEFAULT_MEMORY_PROFILE } from "../scheduling/batch-limits";
 import { ClientShares } from "../scheduling/client-shares";
+import type { LearnedMemoryFile } from "../scheduling/learned-memory-file";
 import { needMb } from "../scheduling/memory-model";
 import { taskDeadlineMs } from "../scheduling/task-deadline";
 import { ThroughputWindow } from "../scheduling/throughput-window";
@@ -95,6 +96,8 @@ export interface DeviceRunnerOptions {
   log: Logger;
   /** The device's memory in use now (MiB), where something reads it (nvidia-smi): peaks for the memory model. */
   memoryUsedMb?: () => number | null;
+  /** Where what the device learned of its packs' memory is kept across restarts. */
+  learnedMemory?: LearnedMemoryFile;
 }
 
 /**
@@ -128,6 +131,8 @@ export class DeviceRunner {
   private restartDelayMs = 250;
   private stopping = false;
   private readonly limits: BatchLimits;
+  /** Packs whose memory an earlier run learned, taken back once the worker names its models. */
+  private learnedBefore: ReturnType<LearnedMemoryFile["load"]> | null = null;
   private readyWaiters: Array<() => void> = [];
   private idleWaiters: Array<() => void> = [];
 
@@ -353,6 +358,7 @@ export class DeviceRunner {
     if (message.type === "ready") {
       this.backend = message.backend;
       this.models = message.models;
+      this.restoreLearnedMemory();
       this.state = "ready";
       this.opts.log.info(
         {
@@ -411,6 +417,7 @@ export class DeviceRunner {
         if (batch?.peakMb != null) {
           const { model, width, height } = active.task;
           this.limits.observePeak(model, width, height, batch.images.length, batch.peakMb);
+          this.saveLearnedMemory();
         }
         if (active.remaining.length === 0 && !this.inflight.some((b) => b.active === active)) {
           this.report(active, { type: "task.done", at: now(), taskId: active.task.id, device: this.device.uuid });
@@ -477,6 +484,7 @@ export class DeviceRunner {
       const current = batch.images.length <= this.limits.limit(model, width, height);
       // The memory model learns the bound first, so every size's next batch is sized past it; halving is the last resort.
       this.limits.observeFailure(model, width, height, batch.images.length);
+      this.saveLearnedMemory();
       if (current) {
         const next = this.limits.halve(model, width, height, batch.images.length);
         this.opts.log.warn(
@@ -489,6 +497,7 @@ export class DeviceRunner {
       if (code === "E_OOM" && batch) {
         const { model, width, height } = active.task;
         this.limits.observeFailure(model, width, height, batch.images.length);
+        this.saveLearnedMemory();
       }
       this.fail(active, code, message);
     }
@@ -712,6 +721,28 @@ export class DeviceRunner {
     void worker
       .stop(2000)
       .then(() => this.opts.log.info({ device: this.device.uuid }, "worker stopped, model unloaded"));
+  }
+
+  /** Once per process: what an earlier run learned of the same packs (same name and hash) on this device. */
+  private restoreLearnedMemory(): void {
+    this.learnedBefore ??= this.opts.learnedMemory?.load() ?? [];
+    for (const saved of this.learnedBefore.splice(0)) {
+      if (this.models.some((m) => m.name === saved.model && m.hash === saved.hash))
+        this.limits.restore(saved.model, saved);
+    }
+  }
+
+  private saveLearnedMemory(): void {
+    if (!this.opts.learnedMemory) return;
+    const packs = this.models.flatMap((m) => {
+      const observed = this.limits.observations(m.name);
+      return observed ? [{ model: m.name, hash: m.hash, ...observed }] : [];
+    });
+    try {
+      this.opts.learnedMemory.save(packs);
+    } catch (error) {
+      this.opts.log.warn({ err: error, device: this.device.uuid }, "could not keep what the device learned of memory");
+    }
   }
 
   /** The rendering batch's peak so far, from the device's memory reading (nvidia-smi, read once a second). */

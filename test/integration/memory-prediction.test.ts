@@ -62,6 +62,12 @@ describe("out-of-memory predicted (real kiln-node, simulated GPU)", () => {
     expect(halvings(n)).toHaveLength(1);
     expect(events.events.filter((e) => e.type === "task.failed")).toEqual([]);
     events.close();
+
+    // Restarted on its state dir, the node still knows: no out-of-memory to learn it again.
+    await n.stop();
+    const again = await startNode(["--simulate", "1x10GB@40"], { stateDir: n.stateDir, token: n.token });
+    running.push(again);
+    expect(await demoLimits(again)).toEqual({ model: "kiln-demo", at512: 6, at768: 2, at1024: 1, learned: true });
   });
 
   it("refuses a size no batch of 1 can fit, naming the size and the memory, once the GPU has shown it", async () => {
