@@ -52,6 +52,8 @@ const FIXTURES = [
     title: "the tiny SDXL-shaped pack (StableDiffusionXLPipeline)",
     dir: join(import.meta.dirname, "../fixtures/diffusers-parity/sdxl"),
     basePack: "tiny-sdxl-euler",
+    /** StableDiffusionXLImg2ImgPipeline's pictures. */
+    img2img: "img2img-cases.json",
   },
 ];
 
