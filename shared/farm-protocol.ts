@@ -3,6 +3,7 @@ import { NODE_API_PREFIX } from "./constants";
 import { NodeDevices } from "./device";
 import { ErrorCode } from "./errors";
 import { SafeId } from "./ids";
+import { ImageEnergy } from "./image-energy";
 import { PushPackName, Sha256Hex } from "./model-push";
 import { CompletedImageIds, NodeMessage } from "./node-events";
 import { Fingerprint, ModelInfo } from "./node-info";
@@ -188,6 +189,8 @@ export const FarmAnnouncement = z.discriminatedUnion("type", [
     height: z.number().int().positive(),
     seed: z.number().int().nonnegative(),
     timings: ImageTimings,
+    /** Its share of its batch's energy above idle; absent where the node measures none. */
+    energy: ImageEnergy.nullable().optional(),
   }),
   z.object({ ...announced, type: z.literal("task.done") }),
   z.object({

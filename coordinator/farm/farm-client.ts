@@ -338,6 +338,7 @@ export class FarmClient extends EventEmitter<NodeClientEvents> implements NodeLi
           height: a.height,
           seed: a.seed,
           timings: a.timings,
+          ...(a.energy ? { energy: a.energy } : {}),
         });
         return;
       case "task.failed":

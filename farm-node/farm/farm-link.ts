@@ -139,6 +139,7 @@ export class FarmLink {
           height: event.height,
           seed: event.seed,
           timings: event.timings,
+          ...(event.energy ? { energy: event.energy } : {}),
         });
         return;
       case "task.done":

@@ -137,6 +137,8 @@ describe.skipIf(unavailable !== null)("farm mode on a real redis-server", () => 
     );
     expect(run.status, run.stderr).toBe(0);
     expect(run.stderr).toMatch(/done: 6 of 6 images stored/);
+    // Each image's energy travels through Redis with it: the farm job adds it up as a LAN job does.
+    expect(run.stderr).toMatch(/^6 images, [\d.]+ Wh \([\d.]+ Wh\/image\)$/m);
     expect(storedSeeds(out)).toHaveLength(6);
     const dispatcher = pinnedAgent((node as RunningNode).pin);
     for (const query of ["", `?key=${"0".repeat(64)}`, "?key=../../etc/passwd"]) {
