@@ -240,15 +240,17 @@ export function PromptForm() {
         onBlur={() => touch("grid")}
       />
 
-      <label className="checkbox prefer-efficient">
-        <input
-          type="checkbox"
-          checked={draft.preferEfficient}
-          onChange={(e) => edit({ preferEfficient: e.target.checked })}
-        />
-        Prefer efficient devices
-        <span className="hint"> (less energy per image; ends at most 10% later)</span>
-      </label>
+      <div className="field prefer-field">
+        <label className="check" title="Favour devices with less energy per image; the job ends at most 10% later">
+          <input
+            type="checkbox"
+            checked={draft.preferEfficient}
+            onChange={(e) => edit({ preferEfficient: e.target.checked })}
+          />
+          <span>Prefer efficient devices</span>
+        </label>
+        <p className="hint">Less energy per image; the job ends at most 10% later.</p>
+      </div>
 
       {formError && (
         <p className="form-error" role="alert">
