@@ -117,11 +117,19 @@ export class FarmClient extends EventEmitter<NodeClientEvents> implements NodeLi
     return Math.max(1, 2 * devices);
   }
 
+  /**
+   * The farm's models as a key that changes when they do (a node came with
+   * others, a pack joined the library): the fleet reads info() again then.
+   */
+  modelsKey(): string {
+    return this.models()
+      .map((m) => `${m.name}@${m.hash}`)
+      .sort()
+      .join(",");
+  }
+
   async info(): Promise<NodeInfo> {
-    const models = new Map<string, ModelInfo>();
-    for (const report of this.live()) for (const m of report.models) if (m.available) models.set(m.name, m);
-    // A library pack is the library's bytes wherever it renders: a node lacking them fetches them from this app.
-    for (const m of this.library?.models() ?? []) models.set(m.name, m);
+    const models = this.models();
     return {
       id: this.nodeId,
       name: this.name,
@@ -130,7 +138,7 @@ export class FarmClient extends EventEmitter<NodeClientEvents> implements NodeLi
       startedAt: this.startedAt,
       fingerprint: this.pin.fingerprint,
       devices: [this.queueDevice()],
-      models: [...models.values()],
+      models,
       limits: {
         maxBodyBytes: 256 * 1024,
         maxImagesPerTask: 64,
@@ -360,6 +368,14 @@ export class FarmClient extends EventEmitter<NodeClientEvents> implements NodeLi
 
   private emitEvent(body: DistributiveOmit<NodeEvent, "seq" | "at">): void {
     this.emit("event", { ...body, seq: this.seq++, at: new Date().toISOString() } as NodeEvent);
+  }
+
+  /** What live nodes can render, and the library's packs (the library's bytes wherever they render: a node lacking them fetches them). */
+  private models(): ModelInfo[] {
+    const models = new Map<string, ModelInfo>();
+    for (const report of this.live()) for (const m of report.models) if (m.available) models.set(m.name, m);
+    for (const m of this.library?.models() ?? []) models.set(m.name, m);
+    return [...models.values()];
   }
 
   private live(): FarmNodeReport[] {

@@ -78,6 +78,7 @@ export class NodeFleet {
   private localNode: LocalNode | null = null;
   private farmClient: FarmClient | null = null;
   private farmNodesSeen = "";
+  private farmModelsSeen = "";
   private stopped = false;
 
   constructor(private readonly opts: NodeFleetOptions) {}
@@ -255,7 +256,7 @@ export class NodeFleet {
     }
     if (event.type !== "telemetry") return;
     node.telemetry(event.devices, this.opts.clock.now());
-    if (this.farmClient && node.client === this.farmClient) this.farmTelemetry(this.farmClient);
+    if (this.farmClient && node.client === this.farmClient) this.farmTelemetry(node, this.farmClient);
     else this.opts.onTelemetry({ nodeId: node.id, devices: event.devices, samples: node.latestSamples() });
   }
 
@@ -425,8 +426,11 @@ export class NodeFleet {
     });
   }
 
-  /** The farm's nodes, each as its own node in the farm panel; the list again when one came or went. */
-  private farmTelemetry(farm: FarmClient): void {
+  /**
+   * The farm's nodes, each as its own node in the farm panel; the list again
+   * when one came or went, and the farm's info again when its models changed.
+   */
+  private farmTelemetry(node: NodeConnection, farm: FarmClient): void {
     const now = this.opts.clock.now();
     const seen = farm
       .nodeReports()
@@ -435,6 +439,11 @@ export class NodeFleet {
     if (seen !== this.farmNodesSeen) {
       this.farmNodesSeen = seen;
       this.opts.changes.nodesChanged();
+    }
+    const models = farm.modelsKey();
+    if (models !== this.farmModelsSeen) {
+      this.farmModelsSeen = models;
+      void this.refreshInfo(node);
     }
     for (const report of farm.nodeReports()) {
       if (farm.isStale(report)) continue;

@@ -404,6 +404,37 @@ describe.skipIf(unavailable !== null)("farm nodes fetch packs from the app that 
     expect(job?.counts.done).toBe(0);
   }, 120_000);
 
+  it("a pack added to the library while the app runs is a model of the farm within the library's 30 s rescan, and a node fetches it for its job", async () => {
+    const redis = await startRedis();
+    cleanups.push(() => redis.stop());
+    const lib = await library();
+    const { c } = await farmApp(redis.url, lib.dir);
+    const node = await farmNode(redis.url, "late", emptyDir("kiln-farm-late-"));
+    expect(await c.waitForNodes(30_000)).toBe(true);
+    const LATE = `${TINY_PACKS.sd}-late`;
+    expect(c.models().map((m) => m.name)).not.toContain(LATE);
+    expect(() => c.submitJob({ prompts: ["x"], model: LATE, count: 1 })).toThrow(/no node of the farm has model/);
+    cpSync(writeTinyPacks(tempDir("kiln-farm-late-made-")).sd, join(lib.dir, LATE), { recursive: true });
+    const added = Date.now();
+    await waitUntil(() => c.models().some((m) => m.name === LATE), 45_000, `${LATE} among the farm's models`);
+    console.log(
+      `a pack added to the library was a model of the farm after ${((Date.now() - added) / 1000).toFixed(1)} s`,
+    );
+    const { jobId, images } = c.submitJob({
+      prompts: ["x"],
+      model: LATE,
+      count: 2,
+      seed: 1,
+      width: 256,
+      height: 256,
+      steps: 1,
+    });
+    const job = await finished(c, jobId, 120_000);
+    expect(job?.state, String(job?.lastError)).toBe("done");
+    expect(c.jobImages(jobId).filter((i) => i.path)).toHaveLength(images);
+    expect((await modelsOf(node)).map((m) => m.name)).toContain(LATE);
+  }, 180_000);
+
   it("the app's library answers only the pack's key, on its two routes; a task with a wrong key is refused, said so, and not failed", async () => {
     const redis = await startRedis();
     cleanups.push(() => redis.stop());
