@@ -107,7 +107,7 @@ export class PackPipeline {
     const h = batch.height / m.latent.factor;
     const w = batch.width / m.latent.factor;
     const size = m.latent.channels * h * w;
-    const start = this.startStep(batch, plan.steps);
+    const start = this.startStep(batch, plan);
     const ring = this.prepared.get(batch) ?? this.openNoise(batch, plan);
     this.prepared.delete(batch);
     const conditioning = await this.text.encode(entries, clock).catch((error: unknown) => {
@@ -218,8 +218,15 @@ export class PackPipeline {
   }
 
   /** The first step to run: 0, or for img2img the one diffusers starts from at this strength. */
-  private startStep(batch: RenderBatch, steps: number): number {
+  private startStep(batch: RenderBatch, plan: SamplerPlan): number {
     if (!batch.fromImage) return 0;
+    const { steps } = plan;
+    if (plan.name === "LCM") {
+      // diffusers' LCM img2img spreads its few steps over the strength's share of the teacher schedule instead.
+      throw new KilnError("E_BAD_REQUEST", "img2img with the LCM sampler is not supported yet; use Euler or Euler a", {
+        field: "sampler",
+      });
+    }
     if (!this.sessions.vaeEncoder || !this.pack.manifest.vaeEncoder) {
       throw new KilnError(
         "E_BAD_REQUEST",

@@ -162,6 +162,11 @@ describe("img2img on a node", () => {
       message: expect.stringMatching(/strength 0.2 of 4 steps runs no step/),
     });
 
+    const lcm = task({ sha256: hash, strength: 0.5, resizeMode: "resize" }, { sampler: "LCM" });
+    const failedLcm = events.waitFor((e: NodeEvent) => e.type === "task.failed" && e.taskId === lcm.id);
+    expect((await api(node).submit(lcm)).status).toBe(202);
+    expect(await failedLcm).toMatchObject({ message: expect.stringMatching(/LCM sampler is not supported yet/) });
+
     const sdxl = task({ sha256: hash, strength: 0.5, resizeMode: "resize" }, { model: TINY_PACKS.sdxl });
     const failedSdxl = events.waitFor((e: NodeEvent) => e.type === "task.failed" && e.taskId === sdxl.id);
     expect((await api(node).submit(sdxl)).status).toBe(202);
