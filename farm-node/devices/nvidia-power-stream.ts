@@ -10,6 +10,9 @@ export const NVIDIA_POWER_ARGS = [
   `--loop-ms=${BUSY_SAMPLE_MS}`,
 ];
 
+/** After the loop ends by itself (nvidia-smi failed, a driver reload), how long before it is started again. */
+export const RESTART_DELAY_MS = 5_000;
+
 export interface PowerReading {
   uuid: string;
   watts: number;
@@ -31,6 +34,8 @@ export function parsePowerRow(line: string): PowerReading | null {
  */
 export class NvidiaPowerStream {
   private child: ChildProcess | null = null;
+  /** When the loop last ended without being asked to: the 1 Hz poll goes on meanwhile. */
+  private failedAt = Number.NEGATIVE_INFINITY;
 
   constructor(
     private readonly onReading: (atMs: number, reading: PowerReading) => void,
@@ -42,16 +47,18 @@ export class NvidiaPowerStream {
     return this.child !== null;
   }
 
+  /** Starts the loop unless it runs, or ended by itself less than RESTART_DELAY_MS ago. */
   start(): void {
-    if (this.child) return;
+    if (this.child || this.now() - this.failedAt < RESTART_DELAY_MS) return;
     const child = spawn(this.bin, NVIDIA_POWER_ARGS, { stdio: ["ignore", "pipe", "ignore"], windowsHide: true });
     this.child = child;
-    child.on("error", () => {
-      if (this.child === child) this.child = null;
-    });
-    child.on("exit", () => {
-      if (this.child === child) this.child = null;
-    });
+    const ended = () => {
+      if (this.child !== child) return;
+      this.child = null;
+      this.failedAt = this.now();
+    };
+    child.on("error", ended);
+    child.on("exit", ended);
     if (child.stdout) {
       createInterface({ input: child.stdout }).on("line", (line) => {
         const reading = parsePowerRow(line);

@@ -1,7 +1,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { NvidiaPowerStream, parsePowerRow } from "../../../../farm-node/devices/nvidia-power-stream";
+import { NvidiaPowerStream, parsePowerRow, RESTART_DELAY_MS } from "../../../../farm-node/devices/nvidia-power-stream";
 import { RaplCounter } from "../../../../farm-node/devices/rapl";
 import { tempDir } from "../../../support/temp-dir";
 import { waitUntil } from "../../../support/wait-until";
@@ -36,6 +36,24 @@ describe("nvidia-smi's power loop", () => {
     expect(new Set(seen.map((r) => r.uuid)).size).toBe(2);
     stream.stop();
     expect(stream.running).toBe(false);
+  });
+
+  it("does not start it again at once after it ended by itself (a failing nvidia-smi is not run ten times a second)", async () => {
+    process.env.PATH = pathWithFakeNvidiaSmi();
+    process.env.KILN_FAKE_NVIDIA_SMI_POWER = "";
+    let now = 0;
+    stream = new NvidiaPowerStream(
+      () => {},
+      "nvidia-smi",
+      () => now,
+    );
+    stream.start();
+    await waitUntil(() => !stream?.running, 10_000, "the fake nvidia-smi to refuse a loop without a recording");
+    stream.start();
+    expect(stream.running).toBe(false);
+    now += RESTART_DELAY_MS;
+    stream.start();
+    expect(stream.running).toBe(true);
   });
 });
 
