@@ -1,4 +1,5 @@
 import { readFile, rm } from "node:fs/promises";
+import type { Socket } from "node:net";
 import { freemem, totalmem } from "node:os";
 import { join } from "node:path";
 import type { FastifyInstance, FastifyRequest } from "fastify";
@@ -214,9 +215,14 @@ export async function registerA1111Api(app: FastifyInstance, opts: A1111ApiOptio
       });
 
       api.post("/txt2img", async (request, reply) => {
+        // "finish" only hands the answer to the socket (and detaches it from the answer): closing an idle
+        // connection then would drop what the socket has not written yet (seen: clients got 40 of 60 KB).
+        const socket = request.raw.socket;
         const sent = new Promise<void>((resolve) => {
-          reply.raw.once("finish", resolve);
-          reply.raw.once("close", resolve);
+          reply.raw.once("finish", () => void whenWritten(socket).then(resolve));
+          reply.raw.once("close", () => {
+            if (!reply.raw.writableFinished) resolve();
+          });
         });
         answering.add(sent);
         void sent.then(() => answering.delete(sent));
@@ -308,6 +314,11 @@ export async function registerA1111Api(app: FastifyInstance, opts: A1111ApiOptio
   function clientOf(request: FastifyRequest): { key: string; label: string } {
     return clients.get(request) ?? { key: request.ip, label: request.ip };
   }
+}
+
+/** Resolves once a socket has written everything it was given (or is gone). */
+async function whenWritten(socket: Socket | null): Promise<void> {
+  while (socket && !socket.destroyed && socket.writableLength > 0) await new Promise((r) => setTimeout(r, 10));
 }
 
 function refusePrototypeKeys(key: string, value: unknown): unknown {
