@@ -299,6 +299,14 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
 
   /** Refuses, naming the field, an img2img job its model cannot start from an image for, or whose strength runs no step. */
   private checkImg2img(input: JobSpecInput): void {
+    if (this.opts.farm) {
+      throw new KilnError(
+        "E_BAD_REQUEST",
+        "invalid job: initImage: img2img is not available in farm mode yet",
+        undefined,
+        [{ path: "initImage", message: "is not available in farm mode yet" }],
+      );
+    }
     const name = input.model ?? DEMO_MODEL;
     const info = this.fleet.models().get(name);
     const steps = [
