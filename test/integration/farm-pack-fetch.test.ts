@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import {
   closeSync,
@@ -13,6 +14,7 @@ import {
 } from "node:fs";
 import { type AddressInfo, createServer, type Socket, connect as tcpConnect } from "node:net";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { Queue } from "bullmq";
 import pino from "pino";
 import { request } from "undici";
@@ -26,6 +28,7 @@ import { FarmJob, farmKeys, farmPackFilePath, farmPackPath } from "../../shared/
 import { MAX_PUSH_CHUNK_BYTES, PackOffer } from "../../shared/model-push";
 import { NodeInfo } from "../../shared/node-info";
 import { TINY_PACKS, writeTinyPacks } from "../fixtures/tiny-packs/write-tiny-packs";
+import { freePort } from "../support/free-port";
 import { type RunningNode, startNode } from "../support/kiln-node-process";
 import { api } from "../support/node-client";
 import { redisUnavailable, startRedis } from "../support/redis-server";
@@ -46,6 +49,7 @@ afterEach(async () => {
 const unavailable = redisUnavailable();
 if (unavailable) console.log(`farm pack fetch tests skipped: ${unavailable}`);
 
+const KILN = fileURLToPath(new URL("../../bin/kiln.js", import.meta.url));
 const FLOW = TINY_PACKS.flow;
 const PADDED = `${TINY_PACKS.sd}-padded`;
 
@@ -433,6 +437,48 @@ describe.skipIf(unavailable !== null)("farm nodes fetch packs from the app that 
     expect(job?.state, String(job?.lastError)).toBe("done");
     expect(c.jobImages(jobId).filter((i) => i.path)).toHaveLength(images);
     expect((await modelsOf(node)).map((m) => m.name)).toContain(LATE);
+  }, 180_000);
+
+  it("kiln render --farm --models DIR: a farm node lacking the model fetches it from the command's library, and the PNGs are written", async () => {
+    const redis = await startRedis();
+    cleanups.push(() => redis.stop());
+    const lib = await library();
+    const node = await farmNode(redis.url, "cli", emptyDir("kiln-farm-cli-"));
+    const port = await freePort();
+    const out = tempDir("kiln-farm-cli-out-");
+    const run = spawnSync(
+      process.execPath,
+      [
+        KILN,
+        "render",
+        "a lighthouse at dusk",
+        "--model",
+        FLOW,
+        "-n",
+        "3",
+        "--size",
+        "256x256",
+        "--steps",
+        "2",
+        "--farm",
+        redis.url,
+        "--models",
+        lib.dir,
+        "--library-port",
+        String(port),
+        "--library-url",
+        `https://127.0.0.1:${port}`,
+        "--out",
+        out,
+        "--data-dir",
+        tempDir("kiln-farm-cli-data-"),
+      ],
+      { encoding: "utf8", timeout: 120_000 },
+    );
+    expect(run.status, run.stderr).toBe(0);
+    expect(run.stderr).toMatch(/done: 3 of 3 images stored/);
+    expect(storedPngs(out)).toHaveLength(3);
+    expect((await modelsOf(node)).find((m) => m.name === FLOW)).toMatchObject({ hash: lib.hashes.get(FLOW) });
   }, 180_000);
 
   it("the app's library answers only the pack's key, on its two routes; a task with a wrong key is refused, said so, and not failed", async () => {
