@@ -3,8 +3,11 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import type { DeviceInfo } from "../../shared/device";
+import { ApiError } from "../../shared/errors";
+import { NodeInfo } from "../../shared/node-info";
+import type { TaskRequest } from "../../shared/task";
 import { startNode } from "../support/kiln-node-process";
-import { subscribe } from "../support/node-client";
+import { api, subscribe } from "../support/node-client";
 import { addNodes, startApp } from "../support/studio-apps";
 import { tempDir } from "../support/temp-dir";
 import { waitUntil } from "../support/wait-until";
@@ -19,23 +22,70 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
+/** A workstation node on the fake nvidia-smi's RTX 3090 (renders on the CPU); `apps` is what --query-compute-apps lists. */
+async function startWorkstation() {
+  const apps = join(tempDir("kiln-yield-"), "compute-apps.csv");
+  copyFileSync(recording("compute-apps-none.csv"), apps);
+  const node = await startNode(
+    ["--name", "workstation", "--providers", "cpu", "--yield", "auto", "--yield-resume-after", "2"],
+    {
+      env: {
+        PATH: `${FAKE_BIN}:${process.env.PATH}`,
+        KILN_FAKE_NVIDIA_SMI: recording("one-rtx-3090.csv"),
+        KILN_FAKE_NVIDIA_SMI_POWER: recording("two-rtx-3090-power-loop.csv"),
+        KILN_FAKE_NVIDIA_SMI_APPS: apps,
+      },
+    },
+  );
+  cleanups.push(() => node.stop());
+  return { node, apps };
+}
+
 describe("a node that yields its GPU to its owner (fake nvidia-smi reporting a foreign process)", () => {
+  it("hands its queued tasks back at once, lets the batch in hand finish, stops its worker and refuses new tasks while Blender runs", async () => {
+    const { node, apps } = await startWorkstation();
+    const events = await subscribe(node);
+    cleanups.push(() => events.close());
+    const task = (id: string): TaskRequest => ({
+      id,
+      model: "kiln-demo",
+      width: 1024,
+      height: 1024,
+      steps: 30,
+      images: [1, 2, 3, 4].map((seed) => ({ id: `${id}-${seed}`, seed, prompt: "yield" })),
+    });
+    // About 5 s each here: y1 renders when Blender starts, y3 and y4 are still queued whatever the machine's speed.
+    for (const id of ["y1", "y2", "y3", "y4"]) expect((await api(node).submit(task(id))).status).toBe(202);
+    await events.waitFor((e) => e.type === "task.started" && e.taskId === "y1", 30_000);
+    copyFileSync(recording("compute-apps-blender.csv"), apps);
+
+    // The tasks that had not started go back at once, retriable: another device takes them.
+    for (const id of ["y3", "y4"]) {
+      const failed = await events.waitFor((e) => e.type === "task.failed" && e.taskId === id, 20_000);
+      expect(failed).toMatchObject({ code: "E_YIELDED", retriable: true });
+      expect((failed as { message: string }).message).toMatch(/is yielded: the owner is using this GPU \(blender\)/);
+    }
+    // The batch in hand (a few seconds) finishes; its images are delivered.
+    const first = await events.waitFor(
+      (e) => (e.type === "task.done" || e.type === "task.failed") && e.taskId === "y1",
+    );
+    if (first.type === "task.failed") expect(first).toMatchObject({ code: "E_YIELDED" });
+    expect(events.events.some((e) => e.type === "image.ready" && e.taskId === "y1")).toBe(true);
+    await node.waitForLog((l) => l.msg === "worker stopped, model unloaded", 20_000);
+
+    const info = NodeInfo.parse(await (await api(node).get("/v1/node")).json());
+    expect(info.devices[0]).toMatchObject({
+      state: "yielded",
+      yielded: { reason: "the owner is using this GPU", process: "blender", resumesAt: null },
+    });
+    const refused = await api(node).submit(task("y5"));
+    expect(refused.status).toBe(409);
+    expect(ApiError.parse(await refused.json()).error.code).toBe("E_YIELDED");
+  });
+
   it("hands its work back when Blender starts on the GPU, the studio renders it elsewhere, each image stored once, and it takes work again once Blender is gone", async () => {
     // What `nvidia-smi --query-compute-apps` lists: read by the fake on every call, so the test swaps it mid-run.
-    const apps = join(tempDir("kiln-yield-"), "compute-apps.csv");
-    copyFileSync(recording("compute-apps-none.csv"), apps);
-    const workstation = await startNode(
-      ["--name", "workstation", "--providers", "cpu", "--yield", "auto", "--yield-resume-after", "2"],
-      {
-        env: {
-          PATH: `${FAKE_BIN}:${process.env.PATH}`,
-          KILN_FAKE_NVIDIA_SMI: recording("one-rtx-3090.csv"),
-          KILN_FAKE_NVIDIA_SMI_POWER: recording("two-rtx-3090-power-loop.csv"),
-          KILN_FAKE_NVIDIA_SMI_APPS: apps,
-        },
-      },
-    );
-    cleanups.push(() => workstation.stop());
+    const { node: workstation, apps } = await startWorkstation();
     const farm = await startNode(["--name", "farm-box", "--simulate", "1x24GB@6"]);
     cleanups.push(() => farm.stop());
     const events = await subscribe(workstation);
@@ -73,9 +123,9 @@ describe("a node that yields its GPU to its owner (fake nvidia-smi reporting a f
     expect(new Set(images.map((i) => i.path)).size).toBe(40);
     const files = readdirSync(app.outputDir, { recursive: true });
     expect(files.filter((f) => String(f).endsWith(".png"))).toHaveLength(40);
-    const handedBack = events.events.filter((e) => e.type === "task.failed");
-    expect(handedBack.length).toBeGreaterThan(0);
-    for (const e of handedBack) expect(e).toMatchObject({ code: "E_YIELDED", retriable: true });
+    // What it did not finish it handed back (how much depends on where the job was), never as a failure of its own.
+    for (const e of events.events.filter((e) => e.type === "task.failed"))
+      expect(e).toMatchObject({ code: "E_YIELDED", retriable: true });
     // While Blender runs, the workstation takes nothing new.
     const accepted = events.events.filter((e) => e.type === "task.accepted").length;
     expect(gpuOf()?.state).toBe("yielded");
