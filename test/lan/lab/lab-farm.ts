@@ -65,6 +65,15 @@ export class LabFarm {
     return node;
   }
 
+  /** Starts a node on a GPU host with these arguments and environment (a fake nvidia-smi's GPU, say). */
+  async startNodeWith(host: string, args: string[], env: NodeJS.ProcessEnv): Promise<RunningNode> {
+    const { prefix, address } = this.lan.host(host);
+    const node = await startNode(["--name", host, ...args], { prefix, host: address, env });
+    this.nodes.set(host, node);
+    this.cleanups.push(() => node.stop());
+    return node;
+  }
+
   async startNodes(rate: number): Promise<void> {
     for (const host of this.gpuHosts) await this.startNode(host, rate);
   }

@@ -38,6 +38,9 @@ export interface Scenario {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const ADVERTISER = fileURLToPath(new URL("./advertise-garbage.ts", import.meta.url));
 const RELAY = fileURLToPath(new URL("./relay-in-middle.ts", import.meta.url));
+const FIXTURES = fileURLToPath(new URL("../../fixtures/", import.meta.url));
+/** A recorded `nvidia-smi` output, printed by the fake nvidia-smi in test/fixtures/bin. */
+const smiRecording = (name: string) => join(FIXTURES, "nvidia-smi", name);
 
 /** What the machine in the middle read, once it is stopped. */
 interface Capture {
@@ -712,6 +715,69 @@ export const SCENARIOS: Scenario[] = [
         expect(problems, gpu2Now?.status === "online", `gpu2 is ${gpu2Now?.status} in the app`);
         await farm.waitForJob(job);
         return farm.tally(60, 15_000);
+      }),
+  },
+  {
+    name: "16. a workstation's owner opens Blender mid-job: its GPU yields, the farm renders the rest, it takes work again",
+    run: () =>
+      withFarm("yld", ["gpu1", "ws"], [], async (farm, notes, problems) => {
+        // The workstation's GPU is the fake nvidia-smi's RTX 3090 (renders run on its CPU); what
+        // --query-compute-apps lists is this file, read on every call, swapped by the scenario.
+        const apps = join(mkdtempSync(join(tmpdir(), "kiln-lab-yield-")), "compute-apps.csv");
+        copyFileSync(smiRecording("compute-apps-none.csv"), apps);
+        await farm.startNode("gpu1", 12);
+        const ws = await farm.startNodeWith(
+          "ws",
+          ["--providers", "cpu", "--yield", "auto", "--yield-resume-after", "3"],
+          {
+            PATH: `${join(FIXTURES, "bin")}:${process.env.PATH}`,
+            KILN_FAKE_NVIDIA_SMI: smiRecording("one-rtx-3090.csv"),
+            KILN_FAKE_NVIDIA_SMI_POWER: smiRecording("two-rtx-3090-power-loop.csv"),
+            KILN_FAKE_NVIDIA_SMI_APPS: apps,
+          },
+        );
+        await farm.startServe();
+        const gpu = async () =>
+          (await farm.nodesNow()).find((n) => n.id === ws.nodeId)?.devices.find((d) => d.kind === "nvidia");
+        const onWs = async (jobId: string) =>
+          (await farm.api.call("jobImages", { jobId })).filter((i) => i.nodeId === ws.nodeId && i.state === "done")
+            .length;
+        const job = await farm.submit(60, 16_000, 256);
+        await waitUntil(async () => (await gpu())?.state === "busy", 60_000, "the workstation rendering");
+        copyFileSync(smiRecording("compute-apps-blender.csv"), apps);
+        const yielded = await waitUntil(
+          async () => ((await gpu())?.state === "yielded" ? await gpu() : undefined),
+          20_000,
+          "the workstation's GPU yielded",
+        );
+        notes.push(`yielded: ${yielded?.yielded?.reason} (${yielded?.yielded?.process})`);
+        expect(problems, yielded?.yielded?.process === "blender", "the yield does not name blender");
+        await sleep(12_000);
+        const whileYielded = await onWs(job);
+        await farm.waitForJob(job);
+        const summary = await farm.job(job);
+        const atEnd = await onWs(job);
+        notes.push(`the workstation stored ${atEnd} of 60 (none after its batch in hand), the farm the rest`);
+        expect(problems, atEnd === whileYielded, "the yielded workstation stored images of the job");
+        expect(problems, summary?.counts.failed === 0, `${summary?.counts.failed} images failed`);
+        const wsNode = (await farm.nodesNow()).find((n) => n.id === ws.nodeId);
+        expect(problems, (wsNode?.blockedModels.length ?? 0) === 0, "the workstation was blocklisted");
+        expect(problems, (await gpu())?.state === "yielded", "the GPU took work while Blender ran");
+        // Blender closed: after the resume delay the workstation takes work again.
+        copyFileSync(smiRecording("compute-apps-none.csv"), apps);
+        await waitUntil(async () => ["ready", "busy"].includes((await gpu())?.state ?? ""), 30_000, "back at work");
+        const again = await farm.submit(40, 16_100, 256);
+        await farm.waitForJob(again);
+        const later = await onWs(again);
+        notes.push(`after Blender: the workstation stored ${later} of 40`);
+        expect(problems, later > 0, "the workstation took no work after Blender closed");
+        const second = farm.tally(40, 16_100);
+        expect(
+          problems,
+          second.lost + second.duplicated + second.wrongSeed === 0,
+          "the second job lost or doubled images",
+        );
+        return farm.tally(60, 16_000);
       }),
   },
 ];
