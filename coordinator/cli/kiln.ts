@@ -616,8 +616,14 @@ interface ServeOptions extends CommonOptions {
 }
 
 async function serve(opts: ServeOptions): Promise<number> {
-  // The A1111 API on the LAN only behind passwords: without --api-auth it does not start (the UI still does).
-  const a1111 = opts.a1111 && (!opts.lan || opts.apiAuth !== undefined);
+  // The A1111 API on the LAN only behind passwords: a farm open to every machine on the network is refused, not started.
+  if (opts.lan && opts.a1111 && opts.apiAuth === undefined)
+    throw new KilnError(
+      "E_BAD_REQUEST",
+      "--lan would serve the A1111 API (/sdapi/v1) to every machine on the network without a password: " +
+        "give --api-auth user:password (as A1111's own flag), or --no-a1111 to serve only Kiln's UI",
+    );
+  const a1111 = opts.a1111;
   const outputDir = resolve(opts.out ?? join(opts.dataDir, "outputs"));
   // On the LAN the token must not travel in cleartext; made first, so a damaged certificate stops nothing half-started.
   const certificate = opts.lan ? await loadOrCreateUiCertificate(resolve(opts.dataDir)) : undefined;
@@ -658,11 +664,7 @@ async function serve(opts: ServeOptions): Promise<number> {
     process.stderr.write(
       `certificate SHA-256 ${formatFingerprint(fingerprint)}\n(self-signed: accept it in the browser only if its certificate details show this same fingerprint)\n`,
     );
-  if (opts.a1111 && !a1111)
-    process.stderr.write(
-      "A1111 API off: with --lan it serves the whole network, so it starts only with --api-auth user:password\n",
-    );
-  else if (a1111) process.stderr.write(`A1111 API at ${url.replace(/\/\?token=.*$/, "")}/sdapi/v1\n`);
+  if (a1111) process.stderr.write(`A1111 API at ${url.replace(/\/\?token=.*$/, "")}/sdapi/v1\n`);
   if (!existsSync(join(uiDir, "index.html")))
     process.stderr.write("(the UI is not built yet: npm run build; the API is served)\n");
   await new Promise<void>((resolveStop) => {

@@ -1,4 +1,6 @@
+import { spawnSync } from "node:child_process";
 import { request as httpsRequest } from "node:https";
+import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import { startA1111Farm } from "../support/a1111-farm";
 import { addNodeArgs, startNode } from "../support/kiln-node-process";
@@ -6,6 +8,7 @@ import { startServe } from "../support/kiln-serve-process";
 import { tempDir } from "../support/temp-dir";
 import { waitUntil } from "../support/wait-until";
 
+const KILN = fileURLToPath(new URL("../../bin/kiln.js", import.meta.url));
 const stops: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
   for (const stop of stops.splice(0)) await stop();
@@ -27,14 +30,18 @@ function get(url: string, headers: Record<string, string> = {}): Promise<{ statu
 }
 
 describe("kiln serve --lan and the A1111 API", () => {
-  it("does not serve the API to the network without --api-auth, and says so", async () => {
-    const serve = await startServe(["--lan", "--no-local", "--data-dir", tempDir("kiln-a1111-lan-")]);
-    stops.push(() => serve.stop());
-    await waitUntil(
-      () => serve.logs.some((l) => l.includes("A1111 API off")),
-      10_000,
-      "kiln serve saying the API is off",
+  it("refuses to start on the LAN without --api-auth, naming both ways out, and starts with --no-a1111", async () => {
+    const refused = spawnSync(
+      process.execPath,
+      [KILN, "serve", "--lan", "--no-local", "--no-discovery", "--port", "0", "--data-dir", tempDir("kiln-a1111-lan-")],
+      { encoding: "utf8", timeout: 60_000 },
     );
+    expect(refused.status).toBe(2);
+    expect(refused.stderr).toMatch(/--api-auth user:password/);
+    expect(refused.stderr).toMatch(/--no-a1111/);
+
+    const serve = await startServe(["--lan", "--no-a1111", "--no-local", "--data-dir", tempDir("kiln-a1111-lan-")]);
+    stops.push(() => serve.stop());
     expect((await get(`https://127.0.0.1:${serve.port}/sdapi/v1/sd-models`)).status).toBe(404);
   });
 

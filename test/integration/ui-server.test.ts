@@ -343,7 +343,7 @@ function servedFingerprint(port: number): Promise<string> {
 
 describe("kiln serve --lan", () => {
   const dataDir = mkdtempSync(join(tmpdir(), "kiln-serve-lan-"));
-  const args = ["--lan", "--no-local", "--data-dir", dataDir, "--out", join(dataDir, "out")];
+  const args = ["--lan", "--no-a1111", "--no-local", "--data-dir", dataDir, "--out", join(dataDir, "out")];
   let serve: Awaited<ReturnType<typeof startServe>>;
 
   beforeAll(async () => {

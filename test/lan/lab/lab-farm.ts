@@ -92,6 +92,8 @@ export class LabFarm {
     const serve = await startServe(
       [
         "--lan",
+        // The lab drives Kiln's own UI API; the A1111 API on the LAN would need --api-auth.
+        "--no-a1111",
         "--no-local",
         "--data-dir",
         this.dataDir,
