@@ -68,14 +68,28 @@ export class PendingQueue<P extends PendingImage> {
     return first;
   }
 
-  /** The image at `first` and up to size-1 compatible ones close behind it, now handed out. */
-  take(first: number, size: number): P[] {
+  /**
+   * Queue position of the first image from `from` on, not yet handed out, that the
+   * device may run and `accept` takes, or -1. A walk, for the rare pass that skips
+   * a job (one that prefers efficient devices and leaves this device out).
+   */
+  nextFor(device: DeviceView, from: number, accept: (image: P) => boolean): number {
+    for (let i = from; i < this.pending.length; i++) {
+      const image = this.pending[i] as P;
+      if (this.taken[i] || !device.models.includes(image.model) || device.blockedModels.has(image.model)) continue;
+      if (accept(image)) return i;
+    }
+    return -1;
+  }
+
+  /** The image at `first` and up to size-1 compatible ones close behind it (that `accept` takes), now handed out. */
+  take(first: number, size: number, accept?: (image: P) => boolean): P[] {
     const head = this.pending[first] as P;
     const batch: P[] = [];
     const end = Math.min(this.pending.length, first + BATCH_LOOKAHEAD + 1);
     for (let i = first; i < end && batch.length < size; i++) {
       const image = this.pending[i] as P;
-      if (this.taken[i] || !sameWork(image, head)) continue;
+      if (this.taken[i] || !sameWork(image, head) || (accept && i !== first && !accept(image))) continue;
       this.taken[i] = 1;
       batch.push(image);
     }

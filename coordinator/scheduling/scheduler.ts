@@ -42,8 +42,8 @@ const DEFAULT_TARGET_TASK_SECONDS = 2;
  * - devices left with nothing to take re-run the tail (see duplicateTail);
  * - a job that prefers efficient devices goes to those with the least learned
  *   energy per image first, as long as its planned end moves by at most 10%
- *   (see EfficientPlan); a device it leaves out waits (held back) rather than
- *   take images of the jobs behind it out of turn.
+ *   (see EfficientPlan); a device it leaves out takes the jobs queued behind
+ *   it, or waits (held back: it does not re-run the tail).
  * Devices not accepting (lost, draining, backing off after a 429), blocklisted
  * for a model or without it get nothing for it. Cost per pass is about devices +
  * pending + decisions × batch lookahead, never devices × pending.
@@ -128,17 +128,22 @@ export function schedule<P extends PendingImage, O extends OutstandingImage>(
         return { decision, seconds: images.length * secondsPerImage };
       }
     }
-    const first = queue.remaining > 0 ? queue.firstFor(device.view) : -1;
+    let first = queue.remaining > 0 ? queue.firstFor(device.view) : -1;
     if (first < 0) return null;
+    // A job that prefers efficient devices and leaves this one out: it takes the jobs behind instead, in order.
+    const leftOut = (image: P) => input.prefersEfficient?.(image.jobId) === true && planFor(image).room(device) === 0;
+    while (leftOut(pending[first] as P)) {
+      first = queue.nextFor(device.view, first + 1, (image) => !leftOut(image));
+      if (first < 0) return "held back";
+    }
     const head = pending[first] as P;
     const plan = input.prefersEfficient?.(head.jobId) ? planFor(head) : null;
     const room = plan ? plan.room(device) : Number.POSITIVE_INFINITY;
-    if (room === 0) return "held back";
     const sized = sizeFor(device, head, plan === null);
     const { secondsPerImage } = sized;
     const size = Math.min(sized.size, room);
     if (size === 0) return "held back";
-    const images = queue.take(first, size);
+    const images = queue.take(first, size, (image) => !leftOut(image));
     plan?.took(device, images.length);
     return {
       decision: { kind: "assign", deviceKey: device.view.key, images },

@@ -72,6 +72,26 @@ describe("energy-aware placement (--prefer efficient)", () => {
     expect(imagesOn(run(model, keys, true), "unmetered/0")).toBe(0);
   });
 
+  it("gives a device it leaves out the images of the job queued behind it instead", () => {
+    const model = farm({
+      "new/0": { seconds: 0.1, joules: 10 },
+      "new/1": { seconds: 0.1, joules: 20 },
+      "old/0": { seconds: 1, joules: 200 },
+    });
+    const devices = ["new/0", "new/1", "old/0"].map((key) => device(key.split("/")[0] ?? "", key.split("/")[1] ?? ""));
+    const decisions = schedule({
+      now: 0,
+      devices,
+      pending: [...images(400, W512, "job-e"), ...images(50, W512, "job-b")],
+      outstanding: [],
+      model,
+      prefersEfficient: (jobId) => jobId === "job-e",
+    });
+    const onOld = decisions.filter((d) => d.deviceKey === "old/0").flatMap((d) => d.images);
+    expect(onOld.length).toBeGreaterThan(0);
+    expect(onOld.every((image) => (image as { jobId: string }).jobId === "job-b")).toBe(true);
+  });
+
   it("leaves jobs that did not ask alone", () => {
     const model = farm({ "new/0": { seconds: 0.1, joules: 10 }, "old/0": { seconds: 1, joules: 200 } });
     const decisions = run(model, ["new/0", "old/0"], false, { prefersEfficient: (jobId) => jobId === "another-job" });
