@@ -432,9 +432,13 @@ export class NodeFleet {
    */
   private farmTelemetry(node: NodeConnection, farm: FarmClient): void {
     const now = this.opts.clock.now();
+    // Nodes coming and going, and their fetches of packs changing state (or 10 % of progress): the panel and kiln render show them.
     const seen = farm
       .nodeReports()
-      .map((r) => `${r.id}:${farm.isStale(r)}`)
+      .map(
+        (r) =>
+          `${r.id}:${farm.isStale(r)}:${(r.fetches ?? []).map((f) => `${f.model}/${f.state}/${Math.floor(f.percent / 10)}`).join("+")}`,
+      )
       .join(",");
     if (seen !== this.farmNodesSeen) {
       this.farmNodesSeen = seen;
