@@ -141,6 +141,12 @@ const program = new Command("kiln-node")
     wrap(parsePositive),
     60,
   )
+  .option(
+    "--yield-finish-within <seconds>",
+    "when a GPU yields, its running batch finishes if it ends within this, and is cancelled otherwise",
+    wrap(parsePositive),
+    10,
+  )
   .option("--pair", "open a 10-minute pairing window at start even if the node is already paired")
   .option("--state-dir <dir>", "where the node keeps its id, tokens and images", defaultStateDir())
   .option("--providers <list>", "execution providers to try on GPUs, in order", wrap(parseProviders), [
@@ -301,6 +307,7 @@ async function runDaemon(): Promise<void> {
     yieldMode: opts.yield ?? defaultYieldMode(process.env, loginSessionTypes()),
     hours: opts.hours ?? null,
     yieldResumeAfterMs: opts.yieldResumeAfter * 1000,
+    yieldFinishWithinMs: opts.yieldFinishWithin * 1000,
     log,
   });
 

@@ -85,6 +85,8 @@ export interface DaemonOptions {
   hours?: HoursSchedule | null;
   /** How long after the owner's program is gone a yielded device takes work again (60 s). */
   yieldResumeAfterMs?: number;
+  /** When a device yields, a running batch that ends within this is let finish, a longer one cancelled (10 s). */
+  yieldFinishWithinMs?: number;
   log: Logger;
 }
 
@@ -210,6 +212,7 @@ export class Daemon implements NodeService {
           metrics: this.metrics,
           memoryUsedMb: () => this.gpuTelemetry?.latest(device.uuid)?.readings.vramUsedMb ?? null,
           learnedMemory: new LearnedMemoryFile(this.state, device.uuid),
+          yieldFinishMs: this.opts.yieldFinishWithinMs,
           batchEnergy: (fromMs, toMs, images) => this.power?.chargeBatch(device.uuid, fromMs, toMs, images) ?? null,
           log,
         }),

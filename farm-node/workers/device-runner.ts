@@ -71,8 +71,8 @@ interface InflightBatch {
   stepsDone?: number;
 }
 
-/** A running batch that ends within this is let finish when the device yields; a longer one is cancelled. */
-const YIELD_FINISH_MS = 10_000;
+/** A running batch that ends within this is let finish when the device yields; a longer one is cancelled (`--yield-finish-within`). */
+const DEFAULT_YIELD_FINISH_MS = 10_000;
 
 export interface DeviceRunnerOptions {
   device: InventoryDevice;
@@ -96,6 +96,8 @@ export interface DeviceRunnerOptions {
   log: Logger;
   /** The device's memory in use now (MiB), where something reads it (nvidia-smi): peaks for the memory model. */
   memoryUsedMb?: () => number | null;
+  /** When the device yields, a running batch that ends within this is let finish (10 s by default). */
+  yieldFinishMs?: number;
   /** Where what the device learned of its packs' memory is kept across restarts. */
   learnedMemory?: LearnedMemoryFile;
 }
@@ -339,6 +341,7 @@ export class DeviceRunner {
       if (this.yielded) {
         for (const batch of this.inflight.splice(0)) disarm(batch);
         this.stepAside();
+        log.info("worker stopped under its batch, model unloaded");
         return;
       }
       if (this.stopping) return;
@@ -655,6 +658,7 @@ export class DeviceRunner {
       return;
     }
     this.yielded = { ...why, since: now() };
+    this.state = "yielded";
     this.opts.log.warn({ device: this.device.uuid, ...why }, "yielding the device to its owner");
     const message = `${this.yieldedMessage()}; send the task to another device`;
     for (const queued of this.queue.drain()) this.fail(queued, "E_YIELDED", message);
@@ -663,10 +667,15 @@ export class DeviceRunner {
     if (rendering) {
       const total = rendering.images.length * rendering.active.task.steps;
       const elapsed = Date.now() - (rendering.renderingSince ?? Date.now());
-      const finishes = batchEndsWithin(elapsed, (rendering.stepsDone ?? 0) / total, YIELD_FINISH_MS);
-      if (!finishes) this.worker?.send({ type: "cancel", taskId: rendering.active.task.id });
-      // A batch that does not end as expected is not waited for: the worker is stopped under it.
-      this.yieldTimer = setTimeout(() => this.worker?.kill("SIGKILL"), YIELD_FINISH_MS + 2000);
+      const withinMs = this.opts.yieldFinishMs ?? DEFAULT_YIELD_FINISH_MS;
+      if (!batchEndsWithin(elapsed, (rendering.stepsDone ?? 0) / total, withinMs)) {
+        // Cancelled by stopping the worker under it: a worker inside a model run reads no message until the
+        // batch ends, and the worker is stopped anyway; all its GPU memory is freed at once.
+        this.worker?.kill("SIGKILL");
+        return;
+      }
+      // A batch that does not end as expected is not waited for either.
+      this.yieldTimer = setTimeout(() => this.worker?.kill("SIGKILL"), withinMs + 2000);
       this.yieldTimer.unref();
     }
     for (const batch of this.inflight.filter((b) => !b.rendered && b !== rendering))

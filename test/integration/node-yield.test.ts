@@ -22,16 +22,16 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-/** A workstation node on the fake nvidia-smi's RTX 3090 (renders on the CPU); `apps` is what --query-compute-apps lists. */
-async function startWorkstation() {
+/** A workstation node on a fake nvidia-smi's GPU (renders on the CPU); `apps` is what --query-compute-apps lists. */
+async function startWorkstation(gpus = "one-rtx-3090.csv", extra: string[] = []) {
   const apps = join(tempDir("kiln-yield-"), "compute-apps.csv");
   copyFileSync(recording("compute-apps-none.csv"), apps);
   const node = await startNode(
-    ["--name", "workstation", "--providers", "cpu", "--yield", "auto", "--yield-resume-after", "2"],
+    ["--name", "workstation", "--providers", "cpu", "--yield", "auto", "--yield-resume-after", "2", ...extra],
     {
       env: {
         PATH: `${FAKE_BIN}:${process.env.PATH}`,
-        KILN_FAKE_NVIDIA_SMI: recording("one-rtx-3090.csv"),
+        KILN_FAKE_NVIDIA_SMI: recording(gpus),
         KILN_FAKE_NVIDIA_SMI_POWER: recording("two-rtx-3090-power-loop.csv"),
         KILN_FAKE_NVIDIA_SMI_APPS: apps,
       },
@@ -43,7 +43,8 @@ async function startWorkstation() {
 
 describe("a node that yields its GPU to its owner (fake nvidia-smi reporting a foreign process)", () => {
   it("hands its queued tasks back at once, lets the batch in hand finish, stops its worker and refuses new tasks while Blender runs", async () => {
-    const { node, apps } = await startWorkstation();
+    // 60 s instead of 10, so the batch in hand surely ends within it whatever the machine's load.
+    const { node, apps } = await startWorkstation("one-rtx-3090.csv", ["--yield-finish-within", "60"]);
     const events = await subscribe(node);
     cleanups.push(() => events.close());
     const task = (id: string): TaskRequest => ({
@@ -81,6 +82,33 @@ describe("a node that yields its GPU to its owner (fake nvidia-smi reporting a f
     const refused = await api(node).submit(task("y5"));
     expect(refused.status).toBe(409);
     expect(ApiError.parse(await refused.json()).error.code).toBe("E_YIELDED");
+  });
+
+  it("cancels a batch in hand that would not end within --yield-finish-within, hands its whole task back and stops its worker cleanly", async () => {
+    // GPU 0 of the eight-H100 box: 4 images of 2048² fit a batch, about 30 s of CPU rendering here.
+    // 1 s instead of 10, so the batch is surely past it whatever the machine's speed.
+    const { node, apps } = await startWorkstation("eight-h100.csv", ["--devices", "0", "--yield-finish-within", "1"]);
+    const events = await subscribe(node);
+    cleanups.push(() => events.close());
+    const long: TaskRequest = {
+      id: "long",
+      model: "kiln-demo",
+      width: 2048,
+      height: 2048,
+      steps: 50,
+      images: [1, 2, 3, 4].map((seed) => ({ id: `long-${seed}`, seed, prompt: "long batch" })),
+    };
+    expect((await api(node).submit(long)).status).toBe(202);
+    await events.waitFor((e) => e.type === "task.progress" && e.taskId === "long", 60_000);
+    copyFileSync(recording("compute-apps-h100-ollama.csv"), apps);
+
+    const failed = await events.waitFor((e) => e.type === "task.failed" && e.taskId === "long", 30_000);
+    expect(failed).toMatchObject({ code: "E_YIELDED", retriable: true, completedImageIds: [] });
+    expect(events.events.some((e) => e.type === "image.ready" || e.type === "task.cancelled")).toBe(false);
+    // Cancelled at once: the worker is stopped under the batch (a worker inside a model run reads no message).
+    await node.waitForLog((l) => l.msg === "worker stopped under its batch, model unloaded", 5_000);
+    const info = NodeInfo.parse(await (await api(node).get("/v1/node")).json());
+    expect(info.devices[0]?.yielded?.process).toBe("ollama_llama_server");
   });
 
   it("hands its work back when Blender starts on the GPU, the studio renders it elsewhere, each image stored once, and it takes work again once Blender is gone", async () => {
