@@ -2,10 +2,11 @@ import { readFile, rm } from "node:fs/promises";
 import type { Socket } from "node:net";
 import { freemem, totalmem } from "node:os";
 import { join } from "node:path";
-import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { Logger } from "pino";
 import { z } from "zod";
 import { KilnError } from "../../shared/errors";
+import { DEFAULT_STRENGTH } from "../../shared/job";
 import { parseParameters } from "../../shared/png-parameters";
 import { API_SPOOL_DIR, type Coordinator } from "../coordinator";
 import { sendDetail, sendValidation, validationItems } from "./api-errors";
@@ -13,12 +14,20 @@ import { ApiGuard, type ApiGuardOptions } from "./api-guard";
 import { SAMPLERS, SCHEDULERS, UPSCALERS } from "./api-lists";
 import { ApiOptions } from "./api-options";
 import { ApiRequests } from "./api-requests";
+import { resizeModeOf, storeInitImages } from "./init-images";
 import { sdModelItem } from "./model-titles";
 import { cancelOrphanedRequests } from "./orphaned-requests";
 import { readPngText } from "./png-text";
 import { txt2imgInfo } from "./txt2img-info";
-import { a1111Fields, planTxt2Img } from "./txt2img-job";
-import { echoedParameters, Txt2ImgRequest } from "./txt2img-request";
+import { a1111Fields, type PlannedInit, planTxt2Img } from "./txt2img-job";
+import {
+  echoedImg2ImgParameters,
+  echoedParameters,
+  IMG2IMG_BODY_BYTES,
+  Img2ImgRequest,
+  img2imgUnhonoured,
+  Txt2ImgRequest,
+} from "./txt2img-request";
 
 export interface A1111ApiOptions {
   coordinator: Coordinator;
@@ -198,10 +207,6 @@ export async function registerA1111Api(app: FastifyInstance, opts: A1111ApiOptio
       // Kiln renders a request's images at once on many devices: there is no "current image" to skip.
       api.post("/skip", async () => null);
 
-      api.post("/img2img", async (_request, reply) =>
-        sendDetail(reply, 404, "Not Found: img2img is not in Kiln yet (txt2img is)"),
-      );
-
       api.post("/png-info", { bodyLimit: PNG_INFO_BODY_BYTES }, async (request, reply) => {
         const body = PngInfoRequest.safeParse(request.body);
         if (!body.success) return sendValidation(reply, validationItems(body.error));
@@ -215,105 +220,149 @@ export async function registerA1111Api(app: FastifyInstance, opts: A1111ApiOptio
       });
 
       api.post("/txt2img", async (request, reply) => {
-        // "finish" only hands the answer to the socket (and detaches it from the answer): closing an idle
-        // connection then would drop what the socket has not written yet (seen: clients got 40 of 60 KB).
-        const socket = request.raw.socket;
-        const sent = new Promise<void>((resolve) => {
-          reply.raw.once("finish", () => void whenWritten(socket).then(resolve));
-          reply.raw.once("close", () => {
-            if (!reply.raw.writableFinished) resolve();
-          });
-        });
-        answering.add(sent);
-        void sent.then(() => answering.delete(sent));
-        if (request.body === undefined || request.body === null)
-          return sendValidation(reply, [{ loc: ["body"], msg: "field required", type: "value_error.missing" }]);
+        answered(request, reply);
+        if (request.body === undefined || request.body === null) return bodyRequired(reply);
         const body = Txt2ImgRequest.safeParse(request.body);
         if (!body.success) return sendValidation(reply, validationItems(body.error));
-        const client = clientOf(request);
-        const planned = planTxt2Img(body.data, {
-          models: coordinator.models(),
-          current: options.currentModel(),
-          client: client.label,
+        return generate(request, reply, { job: "txt2img", body: body.data });
+      });
+
+      api.post("/img2img", { bodyLimit: IMG2IMG_BODY_BYTES }, async (request, reply) => {
+        answered(request, reply);
+        if (request.body === undefined || request.body === null) return bodyRequired(reply);
+        const body = Img2ImgRequest.safeParse(request.body);
+        if (!body.success) return sendValidation(reply, validationItems(body.error));
+        const stored = await storeInitImages(body.data.init_images, coordinator.initImages);
+        if (!stored.ok) return sendValidation(reply, stored.detail);
+        return generate(request, reply, {
+          job: "img2img",
+          body: body.data,
+          init: {
+            sha256: stored.sha256,
+            strength: body.data.denoising_strength ?? DEFAULT_STRENGTH,
+            resizeMode: resizeModeOf(body.data.resize_mode),
+          },
         });
-        if (!planned.ok) {
-          return typeof planned.detail === "string"
-            ? sendDetail(reply, planned.status, planned.detail)
-            : sendValidation(reply, planned.detail);
-        }
-        const plan = planned.plan;
-        let jobId: string;
-        try {
-          jobId = coordinator.submitJob(plan.spec).jobId;
-        } catch (error) {
-          // A request Kiln's queue refuses: a field the model cannot take (size, steps), or a job that cannot be.
-          if (error instanceof KilnError)
-            return sendValidation(
-              reply,
-              error.fields ? a1111Fields(error.fields) : [{ loc: ["body"], msg: error.message, type: "value_error" }],
-            );
-          throw error;
-        }
-        const tracked = requests.track(jobId, {
-          client: client.key,
-          total: plan.total,
-          batchSize: plan.batchSize,
-          steps: plan.steps,
-        });
-        // A client that goes away takes its job with it, as closing A1111's tab would stop it.
-        const gone = () => {
-          if (!reply.raw.writableFinished) requests.abandon(tracked);
-        };
-        reply.raw.once("close", gone);
-        await tracked.finished;
-        reply.raw.off("close", gone);
-        const images = coordinator.jobImages(jobId);
-        const done = images.filter((i) => i.state === "done" && i.path);
-        const pngs = tracked.stalled ? [] : await Promise.all(done.map((i) => readFile(i.path as string)));
-        if (plan.spec.transient) await Promise.all(done.map((i) => rm(i.path as string, { force: true })));
-        if (tracked.stalled)
-          return reply.code(503).send({
-            detail: `no device of the farm can render this request, so it was cancelled: ${tracked.stalled}`,
-            code: "E_NOT_READY",
-          });
-        const failed = images.filter((i) => i.state === "failed");
-        if (done.length === 0 && !tracked.interrupted) {
-          const reason = failed[0]?.error ?? "no image was rendered";
-          return reply
-            .code(500)
-            .send({ detail: `the farm rendered none of the images: ${reason}`, code: "E_INFERENCE" });
-        }
-        const warnings = [...plan.warnings];
-        if (failed.length > 0) warnings.push(`${failed.length} of ${plan.total} images failed: ${failed[0]?.error}`);
-        if (tracked.interrupted && done.length < plan.total)
-          warnings.push(`interrupted: ${done.length} of ${plan.total} images were finished`);
-        return {
-          images: plan.sendImages ? pngs.map((png) => png.toString("base64")) : [],
-          parameters: echoedParameters(body.data),
-          info: txt2imgInfo({
-            prompt: body.data.prompt ?? "",
-            negativePrompt: body.data.negative_prompt ?? "",
-            seeds: plan.seeds,
-            width: plan.width,
-            height: plan.height,
-            steps: plan.steps,
-            cfgScale: plan.cfgScale,
-            samplerName: plan.samplerName,
-            batchSize: plan.batchSize,
-            model: plan.model,
-            infotexts: pngs.map((png) => readPngText(png)?.parameters ?? ""),
-            startedAt: tracked.startedAt,
-            warnings,
-          }),
-        };
       });
     },
     { prefix: "/sdapi/v1" },
   );
 
+  /**
+   * Counts an answer as sent once its socket has written it all. "finish" only hands the answer to the
+   * socket (and detaches it from the answer): closing an idle connection then would drop what the socket
+   * has not written yet (seen: clients got 40 of 60 KB).
+   */
+  function answered(request: FastifyRequest, reply: FastifyReply): void {
+    const socket = request.raw.socket;
+    const sent = new Promise<void>((resolve) => {
+      reply.raw.once("finish", () => void whenWritten(socket).then(resolve));
+      reply.raw.once("close", () => {
+        if (!reply.raw.writableFinished) resolve();
+      });
+    });
+    answering.add(sent);
+    void sent.then(() => answering.delete(sent));
+  }
+
+  /**
+   * One txt2img or img2img request as one job in Kiln's queue: planned, submitted, followed until its
+   * images are done (or it is interrupted, abandoned or stalls), and answered in A1111's shape.
+   */
+  async function generate(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    asked: { job: "txt2img"; body: Txt2ImgRequest } | { job: "img2img"; body: Img2ImgRequest; init: PlannedInit },
+  ): Promise<unknown> {
+    const { body } = asked;
+    const client = clientOf(request);
+    const planned = planTxt2Img(body, {
+      models: coordinator.models(),
+      current: options.currentModel(),
+      client: client.label,
+      ...(asked.job === "img2img" ? { init: asked.init } : {}),
+    });
+    if (!planned.ok) {
+      return typeof planned.detail === "string"
+        ? sendDetail(reply, planned.status, planned.detail)
+        : sendValidation(reply, planned.detail);
+    }
+    const plan = planned.plan;
+    if (asked.job === "img2img") plan.warnings.push(...img2imgUnhonoured(asked.body));
+    let jobId: string;
+    try {
+      jobId = coordinator.submitJob(plan.spec).jobId;
+    } catch (error) {
+      // A request Kiln's queue refuses: a field the model cannot take (size, steps, a model that cannot
+      // start from an image), or a job that cannot be.
+      if (error instanceof KilnError)
+        return sendValidation(
+          reply,
+          error.fields ? a1111Fields(error.fields) : [{ loc: ["body"], msg: error.message, type: "value_error" }],
+        );
+      throw error;
+    }
+    const tracked = requests.track(jobId, {
+      job: asked.job,
+      client: client.key,
+      total: plan.total,
+      batchSize: plan.batchSize,
+      steps: plan.steps,
+    });
+    // A client that goes away takes its job with it, as closing A1111's tab would stop it.
+    const gone = () => {
+      if (!reply.raw.writableFinished) requests.abandon(tracked);
+    };
+    reply.raw.once("close", gone);
+    await tracked.finished;
+    reply.raw.off("close", gone);
+    const images = coordinator.jobImages(jobId);
+    const done = images.filter((i) => i.state === "done" && i.path);
+    const pngs = tracked.stalled ? [] : await Promise.all(done.map((i) => readFile(i.path as string)));
+    if (plan.spec.transient) await Promise.all(done.map((i) => rm(i.path as string, { force: true })));
+    if (tracked.stalled)
+      return reply.code(503).send({
+        detail: `no device of the farm can render this request, so it was cancelled: ${tracked.stalled}`,
+        code: "E_NOT_READY",
+      });
+    const failed = images.filter((i) => i.state === "failed");
+    if (done.length === 0 && !tracked.interrupted) {
+      const reason = failed[0]?.error ?? "no image was rendered";
+      return reply.code(500).send({ detail: `the farm rendered none of the images: ${reason}`, code: "E_INFERENCE" });
+    }
+    const warnings = [...plan.warnings];
+    if (failed.length > 0) warnings.push(`${failed.length} of ${plan.total} images failed: ${failed[0]?.error}`);
+    if (tracked.interrupted && done.length < plan.total)
+      warnings.push(`interrupted: ${done.length} of ${plan.total} images were finished`);
+    return {
+      images: plan.sendImages ? pngs.map((png) => png.toString("base64")) : [],
+      parameters: asked.job === "img2img" ? echoedImg2ImgParameters(asked.body) : echoedParameters(body),
+      info: txt2imgInfo({
+        prompt: body.prompt ?? "",
+        negativePrompt: body.negative_prompt ?? "",
+        seeds: plan.seeds,
+        width: plan.width,
+        height: plan.height,
+        steps: plan.steps,
+        cfgScale: plan.cfgScale,
+        samplerName: plan.samplerName,
+        batchSize: plan.batchSize,
+        denoisingStrength: plan.denoisingStrength,
+        model: plan.model,
+        infotexts: pngs.map((png) => readPngText(png)?.parameters ?? ""),
+        startedAt: tracked.startedAt,
+        warnings,
+      }),
+    };
+  }
+
   function clientOf(request: FastifyRequest): { key: string; label: string } {
     return clients.get(request) ?? { key: request.ip, label: request.ip };
   }
+}
+
+function bodyRequired(reply: FastifyReply): FastifyReply {
+  return sendValidation(reply, [{ loc: ["body"], msg: "field required", type: "value_error.missing" }]);
 }
 
 /** Resolves once a socket has written everything it was given (or is gone). */

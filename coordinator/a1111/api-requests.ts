@@ -11,9 +11,11 @@ const STALL_CHECK_MS = 1000;
 export const DEFAULT_STALL_GRACE_MS = 10_000;
 const FINISHED = new Set(["done", "failed", "cancelled"]);
 
-/** One txt2img request in flight: its job, and what `progress` reports of it. */
+/** One txt2img or img2img request in flight: its job, and what `progress` reports of it. */
 export interface ApiRequest {
   jobId: string;
+  /** Which route asked: `progress` names it as A1111's state.job does. */
+  job: "txt2img" | "img2img";
   /** The API user, or the client's address without `--api-auth`: whose `progress` and `interrupt` it is. */
   client: string;
   total: number;
@@ -72,7 +74,7 @@ export class ApiRequests {
   }
 
   /** Tracks a submitted job; its `finished` resolves once every image is done, failed or cancelled. */
-  track(jobId: string, fields: Pick<ApiRequest, "client" | "total" | "batchSize" | "steps">): ApiRequest {
+  track(jobId: string, fields: Pick<ApiRequest, "job" | "client" | "total" | "batchSize" | "steps">): ApiRequest {
     let settle = () => {};
     const finished = new Promise<void>((resolve) => {
       settle = resolve;
@@ -147,7 +149,7 @@ export class ApiRequests {
         skipped: false,
         interrupted: requests.some((r) => r.interrupted),
         stopping_generation: false,
-        job: "txt2img",
+        job: first.job,
         job_count: batches,
         job_timestamp: jobTimestamp(first.startedAt),
         job_no: batchesDone,

@@ -13,6 +13,8 @@ export interface RenderedRequest {
   cfgScale: number;
   samplerName: string;
   batchSize: number;
+  /** img2img's strength; null for txt2img. */
+  denoisingStrength: number | null;
   model: ModelInfo;
   /** The `parameters` text of each image returned, read from its PNG. */
   infotexts: string[];
@@ -54,7 +56,7 @@ export function txt2imgInfo(r: RenderedRequest): string {
     sd_vae_hash: null,
     seed_resize_from_w: -1,
     seed_resize_from_h: -1,
-    denoising_strength: null,
+    denoising_strength: r.denoisingStrength,
     extra_generation_params: {},
     index_of_first_image: 0,
     infotexts: r.infotexts,

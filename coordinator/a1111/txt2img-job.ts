@@ -1,5 +1,6 @@
 import { randomInt } from "node:crypto";
 import type { FieldError } from "../../shared/errors";
+import type { ResizeMode } from "../../shared/img2img";
 import type { JobSpecInput } from "../../shared/job";
 import type { ModelInfo } from "../../shared/node-info";
 import { MAX_SEED } from "../../shared/task";
@@ -8,7 +9,14 @@ import { resolveSampler } from "./api-lists";
 import { resolveCheckpoint } from "./model-titles";
 import { type Txt2ImgRequest, unhonoured } from "./txt2img-request";
 
-/** A txt2img request as one Kiln job, and what its answer reports. */
+/** An img2img request's picture, already in the app's init image store. */
+export interface PlannedInit {
+  sha256: string;
+  strength: number;
+  resizeMode: ResizeMode;
+}
+
+/** A txt2img or img2img request as one Kiln job, and what its answer reports. */
 export interface Txt2ImgPlan {
   spec: JobSpecInput;
   model: ModelInfo;
@@ -20,6 +28,8 @@ export interface Txt2ImgPlan {
   width: number;
   height: number;
   samplerName: string;
+  /** img2img's strength; null for txt2img. */
+  denoisingStrength: number | null;
   sendImages: boolean;
   warnings: string[];
 }
@@ -34,10 +44,11 @@ export type PlanResult =
  * which `info` records). A size, step count or CFG left out is the model's own
  * (A1111 would use 512², 50 steps, CFG 7: wrong for turbo models). `save_images`
  * false (A1111's default) keeps the PNGs out of the studio's output folder.
+ * An img2img request is the same job starting from `init`, its stored picture.
  */
 export function planTxt2Img(
   body: Txt2ImgRequest,
-  context: { models: ModelInfo[]; current: ModelInfo | null; client: string },
+  context: { models: ModelInfo[]; current: ModelInfo | null; client: string; init?: PlannedInit },
 ): PlanResult {
   const warnings = unhonoured(body);
   const wanted = body.override_settings?.sd_model_checkpoint;
@@ -90,6 +101,13 @@ export function planTxt2Img(
         count: total,
         source: { kind: "a1111-api", client: context.client },
         transient: body.save_images !== true,
+        ...(context.init
+          ? {
+              initImage: context.init.sha256,
+              strength: context.init.strength,
+              resizeMode: context.init.resizeMode,
+            }
+          : {}),
       },
       model,
       seeds: Array.from({ length: total }, (_, i) => (seed + i) % (MAX_SEED + 1)),
@@ -100,6 +118,7 @@ export function planTxt2Img(
       width,
       height,
       samplerName: sampler ?? model.defaultSampler,
+      denoisingStrength: context.init?.strength ?? null,
       sendImages: body.send_images !== false,
       warnings,
     },
@@ -107,13 +126,16 @@ export function planTxt2Img(
 }
 
 /** Kiln's job fields as the A1111 fields a client sent, so a refusal names what the client can change. */
-const A1111_FIELD: Record<string, string[]> = {
+const A1111_FIELD: Record<string, Array<string | number>> = {
   prompts: ["prompt"],
   negativePrompt: ["negative_prompt"],
   model: ["override_settings", "sd_model_checkpoint"],
   guidance: ["cfg_scale"],
   count: ["batch_size"],
   sampler: ["sampler_name"],
+  initImage: ["init_images", 0],
+  strength: ["denoising_strength"],
+  resizeMode: ["resize_mode"],
 };
 
 export function a1111Fields(fields: FieldError[]): ValidationItem[] {

@@ -48,7 +48,8 @@ const Txt2ImgFields = z.object({
   refiner_checkpoint: optional(z.string()),
 });
 
-export const Txt2ImgRequest = Txt2ImgFields.passthrough().superRefine((body, ctx) => {
+/** At most this many images per request, whatever the route. */
+function imagesPerRequest(body: { batch_size?: number | null; n_iter?: number | null }, ctx: z.RefinementCtx): void {
   const total = (body.batch_size ?? 1) * (body.n_iter ?? 1);
   if (total > MAX_IMAGES_PER_REQUEST)
     ctx.addIssue({
@@ -56,8 +57,45 @@ export const Txt2ImgRequest = Txt2ImgFields.passthrough().superRefine((body, ctx
       path: ["batch_size"],
       message: `batch_size × n_iter is ${total}; at most ${MAX_IMAGES_PER_REQUEST} images per request (send several requests)`,
     });
-});
+}
+
+export const Txt2ImgRequest = Txt2ImgFields.passthrough().superRefine(imagesPerRequest);
 export type Txt2ImgRequest = z.infer<typeof Txt2ImgRequest>;
+
+/** Init images one img2img request may send; Kiln starts every image from the first. */
+export const MAX_INIT_IMAGES = 4;
+/** An img2img body: its init images in base64 (each at most 32 MiB as a PNG) with room for the rest. */
+export const IMG2IMG_BODY_BYTES = 48 * 1024 * 1024;
+
+/**
+ * The body of `POST /sdapi/v1/img2img`: everything txt2img reads, plus A1111's
+ * StableDiffusionProcessingImg2Img fields. `init_images` are base64 PNG or JPEG
+ * (a `data:` URL prefix is fine), decoded and checked by the route; the mask and
+ * inpainting fields are read only to say they were not honoured.
+ */
+const Img2ImgFields = Txt2ImgFields.extend({
+  init_images: z
+    .array(z.string("must be a base64 PNG or JPEG").min(1, "must not be empty"), "must be a list of base64 images")
+    .min(1, "give one picture to start from")
+    .max(MAX_INIT_IMAGES, `at most ${MAX_INIT_IMAGES} (Kiln starts every image from the first)`),
+  /** A1111's default 0.75; 0 would leave the picture as it is. */
+  denoising_strength: optional(
+    z.number().gt(0, "must be above 0 (0 would leave the picture as it is)").max(1, "must be at most 1"),
+  ),
+  /** 0 just resize, 1 crop and resize, 2 resize and fill, 3 just resize (latent upscale). */
+  resize_mode: optional(int(0, 3)),
+  include_init_images: optional(z.boolean()),
+  mask: optional(z.string()),
+  mask_blur: optional(z.number()),
+  inpainting_fill: optional(z.number()),
+  inpaint_full_res: optional(z.union([z.boolean(), z.number()])),
+  inpainting_mask_invert: optional(z.number()),
+  initial_noise_multiplier: optional(z.number()),
+  image_cfg_scale: optional(z.number()),
+});
+
+export const Img2ImgRequest = Img2ImgFields.passthrough().superRefine(imagesPerRequest);
+export type Img2ImgRequest = z.infer<typeof Img2ImgRequest>;
 
 /**
  * The answer's `parameters`: the request's fields Kiln knows, as A1111 echoes its
@@ -65,7 +103,17 @@ export type Txt2ImgRequest = z.infer<typeof Txt2ImgRequest>;
  * even credentials, into the body).
  */
 export function echoedParameters(body: Txt2ImgRequest): Record<string, unknown> {
-  const known = new Set(Object.keys(Txt2ImgFields.shape));
+  return pick(body, Txt2ImgFields.shape);
+}
+
+/** img2img's `parameters`: its known fields, the pictures only when asked for (A1111's include_init_images). */
+export function echoedImg2ImgParameters(body: Img2ImgRequest): Record<string, unknown> {
+  const echoed = pick(body, Img2ImgFields.shape);
+  return body.include_init_images ? echoed : { ...echoed, init_images: null, mask: null };
+}
+
+function pick(body: object, shape: object): Record<string, unknown> {
+  const known = new Set(Object.keys(shape));
   return Object.fromEntries(Object.entries(body).filter(([key]) => known.has(key)));
 }
 
@@ -89,5 +137,28 @@ export function unhonoured(body: Txt2ImgRequest): string[] {
     note("scheduler", "each model runs its own noise schedule");
   const overrides = Object.keys(body.override_settings ?? {}).filter((k) => k !== "sd_model_checkpoint");
   if (overrides.length > 0) note(`override_settings (${overrides.join(", ")})`, "only sd_model_checkpoint applies");
+  return warnings;
+}
+
+/** What an img2img request asked for beyond txt2img's fields that Kiln did not do. */
+export function img2imgUnhonoured(body: Img2ImgRequest): string[] {
+  const warnings: string[] = [];
+  const note = (field: string, why: string) => warnings.push(`${field} is ignored: ${why}`);
+  if (body.init_images.length > 1)
+    note(`init_images beyond the first (${body.init_images.length - 1})`, "Kiln starts every image from the first");
+  if (body.resize_mode === 3) note("resize_mode 3 (latent upscale)", "Kiln just resizes (resize_mode 0)");
+  if (body.mask) {
+    note("mask", "inpainting is not in Kiln yet: the whole picture is reworked");
+    const inpainting = (["inpainting_fill", "inpaint_full_res", "inpainting_mask_invert"] as const).filter(
+      (k) => body[k],
+    );
+    if (inpainting.length > 0) note(inpainting.join(", "), "inpainting is not in Kiln yet");
+  }
+  if (
+    body.initial_noise_multiplier !== undefined &&
+    body.initial_noise_multiplier !== null &&
+    body.initial_noise_multiplier !== 1
+  )
+    note("initial_noise_multiplier", "Kiln noises the picture as diffusers does (1)");
   return warnings;
 }

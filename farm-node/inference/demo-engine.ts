@@ -90,6 +90,8 @@ function describeDemoModel(hash: string): ModelInfo {
     maxSteps: MAX_STEPS,
     sizeMultiple: DEMO_LATENT_FACTOR,
     sizeBytes: 0,
+    // It has no VAE encoder: the studio refuses an img2img job for it before queueing (the node would too).
+    img2img: false,
     available: true,
     unavailableReason: null,
   };

@@ -4,7 +4,7 @@ import { type A1111Farm, startA1111Farm } from "../support/a1111-farm";
 
 /**
  * 5,000 generated malformed requests against the A1111 API: wrong types and
- * ranges in every field txt2img reads, broken and hostile JSON, other content
+ * ranges in every field txt2img and img2img read, broken and hostile JSON, other content
  * types, prototype keys, deep nesting, bodies that are not PNGs, wrong methods
  * and paths, foreign Hosts and Origins. Every one must get a 4xx, none may
  * queue a job, and the server must go on serving (a real request renders after).
@@ -60,7 +60,15 @@ const WRONG: Record<string, unknown[]> = {
   styles: ["a", 1, [1]],
   alwayson_scripts: ["x", 1, [1]],
 };
-const FIELDS = Object.keys(WRONG);
+/** A 1×1 PNG, for img2img bodies whose other fields are wrong. */
+const PIXEL = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC";
+/** Values that are wrong for the fields img2img reads besides txt2img's. */
+const WRONG_IMG2IMG: Record<string, unknown[]> = {
+  init_images: [[], "x", [1], [""], ["not base64!"], [Buffer.from("GIF89a").toString("base64")], Array(5).fill(PIXEL)],
+  denoising_strength: [0, -0.1, 1.5, "0.5", []],
+  resize_mode: [-1, 4, 1.5, "1", {}],
+  mask: [1, [], {}],
+};
 const ROUTES_GET = ["sd-models", "options", "samplers", "schedulers", "upscalers", "sd-vae", "loras", "memory"];
 const ROUTES_POST = ["txt2img", "options", "png-info", "interrupt", "img2img", "refresh-checkpoints"];
 
@@ -71,16 +79,19 @@ function malformed(random: () => number, i: number): Malformed {
     case 0:
     case 1:
     case 2: {
-      // One to three fields wrong, among valid ones and junk.
+      // One to three fields wrong, among valid ones and junk; every third one an img2img with its own fields too.
+      const img2img = i % 3 === 0;
       const body: Record<string, unknown> = { prompt: "fuzz", steps: 1, [`junk_${i}`]: { a: [i] } };
+      if (img2img) body.init_images = [PIXEL];
       const wrong = 1 + Math.floor(random() * 3);
+      const table = img2img && i % 2 === 0 ? WRONG_IMG2IMG : WRONG;
       for (let k = 0; k < wrong; k++) {
-        const field = pick(FIELDS);
-        body[field] = pick(WRONG[field] as unknown[]);
+        const field = pick(Object.keys(table));
+        body[field] = pick(table[field] as unknown[]);
       }
       return {
         method: "POST",
-        path: "/sdapi/v1/txt2img",
+        path: `/sdapi/v1/${img2img ? "img2img" : "txt2img"}`,
         headers: json,
         body: JSON.stringify(body),
         why: "wrong field",

@@ -13,6 +13,7 @@ import type { NodeEvent } from "../../shared/node-events";
 import { parseParameters } from "../../shared/png-parameters";
 import type { TaskRequest } from "../../shared/task";
 import { TINY_PACKS, writeTinyPacks } from "../fixtures/tiny-packs/write-tiny-packs";
+import { initPicture } from "../support/init-picture";
 import { type RunningNode, startNode } from "../support/kiln-node-process";
 import { api, type EventStream, subscribe } from "../support/node-client";
 
@@ -30,24 +31,7 @@ let dir: string;
 let node: RunningNode;
 let events: EventStream;
 
-/** A 320×200 PNG with a gradient and a block, so resize modes and encoders have something to see. */
-async function picture(shade: number): Promise<Buffer> {
-  const width = 320;
-  const height = 200;
-  const rgb = Buffer.alloc(width * height * 3);
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      const i = (y * width + x) * 3;
-      const block = x > 100 && x < 220 && y > 50 && y < 150;
-      rgb[i] = block ? shade : Math.round((255 * x) / width);
-      rgb[i + 1] = Math.round((255 * y) / height);
-      rgb[i + 2] = block ? 255 - shade : 128;
-    }
-  }
-  return sharp(rgb, { raw: { width, height, channels: 3 } })
-    .png()
-    .toBuffer();
-}
+const picture = (shade: number) => initPicture(shade);
 
 const sha256 = (bytes: Buffer) => createHash("sha256").update(bytes).digest("hex");
 

@@ -1,0 +1,233 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import sharp from "sharp";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readTextChunks } from "../../farm-node/png/png-text-chunks";
+import { parseParameters } from "../../shared/png-parameters";
+import { TINY_PACKS, writeTinyPacks } from "../fixtures/tiny-packs/write-tiny-packs";
+import { initPicture } from "../support/init-picture";
+import { addNodeArgs, type RunningNode, startNode } from "../support/kiln-node-process";
+import { startServe } from "../support/kiln-serve-process";
+import { waitUntil } from "../support/wait-until";
+
+/**
+ * `POST /sdapi/v1/img2img` over raw HTTP against a real `kiln serve`, with two
+ * real kiln-node processes on the CPU holding kiln-demo and the tiny SD pack
+ * (whose optimum export has a vae_encoder/): one request is one job of Kiln's
+ * img2img sharded over both nodes, each node gets the picture once, and what an
+ * A1111 client sends wrong is a 422 naming the field.
+ */
+
+let dir: string;
+let nodes: RunningNode[];
+let serve: Awaited<ReturnType<typeof startServe>>;
+let api: string;
+
+const picture = initPicture;
+
+interface Answer {
+  status: number;
+  // biome-ignore lint/suspicious/noExplicitAny: answers are read by the A1111 shapes each test asserts
+  body: any;
+}
+
+async function post(path: string, body: unknown): Promise<Answer> {
+  const res = await fetch(`${api}${path}`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let parsed: unknown = text;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    // Not JSON: kept as text for the assertion's message.
+  }
+  return { status: res.status, body: parsed };
+}
+
+/** What a client would send: the tiny SD pack, a small size, a fixed seed. */
+const request = (init: Buffer, extra: Record<string, unknown> = {}) => ({
+  prompt: "a lighthouse at dusk",
+  init_images: [init.toString("base64")],
+  override_settings: { sd_model_checkpoint: TINY_PACKS.sd },
+  width: 256,
+  height: 256,
+  steps: 4,
+  cfg_scale: 1,
+  seed: 7,
+  ...extra,
+});
+
+const pixels = async (b64: string) => (await sharp(Buffer.from(b64, "base64")).raw().toBuffer()).toString("base64");
+const storedInitImages = (node: RunningNode) => node.logs.filter((l) => l.msg === "stored an init image").length;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "kiln-a1111-img2img-"));
+  writeTinyPacks(join(dir, "models"));
+  nodes = await Promise.all(
+    ["rack-a", "rack-b"].map((name) =>
+      startNode(["--devices", "cpu", "--models", join(dir, "models"), "--name", name]),
+    ),
+  );
+  serve = await startServe(["--no-local", "--data-dir", join(dir, "data"), ...addNodeArgs(nodes)]);
+  api = `http://127.0.0.1:${serve.port}/sdapi/v1`;
+  await waitUntil(
+    async () => {
+      const models = (await (await fetch(`${api}/sd-models`)).json()) as { model_name: string }[];
+      return models.some((m) => m.model_name === TINY_PACKS.sd);
+    },
+    60_000,
+    "the tiny SD pack on the farm",
+  );
+}, 120_000);
+
+afterAll(async () => {
+  await serve?.stop();
+  await Promise.all((nodes ?? []).map((n) => n.stop()));
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("A1111 img2img", () => {
+  it("renders one job from the picture over both nodes, with Denoising strength in the PNGs and info", async () => {
+    const init = await picture(30);
+    const answer = await post(
+      "/img2img",
+      request(init, { batch_size: 4, n_iter: 2, denoising_strength: 0.5, resize_mode: 1 }),
+    );
+    expect(answer.status, JSON.stringify(answer.body)).toBe(200);
+    expect(answer.body.images).toHaveLength(8);
+    const info = JSON.parse(answer.body.info);
+    expect(info).toMatchObject({
+      denoising_strength: 0.5,
+      all_seeds: [7, 8, 9, 10, 11, 12, 13, 14],
+      width: 256,
+      height: 256,
+      steps: 4,
+      sd_model_name: TINY_PACKS.sd,
+      warnings: [],
+    });
+    // A1111 echoes the request without the pictures unless include_init_images.
+    expect(answer.body.parameters).toMatchObject({ init_images: null, denoising_strength: 0.5, resize_mode: 1 });
+    const nodeIds = new Set<unknown>();
+    for (const [i, b64] of (answer.body.images as string[]).entries()) {
+      const chunks = readTextChunks(Buffer.from(b64, "base64"));
+      const params = parseParameters(chunks.parameters ?? "");
+      expect(params).toMatchObject({ steps: 4, denoisingStrength: 0.5, model: TINY_PACKS.sd, width: 256 });
+      expect(params.extra["Denoising strength"]).toBe("0.5");
+      expect(info.infotexts[i]).toBe(chunks.parameters);
+      nodeIds.add(JSON.parse(chunks.kiln ?? "{}").nodeId);
+    }
+    // Sharded over the farm: both nodes rendered some, and each was sent the picture once.
+    expect(nodeIds.size).toBe(2);
+    expect(nodes.map(storedInitImages)).toEqual([1, 1]);
+  }, 120_000);
+
+  it("the picture follows the init image, the strength and the resize mode; the same request repeats exactly", async () => {
+    const a = await picture(30);
+    const b = await picture(220);
+    const one = async (init: Buffer, extra: Record<string, unknown> = {}) => {
+      const answer = await post("/img2img", request(init, { denoising_strength: 0.5, ...extra }));
+      expect(answer.status, JSON.stringify(answer.body)).toBe(200);
+      return { pixels: await pixels(answer.body.images[0]), warnings: JSON.parse(answer.body.info).warnings };
+    };
+    const first = await one(a);
+    expect((await one(a)).pixels).toBe(first.pixels);
+    expect((await one(b)).pixels).not.toBe(first.pixels);
+    expect((await one(a, { denoising_strength: 1 })).pixels).not.toBe(first.pixels);
+    expect((await one(a, { resize_mode: 2 })).pixels).not.toBe(first.pixels);
+    // Latent upscale is just resize here, and says so.
+    const latent = await one(a, { resize_mode: 3 });
+    expect(latent.pixels).toBe(first.pixels);
+    expect(latent.warnings).toEqual([expect.stringMatching(/^resize_mode 3 \(latent upscale\) is ignored/)]);
+    // A JPEG is taken too, and is not the same start as nothing at all.
+    const jpeg = await one(await picture(30, "jpeg"));
+    const txt2img = await post("/txt2img", request(a, { init_images: undefined }));
+    expect(txt2img.status).toBe(200);
+    expect(await pixels(txt2img.body.images[0])).not.toBe(jpeg.pixels);
+    expect(JSON.parse(txt2img.body.info).denoising_strength).toBeNull();
+  }, 180_000);
+
+  it("renders a request with a mask from the whole picture and names the inpainting fields it ignored", async () => {
+    const init = await picture(30);
+    const mask = await sharp({ create: { width: 320, height: 200, channels: 3, background: "#ffffff" } })
+      .png()
+      .toBuffer();
+    const answer = await post(
+      "/img2img",
+      request(init, {
+        denoising_strength: 0.5,
+        mask: mask.toString("base64"),
+        inpainting_fill: 1,
+        inpaint_full_res: true,
+        init_images: [init.toString("base64"), init.toString("base64")],
+      }),
+    );
+    expect(answer.status, JSON.stringify(answer.body)).toBe(200);
+    expect(answer.body.images).toHaveLength(1);
+    const warnings: string[] = JSON.parse(answer.body.info).warnings;
+    expect(warnings).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^mask is ignored: inpainting is not in Kiln yet/),
+        expect.stringMatching(/^inpainting_fill, inpaint_full_res is ignored/),
+        expect.stringMatching(/^init_images beyond the first \(1\) is ignored/),
+      ]),
+    );
+  }, 60_000);
+
+  it("refuses what it cannot start from with FastAPI's 422 naming the field, and queues nothing", async () => {
+    const init = await picture(77);
+    const held = nodes.map(storedInitImages);
+    const loc = async (body: unknown) => {
+      const answer = await post("/img2img", body);
+      expect(answer.status, JSON.stringify(answer.body)).toBe(422);
+      return answer.body.detail.map((d: { loc: unknown[]; msg: string }) => ({ loc: d.loc.join("."), msg: d.msg }));
+    };
+    expect(await loc({ prompt: "no picture" })).toEqual([{ loc: "body.init_images", msg: expect.any(String) }]);
+    expect(await loc(request(init, { init_images: [] }))).toEqual([
+      { loc: "body.init_images", msg: "give one picture to start from" },
+    ]);
+    expect(await loc(request(init, { init_images: Array(5).fill(init.toString("base64")) }))).toEqual([
+      { loc: "body.init_images", msg: expect.stringMatching(/at most 4/) },
+    ]);
+    expect(await loc(request(init, { init_images: ["not base64 at all!"] }))).toEqual([
+      { loc: "body.init_images.0", msg: "is not base64" },
+    ]);
+    const gif = Buffer.from("GIF89a\x01\x00\x01\x00").toString("base64");
+    expect(await loc(request(init, { init_images: [init.toString("base64"), gif] }))).toEqual([
+      { loc: "body.init_images.1", msg: "is not a PNG or JPEG" },
+    ]);
+    // A PNG cut short: its header reads, its pixels do not.
+    const cut = init.subarray(0, Math.floor(init.length / 2)).toString("base64");
+    expect(await loc(request(init, { init_images: [`data:image/png;base64,${cut}`] }))).toEqual([
+      { loc: "body.init_images.0", msg: expect.stringMatching(/cut short or corrupt/) },
+    ]);
+    // A small file that claims a picture too large to decode.
+    const huge = await sharp({ create: { width: 9000, height: 16, channels: 3, background: "#000" } })
+      .png()
+      .toBuffer();
+    expect(await loc(request(init, { init_images: [huge.toString("base64")] }))).toEqual([
+      { loc: "body.init_images.0", msg: expect.stringMatching(/9000×16; at most 8192/) },
+    ]);
+    expect(
+      (await loc(request(init, { denoising_strength: 1.5, resize_mode: 4 }))).map((d: { loc: string }) => d.loc),
+    ).toEqual(expect.arrayContaining(["body.denoising_strength", "body.resize_mode"]));
+    expect(await loc(request(init, { denoising_strength: 0 }))).toEqual([
+      { loc: "body.denoising_strength", msg: expect.stringMatching(/above 0/) },
+    ]);
+    // Kiln's own checks, before anything is queued: a strength that runs no step, a model without a VAE encoder.
+    expect(await loc(request(init, { denoising_strength: 0.2 }))).toEqual([
+      { loc: "body.denoising_strength", msg: expect.stringMatching(/0.2 of 4 steps runs no step/) },
+    ]);
+    expect(await loc(request(init, { override_settings: { sd_model_checkpoint: "kiln-demo" } }))).toEqual([
+      { loc: "body.init_images.0", msg: expect.stringMatching(/kiln-demo cannot start from an image/) },
+    ]);
+    // Bodies over 48 MiB are refused before they are read whole.
+    const tooLarge = await post("/img2img", { init_images: ["A".repeat(49 * 1024 * 1024)] });
+    expect(tooLarge.status).toBe(413);
+    // Nothing reached a node.
+    expect(nodes.map(storedInitImages)).toEqual(held);
+  }, 60_000);
+});
