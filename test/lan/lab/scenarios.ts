@@ -725,7 +725,8 @@ export const SCENARIOS: Scenario[] = [
         // --query-compute-apps lists is this file, read on every call, swapped by the scenario.
         const apps = join(mkdtempSync(join(tmpdir(), "kiln-lab-yield-")), "compute-apps.csv");
         copyFileSync(smiRecording("compute-apps-none.csv"), apps);
-        await farm.startNode("gpu1", 12);
+        // Slow enough that the job is still running when Blender starts, whatever the load.
+        await farm.startNode("gpu1", 2);
         const ws = await farm.startNodeWith(
           "ws",
           ["--providers", "cpu", "--yield", "auto", "--yield-resume-after", "3"],
@@ -742,8 +743,8 @@ export const SCENARIOS: Scenario[] = [
         const onWs = async (jobId: string) =>
           (await farm.api.call("jobImages", { jobId })).filter((i) => i.nodeId === ws.nodeId && i.state === "done")
             .length;
-        const job = await farm.submit(60, 16_000, 256);
-        await waitUntil(async () => (await gpu())?.state === "busy", 60_000, "the workstation rendering");
+        const job = await farm.submit(120, 16_000, 256);
+        await waitUntil(async () => (await onWs(job)) > 0, 60_000, "the workstation rendering");
         copyFileSync(smiRecording("compute-apps-blender.csv"), apps);
         const yielded = await waitUntil(
           async () => ((await gpu())?.state === "yielded" ? await gpu() : undefined),
@@ -757,7 +758,7 @@ export const SCENARIOS: Scenario[] = [
         await farm.waitForJob(job);
         const summary = await farm.job(job);
         const atEnd = await onWs(job);
-        notes.push(`the workstation stored ${atEnd} of 60 (none after its batch in hand), the farm the rest`);
+        notes.push(`the workstation stored ${atEnd} of 120 (none after its batch in hand), the farm the rest`);
         expect(problems, atEnd === whileYielded, "the yielded workstation stored images of the job");
         expect(problems, summary?.counts.failed === 0, `${summary?.counts.failed} images failed`);
         const wsNode = (await farm.nodesNow()).find((n) => n.id === ws.nodeId);
@@ -777,7 +778,7 @@ export const SCENARIOS: Scenario[] = [
           second.lost + second.duplicated + second.wrongSeed === 0,
           "the second job lost or doubled images",
         );
-        return farm.tally(60, 16_000);
+        return farm.tally(120, 16_000);
       }),
   },
 ];
