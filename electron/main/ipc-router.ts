@@ -1,6 +1,13 @@
 import type { Coordinator } from "../../coordinator/coordinator";
 import { createCommandRouter } from "../../coordinator/ui-api/command-router";
-import { type BridgeReply, type ChosenFolder, IPC_CHANNELS, ShellRequest } from "../../shared/desktop-bridge";
+import {
+  A1111ApiSettings,
+  type A1111ApiStatus,
+  type BridgeReply,
+  type ChosenFolder,
+  IPC_CHANNELS,
+  ShellRequest,
+} from "../../shared/desktop-bridge";
 import { describeFieldErrors, fieldErrors } from "../../shared/errors";
 import { UiRequest } from "../../shared/ui-api";
 
@@ -26,6 +33,8 @@ export interface IpcRouterOptions {
   shell: (request: ShellRequest) => Promise<BridgeReply<{ ok: true }>>;
   /** Shows the OS's folder dialog over the window; takes nothing from the renderer. */
   chooseFolder: () => Promise<BridgeReply<ChosenFolder>>;
+  /** The settings' switch for the A1111 API (electron/main/a1111-api-switch.ts); its channels only when given. */
+  a1111Api?: { status(): A1111ApiStatus; set(settings: A1111ApiSettings): Promise<A1111ApiStatus> };
 }
 
 /**
@@ -73,7 +82,24 @@ export function registerIpcRouter(opts: IpcRouterOptions): () => void {
     IPC_CHANNELS.chooseFolder,
     guarded(() => opts.chooseFolder()),
   );
+  const a1111Api = opts.a1111Api;
+  if (a1111Api) {
+    opts.ipcMain.handle(
+      IPC_CHANNELS.a1111Api,
+      guarded(async () => ({ result: a1111Api.status() })),
+    );
+    opts.ipcMain.handle(
+      IPC_CHANNELS.setA1111Api,
+      guarded(async (payload) => {
+        const settings = A1111ApiSettings.safeParse(payload);
+        if (!settings.success) return badRequest("not A1111 API settings", settings.error);
+        return { result: await a1111Api.set(settings.data) };
+      }),
+    );
+  }
   return () => {
+    opts.ipcMain.removeHandler(IPC_CHANNELS.a1111Api);
+    opts.ipcMain.removeHandler(IPC_CHANNELS.setA1111Api);
     opts.ipcMain.removeHandler(IPC_CHANNELS.command);
     opts.ipcMain.removeHandler(IPC_CHANNELS.shell);
     opts.ipcMain.removeHandler(IPC_CHANNELS.chooseFolder);

@@ -6,6 +6,7 @@ import pino from "pino";
 import { Coordinator } from "../../coordinator/coordinator";
 import { ThumbnailCache } from "../../coordinator/ui-api/thumbnail-cache";
 import { warmThumbnails } from "../../coordinator/ui-api/thumbnail-warmer";
+import { A1111_SETTINGS_FILE, A1111ApiSwitch } from "./a1111-api-switch";
 import { createImageProtocol, IMAGE_SCHEME, IMAGE_SCHEME_PRIVILEGES } from "./image-protocol";
 import { forwardUiEvents, registerIpcRouter } from "./ipc-router";
 import {
@@ -44,6 +45,7 @@ const log = app.isPackaged
 
 let window: BrowserWindow | null = null;
 let coordinator: Coordinator | null = null;
+let a1111Api: A1111ApiSwitch | null = null;
 let stopping: Promise<void> | null = null;
 let stopped = false;
 
@@ -87,6 +89,9 @@ async function start(): Promise<void> {
     vault: openTokenVault(dataDir, safeStorage, process.platform),
   });
   coordinator = running;
+  // The A1111 API, when its switch in the settings is on: 127.0.0.1 only, at the port the person picked.
+  const api = new A1111ApiSwitch({ coordinator: running, dataDir, file: join(dataDir, A1111_SETTINGS_FILE), log });
+  a1111Api = api;
   warmThumbnails(running, outputDir, thumbnails, log);
   registerIpcRouter({
     ipcMain,
@@ -102,12 +107,14 @@ async function start(): Promise<void> {
       const picked = window ? await dialog.showOpenDialog(window, options) : await dialog.showOpenDialog(options);
       return { result: { path: picked.canceled ? null : (picked.filePaths[0] ?? null) } };
     },
+    a1111Api: api,
   });
   forwardUiEvents(running, () => window?.webContents ?? null);
   // The window first: the queue is usable while the local node loads its models.
   openWindow();
   await running.start();
   log.info({ dataDir, outputDir }, "coordinator started");
+  await api.start();
 }
 
 if (!app.requestSingleInstanceLock()) {
@@ -138,8 +145,9 @@ if (!app.requestSingleInstanceLock()) {
   app.on("before-quit", (event) => {
     if (stopped || !coordinator) return;
     event.preventDefault();
-    stopping ??= coordinator
-      .stop()
+    const running = coordinator;
+    stopping ??= (a1111Api?.stop() ?? Promise.resolve())
+      .then(() => running.stop())
       .catch((error: unknown) => log.error({ err: error }, "the coordinator did not stop cleanly"))
       .finally(() => {
         stopped = true;

@@ -10,7 +10,7 @@ export interface IpcRendererLike {
 }
 
 /**
- * `window.kiln`: four functions over fixed channels, nothing generic. The main
+ * `window.kiln`: six functions over fixed channels, nothing generic. The main
  * process validates everything; this side only numbers requests and turns a
  * failed invoke (arguments that cannot be cloned, no handler) into an `{error}`,
  * so a call never throws across the bridge. Listeners get the event alone, never
@@ -29,6 +29,8 @@ export function createBridge(ipc: IpcRendererLike): DesktopBridge {
     call: (command, args) => invoke(IPC_CHANNELS.command, { id: nextId++, command, args }),
     shell: (request) => invoke(IPC_CHANNELS.shell, request),
     chooseFolder: () => invoke(IPC_CHANNELS.chooseFolder, null),
+    a1111Api: () => invoke(IPC_CHANNELS.a1111Api, null),
+    setA1111Api: (settings) => invoke(IPC_CHANNELS.setA1111Api, settings),
     onEvent(listener) {
       const forward = (_event: IpcRendererEvent, payload: unknown) => listener(payload as UiEvent);
       ipc.on(IPC_CHANNELS.event, forward);

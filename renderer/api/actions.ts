@@ -1,3 +1,4 @@
+import type { A1111ApiSettings, A1111ApiStatus } from "../../shared/desktop-bridge";
 import type { JobSpecInput } from "../../shared/job";
 import type { ThumbnailSize } from "../../shared/thumbnail-sizes";
 import type { ImageSummary, JobSummary, LibrarySettings, UiEvent, UiResult } from "../../shared/ui-api";
@@ -194,6 +195,24 @@ export function createActions(transport: UiTransport) {
     chooseFolder: transport.chooseFolder
       ? (): Promise<string | null | undefined> =>
           attempt("Choosing a folder", () => (transport.chooseFolder as () => Promise<string | null>)())
+      : undefined,
+    /** The desktop's A1111 API switch; undefined in a browser. */
+    a1111Api: transport.a1111Api ? () => (transport.a1111Api as () => Promise<A1111ApiStatus>)() : undefined,
+    /** Throws, for the settings form to show next to the port; undefined in a browser. */
+    setA1111Api: transport.setA1111Api
+      ? async (settings: A1111ApiSettings): Promise<A1111ApiStatus> => {
+          const set = transport.setA1111Api as (s: A1111ApiSettings) => Promise<A1111ApiStatus>;
+          const status = await set(settings);
+          notice(
+            status.problem ? "error" : "info",
+            status.problem
+              ? `A1111 API not served: ${status.problem}`
+              : status.url
+                ? `A1111 API at ${status.url}`
+                : "A1111 API off",
+          );
+          return status;
+        }
       : undefined,
     /** Throws, for the settings form to show next to the folder. */
     async setModelLibrary(settings: LibrarySettings): Promise<void> {

@@ -1,4 +1,4 @@
-import { type BridgeReply, ChosenFolder, type DesktopBridge } from "../../shared/desktop-bridge";
+import { A1111ApiStatus, type BridgeReply, ChosenFolder, type DesktopBridge } from "../../shared/desktop-bridge";
 import { UiEvent } from "../../shared/ui-api";
 import { uiErrorFrom } from "./ui-error";
 import type { UiTransport } from "./ui-transport";
@@ -45,6 +45,12 @@ export function createIpcTransport(bridge: DesktopBridge): UiTransport {
     },
     async chooseFolder() {
       return ChosenFolder.parse(unwrap(await bridge.chooseFolder())).path;
+    },
+    async a1111Api() {
+      return A1111ApiStatus.parse(unwrap(await bridge.a1111Api()));
+    },
+    async setA1111Api(settings) {
+      return A1111ApiStatus.parse(unwrap(await bridge.setA1111Api(settings)));
     },
   };
 }

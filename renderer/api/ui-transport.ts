@@ -1,4 +1,4 @@
-import type { ShellRequest } from "../../shared/desktop-bridge";
+import type { A1111ApiSettings, A1111ApiStatus, ShellRequest } from "../../shared/desktop-bridge";
 import type { ThumbnailSize } from "../../shared/thumbnail-sizes";
 import type { UiArgs, UiCommandName, UiEvent, UiResult } from "../../shared/ui-api";
 
@@ -19,6 +19,10 @@ export interface UiTransport {
   shell?(request: ShellRequest): Promise<void>;
   /** Desktop-only: the OS's folder dialog; the picked folder, or null when closed. */
   chooseFolder?(): Promise<string | null>;
+  /** Desktop-only: the settings' switch for the A1111 API and whether it serves (`kiln serve` has its flags). */
+  a1111Api?(): Promise<A1111ApiStatus>;
+  /** Desktop-only: rejects with a {@link UiError} naming the field (the port) when the settings are not. */
+  setA1111Api?(settings: A1111ApiSettings): Promise<A1111ApiStatus>;
 }
 
 /** Whether the UI can reach the coordinator; the IPC bridge is always open. */

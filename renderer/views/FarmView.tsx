@@ -1,4 +1,5 @@
 import { useShallow } from "zustand/react/shallow";
+import { A1111ApiPanel } from "../components/A1111ApiPanel";
 import { AddNodeForm } from "../components/AddNodeForm";
 import { FarmTotals } from "../components/FarmTotals";
 import { LibraryPanel } from "../components/LibraryPanel";
@@ -72,6 +73,7 @@ export function FarmView() {
         </section>
       )}
       {farm ? null : <LibraryPanel />}
+      <A1111ApiPanel />
       {farm ? null : <AddNodeForm />}
     </div>
   );

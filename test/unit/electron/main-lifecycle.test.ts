@@ -157,8 +157,24 @@ describe("main process (fake electron: the Electron binary cannot run here)", ()
 
     // The bridge answers our page only, with the real coordinator behind it.
     expect([...fake.handlers.keys()].sort()).toEqual(
-      [IPC_CHANNELS.command, IPC_CHANNELS.shell, IPC_CHANNELS.chooseFolder].sort(),
+      [
+        IPC_CHANNELS.command,
+        IPC_CHANNELS.shell,
+        IPC_CHANNELS.chooseFolder,
+        IPC_CHANNELS.a1111Api,
+        IPC_CHANNELS.setA1111Api,
+      ].sort(),
     );
+    // The A1111 API is off until a person turns it on in the settings.
+    expect(
+      await fake.handlers.get(IPC_CHANNELS.a1111Api)?.(
+        {
+          sender: { id: 41 },
+          senderFrame: { url: pathToFileURL(resolve("electron/renderer/index.html")).href, parent: null },
+        },
+        null,
+      ),
+    ).toEqual({ result: { enabled: false, port: 7860, url: null, problem: null } });
     const page = pathToFileURL(resolve("electron/renderer/index.html")).href;
     const invoke = (payload: unknown, url = page) =>
       fake.handlers.get(IPC_CHANNELS.command)?.({ sender: { id: 41 }, senderFrame: { url, parent: null } }, payload);

@@ -34,6 +34,8 @@ type Kiln = {
   shell: (request: unknown) => Promise<unknown>;
   onEvent: (listener: (...args: unknown[]) => void) => () => void;
   chooseFolder: () => Promise<unknown>;
+  a1111Api: () => Promise<unknown>;
+  setA1111Api: (settings: unknown) => Promise<unknown>;
 };
 let kiln: Kiln;
 
@@ -49,10 +51,10 @@ function reachable(root: unknown, depth = 4): unknown[] {
 }
 
 describe("preload (fake contextBridge and ipcRenderer: the Electron binary cannot run here)", () => {
-  it("exposes exactly one object, window.kiln, with call, shell, chooseFolder and onEvent", () => {
+  it("exposes exactly one object, window.kiln, with call, shell, chooseFolder, the A1111 API switch and onEvent", () => {
     expect(electron.contextBridge.exposeInMainWorld).toHaveBeenCalledTimes(1);
     expect(Object.keys(electron.exposed)).toEqual(["kiln"]);
-    expect(Object.keys(kiln).sort()).toEqual(["call", "chooseFolder", "onEvent", "shell"]);
+    expect(Object.keys(kiln).sort()).toEqual(["a1111Api", "call", "chooseFolder", "onEvent", "setA1111Api", "shell"]);
     for (const value of Object.values(kiln)) expect(typeof value).toBe("function");
   });
 
@@ -90,6 +92,22 @@ describe("preload (fake contextBridge and ipcRenderer: the Electron binary canno
     electron.ipcRenderer.invoke.mockResolvedValueOnce({ result: { path: "/srv/kiln-models" } });
     expect(await kiln.chooseFolder()).toEqual({ result: { path: "/srv/kiln-models" } });
     expect(electron.ipcRenderer.invoke).toHaveBeenLastCalledWith(IPC_CHANNELS.chooseFolder, null);
+  });
+
+  it("reads and sets the A1111 API switch on its own channels", async () => {
+    electron.ipcRenderer.invoke.mockResolvedValueOnce({
+      result: { enabled: false, port: 7860, url: null, problem: null },
+    });
+    expect(await kiln.a1111Api()).toMatchObject({ result: { enabled: false } });
+    expect(electron.ipcRenderer.invoke).toHaveBeenLastCalledWith(IPC_CHANNELS.a1111Api, null);
+    electron.ipcRenderer.invoke.mockResolvedValueOnce({
+      result: { enabled: true, port: 7861, url: "x", problem: null },
+    });
+    await kiln.setA1111Api({ enabled: true, port: 7861 });
+    expect(electron.ipcRenderer.invoke).toHaveBeenLastCalledWith(IPC_CHANNELS.setA1111Api, {
+      enabled: true,
+      port: 7861,
+    });
   });
 
   it("never throws: a failed invoke comes back as {error}", async () => {

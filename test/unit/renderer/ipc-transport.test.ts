@@ -26,6 +26,8 @@ function fakeBridge(answer: (command: UiCommandName, args: unknown) => BridgeRep
       return () => listeners.delete(listener);
     },
     chooseFolder: async () => ({ result: { path: "/srv/kiln-models" } }),
+    a1111Api: async () => ({ result: { enabled: false, port: 7860, url: null, problem: null } }),
+    setA1111Api: async (settings) => ({ result: { ...settings, url: null, problem: null } }),
   };
   const emit = (event: unknown) => {
     for (const listener of listeners) listener(event as UiEvent);
@@ -90,6 +92,37 @@ describe("IPC transport", () => {
       code: "E_BAD_REQUEST",
     });
     expect(fake.shells).toHaveLength(2);
+  });
+
+  it("reads and sets the A1111 API switch, and refuses an answer that is not its status", async () => {
+    const fake = fakeBridge(() => ({ result: null }));
+    const transport = createIpcTransport(fake.bridge);
+    expect(await transport.a1111Api?.()).toEqual({ enabled: false, port: 7860, url: null, problem: null });
+    expect(await transport.setA1111Api?.({ enabled: true, port: 7861 })).toEqual({
+      enabled: true,
+      port: 7861,
+      url: null,
+      problem: null,
+    });
+    const broken = createIpcTransport({
+      ...fake.bridge,
+      a1111Api: async () => ({ result: { enabled: "yes" } }) as never,
+    });
+    await expect(broken.a1111Api?.()).rejects.toThrow();
+    const refused = createIpcTransport({
+      ...fake.bridge,
+      setA1111Api: async () => ({
+        error: {
+          code: "E_BAD_REQUEST",
+          message: "port: must be 1024 or above",
+          fields: [{ path: "port", message: "must be 1024 or above" }],
+        },
+      }),
+    });
+    await expect(refused.setA1111Api?.({ enabled: true, port: 80 })).rejects.toMatchObject({
+      code: "E_BAD_REQUEST",
+      fields: [{ path: "port", message: "must be 1024 or above" }],
+    });
   });
 
   it("returns the folder a person picked in the desktop's dialog, and null when they closed it", async () => {
