@@ -64,6 +64,8 @@ export async function registerA1111Api(app: FastifyInstance, opts: A1111ApiOptio
   const options = new ApiOptions(() => coordinator.models());
   const requests = new ApiRequests(coordinator, opts.stallGraceMs);
   const clients = new WeakMap<FastifyRequest, { key: string; label: string }>();
+  /** img2img pictures by sha256: how many requests in flight hold each. */
+  const initImagesInUse = new Map<string, number>();
   /** Answers of txt2img requests not yet sent to the end. */
   const answering = new Set<Promise<void>>();
   // Before the server waits for open connections to end: a txt2img in flight must not hold a stop up.
@@ -232,21 +234,48 @@ export async function registerA1111Api(app: FastifyInstance, opts: A1111ApiOptio
         if (request.body === undefined || request.body === null) return bodyRequired(reply);
         const body = Img2ImgRequest.safeParse(request.body);
         if (!body.success) return sendValidation(reply, validationItems(body.error));
-        const stored = await storeInitImages(body.data.init_images, coordinator.initImages);
+        let stored = await storeInitImages(body.data.init_images, coordinator.initImages);
         if (!stored.ok) return sendValidation(reply, stored.detail);
-        return generate(request, reply, {
-          job: "img2img",
-          body: body.data,
-          init: {
-            sha256: stored.sha256,
-            strength: body.data.denoising_strength ?? DEFAULT_STRENGTH,
-            resizeMode: resizeModeOf(body.data.resize_mode),
-          },
-        });
+        const sha256 = stored.sha256;
+        initImagesInUse.set(sha256, (initImagesInUse.get(sha256) ?? 0) + 1);
+        try {
+          // A request with the same picture that ended meanwhile may have removed it: stored again.
+          if (!coordinator.initImages.has(sha256)) {
+            stored = await storeInitImages(body.data.init_images, coordinator.initImages);
+            if (!stored.ok) return sendValidation(reply, stored.detail);
+          }
+          return await generate(request, reply, {
+            job: "img2img",
+            body: body.data,
+            init: {
+              sha256,
+              strength: body.data.denoising_strength ?? DEFAULT_STRENGTH,
+              resizeMode: resizeModeOf(body.data.resize_mode),
+            },
+          });
+        } finally {
+          releaseInitImage(sha256, body.data.save_images !== true);
+        }
       });
     },
     { prefix: "/sdapi/v1" },
   );
+
+  /**
+   * A transient request's picture is removed from the app's init images once no request holds it and no
+   * unfinished job names it, so clients sending pictures do not fill the data dir. Saved requests' pictures
+   * stay, as `kiln render`'s do.
+   */
+  function releaseInitImage(sha256: string, transient: boolean): void {
+    const holders = (initImagesInUse.get(sha256) ?? 1) - 1;
+    if (holders > 0) {
+      initImagesInUse.set(sha256, holders);
+      return;
+    }
+    initImagesInUse.delete(sha256);
+    if (!transient || coordinator.ledger.listJobs().some((job) => job.spec.initImage === sha256)) return;
+    coordinator.initImages.remove(sha256);
+  }
 
   /**
    * Counts an answer as sent once its socket has written it all. "finish" only hands the answer to the

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import sharp from "sharp";
 import { KilnError } from "../../shared/errors";
@@ -56,6 +56,11 @@ export class InitImageStore {
       renameSync(temp, this.path(sha256));
     }
     return { sha256, width: meta.width, height: meta.height };
+  }
+
+  /** Removes a picture no job needs any more (the A1111 API's, once its request is answered). */
+  remove(sha256: string): void {
+    if (/^[0-9a-f]{64}$/.test(sha256)) rmSync(this.path(sha256), { force: true });
   }
 
   private path(sha256: string): string {

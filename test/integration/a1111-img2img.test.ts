@@ -1,4 +1,6 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { request as httpRequest } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import sharp from "sharp";
@@ -9,6 +11,7 @@ import { TINY_PACKS, writeTinyPacks } from "../fixtures/tiny-packs/write-tiny-pa
 import { initPicture } from "../support/init-picture";
 import { addNodeArgs, type RunningNode, startNode } from "../support/kiln-node-process";
 import { startServe } from "../support/kiln-serve-process";
+import { connectUi } from "../support/ui-client";
 import { waitUntil } from "../support/wait-until";
 
 /**
@@ -23,6 +26,7 @@ let dir: string;
 let nodes: RunningNode[];
 let serve: Awaited<ReturnType<typeof startServe>>;
 let api: string;
+let ui: Awaited<ReturnType<typeof connectUi>>;
 
 const picture = initPicture;
 
@@ -61,6 +65,7 @@ const request = (init: Buffer, extra: Record<string, unknown> = {}) => ({
   ...extra,
 });
 
+const sha256 = (bytes: Buffer) => createHash("sha256").update(bytes).digest("hex");
 const pixels = async (b64: string) => (await sharp(Buffer.from(b64, "base64")).raw().toBuffer()).toString("base64");
 const storedInitImages = (node: RunningNode) => node.logs.filter((l) => l.msg === "stored an init image").length;
 
@@ -74,17 +79,20 @@ beforeAll(async () => {
   );
   serve = await startServe(["--no-local", "--data-dir", join(dir, "data"), ...addNodeArgs(nodes)]);
   api = `http://127.0.0.1:${serve.port}/sdapi/v1`;
+  // The app's own UI API, to see what a person sees in its queue and farm panel.
+  ui = await connectUi(serve.port, serve.token);
   await waitUntil(
-    async () => {
-      const models = (await (await fetch(`${api}/sd-models`)).json()) as { model_name: string }[];
-      return models.some((m) => m.model_name === TINY_PACKS.sd);
-    },
+    async () =>
+      (await ui.call("listNodes", {})).filter(
+        (n) => n.status === "online" && n.models.some((m) => m.name === TINY_PACKS.sd),
+      ).length === 2,
     60_000,
-    "the tiny SD pack on the farm",
+    "both nodes online with the tiny SD pack",
   );
 }, 120_000);
 
 afterAll(async () => {
+  ui?.close();
   await serve?.stop();
   await Promise.all((nodes ?? []).map((n) => n.stop()));
   rmSync(dir, { recursive: true, force: true });
@@ -123,6 +131,9 @@ describe("A1111 img2img", () => {
     // Sharded over the farm: both nodes rendered some, and each was sent the picture once.
     expect(nodeIds.size).toBe(2);
     expect(nodes.map(storedInitImages)).toEqual([1, 1]);
+    // One job in the app's queue, marked as the API's, with all 8 images done.
+    const jobs = (await ui.call("listJobs", { includeFinished: true })).filter((j) => j.source?.kind === "a1111-api");
+    expect(jobs.map((j) => [j.state, j.counts.done])).toEqual([["done", 8]]);
   }, 120_000);
 
   it("the picture follows the init image, the strength and the resize mode; the same request repeats exactly", async () => {
@@ -134,6 +145,11 @@ describe("A1111 img2img", () => {
       return { pixels: await pixels(answer.body.images[0]), warnings: JSON.parse(answer.body.info).warnings };
     };
     const first = await one(a);
+    // The picture of a request whose images were not saved is not kept once it is answered; a saved one's is.
+    const held = () => readdirSync(join(dir, "data", "init-images"));
+    expect(held()).not.toContain(`${sha256(a)}.png`);
+    expect((await one(a, { save_images: true })).pixels).toBe(first.pixels);
+    expect(held()).toContain(`${sha256(a)}.png`);
     expect((await one(a)).pixels).toBe(first.pixels);
     expect((await one(b)).pixels).not.toBe(first.pixels);
     expect((await one(a, { denoising_strength: 1 })).pixels).not.toBe(first.pixels);
@@ -225,8 +241,20 @@ describe("A1111 img2img", () => {
       { loc: "body.init_images.0", msg: expect.stringMatching(/kiln-demo cannot start from an image/) },
     ]);
     // Bodies over 48 MiB are refused before they are read whole.
-    const tooLarge = await post("/img2img", { init_images: ["A".repeat(49 * 1024 * 1024)] });
-    expect(tooLarge.status).toBe(413);
+    // (It says so from the length alone: the client is answered before it has sent the rest.)
+    const tooLarge = await new Promise<number>((resolve, reject) => {
+      const req = httpRequest(`${api}/img2img`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "content-length": String(49 * 1024 * 1024) },
+      });
+      req.on("response", (res) => {
+        resolve(res.statusCode ?? 0);
+        req.destroy();
+      });
+      req.on("error", reject);
+      req.write('{"init_images": ["AAAA');
+    });
+    expect(tooLarge).toBe(413);
     // Nothing reached a node.
     expect(nodes.map(storedInitImages)).toEqual(held);
   }, 60_000);
