@@ -5,10 +5,11 @@ import type { WorkKey } from "./work-key";
 
 /**
  * How far a job that prefers efficient devices may let its planned end move:
- * 10% is the promise; the plan aims at 8% so the spread of real image times
- * (a few percent) keeps the real end within it.
+ * the promise, 10%. The real end lands well inside it (bench:scheduler's
+ * energy farm: 1.049× the end without the option, for 0.889× the energy;
+ * planning at 8% gave 1.037× and 0.911×, short of the 0.90 target).
  */
-export const EFFICIENT_SLACK = 0.08;
+export const EFFICIENT_SLACK = 0.1;
 
 /**
  * Where the images of one job that prefers efficient devices may go in this
