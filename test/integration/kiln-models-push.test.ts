@@ -1,7 +1,5 @@
-import { spawn } from "node:child_process";
 import { cpSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FileHashCache } from "../../coordinator/models/file-hash-cache";
 import { readPackFiles } from "../../coordinator/models/library-scan";
@@ -11,28 +9,13 @@ import { NodeClient } from "../../coordinator/nodes/node-client";
 import { formatFingerprint } from "../../shared/fingerprint";
 import { NodeInfo } from "../../shared/node-info";
 import { TINY_PACKS, writeTinyPacks } from "../fixtures/tiny-packs/write-tiny-packs";
+import { spawnKiln } from "../support/kiln-cli-process";
 import { type RunningNode, startNode } from "../support/kiln-node-process";
 import { api } from "../support/node-client";
 import { tempDir } from "../support/temp-dir";
 
-const KILN = fileURLToPath(new URL("../../bin/kiln.js", import.meta.url));
-
 function kiln(args: string[]) {
-  const proc = spawn(process.execPath, [KILN, ...args, "--no-discovery", "--no-local"], {
-    stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, KILN_MODELS: undefined },
-  });
-  let stdout = "";
-  let stderr = "";
-  proc.stdout.setEncoding("utf8").on("data", (c: string) => {
-    stdout += c;
-  });
-  proc.stderr.setEncoding("utf8").on("data", (c: string) => {
-    stderr += c;
-  });
-  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
-    proc.on("exit", (code) => resolve({ code, stdout, stderr })),
-  );
+  return spawnKiln([...args, "--no-discovery", "--no-local"], { env: { KILN_MODELS: undefined } }).done;
 }
 
 function nodeArgs(node: RunningNode): string[] {

@@ -1,7 +1,5 @@
-import { spawn } from "node:child_process";
 import { cpSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FileHashCache } from "../../coordinator/models/file-hash-cache";
 import { readPackFiles } from "../../coordinator/models/library-scan";
@@ -9,6 +7,7 @@ import { ModelsReport } from "../../coordinator/models/models-report";
 import { NodeClient } from "../../coordinator/nodes/node-client";
 import { formatFingerprint } from "../../shared/fingerprint";
 import { TINY_PACKS, writeTinyPacks } from "../fixtures/tiny-packs/write-tiny-packs";
+import { spawnKiln } from "../support/kiln-cli-process";
 import { type RunningNode, startNode } from "../support/kiln-node-process";
 import { tempDir } from "../support/temp-dir";
 
@@ -19,23 +18,13 @@ import { tempDir } from "../support/temp-dir";
  * pushes off shows `refused` with its reason (issue 16, item 1).
  */
 
-const KILN = fileURLToPath(new URL("../../bin/kiln.js", import.meta.url));
 let dir: string;
 let library: string;
 let staged: RunningNode;
 let closed: RunningNode;
 
-function kiln(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const proc = spawn(process.execPath, [KILN, ...args, "--no-discovery"], { stdio: ["ignore", "pipe", "pipe"] });
-  let stdout = "";
-  let stderr = "";
-  proc.stdout.setEncoding("utf8").on("data", (c: string) => {
-    stdout += c;
-  });
-  proc.stderr.setEncoding("utf8").on("data", (c: string) => {
-    stderr += c;
-  });
-  return new Promise((resolve) => proc.on("exit", (code) => resolve({ code, stdout, stderr })));
+function kiln(args: string[]) {
+  return spawnKiln([...args, "--no-discovery"]).done;
 }
 
 const nodeArgs = (n: RunningNode) => [

@@ -1,36 +1,19 @@
-import { spawn } from "node:child_process";
 import { cpSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ModelsReport } from "../../coordinator/models/models-report";
 import { formatFingerprint } from "../../shared/fingerprint";
 import { NodeInfo } from "../../shared/node-info";
 import { TINY_PACKS, writeTinyPacks } from "../fixtures/tiny-packs/write-tiny-packs";
 import { freePort } from "../support/free-port";
+import { spawnKiln } from "../support/kiln-cli-process";
 import { type RunningNode, startNode } from "../support/kiln-node-process";
 import { api } from "../support/node-client";
 import { tempDir } from "../support/temp-dir";
 
-const KILN = fileURLToPath(new URL("../../bin/kiln.js", import.meta.url));
-
 /** Runs the real `kiln` CLI without mDNS; `env` replaces the variables it names. */
 function kiln(args: string[], env: Record<string, string | undefined> = {}) {
-  const proc = spawn(process.execPath, [KILN, ...args, "--no-discovery"], {
-    stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, KILN_MODELS: undefined, ...env },
-  });
-  let stdout = "";
-  let stderr = "";
-  proc.stdout.setEncoding("utf8").on("data", (c: string) => {
-    stdout += c;
-  });
-  proc.stderr.setEncoding("utf8").on("data", (c: string) => {
-    stderr += c;
-  });
-  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
-    proc.on("exit", (code) => resolve({ code, stdout, stderr })),
-  );
+  return spawnKiln([...args, "--no-discovery"], { env: { KILN_MODELS: undefined, ...env } }).done;
 }
 
 let dir: string;

@@ -1,17 +1,14 @@
-import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { closeSync, mkdtempSync, openSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { FileHashCache } from "../../../coordinator/models/file-hash-cache";
 import { readPackFiles } from "../../../coordinator/models/library-scan";
 import type { PackToPush, PushLink } from "../../../coordinator/models/pack-pusher";
 import type { NodeClient } from "../../../coordinator/nodes/node-client";
 import type { PackOffer } from "../../../shared/model-push";
 import { TINY_PACKS, writeTinyPacks } from "../../fixtures/tiny-packs/write-tiny-packs";
-
-const KILN = fileURLToPath(new URL("../../../bin/kiln.js", import.meta.url));
+import { spawnKiln } from "../../support/kiln-cli-process";
 
 /**
  * A library pack worth pushing over the lab's links: the tiny SD pack with
@@ -119,20 +116,7 @@ export function watchListing(
   };
 }
 
-/** `kiln …` as a real process on a lab host (its argv prefix); resolves with its exit code and output. */
+/** `kiln …` as a real process on a lab host (its argv prefix). */
 export function runKiln(prefix: string[], args: string[]) {
-  const [command, ...rest] = [...prefix, process.execPath, KILN, ...args];
-  const proc = spawn(command as string, rest, { stdio: ["ignore", "pipe", "pipe"] });
-  let stdout = "";
-  let stderr = "";
-  proc.stdout.setEncoding("utf8").on("data", (c: string) => {
-    stdout += c;
-  });
-  proc.stderr.setEncoding("utf8").on("data", (c: string) => {
-    stderr += c;
-  });
-  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
-    proc.on("exit", (code) => resolve({ code, stdout, stderr })),
-  );
-  return { proc, done };
+  return spawnKiln(args, { prefix });
 }
