@@ -367,9 +367,15 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     return this.queue.jobImages(jobId);
   }
 
-  /** Every model some online node of the farm can render, once each (the first node's report of it). */
+  /**
+   * Every model the farm can render, once each: what online nodes report (the
+   * first node's report of it), then the library's packs no node has yet that
+   * on-demand pushes would bring to one (a job for them is queued and waits).
+   */
   models(): ModelInfo[] {
-    return [...this.fleet.models().values()];
+    const online = this.fleet.models();
+    const coming = (this.pushes?.libraryModels() ?? []).filter((m) => !online.has(m.name));
+    return [...online.values(), ...coming];
   }
 
   // ---- the nodes (the UI API) ----

@@ -168,6 +168,11 @@ export class ModelPushes {
     return null;
   }
 
+  /** The library's models that {@link libraryModel} would queue a job for now. */
+  libraryModels(): ModelInfo[] {
+    return [...this.infos.keys()].flatMap((name) => this.libraryModel(name) ?? []);
+  }
+
   /** Whether a push of `model` is in flight to some node (a job waiting for it is not stalled). */
   arriving(model: string): boolean {
     for (const nodeId of this.running.keys()) if (this.states.get(nodeId)?.get(model)?.state === "pushing") return true;

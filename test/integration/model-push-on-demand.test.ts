@@ -130,7 +130,9 @@ describe("on-demand model pushes", () => {
 
   it("queues a job for a model only the library has, with the pack's own defaults, and renders it once a node has received it", async () => {
     const c = await coordinator([fresh, closed], library);
-    expect(c.models().map((m) => m.name)).not.toContain(MODEL);
+    // No node has it yet; the library will push it on demand, so the farm lists it (as A1111's sd-models shows).
+    expect(c.listNodes().some((n) => n.models.some((m) => m.name === MODEL))).toBe(false);
+    expect(c.models().find((m) => m.name === MODEL)).toMatchObject({ hash: libraryHash, defaultWidth: 384 });
     const { jobId, images } = c.submitJob({ prompts: ["a lighthouse at dusk"], model: MODEL, count: 4, seed: 1 });
     const job = await finished(c, jobId);
     expect(job?.state).toBe("done");
@@ -144,6 +146,7 @@ describe("on-demand model pushes", () => {
 
   it("refuses a job for a model no node has when on-demand pushes are off, naming the model", async () => {
     const c = await coordinator([untouched]);
+    expect(c.models().map((m) => m.name)).not.toContain(MODEL);
     expect(() => c.submitJob({ prompts: ["x"], model: MODEL, count: 1, seed: 1 })).toThrow(
       new RegExp(`no node of the farm has model "${MODEL}"`),
     );
