@@ -458,8 +458,9 @@ describe.skipIf(unavailable !== null)("farm nodes fetch packs from the app that 
         "24",
         "--size",
         "256x256",
+        // Steps enough that the job outlasts the fetch by a few of the node's 1 Hz reports, whatever the load.
         "--steps",
-        "2",
+        "8",
         "--farm",
         redis.url,
         "--models",

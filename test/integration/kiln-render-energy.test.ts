@@ -41,7 +41,9 @@ describe("kiln render: what the job cost in energy", () => {
       .filter((f) => f.endsWith(".png"))
       .map((f) => JSON.parse(readTextChunks(readFileSync(join(out, f))).kiln ?? "{}").energyJ as number);
     expect(joules).toHaveLength(12);
-    expect(joules.every((j) => j > 0)).toBe(true);
+    // Every image has its share; a batch that drew no more than the learned idle draw is charged nothing, never less.
+    expect(joules.every((j) => j >= 0)).toBe(true);
+    expect(joules.filter((j) => j > 0).length, JSON.stringify(joules)).toBeGreaterThanOrEqual(10);
     const wh = joules.reduce((a, b) => a + b, 0) / 3600;
     // Printed to 2-3 significant figures.
     expect(Math.abs(total - wh) / wh).toBeLessThan(0.02);

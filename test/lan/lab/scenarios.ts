@@ -166,8 +166,8 @@ export const SCENARIOS: Scenario[] = [
           20_000,
           "gpu1 back online",
         );
-        // Its new work is accepted: a second job, long enough (256×256) to be shared, runs on it too.
-        const second = await farm.submit(120, 9000, 256);
+        // Its new work is accepted: a second job, long enough (512×512, several seconds on one device) to be shared, runs on it too.
+        const second = await farm.submit(120, 9000, 512);
         await farm.waitForJob(second);
         const onGpu1 = (await farm.api.call("jobImages", { jobId: second })).filter((i) => i.nodeId === gpu1).length;
         notes.push(`after the link came back gpu1 rendered ${onGpu1} of 120 new images`);
