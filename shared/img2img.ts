@@ -25,11 +25,40 @@ export const Strength = z
 export const ResizeMode = z.enum(["resize", "crop", "fill"]);
 export type ResizeMode = z.infer<typeof ResizeMode>;
 
+/** A1111's mask blur: the Gaussian blur's radius in pixels applied to the mask before use (its default 4). */
+export const MaskBlur = z
+  .number()
+  .int("must be a whole number of pixels")
+  .min(0, "must not be negative")
+  .max(64, "must be at most 64 pixels");
+
+/** A1111's "only masked" padding: pixels kept around the mask's box (its default 32). */
+export const MaskPadding = z
+  .number()
+  .int("must be a whole number of pixels")
+  .min(0, "must not be negative")
+  .max(256, "must be at most 256 pixels");
+
+/**
+ * Inpainting: the mask by the sha256 of its PNG (it travels as init images do).
+ * White repaints, black keeps; fitted to the size with the init image's resize
+ * mode. `onlyMasked`: render the mask's box (plus `padding`) at the task's full
+ * size and paste it back, as A1111's "inpaint area: only masked".
+ */
+export const InpaintMask = z.object({
+  sha256: Sha256Hex,
+  blur: MaskBlur.default(4),
+  onlyMasked: z.boolean().default(false),
+  padding: MaskPadding.default(32),
+});
+export type InpaintMask = z.infer<typeof InpaintMask>;
+
 /** What a task carries of its init image: the image by hash, never its bytes. */
 export const InitImageRef = z.object({
   sha256: Sha256Hex,
   strength: Strength,
   resizeMode: ResizeMode.default("resize"),
+  mask: InpaintMask.optional(),
 });
 export type InitImageRef = z.infer<typeof InitImageRef>;
 export type InitImageRefInput = z.input<typeof InitImageRef>;

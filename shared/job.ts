@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { DEMO_MODEL } from "./constants";
-import { type InitImageRef, ResizeMode, Sha256Hex, Strength } from "./img2img";
+import { HiresFix } from "./hires-fix";
+import { type InitImageRef, MaskBlur, MaskPadding, ResizeMode, Sha256Hex, Strength } from "./img2img";
 import { Edge, Guidance, MAX_SEED, ModelName, Seed, Steps } from "./task";
 
 /** Upper bound on the images one job may expand into. */
@@ -93,12 +94,35 @@ export const JobSpec = z
     initImage: Sha256Hex.optional(),
     strength: Strength.optional(),
     resizeMode: ResizeMode.optional(),
+    /**
+     * Inpainting (with initImage): the mask by the sha256 of its PNG in the same
+     * store (white repaints), its blur (A1111's 4 when left out), and "only
+     * masked" with its padding (A1111's 32).
+     */
+    mask: Sha256Hex.optional(),
+    maskBlur: MaskBlur.optional(),
+    onlyMasked: z.boolean().optional(),
+    maskPadding: MaskPadding.optional(),
+    /** Hires fix: A1111's second pass at `scale` × the size (text-to-image only). */
+    hires: HiresFix.optional(),
   })
   .superRefine((spec, ctx) => {
-    for (const field of ["strength", "resizeMode"] as const) {
+    for (const field of ["strength", "resizeMode", "mask"] as const) {
       if (spec[field] !== undefined && spec.initImage === undefined) {
         ctx.addIssue({ code: "custom", path: [field], message: "applies to img2img only: give initImage too" });
       }
+    }
+    for (const field of ["maskBlur", "onlyMasked", "maskPadding"] as const) {
+      if (spec[field] !== undefined && spec.mask === undefined) {
+        ctx.addIssue({ code: "custom", path: [field], message: "applies to inpainting only: give mask too" });
+      }
+    }
+    if (spec.hires !== undefined && spec.initImage !== undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["hires"],
+        message: "applies to text-to-image only (as A1111's hires fix): leave out initImage or hires",
+      });
     }
     const total = imageCount(spec);
     if (total > MAX_IMAGES_PER_JOB) {
@@ -142,11 +166,26 @@ export { MAX_SEED };
 export const DEFAULT_STRENGTH = 0.75;
 
 /** The init image every image of an img2img job starts from, with its defaults filled in; null for text-to-image. */
-export function jobInitImage(spec: Pick<JobSpec, "initImage" | "strength" | "resizeMode">): InitImageRef | null {
+export function jobInitImage(
+  spec: Pick<JobSpec, "initImage" | "strength" | "resizeMode" | "mask" | "maskBlur" | "onlyMasked" | "maskPadding">,
+): InitImageRef | null {
   if (!spec.initImage) return null;
-  return {
+  const init: InitImageRef = {
     sha256: spec.initImage,
     strength: spec.strength ?? DEFAULT_STRENGTH,
     resizeMode: spec.resizeMode ?? "resize",
   };
+  if (spec.mask) {
+    init.mask = {
+      sha256: spec.mask,
+      blur: spec.maskBlur ?? DEFAULT_MASK_BLUR,
+      onlyMasked: spec.onlyMasked ?? false,
+      padding: spec.maskPadding ?? DEFAULT_MASK_PADDING,
+    };
+  }
+  return init;
 }
+
+/** A1111's defaults for inpainting. */
+export const DEFAULT_MASK_BLUR = 4;
+export const DEFAULT_MASK_PADDING = 32;

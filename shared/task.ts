@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { MAX_IMAGE_EDGE } from "./constants";
+import { HiresPass } from "./hires-fix";
 import { SafeId } from "./ids";
 import { InitImageRef } from "./img2img";
 
@@ -56,6 +57,11 @@ export const TaskRequest = z.object({
    * the denoising strength and how it is fitted to width × height.
    */
   init: InitImageRef.optional(),
+  /**
+   * Hires fix: width × height is the first pass; the node upscales each image
+   * to the second pass's size and reworks it there (A1111's two passes in one task).
+   */
+  hires: HiresPass.optional(),
 });
 export type TaskRequest = z.input<typeof TaskRequest>;
 export type Task = z.output<typeof TaskRequest>;

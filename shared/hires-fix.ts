@@ -1,0 +1,41 @@
+import { z } from "zod";
+import { MAX_IMAGE_EDGE } from "./constants";
+
+/**
+ * Hires fix, as A1111's: render at the job's size, upscale each picture by
+ * `scale` (in latent space, or decoded and through an upscaler pack), then
+ * rework it at the larger size as img2img at `strength` for `steps` steps.
+ */
+
+/** "latent": the latents resized (A1111's "Latent"); otherwise an upscaler pack's name. */
+export const HiresUpscaler = z.string().min(1, "must name an upscaler (latent, or an upscaler pack)").max(200);
+
+export const HiresFix = z.object({
+  scale: z.number().gt(1, "must be above 1 (1 would not upscale)").max(4, "must be at most 4"),
+  /** A1111's hires denoising strength (its default 0.7). */
+  strength: z.number().gt(0, "must be above 0").max(1, "must be at most 1").default(0.7),
+  /** Steps of the second pass; the job's steps when left out (A1111's 0). */
+  steps: z.number().int("must be a whole number").min(1, "must be at least 1").max(200).optional(),
+  upscaler: HiresUpscaler.default("latent"),
+});
+export type HiresFix = z.output<typeof HiresFix>;
+export type HiresFixInput = z.input<typeof HiresFix>;
+
+/** What a task carries: the second pass, resolved (its size and steps filled in). */
+export const HiresPass = z.object({
+  width: z.number().int().min(64).max(MAX_IMAGE_EDGE),
+  height: z.number().int().min(64).max(MAX_IMAGE_EDGE),
+  strength: HiresFix.shape.strength,
+  steps: z.number().int().min(1).max(200),
+  upscaler: HiresUpscaler,
+});
+export type HiresPass = z.infer<typeof HiresPass>;
+
+/**
+ * The second pass's size: A1111's int(edge × scale), rounded down to a
+ * multiple of 8 so latents divide evenly.
+ */
+export function hiresSize(width: number, height: number, scale: number): { width: number; height: number } {
+  const edge = (n: number) => Math.max(64, Math.floor((n * scale) / 8) * 8);
+  return { width: edge(width), height: edge(height) };
+}
