@@ -7,7 +7,12 @@ import { MAX_IMAGE_EDGE } from "./constants";
  * rework it at the larger size as img2img at `strength` for `steps` steps.
  */
 
-/** "latent": the latents resized (A1111's "Latent"); otherwise an upscaler pack's name. */
+/** The upscaler that resizes the latents themselves, as A1111's "Latent" (bilinear, no antialiasing). */
+export const LATENT_UPSCALER = "latent";
+/** A1111's built-in "Lanczos" upscaler: the decoded picture resized with Lanczos-3 (Pillow's LANCZOS). */
+export const LANCZOS_UPSCALER = "Lanczos";
+
+/** "latent": the latents resized (A1111's "Latent"); "Lanczos"; otherwise an upscaler pack's name. */
 export const HiresUpscaler = z.string().min(1, "must name an upscaler (latent, or an upscaler pack)").max(200);
 
 export const HiresFix = z.object({
@@ -23,6 +28,8 @@ export type HiresFixInput = z.input<typeof HiresFix>;
 
 /** What a task carries: the second pass, resolved (its size and steps filled in). */
 export const HiresPass = z.object({
+  /** The job's scale, for the PNG's "Hires upscale" (the size is rounded). */
+  scale: HiresFix.shape.scale,
   width: z.number().int().min(64).max(MAX_IMAGE_EDGE),
   height: z.number().int().min(64).max(MAX_IMAGE_EDGE),
   strength: HiresFix.shape.strength,
@@ -38,4 +45,20 @@ export type HiresPass = z.infer<typeof HiresPass>;
 export function hiresSize(width: number, height: number, scale: number): { width: number; height: number } {
   const edge = (n: number) => Math.max(64, Math.floor((n * scale) / 8) * 8);
   return { width: edge(width), height: edge(height) };
+}
+
+/** The second pass of an image rendered at width × height for `steps` steps: its size, and the job's steps when it gave none. */
+export function resolveHiresPass(hires: HiresFix, width: number, height: number, steps: number): HiresPass {
+  return {
+    scale: hires.scale,
+    ...hiresSize(width, height, hires.scale),
+    strength: hires.strength,
+    steps: hires.steps ?? steps,
+    upscaler: hires.upscaler,
+  };
+}
+
+/** The upscaler's name as A1111 writes it in "Hires upscaler" ("Latent" for the latent upscaler). */
+export function hiresUpscalerLabel(upscaler: string): string {
+  return upscaler === LATENT_UPSCALER ? "Latent" : upscaler;
 }

@@ -1,4 +1,5 @@
 import type { Backend } from "../../shared/device";
+import type { HiresPass } from "../../shared/hires-fix";
 import type { RgbImage } from "../../shared/img2img";
 import type { ModelInfo } from "../../shared/node-info";
 import type { TaskImage } from "../../shared/task";
@@ -15,6 +16,10 @@ export interface RenderBatch {
   images: TaskImage[];
   /** img2img: the init image, already fitted to width × height, and the denoising strength. */
   fromImage?: { image: RgbImage; strength: number };
+  /** Hires fix's second pass: each image's own clean latent (the sampler's space, at width × height), and the strength. */
+  fromLatents?: { latents: Float32Array[]; strength: number };
+  /** Hires fix: width × height is the first pass; each image is upscaled and reworked by this second pass. */
+  hires?: HiresPass;
 }
 
 /** Raw pixels of one finished image: RGB, 8 bits per channel, row-major. */
@@ -28,6 +33,11 @@ export interface RenderedImage {
   stepMs: number[];
 }
 
+/** One image's latent where a pass keeps latents (RenderHooks.onLatent), with its timings as RenderedImage's. */
+export interface RenderedLatent extends Omit<RenderedImage, "rgb"> {
+  latent: Float32Array;
+}
+
 export interface RenderHooks {
   /** Called after each step of each image (step counts from 1). */
   onStep(imageId: string, step: number, steps: number): void;
@@ -35,6 +45,11 @@ export interface RenderHooks {
   isCancelled(): boolean;
   /** Called as soon as each image is done, before the batch ends. */
   onImage(image: RenderedImage): void | Promise<void>;
+  /**
+   * When given, each image's final latent (the decoder's space: x/scale + shift)
+   * is handed here instead of being decoded: hires fix upscales it in latent space.
+   */
+  onLatent?(image: RenderedLatent): void | Promise<void>;
   /** The device memory the batch took at most, in MiB, where the engine can tell (simulated devices). */
   onPeakMemory?(mb: number): void;
 }

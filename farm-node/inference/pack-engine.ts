@@ -4,6 +4,7 @@ import type { ResolvedPack } from "../../shared/model-manifest";
 import type { ModelInfo } from "../../shared/node-info";
 import type { WorkerModelEvent } from "../../shared/worker-messages";
 import { describePack } from "../models/model-packs";
+import { renderHires } from "../pipelines/hires-fix";
 import { NoisePrefetcher } from "../pipelines/noise-ring";
 import { PackPipeline } from "../pipelines/pack-pipeline";
 import { loadPackSessions, type PackSessions } from "../pipelines/pack-sessions";
@@ -71,7 +72,8 @@ export class PackEngine implements Engine {
     const entry = await this.load(batch.model);
     entry.lastUsed = this.now();
     try {
-      await entry.pipeline.render(batch, hooks);
+      if (batch.hires) await renderHires(entry.pipeline, batch, batch.hires, hooks, async () => null);
+      else await entry.pipeline.render(batch, hooks);
     } finally {
       entry.lastUsed = this.now();
     }

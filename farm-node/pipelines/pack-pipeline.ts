@@ -124,12 +124,14 @@ export class PackPipeline {
           stream.fillNormal(into.subarray(b * size, (b + 1) * size));
         });
       drawInto(work.latents);
-      if (batch.fromImage) {
-        // img2img, as diffusers' StableDiffusionImg2ImgPipeline: the encoded image noised to the start step.
-        const clean = await this.encodeImage(batch.fromImage.image, clock);
+      if (batch.fromImage || batch.fromLatents) {
+        // img2img, as diffusers' StableDiffusionImg2ImgPipeline: the encoded image noised to the start step
+        // (hires fix's second pass: each image's own upscaled latent).
+        const image = batch.fromImage ? await this.encodeImage(batch.fromImage.image, clock) : null;
         const { sample, noise: sigma } = plan.noiseAt(start);
         const latents = work.latents;
         for (let b = 0; b < n; b++) {
+          const clean = image ?? (batch.fromLatents?.latents[b] as Float32Array);
           for (let j = 0, o = b * size; j < size; j++, o++) {
             latents[o] = sample * (clean[j] as number) + sigma * (latents[o] as number);
           }
@@ -201,6 +203,17 @@ export class PackPipeline {
       for (let b = 0; b < n; b++) {
         const image = batch.images[b] as RenderBatch["images"][number];
         if (hooks.isCancelled()) throw cancelled("decoding");
+        if (hooks.onLatent) {
+          const latent = this.work.latents.slice(b * size, (b + 1) * size);
+          await hooks.onLatent({
+            imageId: image.id,
+            latent,
+            inferenceMs: sharedMs,
+            ortMs: sharedOrtMs,
+            stepMs: stepMs.map((ms) => ms / n),
+          });
+          continue;
+        }
         const decodeStart = performance.now();
         const decodeClock: OrtClock = { ortMs: 0 };
         const rgb = await this.decode(b * size, size, [1, m.latent.channels, h, w], decodeClock);
@@ -219,7 +232,8 @@ export class PackPipeline {
 
   /** The first step to run: 0, or for img2img the one diffusers starts from at this strength. */
   private startStep(batch: RenderBatch, plan: SamplerPlan): number {
-    if (!batch.fromImage) return 0;
+    const from = batch.fromImage ?? batch.fromLatents;
+    if (!from) return 0;
     const { steps } = plan;
     if (plan.name === "LCM") {
       // diffusers' LCM img2img spreads its few steps over the strength's share of the teacher schedule instead.
@@ -227,7 +241,7 @@ export class PackPipeline {
         field: "sampler",
       });
     }
-    if (!this.sessions.vaeEncoder || !this.pack.manifest.vaeEncoder) {
+    if (batch.fromImage && (!this.sessions.vaeEncoder || !this.pack.manifest.vaeEncoder)) {
       throw new KilnError(
         "E_BAD_REQUEST",
         `${this.pack.name} cannot start from an image: the pack has no VAE encoder (vae_encoder/ in an optimum export)`,
@@ -235,18 +249,18 @@ export class PackPipeline {
         [{ path: "initImage", message: `${this.pack.name} has no VAE encoder` }],
       );
     }
-    const { width, height } = batch.fromImage.image;
+    const { width, height } = batch.fromImage?.image ?? batch;
     if (width !== batch.width || height !== batch.height) {
       throw new KilnError(
         "E_BAD_REQUEST",
         `init image is ${width}×${height}, the batch ${batch.width}×${batch.height}`,
       );
     }
-    const at = img2imgStart(steps, batch.fromImage.strength);
+    const at = img2imgStart(steps, from.strength);
     if (!at) {
       throw new KilnError(
         "E_BAD_REQUEST",
-        `strength ${batch.fromImage.strength} of ${steps} steps runs no step (int(steps × strength) is 0): raise one of them`,
+        `strength ${from.strength} of ${steps} steps runs no step (int(steps × strength) is 0): raise one of them`,
         { field: "strength" },
         [{ path: "strength", message: `must be at least ${1 / steps} with ${steps} steps` }],
       );
@@ -259,7 +273,7 @@ export class PackPipeline {
    * mean in the sampler's space: (mean − shift)·scale, one image's latent (the batch shares it).
    * Pixels go in as diffusers' VaeImageProcessor makes them: v/255·2 − 1.
    */
-  private async encodeImage(image: RgbImage, clock: OrtClock): Promise<Float32Array> {
+  async encodeImage(image: RgbImage, clock: OrtClock): Promise<Float32Array> {
     const m = this.pack.manifest;
     const spec = m.vaeEncoder;
     const encoder = this.sessions.vaeEncoder;
