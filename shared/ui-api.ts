@@ -2,6 +2,7 @@ import { z } from "zod";
 import { DeviceInfo } from "./device";
 import { ErrorCode, FieldError } from "./errors";
 import { normalizeFingerprint } from "./fingerprint";
+import { MAX_INIT_IMAGE_BYTES, Sha256Hex } from "./img2img";
 import { GridAxis, JobSource, JobSpec } from "./job";
 import { Fingerprint, ModelInfo } from "./node-info";
 
@@ -198,6 +199,37 @@ export const NodeSummary = z.object({
 });
 export type NodeSummary = z.infer<typeof NodeSummary>;
 
+/** Base64 characters of the largest init image the store takes (4 per 3 bytes, padded). */
+export const MAX_INIT_IMAGE_BASE64 = 4 * Math.ceil(MAX_INIT_IMAGE_BYTES / 3);
+
+/**
+ * A picture for the app's init image store: its bytes (PNG, JPEG or WebP, as
+ * base64, so the same JSON crosses the WebSocket and the IPC bridge), or a
+ * finished image of the gallery by its id (read where it is stored: the page
+ * never sends back a picture the app already has).
+ */
+export const StoreInitImageArgs = z
+  .object({
+    data: z.base64("must be the picture's bytes in base64").max(MAX_INIT_IMAGE_BASE64, {
+      message: `must be at most ${MAX_INIT_IMAGE_BYTES / (1024 * 1024)} MiB of picture`,
+    }),
+    imageId: z.string().min(1).max(100),
+  })
+  .partial()
+  .refine((a) => (a.data === undefined) !== (a.imageId === undefined), {
+    path: ["data"],
+    message: "give the picture's bytes (data) or a gallery image's id (imageId), one of them",
+  });
+export type StoreInitImageArgs = z.infer<typeof StoreInitImageArgs>;
+
+/** A stored init image (or mask): what a job names it by, and its size in pixels. */
+export const StoredInitImage = z.object({
+  sha256: Sha256Hex,
+  width: z.number().int().positive(),
+  height: z.number().int().positive(),
+});
+export type StoredInitImage = z.infer<typeof StoredInitImage>;
+
 const JobRef = z.object({ jobId: z.string() });
 const NodeRef = z.object({ nodeId: z.string() });
 const NodeModelRef = NodeRef.extend({ model: z.string().min(1).max(256) });
@@ -265,6 +297,8 @@ export const UiCommands = {
   pushModel: { args: NodeModelRef, result: Ok },
   /** Cancels a push in flight: the node drops what it received, and the pack is not pushed there again until a person asks. */
   cancelModelPush: { args: NodeModelRef, result: Ok },
+  /** Puts a picture (an img2img init image, an inpainting mask) in the app's init image store; jobs name it by sha256. */
+  storeInitImage: { args: StoreInitImageArgs, result: StoredInitImage },
 } as const;
 export type UiCommandName = keyof typeof UiCommands;
 export type UiArgs<C extends UiCommandName> = z.input<(typeof UiCommands)[C]["args"]>;

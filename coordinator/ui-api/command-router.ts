@@ -2,6 +2,7 @@ import type { z } from "zod";
 import { describeFieldErrors, fieldErrors, KilnError } from "../../shared/errors";
 import { type UiCommandName, UiCommands, type UiRequest, type UiResponse } from "../../shared/ui-api";
 import type { Coordinator } from "../coordinator";
+import { storeInitImage } from "./init-image-upload";
 
 type Handlers = { [C in UiCommandName]: (args: z.output<(typeof UiCommands)[C]["args"]>) => unknown };
 
@@ -69,6 +70,7 @@ function handlers(c: Coordinator): Handlers {
       await c.cancelModelPush(nodeId, model);
       return ok;
     },
+    storeInitImage: (args) => storeInitImage(c, args),
   };
 }
 

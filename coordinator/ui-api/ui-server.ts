@@ -7,7 +7,7 @@ import Fastify, { type FastifyRequest, LogController } from "fastify";
 import type { Logger } from "pino";
 import { contentSecurityPolicy } from "../../shared/content-security-policy";
 import { parseThumbnailSize } from "../../shared/thumbnail-sizes";
-import { UiRequest } from "../../shared/ui-api";
+import { MAX_INIT_IMAGE_BASE64, UiRequest } from "../../shared/ui-api";
 import { type A1111ApiOptions, registerA1111Api } from "../a1111/a1111-routes";
 import type { Coordinator } from "../coordinator";
 import { createCommandRouter } from "./command-router";
@@ -57,6 +57,8 @@ declare module "fastify" {
 export const UI_CSP = contentSecurityPolicy();
 
 const MAX_MESSAGE_BYTES = 1024 * 1024;
+/** storeInitImage carries a picture in base64: the only message allowed past MAX_MESSAGE_BYTES, up to this. */
+const MAX_PICTURE_MESSAGE_BYTES = MAX_INIT_IMAGE_BASE64 + 4096;
 
 /** The port a request came in on (the bound one, also when asked to listen on port 0). */
 function localPort(request: FastifyRequest): number {
@@ -82,7 +84,7 @@ export async function startUiServer(opts: UiServerOptions) {
     bodyLimit: MAX_MESSAGE_BYTES,
     https: opts.tls ?? null,
   });
-  await app.register(websocket, { options: { maxPayload: MAX_MESSAGE_BYTES } });
+  await app.register(websocket, { options: { maxPayload: MAX_PICTURE_MESSAGE_BYTES } });
   const route = createCommandRouter(opts.coordinator);
   const images = new ImageSession(opts.tls !== undefined);
   const thumbnails = new ThumbnailCache({ dataDir: opts.dataDir });
@@ -186,19 +188,42 @@ export async function startUiServer(opts: UiServerOptions) {
       }
     },
   );
+  // A stored init image or mask, by its sha256, for the Create view's preview: the image cookie required.
+  app.get<{ Params: { name: string } }>(
+    "/images/init/:name",
+    { config: { access: "image-cookie" } },
+    async (request, reply) => {
+      const png = /^([0-9a-f]{64})\.png$/.exec(request.params.name)?.[1];
+      const bytes = png ? opts.coordinator.initImages.get(png) : null;
+      if (!bytes) return reply.code(404).send({ error: { code: "E_NOT_FOUND", message: "no such init image" } });
+      // Named by its content: it never changes.
+      reply.header("cache-control", "private, max-age=31536000, immutable");
+      return reply.type("image/png").send(bytes);
+    },
+  );
   app.get("/api", { websocket: true, config: { access: "token" } }, (socket) => {
     const forward = (event: unknown) => socket.send(JSON.stringify({ event }));
     opts.coordinator.on("ui", forward);
     socket.on("close", () => opts.coordinator.off("ui", forward));
     socket.on("message", async (data) => {
+      const text = String(data);
       let raw: unknown;
       try {
-        raw = JSON.parse(String(data));
+        raw = JSON.parse(text);
       } catch {
         socket.send(JSON.stringify({ id: -1, error: { code: "E_BAD_REQUEST", message: "messages must be JSON" } }));
         return;
       }
       const request = UiRequest.safeParse(raw);
+      if (request.success && text.length > MAX_MESSAGE_BYTES && request.data.command !== "storeInitImage") {
+        socket.send(
+          JSON.stringify({
+            id: request.data.id,
+            error: { code: "E_TOO_LARGE", message: `a ${request.data.command} request may be at most 1 MiB` },
+          }),
+        );
+        return;
+      }
       if (!request.success) {
         const id = typeof (raw as { id?: unknown })?.id === "number" ? (raw as { id: number }).id : -1;
         socket.send(

@@ -11,6 +11,8 @@ import { parseThumbnailSize } from "../../shared/thumbnail-sizes";
  * with the same WebP thumbnails for `size` from the same cache. The window never gets
  * file:// access to the disk; this scheme answers only for PNG files under the output
  * folder (real paths, so neither `../` nor a symlink leads out of it).
+ * `kiln-image://init-image/<sha256>.png` is a picture of the app's init image
+ * store (an img2img init image or a mask), as `kiln serve`'s `/init-images/`.
  */
 export const IMAGE_SCHEME = "kiln-image";
 
@@ -37,14 +39,23 @@ const HEADERS = {
 export function createImageProtocol(
   outputDir: string,
   thumbnails: ThumbnailCache,
+  /** The init image store's PNG by sha256 (null: none such, or no coordinator yet). */
+  initImage: (sha256: string) => Buffer | null = () => null,
 ): (request: ImageRequest) => Promise<Response> {
   return async (request) => {
-    let query: URLSearchParams | null = null;
+    let url: URL | null = null;
     try {
-      query = new URL(request.url).searchParams;
+      url = new URL(request.url);
     } catch {
       // An unparsable URL is answered like a missing image.
     }
+    if (url?.host === "init-image") {
+      const sha256 = /^\/([0-9a-f]{64})\.png$/.exec(url.pathname)?.[1];
+      const png = sha256 ? initImage(sha256) : null;
+      if (!png) return new Response("no such init image", { status: 404 });
+      return new Response(new Uint8Array(png), { headers: { ...HEADERS, "content-type": "image/png" } });
+    }
+    const query = url?.searchParams ?? null;
     const wanted = parseThumbnailSize(query?.get("size"));
     if ("error" in wanted) return new Response(wanted.error, { status: 400 });
     const target = query?.get("path");

@@ -67,7 +67,10 @@ async function start(): Promise<void> {
   mkdirSync(outputDir, { recursive: true });
   hardenSession(session.defaultSession, rendererSource.kind === "dev" ? DEV_CSP : CSP);
   const thumbnails = new ThumbnailCache({ dataDir });
-  protocol.handle(IMAGE_SCHEME, createImageProtocol(outputDir, thumbnails));
+  protocol.handle(
+    IMAGE_SCHEME,
+    createImageProtocol(outputDir, thumbnails, (sha256) => coordinator?.initImages.get(sha256) ?? null),
+  );
 
   const settingsFile = join(dataDir, LIBRARY_SETTINGS_FILE);
   const saved = loadLibrarySettings(settingsFile);

@@ -40,6 +40,9 @@ export function createIpcTransport(bridge: DesktopBridge): UiTransport {
     thumbnailUrl(path, size) {
       return `${IMAGE_URL}${encodeURIComponent(path)}&size=${size}`;
     },
+    initImageUrl(sha256) {
+      return `kiln-image://init-image/${sha256}.png`;
+    },
     async shell(request) {
       unwrap(await bridge.shell(request));
     },

@@ -15,6 +15,8 @@ export interface UiTransport {
   imageUrl(path: string): string;
   /** A URL of a stored image's WebP thumbnail, `size` pixels on its longest edge at most (for gallery cells). */
   thumbnailUrl(path: string, size: ThumbnailSize): string;
+  /** A URL of a picture in the app's init image store (storeInitImage's sha256), for the Create view's preview. */
+  initImageUrl(sha256: string): string;
   /** Desktop-only (reveal in folder…); absent in a browser. */
   shell?(request: ShellRequest): Promise<void>;
   /** Desktop-only: the OS's folder dialog; the picked folder, or null when closed. */

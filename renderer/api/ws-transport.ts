@@ -225,6 +225,9 @@ export function createWsTransport(opts: WsTransportOptions): UiTransport & { clo
     thumbnailUrl(path, size) {
       return `${opts.origin}/images?path=${encodeURIComponent(path)}&size=${size}`;
     },
+    initImageUrl(sha256) {
+      return `${opts.origin}/images/init/${sha256}.png`;
+    },
     close() {
       stopped = true;
       if (retryTimer) clearTimeout(retryTimer);

@@ -300,6 +300,66 @@ describe("UI API server (kiln serve) on 127.0.0.1", () => {
     expect(settled - before).toBeLessThanOrEqual(5);
   });
 
+  it("stores a picture the page sends in the init image store and shows it back to the image cookie", async () => {
+    const ui = await connectUi(server.port, token);
+    const origin = `http://127.0.0.1:${server.port}`;
+    try {
+      const jpeg = await sharp({ create: { width: 96, height: 64, channels: 3, background: "#c42" } })
+        .jpeg()
+        .toBuffer();
+      const stored = await ui.call("storeInitImage", { data: jpeg.toString("base64") });
+      expect(stored).toEqual({ sha256: expect.stringMatching(/^[0-9a-f]{64}$/), width: 96, height: 64 });
+      expect(coordinator.initImages.has(stored.sha256)).toBe(true);
+
+      const shown = `${origin}/images/init/${stored.sha256}.png`;
+      expect((await send(shown)).status).toBe(401);
+      const cookie = imageCookie(await startSession(origin, token));
+      const answer = await send(shown, { headers: { cookie } });
+      expect(answer.status).toBe(200);
+      expect(answer.headers["content-type"]).toBe("image/png");
+      expect(answer.bytes.equals(coordinator.initImages.get(stored.sha256) as Buffer)).toBe(true);
+      for (const name of [`${"0".repeat(64)}.png`, stored.sha256, "..%2F..%2Fsecret.png"])
+        expect((await send(`${origin}/images/init/${name}`, { headers: { cookie } })).status, name).toBe(404);
+
+      await expect(
+        ui.call("storeInitImage", { data: Buffer.from("not a picture").toString("base64") }),
+      ).rejects.toMatchObject({
+        code: "E_BAD_REQUEST",
+        fields: [{ path: "initImage", message: "is not a picture" }],
+      });
+      await expect(ui.call("storeInitImage", { data: "not base64!" })).rejects.toMatchObject({
+        code: "E_BAD_REQUEST",
+        fields: [{ path: "data", message: "must be the picture's bytes in base64" }],
+      });
+      await expect(ui.call("storeInitImage", {})).rejects.toMatchObject({ fields: [{ path: "data" }] });
+      await expect(ui.call("storeInitImage", { imageId: "no-such-image" })).rejects.toMatchObject({
+        code: "E_NOT_FOUND",
+        fields: [{ path: "imageId", message: "is not in the gallery" }],
+      });
+      // Only a picture may be large: any other request over 1 MiB is refused, answered, and the socket stays open.
+      await expect(
+        ui.call("listJobs", { includeFinished: true, padding: "x".repeat(1.5 * 1024 * 1024) } as never),
+      ).rejects.toMatchObject({
+        code: "E_TOO_LARGE",
+      });
+      const big = await sharp({
+        create: {
+          width: 1024,
+          height: 1024,
+          channels: 3,
+          background: "#000",
+          noise: { type: "gaussian", mean: 128, sigma: 60 },
+        },
+      })
+        .png()
+        .toBuffer();
+      expect(big.length).toBeGreaterThan(1024 * 1024);
+      expect((await ui.call("storeInitImage", { data: big.toString("base64") })).width).toBe(1024);
+    } finally {
+      ui.close();
+    }
+  });
+
   it("refuses other host names (DNS rebinding) and other sites' pages with 403 and the fix", async () => {
     const port = server.port;
     const origin = `http://127.0.0.1:${port}`;

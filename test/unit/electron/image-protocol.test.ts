@@ -103,4 +103,24 @@ describe("kiln-image:// protocol", () => {
     expect(response.status).toBe(499);
     expect(existsSync(join(dataDir, "thumbnails"))).toBe(false);
   });
+
+  it("serves the init image store's pictures by sha256 at kiln-image://init-image/, nothing else there", async () => {
+    const png = Buffer.from("a stored init image");
+    const sha256 = "ab".repeat(32);
+    const asked: string[] = [];
+    const withInit = createImageProtocol(output, new ThumbnailCache({ dataDir }), (hash) => {
+      asked.push(hash);
+      return hash === sha256 ? png : null;
+    });
+    const response = await withInit({ url: `kiln-image://init-image/${sha256}.png` });
+    expect(response.status).toBe(200);
+    expect(response.headers.get("content-type")).toBe("image/png");
+    expect(Buffer.from(await response.arrayBuffer()).equals(png)).toBe(true);
+    for (const name of [`${"cd".repeat(32)}.png`, sha256, `${sha256.toUpperCase()}.png`, `..%2F${sha256}.png`, ""])
+      expect((await withInit({ url: `kiln-image://init-image/${name}` })).status, name).toBe(404);
+    // Only well-formed names reach the store.
+    expect(asked).toEqual([sha256, "cd".repeat(32)]);
+    // Without a store (no coordinator yet) there is none.
+    expect((await serve({ url: `kiln-image://init-image/${sha256}.png` })).status).toBe(404);
+  });
 });

@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { IpcRendererEvent } from "electron";
 import pino from "pino";
+import sharp from "sharp";
 import { afterEach, beforeEach, describe, expect, it, type Mock, vi } from "vitest";
 import { Coordinator } from "../../../coordinator/coordinator";
 import {
@@ -107,6 +108,15 @@ describe("IPC router (fake ipcMain: the Electron binary cannot run here)", () =>
     expect(coordinator.ledger.isQueuePaused()).toBe(true);
     // The preload always sends the args key; undefined takes the contract's defaults.
     expect(await command({ id: 4, command: "listJobs", args: undefined })).toEqual({ result: [] });
+    // A picture for the init image store: validated here, stored by the coordinator.
+    const png = await sharp({ create: { width: 40, height: 24, channels: 3, background: "#123" } })
+      .png()
+      .toBuffer();
+    const stored = await command({ id: 5, command: "storeInitImage", args: { data: png.toString("base64") } });
+    expect(stored).toEqual({ result: { sha256: expect.stringMatching(/^[0-9a-f]{64}$/), width: 40, height: 24 } });
+    expect(await command({ id: 6, command: "storeInitImage", args: { data: "%%%" } })).toMatchObject({
+      error: { code: "E_BAD_REQUEST", fields: [{ path: "data" }] },
+    });
   });
 
   it("refuses foreign senders with E_UNAUTHORIZED before looking at the request", async () => {

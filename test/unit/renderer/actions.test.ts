@@ -22,6 +22,7 @@ function fakeTransport(answers: Partial<Record<UiCommandName, (args: never) => u
     subscribe: () => () => undefined,
     imageUrl: (path) => `img:${path}`,
     thumbnailUrl: (path, size) => `thumb:${size}:${path}`,
+    initImageUrl: (sha256) => `init:${sha256}`,
   };
   return { transport, calls };
 }

@@ -87,6 +87,7 @@ describe("IPC transport", () => {
     expect(transport.thumbnailUrl("/home/ana/Kiln/job 1/0001.png", 512)).toBe(
       "kiln-image://image/?path=%2Fhome%2Fana%2FKiln%2Fjob%201%2F0001.png&size=512",
     );
+    expect(transport.initImageUrl("ab".repeat(32))).toBe(`kiln-image://init-image/${"ab".repeat(32)}.png`);
     await transport.shell?.({ action: "revealPath", target: "/home/ana/Kiln/0001.png" });
     await expect(transport.shell?.({ action: "revealPath", target: "relative.png" })).rejects.toMatchObject({
       code: "E_BAD_REQUEST",

@@ -232,5 +232,7 @@ describe("WebSocket transport", () => {
     expect(thumbnail).toBe("http://127.0.0.1:1/images?path=%2Fsrv%2Fkiln%2Fa%26size%3D1%2F0001.png&size=256");
     expect(new URL(thumbnail).searchParams.getAll("size")).toEqual(["256"]);
     expect(thumbnail).not.toContain(encodeURIComponent(TOKEN));
+    // Init images under the same cookie's path.
+    expect(transport.initImageUrl("ab".repeat(32))).toBe(`http://127.0.0.1:1/images/init/${"ab".repeat(32)}.png`);
   });
 });
