@@ -8,11 +8,12 @@ import { BASE_TASK_TIMEOUT_S, PROTOCOL_VERSION } from "../shared/constants";
 import type { Backend, DeviceInfo, DeviceReadings } from "../shared/device";
 import { KilnError } from "../shared/errors";
 import { formatFingerprint } from "../shared/fingerprint";
+import type { HiresPass } from "../shared/hires-fix";
 import type { PackOffer, PushChunkAccepted, PushCommitted, PushStatus } from "../shared/model-push";
 import type { NodeEventBody } from "../shared/node-events";
 import type { Health, ModelInfo, NodeInfo, NodeLimits } from "../shared/node-info";
 import type { PairFinishRequest, PairResponse, PairStartRequest, PairStartResponse } from "../shared/pairing";
-import type { Task, TaskAccepted } from "../shared/task";
+import type { Task, TaskAccepted, TaskState } from "../shared/task";
 import { type DeviceViewer, devicesSeenBy, lanViewer } from "./api/caller-view";
 import { EventHub } from "./api/event-hub";
 import { createServer, type NodeService } from "./api/server";
@@ -673,7 +674,13 @@ export class Daemon implements NodeService {
   private admit(task: Task, client: string, source: TaskSource): TaskAccepted {
     if (this.stopping)
       throw new KilnError("E_SHUTTING_DOWN", "the node is shutting down; send the task to another node");
-    const known = this.registry.get(task.id);
+    let known = this.registry.get(task.id);
+    if (known && source === "farm" && known.source === "farm" && ended(known.state)) {
+      // A farm task is offered again after it ended here (handed back by a yielded device, retried by BullMQ):
+      // the link holds its lock, so this is a new run of it, not a duplicate POST.
+      this.registry.remove(task.id);
+      known = undefined;
+    }
     if (known && (known.client !== client || known.source !== source)) {
       throw new KilnError(
         "E_CONFLICT",
@@ -721,6 +728,7 @@ export class Daemon implements NodeService {
     checkLimit("width", task.width, model.maxWidth, model.name);
     checkLimit("height", task.height, model.maxHeight, model.name);
     checkLimit("steps", task.steps, model.maxSteps, model.name);
+    if (task.hires) checkHires(task.hires, model);
     for (const [field, edge] of [
       ["width", task.width],
       ["height", task.height],
@@ -953,7 +961,34 @@ const UNKNOWN_READINGS: DeviceReadings = {
   powerW: null,
 };
 
-function checkLimit(field: "width" | "height" | "steps", value: number, max: number, model: string): void {
+/** A task that will not render again under this entry: done, failed or cancelled. */
+function ended(state: TaskState): boolean {
+  return state !== "queued" && state !== "running";
+}
+
+/** Hires fix's second pass: a model that can run it, at a size and step count within its limits. */
+function checkHires(hires: HiresPass, model: ModelInfo): void {
+  if (model.hires === false) {
+    throw new KilnError("E_BAD_REQUEST", `${model.name} cannot run hires fix`, { field: "hires" }, [
+      { path: "hires", message: `${model.name} cannot run hires fix` },
+    ]);
+  }
+  checkLimit("hires.width", hires.width, model.maxWidth, model.name);
+  checkLimit("hires.height", hires.height, model.maxHeight, model.name);
+  checkLimit("hires.steps", hires.steps, model.maxSteps, model.name);
+  for (const [field, edge] of [
+    ["hires.width", hires.width],
+    ["hires.height", hires.height],
+  ] as const) {
+    if (edge % model.sizeMultiple !== 0) {
+      throw new KilnError("E_SIZE_LIMIT", `${field} ${edge} is not a multiple of ${model.sizeMultiple}`, { field }, [
+        { path: field, message: `must be a multiple of ${model.sizeMultiple} for ${model.name}` },
+      ]);
+    }
+  }
+}
+
+function checkLimit(field: string, value: number, max: number, model: string): void {
   if (value > max) {
     throw new KilnError("E_SIZE_LIMIT", `${field} ${value} is above ${model}'s limit of ${max}`, { field, max }, [
       { path: field, message: `must be at most ${max} for ${model}` },

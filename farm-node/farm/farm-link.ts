@@ -31,6 +31,10 @@ const APPS_REFRESH_MS = 2_000;
 const TASKS_PER_DEVICE = 2;
 /** Errors no other node or attempt can fix: the task fails at once, without retries. */
 const FINAL_CODES = new Set(["E_BAD_REQUEST", "E_SIZE_LIMIT", "E_CANCELLED"]);
+/** Not the task's fault (its device yielded to its owner, the node is stopping): back to the queue without using a try. */
+const BLAMELESS_CODES = new Set(["E_YIELDED", "E_SHUTTING_DOWN"]);
+/** How soon a task handed back is offered again, to this node or another. */
+const HAND_BACK_DELAY_MS = 1_000;
 
 /** What the link needs from the daemon. */
 export interface FarmHost {
@@ -155,6 +159,10 @@ export class FarmLink {
         });
         return;
       case "task.failed":
+        if (BLAMELESS_CODES.has(event.code)) {
+          void this.settle(run, () => this.handBack(run, event.code, event.message));
+          return;
+        }
         void this.settle(run, async () => {
           const attempts = run.job.opts.attempts ?? 1;
           const final = FINAL_CODES.has(event.code) || !event.retriable || run.job.attemptsMade + 1 >= attempts;
@@ -176,6 +184,35 @@ export class FarmLink {
       default:
         return;
     }
+  }
+
+  /**
+   * Puts a task its device could not finish through no fault of its own back
+   * on the queue: delayed (not failed), so it uses no BullMQ try and no app is
+   * told of a failure, holding only the images not yet delivered (those are
+   * announced already; the app stores each once in any case).
+   */
+  private async handBack(run: Running, code: string, reason: string): Promise<void> {
+    const data = FarmJob.parse(run.job.data);
+    const done = new Set(run.completed);
+    const images = data.task.images.filter((i) => !done.has(i.id));
+    if (images.length === 0) {
+      await run.job.moveToCompleted({ images: run.completed.length }, run.token, false);
+      await this.announce(run.app, {
+        type: "task.done",
+        taskId: String(run.job.id),
+        nodeId: this.host.nodeId,
+        device: run.device,
+        at: new Date().toISOString(),
+      });
+      return;
+    }
+    if (images.length < data.task.images.length) await run.job.updateData({ ...data, task: { ...data.task, images } });
+    await run.job.moveToDelayed(Date.now() + HAND_BACK_DELAY_MS, run.token);
+    this.log.info(
+      { task: run.job.id, code, reason, images: images.length, delivered: done.size },
+      "farm: task handed back by a yielded device",
+    );
   }
 
   /** Tasks held for `device` while their packs arrive. */
