@@ -1,6 +1,7 @@
 import type { Backend } from "../../shared/device";
 import type { HiresPass } from "../../shared/hires-fix";
 import type { RgbImage } from "../../shared/img2img";
+import type { GreyImage } from "../../shared/inpaint-mask";
 import type { ModelInfo } from "../../shared/node-info";
 import type { TaskImage } from "../../shared/task";
 
@@ -14,8 +15,11 @@ export interface RenderBatch {
   /** A1111 sampler name; the model's own when absent. */
   sampler?: string;
   images: TaskImage[];
-  /** img2img: the init image, already fitted to width × height, and the denoising strength. */
-  fromImage?: { image: RgbImage; strength: number };
+  /**
+   * img2img: the init image, already fitted to width × height, and the denoising strength.
+   * Inpainting: its mask at width × height too (white repaints; blurred, the model sees it binarized).
+   */
+  fromImage?: { image: RgbImage; strength: number; mask?: GreyImage };
   /** Hires fix's second pass: each image's own clean latent (the sampler's space, at width × height), and the strength. */
   fromLatents?: { latents: Float32Array[]; strength: number };
   /** Hires fix: width × height is the first pass; each image is upscaled and reworked by this second pass. */

@@ -1,11 +1,13 @@
 import * as ort from "onnxruntime-node";
 import { KilnError } from "../../shared/errors";
 import { img2imgStart, type RgbImage } from "../../shared/img2img";
+import { maskedPixels } from "../../shared/inpaint-mask";
 import type { ResolvedPack } from "../../shared/model-manifest";
 import type { RenderBatch, RenderHooks } from "../inference/engine";
 import { type OrtClock, timedRun } from "../inference/timed-run";
 import { batchGuidance, normalizationFactor } from "./guidance";
 import { IMAGE_OUTPUT_IO } from "./image-output-graph";
+import { blendKept, concatInpaintInput, inpaintInputs, takesInpaintInput } from "./inpaint-conditioning";
 import { LatentWorkspace } from "./latent-workspace";
 import type { NoisePrefetcher, NoiseRing } from "./noise-ring";
 import type { PackSessions } from "./pack-sessions";
@@ -33,6 +35,8 @@ export class PackPipeline {
   /** Rings opened for batches queued behind the one rendering, oldest first. */
   private readonly prepared = new Map<RenderBatch, NoiseRing>();
   private readonly work = new LatentWorkspace();
+  /** The denoiser is an inpainting UNet (latent, mask and masked picture's latent in); read from its signature on first use. */
+  private inpaintUnet: boolean | undefined;
 
   constructor(
     readonly pack: ResolvedPack,
@@ -124,10 +128,19 @@ export class PackPipeline {
           stream.fillNormal(into.subarray(b * size, (b + 1) * size));
         });
       drawInto(work.latents);
-      if (batch.fromImage || batch.fromLatents) {
+      const inpaint = await this.inpaintInputs(batch, clock);
+      // Latent blending (4-channel packs) puts back the kept region after every step, noised with each image's first noise.
+      const firstNoise = inpaint && !inpaint.maskedLatent ? work.latents.slice() : null;
+      let kept: Float32Array | null = null;
+      if (batch.fromImage?.mask && batch.fromImage.strength === 1) {
+        // Inpainting at strength 1 starts from pure noise, as diffusers' is_strength_max.
+        if (firstNoise) kept = await this.encodeImage(batch.fromImage.image, clock);
+        if (plan.initNoiseSigma !== 1) work.scaleLatents(plan.initNoiseSigma);
+      } else if (batch.fromImage || batch.fromLatents) {
         // img2img, as diffusers' StableDiffusionImg2ImgPipeline: the encoded image noised to the start step
         // (hires fix's second pass: each image's own upscaled latent).
         const image = batch.fromImage ? await this.encodeImage(batch.fromImage.image, clock) : null;
+        kept = image;
         const { sample, noise: sigma } = plan.noiseAt(start);
         const latents = work.latents;
         for (let b = 0; b < n; b++) {
@@ -154,6 +167,11 @@ export class PackPipeline {
       /** The latents as the denoiser takes them at step i: scaled, twice under guidance, in its float type. */
       const latentInput = (i: number): ort.Tensor => {
         const scale = plan.inputScale(i);
+        if (inpaint?.maskedLatent) {
+          const c = m.latent.channels;
+          const input = concatInpaintInput(work.modelInput(scale), rows, c, inpaint);
+          return floatTensor(latentType, input, [rows, 2 * c + 1, h, w]);
+        }
         if (latentType === "float16") return new ort.Tensor("float16", work.modelInputHalf(scale), dims);
         // Without guidance or input scaling (flow, LCM) the latents go in as they are.
         return new ort.Tensor("float32", !guided && scale === 1 ? work.latents : work.modelInput(scale), dims);
@@ -192,6 +210,10 @@ export class PackPipeline {
                 )
               : undefined;
           work.advance(k, weights, last ? m.latent.shift : 0, normalized);
+          if (inpaint && firstNoise && kept) {
+            const into = last ? { sample: 1 / m.latent.scale, noise: 0, shift: m.latent.shift } : plan.noiseAt(i + 1);
+            blendKept(work.latents, n, inpaint, kept, firstNoise, { shift: 0, ...into });
+          }
         }
         stepMs.push(performance.now() - stepStart);
         for (const image of batch.images) hooks.onStep(image.id, i + 1 - start, runs);
@@ -228,6 +250,32 @@ export class PackPipeline {
     } finally {
       ring.close();
     }
+  }
+
+  /** A masked batch's mask and, for inpainting UNets, the masked picture's latent (inpaint-conditioning.ts); null otherwise. */
+  private async inpaintInputs(batch: RenderBatch, clock: OrtClock) {
+    const m = this.pack.manifest;
+    this.inpaintUnet ??= takesInpaintInput(this.sessions.denoiser, m.denoiser.inputs.latent, m.latent.channels);
+    const mask = batch.fromImage?.mask ?? null;
+    if ((this.inpaintUnet || mask) && (!this.sessions.vaeEncoder || !m.vaeEncoder)) {
+      throw new KilnError(
+        "E_BAD_REQUEST",
+        `${this.pack.name} cannot inpaint: the pack has no VAE encoder (vae_encoder/ in an optimum export)`,
+        { field: "mask" },
+        [{ path: "mask", message: `${this.pack.name} has no VAE encoder` }],
+      );
+    }
+    return inpaintInputs(
+      {
+        inpaintUnet: this.inpaintUnet,
+        width: batch.width,
+        height: batch.height,
+        factor: m.latent.factor,
+        image: batch.fromImage?.image ?? null,
+        mask,
+      },
+      (pixels, width, height) => this.encodePixels(pixels, width, height, clock),
+    );
   }
 
   /** The first step to run: 0, or for img2img the one diffusers starts from at this strength. */
@@ -274,16 +322,15 @@ export class PackPipeline {
    * Pixels go in as diffusers' VaeImageProcessor makes them: v/255·2 − 1.
    */
   async encodeImage(image: RgbImage, clock: OrtClock): Promise<Float32Array> {
+    return this.encodePixels(maskedPixels(image, null), image.width, image.height, clock);
+  }
+
+  /** Pixels already in the VAE's [-1, 1], channel-major → the posterior's mean in the sampler's space. */
+  private async encodePixels(pixels: Float32Array, width: number, height: number, clock: OrtClock) {
     const m = this.pack.manifest;
     const spec = m.vaeEncoder;
     const encoder = this.sessions.vaeEncoder;
     if (!spec || !encoder) throw new Error("no VAE encoder");
-    const { width, height, rgb } = image;
-    const plane = width * height;
-    const pixels = new Float32Array(3 * plane);
-    for (let p = 0; p < plane; p++) {
-      for (let c = 0; c < 3; c++) pixels[c * plane + p] = ((rgb[p * 3 + c] as number) / 255) * 2 - 1;
-    }
     const input = floatTensor(floatType(inputShape(encoder, spec.inputs.image)), pixels, [1, 3, height, width]);
     const out = await timedRun(encoder, clock, { [spec.inputs.image]: input }, `${this.pack.name} VAE encoder`);
     const tensor = out[spec.outputs.latent] as ort.Tensor;
