@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { MAX_IMAGE_EDGE } from "./constants";
+import { img2imgStart } from "./img2img";
 
 /**
  * Hires fix, as A1111's: render at the job's size, upscale each picture by
@@ -61,4 +62,31 @@ export function resolveHiresPass(hires: HiresFix, width: number, height: number,
 /** The upscaler's name as A1111 writes it in "Hires upscaler" ("Latent" for the latent upscaler). */
 export function hiresUpscalerLabel(upscaler: string): string {
   return upscaler === LATENT_UPSCALER ? "Latent" : upscaler;
+}
+
+/** Work whose cost is counted: a pass at width × height for `steps`, with hires fix's second pass where it has one. */
+export interface PassWork {
+  width: number;
+  height: number;
+  steps: number;
+  hires?: Pick<HiresPass, "width" | "height" | "steps" | "strength">;
+}
+
+/**
+ * Denoiser pixel-steps of one image: pass 1's, plus the pass-2 steps that run
+ * at the larger size (a 2× hires fix at strength 0.5 of 20 steps costs 1 + 4 × 0.5
+ * = 3 plain images). Decoding, upscaling and encoding are left out: small beside it.
+ */
+export function pixelSteps(work: PassWork): number {
+  const first = work.width * work.height * work.steps;
+  const { hires } = work;
+  if (!hires) return first;
+  return first + hires.width * hires.height * (img2imgStart(hires.steps, hires.strength)?.runs ?? 0);
+}
+
+/** The size that decides a batch's memory: the second pass's where there is one (it is the larger). */
+export function peakSize(work: Pick<PassWork, "width" | "height" | "hires">): { width: number; height: number } {
+  return work.hires
+    ? { width: work.hires.width, height: work.hires.height }
+    : { width: work.width, height: work.height };
 }

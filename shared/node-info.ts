@@ -26,6 +26,10 @@ export const ModelInfo = z.object({
   sizeMultiple: z.number().int().positive().default(8),
   /** Whether it can start from an image (img2img: the pack has a VAE encoder); absent from older nodes. */
   img2img: z.boolean().optional(),
+  /** Whether it can run hires fix's second pass (packs can: the latent upscaler needs no VAE encoder); absent from older nodes. */
+  hires: z.boolean().optional(),
+  /** An upscaler's own factor (kind "upscaler"); absent for other models. */
+  scale: z.number().int().positive().optional(),
   /** Bytes of the model's files on the node (0 for models built in code). */
   sizeBytes: z.number().int().nonnegative().default(0),
   available: z.boolean(),

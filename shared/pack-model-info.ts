@@ -45,6 +45,7 @@ export function packModelInfo(
     maxSteps: m.limits.maxSteps,
     sizeMultiple: m.limits.sizeMultiple,
     img2img: m.vaeEncoder !== undefined,
+    hires: true,
     sizeBytes: pack.sizeBytes,
     available: true,
     unavailableReason: null,

@@ -20,6 +20,16 @@ export interface ImageParameters {
   modelHash: string;
   /** img2img: written after the model as A1111 does ("Denoising strength: 0.6"). */
   denoisingStrength?: number;
+  /**
+   * Inpainting, after the denoising strength as A1111 writes it: "Mask blur: 4" (where
+   * there is a blur), and for only masked "Inpaint area: Only masked, Masked area padding: 32".
+   */
+  inpaint?: { blur: number; onlyMasked: boolean; padding: number };
+  /**
+   * Hires fix, after the denoising strength as A1111 writes them: "Hires upscale: 2,
+   * Hires steps: 10, Hires upscaler: Latent" (Size stays the first pass's; steps only when set).
+   */
+  hires?: { upscale: number; steps?: number; upscaler: string };
 }
 
 export function formatParameters(p: ImageParameters): string {
@@ -35,6 +45,13 @@ export function formatParameters(p: ImageParameters): string {
     ["Model", p.model],
   ];
   if (p.denoisingStrength !== undefined) fields.push(["Denoising strength", p.denoisingStrength]);
+  if (p.inpaint && p.inpaint.blur > 0) fields.push(["Mask blur", p.inpaint.blur]);
+  if (p.inpaint?.onlyMasked) fields.push(["Inpaint area", "Only masked"], ["Masked area padding", p.inpaint.padding]);
+  if (p.hires) {
+    fields.push(["Hires upscale", p.hires.upscale]);
+    if (p.hires.steps !== undefined) fields.push(["Hires steps", p.hires.steps]);
+    fields.push(["Hires upscaler", p.hires.upscaler]);
+  }
   lines.push(fields.map(([k, v]) => `${k}: ${sanitizeValue(String(v))}`).join(", "));
   return lines.join("\n");
 }

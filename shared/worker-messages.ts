@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { Backend, DeviceKind } from "./device";
 import { ErrorCode } from "./errors";
+import { HiresPass } from "./hires-fix";
 import { SafeId } from "./ids";
 import { ImageEnergy } from "./image-energy";
 import { InitImageRef } from "./img2img";
@@ -48,8 +49,13 @@ export const WorkerBatch = z.object({
   guidance: z.number().nonnegative(),
   sampler: z.string().optional(),
   images: z.array(TaskImage).min(1),
-  /** img2img: the init image's file in the node's cache (the worker reads and fits it), strength, resize mode. */
-  init: InitImageRef.extend({ path: z.string() }).optional(),
+  /**
+   * img2img: the init image's file in the node's cache (the worker reads and fits it), strength, resize mode;
+   * inpainting: the mask's file there too.
+   */
+  init: InitImageRef.extend({ path: z.string(), maskPath: z.string().optional() }).optional(),
+  /** Hires fix: the second pass (width × height above is the first); the PNG is its size. */
+  hires: HiresPass.optional(),
   /** When the task was queued on the node (epoch ms), for timing records. */
   queuedAt: z.number(),
 });

@@ -232,6 +232,9 @@ export class Dispatcher {
         .map((a) => this.opts.ledger.pendingView(task.attempts.get(a) as string))
         .filter((i): i is PendingImage => i !== null);
       if (images.length !== open.length) continue;
+      // The attempts table keeps no hires pass; the images' job does.
+      const hires = images[0]?.hires;
+      if (hires) task.work = { ...task.work, hires };
       this.submitTask(node, task, images, open);
     }
   }
@@ -395,6 +398,7 @@ export class Dispatcher {
           height: first.height,
           steps: first.steps,
           ...(first.init ? { init: first.init } : {}),
+          ...(first.hires ? { hires: first.hires } : {}),
         },
         startedAt: now,
         runningSince: null,
@@ -439,6 +443,7 @@ export class Dispatcher {
         negativePrompt: image.negativePrompt,
       })),
       ...(first.init ? { init: JSON.parse(first.init) as InitImageRef } : {}),
+      ...(first.hires ? { hires: first.hires } : {}),
     }).then((outcome) => {
       // Stopped meanwhile (its links closed, the ledger too): the attempts stay in flight and are restored at the next start.
       if (this.stopped) return;

@@ -1,5 +1,6 @@
 import type { Logger } from "pino";
 import { KilnError } from "../../shared/errors";
+import { peakSize } from "../../shared/hires-fix";
 import type { NodeEvent } from "../../shared/node-events";
 import type { ImageSummary, UiEvent } from "../../shared/ui-api";
 import type { ChangeFeed } from "../change-feed";
@@ -145,11 +146,13 @@ export class ResultIntake {
   private async store(node: NodeConnection, task: TrackedTask, image: ImageRow, event: ImageReady): Promise<void> {
     const { ledger, dispatcher, clock, log } = this.opts;
     const attemptId = event.imageId;
+    // Hires fix: the PNG is the second pass's size, not the image's (its first pass).
+    const size = peakSize({ width: image.width, height: image.height, hires: task.work.hires });
     // A file far larger than any PNG of its size is padding: not even downloaded.
-    if (event.bytes > maxPngBytes(image.width, image.height)) {
+    if (event.bytes > maxPngBytes(size.width, size.height)) {
       throw new RefusedResult(
         "E_TOO_LARGE",
-        `image ${image.index} of job ${image.jobId}: the node announced ${event.bytes} bytes, more than a ${image.width}×${image.height} PNG can take; not downloaded`,
+        `image ${image.index} of job ${image.jobId}: the node announced ${event.bytes} bytes, more than a ${size.width}×${size.height} PNG can take; not downloaded`,
       );
     }
     const png = await node.client.image(attemptId, event.bytes);
@@ -163,8 +166,7 @@ export class ResultIntake {
       seed: image.seed,
       png,
       sha256: event.sha256,
-      width: image.width,
-      height: image.height,
+      ...size,
     });
     const outcome = ledger.completeImage(
       attemptId,

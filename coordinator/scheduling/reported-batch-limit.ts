@@ -1,4 +1,5 @@
 import { type ModelBatchLimits, startingBatchLimit } from "../../shared/batch-size";
+import { peakSize } from "../../shared/hires-fix";
 import type { WorkKey } from "./work-key";
 
 const REPORTED: readonly { edge: number; key: "at512" | "at768" | "at1024" }[] = [
@@ -20,10 +21,12 @@ const REPORTED: readonly { edge: number; key: "at512" | "at768" | "at1024" }[] =
  * of this work goes to the device).
  */
 export function reportedBatchLimit(reported: readonly ModelBatchLimits[] | undefined, work: WorkKey): number {
-  const start = startingBatchLimit(work.width, work.height);
+  // Hires fix: the second pass, the larger, decides the memory.
+  const { width, height } = peakSize(work);
+  const start = startingBatchLimit(width, height);
   const limits = reported?.find((r) => r.model === work.model);
   if (!limits) return start;
-  const pixels = work.width * work.height;
+  const pixels = width * height;
   const above =
     REPORTED.find((r) => r.edge * r.edge >= pixels) ?? (REPORTED[REPORTED.length - 1] as (typeof REPORTED)[number]);
   const scaled = Math.floor((limits[above.key] * above.edge * above.edge) / pixels + 1e-9);

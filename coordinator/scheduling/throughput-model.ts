@@ -34,6 +34,16 @@ interface ShapeEntry extends Ewma {
   width: number;
   height: number;
   steps: number;
+  /** Hires fix's second pass: a hires image is a shape of its own, never mixed with plain ones of its first pass. */
+  hires?: HiresShape;
+}
+
+/** What of a second pass decides its seconds: its size, its steps and the strength that picks how many run. */
+interface HiresShape {
+  width: number;
+  height: number;
+  steps: number;
+  strength: number;
 }
 
 /** What one device taught us about one model. */
@@ -44,6 +54,8 @@ interface ModelKnowledge {
   spread: Ewma;
   /** By shapeKey. */
   shapes: Map<number, ShapeEntry>;
+  /** Hires shapes, by hiresShapeKey (few: kept apart so the plain key stays a number). */
+  hiresShapes: Map<string, ShapeEntry>;
   /** The shape asked for last: a pass asks for the same one over and over. */
   last?: ShapeEntry;
 }
@@ -63,6 +75,14 @@ const SnapshotJson = z.object({
               width: z.number().int().positive(),
               height: z.number().int().positive(),
               steps: z.number().int().positive(),
+              hires: z
+                .object({
+                  width: z.number().int().positive(),
+                  height: z.number().int().positive(),
+                  steps: z.number().int().positive(),
+                  strength: z.number().positive(),
+                })
+                .optional(),
             }),
           ),
         }),
@@ -95,13 +115,22 @@ export class ThroughputModel {
     }
     let knowledge = models.get(work.model);
     if (!knowledge) {
-      knowledge = { perUnit: { value: 0, count: 0 }, spread: { value: 0, count: 0 }, shapes: new Map() };
+      knowledge = {
+        perUnit: { value: 0, count: 0 },
+        spread: { value: 0, count: 0 },
+        shapes: new Map(),
+        hiresShapes: new Map(),
+      };
       models.set(work.model, knowledge);
     }
     let shape = findShape(knowledge, work);
     if (!shape) {
       shape = { width: work.width, height: work.height, steps: work.steps, value: 0, count: 0 };
-      knowledge.shapes.set(shapeKey(work), shape);
+      if (work.hires) {
+        const { width, height, steps, strength } = work.hires;
+        shape.hires = { width, height, steps, strength };
+        knowledge.hiresShapes.set(hiresShapeKey(shape.hires, work), shape);
+      } else knowledge.shapes.set(shapeKey(work), shape);
     }
     if (shape.count > 0) mix(knowledge.spread, (secondsPerImage / shape.value - 1) ** 2, SPREAD_ALPHA);
     mix(shape, secondsPerImage);
@@ -152,7 +181,7 @@ export class ThroughputModel {
         models: [...models].map(([model, k]) => ({
           model,
           perUnit: { value: k.perUnit.value, count: k.perUnit.count },
-          shapes: [...k.shapes.values()].map((s) => ({ ...s })),
+          shapes: [...k.shapes.values(), ...k.hiresShapes.values()].map((s) => ({ ...s })),
         })),
       })),
     };
@@ -165,8 +194,11 @@ export class ThroughputModel {
     for (const device of snapshot.devices) {
       const models = new Map<string, ModelKnowledge>();
       for (const m of device.models) {
-        const shapes = new Map(m.shapes.map((s) => [shapeKey(s), { ...s }]));
-        models.set(m.model, { perUnit: { ...m.perUnit }, spread: { value: 0, count: 0 }, shapes });
+        const shapes = new Map(m.shapes.filter((s) => !s.hires).map((s) => [shapeKey(s), { ...s }]));
+        const hiresShapes = new Map(
+          m.shapes.flatMap((s) => (s.hires ? [[hiresShapeKey(s.hires, s), { ...s }] as const] : [])),
+        );
+        models.set(m.model, { perUnit: { ...m.perUnit }, spread: { value: 0, count: 0 }, shapes, hiresShapes });
         model.updateFarm(m.model, null, m.perUnit.value);
       }
       model.devices.set(device.key, models);
@@ -188,11 +220,16 @@ function mix(ewma: Ewma, x: number, alpha = ALPHA): void {
 }
 
 function findShape(knowledge: ModelKnowledge, work: WorkKey): ShapeEntry | undefined {
+  if (work.hires) return knowledge.hiresShapes.get(hiresShapeKey(work.hires, work));
   const last = knowledge.last;
   if (last && last.width === work.width && last.height === work.height && last.steps === work.steps) return last;
   const shape = knowledge.shapes.get(shapeKey(work));
   if (shape) knowledge.last = shape;
   return shape;
+}
+
+function hiresShapeKey(hires: HiresShape, first: Pick<WorkKey, "width" | "height" | "steps">): string {
+  return `${shapeKey(first)}:${hires.width}x${hires.height}:${hires.steps}:${hires.strength}`;
 }
 
 /** One number per shape, no string building on the hot path; exact for edges below 8192 and steps below 1024. */

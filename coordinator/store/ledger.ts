@@ -112,8 +112,8 @@ export class Ledger {
       const position = statement(this.db, "SELECT coalesce(max(position) + 1, 0) FROM jobs").pluck().get() as number;
       statement(
         this.db,
-        `INSERT INTO jobs (id, name, spec, seeds, priority, position, image_count, n_queued, created_at, init)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO jobs (id, name, spec, seeds, priority, position, image_count, n_queued, created_at, init, hires)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ).run(
         id,
         spec.name ?? null,
@@ -125,6 +125,7 @@ export class Ledger {
         images.length,
         now,
         initColumn(spec),
+        spec.hires ? JSON.stringify(spec.hires) : null,
       );
       const insertText = statement(this.db, "INSERT INTO texts (job_id, body) VALUES (?, ?)");
       const texts = new Map<string, number>();

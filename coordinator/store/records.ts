@@ -1,3 +1,4 @@
+import { type HiresFix, type HiresPass, resolveHiresPass } from "../../shared/hires-fix";
 import type { ImageSpec, JobSpec } from "../../shared/job";
 import type { DrawnSeeds } from "../../shared/job-expansion";
 
@@ -83,6 +84,8 @@ export interface PendingImage extends Omit<ImageSpec, "gridX" | "gridY"> {
   jobId: string;
   /** img2img: the job's init image reference as JSON (jobs.init), absent for text-to-image. */
   init?: string;
+  /** Hires fix: this image's second pass, resolved from the job's (jobs.hires) at its size and steps. */
+  hires?: HiresPass;
   priority: number;
   jobPosition: number;
 }
@@ -258,7 +261,7 @@ export function toAttemptRef(r: AttemptSql): AttemptRef {
 
 /** Columns of PendingTuple, in order; add the WHERE. */
 export const PENDING_SQL = `SELECT i.id, i.job_id, i.idx, p.body, n.body, i.seed, i.model, i.width, i.height, i.steps,
-    i.guidance, i.sampler, j.priority, j.position, j.init
+    i.guidance, i.sampler, j.priority, j.position, j.init, j.hires
   FROM images i JOIN jobs j ON j.id = i.job_id JOIN texts p ON p.id = i.prompt_id JOIN texts n ON n.id = i.negative_id`;
 
 /**
@@ -281,6 +284,7 @@ export type PendingTuple = [
   priority: number,
   jobPosition: number,
   init: string | null,
+  hires: string | null,
 ];
 
 export function toPending(r: PendingTuple): PendingImage {
@@ -301,5 +305,7 @@ export function toPending(r: PendingTuple): PendingImage {
   };
   if (r[11] !== null) image.sampler = r[11];
   if (r[14] !== null) image.init = r[14];
+  if (r[15] !== null)
+    image.hires = resolveHiresPass(JSON.parse(r[15]) as HiresFix, image.width, image.height, image.steps);
   return image;
 }

@@ -167,6 +167,12 @@ export const MIGRATIONS: readonly string[] = [
   -- queued image, and images of different init images never share a task.
   ALTER TABLE jobs ADD COLUMN init TEXT;
   `,
+  `
+  -- v3, hires fix: a job's second pass (shared/hires-fix.ts HiresFix as JSON:
+  -- scale, strength, steps, upscaler), null without one. Read with every queued
+  -- image, which resolves its own pass (size and steps) from it.
+  ALTER TABLE jobs ADD COLUMN hires TEXT;
+  `,
 ];
 
 /** Brings the file's schema to the newest version, one transaction per step. */

@@ -92,6 +92,7 @@ function describeDemoModel(hash: string): ModelInfo {
     sizeBytes: 0,
     // It has no VAE encoder: the studio refuses an img2img job for it before queueing (the node would too).
     img2img: false,
+    hires: false,
     available: true,
     unavailableReason: null,
   };
@@ -126,6 +127,11 @@ class DemoEngine implements Engine {
       });
     }
     checkLimits(batch);
+    if (batch.hires) {
+      throw new KilnError("E_BAD_REQUEST", `${DEMO_MODEL} cannot run hires fix (it has no latent img2img pass)`, {
+        field: "hires",
+      });
+    }
     if (batch.fromImage) {
       throw new KilnError("E_BAD_REQUEST", `${DEMO_MODEL} cannot start from an image (it has no VAE encoder)`, {
         field: "initImage",

@@ -11,9 +11,14 @@ export function taskDeadlineMs(opts: {
   steps: number;
   defaultSteps: number;
   images: number;
+  /** Hires fix's second pass: its size and the steps that run. */
+  hires?: { width: number; height: number; runs: number };
 }): number {
   const pixels = (opts.width * opts.height) / (512 * 512);
   const steps = opts.steps / opts.defaultSteps;
-  const work = Math.max(1, pixels * steps * opts.images);
+  const second = opts.hires
+    ? ((opts.hires.width * opts.hires.height) / (512 * 512)) * (opts.hires.runs / opts.defaultSteps)
+    : 0;
+  const work = Math.max(1, (pixels * steps + second) * opts.images);
   return Math.round(opts.baseTimeoutS * 1000 * work);
 }

@@ -3,7 +3,9 @@ import { type ModelBatchLimits, REPORTED_BATCH_EDGES } from "../../shared/batch-
 import type { Backend, DeviceSharing, DeviceState, DeviceYield } from "../../shared/device";
 import { type ErrorCode, KilnError } from "../../shared/errors";
 import { FairQueue } from "../../shared/fair-queuing";
+import { peakSize, pixelSteps } from "../../shared/hires-fix";
 import type { ImageEnergy } from "../../shared/image-energy";
+import { img2imgStart } from "../../shared/img2img";
 import type { ResolvedPack } from "../../shared/model-manifest";
 import type { NodeEventBody } from "../../shared/node-events";
 import type { ModelInfo } from "../../shared/node-info";
@@ -206,8 +208,9 @@ export class DeviceRunner {
   }
 
   /** Whether one image of this model and size fits in the device's memory, as far as it has learned. */
-  fits(task: Pick<Task, "model" | "width" | "height">): boolean {
-    return this.limits.limit(task.model, task.width, task.height) > 0;
+  fits(task: Pick<Task, "model" | "width" | "height" | "hires">): boolean {
+    const peak = peakSize(task);
+    return this.limits.limit(task.model, peak.width, peak.height) > 0;
   }
 
   /** Per model: the largest batch at the reported sizes, for /v1/node and telemetry (none where memory is unknown). */
@@ -228,9 +231,10 @@ export class DeviceRunner {
   submit(task: Task, client: string): void {
     if (this.yielded) throw new KilnError("E_YIELDED", `${this.yieldedMessage()}; send the task to another device`);
     if (!this.fits(task)) {
-      throw new KilnError("E_OOM", this.limits.explainRefusal(task.model, task.width, task.height), {
-        width: task.width,
-        height: task.height,
+      const peak = peakSize(task);
+      throw new KilnError("E_OOM", this.limits.explainRefusal(task.model, peak.width, peak.height), {
+        width: peak.width,
+        height: peak.height,
         usableMb: Math.round(this.limits.capacityMb ?? 0),
       });
     }
@@ -250,7 +254,7 @@ export class DeviceRunner {
       finished: false,
     };
     // Device time grows with pixels × steps per image.
-    this.queue.push(client, active, task.images.length * task.steps * task.width * task.height);
+    this.queue.push(client, active, task.images.length * pixelSteps(task));
     this.opts.emit({ type: "task.accepted", at: now(), taskId: task.id, device: this.device.uuid });
     this.pump();
   }
@@ -418,7 +422,8 @@ export class DeviceRunner {
       case "batch.done": {
         const batch = this.settleBatch(active);
         if (batch?.peakMb != null) {
-          const { model, width, height } = active.task;
+          const { width, height } = peakSize(active.task);
+          const { model } = active.task;
           this.limits.observePeak(model, width, height, batch.images.length, batch.peakMb);
           this.saveLearnedMemory();
         }
@@ -482,7 +487,8 @@ export class DeviceRunner {
     } else if (code === "E_CANCELLED") {
       this.report(active, { type: "task.cancelled", at: now(), taskId: active.task.id, device: this.device.uuid });
     } else if (code === "E_OOM" && batch && batch.images.length > 1) {
-      const { model, width, height } = active.task;
+      const { width, height } = peakSize(active.task);
+      const { model } = active.task;
       // A batch sent before an earlier halving fails for the same reason: requeue it, halve once.
       const current = batch.images.length <= this.limits.limit(model, width, height);
       // The memory model learns the bound first, so every size's next batch is sized past it; halving is the last resort.
@@ -498,7 +504,8 @@ export class DeviceRunner {
       active.remaining.unshift(...batch.images.filter((i) => !active.completed.includes(i.id)));
     } else {
       if (code === "E_OOM" && batch) {
-        const { model, width, height } = active.task;
+        const { width, height } = peakSize(active.task);
+        const { model } = active.task;
         this.limits.observeFailure(model, width, height, batch.images.length);
         this.saveLearnedMemory();
       }
@@ -599,10 +606,12 @@ export class DeviceRunner {
 
   private dispatch(active: ActiveTask): void {
     const { task } = active;
-    const size = this.limits.limit(task.model, task.width, task.height);
+    // Hires fix: the second pass, at the larger size, decides the memory.
+    const peak = peakSize(task);
+    const size = this.limits.limit(task.model, peak.width, peak.height);
     if (size === 0) {
       // Learned after the task was accepted (another task's failure): no batch of it can fit here.
-      this.fail(active, "E_OOM", this.limits.explainRefusal(task.model, task.width, task.height));
+      this.fail(active, "E_OOM", this.limits.explainRefusal(task.model, peak.width, peak.height));
       return;
     }
     const images = active.remaining.splice(0, size);
@@ -614,6 +623,15 @@ export class DeviceRunner {
       steps: task.steps,
       defaultSteps,
       images: images.length,
+      ...(task.hires
+        ? {
+            hires: {
+              width: task.hires.width,
+              height: task.hires.height,
+              runs: img2imgStart(task.hires.steps, task.hires.strength)?.runs ?? 0,
+            },
+          }
+        : {}),
     });
     this.inflight.push({ active, images, rendered: false, deadlineMs: ms, deadline: null, peakMb: null });
     this.worker?.send({
@@ -627,8 +645,15 @@ export class DeviceRunner {
       sampler: task.sampler,
       images,
       ...(task.init && this.opts.initImagePath
-        ? { init: { ...task.init, path: this.opts.initImagePath(task.init.sha256) } }
+        ? {
+            init: {
+              ...task.init,
+              path: this.opts.initImagePath(task.init.sha256),
+              ...(task.init.mask ? { maskPath: this.opts.initImagePath(task.init.mask.sha256) } : {}),
+            },
+          }
         : {}),
+      ...(task.hires ? { hires: task.hires } : {}),
       queuedAt: active.queuedAt,
     });
   }

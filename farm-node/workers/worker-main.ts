@@ -6,15 +6,17 @@
 
 import sharp from "sharp";
 import { KilnError } from "../../shared/errors";
+import { type HiresPass, hiresUpscalerLabel } from "../../shared/hires-fix";
 import type { ImageEnergy } from "../../shared/image-energy";
-import { fitInitImage, type RgbImage } from "../../shared/img2img";
-import { formatParameters } from "../../shared/png-parameters";
+import { fitInitImage, type InpaintMask, type RgbImage } from "../../shared/img2img";
+import { formatParameters, type ImageParameters } from "../../shared/png-parameters";
 import { FromWorker, ToWorker, type WorkerBatch, type WorkerInit } from "../../shared/worker-messages";
 import type { Engine, RenderedImage } from "../inference/engine";
 import { loadEngine } from "../inference/engine-factory";
 import { EngineSet } from "../inference/engine-set";
 import { PackEngine } from "../inference/pack-engine";
 import { encodePixels, savePng } from "../png/png-writer";
+import { type MaskedStart, maskedStart } from "./masked-start";
 
 let engine: Engine | null = null;
 let init: WorkerInit | null = null;
@@ -138,13 +140,17 @@ async function render(batch: WorkerBatch): Promise<Outcome> {
   const energyKnown = new Promise<ImageEnergy | null>((resolve) => {
     resolveEnergy = resolve;
   });
+  // Hires fix: the PNG is the second pass's size; its parameters keep the first pass's Size, as A1111's.
+  const out = batch.hires
+    ? { width: batch.hires.width, height: batch.hires.height }
+    : { width: batch.width, height: batch.height };
   const writeImage = (image: RenderedImage): void => {
     const source = batch.images.find((i) => i.id === image.imageId);
     if (!source || !model) return;
     rendered++;
     const inferenceDone = Date.now();
     const encodeStarted = performance.now();
-    const pixels = encodePixels({ rgb: image.rgb, width: batch.width, height: batch.height }).then((png) => ({
+    const pixels = encodePixels({ rgb: image.rgb, ...out }).then((png) => ({
       png,
       ms: performance.now() - encodeStarted,
     }));
@@ -169,6 +175,8 @@ async function render(batch: WorkerBatch): Promise<Outcome> {
           model: model.name,
           modelHash: model.hash,
           ...(batch.init ? { denoisingStrength: batch.init.strength } : {}),
+          ...(batch.init?.mask ? { inpaint: batch.init.mask } : {}),
+          ...(batch.hires ? hiresParameters(batch.hires, batch.steps) : {}),
         }),
         {
           nodeId,
@@ -194,8 +202,7 @@ async function render(batch: WorkerBatch): Promise<Outcome> {
           imageId: image.imageId,
           sha256: written.sha256,
           bytes: written.bytes,
-          width: batch.width,
-          height: batch.height,
+          ...out,
           seed: source.seed,
           inferenceMs: image.inferenceMs,
           ortMs: image.ortMs,
@@ -208,14 +215,19 @@ async function render(batch: WorkerBatch): Promise<Outcome> {
   };
   try {
     // img2img: the init image read and fitted here; a plain batch goes as it came (its noise was prepared for it).
+    // Inpainting: the mask too, and each render pasted back over the picture (masked-start.ts).
     const ref = batch.init;
-    const from = ref
-      ? { ...batch, fromImage: { image: await readInitImage(ref, batch), strength: ref.strength } }
-      : batch;
+    const masked =
+      ref?.mask && ref.maskPath ? await readMaskedStart({ ...ref, mask: ref.mask }, ref.maskPath, batch) : null;
+    const from = masked
+      ? { ...batch, fromImage: masked.fromImage }
+      : ref
+        ? { ...batch, fromImage: { image: await readInitImage(ref, batch), strength: ref.strength } }
+        : batch;
     await engine.render(from, {
       onStep: (imageId, step, steps) => send({ type: "progress", taskId: batch.taskId, imageId, step, steps }),
       isCancelled: () => cancelled.has(batch.taskId),
-      onImage: writeImage,
+      onImage: masked ? (image) => writeImage({ ...image, rgb: masked.finish(image.rgb) }) : writeImage,
       onPeakMemory: (mb) => {
         outcome.peakMemoryMb = mb;
       },
@@ -257,19 +269,55 @@ function isDiskFull(error: unknown): boolean {
 
 /** The init image from the node's cache, fitted to the batch's size by its resize mode (shared/img2img.ts). */
 async function readInitImage(ref: NonNullable<WorkerBatch["init"]>, batch: WorkerBatch): Promise<RgbImage> {
-  const decoded = await sharp(ref.path)
-    .removeAlpha()
+  const { width, height, data } = await readCached(ref.path, ref.sha256, "init image", 3);
+  return fitInitImage({ width, height, rgb: data }, batch.width, batch.height, ref.resizeMode);
+}
+
+/** An inpainting batch's picture and mask (RGBA: a painted layer's alpha is the mask) from the node's cache. */
+async function readMaskedStart(
+  ref: NonNullable<WorkerBatch["init"]> & { mask: InpaintMask },
+  maskPath: string,
+  batch: WorkerBatch,
+): Promise<MaskedStart> {
+  const picture = await readCached(ref.path, ref.sha256, "init image", 3);
+  const mask = await readCached(maskPath, ref.mask.sha256, "mask", 4);
+  return maskedStart(
+    { width: picture.width, height: picture.height, rgb: picture.data },
+    { width: mask.width, height: mask.height, rgba: mask.data },
+    ref,
+    batch.width,
+    batch.height,
+  );
+}
+
+/** A cached PNG as 8-bit sRGB, 3 or 4 channels; one that cannot be read is asked for again (E_INIT_IMAGE_MISSING). */
+async function readCached(path: string, sha256: string, what: string, channels: 3 | 4) {
+  const picture = channels === 3 ? sharp(path).removeAlpha() : sharp(path).ensureAlpha();
+  const decoded = await picture
     .toColourspace("srgb")
     .raw()
     .toBuffer({ resolveWithObject: true })
     .catch((error: unknown) => {
       throw new KilnError(
         "E_INIT_IMAGE_MISSING",
-        `init image ${ref.sha256} cannot be read on this node (${(error as Error).message}); send it again`,
-        { sha256: ref.sha256 },
+        `${what} ${sha256} cannot be read on this node (${(error as Error).message}); send it again`,
+        { sha256 },
       );
     });
-  const { width, height, channels } = decoded.info;
-  if (channels !== 3) throw new KilnError("E_BAD_REQUEST", `init image ${ref.sha256} has ${channels} channels`);
-  return fitInitImage({ width, height, rgb: new Uint8Array(decoded.data) }, batch.width, batch.height, ref.resizeMode);
+  const { width, height } = decoded.info;
+  if (decoded.info.channels !== channels)
+    throw new KilnError("E_BAD_REQUEST", `${what} ${sha256} has ${decoded.info.channels} channels`);
+  return { width, height, data: new Uint8Array(decoded.data) };
+}
+
+/** Hires fix's PNG fields, as A1111 writes them ("Hires steps" only where the second pass's steps differ from the first's). */
+function hiresParameters(hires: HiresPass, steps: number): Pick<ImageParameters, "denoisingStrength" | "hires"> {
+  return {
+    denoisingStrength: hires.strength,
+    hires: {
+      upscale: hires.scale,
+      ...(hires.steps !== steps ? { steps: hires.steps } : {}),
+      upscaler: hiresUpscalerLabel(hires.upscaler),
+    },
+  };
 }
