@@ -1,14 +1,13 @@
-import { createHmac, randomBytes, timingSafeEqual, X509Certificate } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
-import { generate } from "selfsigned";
-import { normalizeFingerprint } from "../../shared/fingerprint";
+import { writePrivateText } from "../secrets/private-json-file";
+import { loadOrCreateSelfSigned } from "../secrets/self-signed-identity";
 
 const KEY_FILE = "farm-library-tls-key.pem";
 const CERT_FILE = "farm-library-tls-cert.pem";
 const SECRET_FILE = "farm-library-secret";
-const VALID_YEARS = 50;
 
 /**
  * What the app's library server on the farm is known by, kept in the data
@@ -28,30 +27,22 @@ export class LibraryIdentity {
 
   static async load(dataDir: string): Promise<LibraryIdentity> {
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-    const keyPath = join(dataDir, KEY_FILE);
-    const certPath = join(dataDir, CERT_FILE);
-    if (!existsSync(keyPath) || !existsSync(certPath)) {
-      const made = await generate([{ name: "commonName", value: `kiln model library on ${hostname()}` }], {
-        keyType: "ec",
-        curve: "P-256",
-        algorithm: "sha256",
-        notAfterDate: new Date(Date.now() + VALID_YEARS * 365.25 * 86_400_000),
-        extensions: [
-          { name: "basicConstraints", cA: true, critical: true },
-          { name: "keyUsage", digitalSignature: true, keyCertSign: true },
-          { name: "extKeyUsage", serverAuth: true },
-        ],
-      });
-      writePrivate(keyPath, made.private);
-      writePrivate(certPath, made.cert);
-    }
+    const tls = await loadOrCreateSelfSigned(
+      dataDir,
+      { key: KEY_FILE, cert: CERT_FILE },
+      `kiln model library on ${hostname()}`,
+      [
+        { name: "basicConstraints", cA: true, critical: true },
+        { name: "keyUsage", digitalSignature: true, keyCertSign: true },
+        { name: "extKeyUsage", serverAuth: true },
+      ],
+    );
     const secretPath = join(dataDir, SECRET_FILE);
-    if (!existsSync(secretPath)) writePrivate(secretPath, `${randomBytes(32).toString("hex")}\n`);
-    const cert = readFileSync(certPath, "utf8");
+    if (!existsSync(secretPath)) writePrivateText(secretPath, `${randomBytes(32).toString("hex")}\n`);
     return new LibraryIdentity(
-      readFileSync(keyPath, "utf8"),
-      cert,
-      normalizeFingerprint(new X509Certificate(cert).fingerprint256),
+      tls.key,
+      tls.cert,
+      tls.fingerprint,
       Buffer.from(readFileSync(secretPath, "utf8").trim(), "hex"),
     );
   }
@@ -67,11 +58,4 @@ export class LibraryIdentity {
     const bytes = Buffer.from(typeof given === "string" && /^[0-9a-f]{64}$/.test(given) ? given : "", "hex");
     return bytes.length === expected.length && timingSafeEqual(bytes, expected);
   }
-}
-
-/** Atomic (temp file + rename) and owner-only, so a crash never leaves half a key. */
-function writePrivate(file: string, text: string): void {
-  const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, text, { mode: 0o600 });
-  renameSync(tmp, file);
 }

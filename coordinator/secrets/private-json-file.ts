@@ -19,8 +19,13 @@ export function readPrivateJson<T>(file: string, schema: z.ZodType<T>, fallback:
 }
 
 export function writePrivateJson(file: string, value: unknown): void {
+  writePrivateText(file, JSON.stringify(value, null, 2));
+}
+
+/** Atomic (temp file + rename) and owner-only, so a crash never leaves half a key or token. */
+export function writePrivateText(file: string, text: string): void {
   mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
   const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, JSON.stringify(value, null, 2), { mode: 0o600 });
+  writeFileSync(tmp, text, { mode: 0o600 });
   renameSync(tmp, file);
 }
