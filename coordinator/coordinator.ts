@@ -294,6 +294,15 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       );
     }
     if (input.initImage !== undefined) this.checkImg2img(input);
+    if (input.hires !== undefined && this.opts.farm) {
+      // Untried there: farm nodes fetch the task's model pack from the app, never an upscaler pack.
+      throw new KilnError(
+        "E_BAD_REQUEST",
+        "invalid job: hires: hires fix is not available in farm mode yet",
+        undefined,
+        [{ path: "hires", message: "is not available in farm mode yet" }],
+      );
+    }
     return this.queue.submitJob(input);
   }
 

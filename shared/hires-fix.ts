@@ -90,3 +90,72 @@ export function peakSize(work: Pick<PassWork, "width" | "height" | "hires">): { 
     ? { width: work.hires.width, height: work.hires.height }
     : { width: work.width, height: work.height };
 }
+
+/** What of a model hires fix depends on (ModelInfo's fields). */
+export interface HiresModelTraits {
+  name: string;
+  maxWidth: number;
+  maxHeight: number;
+  maxSteps: number;
+  sizeMultiple: number;
+  defaultSampler: string;
+  img2img?: boolean;
+  hires?: boolean;
+}
+
+/**
+ * Why an image's hires pass cannot run as asked, as the field to name; null
+ * when it can. `model` undefined: not known yet (the node then says);
+ * `upscalerPack`: whether some node has an upscaler pack of that name.
+ */
+export function hiresJobProblem(
+  pass: HiresPass,
+  first: { width: number; height: number; steps: number; sampler?: string },
+  model: HiresModelTraits | undefined,
+  upscalerPack: (name: string) => boolean,
+): { path: string; message: string } | null {
+  if (!img2imgStart(pass.steps, pass.strength)) {
+    return {
+      path: "hires.strength",
+      message: `${pass.strength} of ${pass.steps} steps runs no step (int(steps × strength) is 0): raise hires.strength or hires.steps`,
+    };
+  }
+  if (!model) return null;
+  if (model.hires === false) return { path: "hires", message: `${model.name} cannot run hires fix` };
+  if ((first.sampler ?? model.defaultSampler) === "LCM") {
+    return {
+      path: "hires",
+      message: "the second pass is img2img, which the LCM sampler cannot run yet; use Euler or Euler a",
+    };
+  }
+  const size = `${first.width}x${first.height} × ${pass.scale} is ${pass.width}x${pass.height}`;
+  if (pass.width > model.maxWidth || pass.height > model.maxHeight) {
+    return {
+      path: "hires.scale",
+      message: `${size}, above ${model.name}'s limit of ${model.maxWidth}x${model.maxHeight}`,
+    };
+  }
+  if (pass.width % model.sizeMultiple !== 0 || pass.height % model.sizeMultiple !== 0) {
+    return {
+      path: "hires.scale",
+      message: `${size}, not a multiple of ${model.sizeMultiple}, which ${model.name} needs`,
+    };
+  }
+  if (pass.steps > model.maxSteps) {
+    return { path: "hires.steps", message: `must be at most ${model.maxSteps} for ${model.name}` };
+  }
+  if (pass.upscaler === LATENT_UPSCALER) return null;
+  if (model.img2img === false) {
+    return {
+      path: "hires.upscaler",
+      message: `${pass.upscaler} needs a VAE encoder to take the picture back, which ${model.name} has not; use latent`,
+    };
+  }
+  if (pass.upscaler !== LANCZOS_UPSCALER && !upscalerPack(pass.upscaler)) {
+    return {
+      path: "hires.upscaler",
+      message: `no node has an upscaler pack named ${pass.upscaler} (latent, ${LANCZOS_UPSCALER} or an upscaler pack)`,
+    };
+  }
+  return null;
+}

@@ -255,6 +255,25 @@ async function startCoordinator(
   return coordinator;
 }
 
+/** --hires and its companions as the job's hires fix; the companions alone are refused, naming --hires. */
+function hiresFlags(opts: Record<string, unknown>): Pick<JobSpecInput, "hires"> {
+  const parts = { strength: "--hires-strength", steps: "--hires-steps", upscaler: "--hires-upscaler" } as const;
+  const given = {
+    strength: opts.hiresStrength as number | undefined,
+    steps: opts.hiresSteps as number | undefined,
+    upscaler: opts.hiresUpscaler as string | undefined,
+  };
+  if (opts.hires === undefined) {
+    const stray = (Object.keys(parts) as (keyof typeof parts)[]).find((k) => given[k] !== undefined);
+    if (stray) throw new KilnError("E_BAD_REQUEST", `${parts[stray]} applies to hires fix: give --hires SCALE too`);
+    return {};
+  }
+  const hires: NonNullable<JobSpecInput["hires"]> = { scale: opts.hires as number };
+  for (const key of Object.keys(parts) as (keyof typeof parts)[])
+    if (given[key] !== undefined) Object.assign(hires, { [key]: given[key] });
+  return { hires };
+}
+
 async function render(promptArg: string | undefined, opts: CommonOptions & Record<string, unknown>): Promise<number> {
   const prompts = opts.prompts
     ? readFileSync(String(opts.prompts), "utf8")
@@ -282,6 +301,7 @@ async function render(promptArg: string | undefined, opts: CommonOptions & Recor
     ...(opts.prefer ? { prefer: opts.prefer as "speed" | "efficient" } : {}),
     ...(opts.strength !== undefined ? { strength: opts.strength as number } : {}),
   };
+  Object.assign(spec, hiresFlags(opts));
   const initFile = opts.initImage as string | undefined;
   if (initFile === undefined && opts.strength !== undefined)
     throw new KilnError("E_BAD_REQUEST", "--strength applies to img2img: give --init-image FILE too");
@@ -710,6 +730,14 @@ commonOptions(
         .choices(ResizeMode.options)
         .default("resize"),
     )
+    .option(
+      "--hires <scale>",
+      "hires fix: render, upscale by this (above 1 to 4), rework at that size",
+      wrap(parseNumber),
+    )
+    .option("--hires-strength <s>", "hires fix: the second pass's denoising strength (default 0.7)", wrap(parseNumber))
+    .option("--hires-steps <n>", "hires fix: the second pass's steps (default: the job's)", wrap(parseInteger))
+    .option("--hires-upscaler <name>", "hires fix: latent (default), Lanczos or an upscaler pack's name")
     .option("--out <dir>", "write the PNGs here (default: the studio's output folder)"),
 ).action(async (prompt, opts) => {
   process.exitCode = await render(prompt, opts);

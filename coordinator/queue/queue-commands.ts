@@ -2,7 +2,8 @@ import { randomInt } from "node:crypto";
 import { statfs } from "node:fs/promises";
 import type { Logger } from "pino";
 import { describeFieldErrors, fieldErrors, KilnError } from "../../shared/errors";
-import { type JobSpecInput, JobSpec as JobSpecSchema } from "../../shared/job";
+import { type HiresFix, hiresJobProblem, resolveHiresPass } from "../../shared/hires-fix";
+import { type ImageSpec, type JobSpecInput, JobSpec as JobSpecSchema } from "../../shared/job";
 import { drawSeeds, expandJob } from "../../shared/job-expansion";
 import type { ModelInfo } from "../../shared/node-info";
 import type { ImageSummary, JobSummary } from "../../shared/ui-api";
@@ -87,6 +88,7 @@ export class QueueCommands {
     const seeds = drawSeeds(spec, () => randomInt(0, 2 ** 32));
     const images = expandJob(spec, { steps: info.defaultSteps, guidance: info.defaultGuidance }, seeds);
     for (const image of images) checkModelLimits(image, models);
+    if (spec.hires) checkHires(spec.hires, images, models);
     const job = ledger.submitJob(spec, images, seeds, clock.now());
     ledger.appendEvent("job.submitted", { jobId: job.id, images: images.length }, clock.now());
     this.opts.changes.queueChanged();
@@ -191,7 +193,13 @@ export class QueueCommands {
     const remaining = job.counts.queued + job.counts.running;
     const { spec } = job;
     const steps = spec.steps ?? models.get(spec.model)?.defaultSteps ?? 1;
-    const work = { model: spec.model, width: spec.width, height: spec.height, steps };
+    const work = {
+      model: spec.model,
+      width: spec.width,
+      height: spec.height,
+      steps,
+      ...(spec.hires ? { hires: resolveHiresPass(spec.hires, spec.width, spec.height, steps) } : {}),
+    };
     return {
       id: job.id,
       name: jobLabel(job),
@@ -230,6 +238,18 @@ export class QueueCommands {
     if (unblocked.some((d) => d.batchLimit(work) > 0)) return null;
     const names = [...new Set(unblocked.map(nameOf))].join(", ");
     return `no device with ${model} (${names}) has the memory for one ${work.width}x${work.height} image; choose a smaller size or add a device with more memory`;
+  }
+}
+
+/** Refuses, naming the field, a hires fix an image's model cannot run as asked (shared/hires-fix.ts hiresJobProblem). */
+function checkHires(hires: HiresFix, images: readonly ImageSpec[], models: Map<string, ModelInfo>): void {
+  const upscalerPack = (name: string) => models.get(name)?.kind === "upscaler";
+  for (const image of images) {
+    const pass = resolveHiresPass(hires, image.width, image.height, image.steps);
+    const problem = hiresJobProblem(pass, image, models.get(image.model), upscalerPack);
+    if (problem) {
+      throw new KilnError("E_BAD_REQUEST", `invalid job: ${problem.path}: ${problem.message}`, undefined, [problem]);
+    }
   }
 }
 
