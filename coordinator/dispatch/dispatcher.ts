@@ -479,8 +479,9 @@ export class Dispatcher {
 }
 
 /**
- * Sends a task; a node that answers 409 E_INIT_IMAGE_MISSING gets the init image
- * (PUT, once per node: concurrent tasks share the upload) and the task again.
+ * Sends a task; a node that answers 409 E_INIT_IMAGE_MISSING gets the picture it
+ * names (the init image or an inpainting mask; PUT, once per node: concurrent
+ * tasks share the upload) and the task again, until it holds both.
  */
 export async function submitWithInit(
   node: NodeConnection,
@@ -488,24 +489,32 @@ export async function submitWithInit(
   images: DispatcherOptions["initImages"],
   uploads: Map<string, Promise<void>>,
 ): Promise<SubmitOutcome> {
-  const first = await node.client.submit(request);
   const init = request.init;
-  if (first.kind !== "rejected" || first.error.code !== "E_INIT_IMAGE_MISSING" || !init) return first;
-  const bytes = images?.get(init.sha256);
-  const put = node.client.putInitImage?.bind(node.client);
-  if (!bytes || !put) {
-    const why = bytes ? "this link cannot send init images (farm mode)" : "the studio no longer holds it";
-    return { kind: "rejected", error: new KilnError("E_INIT_IMAGE_MISSING", `init image ${init.sha256}: ${why}`) };
+  const hashes = [init?.sha256, init?.mask?.sha256].filter((h): h is string => h !== undefined);
+  let outcome = await node.client.submit(request);
+  for (let sent = 0; sent < hashes.length; sent++) {
+    if (outcome.kind !== "rejected" || outcome.error.code !== "E_INIT_IMAGE_MISSING" || !init) return outcome;
+    // A node names the picture it lacks; an older one means the init image.
+    const named = outcome.error.details?.sha256;
+    const sha256 = typeof named === "string" && hashes.includes(named) ? named : init.sha256;
+    const what = sha256 === init.sha256 ? "init image" : "mask";
+    const bytes = images?.get(sha256);
+    const put = node.client.putInitImage?.bind(node.client);
+    if (!bytes || !put) {
+      const why = bytes ? "this link cannot send init images (farm mode)" : "the studio no longer holds it";
+      return { kind: "rejected", error: new KilnError("E_INIT_IMAGE_MISSING", `${what} ${sha256}: ${why}`) };
+    }
+    const key = `${node.id}/${sha256}`;
+    const upload = uploads.get(key) ?? put(sha256, bytes).finally(() => uploads.delete(key));
+    uploads.set(key, upload);
+    try {
+      await upload;
+    } catch (error) {
+      return { kind: "unreachable", error: error as Error };
+    }
+    outcome = await node.client.submit(request);
   }
-  const key = `${node.id}/${init.sha256}`;
-  const upload = uploads.get(key) ?? put(init.sha256, bytes).finally(() => uploads.delete(key));
-  uploads.set(key, upload);
-  try {
-    await upload;
-  } catch (error) {
-    return { kind: "unreachable", error: error as Error };
-  }
-  return node.client.submit(request);
+  return outcome;
 }
 
 const NONE_BLOCKED: ReadonlySet<string> = new Set();

@@ -30,20 +30,26 @@ export class InitImageStore {
     return this.has(sha256) ? readFileSync(this.path(sha256)) : null;
   }
 
-  /** Stores a picture (PNG as is; JPEG, WebP and the like converted to PNG); its sha256 and size. */
-  async put(bytes: Buffer): Promise<{ sha256: string; width: number; height: number }> {
+  /**
+   * Stores a picture (PNG as is; JPEG, WebP and the like converted to PNG); its sha256 and size.
+   * `field`: what refusals name (an inpainting mask is stored here too).
+   */
+  async put(bytes: Buffer, field = "initImage"): Promise<{ sha256: string; width: number; height: number }> {
     const meta = await sharp(bytes)
       .metadata()
       .catch(() => null);
     if (!meta?.width || !meta.height) {
-      throw new KilnError("E_BAD_REQUEST", "the init image is not a picture (PNG, JPEG or WebP)", undefined, [
-        { path: "initImage", message: "is not a picture" },
+      throw new KilnError("E_BAD_REQUEST", `the ${describe(field)} is not a picture (PNG, JPEG or WebP)`, undefined, [
+        { path: field, message: "is not a picture" },
       ]);
     }
     if (meta.width > MAX_EDGE || meta.height > MAX_EDGE) {
-      throw new KilnError("E_TOO_LARGE", `an init image may be at most ${MAX_EDGE} pixels per side`, undefined, [
-        { path: "initImage", message: `is ${meta.width}×${meta.height}` },
-      ]);
+      throw new KilnError(
+        "E_TOO_LARGE",
+        `the ${describe(field)} may be at most ${MAX_EDGE} pixels per side`,
+        undefined,
+        [{ path: field, message: `is ${meta.width}×${meta.height}` }],
+      );
     }
     const png = meta.format === "png" ? bytes : await sharp(bytes).rotate().png().toBuffer();
     if (png.length > MAX_INIT_IMAGE_BYTES) {
@@ -66,4 +72,8 @@ export class InitImageStore {
   private path(sha256: string): string {
     return join(this.dir, `${sha256}.png`);
   }
+}
+
+function describe(field: string): string {
+  return field === "initImage" ? "init image" : field;
 }

@@ -65,7 +65,9 @@ export function describeOptimumExport(dir: string, folderName: string): ModelMan
   const unetSignature = signatureOf(dir, "unet/model.onnx");
   const sample = unetSignature.inputs.find((i) => i.name === "sample");
   const dtype = sample?.type === "float16" ? "float16" : "float32";
-  const latentChannels = vae?.latent_channels ?? (typeof sample?.dims[1] === "number" ? sample.dims[1] : 4);
+  // The UNet's output has the latent's channels; an inpainting UNet's input has more (latent, mask, masked picture).
+  const out = unetSignature.outputs.find((o) => o.name === "out_sample");
+  const latentChannels = vae?.latent_channels ?? (typeof out?.dims[1] === "number" ? out.dims[1] : 4);
   const schedulerSpec = schedulerFor(scheduler);
   const described = optimumDefaults({
     kind,

@@ -140,7 +140,9 @@ export function loadHfTokenizer(dir: string, file: string, configFile?: string):
 function checkLatentChannels(dir: string, m: ModelManifest): void {
   const latent = signatureOf(dir, m.denoiser.file).inputs.find((i) => i.name === m.denoiser.inputs.latent);
   const channels = latent?.dims[1];
-  if (typeof channels === "number" && channels !== m.latent.channels) {
+  // An inpainting UNet also takes the mask and the masked picture's latent, which the VAE encoder makes.
+  const inpainting = channels === 2 * m.latent.channels + 1 && m.vaeEncoder !== undefined;
+  if (typeof channels === "number" && channels !== m.latent.channels && !inpainting) {
     throw new PackProblem(
       `${m.denoiser.file} takes ${channels} latent channels but the pack says ${m.latent.channels} (latent.channels)`,
     );

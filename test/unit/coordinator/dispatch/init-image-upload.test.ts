@@ -68,3 +68,54 @@ describe("init images travel to a node once", () => {
     expect(failing).toMatchObject({ kind: "unreachable" });
   });
 });
+
+describe("an inpainting mask travels as the init image", () => {
+  const MASK = "cd".repeat(32);
+  /** A node that names whichever of the picture and the mask it lacks, the picture first. */
+  function inpaintNode() {
+    const held = new Set<string>();
+    const puts: string[] = [];
+    const client = {
+      async submit(t: TaskRequest): Promise<SubmitOutcome> {
+        for (const sha of [t.init?.sha256, t.init?.mask?.sha256]) {
+          if (sha && !held.has(sha))
+            return { kind: "rejected", error: new KilnError("E_INIT_IMAGE_MISSING", "send it", { sha256: sha }) };
+        }
+        return { kind: "accepted", accepted: { id: t.id, device: "d", state: "queued", duplicate: false } };
+      },
+      async putInitImage(sha256: string): Promise<void> {
+        puts.push(sha256);
+        held.add(sha256);
+      },
+    };
+    return { node: { id: "n1", client } as unknown as NodeConnection, puts, held };
+  }
+  const masked = (id: string): TaskRequest => ({
+    ...task(id),
+    init: { sha256: SHA, strength: 0.5, resizeMode: "resize", mask: { sha256: MASK } },
+  });
+  const store = { get: (sha: string) => (sha === SHA || sha === MASK ? PNG : null) };
+
+  it("a node lacking both gets the picture, then the mask, then takes the task; later tasks send nothing", async () => {
+    const { node, puts } = inpaintNode();
+    const uploads = new Map<string, Promise<void>>();
+    expect((await submitWithInit(node, masked("t1"), store, uploads)).kind).toBe("accepted");
+    expect(puts).toEqual([SHA, MASK]);
+    expect((await submitWithInit(node, masked("t2"), store, uploads)).kind).toBe("accepted");
+    expect(puts).toHaveLength(2);
+  });
+
+  it("a node holding the picture gets only the mask; a mask the studio lost is named", async () => {
+    const { node, puts, held } = inpaintNode();
+    held.add(SHA);
+    expect((await submitWithInit(node, masked("t1"), store, new Map())).kind).toBe("accepted");
+    expect(puts).toEqual([MASK]);
+    const lost = await submitWithInit(
+      inpaintNode().node,
+      masked("t2"),
+      { get: (s) => (s === SHA ? PNG : null) },
+      new Map(),
+    );
+    expect(lost.kind === "rejected" && lost.error.message).toMatch(/^mask c{1}d.*no longer holds it/);
+  });
+});
