@@ -293,6 +293,14 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
         [{ path: "initImage", message: "is not a stored init image" }],
       );
     }
+    if (input.initImage !== undefined && input.mask !== undefined && !this.initImages.has(input.mask)) {
+      throw new KilnError(
+        "E_BAD_REQUEST",
+        `mask ${input.mask} is not in this app's init images: store the mask picture first`,
+        undefined,
+        [{ path: "mask", message: "is not a stored picture" }],
+      );
+    }
     if (input.initImage !== undefined) this.checkImg2img(input);
     if (input.hires !== undefined && this.opts.farm) {
       // Untried there: farm nodes fetch the task's model pack from the app, never an upscaler pack.

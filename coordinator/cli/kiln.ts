@@ -306,6 +306,17 @@ async function render(promptArg: string | undefined, opts: CommonOptions & Recor
   if (initFile === undefined && opts.strength !== undefined)
     throw new KilnError("E_BAD_REQUEST", "--strength applies to img2img: give --init-image FILE too");
   const initBytes = initFile === undefined ? null : readFileSync(initFile);
+  const maskFile = opts.mask as string | undefined;
+  if (maskFile !== undefined && initFile === undefined)
+    throw new KilnError("E_BAD_REQUEST", "--mask applies to img2img: give --init-image FILE too");
+  const maskFlags = { maskBlur: "--mask-blur", onlyMasked: "--only-masked", maskPadding: "--mask-padding" } as const;
+  for (const [field, flag] of Object.entries(maskFlags)) {
+    if (opts[field] === undefined) continue;
+    if (maskFile === undefined)
+      throw new KilnError("E_BAD_REQUEST", `${flag} applies to inpainting: give --mask FILE too`);
+    Object.assign(spec, { [field]: opts[field] });
+  }
+  const maskBytes = maskFile === undefined ? null : readFileSync(maskFile);
   const out = opts.out as string | undefined;
   const coordinator = await startCoordinator(
     opts,
@@ -322,6 +333,7 @@ async function render(promptArg: string | undefined, opts: CommonOptions & Recor
       const stored = await coordinator.initImages.put(initBytes);
       Object.assign(spec, { initImage: stored.sha256, resizeMode: opts.resizeMode as ResizeMode });
     }
+    if (maskBytes) Object.assign(spec, { mask: (await coordinator.initImages.put(maskBytes, "mask")).sha256 });
     const { jobId, images } = coordinator.submitJob(spec);
     process.stderr.write(`job ${jobId}: ${images} images\n`);
     const view = new ProgressView(jobId, process.stderr);
@@ -729,6 +741,18 @@ commonOptions(
       new Option("--resize-mode <mode>", "img2img: fit the picture by just resize, crop and resize, resize and fill")
         .choices(ResizeMode.options)
         .default("resize"),
+    )
+    .option("--mask <file>", "inpainting: repaint where this picture is white (or a painted layer's alpha), keep black")
+    .option(
+      "--mask-blur <px>",
+      "inpainting: Gaussian blur of the mask's edge in pixels (default 4)",
+      wrap(parseInteger),
+    )
+    .option("--only-masked", "inpainting: render the mask's box at the full size and paste it back")
+    .option(
+      "--mask-padding <px>",
+      "inpainting, --only-masked: pixels kept around the mask's box (default 32)",
+      wrap(parseInteger),
     )
     .option(
       "--hires <scale>",
