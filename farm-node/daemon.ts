@@ -14,6 +14,7 @@ import type { NodeEventBody } from "../shared/node-events";
 import type { Health, ModelInfo, NodeInfo, NodeLimits } from "../shared/node-info";
 import type { PairFinishRequest, PairResponse, PairStartRequest, PairStartResponse } from "../shared/pairing";
 import type { Task, TaskAccepted, TaskState } from "../shared/task";
+import { upscaleModelProblem } from "../shared/upscale";
 import { type DeviceViewer, devicesSeenBy, lanViewer } from "./api/caller-view";
 import { EventHub } from "./api/event-hub";
 import { createServer, type NodeService } from "./api/server";
@@ -204,6 +205,7 @@ export class Daemon implements NodeService {
           initImagePath: (sha256) => this.initImages.path(sha256),
           modelsDir: this.opts.modelsDir,
           packs,
+          upscalers: this.packEntries.flatMap((e) => (e.upscaler ? [e.upscaler] : [])),
           modelIdleUnloadS: this.opts.modelIdleUnloadS ?? 0,
           providers: this.opts.providers,
           queueLimit: this.limits.queuePerDevice,
@@ -697,6 +699,13 @@ export class Daemon implements NodeService {
         { sha256: task.init.sha256 },
       );
     }
+    if (task.upscale && !this.initImages.has(task.upscale.source)) {
+      throw new KilnError(
+        "E_INIT_IMAGE_MISSING",
+        `this node does not hold the picture ${task.upscale.source} to upscale: PUT it to /v1/init-images/${task.upscale.source}, then send the task again`,
+        { sha256: task.upscale.source },
+      );
+    }
     // An image id is one file here: another sender's (rendering or delivered) is not to be overwritten.
     const taken = task.images.find((image) => {
       const owner = this.registry.imageClaim(image.id) ?? this.images.ownerOf(image.id);
@@ -725,6 +734,8 @@ export class Daemon implements NodeService {
         },
       );
     }
+    const wrongKind = upscaleModelProblem(task, model);
+    if (wrongKind) throw new KilnError("E_BAD_REQUEST", wrongKind.message, { field: "model" }, [wrongKind]);
     checkLimit("width", task.width, model.maxWidth, model.name);
     checkLimit("height", task.height, model.maxHeight, model.name);
     checkLimit("steps", task.steps, model.maxSteps, model.name);

@@ -16,7 +16,7 @@ export type TensorDtype = z.infer<typeof TensorDtype>;
 
 const TensorName = z.string().min(1).max(200);
 
-const RelativeFile = z
+export const RelativeFile = z
   .string()
   .min(1)
   .max(500)

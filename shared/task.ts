@@ -3,6 +3,7 @@ import { MAX_IMAGE_EDGE } from "./constants";
 import { HiresPass } from "./hires-fix";
 import { SafeId } from "./ids";
 import { InitImageRef } from "./img2img";
+import { UpscaleTask } from "./upscale";
 
 /** Largest seed: seeds are unsigned 32-bit so every tool can reproduce them. */
 export const MAX_SEED = 0xffff_ffff;
@@ -62,6 +63,8 @@ export const TaskRequest = z.object({
    * to the second pass's size and reworks it there (A1111's two passes in one task).
    */
   hires: HiresPass.optional(),
+  /** Upscale: the picture (by sha256, sent as init images are) and the size it comes out at, for an upscaler model. */
+  upscale: UpscaleTask.optional(),
 });
 export type TaskRequest = z.input<typeof TaskRequest>;
 export type Task = z.output<typeof TaskRequest>;

@@ -8,6 +8,7 @@ import { InitImageRef } from "./img2img";
 import { ResolvedPack } from "./model-manifest";
 import { ModelInfo } from "./node-info";
 import { TaskImage } from "./task";
+import { ResolvedUpscaler, UpscaleTask } from "./upscale";
 
 /**
  * Messages between the node daemon and its per-device worker processes (Node IPC).
@@ -34,6 +35,8 @@ export const WorkerInit = z.object({
   providers: z.array(Backend),
   /** Model packs the daemon found and checked; loaded on first use. */
   packs: z.array(ResolvedPack).default([]),
+  /** Upscaler packs the daemon found and checked; loaded on first use. */
+  upscalers: z.array(ResolvedUpscaler).default([]),
   /** A pack unused this long is unloaded to free memory; 0 keeps it loaded. */
   modelIdleUnloadS: z.number().nonnegative().default(0),
 });
@@ -56,6 +59,8 @@ export const WorkerBatch = z.object({
   init: InitImageRef.extend({ path: z.string(), maskPath: z.string().optional() }).optional(),
   /** Hires fix: the second pass (width × height above is the first); the PNG is its size. */
   hires: HiresPass.optional(),
+  /** Upscale: the picture's file in the node's cache; width × height above is the size it comes out at. */
+  upscale: UpscaleTask.extend({ path: z.string() }).optional(),
   /** When the task was queued on the node (epoch ms), for timing records. */
   queuedAt: z.number(),
 });

@@ -4,6 +4,7 @@ import type { Engine } from "./engine";
 import { EngineSet } from "./engine-set";
 import { PackEngine } from "./pack-engine";
 import { createSimulatedEngine } from "./simulated-engine";
+import { UpscalerEngine } from "./upscaler-engine";
 
 /**
  * The engine a worker runs: simulated devices sleep; every other device runs
@@ -23,12 +24,26 @@ export async function loadEngine(
     });
   }
   const demo = await createDemoEngine({ providers: init.providers });
-  if (init.packs.length === 0) return demo;
-  const packs = new PackEngine({
-    packs: init.packs,
-    providers: init.providers,
-    idleUnloadMs: init.modelIdleUnloadS * 1000,
-    onModelEvent,
-  });
-  return new EngineSet([demo, packs]);
+  const engines: [Engine, ...Engine[]] = [demo];
+  if (init.packs.length > 0) {
+    engines.push(
+      new PackEngine({
+        packs: init.packs,
+        providers: init.providers,
+        idleUnloadMs: init.modelIdleUnloadS * 1000,
+        onModelEvent,
+      }),
+    );
+  }
+  if (init.upscalers.length > 0) {
+    engines.push(
+      new UpscalerEngine({
+        upscalers: init.upscalers,
+        providers: init.providers,
+        memoryMb: device.vramTotalMb,
+        onModelEvent,
+      }),
+    );
+  }
+  return engines.length === 1 ? demo : new EngineSet(engines);
 }

@@ -5,11 +5,13 @@ import type { ModelManifest, ResolvedPack } from "../../shared/model-manifest";
 import { ModelManifest as ManifestSchema } from "../../shared/model-manifest";
 import type { ModelInfo } from "../../shared/node-info";
 import { packModelInfo } from "../../shared/pack-model-info";
+import { type ResolvedUpscaler, UPSCALER_KIND, upscalerModelInfo } from "../../shared/upscale";
 import { describeOptimumExport, isOptimumExport } from "./optimum-export";
 import { checkPack } from "./pack-check";
 import type { PackHasher } from "./pack-hash";
 import { readPackJson } from "./pack-json";
 import { PackProblem } from "./pack-problem";
+import { describeUpscalerFolder, isUpscalerFolder } from "./upscaler-pack";
 
 export const MANIFEST_FILE = "kiln-model.json";
 
@@ -20,6 +22,8 @@ export interface PackEntry {
   info: ModelInfo;
   /** Present when the pack passed its checks. */
   pack: ResolvedPack | null;
+  /** Present when the folder is an upscaler pack that passed its checks. */
+  upscaler?: ResolvedUpscaler | null;
 }
 
 /**
@@ -77,6 +81,20 @@ export function describePackFolder(
 }
 
 async function scanOne(dir: string, folder: string, hasher: PackHasher): Promise<PackEntry> {
+  let upscaler = false;
+  try {
+    upscaler = isUpscalerFolder(dir);
+    if (upscaler) {
+      const described = await describeUpscalerFolder(dir, folder);
+      const digest = await hasher.digest(dir);
+      const resolved: ResolvedUpscaler = { ...described, hash: digest.hash, sizeBytes: digest.sizeBytes };
+      return { folder, pack: null, upscaler: resolved, info: upscalerModelInfo(resolved) };
+    }
+  } catch (error) {
+    if (!(error instanceof PackProblem)) throw error;
+    const info = unavailableInfo(folder, null, error.message);
+    return { folder, pack: null, info: upscaler ? { ...info, kind: UPSCALER_KIND } : info };
+  }
   const found: { manifest: ModelManifest | null } = { manifest: null };
   try {
     const { manifest, source } = describePackFolder(dir, folder, found);

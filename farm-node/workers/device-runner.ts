@@ -10,6 +10,7 @@ import type { ResolvedPack } from "../../shared/model-manifest";
 import type { NodeEventBody } from "../../shared/node-events";
 import type { ModelInfo } from "../../shared/node-info";
 import type { Task, TaskImage } from "../../shared/task";
+import type { ResolvedUpscaler } from "../../shared/upscale";
 import type { FromWorker, WorkerInit, WorkerModelEvent } from "../../shared/worker-messages";
 import type { InventoryDevice } from "../devices/device-inventory";
 import type { NodeMetrics } from "../metrics";
@@ -83,6 +84,8 @@ export interface DeviceRunnerOptions {
   modelsDir: string | null;
   /** Checked model packs; simulated devices do not run them. */
   packs: ResolvedPack[];
+  /** Checked upscaler packs; simulated devices do not run them. */
+  upscalers?: ResolvedUpscaler[];
   modelIdleUnloadS: number;
   providers: Backend[];
   queueLimit: number;
@@ -324,6 +327,7 @@ export class DeviceRunner {
       modelsDir,
       providers: device.kind === "nvidia" ? providers : ["cpu"],
       packs: device.kind === "simulated" ? [] : packs,
+      upscalers: device.kind === "simulated" ? [] : (this.opts.upscalers ?? []),
       modelIdleUnloadS,
     };
   }
@@ -654,6 +658,14 @@ export class DeviceRunner {
           }
         : {}),
       ...(task.hires ? { hires: task.hires } : {}),
+      // Upscale: the worker renders the picture's upscaled size, not the task's cost key.
+      ...(task.upscale && this.opts.initImagePath
+        ? {
+            width: task.upscale.width,
+            height: task.upscale.height,
+            upscale: { ...task.upscale, path: this.opts.initImagePath(task.upscale.source) },
+          }
+        : {}),
       queuedAt: active.queuedAt,
     });
   }

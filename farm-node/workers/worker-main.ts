@@ -10,6 +10,7 @@ import { type HiresPass, hiresUpscalerLabel } from "../../shared/hires-fix";
 import type { ImageEnergy } from "../../shared/image-energy";
 import { fitInitImage, type InpaintMask, type RgbImage } from "../../shared/img2img";
 import { formatParameters, type ImageParameters } from "../../shared/png-parameters";
+import { upscaleParameters } from "../../shared/upscale";
 import { FromWorker, ToWorker, type WorkerBatch, type WorkerInit } from "../../shared/worker-messages";
 import type { Engine, RenderedImage } from "../inference/engine";
 import { loadEngine } from "../inference/engine-factory";
@@ -17,6 +18,7 @@ import { EngineSet } from "../inference/engine-set";
 import { PackEngine } from "../inference/pack-engine";
 import { encodePixels, savePng } from "../png/png-writer";
 import { type MaskedStart, maskedStart } from "./masked-start";
+import { readUpscaleSource } from "./upscale-source";
 
 let engine: Engine | null = null;
 let init: WorkerInit | null = null;
@@ -163,21 +165,29 @@ async function render(batch: WorkerBatch): Promise<Outcome> {
         imageDir,
         image.imageId,
         encoded.png,
-        formatParameters({
-          prompt: source.prompt,
-          negativePrompt: source.negativePrompt,
-          steps: batch.steps,
-          sampler: batch.sampler ?? model.defaultSampler,
-          cfgScale: batch.guidance,
-          seed: source.seed,
-          width: batch.width,
-          height: batch.height,
-          model: model.name,
-          modelHash: model.hash,
-          ...(batch.init ? { denoisingStrength: batch.init.strength } : {}),
-          ...(batch.init?.mask ? { inpaint: batch.init.mask } : {}),
-          ...(batch.hires ? hiresParameters(batch.hires, batch.steps) : {}),
-        }),
+        batch.upscale
+          ? upscaleParameters({
+              scale: batch.upscale.scale,
+              upscaler: model.name,
+              modelHash: model.hash,
+              width: batch.width,
+              height: batch.height,
+            })
+          : formatParameters({
+              prompt: source.prompt,
+              negativePrompt: source.negativePrompt,
+              steps: batch.steps,
+              sampler: batch.sampler ?? model.defaultSampler,
+              cfgScale: batch.guidance,
+              seed: source.seed,
+              width: batch.width,
+              height: batch.height,
+              model: model.name,
+              modelHash: model.hash,
+              ...(batch.init ? { denoisingStrength: batch.init.strength } : {}),
+              ...(batch.init?.mask ? { inpaint: batch.init.mask } : {}),
+              ...(batch.hires ? hiresParameters(batch.hires, batch.steps) : {}),
+            }),
         {
           nodeId,
           device: device.uuid,
@@ -224,14 +234,18 @@ async function render(batch: WorkerBatch): Promise<Outcome> {
       : ref
         ? { ...batch, fromImage: { image: await readInitImage(ref, batch), strength: ref.strength } }
         : batch;
-    await engine.render(from, {
-      onStep: (imageId, step, steps) => send({ type: "progress", taskId: batch.taskId, imageId, step, steps }),
-      isCancelled: () => cancelled.has(batch.taskId),
-      onImage: masked ? (image) => writeImage({ ...image, rgb: masked.finish(image.rgb) }) : writeImage,
-      onPeakMemory: (mb) => {
-        outcome.peakMemoryMb = mb;
+    const upscale = batch.upscale;
+    await engine.render(
+      upscale ? { ...batch, fromImage: { image: await readUpscaleSource(upscale), strength: 1 } } : from,
+      {
+        onStep: (imageId, step, steps) => send({ type: "progress", taskId: batch.taskId, imageId, step, steps }),
+        isCancelled: () => cancelled.has(batch.taskId),
+        onImage: masked ? (image) => writeImage({ ...image, rgb: masked.finish(image.rgb) }) : writeImage,
+        onPeakMemory: (mb) => {
+          outcome.peakMemoryMb = mb;
+        },
       },
-    });
+    );
   } catch (error) {
     outcome.error = error;
   }

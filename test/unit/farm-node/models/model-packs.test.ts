@@ -48,6 +48,7 @@ describe("model pack discovery", () => {
       [TINY_PACKS.flow, "flow", true],
       [TINY_PACKS.sd, "sd", true],
       [TINY_PACKS.sdxl, "sdxl", true],
+      [TINY_PACKS.upscaler, "upscaler", true],
     ]);
     const sd = entries.find((e) => e.info.kind === "sd");
     expect(sd?.pack?.source).toBe("optimum");
@@ -63,9 +64,13 @@ describe("model pack discovery", () => {
     expect(sdxl?.pack?.manifest.dtype).toBe("float16");
     expect(sdxl?.pack?.manifest.textEncoder2?.outputs.hidden).toBe("hidden_states.2");
     expect(sdxl?.pack?.manifest.tokenizer).toMatchObject({ kind: "clip", pad: "endoftext", pad2: "zero" });
+    // The upscaler, one ONNX file recognised as is: its factor found by a probe run.
+    const upscaler = entries.find((e) => e.info.kind === "upscaler");
+    expect(upscaler?.info).toMatchObject({ scale: 4, defaultSteps: 1 });
+    expect(upscaler?.upscaler).toMatchObject({ source: "as-is", input: "input", output: "output", dtype: "float32" });
     for (const e of entries) {
       expect(e.info.hash).toMatch(/^[0-9a-f]{64}$/);
-      expect(e.info.sizeBytes).toBeGreaterThan(50_000);
+      expect(e.info.sizeBytes).toBeGreaterThan(e.info.kind === "upscaler" ? 10_000 : 50_000);
     }
   });
 

@@ -1,0 +1,89 @@
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describeUpscalerFolder } from "../../../../farm-node/models/upscaler-pack";
+import { UpscalerPipeline } from "../../../../farm-node/pipelines/upscaler-pipeline";
+import type { RgbImage } from "../../../../shared/img2img";
+import type { ResolvedUpscaler } from "../../../../shared/upscale";
+import { TINY_PACKS, writeTinyPacks } from "../../../fixtures/tiny-packs/write-tiny-packs";
+import { tempDir } from "../../../support/temp-dir";
+
+/** A picture with edges and gradients, so seams and shifts would show. */
+function picture(width: number, height: number): RgbImage {
+  const rgb = new Uint8Array(width * height * 3);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const i = (y * width + x) * 3;
+      rgb[i] = (x * 7 + y * 3) % 256;
+      rgb[i + 1] = ((x >> 3) + (y >> 3)) % 2 === 0 ? 230 : 20;
+      rgb[i + 2] = Math.round((255 * y) / height);
+    }
+  }
+  return { width, height, rgb };
+}
+
+function maxDifference(a: Uint8Array, b: Uint8Array): number {
+  let max = 0;
+  for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs((a[i] as number) - (b[i] as number)));
+  return max;
+}
+
+describe("upscaler pipeline on the tiny ×4 pack", () => {
+  let pack: ResolvedUpscaler;
+  let whole: UpscalerPipeline;
+  let tiled: UpscalerPipeline;
+
+  beforeAll(async () => {
+    const dir = join(tempDir("kiln-upscaler-"), "packs");
+    writeTinyPacks(dir);
+    const described = await describeUpscalerFolder(join(dir, TINY_PACKS.upscaler), TINY_PACKS.upscaler);
+    pack = { ...described, hash: "0".repeat(64), sizeBytes: 0 };
+    whole = await UpscalerPipeline.load(pack, ["cpu"], { tileEdge: 1024 });
+    tiled = await UpscalerPipeline.load(pack, ["cpu"], { tileEdge: 64 });
+  });
+  afterAll(async () => {
+    await whole?.release();
+    await tiled?.release();
+  });
+
+  it("is recognised as is, its factor found by a probe run", () => {
+    expect(pack).toMatchObject({ source: "as-is", scale: 4, input: "input", output: "output", fixedEdge: null });
+  });
+
+  it("makes a picture four times the size that looks like the input", async () => {
+    const source = picture(50, 30);
+    const out = await whole.upscale(source);
+    expect([out.width, out.height]).toEqual([200, 120]);
+    // The pixel at the middle of a source pixel's 4 × 4 block is close to it (the net adds detail, not a new picture).
+    let off = 0;
+    for (let y = 0; y < 30; y++)
+      for (let x = 0; x < 50; x++)
+        for (let c = 0; c < 3; c++)
+          off += Math.abs(
+            (out.rgb[((y * 4 + 2) * 200 + x * 4 + 2) * 3 + c] as number) - (source.rgb[(y * 50 + x) * 3 + c] as number),
+          );
+    expect(off / (50 * 30 * 3)).toBeLessThan(40);
+  });
+
+  it("gives the same picture tiled (64-pixel tiles) as in one piece", async () => {
+    const source = picture(201, 157);
+    const ticks: number[] = [];
+    const a = await whole.upscale(source);
+    const b = await tiled.upscale(source, { onTile: (done, total) => ticks.push(done / total) });
+    expect(tiled.tilesOf(201, 157)).toBeGreaterThan(9);
+    expect(ticks.at(-1)).toBe(1);
+    expect([b.width, b.height]).toEqual([804, 628]);
+    expect(maxDifference(a.rgb, b.rgb)).toBeLessThanOrEqual(1);
+  });
+
+  it("shrinks the model's ×4 with Lanczos for a ×2 (A1111's rule)", async () => {
+    const source = picture(40, 24);
+    const out = await tiled.upscale(source, { scale: 2 });
+    expect([out.width, out.height]).toEqual([80, 48]);
+  });
+
+  it("stops between tiles when cancelled", async () => {
+    await expect(tiled.upscale(picture(100, 100), { isCancelled: () => true })).rejects.toMatchObject({
+      code: "E_CANCELLED",
+    });
+  });
+});
