@@ -692,11 +692,16 @@ export class Daemon implements NodeService {
       );
     }
     if (known) return { id: task.id, device: known.device, state: known.state, duplicate: true };
-    if (task.init && !this.initImages.has(task.init.sha256)) {
+    // The picture, then an inpainting mask: each travels the same way; the 409 names the one missing.
+    for (const [what, sha256] of [
+      ["init image", task.init?.sha256],
+      ["mask", task.init?.mask?.sha256],
+    ] as const) {
+      if (sha256 === undefined || this.initImages.has(sha256)) continue;
       throw new KilnError(
         "E_INIT_IMAGE_MISSING",
-        `this node does not hold init image ${task.init.sha256}: PUT it to /v1/init-images/${task.init.sha256}, then send the task again`,
-        { sha256: task.init.sha256 },
+        `this node does not hold ${what} ${sha256}: PUT it to /v1/init-images/${sha256}, then send the task again`,
+        { sha256 },
       );
     }
     if (task.upscale && !this.initImages.has(task.upscale.source)) {
