@@ -66,6 +66,15 @@ function parseSize(text: string): { width: number; height: number } {
   return { width: Number(match[1]), height: Number(match[2]) };
 }
 
+/** A file a flag names, or an error naming the flag and the file. */
+function readFlagFile(flag: string, file: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (error) {
+    throw new KilnError("E_BAD_REQUEST", `${flag} ${file}: ${(error as NodeJS.ErrnoException).code ?? "unreadable"}`);
+  }
+}
+
 function parseInteger(text: string): number {
   const n = Number(text);
   if (!Number.isInteger(n)) throw new Error(`"${text}" is not a whole number`);
@@ -316,7 +325,7 @@ async function render(promptArg: string | undefined, opts: CommonOptions & Recor
       throw new KilnError("E_BAD_REQUEST", `${flag} applies to inpainting: give --mask FILE too`);
     Object.assign(spec, { [field]: opts[field] });
   }
-  const maskBytes = maskFile === undefined ? null : readFileSync(maskFile);
+  const maskBytes = maskFile === undefined ? null : readFlagFile("--mask", maskFile);
   const out = opts.out as string | undefined;
   const coordinator = await startCoordinator(
     opts,
