@@ -4,9 +4,11 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "n
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import pino from "pino";
 import sharp from "sharp";
 import { fetch } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Coordinator } from "../../coordinator/coordinator";
 import { pinnedAgent } from "../../coordinator/nodes/node-client";
 import { readTextChunks } from "../../farm-node/png/png-text-chunks";
 import { fitInitImage, type InitImageRefInput, type RgbImage } from "../../shared/img2img";
@@ -291,5 +293,39 @@ describe("kiln render --mask", () => {
     const blurAlone = kiln(["x", "--init-image", pictureFile, "--only-masked"], "data-alone");
     expect(blurAlone.status).not.toBe(0);
     expect(blurAlone.stderr).toMatch(/--only-masked applies to inpainting: give --mask FILE too/);
+  });
+});
+
+describe("an inpainting job at the app", () => {
+  it("is refused before it is queued when its mask is not a stored picture, or comes without an init image", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "kiln-inpaint-app-"));
+    const app = new Coordinator({
+      dataDir,
+      outputDir: join(dataDir, "out"),
+      discovery: false,
+      clientName: "inpaint-test",
+      log: pino({ level: "silent" }),
+    });
+    try {
+      const stored = await app.initImages.put(picture);
+      const refused = (spec: Parameters<Coordinator["submitJob"]>[0]) => {
+        try {
+          app.submitJob(spec);
+        } catch (error) {
+          return (error as { fields?: { path: string }[] }).fields?.map((f) => f.path);
+        }
+        return "accepted";
+      };
+      const base = { prompts: ["a red door"], model: TINY_PACKS.sd, steps: 4, initImage: stored.sha256 };
+      expect(refused({ ...base, mask: "ab".repeat(32) })).toEqual(["mask"]);
+      expect(refused({ prompts: ["a red door"], mask: stored.sha256 })).toEqual(["mask"]);
+      expect(refused({ ...base, maskBlur: 4 })).toEqual(["maskBlur"]);
+      await expect(app.initImages.put(Buffer.from("not a picture"), "mask")).rejects.toMatchObject({
+        fields: [{ path: "mask", message: "is not a picture" }],
+      });
+    } finally {
+      await app.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 });
