@@ -11,10 +11,11 @@ import { parseParameters } from "../../shared/png-parameters";
 import { API_SPOOL_DIR, type Coordinator } from "../coordinator";
 import { sendDetail, sendValidation, validationItems } from "./api-errors";
 import { ApiGuard, type ApiGuardOptions } from "./api-guard";
-import { SAMPLERS, SCHEDULERS, UPSCALERS } from "./api-lists";
+import { checkpoints, LATENT_UPSCALE_MODES, SAMPLERS, SCHEDULERS, upscalerItems } from "./api-lists";
 import { ApiOptions } from "./api-options";
 import { ApiRequests } from "./api-requests";
 import { resizeModeOf, storeInitImages } from "./init-images";
+import { inpaintSettings, type PlannedMask, storeMask } from "./inpaint-request";
 import { sdModelItem } from "./model-titles";
 import { cancelOrphanedRequests } from "./orphaned-requests";
 import { readPngText } from "./png-text";
@@ -61,7 +62,7 @@ const ProgressQuery = z.object({ skip_current_image: z.string().optional() }).pa
 export async function registerA1111Api(app: FastifyInstance, opts: A1111ApiOptions): Promise<void> {
   const { coordinator, log } = opts;
   const guard = new ApiGuard(opts.guard);
-  const options = new ApiOptions(() => coordinator.models());
+  const options = new ApiOptions(() => checkpoints(coordinator.models()));
   const requests = new ApiRequests(coordinator, opts.stallGraceMs);
   const clients = new WeakMap<FastifyRequest, { key: string; label: string }>();
   /** img2img pictures by sha256: how many requests in flight hold each. */
@@ -160,7 +161,7 @@ export async function registerA1111Api(app: FastifyInstance, opts: A1111ApiOptio
       api.setNotFoundHandler((_request, reply) => sendDetail(reply, 404, "Not Found"));
       api.options("/*", async (_request, reply) => reply.code(204).send());
 
-      api.get("/sd-models", async () => coordinator.models().map(sdModelItem));
+      api.get("/sd-models", async () => checkpoints(coordinator.models()).map(sdModelItem));
       api.post("/refresh-checkpoints", async () => null);
       api.post("/refresh-vae", async () => null);
       api.get("/options", async () => options.all());
@@ -174,8 +175,8 @@ export async function registerA1111Api(app: FastifyInstance, opts: A1111ApiOptio
       });
       api.get("/samplers", async () => SAMPLERS);
       api.get("/schedulers", async () => SCHEDULERS);
-      api.get("/upscalers", async () => UPSCALERS);
-      api.get("/latent-upscale-modes", async () => []);
+      api.get("/upscalers", async () => upscalerItems(coordinator.models()));
+      api.get("/latent-upscale-modes", async () => LATENT_UPSCALE_MODES);
       api.get("/sd-vae", async () => []);
       api.get("/loras", async () => []);
       api.get("/hypernetworks", async () => []);
@@ -237,12 +238,25 @@ export async function registerA1111Api(app: FastifyInstance, opts: A1111ApiOptio
         let stored = await storeInitImages(body.data.init_images, coordinator.initImages);
         if (!stored.ok) return sendValidation(reply, stored.detail);
         const sha256 = stored.sha256;
-        initImagesInUse.set(sha256, (initImagesInUse.get(sha256) ?? 0) + 1);
+        const held = [sha256];
+        holdInitImage(sha256);
         try {
           // A request with the same picture that ended meanwhile may have removed it: stored again.
           if (!coordinator.initImages.has(sha256)) {
             stored = await storeInitImages(body.data.init_images, coordinator.initImages);
             if (!stored.ok) return sendValidation(reply, stored.detail);
+          }
+          let mask: PlannedMask | undefined;
+          if (body.data.mask) {
+            const invert = body.data.inpainting_mask_invert === 1;
+            const storedMask = await storeMask(body.data.mask, invert, coordinator.initImages);
+            if (!storedMask.ok) return sendValidation(reply, storedMask.detail);
+            held.push(storedMask.sha256);
+            holdInitImage(storedMask.sha256);
+            // Stored again if a request with the same mask that ended meanwhile removed it.
+            if (!coordinator.initImages.has(storedMask.sha256))
+              await storeMask(body.data.mask, invert, coordinator.initImages);
+            mask = { sha256: storedMask.sha256, ...inpaintSettings(body.data).settings };
           }
           return await generate(request, reply, {
             job: "img2img",
@@ -251,10 +265,11 @@ export async function registerA1111Api(app: FastifyInstance, opts: A1111ApiOptio
               sha256,
               strength: body.data.denoising_strength ?? DEFAULT_STRENGTH,
               resizeMode: resizeModeOf(body.data.resize_mode),
+              ...(mask ? { mask } : {}),
             },
           });
         } finally {
-          releaseInitImage(sha256, body.data.save_images !== true);
+          for (const hash of held) releaseInitImage(hash, body.data.save_images !== true);
         }
       });
     },
@@ -266,6 +281,10 @@ export async function registerA1111Api(app: FastifyInstance, opts: A1111ApiOptio
    * unfinished job names it, so clients sending pictures do not fill the data dir. Saved requests' pictures
    * stay, as `kiln render`'s do.
    */
+  function holdInitImage(sha256: string): void {
+    initImagesInUse.set(sha256, (initImagesInUse.get(sha256) ?? 0) + 1);
+  }
+
   function releaseInitImage(sha256: string, transient: boolean): void {
     const holders = (initImagesInUse.get(sha256) ?? 1) - 1;
     if (holders > 0) {
@@ -273,7 +292,8 @@ export async function registerA1111Api(app: FastifyInstance, opts: A1111ApiOptio
       return;
     }
     initImagesInUse.delete(sha256);
-    if (!transient || coordinator.ledger.listJobs().some((job) => job.spec.initImage === sha256)) return;
+    const named = (spec: { initImage?: string; mask?: string }) => spec.initImage === sha256 || spec.mask === sha256;
+    if (!transient || coordinator.ledger.listJobs().some((job) => named(job.spec))) return;
     coordinator.initImages.remove(sha256);
   }
 
@@ -306,7 +326,7 @@ export async function registerA1111Api(app: FastifyInstance, opts: A1111ApiOptio
     const { body } = asked;
     const client = clientOf(request);
     const planned = planTxt2Img(body, {
-      models: coordinator.models(),
+      models: checkpoints(coordinator.models()),
       current: options.currentModel(),
       client: client.label,
       ...(asked.job === "img2img" ? { init: asked.init } : {}),
@@ -317,7 +337,10 @@ export async function registerA1111Api(app: FastifyInstance, opts: A1111ApiOptio
         : sendValidation(reply, planned.detail);
     }
     const plan = planned.plan;
-    if (asked.job === "img2img") plan.warnings.push(...img2imgUnhonoured(asked.body));
+    if (asked.job === "img2img") {
+      plan.warnings.push(...img2imgUnhonoured(asked.body));
+      if (asked.body.mask) plan.warnings.push(...inpaintSettings(asked.body).warnings);
+    }
     let jobId: string;
     try {
       jobId = coordinator.submitJob(plan.spec).jobId;

@@ -6,6 +6,8 @@ import type { ModelInfo } from "../../shared/node-info";
 import { MAX_SEED } from "../../shared/task";
 import type { ValidationItem } from "./api-errors";
 import { resolveSampler } from "./api-lists";
+import { planHires } from "./hires-request";
+import type { PlannedMask } from "./inpaint-request";
 import { resolveCheckpoint } from "./model-titles";
 import { type Txt2ImgRequest, unhonoured } from "./txt2img-request";
 
@@ -14,6 +16,8 @@ export interface PlannedInit {
   sha256: string;
   strength: number;
   resizeMode: ResizeMode;
+  /** Inpainting: the stored mask and its settings. */
+  mask?: PlannedMask;
 }
 
 /** A txt2img or img2img request as one Kiln job, and what its answer reports. */
@@ -28,7 +32,7 @@ export interface Txt2ImgPlan {
   width: number;
   height: number;
   samplerName: string;
-  /** img2img's strength; null for txt2img. */
+  /** img2img's strength, or the hires fix's; null for txt2img without it. */
   denoisingStrength: number | null;
   sendImages: boolean;
   warnings: string[];
@@ -84,6 +88,14 @@ export function planTxt2Img(
   const width = body.width ?? model.defaultWidth;
   const height = body.height ?? model.defaultHeight;
   const prompt = body.prompt ?? "";
+  // A model that cannot run a second pass (kiln-demo) renders the first alone, as before hires fix came.
+  const canHires = model.hires !== false;
+  if (body.enable_hr && !context.init && !canHires)
+    warnings.push(`enable_hr is ignored: ${model.name} cannot run hires fix`);
+  const hires = context.init || !canHires ? null : planHires(body, width, height);
+  if (hires && !hires.ok) return { ok: false, status: 422, detail: hires.detail };
+  if (hires) warnings.push(...hires.warnings);
+  const mask = context.init?.mask;
   return {
     ok: true,
     plan: {
@@ -108,6 +120,10 @@ export function planTxt2Img(
               resizeMode: context.init.resizeMode,
             }
           : {}),
+        ...(mask
+          ? { mask: mask.sha256, maskBlur: mask.blur, onlyMasked: mask.onlyMasked, maskPadding: mask.padding }
+          : {}),
+        ...(hires?.hires ? { hires: hires.hires } : {}),
       },
       model,
       seeds: Array.from({ length: total }, (_, i) => (seed + i) % (MAX_SEED + 1)),
@@ -118,7 +134,7 @@ export function planTxt2Img(
       width,
       height,
       samplerName: sampler ?? model.defaultSampler,
-      denoisingStrength: context.init?.strength ?? null,
+      denoisingStrength: context.init?.strength ?? hires?.hires?.strength ?? null,
       sendImages: body.send_images !== false,
       warnings,
     },
@@ -136,10 +152,23 @@ const A1111_FIELD: Record<string, Array<string | number>> = {
   initImage: ["init_images", 0],
   strength: ["denoising_strength"],
   resizeMode: ["resize_mode"],
+  mask: ["mask"],
+  maskBlur: ["mask_blur"],
+  onlyMasked: ["inpaint_full_res"],
+  maskPadding: ["inpaint_full_res_padding"],
+  hires: ["enable_hr"],
+  "hires.scale": ["hr_scale"],
+  "hires.width": ["hr_scale"],
+  "hires.height": ["hr_scale"],
+  "hires.strength": ["denoising_strength"],
+  "hires.steps": ["hr_second_pass_steps"],
+  "hires.upscaler": ["hr_upscaler"],
 };
 
 export function a1111Fields(fields: FieldError[]): ValidationItem[] {
   return fields.map((f) => {
+    const whole = A1111_FIELD[f.path];
+    if (whole) return { loc: ["body", ...whole], msg: f.message, type: "value_error" };
     const [head, ...rest] = f.path.split(".");
     const loc = A1111_FIELD[head ?? ""] ?? [head ?? "(body)"];
     return { loc: ["body", ...loc, ...rest], msg: f.message, type: "value_error" };

@@ -37,8 +37,22 @@ const Txt2ImgFields = z.object({
   override_settings: optional(z.record(z.string(), z.unknown())),
   send_images: optional(z.boolean()),
   save_images: optional(z.boolean()),
-  // Read only to say they were not honoured.
+  /** Hires fix (planned by hires-request.ts); denoising_strength is its strength here, the picture's in img2img. */
   enable_hr: optional(z.boolean()),
+  hr_scale: optional(z.number()),
+  hr_upscaler: optional(z.string().max(200, "must be at most 200 characters")),
+  hr_second_pass_steps: optional(int(0, 200)),
+  hr_resize_x: optional(int(0, MAX_IMAGE_EDGE)),
+  hr_resize_y: optional(int(0, MAX_IMAGE_EDGE)),
+  /** A1111's default 0.75; 0 would leave the picture as it is. */
+  denoising_strength: optional(
+    z.number().gt(0, "must be above 0 (0 would leave the picture as it is)").max(1, "must be at most 1"),
+  ),
+  // Read only to say they were not honoured.
+  hr_sampler_name: optional(z.string().max(100)),
+  hr_prompt: optional(z.string().max(4000)),
+  hr_negative_prompt: optional(z.string().max(4000)),
+  hr_checkpoint_name: optional(z.string().max(200)),
   restore_faces: optional(z.boolean()),
   tiling: optional(z.boolean()),
   styles: optional(z.array(z.string())),
@@ -70,26 +84,28 @@ export const IMG2IMG_BODY_BYTES = 48 * 1024 * 1024;
 /**
  * The body of `POST /sdapi/v1/img2img`: everything txt2img reads, plus A1111's
  * StableDiffusionProcessingImg2Img fields. `init_images` are base64 PNG or JPEG
- * (a `data:` URL prefix is fine), decoded and checked by the route; the mask and
- * inpainting fields are read only to say they were not honoured.
+ * (a `data:` URL prefix is fine), decoded and checked by the route, as is the
+ * inpainting `mask`.
  */
 const Img2ImgFields = Txt2ImgFields.extend({
   init_images: z
     .array(z.string("must be a base64 PNG or JPEG").min(1, "must not be empty"), "must be a list of base64 images")
     .min(1, "give one picture to start from")
     .max(MAX_INIT_IMAGES, `at most ${MAX_INIT_IMAGES} (Kiln starts every image from the first)`),
-  /** A1111's default 0.75; 0 would leave the picture as it is. */
-  denoising_strength: optional(
-    z.number().gt(0, "must be above 0 (0 would leave the picture as it is)").max(1, "must be at most 1"),
-  ),
   /** 0 just resize, 1 crop and resize, 2 resize and fill, 3 just resize (latent upscale). */
   resize_mode: optional(int(0, 3)),
   include_init_images: optional(z.boolean()),
-  mask: optional(z.string()),
-  mask_blur: optional(z.number()),
-  inpainting_fill: optional(z.number()),
-  inpaint_full_res: optional(z.union([z.boolean(), z.number()])),
-  inpainting_mask_invert: optional(z.number()),
+  /** Inpainting (inpaint-request.ts): white repaints, unless inpainting_mask_invert is 1. */
+  /** An empty string is no mask, as in A1111. */
+  mask: optional(z.string("must be a base64 PNG or JPEG")),
+  mask_blur: optional(int(0, 64)),
+  mask_blur_x: optional(int(0, 64)),
+  mask_blur_y: optional(int(0, 64)),
+  inpainting_fill: optional(int(0, 3)),
+  /** "Only masked" (A1111's API default true). */
+  inpaint_full_res: optional(z.union([z.boolean(), int(0, 1)])),
+  inpaint_full_res_padding: optional(int(0, 256)),
+  inpainting_mask_invert: optional(int(0, 1)),
   initial_noise_multiplier: optional(z.number()),
   image_cfg_scale: optional(z.number()),
 });
@@ -124,7 +140,6 @@ function pick(body: object, shape: object): Record<string, unknown> {
 export function unhonoured(body: Txt2ImgRequest): string[] {
   const warnings: string[] = [];
   const note = (field: string, why: string) => warnings.push(`${field} is ignored: ${why}`);
-  if (body.enable_hr) note("enable_hr", "hires fix is not in Kiln yet");
   if (body.restore_faces) note("restore_faces", "Kiln has no face restoration");
   if (body.tiling) note("tiling", "Kiln does not render tileable images yet");
   if (body.styles && body.styles.length > 0) note("styles", "Kiln has no prompt styles");
@@ -147,13 +162,7 @@ export function img2imgUnhonoured(body: Img2ImgRequest): string[] {
   if (body.init_images.length > 1)
     note(`init_images beyond the first (${body.init_images.length - 1})`, "Kiln starts every image from the first");
   if (body.resize_mode === 3) note("resize_mode 3 (latent upscale)", "Kiln just resizes (resize_mode 0)");
-  if (body.mask) {
-    note("mask", "inpainting is not in Kiln yet: the whole picture is reworked");
-    const inpainting = (["inpainting_fill", "inpaint_full_res", "inpainting_mask_invert"] as const).filter(
-      (k) => body[k],
-    );
-    if (inpainting.length > 0) note(inpainting.join(", "), "inpainting is not in Kiln yet");
-  }
+  if (body.enable_hr) note("enable_hr", "hires fix is for txt2img (A1111's img2img has none)");
   if (
     body.initial_noise_multiplier !== undefined &&
     body.initial_noise_multiplier !== null &&

@@ -57,6 +57,10 @@ const WRONG: Record<string, unknown[]> = {
   send_images: ["yes", 1, {}],
   save_images: ["no", 0, []],
   enable_hr: ["true", 1],
+  hr_scale: ["2", [], {}],
+  hr_second_pass_steps: [-1, 201, 1.5, "2"],
+  hr_resize_x: [-1, 9000, "512"],
+  denoising_strength: [0, 1.5, "0.5"],
   styles: ["a", 1, [1]],
   alwayson_scripts: ["x", 1, [1]],
 };
@@ -68,6 +72,10 @@ const WRONG_IMG2IMG: Record<string, unknown[]> = {
   denoising_strength: [0, -0.1, 1.5, "0.5", []],
   resize_mode: [-1, 4, 1.5, "1", {}],
   mask: [1, [], {}],
+  mask_blur: [-1, 65, 1.5, "4"],
+  inpaint_full_res_padding: [-1, 257, "8"],
+  inpainting_mask_invert: [2, -1, "1"],
+  inpainting_fill: [4, -1, "1"],
 };
 const ROUTES_GET = ["sd-models", "options", "samplers", "schedulers", "upscalers", "sd-vae", "loras", "memory"];
 const ROUTES_POST = ["txt2img", "options", "png-info", "interrupt", "img2img", "refresh-checkpoints"];

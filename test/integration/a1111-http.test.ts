@@ -79,7 +79,9 @@ describe("A1111 API shapes", () => {
     });
     expect((await send(farm.base, "/sdapi/v1/upscalers")).json()).toEqual([
       { name: "None", model_name: null, model_path: null, model_url: null, scale: 4 },
+      { name: "Lanczos", model_name: null, model_path: null, model_url: null, scale: 4 },
     ]);
+    expect((await send(farm.base, "/sdapi/v1/latent-upscale-modes")).json()).toEqual([{ name: "Latent" }]);
     expect((await send(farm.base, "/sdapi/v1/sd-vae")).json()).toEqual([]);
     expect((await send(farm.base, "/sdapi/v1/loras")).json()).toEqual([]);
     expect((await send(farm.base, "/sdapi/v1/embeddings")).json()).toEqual({ loaded: {}, skipped: {} });

@@ -166,32 +166,104 @@ describe("A1111 img2img", () => {
     expect(JSON.parse(txt2img.body.info).denoising_strength).toBeNull();
   }, 180_000);
 
-  it("renders a request with a mask from the whole picture and names the inpainting fields it ignored", async () => {
+  it("inpaints with a mask: the black part kept whatever the seed, the white part repainted, inverted on request", async () => {
     const init = await picture(30);
-    const mask = await sharp({ create: { width: 320, height: 200, channels: 3, background: "#ffffff" } })
+    // White (repaint) on the right half of the 320×200 picture, which the job fits to 256×256.
+    const half = Buffer.alloc(320 * 200, 0);
+    for (let y = 0; y < 200; y++) half.fill(255, y * 320 + 160, (y + 1) * 320);
+    const mask = await sharp(half, { raw: { width: 320, height: 200, channels: 1 } })
       .png()
       .toBuffer();
-    const answer = await post(
-      "/img2img",
-      request(init, {
-        denoising_strength: 0.5,
-        mask: mask.toString("base64"),
-        inpainting_fill: 1,
-        inpaint_full_res: true,
-        init_images: [init.toString("base64"), init.toString("base64")],
-      }),
-    );
-    expect(answer.status, JSON.stringify(answer.body)).toBe(200);
-    expect(answer.body.images).toHaveLength(1);
-    const warnings: string[] = JSON.parse(answer.body.info).warnings;
-    expect(warnings).toEqual(
+    const inpaint = async (extra: Record<string, unknown>) => {
+      const answer = await post(
+        "/img2img",
+        request(init, { denoising_strength: 0.9, mask: mask.toString("base64"), inpaint_full_res: false, ...extra }),
+      );
+      expect(answer.status, JSON.stringify(answer.body)).toBe(200);
+      const png = Buffer.from(answer.body.images[0], "base64");
+      const { data } = await sharp(png).raw().toBuffer({ resolveWithObject: true });
+      return { data, info: JSON.parse(answer.body.info), png };
+    };
+    /** Columns [from, to) of a 256×256 RGB render, every row. */
+    const columns = (data: Buffer, from: number, to: number) => {
+      const out: number[] = [];
+      for (let y = 0; y < 256; y++) out.push(...data.subarray((y * 256 + from) * 3, (y * 256 + to) * 3));
+      return Buffer.from(out);
+    };
+    const a = await inpaint({
+      seed: 7,
+      inpainting_fill: 0,
+      init_images: [init.toString("base64"), init.toString("base64")],
+    });
+    const b = await inpaint({ seed: 8 });
+    // Far from the mask's edge (blur 4 reaches about 10 px): the kept side is the picture for any seed.
+    expect(columns(a.data, 0, 100).equals(columns(b.data, 0, 100))).toBe(true);
+    expect(columns(a.data, 156, 256).equals(columns(b.data, 156, 256))).toBe(false);
+    const inverted = await inpaint({ seed: 7, inpainting_mask_invert: 1 });
+    expect(columns(inverted.data, 0, 100).equals(columns(a.data, 0, 100))).toBe(false);
+    expect(columns(inverted.data, 156, 256).equals(columns(b.data, 156, 256))).toBe(false);
+    expect(a.info.warnings).toEqual(
       expect.arrayContaining([
-        expect.stringMatching(/^mask is ignored: inpainting is not in Kiln yet/),
-        expect.stringMatching(/^inpainting_fill, inpaint_full_res is ignored/),
+        expect.stringMatching(/^inpainting_fill 0 is ignored: Kiln starts the masked area from the picture/),
         expect.stringMatching(/^init_images beyond the first \(1\) is ignored/),
       ]),
     );
-  }, 60_000);
+    expect(a.info.warnings.join("\n")).not.toMatch(/^mask/m);
+    expect(parseParameters(readTextChunks(a.png).parameters ?? "").extra).toMatchObject({
+      "Denoising strength": "0.9",
+      "Mask blur": "4",
+    });
+    // A1111's API default is "only masked" (inpaint_full_res true): taken, and written as A1111 writes it.
+    const onlyMasked = await inpaint({ seed: 7, inpaint_full_res: undefined, inpaint_full_res_padding: 16 });
+    expect(parseParameters(readTextChunks(onlyMasked.png).parameters ?? "").extra).toMatchObject({
+      "Inpaint area": "Only masked",
+      "Masked area padding": "16",
+    });
+    expect(columns(onlyMasked.data, 0, 100).equals(columns(a.data, 0, 100))).toBe(true);
+    const notBase64 = await post("/img2img", request(init, { mask: "%%%" }));
+    expect(notBase64.status).toBe(422);
+    expect(notBase64.body.detail[0].loc).toEqual(["body", "mask"]);
+    const blur = await post("/img2img", request(init, { mask: mask.toString("base64"), mask_blur: 65 }));
+    expect(blur.status).toBe(422);
+    expect(blur.body.detail[0].loc).toEqual(["body", "mask_blur"]);
+  }, 180_000);
+
+  it("txt2img's hires fix renders the second pass at the scale, with A1111's fields in the PNG and info", async () => {
+    const answer = await post(
+      "/txt2img",
+      request(await picture(30), {
+        init_images: undefined,
+        enable_hr: true,
+        hr_scale: 1.5,
+        hr_second_pass_steps: 2,
+        denoising_strength: 0.5,
+      }),
+    );
+    expect(answer.status, JSON.stringify(answer.body)).toBe(200);
+    const png = Buffer.from(answer.body.images[0], "base64");
+    expect(await sharp(png).metadata()).toMatchObject({ width: 384, height: 384 });
+    expect(parseParameters(readTextChunks(png).parameters ?? "").extra).toMatchObject({
+      Size: "256x256",
+      "Denoising strength": "0.5",
+      "Hires upscale": "1.5",
+      "Hires steps": "2",
+      "Hires upscaler": "Latent",
+    });
+    const info = JSON.parse(answer.body.info);
+    expect(info.denoising_strength).toBe(0.5);
+    expect(info.warnings).toEqual([]);
+    // The farm's upscaler packs are offered for hires fix, never as checkpoints.
+    const upscalers = await (await fetch(`${api}/upscalers`)).json();
+    expect(upscalers).toContainEqual(expect.objectContaining({ name: TINY_PACKS.upscaler, scale: 4 }));
+    const checkpoints = (await (await fetch(`${api}/sd-models`)).json()) as Array<{ model_name: string }>;
+    expect(checkpoints.map((m) => m.model_name)).not.toContain(TINY_PACKS.upscaler);
+    const tooBig = await post(
+      "/txt2img",
+      request(await picture(30), { init_images: undefined, enable_hr: true, hr_scale: 6 }),
+    );
+    expect(tooBig.status).toBe(422);
+    expect(tooBig.body.detail[0].loc).toEqual(["body", "hr_scale"]);
+  }, 120_000);
 
   it("refuses what it cannot start from with FastAPI's 422 naming the field, and queues nothing", async () => {
     const init = await picture(77);
