@@ -32,6 +32,7 @@ describe("scanLibrary", () => {
     expect(packs.map((p) => [p.folder, p.name, p.kind, p.status.state])).toEqual([
       [TINY_PACKS.flow, TINY_PACKS.flow, "flow", "ok"],
       [TINY_PACKS.sd, TINY_PACKS.sd, "sd", "ok"],
+      [TINY_PACKS.sdInpaint, TINY_PACKS.sdInpaint, "sd", "ok"],
       [TINY_PACKS.sdxl, TINY_PACKS.sdxl, "sdxl", "ok"],
     ]);
     const onNode = await scanModelPacks(library, new PackHasher(join(dir, "node-hashes.json")));
@@ -53,7 +54,8 @@ describe("scanLibrary", () => {
       expect(libraryModelInfo(join(library, p.folder), p), p.name).toEqual(there);
     }
     // Turbo told by the name: the SDXL-Turbo pack's single step without guidance.
-    expect(libraryModelInfo(join(library, TINY_PACKS.sdxl), packs[2] as LibraryPack)).toMatchObject({
+    const sdxl = packs.find((p) => p.folder === TINY_PACKS.sdxl) as LibraryPack;
+    expect(libraryModelInfo(join(library, TINY_PACKS.sdxl), sdxl)).toMatchObject({
       defaultSteps: 1,
       defaultGuidance: 0,
     });
@@ -140,6 +142,7 @@ describe("scanLibrary", () => {
         "old-manifest",
         TINY_PACKS.flow,
         TINY_PACKS.sd,
+        TINY_PACKS.sdInpaint,
         TINY_PACKS.sdxl,
       ].sort(),
     );

@@ -47,6 +47,7 @@ describe("model pack discovery", () => {
     expect(entries.map((e) => [e.info.name, e.info.kind, e.info.available])).toEqual([
       [TINY_PACKS.flow, "flow", true],
       [TINY_PACKS.sd, "sd", true],
+      [TINY_PACKS.sdInpaint, "sd", true],
       [TINY_PACKS.sdxl, "sdxl", true],
       [TINY_PACKS.upscaler, "upscaler", true],
     ]);
@@ -58,6 +59,9 @@ describe("model pack discovery", () => {
       defaultWidth: 512,
       defaultSampler: "Euler",
     });
+    // The inpainting export: its UNet takes 9 channels, its latents have the VAE's 4.
+    const inpaint = entries.find((e) => e.info.name === TINY_PACKS.sdInpaint);
+    expect([inpaint?.pack?.manifest.latent.channels, inpaint?.info.img2img]).toEqual([4, true]);
     const sdxl = entries.find((e) => e.info.kind === "sdxl");
     // The SDXL-Turbo export: turbo defaults, ancestral sampler from its scheduler config, fp16 from the UNet.
     expect(sdxl?.info).toMatchObject({ defaultSteps: 1, defaultGuidance: 0, defaultSampler: "Euler a" });
