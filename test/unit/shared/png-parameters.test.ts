@@ -31,6 +31,24 @@ describe("A1111-style parameters text", () => {
     expect(parseParameters(formatParameters(params)).denoisingStrength).toBeUndefined();
   });
 
+  it("writes inpainting's mask blur and only-masked fields after the denoising strength, as A1111 does", () => {
+    const tail = (inpaint: { blur: number; onlyMasked: boolean; padding: number }) =>
+      formatParameters({ ...params, denoisingStrength: 0.75, inpaint })
+        .split("Model: kiln-demo, ")
+        .at(-1);
+    expect(tail({ blur: 4, onlyMasked: false, padding: 32 })).toBe("Denoising strength: 0.75, Mask blur: 4");
+    expect(tail({ blur: 4, onlyMasked: true, padding: 32 })).toBe(
+      "Denoising strength: 0.75, Mask blur: 4, Inpaint area: Only masked, Masked area padding: 32",
+    );
+    // A1111 writes no blur it did not apply.
+    expect(tail({ blur: 0, onlyMasked: false, padding: 32 })).toBe("Denoising strength: 0.75");
+    expect(
+      parseParameters(formatParameters({ ...params, inpaint: { blur: 6, onlyMasked: false, padding: 32 } })).extra,
+    ).toMatchObject({
+      "Mask blur": "6",
+    });
+  });
+
   it("round-trips prompt, negative, seed, size and model", () => {
     const parsed = parseParameters(formatParameters(params));
     expect(parsed).toMatchObject({
