@@ -22,6 +22,7 @@ import type { NodeClient } from "./nodes/node-client";
 import type { NodeConnection } from "./nodes/node-connection";
 import { type ExpectedCertificate, NodeFleet, type NodeLinks } from "./nodes/node-fleet";
 import { jobLabel, QueueCommands } from "./queue/queue-commands";
+import { readPngSize } from "./results/png-structure";
 import { ResultIntake } from "./results/result-intake";
 import { ResultStore } from "./results/result-store";
 import { ThroughputModel } from "./scheduling/throughput-model";
@@ -178,6 +179,10 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       onSubmitted: () => this.tick(),
       modelArriving: (model) => this.pushes?.arriving(model) ?? false,
       libraryModel: (model) => this.pushes?.libraryModel(model) ?? null,
+      pictureSize: (sha256) => {
+        const png = this.initImages.get(sha256);
+        return png ? readPngSize(png) : null;
+      },
     });
     this.intake = new ResultIntake({
       ...shared,
@@ -302,6 +307,15 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       );
     }
     if (input.initImage !== undefined) this.checkImg2img(input);
+    if (input.upscale !== undefined && this.opts.farm) {
+      // Farm nodes fetch a task's pack from the app and take no pictures from it yet.
+      throw new KilnError(
+        "E_BAD_REQUEST",
+        "invalid job: upscale: upscaling is not available in farm mode yet",
+        undefined,
+        [{ path: "upscale", message: "is not available in farm mode yet" }],
+      );
+    }
     if (input.hires !== undefined && this.opts.farm) {
       // Untried there: farm nodes fetch the task's model pack from the app, never an upscaler pack.
       throw new KilnError(

@@ -3,6 +3,7 @@ import { DEMO_MODEL } from "./constants";
 import { HiresFix } from "./hires-fix";
 import { type InitImageRef, MaskBlur, MaskPadding, ResizeMode, Sha256Hex, Strength } from "./img2img";
 import { Edge, Guidance, MAX_SEED, ModelName, Seed, Steps } from "./task";
+import { UpscaleJob, upscaleJobIssues } from "./upscale";
 
 /** Upper bound on the images one job may expand into. */
 export const MAX_IMAGES_PER_JOB = 100_000;
@@ -105,8 +106,15 @@ export const JobSpec = z
     maskPadding: MaskPadding.optional(),
     /** Hires fix: A1111's second pass at `scale` × the size (text-to-image only). */
     hires: HiresFix.optional(),
+    /**
+     * Upscale: the model is an upscaler pack and the job enlarges this picture
+     * (by sha256 in the init image store) by `scale`; width and height are then
+     * set by the app (shared/upscale.ts upscaleWorkEdge).
+     */
+    upscale: UpscaleJob.optional(),
   })
   .superRefine((spec, ctx) => {
+    for (const issue of upscaleJobIssues(spec)) ctx.addIssue({ code: "custom", ...issue, path: [issue.path] });
     for (const field of ["strength", "resizeMode", "mask"] as const) {
       if (spec[field] !== undefined && spec.initImage === undefined) {
         ctx.addIssue({ code: "custom", path: [field], message: "applies to img2img only: give initImage too" });

@@ -177,3 +177,26 @@ export function upscaleModelProblem(
   }
   return null;
 }
+
+/**
+ * What an upscale job may not have beside its picture: it makes one image
+ * of one picture, with no prompt work. Each issue names its field.
+ */
+export function upscaleJobIssues(spec: {
+  upscale?: unknown;
+  initImage?: unknown;
+  hires?: unknown;
+  grid?: unknown;
+  count: number;
+  prompts: readonly string[];
+}): { path: string; message: string }[] {
+  if (spec.upscale === undefined) return [];
+  const issues: { path: string; message: string }[] = (["initImage", "hires", "grid"] as const)
+    .filter((field) => spec[field] !== undefined)
+    .map((field) => ({ path: field, message: "does not go with upscale (an upscale job enlarges its picture only)" }));
+  if (spec.count !== 1)
+    issues.push({ path: "count", message: "must be 1 for an upscale job (one picture, one image)" });
+  if (spec.prompts.length !== 1)
+    issues.push({ path: "prompts", message: "must be one (empty) prompt for an upscale job" });
+  return issues;
+}

@@ -30,6 +30,7 @@ import { loadOrCreateUiCertificate } from "../ui-api/ui-certificate";
 import { startUiServer } from "../ui-api/ui-server";
 import { formatModelsReport, formatPushSummary, PushBoard, type PushLine } from "./models-view";
 import { ProgressView } from "./progress-view";
+import { type UpscaleFlags, upscaleFiles } from "./upscale-command";
 
 function defaultDataDir(): string {
   if (process.env.KILN_DATA_DIR) return process.env.KILN_DATA_DIR;
@@ -774,6 +775,18 @@ commonOptions(
     .option("--out <dir>", "write the PNGs here (default: the studio's output folder)"),
 ).action(async (prompt, opts) => {
   process.exitCode = await render(prompt, opts);
+});
+
+commonOptions(
+  program
+    .command("upscale")
+    .description("upscale pictures with an upscaler pack on the farm and write PNGs named after them")
+    .argument("<files...>", "pictures to upscale (PNG, JPEG, WebP)")
+    .requiredOption("--model <name>", "the upscaler pack (kiln models lists them, kind upscaler)")
+    .option("--scale <n>", "2 or 4", wrap(parseInteger), 4)
+    .requiredOption("--out <dir>", "write the PNGs here"),
+).action(async (files: string[], opts: CommonOptions & UpscaleFlags) => {
+  process.exitCode = await upscaleFiles(files, opts, (output) => startCoordinator(opts, output));
 });
 
 commonOptions(program.command("nodes").description("list discovered and paired nodes with their devices")).action(

@@ -1,7 +1,6 @@
 import type { Logger } from "pino";
 import { type ModelBatchLimits, startingBatchLimit } from "../../shared/batch-size";
 import { KilnError } from "../../shared/errors";
-import type { InitImageRef } from "../../shared/img2img";
 import type { ModelInfo } from "../../shared/node-info";
 import type { TaskRequest } from "../../shared/task";
 import type { ChangeFeed } from "../change-feed";
@@ -16,6 +15,7 @@ import type { ThroughputModel, WorkKey } from "../scheduling/throughput-model";
 import { workDue } from "../scheduling/work-due";
 import { newId } from "../store/ids";
 import type { Ledger, PendingImage } from "../store/ledger";
+import { taskPicture } from "./task-picture";
 import { TaskTracker, type TrackedTask } from "./task-tracker";
 
 /** Queued images the scheduler sees in a pass (the ledger keeps them between passes): far more than a farm takes in one. */
@@ -442,7 +442,7 @@ export class Dispatcher {
         prompt: image.prompt,
         negativePrompt: image.negativePrompt,
       })),
-      ...(first.init ? { init: JSON.parse(first.init) as InitImageRef } : {}),
+      ...(first.init ? taskPicture(first.init, first) : {}),
       ...(first.hires ? { hires: first.hires } : {}),
     }).then((outcome) => {
       // Stopped meanwhile (its links closed, the ledger too): the attempts stay in flight and are restored at the next start.
@@ -490,14 +490,15 @@ export async function submitWithInit(
   uploads: Map<string, Promise<void>>,
 ): Promise<SubmitOutcome> {
   const init = request.init;
-  const hashes = [init?.sha256, init?.mask?.sha256].filter((h): h is string => h !== undefined);
+  const source = request.upscale?.source;
+  const hashes = [init?.sha256, init?.mask?.sha256, source].filter((h): h is string => h !== undefined);
   let outcome = await node.client.submit(request);
   for (let sent = 0; sent < hashes.length; sent++) {
-    if (outcome.kind !== "rejected" || outcome.error.code !== "E_INIT_IMAGE_MISSING" || !init) return outcome;
+    if (outcome.kind !== "rejected" || outcome.error.code !== "E_INIT_IMAGE_MISSING") return outcome;
     // A node names the picture it lacks; an older one means the init image.
     const named = outcome.error.details?.sha256;
-    const sha256 = typeof named === "string" && hashes.includes(named) ? named : init.sha256;
-    const what = sha256 === init.sha256 ? "init image" : "mask";
+    const sha256 = typeof named === "string" && hashes.includes(named) ? named : (hashes[0] as string);
+    const what = sha256 === source ? "picture to upscale" : sha256 === init?.sha256 ? "init image" : "mask";
     const bytes = images?.get(sha256);
     const put = node.client.putInitImage?.bind(node.client);
     if (!bytes || !put) {

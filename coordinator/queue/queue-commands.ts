@@ -7,6 +7,13 @@ import { type ImageSpec, type JobSpecInput, JobSpec as JobSpecSchema } from "../
 import { drawSeeds, expandJob } from "../../shared/job-expansion";
 import type { ModelInfo } from "../../shared/node-info";
 import type { ImageSummary, JobSummary } from "../../shared/ui-api";
+import {
+  MAX_UPSCALED_EDGE,
+  type UpscaleJob,
+  upscaledSize,
+  upscaleModelProblem,
+  upscaleWorkEdge,
+} from "../../shared/upscale";
 import type { ChangeFeed } from "../change-feed";
 import type { Clock } from "../clock";
 import type { Dispatcher } from "../dispatch/dispatcher";
@@ -37,6 +44,8 @@ export interface QueueCommandsOptions {
   modelArriving?(model: string): boolean;
   /** A model no online node has but the studio library will push on demand, as nodes will describe it; null otherwise. */
   libraryModel?(model: string): ModelInfo | null;
+  /** The size of a picture in the app's init image store (an upscale job's source); null when it holds none. */
+  pictureSize?(sha256: string): { width: number; height: number } | null;
 }
 
 /**
@@ -81,12 +90,20 @@ export class QueueCommands {
         );
       }
     }
+    for (const name of modelNames) {
+      const problem = upscaleModelProblem(spec, models.get(name) as ModelInfo);
+      if (problem) throw new KilnError("E_BAD_REQUEST", `invalid job: model: ${problem.message}`, undefined, [problem]);
+    }
     const info = models.get(spec.model) as ModelInfo;
     // A size left out is the model's own (e.g. 1024 for SDXL), recorded in the job so it replays the same.
     if (input.width === undefined) spec.width = info.defaultWidth;
     if (input.height === undefined) spec.height = info.defaultHeight;
+    const upscaled = spec.upscale ? this.upscaledSize(spec.upscale) : null;
+    if (upscaled) Object.assign(spec, upscaleWorkSize(upscaled));
     const seeds = drawSeeds(spec, () => randomInt(0, 2 ** 32));
     const images = expandJob(spec, { steps: info.defaultSteps, guidance: info.defaultGuidance }, seeds);
+    // An upscale job's image is the picture's true upscaled size; the job keeps the cost key.
+    if (upscaled) for (const image of images) Object.assign(image, upscaled);
     for (const image of images) checkModelLimits(image, models);
     if (spec.hires) checkHires(spec.hires, images, models);
     const job = ledger.submitJob(spec, images, seeds, clock.now());
@@ -94,6 +111,29 @@ export class QueueCommands {
     this.opts.changes.queueChanged();
     this.opts.onSubmitted();
     return { jobId: job.id, images: images.length };
+  }
+
+  /** An upscale job's output size, from its picture in the init image store; refused naming the field. */
+  private upscaledSize(upscale: UpscaleJob): { width: number; height: number } {
+    const size = this.opts.pictureSize?.(upscale.source) ?? null;
+    if (!size) {
+      throw new KilnError(
+        "E_BAD_REQUEST",
+        `invalid job: upscale.source: ${upscale.source} is not in this app's init images: store the picture first`,
+        undefined,
+        [{ path: "upscale.source", message: "is not a stored picture" }],
+      );
+    }
+    const out = upscaledSize(size.width, size.height, upscale.scale);
+    if (Math.max(out.width, out.height) > MAX_UPSCALED_EDGE) {
+      throw new KilnError(
+        "E_SIZE_LIMIT",
+        `invalid job: upscale.scale: ${size.width}×${size.height} ×${upscale.scale} is ${out.width}×${out.height}, above ${MAX_UPSCALED_EDGE} pixels a side`,
+        undefined,
+        [{ path: "upscale.scale", message: `makes more than ${MAX_UPSCALED_EDGE} pixels a side` }],
+      );
+    }
+    return out;
   }
 
   cancelJob(jobId: string): void {
@@ -281,6 +321,11 @@ function checkModelLimits(
       );
     }
   }
+}
+
+/** What an upscale job records as its size and steps: its output's cost key, one run. */
+function upscaleWorkSize(out: { width: number; height: number }) {
+  return { width: upscaleWorkEdge(out.width), height: upscaleWorkEdge(out.height), steps: 1, guidance: 0 };
 }
 
 /** A job's name, or its first prompt when it has none. */

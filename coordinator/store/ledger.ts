@@ -528,8 +528,12 @@ function noJob(id: string): KilnError {
   return new KilnError("E_NOT_FOUND", `no job ${id} in the queue; list the jobs to see their ids`);
 }
 
-/** The jobs.init column: the job's init image reference as JSON (one string per job, compared as is), or null. */
+/**
+ * The jobs.init column: the job's init image reference as JSON (one string per
+ * job, compared as is), an upscale job's picture ({"upscale": …}), or null.
+ */
 function initColumn(spec: JobSpec): string | null {
+  if (spec.upscale) return JSON.stringify({ upscale: { source: spec.upscale.source, scale: spec.upscale.scale } });
   const init = jobInitImage(spec);
   return init ? JSON.stringify(init) : null;
 }

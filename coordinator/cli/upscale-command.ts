@@ -1,0 +1,172 @@
+import { existsSync, mkdirSync, readFileSync, renameSync } from "node:fs";
+import { basename, extname, join, resolve } from "node:path";
+import sharp from "sharp";
+import { KilnError } from "../../shared/errors";
+import type { JobSummary } from "../../shared/ui-api";
+import { isUpscaler, UpscaleScale } from "../../shared/upscale";
+import type { Coordinator } from "../coordinator";
+import { ProgressView } from "./progress-view";
+
+/** A job nothing can run for this long is cancelled with the reason, as `kiln render` does. */
+const STALL_GRACE_MS = 5000;
+
+export interface UpscaleFlags {
+  model: string;
+  scale: number;
+  out: string;
+}
+
+/** Where the app's output goes and whether the studio library is used (kiln.ts's startCoordinator). */
+export type StartCoordinator = (output: { dir: string; layout: "flat"; withLibrary: boolean }) => Promise<Coordinator>;
+
+interface Picture {
+  file: string;
+  bytes: Buffer;
+  /** DIR/<the input's name>.png */
+  target: string;
+}
+
+/**
+ * `kiln upscale FILES… --model NAME --scale 2|4 --out DIR`: each picture is
+ * one upscale job (stored once in the app's init images, sent to a node once
+ * by sha256), so the pictures shard over every device that has the upscaler;
+ * progress as `kiln render` shows it; each result lands in DIR named after
+ * its input. Refusals name the flag or the file before anything is queued.
+ */
+export async function upscaleFiles(files: string[], flags: UpscaleFlags, start: StartCoordinator): Promise<number> {
+  const scale = UpscaleScale.safeParse(flags.scale);
+  if (!scale.success) throw badFlag("scale", `--scale ${flags.scale}: must be 2 or 4`);
+  const out = resolve(flags.out);
+  const pictures = await readPictures(files, out);
+  mkdirSync(out, { recursive: true });
+  const coordinator = await start({ dir: out, layout: "flat", withLibrary: true });
+  let exitCode = 0;
+  try {
+    if (!(await coordinator.waitForNodes(60_000)))
+      throw new KilnError("E_NOT_READY", "no node came online within 60 s; check --node/--token or the local node");
+    const model = coordinator.models().find((m) => m.name === flags.model);
+    if (model && !isUpscaler(model)) {
+      throw badFlag(
+        "model",
+        `--model ${flags.model}: not an upscaler (its kind is ${model.kind}); kiln models lists them`,
+      );
+    }
+    const jobs = new Map<string, Picture>();
+    for (const picture of pictures) {
+      const stored = await coordinator.initImages.put(picture.bytes, "upscale.source");
+      const name = basename(picture.file);
+      const { jobId } = coordinator.submitJob({
+        name: `upscale ×${scale.data} ${name}`.slice(0, 200),
+        prompts: [""],
+        model: flags.model,
+        upscale: { source: stored.sha256, scale: scale.data, fileName: name.slice(0, 255) },
+      });
+      jobs.set(jobId, picture);
+    }
+    process.stderr.write(`${jobs.size} picture${jobs.size === 1 ? "" : "s"} to upscale ×${scale.data}\n`);
+    const view = new ProgressView("", process.stderr);
+    coordinator.on("ui", (event) => view.onEvent(event));
+    let interrupted = false;
+    const cancelAll = () => {
+      for (const id of jobs.keys()) coordinator.cancelJob(id);
+    };
+    const onSigint = () => {
+      if (interrupted) process.exit(130);
+      interrupted = true;
+      process.stderr.write("\ncancelling (Ctrl-C again to quit at once)...\n");
+      cancelAll();
+    };
+    process.on("SIGINT", onSigint);
+    let stalledSince: number | null = null;
+    const ended = await new Promise<JobSummary[]>((resolveJobs) => {
+      const timer = setInterval(() => {
+        const current = coordinator.listJobs().filter((j) => jobs.has(j.id));
+        if (current.length === 0) return;
+        view.update(together(current));
+        view.render();
+        const stalled = current.find((j) => j.stalled)?.stalled ?? null;
+        stalledSince = stalled ? (stalledSince ?? Date.now()) : null;
+        if (stalled && stalledSince !== null && Date.now() - stalledSince > STALL_GRACE_MS) {
+          process.stderr.write(`\nstalled: ${stalled}\n`);
+          cancelAll();
+          exitCode = 1;
+        }
+        if (current.every((j) => ["done", "failed", "cancelled"].includes(j.state))) {
+          clearInterval(timer);
+          resolveJobs(current);
+        }
+      }, 250);
+    });
+    view.render(true);
+    process.off("SIGINT", onSigint);
+    const written: string[] = [];
+    const failures: string[] = [];
+    for (const job of ended) {
+      const picture = jobs.get(job.id) as Picture;
+      const images = coordinator.jobImages(job.id);
+      const image = images.find((i) => i.path);
+      if (image?.path) {
+        renameSync(image.path, picture.target);
+        written.push(picture.target);
+      } else {
+        failures.push(`${picture.file}: ${images[0]?.error ?? job.lastError ?? job.state}`);
+      }
+    }
+    process.stderr.write(`${written.length} of ${jobs.size} pictures upscaled into ${out}\n`);
+    for (const path of written) process.stdout.write(`${path}\n`);
+    if (failures.length > 0) {
+      process.stderr.write(`${failures.length} failed; first: ${failures[0]}\n`);
+      exitCode = 1;
+    }
+    if (interrupted) exitCode = 130;
+  } finally {
+    await coordinator.stop();
+  }
+  return exitCode;
+}
+
+/**
+ * Reads every input before anything starts: each must be a picture sharp
+ * reads, and no two may make the same output name, nor may an output be an input.
+ */
+async function readPictures(files: string[], out: string): Promise<Picture[]> {
+  if (files.length === 0) throw badFlag("files", "give the pictures to upscale (PNG, JPEG or WebP)");
+  const pictures: Picture[] = [];
+  const targets = new Map<string, string>();
+  const inputs = new Set(files.map((f) => resolve(f)));
+  for (const file of files) {
+    if (!existsSync(file)) throw badFlag("files", `${file}: no such file`);
+    const bytes = readFileSync(file);
+    const meta = await sharp(bytes)
+      .metadata()
+      .catch(() => null);
+    if (!meta?.width || !meta.height) throw badFlag("files", `${file}: not a picture (PNG, JPEG or WebP)`);
+    const target = join(out, `${basename(file, extname(file))}.png`);
+    const clash = targets.get(target);
+    if (clash) throw badFlag("files", `${clash} and ${file} would both be written to ${target}`);
+    if (inputs.has(target)) throw badFlag("out", `${target} is an input: choose another --out`);
+    targets.set(target, file);
+    pictures.push({ file, bytes, target });
+  }
+  return pictures;
+}
+
+/** The jobs of one upscale run as one for the progress display: counts summed, the latest ETA. */
+function together(jobs: JobSummary[]): JobSummary {
+  const first = jobs[0] as JobSummary;
+  const counts = { ...first.counts };
+  for (const job of jobs.slice(1)) {
+    for (const key of Object.keys(counts) as (keyof typeof counts)[]) counts[key] += job.counts[key];
+  }
+  const etas = jobs.map((j) => j.etaS);
+  return {
+    ...first,
+    counts,
+    etaS: etas.includes(null) ? null : Math.max(...(etas as number[])),
+    devices: [...new Set(jobs.flatMap((j) => j.devices))],
+  };
+}
+
+function badFlag(field: string, message: string): KilnError {
+  return new KilnError("E_BAD_REQUEST", message, undefined, [{ path: field, message }]);
+}

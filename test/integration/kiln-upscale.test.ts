@@ -1,0 +1,116 @@
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import sharp from "sharp";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readTextChunks } from "../../farm-node/png/png-text-chunks";
+import { TINY_PACKS, writeTinyPacks } from "../fixtures/tiny-packs/write-tiny-packs";
+import { initPicture } from "../support/init-picture";
+import { spawnKiln } from "../support/kiln-cli-process";
+import { type RunningNode, startNode } from "../support/kiln-node-process";
+import { tempDir } from "../support/temp-dir";
+
+/**
+ * `kiln upscale` against two real kiln-nodes on loopback, each with the tiny
+ * ×4 upscaler pack on its CPU: four pictures of sizes that are not multiples
+ * of 8 are sharded over both nodes, each result stored once in --out, named
+ * after its input, at ×4 (or ×2); refusals name the flag or the file.
+ */
+
+const SIZES = [
+  [151, 97],
+  [200, 120],
+  [96, 64],
+  [130, 130],
+] as const;
+
+let dir: string;
+let nodes: RunningNode[];
+const inputs: string[] = [];
+
+function kiln(args: string[], data: string, command = "upscale") {
+  return spawnKiln([
+    command,
+    ...args,
+    "--no-local",
+    "--no-discovery",
+    "--trust-first-use",
+    "--data-dir",
+    join(dir, data),
+    ...nodes.flatMap((n) => ["--node", `127.0.0.1:${n.port}`, "--token", n.token]),
+  ]).done;
+}
+
+beforeAll(async () => {
+  dir = tempDir("kiln-upscale-cli-");
+  writeTinyPacks(join(dir, "models"));
+  nodes = await Promise.all([0, 1].map(() => startNode(["--devices", "cpu", "--models", join(dir, "models")])));
+  for (const [i, [width, height]] of SIZES.entries()) {
+    const file = join(dir, `shot-${i}.${i === 1 ? "jpg" : "png"}`);
+    const resized = sharp(await initPicture(40 + 50 * i)).resize(width, height, { fit: "fill" });
+    writeFileSync(file, await (i === 1 ? resized.jpeg() : resized.png()).toBuffer());
+    inputs.push(file);
+  }
+}, 60_000);
+
+afterAll(async () => {
+  for (const node of nodes ?? []) expect(await node.stop()).toBe(0);
+});
+
+describe("kiln upscale", () => {
+  it("shards four pictures over both nodes; each PNG stored once in --out, named after its input, ×4", async () => {
+    const out = join(dir, "out4");
+    const run = await kiln([...inputs, "--model", TINY_PACKS.upscaler, "--scale", "4", "--out", out], "data4");
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stderr).toMatch(/4 pictures to upscale ×4/);
+    expect(run.stderr).toMatch(/4\/4 images/);
+    expect(readdirSync(out).sort()).toEqual(["shot-0.png", "shot-1.png", "shot-2.png", "shot-3.png"]);
+    expect(run.stdout.trim().split("\n").sort()).toEqual(
+      readdirSync(out)
+        .sort()
+        .map((f) => join(out, f)),
+    );
+    for (const [i, [width, height]] of SIZES.entries()) {
+      const png = readFileSync(join(out, `shot-${i}.png`));
+      const meta = await sharp(png).metadata();
+      expect([meta.width, meta.height]).toEqual([width * 4, height * 4]);
+      expect(readTextChunks(png).parameters).toContain(`Postprocess upscaler: ${TINY_PACKS.upscaler}`);
+    }
+    // Each node was sent the pictures it upscaled, once each: both took some, none went to both.
+    const received = nodes.map((n) => n.logs.filter((l) => l.msg === "stored an init image").length);
+    expect(
+      received.every((n) => n >= 1),
+      `pictures per node: ${received.join(", ")}`,
+    ).toBe(true);
+    expect(received.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(4);
+  }, 180_000);
+
+  it("makes ×2 with the ×4 pack", async () => {
+    const out = join(dir, "out2");
+    const run = await kiln(
+      [inputs[0] as string, "--model", TINY_PACKS.upscaler, "--scale", "2", "--out", out],
+      "data2",
+    );
+    expect(run.code, run.stderr).toBe(0);
+    const meta = await sharp(readFileSync(join(out, "shot-0.png"))).metadata();
+    expect([meta.width, meta.height]).toEqual([302, 194]);
+  }, 120_000);
+
+  it("refuses a scale other than 2 or 4, a file that is not a picture and a model that is not an upscaler", async () => {
+    const out = join(dir, "refused");
+    const three = await kiln([inputs[0] as string, "--model", TINY_PACKS.upscaler, "--scale", "3", "--out", out], "r1");
+    expect(three.code).toBe(2);
+    expect(three.stderr).toMatch(/--scale 3: must be 2 or 4/);
+    const text = join(dir, "notes.png");
+    writeFileSync(text, "not a picture\n");
+    const notPicture = await kiln([text, "--model", TINY_PACKS.upscaler, "--out", out], "r2");
+    expect(notPicture.code).toBe(2);
+    expect(notPicture.stderr).toContain(`${text}: not a picture`);
+    const sd = await kiln([inputs[0] as string, "--model", TINY_PACKS.sd, "--out", out], "r3");
+    expect(sd.code).toBe(2);
+    expect(sd.stderr).toMatch(/--model tiny-sd: not an upscaler \(its kind is sd\)/);
+    // And the other way: a prompt for the upscaler is refused by the app's queue, naming model.
+    const prompt = await kiln(["a lighthouse", "--model", TINY_PACKS.upscaler, "--out", out], "r4", "render");
+    expect(prompt.code).toBe(2);
+    expect(prompt.stderr).toMatch(/invalid job: model: tiny-upscaler-x4 is an upscaler/);
+  }, 120_000);
+});
