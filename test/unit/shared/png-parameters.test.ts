@@ -49,6 +49,17 @@ describe("A1111-style parameters text", () => {
     });
   });
 
+  it("writes hires fix's fields after the denoising strength, as A1111 does (Size the first pass's)", () => {
+    const hires = (steps?: number) =>
+      formatParameters({ ...params, denoisingStrength: 0.7, hires: { upscale: 2, steps, upscaler: "Latent" } })
+        .split("Seed: 123456, ")
+        .at(-1);
+    expect(hires(10)).toBe(
+      "Size: 640x384, Model hash: 0123456789, Model: kiln-demo, Denoising strength: 0.7, Hires upscale: 2, Hires steps: 10, Hires upscaler: Latent",
+    );
+    expect(hires()).toMatch(/Denoising strength: 0\.7, Hires upscale: 2, Hires upscaler: Latent$/);
+  });
+
   it("round-trips prompt, negative, seed, size and model", () => {
     const parsed = parseParameters(formatParameters(params));
     expect(parsed).toMatchObject({

@@ -61,6 +61,26 @@ describe("throughput model", () => {
     expect(model.secondsPerImage("n/a", W512)).toBe(0.5);
   });
 
+  it("keeps hires images apart from plain ones of their first pass, and teaches both one rate", () => {
+    const model = new ThroughputModel();
+    const hires = {
+      ...W512,
+      hires: { scale: 2, width: 1024, height: 1024, steps: 8, strength: 0.5, upscaler: "latent" },
+    };
+    model.observe("n/a", W512, 0.5);
+    for (let i = 0; i < 5; i++) model.observe("n/a", hires, 1.5);
+    // A hires image (1 + 4 × 0.5 = 3 plain ones of work) leaves the plain estimate alone.
+    expect(model.estimate("n/a", W512)).toMatchObject({ secondsPerImage: 0.5, basis: "measured" });
+    expect(model.estimate("n/a", hires)).toMatchObject({ secondsPerImage: 1.5, basis: "measured" });
+    // Both taught 1 s per 2 plain images' pixel-steps: a hires job at another strength is scaled from it.
+    const stronger = { ...hires, hires: { ...hires.hires, strength: 1 } };
+    expect(model.estimate("n/a", stronger)).toMatchObject({ basis: "scaled" });
+    expect(model.secondsPerImage("n/a", stronger)).toBeCloseTo(2.5, 5);
+    const copy = ThroughputModel.fromJSON(JSON.parse(JSON.stringify(model)));
+    expect(copy.estimate("n/a", hires)).toEqual(model.estimate("n/a", hires));
+    expect(copy.estimate("n/a", W512)).toEqual(model.estimate("n/a", W512));
+  });
+
   it("survives a JSON round trip and rejects a snapshot of another shape", () => {
     const model = new ThroughputModel();
     model.observe("n/a", W512, 0.5);
