@@ -304,6 +304,7 @@ describe("an inpainting job at the app", () => {
       outputDir: join(dataDir, "out"),
       discovery: false,
       clientName: "inpaint-test",
+      localNode: false,
       log: pino({ level: "silent" }),
     });
     try {
