@@ -23,7 +23,8 @@ import {
  * - only masked: the mask's box (plus padding, grown to the render's aspect)
  *   is cut from the fitted picture and mask, resized to the render's size
  *   (resize and fill), rendered, scaled back to the box (crop and resize) and
- *   pasted through the blurred mask. A blank mask renders the whole picture.
+ *   pasted through the blurred mask. A blank mask has no box: the whole
+ *   picture is rendered, and nothing of it pasted.
  * Unlike A1111, whose only-masked output keeps the init image's own size,
  * Kiln's output is always the job's width × height (the picture is fitted first).
  *
