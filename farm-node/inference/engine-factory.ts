@@ -25,6 +25,15 @@ export async function loadEngine(
   }
   const demo = await createDemoEngine({ providers: init.providers });
   const engines: [Engine, ...Engine[]] = [demo];
+  const upscalers =
+    init.upscalers.length > 0
+      ? new UpscalerEngine({
+          upscalers: init.upscalers,
+          providers: init.providers,
+          memoryMb: device.vramTotalMb,
+          onModelEvent,
+        })
+      : null;
   if (init.packs.length > 0) {
     engines.push(
       new PackEngine({
@@ -32,18 +41,11 @@ export async function loadEngine(
         providers: init.providers,
         idleUnloadMs: init.modelIdleUnloadS * 1000,
         onModelEvent,
+        // Hires fix with an upscaler pack runs it on this worker, its session shared with upscale jobs.
+        findUpscaler: async (name) => (await upscalers?.pictureUpscaler(name)) ?? null,
       }),
     );
   }
-  if (init.upscalers.length > 0) {
-    engines.push(
-      new UpscalerEngine({
-        upscalers: init.upscalers,
-        providers: init.providers,
-        memoryMb: device.vramTotalMb,
-        onModelEvent,
-      }),
-    );
-  }
+  if (upscalers) engines.push(upscalers);
   return engines.length === 1 ? demo : new EngineSet(engines);
 }

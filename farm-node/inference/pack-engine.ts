@@ -4,7 +4,7 @@ import type { ResolvedPack } from "../../shared/model-manifest";
 import type { ModelInfo } from "../../shared/node-info";
 import type { WorkerModelEvent } from "../../shared/worker-messages";
 import { describePack } from "../models/model-packs";
-import { renderHires } from "../pipelines/hires-fix";
+import { renderHires, type UpscalerLookup } from "../pipelines/hires-fix";
 import { NoisePrefetcher } from "../pipelines/noise-ring";
 import { PackPipeline } from "../pipelines/pack-pipeline";
 import { loadPackSessions, type PackSessions } from "../pipelines/pack-sessions";
@@ -18,6 +18,8 @@ export interface PackEngineOptions {
   idleUnloadMs: number;
   onModelEvent(event: Omit<WorkerModelEvent, "type">): void;
   now?: () => number;
+  /** Hires fix's upscaler packs on this worker, by name. */
+  findUpscaler?: UpscalerLookup;
 }
 
 interface Loaded {
@@ -72,7 +74,8 @@ export class PackEngine implements Engine {
     const entry = await this.load(batch.model);
     entry.lastUsed = this.now();
     try {
-      if (batch.hires) await renderHires(entry.pipeline, batch, batch.hires, hooks, async () => null);
+      if (batch.hires)
+        await renderHires(entry.pipeline, batch, batch.hires, hooks, this.opts.findUpscaler ?? (async () => null));
       else await entry.pipeline.render(batch, hooks);
     } finally {
       entry.lastUsed = this.now();

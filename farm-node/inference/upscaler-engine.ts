@@ -3,6 +3,7 @@ import { KilnError } from "../../shared/errors";
 import type { ModelInfo } from "../../shared/node-info";
 import { type ResolvedUpscaler, upscalerModelInfo } from "../../shared/upscale";
 import type { WorkerModelEvent } from "../../shared/worker-messages";
+import type { PictureUpscaler } from "../pipelines/hires-fix";
 import { UpscalerPipeline } from "../pipelines/upscaler-pipeline";
 import type { Engine, RenderBatch, RenderHooks } from "./engine";
 
@@ -83,6 +84,14 @@ export class UpscalerEngine implements Engine {
         stepMs,
       });
     }
+  }
+
+  /** The upscaler pack of that name as hires fix runs it, loaded on first use; null when this worker has none. */
+  async pictureUpscaler(name: string): Promise<PictureUpscaler | null> {
+    if (!this.opts.upscalers.some((u) => u.name === name)) return null;
+    const pipeline = await this.load(name);
+    return (image, width, height, clock) =>
+      pipeline.upscale(image, { scale: Math.max(width / image.width, height / image.height), clock });
   }
 
   async close(): Promise<void> {

@@ -6,8 +6,11 @@ import type { OrtClock } from "../inference/timed-run";
 import { upscaleLatentBilinear } from "./latent-upscale";
 import type { PackPipeline } from "./pack-pipeline";
 
-/** An upscaler pack's picture-to-picture run (it picks its own factor; the result is resized to the pass's size). */
-export type PictureUpscaler = (image: RgbImage) => Promise<RgbImage>;
+/**
+ * An upscaler pack's run on one picture toward width × height (A1111's factor:
+ * the larger of the two ratios); the result is fitted to that size with Lanczos.
+ */
+export type PictureUpscaler = (image: RgbImage, width: number, height: number, clock: OrtClock) => Promise<RgbImage>;
 
 /** Finds an upscaler pack by name on this worker; null when it has none of that name. */
 export type UpscalerLookup = (name: string) => Promise<PictureUpscaler | null>;
@@ -77,7 +80,7 @@ export async function renderHires(
       if (!upscale) return;
       const started = performance.now();
       const before = clock.ortMs;
-      const larger = await upscale({ width: batch.width, height: batch.height, rgb });
+      const larger = await upscale({ width: batch.width, height: batch.height, rgb }, hires.width, hires.height, clock);
       const fitted =
         larger.width === hires.width && larger.height === hires.height
           ? larger

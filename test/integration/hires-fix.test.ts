@@ -139,7 +139,7 @@ describe("hires fix on a node", () => {
     expect(meanAbsDiff(upscaled.rgb, alone.rgb)).toBeGreaterThan(0.5);
   });
 
-  it("takes the picture through Lanczos and the VAE encoder, or refuses where the pack has no encoder", async () => {
+  it("takes the picture through Lanczos or an upscaler pack and the VAE encoder, or refuses where it cannot", async () => {
     const lanczos = { ...LATENT, upscaler: "Lanczos", steps: 4 };
     const [image] = await render(task(lanczos));
     const { png } = image as Rendered;
@@ -150,6 +150,17 @@ describe("hires fix on a node", () => {
     expect(params.extra["Hires steps"]).toBeUndefined();
     const [latent] = await render(task({ ...LATENT, steps: 4 }));
     expect(meanAbsDiff((await raw(png)).rgb, (await raw((latent as Rendered).png)).rgb)).toBeGreaterThan(0);
+
+    // An upscaler pack (the tiny ×4 ESRGAN-shaped one) runs once, its 1024² shrunk to 384² with Lanczos.
+    const [packed] = await render(task({ ...lanczos, upscaler: TINY_PACKS.upscaler }));
+    const viaPack = (packed as Rendered).png;
+    expect(await sharp(viaPack).metadata()).toMatchObject({ width: 384, height: 384 });
+    expect(parseParameters(readTextChunks(viaPack).parameters ?? "").extra["Hires upscaler"]).toBe(TINY_PACKS.upscaler);
+    expect(meanAbsDiff((await raw(viaPack)).rgb, (await raw(png)).rgb)).toBeGreaterThan(0);
+    expect(await failure(task({ ...lanczos, upscaler: "nosuch" }))).toMatchObject({
+      code: "E_MODEL_MISSING",
+      message: expect.stringMatching(/hires upscaler nosuch is not an upscaler pack on this node/),
+    });
 
     const sdxl = task(lanczos, { model: TINY_PACKS.sdxl, guidance: 0 });
     expect(await failure(sdxl)).toMatchObject({
@@ -227,6 +238,24 @@ describe("kiln render --hires", () => {
       expect(Buffer.from(a.rgb).equals(Buffer.from(b.rgb))).toBe(true);
     }
   }, 300_000);
+
+  it("takes an upscaler pack some node has by its name", async () => {
+    const out = join(dir, "out-pack");
+    const result = kiln(
+      ["x", "--model", TINY_PACKS.sd, "--steps", "4", "--size", "256x256", "--hires", "1.5"].concat([
+        "--hires-upscaler",
+        TINY_PACKS.upscaler,
+        "--out",
+        out,
+      ]),
+      "data-pack",
+    );
+    expect(result.status, result.stderr).toBe(0);
+    const [name] = readdirSync(out).filter((f) => f.endsWith(".png"));
+    const png = readFileSync(join(out, name as string));
+    expect(await sharp(png).metadata()).toMatchObject({ width: 384, height: 384 });
+    expect(parseParameters(readTextChunks(png).parameters ?? "").extra["Hires upscaler"]).toBe(TINY_PACKS.upscaler);
+  }, 120_000);
 
   it("refuses, before queueing, what cannot run, naming the field", () => {
     const refused = (args: string[]) => {
