@@ -1,18 +1,33 @@
 import type { A1111ApiSettings, A1111ApiStatus } from "../../shared/desktop-bridge";
+import { MAX_INIT_IMAGE_BYTES } from "../../shared/img2img";
 import type { JobSpecInput } from "../../shared/job";
 import type { ThumbnailSize } from "../../shared/thumbnail-sizes";
-import type { ImageSummary, JobSummary, LibrarySettings, UiEvent, UiResult } from "../../shared/ui-api";
+import type {
+  ImageSummary,
+  JobSummary,
+  LibrarySettings,
+  StoredInitImage,
+  UiArgs,
+  UiEvent,
+  UiResult,
+} from "../../shared/ui-api";
+import { bytesToBase64 } from "../model/base64";
 import { rerunSpec } from "../model/image-parameters";
 import { applyLibrary, applyNodes, useFarmStore } from "../stores/farm-store";
 import { applyJobImages, useGalleryStore } from "../stores/gallery-store";
+import { useNavStore } from "../stores/nav-store";
 import { addNotice, dismissNotice, type Notice, useNoticeStore } from "../stores/notice-store";
+import { initImageFromGallery, setInitImage, usePromptStore } from "../stores/prompt-store";
 import { applyJobList, applyQueuePaused, isFinished, useQueueStore } from "../stores/queue-store";
+import { UiError } from "./ui-error";
 import type { UiTransport } from "./ui-transport";
 
 /** jobImages calls at once while the gallery catches up (newest jobs first). */
 const GALLERY_FETCHES = 4;
 /** Info notices leave on their own; errors stay until dismissed. */
 const INFO_NOTICE_MS = 5000;
+/** The pictures the init image store takes (it converts JPEG and WebP to PNG). */
+const PICTURE_TYPES = ["image/png", "image/jpeg", "image/webp"];
 /** Jobs that just finished are settled by one listJobs, not one per event. */
 const SETTLE_DELAY_MS = 150;
 
@@ -91,6 +106,7 @@ export function createActions(transport: UiTransport) {
   return {
     imageUrl: (path: string) => transport.imageUrl(path),
     thumbnailUrl: (path: string, size: ThumbnailSize) => transport.thumbnailUrl(path, size),
+    initImageUrl: (sha256: string) => transport.initImageUrl(sha256),
     /** Reveal in folder exists only in the desktop app. */
     canReveal: transport.shell !== undefined,
 
@@ -162,6 +178,37 @@ export function createActions(transport: UiTransport) {
         transport.call("submitJob", rerunSpec(image)),
       );
       if (result) notice("info", `Seed ${image.seed} is in the queue again`);
+    },
+
+    /** Throws, for the field that sent the picture to show (the coordinator's refusal names it). */
+    storeInitImage: (args: UiArgs<"storeInitImage">): Promise<StoredInitImage> =>
+      transport.call("storeInitImage", args),
+
+    /**
+     * A dropped, pasted or picked picture becomes the Create view's init image
+     * (with a blank mask). Refused here, naming the field, when it is not a
+     * PNG, JPEG or WebP or is larger than the store takes; throws the
+     * coordinator's refusal otherwise.
+     */
+    async loadInitImageFile(file: Blob): Promise<void> {
+      const refuse = (message: string) => new UiError("E_BAD_REQUEST", message, [{ path: "initImage", message }]);
+      if (!PICTURE_TYPES.includes(file.type)) throw refuse("is not a PNG, JPEG or WebP picture");
+      if (file.size > MAX_INIT_IMAGE_BYTES)
+        throw refuse(`is ${(file.size / 2 ** 20).toFixed(1)} MiB; at most ${MAX_INIT_IMAGE_BYTES / 2 ** 20} MiB`);
+      const data = bytesToBase64(new Uint8Array(await file.arrayBuffer()));
+      const stored = await transport.call("storeInitImage", { data });
+      usePromptStore.setState((s) => setInitImage(s, stored));
+    },
+
+    /** Gallery → Create view: the image becomes the init image (read by the app where it stored it, not sent back). */
+    async makeInitImage(image: ImageSummary): Promise<void> {
+      const stored = await attempt("Using the image as init image", () =>
+        transport.call("storeInitImage", { imageId: image.id }),
+      );
+      if (!stored) return;
+      usePromptStore.setState((s) => initImageFromGallery(s, stored, image));
+      useGalleryStore.getState().select(null);
+      useNavStore.getState().show("create");
     },
 
     reveal: (image: ImageSummary) =>

@@ -13,7 +13,8 @@ import "../styles/viewer.css";
 /**
  * The selected image in a modal <dialog> (focus trapped, Esc closes, focus
  * returns to the cell): the picture, every parameter, copy as A1111 text,
- * re-run the seed, reveal the file (desktop), ←/→ through the gallery as filtered.
+ * re-run the seed, use it as the Create view's init image, reveal the file
+ * (desktop), ←/→ through the gallery as filtered.
  */
 export function ImageViewer({ images }: { images: ImageSummary[] }) {
   const actions = useActions();
@@ -135,6 +136,11 @@ export function ImageViewer({ images }: { images: ImageSummary[] }) {
               <button type="button" className="primary" onClick={() => void actions.rerun(image)}>
                 Re-run seed
               </button>
+              {image.state === "done" && (
+                <button type="button" onClick={() => void actions.makeInitImage(image)}>
+                  Use as init image
+                </button>
+              )}
               {actions.canReveal && image.path && (
                 <button type="button" onClick={() => void actions.reveal(image)}>
                   Reveal in folder

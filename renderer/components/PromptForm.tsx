@@ -1,8 +1,13 @@
-import { type FormEvent, type KeyboardEvent, useEffect, useState } from "react";
+import { type FormEvent, type KeyboardEvent, useEffect, useMemo, useState } from "react";
 import { useShallow } from "zustand/react/shallow";
 import { useActions } from "../api/actions-context";
 import { UiError } from "../api/ui-error";
-import { checkDraft, placeServerErrors } from "../model/job-draft";
+import { bytesToBase64 } from "../model/base64";
+import { farmModels } from "../model/farm-models";
+import { encodeGrayPng } from "../model/gray-png";
+import { hiresUpscalers, upscalerPacks } from "../model/hires-upscalers";
+import { checkDraft, placeServerErrors, withMask } from "../model/job-draft";
+import { maskHasPaint, rasterizeMask } from "../model/mask-drawing";
 import { modelDevices, modelDevicesText, pickerModels } from "../model/model-devices";
 import { randomSeed } from "../model/random-seed";
 import { useFarmStore } from "../stores/farm-store";
@@ -10,6 +15,8 @@ import { editDraft, type FormField, type PromptDraft, usePromptStore } from "../
 import { useSettingsStore } from "../stores/settings-store";
 import { FieldError, fieldErrorId, invalidProps } from "./FieldError";
 import { GridField } from "./GridField";
+import { HiresFixField } from "./HiresFixField";
+import { InitImageField } from "./InitImageField";
 import { ModelSelect } from "./ModelSelect";
 import { NumberField } from "./NumberField";
 import { SeedField } from "./SeedField";
@@ -27,6 +34,15 @@ const FIELD_IDS: Record<FormField, string> = {
   seed: "field-seed",
   count: "field-count",
   grid: "field-grid",
+  initImage: "field-init-image",
+  strength: "field-strength",
+  resizeMode: "field-resize-mode",
+  mask: "field-init-image",
+  maskBlur: "field-mask-blur",
+  hiresScale: "field-hires-scale",
+  hiresStrength: "field-hires-strength",
+  hiresSteps: "field-hires-steps",
+  hiresUpscaler: "field-hires-upscaler",
 };
 
 function edit(patch: Partial<PromptDraft>): void {
@@ -62,6 +78,8 @@ export function PromptForm() {
       pickerModels(s.nodes, s.library).map((m) => modelDevicesText(modelDevices(s.nodes, s.library, m.name))),
     ),
   );
+  const packs = useFarmStore(useShallow((s) => upscalerPacks(farmModels(s.nodes))));
+  const upscalers = useMemo(() => hiresUpscalers(packs), [packs]);
   const preferredModel = useSettingsStore((s) => s.preferences.model);
   const [queued, setQueued] = useState("");
   const check = checkDraft(draft, models);
@@ -86,8 +104,25 @@ export function PromptForm() {
       return;
     }
     usePromptStore.setState({ submitting: true, formError: null });
+    let spec = check.spec;
+    const init = draft.initImage;
+    if (init && maskHasPaint(draft.mask)) {
+      // The mask goes to the init image store now, at the picture's size: the job names it by sha256.
+      try {
+        const pixels = rasterizeMask(draft.mask, init.width, init.height);
+        const png = pixels.includes(255) ? await encodeGrayPng(pixels, init.width, init.height) : null;
+        const stored = png ? await actions.storeInitImage({ data: bytesToBase64(png) }) : null;
+        spec = withMask(spec, stored?.sha256 ?? null);
+      } catch (error) {
+        usePromptStore.setState((s) => ({
+          submitting: false,
+          serverErrors: { ...s.serverErrors, mask: `The mask could not be stored: ${(error as Error).message}` },
+        }));
+        return;
+      }
+    }
     try {
-      const result = await actions.submitJob(check.spec);
+      const result = await actions.submitJob(spec);
       useSettingsStore.getState().setPreferences({
         model: draft.model,
         width: Number(draft.width),
@@ -95,6 +130,7 @@ export function PromptForm() {
         steps: draft.steps.trim() === "" ? null : Number(draft.steps),
         cfg: draft.cfg.trim() === "" ? null : Number(draft.cfg),
         count: Number(draft.count),
+        ...(init ? { strength: Number(draft.strength) } : {}),
       });
       usePromptStore.setState((s) => ({
         submitting: false,
@@ -136,6 +172,19 @@ export function PromptForm() {
     cfg: message("cfg"),
     count: message("count"),
   };
+  const img2imgErrors = {
+    initImage: message("initImage"),
+    strength: message("strength"),
+    resizeMode: message("resizeMode"),
+    mask: message("mask"),
+    maskBlur: message("maskBlur"),
+  };
+  const hiresErrors = {
+    hiresScale: message("hiresScale"),
+    hiresStrength: message("hiresStrength"),
+    hiresSteps: message("hiresSteps"),
+    hiresUpscaler: message("hiresUpscaler"),
+  };
 
   return (
     <form className="prompt-form" aria-label="New job" noValidate onSubmit={onSubmit} onKeyDown={onKeyDown}>
@@ -164,6 +213,8 @@ export function PromptForm() {
         />
         <FieldError id={fieldErrorId("field-negative")} message={err.negativePrompt} />
       </div>
+
+      <InitImageField draft={draft} errors={img2imgErrors} onBlur={touch} />
 
       <ModelSelect
         value={draft.model}
@@ -239,6 +290,8 @@ export function PromptForm() {
         onChange={edit}
         onBlur={() => touch("grid")}
       />
+
+      <HiresFixField draft={draft} upscalers={upscalers} errors={hiresErrors} onChange={edit} onBlur={touch} />
 
       <div className="field prefer-field">
         <label className="check" title="Favour devices with less energy per image; the job ends at most 10% later">

@@ -1,9 +1,12 @@
 import type { FieldError } from "../../shared/errors";
 import { parseGridSpec } from "../../shared/grid-spec";
+import { hiresSize } from "../../shared/hires-fix";
+import { img2imgJobProblem } from "../../shared/img2img";
 import { type GridAxis, imageCount, type JobSpecInput, MAX_IMAGES_PER_JOB } from "../../shared/job";
 import type { ModelInfo } from "../../shared/node-info";
 import { MAX_SEED } from "../../shared/task";
 import type { FieldMessages, FormField, PromptDraft } from "../stores/prompt-store";
+import { maskHasPaint } from "./mask-drawing";
 import { edgeError } from "./size-rules";
 
 export interface DraftCheck {
@@ -94,6 +97,9 @@ export function checkDraft(draft: PromptDraft, models: ModelInfo[]): DraftCheck 
     errors.count = `This job would make ${images} images; at most ${MAX_IMAGES_PER_JOB} (lower the count or the grid values)`;
   }
 
+  const img2img = draft.initImage ? checkImg2img(draft, model, steps, grid, errors) : {};
+  const hires = !draft.initImage && draft.hiresEnabled ? checkHires(draft, model, errors) : {};
+
   if (Object.keys(errors).length > 0) return { spec: null, errors, images, grid };
   const spec: JobSpecInput = {
     prompts: [draft.prompt],
@@ -108,8 +114,83 @@ export function checkDraft(draft: PromptDraft, models: ModelInfo[]): DraftCheck 
     ...(seed !== undefined ? { seed: seed as number } : {}),
     ...(grid ? { grid } : {}),
     ...(draft.preferEfficient ? { prefer: "efficient" as const } : {}),
+    ...img2img,
+    ...hires,
   };
   return { spec, errors, images, grid };
+}
+
+/** A decimal from `min` (exclusive when `above`) to `max`, or null. */
+function decimal(raw: string, min: number, max: number, above = false): number | null {
+  const text = raw.trim();
+  const value = text === "" ? Number.NaN : Number(text);
+  return Number.isFinite(value) && (above ? value > min : value >= min) && value <= max ? value : null;
+}
+
+/**
+ * img2img's fields: strength and resize mode, mask blur and "only masked"
+ * when a mask was painted (its sha256 is added once the mask is stored, at
+ * submission). Refuses, as the coordinator would, a model without a VAE
+ * encoder and a strength that runs no step.
+ */
+function checkImg2img(
+  draft: PromptDraft,
+  model: ModelInfo | undefined,
+  steps: number | null | undefined,
+  grid: DraftCheck["grid"],
+  errors: FieldMessages,
+): Partial<JobSpecInput> {
+  const strength = decimal(draft.strength, 0.01, 1);
+  if (strength === null) errors.strength = "Denoising strength must be a number from 0.01 to 1 (try 0.75)";
+  else if (model) {
+    const allSteps = [
+      steps ?? model.defaultSteps,
+      ...[grid?.x, grid?.y].flatMap((axis) => (axis?.kind === "steps" ? axis.values : [])),
+    ];
+    const problem = img2imgJobProblem({ model: model.name, strength, steps: allSteps }, model);
+    if (problem?.path === "initImage") errors.initImage = `${problem.message}: pick another model`;
+    else if (problem) errors.strength = `Denoising strength ${problem.message}`;
+  }
+  const spec: Partial<JobSpecInput> = {
+    initImage: draft.initImage?.sha256,
+    strength: strength ?? undefined,
+    resizeMode: draft.resizeMode,
+  };
+  if (!maskHasPaint(draft.mask)) return spec;
+  const blur = wholeNumber(draft.maskBlur);
+  if (blur === null || blur < 0 || blur > 64)
+    errors.maskBlur = "Mask blur must be a whole number of pixels from 0 to 64 (try 4)";
+  return { ...spec, maskBlur: blur ?? undefined, onlyMasked: draft.onlyMasked };
+}
+
+/** Hires fix's fields (text-to-image only), checked as shared/hires-fix.ts and the model's largest size. */
+function checkHires(draft: PromptDraft, model: ModelInfo | undefined, errors: FieldMessages): Partial<JobSpecInput> {
+  const scale = decimal(draft.hiresScale, 1, 4, true);
+  if (scale === null) errors.hiresScale = "Upscale by must be a number above 1 and at most 4 (try 2)";
+  else if (model?.hires === false) errors.hiresScale = `${model.name} cannot run hires fix's second pass`;
+  else if (model) {
+    const size = hiresSize(Number(draft.width), Number(draft.height), scale);
+    if (size.width > model.maxWidth || size.height > model.maxHeight)
+      errors.hiresScale = `Hires fix would render ${size.width}×${size.height}, above ${model.name}'s ${model.maxWidth}×${model.maxHeight}: lower Upscale by or the size`;
+  }
+  const strength = decimal(draft.hiresStrength, 0, 1, true);
+  if (strength === null) errors.hiresStrength = "Hires denoising strength must be above 0 and at most 1 (try 0.7)";
+  const stepsText = draft.hiresSteps.trim();
+  const steps = stepsText === "" ? undefined : wholeNumber(stepsText);
+  if (steps === null || (steps !== undefined && (steps < 1 || steps > 200)))
+    errors.hiresSteps = "Hires steps must be a whole number from 1 to 200, or empty for the job's steps";
+  if (draft.hiresUpscaler.trim() === "") errors.hiresUpscaler = "Pick an upscaler (Latent needs no pack)";
+  if (scale === null || strength === null || steps === null) return {};
+  return {
+    hires: { scale, strength, upscaler: draft.hiresUpscaler, ...(steps !== undefined ? { steps } : {}) },
+  };
+}
+
+/** The job with its stored mask, or without the mask's fields when what was painted repaints nothing (all erased). */
+export function withMask(spec: JobSpecInput, mask: string | null): JobSpecInput {
+  if (mask) return { ...spec, mask };
+  const { maskBlur: _blur, onlyMasked: _only, ...rest } = spec;
+  return rest;
 }
 
 /** Where the coordinator's field paths (zod paths of JobSpec) show on the form. */
@@ -131,6 +212,25 @@ export function formFieldOf(path: string): FormField | null {
       return head;
     case "seedMode":
       return "seed";
+    case "initImage":
+    case "strength":
+    case "resizeMode":
+    case "mask":
+    case "maskBlur":
+      return head;
+    case "onlyMasked":
+    case "maskPadding":
+      return "mask";
+    case "hires": {
+      const part = path.split(".")[1];
+      return part === "strength"
+        ? "hiresStrength"
+        : part === "steps"
+          ? "hiresSteps"
+          : part === "upscaler"
+            ? "hiresUpscaler"
+            : "hiresScale";
+    }
     default:
       return null;
   }
@@ -147,6 +247,15 @@ const LABEL: Record<FormField, string> = {
   seed: "Seed",
   count: "Images",
   grid: "Grid",
+  initImage: "Init image",
+  strength: "Denoising strength",
+  resizeMode: "Resize mode",
+  mask: "Mask",
+  maskBlur: "Mask blur",
+  hiresScale: "Upscale by",
+  hiresStrength: "Hires denoising strength",
+  hiresSteps: "Hires steps",
+  hiresUpscaler: "Upscaler",
 };
 
 /** Schema messages are predicates ("must be a multiple of 8"); next to a field they read as sentences. */

@@ -1,6 +1,7 @@
 import type { ModelInfo } from "../../shared/node-info";
 import type { ModelLibrary, NodeSummary } from "../../shared/ui-api";
 import { farmModels } from "./farm-models";
+import { isUpscaler } from "./hires-upscalers";
 
 /** How many devices can render a model now, and once the pushes the app would make have landed. */
 export interface ModelDevices {
@@ -70,5 +71,6 @@ export function pickerModels(nodes: readonly NodeSummary[], library: ModelLibrar
   const onFarm = farmModels([...nodes]);
   const names = new Set(onFarm.map((m) => m.name));
   const fromLibrary = (library?.packs ?? []).flatMap((p) => (p.info && !names.has(p.name) ? [p.info] : []));
-  return [...onFarm, ...fromLibrary].sort((a, b) => a.name.localeCompare(b.name));
+  // Upscaler packs upscale pictures; hires fix lists them, the picker does not.
+  return [...onFarm, ...fromLibrary].filter((m) => !isUpscaler(m)).sort((a, b) => a.name.localeCompare(b.name));
 }

@@ -1,5 +1,8 @@
 import { create } from "zustand";
+import type { ResizeMode } from "../../shared/img2img";
 import type { SeedMode } from "../../shared/job";
+import type { ImageSummary, StoredInitImage } from "../../shared/ui-api";
+import { EMPTY_MASK, type MaskDrawing } from "../model/mask-drawing";
 import { defaultPreferences, type Preferences } from "./settings-store";
 
 /** The prompt form as typed: numbers stay text until submission, so a half-typed value is never lost. */
@@ -22,6 +25,23 @@ export interface PromptDraft {
   grid: string;
   /** Favour devices with less energy per image, the job ending at most 10% later. */
   preferEfficient: boolean;
+  /** img2img: the picture in the app's init image store; null for text-to-image. Lives in memory only. */
+  initImage: StoredInitImage | null;
+  /** Denoising strength, 0.01–1. */
+  strength: string;
+  resizeMode: ResizeMode;
+  /** Inpainting: what the artist painted over the init image (stored as a PNG when the job is submitted). */
+  mask: MaskDrawing;
+  maskBlur: string;
+  onlyMasked: boolean;
+  /** Hires fix (text-to-image only): a second pass at scale × the size. */
+  hiresEnabled: boolean;
+  hiresScale: string;
+  hiresStrength: string;
+  /** Empty: the job's steps. */
+  hiresSteps: string;
+  /** "latent", "Lanczos" or an upscaler pack's name. */
+  hiresUpscaler: string;
 }
 
 export type FormField =
@@ -34,7 +54,16 @@ export type FormField =
   | "cfg"
   | "seed"
   | "count"
-  | "grid";
+  | "grid"
+  | "initImage"
+  | "strength"
+  | "resizeMode"
+  | "mask"
+  | "maskBlur"
+  | "hiresScale"
+  | "hiresStrength"
+  | "hiresSteps"
+  | "hiresUpscaler";
 
 export type FieldMessages = Partial<Record<FormField, string>>;
 
@@ -69,6 +98,17 @@ const FIELD_OF: Record<keyof PromptDraft, FormField> = {
   gridEnabled: "grid",
   grid: "grid",
   preferEfficient: "count",
+  initImage: "initImage",
+  strength: "strength",
+  resizeMode: "resizeMode",
+  mask: "mask",
+  maskBlur: "maskBlur",
+  onlyMasked: "mask",
+  hiresEnabled: "hiresScale",
+  hiresScale: "hiresScale",
+  hiresStrength: "hiresStrength",
+  hiresSteps: "hiresSteps",
+  hiresUpscaler: "hiresUpscaler",
 };
 
 export function draftFromPreferences(p: Preferences, seed: number): PromptDraft {
@@ -87,7 +127,34 @@ export function draftFromPreferences(p: Preferences, seed: number): PromptDraft 
     gridEnabled: false,
     grid: "",
     preferEfficient: false,
+    initImage: null,
+    strength: String(p.strength),
+    resizeMode: "resize",
+    mask: EMPTY_MASK,
+    maskBlur: "4",
+    onlyMasked: false,
+    hiresEnabled: false,
+    hiresScale: "2",
+    hiresStrength: "0.7",
+    hiresSteps: "",
+    hiresUpscaler: "latent",
   };
+}
+
+/** A new init image: its own blank mask (a mask belongs to the picture it was painted over). */
+export function setInitImage(state: PromptState, image: StoredInitImage | null): PromptState {
+  return editDraft(state, { initImage: image, mask: EMPTY_MASK });
+}
+
+/**
+ * A gallery image as the init image: rendered at its own size, and with its
+ * prompts when the form has none yet (the artist's own prompt is never replaced).
+ */
+export function initImageFromGallery(state: PromptState, stored: StoredInitImage, image: ImageSummary): PromptState {
+  const prompts =
+    state.draft.prompt.trim() === "" ? { prompt: image.prompt, negativePrompt: image.negativePrompt } : {};
+  const next = setInitImage(state, stored);
+  return editDraft(next, { width: String(stored.width), height: String(stored.height), ...prompts });
 }
 
 /** An edit clears the coordinator's complaint about the edited field (it may be fixed now). */

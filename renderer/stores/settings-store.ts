@@ -23,6 +23,10 @@ export const Preferences = z.object({
   model: z.string().nullable().catch(null),
   theme: Theme.catch("system"),
   density: Density.catch("comfortable"),
+  /** The mask brush's diameter in screen pixels. */
+  brushSize: z.number().int().min(2).max(200).catch(40),
+  /** The last img2img denoising strength (A1111's 0.75 at first). */
+  strength: z.number().gt(0).max(1).catch(0.75),
 });
 export type Preferences = z.infer<typeof Preferences>;
 

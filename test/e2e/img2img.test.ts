@@ -1,0 +1,223 @@
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import BetterSqlite3 from "better-sqlite3";
+import type { Page } from "playwright-core";
+import sharp from "sharp";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readTextChunks } from "../../farm-node/png/png-text-chunks";
+import type { JobSpec } from "../../shared/job";
+import { parseParameters } from "../../shared/png-parameters";
+import { TINY_PACKS, writeTinyPacks } from "../fixtures/tiny-packs/write-tiny-packs";
+import { initPicture } from "../support/init-picture";
+import { addNodeArgs, type RunningNode, startNode } from "../support/kiln-node-process";
+import { startServe } from "../support/kiln-serve-process";
+import { BROWSER_SKIP_REASON, launchBrowser } from "./support/browser";
+
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+const SCREENSHOTS = join(ROOT, "test/e2e/screenshots");
+const SD = TINY_PACKS.sd;
+/** initPicture's size. */
+const WIDTH = 320;
+const HEIGHT = 200;
+/** The job's size: the tiny SD pack renders 256 to 2048 in multiples of 64; the picture is stretched to it ("Just resize"). */
+const JOB = { width: 256, height: 256 };
+
+if (BROWSER_SKIP_REASON) console.warn(`SKIPPED browser end-to-end tests: ${BROWSER_SKIP_REASON}`);
+
+/** Hands the page a picture as a drop or a paste would: a File in a DataTransfer. */
+async function pictureEvent(page: Page, png: Buffer, how: "drop" | "paste"): Promise<void> {
+  await page.evaluate(`(() => {
+    const bytes = Uint8Array.from(atob(${JSON.stringify(png.toString("base64"))}), (c) => c.charCodeAt(0));
+    const data = new DataTransfer();
+    data.items.add(new File([bytes], "picture.png", { type: "image/png" }));
+    if (${JSON.stringify(how)} === "paste") {
+      window.dispatchEvent(new ClipboardEvent("paste", { clipboardData: data, bubbles: true }));
+      return;
+    }
+    const zone = document.querySelector('[aria-label="Init image drop zone"]');
+    zone.dispatchEvent(new DragEvent("dragover", { dataTransfer: data, bubbles: true, cancelable: true }));
+    zone.dispatchEvent(new DragEvent("drop", { dataTransfer: data, bubbles: true, cancelable: true }));
+  })()`);
+}
+
+/** The preview's picture once loaded: its natural size. */
+const previewSize = (page: Page) =>
+  page.evaluate(`(() => {
+    const img = document.querySelector('img[alt="Starting point"]');
+    return img?.complete && img.naturalWidth > 0 ? img.naturalWidth + "x" + img.naturalHeight : null;
+  })()`);
+
+/**
+ * img2img in the UI (issue 18 item 9) in Chromium against a real `kiln serve`
+ * and a real kiln-node rendering the tiny SD pack on its CPU: a picture
+ * dropped, then another pasted over it, the strength set, a stroke painted on
+ * the mask with the mouse, Render; the job's images land under the form and
+ * in the gallery with their Denoising strength, and the mask the job names
+ * is white where the stroke went and black elsewhere. Then a gallery image
+ * becomes the next init image.
+ */
+describe.skipIf(BROWSER_SKIP_REASON !== null)("img2img in the UI: an init image, a painted mask, the job", () => {
+  let node: RunningNode;
+  let serve: Awaited<ReturnType<typeof startServe>>;
+  let page: Page;
+  let closeBrowser: () => Promise<void>;
+  let dataDir: string;
+  let outDir: string;
+
+  const shot = (name: string) => page.screenshot({ path: join(SCREENSHOTS, `${name}.png`) });
+
+  /** The job's spec as the coordinator stored it (its SQLite ledger, read-only). */
+  function storedSpecs(): JobSpec[] {
+    const db = new BetterSqlite3(join(dataDir, "kiln.sqlite"), { readonly: true, fileMustExist: true });
+    try {
+      return (db.prepare("SELECT spec FROM jobs ORDER BY rowid").all() as { spec: string }[]).map(
+        (row) => JSON.parse(row.spec) as JobSpec,
+      );
+    } finally {
+      db.close();
+    }
+  }
+
+  beforeAll(async () => {
+    if (!existsSync(join(ROOT, "out/renderer/index.html"))) {
+      execFileSync(process.execPath, [join(ROOT, "node_modules/electron-vite/bin/electron-vite.js"), "build"], {
+        cwd: ROOT,
+        stdio: "inherit",
+      });
+    }
+    mkdirSync(SCREENSHOTS, { recursive: true });
+    const dir = mkdtempSync(join(tmpdir(), "kiln-e2e-img2img-"));
+    writeTinyPacks(join(dir, "models"));
+    node = await startNode(["--devices", "cpu", "--models", join(dir, "models"), "--name", "rack-cpu"]);
+    dataDir = join(dir, "data");
+    outDir = join(dir, "out");
+    serve = await startServe(["--data-dir", dataDir, "--out", outDir, "--no-local", ...addNodeArgs([node])]);
+    ({ page, close: closeBrowser } = await launchBrowser());
+    await page.goto(`http://127.0.0.1:${serve.port}/?token=${serve.token}`);
+  }, 120_000);
+
+  afterAll(async () => {
+    await closeBrowser?.();
+    await serve?.stop();
+    await node?.stop();
+  });
+
+  it("renders from a dropped then pasted picture with a painted mask; the job names the mask, white where the stroke went", async () => {
+    await expect
+      .poll(() => page.locator("#field-model option").allTextContents(), { timeout: 30_000 })
+      .toContain(`${SD} — 1 device`);
+    await page.getByLabel("Model").selectOption(SD);
+    await page.getByLabel("Prompt", { exact: true }).fill("a lighthouse at dusk");
+    await page.getByLabel("Width").fill(String(JOB.width));
+    await page.getByLabel("Height").fill(String(JOB.height));
+    await page.getByLabel("Steps").fill("4");
+    await page.getByLabel("Images", { exact: true }).fill("2");
+
+    // Dropped, then replaced by a paste (Ctrl+V on the view): the preview shows the picture, the mask starts blank.
+    await pictureEvent(page, await initPicture(220), "drop");
+    await expect.poll(() => previewSize(page), { timeout: 10_000 }).toBe(`${WIDTH}x${HEIGHT}`);
+    const dropped = await page.locator('img[alt="Starting point"]').getAttribute("src");
+    await pictureEvent(page, await initPicture(30), "paste");
+    await expect
+      .poll(() => page.locator('img[alt="Starting point"]').getAttribute("src"), { timeout: 10_000 })
+      .not.toBe(dropped);
+    await expect.poll(() => previewSize(page), { timeout: 10_000 }).toBe(`${WIDTH}x${HEIGHT}`);
+    // Hires fix is text-to-image only: off, saying why.
+    expect(await page.getByLabel("Hires fix").isDisabled()).toBe(true);
+    expect(await page.getByText("Hires fix is for text-to-image: remove the init image to use it.").count()).toBe(1);
+
+    await page.getByLabel("Denoising strength", { exact: true }).fill("0.6");
+
+    // One stroke across the middle, from a quarter to three quarters of the picture's width.
+    const canvas = page.getByLabel("Mask: paint where the picture should change");
+    const box = await canvas.boundingBox();
+    if (!box) throw new Error("the mask canvas is not shown");
+    const brush = Number(await page.getByLabel("Brush size").inputValue());
+    await page.mouse.move(box.x + box.width * 0.25, box.y + box.height * 0.5);
+    await page.mouse.down();
+    await page.mouse.move(box.x + box.width * 0.75, box.y + box.height * 0.5, { steps: 12 });
+    await page.mouse.up();
+    await shot("create-img2img-mask");
+
+    await page.getByRole("button", { name: /^render/i }).click();
+    await expect.poll(() => page.getByText("Queued 2 images").count(), { timeout: 20_000 }).toBe(1);
+
+    // The job as queued: the pasted picture, its strength, and a mask in the init image store.
+    const [spec] = storedSpecs();
+    expect(spec).toMatchObject({ strength: 0.6, resizeMode: "resize", maskBlur: 4, onlyMasked: false });
+    const initPng = readFileSync(join(dataDir, "init-images", `${spec?.initImage}.png`));
+    expect(initPng.equals(await initPicture(30))).toBe(true);
+    const maskPng = readFileSync(join(dataDir, "init-images", `${spec?.mask}.png`));
+    const meta = await sharp(maskPng).metadata();
+    expect([meta.width, meta.height, meta.channels]).toEqual([WIDTH, HEIGHT, 1]);
+    const mask = await sharp(maskPng).extractChannel(0).raw().toBuffer();
+    const at = (x: number, y: number) => mask[Math.round(y) * WIDTH + Math.round(x)];
+    // The brush's radius in the picture's pixels: half its screen size, scaled from the preview to the picture.
+    const radius = ((brush / 2) * WIDTH) / box.width;
+    const mid = HEIGHT / 2;
+    for (const x of [WIDTH * 0.25, WIDTH * 0.4, WIDTH * 0.5, WIDTH * 0.75]) expect(at(x, mid), `x ${x}`).toBe(255);
+    expect(at(WIDTH / 2, mid - radius + 2)).toBe(255);
+    expect(at(WIDTH / 2, mid + radius + 2)).toBe(0);
+    expect(at(WIDTH * 0.25 - radius - 2, mid)).toBe(0);
+    expect(at(WIDTH * 0.75 + radius + 2, mid)).toBe(0);
+    for (const [x, y] of [
+      [0, 0],
+      [WIDTH - 1, 0],
+      [0, HEIGHT - 1],
+      [WIDTH - 1, HEIGHT - 1],
+    ] as const)
+      expect(at(x, y)).toBe(0);
+    expect(new Set(mask)).toEqual(new Set([0, 255]));
+    const white = mask.filter((v) => v === 255).length;
+    const capsule = WIDTH * 0.5 * 2 * radius + Math.PI * radius * radius;
+    expect(white / capsule).toBeGreaterThan(0.9);
+    expect(white / capsule).toBeLessThan(1.1);
+
+    // Its images where the prompt was typed, then in the gallery, each PNG saying its denoising strength.
+    const latest = page.getByRole("region", { name: "Latest job" });
+    await expect.poll(() => latest.getByText("2 of 2 done").count(), { timeout: 120_000 }).toBe(1);
+    const shown = `[...document.querySelectorAll(".landing-images .cell img")].filter((i) => i.complete && i.naturalWidth > 0).length`;
+    await expect.poll(() => page.evaluate(shown), { timeout: 20_000 }).toBe(2);
+    await latest.scrollIntoViewIfNeeded();
+    await shot("create-img2img-landed");
+    await page.getByRole("tab", { name: /gallery/i }).click();
+    await expect.poll(() => page.getByRole("button", { name: /^Seed \d+/ }).count(), { timeout: 20_000 }).toBe(2);
+    const pngs = readdirSync(outDir, { recursive: true, encoding: "utf8" }).filter((f) => f.endsWith(".png"));
+    expect(pngs).toHaveLength(2);
+    for (const file of pngs) {
+      const png = readFileSync(join(outDir, file));
+      expect(parseParameters(readTextChunks(png).parameters ?? "")).toMatchObject({
+        denoisingStrength: 0.6,
+        steps: 4,
+        model: SD,
+        width: JOB.width,
+        height: JOB.height,
+      });
+    }
+  }, 240_000);
+
+  it("makes a gallery image the next init image, with a blank mask", async () => {
+    await page.getByRole("tab", { name: /gallery/i }).click();
+    const cell = page.getByRole("button", { name: /^Seed \d+/ }).first();
+    await cell.click();
+    const viewer = page.getByRole("dialog");
+    await viewer.getByRole("button", { name: "Use as init image" }).click();
+    // Back on the Create view with the picture as the init image; the job's picture is the app's own file.
+    await expect.poll(() => page.getByRole("tab", { name: /create/i }).getAttribute("aria-selected")).toBe("true");
+    await expect.poll(() => previewSize(page), { timeout: 10_000 }).toBe(`${JOB.width}x${JOB.height}`);
+    const src = (await page.locator('img[alt="Starting point"]').getAttribute("src")) ?? "";
+    const sha256 = /\/images\/init\/([0-9a-f]{64})\.png$/.exec(src)?.[1];
+    const pngs = readdirSync(outDir, { recursive: true, encoding: "utf8" }).filter((f) => f.endsWith(".png"));
+    const stored = readFileSync(join(dataDir, "init-images", `${sha256}.png`));
+    expect(pngs.some((f) => readFileSync(join(outDir, f)).equals(stored))).toBe(true);
+    // The stroke belonged to the other picture.
+    await page.getByRole("button", { name: /^render/i }).click();
+    await expect.poll(() => storedSpecs().length, { timeout: 10_000 }).toBe(2);
+    const second = storedSpecs()[1];
+    expect(second).toMatchObject({ initImage: sha256, strength: 0.6 });
+    expect(second?.mask).toBeUndefined();
+  }, 60_000);
+});
