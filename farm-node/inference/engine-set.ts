@@ -1,6 +1,6 @@
 import { KilnError } from "../../shared/errors";
 import type { ModelInfo } from "../../shared/node-info";
-import type { Engine, RenderBatch, RenderHooks } from "./engine";
+import type { Engine, PictureUpscaler, RenderBatch, RenderHooks } from "./engine";
 
 /**
  * The engines of one worker seen as one: each batch goes to the engine that
@@ -29,6 +29,14 @@ export class EngineSet implements Engine {
       throw new KilnError("E_MODEL_MISSING", `model "${batch.model}" is not installed on this worker`, { installed });
     }
     return engine.render(batch, hooks);
+  }
+
+  async pictureUpscaler(name: string): Promise<PictureUpscaler | null> {
+    for (const engine of this.engines) {
+      const found = await engine.pictureUpscaler?.(name);
+      if (found) return found;
+    }
+    return null;
   }
 
   async close(): Promise<void> {

@@ -4,6 +4,13 @@ import type { RgbImage } from "../../shared/img2img";
 import type { GreyImage } from "../../shared/inpaint-mask";
 import type { ModelInfo } from "../../shared/node-info";
 import type { TaskImage } from "../../shared/task";
+import type { OrtClock } from "./timed-run";
+
+/**
+ * An upscaler pack's run on one picture toward width × height (A1111's factor:
+ * the larger of the two ratios); hires fix fits the result to that size with Lanczos.
+ */
+export type PictureUpscaler = (image: RgbImage, width: number, height: number, clock: OrtClock) => Promise<RgbImage>;
 
 /** One micro-batch for an engine: images that share model, size and steps. */
 export interface RenderBatch {
@@ -71,6 +78,8 @@ export interface Engine {
   render(batch: RenderBatch, hooks: RenderHooks): Promise<void>;
   /** Told of a batch as soon as it is queued behind another, to start work that needs no model run. */
   prepare?(batch: RenderBatch): void;
+  /** Hires fix: this worker's upscaler pack of that name; null when it has none. */
+  pictureUpscaler?(name: string): Promise<PictureUpscaler | null>;
   /** Frees sessions; the worker exits after this. */
   close(): Promise<void>;
 }

@@ -3,9 +3,8 @@ import { KilnError } from "../../shared/errors";
 import type { ModelInfo } from "../../shared/node-info";
 import { type ResolvedUpscaler, upscalerModelInfo } from "../../shared/upscale";
 import type { WorkerModelEvent } from "../../shared/worker-messages";
-import type { PictureUpscaler } from "../pipelines/hires-fix";
 import { UpscalerPipeline } from "../pipelines/upscaler-pipeline";
-import type { Engine, RenderBatch, RenderHooks } from "./engine";
+import type { Engine, PictureUpscaler, RenderBatch, RenderHooks } from "./engine";
 
 export interface UpscalerEngineOptions {
   upscalers: readonly ResolvedUpscaler[];

@@ -1,16 +1,10 @@
 import { KilnError } from "../../shared/errors";
 import { type HiresPass, LANCZOS_UPSCALER, LATENT_UPSCALER } from "../../shared/hires-fix";
-import { img2imgStart, type RgbImage, resizeLanczos } from "../../shared/img2img";
-import type { RenderBatch, RenderedImage, RenderHooks } from "../inference/engine";
+import { img2imgStart, resizeLanczos } from "../../shared/img2img";
+import type { PictureUpscaler, RenderBatch, RenderedImage, RenderHooks } from "../inference/engine";
 import type { OrtClock } from "../inference/timed-run";
 import { upscaleLatentBilinear } from "./latent-upscale";
 import type { PackPipeline } from "./pack-pipeline";
-
-/**
- * An upscaler pack's run on one picture toward width × height (A1111's factor:
- * the larger of the two ratios); the result is fitted to that size with Lanczos.
- */
-export type PictureUpscaler = (image: RgbImage, width: number, height: number, clock: OrtClock) => Promise<RgbImage>;
 
 /** Finds an upscaler pack by name on this worker; null when it has none of that name. */
 export type UpscalerLookup = (name: string) => Promise<PictureUpscaler | null>;

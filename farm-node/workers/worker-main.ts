@@ -107,6 +107,8 @@ async function addPacks(message: WorkerInit): Promise<void> {
       providers: message.providers,
       idleUnloadMs: message.modelIdleUnloadS * 1000,
       onModelEvent: (event) => send({ type: "model", ...event }),
+      // Hires fix: the upscaler packs of whatever engines the worker has then.
+      findUpscaler: async (name) => (await engine?.pictureUpscaler?.(name)) ?? null,
     });
     engine = new EngineSet([engine, packs]);
   }
@@ -166,13 +168,7 @@ async function render(batch: WorkerBatch): Promise<Outcome> {
         image.imageId,
         encoded.png,
         batch.upscale
-          ? upscaleParameters({
-              scale: batch.upscale.scale,
-              upscaler: model.name,
-              modelHash: model.hash,
-              width: batch.width,
-              height: batch.height,
-            })
+          ? upscaleParameters({ scale: batch.upscale.scale, upscaler: model.name, modelHash: model.hash })
           : formatParameters({
               prompt: source.prompt,
               negativePrompt: source.negativePrompt,
