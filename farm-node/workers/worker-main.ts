@@ -168,7 +168,13 @@ async function render(batch: WorkerBatch): Promise<Outcome> {
         image.imageId,
         encoded.png,
         batch.upscale
-          ? upscaleParameters({ scale: batch.upscale.scale, upscaler: model.name, modelHash: model.hash })
+          ? upscaleParameters({
+              scale: batch.upscale.scale,
+              upscaler: model.name,
+              modelHash: model.hash,
+              width: batch.width,
+              height: batch.height,
+            })
           : formatParameters({
               prompt: source.prompt,
               negativePrompt: source.negativePrompt,
