@@ -121,6 +121,15 @@ describe("hires fix on a node", () => {
     expect(progress.map((p) => p.step).at(-1)).toBe(7);
   });
 
+  it("runs the latent upscaler on SDXL-shaped (float16) and flow packs too", async () => {
+    for (const model of [TINY_PACKS.sdxl, TINY_PACKS.flow]) {
+      const [image] = await render(task(LATENT, { model, guidance: 0 }));
+      const { png, progress } = image as Rendered;
+      expect(await sharp(png).metadata()).toMatchObject({ width: 384, height: 384 });
+      expect(progress.at(-1)).toEqual({ step: 7, steps: 7 });
+    }
+  });
+
   it("repeats exactly, and in a batch stays within a level; differs from a plain upscale of its first pass", async () => {
     const [first] = await render(task(LATENT));
     const [second] = await render(task(LATENT));
