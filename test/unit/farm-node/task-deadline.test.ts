@@ -14,6 +14,11 @@ describe("task deadline", () => {
     expect(taskDeadlineMs({ ...base, images: 3 })).toBe(90_000);
   });
 
+  it("counts hires fix's second pass: its pixels for the steps that run", () => {
+    // 512² at 4 steps, then 1024² for 2 steps: 1 + 4 × 0.5 = 3 times the base.
+    expect(taskDeadlineMs({ ...base, hires: { width: 1024, height: 1024, runs: 2 } })).toBe(90_000);
+  });
+
   it("never drops below the base for small work", () => {
     expect(taskDeadlineMs({ ...base, width: 64, height: 64, steps: 1 })).toBe(30_000);
   });

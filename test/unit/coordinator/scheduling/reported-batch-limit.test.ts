@@ -27,6 +27,12 @@ describe("micro-batches sized from what a node reports", () => {
     expect(reportedBatchLimit(tenGb, work(2048, 2048))).toBe(0);
   });
 
+  it("sizes a hires image by its second pass, the larger", () => {
+    const pass = { scale: 2, width: 1024, height: 1024, steps: 8, strength: 0.7, upscaler: "latent" };
+    expect(reportedBatchLimit(tenGb, { ...work(512, 512), hires: pass })).toBe(1);
+    expect(reportedBatchLimit(tenGb, { ...work(512, 512), hires: { ...pass, width: 768, height: 768 } })).toBe(2);
+  });
+
   it("reports 0 where the node says not one image fits", () => {
     const small: ModelBatchLimits[] = [{ model: "sd", at512: 1, at768: 0, at1024: 0, learned: true }];
     expect(reportedBatchLimit(small, work(1024, 1024))).toBe(0);

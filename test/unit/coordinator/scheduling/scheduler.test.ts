@@ -33,6 +33,19 @@ describe("schedule: micro-batches", () => {
       for (const i of d.images) expect(sameWork(i as PendingImage, d.images[0] as PendingImage)).toBe(true);
   });
 
+  it("never puts a hires image in a task with plain ones of its first pass, nor with another pass", () => {
+    const pass = { scale: 2, width: 1024, height: 1024, steps: 8, strength: 0.5, upscaler: "latent" };
+    const hires = images(2, { ...W512, hires: pass }, "h");
+    const stronger = images(2, { ...W512, hires: { ...pass, strength: 0.7 } }, "s");
+    const plain = images(2, W512, "p");
+    const pending = [plain[0], hires[0], stronger[0], plain[1], hires[1], stronger[1]] as PendingImage[];
+    const devices = [device("n", "0", { maxInflight: 6 })];
+    const decisions = schedule(input({ devices, pending, model: learned({ "n/0": 0.1 }) }));
+    const batches = decisions.map((d) => d.images.map((i) => i.id));
+    expect(new Set(batches.flat().map((id) => id[0]))).toEqual(new Set(["p", "h", "s"]));
+    for (const batch of batches) expect(new Set(batch.map((id) => id[0])).size).toBe(1);
+  });
+
   it("sizes a batch to about targetTaskSeconds of work on its device, within the VRAM limit", () => {
     const pending = images(200);
     const model = learned({ "n/slow": 0.5, "n/fast": 0.05 });
