@@ -11,6 +11,7 @@ import type {
   UiEvent,
   UiResult,
 } from "../../shared/ui-api";
+import type { UpscaleScale } from "../../shared/upscale";
 import { bytesToBase64 } from "../model/base64";
 import { rerunSpec } from "../model/image-parameters";
 import { applyLibrary, applyNodes, useFarmStore } from "../stores/farm-store";
@@ -209,6 +210,20 @@ export function createActions(transport: UiTransport) {
       usePromptStore.setState((s) => initImageFromGallery(s, stored, image));
       useGalleryStore.getState().select(null);
       useNavStore.getState().show("create");
+    },
+
+    /** Gallery: one upscale job of the image with an upscaler pack (stored by id, as for an init image). */
+    async upscale(image: ImageSummary, model: string, scale: UpscaleScale): Promise<void> {
+      const result = await attempt(`Upscaling seed ${image.seed}`, async () => {
+        const stored = await transport.call("storeInitImage", { imageId: image.id });
+        return transport.call("submitJob", {
+          name: `upscale ×${scale} seed ${image.seed}`,
+          prompts: [""],
+          model,
+          upscale: { source: stored.sha256, scale, fileName: image.path?.split(/[\\/]/).pop() },
+        });
+      });
+      if (result) notice("info", `Seed ${image.seed} is queued for upscaling ×${scale} with ${model}`);
     },
 
     reveal: (image: ImageSummary) =>

@@ -8,13 +8,14 @@ import { parametersText } from "../model/image-parameters";
 import { useFarmStore } from "../stores/farm-store";
 import { useGalleryStore } from "../stores/gallery-store";
 import { Icon } from "./Icon";
+import { UpscaleControl } from "./UpscaleControl";
 import "../styles/viewer.css";
 
 /**
  * The selected image in a modal <dialog> (focus trapped, Esc closes, focus
  * returns to the cell): the picture, every parameter, copy as A1111 text,
- * re-run the seed, use it as the Create view's init image, reveal the file
- * (desktop), ←/→ through the gallery as filtered.
+ * re-run the seed, use it as the Create view's init image, upscale it with
+ * an upscaler pack, reveal the file (desktop), ←/→ through the gallery as filtered.
  */
 export function ImageViewer({ images }: { images: ImageSummary[] }) {
   const actions = useActions();
@@ -141,6 +142,7 @@ export function ImageViewer({ images }: { images: ImageSummary[] }) {
                   Use as init image
                 </button>
               )}
+              {image.state === "done" && <UpscaleControl image={image} />}
               {actions.canReveal && image.path && (
                 <button type="button" onClick={() => void actions.reveal(image)}>
                   Reveal in folder

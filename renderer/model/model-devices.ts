@@ -1,7 +1,7 @@
 import type { ModelInfo } from "../../shared/node-info";
 import type { ModelLibrary, NodeSummary } from "../../shared/ui-api";
+import { isUpscaler } from "../../shared/upscale";
 import { farmModels } from "./farm-models";
-import { isUpscaler } from "./hires-upscalers";
 
 /** How many devices can render a model now, and once the pushes the app would make have landed. */
 export interface ModelDevices {

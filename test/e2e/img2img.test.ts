@@ -8,6 +8,7 @@ import type { Page } from "playwright-core";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readTextChunks } from "../../farm-node/png/png-text-chunks";
+import { fitInitImage } from "../../shared/img2img";
 import type { JobSpec } from "../../shared/job";
 import { parseParameters } from "../../shared/png-parameters";
 import { TINY_PACKS, writeTinyPacks } from "../fixtures/tiny-packs/write-tiny-packs";
@@ -187,6 +188,19 @@ describe.skipIf(BROWSER_SKIP_REASON !== null)("img2img in the UI: an init image,
     await expect.poll(() => page.getByRole("button", { name: /^Seed \d+/ }).count(), { timeout: 20_000 }).toBe(2);
     const pngs = readdirSync(outDir, { recursive: true, encoding: "utf8" }).filter((f) => f.endsWith(".png"));
     expect(pngs).toHaveLength(2);
+    // The picture as the node fits it to the job's size ("Just resize"): the node pastes it back where the mask keeps.
+    const fitted = fitInitImage(
+      { width: WIDTH, height: HEIGHT, rgb: new Uint8Array(await sharp(initPng).removeAlpha().raw().toBuffer()) },
+      JOB.width,
+      JOB.height,
+      "resize",
+    ).rgb;
+    // The stroke in the job's pixels, and a margin past it for the 4 px blur (its Gaussian reaches 10 px).
+    const sx = JOB.width / WIDTH;
+    const sy = JOB.height / HEIGHT;
+    const strokeY = mid * sy;
+    const reachY = radius * sy + 16;
+    const reachX = radius * sx + 16;
     for (const file of pngs) {
       const png = readFileSync(join(outDir, file));
       expect(parseParameters(readTextChunks(png).parameters ?? "")).toMatchObject({
@@ -195,7 +209,38 @@ describe.skipIf(BROWSER_SKIP_REASON !== null)("img2img in the UI: an init image,
         model: SD,
         width: JOB.width,
         height: JOB.height,
+        extra: expect.objectContaining({ "Mask blur": "4" }),
       });
+      const out = await sharp(png).removeAlpha().raw().toBuffer();
+      let kept = 0;
+      let keptChanged = 0;
+      let coreDiff = 0;
+      let core = 0;
+      for (let y = 0; y < JOB.height; y++) {
+        for (let x = 0; x < JOB.width; x++) {
+          const far =
+            Math.abs(y + 0.5 - strokeY) > reachY ||
+            x + 0.5 < WIDTH * 0.25 * sx - reachX ||
+            x + 0.5 > WIDTH * 0.75 * sx + reachX;
+          const inside = Math.abs(y + 0.5 - strokeY) < 4 && x > WIDTH * 0.3 * sx && x < WIDTH * 0.7 * sx;
+          for (let c = 0; c < 3; c++) {
+            const i = (y * JOB.width + x) * 3 + c;
+            const diff = Math.abs((out[i] as number) - (fitted[i] as number));
+            if (far) {
+              kept++;
+              if (diff > 0) keptChanged++;
+            }
+            if (inside) {
+              core++;
+              coreDiff += diff;
+            }
+          }
+        }
+      }
+      // Inpainted: the picture is kept exactly away from the stroke, and reworked under it.
+      expect(kept).toBeGreaterThan(JOB.width * JOB.height * 3 * 0.5);
+      expect(keptChanged, file).toBe(0);
+      expect(coreDiff / core, file).toBeGreaterThan(20);
     }
   }, 240_000);
 
@@ -220,4 +265,26 @@ describe.skipIf(BROWSER_SKIP_REASON !== null)("img2img in the UI: an init image,
     expect(second).toMatchObject({ initImage: sha256, strength: 0.6 });
     expect(second?.mask).toBeUndefined();
   }, 60_000);
+
+  it("upscales a gallery image ×4 with the farm's upscaler pack; the result lands in the gallery", async () => {
+    await expect.poll(() => page.getByText("2 of 2 done").count(), { timeout: 60_000 }).toBe(1);
+    await page.getByRole("tab", { name: /gallery/i }).click();
+    const cells = page.getByRole("button", { name: /^Seed \d+/ });
+    await expect.poll(() => cells.count(), { timeout: 20_000 }).toBe(4);
+    await cells.first().click();
+    const viewer = page.getByRole("dialog");
+    expect(await viewer.getByLabel("Upscaler pack").inputValue()).toBe(TINY_PACKS.upscaler);
+    await viewer.getByLabel("Upscale factor").selectOption("4");
+    await viewer.getByRole("button", { name: "Upscale", exact: true }).click();
+    await expect.poll(() => storedSpecs().length, { timeout: 10_000 }).toBe(3);
+    expect(storedSpecs()[2]).toMatchObject({ model: TINY_PACKS.upscaler, upscale: { scale: 4 } });
+    await page.keyboard.press("Escape");
+    await expect.poll(() => cells.count(), { timeout: 60_000 }).toBe(5);
+    const big = async () => {
+      const pngs = readdirSync(outDir, { recursive: true, encoding: "utf8" }).filter((f) => f.endsWith(".png"));
+      const sizes = await Promise.all(pngs.map(async (f) => (await sharp(join(outDir, f)).metadata()).width));
+      return sizes.filter((w) => w === JOB.width * 4).length;
+    };
+    await expect.poll(big, { timeout: 60_000 }).toBe(1);
+  }, 120_000);
 });

@@ -1,0 +1,53 @@
+import { useState } from "react";
+import { useShallow } from "zustand/react/shallow";
+import type { ImageSummary } from "../../shared/ui-api";
+import type { UpscaleScale } from "../../shared/upscale";
+import { useActions } from "../api/actions-context";
+import { farmModels } from "../model/farm-models";
+import { upscalerPacks } from "../model/hires-upscalers";
+import { useFarmStore } from "../stores/farm-store";
+
+/**
+ * The viewer's "Upscale": the image as one upscale job (×2 or ×4) with one
+ * of the farm's upscaler packs; its result lands in the gallery as a job of
+ * its own. Without an upscaler pack on the farm it is off, saying why.
+ */
+export function UpscaleControl({ image }: { image: ImageSummary }) {
+  const actions = useActions();
+  const packs = useFarmStore(useShallow((s) => upscalerPacks(farmModels(s.nodes))));
+  const [picked, setPicked] = useState<string | null>(null);
+  const [scale, setScale] = useState<UpscaleScale>(4);
+  const model = picked !== null && packs.includes(picked) ? picked : (packs[0] ?? "");
+  return (
+    <fieldset className="upscale-control" aria-label="Upscale">
+      {packs.length > 0 && (
+        <>
+          <select aria-label="Upscaler pack" value={model} onChange={(e) => setPicked(e.target.value)}>
+            {packs.map((name) => (
+              <option key={name} value={name}>
+                {name}
+              </option>
+            ))}
+          </select>
+          <select aria-label="Upscale factor" value={scale} onChange={(e) => setScale(e.target.value === "2" ? 2 : 4)}>
+            <option value={2}>×2</option>
+            <option value={4}>×4</option>
+          </select>
+        </>
+      )}
+      <button
+        type="button"
+        disabled={packs.length === 0}
+        aria-describedby={packs.length === 0 ? "upscale-off-reason" : undefined}
+        onClick={() => void actions.upscale(image, model, scale)}
+      >
+        Upscale
+      </button>
+      {packs.length === 0 && (
+        <span className="hint" id="upscale-off-reason">
+          No upscaler pack on the farm
+        </span>
+      )}
+    </fieldset>
+  );
+}
