@@ -3,6 +3,7 @@ import { MAX_IMAGE_EDGE } from "./constants";
 import { Sha256Hex } from "./img2img";
 import { RelativeFile, TensorDtype } from "./model-manifest";
 import type { ModelInfo } from "./node-info";
+import { planTiles, type Tile } from "./upscale-tiles";
 
 /**
  * Upscaler packs and upscale jobs: ESRGAN-family ONNX models (one input
@@ -77,6 +78,15 @@ export const UpscaleTask = z.object({
   scale: UpscaleScale,
   width: UpscaledEdge,
   height: UpscaledEdge,
+  /** One tile of a picture upscaled over the farm: this rectangle of it, in its pixels (the app stitches). */
+  region: z
+    .object({
+      x: z.number().int().nonnegative(),
+      y: z.number().int().nonnegative(),
+      width: z.number().int().positive(),
+      height: z.number().int().positive(),
+    })
+    .optional(),
 });
 export type UpscaleTask = z.infer<typeof UpscaleTask>;
 
@@ -88,8 +98,28 @@ export const UpscaleJob = z.object({
   source: Sha256Hex,
   scale: UpscaleScale,
   fileName: z.string().max(255).optional(),
+  /**
+   * A picture wider or taller than this (its own pixels) is cut into tiles of
+   * this edge, overlapping by FARM_TILE_OVERLAP, each one image of the job
+   * upscaled on whichever device takes it; the app stitches them.
+   */
+  farmTile: z.number().int().min(128, "must be at least 128 pixels").max(8192).optional(),
+  /** The picture's size: filled in by the app from its init image store at submission. */
+  width: z.number().int().positive().optional(),
+  height: z.number().int().positive().optional(),
 });
 export type UpscaleJob = z.infer<typeof UpscaleJob>;
+
+/** Source pixels two farm tiles share at least: its outer quarter is never used (shared/upscale-tiles.ts). */
+export const FARM_TILE_OVERLAP = 32;
+
+/** The farm tiles of an upscale job's picture, in image order; null when it is upscaled whole. */
+export function farmTiles(upscale: { farmTile?: number; width?: number; height?: number }): Tile[] | null {
+  const { farmTile, width, height } = upscale;
+  if (farmTile === undefined || width === undefined || height === undefined) return null;
+  if (width <= farmTile && height <= farmTile) return null;
+  return planTiles(width, height, farmTile, FARM_TILE_OVERLAP);
+}
 
 /** The upscaled size of a width × height picture. */
 export function upscaledSize(width: number, height: number, scale: number): { width: number; height: number } {
@@ -108,20 +138,14 @@ export function upscaleWorkEdge(edge: number): number {
 
 /**
  * A1111's `parameters` for an upscaled picture, as its Extras tab writes
- * them ("Postprocess upscale by", "Postprocess upscaler"), with the size and
- * the model's hash so the picture says what made it.
+ * them ("Postprocess upscale by", "Postprocess upscaler"), with the model's
+ * hash so the picture says what made it. No size: a farm tile's text is
+ * carried over to the stitched picture as it is.
  */
-export function upscaleParameters(p: {
-  scale: number;
-  upscaler: string;
-  modelHash: string;
-  width: number;
-  height: number;
-}): string {
+export function upscaleParameters(p: { scale: number; upscaler: string; modelHash: string }): string {
   return [
     `Postprocess upscale by: ${p.scale}`,
     `Postprocess upscaler: ${p.upscaler}`,
-    `Size: ${p.width}x${p.height}`,
     `Model hash: ${p.modelHash.slice(0, 10)}`,
   ].join(", ");
 }

@@ -30,7 +30,7 @@ import { loadOrCreateUiCertificate } from "../ui-api/ui-certificate";
 import { startUiServer } from "../ui-api/ui-server";
 import { formatModelsReport, formatPushSummary, PushBoard, type PushLine } from "./models-view";
 import { ProgressView } from "./progress-view";
-import { type UpscaleFlags, upscaleFiles } from "./upscale-command";
+import { DEFAULT_FARM_TILE, type UpscaleFlags, upscaleFiles } from "./upscale-command";
 
 function defaultDataDir(): string {
   if (process.env.KILN_DATA_DIR) return process.env.KILN_DATA_DIR;
@@ -784,6 +784,12 @@ commonOptions(
     .argument("<files...>", "pictures to upscale (PNG, JPEG, WebP)")
     .requiredOption("--model <name>", "the upscaler pack (kiln models lists them, kind upscaler)")
     .option("--scale <n>", "2 or 4", wrap(parseInteger), 4)
+    .option(
+      "--farm-tile <px>",
+      "pictures wider or taller than this are cut into tiles upscaled over the farm",
+      wrap(parseInteger),
+      DEFAULT_FARM_TILE,
+    )
     .requiredOption("--out <dir>", "write the PNGs here"),
 ).action(async (files: string[], opts: CommonOptions & UpscaleFlags) => {
   process.exitCode = await upscaleFiles(files, opts, (output) => startCoordinator(opts, output));

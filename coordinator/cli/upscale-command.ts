@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, renameSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { basename, extname, join, resolve } from "node:path";
 import sharp from "sharp";
 import { KilnError } from "../../shared/errors";
@@ -6,6 +6,7 @@ import type { JobSummary } from "../../shared/ui-api";
 import { isUpscaler, UpscaleScale } from "../../shared/upscale";
 import type { Coordinator } from "../coordinator";
 import { ProgressView } from "./progress-view";
+import { stitchFarmTiles } from "./upscale-stitch";
 
 /** A job nothing can run for this long is cancelled with the reason, as `kiln render` does. */
 const STALL_GRACE_MS = 5000;
@@ -14,7 +15,12 @@ export interface UpscaleFlags {
   model: string;
   scale: number;
   out: string;
+  /** Pictures wider or taller than this (their own pixels) are cut into tiles upscaled over the farm. */
+  farmTile: number;
 }
+
+/** Past 2048 px a side (8192 at ×4) a picture's tiles are spread over the farm rather than one device. */
+export const DEFAULT_FARM_TILE = 2048;
 
 /** Where the app's output goes and whether the studio library is used (kiln.ts's startCoordinator). */
 export type StartCoordinator = (output: { dir: string; layout: "flat"; withLibrary: boolean }) => Promise<Coordinator>;
@@ -24,12 +30,17 @@ interface Picture {
   bytes: Buffer;
   /** DIR/<the input's name>.png */
   target: string;
+  /** As stored (a PNG, turned upright): what farm tiles are planned on. */
+  width?: number;
+  height?: number;
 }
 
 /**
  * `kiln upscale FILES… --model NAME --scale 2|4 --out DIR`: each picture is
  * one upscale job (stored once in the app's init images, sent to a node once
  * by sha256), so the pictures shard over every device that has the upscaler;
+ * a picture past `--farm-tile` pixels a side is cut into tiles that shard the
+ * same way and are stitched here;
  * progress as `kiln render` shows it; each result lands in DIR named after
  * its input. Refusals name the flag or the file before anything is queued.
  */
@@ -54,13 +65,16 @@ export async function upscaleFiles(files: string[], flags: UpscaleFlags, start: 
     const jobs = new Map<string, Picture>();
     for (const picture of pictures) {
       const stored = await coordinator.initImages.put(picture.bytes, "upscale.source");
+      const meta = await sharp(coordinator.initImages.get(stored.sha256) as Buffer).metadata();
+      Object.assign(picture, { width: meta.width, height: meta.height });
       const name = basename(picture.file);
-      const { jobId } = coordinator.submitJob({
+      const { jobId, images } = coordinator.submitJob({
         name: `upscale ×${scale.data} ${name}`.slice(0, 200),
         prompts: [""],
         model: flags.model,
-        upscale: { source: stored.sha256, scale: scale.data, fileName: name.slice(0, 255) },
+        upscale: { source: stored.sha256, scale: scale.data, fileName: name.slice(0, 255), farmTile: flags.farmTile },
       });
+      if (images > 1) process.stderr.write(`${picture.file}: ${images} tiles over the farm\n`);
       jobs.set(jobId, picture);
     }
     process.stderr.write(`${jobs.size} picture${jobs.size === 1 ? "" : "s"} to upscale ×${scale.data}\n`);
@@ -103,13 +117,20 @@ export async function upscaleFiles(files: string[], flags: UpscaleFlags, start: 
     const failures: string[] = [];
     for (const job of ended) {
       const picture = jobs.get(job.id) as Picture;
-      const images = coordinator.jobImages(job.id);
-      const image = images.find((i) => i.path);
-      if (image?.path) {
-        renameSync(image.path, picture.target);
+      const images = coordinator.jobImages(job.id).sort((a, b) => a.index - b.index);
+      const missing = images.find((i) => !i.path);
+      if (missing) {
+        failures.push(`${picture.file}: ${missing.error ?? job.lastError ?? job.state}`);
+      } else if (images.length === 1) {
+        renameSync(images[0]?.path as string, picture.target);
         written.push(picture.target);
       } else {
-        failures.push(`${picture.file}: ${images[0]?.error ?? job.lastError ?? job.state}`);
+        const tiles = images.map((i) => i.path as string);
+        const size = { width: picture.width ?? 0, height: picture.height ?? 0 };
+        const png = await stitchFarmTiles(tiles, { ...size, farmTile: flags.farmTile, scale: scale.data });
+        writeFileSync(picture.target, png);
+        for (const tile of tiles) rmSync(tile, { force: true });
+        written.push(picture.target);
       }
     }
     process.stderr.write(`${written.length} of ${jobs.size} pictures upscaled into ${out}\n`);

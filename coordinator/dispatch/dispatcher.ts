@@ -15,7 +15,7 @@ import type { ThroughputModel, WorkKey } from "../scheduling/throughput-model";
 import { workDue } from "../scheduling/work-due";
 import { newId } from "../store/ids";
 import type { Ledger, PendingImage } from "../store/ledger";
-import { taskPicture } from "./task-picture";
+import { isUpscaleWork, taskPicture } from "./task-picture";
 import { TaskTracker, type TrackedTask } from "./task-tracker";
 
 /** Queued images the scheduler sees in a pass (the ledger keeps them between passes): far more than a farm takes in one. */
@@ -372,7 +372,9 @@ export class Dispatcher {
         decision.kind === "assign"
           ? decision.images
           : decision.images.map((o) => this.opts.ledger.pendingView(o.id)).filter((i): i is PendingImage => i !== null);
-      if (images.length > 0) planned.push({ node, device, decision, images });
+      if (images.length > 1 && isUpscaleWork(images[0]?.init)) {
+        for (const image of images) planned.push({ node, device, decision, images: [image] });
+      } else if (images.length > 0) planned.push({ node, device, decision, images });
     }
     if (planned.length === 0) return;
     const taskIds = planned.map(() => newId("t"));

@@ -8,6 +8,7 @@ import { drawSeeds, expandJob } from "../../shared/job-expansion";
 import type { ModelInfo } from "../../shared/node-info";
 import type { ImageSummary, JobSummary } from "../../shared/ui-api";
 import {
+  farmTiles,
   MAX_UPSCALED_EDGE,
   type UpscaleJob,
   upscaledSize,
@@ -101,9 +102,9 @@ export class QueueCommands {
     const upscaled = spec.upscale ? this.upscaledSize(spec.upscale) : null;
     if (upscaled) Object.assign(spec, upscaleWorkSize(upscaled));
     const seeds = drawSeeds(spec, () => randomInt(0, 2 ** 32));
-    const images = expandJob(spec, { steps: info.defaultSteps, guidance: info.defaultGuidance }, seeds);
-    // An upscale job's image is the picture's true upscaled size; the job keeps the cost key.
-    if (upscaled) for (const image of images) Object.assign(image, upscaled);
+    const expanded = expandJob(spec, { steps: info.defaultSteps, guidance: info.defaultGuidance }, seeds);
+    // An upscale job's images are the picture (or its farm tiles) at their true upscaled size; the job keeps the cost key.
+    const images = spec.upscale && upscaled ? upscaleImages(expanded[0] as ImageSpec, spec.upscale) : expanded;
     for (const image of images) checkModelLimits(image, models);
     if (spec.hires) checkHires(spec.hires, images, models);
     const job = ledger.submitJob(spec, images, seeds, clock.now());
@@ -124,6 +125,8 @@ export class QueueCommands {
         [{ path: "upscale.source", message: "is not a stored picture" }],
       );
     }
+    // Recorded in the job: its farm tiles (and each task's region) follow from the picture's size.
+    Object.assign(upscale, size);
     const out = upscaledSize(size.width, size.height, upscale.scale);
     if (Math.max(out.width, out.height) > MAX_UPSCALED_EDGE) {
       throw new KilnError(
@@ -321,6 +324,17 @@ function checkModelLimits(
       );
     }
   }
+}
+
+/** An upscale job's images: the whole picture, or one per farm tile (image i is tile i), at their upscaled sizes. */
+function upscaleImages(base: ImageSpec, upscale: UpscaleJob): ImageSpec[] {
+  const size = { width: upscale.width ?? 0, height: upscale.height ?? 0 };
+  const tiles = farmTiles(upscale) ?? [{ x: { start: 0, end: size.width }, y: { start: 0, end: size.height } }];
+  return tiles.map((t, index) => ({
+    ...base,
+    index,
+    ...upscaledSize(t.x.end - t.x.start, t.y.end - t.y.start, upscale.scale),
+  }));
 }
 
 /** What an upscale job records as its size and steps: its output's cost key, one run. */

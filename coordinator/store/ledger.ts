@@ -2,6 +2,7 @@ import type { Database } from "better-sqlite3";
 import { KilnError } from "../../shared/errors";
 import { type ImageSpec, type JobSpec, jobInitImage } from "../../shared/job";
 import type { DrawnSeeds } from "../../shared/job-expansion";
+import { farmTiles } from "../../shared/upscale";
 import {
   type ActiveAttempt,
   AttemptBook,
@@ -533,7 +534,12 @@ function noJob(id: string): KilnError {
  * job, compared as is), an upscale job's picture ({"upscale": …}), or null.
  */
 function initColumn(spec: JobSpec): string | null {
-  if (spec.upscale) return JSON.stringify({ upscale: { source: spec.upscale.source, scale: spec.upscale.scale } });
+  if (spec.upscale) {
+    // Farm tiles: the picture's size and tile edge, from which each image's region follows (task-picture.ts).
+    const { source, scale, farmTile, width, height } = spec.upscale;
+    const tiled = farmTiles(spec.upscale) ? { farmTile, width, height } : {};
+    return JSON.stringify({ upscale: { source, scale, ...tiled } });
+  }
   const init = jobInitImage(spec);
   return init ? JSON.stringify(init) : null;
 }

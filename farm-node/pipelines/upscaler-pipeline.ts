@@ -4,10 +4,10 @@ import type { Backend } from "../../shared/device";
 import { KilnError } from "../../shared/errors";
 import { type RgbImage, resizeLanczos } from "../../shared/img2img";
 import type { ResolvedUpscaler } from "../../shared/upscale";
+import { axisSpans, type Span, TileBlender, tileEdgeFor } from "../../shared/upscale-tiles";
 import { createSessions, type SessionSettings } from "../inference/execution-providers";
 import { type OrtClock, timedRun } from "../inference/timed-run";
 import { float16ToFloat32, float32ToFloat16 } from "../onnx/float16";
-import { axisSpans, type Span, spanWeights, tileEdgeFor } from "./upscale-tiles";
 
 /** Input pixels two neighbouring tiles share at least; its outer quarter on each side is never used. */
 export const TILE_OVERLAP = 16;
@@ -112,11 +112,12 @@ export class UpscalerPipeline {
   }
 
   /**
-   * One pass of the model over the whole picture, tile by tile, blended into
-   * horizontal bands of output. The picture is first padded to a multiple of
-   * 4 by repeating its last row and column (Real-ESRGAN's own script pads
-   * for its ×2 and ×1 models' pixel unshuffle), the same whether it is cut
-   * into tiles or not, and the output cropped back.
+   * One pass of the model over the whole picture, tile by tile, blended as
+   * they come (shared/upscale-tiles.ts TileBlender). The picture is first
+   * padded to a multiple of 4 by repeating its last row and column
+   * (Real-ESRGAN's own script pads for its ×2 and ×1 models' pixel
+   * unshuffle), the same whether it is cut into tiles or not, and the output
+   * cropped back.
    */
   private async runTiled(source: RgbImage, options: UpscaleOptions): Promise<RgbImage> {
     const s = this.pack.scale;
@@ -124,54 +125,17 @@ export class UpscalerPipeline {
     const overlap = this.overlap();
     const xs = axisSpans(image.width, this.tileEdge, overlap);
     const ys = axisSpans(image.height, this.tileEdge, overlap);
-    const bandW = image.width * s;
-    const outW = source.width * s;
-    const outH = source.height * s;
-    const out = new Uint8Array(outW * outH * 3);
-    const xWeights = xs.map((_, i) => spanWeights(xs, i, s));
-    // Rows above the next tile row's top are final: only a band of tile rows is kept in floats.
-    const bandRows = Math.max(...ys.map((y) => y.end - y.start)) * s;
-    const band = new Float32Array(bandRows * bandW * 3);
-    let top = 0;
-    const flush = (until: number) => {
-      const rows = until - top;
-      for (let r = 0; r < rows && top + r < outH; r++) {
-        for (let i = 0; i < outW * 3; i++) out[(top + r) * outW * 3 + i] = clamp8(band[r * bandW * 3 + i] as number);
-      }
-      band.copyWithin(0, rows * bandW * 3);
-      band.fill(0, (bandRows - rows) * bandW * 3);
-      top = until;
-    };
+    const blender = new TileBlender(xs, ys, s, { width: source.width * s, height: source.height * s });
     let done = 0;
     const clock = options.clock ?? { ortMs: 0 };
-    for (let j = 0; j < ys.length; j++) {
-      const y = ys[j] as Span;
-      flush(y.start * s);
-      const yWeights = spanWeights(ys, j, s);
-      for (let i = 0; i < xs.length; i++) {
+    for (const [j, y] of ys.entries()) {
+      for (const [i, x] of xs.entries()) {
         if (options.isCancelled?.()) throw new KilnError("E_CANCELLED", "the upscale was cancelled");
-        const x = xs[i] as Span;
-        const tile = await this.runTile(image, x, y, clock);
-        const wx = xWeights[i] as Float32Array;
-        for (let oy = 0; oy < yWeights.length; oy++) {
-          const wy = yWeights[oy] as number;
-          if (wy === 0) continue;
-          const bandRow = (y.start * s + oy - top) * bandW;
-          for (let ox = 0; ox < wx.length; ox++) {
-            const w = wy * (wx[ox] as number);
-            if (w === 0) continue;
-            const d = (bandRow + x.start * s + ox) * 3;
-            const t = (oy * tile.width + ox) * 3;
-            band[d] = (band[d] as number) + w * (tile.values[t] as number);
-            band[d + 1] = (band[d + 1] as number) + w * (tile.values[t + 1] as number);
-            band[d + 2] = (band[d + 2] as number) + w * (tile.values[t + 2] as number);
-          }
-        }
+        blender.add(i, j, await this.runTile(image, x, y, clock));
         options.onTile?.(++done, xs.length * ys.length);
       }
     }
-    flush(image.height * s);
-    return { width: outW, height: outH, rgb: out };
+    return blender.finish();
   }
 
   /**
@@ -256,8 +220,4 @@ function padTo(image: RgbImage, multiple: number): RgbImage {
 /** Real-ESRGAN's outputs stray a little outside 0..1; its own script clamps them. */
 function unit(v: number): number {
   return Math.min(Math.max(v, 0), 1);
-}
-
-function clamp8(v: number): number {
-  return v <= 0 ? 0 : v >= 255 ? 255 : Math.round(v);
 }

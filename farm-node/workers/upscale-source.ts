@@ -6,8 +6,9 @@ import type { WorkerBatch } from "../../shared/worker-messages";
 
 /**
  * The picture of an upscale batch from the node's cache, as it is (no
- * fitting): checked to come out at the batch's size at its factor, so a
- * task that says another size fails here rather than with a wrong PNG.
+ * fitting), or the region of it a farm tile names: checked to come out at the
+ * batch's size at its factor, so a task that says another size fails here
+ * rather than with a wrong PNG.
  */
 export async function readUpscaleSource(ref: NonNullable<WorkerBatch["upscale"]>): Promise<RgbImage> {
   const decoded = await sharp(ref.path)
@@ -22,15 +23,34 @@ export async function readUpscaleSource(ref: NonNullable<WorkerBatch["upscale"]>
         { sha256: ref.source },
       );
     });
-  const { width, height } = decoded.info;
-  const out = upscaledSize(width, height, ref.scale);
+  const whole = { width: decoded.info.width, height: decoded.info.height, rgb: new Uint8Array(decoded.data) };
+  const region = ref.region ?? { x: 0, y: 0, width: whole.width, height: whole.height };
+  if (region.x + region.width > whole.width || region.y + region.height > whole.height) {
+    throw new KilnError(
+      "E_BAD_REQUEST",
+      `the picture ${ref.source} is ${whole.width}×${whole.height}; the region asked for goes past it`,
+      undefined,
+      [{ path: "upscale.region", message: `must lie inside ${whole.width}×${whole.height}` }],
+    );
+  }
+  const out = upscaledSize(region.width, region.height, ref.scale);
   if (out.width !== ref.width || out.height !== ref.height) {
     throw new KilnError(
       "E_BAD_REQUEST",
-      `the picture ${ref.source} is ${width}×${height}: ×${ref.scale} makes ${out.width}×${out.height}, not ${ref.width}×${ref.height}`,
+      `the picture ${ref.source} (or its region) is ${region.width}×${region.height}: ×${ref.scale} makes ${out.width}×${out.height}, not ${ref.width}×${ref.height}`,
       undefined,
       [{ path: "upscale", message: `width and height must be ${out.width} and ${out.height}` }],
     );
   }
-  return { width, height, rgb: new Uint8Array(decoded.data) };
+  return ref.region ? crop(whole, region) : whole;
+}
+
+/** A rectangle of a picture. */
+function crop(image: RgbImage, r: { x: number; y: number; width: number; height: number }): RgbImage {
+  const rgb = new Uint8Array(r.width * r.height * 3);
+  for (let y = 0; y < r.height; y++) {
+    const from = ((r.y + y) * image.width + r.x) * 3;
+    rgb.set(image.rgb.subarray(from, from + r.width * 3), y * r.width * 3);
+  }
+  return { width: r.width, height: r.height, rgb };
 }

@@ -168,13 +168,7 @@ async function render(batch: WorkerBatch): Promise<Outcome> {
         image.imageId,
         encoded.png,
         batch.upscale
-          ? upscaleParameters({
-              scale: batch.upscale.scale,
-              upscaler: model.name,
-              modelHash: model.hash,
-              width: batch.width,
-              height: batch.height,
-            })
+          ? upscaleParameters({ scale: batch.upscale.scale, upscaler: model.name, modelHash: model.hash })
           : formatParameters({
               prompt: source.prompt,
               negativePrompt: source.negativePrompt,

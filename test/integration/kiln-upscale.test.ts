@@ -3,10 +3,12 @@ import { join } from "node:path";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readTextChunks } from "../../farm-node/png/png-text-chunks";
+import type { NodeInfo } from "../../shared/node-info";
 import { TINY_PACKS, writeTinyPacks } from "../fixtures/tiny-packs/write-tiny-packs";
 import { initPicture } from "../support/init-picture";
 import { spawnKiln } from "../support/kiln-cli-process";
 import { type RunningNode, startNode } from "../support/kiln-node-process";
+import { api } from "../support/node-client";
 import { tempDir } from "../support/temp-dir";
 
 /**
@@ -38,6 +40,12 @@ function kiln(args: string[], data: string, command = "upscale") {
     join(dir, data),
     ...nodes.flatMap((n) => ["--node", `127.0.0.1:${n.port}`, "--token", n.token]),
   ]).done;
+}
+
+/** Images a node has made on all its devices. */
+async function imagesDone(node: RunningNode): Promise<number> {
+  const info = (await (await api(node).get("/v1/node")).json()) as NodeInfo;
+  return info.devices.reduce((sum, d) => sum + d.imagesTotal, 0);
 }
 
 beforeAll(async () => {
@@ -94,6 +102,37 @@ describe("kiln upscale", () => {
     const meta = await sharp(readFileSync(join(out, "shot-0.png"))).metadata();
     expect([meta.width, meta.height]).toEqual([302, 194]);
   }, 120_000);
+
+  it("cuts a picture past --farm-tile into tiles over both nodes and stitches them: the same pixels as one piece", async () => {
+    const picture = join(dir, "wide.png");
+    writeFileSync(
+      picture,
+      await sharp(await initPicture(200))
+        .resize(300, 200)
+        .png()
+        .toBuffer(),
+    );
+    const before = await Promise.all(nodes.map(imagesDone));
+    const tiled = join(dir, "tiled");
+    const run = await kiln([picture, "--model", TINY_PACKS.upscaler, "--farm-tile", "128", "--out", tiled], "dt");
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stderr).toContain("6 tiles over the farm");
+    expect(readdirSync(tiled)).toEqual(["wide.png"]);
+    const whole = join(dir, "whole");
+    expect((await kiln([picture, "--model", TINY_PACKS.upscaler, "--out", whole], "dw")).code).toBe(0);
+    const a = await sharp(join(tiled, "wide.png")).raw().toBuffer({ resolveWithObject: true });
+    const b = await sharp(join(whole, "wide.png")).raw().toBuffer();
+    expect([a.info.width, a.info.height]).toEqual([1200, 800]);
+    let worst = 0;
+    for (let i = 0; i < b.length; i++) worst = Math.max(worst, Math.abs((a.data[i] as number) - (b[i] as number)));
+    expect(worst).toBeLessThanOrEqual(1);
+    expect(readTextChunks(readFileSync(join(tiled, "wide.png"))).parameters).toContain("Postprocess upscale by: 4");
+    const after = await Promise.all(nodes.map(imagesDone));
+    const took = after.map((n, k) => n - (before[k] as number));
+    // Both nodes upscaled tiles of the first run (the second, one piece, adds 1 somewhere).
+    const total = took.reduce((a, b) => a + b, 0);
+    expect(took.every((n) => n >= 1) && total >= 7, `images per node: ${took.join(", ")}`).toBe(true);
+  }, 180_000);
 
   it("refuses a scale other than 2 or 4, a file that is not a picture and a model that is not an upscaler", async () => {
     const out = join(dir, "refused");

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { taskPicture } from "../../../../coordinator/dispatch/task-picture";
+import { isUpscaleWork, taskPicture } from "../../../../coordinator/dispatch/task-picture";
 import { JobSpec } from "../../../../shared/job";
 import { TaskRequest } from "../../../../shared/task";
 import { upscaledSize, upscaleModelProblem, upscaleWorkEdge } from "../../../../shared/upscale";
@@ -17,7 +17,7 @@ describe("upscale jobs and tasks", () => {
       model: "x4",
       steps: 1,
       images: [{ id: "i1", seed: 0, prompt: "" }],
-      ...taskPicture(JSON.stringify({ upscale: { source: SHA, scale: 4 } }), { width: 604, height: 9000 }),
+      ...taskPicture(JSON.stringify({ upscale: { source: SHA, scale: 4 } }), { index: 0, width: 604, height: 9000 }),
     };
     expect(TaskRequest.parse(task)).toMatchObject({
       width: 608,
@@ -26,9 +26,23 @@ describe("upscale jobs and tasks", () => {
     });
   });
 
+  it("gives image i of a picture cut into farm tiles the region of tile i", () => {
+    const init = JSON.stringify({ upscale: { source: SHA, scale: 2, farmTile: 128, width: 300, height: 100 } });
+    // 300 px in tiles of 128 overlapping by at least 32: 0-128, 86-214, 172-300.
+    expect(taskPicture(init, { index: 1, width: 256, height: 200 }).upscale).toEqual({
+      source: SHA,
+      scale: 2,
+      width: 256,
+      height: 200,
+      region: { x: 86, y: 0, width: 128, height: 100 },
+    });
+    expect(isUpscaleWork(init)).toBe(true);
+    expect(isUpscaleWork(JSON.stringify({ sha256: SHA, strength: 0.5 }))).toBe(false);
+  });
+
   it("carries an img2img init image as it was", () => {
     const init = { sha256: SHA, strength: 0.5, resizeMode: "crop" };
-    expect(taskPicture(JSON.stringify(init), { width: 512, height: 512 })).toEqual({ init });
+    expect(taskPicture(JSON.stringify(init), { index: 0, width: 512, height: 512 })).toEqual({ init });
   });
 
   it("refuses a scale other than 2 or 4 and fields an upscale job cannot have, naming them", () => {

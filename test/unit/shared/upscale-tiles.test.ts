@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { axisSpans, planTiles, spanWeights, tileEdgeFor } from "../../../../farm-node/pipelines/upscale-tiles";
+import { axisSpans, planTiles, spanWeights, TileBlender, tileEdgeFor } from "../../../shared/upscale-tiles";
 
 describe("upscale tile plan", () => {
   it("keeps a picture that fits one tile whole", () => {
@@ -59,5 +59,42 @@ describe("upscale tile plan", () => {
     expect(tileEdgeFor(24_576)).toBe(608);
     expect(tileEdgeFor(80_000)).toBe(1024);
     expect(tileEdgeFor(1_024)).toBe(128);
+  });
+});
+
+describe("tile blender", () => {
+  it("puts a picture cut into overlapping tiles and enlarged back together exactly, cropped to its size", () => {
+    const [width, height, scale] = [150, 90, 2];
+    const value = (x: number, y: number, c: number) => (x * 3 + y * 5 + c * 40) % 256;
+    const xs = axisSpans(152, 64, 16);
+    const ys = axisSpans(92, 64, 16);
+    const blender = new TileBlender(xs, ys, scale, { width: width * scale, height: height * scale });
+    for (const [j, y] of ys.entries()) {
+      for (const [i, x] of xs.entries()) {
+        const w = (x.end - x.start) * scale;
+        const h = (y.end - y.start) * scale;
+        const values = new Uint8Array(w * h * 3);
+        for (let oy = 0; oy < h; oy++)
+          for (let ox = 0; ox < w; ox++)
+            for (let c = 0; c < 3; c++)
+              values[(oy * w + ox) * 3 + c] = value(x.start * scale + ox, y.start * scale + oy, c);
+        blender.add(i, j, { width: w, values });
+      }
+    }
+    const out = blender.finish();
+    expect([out.width, out.height]).toEqual([300, 180]);
+    let wrong = 0;
+    for (let y = 0; y < out.height; y++)
+      for (let x = 0; x < out.width; x++)
+        for (let c = 0; c < 3; c++) if (out.rgb[(y * out.width + x) * 3 + c] !== value(x, y, c)) wrong++;
+    expect(wrong).toBe(0);
+  });
+
+  it("refuses a row of tiles above one already added", () => {
+    const xs = axisSpans(100, 64, 16);
+    const ys = axisSpans(100, 64, 16);
+    const blender = new TileBlender(xs, ys, 1, { width: 100, height: 100 });
+    blender.add(0, 1, { width: 64, values: new Uint8Array(64 * 64 * 3) });
+    expect(() => blender.add(0, 0, { width: 64, values: new Uint8Array(64 * 64 * 3) })).toThrow(/top to bottom/);
   });
 });

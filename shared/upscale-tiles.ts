@@ -98,3 +98,100 @@ export function tileEdgeFor(memoryMb: number | null): number {
   const pixels = (memoryMb * 2 ** 20) / 4 / (16 * 1024);
   return Math.min(1024, Math.max(128, Math.floor(Math.sqrt(pixels) / 32) * 32));
 }
+
+/** An 8-bit RGB picture, row-major (as shared/img2img.ts RgbImage). */
+interface Rgb {
+  width: number;
+  height: number;
+  rgb: Uint8Array;
+}
+
+/**
+ * Blends the upscaled tiles of a plan into one picture: tiles are added row
+ * of tiles by row of tiles (top to bottom), each weighted by spanWeights, and
+ * only one band of tile rows is kept in floats: rows above the next tile
+ * row's top are final and written out as bytes. The output is cropped to
+ * `out` (the plan may cover a padded picture). Used by a node's tiled
+ * upscale and by the app stitching tiles upscaled on several nodes.
+ */
+export class TileBlender {
+  private readonly band: Float32Array;
+  private readonly bandRows: number;
+  private readonly bandWidth: number;
+  private readonly xWeights: Float32Array[];
+  private readonly rgb: Uint8Array;
+  private row = -1;
+  private rowWeights: Float32Array = new Float32Array(0);
+  /** The first output row the band holds. */
+  private top = 0;
+
+  constructor(
+    private readonly xs: readonly Span[],
+    private readonly ys: readonly Span[],
+    private readonly scale: number,
+    private readonly out: { width: number; height: number },
+  ) {
+    this.bandWidth = ((xs.at(-1) as Span).end - (xs[0] as Span).start) * scale;
+    this.bandRows = Math.max(...ys.map((y) => y.end - y.start)) * scale;
+    this.band = new Float32Array(this.bandRows * this.bandWidth * 3);
+    this.xWeights = xs.map((_, i) => spanWeights(xs, i, scale));
+    this.rgb = new Uint8Array(out.width * out.height * 3);
+  }
+
+  /**
+   * Adds tile (i, j): xs[i] × ys[j] upscaled, as interleaved RGB of `width`
+   * pixels a row (0..255, floats or bytes). Rows of tiles come in order.
+   */
+  add(i: number, j: number, tile: { width: number; values: ArrayLike<number> }): void {
+    if (j < this.row) throw new RangeError(`tile row ${j} after row ${this.row}: add rows of tiles top to bottom`);
+    const s = this.scale;
+    const y = this.ys[j] as Span;
+    if (j !== this.row) {
+      this.flush(y.start * s);
+      this.row = j;
+      this.rowWeights = spanWeights(this.ys, j, s);
+    }
+    const x = this.xs[i] as Span;
+    const wx = this.xWeights[i] as Float32Array;
+    const wyAll = this.rowWeights;
+    const band = this.band;
+    for (let oy = 0; oy < wyAll.length; oy++) {
+      const wy = wyAll[oy] as number;
+      if (wy === 0) continue;
+      const bandRow = (y.start * s + oy - this.top) * this.bandWidth;
+      for (let ox = 0; ox < wx.length; ox++) {
+        const w = wy * (wx[ox] as number);
+        if (w === 0) continue;
+        const d = (bandRow + x.start * s + ox) * 3;
+        const t = (oy * tile.width + ox) * 3;
+        band[d] = (band[d] as number) + w * (tile.values[t] as number);
+        band[d + 1] = (band[d + 1] as number) + w * (tile.values[t + 1] as number);
+        band[d + 2] = (band[d + 2] as number) + w * (tile.values[t + 2] as number);
+      }
+    }
+  }
+
+  /** The blended picture, once every tile is added. */
+  finish(): Rgb {
+    this.flush((this.ys.at(-1) as Span).end * this.scale);
+    return { width: this.out.width, height: this.out.height, rgb: this.rgb };
+  }
+
+  /** Writes out the band's rows above `until` and moves the rest up. */
+  private flush(until: number): void {
+    const rows = until - this.top;
+    const { width, height } = this.out;
+    const stride = this.bandWidth * 3;
+    for (let r = 0; r < rows && this.top + r < height; r++) {
+      const from = r * stride;
+      const to = (this.top + r) * width * 3;
+      for (let k = 0; k < width * 3; k++) {
+        const v = this.band[from + k] as number;
+        this.rgb[to + k] = v <= 0 ? 0 : v >= 255 ? 255 : Math.round(v);
+      }
+    }
+    this.band.copyWithin(0, rows * stride);
+    this.band.fill(0, Math.max(0, this.bandRows - rows) * stride);
+    this.top = until;
+  }
+}
