@@ -4,6 +4,7 @@ import { dirname, join, resolve } from "node:path";
 import type { Logger } from "pino";
 import { DEMO_MODEL } from "../shared/constants";
 import { KilnError } from "../shared/errors";
+import { LANCZOS_UPSCALER, LATENT_UPSCALER } from "../shared/hires-fix";
 import { img2imgJobProblem } from "../shared/img2img";
 import { DEFAULT_STRENGTH, type JobSpecInput } from "../shared/job";
 import type { NodeEvent } from "../shared/node-events";
@@ -316,13 +317,14 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
         [{ path: "upscale", message: "is not available in farm mode yet" }],
       );
     }
-    if (input.hires !== undefined && this.opts.farm) {
-      // Untried there: farm nodes fetch the task's model pack from the app, never an upscaler pack.
+    const upscaler = input.hires?.upscaler;
+    if (this.opts.farm && upscaler !== undefined && upscaler !== LATENT_UPSCALER && upscaler !== LANCZOS_UPSCALER) {
+      // A farm node fetches the task's model pack from the app, not an upscaler pack.
       throw new KilnError(
         "E_BAD_REQUEST",
-        "invalid job: hires: hires fix is not available in farm mode yet",
+        `invalid job: hires.upscaler: upscaler packs are not available to hires fix in farm mode yet; use ${LATENT_UPSCALER} or ${LANCZOS_UPSCALER}`,
         undefined,
-        [{ path: "hires", message: "is not available in farm mode yet" }],
+        [{ path: "hires.upscaler", message: "upscaler packs are not available in farm mode yet" }],
       );
     }
     return this.queue.submitJob(input);

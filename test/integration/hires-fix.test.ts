@@ -14,6 +14,9 @@ import type { TaskRequest } from "../../shared/task";
 import { TINY_PACKS, writeTinyPacks } from "../fixtures/tiny-packs/write-tiny-packs";
 import { type RunningNode, startNode } from "../support/kiln-node-process";
 import { api, type EventStream, subscribe } from "../support/node-client";
+import { redisUnavailable, startRedis } from "../support/redis-server";
+import { doneOf, startApp } from "../support/studio-apps";
+import { waitUntil } from "../support/wait-until";
 
 /**
  * Hires fix on a real kiln-node (real ONNX Runtime sessions on the tiny SD
@@ -292,4 +295,49 @@ describe("kiln render --hires", () => {
       /hires\.upscaler: Lanczos needs a VAE encoder/,
     );
   }, 200_000);
+});
+
+describe.skipIf(redisUnavailable() !== null)("hires fix in farm mode (a real redis-server)", () => {
+  it("a farm node renders it from the app's queue; an upscaler pack is refused there, naming it", async () => {
+    const redis = await startRedis();
+    const farmNode = await startNode(["--devices", "cpu", "--models", join(dir, "models"), "--farm", redis.url]);
+    const app = await startApp("hires-farm", { farm: redis.url });
+    try {
+      expect(await app.c.waitForNodes(30_000)).toBe(true);
+      await waitUntil(
+        () => app.c.listNodes().some((n) => n.models?.some((m) => m.name === TINY_PACKS.sd)),
+        30_000,
+        "tiny-sd on the farm",
+      );
+      const hires = { scale: 1.5, strength: 0.5, steps: 6 };
+      const { jobId } = app.c.submitJob({
+        prompts: ["a lighthouse at dusk"],
+        model: TINY_PACKS.sd,
+        width: 256,
+        height: 256,
+        steps: 4,
+        count: 2,
+        seed: 42,
+        hires,
+      });
+      await waitUntil(() => doneOf(app.c, jobId) === 2, 60_000, "both hires images");
+      const files = readdirSync(app.outputDir).filter((f) => f.endsWith(".png"));
+      expect(files).toHaveLength(2);
+      for (const name of files) {
+        const png = readFileSync(join(app.outputDir, name));
+        expect(await sharp(png).metadata()).toMatchObject({ width: 384, height: 384 });
+        expect(parseParameters(readTextChunks(png).parameters ?? "").extra).toMatchObject({
+          "Hires upscale": "1.5",
+          "Hires upscaler": "Latent",
+        });
+      }
+      expect(() =>
+        app.c.submitJob({ prompts: ["x"], model: TINY_PACKS.sd, hires: { ...hires, upscaler: TINY_PACKS.upscaler } }),
+      ).toThrow(/hires\.upscaler: upscaler packs are not available to hires fix in farm mode yet/);
+    } finally {
+      await app.c.stop();
+      await farmNode.stop();
+      await redis.stop();
+    }
+  }, 120_000);
 });
