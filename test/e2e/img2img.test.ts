@@ -287,4 +287,36 @@ describe.skipIf(BROWSER_SKIP_REASON !== null)("img2img in the UI: an init image,
     };
     await expect.poll(big, { timeout: 60_000 }).toBe(1);
   }, 120_000);
+
+  it("renders with hires fix once the init image is removed: the PNG at 1.5x, saying Hires upscale", async () => {
+    await page.getByRole("tab", { name: /create/i }).click();
+    await page.getByRole("button", { name: "Remove init image" }).click();
+    await page.getByLabel("Hires fix").check();
+    await page.getByLabel("Upscale by").fill("1.5");
+    expect(await page.getByLabel("Upscaler", { exact: true }).locator("option").allTextContents()).toEqual([
+      "Latent",
+      "Lanczos",
+      `${TINY_PACKS.upscaler} (upscaler pack)`,
+    ]);
+    // The model picker lists no upscaler pack.
+    expect((await page.locator("#field-model option").allTextContents()).join()).not.toContain(TINY_PACKS.upscaler);
+    await page.getByLabel("Images", { exact: true }).fill("1");
+    await page.getByRole("button", { name: /^render/i }).click();
+    await expect.poll(() => storedSpecs().length, { timeout: 10_000 }).toBe(4);
+    expect(storedSpecs()[3]).toMatchObject({ hires: { scale: 1.5, strength: 0.7, upscaler: "latent" } });
+    expect(storedSpecs()[3]?.initImage).toBeUndefined();
+    const hires = async () => {
+      const pngs = readdirSync(outDir, { recursive: true, encoding: "utf8" }).filter((f) => f.endsWith(".png"));
+      const found: string[] = [];
+      for (const f of pngs) {
+        const bytes = readFileSync(join(outDir, f));
+        const meta = await sharp(bytes).metadata();
+        const params = parseParameters(readTextChunks(bytes).parameters ?? "");
+        if (params.extra["Hires upscale"] !== undefined)
+          found.push(`${meta.width}x${meta.height} ${params.extra["Hires upscale"]} ${params.extra["Hires upscaler"]}`);
+      }
+      return found;
+    };
+    await expect.poll(hires, { timeout: 60_000 }).toEqual(["384x384 1.5 Latent"]);
+  }, 120_000);
 });
