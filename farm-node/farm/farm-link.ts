@@ -4,6 +4,7 @@ import { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { type ErrorCode, KilnError } from "../../shared/errors";
 import { FairTurns } from "../../shared/fair-queuing";
+import { pixelSteps } from "../../shared/hires-fix";
 import {
   type FarmAnnouncement,
   FarmApp,
@@ -355,7 +356,7 @@ export class FarmLink {
         const refusal = pack ? this.host.packRefusal(pack) : null;
         if (pack && refusal === null) {
           // A library pack this node lacks: fetched from the app that queued it, while the task waits here.
-          this.turns.charge(app, task.images.length * task.steps * task.width * task.height);
+          this.turns.charge(app, task.images.length * pixelSteps(task));
           this.waitForPack(run, task, pack);
           return true;
         }
@@ -367,7 +368,8 @@ export class FarmLink {
         await job.moveToDelayed(Date.now() + 1000, token);
         continue;
       }
-      this.turns.charge(app, task.images.length * task.steps * task.width * task.height);
+      // Pixel-steps, a hires image's second pass included.
+      this.turns.charge(app, task.images.length * pixelSteps(task));
       if (!(await this.begin(run, task))) continue;
       return true;
     }
