@@ -212,18 +212,23 @@ export function createActions(transport: UiTransport) {
       useNavStore.getState().show("create");
     },
 
-    /** Gallery: one upscale job of the image with an upscaler pack (stored by id, as for an init image). */
-    async upscale(image: ImageSummary, model: string, scale: UpscaleScale): Promise<void> {
-      const result = await attempt(`Upscaling seed ${image.seed}`, async () => {
-        const stored = await transport.call("storeInitImage", { imageId: image.id });
-        return transport.call("submitJob", {
-          name: `upscale ×${scale} seed ${image.seed}`,
-          prompts: [""],
-          model,
-          upscale: { source: stored.sha256, scale, fileName: image.path?.split(/[\\/]/).pop() },
+    /** Gallery: one upscale job per image with an upscaler pack (each stored by id, as for an init image). */
+    async upscale(images: ImageSummary[], model: string, scale: UpscaleScale): Promise<void> {
+      let queued = 0;
+      for (const image of images) {
+        const result = await attempt(`Upscaling seed ${image.seed}`, async () => {
+          const stored = await transport.call("storeInitImage", { imageId: image.id });
+          return transport.call("submitJob", {
+            name: `upscale ×${scale} seed ${image.seed}`,
+            prompts: [""],
+            model,
+            upscale: { source: stored.sha256, scale, fileName: image.path?.split(/[\\/]/).pop() },
+          });
         });
-      });
-      if (result) notice("info", `Seed ${image.seed} is queued for upscaling ×${scale} with ${model}`);
+        if (result) queued++;
+      }
+      if (queued > 0)
+        notice("info", `${queued} image${queued === 1 ? " is" : "s are"} queued for upscaling ×${scale} with ${model}`);
     },
 
     reveal: (image: ImageSummary) =>

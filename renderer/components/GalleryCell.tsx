@@ -25,7 +25,7 @@ interface Props {
 
 /**
  * One fixed-size cell: the image once stored, else a placeholder holding its
- * place (queued, step progress while rendering, failed). Memoised on the image
+ * place (queued, step progress while rendering, failed). Ctrl/Cmd+click picks it. Memoised on the image
  * object, which the store replaces only when that image changes.
  */
 export const GalleryCell = memo(function GalleryCell({ image, index, tabbable, onFocusIndex, deferImage }: Props) {
@@ -38,6 +38,8 @@ export const GalleryCell = memo(function GalleryCell({ image, index, tabbable, o
     if (tries < THUMBNAIL_RETRIES) setTimeout(() => setTries((t) => t + 1), 1000 * 2 ** tries);
   };
   const select = useGalleryStore((s) => s.select);
+  const togglePicked = useGalleryStore((s) => s.togglePicked);
+  const picked = useGalleryStore((s) => s.picked.includes(image.id));
   const steps = useQueueStore((s) => (image.state === "done" ? undefined : s.steps[image.id]));
   const state =
     image.state === "done"
@@ -50,11 +52,17 @@ export const GalleryCell = memo(function GalleryCell({ image, index, tabbable, o
   return (
     <button
       type="button"
-      className={`cell cell-${image.state}`}
+      className={`cell cell-${image.state}${picked ? " picked" : ""}`}
       data-cell={index}
       tabIndex={tabbable ? 0 : -1}
-      aria-label={`Seed ${image.seed}${state}: ${image.prompt.slice(0, 80)}`}
-      onClick={() => select(image.id)}
+      aria-label={`Seed ${image.seed}${state}${picked ? " (selected)" : ""}: ${image.prompt.slice(0, 80)}`}
+      onClick={(e) => {
+        // Ctrl/Cmd+click picks images for the gallery's selection bar; a plain click opens the viewer.
+        if (e.ctrlKey || e.metaKey) {
+          e.stopPropagation();
+          togglePicked(image.id);
+        } else select(image.id);
+      }}
       onFocus={() => onFocusIndex?.(index)}
     >
       {image.state === "done" && image.path ? (

@@ -142,7 +142,7 @@ export function ImageViewer({ images }: { images: ImageSummary[] }) {
                   Use as init image
                 </button>
               )}
-              {image.state === "done" && <UpscaleControl image={image} />}
+              {image.state === "done" && <UpscaleControl images={[image]} />}
               {actions.canReveal && image.path && (
                 <button type="button" onClick={() => void actions.reveal(image)}>
                   Reveal in folder

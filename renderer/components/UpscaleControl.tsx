@@ -8,11 +8,12 @@ import { upscalerPacks } from "../model/hires-upscalers";
 import { useFarmStore } from "../stores/farm-store";
 
 /**
- * The viewer's "Upscale": the image as one upscale job (×2 or ×4) with one
- * of the farm's upscaler packs; its result lands in the gallery as a job of
- * its own. Without an upscaler pack on the farm it is off, saying why.
+ * "Upscale" in the viewer and the gallery's selection bar: each finished
+ * image as one upscale job (×2 or ×4) with one of the farm's upscaler packs;
+ * the results land in the gallery as jobs of their own. Without an upscaler
+ * pack on the farm it is off, saying why.
  */
-export function UpscaleControl({ image }: { image: ImageSummary }) {
+export function UpscaleControl({ images }: { images: ImageSummary[] }) {
   const actions = useActions();
   const packs = useFarmStore(useShallow((s) => upscalerPacks(farmModels(s.nodes))));
   const [picked, setPicked] = useState<string | null>(null);
@@ -37,11 +38,11 @@ export function UpscaleControl({ image }: { image: ImageSummary }) {
       )}
       <button
         type="button"
-        disabled={packs.length === 0}
+        disabled={packs.length === 0 || images.length === 0}
         aria-describedby={packs.length === 0 ? "upscale-off-reason" : undefined}
-        onClick={() => void actions.upscale(image, model, scale)}
+        onClick={() => void actions.upscale(images, model, scale)}
       >
-        Upscale
+        {images.length > 1 ? `Upscale ${images.length}` : "Upscale"}
       </button>
       {packs.length === 0 && (
         <span className="hint" id="upscale-off-reason">

@@ -15,8 +15,12 @@ export interface GalleryState {
   filters: GalleryFilters;
   /** The image open in the viewer. */
   selectedId: string | null;
+  /** Images picked with Ctrl/Cmd+click, in the order they were picked (the first is "the first of the selection"). */
+  picked: string[];
   setFilters(patch: Partial<GalleryFilters>): void;
   select(imageId: string | null): void;
+  togglePicked(imageId: string): void;
+  clearPicked(): void;
 }
 
 export type GalleryData = Pick<GalleryState, "byJob" | "filters" | "selectedId">;
@@ -65,11 +69,19 @@ export function reduceGalleryEvent<S extends GalleryData>(state: S, event: UiEve
   return event.type === "image.done" || event.type === "image.failed" ? applyImage(state, event.image) : state;
 }
 
+/** Ctrl/Cmd+click on a cell: picked if it was not, let go if it was; the others keep their order. */
+export function togglePick(picked: readonly string[], imageId: string): string[] {
+  return picked.includes(imageId) ? picked.filter((id) => id !== imageId) : [...picked, imageId];
+}
+
 /** Images, filters and the viewer's selection; the only writes here are pure state changes. */
 export const useGalleryStore = create<GalleryState>()((set) => ({
   byJob: {},
   filters: noFilters,
   selectedId: null,
+  picked: [],
   setFilters: (patch) => set((s) => ({ filters: { ...s.filters, ...patch } })),
   select: (imageId) => set({ selectedId: imageId }),
+  togglePicked: (imageId) => set((s) => ({ picked: togglePick(s.picked, imageId) })),
+  clearPicked: () => set({ picked: [] }),
 }));

@@ -319,4 +319,39 @@ describe.skipIf(BROWSER_SKIP_REASON !== null)("img2img in the UI: an init image,
     };
     await expect.poll(hires, { timeout: 60_000 }).toEqual(["384x384 1.5 Latent"]);
   }, 120_000);
+
+  it("picks gallery images with Ctrl+click: the first becomes the init image, all of them are upscaled", async () => {
+    await page.getByRole("tab", { name: /gallery/i }).click();
+    const cells = page.getByRole("button", { name: /^Seed \d+/ });
+    await expect.poll(() => cells.count(), { timeout: 60_000 }).toBe(6);
+    const specsBefore = storedSpecs().length;
+    // Two rendered images, the second one shown picked first: it is the selection's first.
+    const firstJob = page.getByRole("button", { name: /^Seed \d+: a lighthouse at dusk/ });
+    const [a, b] = [firstJob.nth(1), firstJob.nth(0)];
+    await a.click({ modifiers: ["Control"] });
+    await b.click({ modifiers: ["Control"] });
+    const bar = page.getByRole("region", { name: "Selected images" });
+    await expect.poll(() => bar.getByText("2 selected").count()).toBe(1);
+    expect(await page.getByRole("button", { name: /^Seed \d+ \(selected\)/ }).count()).toBe(2);
+    // No viewer opened by those clicks.
+    expect(await page.getByRole("dialog").count()).toBe(0);
+
+    await bar.getByRole("button", { name: "Upscale 2" }).click();
+    await expect.poll(() => storedSpecs().length, { timeout: 10_000 }).toBe(specsBefore + 2);
+    const sources = storedSpecs()
+      .slice(specsBefore)
+      .map((spec) => spec.upscale?.source);
+    const pictures = sources.map((sha) => readFileSync(join(dataDir, "init-images", `${sha}.png`)));
+    const outputs = readdirSync(outDir, { recursive: true, encoding: "utf8" })
+      .filter((f) => f.endsWith(".png"))
+      .map((f) => readFileSync(join(outDir, f)));
+    for (const picture of pictures) expect(outputs.some((o) => o.equals(picture))).toBe(true);
+    expect(pictures[0]?.equals(pictures[1] as Buffer)).toBe(false);
+
+    await bar.getByRole("button", { name: "Use first as init image" }).click();
+    await expect.poll(() => page.getByRole("tab", { name: /create/i }).getAttribute("aria-selected")).toBe("true");
+    await expect
+      .poll(() => page.locator('img[alt="Starting point"]').getAttribute("src"), { timeout: 10_000 })
+      .toMatch(new RegExp(`/images/init/${sources[0]}\\.png$`));
+  }, 120_000);
 });

@@ -6,6 +6,7 @@ import {
   type GalleryData,
   noFilters,
   reduceGalleryEvent,
+  togglePick,
 } from "../../../renderer/stores/gallery-store";
 import { image, job } from "./ui-fixtures";
 
@@ -98,5 +99,14 @@ describe("gallery items and rows", () => {
     const rows = galleryRows(galleryImages(big, [job({ id: "big" })], noFilters), 7, { header: 40, row: 184 });
     expect(rows).toHaveLength(1 + Math.ceil(10_000 / 7));
     expect(performance.now() - started).toBeLessThan(200);
+  });
+});
+
+describe("picking gallery images (Ctrl/Cmd+click)", () => {
+  it("adds an image at the end, lets a picked one go, keeps the others' order", () => {
+    const picked = togglePick(togglePick(togglePick([], "b"), "a"), "c");
+    expect(picked).toEqual(["b", "a", "c"]);
+    expect(togglePick(picked, "a")).toEqual(["b", "c"]);
+    expect(togglePick(picked, "b")[0]).toBe("a");
   });
 });
