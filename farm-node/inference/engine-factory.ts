@@ -20,7 +20,8 @@ export async function loadEngine(
     return createSimulatedEngine({
       rate: device.simulatedRate,
       vramTotalMb: device.vramTotalMb,
-      models: [demoModelInfo()],
+      // A simulated GPU simulates hires fix too, which the real demo network cannot run.
+      models: [{ ...demoModelInfo(), hires: true }],
     });
   }
   const demo = await createDemoEngine({ providers: init.providers });

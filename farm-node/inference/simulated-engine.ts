@@ -1,5 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { KilnError } from "../../shared/errors";
+import { peakSize } from "../../shared/hires-fix";
+import { img2imgStart } from "../../shared/img2img";
 import type { ModelInfo } from "../../shared/node-info";
 import { USABLE_VRAM_FRACTION } from "../scheduling/batch-limits";
 import type { Engine, RenderBatch, RenderHooks } from "./engine";
@@ -9,6 +11,8 @@ import { simulatedPicture } from "./simulated-picture";
  * A simulated GPU: sleeps for as long as a real one of the given speed would
  * compute, so farms can be tested and benchmarked on machines without GPUs.
  * Its pictures are cheap placeholders marked as simulated, never the demo network.
+ * It simulates hires fix too (both passes' time, the second pass's memory and size),
+ * so farms of simulated devices schedule hires jobs as real ones would.
  *
  * Its real working memory per image is larger than the daemon's starting estimate
  * ({@link SIMULATED_TRUE_PER_IMAGE_MB} vs DEFAULT_MEMORY_PROFILE in batch-limits.ts), as
@@ -35,12 +39,23 @@ export function createSimulatedEngine(opts: SimulatedEngineOptions): Engine {
       const model = byName.get(batch.model);
       if (!model) throw new KilnError("E_MODEL_MISSING", `model ${batch.model} is not installed on this device`);
       const pixels = (batch.width * batch.height) / (512 * 512);
+      // Hires fix: the second pass, at its size, for the steps that run; its memory is the batch's peak.
+      const { hires } = batch;
+      const peak = peakSize(batch);
+      const second = hires
+        ? {
+            pixels: (hires.width * hires.height) / (512 * 512),
+            runs: img2imgStart(hires.steps, hires.strength)?.runs ?? 0,
+          }
+        : { pixels: 0, runs: 0 };
+      const total = batch.steps + second.runs;
       if (opts.vramTotalMb !== null) {
-        const need = SIMULATED_RESIDENT_MB + SIMULATED_TRUE_PER_IMAGE_MB * pixels * batch.images.length;
+        const peakPixels = (peak.width * peak.height) / (512 * 512);
+        const need = SIMULATED_RESIDENT_MB + SIMULATED_TRUE_PER_IMAGE_MB * peakPixels * batch.images.length;
         if (need > opts.vramTotalMb * USABLE_VRAM_FRACTION) {
           throw new KilnError(
             "E_OOM",
-            `out of memory: a batch of ${batch.images.length} at ${batch.width}x${batch.height} needs ${Math.round(need)} MiB`,
+            `out of memory: a batch of ${batch.images.length} at ${peak.width}x${peak.height} needs ${Math.round(need)} MiB`,
           );
         }
         // What a real GPU's memory reading would show at the batch's peak.
@@ -50,14 +65,14 @@ export function createSimulatedEngine(opts: SimulatedEngineOptions): Engine {
       for (const image of batch.images) {
         const started = performance.now();
         const stepTimes: number[] = [];
-        for (let step = 1; step <= batch.steps; step++) {
+        for (let step = 1; step <= total; step++) {
           if (hooks.isCancelled()) throw new KilnError("E_CANCELLED", "task cancelled");
           const t0 = performance.now();
-          await sleep(stepMs);
+          await sleep(step <= batch.steps ? stepMs : (stepMs * second.pixels) / pixels);
           stepTimes.push(performance.now() - t0);
-          hooks.onStep(image.id, step, batch.steps);
+          hooks.onStep(image.id, step, total);
         }
-        const rgb = simulatedPicture(image.seed, image.prompt, batch.width, batch.height);
+        const rgb = simulatedPicture(image.seed, image.prompt, peak.width, peak.height);
         await hooks.onImage({
           imageId: image.id,
           rgb,

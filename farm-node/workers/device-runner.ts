@@ -164,12 +164,7 @@ export class DeviceRunner {
   get activity(): { busy: boolean; batchImages: number; width: number; height: number } {
     const batch = this.rendering();
     if (!batch) return { busy: false, batchImages: 0, width: 0, height: 0 };
-    return {
-      busy: true,
-      batchImages: batch.images.length,
-      width: batch.active.task.width,
-      height: batch.active.task.height,
-    };
+    return { busy: true, batchImages: batch.images.length, ...peakSize(batch.active.task) };
   }
 
   get workerPid(): number | undefined {

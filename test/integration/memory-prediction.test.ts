@@ -70,6 +70,31 @@ describe("out-of-memory predicted (real kiln-node, simulated GPU)", () => {
     expect(await demoLimits(again)).toEqual({ model: "kiln-demo", at512: 6, at768: 2, at1024: 1, learned: true });
   });
 
+  it("sizes a hires fix batch by its second pass: no out-of-memory where the first pass's size would fit more", async () => {
+    const n = await startNode(["--simulate", "1x10GB@40"]);
+    running.push(n);
+    const events = await subscribe(n);
+    const big = task(2, 1024, 1024);
+    await api(n).submit(big);
+    await events.waitFor((e) => e.type === "task.done" && e.taskId === big.id, 30_000);
+    expect(halvings(n)).toHaveLength(1);
+    // 512² then 1024²: 6 fit at 512², 1 at 1024². Sized by 512², a batch of 3 would run out of memory.
+    const hires = {
+      ...task(3, 512, 512),
+      hires: { scale: 2, width: 1024, height: 1024, strength: 0.5, steps: 2, upscaler: "latent" },
+    };
+    await api(n).submit(hires);
+    await events.waitFor((e) => e.type === "task.done" && e.taskId === hires.id, 30_000);
+    const ready = events.events.filter((e) => e.type === "image.ready" && e.taskId === hires.id);
+    expect(ready.map((e) => e.type === "image.ready" && [e.width, e.height])).toEqual(Array(3).fill([1024, 1024]));
+    expect(halvings(n)).toHaveLength(1);
+    expect(events.events.filter((e) => e.type === "task.failed")).toEqual([]);
+    // Progress counts both passes: 2 steps, then int(2 × 0.5) = 1.
+    const steps = events.events.filter((e) => e.type === "task.progress" && e.taskId === hires.id);
+    expect(new Set(steps.map((e) => e.type === "task.progress" && e.steps))).toEqual(new Set([3]));
+    events.close();
+  });
+
   it("refuses a size no batch of 1 can fit, naming the size and the memory, once the GPU has shown it", async () => {
     const n = await startNode(["--simulate", "1x4GB@40"]);
     running.push(n);
