@@ -23,8 +23,9 @@ interface Props {
     resizeMode?: string;
     mask?: string;
     maskBlur?: string;
+    maskPadding?: string;
   };
-  onBlur(field: "strength" | "maskBlur"): void;
+  onBlur(field: "strength" | "maskBlur" | "maskPadding"): void;
 }
 
 function edit(patch: Partial<PromptDraft>): void {
@@ -250,6 +251,21 @@ export function InitImageField({ draft, errors, onBlur }: Props) {
           </div>
           <FieldError id={fieldErrorId("field-resize-mode")} message={errors.resizeMode} />
           <FieldError id={fieldErrorId("field-mask-blur")} message={errors.maskBlur} />
+          {draft.onlyMasked && (
+            <>
+              <NumberField
+                id="field-mask-padding"
+                label="Masked padding"
+                min={0}
+                max={256}
+                value={draft.maskPadding}
+                onChange={(maskPadding) => edit({ maskPadding })}
+                onBlur={() => onBlur("maskPadding")}
+                error={errors.maskPadding}
+              />
+              <FieldError id={fieldErrorId("field-mask-padding")} message={errors.maskPadding} />
+            </>
+          )}
         </>
       )}
     </fieldset>

@@ -39,6 +39,7 @@ const FIELD_IDS: Record<FormField, string> = {
   resizeMode: "field-resize-mode",
   mask: "field-init-image",
   maskBlur: "field-mask-blur",
+  maskPadding: "field-mask-padding",
   hiresScale: "field-hires-scale",
   hiresStrength: "field-hires-strength",
   hiresSteps: "field-hires-steps",
@@ -178,6 +179,7 @@ export function PromptForm() {
     resizeMode: message("resizeMode"),
     mask: message("mask"),
     maskBlur: message("maskBlur"),
+    maskPadding: message("maskPadding"),
   };
   const hiresErrors = {
     hiresScale: message("hiresScale"),

@@ -160,7 +160,15 @@ function checkImg2img(
   const blur = wholeNumber(draft.maskBlur);
   if (blur === null || blur < 0 || blur > 64)
     errors.maskBlur = "Mask blur must be a whole number of pixels from 0 to 64 (try 4)";
-  return { ...spec, maskBlur: blur ?? undefined, onlyMasked: draft.onlyMasked };
+  const padding = draft.onlyMasked ? wholeNumber(draft.maskPadding) : undefined;
+  if (padding === null || (padding !== undefined && (padding < 0 || padding > 256)))
+    errors.maskPadding = "Masked padding must be a whole number of pixels from 0 to 256 (try 32)";
+  return {
+    ...spec,
+    maskBlur: blur ?? undefined,
+    onlyMasked: draft.onlyMasked,
+    ...(padding !== undefined && padding !== null ? { maskPadding: padding } : {}),
+  };
 }
 
 /** Hires fix's fields (text-to-image only), checked as shared/hires-fix.ts and the model's largest size. */
@@ -189,7 +197,7 @@ function checkHires(draft: PromptDraft, model: ModelInfo | undefined, errors: Fi
 /** The job with its stored mask, or without the mask's fields when what was painted repaints nothing (all erased). */
 export function withMask(spec: JobSpecInput, mask: string | null): JobSpecInput {
   if (mask) return { ...spec, mask };
-  const { maskBlur: _blur, onlyMasked: _only, ...rest } = spec;
+  const { maskBlur: _blur, onlyMasked: _only, maskPadding: _padding, ...rest } = spec;
   return rest;
 }
 
@@ -220,7 +228,7 @@ export function formFieldOf(path: string): FormField | null {
       return head;
     case "onlyMasked":
     case "maskPadding":
-      return "mask";
+      return "maskPadding";
     case "hires": {
       const part = path.split(".")[1];
       return part === "strength"
@@ -252,6 +260,7 @@ const LABEL: Record<FormField, string> = {
   resizeMode: "Resize mode",
   mask: "Mask",
   maskBlur: "Mask blur",
+  maskPadding: "Masked padding",
   hiresScale: "Upscale by",
   hiresStrength: "Hires denoising strength",
   hiresSteps: "Hires steps",

@@ -34,6 +34,8 @@ export interface PromptDraft {
   mask: MaskDrawing;
   maskBlur: string;
   onlyMasked: boolean;
+  /** Only masked: pixels kept around the mask's box. */
+  maskPadding: string;
   /** Hires fix (text-to-image only): a second pass at scale × the size. */
   hiresEnabled: boolean;
   hiresScale: string;
@@ -60,6 +62,7 @@ export type FormField =
   | "resizeMode"
   | "mask"
   | "maskBlur"
+  | "maskPadding"
   | "hiresScale"
   | "hiresStrength"
   | "hiresSteps"
@@ -103,7 +106,8 @@ const FIELD_OF: Record<keyof PromptDraft, FormField> = {
   resizeMode: "resizeMode",
   mask: "mask",
   maskBlur: "maskBlur",
-  onlyMasked: "mask",
+  onlyMasked: "maskPadding",
+  maskPadding: "maskPadding",
   hiresEnabled: "hiresScale",
   hiresScale: "hiresScale",
   hiresStrength: "hiresStrength",
@@ -133,6 +137,7 @@ export function draftFromPreferences(p: Preferences, seed: number): PromptDraft 
     mask: EMPTY_MASK,
     maskBlur: "4",
     onlyMasked: false,
+    maskPadding: "32",
     hiresEnabled: false,
     hiresScale: "2",
     hiresStrength: "0.7",

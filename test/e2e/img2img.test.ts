@@ -131,6 +131,10 @@ describe.skipIf(BROWSER_SKIP_REASON !== null)("img2img in the UI: an init image,
     expect(await page.getByText("Hires fix is for text-to-image: remove the init image to use it.").count()).toBe(1);
 
     await page.getByLabel("Denoising strength", { exact: true }).fill("0.6");
+    // "Only masked" brings its padding (A1111's 32); this job inpaints the whole picture.
+    await page.getByLabel("Only masked").check();
+    expect(await page.getByLabel("Masked padding").inputValue()).toBe("32");
+    await page.getByLabel("Only masked").uncheck();
 
     // One stroke across the middle, from a quarter to three quarters of the picture's width.
     const canvas = page.getByLabel("Mask: paint where the picture should change");

@@ -34,14 +34,18 @@ describe("the prompt form's img2img and hires fix", () => {
     expect(plain.spec).toMatchObject({ initImage: SHA, strength: 0.75, resizeMode: "resize" });
     expect(plain.spec).not.toHaveProperty("maskBlur");
 
-    const masked = checkDraft(draft({ initImage: init, mask: painted, maskBlur: "8", onlyMasked: true }), models);
-    expect(masked.spec).toMatchObject({ maskBlur: 8, onlyMasked: true });
+    const masked = checkDraft(
+      draft({ initImage: init, mask: painted, maskBlur: "8", onlyMasked: true, maskPadding: "16" }),
+      models,
+    );
+    expect(masked.spec).toMatchObject({ maskBlur: 8, onlyMasked: true, maskPadding: 16 });
     // The stored mask's sha256 completes it; the schema takes the result.
     const spec = withMask(masked.spec as NonNullable<typeof masked.spec>, "cd".repeat(32));
     expect(JobSpec.safeParse(spec).success).toBe(true);
     // A mask erased to nothing is not sent, nor its fields (the schema refuses them alone).
     const erased = withMask(masked.spec as NonNullable<typeof masked.spec>, null);
     expect(erased).not.toHaveProperty("maskBlur");
+    expect(erased).not.toHaveProperty("maskPadding");
     expect(JobSpec.safeParse(erased).success).toBe(true);
   });
 
@@ -57,6 +61,10 @@ describe("the prompt form's img2img and hires fix", () => {
     expect(checkDraft(draft({ initImage: init, mask: painted, maskBlur: "65" }), models).errors.maskBlur).toMatch(
       /from 0 to 64/,
     );
+    expect(
+      checkDraft(draft({ initImage: init, mask: painted, onlyMasked: true, maskPadding: "300" }), models).errors
+        .maskPadding,
+    ).toMatch(/from 0 to 256/);
     // Blur is not checked while nothing is painted (it is not sent).
     expect(checkDraft(draft({ initImage: init, maskBlur: "65" }), models).errors).toEqual({});
   });
@@ -95,7 +103,7 @@ describe("the prompt form's img2img and hires fix", () => {
     expect(errors).toEqual({
       initImage: "Init image is not a stored init image",
       strength: "Denoising strength must be at most 1",
-      mask: "Mask must not be negative",
+      maskPadding: "Masked padding must not be negative",
       hiresUpscaler: "No node has upscaler x4",
       hiresScale: "Applies to text-to-image only",
     });
