@@ -24,8 +24,9 @@ interface FirstPass {
  * then pass 2 as img2img from those latents at the pass's strength for its
  * steps, diffusers' start-step rule. Pass 2's noise is each image's seed drawn
  * afresh at the larger latent (as A1111's second ImageRNG), so an image is the
- * same on any node and in any batch. Progress counts pass 1's steps and the
- * pass-2 steps that run.
+ * same on any node (beside other images in a batch, within a level: ONNX
+ * Runtime's batch sums may round a float otherwise, which pass 2 carries).
+ * Progress counts pass 1's steps and the pass-2 steps that run.
  */
 export async function renderHires(
   pipeline: PackPipeline,
