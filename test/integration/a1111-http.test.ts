@@ -159,7 +159,7 @@ describe("txt2img over HTTP", () => {
       cfg_scale: 2.5,
       width: 256,
       height: 192,
-      enable_hr: true,
+      tiling: true,
       restore_faces: true,
       sampler_name: "DPM++ 2M",
       some_extension_field: { deep: [1, 2, 3] },
@@ -188,7 +188,7 @@ describe("txt2img over HTTP", () => {
     expect(info.job_timestamp).toMatch(/^\d{14}$/);
     expect(info.warnings).toEqual(
       expect.arrayContaining([
-        expect.stringMatching(/^enable_hr is ignored/),
+        expect.stringMatching(/^tiling is ignored/),
         expect.stringMatching(/^restore_faces is ignored/),
         expect.stringMatching(/^sampler "DPM\+\+ 2M" is not in Kiln/),
       ]),
