@@ -1,4 +1,4 @@
-import { type DragEvent, useEffect, useRef, useState } from "react";
+import { type DragEvent, useCallback, useEffect, useRef, useState } from "react";
 import type { ResizeMode } from "../../shared/img2img";
 import { useActions } from "../api/actions-context";
 import { UiError } from "../api/ui-error";
@@ -56,18 +56,21 @@ export function InitImageField({ draft, errors, onBlur }: Props) {
   const picker = useRef<HTMLInputElement>(null);
   const image = draft.initImage;
 
-  async function load(file: File) {
-    setStoring(true);
-    try {
-      await actions.loadInitImageFile(file);
-    } catch (error) {
-      const field = error instanceof UiError ? error.fields[0] : undefined;
-      const message = field ? `Init image ${field.message}` : (error as Error).message;
-      usePromptStore.setState((s) => ({ serverErrors: { ...s.serverErrors, initImage: message } }));
-    } finally {
-      setStoring(false);
-    }
-  }
+  const load = useCallback(
+    async (file: File) => {
+      setStoring(true);
+      try {
+        await actions.loadInitImageFile(file);
+      } catch (error) {
+        const field = error instanceof UiError ? error.fields[0] : undefined;
+        const message = field ? `Init image ${field.message}` : (error as Error).message;
+        usePromptStore.setState((s) => ({ serverErrors: { ...s.serverErrors, initImage: message } }));
+      } finally {
+        setStoring(false);
+      }
+    },
+    [actions],
+  );
 
   useEffect(() => {
     const onPaste = (e: ClipboardEvent) => {
@@ -78,7 +81,7 @@ export function InitImageField({ draft, errors, onBlur }: Props) {
     };
     window.addEventListener("paste", onPaste);
     return () => window.removeEventListener("paste", onPaste);
-  });
+  }, [load]);
 
   function onDrop(e: DragEvent) {
     e.preventDefault();
