@@ -625,8 +625,9 @@ export class Daemon implements NodeService {
     if (!this.opts.modelsDir) return;
     this.packEntries = await this.scanPacks(this.opts.modelsDir);
     const packs = this.packEntries.flatMap((e) => (e.pack ? [e.pack] : []));
+    const upscalers = this.packEntries.flatMap((e) => (e.upscaler ? [e.upscaler] : []));
     const timeout = new Promise<void>((resolve) => setTimeout(resolve, WORKER_RELOAD_WAIT_MS).unref());
-    await Promise.race([Promise.all(this.runners.map((r) => r.updatePacks(packs))), timeout]);
+    await Promise.race([Promise.all(this.runners.map((r) => r.updatePacks(packs, upscalers))), timeout]);
   }
 
   health(): Health {

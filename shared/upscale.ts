@@ -43,6 +43,23 @@ export const UpscalerManifest = z.object({
 });
 export type UpscalerManifest = z.infer<typeof UpscalerManifest>;
 
+/**
+ * The one ONNX file of a folder laid out as upscaler exports come (its
+ * top-level file names), or null: one `.onnx` file and neither a
+ * kiln-model.json nor an optimum export's model_index.json beside it. The
+ * app's library and a node recognise packs by the same rule.
+ */
+export function asIsUpscalerFile(names: readonly string[]): string | null {
+  if (names.includes("kiln-model.json") || names.includes("model_index.json")) return null;
+  const onnx = names.filter((n) => n.toLowerCase().endsWith(".onnx"));
+  return onnx.length === 1 ? (onnx[0] as string) : null;
+}
+
+/** What an upscaler pack says it is: its manifest's description, else its kind and file. */
+export function upscalerDescription(file: string, manifest: { description?: string } | null): string {
+  return manifest?.description || `${UPSCALER_KIND} (${file})`;
+}
+
 /** An upscaler pack the node found and checked: what a worker needs to load and run it. */
 export const ResolvedUpscaler = z.object({
   name: z.string(),
@@ -155,9 +172,13 @@ export function isUpscaler(model: { kind: string }): boolean {
   return model.kind === UPSCALER_KIND;
 }
 
-/** What a node advertises for an upscaler pack: its kind and factor; the sizes are the largest output it makes. */
+/**
+ * What a node advertises for an upscaler pack: its kind and factor; the
+ * sizes are the largest output it makes. The app's library says the same
+ * but for the factor of an export as is, which only running it tells.
+ */
 export function upscalerModelInfo(
-  u: Pick<ResolvedUpscaler, "name" | "description" | "scale" | "hash" | "sizeBytes">,
+  u: Pick<ResolvedUpscaler, "name" | "description" | "hash" | "sizeBytes"> & { scale?: number },
 ): ModelInfo {
   return {
     name: u.name,
@@ -166,15 +187,15 @@ export function upscalerModelInfo(
     demo: false,
     description: u.description,
     defaultSteps: 1,
-    defaultWidth: 512 * u.scale,
-    defaultHeight: 512 * u.scale,
+    defaultWidth: 512,
+    defaultHeight: 512,
     defaultGuidance: 0,
     defaultSampler: "",
     maxWidth: MAX_UPSCALED_EDGE,
     maxHeight: MAX_UPSCALED_EDGE,
     maxSteps: 1,
     sizeMultiple: 1,
-    scale: u.scale,
+    ...(u.scale !== undefined ? { scale: u.scale } : {}),
     sizeBytes: u.sizeBytes,
     available: true,
     unavailableReason: null,

@@ -8,6 +8,13 @@ import type { PushFile } from "../../shared/model-push";
 import type { ModelInfo } from "../../shared/node-info";
 import { isPackFileName, type PackFileDigest, packHashInput } from "../../shared/pack-files";
 import { isTurboName, optimumDefaults, packModelInfo, schedulerKindOfClass } from "../../shared/pack-model-info";
+import {
+  asIsUpscalerFile,
+  UPSCALER_KIND,
+  UpscalerManifest,
+  upscalerDescription,
+  upscalerModelInfo,
+} from "../../shared/upscale";
 import type { FileHashCache } from "./file-hash-cache";
 import type { LibraryPack } from "./models-report";
 
@@ -121,6 +128,7 @@ export async function readPackFiles(
  * for a model only the library has can be queued before any node holds it.
  */
 export function libraryModelInfo(packDir: string, pack: LibraryPack): ModelInfo {
+  if (pack.kind === UPSCALER_KIND) return libraryUpscalerInfo(packDir, pack);
   if (existsSync(join(packDir, MANIFEST_FILE)))
     return packModelInfo(readJson(packDir, MANIFEST_FILE, ModelManifest), pack);
   const index = readJson(packDir, MODEL_INDEX_FILE, ModelIndex);
@@ -142,8 +150,31 @@ export function libraryModelInfo(packDir: string, pack: LibraryPack): ModelInfo 
   );
 }
 
+/** An upscaler pack's ModelInfo: a node's, but for the factor of an export as is (a node finds it by running it). */
+function libraryUpscalerInfo(packDir: string, pack: LibraryPack): ModelInfo {
+  const manifest = existsSync(join(packDir, MANIFEST_FILE)) ? readJson(packDir, MANIFEST_FILE, UpscalerManifest) : null;
+  const file = manifest?.file ?? asIsUpscalerFile(readdirSync(packDir)) ?? "";
+  return upscalerModelInfo({
+    name: pack.name,
+    description: upscalerDescription(file, manifest),
+    hash: pack.hash,
+    sizeBytes: pack.sizeBytes,
+    ...(manifest?.scale !== undefined ? { scale: manifest.scale } : {}),
+  });
+}
+
 /** The pack's name and kind, and what makes it unusable when something does (name and kind are still shown). */
 function describe(packDir: string, folder: string): { name: string; kind: string; problem: string | null } {
+  const kind = existsSync(join(packDir, MANIFEST_FILE))
+    ? readJson(packDir, MANIFEST_FILE, z.looseObject({ kind: z.unknown() })).kind
+    : null;
+  const asIs = asIsUpscalerFile(readdirSync(packDir));
+  if (kind === UPSCALER_KIND || asIs) {
+    const manifest = asIs ? null : readJson(packDir, MANIFEST_FILE, UpscalerManifest);
+    const file = asIs ?? manifest?.file;
+    const missing = file === undefined ? `no file named in ${MANIFEST_FILE}` : null;
+    return { name: manifest?.name ?? folder, kind: UPSCALER_KIND, problem: missing };
+  }
   if (existsSync(join(packDir, MANIFEST_FILE))) {
     const manifest = readJson(packDir, MANIFEST_FILE, ModelManifest);
     const name = manifest.name ?? folder;

@@ -80,6 +80,19 @@ export function describePackFolder(
   return { manifest, source };
 }
 
+/**
+ * Checks a pack folder as a scan would, without hashing it (what a push
+ * checks before it moves a pack into place): the name its kiln-model.json
+ * gives it, if any. Throws PackProblem.
+ */
+export async function checkedPackName(dir: string, folder: string): Promise<string | undefined> {
+  if (isUpscalerFolder(dir)) {
+    const described = await describeUpscalerFolder(dir, folder);
+    return described.source === "manifest" ? described.name : undefined;
+  }
+  return describePackFolder(dir, folder).manifest.name;
+}
+
 async function scanOne(dir: string, folder: string, hasher: PackHasher): Promise<PackEntry> {
   let upscaler = false;
   try {

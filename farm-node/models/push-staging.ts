@@ -27,7 +27,7 @@ import {
   PushFileSource,
   type PushStatus,
 } from "../../shared/model-push";
-import { describePackFolder, MANIFEST_FILE } from "./model-packs";
+import { checkedPackName, MANIFEST_FILE } from "./model-packs";
 import { type PackHasher, sha256File } from "./pack-hash";
 import { PackProblem } from "./pack-problem";
 import { PushPace } from "./push-pace";
@@ -501,7 +501,7 @@ export class PushStaging {
       // Every file matches its sha256 and the offer's hash is the hash of those: the pack is the one offered.
       let manifestName: string | undefined;
       try {
-        manifestName = describePackFolder(packDir, offer.name).manifest.name;
+        manifestName = await checkedPackName(packDir, offer.name);
       } catch (error) {
         if (!(error instanceof PackProblem)) throw error;
         await this.drop(push);

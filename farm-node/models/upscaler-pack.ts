@@ -3,7 +3,14 @@ import { join } from "node:path";
 import * as ort from "onnxruntime-node";
 import { z } from "zod";
 import type { TensorDtype } from "../../shared/model-manifest";
-import { ModelScale, type ResolvedUpscaler, UPSCALER_KIND, UpscalerManifest } from "../../shared/upscale";
+import {
+  asIsUpscalerFile,
+  ModelScale,
+  type ResolvedUpscaler,
+  UPSCALER_KIND,
+  UpscalerManifest,
+  upscalerDescription,
+} from "../../shared/upscale";
 import { float32ToFloat16 } from "../onnx/float16";
 import type { TensorSignature } from "../onnx/onnx-signature";
 import { signatureOf } from "./pack-check";
@@ -24,8 +31,7 @@ export type UpscalerDescription = Omit<ResolvedUpscaler, "hash" | "sizeBytes">;
  */
 export function isUpscalerFolder(dir: string): boolean {
   if (existsSync(join(dir, MANIFEST_FILE))) return manifestKind(dir) === UPSCALER_KIND;
-  if (existsSync(join(dir, "model_index.json"))) return false;
-  return onnxFiles(dir).length === 1;
+  return asIsUpscalerFile(readdirSync(dir)) !== null;
 }
 
 /**
@@ -60,7 +66,7 @@ export async function describeUpscalerFolder(dir: string, folder: string): Promi
     name: manifest?.name ?? folder,
     dir,
     source: manifest ? ("manifest" as const) : ("as-is" as const),
-    description: manifest?.description || `${UPSCALER_KIND} (${file})`,
+    description: upscalerDescription(file, manifest),
     file,
     input: input.name,
     output: output.name,

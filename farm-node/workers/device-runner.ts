@@ -298,8 +298,9 @@ export class DeviceRunner {
    * after the batches it has, keeping what it has loaded. Resolves once it
    * reports its models again (or at once when no worker runs: the next gets them).
    */
-  updatePacks(packs: ResolvedPack[]): Promise<void> {
+  updatePacks(packs: ResolvedPack[], upscalers: ResolvedUpscaler[] = []): Promise<void> {
     this.opts.packs = packs;
+    this.opts.upscalers = upscalers;
     if (!this.worker) return Promise.resolve();
     const ready = new Promise<void>((resolve) => this.readyWaiters.push(resolve));
     this.worker.send(this.initMessage());

@@ -16,6 +16,7 @@ import type { Engine, RenderedImage } from "../inference/engine";
 import { loadEngine } from "../inference/engine-factory";
 import { EngineSet } from "../inference/engine-set";
 import { PackEngine } from "../inference/pack-engine";
+import { UpscalerEngine } from "../inference/upscaler-engine";
 import { encodePixels, savePng } from "../png/png-writer";
 import { type MaskedStart, maskedStart } from "./masked-start";
 import { readUpscaleSource } from "./upscale-source";
@@ -99,8 +100,23 @@ async function addPacks(message: WorkerInit): Promise<void> {
   const started = performance.now();
   const had = new Set((init?.packs ?? []).map((p) => `${p.name}\0${p.hash}`));
   const added = message.packs.filter((p) => !had.has(`${p.name}\0${p.hash}`));
-  init = { ...message, packs: [...(init?.packs ?? []), ...added] };
+  const hadUpscalers = new Set((init?.upscalers ?? []).map((u) => `${u.name}\0${u.hash}`));
+  const addedUpscalers = message.upscalers.filter((u) => !hadUpscalers.has(`${u.name}\0${u.hash}`));
+  init = {
+    ...message,
+    packs: [...(init?.packs ?? []), ...added],
+    upscalers: [...(init?.upscalers ?? []), ...addedUpscalers],
+  };
   if (!engine) return;
+  if (addedUpscalers.length > 0 && message.device.kind !== "simulated") {
+    const upscalers = new UpscalerEngine({
+      upscalers: addedUpscalers,
+      providers: message.providers,
+      memoryMb: message.device.vramTotalMb,
+      onModelEvent: (event) => send({ type: "model", ...event }),
+    });
+    engine = new EngineSet([engine, upscalers]);
+  }
   if (added.length > 0 && message.device.kind !== "simulated") {
     const packs = new PackEngine({
       packs: added,
