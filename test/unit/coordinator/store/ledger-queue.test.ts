@@ -33,6 +33,23 @@ describe("ledger: jobs and queue control", () => {
     expect(countersAgree(db, job.id)).toBe(true);
   });
 
+  it("gives each queued image of a hires job its own second pass, resolved at its size and steps, after a reopen too", () => {
+    const { ledger, file } = openLedger();
+    const grid = { x: { kind: "steps" as const, values: [4, 10] } };
+    submit(ledger, { prompts: ["h"], width: 256, height: 384, hires: { scale: 1.5, strength: 0.5 }, grid });
+    submit(ledger, { prompts: ["p"] });
+    ledger.close();
+    const again = openLedger(file).ledger;
+    const passes = again.runnableImages(10).map((i) => [i.prompt, i.steps, i.hires]);
+    const pass = { scale: 1.5, width: 384, height: 576, strength: 0.5, upscaler: "latent" };
+    expect(passes).toEqual([
+      ["h", 4, { ...pass, steps: 4 }],
+      ["h", 10, { ...pass, steps: 10 }],
+      ["p", 4, undefined],
+    ]);
+    again.close();
+  });
+
   it("orders runnable images by priority, then queue position, then index", () => {
     const { ledger } = openLedger();
     const a = submit(ledger, { name: "a", prompts: ["a"], count: 2 });
