@@ -6,11 +6,24 @@
  */
 export async function encodeGrayPng(pixels: Uint8Array, width: number, height: number): Promise<Uint8Array> {
   if (pixels.length !== width * height) throw new Error(`expected ${width * height} pixels, got ${pixels.length}`);
-  // Each row starts with its filter byte (0: none); runs of 0 and 255 deflate to almost nothing.
-  const raw = new Uint8Array((width + 1) * height);
-  for (let y = 0; y < height; y++) raw.set(pixels.subarray(y * width, (y + 1) * width), y * (width + 1) + 1);
+  // Each row starts with its filter byte (0: none); runs of 0 and 255 deflate to almost nothing. Rows go
+  // to the compressor in slices, so a large mask is never copied whole.
+  const ROWS = Math.max(1, Math.floor((1 << 20) / (width + 1)));
+  let y = 0;
+  const rows = new ReadableStream<BufferSource>({
+    pull(controller) {
+      if (y >= height) {
+        controller.close();
+        return;
+      }
+      const count = Math.min(ROWS, height - y);
+      const slice = new Uint8Array((width + 1) * count);
+      for (let r = 0; r < count; r++, y++) slice.set(pixels.subarray(y * width, (y + 1) * width), r * (width + 1) + 1);
+      controller.enqueue(slice);
+    },
+  });
   const compressed = new Uint8Array(
-    await new Response(new Blob([raw]).stream().pipeThrough(new CompressionStream("deflate"))).arrayBuffer(),
+    await new Response(rows.pipeThrough(new CompressionStream("deflate"))).arrayBuffer(),
   );
   const header = new Uint8Array(13);
   const view = new DataView(header.buffer);

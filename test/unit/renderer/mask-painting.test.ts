@@ -111,6 +111,32 @@ describe("mask painting", () => {
     expect(Buffer.from(bytesToBase64(png), "base64").equals(Buffer.from(png))).toBe(true);
   });
 
+  it("encodes a large mask, its rows compressed in slices, exactly", async () => {
+    const width = 3000;
+    const height = 1100;
+    const pixels = rasterizeMask(
+      {
+        base: 0,
+        strokes: [
+          {
+            value: 255,
+            radius: 40,
+            points: [
+              { x: 100, y: 100 },
+              { x: 2900, y: 1000 },
+            ],
+          },
+        ],
+      },
+      width,
+      height,
+    );
+    const png = await encodeGrayPng(pixels, width, height);
+    // Runs of black and white: a few KB for 3.3 million pixels.
+    expect(png.length).toBeLessThan(60_000);
+    expect(new Uint8Array(await sharp(png).extractChannel(0).raw().toBuffer())).toEqual(pixels);
+  });
+
   it("maps a point on the preview to the picture's pixels, clamped to the picture", () => {
     const box = { left: 100, top: 50, width: 256, height: 128 };
     const image = { width: 1024, height: 512 };
