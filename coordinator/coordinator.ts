@@ -290,6 +290,28 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
 
   // ---- the queue (the UI API) ----
 
+  /**
+   * A mask is read whole by every worker that renders it: one larger than its
+   * picture (a small file can claim a huge size) would cost a worker far more
+   * than the picture itself, and there is nothing for it to paint beyond it.
+   */
+  private checkMaskSize(initImage: string, mask: string): void {
+    const size = (sha256: string) => {
+      const png = this.initImages.get(sha256);
+      return png ? readPngSize(png) : null;
+    };
+    const picture = size(initImage);
+    const painted = size(mask);
+    if (picture && painted && (painted.width > picture.width || painted.height > picture.height)) {
+      throw new KilnError(
+        "E_BAD_REQUEST",
+        `the mask is ${painted.width}×${painted.height}, larger than its init image (${picture.width}×${picture.height}): paint the mask at the picture's size`,
+        undefined,
+        [{ path: "mask", message: `is larger than the init image (${picture.width}×${picture.height})` }],
+      );
+    }
+  }
+
   submitJob(input: JobSpecInput): { jobId: string; images: number } {
     if (input.initImage !== undefined && !this.initImages.has(input.initImage)) {
       throw new KilnError(
@@ -307,6 +329,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
         [{ path: "mask", message: "is not a stored picture" }],
       );
     }
+    if (input.initImage !== undefined && input.mask !== undefined) this.checkMaskSize(input.initImage, input.mask);
     if (input.initImage !== undefined) this.checkImg2img(input);
     if (input.upscale !== undefined && this.opts.farm) {
       // Farm nodes fetch a task's pack from the app and take no pictures from it yet.

@@ -88,6 +88,22 @@ export class InitImageCache {
         `an init image may be at most ${MAX_INIT_IMAGE_EDGE} pixels per side; this one is ${meta.width}×${meta.height}`,
       );
     }
+    // Every pixel read once (streamed and shrunk): a PNG cut short after its header is refused here, not
+    // kept and failed on by every task that names it.
+    const pixels = await sharp(body, { limitInputPixels: MAX_INIT_IMAGE_EDGE * MAX_INIT_IMAGE_EDGE })
+      .resize(8, 8)
+      .raw()
+      .toBuffer()
+      .then(() => true)
+      .catch(() => false);
+    if (!pixels) {
+      throw new KilnError(
+        "E_BAD_REQUEST",
+        "the init image is cut short or corrupt: its pixels do not read",
+        undefined,
+        [{ path: "body", message: "is cut short or corrupt" }],
+      );
+    }
     const temp = join(this.dir, `.${sha256}.${process.pid}.partial`);
     writeFileSync(temp, body, { mode: 0o600 });
     renameSync(temp, this.path(sha256));

@@ -6,7 +6,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { Logger } from "pino";
 import { z } from "zod";
 import { KilnError } from "../../shared/errors";
-import { DEFAULT_STRENGTH } from "../../shared/job";
+import { DEFAULT_STRENGTH, type JobSpec } from "../../shared/job";
 import { parseParameters } from "../../shared/png-parameters";
 import { API_SPOOL_DIR, type Coordinator } from "../coordinator";
 import { sendDetail, sendValidation, validationItems } from "./api-errors";
@@ -67,6 +67,8 @@ export async function registerA1111Api(app: FastifyInstance, opts: A1111ApiOptio
   const clients = new WeakMap<FastifyRequest, { key: string; label: string }>();
   /** img2img pictures by sha256: how many requests in flight hold each. */
   const initImagesInUse = new Map<string, number>();
+  /** Pictures this API stored (the store lacked them) and has not given up yet: the only ones it removes. */
+  const apiOwned = new Set<string>();
   /** Answers of txt2img requests not yet sent to the end. */
   const answering = new Set<Promise<void>>();
   // Before the server waits for open connections to end: a txt2img in flight must not hold a stop up.
@@ -239,24 +241,27 @@ export async function registerA1111Api(app: FastifyInstance, opts: A1111ApiOptio
         if (!stored.ok) return sendValidation(reply, stored.detail);
         const sha256 = stored.sha256;
         const held = [sha256];
-        holdInitImage(sha256);
+        holdInitImage(sha256, stored.created);
         try {
           // A request with the same picture that ended meanwhile may have removed it: stored again.
           if (!coordinator.initImages.has(sha256)) {
             stored = await storeInitImages(body.data.init_images, coordinator.initImages);
             if (!stored.ok) return sendValidation(reply, stored.detail);
+            holdInitImage(sha256, stored.created, false);
           }
           let mask: PlannedMask | undefined;
           if (body.data.mask) {
             const invert = body.data.inpainting_mask_invert === 1;
-            const storedMask = await storeMask(body.data.mask, invert, coordinator.initImages);
+            let storedMask = await storeMask(body.data.mask, invert, coordinator.initImages);
             if (!storedMask.ok) return sendValidation(reply, storedMask.detail);
             held.push(storedMask.sha256);
-            holdInitImage(storedMask.sha256);
+            holdInitImage(storedMask.sha256, storedMask.created);
             // Stored again if a request with the same mask that ended meanwhile removed it.
-            if (!coordinator.initImages.has(storedMask.sha256))
-              await storeMask(body.data.mask, invert, coordinator.initImages);
-            mask = { sha256: storedMask.sha256, ...inpaintSettings(body.data).settings };
+            if (!coordinator.initImages.has(storedMask.sha256)) {
+              storedMask = await storeMask(body.data.mask, invert, coordinator.initImages);
+              if (storedMask.ok) holdInitImage(storedMask.sha256, storedMask.created, false);
+            }
+            mask = { sha256: held[1] as string, ...inpaintSettings(body.data).settings };
           }
           return await generate(request, reply, {
             job: "img2img",
@@ -281,8 +286,14 @@ export async function registerA1111Api(app: FastifyInstance, opts: A1111ApiOptio
    * unfinished job names it, so clients sending pictures do not fill the data dir. Saved requests' pictures
    * stay, as `kiln render`'s do.
    */
-  function holdInitImage(sha256: string): void {
-    initImagesInUse.set(sha256, (initImagesInUse.get(sha256) ?? 0) + 1);
+  /**
+   * Counts a request holding a picture. `created`: this request put it in the store, so the API owns it
+   * and may remove it later; a picture the app already had (stored by a person, `kiln render` or the UI)
+   * is never the API's to remove.
+   */
+  function holdInitImage(sha256: string, created: boolean, count = true): void {
+    if (count) initImagesInUse.set(sha256, (initImagesInUse.get(sha256) ?? 0) + 1);
+    if (created) apiOwned.add(sha256);
   }
 
   function releaseInitImage(sha256: string, transient: boolean): void {
@@ -292,8 +303,15 @@ export async function registerA1111Api(app: FastifyInstance, opts: A1111ApiOptio
       return;
     }
     initImagesInUse.delete(sha256);
-    const named = (spec: { initImage?: string; mask?: string }) => spec.initImage === sha256 || spec.mask === sha256;
-    if (!transient || coordinator.ledger.listJobs().some((job) => named(job.spec))) return;
+    if (!apiOwned.has(sha256)) return;
+    const named = (spec: JobSpec) =>
+      spec.initImage === sha256 || spec.mask === sha256 || spec.upscale?.source === sha256;
+    if (!transient || coordinator.ledger.listJobs().some((job) => named(job.spec))) {
+      // Kept for good: a saved request's, or a job's that may outlive this request.
+      apiOwned.delete(sha256);
+      return;
+    }
+    apiOwned.delete(sha256);
     coordinator.initImages.remove(sha256);
   }
 

@@ -40,7 +40,7 @@ export function decodeInitImage(text: string): { ok: true; bytes: Buffer } | { o
 export async function storeInitImages(
   images: readonly string[],
   store: InitImageStore,
-): Promise<{ ok: true; sha256: string } | { ok: false; detail: ValidationItem[] }> {
+): Promise<{ ok: true; sha256: string; created: boolean } | { ok: false; detail: ValidationItem[] }> {
   const detail: ValidationItem[] = [];
   const decoded: Buffer[] = [];
   for (const [i, text] of images.entries()) {
@@ -84,7 +84,8 @@ export async function storeInitImages(
       ],
     };
   try {
-    return { ok: true, sha256: (await store.put(first)).sha256 };
+    const stored = await store.put(first);
+    return { ok: true, sha256: stored.sha256, created: stored.created };
   } catch (error) {
     if (!(error instanceof KilnError)) throw error;
     // A header that reads but pixels that do not (a cut JPEG).

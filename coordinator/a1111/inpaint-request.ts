@@ -61,8 +61,8 @@ export function inpaintSettings(body: InpaintFields): { settings: Omit<PlannedMa
 export async function storeMask(
   text: string,
   invert: boolean,
-  store: { put(bytes: Buffer, field?: string): Promise<{ sha256: string }> },
-): Promise<{ ok: true; sha256: string } | { ok: false; detail: ValidationItem[] }> {
+  store: { put(bytes: Buffer, field?: string): Promise<{ sha256: string; created: boolean }> },
+): Promise<{ ok: true; sha256: string; created: boolean } | { ok: false; detail: ValidationItem[] }> {
   const bad = (msg: string) => ({ ok: false as const, detail: [{ loc: ["body", "mask"], msg, type: "value_error" }] });
   const decoded = decodeInitImage(text);
   if (!decoded.ok) return bad(decoded.msg);
@@ -84,5 +84,6 @@ export async function storeMask(
   const png = await sharp(Buffer.from(mask.data), { raw: { width, height, channels: 1 } })
     .png()
     .toBuffer();
-  return { ok: true, sha256: (await store.put(png, "mask")).sha256 };
+  const stored = await store.put(png, "mask");
+  return { ok: true, sha256: stored.sha256, created: stored.created };
 }

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import sharp from "sharp";
 import { KilnError } from "../../shared/errors";
 import { MAX_INIT_IMAGE_BYTES } from "../../shared/img2img";
+import { readPngSize } from "../results/png-structure";
 
 /** Largest side of an init image the app takes (a node takes up to the same). */
 const MAX_EDGE = 16384;
@@ -34,7 +35,10 @@ export class InitImageStore {
    * Stores a picture (PNG as is; JPEG, WebP and the like converted to PNG); its sha256 and size.
    * `field`: what refusals name (an inpainting mask is stored here too).
    */
-  async put(bytes: Buffer, field = "initImage"): Promise<{ sha256: string; width: number; height: number }> {
+  async put(
+    bytes: Buffer,
+    field = "initImage",
+  ): Promise<{ sha256: string; width: number; height: number; created: boolean }> {
     const meta = await sharp(bytes)
       .metadata()
       .catch(() => null);
@@ -51,17 +55,20 @@ export class InitImageStore {
         [{ path: field, message: `is ${meta.width}×${meta.height}` }],
       );
     }
-    const png = meta.format === "png" ? bytes : await sharp(bytes).rotate().png().toBuffer();
+    const png = await readable(bytes, meta.format === "png", field);
     if (png.length > MAX_INIT_IMAGE_BYTES) {
       throw new KilnError("E_TOO_LARGE", `an init image may have at most ${MAX_INIT_IMAGE_BYTES} bytes as a PNG`);
     }
+    // The stored PNG's own size: a JPEG turned by its EXIF orientation is stored upright.
+    const size = readPngSize(png) ?? { width: meta.width, height: meta.height };
     const sha256 = createHash("sha256").update(png).digest("hex");
-    if (!this.has(sha256)) {
+    const created = !this.has(sha256);
+    if (created) {
       const temp = join(this.dir, `.${sha256}.${process.pid}.partial`);
       writeFileSync(temp, png, { mode: 0o600 });
       renameSync(temp, this.path(sha256));
     }
-    return { sha256, width: meta.width, height: meta.height };
+    return { sha256, ...size, created };
   }
 
   /** Removes a picture no job needs any more (the A1111 API's, once its request is answered). */
@@ -71,6 +78,27 @@ export class InitImageStore {
 
   private path(sha256: string): string {
     return join(this.dir, `${sha256}.png`);
+  }
+}
+
+/**
+ * The picture as the PNG to store, every pixel read once (streamed and shrunk
+ * for a PNG kept as it is): a file cut short or corrupt after a readable
+ * header is refused here, naming the field, rather than failing on every node.
+ */
+async function readable(bytes: Buffer, isPng: boolean, field: string): Promise<Buffer> {
+  const options = { limitInputPixels: MAX_EDGE * MAX_EDGE };
+  try {
+    if (!isPng) return await sharp(bytes, options).rotate().png().toBuffer();
+    await sharp(bytes, options).resize(8, 8).raw().toBuffer();
+    return bytes;
+  } catch (error) {
+    throw new KilnError(
+      "E_BAD_REQUEST",
+      `the ${describe(field)} is cut short or corrupt: its pixels do not read (${(error as Error).message})`,
+      undefined,
+      [{ path: field, message: "is cut short or corrupt" }],
+    );
   }
 }
 

@@ -166,6 +166,17 @@ describe("A1111 img2img", () => {
     expect(JSON.parse(txt2img.body.info).denoising_strength).toBeNull();
   }, 180_000);
 
+  it("never removes a picture the app already held (the UI's, kiln render's), only those its own requests stored", async () => {
+    const mine = await picture(140);
+    const stored = await ui.call("storeInitImage", { data: mine.toString("base64") });
+    const held = () => readdirSync(join(dir, "data", "init-images"));
+    const answer = await post("/img2img", request(mine, { denoising_strength: 0.5 }));
+    expect(answer.status, JSON.stringify(answer.body)).toBe(200);
+    const refused = await post("/img2img", request(mine, { override_settings: { sd_model_checkpoint: "no-such" } }));
+    expect(refused.status).toBe(422);
+    expect(held()).toContain(`${stored.sha256}.png`);
+  }, 60_000);
+
   it("inpaints with a mask: the black part kept whatever the seed, the white part repainted, inverted on request", async () => {
     const init = await picture(30);
     // White (repaint) on the right half of the 320×200 picture, which the job fits to 256×256.

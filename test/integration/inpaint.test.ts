@@ -321,6 +321,17 @@ describe("an inpainting job at the app", () => {
       expect(refused({ ...base, mask: "ab".repeat(32) })).toEqual(["mask"]);
       expect(refused({ prompts: ["a red door"], mask: stored.sha256 })).toEqual(["mask"]);
       expect(refused({ ...base, maskBlur: 4 })).toEqual(["maskBlur"]);
+      // A mask larger than its picture: each worker would read it whole for nothing.
+      const meta = await sharp(picture).metadata();
+      const larger = await app.initImages.put(
+        await sharp({
+          create: { width: (meta.width ?? 0) + 8, height: meta.height ?? 0, channels: 3, background: "#ffffff" },
+        })
+          .png()
+          .toBuffer(),
+        "mask",
+      );
+      expect(refused({ ...base, mask: larger.sha256 })).toEqual(["mask"]);
       await expect(app.initImages.put(Buffer.from("not a picture"), "mask")).rejects.toMatchObject({
         fields: [{ path: "mask", message: "is not a picture" }],
       });

@@ -53,6 +53,12 @@ describe("a node's init image cache", () => {
     const text = Buffer.from("hello");
     const sha = createHash("sha256").update(text).digest("hex");
     await expect(cache.put(sha, text)).rejects.toThrow(/must be a PNG/);
+    // A PNG cut short after its header: refused now, not kept and failed on by every task naming it.
+    const whole = await png(2, 128);
+    const cut = whole.bytes.subarray(0, Math.floor(whole.bytes.length * 0.6));
+    await expect(cache.put(createHash("sha256").update(cut).digest("hex"), cut)).rejects.toThrow(
+      /cut short or corrupt/,
+    );
     expect(cache.size.count).toBe(0);
   });
 });
