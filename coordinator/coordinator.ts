@@ -254,9 +254,22 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
 
   /** Resolves once at least one node is online with its models known (or after `timeoutMs`). */
   async waitForNodes(timeoutMs: number): Promise<boolean> {
+    return this.waitFor(() => this.fleet.anyReady(), timeoutMs);
+  }
+
+  /**
+   * Waits (at most `timeoutMs`) for every node the app knows to be online, so a
+   * job is checked against, and planned over, the whole farm it was given;
+   * false when one is still away (the job goes on without it).
+   */
+  async waitForAllNodes(timeoutMs: number): Promise<boolean> {
+    return this.waitFor(() => this.fleet.allReady(), timeoutMs);
+  }
+
+  private async waitFor(ready: () => boolean, timeoutMs: number): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
-      if (this.fleet.anyReady()) return true;
+      if (ready()) return true;
       await new Promise((r) => setTimeout(r, 50));
     }
     return false;

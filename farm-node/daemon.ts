@@ -8,13 +8,13 @@ import { BASE_TASK_TIMEOUT_S, PROTOCOL_VERSION } from "../shared/constants";
 import type { Backend, DeviceInfo, DeviceReadings } from "../shared/device";
 import { KilnError } from "../shared/errors";
 import { formatFingerprint } from "../shared/fingerprint";
-import type { HiresPass } from "../shared/hires-fix";
+import { type HiresPass, LANCZOS_UPSCALER, LATENT_UPSCALER } from "../shared/hires-fix";
 import type { PackOffer, PushChunkAccepted, PushCommitted, PushStatus } from "../shared/model-push";
 import type { NodeEventBody } from "../shared/node-events";
 import type { Health, ModelInfo, NodeInfo, NodeLimits } from "../shared/node-info";
 import type { PairFinishRequest, PairResponse, PairStartRequest, PairStartResponse } from "../shared/pairing";
 import type { Task, TaskAccepted, TaskState } from "../shared/task";
-import { upscaleModelProblem } from "../shared/upscale";
+import { UPSCALER_KIND, upscaleModelProblem } from "../shared/upscale";
 import { type DeviceViewer, devicesSeenBy, lanViewer } from "./api/caller-view";
 import { EventHub } from "./api/event-hub";
 import { createServer, type NodeService } from "./api/server";
@@ -674,6 +674,18 @@ export class Daemon implements NodeService {
   }
 
   /** A task from a LAN app or a farm app: ids are checked against every other sender's, whatever the source. */
+  /** A hires fix through an upscaler pack this node lacks is refused here (another node may have it), not failed in a worker. */
+  private checkHiresUpscaler(upscaler: string): void {
+    if (upscaler === LATENT_UPSCALER || upscaler === LANCZOS_UPSCALER) return;
+    if (this.models().some((m) => m.name === upscaler && m.kind === UPSCALER_KIND && m.available)) return;
+    throw new KilnError(
+      "E_MODEL_MISSING",
+      `the upscaler pack "${upscaler}" is not installed on this node; send the task to a node that has it`,
+      { field: "hires.upscaler" },
+      [{ path: "hires.upscaler", message: "is not an upscaler pack of this node" }],
+    );
+  }
+
   private admit(task: Task, client: string, source: TaskSource): TaskAccepted {
     if (this.stopping)
       throw new KilnError("E_SHUTTING_DOWN", "the node is shutting down; send the task to another node");
@@ -746,6 +758,7 @@ export class Daemon implements NodeService {
     checkLimit("height", task.height, model.maxHeight, model.name);
     checkLimit("steps", task.steps, model.maxSteps, model.name);
     if (task.hires) checkHires(task.hires, model);
+    if (task.hires) this.checkHiresUpscaler(task.hires.upscaler);
     for (const [field, edge] of [
       ["width", task.width],
       ["height", task.height],

@@ -150,6 +150,12 @@ export class NodeFleet {
     return [...this.nodes.values()].some((n) => n.status === "online" && (n.info?.models.length ?? 0) > 0);
   }
 
+  /** Every node this app knows is online with its models known (none known: false). */
+  allReady(): boolean {
+    const nodes = [...this.nodes.values()];
+    return nodes.length > 0 && nodes.every((n) => n.status === "online" && (n.info?.models.length ?? 0) > 0);
+  }
+
   /** Which mode this app runs in, for the UI and the CLI. */
   mode(): { mode: "lan" | "farm"; farm: string | null } {
     return this.farmClient ? { mode: "farm", farm: this.farmClient.name } : { mode: "lan", farm: null };

@@ -2,7 +2,13 @@ import { randomInt } from "node:crypto";
 import { statfs } from "node:fs/promises";
 import type { Logger } from "pino";
 import { describeFieldErrors, fieldErrors, KilnError } from "../../shared/errors";
-import { type HiresFix, hiresJobProblem, resolveHiresPass } from "../../shared/hires-fix";
+import {
+  type HiresFix,
+  hiresJobProblem,
+  LANCZOS_UPSCALER,
+  LATENT_UPSCALER,
+  resolveHiresPass,
+} from "../../shared/hires-fix";
 import { type ImageSpec, type JobSpecInput, JobSpec as JobSpecSchema } from "../../shared/job";
 import { drawSeeds, expandJob } from "../../shared/job-expansion";
 import type { ModelInfo } from "../../shared/node-info";
@@ -107,6 +113,7 @@ export class QueueCommands {
     const images = spec.upscale && upscaled ? upscaleImages(expanded[0] as ImageSpec, spec.upscale) : expanded;
     for (const image of images) checkModelLimits(image, models);
     if (spec.hires) checkHires(spec.hires, images, models);
+    if (spec.hires) this.checkUpscalerEverywhere(spec.hires.upscaler, modelNames);
     const job = ledger.submitJob(spec, images, seeds, clock.now());
     ledger.appendEvent("job.submitted", { jobId: job.id, images: images.length }, clock.now());
     this.opts.changes.queueChanged();
@@ -264,6 +271,27 @@ export class QueueCommands {
       energy: this.opts.ledger.energy.of(job.id),
       ...(spec.prefer === "efficient" ? { preferEfficient: true } : {}),
     };
+  }
+
+  /**
+   * A hires fix through an upscaler pack runs only where the pack is: the
+   * scheduler places images by their model alone, so every online node with
+   * the model must have the pack too (a node without it refuses such tasks).
+   */
+  private checkUpscalerEverywhere(upscaler: string, modelNames: ReadonlySet<string>): void {
+    if (upscaler === LATENT_UPSCALER || upscaler === LANCZOS_UPSCALER) return;
+    const lacking: string[] = [];
+    for (const node of this.opts.fleet.all()) {
+      const offered = (node.info?.models ?? []).filter((m) => m.available);
+      const runs = offered.some((m) => modelNames.has(m.name));
+      if (node.status === "online" && runs && !offered.some((m) => m.name === upscaler))
+        lacking.push(node.info?.name ?? node.id);
+    }
+    if (lacking.length === 0) return;
+    const message = `${upscaler} is not on every node that renders the model (${lacking.join(", ")} lacks it): push it to them (kiln models push ${upscaler} --all) or use ${LATENT_UPSCALER} or ${LANCZOS_UPSCALER}`;
+    throw new KilnError("E_BAD_REQUEST", `invalid job: hires.upscaler: ${message}`, undefined, [
+      { path: "hires.upscaler", message },
+    ]);
   }
 
   /** Why no device can take images of this work, or null when one can. */

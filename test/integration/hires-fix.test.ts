@@ -169,9 +169,16 @@ describe("hires fix on a node", () => {
     expect(await sharp(viaPack).metadata()).toMatchObject({ width: 384, height: 384 });
     expect(parseParameters(readTextChunks(viaPack).parameters ?? "").extra["Hires upscaler"]).toBe(TINY_PACKS.upscaler);
     expect(meanAbsDiff((await raw(viaPack)).rgb, (await raw(png)).rgb)).toBeGreaterThan(0);
-    expect(await failure(task({ ...lanczos, upscaler: "nosuch" }))).toMatchObject({
-      code: "E_MODEL_MISSING",
-      message: expect.stringMatching(/hires upscaler nosuch is not an upscaler pack on this node/),
+    // A pack the node lacks is refused at once (the app sends the task elsewhere), never failed in a worker,
+    // which would count against this node and could blocklist it for the model.
+    const lacking = await api(node).submit(task({ ...lanczos, upscaler: "nosuch" }));
+    expect(lacking.status).toBe(400);
+    expect(await lacking.json()).toMatchObject({
+      error: {
+        code: "E_MODEL_MISSING",
+        message: expect.stringMatching(/the upscaler pack "nosuch" is not installed on this node/),
+        fields: [{ path: "hires.upscaler" }],
+      },
     });
 
     const sdxl = task(lanczos, { model: TINY_PACKS.sdxl, guidance: 0 });
@@ -267,6 +274,30 @@ describe("kiln render --hires", () => {
     const png = readFileSync(join(out, name as string));
     expect(await sharp(png).metadata()).toMatchObject({ width: 384, height: 384 });
     expect(parseParameters(readTextChunks(png).parameters ?? "").extra["Hires upscaler"]).toBe(TINY_PACKS.upscaler);
+  }, 120_000);
+
+  it("refuses an upscaler pack that a node with the model lacks, naming the node, before queueing", async () => {
+    const models = join(dir, "models-without-upscaler");
+    writeTinyPacks(models);
+    rmSync(join(models, TINY_PACKS.upscaler), { recursive: true, force: true });
+    const bare = await startNode(["--devices", "cpu", "--models", models, "--name", "no-upscaler"]);
+    try {
+      const result = spawnSync(
+        process.execPath,
+        [KILN, "render", "x", "--model", TINY_PACKS.sd, "--steps", "4", "--size", "256x256", "--hires", "1.5"].concat(
+          ["--hires-upscaler", TINY_PACKS.upscaler, "--no-local", "--trust-first-use", "--no-discovery"],
+          ["--node", `127.0.0.1:${node.port}`, "--token", node.token, "--node", `127.0.0.1:${bare.port}`],
+          ["--token", bare.token, "--data-dir", join(dir, "data-two"), "--out", join(dir, "out-two")],
+        ),
+        { encoding: "utf8", timeout: 120_000 },
+      );
+      expect(result.status).not.toBe(0);
+      expect(result.stderr).toMatch(
+        /hires\.upscaler: tiny-upscaler-x4 is not on every node that renders the model \(no-upscaler lacks it\)/,
+      );
+    } finally {
+      expect(await bare.stop()).toBe(0);
+    }
   }, 120_000);
 
   it("refuses, before queueing, what cannot run, naming the field", () => {
