@@ -134,6 +134,47 @@ describe("kiln upscale", () => {
     expect(took.every((n) => n >= 1) && total >= 7, `images per node: ${took.join(", ")}`).toBe(true);
   }, 180_000);
 
+  it("sends the pictures of a node that dies under them to another node", async () => {
+    const lost = await startNode(["--devices", "cpu", "--models", join(dir, "models")]);
+    const big: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      const file = join(dir, `big-${i}.png`);
+      writeFileSync(
+        file,
+        await sharp(await initPicture(30 + 60 * i))
+          .resize(480, 320)
+          .png()
+          .toBuffer(),
+      );
+      big.push(file);
+    }
+    const out = join(dir, "out-lost");
+    const run = spawnKiln([
+      "upscale",
+      ...big,
+      "--model",
+      TINY_PACKS.upscaler,
+      "--out",
+      out,
+      "--no-local",
+      "--no-discovery",
+      "--trust-first-use",
+      "--data-dir",
+      join(dir, "data-lost"),
+      ...[lost, nodes[0] as RunningNode].flatMap((n) => ["--node", `127.0.0.1:${n.port}`, "--token", n.token]),
+    ]).done;
+    // It dies as soon as it has a picture to work on.
+    await lost.waitForLog((l) => l.msg === "stored an init image", 60_000);
+    lost.proc.kill("SIGKILL");
+    const result = await run;
+    expect(result.code, result.stderr).toBe(0);
+    expect(readdirSync(out).sort()).toEqual(["big-0.png", "big-1.png", "big-2.png", "big-3.png"]);
+    for (const file of readdirSync(out)) {
+      const meta = await sharp(join(out, file)).metadata();
+      expect([meta.width, meta.height]).toEqual([1920, 1280]);
+    }
+  }, 180_000);
+
   it("refuses a scale other than 2 or 4, a file that is not a picture and a model that is not an upscaler", async () => {
     const out = join(dir, "refused");
     const three = await kiln([inputs[0] as string, "--model", TINY_PACKS.upscaler, "--scale", "3", "--out", out], "r1");
