@@ -618,8 +618,9 @@ export class DeviceRunner {
     const defaultSteps = this.models.find((m) => m.name === task.model)?.defaultSteps ?? task.steps;
     const ms = taskDeadlineMs({
       baseTimeoutS: this.opts.baseTimeoutS,
-      width: task.width,
-      height: task.height,
+      // An upscale's deadline follows the picture it makes; its task's size is a cost key capped at 2048.
+      width: task.upscale?.width ?? task.width,
+      height: task.upscale?.height ?? task.height,
       steps: task.steps,
       defaultSteps,
       images: images.length,
