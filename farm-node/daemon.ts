@@ -756,6 +756,19 @@ export class Daemon implements NodeService {
     if (wrongKind) throw new KilnError("E_BAD_REQUEST", wrongKind.message, { field: "model" }, [wrongKind]);
     checkLimit("width", task.width, model.maxWidth, model.name);
     checkLimit("height", task.height, model.maxHeight, model.name);
+    for (const [field, edge] of [
+      ["width", task.width],
+      ["height", task.height],
+    ] as const) {
+      if (model.minEdge !== undefined && edge < model.minEdge) {
+        throw new KilnError(
+          "E_SIZE_LIMIT",
+          `${field} ${edge} is below ${model.name}'s smallest size of ${model.minEdge}`,
+          { field, min: model.minEdge },
+          [{ path: field, message: `must be at least ${model.minEdge} for ${model.name}` }],
+        );
+      }
+    }
     checkLimit("steps", task.steps, model.maxSteps, model.name);
     if (task.hires) checkHires(task.hires, model);
     if (task.hires) this.checkHiresUpscaler(task.hires.upscaler);

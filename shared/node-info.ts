@@ -24,6 +24,8 @@ export const ModelInfo = z.object({
   maxSteps: z.number().int().positive(),
   /** Width and height must be multiples of this. */
   sizeMultiple: z.number().int().positive().default(8),
+  /** Smallest width and height it renders; absent from older nodes (64, the protocol's own floor). */
+  minEdge: z.number().int().positive().optional(),
   /** Whether it can start from an image (img2img: the pack has a VAE encoder); absent from older nodes. */
   img2img: z.boolean().optional(),
   /** Whether it can run hires fix's second pass (packs can: the latent upscaler needs no VAE encoder); absent from older nodes. */

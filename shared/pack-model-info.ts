@@ -44,6 +44,7 @@ export function packModelInfo(
     maxHeight: m.limits.maxHeight,
     maxSteps: m.limits.maxSteps,
     sizeMultiple: m.limits.sizeMultiple,
+    minEdge: m.limits.minEdge,
     img2img: m.vaeEncoder !== undefined,
     hires: true,
     sizeBytes: pack.sizeBytes,

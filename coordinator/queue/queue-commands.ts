@@ -343,6 +343,14 @@ function checkModelLimits(
         [{ path: field, message: `must be at most ${max} for ${model.name}` }],
       );
     }
+    if (field !== "steps" && model.minEdge !== undefined && value < model.minEdge) {
+      throw new KilnError(
+        "E_SIZE_LIMIT",
+        `${field} ${value} is below ${model.name}'s smallest size of ${model.minEdge}`,
+        { field, min: model.minEdge },
+        [{ path: field, message: `must be at least ${model.minEdge} for ${model.name}` }],
+      );
+    }
     if (field !== "steps" && value % model.sizeMultiple !== 0) {
       throw new KilnError(
         "E_SIZE_LIMIT",

@@ -51,8 +51,9 @@ export function checkDraft(draft: PromptDraft, models: ModelInfo[]): DraftCheck 
   else if (!model)
     errors.model = `No node of the farm has ${draft.model} now: pick another model or bring its node online`;
 
-  const widthError = edgeError("Width", draft.width, { max: model?.maxWidth ?? Infinity, model: model?.name });
-  const heightError = edgeError("Height", draft.height, { max: model?.maxHeight ?? Infinity, model: model?.name });
+  const limit = (max: number | undefined) => ({ max: max ?? Infinity, min: model?.minEdge, model: model?.name });
+  const widthError = edgeError("Width", draft.width, limit(model?.maxWidth));
+  const heightError = edgeError("Height", draft.height, limit(model?.maxHeight));
   if (widthError) errors.width = widthError;
   if (heightError) errors.height = heightError;
 

@@ -13,20 +13,22 @@ const STEP = 8;
 
 export interface EdgeLimit {
   max: number;
+  /** The model's smallest edge, when above the farm's 64. */
+  min?: number;
   /** The model that sets a lower limit than the farm's, named in the message. */
   model?: string;
 }
 
 /** The nearest edge the farm accepts: a multiple of 8 within the limits. */
-export function nearestEdge(value: number, max: number): number {
+export function nearestEdge(value: number, max: number, min = MIN_EDGE): number {
   const rounded = Math.round(value / STEP) * STEP;
-  return Math.min(Math.floor(max / STEP) * STEP, Math.max(MIN_EDGE, rounded));
+  return Math.min(Math.floor(max / STEP) * STEP, Math.max(Math.ceil(min / STEP) * STEP, rounded));
 }
 
 /**
  * Checks one edge as typed and says how to fix it, with a value to try, the
  * same rules as the job schema (shared/task.ts): a whole number, a multiple of
- * 8, 64 to 2048 pixels, and the model's own limit when lower.
+ * 8, 64 to 2048 pixels, and the model's own limits when narrower.
  */
 export function edgeError(
   label: "Width" | "Height",
@@ -35,12 +37,16 @@ export function edgeError(
 ): string | null {
   const text = raw.trim();
   const max = Math.min(limit.max, MAX_IMAGE_EDGE);
+  const min = Math.max(limit.min ?? MIN_EDGE, MIN_EDGE);
   if (text === "") return `${label} is needed (try 512)`;
   const value = Number(text);
   if (!Number.isFinite(value)) return `${label} must be a number of pixels (try 512)`;
-  const fix = nearestEdge(value, max);
+  const fix = nearestEdge(value, max, min);
   if (!Number.isInteger(value)) return `${label} must be a whole number of pixels (try ${fix})`;
-  if (value < MIN_EDGE) return `${label} must be at least ${MIN_EDGE} pixels (try ${fix})`;
+  if (value < min) {
+    const whose = limit.model && min > MIN_EDGE ? ` for ${limit.model}` : "";
+    return `${label} must be at least ${min} pixels${whose} (try ${fix})`;
+  }
   if (value > max) {
     const whose = limit.model && max < MAX_IMAGE_EDGE ? ` for ${limit.model}` : "";
     return `${label} must be at most ${max} pixels${whose} (try ${fix})`;

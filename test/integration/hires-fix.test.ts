@@ -196,6 +196,10 @@ describe("hires fix on a node", () => {
     const off = await api(node).submit(task({ ...LATENT, width: 392 }));
     expect(off.status).toBe(400);
     expect(JSON.stringify(await off.json())).toMatch(/hires\.width 392 is not a multiple of 64/);
+    // Below the pack's smallest size: refused at the door, not failed in a worker.
+    const small = await api(node).submit(task(LATENT, { width: 192 }));
+    expect(small.status).toBe(400);
+    expect(JSON.stringify(await small.json())).toMatch(/width 192 is below tiny-sd's smallest size of 256/);
   });
 });
 
@@ -310,6 +314,9 @@ describe("kiln render --hires", () => {
       /--hires-steps applies to hires fix: give --hires SCALE too/,
     );
     expect(refused(["--model", "kiln-demo", "--hires", "2"])).toMatch(/hires: kiln-demo cannot run hires fix/);
+    expect(refused(["--model", TINY_PACKS.sd, "--size", "192x256"])).toMatch(
+      /width 192 is below tiny-sd's smallest size of 256/,
+    );
     expect(refused(["--model", TINY_PACKS.sd, "--size", "1024x1024", "--hires", "4"])).toMatch(
       /hires\.scale: 1024x1024 × 4 is 4096x4096, above tiny-sd's limit of 2048x2048/,
     );

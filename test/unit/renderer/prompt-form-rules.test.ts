@@ -15,6 +15,11 @@ describe("size validation", () => {
   it("names the fix with a value to try", () => {
     expect(edgeError("Width", "513")).toBe("Width must be a multiple of 8 (try 512)");
     expect(edgeError("Height", "770")).toBe("Height must be a multiple of 8 (try 768)");
+    // A model with a smaller floor than the farm's (SD optimum exports render 256 and up).
+    expect(edgeError("Width", "192", { max: 2048, min: 256, model: "tiny-sd" })).toBe(
+      "Width must be at least 256 pixels for tiny-sd (try 256)",
+    );
+    expect(edgeError("Width", "256", { max: 2048, min: 256, model: "tiny-sd" })).toBeNull();
     expect(edgeError("Width", "32")).toBe("Width must be at least 64 pixels (try 64)");
     expect(edgeError("Width", "4096")).toBe("Width must be at most 2048 pixels (try 2048)");
     expect(edgeError("Width", "512.5")).toBe("Width must be a whole number of pixels (try 512)");
