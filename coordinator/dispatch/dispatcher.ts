@@ -465,6 +465,9 @@ export class Dispatcher {
       } else if (NODE_LOCAL_REFUSALS.has(outcome.error.code)) {
         // This node cannot take it now (stopping, still loading, model or device gone): another may.
         ledger.loseAttempts(attemptIds, `node refused: ${outcome.error.message}`, clock.now());
+        // A model it no longer offers (its worker could not load the pack): read its models again, or the
+        // images would go straight back to it, refused each time.
+        if (outcome.error.code === "E_MODEL_MISSING") void this.opts.fleet.refresh(node.id);
         changes.nodesChanged();
         changes.queueChanged();
       } else {

@@ -175,6 +175,36 @@ describe("kiln upscale", () => {
     }
   }, 180_000);
 
+  it("sends the pictures of a node whose upscaler will not load to another node", async () => {
+    // The pack breaks after the node's scan: its worker fails to load it, and the node then refuses its tasks.
+    const models = join(dir, "broken-models");
+    writeTinyPacks(models);
+    const broken = await startNode(["--devices", "cpu", "--models", models]);
+    try {
+      writeFileSync(join(models, TINY_PACKS.upscaler, "tiny-upscaler-x4.onnx"), "truncated");
+      const out = join(dir, "out-broken");
+      const run = await spawnKiln([
+        "upscale",
+        ...inputs,
+        "--model",
+        TINY_PACKS.upscaler,
+        "--out",
+        out,
+        "--no-local",
+        "--no-discovery",
+        "--trust-first-use",
+        "--data-dir",
+        join(dir, "data-broken"),
+        ...[broken, nodes[0] as RunningNode].flatMap((n) => ["--node", `127.0.0.1:${n.port}`, "--token", n.token]),
+      ]).done;
+      expect(run.code, run.stderr).toBe(0);
+      expect(readdirSync(out).sort()).toEqual(["shot-0.png", "shot-1.png", "shot-2.png", "shot-3.png"]);
+      expect(broken.logs.some((l) => l.msg === "model failed to load; it is now reported unavailable")).toBe(true);
+    } finally {
+      expect(await broken.stop()).toBe(0);
+    }
+  }, 120_000);
+
   it("refuses a scale other than 2 or 4, a file that is not a picture and a model that is not an upscaler", async () => {
     const out = join(dir, "refused");
     const three = await kiln([inputs[0] as string, "--model", TINY_PACKS.upscaler, "--scale", "3", "--out", out], "r1");
