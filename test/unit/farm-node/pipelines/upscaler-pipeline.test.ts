@@ -1,6 +1,8 @@
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { describeUpscalerFolder } from "../../../../farm-node/models/upscaler-pack";
+import { attr, GraphBuilder } from "../../../../farm-node/onnx/onnx-graph-builder";
 import { UpscalerPipeline } from "../../../../farm-node/pipelines/upscaler-pipeline";
 import type { RgbImage } from "../../../../shared/img2img";
 import type { ResolvedUpscaler } from "../../../../shared/upscale";
@@ -79,6 +81,35 @@ describe("upscaler pipeline on the tiny ×4 pack", () => {
     const source = picture(40, 24);
     const out = await tiled.upscale(source, { scale: 2 });
     expect([out.width, out.height]).toEqual([80, 48]);
+  });
+
+  it("runs a float16 export, fed and read in half precision", async () => {
+    const g = new GraphBuilder("nearest_fp16");
+    const input = g.input("lr", "float16", [1, 3, "h", "w"]);
+    const scales = g.initializer("scales", { type: "float32", dims: [4], values: [1, 1, 2, 2] });
+    g.node("Resize", [input, "", scales], ["hr"], { mode: attr.string("nearest") });
+    g.output("hr", "float16", [1, 3, "H", "W"]);
+    const dir = join(tempDir("kiln-upscaler-fp16-"), "fp16");
+    mkdirSync(dir);
+    writeFileSync(join(dir, "model_fp16.onnx"), g.build());
+    const described = await describeUpscalerFolder(dir, "fp16");
+    expect(described).toMatchObject({ dtype: "float16", scale: 2, input: "lr", output: "hr" });
+    const half = await UpscalerPipeline.load({ ...described, hash: "", sizeBytes: 0 }, ["cpu"], { tileEdge: 64 });
+    const source = picture(90, 70);
+    const out = await half.upscale(source);
+    await half.release();
+    // Nearest neighbour ×2, tiled: every output pixel is its source pixel (8 bits survive half precision).
+    let off = 0;
+    for (let y = 0; y < 140; y++)
+      for (let x = 0; x < 180; x++)
+        for (let c = 0; c < 3; c++)
+          off = Math.max(
+            off,
+            Math.abs(
+              (out.rgb[(y * 180 + x) * 3 + c] as number) - (source.rgb[((y >> 1) * 90 + (x >> 1)) * 3 + c] as number),
+            ),
+          );
+    expect(off).toBe(0);
   });
 
   it("stops between tiles when cancelled", async () => {
