@@ -4,7 +4,6 @@ import { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { type ErrorCode, KilnError } from "../../shared/errors";
 import { FairTurns } from "../../shared/fair-queuing";
-import { pixelSteps } from "../../shared/hires-fix";
 import {
   type FarmAnnouncement,
   FarmApp,
@@ -17,6 +16,7 @@ import {
   parseFarmJson,
   redactUrl,
 } from "../../shared/farm-protocol";
+import { pixelSteps } from "../../shared/hires-fix";
 import type { NodeEventBody } from "../../shared/node-events";
 import { type Task, TaskRequest } from "../../shared/task";
 

@@ -10,7 +10,7 @@ export async function encodeGrayPng(pixels: Uint8Array, width: number, height: n
   // to the compressor in slices, so a large mask is never copied whole.
   const ROWS = Math.max(1, Math.floor((1 << 20) / (width + 1)));
   let y = 0;
-  const rows = new ReadableStream<BufferSource>({
+  const rows = new ReadableStream<Uint8Array<ArrayBuffer>>({
     pull(controller) {
       if (y >= height) {
         controller.close();
