@@ -14,7 +14,7 @@ import type { NodeEventBody } from "../shared/node-events";
 import type { Health, ModelInfo, NodeInfo, NodeLimits } from "../shared/node-info";
 import type { PairFinishRequest, PairResponse, PairStartRequest, PairStartResponse } from "../shared/pairing";
 import type { Task, TaskAccepted, TaskState } from "../shared/task";
-import { UPSCALER_KIND, upscaleModelProblem } from "../shared/upscale";
+import { UPSCALER_KIND, upscaleModelProblem, upscaleSizeProblem } from "../shared/upscale";
 import { type DeviceViewer, devicesSeenBy, lanViewer } from "./api/caller-view";
 import { EventHub } from "./api/event-hub";
 import { createServer, type NodeService } from "./api/server";
@@ -754,6 +754,8 @@ export class Daemon implements NodeService {
     }
     const wrongKind = upscaleModelProblem(task, model);
     if (wrongKind) throw new KilnError("E_BAD_REQUEST", wrongKind.message, { field: "model" }, [wrongKind]);
+    const tooLarge = task.upscale ? upscaleSizeProblem(task.upscale, model.scale) : null;
+    if (tooLarge) throw new KilnError("E_SIZE_LIMIT", tooLarge.message, { field: tooLarge.path }, [tooLarge]);
     checkLimit("width", task.width, model.maxWidth, model.name);
     checkLimit("height", task.height, model.maxHeight, model.name);
     for (const [field, edge] of [

@@ -41,31 +41,46 @@ export type TaskImage = z.infer<typeof TaskImage>;
  * has its own seed and prompt. Task ids are chosen by the coordinator, and
  * submitting the same id twice is a no-op.
  */
-export const TaskRequest = z.object({
-  id: SafeId,
-  model: ModelName,
-  width: Edge,
-  height: Edge,
-  steps: Steps,
-  guidance: Guidance.default(1),
-  sampler: z.string().max(50).optional(),
-  /** Uuid of the device to run on; any device of the node when absent. */
-  device: z.string().max(100).optional(),
-  images: z.array(TaskImage).min(1, "must hold at least one image").max(64, "must hold at most 64 images"),
-  /**
-   * img2img: the init image by the sha256 of its PNG (the node holds it from an
-   * earlier PUT /v1/init-images/<sha256>, or answers 409 E_INIT_IMAGE_MISSING),
-   * the denoising strength and how it is fitted to width × height.
-   */
-  init: InitImageRef.optional(),
-  /**
-   * Hires fix: width × height is the first pass; the node upscales each image
-   * to the second pass's size and reworks it there (A1111's two passes in one task).
-   */
-  hires: HiresPass.optional(),
-  /** Upscale: the picture (by sha256, sent as init images are) and the size it comes out at, for an upscaler model. */
-  upscale: UpscaleTask.optional(),
-});
+export const TaskRequest = z
+  .object({
+    id: SafeId,
+    model: ModelName,
+    width: Edge,
+    height: Edge,
+    steps: Steps,
+    guidance: Guidance.default(1),
+    sampler: z.string().max(50).optional(),
+    /** Uuid of the device to run on; any device of the node when absent. */
+    device: z.string().max(100).optional(),
+    images: z.array(TaskImage).min(1, "must hold at least one image").max(64, "must hold at most 64 images"),
+    /**
+     * img2img: the init image by the sha256 of its PNG (the node holds it from an
+     * earlier PUT /v1/init-images/<sha256>, or answers 409 E_INIT_IMAGE_MISSING),
+     * the denoising strength and how it is fitted to width × height.
+     */
+    init: InitImageRef.optional(),
+    /**
+     * Hires fix: width × height is the first pass; the node upscales each image
+     * to the second pass's size and reworks it there (A1111's two passes in one task).
+     */
+    hires: HiresPass.optional(),
+    /** Upscale: the picture (by sha256, sent as init images are) and the size it comes out at, for an upscaler model. */
+    upscale: UpscaleTask.optional(),
+  })
+  .superRefine((task, ctx) => {
+    if (!task.upscale) return;
+    // An upscale makes one picture from one picture: nothing of a prompt render goes with it.
+    for (const field of ["init", "hires"] as const) {
+      if (task[field] !== undefined)
+        ctx.addIssue({
+          code: "custom",
+          path: [field],
+          message: "does not go with upscale (it enlarges its picture only)",
+        });
+    }
+    if (task.images.length !== 1)
+      ctx.addIssue({ code: "custom", path: ["images"], message: "must hold one image for an upscale (its picture)" });
+  });
 export type TaskRequest = z.input<typeof TaskRequest>;
 export type Task = z.output<typeof TaskRequest>;
 

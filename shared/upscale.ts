@@ -127,6 +127,9 @@ export const UpscaleJob = z.object({
 });
 export type UpscaleJob = z.infer<typeof UpscaleJob>;
 
+/** Most farm tiles one picture is cut into: each is a task that reads the picture, so a few hundred do. */
+export const MAX_FARM_TILES = 256;
+
 /** Source pixels two farm tiles share at least: its outer quarter is never used (shared/upscale-tiles.ts). */
 export const FARM_TILE_OVERLAP = 32;
 
@@ -221,6 +224,27 @@ export function upscaleModelProblem(
     return { path: "model", message: `${model.name} is not an upscaler (its kind is ${model.kind})` };
   }
   return null;
+}
+
+/**
+ * A factor below the model's is the model's picture shrunk with Lanczos (as
+ * A1111 does): that larger picture is made first, whole, so it is bounded as
+ * an output is. Null when it fits.
+ */
+export function upscaleSizeProblem(
+  upscale: { width: number; height: number; scale: number },
+  modelScale: number | undefined,
+): { path: string; message: string } | null {
+  if (modelScale === undefined || modelScale <= upscale.scale) return null;
+  const first = {
+    width: Math.round((upscale.width / upscale.scale) * modelScale),
+    height: Math.round((upscale.height / upscale.scale) * modelScale),
+  };
+  if (first.width <= MAX_UPSCALED_EDGE && first.height <= MAX_UPSCALED_EDGE) return null;
+  return {
+    path: "upscale.scale",
+    message: `×${upscale.scale} with a ×${modelScale} model makes a ${first.width}×${first.height} picture first, above ${MAX_UPSCALED_EDGE} pixels a side: upscale by ${modelScale}, use a ×${upscale.scale} model or a smaller picture`,
+  };
 }
 
 /**

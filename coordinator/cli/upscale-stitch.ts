@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import sharp from "sharp";
-import { FARM_TILE_OVERLAP } from "../../shared/upscale";
+import { FARM_TILE_OVERLAP, MAX_UPSCALED_EDGE } from "../../shared/upscale";
 import { axisSpans, TileBlender } from "../../shared/upscale-tiles";
 
 const SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
@@ -28,7 +28,11 @@ export async function stitchFarmTiles(
     blender.add(k % xs.length, Math.floor(k / xs.length), { width: decoded.info.width, values: decoded.data });
   }
   const stitched = blender.finish();
-  const png = await sharp(stitched.rgb, { raw: { width: out.width, height: out.height, channels: 3 } })
+  // sharp's default pixel limit is 16383²: a stitched picture may be MAX_UPSCALED_EDGE a side.
+  const png = await sharp(stitched.rgb, {
+    raw: { width: out.width, height: out.height, channels: 3 },
+    limitInputPixels: MAX_UPSCALED_EDGE * MAX_UPSCALED_EDGE,
+  })
     .png()
     .toBuffer();
   return withChunkOf(readFileSync(tiles[0] as string), png, "parameters");

@@ -15,10 +15,12 @@ import type { ModelInfo } from "../../shared/node-info";
 import type { ImageSummary, JobSummary } from "../../shared/ui-api";
 import {
   farmTiles,
+  MAX_FARM_TILES,
   MAX_UPSCALED_EDGE,
   type UpscaleJob,
   upscaledSize,
   upscaleModelProblem,
+  upscaleSizeProblem,
   upscaleWorkEdge,
 } from "../../shared/upscale";
 import type { ChangeFeed } from "../change-feed";
@@ -112,6 +114,7 @@ export class QueueCommands {
     // An upscale job's images are the picture (or its farm tiles) at their true upscaled size; the job keeps the cost key.
     const images = spec.upscale && upscaled ? upscaleImages(expanded[0] as ImageSpec, spec.upscale) : expanded;
     for (const image of images) checkModelLimits(image, models);
+    if (spec.upscale) checkUpscaleSize(images, spec.upscale.scale, models.get(spec.model)?.scale);
     if (spec.hires) checkHires(spec.hires, images, models);
     if (spec.hires) this.checkUpscalerEverywhere(spec.hires.upscaler, modelNames);
     const job = ledger.submitJob(spec, images, seeds, clock.now());
@@ -321,6 +324,21 @@ function checkHires(hires: HiresFix, images: readonly ImageSpec[], models: Map<s
     if (problem) {
       throw new KilnError("E_BAD_REQUEST", `invalid job: ${problem.path}: ${problem.message}`, undefined, [problem]);
     }
+  }
+}
+
+/** Each picture (or farm tile) an upscale job makes, bounded by the model-factor picture made first (upscaleSizeProblem). */
+function checkUpscaleSize(images: readonly ImageSpec[], scale: number, modelScale: number | undefined): void {
+  if (images.length > MAX_FARM_TILES) {
+    const message = `cuts the picture into ${images.length} tiles; at most ${MAX_FARM_TILES}: raise it`;
+    throw new KilnError("E_BAD_REQUEST", `invalid job: upscale.farmTile: ${message}`, undefined, [
+      { path: "upscale.farmTile", message },
+    ]);
+  }
+  for (const image of images) {
+    const problem = upscaleSizeProblem({ width: image.width, height: image.height, scale }, modelScale);
+    if (problem)
+      throw new KilnError("E_SIZE_LIMIT", `invalid job: ${problem.path}: ${problem.message}`, undefined, [problem]);
   }
 }
 

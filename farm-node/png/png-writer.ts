@@ -3,6 +3,7 @@ import { rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import sharp from "sharp";
 import { SafeId } from "../../shared/ids";
+import { MAX_UPSCALED_EDGE } from "../../shared/upscale";
 import { withTextChunks } from "./png-text-chunks";
 
 export interface PngToWrite {
@@ -40,7 +41,11 @@ export async function writePng(imageDir: string, image: PngToWrite): Promise<Wri
 
 /** The pixels as a PNG without its text chunks (the slow part: sharp, on the thread pool). */
 export function encodePixels(image: Pick<PngToWrite, "rgb" | "width" | "height">): Promise<Buffer> {
-  return sharp(image.rgb, { raw: { width: image.width, height: image.height, channels: 3 } })
+  // sharp's default pixel limit is 16383²: an upscaled picture may be MAX_UPSCALED_EDGE a side.
+  return sharp(image.rgb, {
+    raw: { width: image.width, height: image.height, channels: 3 },
+    limitInputPixels: MAX_UPSCALED_EDGE * MAX_UPSCALED_EDGE,
+  })
     .png({ compressionLevel: 3, adaptiveFiltering: true })
     .toBuffer();
 }

@@ -11,19 +11,18 @@ import type { WorkerBatch } from "../../shared/worker-messages";
  * rather than with a wrong PNG.
  */
 export async function readUpscaleSource(ref: NonNullable<WorkerBatch["upscale"]>): Promise<RgbImage> {
-  const decoded = await sharp(ref.path)
-    .removeAlpha()
-    .toColourspace("srgb")
-    .raw()
-    .toBuffer({ resolveWithObject: true })
+  const unreadable = (error: unknown) =>
+    new KilnError(
+      "E_INIT_IMAGE_MISSING",
+      `the picture ${ref.source} to upscale cannot be read on this node (${(error as Error).message}); send it again`,
+      { sha256: ref.source },
+    );
+  const meta = await sharp(ref.path)
+    .metadata()
     .catch((error: unknown) => {
-      throw new KilnError(
-        "E_INIT_IMAGE_MISSING",
-        `the picture ${ref.source} to upscale cannot be read on this node (${(error as Error).message}); send it again`,
-        { sha256: ref.source },
-      );
+      throw unreadable(error);
     });
-  const whole = { width: decoded.info.width, height: decoded.info.height, rgb: new Uint8Array(decoded.data) };
+  const whole = { width: meta.width ?? 0, height: meta.height ?? 0 };
   const region = ref.region ?? { x: 0, y: 0, width: whole.width, height: whole.height };
   if (region.x + region.width > whole.width || region.y + region.height > whole.height) {
     throw new KilnError(
@@ -42,15 +41,15 @@ export async function readUpscaleSource(ref: NonNullable<WorkerBatch["upscale"]>
       [{ path: "upscale", message: `width and height must be ${out.width} and ${out.height}` }],
     );
   }
-  return ref.region ? crop(whole, region) : whole;
-}
-
-/** A rectangle of a picture. */
-function crop(image: RgbImage, r: { x: number; y: number; width: number; height: number }): RgbImage {
-  const rgb = new Uint8Array(r.width * r.height * 3);
-  for (let y = 0; y < r.height; y++) {
-    const from = ((r.y + y) * image.width + r.x) * 3;
-    rgb.set(image.rgb.subarray(from, from + r.width * 3), y * r.width * 3);
-  }
-  return { width: r.width, height: r.height, rgb };
+  // Only the tile's rectangle is decoded into memory (sharp crops while it streams the file).
+  const decoded = await sharp(ref.path)
+    .extract({ left: region.x, top: region.y, width: region.width, height: region.height })
+    .removeAlpha()
+    .toColourspace("srgb")
+    .raw()
+    .toBuffer({ resolveWithObject: true })
+    .catch((error: unknown) => {
+      throw unreadable(error);
+    });
+  return { width: decoded.info.width, height: decoded.info.height, rgb: new Uint8Array(decoded.data) };
 }
