@@ -103,6 +103,8 @@ export interface CoordinatorEvents {
 }
 
 const TICK_MS = 50;
+/** A picture in the init image store that no job names goes at start once it is this old. */
+const UNUSED_PICTURE_MS = 24 * 3600 * 1000;
 /** Under the data dir: images of transient jobs (A1111's `save_images: false`) until their client has them. */
 export const API_SPOOL_DIR = "api-spool";
 
@@ -161,6 +163,10 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     this.pushes =
       opts.modelLibrary && !opts.farm ? this.modelPushes(opts.modelLibrary, opts.modelPushOnDemand !== false) : null;
     this.initImages = new InitImageStore(join(opts.dataDir, "init-images"));
+    const named = this.ledger
+      .listJobs({ includeFinished: true })
+      .flatMap((job) => [job.spec.initImage, job.spec.mask, job.spec.upscale?.source]);
+    this.initImages.prune(new Set(named.filter((sha): sha is string => sha !== undefined)), UNUSED_PICTURE_MS);
     this.dispatcher = new Dispatcher({
       ...shared,
       initImages: this.initImages,

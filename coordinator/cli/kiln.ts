@@ -28,6 +28,7 @@ import { planPushTargets } from "../models/push-targets";
 import type { NodeClient } from "../nodes/node-client";
 import { loadOrCreateUiCertificate } from "../ui-api/ui-certificate";
 import { startUiServer } from "../ui-api/ui-server";
+import { waitForFarm } from "./farm-wait";
 import { formatModelsReport, formatPushSummary, PushBoard, type PushLine } from "./models-view";
 import { ProgressView } from "./progress-view";
 import { DEFAULT_FARM_TILE, type UpscaleFlags, upscaleFiles } from "./upscale-command";
@@ -90,8 +91,6 @@ function parseNumber(text: string): number {
 
 /** How long `kiln render` lets a job sit with no device able to run it before giving up. */
 const STALL_GRACE_MS = 5000;
-/** How long `kiln render` waits, once one node is online, for the rest of the nodes it knows. */
-const ALL_NODES_GRACE_MS = 5000;
 
 function parseHttpsOrigin(text: string): string {
   const parsed = FarmOrigin.safeParse(text);
@@ -338,10 +337,7 @@ async function render(promptArg: string | undefined, opts: CommonOptions & Recor
   );
   let exitCode = 0;
   try {
-    if (!(await coordinator.waitForNodes(60_000)))
-      throw new KilnError("E_NOT_READY", "no node came online within 60 s; check --node/--token or the local node");
-    // The others a few seconds more: the job is checked against, and planned over, every node given.
-    await coordinator.waitForAllNodes(ALL_NODES_GRACE_MS);
+    await waitForFarm(coordinator);
     if (initBytes) {
       // The picture goes into the app's init images; the job names it by hash and each node gets it once.
       const stored = await coordinator.initImages.put(initBytes);

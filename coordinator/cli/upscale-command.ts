@@ -5,6 +5,7 @@ import { KilnError } from "../../shared/errors";
 import type { JobSummary } from "../../shared/ui-api";
 import { isUpscaler, UpscaleScale } from "../../shared/upscale";
 import type { Coordinator } from "../coordinator";
+import { waitForFarm } from "./farm-wait";
 import { ProgressView } from "./progress-view";
 import { stitchFarmTiles } from "./upscale-stitch";
 
@@ -53,8 +54,7 @@ export async function upscaleFiles(files: string[], flags: UpscaleFlags, start: 
   const coordinator = await start({ dir: out, layout: "flat", withLibrary: true });
   let exitCode = 0;
   try {
-    if (!(await coordinator.waitForNodes(60_000)))
-      throw new KilnError("E_NOT_READY", "no node came online within 60 s; check --node/--token or the local node");
+    await waitForFarm(coordinator);
     const model = coordinator.models().find((m) => m.name === flags.model);
     if (model && !isUpscaler(model)) {
       throw badFlag(

@@ -1,5 +1,15 @@
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import sharp from "sharp";
 import { KilnError } from "../../shared/errors";
@@ -67,8 +77,33 @@ export class InitImageStore {
       const temp = join(this.dir, `.${sha256}.${process.pid}.partial`);
       writeFileSync(temp, png, { mode: 0o600 });
       renameSync(temp, this.path(sha256));
+    } else {
+      // Stored again: as new as a fresh one, for prune.
+      const at = new Date();
+      utimesSync(this.path(sha256), at, at);
     }
     return { sha256, ...size, created };
+  }
+
+  /**
+   * Removes the pictures no job names that have not been stored for
+   * `olderThanMs` (a picture dropped on the Create view and never rendered,
+   * a mask painted for a job since deleted), and writes cut short by a crash,
+   * so the store does not grow for ever. Returns how many went.
+   */
+  prune(named: ReadonlySet<string>, olderThanMs: number, now = Date.now()): number {
+    let removed = 0;
+    for (const name of readdirSync(this.dir)) {
+      const picture = /^([0-9a-f]{64})\.png$/.exec(name)?.[1];
+      const partial = /^\.[0-9a-f]{64}\.\d+\.partial$/.test(name);
+      if ((!picture && !partial) || (picture && named.has(picture))) continue;
+      const file = join(this.dir, name);
+      const age = now - (statSync(file, { throwIfNoEntry: false })?.mtimeMs ?? now);
+      if (age < olderThanMs) continue;
+      rmSync(file, { force: true });
+      removed++;
+    }
+    return removed;
   }
 
   /** Removes a picture no job needs any more (the A1111 API's, once its request is answered). */

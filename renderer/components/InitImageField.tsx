@@ -76,6 +76,10 @@ export function InitImageField({ draft, errors, onBlur }: Props) {
     const onPaste = (e: ClipboardEvent) => {
       const file = pictureOf(e.clipboardData);
       if (!file) return;
+      // Text copied from an office program also carries a picture of it: into a text field, the text wins.
+      const target = e.target as HTMLElement | null;
+      const typing = target?.tagName === "TEXTAREA" || target?.tagName === "INPUT";
+      if (typing && e.clipboardData?.types.includes("text/plain")) return;
       e.preventDefault();
       void load(file);
     };
@@ -121,6 +125,7 @@ export function InitImageField({ draft, errors, onBlur }: Props) {
         <div className="init-pick">
           <button
             type="button"
+            id="field-init-image"
             onClick={() => picker.current?.click()}
             {...invalidProps("field-init-image", errors.initImage)}
           >
@@ -128,7 +133,6 @@ export function InitImageField({ draft, errors, onBlur }: Props) {
           </button>
           <input
             ref={picker}
-            id="field-init-image"
             className="visually-hidden"
             tabIndex={-1}
             aria-label="Init image file"

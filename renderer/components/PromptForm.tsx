@@ -7,7 +7,7 @@ import { farmModels } from "../model/farm-models";
 import { encodeGrayPng } from "../model/gray-png";
 import { hiresUpscalers, upscalerPacks } from "../model/hires-upscalers";
 import { checkDraft, placeServerErrors, withMask } from "../model/job-draft";
-import { maskHasPaint, rasterizeMask } from "../model/mask-drawing";
+import { maskExportSize, maskHasPaint, rasterizeMask, scaleDrawing } from "../model/mask-drawing";
 import { modelDevices, modelDevicesText, pickerModels } from "../model/model-devices";
 import { randomSeed } from "../model/random-seed";
 import { useFarmStore } from "../stores/farm-store";
@@ -110,8 +110,9 @@ export function PromptForm() {
     if (init && maskHasPaint(draft.mask)) {
       // The mask goes to the init image store now, at the picture's size: the job names it by sha256.
       try {
-        const pixels = rasterizeMask(draft.mask, init.width, init.height);
-        const png = pixels.includes(255) ? await encodeGrayPng(pixels, init.width, init.height) : null;
+        const size = maskExportSize(init.width, init.height);
+        const pixels = rasterizeMask(scaleDrawing(draft.mask, size.scale), size.width, size.height);
+        const png = pixels.includes(255) ? await encodeGrayPng(pixels, size.width, size.height) : null;
         const stored = png ? await actions.storeInitImage({ data: bytesToBase64(png) }) : null;
         spec = withMask(spec, stored?.sha256 ?? null);
       } catch (error) {

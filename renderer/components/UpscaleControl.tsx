@@ -1,4 +1,4 @@
-import { useState } from "react";
+import { useId, useState } from "react";
 import { useShallow } from "zustand/react/shallow";
 import type { ImageSummary } from "../../shared/ui-api";
 import type { UpscaleScale } from "../../shared/upscale";
@@ -19,6 +19,18 @@ export function UpscaleControl({ images }: { images: ImageSummary[] }) {
   const [picked, setPicked] = useState<string | null>(null);
   const [scale, setScale] = useState<UpscaleScale>(4);
   const model = picked !== null && packs.includes(picked) ? picked : (packs[0] ?? "");
+  // The viewer and the selection bar may both show one: each its own id.
+  const reasonId = useId();
+  // Off while a request is out, so a double click queues one job, not two.
+  const [queueing, setQueueing] = useState(false);
+  const upscale = async () => {
+    setQueueing(true);
+    try {
+      await actions.upscale(images, model, scale);
+    } finally {
+      setQueueing(false);
+    }
+  };
   return (
     <fieldset className="upscale-control" aria-label="Upscale">
       {packs.length > 0 && (
@@ -38,14 +50,14 @@ export function UpscaleControl({ images }: { images: ImageSummary[] }) {
       )}
       <button
         type="button"
-        disabled={packs.length === 0 || images.length === 0}
-        aria-describedby={packs.length === 0 ? "upscale-off-reason" : undefined}
-        onClick={() => void actions.upscale(images, model, scale)}
+        disabled={packs.length === 0 || images.length === 0 || queueing}
+        aria-describedby={packs.length === 0 ? reasonId : undefined}
+        onClick={() => void upscale()}
       >
         {images.length > 1 ? `Upscale ${images.length}` : "Upscale"}
       </button>
       {packs.length === 0 && (
-        <span className="hint" id="upscale-off-reason">
+        <span className="hint" id={reasonId}>
           No upscaler pack on the farm
         </span>
       )}

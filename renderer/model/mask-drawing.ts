@@ -30,6 +30,32 @@ export function invertMask(drawing: MaskDrawing): MaskDrawing {
   };
 }
 
+/**
+ * Largest side of an exported mask. The worker fits a mask to the job's size
+ * whatever its own (as A1111 does), and a picture-sized mask of a 16384 px
+ * picture would cost the page hundreds of MB and seconds of work.
+ */
+export const MAX_MASK_EDGE = 4096;
+
+/** The size a mask is exported at for a picture: its own, or shrunk to MAX_MASK_EDGE on its long side. */
+export function maskExportSize(width: number, height: number): { width: number; height: number; scale: number } {
+  const scale = Math.min(1, MAX_MASK_EDGE / Math.max(width, height));
+  return { width: Math.max(1, Math.round(width * scale)), height: Math.max(1, Math.round(height * scale)), scale };
+}
+
+/** The drawing at `scale` times its size: points and brush radii alike. */
+export function scaleDrawing(drawing: MaskDrawing, scale: number): MaskDrawing {
+  if (scale === 1) return drawing;
+  return {
+    base: drawing.base,
+    strokes: drawing.strokes.map((s) => ({
+      value: s.value,
+      radius: s.radius * scale,
+      points: s.points.map((p) => ({ x: p.x * scale, y: p.y * scale })),
+    })),
+  };
+}
+
 /** Whether anything was painted to repaint (cheap; erasing a stroke away is only seen by {@link rasterizeMask}). */
 export function maskHasPaint(drawing: MaskDrawing): boolean {
   return drawing.base === 255 || drawing.strokes.some((s) => s.value === 255);

@@ -1,8 +1,6 @@
-import { spawnSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readTextChunks } from "../../farm-node/png/png-text-chunks";
@@ -12,6 +10,7 @@ import type { NodeEvent } from "../../shared/node-events";
 import { parseParameters } from "../../shared/png-parameters";
 import type { TaskRequest } from "../../shared/task";
 import { TINY_PACKS, writeTinyPacks } from "../fixtures/tiny-packs/write-tiny-packs";
+import { kilnRender } from "../support/kiln-cli-process";
 import { type RunningNode, startNode } from "../support/kiln-node-process";
 import { api, type EventStream, subscribe } from "../support/node-client";
 import { redisUnavailable, startRedis } from "../support/redis-server";
@@ -23,8 +22,6 @@ import { waitUntil } from "../support/wait-until";
  * pack): A1111's two passes in one task, the PNG at the second pass's size
  * with A1111's fields; and the same through `kiln render --hires`.
  */
-
-const KILN = fileURLToPath(new URL("../../bin/kiln.js", import.meta.url));
 
 let dir: string;
 let node: RunningNode;
@@ -204,24 +201,7 @@ describe("hires fix on a node", () => {
 });
 
 function kiln(args: string[], data: string) {
-  return spawnSync(
-    process.execPath,
-    [
-      KILN,
-      "render",
-      ...args,
-      "--no-local",
-      "--node",
-      `127.0.0.1:${node.port}`,
-      "--token",
-      node.token,
-      "--trust-first-use",
-      "--data-dir",
-      join(dir, data),
-      "--no-discovery",
-    ],
-    { encoding: "utf8", timeout: 180_000 },
-  );
+  return kilnRender([node], args, join(dir, data));
 }
 
 describe("kiln render --hires", () => {
@@ -235,7 +215,7 @@ describe("kiln render --hires", () => {
         ],
         `data-${out}`,
       );
-    const first = run("out1");
+    const first = await run("out1");
     expect(first.status, first.stderr).toBe(0);
     const files = readdirSync(join(dir, "out1"))
       .filter((f) => f.endsWith(".png"))
@@ -248,7 +228,7 @@ describe("kiln render --hires", () => {
       expect(params).toMatchObject({ steps: 4, width: 256, height: 256, denoisingStrength: 0.5 });
       expect(params.extra).toMatchObject({ "Hires upscale": "1.5", "Hires steps": "6", "Hires upscaler": "Latent" });
     }
-    const second = run("out2");
+    const second = await run("out2");
     expect(second.status, second.stderr).toBe(0);
     // Named by index and seed after the job's own id: compared in index order.
     const again = readdirSync(join(dir, "out2"))
@@ -264,7 +244,7 @@ describe("kiln render --hires", () => {
 
   it("takes an upscaler pack some node has by its name", async () => {
     const out = join(dir, "out-pack");
-    const result = kiln(
+    const result = await kiln(
       ["x", "--model", TINY_PACKS.sd, "--steps", "4", "--size", "256x256", "--hires", "1.5"].concat([
         "--hires-upscaler",
         TINY_PACKS.upscaler,
@@ -286,14 +266,16 @@ describe("kiln render --hires", () => {
     rmSync(join(models, TINY_PACKS.upscaler), { recursive: true, force: true });
     const bare = await startNode(["--devices", "cpu", "--models", models, "--name", "no-upscaler"]);
     try {
-      const result = spawnSync(
-        process.execPath,
-        [KILN, "render", "x", "--model", TINY_PACKS.sd, "--steps", "4", "--size", "256x256", "--hires", "1.5"].concat(
-          ["--hires-upscaler", TINY_PACKS.upscaler, "--no-local", "--trust-first-use", "--no-discovery"],
-          ["--node", `127.0.0.1:${node.port}`, "--token", node.token, "--node", `127.0.0.1:${bare.port}`],
-          ["--token", bare.token, "--data-dir", join(dir, "data-two"), "--out", join(dir, "out-two")],
-        ),
-        { encoding: "utf8", timeout: 120_000 },
+      const result = await kilnRender(
+        [node, bare],
+        ["x", "--model", TINY_PACKS.sd, "--steps", "4", "--size", "256x256", "--hires", "1.5"].concat([
+          "--hires-upscaler",
+          TINY_PACKS.upscaler,
+          "--out",
+          join(dir, "out-two"),
+        ]),
+        join(dir, "data-two"),
+        120_000,
       );
       expect(result.status).not.toBe(0);
       expect(result.stderr).toMatch(
@@ -304,32 +286,32 @@ describe("kiln render --hires", () => {
     }
   }, 120_000);
 
-  it("refuses, before queueing, what cannot run, naming the field", () => {
-    const refused = (args: string[]) => {
-      const result = kiln(["x", "--steps", "4", "--size", "256x256", ...args], "data-refused");
+  it("refuses, before queueing, what cannot run, naming the field", async () => {
+    const refused = async (args: string[]) => {
+      const result = await kiln(["x", "--steps", "4", "--size", "256x256", ...args], "data-refused");
       expect(result.status).not.toBe(0);
       return result.stderr;
     };
-    expect(refused(["--model", TINY_PACKS.sd, "--hires-steps", "8"])).toMatch(
+    expect(await refused(["--model", TINY_PACKS.sd, "--hires-steps", "8"])).toMatch(
       /--hires-steps applies to hires fix: give --hires SCALE too/,
     );
-    expect(refused(["--model", "kiln-demo", "--hires", "2"])).toMatch(/hires: kiln-demo cannot run hires fix/);
-    expect(refused(["--model", TINY_PACKS.sd, "--size", "192x256"])).toMatch(
+    expect(await refused(["--model", "kiln-demo", "--hires", "2"])).toMatch(/hires: kiln-demo cannot run hires fix/);
+    expect(await refused(["--model", TINY_PACKS.sd, "--size", "192x256"])).toMatch(
       /width 192 is below tiny-sd's smallest size of 256/,
     );
-    expect(refused(["--model", TINY_PACKS.sd, "--size", "1024x1024", "--hires", "4"])).toMatch(
+    expect(await refused(["--model", TINY_PACKS.sd, "--size", "1024x1024", "--hires", "4"])).toMatch(
       /hires\.scale: 1024x1024 × 4 is 4096x4096, above tiny-sd's limit of 2048x2048/,
     );
-    expect(refused(["--model", TINY_PACKS.sd, "--hires", "1.3"])).toMatch(
+    expect(await refused(["--model", TINY_PACKS.sd, "--hires", "1.3"])).toMatch(
       /hires\.scale: 256x256 × 1\.3 is 328x328, not a multiple of 64/,
     );
-    expect(refused(["--model", TINY_PACKS.sd, "--hires", "2", "--hires-upscaler", "nosuch"])).toMatch(
+    expect(await refused(["--model", TINY_PACKS.sd, "--hires", "2", "--hires-upscaler", "nosuch"])).toMatch(
       /hires\.upscaler: no node has an upscaler pack named nosuch/,
     );
-    expect(refused(["--model", TINY_PACKS.sd, "--hires", "2", "--hires-strength", "0.1"])).toMatch(
+    expect(await refused(["--model", TINY_PACKS.sd, "--hires", "2", "--hires-strength", "0.1"])).toMatch(
       /hires\.strength: 0\.1 of 4 steps runs no step/,
     );
-    expect(refused(["--model", TINY_PACKS.sdxl, "--hires", "2", "--hires-upscaler", "Lanczos"])).toMatch(
+    expect(await refused(["--model", TINY_PACKS.sdxl, "--hires", "2", "--hires-upscaler", "Lanczos"])).toMatch(
       /hires\.upscaler: Lanczos needs a VAE encoder/,
     );
   }, 200_000);

@@ -1,9 +1,7 @@
-import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import pino from "pino";
 import sharp from "sharp";
 import { fetch } from "undici";
@@ -18,6 +16,7 @@ import { parseParameters } from "../../shared/png-parameters";
 import type { TaskRequest } from "../../shared/task";
 import { TINY_PACKS, writeTinyPacks } from "../fixtures/tiny-packs/write-tiny-packs";
 import { initPicture } from "../support/init-picture";
+import { kilnRender } from "../support/kiln-cli-process";
 import { type RunningNode, startNode } from "../support/kiln-node-process";
 import { api, type EventStream, subscribe } from "../support/node-client";
 
@@ -31,7 +30,6 @@ import { api, type EventStream, subscribe } from "../support/node-client";
  * diffusers-parity-inpaint.test.ts.
  */
 
-const KILN = fileURLToPath(new URL("../../bin/kiln.js", import.meta.url));
 const SIZE = 256;
 
 let dir: string;
@@ -206,24 +204,7 @@ describe("inpainting on a node", () => {
 });
 
 function kiln(args: string[], dataDir: string) {
-  return spawnSync(
-    process.execPath,
-    [
-      KILN,
-      "render",
-      ...args,
-      "--no-local",
-      "--node",
-      `127.0.0.1:${node.port}`,
-      "--token",
-      node.token,
-      "--trust-first-use",
-      "--data-dir",
-      join(dir, dataDir),
-      "--no-discovery",
-    ],
-    { encoding: "utf8", timeout: 180_000 },
-  );
+  return kilnRender([node], args, join(dir, dataDir));
 }
 
 describe("kiln render --mask", () => {
@@ -235,7 +216,7 @@ describe("kiln render --mask", () => {
     const maskBytes = await sharp(mask).negate().png().toBuffer();
     writeFileSync(maskFile, maskBytes);
     const out = join(dir, "out");
-    const result = kiln(
+    const result = await kiln(
       [
         "a red door",
         "--init-image",
@@ -281,16 +262,16 @@ describe("kiln render --mask", () => {
     const notPicture = join(dir, "mask.txt");
     writeFileSync(notPicture, "not a picture");
     const args = ["x", "--init-image", pictureFile, "--model", TINY_PACKS.sd, "--steps", "4", "--size", "256x256"];
-    const bad = kiln([...args, "--mask", notPicture], "data-bad");
+    const bad = await kiln([...args, "--mask", notPicture], "data-bad");
     expect(bad.status).not.toBe(0);
     expect(bad.stderr).toMatch(/mask is not a picture/);
-    const missing = kiln([...args, "--mask", join(dir, "no-such-mask.png")], "data-missing");
+    const missing = await kiln([...args, "--mask", join(dir, "no-such-mask.png")], "data-missing");
     expect(missing.status).not.toBe(0);
     expect(missing.stderr).toMatch(/--mask .*no-such-mask\.png/);
-    const alone = kiln(["x", "--mask", notPicture], "data-alone");
+    const alone = await kiln(["x", "--mask", notPicture], "data-alone");
     expect(alone.status).not.toBe(0);
     expect(alone.stderr).toMatch(/--mask applies to img2img: give --init-image FILE too/);
-    const blurAlone = kiln(["x", "--init-image", pictureFile, "--only-masked"], "data-alone");
+    const blurAlone = await kiln(["x", "--init-image", pictureFile, "--only-masked"], "data-alone");
     expect(blurAlone.status).not.toBe(0);
     expect(blurAlone.stderr).toMatch(/--only-masked applies to inpainting: give --mask FILE too/);
   });

@@ -149,7 +149,7 @@ describe("kiln upscale", () => {
       big.push(file);
     }
     const out = join(dir, "out-lost");
-    const run = spawnKiln([
+    const kilnRun = spawnKiln([
       "upscale",
       ...big,
       "--model",
@@ -162,11 +162,18 @@ describe("kiln upscale", () => {
       "--data-dir",
       join(dir, "data-lost"),
       ...[lost, nodes[0] as RunningNode].flatMap((n) => ["--node", `127.0.0.1:${n.port}`, "--token", n.token]),
-    ]).done;
-    // It dies as soon as it has a picture to work on.
-    await lost.waitForLog((l) => l.msg === "stored an init image", 60_000);
-    lost.proc.kill("SIGKILL");
-    const result = await run;
+    ]);
+    let result: Awaited<typeof kilnRun.done>;
+    try {
+      // It dies as soon as it has a picture to work on.
+      await lost.waitForLog((l) => l.msg === "stored an init image", 60_000);
+      lost.proc.kill("SIGKILL");
+      result = await kilnRun.done;
+    } finally {
+      // Whatever failed above, neither process outlives the test.
+      if (lost.proc.exitCode === null) lost.proc.kill("SIGKILL");
+      if (kilnRun.proc.exitCode === null) kilnRun.proc.kill("SIGKILL");
+    }
     expect(result.code, result.stderr).toBe(0);
     expect(readdirSync(out).sort()).toEqual(["big-0.png", "big-1.png", "big-2.png", "big-3.png"]);
     for (const file of readdirSync(out)) {

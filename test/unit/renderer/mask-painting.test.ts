@@ -6,8 +6,10 @@ import {
   EMPTY_MASK,
   invertMask,
   type MaskDrawing,
+  maskExportSize,
   maskHasPaint,
   rasterizeMask,
+  scaleDrawing,
 } from "../../../renderer/model/mask-drawing";
 import { previewLengthToImage, previewToImage } from "../../../renderer/model/preview-point";
 
@@ -145,5 +147,21 @@ describe("mask painting", () => {
     expect(previewToImage({ x: 400, y: 20 }, box, image)).toEqual({ x: 1024, y: 0 });
     // A 20 px brush on a preview shown at a quarter of the picture's size covers 80 picture pixels.
     expect(previewLengthToImage(20, box, image)).toBe(80);
+  });
+});
+
+describe("a mask's export size", () => {
+  it("is the picture's own up to 4096 px a side, shrunk with its strokes above that", () => {
+    expect(maskExportSize(320, 200)).toEqual({ width: 320, height: 200, scale: 1 });
+    const big = maskExportSize(16384, 8192);
+    expect(big).toEqual({ width: 4096, height: 2048, scale: 0.25 });
+    // A disc of radius 400 at (8000, 4000) in the picture is one of radius 100 at (2000, 1000) in the mask.
+    const drawing = {
+      base: 0 as const,
+      strokes: [{ value: 255 as const, radius: 400, points: [{ x: 8000, y: 4000 }] }],
+    };
+    const pixels = rasterizeMask(scaleDrawing(drawing, big.scale), big.width, big.height);
+    const at = (x: number, y: number) => pixels[y * big.width + x];
+    expect([at(2000, 1000), at(2095, 1000), at(2105, 1000), at(100, 100)]).toEqual([255, 255, 0, 0]);
   });
 });

@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync, utimesSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import sharp from "sharp";
@@ -48,5 +48,31 @@ describe("the app's init image store", () => {
     const images = store();
     expect((await images.put(png)).created).toBe(true);
     expect((await images.put(png)).created).toBe(false);
+  });
+
+  it("prunes pictures no job names once a day old, keeping named and recent ones and the ones stored again", async () => {
+    const images = store();
+    const [kept, old, fresh, again] = await Promise.all(
+      [1, 2, 3, 4].map(
+        async (n) =>
+          (
+            await images.put(
+              await noise(16 + n, 16)
+                .png()
+                .toBuffer(),
+            )
+          ).sha256,
+      ),
+    );
+    const day = 24 * 3600 * 1000;
+    const now = Date.now();
+    for (const sha of [kept, old, again]) {
+      const then = new Date(now - 2 * day);
+      utimesSync(join(images.dir, `${sha}.png`), then, then);
+    }
+    // Stored again today (another drop of the same picture): as new as a fresh one.
+    await images.put(images.get(again as string) as Buffer);
+    expect(images.prune(new Set([kept as string]), day, now)).toBe(1);
+    expect([kept, old, fresh, again].map((sha) => images.has(sha as string))).toEqual([true, false, true, true]);
   });
 });
