@@ -756,37 +756,11 @@ export class Daemon implements NodeService {
     if (wrongKind) throw new KilnError("E_BAD_REQUEST", wrongKind.message, { field: "model" }, [wrongKind]);
     const tooLarge = task.upscale ? upscaleSizeProblem(task.upscale, model.scale) : null;
     if (tooLarge) throw new KilnError("E_SIZE_LIMIT", tooLarge.message, { field: tooLarge.path }, [tooLarge]);
-    checkLimit("width", task.width, model.maxWidth, model.name);
-    checkLimit("height", task.height, model.maxHeight, model.name);
-    for (const [field, edge] of [
-      ["width", task.width],
-      ["height", task.height],
-    ] as const) {
-      if (model.minEdge !== undefined && edge < model.minEdge) {
-        throw new KilnError(
-          "E_SIZE_LIMIT",
-          `${field} ${edge} is below ${model.name}'s smallest size of ${model.minEdge}`,
-          { field, min: model.minEdge },
-          [{ path: field, message: `must be at least ${model.minEdge} for ${model.name}` }],
-        );
-      }
-    }
+    checkEdge("width", task.width, model.maxWidth, model);
+    checkEdge("height", task.height, model.maxHeight, model);
     checkLimit("steps", task.steps, model.maxSteps, model.name);
     if (task.hires) checkHires(task.hires, model);
     if (task.hires) this.checkHiresUpscaler(task.hires.upscaler);
-    for (const [field, edge] of [
-      ["width", task.width],
-      ["height", task.height],
-    ] as const) {
-      if (edge % model.sizeMultiple !== 0) {
-        throw new KilnError(
-          "E_SIZE_LIMIT",
-          `${field} ${edge} is not a multiple of ${model.sizeMultiple}, which ${model.name} needs`,
-          { field, multiple: model.sizeMultiple },
-          [{ path: field, message: `must be a multiple of ${model.sizeMultiple} for ${model.name}` }],
-        );
-      }
-    }
 
     const runner = this.pickRunner(task, client);
     // Known before the runner's first event (task.accepted), so that event goes to its sender.
@@ -1018,18 +992,29 @@ function checkHires(hires: HiresPass, model: ModelInfo): void {
       { path: "hires", message: `${model.name} cannot run hires fix` },
     ]);
   }
-  checkLimit("hires.width", hires.width, model.maxWidth, model.name);
-  checkLimit("hires.height", hires.height, model.maxHeight, model.name);
+  checkEdge("hires.width", hires.width, model.maxWidth, model);
+  checkEdge("hires.height", hires.height, model.maxHeight, model);
   checkLimit("hires.steps", hires.steps, model.maxSteps, model.name);
-  for (const [field, edge] of [
-    ["hires.width", hires.width],
-    ["hires.height", hires.height],
-  ] as const) {
-    if (edge % model.sizeMultiple !== 0) {
-      throw new KilnError("E_SIZE_LIMIT", `${field} ${edge} is not a multiple of ${model.sizeMultiple}`, { field }, [
-        { path: field, message: `must be a multiple of ${model.sizeMultiple} for ${model.name}` },
-      ]);
-    }
+}
+
+/** One side of a picture against the model's limits: at most `max`, at least its smallest, a multiple of its step. */
+function checkEdge(field: string, edge: number, max: number, model: ModelInfo): void {
+  checkLimit(field, edge, max, model.name);
+  if (model.minEdge !== undefined && edge < model.minEdge) {
+    throw new KilnError(
+      "E_SIZE_LIMIT",
+      `${field} ${edge} is below ${model.name}'s smallest size of ${model.minEdge}`,
+      { field, min: model.minEdge },
+      [{ path: field, message: `must be at least ${model.minEdge} for ${model.name}` }],
+    );
+  }
+  if (edge % model.sizeMultiple !== 0) {
+    throw new KilnError(
+      "E_SIZE_LIMIT",
+      `${field} ${edge} is not a multiple of ${model.sizeMultiple}, which ${model.name} needs`,
+      { field, multiple: model.sizeMultiple },
+      [{ path: field, message: `must be a multiple of ${model.sizeMultiple} for ${model.name}` }],
+    );
   }
 }
 
