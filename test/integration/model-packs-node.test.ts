@@ -98,7 +98,7 @@ describe("kiln-node with --models", () => {
     const res = await api(node).submit({
       id: "t-bad-size",
       model: TINY_PACKS.sd,
-      width: 200,
+      width: 288,
       height: 256,
       steps: 2,
       images: [{ id: "img-bad-size", seed: 1, prompt: "x" }],
