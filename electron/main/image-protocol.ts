@@ -12,7 +12,7 @@ import { parseThumbnailSize } from "../../shared/thumbnail-sizes";
  * file:// access to the disk; this scheme answers only for PNG files under the output
  * folder (real paths, so neither `../` nor a symlink leads out of it).
  * `kiln-image://init-image/<sha256>.png` is a picture of the app's init image
- * store (an img2img init image or a mask), as `kiln serve`'s `/init-images/`.
+ * store (an img2img init image or a mask), as `kiln serve`'s `/images/init/<sha256>.png`.
  */
 export const IMAGE_SCHEME = "kiln-image";
 
