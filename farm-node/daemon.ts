@@ -9,6 +9,7 @@ import type { Backend, DeviceInfo, DeviceReadings } from "../shared/device";
 import { KilnError } from "../shared/errors";
 import { formatFingerprint } from "../shared/fingerprint";
 import { type HiresPass, LANCZOS_UPSCALER, LATENT_UPSCALER } from "../shared/hires-fix";
+import { checkModelLimit } from "../shared/model-limits";
 import type { PackOffer, PushChunkAccepted, PushCommitted, PushStatus } from "../shared/model-push";
 import type { NodeEventBody } from "../shared/node-events";
 import type { Health, ModelInfo, NodeInfo, NodeLimits } from "../shared/node-info";
@@ -756,9 +757,7 @@ export class Daemon implements NodeService {
     if (wrongKind) throw new KilnError("E_BAD_REQUEST", wrongKind.message, { field: "model" }, [wrongKind]);
     const tooLarge = task.upscale ? upscaleSizeProblem(task.upscale, model.scale) : null;
     if (tooLarge) throw new KilnError("E_SIZE_LIMIT", tooLarge.message, { field: tooLarge.path }, [tooLarge]);
-    checkEdge("width", task.width, model.maxWidth, model);
-    checkEdge("height", task.height, model.maxHeight, model);
-    checkLimit("steps", task.steps, model.maxSteps, model.name);
+    for (const limit of ["width", "height", "steps"] as const) checkModelLimit(limit, task[limit], limit, model);
     if (task.hires) checkHires(task.hires, model);
     if (task.hires) this.checkHiresUpscaler(task.hires.upscaler);
 
@@ -992,36 +991,6 @@ function checkHires(hires: HiresPass, model: ModelInfo): void {
       { path: "hires", message: `${model.name} cannot run hires fix` },
     ]);
   }
-  checkEdge("hires.width", hires.width, model.maxWidth, model);
-  checkEdge("hires.height", hires.height, model.maxHeight, model);
-  checkLimit("hires.steps", hires.steps, model.maxSteps, model.name);
-}
-
-/** One side of a picture against the model's limits: at most `max`, at least its smallest, a multiple of its step. */
-function checkEdge(field: string, edge: number, max: number, model: ModelInfo): void {
-  checkLimit(field, edge, max, model.name);
-  if (model.minEdge !== undefined && edge < model.minEdge) {
-    throw new KilnError(
-      "E_SIZE_LIMIT",
-      `${field} ${edge} is below ${model.name}'s smallest size of ${model.minEdge}`,
-      { field, min: model.minEdge },
-      [{ path: field, message: `must be at least ${model.minEdge} for ${model.name}` }],
-    );
-  }
-  if (edge % model.sizeMultiple !== 0) {
-    throw new KilnError(
-      "E_SIZE_LIMIT",
-      `${field} ${edge} is not a multiple of ${model.sizeMultiple}, which ${model.name} needs`,
-      { field, multiple: model.sizeMultiple },
-      [{ path: field, message: `must be a multiple of ${model.sizeMultiple} for ${model.name}` }],
-    );
-  }
-}
-
-function checkLimit(field: string, value: number, max: number, model: string): void {
-  if (value > max) {
-    throw new KilnError("E_SIZE_LIMIT", `${field} ${value} is above ${model}'s limit of ${max}`, { field, max }, [
-      { path: field, message: `must be at most ${max} for ${model}` },
-    ]);
-  }
+  for (const limit of ["width", "height", "steps"] as const)
+    checkModelLimit(`hires.${limit}`, hires[limit], limit, model);
 }

@@ -11,6 +11,7 @@ import {
 } from "../../shared/hires-fix";
 import { type ImageSpec, type JobSpecInput, JobSpec as JobSpecSchema } from "../../shared/job";
 import { drawSeeds, expandJob } from "../../shared/job-expansion";
+import { checkModelLimit } from "../../shared/model-limits";
 import type { ModelInfo } from "../../shared/node-info";
 import type { ImageSummary, JobSummary } from "../../shared/ui-api";
 import {
@@ -348,36 +349,7 @@ function checkModelLimits(
 ): void {
   const model = models.get(image.model);
   if (!model) return;
-  for (const [field, value, max] of [
-    ["width", image.width, model.maxWidth],
-    ["height", image.height, model.maxHeight],
-    ["steps", image.steps, model.maxSteps],
-  ] as const) {
-    if (value > max) {
-      throw new KilnError(
-        "E_SIZE_LIMIT",
-        `${field} ${value} is above ${model.name}'s limit of ${max}`,
-        { field, max },
-        [{ path: field, message: `must be at most ${max} for ${model.name}` }],
-      );
-    }
-    if (field !== "steps" && model.minEdge !== undefined && value < model.minEdge) {
-      throw new KilnError(
-        "E_SIZE_LIMIT",
-        `${field} ${value} is below ${model.name}'s smallest size of ${model.minEdge}`,
-        { field, min: model.minEdge },
-        [{ path: field, message: `must be at least ${model.minEdge} for ${model.name}` }],
-      );
-    }
-    if (field !== "steps" && value % model.sizeMultiple !== 0) {
-      throw new KilnError(
-        "E_SIZE_LIMIT",
-        `${field} ${value} is not a multiple of ${model.sizeMultiple}, which ${model.name} needs`,
-        { field, multiple: model.sizeMultiple },
-        [{ path: field, message: `must be a multiple of ${model.sizeMultiple} for ${model.name}` }],
-      );
-    }
-  }
+  for (const limit of ["width", "height", "steps"] as const) checkModelLimit(limit, image[limit], limit, model);
 }
 
 /** An upscale job's images: the whole picture, or one per farm tile (image i is tile i), at their upscaled sizes. */
