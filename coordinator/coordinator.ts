@@ -23,7 +23,6 @@ import type { NodeClient } from "./nodes/node-client";
 import type { NodeConnection } from "./nodes/node-connection";
 import { type ExpectedCertificate, NodeFleet, type NodeLinks } from "./nodes/node-fleet";
 import { jobLabel, QueueCommands } from "./queue/queue-commands";
-import { readPngSize } from "./results/png-structure";
 import { ResultIntake } from "./results/result-intake";
 import { ResultStore } from "./results/result-store";
 import { ThroughputModel } from "./scheduling/throughput-model";
@@ -186,10 +185,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       onSubmitted: () => this.tick(),
       modelArriving: (model) => this.pushes?.arriving(model) ?? false,
       libraryModel: (model) => this.pushes?.libraryModel(model) ?? null,
-      pictureSize: (sha256) => {
-        const png = this.initImages.get(sha256);
-        return png ? readPngSize(png) : null;
-      },
+      pictureSize: (sha256) => this.initImages.size(sha256),
     });
     this.intake = new ResultIntake({
       ...shared,
@@ -315,12 +311,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
    * than the picture itself, and there is nothing for it to paint beyond it.
    */
   private checkMaskSize(initImage: string, mask: string): void {
-    const size = (sha256: string) => {
-      const png = this.initImages.get(sha256);
-      return png ? readPngSize(png) : null;
-    };
-    const picture = size(initImage);
-    const painted = size(mask);
+    const picture = this.initImages.size(initImage);
+    const painted = this.initImages.size(mask);
     if (picture && painted && (painted.width > picture.width || painted.height > picture.height)) {
       throw new KilnError(
         "E_BAD_REQUEST",

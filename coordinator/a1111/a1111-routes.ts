@@ -237,37 +237,23 @@ export async function registerA1111Api(app: FastifyInstance, opts: A1111ApiOptio
         if (request.body === undefined || request.body === null) return bodyRequired(reply);
         const body = Img2ImgRequest.safeParse(request.body);
         if (!body.success) return sendValidation(reply, validationItems(body.error));
-        let stored = await storeInitImages(body.data.init_images, coordinator.initImages);
-        if (!stored.ok) return sendValidation(reply, stored.detail);
-        const sha256 = stored.sha256;
-        const held = [sha256];
-        holdInitImage(sha256, stored.created);
+        const held: string[] = [];
         try {
-          // A request with the same picture that ended meanwhile may have removed it: stored again.
-          if (!coordinator.initImages.has(sha256)) {
-            stored = await storeInitImages(body.data.init_images, coordinator.initImages);
-            if (!stored.ok) return sendValidation(reply, stored.detail);
-            holdInitImage(sha256, stored.created, false);
-          }
+          const stored = await storeHeld(() => storeInitImages(body.data.init_images, coordinator.initImages), held);
+          if (!stored.ok) return sendValidation(reply, stored.detail);
           let mask: PlannedMask | undefined;
           if (body.data.mask) {
+            const text = body.data.mask;
             const invert = body.data.inpainting_mask_invert === 1;
-            let storedMask = await storeMask(body.data.mask, invert, coordinator.initImages);
+            const storedMask = await storeHeld(() => storeMask(text, invert, coordinator.initImages), held);
             if (!storedMask.ok) return sendValidation(reply, storedMask.detail);
-            held.push(storedMask.sha256);
-            holdInitImage(storedMask.sha256, storedMask.created);
-            // Stored again if a request with the same mask that ended meanwhile removed it.
-            if (!coordinator.initImages.has(storedMask.sha256)) {
-              storedMask = await storeMask(body.data.mask, invert, coordinator.initImages);
-              if (storedMask.ok) holdInitImage(storedMask.sha256, storedMask.created, false);
-            }
-            mask = { sha256: held[1] as string, ...inpaintSettings(body.data).settings };
+            mask = { sha256: storedMask.sha256, ...inpaintSettings(body.data).settings };
           }
           return await generate(request, reply, {
             job: "img2img",
             body: body.data,
             init: {
-              sha256,
+              sha256: stored.sha256,
               strength: body.data.denoising_strength ?? DEFAULT_STRENGTH,
               resizeMode: resizeModeOf(body.data.resize_mode),
               ...(mask ? { mask } : {}),
@@ -282,20 +268,31 @@ export async function registerA1111Api(app: FastifyInstance, opts: A1111ApiOptio
   );
 
   /**
+   * Stores a request's picture (or mask) and holds it (its hash goes into `held`, to be released); stored
+   * again when a request with the same picture, ending between the two, removed it.
+   */
+  async function storeHeld<T extends { ok: true; sha256: string; created: boolean } | { ok: false }>(
+    store: () => Promise<T>,
+    held: string[],
+  ): Promise<T> {
+    const stored = await store();
+    if (!stored.ok) return stored;
+    held.push(stored.sha256);
+    initImagesInUse.set(stored.sha256, (initImagesInUse.get(stored.sha256) ?? 0) + 1);
+    // Created by this request: the API owns it and may remove it later; a picture the app already had
+    // (stored by a person, kiln render or the UI) is never the API's to remove.
+    if (stored.created) apiOwned.add(stored.sha256);
+    if (coordinator.initImages.has(stored.sha256)) return stored;
+    const again = await store();
+    if (again.ok && again.created) apiOwned.add(again.sha256);
+    return again;
+  }
+
+  /**
    * A transient request's picture is removed from the app's init images once no request holds it and no
    * unfinished job names it, so clients sending pictures do not fill the data dir. Saved requests' pictures
    * stay, as `kiln render`'s do.
    */
-  /**
-   * Counts a request holding a picture. `created`: this request put it in the store, so the API owns it
-   * and may remove it later; a picture the app already had (stored by a person, `kiln render` or the UI)
-   * is never the API's to remove.
-   */
-  function holdInitImage(sha256: string, created: boolean, count = true): void {
-    if (count) initImagesInUse.set(sha256, (initImagesInUse.get(sha256) ?? 0) + 1);
-    if (created) apiOwned.add(sha256);
-  }
-
   function releaseInitImage(sha256: string, transient: boolean): void {
     const holders = (initImagesInUse.get(sha256) ?? 1) - 1;
     if (holders > 0) {
@@ -303,15 +300,11 @@ export async function registerA1111Api(app: FastifyInstance, opts: A1111ApiOptio
       return;
     }
     initImagesInUse.delete(sha256);
-    if (!apiOwned.has(sha256)) return;
+    if (!apiOwned.delete(sha256)) return;
     const named = (spec: JobSpec) =>
       spec.initImage === sha256 || spec.mask === sha256 || spec.upscale?.source === sha256;
-    if (!transient || coordinator.ledger.listJobs().some((job) => named(job.spec))) {
-      // Kept for good: a saved request's, or a job's that may outlive this request.
-      apiOwned.delete(sha256);
-      return;
-    }
-    apiOwned.delete(sha256);
+    // Kept for good: a saved request's, or one a job names that may outlive this request.
+    if (!transient || coordinator.ledger.listJobs().some((job) => named(job.spec))) return;
     coordinator.initImages.remove(sha256);
   }
 

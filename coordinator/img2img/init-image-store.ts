@@ -1,9 +1,12 @@
 import { createHash } from "node:crypto";
 import {
+  closeSync,
   existsSync,
   mkdirSync,
+  openSync,
   readdirSync,
   readFileSync,
+  readSync,
   renameSync,
   rmSync,
   statSync,
@@ -14,7 +17,7 @@ import { join } from "node:path";
 import sharp from "sharp";
 import { KilnError } from "../../shared/errors";
 import { MAX_INIT_IMAGE_BYTES } from "../../shared/img2img";
-import { readPngSize } from "../results/png-structure";
+import { PNG_HEADER_BYTES, readPngSize } from "../results/png-structure";
 
 /** Largest side of an init image the app takes (a node takes up to the same). */
 const MAX_EDGE = 16384;
@@ -34,6 +37,19 @@ export class InitImageStore {
 
   has(sha256: string): boolean {
     return /^[0-9a-f]{64}$/.test(sha256) && existsSync(this.path(sha256));
+  }
+
+  /** A stored picture's size, read from its PNG header alone; null when the store has no such picture. */
+  size(sha256: string): { width: number; height: number } | null {
+    if (!this.has(sha256)) return null;
+    const header = Buffer.alloc(PNG_HEADER_BYTES);
+    const fd = openSync(this.path(sha256), "r");
+    try {
+      readSync(fd, header, 0, PNG_HEADER_BYTES, 0);
+    } finally {
+      closeSync(fd);
+    }
+    return readPngSize(header);
   }
 
   /** The PNG bytes, or null when the store has no such image. */
