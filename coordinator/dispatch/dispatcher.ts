@@ -265,12 +265,15 @@ export class Dispatcher {
     return usable;
   }
 
-  /** Micro-batches sized from the largest batches the device reports per model and size; the guide's start without. */
+  /**
+   * Micro-batches sized from the largest batches the device reports per model and size; the guide's start
+   * without. An upscale is one picture per task (a task names one picture, or one region of it).
+   */
   private batchLimitOf(reported: readonly ModelBatchLimits[] | undefined): (work: WorkKey) => number {
     if (!reported || reported.length === 0) return startingLimit;
     let limit = this.batchLimits.get(reported);
     if (!limit) {
-      limit = (work) => reportedBatchLimit(reported, work);
+      limit = (work) => (isUpscaleWork(work.init) ? 1 : reportedBatchLimit(reported, work));
       this.batchLimits.set(reported, limit);
     }
     return limit;
@@ -372,9 +375,7 @@ export class Dispatcher {
         decision.kind === "assign"
           ? decision.images
           : decision.images.map((o) => this.opts.ledger.pendingView(o.id)).filter((i): i is PendingImage => i !== null);
-      if (images.length > 1 && isUpscaleWork(images[0]?.init)) {
-        for (const image of images) planned.push({ node, device, decision, images: [image] });
-      } else if (images.length > 0) planned.push({ node, device, decision, images });
+      if (images.length > 0) planned.push({ node, device, decision, images });
     }
     if (planned.length === 0) return;
     const taskIds = planned.map(() => newId("t"));
@@ -526,7 +527,7 @@ export async function submitWithInit(
 const NONE_BLOCKED: ReadonlySet<string> = new Set();
 
 function startingLimit(work: WorkKey): number {
-  return startingBatchLimit(work.width, work.height);
+  return isUpscaleWork(work.init) ? 1 : startingBatchLimit(work.width, work.height);
 }
 
 function splitKey(key: string): [string, string] {
