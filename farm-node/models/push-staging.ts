@@ -100,6 +100,8 @@ interface Push {
    * which is then read again at commit.
    */
   received: Map<number, { hash: Hash; bytes: number }>;
+  /** Per file index, the flush to disk begun after its last upload (see write). */
+  flushing: Map<number, Promise<void>>;
 }
 
 async function statfsFree(dir: string): Promise<number> {
@@ -110,6 +112,20 @@ async function statfsFree(dir: string): Promise<number> {
 function isDiskFull(error: unknown): boolean {
   const code = (error as NodeJS.ErrnoException).code;
   return code === "ENOSPC" || code === "EDQUOT";
+}
+
+/** Writes a file's cached bytes to the disk; a file gone or unreadable meanwhile is the commit's concern. */
+async function flushFile(path: string): Promise<void> {
+  try {
+    const handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+    try {
+      await handle.datasync();
+    } finally {
+      await handle.close();
+    }
+  } catch {
+    // The commit opens and syncs every file itself and reports what fails there.
+  }
 }
 
 async function sizeOf(file: string): Promise<number | null> {
@@ -419,6 +435,9 @@ export class PushStaging {
       // Bytes hashed that did not all reach the disk: that file is read again at commit.
       if (received && received.bytes !== file.have) push.received.delete(index);
     }
+    // The disk takes these bytes while the next upload arrives: the commit's own flush finds little left to write.
+    const flushed = (push.flushing.get(index) ?? Promise.resolve()).then(() => flushFile(path));
+    push.flushing.set(index, flushed);
     return { index, have: file.have, complete: file.have === file.size };
   }
 
@@ -527,6 +546,7 @@ export class PushStaging {
           `the models folder got an entry "${offer.name}" meanwhile; push under another name`,
         );
       // Make the bytes durable before they become visible.
+      await Promise.all(push.flushing.values());
       for (const file of push.files) {
         const handle = await open(join(packDir, file.path), "r");
         await handle.sync();
@@ -587,6 +607,7 @@ export class PushStaging {
       committing: false,
       gone: false,
       received: new Map(),
+      flushing: new Map(),
     };
     this.pushes.set(hash, push);
     return push;

@@ -15,6 +15,9 @@
  *   namespace with `ip netns exec`, reading and discarding; this process streams
  *   the pack's files to it over one pinned TLS connection. Pack bytes ÷ time from
  *   the first byte written to the sink's byte count received back.
+ * - plain_upload_mb_per_s: the same upload, to a sink that writes the bytes to a
+ *   file on the node's disk and flushes it before answering (what a person
+ *   copying a pack by hand gets; no checks). Printed beside, not judged.
  * - push_mb_per_s_one: pack bytes ÷ wall time from offer to commit answered, to
  *   that same node.
  * - push_mb_per_s_four: 4 × pack bytes ÷ wall time, four fresh nodes at once.
@@ -162,23 +165,35 @@ async function timedPush(
 }
 
 /**
- * The baseline: the pack's files streamed over one TLS connection (pinned to the
+ * The baselines: the pack's files streamed over one TLS connection (pinned to the
  * node's certificate) to a sink in the node's namespace that serves with the
- * node's own certificate and key, reads and discards, and answers its byte count.
+ * node's own certificate and key and answers its byte count. The raw sink reads
+ * and discards; given a file, the sink writes what it reads there and flushes
+ * it to the disk before answering, as a plain copy (scp, then sync) stores it.
  */
 const SINK = `
 const tls = require("node:tls"), fs = require("node:fs");
-const [cert, key, host] = process.argv.slice(1);
+const [cert, key, host, out] = process.argv.slice(1);
 const server = tls.createServer({ cert: fs.readFileSync(cert), key: fs.readFileSync(key) }, (socket) => {
   let bytes = 0;
-  socket.on("data", (d) => { bytes += d.length; });
-  socket.on("end", () => socket.end(JSON.stringify({ bytes })));
+  const fd = out ? fs.openSync(out, "w") : null;
+  socket.on("data", (d) => { bytes += d.length; if (fd !== null) fs.writeSync(fd, d); });
+  socket.on("end", () => {
+    if (fd !== null) { fs.fsyncSync(fd); fs.closeSync(fd); }
+    socket.end(JSON.stringify({ bytes }));
+  });
 });
 server.listen(0, host, () => console.log(JSON.stringify({ port: server.address().port })));
 process.stdin.on("end", () => process.exit(0)).resume();
 `;
 
-async function rawTls(host: string, node: RunningNode, paths: string[], bytes: number): Promise<number> {
+async function rawTls(
+  host: string,
+  node: RunningNode,
+  paths: string[],
+  bytes: number,
+  storeAt?: string,
+): Promise<number> {
   if (!lan) throw new Error("no LAN");
   const { prefix, address } = lan.host(host);
   const [command, ...args] = [
@@ -189,6 +204,7 @@ async function rawTls(host: string, node: RunningNode, paths: string[], bytes: n
     join(node.stateDir, "tls-cert.pem"),
     join(node.stateDir, "tls-key.pem"),
     address,
+    ...(storeAt ? [storeAt] : []),
   ];
   const sink = spawn(command as string, args, { stdio: ["pipe", "pipe", "inherit"] });
   sinks.add(sink);
@@ -247,6 +263,12 @@ try {
   line(
     `push to one node: ${oneMbps.toFixed(1)} MB/s (${(pushOne.ms / 1000).toFixed(2)} s; node lists it ${pushOne.state}); ` +
       `${(100 * ratio).toFixed(0)} % of raw TLS (target >= ${100 * TARGETS.pushOverRaw} %)`,
+  );
+  const storedAt = join(one.node.stateDir, "..", "plain-upload.bin");
+  const plainMbps = mbps(bytes, await rawTls("n1", one.node, paths, bytes, storedAt));
+  rmSync(storedAt, { force: true });
+  line(
+    `plain upload to n1 (the same TLS, written to its disk and flushed, as scp then sync): ${plainMbps.toFixed(1)} MB/s; the push is ${((100 * oneMbps) / plainMbps).toFixed(0)} % of it`,
   );
   await dispose(one.node, one.client);
 
@@ -345,6 +367,7 @@ try {
       push_mb_per_s_one: round(oneMbps),
       push_mb_per_s_four: round(fourMbps),
       raw_tls_mb_per_s: round(rawMbps),
+      plain_upload_mb_per_s: round(plainMbps),
       resume_waste_mb: round(wasteBytes / MIB),
       render_slowdown_during_push: round(slowdown, 4),
       pack_mb: round(bytes / MIB, 1),
