@@ -65,7 +65,7 @@ export async function upscaleFiles(files: string[], flags: UpscaleFlags, start: 
     const jobs = new Map<string, Picture>();
     for (const picture of pictures) {
       const stored = await coordinator.initImages.put(picture.bytes, "upscale.source");
-      const meta = await sharp(coordinator.initImages.get(stored.sha256) as Buffer).metadata();
+      const meta = await sharp((await coordinator.initImages.get(stored.sha256)) as Buffer).metadata();
       Object.assign(picture, { width: meta.width, height: meta.height });
       const name = basename(picture.file);
       const { jobId, images } = coordinator.submitJob({

@@ -53,7 +53,7 @@ export interface DispatcherOptions {
   /** Models a node lists that it must not get work for (other bytes than the studio library's). */
   unusableModels?(nodeId: string): ReadonlySet<string>;
   /** img2img init images by sha256 (the app's store): what a node that lacks one is sent. */
-  initImages?: { get(sha256: string): Buffer | null };
+  initImages?: { get(sha256: string): Promise<Buffer | null> };
 }
 
 /**
@@ -505,7 +505,7 @@ export async function submitWithInit(
     const named = outcome.error.details?.sha256;
     const sha256 = typeof named === "string" && hashes.includes(named) ? named : (hashes[0] as string);
     const what = sha256 === source ? "picture to upscale" : sha256 === init?.sha256 ? "init image" : "mask";
-    const bytes = images?.get(sha256);
+    const bytes = await images?.get(sha256);
     const put = node.client.putInitImage?.bind(node.client);
     if (!bytes || !put) {
       const why = bytes ? "this link cannot send init images (farm mode)" : "the studio no longer holds it";

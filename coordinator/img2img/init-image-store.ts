@@ -5,7 +5,6 @@ import {
   mkdirSync,
   openSync,
   readdirSync,
-  readFileSync,
   readSync,
   renameSync,
   rmSync,
@@ -13,6 +12,7 @@ import {
   utimesSync,
   writeFileSync,
 } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import sharp from "sharp";
 import { KilnError } from "../../shared/errors";
@@ -52,9 +52,15 @@ export class InitImageStore {
     return readPngSize(header);
   }
 
-  /** The PNG bytes, or null when the store has no such image. */
-  get(sha256: string): Buffer | null {
-    return this.has(sha256) ? readFileSync(this.path(sha256)) : null;
+  /** The PNG bytes (up to 32 MiB, read off the event loop), or null when the store has no such image. */
+  async get(sha256: string): Promise<Buffer | null> {
+    if (!/^[0-9a-f]{64}$/.test(sha256)) return null;
+    try {
+      return await readFile(this.path(sha256));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
+      throw error;
+    }
   }
 
   /**

@@ -194,7 +194,7 @@ export async function startUiServer(opts: UiServerOptions) {
     { config: { access: "image-cookie" } },
     async (request, reply) => {
       const png = /^([0-9a-f]{64})\.png$/.exec(request.params.name)?.[1];
-      const bytes = png ? opts.coordinator.initImages.get(png) : null;
+      const bytes = png ? await opts.coordinator.initImages.get(png) : null;
       if (!bytes) return reply.code(404).send({ error: { code: "E_NOT_FOUND", message: "no such init image" } });
       // Named by its content: it never changes.
       reply.header("cache-control", "private, max-age=31536000, immutable");

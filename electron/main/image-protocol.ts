@@ -40,7 +40,7 @@ export function createImageProtocol(
   outputDir: string,
   thumbnails: ThumbnailCache,
   /** The init image store's PNG by sha256 (null: none such, or no coordinator yet). */
-  initImage: (sha256: string) => Buffer | null = () => null,
+  initImage: (sha256: string) => Promise<Buffer | null> = async () => null,
 ): (request: ImageRequest) => Promise<Response> {
   return async (request) => {
     let url: URL | null = null;
@@ -51,7 +51,7 @@ export function createImageProtocol(
     }
     if (url?.host === "init-image") {
       const sha256 = /^\/([0-9a-f]{64})\.png$/.exec(url.pathname)?.[1];
-      const png = sha256 ? initImage(sha256) : null;
+      const png = sha256 ? await initImage(sha256) : null;
       if (!png) return new Response("no such init image", { status: 404 });
       return new Response(new Uint8Array(png), { headers: { ...HEADERS, "content-type": "image/png" } });
     }

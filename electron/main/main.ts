@@ -69,7 +69,7 @@ async function start(): Promise<void> {
   const thumbnails = new ThumbnailCache({ dataDir });
   protocol.handle(
     IMAGE_SCHEME,
-    createImageProtocol(outputDir, thumbnails, (sha256) => coordinator?.initImages.get(sha256) ?? null),
+    createImageProtocol(outputDir, thumbnails, async (sha256) => (await coordinator?.initImages.get(sha256)) ?? null),
   );
 
   const settingsFile = join(dataDir, LIBRARY_SETTINGS_FILE);

@@ -317,7 +317,7 @@ describe("UI API server (kiln serve) on 127.0.0.1", () => {
       const answer = await send(shown, { headers: { cookie } });
       expect(answer.status).toBe(200);
       expect(answer.headers["content-type"]).toBe("image/png");
-      expect(answer.bytes.equals(coordinator.initImages.get(stored.sha256) as Buffer)).toBe(true);
+      expect(answer.bytes.equals((await coordinator.initImages.get(stored.sha256)) as Buffer)).toBe(true);
       for (const name of [`${"0".repeat(64)}.png`, stored.sha256, "..%2F..%2Fsecret.png"])
         expect((await send(`${origin}/images/init/${name}`, { headers: { cookie } })).status, name).toBe(404);
 

@@ -108,7 +108,7 @@ describe("kiln-image:// protocol", () => {
     const png = Buffer.from("a stored init image");
     const sha256 = "ab".repeat(32);
     const asked: string[] = [];
-    const withInit = createImageProtocol(output, new ThumbnailCache({ dataDir }), (hash) => {
+    const withInit = createImageProtocol(output, new ThumbnailCache({ dataDir }), async (hash) => {
       asked.push(hash);
       return hash === sha256 ? png : null;
     });

@@ -44,7 +44,7 @@ describe("init images travel to a node once", () => {
   it("five tasks sent at once naming the same image: one upload, every task accepted", async () => {
     const { node, puts } = fakeNode();
     const uploads = new Map<string, Promise<void>>();
-    const store = { get: (sha: string) => (sha === SHA ? PNG : null) };
+    const store = { get: async (sha: string) => (sha === SHA ? PNG : null) };
     const outcomes = await Promise.all([1, 2, 3, 4, 5].map((k) => submitWithInit(node, task(`t${k}`), store, uploads)));
     expect(outcomes.map((o) => o.kind)).toEqual(Array(5).fill("accepted"));
     expect(puts).toEqual([SHA]);
@@ -61,10 +61,15 @@ describe("init images travel to a node once", () => {
   });
 
   it("says why when the studio no longer holds the picture, and counts a failed upload as unreachable", async () => {
-    const gone = await submitWithInit(fakeNode().node, task("t1"), { get: () => null }, new Map());
+    const gone = await submitWithInit(fakeNode().node, task("t1"), { get: async () => null }, new Map());
     expect(gone).toMatchObject({ kind: "rejected", error: { code: "E_INIT_IMAGE_MISSING" } });
     expect(gone.kind === "rejected" && gone.error.message).toMatch(/no longer holds it/);
-    const failing = await submitWithInit(fakeNode({ putFails: true }).node, task("t2"), { get: () => PNG }, new Map());
+    const failing = await submitWithInit(
+      fakeNode({ putFails: true }).node,
+      task("t2"),
+      { get: async () => PNG },
+      new Map(),
+    );
     expect(failing).toMatchObject({ kind: "unreachable" });
   });
 });
@@ -94,7 +99,7 @@ describe("an inpainting mask travels as the init image", () => {
     ...task(id),
     init: { sha256: SHA, strength: 0.5, resizeMode: "resize", mask: { sha256: MASK } },
   });
-  const store = { get: (sha: string) => (sha === SHA || sha === MASK ? PNG : null) };
+  const store = { get: async (sha: string) => (sha === SHA || sha === MASK ? PNG : null) };
 
   it("a node lacking both gets the picture, then the mask, then takes the task; later tasks send nothing", async () => {
     const { node, puts } = inpaintNode();
@@ -113,7 +118,7 @@ describe("an inpainting mask travels as the init image", () => {
     const lost = await submitWithInit(
       inpaintNode().node,
       masked("t2"),
-      { get: (s) => (s === SHA ? PNG : null) },
+      { get: async (s) => (s === SHA ? PNG : null) },
       new Map(),
     );
     expect(lost.kind === "rejected" && lost.error.message).toMatch(/^mask c{1}d.*no longer holds it/);

@@ -40,7 +40,7 @@ describe("the app's init image store", () => {
     const images = store();
     const stored = await images.put(jpeg);
     expect(stored).toMatchObject({ width: 100, height: 200, created: true });
-    expect(readPngSize(images.get(stored.sha256) as Buffer)).toEqual({ width: 100, height: 200 });
+    expect(readPngSize((await images.get(stored.sha256)) as Buffer)).toEqual({ width: 100, height: 200 });
   });
 
   it("says whether it wrote the picture or already had it (the A1111 API removes only what it stored)", async () => {
@@ -71,7 +71,7 @@ describe("the app's init image store", () => {
       utimesSync(join(images.dir, `${sha}.png`), then, then);
     }
     // Stored again today (another drop of the same picture): as new as a fresh one.
-    await images.put(images.get(again as string) as Buffer);
+    await images.put((await images.get(again as string)) as Buffer);
     expect(images.prune(new Set([kept as string]), day, now)).toBe(1);
     expect([kept, old, fresh, again].map((sha) => images.has(sha as string))).toEqual([true, false, true, true]);
   });
