@@ -18,6 +18,10 @@
  * - plain_upload_mb_per_s: the same upload, to a sink that writes the bytes to a
  *   file on the node's disk and flushes it before answering (what a person
  *   copying a pack by hand gets; no checks). Printed beside, not judged.
+ * - cpu_s_per_gib_*: CPU seconds per GiB moved, all threads and the kernel's
+ *   share charged to the process (/proc), of this process (app) and of the
+ *   receiver (the sink, or the node), for the raw upload and the one-node push:
+ *   on a machine whose cores both ends share, they say where a push's time goes.
  * - push_mb_per_s_one: pack bytes ÷ wall time from offer to commit answered, to
  *   that same node.
  * - push_mb_per_s_four: 4 × pack bytes ÷ wall time, four fresh nodes at once.
@@ -41,7 +45,17 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes, X509Certificate } from "node:crypto";
 import { once } from "node:events";
-import { closeSync, cpSync, createReadStream, mkdirSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
+import {
+  closeSync,
+  cpSync,
+  createReadStream,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeSync,
+} from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -145,23 +159,50 @@ async function dispose(node: RunningNode, client: NodeClient): Promise<void> {
 const PUSH_ONLY = ["--simulate", "1x24GB@10"];
 
 /** Timed push: offer to commit answered. Checks the node then lists the pack. */
+/** CPU seconds a process has used so far (all its threads, user and kernel), from /proc. */
+function cpuSeconds(pid: number | undefined): number {
+  if (pid === undefined) return Number.NaN;
+  // The fields after the command name; utime and stime are the 12th and 13th, in clock ticks (100 per second on Linux).
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+const appCpuSeconds = () => {
+  const used = process.cpuUsage();
+  return (used.user + used.system) / 1e6;
+};
+
+/** A transfer's wall time and the CPU seconds each end spent on it. */
+interface Transfer {
+  ms: number;
+  appCpuS: number;
+  /** The receiving process: the node, or the sink. */
+  peerCpuS: number;
+}
+
 async function timedPush(
   client: NodeClient,
   pack: PackToPush,
   link: PushLink = client,
   onProgress?: (doneBytes: number, bytesToSend: number) => void,
-): Promise<{ ms: number; state: string }> {
+  nodePid?: number,
+): Promise<Transfer & { state: string }> {
+  const app0 = appCpuSeconds();
+  const peer0 = cpuSeconds(nodePid);
   const started = performance.now();
   const outcome = await pushPack(link, pack, {
     chunkBytes: CHUNK_BYTES,
     onProgress: (p) => onProgress?.(p.doneBytes, p.bytesToSend),
   });
   const ms = performance.now() - started;
+  const appCpuS = appCpuSeconds() - app0;
+  const peerCpuS = cpuSeconds(nodePid) - peer0;
   if (outcome.kind !== "installed") throw new Error(`push: ${outcome.kind}, expected a fresh install`);
   const listed = (await client.info()).models.find((m) => m.name === PACK_NAME);
   if (!listed) throw new Error("the node does not list the pushed pack after its commit");
   if (listed.hash !== pack.offer.hash) throw new Error(`the node lists ${PACK_NAME} with another hash`);
-  return { ms, state: listed.available ? "available" : `installed, not available (${listed.unavailableReason})` };
+  const state = listed.available ? "available" : `installed, not available (${listed.unavailableReason})`;
+  return { ms, appCpuS, peerCpuS, state };
 }
 
 /**
@@ -193,7 +234,7 @@ async function rawTls(
   paths: string[],
   bytes: number,
   storeAt?: string,
-): Promise<number> {
+): Promise<Transfer> {
   if (!lan) throw new Error("no LAN");
   const { prefix, address } = lan.host(host);
   const [command, ...args] = [
@@ -221,6 +262,8 @@ async function rawTls(
       answer += d;
     });
     const ended = once(socket, "end");
+    const app0 = appCpuSeconds();
+    const peer0 = cpuSeconds(sink.pid);
     const started = performance.now();
     for (const path of paths) {
       for await (const chunk of createReadStream(path, { highWaterMark: MIB })) {
@@ -230,9 +273,10 @@ async function rawTls(
     socket.end();
     await ended;
     const ms = performance.now() - started;
+    const transfer = { ms, appCpuS: appCpuSeconds() - app0, peerCpuS: cpuSeconds(sink.pid) - peer0 };
     const got = (JSON.parse(answer) as { bytes: number }).bytes;
     if (got !== bytes) throw new Error(`the sink counted ${got} bytes of ${bytes}`);
-    return ms;
+    return transfer;
   } finally {
     sink.kill();
     sinks.delete(sink);
@@ -254,21 +298,27 @@ try {
 
   // One node: the raw TLS baseline to its host with its certificate, then the push.
   const one = await startOn("n1", PUSH_ONLY);
-  const rawMs = await rawTls("n1", one.node, paths, bytes);
-  const rawMbps = mbps(bytes, rawMs);
-  line(`raw TLS upload to n1 (sink with the node's certificate, discards): ${rawMbps.toFixed(1)} MB/s`);
-  const pushOne = await timedPush(one.client, pack);
+  const gib = bytes / 2 ** 30;
+  const cpuPerGib = (t: Transfer) =>
+    `CPU per GiB: app ${(t.appCpuS / gib).toFixed(2)} s, receiver ${(t.peerCpuS / gib).toFixed(2)} s`;
+  const raw = await rawTls("n1", one.node, paths, bytes);
+  const rawMbps = mbps(bytes, raw.ms);
+  line(
+    `raw TLS upload to n1 (sink with the node's certificate, discards): ${rawMbps.toFixed(1)} MB/s; ${cpuPerGib(raw)}`,
+  );
+  const pushOne = await timedPush(one.client, pack, one.client, undefined, one.node.proc.pid);
   const oneMbps = mbps(bytes, pushOne.ms);
   const ratio = oneMbps / rawMbps;
   line(
     `push to one node: ${oneMbps.toFixed(1)} MB/s (${(pushOne.ms / 1000).toFixed(2)} s; node lists it ${pushOne.state}); ` +
-      `${(100 * ratio).toFixed(0)} % of raw TLS (target >= ${100 * TARGETS.pushOverRaw} %)`,
+      `${(100 * ratio).toFixed(0)} % of raw TLS (target >= ${100 * TARGETS.pushOverRaw} %); ${cpuPerGib(pushOne)}`,
   );
   const storedAt = join(one.node.stateDir, "..", "plain-upload.bin");
-  const plainMbps = mbps(bytes, await rawTls("n1", one.node, paths, bytes, storedAt));
+  const plain = await rawTls("n1", one.node, paths, bytes, storedAt);
+  const plainMbps = mbps(bytes, plain.ms);
   rmSync(storedAt, { force: true });
   line(
-    `plain upload to n1 (the same TLS, written to its disk and flushed, as scp then sync): ${plainMbps.toFixed(1)} MB/s; the push is ${((100 * oneMbps) / plainMbps).toFixed(0)} % of it`,
+    `plain upload to n1 (the same TLS, written to its disk and flushed, as scp then sync): ${plainMbps.toFixed(1)} MB/s; the push is ${((100 * oneMbps) / plainMbps).toFixed(0)} % of it; ${cpuPerGib(plain)}`,
   );
   await dispose(one.node, one.client);
 
@@ -368,6 +418,10 @@ try {
       push_mb_per_s_four: round(fourMbps),
       raw_tls_mb_per_s: round(rawMbps),
       plain_upload_mb_per_s: round(plainMbps),
+      cpu_s_per_gib_raw_app: round(raw.appCpuS / gib),
+      cpu_s_per_gib_raw_sink: round(raw.peerCpuS / gib),
+      cpu_s_per_gib_push_app: round(pushOne.appCpuS / gib),
+      cpu_s_per_gib_push_node: round(pushOne.peerCpuS / gib),
       resume_waste_mb: round(wasteBytes / MIB),
       render_slowdown_during_push: round(slowdown, 4),
       pack_mb: round(bytes / MIB, 1),
