@@ -62,6 +62,8 @@ interface Running {
   app: string;
   device: string;
   completed: string[];
+  /** Each image.ready announcement sent: null once Redis took it, else the announcement to send again. */
+  announced: Promise<FarmAnnouncement | null>[];
   /** Set while the task waits for its pack to arrive (it holds its lock, and a place on its device). */
   waitingFor?: string;
 }
@@ -130,9 +132,9 @@ export class FarmLink {
     if (!run) return;
     const base = { taskId: event.taskId, nodeId: this.host.nodeId, device: run.device, at: event.at };
     switch (event.type) {
-      case "image.ready":
+      case "image.ready": {
         run.completed.push(event.imageId);
-        void this.announce(run.app, {
+        const announcement: FarmAnnouncement = {
           ...base,
           type: "image.ready",
           imageId: event.imageId,
@@ -145,8 +147,16 @@ export class FarmLink {
           seed: event.seed,
           timings: event.timings,
           ...(event.energy ? { energy: event.energy } : {}),
-        });
+        };
+        // Not awaited (the device goes on rendering), but never dropped: see settle.
+        run.announced.push(
+          this.announce(run.app, announcement).then(
+            () => null,
+            () => announcement,
+          ),
+        );
         return;
+      }
       case "task.done":
         void this.settle(run, async () => {
           await run.job.moveToCompleted({ images: run.completed.length }, run.token, false);
@@ -351,7 +361,7 @@ export class FarmLink {
       }
       const task = TaskRequest.parse(parsed.data.task);
       const pack = parsed.data.pack?.name === task.model ? parsed.data.pack : undefined;
-      const run: Running = { job, token, app, device, completed: [] };
+      const run: Running = { job, token, app, device, completed: [], announced: [] };
       if (!this.ready(task.model, pack, device)) {
         const refusal = pack ? this.host.packRefusal(pack) : null;
         if (pack && refusal === null) {
@@ -379,9 +389,13 @@ export class FarmLink {
   private async settle(run: Running, finish: () => Promise<void>): Promise<void> {
     this.running.delete(run.job.id as string);
     try {
+      // An image Redis refused to announce (out of memory, read-only after a failover) is tried once more; if it
+      // fails again the task is left unsettled, so its lock lapses and it runs again: the app stores each image once.
+      for (const again of await Promise.all(run.announced)) if (again) await this.announce(run.app, again);
       await finish();
     } catch (error) {
-      // The lock was lost (this node was too slow or Redis restarted): BullMQ has given the task to another node.
+      // The lock was lost (this node was too slow or Redis restarted), or an announcement failed twice: BullMQ runs
+      // the task again, here or on another node, once its lock lapses.
       this.log.warn({ err: error, task: run.job.id }, "farm: could not settle a task; BullMQ will run it again");
     }
   }

@@ -1,0 +1,67 @@
+import { readdirSync } from "node:fs";
+import { Redis } from "ioredis";
+import { afterEach, describe, expect, it } from "vitest";
+import { NodeInfo } from "../../shared/node-info";
+import { startNode } from "../support/kiln-node-process";
+import { api } from "../support/node-client";
+import { redisUnavailable, startRedis } from "../support/redis-server";
+import { startApp } from "../support/studio-apps";
+import { waitUntil } from "../support/wait-until";
+
+/**
+ * Farm mode: Redis refuses writes for a while (out of memory with noeviction,
+ * as a full farm Redis answers; a replica promoted read-only answers alike)
+ * just as a node's images are ready. Announcing an image is not awaited by the
+ * device, and a refused one used to reject with nobody listening: the node
+ * process died of the unhandled rejection. Now the node tries a refused
+ * announcement again when it settles the task, and leaves the task unsettled
+ * when Redis still refuses, so it runs again once its lock lapses.
+ */
+
+const unavailable = redisUnavailable();
+if (unavailable) console.log(`farm announce test skipped: ${unavailable}`);
+
+const cleanups: Array<() => Promise<unknown>> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+describe.skipIf(unavailable !== null)("a farm node whose image announcements Redis refuses", () => {
+  it("stays up, runs the task again once Redis takes writes, and the job ends with every image stored once", async () => {
+    const redis = await startRedis();
+    cleanups.push(() => redis.stop());
+    const admin = new Redis(redis.url);
+    cleanups.push(async () => admin.disconnect());
+    const node = await startNode(["--simulate", "1x24GB@1", "--name", "farm-full-redis", "--farm", redis.url]);
+    cleanups.push(() => node.stop());
+    const app = await startApp("farm-full-redis", { farm: redis.url, taskSeconds: 2 });
+    cleanups.push(() => app.c.stop());
+    expect(await app.c.waitForNodes(30_000)).toBe(true);
+
+    const { jobId } = app.c.submitJob({ prompts: ["a harbour at dusk"], count: 2, width: 512, height: 512 });
+    await waitUntil(
+      async () => (NodeInfo.parse(await (await api(node).get("/v1/node")).json()).devices[0]?.queueDepth ?? 0) > 0,
+      30_000,
+      "the node holding a task of the job",
+    );
+    await admin.config("SET", "maxmemory-policy", "noeviction");
+    await admin.config("SET", "maxmemory", "1");
+
+    await node.waitForLog((l) => l.msg === "farm: could not settle a task; BullMQ will run it again", 30_000);
+    expect(node.proc.exitCode).toBeNull();
+    expect(app.c.listJobs().find((j) => j.id === jobId)?.counts.done).toBe(0);
+
+    await admin.config("SET", "maxmemory", "0");
+    await waitUntil(
+      () => app.c.listJobs().find((j) => j.id === jobId)?.state === "done",
+      90_000,
+      "the job done once Redis takes writes again",
+    ).catch((e) => {
+      console.log(node.logs.map((l) => JSON.stringify(l)).join("\n"));
+      throw e;
+    });
+    expect(node.proc.exitCode).toBeNull();
+    expect(app.c.listJobs().find((j) => j.id === jobId)?.counts).toMatchObject({ done: 2, failed: 0 });
+    expect(readdirSync(app.outputDir).filter((f) => f.endsWith(".png"))).toHaveLength(2);
+  }, 180_000);
+});
