@@ -70,6 +70,7 @@ export class FarmClient extends EventEmitter<NodeClientEvents> implements NodeLi
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
   private polling = false;
+  private registered = false;
   private online = false;
   private readonly startedAt = new Date().toISOString();
 
@@ -98,9 +99,7 @@ export class FarmClient extends EventEmitter<NodeClientEvents> implements NodeLi
   connect(): void {
     if (this.closed || this.timer) return;
     this.timer = setInterval(() => void this.poll(), POLL_MS);
-    void this.register()
-      .then(() => this.poll())
-      .then(() => this.readEvents());
+    void this.poll().then(() => this.readEvents());
   }
 
   /** Online nodes' reports, and the lost ones for a while. */
@@ -242,13 +241,13 @@ export class FarmClient extends EventEmitter<NodeClientEvents> implements NodeLi
 
   /** Puts the app on the farm; a weight a farm admin set there is kept. */
   private async register(): Promise<void> {
-    const stored = await this.redis.hget(farmKeys.apps, this.app.id);
-    const weight = stored ? (JSON.parse(stored) as Partial<FarmApp>).weight : undefined;
-    if (typeof weight === "number" && weight > 0) this.app.weight = weight;
+    const weight = storedWeight(await this.redis.hget(farmKeys.apps, this.app.id));
+    if (weight !== undefined) this.app.weight = weight;
     await this.redis.hset(farmKeys.apps, this.app.id, JSON.stringify(this.app));
     await this.redis.xgroup("CREATE", farmKeys.events(this.app.id), GROUP, "0", "MKSTREAM").catch((error: Error) => {
       if (!/BUSYGROUP/.test(error.message)) throw error;
     });
+    this.registered = true;
   }
 
   /** Every node's report: the farm's heartbeat, and the telemetry its panel shows. */
@@ -257,6 +256,12 @@ export class FarmClient extends EventEmitter<NodeClientEvents> implements NodeLi
     if (this.closed || this.polling) return;
     this.polling = true;
     try {
+      // Until Redis has taken this app (it may refuse writes for a while: out of memory, read-only), no node serves it.
+      if (!this.registered) {
+        await this.register().catch((error: unknown) => {
+          this.log.warn({ err: error }, "farm: could not put this app on the farm; trying again");
+        });
+      }
       const entries = await this.redis.hgetall(farmKeys.nodes);
       if (this.closed) return;
       const reports = new Map<string, FarmNodeReport>();
@@ -459,4 +464,15 @@ function connectRedis(url: string, log: Logger, what: string): Redis {
     down = false;
   });
   return redis;
+}
+
+/** The weight a farm admin set on this app's entry; an entry nobody can read is written anew. */
+function storedWeight(json: string | null): number | undefined {
+  if (!json) return undefined;
+  try {
+    const weight = (JSON.parse(json) as Partial<FarmApp> | null)?.weight;
+    return typeof weight === "number" && weight > 0 ? weight : undefined;
+  } catch {
+    return undefined;
+  }
 }

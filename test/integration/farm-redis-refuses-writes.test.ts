@@ -1,6 +1,7 @@
 import { readdirSync } from "node:fs";
 import { Redis } from "ioredis";
 import { afterEach, describe, expect, it } from "vitest";
+import { farmKeys } from "../../shared/farm-protocol";
 import { NodeInfo } from "../../shared/node-info";
 import { startNode } from "../support/kiln-node-process";
 import { api } from "../support/node-client";
@@ -10,12 +11,15 @@ import { waitUntil } from "../support/wait-until";
 
 /**
  * Farm mode: Redis refuses writes for a while (out of memory with noeviction,
- * as a full farm Redis answers; a replica promoted read-only answers alike)
- * just as a node's images are ready. Announcing an image is not awaited by the
- * device, and a refused one used to reject with nobody listening: the node
- * process died of the unhandled rejection. Now the node tries a refused
- * announcement again when it settles the task, and leaves the task unsettled
- * when Redis still refuses, so it runs again once its lock lapses.
+ * as a full farm Redis answers; a replica promoted read-only answers alike).
+ * - Just as a node's images are ready. Announcing an image is not awaited by
+ *   the device, and a refused one used to reject with nobody listening: the
+ *   node process died of the unhandled rejection. Now the node tries a refused
+ *   announcement again when it settles the task, and leaves the task unsettled
+ *   when Redis still refuses, so it runs again once its lock lapses.
+ * - Just as a studio app joins the farm. Its registration used to reject with
+ *   nobody listening, and the app never read its events: no job of it could
+ *   finish. Now it registers on a later poll, once Redis takes writes.
  */
 
 const unavailable = redisUnavailable();
@@ -26,7 +30,7 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-describe.skipIf(unavailable !== null)("a farm node whose image announcements Redis refuses", () => {
+describe.skipIf(unavailable !== null)("farm mode while Redis refuses writes", () => {
   it("stays up, runs the task again once Redis takes writes, and the job ends with every image stored once", async () => {
     const redis = await startRedis();
     cleanups.push(() => redis.stop());
@@ -64,4 +68,27 @@ describe.skipIf(unavailable !== null)("a farm node whose image announcements Red
     expect(app.c.listJobs().find((j) => j.id === jobId)?.counts).toMatchObject({ done: 2, failed: 0 });
     expect(readdirSync(app.outputDir).filter((f) => f.endsWith(".png"))).toHaveLength(2);
   }, 180_000);
+
+  it("an app that joins meanwhile stays up and joins once Redis takes writes; its job then renders", async () => {
+    const redis = await startRedis();
+    cleanups.push(() => redis.stop());
+    const admin = new Redis(redis.url);
+    cleanups.push(async () => admin.disconnect());
+    const node = await startNode(["--simulate", "1x24GB@4", "--name", "farm-later", "--farm", redis.url]);
+    cleanups.push(() => node.stop());
+    await admin.config("SET", "maxmemory-policy", "noeviction");
+    await admin.config("SET", "maxmemory", "1");
+
+    const app = await startApp("farm-joins-later", { farm: redis.url, taskSeconds: 1 });
+    cleanups.push(() => app.c.stop());
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(await admin.hlen(farmKeys.apps)).toBe(0);
+
+    await admin.config("SET", "maxmemory", "0");
+    await waitUntil(async () => (await admin.hlen(farmKeys.apps)) === 1, 10_000, "the app on the farm");
+    expect(await app.c.waitForNodes(30_000)).toBe(true);
+    const { jobId } = app.c.submitJob({ prompts: ["a quay in fog"], count: 3, width: 256, height: 256 });
+    await waitUntil(() => app.c.listJobs().find((j) => j.id === jobId)?.state === "done", 60_000, "the job done");
+    expect(app.c.listJobs().find((j) => j.id === jobId)?.counts).toMatchObject({ done: 3, failed: 0 });
+  }, 120_000);
 });
