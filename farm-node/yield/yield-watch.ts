@@ -59,7 +59,20 @@ export class YieldWatch {
       const processes = askNvidia ? await this.opts.processes() : [];
       if (processes === null) return;
       const nowMs = this.opts.now?.() ?? Date.now();
-      for (const device of devices) this.apply(device, processes, nowMs);
+      for (const device of devices) {
+        try {
+          this.apply(device, processes, nowMs);
+        } catch (error) {
+          // Yielding fails the device's queued tasks, resuming starts its worker: a full state disk or a failed
+          // fork must not end the node. The device is not shown as yielded, so the next look tries again.
+          this.opts.log.warn(
+            { err: error, device: device.device.uuid },
+            "could not yield or resume a device; trying again on the next look",
+          );
+        }
+      }
+    } catch (error) {
+      this.opts.log.warn({ err: error }, "could not read the GPUs' processes; trying again on the next look");
     } finally {
       this.running = false;
     }
