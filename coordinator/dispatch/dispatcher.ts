@@ -447,40 +447,54 @@ export class Dispatcher {
       })),
       ...(first.init ? taskPicture(first.init, first) : {}),
       ...(first.hires ? { hires: first.hires } : {}),
-    }).then((outcome) => {
-      // Stopped meanwhile (its links closed, the ledger too): the attempts stay in flight and are restored at the next start.
-      if (this.stopped) return;
-      const dispatch = node.deviceDispatch(device);
-      if (outcome.kind === "accepted") {
-        dispatch.maxInflight = Math.min(2, dispatch.maxInflight + 1);
-        return;
-      }
-      this.tasks.remove(taskId);
-      if (outcome.kind === "busy") {
-        // A node answering 429 gets less work, not more.
-        dispatch.maxInflight = 1;
-        dispatch.backoffUntil = clock.now() + outcome.retryAfterS * 1000;
-        ledger.loseAttempts(attemptIds, "node busy (429)", clock.now());
-      } else if (outcome.kind === "unreachable") {
-        ledger.loseAttempts(attemptIds, `node unreachable: ${outcome.error.message}`, clock.now());
-      } else if (NODE_LOCAL_REFUSALS.has(outcome.error.code)) {
-        // This node cannot take it now (stopping, still loading, model or device gone): another may.
-        ledger.loseAttempts(attemptIds, `node refused: ${outcome.error.message}`, clock.now());
-        // A model it no longer offers (its worker could not load the pack): read its models again, or the
-        // images would go straight back to it, refused each time.
-        if (outcome.error.code === "E_MODEL_MISSING") void this.opts.fleet.refresh(node.id);
-        changes.nodesChanged();
-        changes.queueChanged();
-      } else {
-        for (const a of attemptIds)
-          ledger.failAttempt(
-            a,
-            { code: outcome.error.code, message: outcome.error.message, retriable: false },
-            clock.now(),
-          );
-        changes.queueChanged();
-      }
-    });
+    })
+      .then((outcome) => {
+        // Stopped meanwhile (its links closed, the ledger too): the attempts stay in flight and are restored at the next start.
+        if (this.stopped) return;
+        const dispatch = node.deviceDispatch(device);
+        if (outcome.kind === "accepted") {
+          dispatch.maxInflight = Math.min(2, dispatch.maxInflight + 1);
+          return;
+        }
+        this.tasks.remove(taskId);
+        if (outcome.kind === "busy") {
+          // A node answering 429 gets less work, not more.
+          dispatch.maxInflight = 1;
+          dispatch.backoffUntil = clock.now() + outcome.retryAfterS * 1000;
+          ledger.loseAttempts(attemptIds, "node busy (429)", clock.now());
+        } else if (outcome.kind === "unreachable") {
+          ledger.loseAttempts(attemptIds, `node unreachable: ${outcome.error.message}`, clock.now());
+        } else if (NODE_LOCAL_REFUSALS.has(outcome.error.code)) {
+          // This node cannot take it now (stopping, still loading, model or device gone): another may.
+          ledger.loseAttempts(attemptIds, `node refused: ${outcome.error.message}`, clock.now());
+          // A model it no longer offers (its worker could not load the pack): read its models again, or the
+          // images would go straight back to it, refused each time.
+          if (outcome.error.code === "E_MODEL_MISSING") void this.opts.fleet.refresh(node.id);
+          changes.nodesChanged();
+          changes.queueChanged();
+        } else {
+          for (const a of attemptIds)
+            ledger.failAttempt(
+              a,
+              { code: outcome.error.code, message: outcome.error.message, retriable: false },
+              clock.now(),
+            );
+          changes.queueChanged();
+        }
+      })
+      .catch((error: unknown) => {
+        // The init image unreadable, the ledger's disk full: the process goes on, and the images go back to the queue
+        // where the ledger takes that (else they are restored as in flight at the next start).
+        this.opts.log.error({ err: error, task: taskId, node: node.id }, "could not send a task or record its answer");
+        if (this.stopped) return;
+        this.tasks.remove(taskId);
+        try {
+          ledger.loseAttempts(attemptIds, `the task could not be sent: ${(error as Error).message}`, clock.now());
+          changes.queueChanged();
+        } catch {
+          // The ledger refused too; logged above.
+        }
+      });
   }
 }
 

@@ -84,10 +84,16 @@ export class ResultIntake {
         return;
       }
       case "image.ready": {
-        const stored = this.onImageReady(node, event).then((status) => {
-          if (!this.stopped)
-            acknowledge(node, event, status, "not assigned to you: the image was given to another node");
-        });
+        const stored = this.onImageReady(node, event).then(
+          (status) => {
+            if (!this.stopped)
+              acknowledge(node, event, status, "not assigned to you: the image was given to another node");
+          },
+          (error: unknown) => {
+            // The ledger refused (its disk full): unacknowledged, the node delivers the image again from its outbox.
+            this.opts.log.error({ err: error, node: node.id, task: event.taskId }, "could not record a result");
+          },
+        );
         this.inFlight.add(stored);
         void stored.finally(() => this.inFlight.delete(stored));
         return;

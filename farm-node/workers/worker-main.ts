@@ -215,25 +215,27 @@ async function render(batch: WorkerBatch): Promise<Outcome> {
         savedFrom,
       ).then((written) => ({ written, energy }));
     };
-    outcome.writes.push(
-      write().then(({ written, energy }) => {
-        outcome.completed.push(image.imageId);
-        send({
-          type: "image",
-          taskId: batch.taskId,
-          imageId: image.imageId,
-          sha256: written.sha256,
-          bytes: written.bytes,
-          ...out,
-          seed: source.seed,
-          inferenceMs: image.inferenceMs,
-          ortMs: image.ortMs,
-          encodeMs: written.encodeMs,
-          stepMs: image.stepMs,
-          energy,
-        });
-      }),
-    );
+    const delivered = write().then(({ written, energy }) => {
+      outcome.completed.push(image.imageId);
+      send({
+        type: "image",
+        taskId: batch.taskId,
+        imageId: image.imageId,
+        sha256: written.sha256,
+        bytes: written.bytes,
+        ...out,
+        seed: source.seed,
+        inferenceMs: image.inferenceMs,
+        ortMs: image.ortMs,
+        encodeMs: written.encodeMs,
+        stepMs: image.stepMs,
+        energy,
+      });
+    });
+    // finish() reads every write's outcome once the batch has rendered; a write that fails before then (the disk
+    // full) must not end the worker meanwhile.
+    delivered.catch(() => undefined);
+    outcome.writes.push(delivered);
   };
   try {
     // img2img: the init image read and fitted here; a plain batch goes as it came (its noise was prepared for it).
