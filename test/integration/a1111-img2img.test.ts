@@ -128,9 +128,10 @@ describe("A1111 img2img", () => {
       expect(info.infotexts[i]).toBe(chunks.parameters);
       nodeIds.add(JSON.parse(chunks.kiln ?? "{}").nodeId);
     }
-    // Sharded over the farm: both nodes rendered some, and each was sent the picture once.
-    expect(nodeIds.size).toBe(2);
+    // Sharded over the farm: each node was sent a task of it, and with it the picture, once. Whose render of an image
+    // is kept is a race where the tail re-runs (a node done early renders the other's last images too).
     expect(nodes.map(storedInitImages)).toEqual([1, 1]);
+    expect([...nodeIds].every((id) => nodes.some((n) => n.nodeId === id))).toBe(true);
     // One job in the app's queue, marked as the API's, with all 8 images done.
     const jobs = (await ui.call("listJobs", { includeFinished: true })).filter((j) => j.source?.kind === "a1111-api");
     expect(jobs.map((j) => [j.state, j.counts.done])).toEqual([["done", 8]]);
