@@ -154,6 +154,11 @@ export class Daemon implements NodeService {
     this.events = new EventHub({
       outboxDir: opts.stateDir,
       onRefused: (client, event, reason) => this.onRefused(client, event, reason),
+      onOutboxUnsaved: (error) =>
+        this.opts.log.warn(
+          { err: error },
+          "could not write an app's outbox (is the state disk full?): outcomes are still sent, but one not acknowledged before a restart is lost",
+        ),
     });
     this.tokens = new TokenStore(this.state, opts.token);
     this.images = new ImageStore(this.state.imageDir, opts.maxImagesKept ?? 2000);

@@ -24,6 +24,8 @@ export interface EventHubOptions {
   outboxDir: string;
   /** A client refused an outcome: that work is no longer assigned to this node. */
   onRefused(client: string, event: NodeEventBody, reason: string): void;
+  /** A client's outbox could not be written (a full disk): its outcomes go out, but not again after a restart. */
+  onOutboxUnsaved(error: Error): void;
 }
 
 export class EventHub {
@@ -100,7 +102,9 @@ export class EventHub {
     if (!outbox) {
       // Client names are free text: the file is named by their hash.
       const name = createHash("sha256").update(client).digest("hex").slice(0, 16);
-      outbox = new Outbox(join(this.opts.outboxDir, "outbox", `${name}.jsonl`));
+      outbox = new Outbox(join(this.opts.outboxDir, "outbox", `${name}.jsonl`), undefined, (error) =>
+        this.opts.onOutboxUnsaved(error),
+      );
       this.outboxes.set(client, outbox);
     }
     return outbox;

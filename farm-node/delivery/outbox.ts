@@ -24,20 +24,26 @@ export class Outbox {
   private readonly pending = new Map<number, NodeEventBody>();
   private next = 1;
   private acknowledgedLines = 0;
+  /** The file lags what is pending (a write failed): the next write rewrites it whole. */
+  private unsaved = false;
 
   constructor(
     private readonly file: string,
     private readonly capacity = 5000,
+    /** A write failed (a full disk): outcomes are still delivered, but would not outlive a restart until one works. */
+    private readonly onUnsaved: (error: Error) => void = () => undefined,
   ) {
-    mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-    if (existsSync(file)) this.load();
+    this.save(() => {
+      mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+      if (existsSync(file)) this.load();
+    });
   }
 
   /** Numbers and stores an outcome; returns its delivery number. */
   append(event: NodeEventBody): number {
     const delivery = this.next++;
     this.pending.set(delivery, event);
-    appendFileSync(this.file, `${JSON.stringify({ delivery, event })}\n`, { mode: 0o600 });
+    this.save(() => appendFileSync(this.file, `${JSON.stringify({ delivery, event })}\n`, { mode: 0o600 }));
     if (this.pending.size > this.capacity) {
       const oldest = this.pending.keys().next().value as number;
       this.ack(oldest);
@@ -50,8 +56,8 @@ export class Outbox {
     const event = this.pending.get(delivery);
     if (!event) return undefined;
     this.pending.delete(delivery);
-    appendFileSync(this.file, `${JSON.stringify({ ack: delivery })}\n`);
-    if (++this.acknowledgedLines >= COMPACT_AFTER) this.compact();
+    this.save(() => appendFileSync(this.file, `${JSON.stringify({ ack: delivery })}\n`));
+    if (++this.acknowledgedLines >= COMPACT_AFTER) this.save(() => this.compact());
     return event;
   }
 
@@ -90,6 +96,23 @@ export class Outbox {
       this.next = Math.max(this.next, entry.data.delivery + 1);
     }
     this.compact();
+  }
+
+  /**
+   * Runs a write; after one failed, the file is rewritten whole instead (a cut
+   * line may sit at its end). A failure never reaches the caller: the event
+   * that brought it is often the one saying the disk is full, and it must
+   * still go out.
+   */
+  private save(write: () => void): void {
+    try {
+      if (this.unsaved) this.compact();
+      else write();
+      this.unsaved = false;
+    } catch (error) {
+      if (!this.unsaved) this.onUnsaved(error as Error);
+      this.unsaved = true;
+    }
   }
 
   private compact(): void {

@@ -1,4 +1,4 @@
-import { appendFileSync, mkdtempSync, readFileSync } from "node:fs";
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -51,5 +51,25 @@ describe("a client's outbox on the node's disk", () => {
     for (let i = 0; i < 600; i++) box.ack(box.append(done(`t${i}`)));
     expect(readFileSync(path, "utf8").split("\n").filter(Boolean).length).toBeLessThan(250);
     expect(box.size).toBe(0);
+  });
+
+  it("when a write fails (a full disk) keeps every outcome, says so once, and rewrites its file whole at the next write", () => {
+    const path = file();
+    const failures: string[] = [];
+    const box = new Outbox(path, 5000, (error) => failures.push((error as NodeJS.ErrnoException).code ?? ""));
+    box.append(done("a"));
+    // Appends to the outbox's file now go to /dev/full, and fail with ENOSPC as on a full disk.
+    rmSync(path);
+    symlinkSync("/dev/full", path);
+    expect(() => box.append(done("b"))).not.toThrow();
+    expect(failures).toEqual(["ENOSPC"]);
+    expect(box.entries().map((e) => e.delivery)).toEqual([1, 2]);
+    // The next write rewrites the file from what is pending (a new file, renamed over the old one).
+    box.append(done("c"));
+    expect(new Outbox(path).entries().map((e) => [e.delivery, (e.event as { taskId: string }).taskId])).toEqual([
+      [1, "a"],
+      [2, "b"],
+      [3, "c"],
+    ]);
   });
 });
