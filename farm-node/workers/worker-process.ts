@@ -49,6 +49,15 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> {
       this.exited = true;
       this.emit("exit", { code, signal });
     });
+    // Unheard, a child's error (a fork the system refused, a failed IPC send) would end the daemon. A worker that
+    // never started ends here like one that exited, so its runner starts another after its backoff.
+    this.child.on("error", (error) => {
+      log(`worker process error: ${error.message}`);
+      if (this.child.pid === undefined && !this.exited) {
+        this.exited = true;
+        this.emit("exit", { code: null, signal: null });
+      }
+    });
     this.send(init);
   }
 
