@@ -212,12 +212,20 @@ export class QueueCommands {
   tick(now: number): void {
     if (this.pauseReason === null || now < this.nextSpaceCheck) return;
     this.nextSpaceCheck = now + SPACE_CHECK_MS;
-    void freeBytes(this.opts.outputDir).then((free) => {
-      if (free === null || free < RESUME_FREE_BYTES || this.pauseReason === null) return;
-      this.opts.log.info({ freeMb: Math.round(free / 2 ** 20) }, "the output disk has room again; resuming the queue");
-      this.opts.ledger.appendEvent("queue.resumed", { reason: "disk space returned" }, this.opts.clock.now());
-      this.resumeQueue();
-    });
+    void freeBytes(this.opts.outputDir)
+      .then((free) => {
+        if (free === null || free < RESUME_FREE_BYTES || this.pauseReason === null) return;
+        this.opts.log.info(
+          { freeMb: Math.round(free / 2 ** 20) },
+          "the output disk has room again; resuming the queue",
+        );
+        this.opts.ledger.appendEvent("queue.resumed", { reason: "disk space returned" }, this.opts.clock.now());
+        this.resumeQueue();
+      })
+      .catch((error: unknown) => {
+        // The ledger busy or closed meanwhile: the queue stays paused, and the next check tries again.
+        this.opts.log.warn({ err: error }, "could not resume the queue now that the disk has room; trying again");
+      });
   }
 
   listJobs(includeFinished = true): JobSummary[] {
