@@ -102,6 +102,11 @@ interface Push {
   received: Map<number, { hash: Hash; bytes: number }>;
   /** Per file index, the flush to disk begun after its last upload (see write). */
   flushing: Map<number, Promise<void>>;
+  /**
+   * Per file index, the first error a flush met. Linux reports a failed write-back once, to the first flush that
+   * looks: the commit's own would not see it, so it refuses the file here.
+   */
+  flushFailed: Map<number, Error>;
 }
 
 async function statfsFree(dir: string): Promise<number> {
@@ -114,8 +119,8 @@ function isDiskFull(error: unknown): boolean {
   return code === "ENOSPC" || code === "EDQUOT";
 }
 
-/** Writes a file's cached bytes to the disk; a file gone or unreadable meanwhile is the commit's concern. */
-async function flushFile(path: string): Promise<void> {
+/** Writes a file's cached bytes to the disk; the error if that failed (none for a file removed meanwhile). */
+async function flushFile(path: string): Promise<Error | null> {
   try {
     const handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
     try {
@@ -123,8 +128,9 @@ async function flushFile(path: string): Promise<void> {
     } finally {
       await handle.close();
     }
-  } catch {
-    // The commit opens and syncs every file itself and reports what fails there.
+    return null;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "ENOENT" ? null : (error as Error);
   }
 }
 
@@ -349,6 +355,8 @@ export class PushStaging {
     const path = join(push.dir, PACK_FOLDER, file.path);
     let received = push.received.get(index);
     if (offset === 0) {
+      // The file starts over: what a flush met before concerns bytes it no longer has.
+      push.flushFailed.delete(index);
       received = { hash: createHash("sha256"), bytes: 0 };
       push.received.set(index, received);
     } else if (received?.bytes !== offset) {
@@ -436,7 +444,10 @@ export class PushStaging {
       if (received && received.bytes !== file.have) push.received.delete(index);
     }
     // The disk takes these bytes while the next upload arrives: the commit's own flush finds little left to write.
-    const flushed = (push.flushing.get(index) ?? Promise.resolve()).then(() => flushFile(path));
+    const flushed = (push.flushing.get(index) ?? Promise.resolve()).then(async () => {
+      const error = await flushFile(path);
+      if (error && !push.flushFailed.has(index)) push.flushFailed.set(index, error);
+    });
     push.flushing.set(index, flushed);
     return { index, have: file.have, complete: file.have === file.size };
   }
@@ -547,6 +558,7 @@ export class PushStaging {
         );
       // Make the bytes durable before they become visible.
       await Promise.all(push.flushing.values());
+      await this.refuseUnflushed(push, packDir);
       for (const file of push.files) {
         const handle = await open(join(packDir, file.path), "r");
         await handle.sync();
@@ -560,6 +572,38 @@ export class PushStaging {
       await this.drop(push);
       return { folder: offer.name, name: offer.name, dir: target };
     }
+  }
+
+  /**
+   * Files whose bytes the disk failed to take while they arrived: a full disk drops the push (as during an
+   * upload), any other failure empties them to be sent again. Nothing is installed either way.
+   */
+  private async refuseUnflushed(push: Push, packDir: string): Promise<void> {
+    const failed = push.files.filter((f) => push.flushFailed.has(f.index));
+    if (failed.length === 0) return;
+    const named = failed.map((f) => `${f.path} (${push.flushFailed.get(f.index)?.message})`).join(", ");
+    const { name } = push.record.offer;
+    if (failed.some((f) => isDiskFull(push.flushFailed.get(f.index)))) {
+      await this.drop(push);
+      this.opts.log.warn({ model: name, hash: push.hash }, "model push refused: the disk filled up");
+      throw new KilnError(
+        "E_DISK_FULL",
+        `this node's disk filled up while writing ${named}; the push was removed (nothing of it is left): free space and push again`,
+      );
+    }
+    for (const file of failed) {
+      await truncate(join(packDir, file.path), 0);
+      file.have = 0;
+      push.flushFailed.delete(file.index);
+      push.received.delete(file.index);
+    }
+    await this.save(push);
+    this.opts.log.warn({ model: name, hash: push.hash, files: named }, "model push refused at commit: the disk failed");
+    throw new KilnError(
+      "E_INTERNAL",
+      `this node's disk failed writing ${named}; the node emptied them: send them again from offset 0`,
+      { files: failed.map((f) => ({ index: f.index, path: f.path })) },
+    );
   }
 
   /** Cancels a push: uploads under way are cut and the staging removed. */
@@ -608,6 +652,7 @@ export class PushStaging {
       gone: false,
       received: new Map(),
       flushing: new Map(),
+      flushFailed: new Map(),
     };
     this.pushes.set(hash, push);
     return push;
