@@ -332,7 +332,16 @@ export class DeviceRunner {
     const { device } = this.opts;
     const init = this.initMessage();
     const log = this.opts.log.child({ device: device.uuid });
-    const worker = new WorkerProcess(init, device.cudaIndex, (line) => log.info({ worker: worker.pid }, line));
+    let worker: WorkerProcess;
+    try {
+      worker = new WorkerProcess(init, device.cudaIndex, (line) => log.info({ worker: worker.pid }, line));
+    } catch (error) {
+      // fork() throws some refusals (ENOMEM) where others come as an error event: tried again, as after a crash.
+      log.error({ err: error }, "could not start the device's worker; trying again");
+      this.worker = null;
+      this.respawnLater();
+      return;
+    }
     this.worker = worker;
     worker.on("message", (message) => this.onMessage(message));
     worker.on("exit", ({ code, signal }) => {
@@ -355,10 +364,17 @@ export class DeviceRunner {
       for (const active of new Set(lost.map((b) => b.active))) {
         this.fail(active, "E_WORKER_DIED", `the worker process of this device died (${signal ?? `exit ${code}`})`);
       }
-      this.state = "restarting";
-      setTimeout(() => this.spawn(), this.restartDelayMs).unref();
-      this.restartDelayMs = Math.min(this.restartDelayMs * 2, 5000);
+      this.respawnLater();
     });
+  }
+
+  /** Starts a worker again after a delay that doubles up to 5 s (reset once one is ready), unless stopped or yielded meanwhile. */
+  private respawnLater(): void {
+    this.state = "restarting";
+    setTimeout(() => {
+      if (!this.stopping && !this.yielded && !this.worker) this.spawn();
+    }, this.restartDelayMs).unref();
+    this.restartDelayMs = Math.min(this.restartDelayMs * 2, 5000);
   }
 
   private onMessage(message: FromWorker): void {
