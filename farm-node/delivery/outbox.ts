@@ -26,17 +26,24 @@ export class Outbox {
   private acknowledgedLines = 0;
   /** The file lags what is pending (a write failed): the next write rewrites it whole. */
   private unsaved = false;
+  /** The file could not be read: it is left as it is for the next start, never overwritten with less than it holds. */
+  private detached = false;
 
   constructor(
     private readonly file: string,
     private readonly capacity = 5000,
-    /** A write failed (a full disk): outcomes are still delivered, but would not outlive a restart until one works. */
+    /** A write failed (a full disk) or the file could not be read: outcomes still go out, but may not outlive a restart. */
     private readonly onUnsaved: (error: Error) => void = () => undefined,
   ) {
-    this.save(() => {
+    try {
       mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
       if (existsSync(file)) this.load();
-    });
+    } catch (error) {
+      this.detached = true;
+      this.onUnsaved(error as Error);
+      return;
+    }
+    this.save(() => this.compact());
   }
 
   /** Numbers and stores an outcome; returns its delivery number. */
@@ -95,7 +102,6 @@ export class Outbox {
       this.pending.set(entry.data.delivery, entry.data.event as unknown as NodeEventBody);
       this.next = Math.max(this.next, entry.data.delivery + 1);
     }
-    this.compact();
   }
 
   /**
@@ -105,6 +111,7 @@ export class Outbox {
    * still go out.
    */
   private save(write: () => void): void {
+    if (this.detached) return;
     try {
       if (this.unsaved) this.compact();
       else write();

@@ -1,4 +1,4 @@
-import { appendFileSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -71,5 +71,17 @@ describe("a client's outbox on the node's disk", () => {
       [2, "b"],
       [3, "c"],
     ]);
+  });
+
+  it("leaves a file it cannot read as it is for the next start, and still numbers and keeps outcomes", () => {
+    const path = file();
+    mkdirSync(path, { recursive: true });
+    const failures: string[] = [];
+    const box = new Outbox(path, 5000, (error) => failures.push((error as NodeJS.ErrnoException).code ?? ""));
+    expect([box.append(done("a")), box.append(done("b"))]).toEqual([1, 2]);
+    box.ack(1);
+    expect(box.entries().map((e) => e.delivery)).toEqual([2]);
+    expect(failures).toEqual(["EISDIR"]);
+    expect(statSync(path).isDirectory()).toBe(true);
   });
 });
