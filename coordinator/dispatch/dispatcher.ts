@@ -519,7 +519,14 @@ export async function submitWithInit(
     const named = outcome.error.details?.sha256;
     const sha256 = typeof named === "string" && hashes.includes(named) ? named : (hashes[0] as string);
     const what = sha256 === source ? "picture to upscale" : sha256 === init?.sha256 ? "init image" : "mask";
-    const bytes = await images?.get(sha256);
+    let bytes: Buffer | null | undefined;
+    try {
+      bytes = await images?.get(sha256);
+    } catch (error) {
+      // Unreadable here (EIO, EACCES): no node can be given it, so the images fail with why rather than retry forever.
+      const why = `the studio could not read it (${(error as Error).message})`;
+      return { kind: "rejected", error: new KilnError("E_INIT_IMAGE_MISSING", `${what} ${sha256}: ${why}`) };
+    }
     const put = node.client.putInitImage?.bind(node.client);
     if (!bytes || !put) {
       const why = bytes ? "this link cannot send init images (farm mode)" : "the studio no longer holds it";

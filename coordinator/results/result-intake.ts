@@ -90,7 +90,8 @@ export class ResultIntake {
               acknowledge(node, event, status, "not assigned to you: the image was given to another node");
           },
           (error: unknown) => {
-            // The ledger refused (its disk full): unacknowledged, the node delivers the image again from its outbox.
+            // The ledger refused (its disk full). The app stays up; the attempt stays in flight in the ledger, and its
+            // image is rendered again once the node is lost or the app restarts.
             this.opts.log.error({ err: error, node: node.id, task: event.taskId }, "could not record a result");
           },
         );

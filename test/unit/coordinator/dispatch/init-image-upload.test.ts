@@ -72,6 +72,19 @@ describe("init images travel to a node once", () => {
     );
     expect(failing).toMatchObject({ kind: "unreachable" });
   });
+
+  it("refuses a task whose picture the studio cannot read, saying why, rather than sending it again every pass", async () => {
+    const unreadable = {
+      get: async () => {
+        throw Object.assign(new Error("EIO: i/o error, read"), { code: "EIO" });
+      },
+    };
+    const { node, puts } = fakeNode();
+    const outcome = await submitWithInit(node, task("t1"), unreadable, new Map());
+    expect(outcome).toMatchObject({ kind: "rejected", error: { code: "E_INIT_IMAGE_MISSING" } });
+    expect(outcome.kind === "rejected" && outcome.error.message).toMatch(/could not read it \(EIO: i\/o error, read\)/);
+    expect(puts).toEqual([]);
+  });
 });
 
 describe("an inpainting mask travels as the init image", () => {
