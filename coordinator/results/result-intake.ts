@@ -90,9 +90,22 @@ export class ResultIntake {
               acknowledge(node, event, status, "not assigned to you: the image was given to another node");
           },
           (error: unknown) => {
-            // The ledger refused (its disk full). The app stays up; the attempt stays in flight in the ledger, and its
-            // image is rendered again once the node is lost or the app restarts.
+            // The ledger refused (busy, its disk full). The app stays up, and the image goes back to the queue where
+            // the ledger takes that; else its attempt stays in flight until the node is lost or the app restarts.
             this.opts.log.error({ err: error, node: node.id, task: event.taskId }, "could not record a result");
+            try {
+              // Only this node's own attempt: another's is not this event's to end.
+              if (this.opts.ledger.attempt(event.imageId)?.nodeId === node.id) {
+                this.opts.ledger.loseAttempts(
+                  [event.imageId],
+                  "its result could not be recorded",
+                  this.opts.clock.now(),
+                );
+                this.opts.changes.queueChanged();
+              }
+            } catch {
+              // Refused again; logged above.
+            }
           },
         );
         this.inFlight.add(stored);
