@@ -419,14 +419,7 @@ export class PushStaging {
         createWriteStream(path, { flags: flags as unknown as string, mode: 0o644, start: offset }),
       );
     } catch (error) {
-      if (isDiskFull(error)) {
-        await this.drop(push);
-        this.opts.log.warn({ model: push.record.offer.name, hash }, "model push refused: the disk filled up");
-        throw new KilnError(
-          "E_DISK_FULL",
-          `this node's disk filled up while receiving ${file.path}; the push was removed (nothing of it is left): free space and push again`,
-        );
-      }
+      if (isDiskFull(error)) await this.diskFilled(push, `receiving ${file.path}`);
       if (error instanceof KilnError) throw error;
       if (push.gone) throw new KilnError("E_CANCELLED", "the push was cancelled during this upload");
       // The request was cut (a pulled cable, a client that stopped): what arrived stays, to resume from.
@@ -505,15 +498,7 @@ export class PushStaging {
         if (digest !== file.sha256) bad.push(file);
       }
       if (bad.length > 0) {
-        for (const file of bad) {
-          await truncate(join(packDir, file.path), 0);
-          file.have = 0;
-          if (file.source !== "send") {
-            file.source = "send";
-            delete push.record.local[String(file.index)];
-          }
-        }
-        await this.save(push);
+        await this.empty(push, bad);
         this.opts.log.warn(
           { model: offer.name, hash, files: bad.map((f) => f.path) },
           "model push refused at commit: files do not match their sha256",
@@ -558,7 +543,7 @@ export class PushStaging {
         );
       // Make the bytes durable before they become visible.
       await Promise.all(push.flushing.values());
-      await this.refuseUnflushed(push, packDir);
+      await this.refuseUnflushed(push);
       for (const file of push.files) {
         const handle = await open(join(packDir, file.path), "r");
         await handle.sync();
@@ -578,32 +563,46 @@ export class PushStaging {
    * Files whose bytes the disk failed to take while they arrived: a full disk drops the push (as during an
    * upload), any other failure empties them to be sent again. Nothing is installed either way.
    */
-  private async refuseUnflushed(push: Push, packDir: string): Promise<void> {
+  private async refuseUnflushed(push: Push): Promise<void> {
     const failed = push.files.filter((f) => push.flushFailed.has(f.index));
     if (failed.length === 0) return;
     const named = failed.map((f) => `${f.path} (${push.flushFailed.get(f.index)?.message})`).join(", ");
-    const { name } = push.record.offer;
-    if (failed.some((f) => isDiskFull(push.flushFailed.get(f.index)))) {
-      await this.drop(push);
-      this.opts.log.warn({ model: name, hash: push.hash }, "model push refused: the disk filled up");
-      throw new KilnError(
-        "E_DISK_FULL",
-        `this node's disk filled up while writing ${named}; the push was removed (nothing of it is left): free space and push again`,
-      );
-    }
-    for (const file of failed) {
-      await truncate(join(packDir, file.path), 0);
-      file.have = 0;
-      push.flushFailed.delete(file.index);
-      push.received.delete(file.index);
-    }
-    await this.save(push);
-    this.opts.log.warn({ model: name, hash: push.hash, files: named }, "model push refused at commit: the disk failed");
+    if (failed.some((f) => isDiskFull(push.flushFailed.get(f.index)))) await this.diskFilled(push, `writing ${named}`);
+    await this.empty(push, failed);
+    this.opts.log.warn(
+      { model: push.record.offer.name, hash: push.hash, files: named },
+      "model push refused at commit: the disk failed",
+    );
     throw new KilnError(
       "E_INTERNAL",
       `this node's disk failed writing ${named}; the node emptied them: send them again from offset 0`,
       { files: failed.map((f) => ({ index: f.index, path: f.path })) },
     );
+  }
+
+  /** A disk that filled up during a push: the push goes (nothing of it is left) and the error says so. */
+  private async diskFilled(push: Push, doing: string): Promise<never> {
+    await this.drop(push);
+    this.opts.log.warn({ model: push.record.offer.name, hash: push.hash }, "model push refused: the disk filled up");
+    throw new KilnError(
+      "E_DISK_FULL",
+      `this node's disk filled up while ${doing}; the push was removed (nothing of it is left): free space and push again`,
+    );
+  }
+
+  /** Empties staged files to be sent again from offset 0 (a linked or copied one is then sent too). */
+  private async empty(push: Push, files: readonly PlannedFile[]): Promise<void> {
+    for (const file of files) {
+      await truncate(join(push.dir, PACK_FOLDER, file.path), 0);
+      file.have = 0;
+      push.received.delete(file.index);
+      push.flushFailed.delete(file.index);
+      if (file.source !== "send") {
+        file.source = "send";
+        delete push.record.local[String(file.index)];
+      }
+    }
+    await this.save(push);
   }
 
   /** Cancels a push: uploads under way are cut and the staging removed. */
