@@ -130,6 +130,23 @@ export class Dispatcher {
       .catch(() => undefined);
   }
 
+  /**
+   * After a failure of the app's own (its ledger busy or its disk full, a picture it cannot read), puts the
+   * attempts of `nodeId` among these back in the queue. Where the ledger refuses that too, they stay in flight
+   * until the node is lost or the app restarts; the caller has logged the failure.
+   */
+  requeueAfterFailure(nodeId: string, attemptIds: readonly string[], reason: string): void {
+    const { ledger, clock, changes } = this.opts;
+    try {
+      const own = attemptIds.filter((id) => ledger.attempt(id)?.nodeId === nodeId);
+      if (own.length === 0) return;
+      ledger.loseAttempts(own, reason, clock.now());
+      changes.queueChanged();
+    } catch {
+      // Refused again.
+    }
+  }
+
   /** A node removed by a person: its work goes back to the queue. */
   forgetNode(nodeId: string): void {
     this.keys.delete(nodeId);
@@ -483,17 +500,11 @@ export class Dispatcher {
         }
       })
       .catch((error: unknown) => {
-        // The init image unreadable, the ledger's disk full: the process goes on, and the images go back to the queue
-        // where the ledger takes that (else they are restored as in flight at the next start).
+        // The ledger refused (busy, its disk full): the process goes on, and the images go back to the queue.
         this.opts.log.error({ err: error, task: taskId, node: node.id }, "could not send a task or record its answer");
         if (this.stopped) return;
         this.tasks.remove(taskId);
-        try {
-          ledger.loseAttempts(attemptIds, `the task could not be sent: ${(error as Error).message}`, clock.now());
-          changes.queueChanged();
-        } catch {
-          // The ledger refused too; logged above.
-        }
+        this.requeueAfterFailure(node.id, attemptIds, `the task could not be sent: ${(error as Error).message}`);
       });
   }
 }

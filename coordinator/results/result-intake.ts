@@ -90,22 +90,9 @@ export class ResultIntake {
               acknowledge(node, event, status, "not assigned to you: the image was given to another node");
           },
           (error: unknown) => {
-            // The ledger refused (busy, its disk full). The app stays up, and the image goes back to the queue where
-            // the ledger takes that; else its attempt stays in flight until the node is lost or the app restarts.
+            // The ledger refused (busy, its disk full): the app stays up, and the image goes back to the queue.
             this.opts.log.error({ err: error, node: node.id, task: event.taskId }, "could not record a result");
-            try {
-              // Only this node's own attempt: another's is not this event's to end.
-              if (this.opts.ledger.attempt(event.imageId)?.nodeId === node.id) {
-                this.opts.ledger.loseAttempts(
-                  [event.imageId],
-                  "its result could not be recorded",
-                  this.opts.clock.now(),
-                );
-                this.opts.changes.queueChanged();
-              }
-            } catch {
-              // Refused again; logged above.
-            }
+            this.opts.dispatcher.requeueAfterFailure(node.id, [event.imageId], "its result could not be recorded");
           },
         );
         this.inFlight.add(stored);
