@@ -9,7 +9,7 @@ import type { DeviceInfo } from "../../shared/device";
 import { KilnError } from "../../shared/errors";
 import {
   FarmAnnouncement,
-  type FarmApp,
+  FarmApp,
   FarmNodeReport,
   type FarmPackSource,
   farmImagePath,
@@ -466,13 +466,9 @@ function connectRedis(url: string, log: Logger, what: string): Redis {
   return redis;
 }
 
-/** The weight a farm admin set on this app's entry; an entry nobody can read is written anew. */
+/** The weight a farm admin set on this app's entry, within FarmApp's bounds; an entry nobody can read is written anew. */
 function storedWeight(json: string | null): number | undefined {
   if (!json) return undefined;
-  try {
-    const weight = (JSON.parse(json) as Partial<FarmApp> | null)?.weight;
-    return typeof weight === "number" && weight > 0 ? weight : undefined;
-  } catch {
-    return undefined;
-  }
+  const stored = parseFarmJson(FarmApp.pick({ weight: true }), json);
+  return stored.success ? stored.data.weight : undefined;
 }
