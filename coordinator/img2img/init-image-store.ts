@@ -36,14 +36,23 @@ export class InitImageStore {
   }
 
   has(sha256: string): boolean {
-    return /^[0-9a-f]{64}$/.test(sha256) && existsSync(this.path(sha256));
+    const file = this.named(sha256);
+    return file !== null && existsSync(file);
   }
 
   /** A stored picture's size, read from its PNG header alone; null when the store has no such picture. */
   size(sha256: string): { width: number; height: number } | null {
-    if (!this.has(sha256)) return null;
+    const file = this.named(sha256);
+    if (!file) return null;
+    let fd: number;
+    try {
+      fd = openSync(file, "r");
+    } catch (error) {
+      // Gone, or removed since it was named (an A1111 request's picture, released meanwhile).
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
+      throw error;
+    }
     const header = Buffer.alloc(PNG_HEADER_BYTES);
-    const fd = openSync(this.path(sha256), "r");
     try {
       readSync(fd, header, 0, PNG_HEADER_BYTES, 0);
     } finally {
@@ -54,9 +63,10 @@ export class InitImageStore {
 
   /** The PNG bytes (up to 32 MiB, read off the event loop), or null when the store has no such image. */
   async get(sha256: string): Promise<Buffer | null> {
-    if (!/^[0-9a-f]{64}$/.test(sha256)) return null;
+    const file = this.named(sha256);
+    if (!file) return null;
     try {
-      return await readFile(this.path(sha256));
+      return await readFile(file);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
       throw error;
@@ -130,7 +140,13 @@ export class InitImageStore {
 
   /** Removes a picture no job needs any more (the A1111 API's, once its request is answered). */
   remove(sha256: string): void {
-    if (/^[0-9a-f]{64}$/.test(sha256)) rmSync(this.path(sha256), { force: true });
+    const file = this.named(sha256);
+    if (file) rmSync(file, { force: true });
+  }
+
+  /** Where a picture named by a caller is: null for a name that is not a sha256 (no path from outside reaches the disk). */
+  private named(sha256: string): string | null {
+    return /^[0-9a-f]{64}$/.test(sha256) ? this.path(sha256) : null;
   }
 
   private path(sha256: string): string {
