@@ -35,15 +35,19 @@ export class Outbox {
     /** A write failed (a full disk) or the file could not be read: outcomes still go out, but may not outlive a restart. */
     private readonly onUnsaved: (error: Error) => void = () => undefined,
   ) {
+    let loaded = false;
     try {
       mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-      if (existsSync(file)) this.load();
+      if (existsSync(file)) {
+        this.load();
+        loaded = true;
+      }
     } catch (error) {
       this.detached = true;
       this.onUnsaved(error as Error);
-      return;
     }
-    this.save(() => this.compact());
+    // What was read goes back compacted: acknowledged lines and a line cut by a crash are gone from the file.
+    if (loaded) this.save(() => this.compact());
   }
 
   /** Numbers and stores an outcome; returns its delivery number. */

@@ -338,7 +338,6 @@ export class DeviceRunner {
     } catch (error) {
       // fork() throws some refusals (ENOMEM) where others come as an error event: tried again, as after a crash.
       log.error({ err: error }, "could not start the device's worker; trying again");
-      this.worker = null;
       this.respawnLater();
       return;
     }
