@@ -158,7 +158,6 @@ async function dispose(node: RunningNode, client: NodeClient): Promise<void> {
 /** A node that takes pushes and renders nothing real: one simulated device. */
 const PUSH_ONLY = ["--simulate", "1x24GB@10"];
 
-/** Timed push: offer to commit answered. Checks the node then lists the pack. */
 /** CPU seconds a process has used so far (all its threads, user and kernel), from /proc. */
 function cpuSeconds(pid: number | undefined): number {
   if (pid === undefined) return Number.NaN;
@@ -180,6 +179,7 @@ interface Transfer {
   peerCpuS: number;
 }
 
+/** Timed push: offer to commit answered. Checks the node then lists the pack. */
 async function timedPush(
   client: NodeClient,
   pack: PackToPush,

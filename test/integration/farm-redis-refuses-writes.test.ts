@@ -23,21 +23,33 @@ import { waitUntil } from "../support/wait-until";
  */
 
 const unavailable = redisUnavailable();
-if (unavailable) console.log(`farm announce test skipped: ${unavailable}`);
+if (unavailable) console.log(`farm tests with Redis refusing writes skipped: ${unavailable}`);
 
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
+/** A real redis-server, a client of its own to change its settings, and one simulated farm node on it. */
+async function farmWithOneNode(name: string, simulate: string) {
+  const redis = await startRedis();
+  cleanups.push(() => redis.stop());
+  const admin = new Redis(redis.url);
+  cleanups.push(async () => admin.disconnect());
+  const node = await startNode(["--simulate", simulate, "--name", name, "--farm", redis.url]);
+  cleanups.push(() => node.stop());
+  return { redis, admin, node };
+}
+
+/** Redis out of memory with noeviction: it answers reads and refuses every write. */
+async function refuseWrites(admin: Redis, refuse: boolean): Promise<void> {
+  await admin.config("SET", "maxmemory-policy", "noeviction");
+  await admin.config("SET", "maxmemory", refuse ? "1" : "0");
+}
+
 describe.skipIf(unavailable !== null)("farm mode while Redis refuses writes", () => {
   it("stays up, runs the task again once Redis takes writes, and the job ends with every image stored once", async () => {
-    const redis = await startRedis();
-    cleanups.push(() => redis.stop());
-    const admin = new Redis(redis.url);
-    cleanups.push(async () => admin.disconnect());
-    const node = await startNode(["--simulate", "1x24GB@1", "--name", "farm-full-redis", "--farm", redis.url]);
-    cleanups.push(() => node.stop());
+    const { redis, admin, node } = await farmWithOneNode("farm-full-redis", "1x24GB@1");
     const app = await startApp("farm-full-redis", { farm: redis.url, taskSeconds: 2 });
     cleanups.push(() => app.c.stop());
     expect(await app.c.waitForNodes(30_000)).toBe(true);
@@ -48,14 +60,13 @@ describe.skipIf(unavailable !== null)("farm mode while Redis refuses writes", ()
       30_000,
       "the node holding a task of the job",
     );
-    await admin.config("SET", "maxmemory-policy", "noeviction");
-    await admin.config("SET", "maxmemory", "1");
+    await refuseWrites(admin, true);
 
     await node.waitForLog((l) => l.msg === "farm: could not settle a task; BullMQ will run it again", 30_000);
     expect(node.proc.exitCode).toBeNull();
     expect(app.c.listJobs().find((j) => j.id === jobId)?.counts.done).toBe(0);
 
-    await admin.config("SET", "maxmemory", "0");
+    await refuseWrites(admin, false);
     await waitUntil(
       () => app.c.listJobs().find((j) => j.id === jobId)?.state === "done",
       90_000,
@@ -70,21 +81,15 @@ describe.skipIf(unavailable !== null)("farm mode while Redis refuses writes", ()
   }, 180_000);
 
   it("an app that joins meanwhile stays up and joins once Redis takes writes; its job then renders", async () => {
-    const redis = await startRedis();
-    cleanups.push(() => redis.stop());
-    const admin = new Redis(redis.url);
-    cleanups.push(async () => admin.disconnect());
-    const node = await startNode(["--simulate", "1x24GB@4", "--name", "farm-later", "--farm", redis.url]);
-    cleanups.push(() => node.stop());
-    await admin.config("SET", "maxmemory-policy", "noeviction");
-    await admin.config("SET", "maxmemory", "1");
+    const { redis, admin } = await farmWithOneNode("farm-later", "1x24GB@4");
+    await refuseWrites(admin, true);
 
     const app = await startApp("farm-joins-later", { farm: redis.url, taskSeconds: 1 });
     cleanups.push(() => app.c.stop());
     await new Promise((r) => setTimeout(r, 1500));
     expect(await admin.hlen(farmKeys.apps)).toBe(0);
 
-    await admin.config("SET", "maxmemory", "0");
+    await refuseWrites(admin, false);
     await waitUntil(async () => (await admin.hlen(farmKeys.apps)) === 1, 10_000, "the app on the farm");
     expect(await app.c.waitForNodes(30_000)).toBe(true);
     const { jobId } = app.c.submitJob({ prompts: ["a quay in fog"], count: 3, width: 256, height: 256 });
