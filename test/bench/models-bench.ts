@@ -18,9 +18,18 @@
  * - plain_upload_mb_per_s: the same upload, to a sink that writes the bytes to a
  *   file on the node's disk and flushes it before answering (what a person
  *   copying a pack by hand gets; no checks). Printed beside, not judged.
+ * - checked_upload_mb_per_s: the plain upload, with the sink taking each file's
+ *   sha256 as its bytes pass (checked against the pack's): the least work a
+ *   receiver that verifies what it stores does, as the push's node must. Printed
+ *   beside, not judged: the push's own overhead is the gap to this one.
+ * - checked_ceiling_mb_per_s: all cores ÷ the checked upload's CPU seconds per
+ *   MB at both ends added: where both ends share this machine's cores, no
+ *   transfer that checks and stores goes faster, however its work is spread
+ *   over threads. Against raw_tls_mb_per_s it says what ratio this machine
+ *   allows at most.
  * - cpu_s_per_gib_*: CPU seconds per GiB moved, all threads and the kernel's
  *   share charged to the process (/proc), of this process (app) and of the
- *   receiver (the sink, or the node), for the raw upload and the one-node push:
+ *   receiver (the sink, or the node), for the raw and checked uploads and the one-node push:
  *   on a machine whose cores both ends share, they say where a push's time goes.
  * - push_mb_per_s_one: pack bytes ÷ wall time from offer to commit answered, to
  *   that same node.
@@ -31,9 +40,10 @@
  *   counts whole, so an upper bound on the bytes sent twice).
  * - render_slowdown_during_push: a fresh node with `--devices cpu` (on its own
  *   host on the LAN) renders kiln-demo 512×512 as node-bench does
- *   (node-render-driver.ts); images/s over the push's span [offer, commit
- *   answered] with a push under way, then over a window of the same length right
- *   after it without; slowdown = 1 − with / without.
+ *   (node-render-driver.ts) while the pack is pushed to it in turns: 10 s of
+ *   push (stopped at the turn's end, resumed from the node's bytes at the next),
+ *   then 10 s without, until the node has it. Slowdown = 1 − images/s over the
+ *   turns with the push ÷ images/s over the turns without.
  *
  * Targets: push_mb_per_s_one ≥ 0.8 × raw_tls_mb_per_s; render slowdown ≤ 10 %;
  * bytes sent twice ≤ one chunk per file. The full form exits 1 when one is
@@ -56,7 +66,7 @@ import {
   rmSync,
   writeSync,
 } from "node:fs";
-import { loadavg, tmpdir } from "node:os";
+import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { connect as tlsConnect } from "node:tls";
@@ -81,6 +91,8 @@ const PACK_NAME = "bench-pack";
 /** How long the cable stays out, and where in the push it is pulled. */
 const CUT_MS = SMOKE ? 1500 : 4000;
 const CUT_AT = 1 / 3;
+/** Rendering with the push arriving and without, in turns this long (see alternatePush). */
+const RENDER_TURN_MS = SMOKE ? 2000 : 10_000;
 const TARGETS = { pushOverRaw: 0.8, renderSlowdown: 0.1 };
 
 const line = (text: string) => process.stderr.write(`${text}\n`);
@@ -205,23 +217,96 @@ async function timedPush(
   return { ms, appCpuS, peerCpuS, state };
 }
 
+/** A span of performance.now() time. */
+interface Window {
+  from: number;
+  to: number;
+}
+
+/**
+ * Pushes the pack in turns of RENDER_TURN_MS, each followed by as long without
+ * (the push is stopped, and resumes from the node's bytes at the next turn),
+ * until the node has it. Turns rather than one span with and one after without:
+ * this machine's speed drifts by more than the slowdown measured over minutes,
+ * and turns put both sides under the same drift.
+ */
+async function alternatePush(
+  client: NodeClient,
+  pack: PackToPush,
+): Promise<{ pushing: Window[]; alone: Window[]; state: string }> {
+  const pushing: Window[] = [];
+  const alone: Window[] = [];
+  for (;;) {
+    const turn = new AbortController();
+    const from = performance.now();
+    const timer = setTimeout(() => turn.abort(new Error("turn over")), RENDER_TURN_MS);
+    const done = await pushPack(client, pack, { chunkBytes: CHUNK_BYTES, signal: turn.signal }).then(
+      () => true,
+      (error: unknown) => {
+        if (turn.signal.aborted) return false;
+        throw error;
+      },
+    );
+    clearTimeout(timer);
+    const to = performance.now();
+    pushing.push({ from, to });
+    await sleep(to - from);
+    alone.push({ from: to, to: performance.now() });
+    if (done) break;
+  }
+  const listed = (await client.info()).models.find((m) => m.name === PACK_NAME);
+  if (listed?.hash !== pack.offer.hash) throw new Error("the node does not list the pushed pack after its commit");
+  return { pushing, alone, state: listed.available ? "available" : `not available (${listed.unavailableReason})` };
+}
+
 /**
  * The baselines: the pack's files streamed over one TLS connection (pinned to the
  * node's certificate) to a sink in the node's namespace that serves with the
  * node's own certificate and key and answers its byte count. The raw sink reads
  * and discards; given a file, the sink writes what it reads there and flushes
- * it to the disk before answering, as a plain copy (scp, then sync) stores it.
+ * it to the disk before answering, as a plain copy (scp, then sync) stores it;
+ * given the files' sizes too, it also takes each file's sha256 as the bytes pass
+ * and answers them (checked against the pack's), as scp, sync and sha256sum
+ * would: the least a receiver that checks what it stores must do.
  */
 const SINK = `
-const tls = require("node:tls"), fs = require("node:fs");
-const [cert, key, host, out] = process.argv.slice(1);
+const tls = require("node:tls"), fs = require("node:fs"), crypto = require("node:crypto");
+const [cert, key, host, out, sizesJson] = process.argv.slice(1);
 const server = tls.createServer({ cert: fs.readFileSync(cert), key: fs.readFileSync(key) }, (socket) => {
   let bytes = 0;
   const fd = out ? fs.openSync(out, "w") : null;
-  socket.on("data", (d) => { bytes += d.length; if (fd !== null) fs.writeSync(fd, d); });
+  // Given the files' sizes, every file's sha256 as its bytes pass.
+  const sizes = sizesJson ? JSON.parse(sizesJson) : [];
+  const hashes = [];
+  let file = 0, left = sizes[0], hash = sizes.length > 0 ? crypto.createHash("sha256") : null;
+  const digest = (d) => {
+    while (hash && d.length > 0) {
+      const part = d.length <= left ? d : d.subarray(0, left);
+      hash.update(part);
+      left -= part.length;
+      d = d.subarray(part.length);
+      while (hash && left === 0) {
+        hashes.push(hash.digest("hex"));
+        file++;
+        hash = file < sizes.length ? crypto.createHash("sha256") : null;
+        left = sizes[file];
+      }
+    }
+  };
+  // TLS hands over 16 KiB records: the disk gets them 1 MiB at a time, as the node writes a push.
+  let batch = [], batched = 0;
+  const write = () => { if (batched > 0) fs.writeSync(fd, Buffer.concat(batch, batched)); batch = []; batched = 0; };
+  socket.on("data", (d) => {
+    bytes += d.length;
+    digest(d);
+    if (fd === null) return;
+    batch.push(d);
+    batched += d.length;
+    if (batched >= 1048576) write();
+  });
   socket.on("end", () => {
-    if (fd !== null) { fs.fsyncSync(fd); fs.closeSync(fd); }
-    socket.end(JSON.stringify({ bytes }));
+    if (fd !== null) { write(); fs.fsyncSync(fd); fs.closeSync(fd); }
+    socket.end(JSON.stringify({ bytes, hashes }));
   });
 });
 server.listen(0, host, () => console.log(JSON.stringify({ port: server.address().port })));
@@ -233,8 +318,9 @@ async function rawTls(
   node: RunningNode,
   paths: string[],
   bytes: number,
-  storeAt?: string,
+  opts: { storeAt?: string; check?: readonly { size: number; sha256: string }[] } = {},
 ): Promise<Transfer> {
+  const { storeAt, check } = opts;
   if (!lan) throw new Error("no LAN");
   const { prefix, address } = lan.host(host);
   const [command, ...args] = [
@@ -246,6 +332,7 @@ async function rawTls(
     join(node.stateDir, "tls-key.pem"),
     address,
     ...(storeAt ? [storeAt] : []),
+    ...(storeAt && check ? [JSON.stringify(check.map((f) => f.size))] : []),
   ];
   const sink = spawn(command as string, args, { stdio: ["pipe", "pipe", "inherit"] });
   sinks.add(sink);
@@ -274,8 +361,10 @@ async function rawTls(
     await ended;
     const ms = performance.now() - started;
     const transfer = { ms, appCpuS: appCpuSeconds() - app0, peerCpuS: cpuSeconds(sink.pid) - peer0 };
-    const got = (JSON.parse(answer) as { bytes: number }).bytes;
-    if (got !== bytes) throw new Error(`the sink counted ${got} bytes of ${bytes}`);
+    const got = JSON.parse(answer) as { bytes: number; hashes: string[] };
+    if (got.bytes !== bytes) throw new Error(`the sink counted ${got.bytes} bytes of ${bytes}`);
+    if (check && got.hashes.join() !== check.map((f) => f.sha256).join())
+      throw new Error("the checking sink's sha256s differ from the pack's");
     return transfer;
   } finally {
     sink.kill();
@@ -314,11 +403,25 @@ try {
       `${(100 * ratio).toFixed(0)} % of raw TLS (target >= ${100 * TARGETS.pushOverRaw} %); ${cpuPerGib(pushOne)}`,
   );
   const storedAt = join(one.node.stateDir, "..", "plain-upload.bin");
-  const plain = await rawTls("n1", one.node, paths, bytes, storedAt);
+  const plain = await rawTls("n1", one.node, paths, bytes, { storeAt: storedAt });
   const plainMbps = mbps(bytes, plain.ms);
   rmSync(storedAt, { force: true });
   line(
     `plain upload to n1 (the same TLS, written to its disk and flushed, as scp then sync): ${plainMbps.toFixed(1)} MB/s; the push is ${((100 * oneMbps) / plainMbps).toFixed(0)} % of it; ${cpuPerGib(plain)}`,
+  );
+  const checked = await rawTls("n1", one.node, paths, bytes, { storeAt: storedAt, check: pack.offer.files });
+  const checkedMbps = mbps(bytes, checked.ms);
+  rmSync(storedAt, { force: true });
+  line(
+    `checked upload to n1 (the plain upload, each file's sha256 taken as it arrives): ${checkedMbps.toFixed(1)} MB/s; the push is ${((100 * oneMbps) / checkedMbps).toFixed(0)} % of it; ${cpuPerGib(checked)}`,
+  );
+  // Both ends run on this machine's cores: however well spread, a transfer that checks and stores needs at
+  // least the checked upload's CPU per GiB (its two ends added), so it cannot pass all cores ÷ that.
+  const cores = availableParallelism();
+  const ceilingMbps = (cores * 1024) / ((checked.appCpuS + checked.peerCpuS) / gib);
+  line(
+    `ceiling for any transfer that checks and stores, both ends on these ${cores} cores: ${ceilingMbps.toFixed(1)} MB/s, ` +
+      `${(100 * (ceilingMbps / rawMbps)).toFixed(0)} % of raw TLS`,
   );
   await dispose(one.node, one.client);
 
@@ -371,7 +474,7 @@ try {
   );
   await dispose(resumed.node, resumed.client);
 
-  // Rendering while a push arrives.
+  // Rendering while a push arrives, in turns with rendering alone (see alternatePush).
   const render = await startOn("n3", ["--devices", "cpu", "--queue", "8"]);
   render.client.connect();
   await once(render.client, "connected", { signal: AbortSignal.timeout(30_000) });
@@ -382,20 +485,20 @@ try {
   const rendering = driver.render(Number.POSITIVE_INFINITY, stop.signal);
   try {
     await sleep(1000);
-    const p0 = performance.now();
-    const pushRender = await timedPush(render.client, pack);
-    const p1 = performance.now();
-    const windowMs = p1 - p0;
-    await sleep(windowMs);
-    const withPush = driver.readyBetween(p0, p1) / (windowMs / 1000);
-    const alone = driver.readyBetween(p1, p1 + windowMs) / (windowMs / 1000);
+    const turns = await alternatePush(render.client, pack);
     stop.abort();
     await rendering;
+    const rate = (windows: readonly Window[]) =>
+      windows.reduce((n, w) => n + driver.readyBetween(w.from, w.to), 0) /
+      (windows.reduce((ms, w) => ms + (w.to - w.from), 0) / 1000);
+    const withPush = rate(turns.pushing);
+    const alone = rate(turns.alone);
     slowdown = 1 - withPush / alone;
+    const pushingMs = turns.pushing.reduce((ms, w) => ms + (w.to - w.from), 0);
     line(
-      `kiln-demo 512x512 on n3's CPU device: ${withPush.toFixed(2)} images/s while receiving the push ` +
-        `(${(windowMs / 1000).toFixed(2)} s, ${mbps(bytes, pushRender.ms).toFixed(1)} MB/s), ${alone.toFixed(2)} images/s ` +
-        `over as long right after; slowdown ${(100 * slowdown).toFixed(1)} % (target <= ${100 * TARGETS.renderSlowdown} %)`,
+      `kiln-demo 512x512 on n3's CPU device, ${turns.pushing.length} turns of ${RENDER_TURN_MS / 1000} s with the push arriving and as many without: ` +
+        `${withPush.toFixed(2)} images/s with (${mbps(bytes, pushingMs).toFixed(1)} MB/s), ${alone.toFixed(2)} images/s without; ` +
+        `slowdown ${(100 * slowdown).toFixed(1)} % (target <= ${100 * TARGETS.renderSlowdown} %); node lists it ${turns.state}`,
     );
   } finally {
     stop.abort();
@@ -418,10 +521,14 @@ try {
       push_mb_per_s_four: round(fourMbps),
       raw_tls_mb_per_s: round(rawMbps),
       plain_upload_mb_per_s: round(plainMbps),
+      checked_upload_mb_per_s: round(checkedMbps),
+      checked_ceiling_mb_per_s: round(ceilingMbps),
       cpu_s_per_gib_raw_app: round(raw.appCpuS / gib),
       cpu_s_per_gib_raw_sink: round(raw.peerCpuS / gib),
       cpu_s_per_gib_push_app: round(pushOne.appCpuS / gib),
       cpu_s_per_gib_push_node: round(pushOne.peerCpuS / gib),
+      cpu_s_per_gib_checked_app: round(checked.appCpuS / gib),
+      cpu_s_per_gib_checked_sink: round(checked.peerCpuS / gib),
       resume_waste_mb: round(wasteBytes / MIB),
       render_slowdown_during_push: round(slowdown, 4),
       pack_mb: round(bytes / MIB, 1),
