@@ -64,6 +64,9 @@ export interface KilnRunResult {
   duplicatedImages: number;
   /** Tasks sent from the coordinator's ticks, and the real time those ticks took. */
   decisions: number;
+  /** Images in those tasks, and the ticks that sent any: one attempt row each, one ledger commit each. */
+  imagesSent: number;
+  ticksSending: number;
   tickMs: number;
   /** The process's CPU time in those ticks: what the machine's load does not inflate. */
   tickCpuMs: number;
@@ -130,6 +133,8 @@ export async function runKiln(opts: KilnRunOptions): Promise<KilnRunResult> {
     makespanS: Number.NaN,
     duplicatedImages: 0,
     decisions: 0,
+    imagesSent: 0,
+    ticksSending: 0,
     tickMs: 0,
     tickCpuMs: 0,
     ticks: 0,
@@ -150,6 +155,7 @@ export async function runKiln(opts: KilnRunOptions): Promise<KilnRunResult> {
     clock.aroundInterval = (every, tick) => {
       if (every !== TICK_MS) return tick();
       const before = links.submitted;
+      const imagesBefore = links.submittedImages;
       const t0 = performance.now();
       const cpu0 = process.cpuUsage();
       tick();
@@ -158,6 +164,8 @@ export async function runKiln(opts: KilnRunOptions): Promise<KilnRunResult> {
       result.tickCpuMs += (cpu.user + cpu.system) / 1000;
       result.ticks++;
       result.decisions += links.submitted - before;
+      result.imagesSent += links.submittedImages - imagesBefore;
+      if (links.submitted > before) result.ticksSending++;
     };
     const jobIds = opts.jobs.map(
       (job) =>

@@ -9,7 +9,9 @@
  * divided by the run's ideal: total work ÷ the capacity actually available
  * (throttling, sharing and lost nodes counted). Then the coordinator's dispatch
  * decisions per second (its ticks: reading the queue, schedule(), recording the
- * attempts in SQLite, sending to the links) and its RSS with 100,000 images
+ * attempts in SQLite, sending to the links), beside the ledger floor (the same
+ * attempt rows written to a bare SQLite table, ledger-floor.ts: what a row per
+ * image costs at the least), and its RSS with 100,000 images
  * queued and being dispatched (coordinator-rss.ts, in its own process).
  * Energy-aware placement: one job on the energy farm (current and older cards
  * mixed) with `prefer: "efficient"` and without; the ratios of the energy its
@@ -23,6 +25,7 @@
 import { execFileSync } from "node:child_process";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { type KilnRunResult, runKiln } from "./kiln-simulation";
+import { ledgerFloor } from "./ledger-floor";
 import { runPlainPull } from "./plain-pull-simulation";
 import {
   ENERGY_FARM,
@@ -186,8 +189,16 @@ async function main(): Promise<void> {
   const tickMs = kilnRuns.reduce((s, r) => s + r.tickMs, 0);
   const tickCpuMs = kilnRuns.reduce((s, r) => s + r.tickCpuMs, 0);
   const ticks = kilnRuns.reduce((s, r) => s + r.ticks, 0);
+  const imagesSent = kilnRuns.reduce((s, r) => s + r.imagesSent, 0);
+  const ticksSending = kilnRuns.reduce((s, r) => s + r.ticksSending, 0);
   console.log(
-    `dispatch path: ${decisions} decisions in ${ticks} ticks, ${tickMs.toFixed(0)} ms (${tickCpuMs.toFixed(0)} ms of CPU): ${Math.round(decisions / (tickMs / 1000))} decisions/s (${Math.round(decisions / (tickCpuMs / 1000))} per CPU second)`,
+    `dispatch path: ${decisions} decisions (${imagesSent} images) in ${ticks} ticks, ${tickMs.toFixed(0)} ms (${tickCpuMs.toFixed(0)} ms of CPU): ${Math.round(decisions / (tickMs / 1000))} decisions/s (${Math.round(decisions / (tickCpuMs / 1000))} per CPU second)`,
+  );
+  const floor = ledgerFloor(imagesSent, ticksSending);
+  const floorCeiling = Math.round(decisions / (floor.ms / 1000));
+  console.log(
+    `ledger floor: the same ${imagesSent} rows in ${ticksSending} commits to a bare SQLite table (no index, trigger or foreign key) took ${floor.ms.toFixed(0)} ms, ` +
+      `${floor.usPerRow.toFixed(1)} µs per image; a dispatch path that did nothing else could not pass ${floorCeiling} decisions/s at ${(imagesSent / decisions).toFixed(1)} images per decision`,
   );
   for (const [key, r] of Object.entries(runs))
     if (r.kiln.warnings.size > 0) console.log(`coordinator warnings (${key}): ${JSON.stringify([...r.kiln.warnings])}`);
@@ -236,6 +247,9 @@ async function main(): Promise<void> {
       kiln_duplicated_images_hard: r("hard").kiln.duplicatedImages,
       decisions_per_s: Math.round(decisions / (tickMs / 1000)),
       decisions_per_cpu_s: Math.round(decisions / (tickCpuMs / 1000)),
+      images_per_decision: round(imagesSent / decisions),
+      ledger_floor_us_per_image: round(floor.usPerRow),
+      ledger_floor_decisions_per_s: floorCeiling,
       rss_mb_100k_queued: rss.rss_mb_queued,
       energy_wh_ratio_efficient: round(energyRatio),
       makespan_ratio_efficient: round(makespanRatio),

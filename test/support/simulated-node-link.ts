@@ -32,7 +32,7 @@ export class SimulatedNodeLink extends EventEmitter<NodeClientEvents> implements
     readonly pin: NodePin,
     private readonly clock: Clock,
     private readonly networkMs: number,
-    private readonly onSubmit: () => void,
+    private readonly onSubmit: (images: number) => void,
   ) {
     super();
   }
@@ -43,7 +43,7 @@ export class SimulatedNodeLink extends EventEmitter<NodeClientEvents> implements
   }
 
   submit(task: TaskRequest): Promise<SubmitOutcome> {
-    this.onSubmit();
+    this.onSubmit(task.images.length);
     return new Promise((resolve) => {
       this.clock.setTimeout(() => {
         const answer = this.node.submit(task);
@@ -121,6 +121,8 @@ export interface SimulatedAddress {
  */
 export class SimulatedNodeLinks implements NodeLinks {
   submitted = 0;
+  /** Images in the tasks submitted. */
+  submittedImages = 0;
   private readonly byAddress = new Map<string, SimulatedAddress>();
 
   constructor(
@@ -140,6 +142,9 @@ export class SimulatedNodeLinks implements NodeLinks {
   open(baseUrl: string, _token: string, pin: NodePin): NodeLink {
     const found = this.byAddress.get(new URL(baseUrl).host);
     if (!found) throw new KilnError("E_INTERNAL", `no simulated node at ${baseUrl}`);
-    return new SimulatedNodeLink(found.node, pin, this.clock, this.networkMs, () => this.submitted++);
+    return new SimulatedNodeLink(found.node, pin, this.clock, this.networkMs, (images) => {
+      this.submitted++;
+      this.submittedImages += images;
+    });
   }
 }
