@@ -29,6 +29,7 @@ import {
   type ImageSql,
   type ImageState,
   JOB_COLUMNS,
+  JOBS_WITH_SPECS,
   type JobRow,
   type JobSql,
   type JobState,
@@ -113,13 +114,11 @@ export class Ledger {
       const position = statement(this.db, "SELECT coalesce(max(position) + 1, 0) FROM jobs").pluck().get() as number;
       statement(
         this.db,
-        `INSERT INTO jobs (id, name, spec, seeds, priority, position, image_count, n_queued, created_at, init, hires)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO jobs (id, name, priority, position, image_count, n_queued, created_at, init, hires)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ).run(
         id,
         spec.name ?? null,
-        JSON.stringify(spec),
-        JSON.stringify(seeds),
         spec.priority,
         position,
         images.length,
@@ -127,6 +126,11 @@ export class Ledger {
         now,
         initColumn(spec),
         spec.hires ? JSON.stringify(spec.hires) : null,
+      );
+      statement(this.db, "INSERT INTO job_specs (job_id, spec, seeds) VALUES (?, ?, ?)").run(
+        id,
+        JSON.stringify(spec),
+        JSON.stringify(seeds),
       );
       const insertText = statement(this.db, "INSERT INTO texts (job_id, body) VALUES (?, ?)");
       const texts = new Map<string, number>();
@@ -167,7 +171,10 @@ export class Ledger {
   }
 
   job(id: string): JobRow | undefined {
-    const row = statement<[string], JobSql>(this.db, `SELECT ${JOB_COLUMNS}, seeds FROM jobs WHERE id = ?`).get(id);
+    const row = statement<[string], JobSql>(
+      this.db,
+      `SELECT ${JOB_COLUMNS}, s.seeds FROM ${JOBS_WITH_SPECS} WHERE jobs.id = ?`,
+    ).get(id);
     return row && { ...toJobSummary(row), seeds: JSON.parse(row.seeds as string) as DrawnSeeds };
   }
 
@@ -175,12 +182,12 @@ export class Ledger {
   listJobs(opts: { includeFinished?: boolean } = {}): JobSummary[] {
     const unfinished = statement<[], JobSql>(
       this.db,
-      `SELECT ${JOB_COLUMNS} FROM jobs WHERE state NOT IN (${FINISHED_SQL}) ORDER BY priority DESC, position`,
+      `SELECT ${JOB_COLUMNS} FROM ${JOBS_WITH_SPECS} WHERE state NOT IN (${FINISHED_SQL}) ORDER BY priority DESC, position`,
     ).all();
     const finished = opts.includeFinished
       ? statement<[], JobSql>(
           this.db,
-          `SELECT ${JOB_COLUMNS} FROM jobs WHERE state IN (${FINISHED_SQL}) ORDER BY finished_at DESC, position DESC`,
+          `SELECT ${JOB_COLUMNS} FROM ${JOBS_WITH_SPECS} WHERE state IN (${FINISHED_SQL}) ORDER BY finished_at DESC, position DESC`,
         ).all()
       : [];
     return [...unfinished, ...finished].map(toJobSummary);

@@ -132,9 +132,12 @@ export interface JobSql {
   finished_at: number | null;
 }
 
-/** Columns of JobSql without the seeds. */
-export const JOB_COLUMNS = `id, name, spec, priority, position, paused, image_count, last_error, n_queued, n_running, n_done,
-  n_failed, n_cancelled, state, created_at, finished_at`;
+/** Columns of JobSql without the seeds, read FROM JOBS_WITH_SPECS. */
+export const JOB_COLUMNS = `jobs.id, name, s.spec, priority, position, paused, image_count, last_error, n_queued, n_running,
+  n_done, n_failed, n_cancelled, state, created_at, finished_at`;
+
+/** The jobs with their specs and seeds, which have a table of their own (schema v4). */
+export const JOBS_WITH_SPECS = "jobs JOIN job_specs s ON s.job_id = jobs.id";
 
 export function toJobSummary(r: JobSql): JobSummary {
   return {

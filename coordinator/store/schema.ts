@@ -173,6 +173,21 @@ export const MIGRATIONS: readonly string[] = [
   -- image, which resolves its own pass (size and steps) from it.
   ALTER TABLE jobs ADD COLUMN hires TEXT;
   `,
+  `
+  -- v4: a job's spec and drawn seeds in a table of their own. Both can be
+  -- large (a file of prompts; one seed per image of a random-seed job, 1 MB for
+  -- 100,000 images), and in the jobs row every image's change of state, whose
+  -- count trigger rewrites that row, read and wrote them again: 12 times the
+  -- cost of a change for a 100,000-image random-seed job.
+  CREATE TABLE job_specs (
+    job_id TEXT PRIMARY KEY REFERENCES jobs (id),
+    spec TEXT NOT NULL,
+    seeds TEXT NOT NULL
+  ) STRICT;
+  INSERT INTO job_specs (job_id, spec, seeds) SELECT id, spec, seeds FROM jobs;
+  ALTER TABLE jobs DROP COLUMN spec;
+  ALTER TABLE jobs DROP COLUMN seeds;
+  `,
 ];
 
 /** Brings the file's schema to the newest version, one transaction per step. */

@@ -74,9 +74,11 @@ describe.skipIf(BROWSER_SKIP_REASON !== null)("img2img in the UI: an init image,
   function storedSpecs(): JobSpec[] {
     const db = new BetterSqlite3(join(dataDir, "kiln.sqlite"), { readonly: true, fileMustExist: true });
     try {
-      return (db.prepare("SELECT spec FROM jobs ORDER BY rowid").all() as { spec: string }[]).map(
-        (row) => JSON.parse(row.spec) as JobSpec,
-      );
+      return (
+        db.prepare("SELECT s.spec FROM jobs JOIN job_specs s ON s.job_id = jobs.id ORDER BY jobs.rowid").all() as {
+          spec: string;
+        }[]
+      ).map((row) => JSON.parse(row.spec) as JobSpec);
     } finally {
       db.close();
     }

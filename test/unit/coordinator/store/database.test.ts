@@ -1,9 +1,10 @@
-import { readFileSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
 import BetterSqlite3 from "better-sqlite3";
 import { describe, expect, it } from "vitest";
 import { openDatabase } from "../../../../coordinator/store/database";
 import { MIGRATIONS } from "../../../../coordinator/store/schema";
-import { tempQueueFile } from "./ledger-fixture";
+import { openLedger, tempQueueFile } from "./ledger-fixture";
 
 describe("openDatabase", () => {
   it("creates the folder and an owner-only WAL file with full sync, foreign keys and the newest schema", () => {
@@ -22,6 +23,33 @@ describe("openDatabase", () => {
     const again = openDatabase(file);
     expect(again.prepare("SELECT value FROM meta WHERE key = 'x'").pluck().get()).toBe("y");
     again.close();
+  });
+
+  it("brings a v3 file forward: its jobs keep their specs and seeds, which leave the jobs rows", () => {
+    const file = tempQueueFile();
+    mkdirSync(dirname(file), { recursive: true });
+    const v3 = new BetterSqlite3(file);
+    for (const step of MIGRATIONS.slice(0, 3)) v3.exec(step);
+    v3.pragma("user_version = 3");
+    const spec = { prompts: ["a lighthouse at dusk"], model: "kiln-demo", count: 3, seedMode: "random", priority: 0 };
+    const seeds = { base: 7, perImage: [11, 22, 33] };
+    v3.prepare(
+      `INSERT INTO jobs (id, name, spec, seeds, priority, position, image_count, n_queued, created_at)
+         VALUES ('j_old', 'old job', ?, ?, 0, 0, 3, 3, 1000)`,
+    ).run(JSON.stringify(spec), JSON.stringify(seeds));
+    v3.close();
+
+    const { ledger, db } = openLedger(file);
+    expect(db.pragma("user_version", { simple: true })).toBe(MIGRATIONS.length);
+    const job = ledger.job("j_old");
+    expect(job?.name).toBe("old job");
+    expect(job?.spec).toEqual(spec);
+    expect(job?.seeds).toEqual(seeds);
+    expect(ledger.listJobs().map((j) => j.id)).toEqual(["j_old"]);
+    const columns = (db.pragma("table_info(jobs)") as { name: string }[]).map((c) => c.name);
+    expect(columns).not.toContain("spec");
+    expect(columns).not.toContain("seeds");
+    db.close();
   });
 
   it("refuses a file from a newer Kiln and says what to do", () => {
