@@ -178,6 +178,7 @@ export async function runKiln(opts: KilnRunOptions): Promise<KilnRunResult> {
           steps: job.work.steps,
           count: job.count,
           seed: 1,
+          ...(job.seedMode ? { seedMode: job.seedMode } : {}),
           ...(job.prefer ? { prefer: job.prefer } : {}),
         }).jobId,
     );

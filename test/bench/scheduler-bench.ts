@@ -111,7 +111,10 @@ function farmOf(spec: FarmSpec, size: Size): Farm {
 }
 
 /** Runs coordinator-rss.ts in its own process, so its memory is the coordinator's alone. */
-function coordinatorRss(queued: number, nodes: number): { rss_mb_idle: number; rss_mb_queued: number } {
+function coordinatorRss(
+  queued: number,
+  nodes: number,
+): { rss_mb_idle: number; rss_mb_queued: number; decisions_per_s: number } {
   const script = fileURLToPath(new URL("./coordinator-rss.ts", import.meta.url));
   const out = execFileSync(
     process.execPath,
@@ -204,7 +207,7 @@ async function main(): Promise<void> {
     if (r.kiln.warnings.size > 0) console.log(`coordinator warnings (${key}): ${JSON.stringify([...r.kiln.warnings])}`);
   const rss = coordinatorRss(size.rssQueued, size.nodes);
   console.log(
-    `coordinator RSS: ${rss.rss_mb_idle} MB idle, ${rss.rss_mb_queued} MB with ${size.rssQueued} images queued and being dispatched`,
+    `coordinator RSS: ${rss.rss_mb_idle} MB idle, ${rss.rss_mb_queued} MB with ${size.rssQueued} images of one random-seed job queued and being dispatched, at ${rss.decisions_per_s} decisions/s`,
   );
   console.log(`(${((performance.now() - started) / 1000).toFixed(0)} s)`);
   const r = (key: string) => runs[key] as Compared;
@@ -251,6 +254,7 @@ async function main(): Promise<void> {
       ledger_floor_us_per_image: round(floor.usPerRow),
       ledger_floor_decisions_per_s: floorCeiling,
       rss_mb_100k_queued: rss.rss_mb_queued,
+      decisions_per_s_100k_random: rss.decisions_per_s,
       energy_wh_ratio_efficient: round(energyRatio),
       makespan_ratio_efficient: round(makespanRatio),
     }),

@@ -124,6 +124,8 @@ export interface SimJob {
   work: WorkKey;
   /** The job's `prefer` option (shared/job.ts). */
   prefer?: "speed" | "efficient";
+  /** The job's seed mode (shared/job.ts): Kiln's ledger keeps one drawn seed per image in random mode. */
+  seedMode?: "increment" | "random";
 }
 
 export interface SimImage {
