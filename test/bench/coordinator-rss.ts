@@ -3,8 +3,8 @@
  * dispatched: the real Coordinator (SQLite ledger, result intake writing real
  * PNGs) on today's simulated farm (kiln-simulation.ts), one random-seed job,
  * run for 10 s of virtual time, about 12,000 images, so every tick reads the
- * queue and the scheduler works over it. The simulated nodes live in the same process and are counted
- * in. Prints one JSON line.
+ * queue and the scheduler works over it. The simulated nodes live in the same
+ * process and are counted in. Prints one JSON line.
  * Usage: coordinator-rss.ts [queued images] [nodes] (bench:scheduler --smoke asks for a small farm and queue)
  */
 import { runKiln } from "./kiln-simulation";
