@@ -204,7 +204,7 @@ export class Dispatcher {
    */
   restoreTasks(): void {
     const now = this.opts.clock.now();
-    const byTask = new Map<string, TrackedTask>();
+    const byTask = new Map<string, TrackedTask & { open: Set<string> }>();
     for (const a of this.opts.ledger.inFlightAttempts()) {
       let task = byTask.get(a.taskId);
       if (!task) {
@@ -251,7 +251,7 @@ export class Dispatcher {
       if (images.length !== open.length) continue;
       // The attempts table keeps no hires pass; the images' job does.
       const hires = images[0]?.hires;
-      if (hires) task.work = { ...task.work, hires };
+      if (hires) this.tasks.rework(task, { ...task.work, hires });
       this.submitTask(node, task, images, open);
     }
   }

@@ -1,17 +1,21 @@
 import type { Attempt, InflightTaskView, OutstandingImage } from "../scheduling/schedule-input";
 import type { WorkKey } from "../scheduling/work-key";
 
-/** One task the coordinator sent to a node: a micro-batch of attempts on one device. */
+/**
+ * One task the coordinator sent to a node: a micro-batch of attempts on one device. What the scheduler
+ * sees of it (work, running since, delivered at, open attempts) changes only through TaskTracker, which
+ * keeps each device's view of its tasks between passes.
+ */
 export interface TrackedTask {
   taskId: string;
   nodeId: string;
   device: string;
-  work: WorkKey;
+  readonly work: WorkKey;
   startedAt: number;
   /** When the node said it started running the task (ms); null while it waits in the node's queue. */
-  runningSince: number | null;
+  readonly runningSince: number | null;
   /** When the node last delivered one of its images (ms); null before the first. */
-  deliveredAt: number | null;
+  readonly deliveredAt: number | null;
   /** attempt id (the image id the node sees) → ledger image id. */
   attempts: Map<string, string>;
   /** Jobs whose images the task holds, for "which devices work on this job". */
@@ -19,8 +23,11 @@ export interface TrackedTask {
   /** Attempts whose image.ready has arrived (their result may still be downloading). */
   announced: Set<string>;
   /** Attempts still open: not stored, failed, lost, cancelled or superseded. */
-  open: Set<string>;
+  readonly open: ReadonlySet<string>;
 }
+
+/** The tracker's own handle on a task: the fields it alone changes. */
+type Mutable = { -readonly [K in keyof TrackedTask]: TrackedTask[K] } & { open: Set<string> };
 
 interface OpenAttempt extends Attempt {
   taskId: string;
@@ -41,8 +48,11 @@ export class TaskTracker {
   /** By `${nodeId}/${device}`, in the order they were sent. */
   private readonly byDevice = new Map<string, TrackedTask[]>();
   private readonly outstanding = new Map<string, Outstanding>();
-  /** Each task's open images as the scheduler lists them, made again only when one settles. */
-  private readonly openImages = new WeakMap<TrackedTask, string[]>();
+  /**
+   * Each device's tasks as the scheduler sees them, by `${nodeId}/${device}`: made again only when one of
+   * them changes, not at every pass over 100+ devices.
+   */
+  private readonly deviceViews = new Map<string, InflightTaskView[]>();
 
   add(task: TrackedTask): void {
     this.tasks.set(task.taskId, task);
@@ -50,6 +60,7 @@ export class TaskTracker {
     const onDevice = this.byDevice.get(key);
     if (onDevice) onDevice.push(task);
     else this.byDevice.set(key, [task]);
+    this.changed(task);
     for (const attemptId of task.open) {
       const imageId = task.attempts.get(attemptId) as string;
       let image = this.outstanding.get(imageId);
@@ -79,16 +90,32 @@ export class TaskTracker {
    * run from its last delivery, not from when the whole task started.
    * `key` is `${nodeId}/${device}`, for a caller that keeps it.
    */
-  views(nodeId: string, device: string, key = `${nodeId}/${device}`): InflightTaskView[] {
-    const onDevice = this.byDevice.get(key);
-    if (!onDevice) return [];
-    return onDevice.map((t) => ({
-      taskId: t.taskId,
-      imageIds: this.openImagesOf(t),
-      work: t.work,
-      startedAt: t.startedAt,
-      runningSince: t.runningSince === null ? null : Math.max(t.runningSince, t.deliveredAt ?? t.runningSince),
-    }));
+  views(nodeId: string, device: string, key = `${nodeId}/${device}`): readonly InflightTaskView[] {
+    let views = this.deviceViews.get(key);
+    if (!views) {
+      views = (this.byDevice.get(key) ?? []).map((t) => ({
+        taskId: t.taskId,
+        imageIds: [...t.open].map((a) => t.attempts.get(a) as string),
+        work: t.work,
+        startedAt: t.startedAt,
+        runningSince: t.runningSince === null ? null : Math.max(t.runningSince, t.deliveredAt ?? t.runningSince),
+      }));
+      this.deviceViews.set(key, views);
+    }
+    return views;
+  }
+
+  /** The node said the task started running. */
+  started(task: TrackedTask, at: number): void {
+    if (task.runningSince !== null) return;
+    (task as Mutable).runningSince = at;
+    this.changed(task);
+  }
+
+  /** The task's work as it is sent again (a restored task gets its hires pass back from its job). */
+  rework(task: TrackedTask, work: WorkKey): void {
+    (task as Mutable).work = work;
+    this.changed(task);
   }
 
   /** Every image some task holds open, with all its open attempts. */
@@ -101,8 +128,11 @@ export class TaskTracker {
    * given; returns true when its task has nothing open left (and forgets it).
    */
   settle(task: TrackedTask, attemptId: string, deliveredAt?: number): boolean {
-    if (deliveredAt !== undefined) task.deliveredAt = Math.max(task.deliveredAt ?? deliveredAt, deliveredAt);
-    if (task.open.delete(attemptId)) this.close(task, attemptId);
+    if (deliveredAt !== undefined) {
+      (task as Mutable).deliveredAt = Math.max(task.deliveredAt ?? deliveredAt, deliveredAt);
+      this.changed(task);
+    }
+    if ((task as Mutable).open.delete(attemptId)) this.close(task, attemptId);
     if (task.open.size > 0) return false;
     this.remove(task.taskId);
     return true;
@@ -118,20 +148,17 @@ export class TaskTracker {
     const at = onDevice.indexOf(task);
     if (at >= 0) onDevice.splice(at, 1);
     if (onDevice.length === 0) this.byDevice.delete(key);
+    this.changed(task);
   }
 
-  private openImagesOf(task: TrackedTask): string[] {
-    let ids = this.openImages.get(task);
-    if (!ids) {
-      ids = [...task.open].map((a) => task.attempts.get(a) as string);
-      this.openImages.set(task, ids);
-    }
-    return ids;
+  /** The task's device is seen anew at the next pass. */
+  private changed(task: TrackedTask): void {
+    this.deviceViews.delete(deviceKey(task));
   }
 
   /** The attempt no longer holds its image open. */
   private close(task: TrackedTask, attemptId: string): void {
-    this.openImages.delete(task);
+    this.changed(task);
     const imageId = task.attempts.get(attemptId) as string;
     const image = this.outstanding.get(imageId);
     if (!image) return;

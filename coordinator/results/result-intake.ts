@@ -65,7 +65,7 @@ export class ResultIntake {
     switch (event.type) {
       case "task.started": {
         const task = dispatcher.ownTask(node, event.taskId);
-        if (task && task.runningSince === null) task.runningSince = this.opts.clock.now();
+        if (task) dispatcher.tasks.started(task, this.opts.clock.now());
         return;
       }
       case "task.progress": {

@@ -31,7 +31,7 @@ describe("TaskTracker", () => {
       ["t1", ["i0", "i1", "i2"], null],
       ["t2", ["i3"], null],
     ]);
-    first.runningSince = 1000;
+    tracker.started(first, 1000);
     tracker.settle(first, "a-t1-i0", 1800);
     expect(tracker.views("n", "g0")[0]).toMatchObject({ imageIds: ["i1", "i2"], runningSince: 1800 });
     // A twin closed because another device delivered its image is no progress here.
@@ -54,5 +54,23 @@ describe("TaskTracker", () => {
     tracker.remove("t1");
     expect(tracker.outstandingImages()).toEqual([]);
     expect(tracker.views("n", "g0")).toEqual([]);
+  });
+
+  it("keeps a device's view between passes until one of its tasks changes", () => {
+    const tracker = new TaskTracker();
+    const first = task("t1", "g0", ["i0", "i1"]);
+    tracker.add(first);
+    const before = tracker.views("n", "g0");
+    expect(tracker.views("n", "g0")).toBe(before);
+    tracker.add(task("t2", "g1", ["i2"]));
+    expect(tracker.views("n", "g0")).toBe(before);
+    tracker.rework(first, { ...WORK, steps: 20 });
+    expect(tracker.views("n", "g0")[0]?.work.steps).toBe(20);
+    tracker.started(first, 500);
+    expect(tracker.views("n", "g0")[0]?.runningSince).toBe(500);
+    tracker.add(task("t3", "g0", ["i3"]));
+    expect(tracker.views("n", "g0").map((v) => v.taskId)).toEqual(["t1", "t3"]);
+    tracker.remove("t1");
+    expect(tracker.views("n", "g0").map((v) => v.taskId)).toEqual(["t3"]);
   });
 });
