@@ -1,6 +1,5 @@
 import { X509Certificate } from "node:crypto";
 import { EventEmitter } from "node:events";
-import { createReadStream } from "node:fs";
 import { Readable } from "node:stream";
 import type { ReadableStream } from "node:stream/web";
 import { type PeerCertificate, connect as tlsConnect } from "node:tls";
@@ -20,6 +19,7 @@ import {
 import { type NodeAck, NodeEvent } from "../../shared/node-events";
 import { Health, NodeInfo } from "../../shared/node-info";
 import { TaskAccepted, type TaskRequest } from "../../shared/task";
+import { readFileSlice } from "./file-slice-reader";
 import { checkAnnouncedBytes, fetchResult, readAtMost, readResultBody } from "./result-download";
 
 const REQUEST_TIMEOUT_MS = 10_000;
@@ -84,6 +84,8 @@ export class NodeClient extends EventEmitter<NodeClientEvents> {
   private reconnectDelayMs = 250;
   private reconnectTimer: NodeJS.Timeout | null = null;
   private readonly dispatcher: Agent;
+  /** The buffer of the last upload this node acknowledged in full, for its next (see pushChunk). */
+  private pushBuffer: Buffer | null = null;
 
   constructor(
     readonly baseUrl: string,
@@ -204,34 +206,41 @@ export class NodeClient extends EventEmitter<NodeClientEvents> {
   /**
    * Uploads one slice of file `index`, streamed from disk, with a timeout of
    * its own. A 409 E_CONFLICT carries the node's offset in `details.offset`.
+   * The slice is read into a buffer kept for the next upload once the node has
+   * acknowledged every byte of it: then nothing reads from it any more. A
+   * buffer is never shared between nodes, whatever a node answers.
    */
   async pushChunk(hash: string, index: number, slice: FileSlice, signal?: AbortSignal): Promise<PushChunkAccepted> {
     const length = slice.end - slice.start;
     if (!Number.isInteger(length) || length < 0 || length > MAX_PUSH_CHUNK_BYTES)
       throw new KilnError("E_INTERNAL", `an upload carries 0 to ${MAX_PUSH_CHUNK_BYTES} bytes, not ${length}`);
     const timeout = AbortSignal.timeout(PUSH_CHUNK_TIMEOUT_MS);
-    const stream = createReadStream(slice.path, {
-      start: slice.start,
-      // createReadStream's end is inclusive; an empty slice reads nothing.
-      end: Math.max(slice.start, slice.end - 1),
-      highWaterMark: 1 << 20,
-    });
-    const body = length === 0 ? Buffer.alloc(0) : stream;
-    if (length === 0) stream.destroy();
+    const buffer = length === 0 ? null : (this.pushBuffer ?? Buffer.allocUnsafeSlow(MAX_PUSH_CHUNK_BYTES));
+    this.pushBuffer = null;
+    const stream = buffer ? Readable.from(readFileSlice(slice, buffer), { objectMode: false }) : null;
     let res: Response;
     try {
-      res = await this.upload(`${pushPath(hash)}/files/${index}?offset=${slice.start}`, body, length, {
-        signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
-      });
+      res = await this.upload(
+        `${pushPath(hash)}/files/${index}?offset=${slice.start}`,
+        stream ?? Buffer.alloc(0),
+        length,
+        {
+          signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+        },
+      );
     } finally {
       // A refused or cut upload leaves the file open otherwise.
-      if (!stream.destroyed) stream.destroy();
+      if (stream && !stream.destroyed) stream.destroy();
     }
-    return answerAs(PushChunkAccepted, res, "push upload");
+    const accepted = await answerAs(PushChunkAccepted, res, "push upload");
+    // The node has every byte the buffer carried: nothing reads from it any more.
+    if (buffer && accepted.have === slice.end) this.pushBuffer = buffer;
+    return accepted;
   }
 
   /** Verifies and installs a push whose bytes are all there. */
   async pushCommit(hash: string, signal?: AbortSignal): Promise<PushCommitted> {
+    this.pushBuffer = null;
     const res = await this.call("POST", `${pushPath(hash)}/commit`, undefined, {
       signal,
       timeoutMs: PUSH_COMMIT_TIMEOUT_MS,
@@ -241,6 +250,7 @@ export class NodeClient extends EventEmitter<NodeClientEvents> {
 
   /** Cancels a push: the node removes its staging (a later push starts from zero). */
   async pushCancel(hash: string, signal?: AbortSignal): Promise<void> {
+    this.pushBuffer = null;
     await answer(await this.call("DELETE", pushPath(hash), undefined, { signal }), "push cancel");
   }
 
@@ -291,6 +301,7 @@ export class NodeClient extends EventEmitter<NodeClientEvents> {
 
   close(): void {
     this.closed = true;
+    this.pushBuffer = null;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.socket?.terminate();
     this.socket = null;
