@@ -233,8 +233,9 @@ export class NodeClient extends EventEmitter<NodeClientEvents> {
       if (stream && !stream.destroyed) stream.destroy();
     }
     const accepted = await answerAs(PushChunkAccepted, res, "push upload");
-    // The node has every byte the buffer carried: nothing reads from it any more.
-    if (buffer && accepted.have === slice.end) this.pushBuffer = buffer;
+    // The node has every byte the buffer carried, and the body was read to its end: nothing reads from it any
+    // more. (A node that answered before reading it all could have a read into it still under way.)
+    if (buffer && stream?.readableEnded && accepted.have === slice.end) this.pushBuffer = buffer;
     return accepted;
   }
 

@@ -360,9 +360,12 @@ async function rawTls(
           const { bytesRead } = await file.read(buffer, 0, MIB, at);
           if (bytesRead === 0) break;
           at += bytesRead;
-          written[k] = new Promise((resolve, reject) =>
+          const write = new Promise<void>((resolve, reject) =>
             socket.write(buffer.subarray(0, bytesRead), (error) => (error ? reject(error) : resolve())),
           );
+          // Awaited at this buffer's next turn; a failure meanwhile is no unhandled rejection.
+          write.catch(() => undefined);
+          written[k] = write;
         }
       } finally {
         await file.close();

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -33,6 +33,26 @@ describe("readFileSlice", () => {
       // The pieces are the buffer's own bytes, from its start.
       expect(into.subarray(0, slice.end - slice.start).equals(bytes.subarray(slice.start, slice.end))).toBe(true);
     }
+  });
+
+  it("has closed the file when it gives the last piece, so the upload's body ends with it", async () => {
+    const path = join(dir, "closing.bin");
+    writeFileSync(path, randomBytes(2 * MIB));
+    // Linux lists a process's open files under /proc/self/fd.
+    const isOpen = () =>
+      readdirSync("/proc/self/fd").some((fd) => {
+        try {
+          return readlinkSync(`/proc/self/fd/${fd}`) === path;
+        } catch {
+          return false;
+        }
+      });
+    const pieces = readFileSlice({ path, start: 0, end: 2 * MIB }, Buffer.alloc(2 * MIB));
+    expect((await pieces.next()).done).toBe(false);
+    expect(isOpen()).toBe(true);
+    expect((await pieces.next()).done).toBe(false);
+    expect(isOpen()).toBe(false);
+    expect((await pieces.next()).done).toBe(true);
   });
 
   it("refuses a slice larger than the buffer, and a file shorter than the slice, naming both", async () => {
