@@ -91,9 +91,12 @@ export class TaskTracker {
    * `key` is `${nodeId}/${device}`, for a caller that keeps it.
    */
   views(nodeId: string, device: string, key = `${nodeId}/${device}`): readonly InflightTaskView[] {
+    const onDevice = this.byDevice.get(key);
+    // A device without tasks is not kept: the map holds only devices with work, not every device ever seen.
+    if (!onDevice) return NO_TASKS;
     let views = this.deviceViews.get(key);
     if (!views) {
-      views = (this.byDevice.get(key) ?? []).map((t) => ({
+      views = onDevice.map((t) => ({
         taskId: t.taskId,
         imageIds: [...t.open].map((a) => t.attempts.get(a) as string),
         work: t.work,
@@ -166,6 +169,8 @@ export class TaskTracker {
     if (image.attempts.length === 0) this.outstanding.delete(imageId);
   }
 }
+
+const NO_TASKS: readonly InflightTaskView[] = Object.freeze([]);
 
 function deviceKey(task: TrackedTask): string {
   return `${task.nodeId}/${task.device}`;

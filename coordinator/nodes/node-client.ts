@@ -216,7 +216,7 @@ export class NodeClient extends EventEmitter<NodeClientEvents> {
       throw new KilnError("E_INTERNAL", `an upload carries 0 to ${MAX_PUSH_CHUNK_BYTES} bytes, not ${length}`);
     const timeout = AbortSignal.timeout(PUSH_CHUNK_TIMEOUT_MS);
     const buffer = length === 0 ? null : (this.pushBuffer ?? Buffer.allocUnsafeSlow(MAX_PUSH_CHUNK_BYTES));
-    this.pushBuffer = null;
+    if (buffer === this.pushBuffer) this.pushBuffer = null;
     const stream = buffer ? Readable.from(readFileSlice(slice, buffer), { objectMode: false }) : null;
     let res: Response;
     try {
