@@ -57,7 +57,9 @@ describe("a node that yields its GPU to its owner (fake nvidia-smi reporting a f
     });
     // About 5 s each here: y1 renders when Blender starts, y3 and y4 are still queued whatever the machine's speed.
     for (const id of ["y1", "y2", "y3", "y4"]) expect((await api(node).submit(task(id))).status).toBe(202);
-    await events.waitFor((e) => e.type === "task.started" && e.taskId === "y1", 30_000);
+    // A step done, not only started: a batch with no step done has no measured pace, so the node cannot tell it
+    // would end within --yield-finish-within and cancels it (farm-node/yield/yield-policy.ts, batchEndsWithin).
+    await events.waitFor((e) => e.type === "task.progress" && e.taskId === "y1", 30_000);
     copyFileSync(recording("compute-apps-blender.csv"), apps);
 
     // The tasks that had not started go back at once, retriable: another device takes them.
