@@ -435,6 +435,7 @@ export class Daemon implements NodeService {
         sharing: runner.sharing(),
         batchLimits: runner.batchLimits(),
         yielded: runner.yielded,
+        problem: runner.problem,
       };
     });
   }
@@ -745,7 +746,7 @@ export class Daemon implements NodeService {
     }
 
     const models = this.models();
-    if (models.length === 0) throw new KilnError("E_NOT_READY", "the node's workers are still loading; retry shortly");
+    if (models.length === 0) throw this.notReady();
     const model = models.find((m) => m.name === task.model);
     if (!model?.available) {
       const installed = models.filter((m) => m.available).map((m) => m.name);
@@ -784,6 +785,14 @@ export class Daemon implements NodeService {
     return { id: task.id, device: runner.device.uuid, state: "queued", duplicate: false };
   }
 
+  /** No worker has started: loading still, or some could not start (then the node says why). */
+  private notReady(): KilnError {
+    const problems = this.runners.filter((r) => r.problem).map((r) => `${r.device.uuid}: ${r.problem}`);
+    if (problems.length === 0)
+      return new KilnError("E_NOT_READY", "the node's workers are still loading; retry shortly");
+    return new KilnError("E_NOT_READY", `no worker of this node could start its engine (${problems.join("; ")})`);
+  }
+
   private pickRunner(task: Task, client: string): DeviceRunner {
     const usable = (r: DeviceRunner) =>
       r.hasModel(task.model) && !(this.gpuTelemetry?.latest(r.device.uuid)?.lost ?? false);
@@ -800,8 +809,9 @@ export class Daemon implements NodeService {
       return runner;
     }
     // A device that has shown the size does not fit takes none of it; when none fits, the first says why.
-    const fitting = this.runners.filter((r) => usable(r) && !r.yielded && r.fits(task));
-    if (fitting.length === 0 && this.runners.some(usable)) return this.runners.find(usable) as DeviceRunner;
+    const fitting = this.runners.filter((r) => usable(r) && !r.yielded && !r.problem && r.fits(task));
+    if (fitting.length === 0 && this.runners.some(usable))
+      return this.runners.find((r) => usable(r) && !r.problem) ?? (this.runners.find(usable) as DeviceRunner);
     const candidates = fitting.filter((r) => r.hasRoom(client));
     if (candidates.length === 0)
       throw new KilnError("E_QUEUE_FULL", "every device of this node has a full queue; retry later");

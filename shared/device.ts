@@ -17,6 +17,8 @@ export type DeviceKind = z.infer<typeof DeviceKind>;
 const REPORTED_ID = z.string().min(1).max(128);
 const LABEL = z.string().max(200);
 const MAX_LOADED_MODELS = 64;
+/** A device's problem in its worker's words: long enough for a provider's reasons, bounded as all a node says. */
+export const MAX_PROBLEM_CHARS = 2000;
 
 /** Live readings of one device; any reading a device cannot give is null. */
 export const DeviceReadings = z.object({
@@ -112,6 +114,11 @@ export const DeviceInfo = DeviceReadings.extend({
   batchLimits: z.array(ModelBatchLimits).max(MAX_LOADED_MODELS).optional(),
   /** Set while the device is yielded to its owner. */
   yielded: DeviceYield.nullable().optional(),
+  /**
+   * Why the device takes no work while its worker cannot start (no execution provider could run the model,
+   * say), in the worker's words; null once a worker is ready, absent from older nodes.
+   */
+  problem: z.string().max(MAX_PROBLEM_CHARS).nullable().optional(),
   /** Energy measured on it; null (or absent, from older nodes) where nothing measures its draw. */
   energy: DeviceEnergy.nullable().optional(),
 });

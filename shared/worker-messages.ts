@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { Backend, DeviceKind } from "./device";
+import { Backend, DeviceKind, MAX_PROBLEM_CHARS } from "./device";
 import { ErrorCode } from "./errors";
 import { HiresPass } from "./hires-fix";
 import { SafeId } from "./ids";
@@ -161,8 +161,16 @@ export const WorkerBatchFailed = z.object({
   completedImageIds: z.array(SafeId),
 });
 
+/** The worker could not start its engine (no provider could run the model, say); it exits after sending this. */
+export const WorkerStartFailed = z.object({
+  type: z.literal("start.failed"),
+  code: ErrorCode,
+  message: z.string().max(MAX_PROBLEM_CHARS),
+});
+
 export const FromWorker = z.discriminatedUnion("type", [
   WorkerReady,
+  WorkerStartFailed,
   WorkerModelEvent,
   WorkerProgress,
   WorkerImage,

@@ -174,7 +174,8 @@ export class Dispatcher {
       const maxInflight = node.client.pipelineDepth?.();
       const accepting = !node.drained;
       for (const device of node.devices) {
-        if (device.state === "lost") continue;
+        // A device whose worker cannot start (it says why) would refuse every task.
+        if (device.state === "lost" || device.problem) continue;
         const dispatch = node.deviceDispatch(device.uuid);
         const key = this.deviceKey(node.id, device.uuid);
         views.push({

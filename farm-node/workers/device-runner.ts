@@ -74,6 +74,10 @@ interface InflightBatch {
   stepsDone?: number;
 }
 
+/** A worker that crashed is started again after at most this (doubling from 250 ms). */
+const CRASHED_MAX_DELAY_MS = 5000;
+/** …one that could not start its engine after at most this: an install or a driver is not fixed in seconds. */
+const START_FAILED_MAX_DELAY_MS = 60_000;
 /** A running batch that ends within this is let finish when the device yields; a longer one is cancelled (`--yield-finish-within`). */
 const DEFAULT_YIELD_FINISH_MS = 10_000;
 
@@ -121,6 +125,8 @@ export class DeviceRunner {
   imagesTotal = 0;
   /** Set while the device steps aside for its owner (farm-node/yield/): it takes no work and its worker is stopped. */
   yielded: DeviceYield | null = null;
+  /** Why its worker could not start, in the worker's words, until one is ready: it takes no work meanwhile. */
+  problem: string | null = null;
   /** Between yielding and the worker's stop: the batch let finish, then the rest handed back. */
   private yieldTimer: NodeJS.Timeout | null = null;
   /** While the worker loads a model the task deadline is paused: a load is not a hung task. */
@@ -136,6 +142,8 @@ export class DeviceRunner {
   private readonly inflight: InflightBatch[] = [];
   private worker: WorkerProcess | null = null;
   private restartDelayMs = 250;
+  /** The worker now starting said it could not start its engine: it exits next, and is not a crash. */
+  private startFailed = false;
   private stopping = false;
   private readonly limits: BatchLimits;
   /** Packs whose memory an earlier run learned, taken back once the worker names its models. */
@@ -171,7 +179,7 @@ export class DeviceRunner {
     return this.worker?.pid;
   }
 
-  /** Starts the worker; resolves once it has loaded its models. */
+  /** Starts the worker; resolves once it has loaded its models, or said it could not start (`problem` says why). */
   start(): Promise<void> {
     const ready = new Promise<void>((resolve) => this.readyWaiters.push(resolve));
     this.spawn();
@@ -228,6 +236,7 @@ export class DeviceRunner {
 
   submit(task: Task, client: string): void {
     if (this.yielded) throw new KilnError("E_YIELDED", `${this.yieldedMessage()}; send the task to another device`);
+    if (this.problem) throw new KilnError("E_NOT_READY", `${this.problemMessage()}; send the task to another device`);
     if (!this.fits(task)) {
       const peak = peakSize(task);
       throw new KilnError("E_OOM", this.limits.explainRefusal(task.model, peak.width, peak.height), {
@@ -357,27 +366,62 @@ export class DeviceRunner {
         return;
       }
       if (this.stopping) return;
-      log.warn({ code, signal }, "worker exited; restarting it");
+      const startFailed = this.startFailed;
+      this.startFailed = false;
+      if (!startFailed) log.warn({ code, signal }, "worker exited; restarting it");
       const lost = this.inflight.splice(0);
       for (const batch of lost) disarm(batch);
       for (const active of new Set(lost.map((b) => b.active))) {
         this.fail(active, "E_WORKER_DIED", `the worker process of this device died (${signal ?? `exit ${code}`})`);
       }
-      this.respawnLater();
+      this.respawnLater(startFailed ? START_FAILED_MAX_DELAY_MS : CRASHED_MAX_DELAY_MS);
     });
   }
 
-  /** Starts a worker again after a delay that doubles up to 5 s (reset once one is ready), unless stopped or yielded meanwhile. */
-  private respawnLater(): void {
+  /**
+   * Starts a worker again after a delay that doubles up to `maxDelayMs` (reset once one renders an image),
+   * unless stopped or yielded meanwhile.
+   */
+  private respawnLater(maxDelayMs = CRASHED_MAX_DELAY_MS): void {
     this.state = "restarting";
     setTimeout(() => {
       if (!this.stopping && !this.yielded && !this.worker) this.spawn();
     }, this.restartDelayMs).unref();
-    this.restartDelayMs = Math.min(this.restartDelayMs * 2, 5000);
+    this.restartDelayMs = Math.min(this.restartDelayMs * 2, maxDelayMs);
+  }
+
+  /**
+   * The worker could not start its engine (it exits next). Said once per new reason: a node retrying a missing
+   * CUDA install every minute for days logs it once. What the device held goes back, to be rendered elsewhere.
+   */
+  private onStartFailed(message: Extract<FromWorker, { type: "start.failed" }>): void {
+    this.startFailed = true;
+    if (message.message !== this.problem)
+      this.opts.log.error(
+        { device: this.device.uuid, code: message.code, problem: message.message },
+        "the device's worker could not start; the device takes no work until one can (tried again, less and less often)",
+      );
+    this.problem = message.message;
+    const why = `${this.problemMessage()}; send the task to another device`;
+    for (const queued of this.queue.drain()) this.fail(queued, "E_WORKER_DIED", why);
+    for (const active of [...this.active]) this.fail(active, "E_WORKER_DIED", why);
+    // The node is up without this device: its start, and a pack update, wait no longer.
+    for (const resolve of this.readyWaiters.splice(0)) resolve();
+  }
+
+  private problemMessage(): string {
+    return `device ${this.device.uuid} cannot render: its worker could not start (${this.problem})`;
   }
 
   private onMessage(message: FromWorker): void {
+    if (message.type === "start.failed") {
+      this.onStartFailed(message);
+      return;
+    }
     if (message.type === "ready") {
+      if (this.problem)
+        this.opts.log.info({ device: this.device.uuid }, "the device's worker started; taking work again");
+      this.problem = null;
       this.backend = message.backend;
       this.models = message.models;
       this.restoreLearnedMemory();

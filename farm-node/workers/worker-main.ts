@@ -5,6 +5,7 @@
  */
 
 import sharp from "sharp";
+import { MAX_PROBLEM_CHARS } from "../../shared/device";
 import { KilnError } from "../../shared/errors";
 import { type HiresPass, hiresUpscalerLabel } from "../../shared/hires-fix";
 import type { ImageEnergy } from "../../shared/image-energy";
@@ -64,7 +65,8 @@ process.on("message", (raw) => {
   }
   const message = parsed.data;
   // A second init (a pack pushed to the node) adds packs without unloading what is loaded.
-  if (message.type === "init") inference = inference.then(() => (engine ? addPacks(message) : start(message)));
+  if (message.type === "init")
+    inference = inference.then(() => (engine ? addPacks(message) : start(message).catch(startFailed)));
   else if (message.type === "batch.energy") energyWaiters.shift()?.(message.energy);
   else if (message.type === "cancel") {
     cancelled.add(message.taskId);
@@ -93,6 +95,17 @@ async function start(message: WorkerInit): Promise<void> {
     models: loaded.models(),
     loadMs: performance.now() - started,
   });
+}
+
+/**
+ * No engine, no work: the daemon is told why in words it shows on the device, and the worker exits so that
+ * the daemon starts another after its backoff (a driver or an install fixed meanwhile is then picked up).
+ */
+function startFailed(error: unknown): void {
+  const code = error instanceof KilnError ? error.code : "E_INFERENCE";
+  const message = (error instanceof Error ? error.message : String(error)).slice(0, MAX_PROBLEM_CHARS);
+  if (!process.send) process.exit(1);
+  process.send(FromWorker.parse({ type: "start.failed", code, message }), () => process.exit(1));
 }
 
 /** Packs new since the last init join the engine (loaded on first use, like the others); then the models are reported again. */

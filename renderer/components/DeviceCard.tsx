@@ -33,6 +33,7 @@ interface Props {
 export const DeviceCard = memo(function DeviceCard({ device, nodeLost, nodeName, self }: Props) {
   const history = useFarmStore((s) => s.history[device.uuid] ?? NO_SAMPLES);
   const status = nodeLost ? "lost" : device.state;
+  const problem = nodeLost ? null : device.problem;
   const headingId = `device-${device.uuid}`;
   const vramTotal = device.vramTotalMb;
   const vramUsed = device.vramUsedMb;
@@ -60,87 +61,94 @@ export const DeviceCard = memo(function DeviceCard({ device, nodeLost, nodeName,
         {label} · {status}
       </p>
       {!nodeLost && device.state === "yielded" && <p className="device-yield">{yieldText(device)}</p>}
-      <dl className="readings">
-        <div className="reading reading-wide">
-          <dt>VRAM</dt>
-          <dd>
-            {vramTotal !== null && vramUsed !== null ? (
-              <>
-                <meter
-                  min={0}
-                  max={vramTotal}
-                  value={vramUsed}
-                  low={vramTotal * 0.6}
-                  high={vramTotal * 0.8}
-                  optimum={0}
-                  aria-label="VRAM in use"
-                />
-                <span>
-                  {gb(vramUsed)} / {gb(vramTotal)} GB
-                </span>
-              </>
-            ) : (
-              "—"
-            )}
-          </dd>
-        </div>
-        <div className="reading reading-wide">
-          <dt>Load</dt>
-          <dd>
-            {device.utilizationPct !== null ? (
-              <>
-                <meter min={0} max={100} value={device.utilizationPct} aria-label="Utilisation" />
-                <span>{Math.round(device.utilizationPct)} %</span>
-              </>
-            ) : (
-              "—"
-            )}
-          </dd>
-        </div>
-        <div className="reading">
-          <dt>Temp</dt>
-          <dd>{reading(device.temperatureC, "°C")}</dd>
-        </div>
-        <div className="reading">
-          <dt>Power</dt>
-          <dd>{reading(device.powerW, "W")}</dd>
-        </div>
-        <div className="reading">
-          <dt>Energy</dt>
-          <dd title={energyTitle(device)}>{energyReading(device)}</dd>
-        </div>
-        <div className="reading">
-          <dt>Queue</dt>
-          <dd>
-            {device.queueDepth} / {device.queueLimit}
-          </dd>
-        </div>
-        <div className="reading reading-wide">
-          <dt>Images/min</dt>
-          <dd className="throughput">
-            <span className="throughput-value">
-              {(device.imagesPerSec * 60).toFixed(device.imagesPerSec < 1 ? 1 : 0)}
-            </span>
-            <Sparkline samples={history} />
-          </dd>
-        </div>
-        <div className="reading reading-wide">
-          <dt>Task</dt>
-          {sharing.task ? (
-            <dd className="task task-other-app">{sharing.task}</dd>
-          ) : (
-            <dd className="task" title={device.currentTaskId ?? undefined}>
-              {apiClient && device.currentTaskId ? `A1111 API (${apiClient})` : (device.currentTaskId ?? "idle")}
-            </dd>
-          )}
-        </div>
-        {sharing.share ? (
+      {problem ? (
+        // In place of the readings, which say little of a device with no worker: the provider's reasons are long.
+        <p className="device-problem" title={problem}>
+          cannot start: {problem}
+        </p>
+      ) : (
+        <dl className="readings">
           <div className="reading reading-wide">
-            <dt>Share</dt>
-            <dd className="share">{sharing.share}</dd>
+            <dt>VRAM</dt>
+            <dd>
+              {vramTotal !== null && vramUsed !== null ? (
+                <>
+                  <meter
+                    min={0}
+                    max={vramTotal}
+                    value={vramUsed}
+                    low={vramTotal * 0.6}
+                    high={vramTotal * 0.8}
+                    optimum={0}
+                    aria-label="VRAM in use"
+                  />
+                  <span>
+                    {gb(vramUsed)} / {gb(vramTotal)} GB
+                  </span>
+                </>
+              ) : (
+                "—"
+              )}
+            </dd>
           </div>
-        ) : null}
-      </dl>
+          <div className="reading reading-wide">
+            <dt>Load</dt>
+            <dd>
+              {device.utilizationPct !== null ? (
+                <>
+                  <meter min={0} max={100} value={device.utilizationPct} aria-label="Utilisation" />
+                  <span>{Math.round(device.utilizationPct)} %</span>
+                </>
+              ) : (
+                "—"
+              )}
+            </dd>
+          </div>
+          <div className="reading">
+            <dt>Temp</dt>
+            <dd>{reading(device.temperatureC, "°C")}</dd>
+          </div>
+          <div className="reading">
+            <dt>Power</dt>
+            <dd>{reading(device.powerW, "W")}</dd>
+          </div>
+          <div className="reading">
+            <dt>Energy</dt>
+            <dd title={energyTitle(device)}>{energyReading(device)}</dd>
+          </div>
+          <div className="reading">
+            <dt>Queue</dt>
+            <dd>
+              {device.queueDepth} / {device.queueLimit}
+            </dd>
+          </div>
+          <div className="reading reading-wide">
+            <dt>Images/min</dt>
+            <dd className="throughput">
+              <span className="throughput-value">
+                {(device.imagesPerSec * 60).toFixed(device.imagesPerSec < 1 ? 1 : 0)}
+              </span>
+              <Sparkline samples={history} />
+            </dd>
+          </div>
+          <div className="reading reading-wide">
+            <dt>Task</dt>
+            {sharing.task ? (
+              <dd className="task task-other-app">{sharing.task}</dd>
+            ) : (
+              <dd className="task" title={device.currentTaskId ?? undefined}>
+                {apiClient && device.currentTaskId ? `A1111 API (${apiClient})` : (device.currentTaskId ?? "idle")}
+              </dd>
+            )}
+          </div>
+          {sharing.share ? (
+            <div className="reading reading-wide">
+              <dt>Share</dt>
+              <dd className="share">{sharing.share}</dd>
+            </div>
+          ) : null}
+        </dl>
+      )}
     </article>
   );
 });

@@ -178,6 +178,30 @@ describe.skipIf(BROWSER_SKIP_REASON !== null)(
         .toBeGreaterThan(0);
     });
 
+    it("shows why a GPU whose worker cannot start takes no work (fake nvidia-smi GPU, real ONNX Runtime without CUDA)", async () => {
+      const broken = await startNode(
+        ["--name", "rack-nocuda", "--providers", "cuda", "--devices", "0", "--simulate", "1x8GB@4", "--pair"],
+        {
+          env: {
+            PATH: `${join(ROOT, "test/fixtures/bin")}:${process.env.PATH}`,
+            KILN_FAKE_NVIDIA_SMI: join(ROOT, "test/fixtures/nvidia-smi/one-rtx-3090.csv"),
+          },
+        },
+      );
+      nodes.push(broken);
+      await tab(/farm/i);
+      await page.getByLabel("Address").fill(`127.0.0.1:${broken.port}`);
+      await page.getByLabel("Pairing code or token").fill(broken.pairingCode());
+      await page.getByRole("button", { name: /^(pair|add)/i }).click();
+      const gpu = page.getByRole("article", { name: "rack-nocuda GPU 0: NVIDIA GeForce RTX 3090", exact: true });
+      await expect
+        .poll(() => gpu.getByText(/^cannot start: no execution provider could run the model \(tried cuda\)/).count(), {
+          timeout: 20_000,
+        })
+        .toBe(1);
+      await shot("device-cannot-start");
+    });
+
     it("shows a node killed with SIGKILL as lost while the job still completes", async () => {
       await tab(/create|prompt|queue/i);
       await page.getByLabel("Prompt", { exact: true }).fill("storm over the sea");
