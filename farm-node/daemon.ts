@@ -639,7 +639,15 @@ export class Daemon implements NodeService {
 
   health(): Health {
     const up = this.runners.filter((r) => r.state === "ready" || r.state === "busy").length;
-    const status = this.stopping ? "stopping" : up === this.runners.length ? "ok" : up === 0 ? "starting" : "degraded";
+    // A device whose worker cannot start is no start still under way: the node is degraded, with no worker up or some.
+    const failed = this.runners.some((r) => r.problem);
+    const status = this.stopping
+      ? "stopping"
+      : up === this.runners.length
+        ? "ok"
+        : up === 0 && !failed
+          ? "starting"
+          : "degraded";
     return {
       status,
       ready: !this.stopping && up > 0,

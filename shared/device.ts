@@ -118,7 +118,7 @@ export const DeviceInfo = DeviceReadings.extend({
    * Why the device takes no work while its worker cannot start (no execution provider could run the model,
    * say), in the worker's words; null once a worker is ready, absent from older nodes.
    */
-  problem: z.string().max(MAX_PROBLEM_CHARS).nullable().optional(),
+  problem: z.string().min(1).max(MAX_PROBLEM_CHARS).nullable().optional(),
   /** Energy measured on it; null (or absent, from older nodes) where nothing measures its draw. */
   energy: DeviceEnergy.nullable().optional(),
 });

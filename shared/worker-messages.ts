@@ -165,7 +165,7 @@ export const WorkerBatchFailed = z.object({
 export const WorkerStartFailed = z.object({
   type: z.literal("start.failed"),
   code: ErrorCode,
-  message: z.string().max(MAX_PROBLEM_CHARS),
+  message: z.string().min(1).max(MAX_PROBLEM_CHARS),
 });
 
 export const FromWorker = z.discriminatedUnion("type", [

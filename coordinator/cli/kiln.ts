@@ -418,6 +418,7 @@ async function nodes(opts: CommonOptions): Promise<number> {
         process.stdout.write(
           `  ${d.name}  [${d.backend ?? "starting"}]  ${vram}  ${util}  ${(d.imagesPerSec * 60).toFixed(1)} img/min  ${d.uuid}\n`,
         );
+        if (d.problem) process.stdout.write(`    ! cannot start: ${d.problem}\n`);
       }
     }
   } finally {

@@ -112,7 +112,7 @@ export class FarmClient extends EventEmitter<NodeClientEvents> implements NodeLi
   }
 
   pipelineDepth(): number {
-    const devices = this.live().reduce((n, r) => n + r.devices.length, 0);
+    const devices = this.live().reduce((n, r) => n + r.devices.filter((d) => !d.problem).length, 0);
     return Math.max(1, 2 * devices);
   }
 
@@ -389,7 +389,7 @@ export class FarmClient extends EventEmitter<NodeClientEvents> implements NodeLi
 
   private queueDevice(): DeviceInfo {
     const live = this.live();
-    const devices = live.flatMap((r) => r.devices);
+    const devices = live.flatMap((r) => r.devices.filter((d) => !d.problem));
     return {
       uuid: FARM_QUEUE_DEVICE,
       index: 0,

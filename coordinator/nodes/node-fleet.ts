@@ -71,6 +71,10 @@ export interface FleetStart {
  * farm behind Redis as one node. Owns pairing, adding by token, draining,
  * removing, identity conflicts and the node list the farm panel shows.
  */
+/** A node listing no models is asked again after this, then twice as long each time up to the most. */
+const FIRST_INFO_RETRY_MS = 250;
+const MAX_INFO_RETRY_MS = 10_000;
+
 export class NodeFleet {
   private readonly nodes = new Map<string, NodeConnection>();
   private readonly discovered = new Map<string, DiscoveredNode>();
@@ -80,6 +84,8 @@ export class NodeFleet {
   private farmNodesSeen = "";
   private farmModelsSeen = "";
   private stopped = false;
+  /** Per node listing no models yet: how long until its info is read again (doubling while none come). */
+  private readonly infoRetryMs = new Map<string, number>();
 
   constructor(private readonly opts: NodeFleetOptions) {}
 
@@ -244,6 +250,7 @@ export class NodeFleet {
       node.client.close();
     }
     this.nodes.delete(nodeId);
+    this.infoRetryMs.delete(nodeId);
     this.opts.ledger.removeNode(nodeId);
     this.opts.vault.delete(nodeId);
     this.opts.pins.delete(nodeId);
@@ -477,9 +484,14 @@ export class NodeFleet {
       } else {
         node.info = info;
         node.name = info.name;
-        // A node still loading its workers has no models yet: ask again shortly.
-        if (info.models.length === 0 && !this.stopped)
-          this.opts.clock.setTimeout(() => void this.refreshInfo(node), 250);
+        // A node still loading its workers has no models yet: ask again shortly, then less often (its workers
+        // may be unable to start, and say why in its devices).
+        if (info.models.length > 0) this.infoRetryMs.delete(node.id);
+        else if (!this.stopped) {
+          const wait = this.infoRetryMs.get(node.id) ?? FIRST_INFO_RETRY_MS;
+          this.infoRetryMs.set(node.id, Math.min(wait * 2, MAX_INFO_RETRY_MS));
+          this.opts.clock.setTimeout(() => void this.refreshInfo(node), wait);
+        }
         node.lastHeard = this.opts.clock.now();
         node.status = "online";
         node.problem = null;

@@ -231,8 +231,8 @@ export class ResultIntake {
     const { ledger, dispatcher, clock, log } = this.opts;
     const task = dispatcher.ownTask(node, event.taskId);
     if (!task) return;
-    // A node stopping, or a device yielding to its owner: the work goes back to the queue, nobody failed.
-    const blameless = event.code === "E_SHUTTING_DOWN" || event.code === "E_YIELDED";
+    // A node stopping, a device yielding to its owner or whose worker cannot start: the work goes back, nobody failed.
+    const blameless = event.code === "E_SHUTTING_DOWN" || event.code === "E_YIELDED" || event.code === "E_NOT_READY";
     for (const attemptId of [...task.open]) {
       if (event.completedImageIds.includes(attemptId) || task.announced.has(attemptId)) continue;
       if (blameless) ledger.loseAttempts([attemptId], event.message, clock.now());

@@ -35,6 +35,8 @@ const RETRIABLE: ReadonlySet<ErrorCode> = new Set([
   "E_DISK_FULL",
   // A pack that failed to load here may run on another node.
   "E_MODEL_MISSING",
+  // The device's worker could not start: the task was handed back before any of it ran.
+  "E_NOT_READY",
 ]);
 
 /**
@@ -78,6 +80,8 @@ interface InflightBatch {
 const CRASHED_MAX_DELAY_MS = 5000;
 /** …one that could not start its engine after at most this: an install or a driver is not fixed in seconds. */
 const START_FAILED_MAX_DELAY_MS = 60_000;
+/** Distinct start failures remembered so each is logged once (a reason naming free memory differs each try). */
+const MAX_LOGGED_PROBLEMS = 16;
 /** A running batch that ends within this is let finish when the device yields; a longer one is cancelled (`--yield-finish-within`). */
 const DEFAULT_YIELD_FINISH_MS = 10_000;
 
@@ -142,8 +146,8 @@ export class DeviceRunner {
   private readonly inflight: InflightBatch[] = [];
   private worker: WorkerProcess | null = null;
   private restartDelayMs = 250;
-  /** The worker now starting said it could not start its engine: it exits next, and is not a crash. */
-  private startFailed = false;
+  /** Reasons a worker could not start that the log has (the latest few): each is logged once, not at every try. */
+  private readonly loggedProblems = new Set<string>();
   private stopping = false;
   private readonly limits: BatchLimits;
   /** Packs whose memory an earlier run learned, taken back once the worker names its models. */
@@ -351,7 +355,16 @@ export class DeviceRunner {
       return;
     }
     this.worker = worker;
-    worker.on("message", (message) => this.onMessage(message));
+    /** It said it could not start its engine: its exit next is no crash. */
+    let startFailed = false;
+    worker.on("message", (message) => {
+      if (message.type === "start.failed") {
+        // A worker whose exit was handled already says nothing of the device now.
+        if (this.worker !== worker) return;
+        startFailed = true;
+      }
+      this.onMessage(message);
+    });
     worker.on("exit", ({ code, signal }) => {
       if (this.worker !== worker) return;
       this.worker = null;
@@ -366,8 +379,6 @@ export class DeviceRunner {
         return;
       }
       if (this.stopping) return;
-      const startFailed = this.startFailed;
-      this.startFailed = false;
       if (!startFailed) log.warn({ code, signal }, "worker exited; restarting it");
       const lost = this.inflight.splice(0);
       for (const batch of lost) disarm(batch);
@@ -395,16 +406,21 @@ export class DeviceRunner {
    * CUDA install every minute for days logs it once. What the device held goes back, to be rendered elsewhere.
    */
   private onStartFailed(message: Extract<FromWorker, { type: "start.failed" }>): void {
-    this.startFailed = true;
-    if (message.message !== this.problem)
+    if (!this.loggedProblems.has(message.message)) {
       this.opts.log.error(
         { device: this.device.uuid, code: message.code, problem: message.message },
         "the device's worker could not start; the device takes no work until one can (tried again, less and less often)",
       );
+      this.loggedProblems.add(message.message);
+      if (this.loggedProblems.size > MAX_LOGGED_PROBLEMS)
+        this.loggedProblems.delete(this.loggedProblems.values().next().value as string);
+    }
     this.problem = message.message;
+    this.state = "restarting";
+    // Handed back, not failed: none of it reached a worker, so neither the images nor the node are to blame.
     const why = `${this.problemMessage()}; send the task to another device`;
-    for (const queued of this.queue.drain()) this.fail(queued, "E_WORKER_DIED", why);
-    for (const active of [...this.active]) this.fail(active, "E_WORKER_DIED", why);
+    for (const queued of this.queue.drain()) this.fail(queued, "E_NOT_READY", why);
+    for (const active of [...this.active]) this.fail(active, "E_NOT_READY", why);
     // The node is up without this device: its start, and a pack update, wait no longer.
     for (const resolve of this.readyWaiters.splice(0)) resolve();
   }
@@ -419,8 +435,11 @@ export class DeviceRunner {
       return;
     }
     if (message.type === "ready") {
-      if (this.problem)
+      if (this.problem) {
         this.opts.log.info({ device: this.device.uuid }, "the device's worker started; taking work again");
+        // Its next crash is a crash, restarted within seconds, not one more try of a start that kept failing.
+        this.restartDelayMs = 250;
+      }
       this.problem = null;
       this.backend = message.backend;
       this.models = message.models;

@@ -103,7 +103,8 @@ async function start(message: WorkerInit): Promise<void> {
  */
 function startFailed(error: unknown): void {
   const code = error instanceof KilnError ? error.code : "E_INFERENCE";
-  const message = (error instanceof Error ? error.message : String(error)).slice(0, MAX_PROBLEM_CHARS);
+  const said = error instanceof Error ? error.message : String(error);
+  const message = (said || "the engine could not start and gave no reason").slice(0, MAX_PROBLEM_CHARS);
   if (!process.send) process.exit(1);
   process.send(FromWorker.parse({ type: "start.failed", code, message }), () => process.exit(1));
 }

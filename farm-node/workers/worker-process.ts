@@ -6,6 +6,8 @@ import { FromWorker, type ToWorker, type WorkerInit } from "../../shared/worker-
 const WORKER_ENTRY = fileURLToPath(new URL("./worker-main.ts", import.meta.url));
 /** tsx's loader by absolute URL: `--import tsx` would resolve against the working directory. */
 const TSX_LOADER = import.meta.resolve("tsx");
+/** After the worker exits, how long its output and IPC channel may take to close before its exit is told anyway. */
+const CLOSE_WAIT_MS = 1000;
 
 export interface WorkerProcessEvents {
   message: [FromWorker];
@@ -45,17 +47,26 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> {
       if (parsed.success) this.emit("message", parsed.data);
       else log(`malformed message from worker: ${parsed.error.message}`);
     });
+    // Told on "close", not "exit": the worker's last messages (a start.failed sent just before it exits) come
+    // before "close" but may come after "exit". A grandchild holding its output open cannot delay it past a second.
+    let ended = false;
+    const end = (code: number | null, signal: NodeJS.Signals | null) => {
+      if (ended) return;
+      ended = true;
+      this.emit("exit", { code, signal });
+    };
     this.child.on("exit", (code, signal) => {
       this.exited = true;
-      this.emit("exit", { code, signal });
+      setTimeout(() => end(code, signal), CLOSE_WAIT_MS).unref();
     });
+    this.child.on("close", (code, signal) => end(code, signal));
     // Unheard, a child's error (a fork the system refused, a failed IPC send) would end the daemon. A worker that
     // never started ends here like one that exited, so its runner starts another after its backoff.
     this.child.on("error", (error) => {
       log(`worker process error: ${error.message}`);
       if (this.child.pid === undefined && !this.exited) {
         this.exited = true;
-        this.emit("exit", { code: null, signal: null });
+        end(null, null);
       }
     });
     this.send(init);

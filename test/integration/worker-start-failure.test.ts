@@ -1,7 +1,7 @@
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
-import { NodeInfo } from "../../shared/node-info";
+import { Health, NodeInfo } from "../../shared/node-info";
 import { startNode } from "../support/kiln-node-process";
 import { api } from "../support/node-client";
 import { addNodes, startApp } from "../support/studio-apps";
@@ -35,6 +35,9 @@ describe("a device whose worker cannot start its engine (fake nvidia-smi GPU, re
     expect(gpu?.problem).toMatch(
       /no execution provider could run the model \(tried cuda\): cuda: CUDA provider not installed/,
     );
+    // Not "starting" forever: one device works, one cannot start.
+    const health = Health.parse(await (await api(node, null).get("/health")).json());
+    expect(health).toMatchObject({ status: "degraded", ready: true, workersUp: 1, workersTotal: 2 });
     const problemLines = node.logs.filter((l) => l.msg?.startsWith("the device's worker could not start"));
     expect(problemLines).toHaveLength(1);
     // The worker says why and exits; it does not die on an unhandled rejection with its stack in the log.
