@@ -189,9 +189,14 @@ export class NodeClient extends EventEmitter<NodeClientEvents> {
     } catch (error) {
       const identity = identityError((error as { cause?: unknown }).cause ?? error, this.pin);
       if (identity) this.emit("identityChanged", identity);
-      throw identity ?? error;
+      throw identity ?? unreachable(error, what);
     }
-    return readResultBody(res, bytes, what);
+    try {
+      return await readResultBody(res, bytes, what);
+    } catch (error) {
+      // What the node answered (an error, wrong bytes) is its word; a body cut short by the network is not.
+      throw error instanceof KilnError ? error : unreachable(error, what);
+    }
   }
 
   /** Offers a pack for a push (shared/model-push.ts): what the node still needs, or that it is installed. */
@@ -453,4 +458,11 @@ export async function answerAs<T>(schema: z.ZodType<T>, res: Response, what: str
     "E_INTERNAL",
     `${what}: the node's answer does not fit the protocol: ${describeFieldErrors(fieldErrors(parsed.error))}`,
   );
+}
+
+/** A request that got no whole answer (connection refused or reset, timed out, cut mid-body): the link's fault. */
+function unreachable(error: unknown, what: string): KilnError {
+  const cause = (error as { cause?: { message?: unknown } }).cause;
+  const why = typeof cause?.message === "string" ? cause.message : (error as Error).message;
+  return new KilnError("E_UNREACHABLE", `${what}: no answer (${why})`);
 }

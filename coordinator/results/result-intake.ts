@@ -212,6 +212,11 @@ export class ResultIntake {
       log.error({ err: error }, "output disk full; pausing the queue");
       ledger.loseAttempts([attemptId], kilnError.message, clock.now());
       this.opts.onDiskFull(kilnError.message);
+    } else if (kilnError?.code === "E_UNREACHABLE") {
+      // The network cut the download, not the node: the image goes back to the queue, and neither it nor the node
+      // is counted a failure (a link down for seconds would otherwise blocklist a sound node for good).
+      log.warn({ err: error, attempt: attemptId }, "could not fetch a result; the image goes back to the queue");
+      ledger.loseAttempts([attemptId], kilnError.message, clock.now());
     } else {
       log.warn({ err: error, attempt: attemptId }, "could not fetch or store a result");
       ledger.failAttempt(

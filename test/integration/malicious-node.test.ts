@@ -384,3 +384,26 @@ describe.skipIf(unavailable !== null)("a compromised farm box writes to Redis (r
     expect(c.listNodes().map((n) => n.id)).toEqual([good.nodeId]);
   }, 90_000);
 });
+
+describe("a result download the network cuts (a node on loopback ending its connection mid-body)", () => {
+  it("fails neither the image nor the node: the image is rendered again and stored once, the node never blocklisted", async () => {
+    const png = await pngOfSize(256, 256);
+    // More cut downloads in a row than fail an image (5) or blocklist a node (5), then sound ones.
+    let results = 0;
+    const node = await hostile({
+      result: () => ({ body: png, ...(results++ < 6 ? { cutAfter: 1000 } : {}) }),
+    });
+    const { c, outputDir } = await appWith(node);
+    const { jobId } = c.submitJob({ prompts: ["a cable pulled"], count: 1, seed: 1, width: 256, height: 256 });
+    await waitUntil(
+      () => ["done", "failed"].includes(c.listJobs().find((j) => j.id === jobId)?.state ?? ""),
+      60_000,
+      "the job finished",
+    );
+    expect(node.downloads.items.slice(0, 6).map((d) => d.sent)).toEqual([1000, 1000, 1000, 1000, 1000, 1000]);
+    expect(c.listJobs().find((j) => j.id === jobId)?.counts).toMatchObject({ done: 1, failed: 0 });
+    expect(c.ledger.attemptOutcomes(jobId)).toMatchObject({ lost: 6, failed: 0, done: 1 });
+    expect(c.listNodes().find((n) => n.id === node.nodeId)?.blockedModels).toEqual([]);
+    expect(pngsIn(outputDir)).toHaveLength(1);
+  }, 90_000);
+});

@@ -21,6 +21,8 @@ export interface ForgedResult {
   sha256?: string;
   /** Answers the download with a 302 to this URL instead of the body. */
   redirectTo?: string;
+  /** Ends the connection after this many bytes of the body, as a link cut mid-download does. */
+  cutAfter?: number;
 }
 
 export interface HostileNodeOptions {
@@ -273,6 +275,13 @@ async function stream(res: ServerResponse, result: ForgedResult): Promise<Omit<D
     return { sent: 0, hungUp: false };
   }
   const total = Math.max(result.streamTo ?? 0, result.body.length);
+  if (result.cutAfter !== undefined) {
+    res.writeHead(200, { "content-type": "image/png", "content-length": result.body.length });
+    const sent = (await write(res, result.body.subarray(0, result.cutAfter))) ? result.cutAfter : 0;
+    // TLS sockets cannot send a reset: the connection just ends, short of its declared length, with no TLS close.
+    res.socket?.destroy();
+    return { sent, hungUp: false };
+  }
   res.writeHead(200, {
     "content-type": "image/png",
     ...(result.streamTo === undefined ? { "content-length": result.body.length } : {}),
