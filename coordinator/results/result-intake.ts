@@ -213,10 +213,19 @@ export class ResultIntake {
       ledger.loseAttempts([attemptId], kilnError.message, clock.now());
       this.opts.onDiskFull(kilnError.message);
     } else if (kilnError?.code === "E_UNREACHABLE") {
-      // The network cut the download, not the node: the image goes back to the queue, and neither it nor the node
-      // is counted a failure (a link down for seconds would otherwise blocklist a sound node for good).
+      // The network cut the download: the image goes back to the queue, not counted a failure. The node is counted
+      // only while it is still heard from (its results cannot be fetched, its heartbeats arrive: a broken data
+      // path, which would otherwise take the same images again and again); one its lease declared lost meanwhile
+      // was behind a link that went down, and a link down for seconds must not blocklist a sound node for good.
       log.warn({ err: error, attempt: attemptId }, "could not fetch a result; the image goes back to the queue");
       ledger.loseAttempts([attemptId], kilnError.message, clock.now());
+      if (
+        !this.stopped &&
+        !node.farm &&
+        node.status === "online" &&
+        ledger.recordNodeFailure(node.id, task.work.model, clock.now())
+      )
+        changes.nodesChanged();
     } else {
       log.warn({ err: error, attempt: attemptId }, "could not fetch or store a result");
       ledger.failAttempt(

@@ -386,24 +386,33 @@ describe.skipIf(unavailable !== null)("a compromised farm box writes to Redis (r
 });
 
 describe("a result download the network cuts (a node on loopback ending its connection mid-body)", () => {
-  it("fails neither the image nor the node: the image is rendered again and stored once, the node never blocklisted", async () => {
+  it("fails no image: the image is rendered again and stored once; a few cuts in a row blocklist nothing", async () => {
     const png = await pngOfSize(256, 256);
-    // More cut downloads in a row than fail an image (5) or blocklist a node (5), then sound ones.
+    // Four cut downloads in a row (one short of failing an image, or blocklisting a node, by the count), then sound ones.
     let results = 0;
-    const node = await hostile({
-      result: () => ({ body: png, ...(results++ < 6 ? { cutAfter: 1000 } : {}) }),
-    });
+    const node = await hostile({ result: () => ({ body: png, ...(results++ < 4 ? { cutAfter: 1000 } : {}) }) });
     const { c, outputDir } = await appWith(node);
     const { jobId } = c.submitJob({ prompts: ["a cable pulled"], count: 1, seed: 1, width: 256, height: 256 });
-    await waitUntil(
-      () => ["done", "failed"].includes(c.listJobs().find((j) => j.id === jobId)?.state ?? ""),
-      60_000,
-      "the job finished",
-    );
-    expect(node.downloads.items.slice(0, 6).map((d) => d.sent)).toEqual([1000, 1000, 1000, 1000, 1000, 1000]);
-    expect(c.listJobs().find((j) => j.id === jobId)?.counts).toMatchObject({ done: 1, failed: 0 });
-    expect(c.ledger.attemptOutcomes(jobId)).toMatchObject({ lost: 6, failed: 0, done: 1 });
+    await waitUntil(() => c.listJobs().find((j) => j.id === jobId)?.state === "done", 60_000, "the job done");
+    expect(node.downloads.items.slice(0, 4).map((d) => d.sent)).toEqual([1000, 1000, 1000, 1000]);
+    expect(c.ledger.attemptOutcomes(jobId)).toMatchObject({ lost: 4, failed: 0, done: 1 });
     expect(c.listNodes().find((n) => n.id === node.nodeId)?.blockedModels).toEqual([]);
     expect(pngsIn(outputDir)).toHaveLength(1);
+  }, 90_000);
+
+  it("a node still heard from whose every download is cut ends blocklisted, its job reported stalled, no image failed", async () => {
+    const png = await pngOfSize(256, 256);
+    const node = await hostile({ result: () => ({ body: png, cutAfter: 1000 }) });
+    const { c } = await appWith(node);
+    const { jobId } = c.submitJob({ prompts: ["a broken data path"], count: 2, seed: 1, width: 256, height: 256 });
+    const stalled = await waitUntil(
+      () => c.listJobs().find((j) => j.id === jobId && j.stalled !== null),
+      60_000,
+      "the job reported stalled",
+    );
+    expect(stalled.stalled).toMatch(/blocklisted/);
+    expect(c.listNodes().find((n) => n.id === node.nodeId)?.blockedModels).toEqual(["kiln-demo"]);
+    expect(stalled.counts).toMatchObject({ done: 0, failed: 0 });
+    expect(c.ledger.attemptOutcomes(jobId)).toMatchObject({ failed: 0, done: 0 });
   }, 90_000);
 });
