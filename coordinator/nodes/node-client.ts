@@ -20,7 +20,7 @@ import { type NodeAck, NodeEvent } from "../../shared/node-events";
 import { Health, NodeInfo } from "../../shared/node-info";
 import { TaskAccepted, type TaskRequest } from "../../shared/task";
 import { readFileSlice } from "./file-slice-reader";
-import { checkAnnouncedBytes, fetchResult, readAtMost, readResultBody } from "./result-download";
+import { checkAnnouncedBytes, downloadResult, readAtMost } from "./result-download";
 
 const REQUEST_TIMEOUT_MS = 10_000;
 /** The largest JSON answer read from a node: /v1/node with 64 devices and many models is tens of KB. */
@@ -183,20 +183,18 @@ export class NodeClient extends EventEmitter<NodeClientEvents> {
     const what = `image ${imageId} from ${this.baseUrl}`;
     checkAnnouncedBytes(bytes, what);
     const url = `${this.baseUrl}/v1/images/${encodeURIComponent(imageId)}`;
-    let res: Response;
-    try {
-      res = await fetchResult(url, this.dispatcher, { token: this.token, timeoutMs: REQUEST_TIMEOUT_MS });
-    } catch (error) {
-      const identity = identityError((error as { cause?: unknown }).cause ?? error, this.pin);
-      if (identity) this.emit("identityChanged", identity);
-      throw identity ?? unreachable(error, what);
-    }
-    try {
-      return await readResultBody(res, bytes, what);
-    } catch (error) {
-      // What the node answered (an error, wrong bytes) is its word; a body cut short by the network is not.
-      throw error instanceof KilnError ? error : unreachable(error, what);
-    }
+    return downloadResult(
+      url,
+      this.dispatcher,
+      { token: this.token, timeoutMs: REQUEST_TIMEOUT_MS },
+      bytes,
+      what,
+      (error) => {
+        const identity = identityError((error as { cause?: unknown }).cause ?? error, this.pin);
+        if (identity) this.emit("identityChanged", identity);
+        return identity;
+      },
+    );
   }
 
   /** Offers a pack for a push (shared/model-push.ts): what the node still needs, or that it is installed. */
@@ -458,11 +456,4 @@ export async function answerAs<T>(schema: z.ZodType<T>, res: Response, what: str
     "E_INTERNAL",
     `${what}: the node's answer does not fit the protocol: ${describeFieldErrors(fieldErrors(parsed.error))}`,
   );
-}
-
-/** A request that got no whole answer (connection refused or reset, timed out, cut mid-body): the link's fault. */
-function unreachable(error: unknown, what: string): KilnError {
-  const cause = (error as { cause?: { message?: unknown } }).cause;
-  const why = typeof cause?.message === "string" ? cause.message : (error as Error).message;
-  return new KilnError("E_UNREACHABLE", `${what}: no answer (${why})`);
 }

@@ -34,13 +34,50 @@ export function checkAnnouncedBytes(bytes: number, what: string): void {
 }
 
 /**
+ * A result downloaded whole, or why not. What the node answered (an error, other bytes than it announced) is a
+ * RefusedResult, the node's word; a request that got no whole answer (refused, reset, timed out, its body cut
+ * short) is E_UNREACHABLE, the link's. `connectionError` may name a failed connection better (a changed certificate).
+ */
+export async function downloadResult(
+  url: string | URL,
+  dispatcher: Agent,
+  opts: { token?: string; timeoutMs: number },
+  bytes: number,
+  what: string,
+  connectionError?: (error: unknown) => KilnError | null,
+): Promise<Buffer> {
+  let res: Response;
+  try {
+    res = await fetchResult(url, dispatcher, opts);
+  } catch (error) {
+    throw connectionError?.(error) ?? unreachable(error, what);
+  }
+  try {
+    return await readResultBody(res, bytes, what);
+  } catch (error) {
+    throw error instanceof KilnError ? error : unreachable(error, what);
+  }
+}
+
+function unreachable(error: unknown, what: string): KilnError {
+  const cause = (error as { cause?: { message?: unknown } }).cause;
+  const why = typeof cause?.message === "string" ? cause.message : (error as Error).message;
+  return new KilnError("E_UNREACHABLE", `${what}: no answer (${why})`);
+}
+
+/**
  * The body of a result download, which must be exactly the `bytes` its node
  * announced: read as a stream and stopped the moment it runs past them, so a
  * node never makes the app hold more than it said it would send. A non-2xx
  * answer becomes the node's error.
  */
 export async function readResultBody(res: Response, bytes: number, what: string): Promise<Buffer> {
-  if (!res.ok) throw await errorAnswer(res, what);
+  if (!res.ok) {
+    // The node's answer, with the node's code: a refusal whatever the code says (a node answering E_DISK_FULL must
+    // not pause the studio's queue, nor one answering E_UNREACHABLE pass for a cut link).
+    const answer = await errorAnswer(res, what);
+    throw new RefusedResult(answer.code, answer.message);
+  }
   const declared = res.headers.get("content-length");
   if (declared !== null && Number(declared) !== bytes) {
     await res.body?.cancel().catch(() => undefined);

@@ -33,6 +33,9 @@ export interface ResultIntakeOptions {
 
 type ImageReady = Extract<NodeEvent, { type: "image.ready" }>;
 
+/** Cut downloads of one node count against it at most once in this long: one outage cuts all under way at once. */
+const CUT_COUNT_WINDOW_MS = 5000;
+
 /**
  * What nodes report about the tasks they hold: progress for the UI, results
  * downloaded, checked and stored exactly once (a late result, or one for an
@@ -43,6 +46,8 @@ type ImageReady = Extract<NodeEvent, { type: "image.ready" }>;
 export class ResultIntake {
   /** Images whose result is being downloaded and stored, so a twin is never stored too. */
   private readonly storing = new Set<string>();
+  /** Per node: when a cut download last counted against it (see onStoreFailed). */
+  private readonly cutCountedAt = new Map<string, number>();
   /** Results being stored, so stop() can wait for them. */
   private readonly inFlight = new Set<Promise<void>>();
   private stopped = false;
@@ -207,25 +212,30 @@ export class ResultIntake {
 
   private onStoreFailed(node: NodeConnection, task: TrackedTask, attemptId: string, error: unknown): void {
     const { ledger, clock, log, changes } = this.opts;
-    const kilnError = error instanceof KilnError ? error : null;
+    // What the node sent or answered is its word, whatever code it names: only the app's own errors pause or spare.
+    const kilnError = error instanceof KilnError && !(error instanceof RefusedResult) ? error : null;
     if (kilnError?.code === "E_DISK_FULL") {
       log.error({ err: error }, "output disk full; pausing the queue");
       ledger.loseAttempts([attemptId], kilnError.message, clock.now());
       this.opts.onDiskFull(kilnError.message);
     } else if (kilnError?.code === "E_UNREACHABLE") {
       // The network cut the download: the image goes back to the queue, not counted a failure. The node is counted
-      // only while it is still heard from (its results cannot be fetched, its heartbeats arrive: a broken data
-      // path, which would otherwise take the same images again and again); one its lease declared lost meanwhile
-      // was behind a link that went down, and a link down for seconds must not blocklist a sound node for good.
+      // while it is still heard from (its results cannot be fetched, its heartbeats arrive: a broken data path,
+      // which would otherwise take the same images again and again), at most once a window: one outage cuts every
+      // download under way at once, and a link down for seconds must not blocklist a sound node for good.
       log.warn({ err: error, attempt: attemptId }, "could not fetch a result; the image goes back to the queue");
       ledger.loseAttempts([attemptId], kilnError.message, clock.now());
+      const now = clock.now();
+      const counted = this.cutCountedAt.get(node.id);
       if (
         !this.stopped &&
         !node.farm &&
         node.status === "online" &&
-        ledger.recordNodeFailure(node.id, task.work.model, clock.now())
-      )
-        changes.nodesChanged();
+        (counted === undefined || now - counted >= CUT_COUNT_WINDOW_MS)
+      ) {
+        this.cutCountedAt.set(node.id, now);
+        if (ledger.recordNodeFailure(node.id, task.work.model, now)) changes.nodesChanged();
+      }
     } else {
       log.warn({ err: error, attempt: attemptId }, "could not fetch or store a result");
       ledger.failAttempt(

@@ -14,7 +14,9 @@ export interface BlocklistEntry {
 /**
  * Per node and model: a run of failures blocklists the node for that model until
  * a person clears it, so one broken install cannot eat the whole queue. Lost and
- * cancelled attempts say nothing about the node's health and are not recorded.
+ * cancelled attempts say nothing about the node's health and are not recorded,
+ * but for results that cannot be fetched from a node still heard from (see
+ * ResultIntake).
  */
 export class Blocklist {
   constructor(private readonly db: Database) {}

@@ -445,8 +445,9 @@ export class Ledger {
 
   /**
    * Counts toward blocklisting the node for the model; the caller reports each
-   * failure it blames on the node (not lost or cancelled work). Returns whether
-   * the node is now blocklisted for the model.
+   * failure it blames on the node (not lost or cancelled work, but for results
+   * a node still heard from keeps failing to deliver). Returns whether the node
+   * is now blocklisted for the model.
    */
   recordNodeFailure(nodeId: string, model: string, now: number): boolean {
     return this.health.recordFailure(nodeId, model, now);

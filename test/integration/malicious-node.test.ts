@@ -405,14 +405,31 @@ describe("a result download the network cuts (a node on loopback ending its conn
     const node = await hostile({ result: () => ({ body: png, cutAfter: 1000 }) });
     const { c } = await appWith(node);
     const { jobId } = c.submitJob({ prompts: ["a broken data path"], count: 2, seed: 1, width: 256, height: 256 });
+    // One count per node at most every 5 s (an outage cuts every download under way at once): 5 in a row take 20 s.
     const stalled = await waitUntil(
       () => c.listJobs().find((j) => j.id === jobId && j.stalled !== null),
-      60_000,
+      90_000,
       "the job reported stalled",
     );
     expect(stalled.stalled).toMatch(/blocklisted/);
     expect(c.listNodes().find((n) => n.id === node.nodeId)?.blockedModels).toEqual(["kiln-demo"]);
     expect(stalled.counts).toMatchObject({ done: 0, failed: 0 });
     expect(c.ledger.attemptOutcomes(jobId)).toMatchObject({ failed: 0, done: 0 });
+  }, 120_000);
+
+  it("a node that answers a download with the app's own error codes is refused, not obeyed: no pause, no pass for a cut link", async () => {
+    const answers = [
+      { status: 507, code: "E_DISK_FULL", message: "the output disk is full" },
+      { status: 502, code: "E_UNREACHABLE", message: "no answer" },
+    ];
+    const png = await pngOfSize(256, 256);
+    let results = 0;
+    const node = await hostile({ result: () => ({ body: png, answer: answers[results++ % 2] }) });
+    const { c } = await appWith(node);
+    const { jobId } = c.submitJob({ prompts: ["lies"], count: 1, seed: 1, width: 256, height: 256 });
+    await waitUntil(() => c.listJobs().find((j) => j.id === jobId)?.state === "failed", 60_000, "the image failed");
+    expect(c.pauseReason).toBeNull();
+    expect(c.ledger.attemptOutcomes(jobId)).toMatchObject({ failed: 5, lost: 0 });
+    expect(c.listNodes().find((n) => n.id === node.nodeId)?.blockedModels).toEqual(["kiln-demo"]);
   }, 90_000);
 });

@@ -23,6 +23,8 @@ export interface ForgedResult {
   redirectTo?: string;
   /** Ends the connection after this many bytes of the body, as a link cut mid-download does. */
   cutAfter?: number;
+  /** Answers the download with this error (Kiln's error body) instead of the body. */
+  answer?: { status: number; code: string; message: string };
 }
 
 export interface HostileNodeOptions {
@@ -275,6 +277,12 @@ async function stream(res: ServerResponse, result: ForgedResult): Promise<Omit<D
     return { sent: 0, hungUp: false };
   }
   const total = Math.max(result.streamTo ?? 0, result.body.length);
+  if (result.answer) {
+    const { status, code, message } = result.answer;
+    res.writeHead(status, { "content-type": "application/json" });
+    res.end(JSON.stringify({ error: { code, message } }));
+    return { sent: 0, hungUp: false };
+  }
   if (result.cutAfter !== undefined) {
     res.writeHead(200, { "content-type": "image/png", "content-length": result.body.length });
     const sent = (await write(res, result.body.subarray(0, result.cutAfter))) ? result.cutAfter : 0;
