@@ -37,6 +37,16 @@ export const ErrorCode = z.enum([
 ]);
 export type ErrorCode = z.infer<typeof ErrorCode>;
 
+/**
+ * Task failures that are nobody's fault (the node stopping, its device yielded to its owner or unable to start
+ * its worker): the work goes back to the queue, counted against neither the images nor the node, using no try.
+ */
+export const BLAMELESS_FAILURES: ReadonlySet<string> = new Set<ErrorCode>([
+  "E_SHUTTING_DOWN",
+  "E_YIELDED",
+  "E_NOT_READY",
+]);
+
 export const FieldError = z.object({
   path: z.string(),
   message: z.string(),

@@ -65,16 +65,16 @@ export interface FleetStart {
   farmLibrary?: FarmPackLibrary;
 }
 
+/** A node listing no models is asked again after this, then twice as long each time up to the most. */
+const FIRST_INFO_RETRY_MS = 250;
+const MAX_INFO_RETRY_MS = 10_000;
+
 /**
  * The nodes this app works with and its links to them: paired LAN nodes (and
  * "This computer"), nodes found by mDNS and not paired yet, or in farm mode the
  * farm behind Redis as one node. Owns pairing, adding by token, draining,
  * removing, identity conflicts and the node list the farm panel shows.
  */
-/** A node listing no models is asked again after this, then twice as long each time up to the most. */
-const FIRST_INFO_RETRY_MS = 250;
-const MAX_INFO_RETRY_MS = 10_000;
-
 export class NodeFleet {
   private readonly nodes = new Map<string, NodeConnection>();
   private readonly discovered = new Map<string, DiscoveredNode>();

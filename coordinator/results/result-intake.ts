@@ -1,5 +1,5 @@
 import type { Logger } from "pino";
-import { KilnError } from "../../shared/errors";
+import { BLAMELESS_FAILURES, KilnError } from "../../shared/errors";
 import { peakSize } from "../../shared/hires-fix";
 import type { NodeEvent } from "../../shared/node-events";
 import type { ImageSummary, UiEvent } from "../../shared/ui-api";
@@ -224,8 +224,8 @@ export class ResultIntake {
       // which would otherwise take the same images again and again), at most once a window: one outage cuts every
       // download under way at once, and a link down for seconds must not blocklist a sound node for good.
       log.warn({ err: error, attempt: attemptId }, "could not fetch a result; the image goes back to the queue");
-      ledger.loseAttempts([attemptId], kilnError.message, clock.now());
       const now = clock.now();
+      ledger.loseAttempts([attemptId], kilnError.message, now);
       const counted = this.cutCountedAt.get(node.id);
       if (
         !this.stopped &&
@@ -255,8 +255,7 @@ export class ResultIntake {
     const { ledger, dispatcher, clock, log } = this.opts;
     const task = dispatcher.ownTask(node, event.taskId);
     if (!task) return;
-    // A node stopping, a device yielding to its owner or whose worker cannot start: the work goes back, nobody failed.
-    const blameless = event.code === "E_SHUTTING_DOWN" || event.code === "E_YIELDED" || event.code === "E_NOT_READY";
+    const blameless = BLAMELESS_FAILURES.has(event.code);
     for (const attemptId of [...task.open]) {
       if (event.completedImageIds.includes(attemptId) || task.announced.has(attemptId)) continue;
       if (blameless) ledger.loseAttempts([attemptId], event.message, clock.now());

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { type Job, UnrecoverableError, Worker } from "bullmq";
 import { Redis } from "ioredis";
 import type { Logger } from "pino";
-import { type ErrorCode, KilnError } from "../../shared/errors";
+import { BLAMELESS_FAILURES, type ErrorCode, KilnError } from "../../shared/errors";
 import { FairTurns } from "../../shared/fair-queuing";
 import {
   type FarmAnnouncement,
@@ -32,11 +32,6 @@ const APPS_REFRESH_MS = 2_000;
 const TASKS_PER_DEVICE = 2;
 /** Errors no other node or attempt can fix: the task fails at once, without retries. */
 const FINAL_CODES = new Set(["E_BAD_REQUEST", "E_SIZE_LIMIT", "E_CANCELLED"]);
-/**
- * Not the task's fault (its device yielded to its owner, the node is stopping, the device's worker cannot start):
- * back to the queue without using a try.
- */
-const BLAMELESS_CODES = new Set(["E_YIELDED", "E_SHUTTING_DOWN", "E_NOT_READY"]);
 /** How soon a task handed back is offered again, to this node or another. */
 const HAND_BACK_DELAY_MS = 1_000;
 
@@ -173,7 +168,7 @@ export class FarmLink {
         });
         return;
       case "task.failed":
-        if (BLAMELESS_CODES.has(event.code)) {
+        if (BLAMELESS_FAILURES.has(event.code)) {
           void this.settle(run, () => this.handBack(run, event.code, event.message));
           return;
         }
