@@ -22,7 +22,7 @@ import type { ModelInfo, NodeInfo } from "../../shared/node-info";
 import type { TaskRequest } from "../../shared/task";
 import { type NodeClientEvents, type NodePin, pinFromPem, pinnedAgent, type SubmitOutcome } from "../nodes/node-client";
 import type { NodeLink } from "../nodes/node-link";
-import { checkAnnouncedBytes, downloadResult } from "../nodes/result-download";
+import { checkAnnouncedBytes, downloadResult, FARM_DOWNLOAD_PACE } from "../nodes/result-download";
 
 /** The farm's one device as the scheduler sees it: the app's queue, which every GPU of the farm pulls from. */
 export const FARM_QUEUE_DEVICE = "farm-queue";
@@ -213,7 +213,7 @@ export class FarmClient extends EventEmitter<NodeClientEvents> implements NodeLi
     checkAnnouncedBytes(bytes, what);
     const url = new URL(farmImagePath(imageId), report.url);
     url.searchParams.set("key", where.key);
-    return downloadResult(url, this.agentFor(report.id, pin), { timeoutMs: 30_000 }, bytes, what);
+    return downloadResult(url, this.agentFor(report.id, pin), { pace: FARM_DOWNLOAD_PACE }, bytes, what);
   }
 
   async unpair(): Promise<void> {}

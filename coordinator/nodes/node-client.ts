@@ -20,7 +20,7 @@ import { type NodeAck, NodeEvent } from "../../shared/node-events";
 import { Health, NodeInfo } from "../../shared/node-info";
 import { TaskAccepted, type TaskRequest } from "../../shared/task";
 import { readFileSlice } from "./file-slice-reader";
-import { checkAnnouncedBytes, downloadResult, readAtMost } from "./result-download";
+import { checkAnnouncedBytes, downloadResult, LAN_DOWNLOAD_PACE, readAtMost } from "./result-download";
 
 const REQUEST_TIMEOUT_MS = 10_000;
 /** The largest JSON answer read from a node: /v1/node with 64 devices and many models is tens of KB. */
@@ -186,7 +186,7 @@ export class NodeClient extends EventEmitter<NodeClientEvents> {
     return downloadResult(
       url,
       this.dispatcher,
-      { token: this.token, timeoutMs: REQUEST_TIMEOUT_MS },
+      { token: this.token, pace: LAN_DOWNLOAD_PACE },
       bytes,
       what,
       (error) => {

@@ -7,19 +7,39 @@ import { RefusedResult } from "../results/refused-result";
 const MAX_ERROR_BODY_BYTES = 64 * 1024;
 
 /**
+ * How a result download may go before it is taken as cut: a size-blind total
+ * timeout cut every large result on a slow link (a 30 MB upscale over 20 Mbit/s
+ * Wi-Fi takes 12 s), and the image was rendered again and cut again for ever.
+ */
+export interface DownloadPace {
+  /** No answer, or no byte of the body, for this long: the link is cut. */
+  stallMs: number;
+  /** The whole download may take stallMs plus its announced bytes at this rate, so a node trickling bytes cannot hold it open for ever. */
+  minBytesPerS: number;
+}
+
+/** 2 Mbit/s: a link slower than this cannot carry a studio's results anyway. */
+const MIN_BYTES_PER_S = 256 * 1024;
+
+export const LAN_DOWNLOAD_PACE: DownloadPace = { stallMs: 10_000, minBytesPerS: MIN_BYTES_PER_S };
+/** Farm nodes may sit across a slower, busier network than the studio's LAN. */
+export const FARM_DOWNLOAD_PACE: DownloadPace = { stallMs: 30_000, minBytesPerS: MIN_BYTES_PER_S };
+
+/**
  * GETs a result from a node. A redirect is an answer, not an order: following
  * it would let a node send the app's requests to any host it names.
  */
-export function fetchResult(
+function fetchResult(
   url: string | URL,
   dispatcher: Agent,
-  opts: { token?: string; timeoutMs: number },
+  token: string | undefined,
+  signal: AbortSignal,
 ): Promise<Response> {
   return fetch(url, {
     dispatcher,
     redirect: "manual",
-    headers: opts.token ? { authorization: `Bearer ${opts.token}` } : {},
-    signal: AbortSignal.timeout(opts.timeoutMs),
+    headers: token ? { authorization: `Bearer ${token}` } : {},
+    signal,
   });
 }
 
@@ -35,27 +55,42 @@ export function checkAnnouncedBytes(bytes: number, what: string): void {
 
 /**
  * A result downloaded whole, or why not. What the node answered (an error, other bytes than it announced) is a
- * RefusedResult, the node's word; a request that got no whole answer (refused, reset, timed out, its body cut
- * short) is E_UNREACHABLE, the link's. `connectionError` may name a failed connection better (a changed certificate).
+ * RefusedResult, the node's word; a request that got no whole answer (refused, reset, silent past the pace's stall,
+ * not whole by its deadline, its body cut short) is E_UNREACHABLE, the link's. `connectionError` may name a failed
+ * connection better (a changed certificate).
  */
 export async function downloadResult(
   url: string | URL,
   dispatcher: Agent,
-  opts: { token?: string; timeoutMs: number },
+  opts: { token?: string; pace: DownloadPace },
   bytes: number,
   what: string,
   connectionError?: (error: unknown) => KilnError | null,
 ): Promise<Buffer> {
-  let res: Response;
+  const { stallMs, minBytesPerS } = opts.pace;
+  const deadlineMs = stallMs + Math.ceil((1000 * bytes) / minBytesPerS);
+  const abort = new AbortController();
+  const stall = setTimeout(() => abort.abort(new Error(`nothing for ${stallMs / 1000} s`)), stallMs);
+  const deadline = setTimeout(
+    () => abort.abort(new Error(`${bytes} bytes not whole after ${(deadlineMs / 1000).toFixed(1)} s`)),
+    deadlineMs,
+  );
   try {
-    res = await fetchResult(url, dispatcher, opts);
-  } catch (error) {
-    throw connectionError?.(error) ?? unreachable(error, what);
-  }
-  try {
-    return await readResultBody(res, bytes, what);
-  } catch (error) {
-    throw error instanceof KilnError ? error : unreachable(error, what);
+    let res: Response;
+    try {
+      res = await fetchResult(url, dispatcher, opts.token, abort.signal);
+    } catch (error) {
+      throw connectionError?.(error) ?? unreachable(error, what);
+    }
+    stall.refresh();
+    try {
+      return await readResultBody(res, bytes, what, () => stall.refresh());
+    } catch (error) {
+      throw error instanceof KilnError ? error : unreachable(error, what);
+    }
+  } finally {
+    clearTimeout(stall);
+    clearTimeout(deadline);
   }
 }
 
@@ -71,7 +106,12 @@ function unreachable(error: unknown, what: string): KilnError {
  * node never makes the app hold more than it said it would send. A non-2xx
  * answer becomes the node's error.
  */
-export async function readResultBody(res: Response, bytes: number, what: string): Promise<Buffer> {
+export async function readResultBody(
+  res: Response,
+  bytes: number,
+  what: string,
+  onChunk?: () => void,
+): Promise<Buffer> {
   if (!res.ok) {
     // The node's answer, with the node's code: a refusal whatever the code says (a node answering E_DISK_FULL must
     // not pause the studio's queue, nor one answering E_UNREACHABLE pass for a cut link).
@@ -83,7 +123,7 @@ export async function readResultBody(res: Response, bytes: number, what: string)
     await res.body?.cancel().catch(() => undefined);
     throw new RefusedResult("E_INTERNAL", `${what}: the node sent ${declared} bytes, not the ${bytes} it announced`);
   }
-  const body = await readAtMost(res, bytes);
+  const body = await readAtMost(res, bytes, onChunk);
   if (body === null) {
     throw new RefusedResult(
       "E_TOO_LARGE",
@@ -97,7 +137,7 @@ export async function readResultBody(res: Response, bytes: number, what: string)
 }
 
 /** At most `limit` bytes of the body, or null (the download cancelled) as soon as there are more. */
-export async function readAtMost(res: Response, limit: number): Promise<Buffer | null> {
+export async function readAtMost(res: Response, limit: number, onChunk?: () => void): Promise<Buffer | null> {
   if (!res.body) return Buffer.alloc(0);
   const reader = res.body.getReader();
   const chunks: Uint8Array[] = [];
@@ -105,6 +145,7 @@ export async function readAtMost(res: Response, limit: number): Promise<Buffer |
   for (;;) {
     const { done, value } = await reader.read();
     if (done) return Buffer.concat(chunks, total);
+    onChunk?.();
     total += value.byteLength;
     if (total > limit) {
       await reader.cancel().catch(() => undefined);
