@@ -3,6 +3,7 @@ import { type ModelBatchLimits, startingBatchLimit } from "../../shared/batch-si
 import { KilnError } from "../../shared/errors";
 import type { ModelInfo } from "../../shared/node-info";
 import type { TaskRequest } from "../../shared/task";
+import type { NodeStatus } from "../../shared/ui-api";
 import type { ChangeFeed } from "../change-feed";
 import type { Clock } from "../clock";
 import type { SubmitOutcome } from "../nodes/node-client";
@@ -334,13 +335,26 @@ export class Dispatcher {
     // Nodes heard since the start run on their own leases; only restored tasks wait out the grace period.
     if (now >= this.graceUntil && this.restored.size > 0) this.expireRestored(now);
     for (const node of this.opts.fleet.all()) {
+      if (UNTRUSTED.has(node.status)) {
+        // Another certificate, or another node's id, at its address: its link delivers nothing more (its results
+        // would not be taken), and the lease no longer watches it. Its work goes back now, not when a person removes it.
+        const held = this.tasks.ofNode(node.id);
+        if (held.length > 0)
+          this.takeBack(node.id, held, `its node is not trusted now (${node.status})`, now, "node not trusted now");
+        continue;
+      }
       if (node.status !== "online" || !node.leased || now - node.lastHeard <= this.opts.leaseMs) continue;
       this.opts.fleet.markLost(node, now);
-      for (const task of this.tasks.ofNode(node.id)) this.tasks.remove(task.taskId);
-      const requeued = this.opts.ledger.loseNode(node.id, "node lost", now);
-      this.opts.log.warn({ node: node.id, requeued }, "node lost; its in-flight images go back to the queue");
-      this.opts.changes.queueChanged();
+      this.takeBack(node.id, this.tasks.ofNode(node.id), "node lost", now, "node lost");
     }
+  }
+
+  /** A node's tasks forgotten and its in-flight images back in the queue. */
+  private takeBack(nodeId: string, tasks: readonly TrackedTask[], reason: string, now: number, what: string): void {
+    for (const task of tasks) this.tasks.remove(task.taskId);
+    const requeued = this.opts.ledger.loseNode(nodeId, reason, now);
+    this.opts.log.warn({ node: nodeId, requeued }, `${what}; its in-flight images go back to the queue`);
+    this.opts.changes.queueChanged();
   }
 
   /** Whether a job asked for efficient devices; read once per job (a job's spec never changes). */
@@ -558,6 +572,9 @@ export async function submitWithInit(
 }
 
 const NONE_BLOCKED: ReadonlySet<string> = new Set();
+
+/** Node states in which the app no longer talks to what answers at the node's address. */
+const UNTRUSTED: ReadonlySet<NodeStatus> = new Set(["identity-changed", "conflict"]);
 
 function startingLimit(work: WorkKey): number {
   return isUpscaleWork(work.init) ? 1 : startingBatchLimit(work.width, work.height);

@@ -105,4 +105,45 @@ describe("the node's identity: TLS, pairing window, pinned certificate", () => {
     await waitUntil(() => c.listJobs().find((j) => j.id === after)?.counts.done === 2, 30_000, "job done");
     expect(c.listNodes()[0]?.fingerprint).toBe(second.pin.fingerprint);
   });
+
+  it("puts a node's in-flight images back in the queue once it comes back with another certificate, without waiting for a lease that no longer watches it", async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), "kiln-identity-inflight-"));
+    // 0.2 images/s: the job's images are still in flight when the node is killed.
+    const first = await startNode(["--simulate", "1x24GB@0.2", "--pair"], { stateDir });
+    cleanups.push(() => first.stop());
+    const dataDir = mkdtempSync(join(tmpdir(), "kiln-identity-inflight-coord-"));
+    // A lease far longer than the test: only the identity change can send the images back.
+    const c = new Coordinator({
+      dataDir,
+      outputDir: join(dataDir, "out"),
+      localNode: false,
+      discovery: false,
+      clientName: "identity-test",
+      log: pino({ level: "silent" }),
+      leaseMs: 120_000,
+    });
+    await c.start();
+    cleanups.push(() => c.stop());
+    await c.pairNode("127.0.0.1", first.port, first.pairingCode());
+    await waitUntil(() => c.listNodes()[0]?.status === "online", 20_000, "node online");
+    let rendering = false;
+    c.on("ui", (event) => {
+      if (event.type === "image.progress") rendering = true;
+    });
+    const { jobId } = c.submitJob({ prompts: ["x"], count: 3, width: 256, height: 256 });
+    const counts = () => c.listJobs().find((j) => j.id === jobId)?.counts;
+    // The node took the task and is rendering it (a step done), not merely about to be sent it.
+    await waitUntil(() => rendering, 20_000, "the node rendering the job");
+
+    // Killed mid-task and "reinstalled" at once: same id and port, a new key and certificate.
+    first.proc.kill("SIGKILL");
+    await first.exited;
+    rmSync(join(stateDir, "tls-cert.pem"));
+    rmSync(join(stateDir, "tls-key.pem"));
+    await node(["--port", String(first.port)], { stateDir });
+    await waitUntil(() => c.listNodes()[0]?.status === "identity-changed", 20_000, "identity changed");
+    await waitUntil(() => counts()?.running === 0, 5_000, "in-flight images back in the queue");
+    expect(counts()).toMatchObject({ queued: 3, running: 0, done: 0, failed: 0 });
+    expect(c.ledger.attemptOutcomes(jobId).active).toBe(0);
+  });
 });
