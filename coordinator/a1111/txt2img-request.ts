@@ -44,10 +44,11 @@ const Txt2ImgFields = z.object({
   hr_second_pass_steps: optional(int(0, 200)),
   hr_resize_x: optional(int(0, MAX_IMAGE_EDGE)),
   hr_resize_y: optional(int(0, MAX_IMAGE_EDGE)),
-  /** A1111's default 0.75; 0 would leave the picture as it is. */
-  denoising_strength: optional(
-    z.number().gt(0, "must be above 0 (0 would leave the picture as it is)").max(1, "must be at most 1"),
-  ),
+  /**
+   * A1111's default 0.75. 0 is refused where it is read (img2img, txt2img's hires pass: it would leave the picture
+   * as it is), and taken where it is not: A1111's own example txt2img body sends 0 with enable_hr false.
+   */
+  denoising_strength: optional(z.number().min(0, "must not be negative").max(1, "must be at most 1")),
   // Read only to say they were not honoured.
   hr_sampler_name: optional(z.string().max(100)),
   hr_prompt: optional(z.string().max(4000)),
@@ -73,7 +74,20 @@ function imagesPerRequest(body: { batch_size?: number | null; n_iter?: number | 
     });
 }
 
-export const Txt2ImgRequest = Txt2ImgFields.passthrough().superRefine(imagesPerRequest);
+/** A strength of 0, where the strength is read, would leave the picture as it is. */
+function strengthAboveZero(
+  body: { denoising_strength?: number | null },
+  ctx: z.RefinementCtx,
+  why = "0 would leave the picture as it is",
+): void {
+  if (body.denoising_strength === 0)
+    ctx.addIssue({ code: "custom", path: ["denoising_strength"], message: `must be above 0 (${why})` });
+}
+
+export const Txt2ImgRequest = Txt2ImgFields.passthrough().superRefine((body, ctx) => {
+  imagesPerRequest(body, ctx);
+  if (body.enable_hr) strengthAboveZero(body, ctx, "0 would leave the hires pass's picture as it is");
+});
 export type Txt2ImgRequest = z.infer<typeof Txt2ImgRequest>;
 
 /** Init images one img2img request may send; Kiln starts every image from the first. */
@@ -110,7 +124,10 @@ const Img2ImgFields = Txt2ImgFields.extend({
   image_cfg_scale: optional(z.number()),
 });
 
-export const Img2ImgRequest = Img2ImgFields.passthrough().superRefine(imagesPerRequest);
+export const Img2ImgRequest = Img2ImgFields.passthrough().superRefine((body, ctx) => {
+  imagesPerRequest(body, ctx);
+  strengthAboveZero(body, ctx);
+});
 export type Img2ImgRequest = z.infer<typeof Img2ImgRequest>;
 
 /**

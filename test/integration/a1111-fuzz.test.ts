@@ -60,7 +60,7 @@ const WRONG: Record<string, unknown[]> = {
   hr_scale: ["2", [], {}],
   hr_second_pass_steps: [-1, 201, 1.5, "2"],
   hr_resize_x: [-1, 9000, "512"],
-  denoising_strength: [0, 1.5, "0.5"],
+  denoising_strength: [-0.1, 1.5, "0.5"],
   styles: ["a", 1, [1]],
   alwayson_scripts: ["x", 1, [1]],
 };
