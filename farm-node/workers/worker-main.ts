@@ -30,6 +30,12 @@ const MAX_CANCELLED_REMEMBERED = 1000;
 /** Inference runs one batch at a time; PNG encoding of one batch overlaps the next batch's inference. */
 let inference: Promise<void> = Promise.resolve();
 /**
+ * Outcomes go out in the order the batches came: the daemon settles a task's oldest batch with each. A batch
+ * whose PNGs are still being written must not be overtaken by a later one that ended at once (cancelled, out of
+ * memory), or the daemon would requeue, skip or drop the wrong images.
+ */
+let reported: Promise<void> = Promise.resolve();
+/**
  * Rendered batches waiting for the daemon's batch.energy, oldest first: the
  * daemon answers every batch.rendered, in order. A PNG's `kiln` chunk carries its
  * image's share of its batch's energy, known only once the batch ends, so each
@@ -75,7 +81,7 @@ process.on("message", (raw) => {
     engine?.prepare?.(message);
     const rendered = inference.then(() => render(message));
     inference = rendered.then(() => undefined);
-    void rendered.then((outcome) => finish(message, outcome));
+    reported = reported.then(() => rendered.then((outcome) => finish(message, outcome)));
   }
 });
 // The daemon is our lifeline: when its IPC channel closes, it is gone.
