@@ -24,9 +24,13 @@ import { readUpscaleSource } from "./upscale-source";
 
 let engine: Engine | null = null;
 let init: WorkerInit | null = null;
-/** Cancelled task ids; kept (bounded) because a later batch of the same task may already be queued here. */
-const cancelled = new Set<string>();
-const MAX_CANCELLED_REMEMBERED = 1000;
+/** Batches received and not yet reported, by task id: what a cancel of that task stops. */
+const unreported = new Map<string, Set<WorkerBatch>>();
+/**
+ * Batches a cancel reached. Only batches already here: the daemon sends none of a run after cancelling it, so a
+ * later batch of the same id is a new run (a farm task offered again after its lock was lost), not to be stopped.
+ */
+const cancelled = new WeakSet<WorkerBatch>();
 /** Inference runs one batch at a time; PNG encoding of one batch overlaps the next batch's inference. */
 let inference: Promise<void> = Promise.resolve();
 /**
@@ -75,13 +79,19 @@ process.on("message", (raw) => {
     inference = inference.then(() => (engine ? addPacks(message) : start(message).catch(startFailed)));
   else if (message.type === "batch.energy") energyWaiters.shift()?.(message.energy);
   else if (message.type === "cancel") {
-    cancelled.add(message.taskId);
-    if (cancelled.size > MAX_CANCELLED_REMEMBERED) cancelled.delete(cancelled.values().next().value as string);
+    for (const batch of unreported.get(message.taskId) ?? []) cancelled.add(batch);
   } else {
     engine?.prepare?.(message);
+    const ofTask = unreported.get(message.taskId) ?? new Set();
+    unreported.set(message.taskId, ofTask.add(message));
     const rendered = inference.then(() => render(message));
     inference = rendered.then(() => undefined);
-    reported = reported.then(() => rendered.then((outcome) => finish(message, outcome)));
+    reported = reported
+      .then(() => rendered.then((outcome) => finish(message, outcome)))
+      .finally(() => {
+        ofTask.delete(message);
+        if (ofTask.size === 0 && unreported.get(message.taskId) === ofTask) unreported.delete(message.taskId);
+      });
   }
 });
 // The daemon is our lifeline: when its IPC channel closes, it is gone.
@@ -273,7 +283,7 @@ async function render(batch: WorkerBatch): Promise<Outcome> {
       upscale ? { ...batch, fromImage: { image: await readUpscaleSource(upscale), strength: 1 } } : from,
       {
         onStep: (imageId, step, steps) => send({ type: "progress", taskId: batch.taskId, imageId, step, steps }),
-        isCancelled: () => cancelled.has(batch.taskId),
+        isCancelled: () => cancelled.has(batch),
         onImage: masked ? (image) => writeImage({ ...image, rgb: masked.finish(image.rgb) }) : writeImage,
         onPeakMemory: (mb) => {
           outcome.peakMemoryMb = mb;
