@@ -161,7 +161,12 @@ export class Daemon implements NodeService {
         ),
     });
     this.tokens = new TokenStore(this.state, opts.token);
-    this.images = new ImageStore(this.state.imageDir, opts.maxImagesKept ?? 2000);
+    this.images = new ImageStore(this.state.imageDir, opts.maxImagesKept ?? 2000, (error) =>
+      this.opts.log.error(
+        { err: error },
+        "could not record who owns the images rendered here (is the disk full?); they stay fetchable while the node runs",
+      ),
+    );
     this.packSources = new PackSourceBook(this.state);
     this.initImages = new InitImageCache(join(opts.stateDir, "init-images"));
     this.limits = {

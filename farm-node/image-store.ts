@@ -1,7 +1,16 @@
-import { appendFileSync, readdirSync, readFileSync, renameSync, statSync, unlink, writeFileSync } from "node:fs";
+import {
+  appendFileSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  unlink,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
-import { imagePath } from "./png/png-writer";
+import { imagePath, PARTIAL_SUFFIX } from "./png/png-writer";
 
 const OWNERS_FILE = "owners.jsonl";
 const OwnerLine = z.object({ image: z.string(), client: z.string() });
@@ -20,13 +29,21 @@ export class ImageStore {
   private readonly ownersFile: string;
   private ownerLines = 0;
 
+  /** The owners file lacks owners known here (a write refused, the disk full): rewritten whole at the next image. */
+  private ownersBehind = false;
+
   constructor(
     readonly dir: string,
     private readonly maxImages: number,
+    /** A write of the owners file refused (the node goes on; its images stay fetchable while it runs). */
+    private readonly onWriteError: (error: Error) => void = () => undefined,
   ) {
     this.ownersFile = join(dir, OWNERS_FILE);
     this.loadOwners();
-    const existing = readdirSync(dir)
+    const files = readdirSync(dir);
+    // PNGs a worker was writing when it died or the disk filled: never whole, never announced.
+    for (const f of files) if (f.endsWith(`.png${PARTIAL_SUFFIX}`)) rmSync(join(dir, f), { force: true });
+    const existing = files
       .filter((f) => f.endsWith(".png"))
       .map((f) => ({ id: f.slice(0, -4), mtime: statSync(`${dir}/${f}`).mtimeMs }))
       .sort((a, b) => a.mtime - b.mtime);
@@ -49,12 +66,25 @@ export class ImageStore {
     return this.owners.get(imageId);
   }
 
+  /**
+   * Records an image's owner. A refused write (the disk full) loses nothing while the node runs: the owner is
+   * known here and the file is rewritten whole once a write succeeds again; only a restart before then leaves
+   * those images to nobody.
+   */
   added(imageId: string, client: string): void {
     this.owners.set(imageId, client);
-    appendFileSync(this.ownersFile, `${JSON.stringify({ image: imageId, client })}\n`, { mode: 0o600 });
-    this.ownerLines++;
     this.order.push(imageId);
     this.prune();
+    if (this.ownersBehind) {
+      this.compactOwners();
+      return;
+    }
+    try {
+      appendFileSync(this.ownersFile, `${JSON.stringify({ image: imageId, client })}\n`, { mode: 0o600 });
+      this.ownerLines++;
+    } catch (error) {
+      this.refused(error);
+    }
   }
 
   private prune(): void {
@@ -91,8 +121,19 @@ export class ImageStore {
     for (const image of this.owners.keys()) if (!kept.has(image)) this.owners.delete(image);
     const tmp = `${this.ownersFile}.${process.pid}.tmp`;
     const lines = [...this.owners].map(([image, client]) => `${JSON.stringify({ image, client })}\n`);
-    writeFileSync(tmp, lines.join(""), { mode: 0o600 });
-    renameSync(tmp, this.ownersFile);
-    this.ownerLines = lines.length;
+    try {
+      writeFileSync(tmp, lines.join(""), { mode: 0o600 });
+      renameSync(tmp, this.ownersFile);
+      this.ownerLines = lines.length;
+      this.ownersBehind = false;
+    } catch (error) {
+      rmSync(tmp, { force: true });
+      this.refused(error);
+    }
+  }
+
+  private refused(error: unknown): void {
+    if (!this.ownersBehind) this.onWriteError(error as Error);
+    this.ownersBehind = true;
   }
 }

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { rename, writeFile } from "node:fs/promises";
+import { rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import sharp from "sharp";
 import { SafeId } from "../../shared/ids";
@@ -22,6 +22,9 @@ export interface WrittenPng {
   bytes: number;
   encodeMs: number;
 }
+
+/** A PNG being written is `<id>.png` plus this until it is whole (renamed): one left over was cut by a crash. */
+export const PARTIAL_SUFFIX = ".tmp";
 
 /** The only place an image id becomes a file name, so it is validated here again. */
 export function imagePath(imageDir: string, imageId: string): string {
@@ -65,9 +68,15 @@ export async function savePng(
 ): Promise<WrittenPng> {
   const png = withTextChunks(encoded, { parameters, kiln: JSON.stringify(kiln) });
   const file = imagePath(imageDir, imageId);
-  const tmp = `${file}.tmp`;
-  await writeFile(tmp, png);
-  await rename(tmp, file);
+  const tmp = `${file}${PARTIAL_SUFFIX}`;
+  try {
+    await writeFile(tmp, png);
+    await rename(tmp, file);
+  } catch (error) {
+    // A part written before the disk filled would keep it full.
+    await rm(tmp, { force: true }).catch(() => undefined);
+    throw error;
+  }
   return {
     sha256: createHash("sha256").update(png).digest("hex"),
     bytes: png.length,
