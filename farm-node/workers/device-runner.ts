@@ -876,6 +876,8 @@ export class DeviceRunner {
 
   private fail(active: ActiveTask, code: ErrorCode, message: string): void {
     this.opts.metrics.observeFailure(this.device.uuid, code);
+    // Its other batches at the worker would render for nothing: their images are no longer told.
+    if (this.inflight.some((b) => b.active === active)) this.worker?.send({ type: "cancel", taskId: active.task.id });
     this.report(active, {
       type: "task.failed",
       at: now(),

@@ -1,10 +1,13 @@
 import { execFileSync } from "node:child_process";
+import { existsSync, symlinkSync } from "node:fs";
+import { join } from "node:path";
 import { connect as tlsConnect } from "node:tls";
 import * as opaque from "@serenity-kit/opaque";
 import { afterEach, describe, expect, it } from "vitest";
 import { pairWithCode } from "../../coordinator/nodes/pairing-client";
 import { ApiError } from "../../shared/errors";
 import type { NodeEvent } from "../../shared/node-events";
+import { NodeInfo } from "../../shared/node-info";
 import { PAIRING_KEY_STRETCHING, PairStartResponse, pairingIdentifiers } from "../../shared/pairing";
 import type { TaskRequest } from "../../shared/task";
 import { type RunningNode, startNode } from "../support/kiln-node-process";
@@ -129,6 +132,28 @@ describe("kiln-node under faults", () => {
     expect((await api(n).delete(`/v1/tasks/${t.id}`)).status).toBe(202);
     await events.waitFor((e) => e.type === "task.cancelled" && e.taskId === t.id);
     expect(events.events.some((e) => e.type === "image.ready" && e.taskId === t.id)).toBe(false);
+    events.close();
+  });
+
+  it("stops the rest of a task that failed (the disk refused a PNG): its next batch renders nothing", async () => {
+    const n = await node(["--simulate", "1x24GB@4"]);
+    const events = await subscribe(n);
+    const info = NodeInfo.parse(await (await api(n).get("/v1/node")).json());
+    const perBatch = info.devices[0]?.batchLimits?.find((l) => l.model === "kiln-demo")?.at512 ?? 0;
+    expect(perBatch).toBeGreaterThan(1);
+    const t = task(2 * perBatch);
+    const imageDir = join(n.stateDir, "images");
+    // The first image's PNG goes to a full disk: the first batch fails with E_DISK_FULL.
+    symlinkSync("/dev/full", join(imageDir, `${t.id}-i0.png.tmp`));
+    await api(n).submit(t);
+    const failed = (await events.waitFor((e) => e.type === "task.failed" && e.taskId === t.id)) as Failed;
+    expect(failed.code).toBe("E_DISK_FULL");
+    // A task after it runs once the second batch has ended, however it ended.
+    const after = task(1);
+    await api(n).submit(after);
+    await events.waitFor((e) => e.type === "task.done" && e.taskId === after.id, 30_000);
+    const second = t.images.slice(perBatch).filter((i) => existsSync(join(imageDir, `${i.id}.png`)));
+    expect(second).toEqual([]);
     events.close();
   });
 
