@@ -1,4 +1,4 @@
-import { readFile, rm } from "node:fs/promises";
+import { rm } from "node:fs/promises";
 import type { Socket } from "node:net";
 import { freemem, totalmem } from "node:os";
 import { join } from "node:path";
@@ -14,6 +14,7 @@ import { ApiGuard, type ApiGuardOptions } from "./api-guard";
 import { checkpoints, LATENT_UPSCALE_MODES, SAMPLERS, SCHEDULERS, upscalerItems } from "./api-lists";
 import { ApiOptions } from "./api-options";
 import { ApiRequests } from "./api-requests";
+import { imagesAnswer } from "./images-answer";
 import { resizeModeOf, storeInitImages } from "./init-images";
 import { inpaintSettings, type PlannedMask, storeMask } from "./inpaint-request";
 import { sdModelItem } from "./model-titles";
@@ -381,15 +382,26 @@ export async function registerA1111Api(app: FastifyInstance, opts: A1111ApiOptio
     reply.raw.off("close", gone);
     const images = coordinator.jobImages(jobId);
     const done = images.filter((i) => i.state === "done" && i.path);
-    const pngs = tracked.stalled ? [] : await Promise.all(done.map((i) => readFile(i.path as string)));
-    if (plan.spec.transient) await Promise.all(done.map((i) => rm(i.path as string, { force: true })));
-    if (tracked.stalled)
+    const paths = done.map((i) => i.path as string);
+    // Once the answer is sent, or its client is gone (also before the answer began to stream).
+    let removed: Promise<void> | null = null;
+    const removeSpooled = () => {
+      removed ??= plan.spec.transient
+        ? Promise.all(paths.map((path) => rm(path, { force: true }))).then(() => undefined)
+        : Promise.resolve();
+      return removed;
+    };
+    reply.raw.once("close", () => void removeSpooled());
+    // Stalled or cancelled with nothing finished: there is nothing to send.
+    const cancelledHere =
+      !tracked.interrupted && !tracked.stalled && coordinator.ledger.job(jobId)?.state === "cancelled";
+    if (done.length === 0 && tracked.stalled)
       return reply.code(503).send({
         detail: `no device of the farm can render this request, so it was cancelled: ${tracked.stalled}`,
         code: "E_NOT_READY",
       });
     const failed = images.filter((i) => i.state === "failed");
-    if (done.length === 0 && !tracked.interrupted) {
+    if (done.length === 0 && !tracked.interrupted && !cancelledHere) {
       const reason = failed[0]?.error ?? "no image was rendered";
       return reply.code(500).send({ detail: `the farm rendered none of the images: ${reason}`, code: "E_INFERENCE" });
     }
@@ -397,26 +409,35 @@ export async function registerA1111Api(app: FastifyInstance, opts: A1111ApiOptio
     if (failed.length > 0) warnings.push(`${failed.length} of ${plan.total} images failed: ${failed[0]?.error}`);
     if (tracked.interrupted && done.length < plan.total)
       warnings.push(`interrupted: ${done.length} of ${plan.total} images were finished`);
-    return {
-      images: plan.sendImages ? pngs.map((png) => png.toString("base64")) : [],
+    if (tracked.stalled)
+      warnings.push(
+        `no device of the farm can render the rest, so it was cancelled (${tracked.stalled}): ${done.length} of ${plan.total} images were finished`,
+      );
+    if (cancelledHere) warnings.push(`cancelled in Kiln: ${done.length} of ${plan.total} images were finished`);
+    const answer = imagesAnswer({
+      paths,
+      sendImages: plan.sendImages,
       parameters: asked.job === "img2img" ? echoedImg2ImgParameters(asked.body) : echoedParameters(body),
-      info: txt2imgInfo({
-        prompt: body.prompt ?? "",
-        negativePrompt: body.negative_prompt ?? "",
-        seeds: plan.seeds,
-        width: plan.width,
-        height: plan.height,
-        steps: plan.steps,
-        cfgScale: plan.cfgScale,
-        samplerName: plan.samplerName,
-        batchSize: plan.batchSize,
-        denoisingStrength: plan.denoisingStrength,
-        model: plan.model,
-        infotexts: pngs.map((png) => readPngText(png)?.parameters ?? ""),
-        startedAt: tracked.startedAt,
-        warnings,
-      }),
-    };
+      info: (infotexts) =>
+        txt2imgInfo({
+          prompt: body.prompt ?? "",
+          negativePrompt: body.negative_prompt ?? "",
+          seeds: plan.seeds,
+          width: plan.width,
+          height: plan.height,
+          steps: plan.steps,
+          cfgScale: plan.cfgScale,
+          samplerName: plan.samplerName,
+          batchSize: plan.batchSize,
+          denoisingStrength: plan.denoisingStrength,
+          model: plan.model,
+          infotexts,
+          startedAt: tracked.startedAt,
+          warnings,
+        }),
+      finished: removeSpooled,
+    });
+    return reply.type("application/json; charset=utf-8").send(answer);
   }
 
   function clientOf(request: FastifyRequest): { key: string; label: string } {

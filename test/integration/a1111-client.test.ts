@@ -115,4 +115,16 @@ describe("an A1111 client from npm (a1111-webui-api) against kiln serve's /sdapi
     expect(job?.state).toBe("cancelled");
     expect((await api.getProgress()).state.job_count).toBe(0);
   });
+
+  it("a job a person cancels in Kiln answers its client with the images finished so far and why, not an error", async () => {
+    const request = api.txt2img({ prompt: "cancelled from the app", batch_size: 8, n_iter: 2, steps: 30, seed: 9 });
+    const job = () =>
+      farm.coordinator.listJobs().find((j) => j.source && j.counts.total === 16 && j.state !== "cancelled");
+    await waitUntil(() => (job()?.counts.running ?? 0) > 0, 30_000, "the request's job running");
+    farm.coordinator.cancelJob(job()?.id as string);
+    const result = await request;
+    expect(result.images.length).toBeLessThan(16);
+    const info = JSON.parse(result.info as string);
+    expect(info.warnings).toContainEqual(expect.stringMatching(/^cancelled in Kiln: \d+ of 16 images were finished$/));
+  });
 });

@@ -95,7 +95,8 @@ describe("kiln serve --lan and the A1111 API", () => {
 });
 
 describe("a request no device can render", () => {
-  it("is answered 503 with the reason once the grace passes, its job cancelled, instead of hanging", async () => {
+  /** A txt2img of 64 slow images on one simulated GPU, answered once its job stalls (grace 1 s). */
+  async function stallingRequest() {
     const farm = await startA1111Farm(["1x24GB@1"], { stallGraceMs: 1000 });
     stops.push(() => farm.stop());
     const answer = fetch(`${farm.base}/sdapi/v1/txt2img`, {
@@ -103,16 +104,41 @@ describe("a request no device can render", () => {
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ prompt: "nobody left to render it", batch_size: 64, steps: 30 }),
     });
-    await waitUntil(
-      () => farm.coordinator.listJobs(false).some((j) => j.source && j.counts.running > 0),
-      30_000,
-      "the job running",
-    );
-    // The only node goes away: lost after the lease, its images back in the queue, and no device has the model.
-    await farm.nodes[0]?.stop();
+    const job = () => farm.coordinator.listJobs().find((j) => j.source);
+    await waitUntil(() => (job()?.counts.running ?? 0) > 0, 30_000, "the job running");
+    return { farm, answer, job };
+  }
+
+  it("is answered 503 with the reason once the grace passes, its job cancelled, instead of hanging", async () => {
+    const { farm, answer, job } = await stallingRequest();
+    // The only node dies before any image is finished: lost after the lease, and no device has the model.
+    expect(job()?.counts.done).toBe(0);
+    farm.nodes[0]?.proc.kill("SIGKILL");
     const refused = await answer;
     expect(refused.status).toBe(503);
     expect(((await refused.json()) as { detail: string }).detail).toMatch(/no online node has model kiln-demo/);
-    expect(farm.coordinator.listJobs().find((j) => j.source)?.state).toBe("cancelled");
+    expect(job()?.state).toBe("cancelled");
+  });
+
+  it("is answered with the images finished before it stalled, and why the rest were not", async () => {
+    const { farm, answer, job } = await stallingRequest();
+    await waitUntil(() => (job()?.counts.done ?? 0) > 0, 60_000, "an image finished");
+    await farm.nodes[0]?.stop();
+    const res = await answer;
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { images: string[]; info: string };
+    expect(job()?.state).toBe("cancelled");
+    expect(body.images).toHaveLength(job()?.counts.done ?? -1);
+    expect(body.images.length).toBeLessThan(64);
+    expect(
+      Buffer.from(body.images[0] as string, "base64")
+        .subarray(1, 4)
+        .toString(),
+    ).toBe("PNG");
+    expect(JSON.parse(body.info).warnings).toContainEqual(
+      expect.stringMatching(
+        /^no device of the farm can render the rest, .*no online node has model kiln-demo.*images were finished$/,
+      ),
+    );
   });
 });
