@@ -246,7 +246,8 @@ export async function registerA1111Api(app: FastifyInstance, opts: A1111ApiOptio
           if (body.data.mask) {
             const text = body.data.mask;
             const invert = body.data.inpainting_mask_invert === 1;
-            const storedMask = await storeHeld(() => storeMask(text, invert, coordinator.initImages), held);
+            const picture = coordinator.initImages.size(stored.sha256);
+            const storedMask = await storeHeld(() => storeMask(text, invert, coordinator.initImages, picture), held);
             if (!storedMask.ok) return sendValidation(reply, storedMask.detail);
             mask = { sha256: storedMask.sha256, ...inpaintSettings(body.data).settings };
           }
@@ -353,6 +354,8 @@ export async function registerA1111Api(app: FastifyInstance, opts: A1111ApiOptio
       plan.warnings.push(...img2imgUnhonoured(asked.body));
       if (asked.body.mask) plan.warnings.push(...inpaintSettings(asked.body).warnings);
     }
+    // A client gone while its pictures were read and stored (seconds for a large one): nobody would receive the job.
+    if (reply.raw.destroyed) return reply;
     let jobId: string;
     try {
       jobId = coordinator.submitJob(plan.spec).jobId;

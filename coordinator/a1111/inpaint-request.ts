@@ -62,6 +62,8 @@ export async function storeMask(
   text: string,
   invert: boolean,
   store: { put(bytes: Buffer, field?: string): Promise<{ sha256: string; created: boolean }> },
+  /** The init image's size: a larger mask is refused from its header, before its pixels are decoded. */
+  picture: { width: number; height: number } | null,
 ): Promise<{ ok: true; sha256: string; created: boolean } | { ok: false; detail: ValidationItem[] }> {
   const bad = (msg: string) => ({ ok: false as const, detail: [{ loc: ["body", "mask"], msg, type: "value_error" }] });
   const decoded = decodeInitImage(text);
@@ -72,6 +74,11 @@ export async function storeMask(
   if (!meta?.width || !meta.height) return bad("is not a readable PNG or JPEG");
   if (meta.width > MAX_API_INIT_EDGE || meta.height > MAX_API_INIT_EDGE)
     return bad(`is ${meta.width}×${meta.height}; at most ${MAX_API_INIT_EDGE} pixels per side`);
+  // A small file can claim a huge size: decoding it would cost far more than its picture.
+  if (picture && (meta.width > picture.width || meta.height > picture.height))
+    return bad(
+      `is ${meta.width}×${meta.height}, larger than its init image (${picture.width}×${picture.height}): paint the mask at the picture's size`,
+    );
   const rgba = await sharp(decoded.bytes, { limitInputPixels: MAX_API_INIT_EDGE ** 2 })
     .ensureAlpha()
     .raw()

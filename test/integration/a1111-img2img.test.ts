@@ -236,6 +236,16 @@ describe("A1111 img2img", () => {
     const blur = await post("/img2img", request(init, { mask: mask.toString("base64"), mask_blur: 65 }));
     expect(blur.status).toBe(422);
     expect(blur.body.detail[0].loc).toEqual(["body", "mask_blur"]);
+    // A small file claiming a huge size is refused from its header, before its pixels are decoded.
+    const huge = await sharp({ create: { width: 4096, height: 4096, channels: 3, background: "#000000" } })
+      .png()
+      .toBuffer();
+    const larger = await post("/img2img", request(init, { mask: huge.toString("base64") }));
+    expect(larger.status).toBe(422);
+    expect(larger.body.detail[0]).toMatchObject({
+      loc: ["body", "mask"],
+      msg: expect.stringMatching(/^is 4096×4096, larger than its init image \(\d+×\d+\)/),
+    });
   }, 180_000);
 
   it("txt2img's hires fix renders the second pass at the scale, with A1111's fields in the PNG and info", async () => {
