@@ -91,6 +91,7 @@ export class ApiRequests {
       finished,
       settle: () => {
         this.byJob.delete(jobId);
+        this.stalledSince.delete(jobId);
         settle();
       },
     };
