@@ -257,6 +257,17 @@ describe("failure limiter", () => {
     now = 60_001;
     expect(limiter.blockedFor("10.0.0.1")).toBe(0);
   });
+
+  it("forgets addresses whose failures left the window, however many sent one", () => {
+    let now = 0;
+    const limiter = new FailureLimiter(3, 60_000, () => now);
+    for (let i = 0; i < 5000; i++) {
+      now = i * 100;
+      limiter.recordFailure(`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`);
+    }
+    // 600 addresses failed within the last minute; the map never held many more than twice that.
+    expect(limiter.tracked).toBeLessThanOrEqual(2 * 600 + 1);
+  });
 });
 
 describe("--token-file", () => {
