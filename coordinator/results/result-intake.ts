@@ -218,6 +218,14 @@ export class ResultIntake {
       log.error({ err: error }, "output disk full; pausing the queue");
       ledger.loseAttempts([attemptId], kilnError.message, clock.now());
       this.opts.onDiskFull(kilnError.message);
+    } else if (kilnError?.code === "E_IDENTITY_CHANGED") {
+      // Another certificate answers at the node's address: nothing is fetched from it, and the node is no longer
+      // trusted (its work goes back to the queue). The image is not at fault, nor is the node we paired.
+      log.warn(
+        { err: error, attempt: attemptId },
+        "a result's node presents another certificate; the image goes back to the queue",
+      );
+      ledger.loseAttempts([attemptId], kilnError.message, clock.now());
     } else if (kilnError?.code === "E_UNREACHABLE") {
       // The network cut the download: the image goes back to the queue, not counted a failure. The node is counted
       // while it is still heard from (its results cannot be fetched, its heartbeats arrive: a broken data path,
