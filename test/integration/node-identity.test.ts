@@ -26,6 +26,23 @@ async function node(args: string[], opts: Parameters<typeof startNode>[1] = {}):
   return n;
 }
 
+/** A started coordinator with no local node, stopped after the test. */
+async function studio(extra: { leaseMs?: number } = {}): Promise<Coordinator> {
+  const dataDir = mkdtempSync(join(tmpdir(), "kiln-identity-coord-"));
+  const c = new Coordinator({
+    dataDir,
+    outputDir: join(dataDir, "out"),
+    localNode: false,
+    discovery: false,
+    clientName: "identity-test",
+    log: pino({ level: "silent" }),
+    ...extra,
+  });
+  await c.start();
+  cleanups.push(() => c.stop());
+  return c;
+}
+
 describe("the node's identity: TLS, pairing window, pinned certificate", () => {
   it("serves only TLS: a plain HTTP request gets no API answer", async () => {
     const n = await node([]);
@@ -62,17 +79,7 @@ describe("the node's identity: TLS, pairing window, pinned certificate", () => {
   it("a node that comes back with another certificate is shown as identity changed and gets no work until removed and paired again", async () => {
     const stateDir = mkdtempSync(join(tmpdir(), "kiln-identity-"));
     const first = await startNode(["--simulate", "1x24GB@10", "--pair"], { stateDir });
-    const dataDir = mkdtempSync(join(tmpdir(), "kiln-identity-coord-"));
-    const c = new Coordinator({
-      dataDir,
-      outputDir: join(dataDir, "out"),
-      localNode: false,
-      discovery: false,
-      clientName: "identity-test",
-      log: pino({ level: "silent" }),
-    });
-    await c.start();
-    cleanups.push(() => c.stop());
+    const c = await studio();
     const summary = await c.pairNode("127.0.0.1", first.port, first.pairingCode());
     expect(summary.fingerprint).toBe(first.pin.fingerprint);
     await waitUntil(() => c.listNodes()[0]?.status === "online", 20_000, "node online");
@@ -111,19 +118,8 @@ describe("the node's identity: TLS, pairing window, pinned certificate", () => {
     // 0.2 images/s: the job's images are still in flight when the node is killed.
     const first = await startNode(["--simulate", "1x24GB@0.2", "--pair"], { stateDir });
     cleanups.push(() => first.stop());
-    const dataDir = mkdtempSync(join(tmpdir(), "kiln-identity-inflight-coord-"));
     // A lease far longer than the test: only the identity change can send the images back.
-    const c = new Coordinator({
-      dataDir,
-      outputDir: join(dataDir, "out"),
-      localNode: false,
-      discovery: false,
-      clientName: "identity-test",
-      log: pino({ level: "silent" }),
-      leaseMs: 120_000,
-    });
-    await c.start();
-    cleanups.push(() => c.stop());
+    const c = await studio({ leaseMs: 120_000 });
     await c.pairNode("127.0.0.1", first.port, first.pairingCode());
     await waitUntil(() => c.listNodes()[0]?.status === "online", 20_000, "node online");
     let rendering = false;
