@@ -210,11 +210,19 @@ export class Dispatcher {
     for (const a of this.opts.ledger.inFlightAttempts()) {
       let task = byTask.get(a.taskId);
       if (!task) {
+        // The attempts table keeps no guidance or sampler; the images do (one task's images share them).
+        const image = this.opts.ledger.pendingView(a.imageId);
         task = {
           taskId: a.taskId,
           nodeId: a.nodeId,
           device: a.device,
-          work: { model: a.model, width: a.width, height: a.height, steps: a.steps },
+          work: {
+            model: a.model,
+            width: a.width,
+            height: a.height,
+            steps: a.steps,
+            ...(image ? { guidance: image.guidance, sampler: image.sampler } : {}),
+          },
           startedAt: a.startedAt,
           runningSince: null,
           deliveredAt: null,
@@ -434,6 +442,8 @@ export class Dispatcher {
           steps: first.steps,
           ...(first.init ? { init: first.init } : {}),
           ...(first.hires ? { hires: first.hires } : {}),
+          guidance: first.guidance,
+          sampler: first.sampler,
         },
         startedAt: now,
         runningSince: null,

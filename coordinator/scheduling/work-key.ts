@@ -1,6 +1,9 @@
 import { type HiresPass, pixelSteps } from "../../shared/hires-fix";
 
-/** What decides an image's cost and which images may share a batch: model, size and steps (and the init image, the hires pass). */
+/**
+ * What decides an image's cost and which images may share a batch: model, size and steps (and the init image, the
+ * hires pass; guidance and sampler, which a task sends once for all its images).
+ */
 export interface WorkKey {
   model: string;
   width: number;
@@ -10,6 +13,9 @@ export interface WorkKey {
   init?: string;
   /** Hires fix's second pass: far more work than the first, at a larger size; a task carries one, so it splits batches. */
   hires?: HiresPass;
+  /** Guidance and sampler: a task carries one of each for all its images, so images differing in them never share one. */
+  guidance?: number;
+  sampler?: string | null;
 }
 
 export function sameWork(a: WorkKey, b: WorkKey): boolean {
@@ -19,6 +25,8 @@ export function sameWork(a: WorkKey, b: WorkKey): boolean {
     a.height === b.height &&
     a.steps === b.steps &&
     (a.init ?? null) === (b.init ?? null) &&
+    (a.guidance ?? null) === (b.guidance ?? null) &&
+    (a.sampler ?? null) === (b.sampler ?? null) &&
     sameHires(a.hires, b.hires)
   );
 }

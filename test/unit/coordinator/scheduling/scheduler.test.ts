@@ -33,6 +33,16 @@ describe("schedule: micro-batches", () => {
       for (const i of d.images) expect(sameWork(i as PendingImage, d.images[0] as PendingImage)).toBe(true);
   });
 
+  it("never puts images of different guidance or sampler in one task (a task sends one of each for all its images)", () => {
+    // An X/Y grid over CFG: three images of one job, one prompt, one size; then two samplers.
+    const cfg = [1, 4, 7.5].flatMap((guidance, k) => images(1, { ...W512, guidance, sampler: "euler" }, "c", k));
+    const samplers = ["euler", "euler_a"].flatMap((sampler, k) => images(1, { ...W512, guidance: 1, sampler }, "s", k));
+    const devices = [device("n", "0", { maxInflight: 8 })];
+    const decisions = schedule(input({ devices, pending: [...cfg, ...samplers], model: learned({ "n/0": 0.1 }) }));
+    const batches = decisions.map((d) => d.images.map((i) => i.id));
+    expect(batches).toEqual([["c-0", "s-0"], ["c-1"], ["c-2"], ["s-1"]]);
+  });
+
   it("never puts a hires image in a task with plain ones of its first pass, nor with another pass", () => {
     const pass = { scale: 2, width: 1024, height: 1024, steps: 8, strength: 0.5, upscaler: "latent" };
     const hires = images(2, { ...W512, hires: pass }, "h");
