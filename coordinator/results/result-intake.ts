@@ -44,8 +44,12 @@ const CUT_COUNT_WINDOW_MS = 5000;
  * settled. Every outcome from a node's outbox is acknowledged.
  */
 export class ResultIntake {
-  /** Images whose result is being downloaded and stored, so a twin is never stored too. */
-  private readonly storing = new Set<string>();
+  /**
+   * Images whose result is being downloaded and stored, with the attempt whose result it is and how its storing
+   * ends: a twin is never stored too, and the same result sent again meanwhile (its node resent it after a
+   * dropped link) waits for the first rather than being taken for a twin.
+   */
+  private readonly storing = new Map<string, { attemptId: string; outcome: Promise<200> }>();
   /** Per node: when a cut download last counted against it (see onStoreFailed). */
   private readonly cutCountedAt = new Map<string, number>();
   /** Results being stored, so stop() can wait for them. */
@@ -136,21 +140,29 @@ export class ResultIntake {
       );
       return 409;
     }
+    const storing = this.storing.get(imageId);
+    if (storing?.attemptId === attemptId) return storing.outcome;
     task.announced.add(attemptId);
     const image = ledger.image(imageId);
-    if (!image || image.state === "done" || this.storing.has(imageId)) {
+    if (!image || image.state === "done" || storing) {
       ledger.completeImage(attemptId, null, clock.now());
       dispatcher.settle(task, attemptId);
       return 200;
     }
-    this.storing.add(imageId);
+    const outcome = this.storeOnce(node, task, image, event);
+    this.storing.set(imageId, { attemptId, outcome });
+    return outcome;
+  }
+
+  private async storeOnce(node: NodeConnection, task: TrackedTask, image: ImageRow, event: ImageReady): Promise<200> {
+    const attemptId = event.imageId;
     try {
       await this.store(node, task, image, event);
     } catch (error) {
       this.onStoreFailed(node, task, attemptId, error);
     } finally {
-      this.storing.delete(imageId);
-      dispatcher.settle(task, attemptId);
+      this.storing.delete(image.id);
+      this.opts.dispatcher.settle(task, attemptId);
     }
     return 200;
   }

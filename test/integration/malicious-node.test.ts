@@ -400,6 +400,18 @@ describe("a result download the network cuts (a node on loopback ending its conn
     expect(pngsIn(outputDir)).toHaveLength(1);
   }, 90_000);
 
+  it("a result announced again while it downloads (its node resent its outbox) is stored once, not thrown away as a twin", async () => {
+    const png = await pngOfSize(256, 256);
+    const node = await hostile({ result: () => ({ body: png, holdMs: 1000, announceTwice: true }) });
+    const { c, outputDir } = await appWith(node);
+    const { jobId } = c.submitJob({ prompts: ["said twice"], count: 1, seed: 1, width: 256, height: 256 });
+    await waitUntil(() => c.listJobs().find((j) => j.id === jobId)?.state === "done", 30_000, "the job done");
+    expect(c.ledger.attemptOutcomes(jobId)).toMatchObject({ done: 1, discarded: 0, lost: 0, failed: 0 });
+    expect(node.tasks.items).toHaveLength(1);
+    expect(node.downloads.items).toHaveLength(1);
+    expect(pngsIn(outputDir)).toHaveLength(1);
+  }, 60_000);
+
   it("a node still heard from whose every download is cut ends blocklisted, its job reported stalled, no image failed", async () => {
     const png = await pngOfSize(256, 256);
     const node = await hostile({ result: () => ({ body: png, cutAfter: 1000 }) });

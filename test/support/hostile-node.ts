@@ -25,6 +25,10 @@ export interface ForgedResult {
   cutAfter?: number;
   /** Answers the download with this error (Kiln's error body) instead of the body. */
   answer?: { status: number; code: string; message: string };
+  /** Waits this long before answering the download (a slow link, a large PNG). */
+  holdMs?: number;
+  /** Announces the image twice, as a node resending its outbox after a dropped link does. */
+  announceTwice?: boolean;
 }
 
 export interface HostileNodeOptions {
@@ -204,7 +208,7 @@ export async function startHostileNode(opts: HostileNodeOptions = {}): Promise<H
     for (const image of task.images) {
       const result = (await opts.result?.(image, task)) ?? { body: Buffer.from("no result configured") };
       results.set(image.id, result);
-      await send({
+      const ready: NodeEventBody = {
         type: "image.ready",
         at: at(),
         taskId: task.id,
@@ -217,7 +221,9 @@ export async function startHostileNode(opts: HostileNodeOptions = {}): Promise<H
         seed: image.seed,
         device,
         timings: { queuedMs: 0, inferenceMs: 100, ortMs: 0, encodeMs: 1, totalMs: 101 },
-      });
+      };
+      await send(ready);
+      if (result.announceTwice) await send(ready);
     }
     await send({ type: "task.done", at: at(), taskId: task.id, device });
   }
@@ -277,6 +283,7 @@ async function stream(res: ServerResponse, result: ForgedResult): Promise<Omit<D
     return { sent: 0, hungUp: false };
   }
   const total = Math.max(result.streamTo ?? 0, result.body.length);
+  if (result.holdMs) await new Promise((resolve) => setTimeout(resolve, result.holdMs));
   if (result.answer) {
     const { status, code, message } = result.answer;
     res.writeHead(status, { "content-type": "application/json" });
