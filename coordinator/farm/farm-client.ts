@@ -309,11 +309,14 @@ export class FarmClient extends EventEmitter<NodeClientEvents> implements NodeLi
           "STREAMS",
           stream,
           from,
-        )) as Array<[string, Array<[string, string[]]>]> | null;
+        )) as Array<[string, Array<[string, string[] | null]>]> | null;
         if (this.closed) return;
         const entries = answer?.[0]?.[1] ?? [];
-        if (from === "0" && entries.length === 0) from = ">";
-        for (const [streamId, fields] of entries) this.onAnnouncement(streamId, fields);
+        // The history is read on from the last entry it gave (read again from 0, it gives the same entries until
+        // they are acknowledged); once it gives none, new entries.
+        if (from !== ">") from = entries.at(-1)?.[0] ?? ">";
+        // An entry trimmed from the stream while pending comes back without its fields: acknowledged as malformed.
+        for (const [streamId, fields] of entries) this.onAnnouncement(streamId, fields ?? []);
       } catch (error) {
         if (this.closed) return;
         if (/NOGROUP/.test((error as Error).message)) await this.register().catch(() => undefined);

@@ -1,0 +1,71 @@
+import { randomUUID } from "node:crypto";
+import { Redis } from "ioredis";
+import pino from "pino";
+import { afterEach, describe, expect, it } from "vitest";
+import { FarmClient } from "../../coordinator/farm/farm-client";
+import { farmKeys } from "../../shared/farm-protocol";
+import type { NodeEvent } from "../../shared/node-events";
+import { redisUnavailable, startRedis } from "../support/redis-server";
+import { waitUntil } from "../support/wait-until";
+
+const cleanups: Array<() => unknown> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+const unavailable = redisUnavailable();
+if (unavailable) console.log(`farm client history tests skipped: ${unavailable}`);
+
+/** A task.done as a farm node writes it to an app's stream. */
+function done(taskId: string): string {
+  return JSON.stringify({
+    type: "task.done",
+    taskId,
+    nodeId: randomUUID(),
+    device: "gpu-0",
+    at: new Date().toISOString(),
+  });
+}
+
+describe.skipIf(unavailable !== null)("an app's farm stream after a restart (real redis-server)", () => {
+  it("delivers each outcome left unacknowledged once, skips one trimmed meanwhile, then reads new ones", async () => {
+    const redis = await startRedis();
+    cleanups.push(() => redis.stop());
+    const raw = new Redis(redis.url);
+    cleanups.push(() => raw.disconnect());
+    const app = { id: randomUUID(), name: "history-test", weight: 1 };
+    const stream = farmKeys.events(app.id);
+    const client = (seen: string[]) => {
+      const c = new FarmClient(redis.url, app, pino({ level: "silent" }));
+      c.on("event", (event: NodeEvent) => {
+        if (event.type === "task.done") seen.push(event.taskId);
+      });
+      c.connect();
+      return c;
+    };
+
+    // Read by the app and never acknowledged (it stopped before storing them).
+    const before: string[] = [];
+    const first = client(before);
+    await waitUntil(
+      async () => ((await raw.xinfo("GROUPS", stream).catch(() => [])) as unknown[]).length > 0,
+      10_000,
+      "the app's group",
+    );
+    const ids = [];
+    for (const taskId of ["t0", "t1", "t2"]) ids.push(await raw.xadd(stream, "*", "a", done(taskId)));
+    await waitUntil(() => before.length === 3, 10_000, "the first reads");
+    first.close();
+    // One of them is trimmed from the stream while still pending (the stream is capped).
+    await raw.xdel(stream, ids[1] as string);
+
+    const after: string[] = [];
+    const restarted = client(after);
+    cleanups.push(() => restarted.close());
+    await waitUntil(() => after.length >= 2, 10_000, "the history read again");
+    await raw.xadd(stream, "*", "a", done("t3"));
+    await waitUntil(() => after.includes("t3"), 10_000, "a new outcome after the history");
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    expect(after).toEqual(["t0", "t2", "t3"]);
+  });
+});
