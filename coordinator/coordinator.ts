@@ -121,6 +121,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   readonly ledger: Ledger;
   private readonly clock: Clock;
   private readonly log: Logger;
+  /** The loop's last logged failure (see logLoopError). */
+  private loopError: { key: string; at: number } | null = null;
   private readonly changes = new ChangeFeed();
   private readonly model: ThroughputModel;
   private readonly results: ResultStore;
@@ -583,17 +585,37 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   // ---- the loop ----
 
   private onNodeEvent(node: NodeConnection, event: NodeEvent): void {
-    this.fleet.heard(node, event);
-    if (event.type !== "telemetry") this.intake.onEvent(node, event);
+    try {
+      this.fleet.heard(node, event);
+      if (event.type !== "telemetry") this.intake.onEvent(node, event);
+    } catch (error) {
+      // The ledger refused (busy past its timeout, its disk full): the app stays up, and an outcome not acknowledged
+      // is sent again by its node.
+      this.logLoopError(error, "could not record a node's event; its node sends it again");
+    }
   }
 
   private tick(): void {
     if (this.stopped) return;
-    const now = this.clock.now();
-    this.queue.tick(now);
-    this.pushes?.tick(now);
-    this.dispatcher.tick(now, this.ledger.isQueuePaused());
-    this.flushUiEvents();
+    try {
+      const now = this.clock.now();
+      this.queue.tick(now);
+      this.pushes?.tick(now);
+      this.dispatcher.tick(now, this.ledger.isQueuePaused());
+      this.flushUiEvents();
+    } catch (error) {
+      // As above: a pass the ledger refused is tried again at the next tick, and never ends the app.
+      this.logLoopError(error, "a pass over the queue failed; trying again");
+    }
+  }
+
+  /** Logs a failure of the loop once per message and LOOP_ERROR_LOG_MS, not at every tick it recurs. */
+  private logLoopError(error: unknown, msg: string): void {
+    const key = `${msg}\0${(error as Error).message}`;
+    const now = Date.now();
+    if (this.loopError?.key === key && now - this.loopError.at < LOOP_ERROR_LOG_MS) return;
+    this.loopError = { key, at: now };
+    this.log.error({ err: error }, msg);
   }
 
   /** At most one queue and one nodes event per tick, and none when nobody listens. */
@@ -613,6 +635,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
 }
 
 const NO_MODELS: ReadonlySet<string> = new Set();
+/** A failure of the loop that recurs at every tick is logged again after this long. */
+const LOOP_ERROR_LOG_MS = 10_000;
 
 function loadThroughput(file: string): ThroughputModel {
   try {

@@ -19,6 +19,8 @@ import type { Ledger, PendingImage } from "../store/ledger";
 import { isUpscaleWork, taskPicture } from "./task-picture";
 import { TaskTracker, type TrackedTask } from "./task-tracker";
 
+/** How often attempts in flight in the ledger are checked against the tasks held here (see reconcile). */
+const RECONCILE_MS = 10_000;
 /** Queued images the scheduler sees in a pass (the ledger keeps them between passes): far more than a farm takes in one. */
 const PENDING_WINDOW = 2000;
 
@@ -73,6 +75,8 @@ export class Dispatcher {
   /** Job id → whether it prefers efficient devices. */
   private readonly efficientJobs = new Map<string, boolean>();
   private graceUntil = 0;
+  /** When reconcile next runs. */
+  private reconcileAt = 0;
   private stopped = false;
   /** Init images on their way to a node, by `${nodeId}/${sha256}`: tasks sent meanwhile wait for the same upload. */
   private readonly initUploads = new Map<string, Promise<void>>();
@@ -95,7 +99,24 @@ export class Dispatcher {
   /** One pass: leases, then new work for every device that has room. */
   tick(now: number, queuePaused: boolean): void {
     this.checkLeases(now);
+    if (now >= this.reconcileAt) this.reconcile(now);
     if (!queuePaused) this.dispatch(now);
+  }
+
+  /**
+   * Attempts the ledger holds in flight that no task here holds any more go back to the queue. They are left by a
+   * ledger that refused to record their end (busy past its timeout, its disk full) and refused again to requeue
+   * them: without this their images stayed running, and their job unfinished, until the app restarted.
+   */
+  private reconcile(now: number): void {
+    this.reconcileAt = now + RECONCILE_MS;
+    const held = new Set<string>();
+    for (const task of this.tasks.all()) for (const attemptId of task.open) held.add(attemptId);
+    const orphans = this.opts.ledger.activeAttemptIds().filter((id) => !held.has(id));
+    if (orphans.length === 0) return;
+    const requeued = this.opts.ledger.loseAttempts(orphans, "its end could not be recorded at the time", now);
+    this.opts.log.warn({ attempts: orphans.length, requeued }, "attempts no task holds went back to the queue");
+    this.opts.changes.queueChanged();
   }
 
   /** The task a node's event is about, when that node holds it. */

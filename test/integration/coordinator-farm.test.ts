@@ -237,6 +237,22 @@ describe("coordinator with real kiln-node processes (simulated devices)", () => 
     ui2.close();
   });
 
+  it("rides out its queue file locked by another process past the busy timeout: no crash, and the job finishes once it is free", async () => {
+    const farm = await nodes(["2x24GB@4"]);
+    const { c, dataDir } = await coordinator(farm);
+    const { jobId } = c.submitJob({ prompts: ["a locked ledger"], count: 40, seed: 3, width: 256, height: 256 });
+    await waitUntil(() => (c.listJobs().find((j) => j.id === jobId)?.counts.done ?? 0) > 0, 30_000, "the first images");
+    // Another process (a `kiln` on the same data dir, a backup tool) holds the write lock for longer than SQLite waits.
+    const other = new Database(join(dataDir, "kiln.sqlite"));
+    other.exec("BEGIN IMMEDIATE");
+    await new Promise((resolve) => setTimeout(resolve, 7_000));
+    other.exec("COMMIT");
+    other.close();
+    const job = await finished(c, jobId);
+    expect(job?.state).toBe("done");
+    expect(job?.counts.done).toBe(40);
+  }, 120_000);
+
   it("stops cleanly while a task submit hangs on a frozen node: nothing touches the closed ledger, the work is restored next start", async () => {
     const [frozen] = await nodes(["1x24GB@10"]);
     const { c, dataDir, outputDir } = await coordinator([frozen as RunningNode]);
