@@ -196,7 +196,10 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       spool: new ResultStore(join(opts.dataDir, API_SPOOL_DIR), "flat"),
       model: this.model,
       emit: (event) => this.emit("ui", event),
-      onDiskFull: (reason) => this.queue.pauseForFullDisk(reason),
+      onOutputRefused: (error) =>
+        error.code === "E_DISK_FULL"
+          ? this.queue.pauseForFullDisk(error.message)
+          : this.queue.pauseForUnwritableOutput(error.message),
       jobFiling: (jobId) => this.queue.jobFiling(jobId),
     });
   }

@@ -27,6 +27,8 @@ export const ErrorCode = z.enum([
   "E_SHUTTING_DOWN",
   "E_NOT_READY",
   "E_DISK_FULL",
+  /** The app's output folder refused a result for another reason than space (read-only, permissions, I/O error). */
+  "E_OUTPUT_UNWRITABLE",
   /** The device stepped aside for its owner: nothing failed, the work belongs on another device. */
   "E_YIELDED",
   /** Another machine a request needed could not be reached (in farm mode: the app a node fetches a pack from). */

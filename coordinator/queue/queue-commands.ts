@@ -69,6 +69,8 @@ export interface QueueCommandsOptions {
 export class QueueCommands {
   /** Why the coordinator itself paused the queue (a full disk); null when running or paused by a person. */
   pauseReason: string | null = null;
+  /** Whether the pause for pauseReason ends by itself once the output disk has room (a full disk, not a refusal). */
+  private resumesWithSpace = false;
   private nextSpaceCheck = 0;
 
   constructor(private readonly opts: QueueCommandsOptions) {}
@@ -200,6 +202,17 @@ export class QueueCommands {
 
   /** The output disk is full: the queue pauses, says why, and starts again by itself once space returns. */
   pauseForFullDisk(reason: string): void {
+    this.pauseFor(reason);
+    this.resumesWithSpace = true;
+  }
+
+  /** The output folder cannot be written (read-only, permissions): the queue pauses and says why until a person resumes it. */
+  pauseForUnwritableOutput(reason: string): void {
+    this.pauseFor(reason);
+    this.resumesWithSpace = false;
+  }
+
+  private pauseFor(reason: string): void {
     this.opts.ledger.pauseQueue();
     this.pauseReason = reason;
     this.opts.ledger.appendEvent("queue.paused", { reason }, this.opts.clock.now());
@@ -210,7 +223,7 @@ export class QueueCommands {
    * room again (checked every few seconds); one paused by a person never does.
    */
   tick(now: number): void {
-    if (this.pauseReason === null || now < this.nextSpaceCheck) return;
+    if (this.pauseReason === null || !this.resumesWithSpace || now < this.nextSpaceCheck) return;
     this.nextSpaceCheck = now + SPACE_CHECK_MS;
     void freeBytes(this.opts.outputDir)
       .then((free) => {

@@ -26,7 +26,8 @@ export interface ResultIntakeOptions {
   log: Logger;
   emit(event: UiEvent): void;
   /** The output disk is full: the queue pauses with this reason until space returns. */
-  onDiskFull(reason: string): void;
+  /** The output folder refused a result (E_DISK_FULL, E_OUTPUT_UNWRITABLE): the queue pauses, saying why. */
+  onOutputRefused(error: KilnError): void;
   /** What a job's files are filed under in the studio layout, and whether they stay out of it. */
   jobFiling(jobId: string): { name: string; createdAt: number; transient?: boolean };
 }
@@ -226,10 +227,10 @@ export class ResultIntake {
     const { ledger, clock, log, changes } = this.opts;
     // What the node sent or answered is its word, whatever code it names: only the app's own errors pause or spare.
     const kilnError = error instanceof KilnError && !(error instanceof RefusedResult) ? error : null;
-    if (kilnError?.code === "E_DISK_FULL") {
-      log.error({ err: error }, "output disk full; pausing the queue");
+    if (kilnError?.code === "E_DISK_FULL" || kilnError?.code === "E_OUTPUT_UNWRITABLE") {
+      log.error({ err: error }, "the output folder refused a result; pausing the queue");
       ledger.loseAttempts([attemptId], kilnError.message, clock.now());
-      this.opts.onDiskFull(kilnError.message);
+      this.opts.onOutputRefused(kilnError);
     } else if (kilnError?.code === "E_IDENTITY_CHANGED") {
       // Another certificate answers at the node's address: nothing is fetched from it, and the node is no longer
       // trusted (its work goes back to the queue). The image is not at fault, nor is the node we paired.

@@ -69,7 +69,8 @@ export class ResultStore {
       await writeFile(tmp, image.png);
       await rename(tmp, path);
     } catch (error) {
-      await rm(tmp, { force: true });
+      // The part may not exist, nor its folder (then rm throws too): the write's own error is the one to tell.
+      await rm(tmp, { force: true }).catch(() => undefined);
       const code = (error as NodeJS.ErrnoException).code;
       if (code === "ENOSPC" || code === "EDQUOT") {
         throw new KilnError(
@@ -77,7 +78,11 @@ export class ResultStore {
           `the output disk is full (${this.root}): the queue is paused and starts again by itself once 16 MB are free`,
         );
       }
-      throw error;
+      // The bytes were checked above: whatever refused them is this machine's folder, never the node.
+      throw new KilnError(
+        "E_OUTPUT_UNWRITABLE",
+        `the output folder ${this.root} cannot be written (${(error as Error).message}): the queue is paused until you fix the folder, or choose another, and resume it`,
+      );
     }
     return path;
   }

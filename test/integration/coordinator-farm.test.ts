@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
@@ -251,6 +251,28 @@ describe("coordinator with real kiln-node processes (simulated devices)", () => 
     const job = await finished(c, jobId);
     expect(job?.state).toBe("done");
     expect(job?.counts.done).toBe(40);
+  }, 120_000);
+
+  it("pauses the queue, saying why, when its output folder refuses results (not a folder), blaming no node and failing no image", async () => {
+    const farm = await nodes(["1x24GB@8"]);
+    const { c, outputDir } = await coordinator(farm);
+    // Where the output folder was, a file: every result's write is refused (as a read-only or unmounted share would).
+    rmSync(outputDir, { recursive: true });
+    writeFileSync(outputDir, "not a folder");
+    const { jobId } = c.submitJob({ prompts: ["nowhere to put it"], count: 6, seed: 5, width: 256, height: 256 });
+    await waitUntil(() => c.isQueuePaused(), 30_000, "the queue paused");
+    expect(c.pauseReason).toMatch(/^the output folder .* cannot be written \(.*\): the queue is paused until you fix/);
+    expect(c.listNodes()[0]?.blockedModels).toEqual([]);
+    expect(c.listJobs().find((j) => j.id === jobId)?.counts.failed).toBe(0);
+    // It stays paused (space is not what it lacks) until a person fixes the folder and resumes it.
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    expect(c.isQueuePaused()).toBe(true);
+    rmSync(outputDir);
+    mkdirSync(outputDir);
+    c.resumeQueue();
+    const job = await finished(c, jobId);
+    expect(job?.counts).toMatchObject({ done: 6, failed: 0 });
+    expect(pngFiles(outputDir)).toHaveLength(6);
   }, 120_000);
 
   it("stops cleanly while a task submit hangs on a frozen node: nothing touches the closed ledger, the work is restored next start", async () => {
