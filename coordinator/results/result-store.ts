@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { mkdir, readdir, rename, rm, writeFile } from "node:fs/promises";
+import { mkdir, open, readdir, rename, rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { KilnError } from "../../shared/errors";
 import { pngStructureProblem, readPngSize } from "./png-structure";
@@ -66,8 +66,17 @@ export class ResultStore {
     const tmp = `${path}.${process.pid}.partial`;
     try {
       await mkdir(dirname(path), { recursive: true });
-      await writeFile(tmp, image.png);
+      // On disk before the ledger commits the image as stored (synchronous=FULL): after a power cut a stored image's
+      // PNG is whole, not empty or missing.
+      const file = await open(tmp, "w");
+      try {
+        await file.writeFile(image.png);
+        await file.sync();
+      } finally {
+        await file.close();
+      }
       await rename(tmp, path);
+      await syncFolder(dirname(path));
     } catch (error) {
       // The part may not exist, nor its folder (then rm throws too): the write's own error is the one to tell.
       await rm(tmp, { force: true }).catch(() => undefined);
@@ -121,4 +130,15 @@ export function jobSlug(name: string, jobId: string): string {
     .replace(/-+$/, "");
   const id = jobId.replace(/[^A-Za-z0-9]/g, "").slice(-8);
   return words ? `${words}-${id}` : id;
+}
+
+/** Makes a rename in `dir` durable; a filesystem that cannot sync a folder (some network shares) is left as it is. */
+async function syncFolder(dir: string): Promise<void> {
+  const folder = await open(dir, "r").catch(() => null);
+  if (!folder) return;
+  try {
+    await folder.sync().catch(() => undefined);
+  } finally {
+    await folder.close();
+  }
 }
