@@ -275,11 +275,22 @@ export class Dispatcher {
     for (const task of this.tasks.ofNode(node.id)) {
       if (!this.restored.has(task.taskId)) continue;
       this.restored.delete(task.taskId);
-      const open = [...task.open];
-      const images = open
-        .map((a) => this.opts.ledger.pendingView(task.attempts.get(a) as string))
-        .filter((i): i is PendingImage => i !== null);
-      if (images.length !== open.length) continue;
+      // Images that ended while the node was away (their job cancelled) leave the task; the rest is sent again.
+      const open: string[] = [];
+      const images: PendingImage[] = [];
+      const ended: string[] = [];
+      for (const attemptId of [...task.open]) {
+        const image = this.opts.ledger.pendingView(task.attempts.get(attemptId) as string);
+        if (image) {
+          open.push(attemptId);
+          images.push(image);
+        } else ended.push(attemptId);
+      }
+      if (ended.length > 0) {
+        this.opts.ledger.loseAttempts(ended, "its image ended while its node was away", this.opts.clock.now());
+        for (const attemptId of ended) this.tasks.settle(task, attemptId);
+      }
+      if (images.length === 0) continue;
       // The attempts table keeps no hires pass; the images' job does.
       const hires = images[0]?.hires;
       if (hires) this.tasks.rework(task, { ...task.work, hires });
