@@ -32,6 +32,15 @@ const APPS_REFRESH_MS = 2_000;
 const TASKS_PER_DEVICE = 2;
 /** Errors no other node or attempt can fix: the task fails at once, without retries. */
 const FINAL_CODES = new Set(["E_BAD_REQUEST", "E_SIZE_LIMIT", "E_CANCELLED"]);
+/** A node's refusals of a task that say nothing of the task: handed back for another node (or this one later). */
+const NODE_REFUSALS: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  "E_SHUTTING_DOWN",
+  "E_NOT_READY",
+  "E_YIELDED",
+  "E_QUEUE_FULL",
+  "E_DEVICE_MISSING",
+  "E_OOM",
+]);
 /** How soon a task handed back is offered again, to this node or another. */
 const HAND_BACK_DELAY_MS = 1_000;
 
@@ -220,7 +229,7 @@ export class FarmLink {
     await run.job.moveToDelayed(Date.now() + HAND_BACK_DELAY_MS, run.token);
     this.log.info(
       { task: run.job.id, code, reason, images: images.length, delivered: done.size },
-      "farm: task handed back by a yielded device",
+      code === "E_YIELDED" ? "farm: task handed back by a yielded device" : "farm: task handed back",
     );
   }
 
@@ -289,7 +298,11 @@ export class FarmLink {
     );
   }
 
-  /** Hands a task to its device; a refusal there fails it (at once when no retry can help). */
+  /**
+   * Hands a task to its device. A refusal that says something about this node now (stopping, its device busy,
+   * yielded or gone, out of memory at this size) hands the task back for another node, using no try; any other
+   * fails it, and the app is told once no retry is left (it would otherwise wait for the task for ever).
+   */
   private async begin(run: Running, task: Task): Promise<boolean> {
     this.running.set(task.id, run);
     try {
@@ -297,9 +310,15 @@ export class FarmLink {
       return true;
     } catch (error) {
       this.running.delete(task.id);
+      const code: ErrorCode = error instanceof KilnError ? error.code : "E_INTERNAL";
       const message = error instanceof Error ? error.message : String(error);
-      const final = error instanceof KilnError && FINAL_CODES.has(error.code);
-      await run.job.moveToFailed(final ? new UnrecoverableError(message) : new Error(message), run.token, false);
+      if (NODE_REFUSALS.has(code)) {
+        await this.handBack(run, code, message);
+        return false;
+      }
+      const final = FINAL_CODES.has(code) || run.job.attemptsMade + 1 >= (run.job.opts.attempts ?? 1);
+      if (final) await this.failForGood(run.app, run.job, run.token, code, message);
+      else await run.job.moveToFailed(new Error(`${code}: ${message}`), run.token, false);
       return false;
     }
   }
