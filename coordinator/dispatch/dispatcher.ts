@@ -19,7 +19,7 @@ import type { Ledger, PendingImage } from "../store/ledger";
 import { isUpscaleWork, taskPicture } from "./task-picture";
 import { TaskTracker, type TrackedTask } from "./task-tracker";
 
-/** How often attempts in flight in the ledger are checked against the tasks held here (see reconcile). */
+/** How often attempts whose requeue the ledger refused are offered to it again (see reconcile). */
 const RECONCILE_MS = 10_000;
 /** Queued images the scheduler sees in a pass (the ledger keeps them between passes): far more than a farm takes in one. */
 const PENDING_WINDOW = 2000;
@@ -77,6 +77,8 @@ export class Dispatcher {
   private graceUntil = 0;
   /** When reconcile next runs. */
   private reconcileAt = 0;
+  /** Attempts whose requeue the ledger refused (see reconcile). */
+  private readonly unrequeued = new Set<string>();
   private stopped = false;
   /** Init images on their way to a node, by `${nodeId}/${sha256}`: tasks sent meanwhile wait for the same upload. */
   private readonly initUploads = new Map<string, Promise<void>>();
@@ -104,18 +106,20 @@ export class Dispatcher {
   }
 
   /**
-   * Attempts the ledger holds in flight that no task here holds any more go back to the queue. They are left by a
-   * ledger that refused to record their end (busy past its timeout, its disk full) and refused again to requeue
-   * them: without this their images stayed running, and their job unfinished, until the app restarted.
+   * Attempts whose requeue the ledger refused (busy past its timeout, its disk full) after it had refused to record
+   * their end go back to the queue once it takes them: without this their images stayed running, and their job
+   * unfinished, until the app restarted.
    */
   private reconcile(now: number): void {
     this.reconcileAt = now + RECONCILE_MS;
-    const held = new Set<string>();
-    for (const task of this.tasks.all()) for (const attemptId of task.open) held.add(attemptId);
-    const orphans = this.opts.ledger.activeAttemptIds().filter((id) => !held.has(id));
-    if (orphans.length === 0) return;
-    const requeued = this.opts.ledger.loseAttempts(orphans, "its end could not be recorded at the time", now);
-    this.opts.log.warn({ attempts: orphans.length, requeued }, "attempts no task holds went back to the queue");
+    if (this.unrequeued.size === 0) return;
+    const ids = [...this.unrequeued];
+    const requeued = this.opts.ledger.loseAttempts(ids, "its end could not be recorded at the time", now);
+    this.unrequeued.clear();
+    this.opts.log.warn(
+      { attempts: ids.length, requeued },
+      "attempts whose end could not be recorded went back to the queue",
+    );
     this.opts.changes.queueChanged();
   }
 
@@ -154,18 +158,20 @@ export class Dispatcher {
 
   /**
    * After a failure of the app's own (its ledger busy or its disk full, a picture it cannot read), puts the
-   * attempts of `nodeId` among these back in the queue. Where the ledger refuses that too, they stay in flight
-   * until the node is lost or the app restarts; the caller has logged the failure.
+   * attempts of `nodeId` among these back in the queue. Where the ledger refuses that too, they are offered to it
+   * again every RECONCILE_MS; the caller has logged the failure.
    */
   requeueAfterFailure(nodeId: string, attemptIds: readonly string[], reason: string): void {
     const { ledger, clock, changes } = this.opts;
+    let own: string[] = [];
     try {
-      const own = attemptIds.filter((id) => ledger.attempt(id)?.nodeId === nodeId);
+      own = attemptIds.filter((id) => ledger.attempt(id)?.nodeId === nodeId);
       if (own.length === 0) return;
       ledger.loseAttempts(own, reason, clock.now());
       changes.queueChanged();
     } catch {
-      // Refused again.
+      // Refused again: tried at each reconcile until the ledger takes it.
+      for (const id of own) this.unrequeued.add(id);
     }
   }
 

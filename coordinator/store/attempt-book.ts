@@ -247,11 +247,6 @@ export class AttemptBook {
     ).all();
   }
 
-  /** The ids of every active attempt. */
-  activeIds(): string[] {
-    return statement(this.db, "SELECT id FROM attempts WHERE state = 'active'").pluck().all() as string[];
-  }
-
   /** Loses every active attempt of the given tasks; returns how many went back to the queue. */
   loseTasks(taskIds: readonly string[], reason: string, now: number): number {
     if (taskIds.length === 0) return 0;

@@ -412,11 +412,6 @@ export class Ledger {
     return this.attempts.inFlight();
   }
 
-  /** The ids of every attempt in flight. */
-  activeAttemptIds(): string[] {
-    return this.attempts.activeIds();
-  }
-
   /** Sends the images of these tasks back to the queue (their node did not come back in time). */
   loseTasks(taskIds: readonly string[], reason: string, now: number): number {
     return this.attempts.loseTasks(taskIds, reason, now);
