@@ -615,7 +615,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   /** Logs a failure of the loop once per message and LOOP_ERROR_LOG_MS, not at every tick it recurs. */
   private logLoopError(error: unknown, msg: string): void {
     const key = `${msg}\0${(error as Error).message}`;
-    const now = Date.now();
+    const now = this.clock.now();
     if (this.loopError?.key === key && now - this.loopError.at < LOOP_ERROR_LOG_MS) return;
     this.loopError = { key, at: now };
     this.log.error({ err: error }, msg);

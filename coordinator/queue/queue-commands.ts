@@ -67,7 +67,7 @@ export interface QueueCommandsOptions {
  * shows, with ETAs and why a job is stalled.
  */
 export class QueueCommands {
-  /** Why the coordinator itself paused the queue (a full disk); null when running or paused by a person. */
+  /** Why the coordinator itself paused the queue (its output folder refused results); null when running or paused by a person. */
   pauseReason: string | null = null;
   /** Whether the pause for pauseReason ends by itself once the output disk has room (a full disk, not a refusal). */
   private resumesWithSpace = false;

@@ -25,7 +25,6 @@ export interface ResultIntakeOptions {
   clock: Clock;
   log: Logger;
   emit(event: UiEvent): void;
-  /** The output disk is full: the queue pauses with this reason until space returns. */
   /** The output folder refused a result (E_DISK_FULL, E_OUTPUT_UNWRITABLE): the queue pauses, saying why. */
   onOutputRefused(error: KilnError): void;
   /** What a job's files are filed under in the studio layout, and whether they stay out of it. */

@@ -32,11 +32,12 @@ const APPS_REFRESH_MS = 2_000;
 const TASKS_PER_DEVICE = 2;
 /** Errors no other node or attempt can fix: the task fails at once, without retries. */
 const FINAL_CODES = new Set(["E_BAD_REQUEST", "E_SIZE_LIMIT", "E_CANCELLED"]);
-/** A node's refusals of a task that say nothing of the task: handed back for another node (or this one later). */
-const NODE_REFUSALS: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
-  "E_SHUTTING_DOWN",
-  "E_NOT_READY",
-  "E_YIELDED",
+/**
+ * A node's refusals of a task that say nothing of the task: the blameless failures, and a device busy, gone or
+ * short of memory for its size. Handed back for another node (or this one later).
+ */
+const NODE_REFUSALS: ReadonlySet<string> = new Set([
+  ...BLAMELESS_FAILURES,
   "E_QUEUE_FULL",
   "E_DEVICE_MISSING",
   "E_OOM",
@@ -182,8 +183,7 @@ export class FarmLink {
           return;
         }
         void this.settle(run, async () => {
-          const attempts = run.job.opts.attempts ?? 1;
-          const final = FINAL_CODES.has(event.code) || !event.retriable || run.job.attemptsMade + 1 >= attempts;
+          const final = FINAL_CODES.has(event.code) || !event.retriable || lastTry(run.job);
           // BullMQ retries a non-final failure with backoff, on whichever node pulls it next.
           const error = `${event.code}: ${event.message}`;
           await run.job.moveToFailed(final ? new UnrecoverableError(error) : new Error(error), run.token, false);
@@ -316,7 +316,7 @@ export class FarmLink {
         await this.handBack(run, code, message);
         return false;
       }
-      const final = FINAL_CODES.has(code) || run.job.attemptsMade + 1 >= (run.job.opts.attempts ?? 1);
+      const final = FINAL_CODES.has(code) || lastTry(run.job);
       if (final) await this.failForGood(run.app, run.job, run.token, code, message);
       else await run.job.moveToFailed(new Error(`${code}: ${message}`), run.token, false);
       return false;
@@ -539,4 +539,9 @@ async function within(ms: number, work: Promise<unknown>): Promise<void> {
     }),
   ]);
   clearTimeout(timer);
+}
+
+/** Whether a failure now would be the job's last try (BullMQ would not offer it again). */
+function lastTry(job: Job): boolean {
+  return job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
 }
