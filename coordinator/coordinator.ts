@@ -592,9 +592,9 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       this.fleet.heard(node, event);
       if (event.type !== "telemetry") this.intake.onEvent(node, event);
     } catch (error) {
-      // The ledger refused (busy past its timeout, its disk full): the app stays up, and an outcome not acknowledged
-      // is sent again by its node.
-      this.logLoopError(error, "could not record a node's event; its node sends it again");
+      // The ledger refused (busy past its timeout, its disk full): the app stays up. An outcome not acknowledged stays
+      // in its node's outbox (in farm mode, pending on the app's stream) and comes again when the link reconnects.
+      this.logLoopError(error, "could not record a node's event");
     }
   }
 

@@ -21,6 +21,8 @@ import { TaskTracker, type TrackedTask } from "./task-tracker";
 
 /** How often attempts whose requeue the ledger refused are offered to it again (see reconcile). */
 const RECONCILE_MS = 10_000;
+/** A gap between lease checks this long (the tick runs every 50 ms) means the app itself was not listening. */
+const LOOP_STALL_MS = 1000;
 /** Queued images the scheduler sees in a pass (the ledger keeps them between passes): far more than a farm takes in one. */
 const PENDING_WINDOW = 2000;
 
@@ -79,6 +81,9 @@ export class Dispatcher {
   private reconcileAt = 0;
   /** Attempts whose requeue the ledger refused (see reconcile). */
   private readonly unrequeued = new Set<string>();
+  /** When leases were last checked, and when the app last began listening again after a stall of its own. */
+  private lastLeaseCheck: number | null = null;
+  private listeningSince = Number.NEGATIVE_INFINITY;
   private stopped = false;
   /** Init images on their way to a node, by `${nodeId}/${sha256}`: tasks sent meanwhile wait for the same upload. */
   private readonly initUploads = new Map<string, Promise<void>>();
@@ -364,13 +369,14 @@ export class Dispatcher {
       const task = this.tasks.get(id);
       return !task || this.opts.fleet.get(task.nodeId)?.status !== "online";
     });
-    this.restored.clear();
-    for (const id of expired) this.tasks.remove(id);
+    // The ledger first: where it refuses (busy), the tasks stay restored and the next tick tries again.
     const requeued = this.opts.ledger.loseTasks(
       expired,
       "its node did not come back after the coordinator restarted",
       now,
     );
+    this.restored.clear();
+    for (const id of expired) this.tasks.remove(id);
     if (requeued > 0) {
       this.opts.log.warn({ requeued }, "images in flight at the last stop went back to the queue");
       this.opts.changes.queueChanged();
@@ -380,6 +386,10 @@ export class Dispatcher {
   private checkLeases(now: number): void {
     // Nodes heard since the start run on their own leases; only restored tasks wait out the grace period.
     if (now >= this.graceUntil && this.restored.size > 0) this.expireRestored(now);
+    // The app itself stalled (a statement waiting out another process's lock, a suspended laptop): what nodes sent
+    // meanwhile waits unread in its sockets, so that time counts against no node's lease.
+    if (this.lastLeaseCheck !== null && now - this.lastLeaseCheck > LOOP_STALL_MS) this.listeningSince = now;
+    this.lastLeaseCheck = now;
     for (const node of this.opts.fleet.all()) {
       if (UNTRUSTED.has(node.status)) {
         // Another certificate, or another node's id, at its address: its link delivers nothing more (its results
@@ -389,16 +399,21 @@ export class Dispatcher {
           this.takeBack(node.id, held, `its node is not trusted now (${node.status})`, now, "node not trusted now");
         continue;
       }
-      if (node.status !== "online" || !node.leased || now - node.lastHeard <= this.opts.leaseMs) continue;
-      this.opts.fleet.markLost(node, now);
+      if (node.status !== "online" || !node.leased) continue;
+      if (now - Math.max(node.lastHeard, this.listeningSince) <= this.opts.leaseMs) continue;
       this.takeBack(node.id, this.tasks.ofNode(node.id), "node lost", now, "node lost");
+      this.opts.fleet.markLost(node, now);
     }
   }
 
-  /** A node's tasks forgotten and its in-flight images back in the queue. */
+  /**
+   * A node's in-flight images back in the queue and its tasks forgotten: the ledger first, so that where it refuses
+   * (busy past its timeout) nothing changes here and the next tick tries again. Forgetting first left the images
+   * running for ever, with no task left to settle them.
+   */
   private takeBack(nodeId: string, tasks: readonly TrackedTask[], reason: string, now: number, what: string): void {
-    for (const task of tasks) this.tasks.remove(task.taskId);
     const requeued = this.opts.ledger.loseNode(nodeId, reason, now);
+    for (const task of tasks) this.tasks.remove(task.taskId);
     this.opts.log.warn({ node: nodeId, requeued }, `${what}; its in-flight images go back to the queue`);
     this.opts.changes.queueChanged();
   }

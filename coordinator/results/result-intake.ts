@@ -276,8 +276,8 @@ export class ResultIntake {
     const task = dispatcher.ownTask(node, event.taskId);
     if (!task) return;
     const blameless = BLAMELESS_FAILURES.has(event.code);
-    for (const attemptId of [...task.open]) {
-      if (event.completedImageIds.includes(attemptId) || task.announced.has(attemptId)) continue;
+    const completed = new Set(event.completedImageIds);
+    this.endAttempts(node, task, completed, (attemptId) => {
       if (blameless) ledger.loseAttempts([attemptId], event.message, clock.now());
       else
         ledger.failAttempt(
@@ -285,8 +285,7 @@ export class ResultIntake {
           { code: event.code, message: event.message, retriable: event.retriable },
           clock.now(),
         );
-      dispatcher.settle(task, attemptId);
-    }
+    });
     if (!blameless && !node.farm) ledger.recordNodeFailure(node.id, task.work.model, clock.now());
     log.warn({ node: node.id, task: event.taskId, code: event.code, message: event.message }, "task failed on a node");
     this.opts.changes.queueChanged();
@@ -296,29 +295,55 @@ export class ResultIntake {
     const { ledger, dispatcher, clock } = this.opts;
     const task = dispatcher.ownTask(node, taskId);
     if (!task) return;
-    for (const attemptId of [...task.open]) {
-      if (task.announced.has(attemptId)) continue;
+    this.endAttempts(node, task, NONE, (attemptId) =>
       ledger.failAttempt(
         attemptId,
         { code: "E_INTERNAL", message: "the node finished the task without this image", retriable: true },
         clock.now(),
-      );
-      dispatcher.settle(task, attemptId);
-    }
+      ),
+    );
   }
 
   private onTaskCancelled(node: NodeConnection, taskId: string): void {
     const { ledger, dispatcher, clock } = this.opts;
     const task = dispatcher.ownTask(node, taskId);
     if (!task) return;
-    for (const attemptId of [...task.open]) {
-      if (task.announced.has(attemptId)) continue;
-      ledger.cancelAttempt(attemptId, clock.now());
-      dispatcher.settle(task, attemptId);
-    }
+    this.endAttempts(node, task, NONE, (attemptId) => ledger.cancelAttempt(attemptId, clock.now()));
     this.opts.changes.queueChanged();
   }
+
+  /**
+   * Ends, by `record`, each attempt of a task its node has finished with, except those whose results it announced
+   * (and `delivered`). Where the ledger refuses one (busy past its timeout), the rest go back to the queue, or are
+   * offered to it until it takes them: settled here with no end recorded, they would stay running for ever.
+   */
+  private endAttempts(
+    node: NodeConnection,
+    task: TrackedTask,
+    delivered: ReadonlySet<string>,
+    record: (attemptId: string) => void,
+  ): void {
+    const { dispatcher, log } = this.opts;
+    const open = [...task.open].filter((a) => !task.announced.has(a) && !delivered.has(a));
+    for (const [k, attemptId] of open.entries()) {
+      try {
+        record(attemptId);
+      } catch (error) {
+        log.error(
+          { err: error, node: node.id, task: task.taskId },
+          "could not record a task's end; its images go back to the queue",
+        );
+        const rest = open.slice(k);
+        for (const a of rest) dispatcher.settle(task, a);
+        dispatcher.requeueAfterFailure(node.id, rest, "its task's end could not be recorded");
+        return;
+      }
+      dispatcher.settle(task, attemptId);
+    }
+  }
 }
+
+const NONE: ReadonlySet<string> = new Set();
 
 /** Tells the node an outcome from its outbox was taken, or refused (409) as no longer its work. */
 function acknowledge(node: NodeConnection, event: NodeEvent, status: 200 | 409, reason?: string): void {

@@ -237,21 +237,58 @@ describe("coordinator with real kiln-node processes (simulated devices)", () => 
     ui2.close();
   });
 
-  it("rides out its queue file locked by another process past the busy timeout: no crash, and the job finishes once it is free", async () => {
+  it("rides out its queue file locked by another process past the busy timeout: no crash, no node taken for lost, and the job finishes once it is free", async () => {
     const farm = await nodes(["2x24GB@4"]);
     const { c, dataDir } = await coordinator(farm);
+    const lost: string[] = [];
+    c.on("ui", (event) => {
+      if (event.type === "nodes.changed")
+        lost.push(...event.nodes.filter((n) => n.status === "lost").map((n) => n.name));
+    });
     const { jobId } = c.submitJob({ prompts: ["a locked ledger"], count: 40, seed: 3, width: 256, height: 256 });
     await waitUntil(() => (c.listJobs().find((j) => j.id === jobId)?.counts.done ?? 0) > 0, 30_000, "the first images");
-    // Another process (a `kiln` on the same data dir, a backup tool) holds the write lock for longer than SQLite waits.
+    // Another process (a `kiln` on the same data dir, a backup tool) holds the write lock for more than twice as long
+    // as SQLite waits: each statement the app runs meanwhile blocks its loop for the whole wait, then fails.
     const other = new Database(join(dataDir, "kiln.sqlite"));
     other.exec("BEGIN IMMEDIATE");
-    await new Promise((resolve) => setTimeout(resolve, 7_000));
+    await new Promise((resolve) => setTimeout(resolve, 12_000));
     other.exec("COMMIT");
     other.close();
     const job = await finished(c, jobId);
     expect(job?.state).toBe("done");
     expect(job?.counts.done).toBe(40);
-  }, 120_000);
+    // The node heartbeated throughout: the app's own stall is not the node's silence.
+    expect(lost).toEqual([]);
+  }, 150_000);
+
+  it("gives a silent node's images back once its queue file, locked while the lease ran out, is free again", async () => {
+    const farm = await nodes(["1x24GB@4", "1x24GB@4"]);
+    const { c, dataDir } = await coordinator(farm);
+    const { jobId } = c.submitJob({ prompts: ["lost while locked"], count: 40, seed: 4, width: 256, height: 256 });
+    await waitUntil(
+      () => (c.listJobs().find((j) => j.id === jobId)?.counts.done ?? 0) >= 2,
+      30_000,
+      "the first images",
+    );
+    const silent = farm[0] as RunningNode;
+    silent.proc.kill("SIGSTOP");
+    cleanups.push(async () => silent.proc.kill("SIGCONT"));
+    // The lease runs out while another process holds the write lock for longer than two of SQLite's waits: the first
+    // try to give the node's images back is refused.
+    const other = new Database(join(dataDir, "kiln.sqlite"));
+    other.exec("BEGIN IMMEDIATE");
+    await new Promise((resolve) => setTimeout(resolve, 12_000));
+    other.exec("COMMIT");
+    other.close();
+    await waitUntil(
+      () => c.listNodes().find((n) => n.id === silent.nodeId)?.status === "lost",
+      10_000,
+      "the silent node marked lost",
+    );
+    // Its images went back to the queue and the other node rendered them: none stays running for ever.
+    const job = await finished(c, jobId, 60_000);
+    expect(job?.counts).toMatchObject({ done: 40, failed: 0 });
+  }, 150_000);
 
   it("pauses the queue, saying why, when its output folder refuses results (not a folder), blaming no node and failing no image", async () => {
     const farm = await nodes(["1x24GB@8"]);
