@@ -72,6 +72,8 @@ export class FarmClient extends EventEmitter<NodeClientEvents> implements NodeLi
   private polling = false;
   private registered = false;
   private online = false;
+  /** The events connection dropped since the history was last read (see readEvents). */
+  private historyDue = false;
   private readonly startedAt = new Date().toISOString();
 
   constructor(
@@ -87,6 +89,9 @@ export class FarmClient extends EventEmitter<NodeClientEvents> implements NodeLi
     this.nodeId = `${digest.slice(0, 8)}-${digest.slice(8, 12)}-4${digest.slice(13, 16)}-8${digest.slice(17, 20)}-${digest.slice(20, 32)}`;
     this.redis = connectRedis(url, log, "farm");
     this.reader = connectRedis(url, log, "farm events");
+    this.reader.on("close", () => {
+      this.historyDue = true;
+    });
     this.queueConnection = connectRedis(url, log, "farm queue");
     this.queue = new Queue(farmKeys.queue(app.id), { connection: this.queueConnection });
     this.queue.on("error", (error) => log.warn({ err: error }, "farm: queue error"));
@@ -292,11 +297,20 @@ export class FarmClient extends EventEmitter<NodeClientEvents> implements NodeLi
     }
   }
 
-  /** Outcomes for this app: first those delivered before but never acknowledged (a restart), then new ones. */
+  /**
+   * Outcomes for this app: first those delivered before but never acknowledged (a restart), then new ones. After
+   * the connection drops, the history is read again: Redis may have handed out entries whose answer never reached
+   * this app (it stopped before writing it), and ioredis's resent read asks only for newer ones. Those entries
+   * would stay pending, their images running for ever; a repeat of one this app holds is taken as a repeat.
+   */
   private async readEvents(): Promise<void> {
     const stream = farmKeys.events(this.app.id);
     let from = "0";
     while (!this.closed) {
+      if (this.historyDue && from === ">") {
+        this.historyDue = false;
+        from = "0";
+      }
       try {
         const answer = (await this.reader.xreadgroup(
           "GROUP",

@@ -68,4 +68,42 @@ describe.skipIf(unavailable !== null)("an app's farm stream after a restart (rea
     await new Promise((resolve) => setTimeout(resolve, 1000));
     expect(after).toEqual(["t0", "t2", "t3"]);
   });
+
+  it("delivers an outcome Redis handed out without the answer reaching the app, once its connection is back", async () => {
+    const redis = await startRedis();
+    cleanups.push(() => redis.stop());
+    const raw = new Redis(redis.url);
+    cleanups.push(() => raw.disconnect());
+    const app = { id: randomUUID(), name: "lost-answer-test", weight: 1 };
+    const stream = farmKeys.events(app.id);
+    const seen: string[] = [];
+    const c = new FarmClient(redis.url, app, pino({ level: "silent" }));
+    cleanups.push(() => c.close());
+    c.on("event", (event: NodeEvent) => {
+      if (event.type !== "task.done") return;
+      seen.push(event.taskId);
+      // Taken, as the app's result intake acknowledges it: never delivered again.
+      if (event.delivery !== undefined) c.ack(event.delivery, 200);
+    });
+    c.connect();
+    await raw.xadd(stream, "*", "a", done("t0"));
+    await waitUntil(() => seen.includes("t0"), 10_000, "the first outcome");
+    // As when Redis stops (SIGTERM) after running the app's read and before writing its answer: the entry is
+    // pending for the app's consumer, and the app never saw it.
+    // In one transaction, so that the app's blocked read is not served the entry first.
+    const [, [, taken]] = (await raw
+      .multi()
+      .xadd(stream, "*", "a", done("t1"))
+      .xreadgroup("GROUP", "app", app.id, "COUNT", 10, "STREAMS", stream, ">")
+      .exec()) as [unknown, [unknown, [string, unknown[]][]]];
+    expect(taken[0]?.[1]).toHaveLength(1);
+    const clients = (await raw.client("LIST")) as string;
+    const readerId = /^id=(\d+) /m.exec(clients.split("\n").find((line) => / cmd=xreadgroup /.test(line)) ?? "")?.[1];
+    expect(readerId, clients).toBeDefined();
+    await raw.client("KILL", "ID", readerId as string);
+    await waitUntil(() => seen.includes("t1"), 10_000, "the outcome whose answer was lost");
+    await raw.xadd(stream, "*", "a", done("t2"));
+    await waitUntil(() => seen.includes("t2"), 10_000, "a new outcome after it");
+    expect(seen).toEqual(["t0", "t1", "t2"]);
+  });
 });
