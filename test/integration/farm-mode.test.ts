@@ -52,6 +52,43 @@ function storedSeeds(dir: string): number[] {
     .map((f) => parseParameters(readTextChunks(readFileSync(join(dir, f))).parameters ?? "").seed as number);
 }
 
+/**
+ * What a hung farm run left behind, to tell from a CI log where an image was lost: per app, its images not done with
+ * their open attempts, each attempt's BullMQ job, and the app's stream entries read and never acknowledged.
+ */
+async function stuckImages(
+  apps: readonly StudioApp[],
+  jobs: readonly string[],
+  queues: readonly Queue[],
+  redis: RunningRedis,
+): Promise<string> {
+  const raw = new Redis(redis.url);
+  try {
+    const lines: string[] = [];
+    for (const [k, { c, dataDir }] of apps.entries()) {
+      const stuck = c.ledger.jobImages(jobs[k] as string).filter((i) => i.state !== "done");
+      const { id } = JSON.parse(readFileSync(join(dataDir, FARM_APP_FILE), "utf8")) as { id: string };
+      lines.push(
+        `app ${k}: ${stuck.length} not done; pending on its stream: ${JSON.stringify(await raw.xpending(farmKeys.events(id), "app"))}`,
+      );
+      for (const image of stuck.slice(0, 8)) {
+        for (const a of c.ledger.activeAttempts(image.id)) {
+          const job = await queues[k]?.getJob(a.taskId);
+          const bull = job
+            ? { state: await job.getState(), made: job.attemptsMade, by: job.processedBy, failed: job.failedReason }
+            : null;
+          lines.push(
+            `  image ${image.index} (${image.state}): attempt ${a.id} of task ${a.taskId} since ${new Date(a.startedAt).toISOString()}; BullMQ ${JSON.stringify(bull)}`,
+          );
+        }
+      }
+    }
+    return lines.join("\n");
+  } finally {
+    raw.disconnect();
+  }
+}
+
 describe.skipIf(unavailable !== null)("farm mode on a real redis-server", () => {
   it("three apps × 300 images over three nodes: each image once, to its app, through a node SIGKILL and a Redis restart", async () => {
     const redis = await startRedis();
@@ -104,7 +141,10 @@ describe.skipIf(unavailable !== null)("farm mode on a real redis-server", () => 
     console.log(`restarted Redis (SIGTERM, same AOF) at ${restartedAt} images`);
     expect(restartedAt).toBeLessThan(900);
 
-    await waitUntil(() => total() === 900, 180_000, "all 900 images");
+    await waitUntil(() => total() === 900, 180_000, "all 900 images").catch(async (error: unknown) => {
+      console.log(await stuckImages(apps, jobs, queues, redis));
+      throw error;
+    });
     apps.forEach(({ c, outputDir }, k) => {
       const seeds = storedSeeds(outputDir).sort((a, b) => a - b);
       expect(seeds, `app ${k}`).toEqual(Array.from({ length: 300 }, (_, i) => 10_000 * (k + 1) + i));
