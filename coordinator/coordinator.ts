@@ -28,6 +28,7 @@ import { ResultStore } from "./results/result-store";
 import { ThroughputModel } from "./scheduling/throughput-model";
 import { CertificatePins } from "./secrets/certificate-pins";
 import { FileTokenVault, type TokenVault } from "./secrets/token-vault";
+import { type DataDirLock, lockDataDir } from "./store/data-dir-lock";
 import { openDatabase } from "./store/database";
 import { Ledger } from "./store/ledger";
 
@@ -139,6 +140,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   private libraryServer: { close(): Promise<void> } | null = null;
   private timer: TimerHandle | null = null;
   private stopped = false;
+  private readonly dirLock: DataDirLock;
 
   constructor(private readonly opts: CoordinatorOptions) {
     super();
@@ -146,7 +148,13 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     this.clock = opts.clock ?? systemClock;
     const leaseMs = opts.leaseMs ?? 3000;
     mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
-    this.ledger = new Ledger(openDatabase(join(opts.dataDir, "kiln.sqlite")));
+    this.dirLock = lockDataDir(opts.dataDir);
+    try {
+      this.ledger = new Ledger(openDatabase(join(opts.dataDir, "kiln.sqlite")));
+    } catch (error) {
+      this.dirLock.release();
+      throw error;
+    }
     this.results = new ResultStore(opts.outputDir, opts.outputLayout ?? "studio");
     this.model = loadThroughput(join(opts.dataDir, "throughput.json"));
     const shared = { ledger: this.ledger, changes: this.changes, clock: this.clock, log: this.log };
@@ -296,6 +304,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     await this.intake.stop();
     await this.fleet.stop();
     this.ledger.close();
+    this.dirLock.release();
   }
 
   /**

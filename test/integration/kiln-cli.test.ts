@@ -172,6 +172,24 @@ describe("kiln CLI", () => {
     expect(alive()).toBe(false);
   });
 
+  it("refuses a second Kiln on one data dir, naming the fix, and takes the dir once the first is killed (SIGKILL)", async () => {
+    const data = temp("data");
+    const serve = await startServe(["--data-dir", data, "--no-local"]);
+    const second = await kiln(["render", "x", "-n", "1", "--data-dir", data, "--no-local"]).done;
+    expect(second.code).toBe(1);
+    expect(second.stderr).toMatch(
+      /^kiln: the data dir .* is in use by another Kiln \(kiln serve, kiln render or the desktop app\): stop that one, or give this one its own folder with --data-dir$/m,
+    );
+    // The first is unharmed: still serving.
+    expect(serve.proc.exitCode).toBeNull();
+    serve.proc.kill("SIGKILL");
+    await serve.exited;
+    // A crash leaves no stale lock behind.
+    const again = await startServe(["--data-dir", data, "--no-local"]);
+    expect(again.port).toBeGreaterThan(0);
+    await again.stop();
+  });
+
   it("names the flag and the fix for bad input", async () => {
     const { code, stderr } = await kiln(["render", "x", "--size", "512by512", "--data-dir", temp("data")]).done;
     expect(code).not.toBe(0);
