@@ -68,12 +68,17 @@ export interface QueueCommandsOptions {
  */
 export class QueueCommands {
   /** Why the coordinator itself paused the queue (its output folder refused results); null when running or paused by a person. */
-  pauseReason: string | null = null;
+  pauseReason: string | null;
   /** Whether the pause for pauseReason ends by itself once the output disk has room (a full disk, not a refusal). */
-  private resumesWithSpace = false;
+  private resumesWithSpace: boolean;
   private nextSpaceCheck = 0;
 
-  constructor(private readonly opts: QueueCommandsOptions) {}
+  constructor(private readonly opts: QueueCommandsOptions) {
+    // A pause of the app's own outlives a restart with its reason, and still ends by itself when space returns.
+    const cause = opts.ledger.queuePauseCause();
+    this.pauseReason = cause?.reason ?? null;
+    this.resumesWithSpace = cause?.resumesWithSpace ?? false;
+  }
 
   submitJob(input: JobSpecInput): { jobId: string; images: number } {
     const { ledger, clock } = this.opts;
@@ -202,19 +207,18 @@ export class QueueCommands {
 
   /** The output disk is full: the queue pauses, says why, and starts again by itself once space returns. */
   pauseForFullDisk(reason: string): void {
-    this.pauseFor(reason);
-    this.resumesWithSpace = true;
+    this.pauseFor(reason, true);
   }
 
   /** The output folder cannot be written (read-only, permissions): the queue pauses and says why until a person resumes it. */
   pauseForUnwritableOutput(reason: string): void {
-    this.pauseFor(reason);
-    this.resumesWithSpace = false;
+    this.pauseFor(reason, false);
   }
 
-  private pauseFor(reason: string): void {
-    this.opts.ledger.pauseQueue();
+  private pauseFor(reason: string, resumesWithSpace: boolean): void {
+    this.opts.ledger.pauseQueue({ reason, resumesWithSpace });
     this.pauseReason = reason;
+    this.resumesWithSpace = resumesWithSpace;
     this.opts.ledger.appendEvent("queue.paused", { reason }, this.opts.clock.now());
   }
 

@@ -1,4 +1,5 @@
 import type { Database } from "better-sqlite3";
+import { z } from "zod";
 import { KilnError } from "../../shared/errors";
 import { type ImageSpec, type JobSpec, jobInitImage } from "../../shared/job";
 import type { DrawnSeeds } from "../../shared/job-expansion";
@@ -61,6 +62,10 @@ export type {
 } from "./records";
 
 const QUEUE_PAUSED_KEY = "queue_paused";
+
+/** Why the app itself paused the queue (its output folder refused results), and whether space returning ends it. */
+export const QueuePauseCause = z.object({ reason: z.string(), resumesWithSpace: z.boolean() });
+export type QueuePauseCause = z.infer<typeof QueuePauseCause>;
 const NO_IDS: ReadonlySet<string> = new Set();
 
 interface RunnableWindow {
@@ -225,11 +230,27 @@ export class Ledger {
     this.setJobPaused(id, false);
   }
 
-  pauseQueue(): void {
+  /** Pauses the whole queue; a `cause` (the app paused it itself) is kept with the pause across restarts. */
+  pauseQueue(cause?: QueuePauseCause): void {
     this.queueChanged();
-    statement(this.db, "INSERT INTO meta (key, value) VALUES (?, '1') ON CONFLICT (key) DO UPDATE SET value = '1'").run(
+    statement(
+      this.db,
+      "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    ).run(QUEUE_PAUSED_KEY, cause ? JSON.stringify(cause) : "1");
+  }
+
+  /** Why the app itself paused the queue; null when it runs or a person paused it. */
+  queuePauseCause(): QueuePauseCause | null {
+    const row = statement<[string], { value: string }>(this.db, "SELECT value FROM meta WHERE key = ?").get(
       QUEUE_PAUSED_KEY,
     );
+    if (!row || row.value === "1") return null;
+    try {
+      const parsed = QueuePauseCause.safeParse(JSON.parse(row.value));
+      return parsed.success ? parsed.data : null;
+    } catch {
+      return null;
+    }
   }
 
   resumeQueue(): void {

@@ -4,9 +4,11 @@ import { join } from "node:path";
 import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { Coordinator } from "../../../coordinator/coordinator";
+import type { Ledger } from "../../../coordinator/store/ledger";
 import { createCommandRouter } from "../../../coordinator/ui-api/command-router";
 import type { GridAxis } from "../../../shared/job";
 import { ImageSummary, JobSummary, UiCommands } from "../../../shared/ui-api";
+import { waitUntil } from "../../support/wait-until";
 import { openLedger, submit } from "./store/ledger-fixture";
 
 const open: Coordinator[] = [];
@@ -16,10 +18,11 @@ afterEach(async () => {
 });
 
 /** A coordinator (no nodes, never started) over a queue file that already holds the given jobs. */
-function coordinatorWith(jobs: Parameters<typeof submit>[1][]): Coordinator {
+function coordinatorWith(jobs: Parameters<typeof submit>[1][], before?: (ledger: Ledger) => void): Coordinator {
   const dataDir = mkdtempSync(join(tmpdir(), "kiln-summary-"));
   const { ledger, db } = openLedger(join(dataDir, "kiln.sqlite"));
   for (const spec of jobs) submit(ledger, spec);
+  before?.(ledger);
   db.close();
   const coordinator = new Coordinator({
     dataDir,
@@ -75,6 +78,20 @@ describe("the coordinator's UI summaries", () => {
     expect(UiCommands.queueState.result.safeParse(((await state()) as { result: unknown }).result).success).toBe(true);
     await route({ id: 3, command: "resumeQueue" });
     expect(await state()).toEqual({ id: 1, result: { paused: false, reason: null } });
+  });
+
+  it("a pause of the app's own outlives a restart with its reason, and one for a full disk still ends once there is room", async () => {
+    const reason =
+      "the output disk is full (/mnt/renders): the queue is paused and starts again by itself once 16 MB are free";
+    const c = coordinatorWith([{ name: "waiting", prompts: ["a cat"], model: "kiln-demo" }], (ledger) =>
+      ledger.pauseQueue({ reason, resumesWithSpace: true }),
+    );
+    const route = createCommandRouter(c);
+    expect(await route({ id: 1, command: "queueState" })).toEqual({ id: 1, result: { paused: true, reason } });
+    // Its output folder (a fresh temporary one) has room: the first pass resumes the queue.
+    await c.start();
+    await waitUntil(() => !c.isQueuePaused(), 10_000, "the queue resumed");
+    expect(await route({ id: 2, command: "queueState" })).toEqual({ id: 2, result: { paused: false, reason: null } });
   });
 
   it("queue.changed carries whether the queue is paused", () => {

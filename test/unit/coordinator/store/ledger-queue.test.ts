@@ -162,8 +162,16 @@ describe("ledger: jobs and queue control", () => {
     ledger.close();
     const reopened = openLedger(file).ledger;
     expect(reopened.isQueuePaused()).toBe(true);
+    // A person's pause has no cause of the app's own.
+    expect(reopened.queuePauseCause()).toBeNull();
     reopened.resumeQueue();
     expect(reopened.runnableImages(10)).toHaveLength(3);
+    reopened.pauseQueue({ reason: "the output disk is full", resumesWithSpace: true });
+    reopened.close();
+    const again = openLedger(file).ledger;
+    expect(again.queuePauseCause()).toEqual({ reason: "the output disk is full", resumesWithSpace: true });
+    again.resumeQueue();
+    expect(again.queuePauseCause()).toBeNull();
   });
 
   it("cancels a job: queued images cancelled, done kept, active attempts returned and fenced", () => {
