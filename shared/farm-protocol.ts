@@ -27,6 +27,9 @@ import { ImageTimings, TaskRequest } from "./task";
  */
 export const FARM_KEY_PREFIX = "kiln";
 
+/** The reason a farm node gives BullMQ for a task its app cancelled (the app reads it back when no node announced the end). */
+export const FARM_CANCELLED_REASON = "cancelled by its app";
+
 export const farmKeys = {
   apps: `${FARM_KEY_PREFIX}:apps`,
   nodes: `${FARM_KEY_PREFIX}:nodes`,

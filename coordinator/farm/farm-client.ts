@@ -23,6 +23,7 @@ import type { TaskRequest } from "../../shared/task";
 import { type NodeClientEvents, type NodePin, pinFromPem, pinnedAgent, type SubmitOutcome } from "../nodes/node-client";
 import type { NodeLink } from "../nodes/node-link";
 import { checkAnnouncedBytes, downloadResult, FARM_DOWNLOAD_PACE } from "../nodes/result-download";
+import { unannouncedEnd } from "./unannounced-end";
 
 /** The farm's one device as the scheduler sees it: the app's queue, which every GPU of the farm pulls from. */
 export const FARM_QUEUE_DEVICE = "farm-queue";
@@ -31,6 +32,8 @@ const REPORT_STALE_MS = 5_000;
 const POLL_MS = 1_000;
 /** Tries per task; failed tries come back after 1 s, 2 s, 4 s on whichever node pulls them. */
 const TASK_ATTEMPTS = 4;
+/** How long after BullMQ records a task's end the app waits for its node's announcement before taking BullMQ's word. */
+const END_GRACE_MS = 60_000;
 const GROUP = "app";
 
 /** The studio's library on the farm, as the client needs it: its models, and where a node fetches each. */
@@ -74,6 +77,11 @@ export class FarmClient extends EventEmitter<NodeClientEvents> implements NodeLi
   private online = false;
   /** The events connection dropped since the history was last read (see readEvents). */
   private historyDue = false;
+  /** Whether the stream is being read from its history (a restart, a reconnect) rather than for new entries. */
+  private readingHistory = true;
+  /** Tasks queued by this app whose end no node has announced yet: when each was queued (see checkUnannounced). */
+  private readonly unended = new Map<string, number>();
+  private nextEndCheck = 0;
   private readonly startedAt = new Date().toISOString();
 
   constructor(
@@ -82,6 +90,8 @@ export class FarmClient extends EventEmitter<NodeClientEvents> implements NodeLi
     private readonly log: Logger,
     /** The studio's library: its packs are models of the farm before any node has them (nodes fetch them). */
     private readonly library?: FarmPackLibrary,
+    /** See END_GRACE_MS; tests shorten it. */
+    private readonly endGraceMs = END_GRACE_MS,
   ) {
     super();
     const digest = createHash("sha256").update(`kiln farm ${url}`).digest("hex");
@@ -178,6 +188,7 @@ export class FarmClient extends EventEmitter<NodeClientEvents> implements NodeLi
           removeOnFail: { age: 24 * 3600 },
         },
       );
+      if (!this.unended.has(task.id)) this.unended.set(task.id, Date.now());
       return {
         kind: "accepted",
         accepted: { id: task.id, device: FARM_QUEUE_DEVICE, state: "queued", duplicate: false },
@@ -192,9 +203,16 @@ export class FarmClient extends EventEmitter<NodeClientEvents> implements NodeLi
     const job = await this.queue.getJob(taskId);
     const state = await job?.getState();
     if (job && (state === "waiting" || state === "delayed" || state === "prioritized")) {
-      await job.remove().catch(() => undefined);
-      this.emitEvent({ type: "task.cancelled", taskId, device: FARM_QUEUE_DEVICE });
-      return;
+      // A node may take it meanwhile (BullMQ refuses to remove a locked job): then it is flagged like a running one.
+      const removed = await job.remove().then(
+        () => true,
+        () => false,
+      );
+      if (removed) {
+        this.unended.delete(taskId);
+        this.emitEvent({ type: "task.cancelled", taskId, device: FARM_QUEUE_DEVICE });
+        return;
+      }
     }
     await this.redis.set(farmKeys.cancel(taskId), "1", "EX", 3600);
   }
@@ -292,8 +310,39 @@ export class FarmClient extends EventEmitter<NodeClientEvents> implements NodeLi
       this.emitEvent({ type: "telemetry", nodeId: this.nodeId, devices: [this.queueDevice()] });
     } catch (error) {
       this.log.warn({ err: error }, "farm: could not read node reports");
+    }
+    try {
+      await this.checkUnannounced();
+    } catch (error) {
+      this.log.warn({ err: error }, "farm: could not read the ends of this app's tasks");
     } finally {
       this.polling = false;
+    }
+  }
+
+  /**
+   * Tasks that BullMQ has held as ended for longer than the grace period while no node announced their end (a node
+   * killed between the two writes): the app takes BullMQ's word for it, or their images would stay running for
+   * ever. Only once the stream has been read up to now, so an announcement still unread is never taken for lost.
+   */
+  private async checkUnannounced(): Promise<void> {
+    const now = Date.now();
+    if (now < this.nextEndCheck || this.readingHistory || this.historyDue) return;
+    this.nextEndCheck = now + this.endGraceMs / 2;
+    for (const [taskId, queuedAt] of [...this.unended]) {
+      if (now - queuedAt < this.endGraceMs) continue;
+      const job = await this.queue.getJob(taskId);
+      // Not ended (no finish time), or ended too recently for its announcement to be called lost.
+      if (job && (job.finishedOn === undefined || now - job.finishedOn < this.endGraceMs)) continue;
+      const end = unannouncedEnd(taskId, job ? await job.getState() : "unknown", job?.failedReason);
+      // Announced meanwhile, or still running.
+      if (!end || !this.unended.has(taskId)) continue;
+      this.unended.delete(taskId);
+      this.log.warn(
+        { task: taskId, end: end.type },
+        "farm: no node announced this task's end; taking BullMQ's record of it",
+      );
+      this.emitEvent({ ...end, device: FARM_QUEUE_DEVICE });
     }
   }
 
@@ -311,6 +360,7 @@ export class FarmClient extends EventEmitter<NodeClientEvents> implements NodeLi
         this.historyDue = false;
         from = "0";
       }
+      this.readingHistory = from !== ">";
       try {
         const answer = (await this.reader.xreadgroup(
           "GROUP",
@@ -351,6 +401,7 @@ export class FarmClient extends EventEmitter<NodeClientEvents> implements NodeLi
       return;
     }
     const a = parsed.data;
+    if (a.type !== "image.ready") this.unended.delete(a.taskId);
     const base = { taskId: a.taskId, device: FARM_QUEUE_DEVICE, delivery };
     switch (a.type) {
       case "image.ready":

@@ -5,6 +5,7 @@ import type { Logger } from "pino";
 import { BLAMELESS_FAILURES, type ErrorCode, KilnError } from "../../shared/errors";
 import { FairTurns } from "../../shared/fair-queuing";
 import {
+  FARM_CANCELLED_REASON,
   type FarmAnnouncement,
   FarmApp,
   FarmJob,
@@ -173,7 +174,7 @@ export class FarmLink {
         return;
       case "task.cancelled":
         void this.settle(run, async () => {
-          await run.job.moveToFailed(new UnrecoverableError("cancelled by its app"), run.token, false);
+          await run.job.moveToFailed(new UnrecoverableError(FARM_CANCELLED_REASON), run.token, false);
           await this.announce(run.app, { ...base, type: "task.cancelled" });
         });
         return;
@@ -424,7 +425,7 @@ export class FarmLink {
         else {
           // Waiting for its pack, not on a device yet: cancelled here (the fetch goes on for other tasks).
           await this.settle(run, async () => {
-            await run.job.moveToFailed(new UnrecoverableError("cancelled by its app"), run.token, false);
+            await run.job.moveToFailed(new UnrecoverableError(FARM_CANCELLED_REASON), run.token, false);
             await this.announce(run.app, {
               type: "task.cancelled",
               taskId,

@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { UnrecoverableError, Worker } from "bullmq";
 import { Redis } from "ioredis";
 import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
@@ -105,5 +106,50 @@ describe.skipIf(unavailable !== null)("an app's farm stream after a restart (rea
     await raw.xadd(stream, "*", "a", done("t2"));
     await waitUntil(() => seen.includes("t2"), 10_000, "a new outcome after it");
     expect(seen).toEqual(["t0", "t1", "t2"]);
+  });
+
+  it("takes BullMQ's word for a task's end that no node announced, after the grace period, and only for those", async () => {
+    const redis = await startRedis();
+    cleanups.push(() => redis.stop());
+    const raw = new Redis(redis.url);
+    cleanups.push(() => raw.disconnect());
+    const app = { id: randomUUID(), name: "unannounced-test", weight: 1 };
+    const ends: string[] = [];
+    const c = new FarmClient(redis.url, app, pino({ level: "silent" }), undefined, 1000);
+    cleanups.push(() => c.close());
+    c.on("event", (event: NodeEvent) => {
+      if (event.type === "task.done" || event.type === "task.cancelled") ends.push(`${event.taskId} ${event.type}`);
+      if (event.type === "task.failed") ends.push(`${event.taskId} ${event.type} ${event.code}: ${event.message}`);
+      if (event.delivery !== undefined) c.ack(event.delivery, 200);
+    });
+    c.connect();
+    const task = (id: string) => ({
+      id,
+      model: "tiny-sd",
+      width: 64,
+      height: 64,
+      steps: 2,
+      guidance: 1,
+      images: [{ id: `${id}-i0`, seed: 1, prompt: "p" }],
+    });
+    for (const id of ["quiet-done", "quiet-oom", "announced"]) expect((await c.submit(task(id))).kind).toBe("accepted");
+    // A node that settles each task in BullMQ and is killed before it writes to the app's stream, but for one.
+    const node = new Worker(
+      farmKeys.queue(app.id),
+      async (job) => {
+        if (job.id === "quiet-oom") throw new UnrecoverableError("E_OOM: 2048×2048 does not fit this device");
+        if (job.id === "announced") await raw.xadd(farmKeys.events(app.id), "*", "a", done("announced"));
+        return {};
+      },
+      { connection: { url: redis.url } },
+    );
+    cleanups.push(() => node.close());
+    await waitUntil(() => ends.length >= 3, 15_000, "three ends");
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    expect(ends.sort()).toEqual([
+      "announced task.done",
+      "quiet-done task.done",
+      "quiet-oom task.failed E_OOM: 2048×2048 does not fit this device",
+    ]);
   });
 });
