@@ -28,13 +28,18 @@ function done(taskId: string): string {
   });
 }
 
+/** A redis-server of the test's own, a plain connection to it, and an app's identity on it. */
+async function farmWithApp(name: string) {
+  const redis = await startRedis();
+  cleanups.push(() => redis.stop());
+  const raw = new Redis(redis.url);
+  cleanups.push(() => raw.disconnect());
+  return { redis, raw, app: { id: randomUUID(), name, weight: 1 } };
+}
+
 describe.skipIf(unavailable !== null)("an app's farm stream after a restart (real redis-server)", () => {
   it("delivers each outcome left unacknowledged once, skips one trimmed meanwhile, then reads new ones", async () => {
-    const redis = await startRedis();
-    cleanups.push(() => redis.stop());
-    const raw = new Redis(redis.url);
-    cleanups.push(() => raw.disconnect());
-    const app = { id: randomUUID(), name: "history-test", weight: 1 };
+    const { redis, raw, app } = await farmWithApp("history-test");
     const stream = farmKeys.events(app.id);
     const client = (seen: string[]) => {
       const c = new FarmClient(redis.url, app, pino({ level: "silent" }));
@@ -71,11 +76,7 @@ describe.skipIf(unavailable !== null)("an app's farm stream after a restart (rea
   });
 
   it("delivers an outcome Redis handed out without the answer reaching the app, once its connection is back", async () => {
-    const redis = await startRedis();
-    cleanups.push(() => redis.stop());
-    const raw = new Redis(redis.url);
-    cleanups.push(() => raw.disconnect());
-    const app = { id: randomUUID(), name: "lost-answer-test", weight: 1 };
+    const { redis, raw, app } = await farmWithApp("lost-answer-test");
     const stream = farmKeys.events(app.id);
     const seen: string[] = [];
     const c = new FarmClient(redis.url, app, pino({ level: "silent" }));
@@ -109,11 +110,7 @@ describe.skipIf(unavailable !== null)("an app's farm stream after a restart (rea
   });
 
   it("takes BullMQ's word for a task's end that no node announced, after the grace period, and only for those", async () => {
-    const redis = await startRedis();
-    cleanups.push(() => redis.stop());
-    const raw = new Redis(redis.url);
-    cleanups.push(() => raw.disconnect());
-    const app = { id: randomUUID(), name: "unannounced-test", weight: 1 };
+    const { redis, raw, app } = await farmWithApp("unannounced-test");
     const ends: string[] = [];
     const c = new FarmClient(redis.url, app, pino({ level: "silent" }), undefined, 1000);
     cleanups.push(() => c.close());
