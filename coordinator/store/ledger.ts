@@ -41,6 +41,7 @@ import {
   toImageRow,
   toJobSummary,
   toPending,
+  UNFINISHED_SQL,
 } from "./records";
 
 export type { AttemptFailure, AttemptStart, Completion, ImageOutput } from "./attempt-book";
@@ -187,7 +188,7 @@ export class Ledger {
   listJobs(opts: { includeFinished?: boolean } = {}): JobSummary[] {
     const unfinished = statement<[], JobSql>(
       this.db,
-      `SELECT ${JOB_COLUMNS} FROM ${JOBS_WITH_SPECS} WHERE state NOT IN (${FINISHED_SQL}) ORDER BY priority DESC, position`,
+      `SELECT ${JOB_COLUMNS} FROM ${JOBS_WITH_SPECS} WHERE state IN (${UNFINISHED_SQL}) ORDER BY priority DESC, position`,
     ).all();
     const finished = opts.includeFinished
       ? statement<[], JobSql>(

@@ -16,6 +16,8 @@ export type AttemptState = "active" | "done" | "failed" | "lost" | "cancelled" |
 export const FINISHED_JOB_STATES: readonly JobState[] = ["done", "failed", "cancelled"];
 /** FINISHED_JOB_STATES as an SQL list, for `state IN (…)`. */
 export const FINISHED_SQL = FINISHED_JOB_STATES.map((s) => `'${s}'`).join(", ");
+/** The other states, as an SQL list: the terms of the jobs_unfinished index (schema.ts v5), which a query must repeat to use it. */
+export const UNFINISHED_SQL = (["queued", "running", "paused"] satisfies JobState[]).map((s) => `'${s}'`).join(", ");
 
 export interface JobCounts {
   total: number;

@@ -1,6 +1,7 @@
 import { statSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 import { describe, expect, it } from "vitest";
+import { JOB_COLUMNS, JOBS_WITH_SPECS, UNFINISHED_SQL } from "../../../../coordinator/store/records";
 import { JobSpec } from "../../../../shared/job";
 import { drawSeeds, expandJob } from "../../../../shared/job-expansion";
 import { countersAgree, openLedger, submit } from "./ledger-fixture";
@@ -71,5 +72,40 @@ describe("ledger at 100,000 images", () => {
     );
     expect(insertMs).toBeLessThan(10_000);
     expect(runnableMs).toBeLessThan(500);
+  });
+
+  it("lists the unfinished jobs of a queue file holding 100,000 finished ones by index, not by reading them all", () => {
+    const { ledger, db } = openLedger();
+    const live = submit(ledger, { name: "live", prompts: ["now"], count: 2 });
+    const old = submit(ledger, { name: "old", prompts: ["then"], count: 1 });
+    ledger.cancelJob(old.id, 2);
+    // A long-lived studio's file: 100,000 finished jobs, copies of the old one.
+    const columns = (db.pragma("table_info(jobs)") as { name: string }[]).map((c) => c.name).filter((c) => c !== "id");
+    db.transaction(() => {
+      const copies = "WITH RECURSIVE n(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM n WHERE k < 100000)";
+      db.prepare(
+        `${copies} INSERT INTO jobs (id, ${columns.join(", ")}) SELECT 'j_old' || k, ${columns.join(", ")} FROM jobs, n WHERE id = ?`,
+      ).run(old.id);
+      db.prepare(
+        `${copies} INSERT INTO job_specs SELECT 'j_old' || k, spec, seeds FROM job_specs, n WHERE job_id = ?`,
+      ).run(old.id);
+    })();
+    const plan = db
+      .prepare(
+        `EXPLAIN QUERY PLAN SELECT ${JOB_COLUMNS} FROM ${JOBS_WITH_SPECS} WHERE state IN (${UNFINISHED_SQL}) ORDER BY priority DESC, position`,
+      )
+      .all() as { detail: string }[];
+    expect(plan.map((p) => p.detail).join("; ")).toMatch(/jobs USING INDEX jobs_unfinished/);
+    let unfinished = ledger.listJobs({ includeFinished: false });
+    const listMs = medianMs(9, () => {
+      unfinished = ledger.listJobs({ includeFinished: false });
+    });
+    expect(unfinished.map((j) => j.id)).toEqual([live.id]);
+    const scanMs = medianMs(9, () =>
+      db.prepare("SELECT count(*) FROM jobs WHERE state NOT IN ('done', 'failed', 'cancelled')").get(),
+    );
+    console.log(
+      `100,001 finished jobs: the unfinished listed in ${listMs.toFixed(2)} ms (a walk over all: ${scanMs.toFixed(1)} ms)`,
+    );
   });
 });
