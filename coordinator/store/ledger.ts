@@ -173,15 +173,22 @@ export class Ledger {
         );
       }
     });
-    return this.job(id) as JobRow;
+    return { ...(this.job(id) as JobSummary), seeds };
   }
 
-  job(id: string): JobRow | undefined {
+  /** A job as the queue shows it, without its drawn seeds (one per image of a random-seed job: 1 MB at 100,000). */
+  job(id: string): JobSummary | undefined {
     const row = statement<[string], JobSql>(
       this.db,
-      `SELECT ${JOB_COLUMNS}, s.seeds FROM ${JOBS_WITH_SPECS} WHERE jobs.id = ?`,
+      `SELECT ${JOB_COLUMNS} FROM ${JOBS_WITH_SPECS} WHERE jobs.id = ?`,
     ).get(id);
-    return row && { ...toJobSummary(row), seeds: JSON.parse(row.seeds as string) as DrawnSeeds };
+    return row && toJobSummary(row);
+  }
+
+  /** A job's drawn seeds. */
+  jobSeeds(id: string): DrawnSeeds | undefined {
+    const json = statement<[string], string>(this.db, "SELECT seeds FROM job_specs WHERE job_id = ?").pluck().get(id);
+    return json === undefined ? undefined : (JSON.parse(json) as DrawnSeeds);
   }
 
   /** Unfinished jobs in the order they run; with includeFinished, then finished ones, newest first. */

@@ -52,7 +52,7 @@ describe("openDatabase", () => {
     const job = ledger.job("j_old");
     expect(job?.name).toBe("old job");
     expect(job?.spec).toEqual(OLD_SPEC);
-    expect(job?.seeds).toEqual(OLD_SEEDS);
+    expect(ledger.jobSeeds("j_old")).toEqual(OLD_SEEDS);
     expect(ledger.listJobs().map((j) => j.id)).toEqual(["j_old"]);
     const columns = (db.pragma("table_info(jobs)") as { name: string }[]).map((c) => c.name);
     expect(columns).not.toContain("spec");
@@ -80,7 +80,7 @@ describe("openDatabase", () => {
     // Reads v3, then waits on the lock; by the time it has it, the other process took the step.
     const { ledger, db } = openLedger(file);
     expect(db.pragma("user_version", { simple: true })).toBe(MIGRATIONS.length);
-    expect(ledger.job("j_old")?.seeds).toEqual({ base: 7, perImage: [11, 22, 33] });
+    expect(ledger.jobSeeds("j_old")).toEqual({ base: 7, perImage: [11, 22, 33] });
     db.close();
     await once(other, "exit");
   });
