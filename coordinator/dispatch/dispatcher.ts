@@ -23,6 +23,8 @@ import { TaskTracker, type TrackedTask } from "./task-tracker";
 const RECONCILE_MS = 10_000;
 /** A gap between lease checks this long (the tick runs every 50 ms) means the app itself was not listening. */
 const LOOP_STALL_MS = 1000;
+/** However often the app stalls, a node silent for this many leases (or 30 s) is lost. */
+const STALLED_LEASE_FACTOR = 10;
 /** Queued images the scheduler sees in a pass (the ledger keeps them between passes): far more than a farm takes in one. */
 const PENDING_WINDOW = 2000;
 
@@ -400,7 +402,12 @@ export class Dispatcher {
         continue;
       }
       if (node.status !== "online" || !node.leased) continue;
-      if (now - Math.max(node.lastHeard, this.listeningSince) <= this.opts.leaseMs) continue;
+      // Silent since the app was last deaf: not yet lost, unless silent so long that the app's stalls (an app
+      // napping with its window closed stalls at every tick) cannot explain it.
+      const silent = now - node.lastHeard;
+      const heardWindow = now - Math.max(node.lastHeard, this.listeningSince);
+      if (heardWindow <= this.opts.leaseMs && silent <= Math.max(STALLED_LEASE_FACTOR * this.opts.leaseMs, 30_000))
+        continue;
       this.takeBack(node.id, this.tasks.ofNode(node.id), "node lost", now, "node lost");
       this.opts.fleet.markLost(node, now);
     }

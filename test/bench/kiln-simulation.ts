@@ -52,7 +52,7 @@ export interface KilnRunOptions {
   /** Stop after this many seconds of virtual time instead of when the jobs are done. */
   untilS?: number;
   /** Called with the nodes added, before the jobs are submitted. */
-  atStart?: (coordinator: Coordinator) => void;
+  atStart?: (coordinator: Coordinator, clock: VirtualClock) => void;
   /** Called once the run is over, before the coordinator stops (to measure it as it stands). */
   atEnd?: (coordinator: Coordinator) => void;
 }
@@ -147,7 +147,7 @@ export async function runKiln(opts: KilnRunOptions): Promise<KilnRunResult> {
     await coordinator.start();
     for (const a of addresses)
       await coordinator.addNode(a.host, a.port, "simulated-token", { fingerprint: a.fingerprint });
-    opts.atStart?.(coordinator);
+    opts.atStart?.(coordinator, clock);
     for (const lost of opts.faults?.nodeIds ?? []) {
       const node = addresses.find((a) => a.node.id === lost)?.node;
       clock.setTimeout(() => node?.die(), (opts.faults?.atS ?? 0) * 1000);

@@ -49,6 +49,14 @@ export class VirtualClock implements Clock {
     this.clearTimeout(handle);
   }
 
+  /**
+   * The process stalls for `ms` (a statement waiting out another process's lock, a suspended laptop): time moves on
+   * and no timer runs meanwhile; those that fell due run late, in order, once the stall is over.
+   */
+  stall(ms: number): void {
+    this.time += ms;
+  }
+
   /** When the next timer is due; undefined when none is set. */
   nextAt(): number | undefined {
     this.dropCleared();

@@ -27,4 +27,18 @@ describe("the coordinator over a simulated run", () => {
     expect([...run.imagesByDevice.values()].reduce((a, b) => a + b, 0)).toBe(images.length);
     expect(run.makespanS / farm.ideal(images, faults)).toBeLessThan(1.2);
   });
+
+  it("takes no node for lost when the app itself stalls past the lease, and loses none of the run", async () => {
+    const stalls = [10_000, 20_000];
+    const run = await runKiln({
+      farm,
+      jobs,
+      // Twice, the app's loop is held 5 s (past the 3 s lease): its nodes' heartbeats wait unread meanwhile.
+      atStart: (_, clock) => {
+        for (const at of stalls) clock.setTimeout(() => clock.stall(5_000), at);
+      },
+    });
+    expect(run.warnings.get("node lost; its in-flight images go back to the queue") ?? 0).toBe(0);
+    expect([...run.imagesByDevice.values()].reduce((a, b) => a + b, 0)).toBe(images.length);
+  });
 });
