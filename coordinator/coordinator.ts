@@ -1,6 +1,7 @@
 import { EventEmitter } from "node:events";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
+import type { Database } from "better-sqlite3";
 import type { Logger } from "pino";
 import { DEMO_MODEL } from "../shared/constants";
 import { KilnError } from "../shared/errors";
@@ -149,67 +150,71 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     const leaseMs = opts.leaseMs ?? 3000;
     mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
     this.dirLock = lockDataDir(opts.dataDir);
+    let db: Database | null = null;
     try {
-      this.ledger = new Ledger(openDatabase(join(opts.dataDir, "kiln.sqlite")));
+      db = openDatabase(join(opts.dataDir, "kiln.sqlite"));
+      this.ledger = new Ledger(db);
+      this.results = new ResultStore(opts.outputDir, opts.outputLayout ?? "studio");
+      this.model = loadThroughput(join(opts.dataDir, "throughput.json"));
+      const shared = { ledger: this.ledger, changes: this.changes, clock: this.clock, log: this.log };
+      this.fleet = new NodeFleet({
+        ...shared,
+        vault: opts.vault ?? new FileTokenVault(join(opts.dataDir, "node-tokens.json")),
+        pins: new CertificatePins(join(opts.dataDir, "node-certificates.json")),
+        clientName: opts.clientName,
+        dataDir: opts.dataDir,
+        links: opts.links,
+        onEvent: (node, event) => this.onNodeEvent(node, event),
+        onConnected: (node) => this.dispatcher.resubmitRestored(node),
+        onTelemetry: (update) => this.emit("ui", { type: "telemetry", ...update }),
+      });
+      this.pushes =
+        opts.modelLibrary && !opts.farm ? this.modelPushes(opts.modelLibrary, opts.modelPushOnDemand !== false) : null;
+      this.initImages = new InitImageStore(join(opts.dataDir, "init-images"));
+      const named = this.ledger
+        .listJobs({ includeFinished: true })
+        .flatMap((job) => [job.spec.initImage, job.spec.mask, job.spec.upscale?.source]);
+      this.initImages.prune(new Set(named.filter((sha): sha is string => sha !== undefined)), UNUSED_PICTURE_MS);
+      this.dispatcher = new Dispatcher({
+        ...shared,
+        initImages: this.initImages,
+        unusableModels: (nodeId) => this.pushes?.unusable(nodeId) ?? NO_MODELS,
+        fleet: this.fleet,
+        model: this.model,
+        leaseMs,
+        startupGraceMs: opts.startupGraceMs ?? Math.max(10_000, 3 * leaseMs),
+        targetTaskSeconds: opts.targetTaskSeconds,
+      });
+      this.queue = new QueueCommands({
+        ...shared,
+        fleet: this.fleet,
+        dispatcher: this.dispatcher,
+        model: this.model,
+        outputDir: opts.outputDir,
+        onSubmitted: () => this.tick(),
+        modelArriving: (model) => this.pushes?.arriving(model) ?? false,
+        libraryModel: (model) => this.pushes?.libraryModel(model) ?? null,
+        pictureSize: (sha256) => this.initImages.size(sha256),
+      });
+      this.intake = new ResultIntake({
+        ...shared,
+        dispatcher: this.dispatcher,
+        results: this.results,
+        spool: new ResultStore(join(opts.dataDir, API_SPOOL_DIR), "flat"),
+        model: this.model,
+        emit: (event) => this.emit("ui", event),
+        onOutputRefused: (error) =>
+          error.code === "E_DISK_FULL"
+            ? this.queue.pauseForFullDisk(error.message)
+            : this.queue.pauseForUnwritableOutput(error.message),
+        jobFiling: (jobId) => this.queue.jobFiling(jobId),
+      });
     } catch (error) {
+      // Whatever failed to start, the next try (in this process or another) finds the dir free.
+      db?.close();
       this.dirLock.release();
       throw error;
     }
-    this.results = new ResultStore(opts.outputDir, opts.outputLayout ?? "studio");
-    this.model = loadThroughput(join(opts.dataDir, "throughput.json"));
-    const shared = { ledger: this.ledger, changes: this.changes, clock: this.clock, log: this.log };
-    this.fleet = new NodeFleet({
-      ...shared,
-      vault: opts.vault ?? new FileTokenVault(join(opts.dataDir, "node-tokens.json")),
-      pins: new CertificatePins(join(opts.dataDir, "node-certificates.json")),
-      clientName: opts.clientName,
-      dataDir: opts.dataDir,
-      links: opts.links,
-      onEvent: (node, event) => this.onNodeEvent(node, event),
-      onConnected: (node) => this.dispatcher.resubmitRestored(node),
-      onTelemetry: (update) => this.emit("ui", { type: "telemetry", ...update }),
-    });
-    this.pushes =
-      opts.modelLibrary && !opts.farm ? this.modelPushes(opts.modelLibrary, opts.modelPushOnDemand !== false) : null;
-    this.initImages = new InitImageStore(join(opts.dataDir, "init-images"));
-    const named = this.ledger
-      .listJobs({ includeFinished: true })
-      .flatMap((job) => [job.spec.initImage, job.spec.mask, job.spec.upscale?.source]);
-    this.initImages.prune(new Set(named.filter((sha): sha is string => sha !== undefined)), UNUSED_PICTURE_MS);
-    this.dispatcher = new Dispatcher({
-      ...shared,
-      initImages: this.initImages,
-      unusableModels: (nodeId) => this.pushes?.unusable(nodeId) ?? NO_MODELS,
-      fleet: this.fleet,
-      model: this.model,
-      leaseMs,
-      startupGraceMs: opts.startupGraceMs ?? Math.max(10_000, 3 * leaseMs),
-      targetTaskSeconds: opts.targetTaskSeconds,
-    });
-    this.queue = new QueueCommands({
-      ...shared,
-      fleet: this.fleet,
-      dispatcher: this.dispatcher,
-      model: this.model,
-      outputDir: opts.outputDir,
-      onSubmitted: () => this.tick(),
-      modelArriving: (model) => this.pushes?.arriving(model) ?? false,
-      libraryModel: (model) => this.pushes?.libraryModel(model) ?? null,
-      pictureSize: (sha256) => this.initImages.size(sha256),
-    });
-    this.intake = new ResultIntake({
-      ...shared,
-      dispatcher: this.dispatcher,
-      results: this.results,
-      spool: new ResultStore(join(opts.dataDir, API_SPOOL_DIR), "flat"),
-      model: this.model,
-      emit: (event) => this.emit("ui", event),
-      onOutputRefused: (error) =>
-        error.code === "E_DISK_FULL"
-          ? this.queue.pauseForFullDisk(error.message)
-          : this.queue.pauseForUnwritableOutput(error.message),
-      jobFiling: (jobId) => this.queue.jobFiling(jobId),
-    });
   }
 
   async start(): Promise<void> {
@@ -295,16 +300,24 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     this.stopped = true;
     await this.librarySwitch;
     if (this.timer !== null) this.clock.clearInterval(this.timer);
-    saveThroughput(join(this.opts.dataDir, "throughput.json"), this.model);
+    try {
+      saveThroughput(join(this.opts.dataDir, "throughput.json"), this.model);
+    } catch (error) {
+      // A full or read-only data dir: the speeds are learned again; the stop goes on.
+      this.log.warn({ err: error }, "could not save the devices' learned speeds");
+    }
     this.dispatcher.stop();
-    await this.pushes?.stop();
-    await this.libraryServer?.close();
-    this.fleet.closeLinks();
-    // Results being stored settle (their downloads fail fast once the links are closed) before the ledger closes.
-    await this.intake.stop();
-    await this.fleet.stop();
-    this.ledger.close();
-    this.dirLock.release();
+    try {
+      await this.pushes?.stop();
+      await this.libraryServer?.close();
+      this.fleet.closeLinks();
+      // Results being stored settle (their downloads fail fast once the links are closed) before the ledger closes.
+      await this.intake.stop();
+      await this.fleet.stop();
+    } finally {
+      this.ledger.close();
+      this.dirLock.release();
+    }
   }
 
   /**

@@ -27,7 +27,7 @@ export function lockDataDir(dataDir: string): DataDirLock {
     if ((error as { code?: string }).code !== "SQLITE_BUSY") throw error;
     throw new KilnError(
       "E_CONFLICT",
-      `the data dir ${dataDir} is in use by another Kiln (kiln serve, kiln render or the desktop app): stop that one, or give this one its own folder with --data-dir`,
+      `the data dir ${dataDir} is in use by another Kiln (kiln serve, kiln render or the desktop app): work through that one (its window or UI), stop it, or give this one its own folder with --data-dir`,
     );
   }
   return { release: () => db.close() };

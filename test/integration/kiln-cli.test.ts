@@ -178,7 +178,7 @@ describe("kiln CLI", () => {
     const second = await kiln(["render", "x", "-n", "1", "--data-dir", data, "--no-local"]).done;
     expect(second.code).toBe(1);
     expect(second.stderr).toMatch(
-      /^kiln: the data dir .* is in use by another Kiln \(kiln serve, kiln render or the desktop app\): stop that one, or give this one its own folder with --data-dir$/m,
+      /^kiln: the data dir .* is in use by another Kiln \(kiln serve, kiln render or the desktop app\): work through that one \(its window or UI\), stop it, or give this one its own folder with --data-dir$/m,
     );
     // The first is unharmed: still serving.
     expect(serve.proc.exitCode).toBeNull();
