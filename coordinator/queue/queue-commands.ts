@@ -216,6 +216,11 @@ export class QueueCommands {
   }
 
   private pauseFor(reason: string, resumesWithSpace: boolean): void {
+    if (this.opts.ledger.isQueuePaused() && this.pauseReason === null) {
+      // A person paused it already (a result in flight was refused meanwhile): their pause stands, and only they end it.
+      this.opts.log.warn({ reason }, "the output folder refused a result while a person had paused the queue");
+      return;
+    }
     this.opts.ledger.pauseQueue({ reason, resumesWithSpace });
     this.pauseReason = reason;
     this.resumesWithSpace = resumesWithSpace;

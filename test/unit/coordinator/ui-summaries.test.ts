@@ -4,6 +4,7 @@ import { join } from "node:path";
 import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { Coordinator } from "../../../coordinator/coordinator";
+import type { QueueCommands } from "../../../coordinator/queue/queue-commands";
 import type { Ledger } from "../../../coordinator/store/ledger";
 import { createCommandRouter } from "../../../coordinator/ui-api/command-router";
 import type { GridAxis } from "../../../shared/job";
@@ -92,6 +93,18 @@ describe("the coordinator's UI summaries", () => {
     await c.start();
     await waitUntil(() => !c.isQueuePaused(), 10_000, "the queue resumed");
     expect(await route({ id: 2, command: "queueState" })).toEqual({ id: 2, result: { paused: false, reason: null } });
+  });
+
+  it("keeps a person's pause when the output folder then refuses a result: no reason of the app's, nothing that ends it by itself", async () => {
+    const c = coordinatorWith([{ name: "waiting", prompts: ["a cat"], model: "kiln-demo" }]);
+    c.pauseQueue();
+    // As the result intake does when a result in flight meets a full disk.
+    (c as unknown as { queue: QueueCommands }).queue.pauseForFullDisk("the output disk is full");
+    expect(await createCommandRouter(c)({ id: 1, command: "queueState" })).toEqual({
+      id: 1,
+      result: { paused: true, reason: null },
+    });
+    expect(c.ledger.queuePauseCause()).toBeNull();
   });
 
   it("queue.changed carries whether the queue is paused", () => {
