@@ -30,6 +30,19 @@ export const FARM_KEY_PREFIX = "kiln";
 /** The reason a farm node gives BullMQ for a task its app cancelled (the app reads it back when no node announced the end). */
 export const FARM_CANCELLED_REASON = "cancelled by its app";
 
+/** How a farm node words a task's failure for BullMQ: `CODE: message`, `CODE (retriable): message` when another try may work. */
+export function farmFailedReason(code: ErrorCode, message: string, retriable = false): string {
+  return `${code}${retriable ? " (retriable)" : ""}: ${message}`;
+}
+
+/** A failure worded by farmFailedReason, read back; null for any other wording (BullMQ's own, an older node's). */
+export function parseFarmFailedReason(reason: string): { code: ErrorCode; message: string; retriable: boolean } | null {
+  const match = /^(E_[A-Z_]+)( \(retriable\))?: ([\s\S]*)$/.exec(reason);
+  const code = ErrorCode.safeParse(match?.[1]);
+  if (!match || !code.success) return null;
+  return { code: code.data, message: match[3] ?? "", retriable: match[2] !== undefined };
+}
+
 export const farmKeys = {
   apps: `${FARM_KEY_PREFIX}:apps`,
   nodes: `${FARM_KEY_PREFIX}:nodes`,

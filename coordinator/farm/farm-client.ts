@@ -35,6 +35,8 @@ const TASK_ATTEMPTS = 4;
 /** How long after BullMQ records a task's end the app waits for its node's announcement before taking BullMQ's word. */
 const END_GRACE_MS = 60_000;
 const GROUP = "app";
+/** Stream entries one read asks for. */
+const READ_COUNT = 200;
 
 /** The studio's library on the farm, as the client needs it: its models, and where a node fetches each. */
 export interface FarmPackLibrary {
@@ -77,11 +79,18 @@ export class FarmClient extends EventEmitter<NodeClientEvents> implements NodeLi
   private online = false;
   /** The events connection dropped since the history was last read (see readEvents). */
   private historyDue = false;
-  /** Whether the stream is being read from its history (a restart, a reconnect) rather than for new entries. */
-  private readingHistory = true;
-  /** Tasks queued by this app whose end no node has announced yet: when each was queued (see checkUnannounced). */
-  private readonly unended = new Map<string, number>();
+  /**
+   * When the last read for new entries that found the stream drained (fewer than it asked for) began, with no
+   * history pass due: every entry written before then has been seen (see checkUnannounced).
+   */
+  private caughtUpAt = Number.NEGATIVE_INFINITY;
+  /**
+   * Tasks queued by this app whose end no node has announced yet: when each was queued, and when this app first
+   * found BullMQ holding it as ended (see checkUnannounced).
+   */
+  private readonly unended = new Map<string, { queuedAt: number; endSeenAt?: number }>();
   private nextEndCheck = 0;
+  private checkingEnds = false;
   private readonly startedAt = new Date().toISOString();
 
   constructor(
@@ -188,7 +197,7 @@ export class FarmClient extends EventEmitter<NodeClientEvents> implements NodeLi
           removeOnFail: { age: 24 * 3600 },
         },
       );
-      if (!this.unended.has(task.id)) this.unended.set(task.id, Date.now());
+      if (!this.unended.has(task.id)) this.unended.set(task.id, { queuedAt: Date.now() });
       return {
         kind: "accepted",
         accepted: { id: task.id, device: FARM_QUEUE_DEVICE, state: "queued", duplicate: false },
@@ -310,32 +319,38 @@ export class FarmClient extends EventEmitter<NodeClientEvents> implements NodeLi
       this.emitEvent({ type: "telemetry", nodeId: this.nodeId, devices: [this.queueDevice()] });
     } catch (error) {
       this.log.warn({ err: error }, "farm: could not read node reports");
-    }
-    try {
-      await this.checkUnannounced();
-    } catch (error) {
-      this.log.warn({ err: error }, "farm: could not read the ends of this app's tasks");
     } finally {
       this.polling = false;
     }
+    if (this.checkingEnds) return;
+    this.checkingEnds = true;
+    await this.checkUnannounced()
+      .catch((error: unknown) => this.log.warn({ err: error }, "farm: could not read the ends of this app's tasks"))
+      .finally(() => {
+        this.checkingEnds = false;
+      });
   }
 
   /**
-   * Tasks that BullMQ has held as ended for longer than the grace period while no node announced their end (a node
+   * Tasks this app has seen BullMQ hold as ended for the grace period while no node announced their end (a node
    * killed between the two writes): the app takes BullMQ's word for it, or their images would stay running for
-   * ever. Only once the stream has been read up to now, so an announcement still unread is never taken for lost.
+   * ever. The grace runs on this app's clock, and only once the stream has been read to its end after the app saw
+   * the task ended, so an announcement still unread (a backlog after a laptop's sleep) is never taken for lost.
    */
   private async checkUnannounced(): Promise<void> {
     const now = Date.now();
-    if (now < this.nextEndCheck || this.readingHistory || this.historyDue) return;
+    if (now < this.nextEndCheck) return;
     this.nextEndCheck = now + this.endGraceMs / 2;
-    for (const [taskId, queuedAt] of [...this.unended]) {
-      if (now - queuedAt < this.endGraceMs) continue;
+    for (const [taskId, task] of [...this.unended]) {
+      if (now - task.queuedAt < this.endGraceMs) continue;
       const job = await this.queue.getJob(taskId);
-      // Not ended (no finish time), or ended too recently for its announcement to be called lost.
-      if (job && (job.finishedOn === undefined || now - job.finishedOn < this.endGraceMs)) continue;
+      // Not ended: BullMQ stamps finishedOn only on a task's last completion or failure.
+      if (job && job.finishedOn === undefined) continue;
+      task.endSeenAt ??= now;
+      if (Date.now() - task.endSeenAt < this.endGraceMs || this.caughtUpAt <= task.endSeenAt || this.historyDue)
+        continue;
       const end = unannouncedEnd(taskId, job ? await job.getState() : "unknown", job?.failedReason);
-      // Announced meanwhile, or still running.
+      // Announced meanwhile, or not ended after all.
       if (!end || !this.unended.has(taskId)) continue;
       this.unended.delete(taskId);
       this.log.warn(
@@ -360,14 +375,14 @@ export class FarmClient extends EventEmitter<NodeClientEvents> implements NodeLi
         this.historyDue = false;
         from = "0";
       }
-      this.readingHistory = from !== ">";
+      const startedAt = Date.now();
       try {
         const answer = (await this.reader.xreadgroup(
           "GROUP",
           GROUP,
           this.app.id,
           "COUNT",
-          200,
+          READ_COUNT,
           "BLOCK",
           1000,
           "STREAMS",
@@ -376,6 +391,7 @@ export class FarmClient extends EventEmitter<NodeClientEvents> implements NodeLi
         )) as Array<[string, Array<[string, string[] | null]>]> | null;
         if (this.closed) return;
         const entries = answer?.[0]?.[1] ?? [];
+        if (from === ">" && entries.length < READ_COUNT && !this.historyDue) this.caughtUpAt = startedAt;
         // The history is read on from the last entry it gave (read again from 0, it gives the same entries until
         // they are acknowledged); once it gives none, new entries.
         if (from !== ">") from = entries.at(-1)?.[0] ?? ">";

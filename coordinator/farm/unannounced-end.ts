@@ -1,5 +1,4 @@
-import { ErrorCode } from "../../shared/errors";
-import { FARM_CANCELLED_REASON } from "../../shared/farm-protocol";
+import { FARM_CANCELLED_REASON, parseFarmFailedReason } from "../../shared/farm-protocol";
 import type { NodeEvent } from "../../shared/node-events";
 
 /** A task's end as the app's result intake takes it, without the fields its link adds. */
@@ -14,7 +13,7 @@ export type TaskEnd =
 /**
  * The end of a farm task whose node never announced it (killed between settling the task in BullMQ and writing to
  * the app's stream), read from BullMQ's record of it: the app's images would otherwise stay running for ever. Null
- * while BullMQ holds the task as not ended. A failed task's reason is `CODE: message`, as farm nodes write it.
+ * while BullMQ holds the task as not ended. A failed task's reason is read as farm nodes word it (farmFailedReason).
  */
 export function unannouncedEnd(taskId: string, state: string, failedReason: string | undefined): TaskEnd | null {
   switch (state) {
@@ -23,14 +22,13 @@ export function unannouncedEnd(taskId: string, state: string, failedReason: stri
       return { type: "task.done", taskId };
     case "failed": {
       if (failedReason === FARM_CANCELLED_REASON) return { type: "task.cancelled", taskId };
-      const match = /^(E_[A-Z_]+): ([\s\S]*)$/.exec(failedReason ?? "");
-      const code = ErrorCode.safeParse(match?.[1]);
+      const failure = parseFarmFailedReason(failedReason ?? "");
       return {
         type: "task.failed",
         taskId,
-        code: code.success ? code.data : "E_INTERNAL",
-        message: code.success ? (match?.[2] ?? "") : failedReason || "the task failed on the farm",
-        retriable: false,
+        code: failure?.code ?? "E_INTERNAL",
+        message: failure?.message ?? (failedReason || "the task failed on the farm"),
+        retriable: failure?.retriable ?? false,
         completedImageIds: [],
       };
     }

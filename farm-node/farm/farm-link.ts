@@ -12,6 +12,7 @@ import {
   type FarmNodeReport,
   FarmNodeUrl,
   type FarmPackSource,
+  farmFailedReason,
   farmImagePath,
   farmKeys,
   parseFarmJson,
@@ -186,7 +187,7 @@ export class FarmLink {
         void this.settle(run, async () => {
           const final = FINAL_CODES.has(event.code) || !event.retriable || lastTry(run.job);
           // BullMQ retries a non-final failure with backoff, on whichever node pulls it next.
-          const error = `${event.code}: ${event.message}`;
+          const error = farmFailedReason(event.code, event.message);
           await run.job.moveToFailed(final ? new UnrecoverableError(error) : new Error(error), run.token, false);
           if (final) {
             await this.announce(run.app, {
@@ -319,7 +320,7 @@ export class FarmLink {
       }
       const final = FINAL_CODES.has(code) || lastTry(run.job);
       if (final) await this.failForGood(run.app, run.job, run.token, code, message);
-      else await run.job.moveToFailed(new Error(`${code}: ${message}`), run.token, false);
+      else await run.job.moveToFailed(new Error(farmFailedReason(code, message)), run.token, false);
       return false;
     }
   }
@@ -460,7 +461,7 @@ export class FarmLink {
     message: string,
     retriable = false,
   ): Promise<void> {
-    await job.moveToFailed(new UnrecoverableError(message), token, false);
+    await job.moveToFailed(new UnrecoverableError(farmFailedReason(code, message, retriable)), token, false);
     await this.announce(app, {
       type: "task.failed",
       // Apps use their task ids as job ids.

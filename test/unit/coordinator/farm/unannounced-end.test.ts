@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { unannouncedEnd } from "../../../../coordinator/farm/unannounced-end";
-import { FARM_CANCELLED_REASON } from "../../../../shared/farm-protocol";
+import { FARM_CANCELLED_REASON, farmFailedReason } from "../../../../shared/farm-protocol";
 
 describe("a farm task's end read from BullMQ when no node announced it", () => {
   it("is none while the task has not ended", () => {
@@ -8,10 +8,12 @@ describe("a farm task's end read from BullMQ when no node announced it", () => {
       expect(unannouncedEnd("t", state, undefined)).toBeNull();
   });
 
-  it("is done for a completed task, cancelled for one its app cancelled, failed with the node's code otherwise", () => {
+  it("is done for a completed task, cancelled for one its app cancelled, failed with the node's code and retriability otherwise", () => {
     expect(unannouncedEnd("t", "completed", undefined)).toEqual({ type: "task.done", taskId: "t" });
     expect(unannouncedEnd("t", "failed", FARM_CANCELLED_REASON)).toEqual({ type: "task.cancelled", taskId: "t" });
-    expect(unannouncedEnd("t", "failed", "E_OOM: 2048×2048 does not fit: 22 GB needed, 16 GB free")).toEqual({
+    expect(
+      unannouncedEnd("t", "failed", farmFailedReason("E_OOM", "2048×2048 does not fit: 22 GB needed, 16 GB free")),
+    ).toEqual({
       type: "task.failed",
       taskId: "t",
       code: "E_OOM",
@@ -26,6 +28,13 @@ describe("a farm task's end read from BullMQ when no node announced it", () => {
       code: "E_INTERNAL",
       message: "job stalled more than allowable limit",
       retriable: false,
+    });
+    expect(
+      unannouncedEnd("t", "failed", farmFailedReason("E_NOT_FOUND", "the app no longer has the pack", true)),
+    ).toMatchObject({
+      code: "E_NOT_FOUND",
+      message: "the app no longer has the pack",
+      retriable: true,
     });
     expect(unannouncedEnd("t", "failed", "E_NOT_A_CODE: x")).toMatchObject({
       code: "E_INTERNAL",
