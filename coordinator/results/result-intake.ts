@@ -99,8 +99,11 @@ export class ResultIntake {
               acknowledge(node, event, status, "not assigned to you: the image was given to another node");
           },
           (error: unknown) => {
-            // The ledger refused (busy, its disk full): the app stays up, and the image goes back to the queue.
+            // The ledger refused (busy, its disk full): the app stays up, and the image goes back to the queue. The
+            // attempt is settled in its task too, or the task would hold its device's slot for ever.
             this.opts.log.error({ err: error, node: node.id, task: event.taskId }, "could not record a result");
+            const task = this.opts.dispatcher.ownTask(node, event.taskId);
+            if (task) this.opts.dispatcher.settle(task, event.imageId);
             this.opts.dispatcher.requeueAfterFailure(node.id, [event.imageId], "its result could not be recorded");
           },
         );
