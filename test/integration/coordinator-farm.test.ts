@@ -102,9 +102,9 @@ describe("coordinator with real kiln-node processes (simulated devices)", () => 
     const perNode = new Map<string, number>();
     for (const row of rows) perNode.set(row.nodeId as string, (perNode.get(row.nodeId as string) ?? 0) + 1);
     const [slow, middle, fast] = farm.map((n) => perNode.get(n.nodeId) ?? 0);
-    // At 4× the slow node's speed the fast one does more than 1.5× its images, the middle one in between: with the
-    // suite's other files on the same 2 cores, the fast node's PNG encoding caps it near 2× (90 against 46 in CI).
-    expect(fast).toBeGreaterThan((slow as number) * 1.5);
+    // At 4× the slow node's speed the fast one does more than twice its images, the middle one in between. Under
+    // the whole suite's load on 2 cores the fast node's PNG encoding can cap it near 2× (90 against 46 once in CI).
+    expect(fast).toBeGreaterThan((slow as number) * 2);
     expect(middle).toBeGreaterThan(slow as number);
     expect(fast).toBeGreaterThan(middle as number);
   });
