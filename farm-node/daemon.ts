@@ -34,7 +34,7 @@ import { PowerSampling } from "./devices/power-sampling";
 import { RaplCounter } from "./devices/rapl";
 import type { SimulateSpec } from "./devices/simulate-spec";
 import { SimulatedReadings } from "./devices/simulated-readings";
-import { FarmLink } from "./farm/farm-link";
+import type { FarmLink } from "./farm/farm-link";
 import { PackFetcher } from "./farm/pack-fetcher";
 import { ImageStore } from "./image-store";
 import { InitImageCache } from "./init-images";
@@ -321,6 +321,8 @@ export class Daemon implements NodeService {
       },
       log: this.opts.log,
     });
+    // Loaded only in farm mode: BullMQ and ioredis are most of a LAN node's start-up otherwise.
+    const { FarmLink } = await import("./farm/farm-link");
     this.farm = new FarmLink(
       url,
       {

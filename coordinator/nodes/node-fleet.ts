@@ -8,7 +8,7 @@ import type { NodeSummary, UiEvent } from "../../shared/ui-api";
 import type { ChangeFeed } from "../change-feed";
 import type { Clock } from "../clock";
 import { FARM_APP_FILE, farmNodeSummaries, loadFarmApp } from "../farm/farm-app";
-import { FarmClient, type FarmPackLibrary } from "../farm/farm-client";
+import type { FarmClient, FarmPackLibrary } from "../farm/farm-client";
 import type { CertificatePins } from "../secrets/certificate-pins";
 import type { TokenVault } from "../secrets/token-vault";
 import type { Ledger } from "../store/ledger";
@@ -92,7 +92,7 @@ export class NodeFleet {
   async start(how: FleetStart): Promise<void> {
     const { ledger, vault, pins, log } = this.opts;
     if (how.farm) {
-      this.connectFarm(how.farm, how.farmLibrary);
+      await this.connectFarm(how.farm, how.farmLibrary);
       return;
     }
     for (const node of ledger.nodes()) {
@@ -417,8 +417,10 @@ export class NodeFleet {
   }
 
   /** Farm mode: the farm is one connection whose one device is this app's queue on Redis. */
-  private connectFarm(url: string, library: FarmPackLibrary | undefined): void {
+  private async connectFarm(url: string, library: FarmPackLibrary | undefined): Promise<void> {
     const app = loadFarmApp(join(this.opts.dataDir, FARM_APP_FILE), this.opts.clientName);
+    // Loaded only in farm mode: BullMQ and ioredis are most of the start-up of an app on the LAN otherwise.
+    const { FarmClient } = await import("../farm/farm-client");
     const client = new FarmClient(url, app, this.opts.log, library);
     const node = new NodeConnection(client.nodeId, client.name, "", 0, client, false, false);
     // BullMQ's stalled-job check recovers a dead node's tasks; a Redis restart must not requeue everything here.
