@@ -16,7 +16,6 @@ import { type Clock, systemClock, type TimerHandle } from "./clock";
 import { Dispatcher } from "./dispatch/dispatcher";
 import { FarmLibrary } from "./farm/farm-library";
 import { LibraryIdentity } from "./farm/library-identity";
-import { DEFAULT_LIBRARY_PORT, startLibraryServer } from "./farm/library-server";
 import { InitImageStore } from "./img2img/init-image-store";
 import { openLibrary } from "./models/library-folder";
 import { ModelPushes, type ModelPushesOptions } from "./models/model-pushes";
@@ -241,6 +240,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
 
   /** Farm mode: the library, read and served over the app's own TLS to nodes that lack a task's pack. */
   private async serveFarmLibrary(library: string): Promise<FarmLibrary> {
+    // Loaded only in farm mode: Fastify is a good part of the start-up of an app that serves no library.
+    const { DEFAULT_LIBRARY_PORT, startLibraryServer } = await import("./farm/library-server");
     const identity = await LibraryIdentity.load(this.opts.dataDir);
     const served = new FarmLibrary({ library, dataDir: this.opts.dataDir, identity, log: this.log });
     await served.scan();

@@ -35,7 +35,6 @@ import { RaplCounter } from "./devices/rapl";
 import type { SimulateSpec } from "./devices/simulate-spec";
 import { SimulatedReadings } from "./devices/simulated-readings";
 import type { FarmLink } from "./farm/farm-link";
-import { PackFetcher } from "./farm/pack-fetcher";
 import { ImageStore } from "./image-store";
 import { InitImageCache } from "./init-images";
 import { MdnsAdvert } from "./mdns-advert";
@@ -289,6 +288,11 @@ export class Daemon implements NodeService {
   }
 
   private async startFarm(url: string): Promise<void> {
+    // Loaded only in farm mode: BullMQ, ioredis and undici are most of a LAN node's start-up otherwise.
+    const [{ FarmLink }, { PackFetcher }] = await Promise.all([
+      import("./farm/farm-link"),
+      import("./farm/pack-fetcher"),
+    ]);
     const secretFile = this.state.file("farm-image-secret");
     if (!existsSync(secretFile)) this.state.writeSecret("farm-image-secret", randomBytes(32).toString("hex"));
     this.farmImageSecret = Buffer.from(readFileSync(secretFile, "utf8").trim(), "hex");
@@ -321,8 +325,6 @@ export class Daemon implements NodeService {
       },
       log: this.opts.log,
     });
-    // Loaded only in farm mode: BullMQ and ioredis are most of a LAN node's start-up otherwise.
-    const { FarmLink } = await import("./farm/farm-link");
     this.farm = new FarmLink(
       url,
       {

@@ -27,7 +27,6 @@ import { PushCancelled, pushPack } from "../models/pack-pusher";
 import { planPushTargets } from "../models/push-targets";
 import type { NodeClient } from "../nodes/node-client";
 import { loadOrCreateUiCertificate } from "../ui-api/ui-certificate";
-import { startUiServer } from "../ui-api/ui-server";
 import { waitForFarm } from "./farm-wait";
 import { formatModelsReport, formatPushSummary, PushBoard, type PushLine } from "./models-view";
 import { ProgressView } from "./progress-view";
@@ -675,6 +674,8 @@ async function serve(opts: ServeOptions): Promise<number> {
   const host = opts.lan ? "0.0.0.0" : "127.0.0.1";
   const log = pino({ level: opts.logLevel }, pino.destination(2));
   const uiDir = fileURLToPath(new URL("../../out/renderer", import.meta.url));
+  // Loaded only here: the other commands never serve HTTP, and Fastify is a good part of their start-up.
+  const { startUiServer } = await import("../ui-api/ui-server");
   const { app, port } = await startUiServer({
     coordinator,
     host,

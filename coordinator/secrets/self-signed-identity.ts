@@ -1,7 +1,7 @@
 import { X509Certificate } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { generate } from "selfsigned";
+import type { generate } from "selfsigned";
 import { normalizeFingerprint } from "../../shared/fingerprint";
 import { writePrivateText } from "./private-json-file";
 
@@ -31,6 +31,8 @@ export async function loadOrCreateSelfSigned(
   const keyPath = join(dataDir, files.key);
   const certPath = join(dataDir, files.cert);
   if (!existsSync(keyPath) || !existsSync(certPath)) {
+    // Loaded only to make one: an app restarting on its data dir never needs it.
+    const { generate } = await import("selfsigned");
     const made = await generate([{ name: "commonName", value: commonName }], {
       keyType: "ec",
       curve: "P-256",

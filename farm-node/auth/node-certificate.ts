@@ -1,6 +1,5 @@
 import { X509Certificate } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
-import { generate } from "selfsigned";
 import { normalizeFingerprint } from "../../shared/fingerprint";
 import type { StateDir } from "../state-dir";
 
@@ -35,6 +34,8 @@ export async function loadOrCreateCertificate(state: StateDir): Promise<NodeCert
 
 /** A new key and self-signed certificate of the node's kind, in memory. */
 export async function createNodeCertificate(): Promise<NodeCertificate> {
+  // Loaded only to make one: a node restarting on its state dir never needs it.
+  const { generate } = await import("selfsigned");
   const made = await generate([{ name: "commonName", value: "kiln-node" }], {
     keyType: "ec",
     curve: "P-256",
