@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import * as ort from "onnxruntime-node";
 import { DEMO_MODEL } from "../../shared/constants";
 import type { Backend } from "../../shared/device";
@@ -6,24 +5,19 @@ import { KilnError } from "../../shared/errors";
 import type { ModelInfo } from "../../shared/node-info";
 import { seededNormal } from "../../shared/seeded-noise";
 import type { TaskImage } from "../../shared/task";
+import { DECODER_IO, DEMO_LATENT_CHANNELS, DEMO_LATENT_FACTOR, DENOISER_IO } from "./demo-model";
 import {
-  buildDemoGraphs,
-  DECODER_IO,
-  DEMO_LATENT_CHANNELS,
-  DEMO_LATENT_FACTOR,
-  DENOISER_IO,
-  type DemoGraphs,
-} from "./demo-model";
+  DEMO_DEFAULT_EDGE,
+  DEMO_DEFAULT_STEPS,
+  DEMO_MAX_EDGE,
+  DEMO_MAX_STEPS,
+  DEMO_MIN_EDGE,
+  demoModel,
+} from "./demo-model-info";
 import type { Engine, RenderBatch, RenderedImage, RenderHooks } from "./engine";
 import { createSessions } from "./execution-providers";
 import { embedPrompt, PROMPT_EMBEDDING_DIM } from "./prompt-embedding";
 import { timedRun } from "./timed-run";
-
-const DEFAULT_STEPS = 4;
-const MAX_STEPS = 50;
-const DEFAULT_EDGE = 512;
-const MIN_EDGE = 64;
-const MAX_EDGE = 2048;
 
 export interface DemoEngineOptions {
   /** Execution providers to try in order; the first that works runs the model. */
@@ -53,51 +47,6 @@ export async function createDemoEngine(opts: DemoEngineOptions): Promise<Engine>
   return engine;
 }
 
-/** What `kiln-demo` is, for nodes and simulated devices that advertise it without loading it. */
-export function demoModelInfo(): ModelInfo {
-  return { ...demoModel().info };
-}
-
-let built: { graphs: DemoGraphs; info: ModelInfo } | undefined;
-
-/** The graphs are built once per process: their bytes define the model hash. */
-function demoModel(): { graphs: DemoGraphs; info: ModelInfo } {
-  if (built) return built;
-  const graphs = buildDemoGraphs();
-  const hash = createHash("sha256").update(graphs.denoiser).update(graphs.decoder).digest("hex");
-  built = { graphs, info: describeDemoModel(hash) };
-  return built;
-}
-
-function describeDemoModel(hash: string): ModelInfo {
-  return {
-    name: DEMO_MODEL,
-    kind: "demo",
-    hash,
-    demo: true,
-    description:
-      "Built-in demo, no download: a small untrained network built in code that paints abstract pictures " +
-      "(the prompt picks palette and mood, the seed the shapes) with real ONNX Runtime inference and " +
-      "diffusion-like steps. Not a diffusion model: it does not draw what the prompt says.",
-    defaultSteps: DEFAULT_STEPS,
-    defaultWidth: DEFAULT_EDGE,
-    defaultHeight: DEFAULT_EDGE,
-    defaultGuidance: 1,
-    // Each step is an Euler step of a flow-matching ODE, like FlowMatch Euler samplers.
-    defaultSampler: "Euler",
-    maxWidth: MAX_EDGE,
-    maxHeight: MAX_EDGE,
-    maxSteps: MAX_STEPS,
-    sizeMultiple: DEMO_LATENT_FACTOR,
-    sizeBytes: 0,
-    // It has no VAE encoder: the studio refuses an img2img job for it before queueing (the node would too).
-    img2img: false,
-    hires: false,
-    available: true,
-    unavailableReason: null,
-  };
-}
-
 class DemoEngine implements Engine {
   private closed = false;
 
@@ -115,7 +64,7 @@ class DemoEngine implements Engine {
 
   async warmUp(): Promise<void> {
     const image = { id: "warmup", seed: 0, prompt: "", negativePrompt: "" };
-    const batch = { width: DEFAULT_EDGE, height: DEFAULT_EDGE, steps: DEFAULT_STEPS, guidance: 1 };
+    const batch = { width: DEMO_DEFAULT_EDGE, height: DEMO_DEFAULT_EDGE, steps: DEMO_DEFAULT_STEPS, guidance: 1 };
     await this.renderImage(image, batch, { onStep: () => {}, isCancelled: () => false, onImage: () => {} });
   }
 
@@ -199,17 +148,17 @@ function checkLimits(batch: RenderBatch): void {
     ["width", batch.width],
     ["height", batch.height],
   ] as const) {
-    if (!Number.isInteger(edge) || edge < MIN_EDGE || edge > MAX_EDGE || edge % DEMO_LATENT_FACTOR !== 0) {
+    if (!Number.isInteger(edge) || edge < DEMO_MIN_EDGE || edge > DEMO_MAX_EDGE || edge % DEMO_LATENT_FACTOR !== 0) {
       throw new KilnError(
         "E_SIZE_LIMIT",
-        `${DEMO_MODEL} renders ${MIN_EDGE} to ${MAX_EDGE} pixels per side in multiples of ${DEMO_LATENT_FACTOR}; ${name} is ${edge}`,
-        { maxWidth: MAX_EDGE, maxHeight: MAX_EDGE },
+        `${DEMO_MODEL} renders ${DEMO_MIN_EDGE} to ${DEMO_MAX_EDGE} pixels per side in multiples of ${DEMO_LATENT_FACTOR}; ${name} is ${edge}`,
+        { maxWidth: DEMO_MAX_EDGE, maxHeight: DEMO_MAX_EDGE },
       );
     }
   }
-  if (!Number.isInteger(batch.steps) || batch.steps < 1 || batch.steps > MAX_STEPS) {
-    throw new KilnError("E_BAD_REQUEST", `${DEMO_MODEL} takes 1 to ${MAX_STEPS} steps; got ${batch.steps}`, {
-      maxSteps: MAX_STEPS,
+  if (!Number.isInteger(batch.steps) || batch.steps < 1 || batch.steps > DEMO_MAX_STEPS) {
+    throw new KilnError("E_BAD_REQUEST", `${DEMO_MODEL} takes 1 to ${DEMO_MAX_STEPS} steps; got ${batch.steps}`, {
+      maxSteps: DEMO_MAX_STEPS,
     });
   }
 }

@@ -1,10 +1,8 @@
 import type { WorkerInit, WorkerModelEvent } from "../../shared/worker-messages";
-import { createDemoEngine, demoModelInfo } from "./demo-engine";
+import { demoModelInfo } from "./demo-model-info";
 import type { Engine } from "./engine";
 import { EngineSet } from "./engine-set";
-import { PackEngine } from "./pack-engine";
 import { createSimulatedEngine } from "./simulated-engine";
-import { UpscalerEngine } from "./upscaler-engine";
 
 /**
  * The engine a worker runs: simulated devices sleep; every other device runs
@@ -24,6 +22,12 @@ export async function loadEngine(
       models: [{ ...demoModelInfo(), hires: true }],
     });
   }
+  // ONNX Runtime and the pack pipelines are loaded only by a worker that runs them, never by a simulated one.
+  const [{ createDemoEngine }, { PackEngine }, { UpscalerEngine }] = await Promise.all([
+    import("./demo-engine"),
+    import("./pack-engine"),
+    import("./upscaler-engine"),
+  ]);
   const demo = await createDemoEngine({ providers: init.providers });
   const engines: [Engine, ...Engine[]] = [demo];
   const upscalers =

@@ -16,8 +16,6 @@ import { FromWorker, ToWorker, type WorkerBatch, type WorkerInit } from "../../s
 import type { Engine, RenderedImage } from "../inference/engine";
 import { loadEngine } from "../inference/engine-factory";
 import { EngineSet } from "../inference/engine-set";
-import { PackEngine } from "../inference/pack-engine";
-import { UpscalerEngine } from "../inference/upscaler-engine";
 import { encodePixels, savePng } from "../png/png-writer";
 import { type MaskedStart, maskedStart } from "./masked-start";
 import { readUpscaleSource } from "./upscale-source";
@@ -139,6 +137,7 @@ async function addPacks(message: WorkerInit): Promise<void> {
   };
   if (!engine) return;
   if (addedUpscalers.length > 0 && message.device.kind !== "simulated") {
+    const { UpscalerEngine } = await import("../inference/upscaler-engine");
     const upscalers = new UpscalerEngine({
       upscalers: addedUpscalers,
       providers: message.providers,
@@ -148,6 +147,7 @@ async function addPacks(message: WorkerInit): Promise<void> {
     engine = new EngineSet([engine, upscalers]);
   }
   if (added.length > 0 && message.device.kind !== "simulated") {
+    const { PackEngine } = await import("../inference/pack-engine");
     const packs = new PackEngine({
       packs: added,
       providers: message.providers,

@@ -6,7 +6,7 @@ import BetterSqlite3 from "better-sqlite3";
 import { ResultStore } from "../../coordinator/results/result-store";
 import { openDatabase } from "../../coordinator/store/database";
 import { Ledger } from "../../coordinator/store/ledger";
-import { demoModelInfo } from "../../farm-node/inference/demo-engine";
+import { demoModelInfo } from "../../farm-node/inference/demo-model-info";
 import { imagePath, writePng } from "../../farm-node/png/png-writer";
 import { JobSpec } from "../../shared/job";
 import { drawSeeds, expandJob } from "../../shared/job-expansion";

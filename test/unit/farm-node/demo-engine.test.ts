@@ -1,7 +1,8 @@
 import { createHash } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createDemoEngine, demoModelInfo } from "../../../farm-node/inference/demo-engine";
+import { createDemoEngine } from "../../../farm-node/inference/demo-engine";
 import { buildDemoGraphs } from "../../../farm-node/inference/demo-model";
+import { demoModelInfo } from "../../../farm-node/inference/demo-model-info";
 import type { Engine, RenderBatch, RenderedImage, RenderHooks } from "../../../farm-node/inference/engine";
 import { DEMO_MODEL } from "../../../shared/constants";
 import { KilnError } from "../../../shared/errors";
