@@ -55,7 +55,7 @@ function usage(message: string): never {
   process.exit(2);
 }
 
-/** Every file of ours `entries` import, themselves included, following relative static imports. */
+/** Every file of ours `entries` import, themselves included, following relative imports, static and `import("…")`. */
 function sourceClosure(entries: string[]): string[] {
   const files = new Set<string>();
   const queue = entries.map((e) => join(ROOT, e));
@@ -63,7 +63,7 @@ function sourceClosure(entries: string[]): string[] {
     const file = queue.shift() as string;
     if (files.has(file)) continue;
     files.add(file);
-    for (const m of readFileSync(file, "utf8").matchAll(/(?:^|\s)from\s*"(\.{1,2}\/[^"\n]+)"/gm)) {
+    for (const m of readFileSync(file, "utf8").matchAll(/(?:(?:^|\s)from\s*|\bimport\(\s*)"(\.{1,2}\/[^"\n]+)"/gm)) {
       const base = resolve(dirname(file), m[1] as string);
       const found = [base, `${base}.ts`, `${base}.js`, join(base, "index.ts")].find(
         (c) => existsSync(c) && statSync(c).isFile(),
@@ -75,9 +75,15 @@ function sourceClosure(entries: string[]): string[] {
   return [...files].map((f) => relative(ROOT, f));
 }
 
-/** Package names a source tree imports statically (bare specifiers, node: left out; a test runner's conditional import is not followed). */
+/**
+ * Package names a source tree imports (bare specifiers, node: left out): every static import, and the production
+ * dependencies it loads with `import("…")` where it needs them (a test runner's conditional import is not followed).
+ */
 function importedPackages(paths: string[]): Set<string> {
   const names = new Set<string>();
+  const { dependencies } = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as {
+    dependencies: Record<string, string>;
+  };
   const visit = (path: string) => {
     if (statSync(path).isDirectory()) {
       for (const entry of readdirSync(path)) visit(join(path, entry));
@@ -85,11 +91,12 @@ function importedPackages(paths: string[]): Set<string> {
     }
     if (!/\.(ts|js|mjs)$/.test(path)) return;
     const text = readFileSync(path, "utf8");
-    for (const m of text.matchAll(/(?:^|\s)from\s*"(@?[a-z0-9][\w.-]*(?:\/[\w.@-]+)*)"/gm)) {
-      const spec = m[1] as string;
+    for (const m of text.matchAll(/(?:(?:^|\s)from\s*|\b(import)\(\s*)"(@?[a-z0-9][\w.-]*(?:\/[\w.@-]+)*)"/gm)) {
+      const spec = m[2] as string;
       if (spec.startsWith("node:")) continue;
       const parts = spec.split("/");
-      names.add(spec.startsWith("@") ? `${parts[0]}/${parts[1]}` : (parts[0] as string));
+      const name = spec.startsWith("@") ? `${parts[0]}/${parts[1]}` : (parts[0] as string);
+      if (m[1] === undefined || name in dependencies) names.add(name);
     }
   };
   for (const p of paths) visit(join(ROOT, p));
