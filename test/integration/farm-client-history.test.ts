@@ -109,6 +109,31 @@ describe.skipIf(unavailable !== null)("an app's farm stream after a restart (rea
     expect(seen).toEqual(["t0", "t1", "t2"]);
   });
 
+  it("keeps on Redis only the outcomes the app has not taken: each acknowledged one is deleted from its stream", async () => {
+    const { redis, raw, app } = await farmWithApp("trim-test");
+    const stream = farmKeys.events(app.id);
+    const seen: string[] = [];
+    const c = new FarmClient(redis.url, app, pino({ level: "silent" }));
+    cleanups.push(() => c.close());
+    c.on("event", (event: NodeEvent) => {
+      if (event.type !== "task.done") return;
+      seen.push(event.taskId);
+      // The first two are taken; the third is still being stored when the app looks.
+      if (event.delivery !== undefined && event.taskId !== "t2") c.ack(event.delivery, 200);
+    });
+    c.connect();
+    await waitUntil(
+      async () => ((await raw.xinfo("GROUPS", stream).catch(() => [])) as unknown[]).length > 0,
+      10_000,
+      "the app's group",
+    );
+    for (const taskId of ["t0", "t1", "t2"]) await raw.xadd(stream, "*", "a", done(taskId));
+    await waitUntil(() => seen.length === 3, 10_000, "the three outcomes");
+    await waitUntil(async () => (await raw.xlen(stream)) === 1, 10_000, "the two taken deleted from the stream");
+    const [left] = (await raw.xrange(stream, "-", "+")) as [string, string[]][];
+    expect(JSON.parse(left?.[1][1] as string).taskId).toBe("t2");
+  });
+
   it("takes BullMQ's word for a task's end that no node announced, after the grace period, and only for those", async () => {
     const { redis, raw, app } = await farmWithApp("unannounced-test");
     const ends: string[] = [];
