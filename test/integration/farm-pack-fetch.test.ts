@@ -207,7 +207,12 @@ describe.skipIf(unavailable !== null)("farm nodes fetch packs from the app that 
     const redis = await startRedis();
     cleanups.push(() => redis.stop());
     const lib = await library();
-    const { c, outputDir } = await farmApp(redis.url, lib.dir);
+    // The pack (about 100 kB) comes over a link of 100 kB/s: the node holds the tasks it takes meanwhile for about a
+    // second, so it surely takes more than one before the pack is there (over loopback the fetch could end first).
+    const { c, outputDir } = await farmApp(redis.url, lib.dir, async (port) => {
+      const link = await slowLink(port, 100 * 1024);
+      return `https://127.0.0.1:${link.port}`;
+    });
     const lacksModels = emptyDir("kiln-farm-lacks-");
     const [lacks, closed] = await Promise.all([
       farmNode(redis.url, "lacks", lacksModels),
