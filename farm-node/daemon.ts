@@ -293,6 +293,8 @@ export class Daemon implements NodeService {
       import("./farm/farm-link"),
       import("./farm/pack-fetcher"),
     ]);
+    // Stopped while they loaded: no link is made that nothing would close.
+    if (this.stopping) return;
     const secretFile = this.state.file("farm-image-secret");
     if (!existsSync(secretFile)) this.state.writeSecret("farm-image-secret", randomBytes(32).toString("hex"));
     this.farmImageSecret = Buffer.from(readFileSync(secretFile, "utf8").trim(), "hex");

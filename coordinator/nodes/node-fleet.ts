@@ -421,6 +421,8 @@ export class NodeFleet {
     const app = loadFarmApp(join(this.opts.dataDir, FARM_APP_FILE), this.opts.clientName);
     // Loaded only in farm mode: BullMQ and ioredis are most of the start-up of an app on the LAN otherwise.
     const { FarmClient } = await import("../farm/farm-client");
+    // Stopped while it loaded: no link is made that nothing would close.
+    if (this.stopped) return;
     const client = new FarmClient(url, app, this.opts.log, library);
     const node = new NodeConnection(client.nodeId, client.name, "", 0, client, false, false);
     // BullMQ's stalled-job check recovers a dead node's tasks; a Redis restart must not requeue everything here.
