@@ -4,7 +4,7 @@ import { Redis } from "ioredis";
 import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { FarmClient } from "../../coordinator/farm/farm-client";
-import { farmKeys } from "../../shared/farm-protocol";
+import { type FarmApp, farmKeys } from "../../shared/farm-protocol";
 import type { NodeEvent } from "../../shared/node-events";
 import { redisUnavailable, startRedis } from "../support/redis-server";
 import { waitUntil } from "../support/wait-until";
@@ -35,6 +35,23 @@ async function farmWithApp(name: string) {
   const raw = new Redis(redis.url);
   cleanups.push(() => raw.disconnect());
   return { redis, raw, app: { id: randomUUID(), name, weight: 1 } };
+}
+
+/**
+ * An app's farm client that records the task.done outcomes it is given and, as the app's result intake does once it
+ * has stored one, acknowledges each that `taken` accepts.
+ */
+function doneReader(url: string, app: FarmApp, taken: (taskId: string) => boolean): string[] {
+  const seen: string[] = [];
+  const c = new FarmClient(url, app, pino({ level: "silent" }));
+  cleanups.push(() => c.close());
+  c.on("event", (event: NodeEvent) => {
+    if (event.type !== "task.done") return;
+    seen.push(event.taskId);
+    if (event.delivery !== undefined && taken(event.taskId)) c.ack(event.delivery, 200);
+  });
+  c.connect();
+  return seen;
 }
 
 describe.skipIf(unavailable !== null)("an app's farm stream after a restart (real redis-server)", () => {
@@ -78,16 +95,8 @@ describe.skipIf(unavailable !== null)("an app's farm stream after a restart (rea
   it("delivers an outcome Redis handed out without the answer reaching the app, once its connection is back", async () => {
     const { redis, raw, app } = await farmWithApp("lost-answer-test");
     const stream = farmKeys.events(app.id);
-    const seen: string[] = [];
-    const c = new FarmClient(redis.url, app, pino({ level: "silent" }));
-    cleanups.push(() => c.close());
-    c.on("event", (event: NodeEvent) => {
-      if (event.type !== "task.done") return;
-      seen.push(event.taskId);
-      // Taken, as the app's result intake acknowledges it: never delivered again.
-      if (event.delivery !== undefined) c.ack(event.delivery, 200);
-    });
-    c.connect();
+    // Each taken: never delivered again.
+    const seen = doneReader(redis.url, app, () => true);
     await raw.xadd(stream, "*", "a", done("t0"));
     await waitUntil(() => seen.includes("t0"), 10_000, "the first outcome");
     // As when Redis stops (SIGTERM) after running the app's read and before writing its answer: the entry is
@@ -112,16 +121,8 @@ describe.skipIf(unavailable !== null)("an app's farm stream after a restart (rea
   it("keeps on Redis only the outcomes the app has not taken: each acknowledged one is deleted from its stream", async () => {
     const { redis, raw, app } = await farmWithApp("trim-test");
     const stream = farmKeys.events(app.id);
-    const seen: string[] = [];
-    const c = new FarmClient(redis.url, app, pino({ level: "silent" }));
-    cleanups.push(() => c.close());
-    c.on("event", (event: NodeEvent) => {
-      if (event.type !== "task.done") return;
-      seen.push(event.taskId);
-      // The first two are taken; the third is still being stored when the app looks.
-      if (event.delivery !== undefined && event.taskId !== "t2") c.ack(event.delivery, 200);
-    });
-    c.connect();
+    // The first two are taken; the third is still being stored when the app looks.
+    const seen = doneReader(redis.url, app, (taskId) => taskId !== "t2");
     await waitUntil(
       async () => ((await raw.xinfo("GROUPS", stream).catch(() => [])) as unknown[]).length > 0,
       10_000,
