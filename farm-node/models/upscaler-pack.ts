@@ -1,6 +1,6 @@
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import * as ort from "onnxruntime-node";
+import type * as Ort from "onnxruntime-node";
 import { z } from "zod";
 import type { TensorDtype } from "../../shared/model-manifest";
 import {
@@ -119,10 +119,12 @@ function graphScale(input: TensorSignature, output: TensorSignature): number | n
   return checkedScale(oh / h, "its fixed input and output sizes");
 }
 
+/** Runs the graph once on the CPU; ONNX Runtime is loaded only here, so a node that reads its packs at start does not load it then. */
 async function probeScale(path: string, d: Omit<UpscalerDescription, "scale">): Promise<number> {
-  let session: ort.InferenceSession | null = null;
+  let session: Ort.InferenceSession | null = null;
   const edge = d.fixedEdge ?? PROBE_EDGE;
   try {
+    const ort = await import("onnxruntime-node");
     session = await ort.InferenceSession.create(path, { executionProviders: ["cpu"], graphOptimizationLevel: "all" });
     const count = 3 * edge * edge;
     const zeros = new Float32Array(count).fill(0.5);
