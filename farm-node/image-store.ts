@@ -10,7 +10,7 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
-import { imagePath, PARTIAL_SUFFIX } from "./png/png-writer";
+import { imagePath, PARTIAL_SUFFIX } from "./png/png-path";
 
 const OWNERS_FILE = "owners.jsonl";
 const OwnerLine = z.object({ image: z.string(), client: z.string() });

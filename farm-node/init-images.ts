@@ -1,7 +1,6 @@
 import { createHash } from "node:crypto";
 import { mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import sharp from "sharp";
 import { KilnError } from "../shared/errors";
 import { MAX_INIT_IMAGE_BYTES } from "../shared/img2img";
 
@@ -74,6 +73,8 @@ export class InitImageCache {
         { path: "sha256", message: "does not match the body" },
       ]);
     }
+    // Loaded on the first upload, not when the node starts: most nodes never get an init image.
+    const { default: sharp } = await import("sharp");
     const meta = await sharp(body)
       .metadata()
       .catch(() => null);

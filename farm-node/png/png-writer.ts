@@ -1,9 +1,8 @@
 import { createHash } from "node:crypto";
 import { rename, rm, writeFile } from "node:fs/promises";
-import { join } from "node:path";
 import sharp from "sharp";
-import { SafeId } from "../../shared/ids";
 import { MAX_UPSCALED_EDGE } from "../../shared/upscale";
+import { imagePath, PARTIAL_SUFFIX } from "./png-path";
 import { withTextChunks } from "./png-text-chunks";
 
 export interface PngToWrite {
@@ -21,14 +20,6 @@ export interface WrittenPng {
   sha256: string;
   bytes: number;
   encodeMs: number;
-}
-
-/** A PNG being written is `<id>.png` plus this until it is whole (renamed): one left over was cut by a crash. */
-export const PARTIAL_SUFFIX = ".tmp";
-
-/** The only place an image id becomes a file name, so it is validated here again. */
-export function imagePath(imageDir: string, imageId: string): string {
-  return join(imageDir, `${SafeId.parse(imageId)}.png`);
 }
 
 /**
