@@ -7,6 +7,7 @@ import { z } from "zod";
 import { KilnError } from "../../shared/errors";
 import { FARM_PACK_ROUTES } from "../../shared/farm-protocol";
 import { MAX_PUSH_FILES, Sha256Hex } from "../../shared/model-push";
+import { ZOD_ONLY_SCHEMAS } from "../ui-api/zod-only-schemas";
 import type { FarmLibrary } from "./farm-library";
 import type { LibraryIdentity } from "./library-identity";
 
@@ -51,6 +52,7 @@ export async function startLibraryServer(
   const app = Fastify({
     loggerInstance: opts.log,
     logController: new LogController({ disableRequestLogging: true }),
+    schemaController: ZOD_ONLY_SCHEMAS,
     bodyLimit: MAX_BODY_BYTES,
     https: { key: opts.identity.key, cert: opts.identity.cert },
   });

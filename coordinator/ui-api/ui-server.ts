@@ -17,6 +17,7 @@ import { resolveInsideRoot } from "./output-files";
 import { ThumbnailCache } from "./thumbnail-cache";
 import { ThumbnailQueueFull } from "./thumbnail-jobs";
 import { warmThumbnails } from "./thumbnail-warmer";
+import { ZOD_ONLY_SCHEMAS } from "./zod-only-schemas";
 
 export interface UiServerOptions {
   coordinator: Coordinator;
@@ -81,6 +82,7 @@ export async function startUiServer(opts: UiServerOptions) {
   const app = Fastify({
     loggerInstance: opts.log,
     logController: new LogController({ disableRequestLogging: true }),
+    schemaController: ZOD_ONLY_SCHEMAS,
     bodyLimit: MAX_MESSAGE_BYTES,
     https: opts.tls ?? null,
   });

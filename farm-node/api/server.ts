@@ -30,6 +30,7 @@ import type { FailureLimiter } from "../auth/failure-limiter";
 import type { EventHub } from "./event-hub";
 import { HTTP_STATUS } from "./http-status";
 import { isDeclaredRoute, routeAccess } from "./routes";
+import { ZOD_ONLY_SCHEMAS } from "./zod-only-schemas";
 
 /** What the HTTP layer needs from the daemon; the daemon owns all state. */
 export interface NodeService {
@@ -139,6 +140,7 @@ export async function createServer(opts: ServerOptions) {
     https: { key: opts.tls.key, cert: opts.tls.cert, minVersion: "TLSv1.2" },
     loggerInstance: opts.log,
     bodyLimit: opts.maxBodyBytes,
+    schemaController: ZOD_ONLY_SCHEMAS,
     // Requests at 1 Hz per coordinator would drown the log; refusals are logged where they happen.
     logController: new LogController({ disableRequestLogging: true }),
     // A path the router cannot decode (invalid UTF-8 in its escapes) never reaches routing: say so in our error shape.
