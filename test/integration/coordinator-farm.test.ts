@@ -11,6 +11,7 @@ import { addNodeArgs, type RunningNode, startNode } from "../support/kiln-node-p
 import { startServe } from "../support/kiln-serve-process";
 import { connectUi } from "../support/ui-client";
 import { waitUntil } from "../support/wait-until";
+import { holdWriteLock } from "../support/write-lock-holder";
 
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
@@ -248,11 +249,8 @@ describe("coordinator with real kiln-node processes (simulated devices)", () => 
     await waitUntil(() => (c.listJobs().find((j) => j.id === jobId)?.counts.done ?? 0) > 0, 30_000, "the first images");
     // Another process (a `kiln` on the same data dir, a backup tool) holds the write lock for more than twice as long
     // as SQLite waits: each statement the app runs meanwhile blocks its loop for the whole wait, then fails.
-    const other = new Database(join(dataDir, "kiln.sqlite"));
-    other.exec("BEGIN IMMEDIATE");
-    await new Promise((resolve) => setTimeout(resolve, 12_000));
-    other.exec("COMMIT");
-    other.close();
+    const lock = await holdWriteLock(join(dataDir, "kiln.sqlite"), 12_000);
+    await lock.released;
     const job = await finished(c, jobId);
     expect(job?.state).toBe("done");
     expect(job?.counts.done).toBe(40);
@@ -272,11 +270,8 @@ describe("coordinator with real kiln-node processes (simulated devices)", () => 
     cleanups.push(async () => silent.proc.kill("SIGCONT"));
     // The lease runs out while another process holds the write lock for longer than two of SQLite's waits: the first
     // try to give the node's images back is refused.
-    const other = new Database(join(dataDir, "kiln.sqlite"));
-    other.exec("BEGIN IMMEDIATE");
-    await new Promise((resolve) => setTimeout(resolve, 12_000));
-    other.exec("COMMIT");
-    other.close();
+    const lock = await holdWriteLock(join(dataDir, "kiln.sqlite"), 12_000);
+    await lock.released;
     await waitUntil(
       () => c.listNodes().find((n) => n.id === silent.nodeId)?.status === "lost",
       10_000,
