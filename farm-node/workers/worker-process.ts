@@ -6,7 +6,7 @@ import { FromWorker, type ToWorker, type WorkerInit } from "../../shared/worker-
 const WORKER_ENTRY = fileURLToPath(new URL("./worker-main.ts", import.meta.url));
 /** tsx's loader by absolute URL: `--import tsx` would resolve against the working directory. */
 const TSX_LOADER = import.meta.resolve("tsx");
-/** After the worker exits, how long its output and IPC channel may take to close before its exit is told anyway. */
+/** A grandchild holding the worker's output open cannot delay its exit being told past this. */
 const CLOSE_WAIT_MS = 1000;
 
 export interface WorkerProcessEvents {
@@ -21,8 +21,16 @@ export interface WorkerProcessEvents {
 export class WorkerProcess extends EventEmitter<WorkerProcessEvents> {
   private readonly child: ChildProcess;
   private exited = false;
+  /** stop() closed the IPC channel from this side. */
+  private disconnected = false;
 
-  constructor(init: WorkerInit, cudaIndex: number | undefined, log: (line: string) => void) {
+  constructor(
+    init: WorkerInit,
+    cudaIndex: number | undefined,
+    log: (line: string) => void,
+    /** After the worker exits, how long its output and IPC channel may take to close before its exit is told anyway. */
+    closeWaitMs = CLOSE_WAIT_MS,
+  ) {
     super();
     this.child = fork(WORKER_ENTRY, [], {
       execArgv: ["--import", TSX_LOADER],
@@ -55,9 +63,26 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> {
       ended = true;
       this.emit("exit", { code, signal });
     };
+    // Node never emits "close" for a child whose IPC channel this side disconnected (stop() does), so every stop
+    // waited out CLOSE_WAIT_MS: there, no message can come any more, and its exit with its output closed is the close.
+    let openStreams = 0;
+    let exitedWith: { code: number | null; signal: NodeJS.Signals | null } | null = null;
+    const closedAfterStop = () => {
+      if (this.disconnected && exitedWith && openStreams === 0) end(exitedWith.code, exitedWith.signal);
+    };
+    for (const stream of [this.child.stdout, this.child.stderr]) {
+      if (!stream) continue;
+      openStreams++;
+      stream.once("close", () => {
+        openStreams--;
+        closedAfterStop();
+      });
+    }
     this.child.on("exit", (code, signal) => {
       this.exited = true;
-      setTimeout(() => end(code, signal), CLOSE_WAIT_MS).unref();
+      exitedWith = { code, signal };
+      closedAfterStop();
+      setTimeout(() => end(code, signal), closeWaitMs).unref();
     });
     this.child.on("close", (code, signal) => end(code, signal));
     // Unheard, a child's error (a fork the system refused, a failed IPC send) would end the daemon. A worker that
@@ -92,7 +117,10 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> {
   async stop(graceMs: number): Promise<void> {
     if (this.exited) return;
     const exited = new Promise<void>((resolve) => this.once("exit", () => resolve()));
-    if (this.child.connected) this.child.disconnect();
+    if (this.child.connected) {
+      this.disconnected = true;
+      this.child.disconnect();
+    }
     const timer = setTimeout(() => this.kill("SIGKILL"), graceMs);
     await exited;
     clearTimeout(timer);

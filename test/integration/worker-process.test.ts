@@ -1,0 +1,35 @@
+import { once } from "node:events";
+import { describe, expect, it } from "vitest";
+import { WorkerProcess } from "../../farm-node/workers/worker-process";
+import type { FromWorker } from "../../shared/worker-messages";
+import { tempDir } from "../support/temp-dir";
+
+describe("a device's worker process (real child process, simulated device)", () => {
+  it("is told gone as soon as it exited with its output closed after stop(), not after the wait meant for a grandchild holding its output", async () => {
+    const lines: string[] = [];
+    // The wait for a late close is made far longer than the test may take: a stop that relied on it would time out.
+    const worker = new WorkerProcess(
+      {
+        type: "init",
+        nodeId: "n_worker_stop",
+        device: { uuid: "sim-0", name: "Simulated GPU", kind: "simulated", simulatedRate: 4, vramTotalMb: 24_576 },
+        imageDir: tempDir("worker-images-"),
+        modelsDir: null,
+        providers: ["cpu"],
+        packs: [],
+        upscalers: [],
+        modelIdleUnloadS: 0,
+      },
+      undefined,
+      (line) => lines.push(line),
+      120_000,
+    );
+    const [ready] = (await once(worker, "message")) as [FromWorker];
+    expect(ready.type, lines.join("\n")).toBe("ready");
+    const exited = once(worker, "exit");
+    await worker.stop(120_000);
+    const [how] = (await exited) as [{ code: number | null; signal: string | null }];
+    expect(how).toEqual({ code: 0, signal: null });
+    expect(worker.alive).toBe(false);
+  }, 30_000);
+});
