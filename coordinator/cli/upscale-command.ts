@@ -1,6 +1,5 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { basename, extname, join, resolve } from "node:path";
-import sharp from "sharp";
 import { KilnError } from "../../shared/errors";
 import type { JobSummary } from "../../shared/ui-api";
 import { isUpscaler, UpscaleScale } from "../../shared/upscale";
@@ -62,6 +61,7 @@ export async function upscaleFiles(files: string[], flags: UpscaleFlags, start: 
         `--model ${flags.model}: not an upscaler (its kind is ${model.kind}); kiln models lists them`,
       );
     }
+    const { default: sharp } = await import("sharp");
     const jobs = new Map<string, Picture>();
     for (const picture of pictures) {
       const stored = await coordinator.initImages.put(picture.bytes, "upscale.source");
@@ -152,6 +152,8 @@ export async function upscaleFiles(files: string[], flags: UpscaleFlags, start: 
  */
 async function readPictures(files: string[], out: string): Promise<Picture[]> {
   if (files.length === 0) throw badFlag("files", "give the pictures to upscale (PNG, JPEG or WebP)");
+  // Loaded here, not when kiln starts: only upscale reads pictures in the CLI.
+  const { default: sharp } = await import("sharp");
   const pictures: Picture[] = [];
   const targets = new Map<string, string>();
   const inputs = new Set(files.map((f) => resolve(f)));

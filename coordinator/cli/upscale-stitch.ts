@@ -1,5 +1,4 @@
 import { readFileSync } from "node:fs";
-import sharp from "sharp";
 import { FARM_TILE_OVERLAP, MAX_UPSCALED_EDGE } from "../../shared/upscale";
 import { axisSpans, TileBlender } from "../../shared/upscale-tiles";
 
@@ -23,6 +22,7 @@ export async function stitchFarmTiles(
   }
   const out = { width: picture.width * picture.scale, height: picture.height * picture.scale };
   const blender = new TileBlender(xs, ys, picture.scale, out);
+  const { default: sharp } = await import("sharp");
   for (const [k, file] of tiles.entries()) {
     const decoded = await sharp(file).removeAlpha().raw().toBuffer({ resolveWithObject: true });
     blender.add(k % xs.length, Math.floor(k / xs.length), { width: decoded.info.width, values: decoded.data });

@@ -14,7 +14,6 @@ import {
 } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import sharp from "sharp";
 import { KilnError } from "../../shared/errors";
 import { MAX_INIT_IMAGE_BYTES } from "../../shared/img2img";
 import { PNG_HEADER_BYTES, readPngSize } from "../results/png-structure";
@@ -81,6 +80,8 @@ export class InitImageStore {
     bytes: Buffer,
     field = "initImage",
   ): Promise<{ sha256: string; width: number; height: number; created: boolean }> {
+    // Loaded on the first picture, not when the app starts: most runs of kiln never store one.
+    const { default: sharp } = await import("sharp");
     const meta = await sharp(bytes)
       .metadata()
       .catch(() => null);
@@ -161,6 +162,7 @@ export class InitImageStore {
  */
 async function readable(bytes: Buffer, isPng: boolean, field: string): Promise<Buffer> {
   const options = { limitInputPixels: MAX_EDGE * MAX_EDGE };
+  const { default: sharp } = await import("sharp");
   try {
     if (!isPng) return await sharp(bytes, options).rotate().png().toBuffer();
     await sharp(bytes, options).resize(8, 8).raw().toBuffer();
