@@ -7,7 +7,7 @@ import { z } from "zod";
 import { KilnError } from "../../shared/errors";
 import { FARM_PACK_ROUTES } from "../../shared/farm-protocol";
 import { MAX_PUSH_FILES, Sha256Hex } from "../../shared/model-push";
-import { ZOD_ONLY_SCHEMAS } from "../ui-api/zod-only-schemas";
+import { ZOD_ONLY_SCHEMAS } from "../../shared/zod-only-schemas";
 import type { FarmLibrary } from "./farm-library";
 import type { LibraryIdentity } from "./library-identity";
 

@@ -8,6 +8,7 @@ import type { Logger } from "pino";
 import { contentSecurityPolicy } from "../../shared/content-security-policy";
 import { parseThumbnailSize } from "../../shared/thumbnail-sizes";
 import { MAX_INIT_IMAGE_BASE64, UiRequest } from "../../shared/ui-api";
+import { ZOD_ONLY_SCHEMAS } from "../../shared/zod-only-schemas";
 import { type A1111ApiOptions, registerA1111Api } from "../a1111/a1111-routes";
 import type { Coordinator } from "../coordinator";
 import { createCommandRouter } from "./command-router";
@@ -17,7 +18,6 @@ import { resolveInsideRoot } from "./output-files";
 import { ThumbnailCache } from "./thumbnail-cache";
 import { ThumbnailQueueFull } from "./thumbnail-jobs";
 import { warmThumbnails } from "./thumbnail-warmer";
-import { ZOD_ONLY_SCHEMAS } from "./zod-only-schemas";
 
 export interface UiServerOptions {
   coordinator: Coordinator;

@@ -26,11 +26,11 @@ import {
 import type { Health, NodeInfo } from "../../shared/node-info";
 import { PairFinishRequest, type PairResponse, PairStartRequest, type PairStartResponse } from "../../shared/pairing";
 import { type Task, type TaskAccepted, TaskRequest } from "../../shared/task";
+import { ZOD_ONLY_SCHEMAS } from "../../shared/zod-only-schemas";
 import type { FailureLimiter } from "../auth/failure-limiter";
 import type { EventHub } from "./event-hub";
 import { HTTP_STATUS } from "./http-status";
 import { isDeclaredRoute, routeAccess } from "./routes";
-import { ZOD_ONLY_SCHEMAS } from "./zod-only-schemas";
 
 /** What the HTTP layer needs from the daemon; the daemon owns all state. */
 export interface NodeService {
