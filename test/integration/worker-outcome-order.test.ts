@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { WorkerProcess } from "../../farm-node/workers/worker-process";
 import type { FromWorker, WorkerBatch } from "../../shared/worker-messages";
+import { simulatedWorkerInit } from "../support/simulated-worker-init";
 import { waitUntil } from "../support/wait-until";
 
 const cleanups: Array<() => void | Promise<void>> = [];
@@ -36,17 +37,7 @@ async function startWorker(): Promise<{ worker: WorkerProcess; messages: FromWor
   cleanups.push(() => rmSync(imageDir, { recursive: true, force: true }));
   const messages: FromWorker[] = [];
   const worker = new WorkerProcess(
-    {
-      type: "init",
-      nodeId: "order-test",
-      device: { uuid: "sim-order", name: "Simulated GPU", kind: "simulated", simulatedRate: 40, vramTotalMb: 24_576 },
-      imageDir,
-      modelsDir: null,
-      providers: ["cpu"],
-      packs: [],
-      upscalers: [],
-      modelIdleUnloadS: 0,
-    },
+    simulatedWorkerInit("order-test", "sim-order", imageDir, 40),
     undefined,
     () => undefined,
   );

@@ -2,6 +2,7 @@ import { once } from "node:events";
 import { describe, expect, it } from "vitest";
 import { WorkerProcess } from "../../farm-node/workers/worker-process";
 import type { FromWorker } from "../../shared/worker-messages";
+import { simulatedWorkerInit } from "../support/simulated-worker-init";
 import { tempDir } from "../support/temp-dir";
 
 describe("a device's worker process (real child process, simulated device)", () => {
@@ -9,17 +10,7 @@ describe("a device's worker process (real child process, simulated device)", () 
     const lines: string[] = [];
     // The wait for a late close is made far longer than the test may take: a stop that relied on it would time out.
     const worker = new WorkerProcess(
-      {
-        type: "init",
-        nodeId: "n_worker_stop",
-        device: { uuid: "sim-0", name: "Simulated GPU", kind: "simulated", simulatedRate: 4, vramTotalMb: 24_576 },
-        imageDir: tempDir("worker-images-"),
-        modelsDir: null,
-        providers: ["cpu"],
-        packs: [],
-        upscalers: [],
-        modelIdleUnloadS: 0,
-      },
+      simulatedWorkerInit("n_worker_stop", "sim-0", tempDir("worker-images-"), 4),
       undefined,
       (line) => lines.push(line),
       120_000,
