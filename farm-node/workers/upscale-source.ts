@@ -1,4 +1,3 @@
-import sharp from "sharp";
 import { KilnError } from "../../shared/errors";
 import type { RgbImage } from "../../shared/img2img";
 import { upscaledSize } from "../../shared/upscale";
@@ -11,6 +10,8 @@ import type { WorkerBatch } from "../../shared/worker-messages";
  * rather than with a wrong PNG.
  */
 export async function readUpscaleSource(ref: NonNullable<WorkerBatch["upscale"]>): Promise<RgbImage> {
+  // Loaded already by the worker's start (see worker-main.ts): this import only finds it.
+  const { default: sharp } = await import("sharp");
   const unreadable = (error: unknown) =>
     new KilnError(
       "E_INIT_IMAGE_MISSING",

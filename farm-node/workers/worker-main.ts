@@ -4,7 +4,7 @@
  * a crash or leak here never takes the daemon (and its heartbeats) down.
  */
 
-import sharp from "sharp";
+import type SharpFunction from "sharp";
 import { MAX_PROBLEM_CHARS } from "../../shared/device";
 import { KilnError } from "../../shared/errors";
 import { type HiresPass, hiresUpscalerLabel } from "../../shared/hires-fix";
@@ -16,12 +16,18 @@ import { FromWorker, ToWorker, type WorkerBatch, type WorkerInit } from "../../s
 import type { Engine, RenderedImage } from "../inference/engine";
 import { loadEngine } from "../inference/engine-factory";
 import { EngineSet } from "../inference/engine-set";
-import { encodePixels, savePng } from "../png/png-writer";
+import type * as PngWriter from "../png/png-writer";
 import { type MaskedStart, maskedStart } from "./masked-start";
 import { readUpscaleSource } from "./upscale-source";
 
 let engine: Engine | null = null;
 let init: WorkerInit | null = null;
+interface PictureTools {
+  sharp: typeof SharpFunction;
+  png: typeof PngWriter;
+}
+/** Loaded by start(). */
+let pictureTools: PictureTools | null = null;
 /** Batches received and not yet reported, by task id: what a cancel of that task stops. */
 const unreported = new Map<string, Set<WorkerBatch>>();
 /**
@@ -100,6 +106,9 @@ process.on("disconnect", () => {
 async function start(message: WorkerInit): Promise<void> {
   const started = performance.now();
   init = message;
+  // sharp is a native module: one this install cannot load is told on the device, like an engine that cannot start.
+  const [{ default: sharp }, png] = await Promise.all([import("sharp"), import("../png/png-writer")]);
+  pictureTools = { sharp, png };
   const loaded = await loadEngine(message, (event) => send({ type: "model", ...event }));
   engine = loaded;
   send({
@@ -109,6 +118,12 @@ async function start(message: WorkerInit): Promise<void> {
     models: loaded.models(),
     loadMs: performance.now() - started,
   });
+}
+
+/** The picture tools start() loaded: a worker renders only once started. */
+function tools(): PictureTools {
+  if (!pictureTools) throw new KilnError("E_NOT_READY", "the worker renders only once it has started");
+  return pictureTools;
 }
 
 /**
@@ -200,7 +215,8 @@ async function render(batch: WorkerBatch): Promise<Outcome> {
     rendered++;
     const inferenceDone = Date.now();
     const encodeStarted = performance.now();
-    const pixels = encodePixels({ rgb: image.rgb, ...out }).then((png) => ({
+    const { png } = tools();
+    const pixels = png.encodePixels({ rgb: image.rgb, ...out }).then((png) => ({
       png,
       ms: performance.now() - encodeStarted,
     }));
@@ -209,41 +225,43 @@ async function render(batch: WorkerBatch): Promise<Outcome> {
       const energy = await energyKnown;
       // encodeMs: the encoding and the writing, not the wait for the batch's end.
       const savedFrom = performance.now() - encoded.ms;
-      return savePng(
-        imageDir,
-        image.imageId,
-        encoded.png,
-        batch.upscale
-          ? upscaleParameters({ scale: batch.upscale.scale, upscaler: model.name, modelHash: model.hash })
-          : formatParameters({
-              prompt: source.prompt,
-              negativePrompt: source.negativePrompt,
-              steps: batch.steps,
-              sampler: batch.sampler ?? model.defaultSampler,
-              cfgScale: batch.guidance,
-              seed: source.seed,
-              width: batch.width,
-              height: batch.height,
-              model: model.name,
-              modelHash: model.hash,
-              ...(batch.init ? { denoisingStrength: batch.init.strength } : {}),
-              ...(batch.init?.mask ? { inpaint: batch.init.mask } : {}),
-              ...(batch.hires ? hiresParameters(batch.hires, batch.steps) : {}),
-            }),
-        {
-          nodeId,
-          device: device.uuid,
-          deviceName: device.name,
-          backend,
-          simulated: device.kind === "simulated",
-          taskId: batch.taskId,
-          inferenceMs: Math.round(image.inferenceMs),
-          queuedMs: Math.max(0, inferenceDone - batch.queuedAt - image.inferenceMs),
-          // Its share of its batch's draw above idle, and the batch's mean draw; absent where nothing measures the device.
-          ...(energy ? { energyJ: energy.energyJ, avgPowerW: energy.avgPowerW } : {}),
-        },
-        savedFrom,
-      ).then((written) => ({ written, energy }));
+      return png
+        .savePng(
+          imageDir,
+          image.imageId,
+          encoded.png,
+          batch.upscale
+            ? upscaleParameters({ scale: batch.upscale.scale, upscaler: model.name, modelHash: model.hash })
+            : formatParameters({
+                prompt: source.prompt,
+                negativePrompt: source.negativePrompt,
+                steps: batch.steps,
+                sampler: batch.sampler ?? model.defaultSampler,
+                cfgScale: batch.guidance,
+                seed: source.seed,
+                width: batch.width,
+                height: batch.height,
+                model: model.name,
+                modelHash: model.hash,
+                ...(batch.init ? { denoisingStrength: batch.init.strength } : {}),
+                ...(batch.init?.mask ? { inpaint: batch.init.mask } : {}),
+                ...(batch.hires ? hiresParameters(batch.hires, batch.steps) : {}),
+              }),
+          {
+            nodeId,
+            device: device.uuid,
+            deviceName: device.name,
+            backend,
+            simulated: device.kind === "simulated",
+            taskId: batch.taskId,
+            inferenceMs: Math.round(image.inferenceMs),
+            queuedMs: Math.max(0, inferenceDone - batch.queuedAt - image.inferenceMs),
+            // Its share of its batch's draw above idle, and the batch's mean draw; absent where nothing measures the device.
+            ...(energy ? { energyJ: energy.energyJ, avgPowerW: energy.avgPowerW } : {}),
+          },
+          savedFrom,
+        )
+        .then((written) => ({ written, energy }));
     };
     const delivered = write().then(({ written, energy }) => {
       outcome.completed.push(image.imageId);
@@ -350,6 +368,7 @@ async function readMaskedStart(
 
 /** A cached PNG as 8-bit sRGB, 3 or 4 channels; one that cannot be read is asked for again (E_INIT_IMAGE_MISSING). */
 async function readCached(path: string, sha256: string, what: string, channels: 3 | 4) {
+  const { sharp } = tools();
   const picture = channels === 3 ? sharp(path).removeAlpha() : sharp(path).ensureAlpha();
   const decoded = await picture
     .toColourspace("srgb")
