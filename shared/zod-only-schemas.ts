@@ -4,7 +4,7 @@
  * zod schemas of shared/ in its handler, never with JSON schemas, so Fastify's
  * own compilers (Ajv and fast-json-stringify, which it loads when created: a
  * third of a second of a start) are replaced by ones that refuse. A route
- * given a JSON schema fails when it is added, saying why.
+ * given a JSON schema stops the server from getting ready, saying why.
  */
 export const ZOD_ONLY_SCHEMAS = {
   compilersFactory: {
