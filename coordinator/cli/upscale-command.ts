@@ -61,12 +61,11 @@ export async function upscaleFiles(files: string[], flags: UpscaleFlags, start: 
         `--model ${flags.model}: not an upscaler (its kind is ${model.kind}); kiln models lists them`,
       );
     }
-    const { default: sharp } = await import("sharp");
     const jobs = new Map<string, Picture>();
     for (const picture of pictures) {
+      // The stored PNG's size (a JPEG turned by its EXIF orientation is stored upright).
       const stored = await coordinator.initImages.put(picture.bytes, "upscale.source");
-      const meta = await sharp((await coordinator.initImages.get(stored.sha256)) as Buffer).metadata();
-      Object.assign(picture, { width: meta.width, height: meta.height });
+      Object.assign(picture, { width: stored.width, height: stored.height });
       const name = basename(picture.file);
       const { jobId, images } = coordinator.submitJob({
         name: `upscale ×${scale.data} ${name}`.slice(0, 200),

@@ -24,7 +24,8 @@ let engine: Engine | null = null;
 let init: WorkerInit | null = null;
 interface PictureTools {
   sharp: typeof SharpFunction;
-  png: typeof PngWriter;
+  encodePixels: typeof PngWriter.encodePixels;
+  savePng: typeof PngWriter.savePng;
 }
 /** Loaded by start(). */
 let pictureTools: PictureTools | null = null;
@@ -107,8 +108,11 @@ async function start(message: WorkerInit): Promise<void> {
   const started = performance.now();
   init = message;
   // sharp is a native module: one this install cannot load is told on the device, like an engine that cannot start.
-  const [{ default: sharp }, png] = await Promise.all([import("sharp"), import("../png/png-writer")]);
-  pictureTools = { sharp, png };
+  const [{ default: sharp }, { encodePixels, savePng }] = await Promise.all([
+    import("sharp"),
+    import("../png/png-writer"),
+  ]);
+  pictureTools = { sharp, encodePixels, savePng };
   const loaded = await loadEngine(message, (event) => send({ type: "model", ...event }));
   engine = loaded;
   send({
@@ -215,8 +219,8 @@ async function render(batch: WorkerBatch): Promise<Outcome> {
     rendered++;
     const inferenceDone = Date.now();
     const encodeStarted = performance.now();
-    const { png } = tools();
-    const pixels = png.encodePixels({ rgb: image.rgb, ...out }).then((png) => ({
+    const { encodePixels, savePng } = tools();
+    const pixels = encodePixels({ rgb: image.rgb, ...out }).then((png) => ({
       png,
       ms: performance.now() - encodeStarted,
     }));
@@ -225,43 +229,41 @@ async function render(batch: WorkerBatch): Promise<Outcome> {
       const energy = await energyKnown;
       // encodeMs: the encoding and the writing, not the wait for the batch's end.
       const savedFrom = performance.now() - encoded.ms;
-      return png
-        .savePng(
-          imageDir,
-          image.imageId,
-          encoded.png,
-          batch.upscale
-            ? upscaleParameters({ scale: batch.upscale.scale, upscaler: model.name, modelHash: model.hash })
-            : formatParameters({
-                prompt: source.prompt,
-                negativePrompt: source.negativePrompt,
-                steps: batch.steps,
-                sampler: batch.sampler ?? model.defaultSampler,
-                cfgScale: batch.guidance,
-                seed: source.seed,
-                width: batch.width,
-                height: batch.height,
-                model: model.name,
-                modelHash: model.hash,
-                ...(batch.init ? { denoisingStrength: batch.init.strength } : {}),
-                ...(batch.init?.mask ? { inpaint: batch.init.mask } : {}),
-                ...(batch.hires ? hiresParameters(batch.hires, batch.steps) : {}),
-              }),
-          {
-            nodeId,
-            device: device.uuid,
-            deviceName: device.name,
-            backend,
-            simulated: device.kind === "simulated",
-            taskId: batch.taskId,
-            inferenceMs: Math.round(image.inferenceMs),
-            queuedMs: Math.max(0, inferenceDone - batch.queuedAt - image.inferenceMs),
-            // Its share of its batch's draw above idle, and the batch's mean draw; absent where nothing measures the device.
-            ...(energy ? { energyJ: energy.energyJ, avgPowerW: energy.avgPowerW } : {}),
-          },
-          savedFrom,
-        )
-        .then((written) => ({ written, energy }));
+      return savePng(
+        imageDir,
+        image.imageId,
+        encoded.png,
+        batch.upscale
+          ? upscaleParameters({ scale: batch.upscale.scale, upscaler: model.name, modelHash: model.hash })
+          : formatParameters({
+              prompt: source.prompt,
+              negativePrompt: source.negativePrompt,
+              steps: batch.steps,
+              sampler: batch.sampler ?? model.defaultSampler,
+              cfgScale: batch.guidance,
+              seed: source.seed,
+              width: batch.width,
+              height: batch.height,
+              model: model.name,
+              modelHash: model.hash,
+              ...(batch.init ? { denoisingStrength: batch.init.strength } : {}),
+              ...(batch.init?.mask ? { inpaint: batch.init.mask } : {}),
+              ...(batch.hires ? hiresParameters(batch.hires, batch.steps) : {}),
+            }),
+        {
+          nodeId,
+          device: device.uuid,
+          deviceName: device.name,
+          backend,
+          simulated: device.kind === "simulated",
+          taskId: batch.taskId,
+          inferenceMs: Math.round(image.inferenceMs),
+          queuedMs: Math.max(0, inferenceDone - batch.queuedAt - image.inferenceMs),
+          // Its share of its batch's draw above idle, and the batch's mean draw; absent where nothing measures the device.
+          ...(energy ? { energyJ: energy.energyJ, avgPowerW: energy.avgPowerW } : {}),
+        },
+        savedFrom,
+      ).then((written) => ({ written, energy }));
     };
     const delivered = write().then(({ written, energy }) => {
       outcome.completed.push(image.imageId);
