@@ -14,6 +14,7 @@ import type {
 import type { UpscaleScale } from "../../shared/upscale";
 import { bytesToBase64 } from "../model/base64";
 import { rerunSpec } from "../model/image-parameters";
+import { reorderPosition } from "../model/queue-order";
 import { applyLibrary, applyNodes, useFarmStore } from "../stores/farm-store";
 import { applyJobImages, useGalleryStore } from "../stores/gallery-store";
 import { useNavStore } from "../stores/nav-store";
@@ -166,6 +167,23 @@ export function createActions(transport: UiTransport) {
     resumeQueue: () => attempt("Resuming the queue", () => transport.call("resumeQueue", {})),
     moveJob: (jobId: string, position: number) =>
       attempt("Moving the job", () => transport.call("reorderJob", { jobId, position })),
+
+    /** A job dropped before or after another; across priorities it says why it stays (priority runs first). */
+    async moveJobBeside(jobId: string, targetId: string, where: "before" | "after"): Promise<void> {
+      const jobs = useQueueStore.getState().jobs;
+      const position = reorderPosition(jobs, jobId, targetId, where);
+      if (position !== null) {
+        await attempt("Moving the job", () => transport.call("reorderJob", { jobId, position }));
+        return;
+      }
+      const job = jobs.find((j) => j.id === jobId);
+      const target = jobs.find((j) => j.id === targetId);
+      if (job && target && !isFinished(target) && job.priority !== target.priority)
+        notice(
+          "info",
+          `"${job.name}" has priority ${job.priority} and "${target.name}" ${target.priority}: higher priorities run first, so set its priority to ${target.priority} to move it there`,
+        );
+    },
     setPriority: (jobId: string, priority: number) =>
       attempt("Changing the priority", () => transport.call("setPriority", { jobId, priority })),
 

@@ -9,7 +9,15 @@ import { ConfirmButton } from "./ConfirmButton";
 import { Icon } from "./Icon";
 
 /** A job's controls. Positions are computed at click time from the current queue, so cards need no props for it. */
-export function JobActions({ job, first, last }: { job: JobSummary; first: boolean; last: boolean }) {
+export function JobActions({
+  job,
+  canMoveUp,
+  canMoveDown,
+}: {
+  job: JobSummary;
+  canMoveUp: boolean;
+  canMoveDown: boolean;
+}) {
   const actions = useActions();
   const finished = isFinished(job);
   const [priority, setPriority] = useState(String(job.priority));
@@ -63,10 +71,22 @@ export function JobActions({ job, first, last }: { job: JobSummary; first: boole
       )}
       {!finished && (
         <span className="job-order">
-          <button type="button" className="icon-button" aria-label="Move up" disabled={first} onClick={() => move(-1)}>
+          <button
+            type="button"
+            className="icon-button"
+            aria-label="Move up"
+            disabled={!canMoveUp}
+            onClick={() => move(-1)}
+          >
             <Icon name="up" />
           </button>
-          <button type="button" className="icon-button" aria-label="Move down" disabled={last} onClick={() => move(1)}>
+          <button
+            type="button"
+            className="icon-button"
+            aria-label="Move down"
+            disabled={!canMoveDown}
+            onClick={() => move(1)}
+          >
             <Icon name="down" />
           </button>
           <label className="priority">

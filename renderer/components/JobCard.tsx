@@ -5,9 +5,8 @@ import type { JobSummary } from "../../shared/ui-api";
 import { useActions } from "../api/actions-context";
 import { deviceNames } from "../model/device-names";
 import { etaText } from "../model/eta-text";
-import { reorderPosition } from "../model/queue-order";
 import { useFarmStore } from "../stores/farm-store";
-import { isFinished, useQueueStore } from "../stores/queue-store";
+import { isFinished } from "../stores/queue-store";
 import { Icon } from "./Icon";
 import { ImageStepList } from "./ImageStepList";
 import { JobActions } from "./JobActions";
@@ -29,8 +28,9 @@ const timeOfDay = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: 
 
 interface Props {
   job: JobSummary;
-  first: boolean;
-  last: boolean;
+  /** A neighbour of the same priority above or below: positions order only jobs of one priority. */
+  canMoveUp: boolean;
+  canMoveDown: boolean;
 }
 
 /**
@@ -38,7 +38,7 @@ interface Props {
  * devices, and what went wrong in words. Unfinished jobs can be dragged onto
  * another to move before or after it (Move up / Move down do the same from the keyboard).
  */
-export const JobCard = memo(function JobCard({ job, first, last }: Props) {
+export const JobCard = memo(function JobCard({ job, canMoveUp, canMoveDown }: Props) {
   const actions = useActions();
   const [drop, setDrop] = useState<"before" | "after" | null>(null);
   const finished = isFinished(job);
@@ -77,8 +77,7 @@ export const JobCard = memo(function JobCard({ job, first, last }: Props) {
           setDrop(null);
           const dragged = e.dataTransfer.getData(JOB_DRAG_TYPE);
           if (!dragged || dragged === job.id) return;
-          const position = reorderPosition(useQueueStore.getState().jobs, dragged, job.id, where(e));
-          if (position !== null) void actions.moveJob(dragged, position);
+          void actions.moveJobBeside(dragged, job.id, where(e));
         },
       };
 
@@ -121,7 +120,7 @@ export const JobCard = memo(function JobCard({ job, first, last }: Props) {
             {failed > 0 ? ". Fix the cause, then Retry failed." : ""}
           </p>
         )}
-        <JobActions job={job} first={first} last={last} />
+        <JobActions job={job} canMoveUp={canMoveUp} canMoveDown={canMoveDown} />
       </article>
     </li>
   );

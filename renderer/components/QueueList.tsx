@@ -39,7 +39,12 @@ export function QueueList() {
       {active.length > 0 && (
         <ol className="job-list" aria-label="Active jobs">
           {active.map((job, i) => (
-            <JobCard key={job.id} job={job} first={i === 0} last={i === active.length - 1} />
+            <JobCard
+              key={job.id}
+              job={job}
+              canMoveUp={active[i - 1]?.priority === job.priority}
+              canMoveDown={active[i + 1]?.priority === job.priority}
+            />
           ))}
         </ol>
       )}
@@ -48,7 +53,7 @@ export function QueueList() {
           <h3 className="queue-subheading">Finished</h3>
           <ol className="job-list" aria-label="Finished jobs">
             {finished.slice(0, shown).map((job) => (
-              <JobCard key={job.id} job={job} first={false} last={false} />
+              <JobCard key={job.id} job={job} canMoveUp={false} canMoveDown={false} />
             ))}
           </ol>
           {finished.length > shown && (

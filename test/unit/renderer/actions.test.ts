@@ -140,6 +140,25 @@ describe("actions", () => {
     expect(useNoticeStore.getState().notices.map((n) => n.text)).toEqual(["Seed 777 is in the queue again"]);
   });
 
+  it("moves a job dropped beside one of its priority; beside another priority it stays and says why", async () => {
+    const { transport, calls } = fakeTransport({ reorderJob: () => ({}) });
+    useQueueStore.setState({
+      jobs: [
+        job({ id: "c", name: "rush", position: 2, priority: 5 }),
+        job({ id: "a", name: "plates", position: 0 }),
+        job({ id: "b", name: "props", position: 1 }),
+      ],
+    });
+    const actions = createActions(transport);
+    await actions.moveJobBeside("b", "a", "before");
+    expect(calls).toEqual([["reorderJob", { jobId: "b", position: 0 }]]);
+    await actions.moveJobBeside("a", "c", "before");
+    expect(calls).toHaveLength(1);
+    expect(useNoticeStore.getState().notices.map((n) => n.text)).toEqual([
+      '"plates" has priority 0 and "rush" 5: higher priorities run first, so set its priority to 5 to move it there',
+    ]);
+  });
+
   it("turns a failed action into a notice that says what failed and why", async () => {
     const { transport } = fakeTransport({});
     await createActions(transport).cancelJob("a");

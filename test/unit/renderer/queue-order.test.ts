@@ -13,7 +13,6 @@ const jobs = [
 
 describe("reorder positions", () => {
   it("counts positions among the other unfinished jobs, in position order", () => {
-    expect(reorderPosition(jobs, "c", "a", "before")).toBe(0);
     expect(reorderPosition(jobs, "a", "b", "after")).toBe(1);
     expect(reorderPosition(jobs, "b", "a", "before")).toBe(0);
     expect(reorderPosition(jobs, "a", "old", "before")).toBeNull();
@@ -24,6 +23,15 @@ describe("reorder positions", () => {
     expect(stepPosition(jobs, "a", 1)).toBe(1);
     expect(stepPosition(jobs, "c", -1)).toBeNull();
     expect(stepPosition(jobs, "b", 1)).toBeNull();
+  });
+
+  it("gives no position past a job of another priority: priority runs first, so none would move it there", () => {
+    // Before, "Move up" on a (below c, priority 5) gave position 1: b, a, c by position, shown c, b, a (a went down).
+    expect(stepPosition(jobs, "a", -1)).toBeNull();
+    // …and "Move down" on c gave a position that changed nothing shown.
+    expect(stepPosition(jobs, "c", 1)).toBeNull();
+    expect(reorderPosition(jobs, "c", "a", "before")).toBeNull();
+    expect(reorderPosition(jobs, "a", "c", "after")).toBeNull();
   });
 });
 
