@@ -288,7 +288,7 @@ export async function createServer(opts: ServerOptions) {
   // An img2img init image, once per node: tasks name it by hash (409 E_INIT_IMAGE_MISSING until it is here).
   app.put<{ Params: { hash: string } }>(`${NODE_API_PREFIX}/init-images/:hash`, async (request, reply) => {
     const hash = parseOr400(Sha256Hex, request.params.hash, "init image hash");
-    const body = await readLimited(request.body as Readable | undefined, MAX_INIT_IMAGE_BYTES, "an init image");
+    const body = await readLimited(request.body, MAX_INIT_IMAGE_BYTES, "an init image");
     const created = await service.putInitImage(hash, body);
     return reply.code(created ? 201 : 200).send({ sha256: hash, bytes: body.length, created });
   });
@@ -369,9 +369,12 @@ export async function createServer(opts: ServerOptions) {
   return app;
 }
 
-/** A request body of at most `max` bytes, gathered into one buffer (E_TOO_LARGE past it). */
-async function readLimited(body: Readable | undefined, max: number, what: string): Promise<Buffer> {
-  if (!body) throw new KilnError("E_BAD_REQUEST", `send ${what} as the body (application/octet-stream)`);
+/**
+ * A raw request body of at most `max` bytes, gathered into one buffer (E_TOO_LARGE past it). A body Fastify
+ * parsed (JSON, text) is no picture: refused as such, not iterated as if it were a stream.
+ */
+async function readLimited(body: unknown, max: number, what: string): Promise<Buffer> {
+  if (!isStream(body)) throw new KilnError("E_BAD_REQUEST", `send ${what} as the body (application/octet-stream)`);
   const chunks: Buffer[] = [];
   let total = 0;
   for await (const chunk of body) {

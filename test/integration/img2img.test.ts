@@ -35,11 +35,11 @@ const picture = (shade: number) => initPicture(shade);
 
 const sha256 = (bytes: Buffer) => createHash("sha256").update(bytes).digest("hex");
 
-function putInitImage(hash: string, body: Buffer) {
+function putInitImage(hash: string, body: Buffer | string, contentType = "application/octet-stream") {
   return fetch(`${node.url}/v1/init-images/${hash}`, {
     dispatcher: pinnedAgent(node.pin),
     method: "PUT",
-    headers: { authorization: `Bearer ${node.token}`, "content-type": "application/octet-stream" },
+    headers: { authorization: `Bearer ${node.token}`, "content-type": contentType },
     body,
   });
 }
@@ -110,6 +110,17 @@ describe("img2img on a node", () => {
     expect(JSON.stringify(await wrong.json())).toContain("sha256");
     const notPng = Buffer.from("not a picture");
     expect((await putInitImage(sha256(notPng), notPng)).status).toBe(400);
+    // A body sent as JSON or text is parsed before the route sees it: no picture, refused as such (it was a 500).
+    for (const [body, type] of [
+      ["{}", "application/json"],
+      ["abc", "text/plain"],
+    ] as const) {
+      const parsed = await putInitImage(hash, body, type);
+      expect(parsed.status).toBe(400);
+      expect(await parsed.json()).toMatchObject({
+        error: { code: "E_BAD_REQUEST", message: expect.stringMatching(/application\/octet-stream/) },
+      });
+    }
 
     const put = await putInitImage(hash, png);
     expect(put.status).toBe(201);
