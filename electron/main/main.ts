@@ -65,7 +65,7 @@ async function start(): Promise<void> {
   const dataDir = app.getPath("userData");
   const outputDir = join(app.getPath("pictures"), "Kiln");
   mkdirSync(outputDir, { recursive: true });
-  hardenSession(session.defaultSession, rendererSource.kind === "dev" ? DEV_CSP : CSP);
+  hardenSession(session.defaultSession, rendererSource.kind === "dev" ? DEV_CSP : CSP, rendererSource);
   const thumbnails = new ThumbnailCache({ dataDir });
   protocol.handle(
     IMAGE_SCHEME,

@@ -74,8 +74,22 @@ export function guardNavigation(contents: WebContents, openExternal: (url: strin
   contents.setWindowOpenHandler(({ url }) => handleWindowOpen(url, openExternal));
 }
 
-/** The CSP header on every response of the session, and no permission (camera, notifications…) for anyone. */
-export function hardenSession(session: Session, csp: string): void {
+/**
+ * The one permission the UI asks for: writing text to the clipboard ("Copy parameters"), which Chromium
+ * checks before every `navigator.clipboard.writeText`; denied, the button could only ask for Ctrl+C.
+ */
+const CLIPBOARD_WRITE = "clipboard-sanitized-write";
+
+/** Whether `permission` is the clipboard write, asked by our renderer's top frame. */
+function isOwnClipboardWrite(permission: string, url: string, isMainFrame: boolean, renderer: RendererSource): boolean {
+  return permission === CLIPBOARD_WRITE && isMainFrame && isAllowedSender(url, renderer);
+}
+
+/**
+ * The CSP header on every response of the session, and no permission (camera, notifications…) for anyone,
+ * but the clipboard write for our own renderer.
+ */
+export function hardenSession(session: Session, csp: string, renderer: RendererSource): void {
   session.webRequest.onHeadersReceived((details, callback) => {
     const headers = Object.fromEntries(
       Object.entries(details.responseHeaders ?? {}).filter(
@@ -84,6 +98,10 @@ export function hardenSession(session: Session, csp: string): void {
     );
     callback({ responseHeaders: { ...headers, "Content-Security-Policy": [csp] } });
   });
-  session.setPermissionRequestHandler((_contents, _permission, callback) => callback(false));
-  session.setPermissionCheckHandler(() => false);
+  session.setPermissionRequestHandler((_contents, permission, callback, details) =>
+    callback(isOwnClipboardWrite(permission, details.requestingUrl, details.isMainFrame, renderer)),
+  );
+  session.setPermissionCheckHandler((contents, permission, _origin, details) =>
+    isOwnClipboardWrite(permission, details.requestingUrl ?? contents?.getURL() ?? "", details.isMainFrame, renderer),
+  );
 }

@@ -1,4 +1,5 @@
 import { EventEmitter } from "node:events";
+import { pathToFileURL } from "node:url";
 import type { Session, WebContents } from "electron";
 import { describe, expect, it, vi } from "vitest";
 import {
@@ -140,16 +141,18 @@ describe("links and navigation", () => {
 });
 
 describe("hardenSession", () => {
-  it("puts the CSP on every response, replacing any other, and denies every permission", () => {
+  it("puts the CSP on every response, replacing any other, and denies every permission but our page's clipboard write", () => {
     let onHeaders: ((details: unknown, callback: (r: unknown) => void) => void) | undefined;
-    let onPermission: ((c: unknown, p: string, callback: (granted: boolean) => void) => void) | undefined;
-    let onCheck: (() => boolean) | undefined;
+    let onPermission:
+      | ((c: unknown, p: string, callback: (granted: boolean) => void, details: unknown) => void)
+      | undefined;
+    let onCheck: ((c: unknown, p: string, origin: string, details: unknown) => boolean) | undefined;
     const session = {
       webRequest: { onHeadersReceived: (l: typeof onHeaders) => (onHeaders = l) },
       setPermissionRequestHandler: (h: typeof onPermission) => (onPermission = h),
       setPermissionCheckHandler: (h: typeof onCheck) => (onCheck = h),
     };
-    hardenSession(session as unknown as Session, CSP);
+    hardenSession(session as unknown as Session, CSP, built);
 
     const callback = vi.fn();
     onHeaders?.(
@@ -162,11 +165,27 @@ describe("hardenSession", () => {
     onHeaders?.({}, callback);
     expect(callback).toHaveBeenLastCalledWith({ responseHeaders: { "Content-Security-Policy": [CSP] } });
 
-    for (const permission of ["media", "notifications", "geolocation", "clipboard-read", "openExternal"]) {
+    const ours = pathToFileURL(INDEX_HTML).href;
+    const request = (permission: string, requestingUrl: string, isMainFrame = true) => {
       const granted = vi.fn();
-      onPermission?.({}, permission, granted);
-      expect(granted).toHaveBeenCalledWith(false);
+      onPermission?.({}, permission, granted, { requestingUrl, isMainFrame });
+      return granted.mock.calls[0]?.[0];
+    };
+    const check = (permission: string, requestingUrl: string, isMainFrame = true) =>
+      onCheck?.({ getURL: () => requestingUrl }, permission, "file://", { requestingUrl, isMainFrame });
+    for (const permission of ["media", "notifications", "geolocation", "clipboard-read", "openExternal"]) {
+      expect(request(permission, ours)).toBe(false);
+      expect(check(permission, ours)).toBe(false);
     }
-    expect(onCheck?.()).toBe(false);
+    // "Copy parameters" writes the clipboard: Chromium checks, then asks, before every navigator.clipboard.writeText.
+    expect(request("clipboard-sanitized-write", ours)).toBe(true);
+    expect(check("clipboard-sanitized-write", ours)).toBe(true);
+    // Nobody else gets it: another page, another file, or a frame inside ours.
+    for (const url of ["https://example.com/", pathToFileURL("/tmp/other.html").href]) {
+      expect(request("clipboard-sanitized-write", url)).toBe(false);
+      expect(check("clipboard-sanitized-write", url)).toBe(false);
+    }
+    expect(request("clipboard-sanitized-write", ours, false)).toBe(false);
+    expect(check("clipboard-sanitized-write", ours, false)).toBe(false);
   });
 });
