@@ -49,6 +49,8 @@ export const JobSummary = z.object({
   energy: z.object({ joules: z.number().nonnegative(), images: z.number().int().nonnegative() }).optional(),
   /** It asked for efficient devices (`--prefer efficient`). */
   preferEfficient: z.boolean().optional(),
+  /** Its images went only to the client that asked (A1111's `save_images: false`) and are not kept: none in the gallery. */
+  transient: z.boolean().optional(),
 });
 export type JobSummary = z.infer<typeof JobSummary>;
 

@@ -304,6 +304,7 @@ export class QueueCommands {
       ...(spec.source ? { source: spec.source } : {}),
       energy: this.opts.ledger.energy.of(job.id),
       ...(spec.prefer === "efficient" ? { preferEfficient: true } : {}),
+      ...(spec.transient ? { transient: true } : {}),
     };
   }
 

@@ -93,7 +93,8 @@ export function createActions(transport: UiTransport) {
       const signature = imagesSignature(job);
       if (fetched.get(job.id) === signature) continue;
       fetched.set(job.id, signature);
-      if (job.counts.cancelled === job.counts.total) continue;
+      // A transient job's pictures were the client's alone: none is kept to show.
+      if (job.counts.cancelled === job.counts.total || job.transient) continue;
       fetchQueue.add(job.id);
     }
     pumpGallery();

@@ -64,7 +64,7 @@ export function JobActions({
           Retry failed
         </button>
       )}
-      {job.counts.done > 0 && (
+      {job.counts.done > 0 && !job.transient && (
         <button type="button" onClick={openInGallery}>
           Open in gallery
         </button>

@@ -88,6 +88,8 @@ describe("an A1111 client from npm (a1111-webui-api) against kiln serve's /sdapi
     // save_images false (the client's default, as A1111's): nothing in the gallery folder, nothing left in the spool.
     expect(pngFiles(farm.outputDir)).toEqual([]);
     expect(pngFiles(join(farm.dataDir, API_SPOOL_DIR))).toEqual([]);
+    // …and the job says so, so that the gallery asks for none of its pictures (it showed broken cells).
+    expect(job?.transient).toBe(true);
 
     // png-info of a returned image: the client re-encodes with sharp, which keeps the text only when asked to.
     const first = result.images[0];

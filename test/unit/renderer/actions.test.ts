@@ -112,6 +112,20 @@ describe("actions", () => {
     expect(calls.slice(6).map(([, args]) => (args as { jobId: string }).jobId)).toEqual(["j2"]);
   });
 
+  it("the gallery asks nothing of a transient job (A1111's save_images false): its pictures went to the client alone", async () => {
+    useQueueStore.setState({
+      jobs: [job({ id: "kept", createdAt: 1 }), job({ id: "api", createdAt: 2, transient: true })],
+    });
+    const { transport, calls } = fakeTransport({
+      jobImages: ({ jobId }: { jobId: string }) => [image({ id: `${jobId}-0`, jobId, index: 0 })],
+    });
+    createActions(transport).watchGallery();
+    await until(() => Object.keys(useGalleryStore.getState().byJob).length === 1);
+    await flush();
+    expect(calls.map(([, args]) => (args as { jobId: string }).jobId)).toEqual(["kept"]);
+    expect(Object.keys(useGalleryStore.getState().byJob)).toEqual(["kept"]);
+  });
+
   it("re-runs an image with its exact parameters, one image, seed fixed", async () => {
     const { transport, calls } = fakeTransport({ submitJob: () => ({ jobId: "r", images: 1 }) });
     const original = image({
