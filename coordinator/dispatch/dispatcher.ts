@@ -244,7 +244,9 @@ export class Dispatcher {
     for (const a of this.opts.ledger.inFlightAttempts()) {
       let task = byTask.get(a.taskId);
       if (!task) {
-        // The attempts table keeps no guidance or sampler; the images do (one task's images share them).
+        // The attempts table keeps no guidance, sampler, init picture or hires pass; the images do (one task's images
+        // share them). A tail re-run or a rescue batches images of equal work together and sends the first one's
+        // picture and pass for all: work without them made two img2img jobs' images look alike.
         const image = this.opts.ledger.pendingView(a.imageId);
         task = {
           taskId: a.taskId,
@@ -256,6 +258,8 @@ export class Dispatcher {
             height: a.height,
             steps: a.steps,
             ...(image ? { guidance: image.guidance, sampler: image.sampler } : {}),
+            ...(image?.init ? { init: image.init } : {}),
+            ...(image?.hires ? { hires: image.hires } : {}),
           },
           startedAt: a.startedAt,
           runningSince: null,
@@ -304,9 +308,6 @@ export class Dispatcher {
         for (const attemptId of ended) this.tasks.settle(task, attemptId);
       }
       if (images.length === 0) continue;
-      // The attempts table keeps no hires pass; the images' job does.
-      const hires = images[0]?.hires;
-      if (hires) this.tasks.rework(task, { ...task.work, hires });
       this.submitTask(node, task, images, open);
     }
   }

@@ -115,12 +115,6 @@ export class TaskTracker {
     this.changed(task);
   }
 
-  /** The task's work as it is sent again (a restored task gets its hires pass back from its job). */
-  rework(task: TrackedTask, work: WorkKey): void {
-    (task as Mutable).work = work;
-    this.changed(task);
-  }
-
   /** Every image some task holds open, with all its open attempts. */
   outstandingImages(): OutstandingImage[] {
     return [...this.outstanding.values()];

@@ -64,8 +64,6 @@ describe("TaskTracker", () => {
     expect(tracker.views("n", "g0")).toBe(before);
     tracker.add(task("t2", "g1", ["i2"]));
     expect(tracker.views("n", "g0")).toBe(before);
-    tracker.rework(first, { ...WORK, steps: 20 });
-    expect(tracker.views("n", "g0")[0]?.work.steps).toBe(20);
     tracker.started(first, 500);
     expect(tracker.views("n", "g0")[0]?.runningSince).toBe(500);
     tracker.add(task("t3", "g0", ["i3"]));
