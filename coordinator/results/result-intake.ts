@@ -1,3 +1,4 @@
+import { SqliteError } from "better-sqlite3";
 import type { Logger } from "pino";
 import { BLAMELESS_FAILURES, KilnError } from "../../shared/errors";
 import { peakSize } from "../../shared/hires-fix";
@@ -9,7 +10,7 @@ import type { Dispatcher } from "../dispatch/dispatcher";
 import type { TrackedTask } from "../dispatch/task-tracker";
 import type { NodeConnection } from "../nodes/node-connection";
 import type { ThroughputModel } from "../scheduling/throughput-model";
-import type { ImageRow, Ledger } from "../store/ledger";
+import type { Completion, ImageRow, Ledger } from "../store/ledger";
 import { maxPngBytes } from "./png-structure";
 import { RefusedResult } from "./refused-result";
 import type { ResultStore } from "./result-store";
@@ -195,37 +196,52 @@ export class ResultIntake {
       sha256: event.sha256,
       ...size,
     });
-    const outcome = ledger.completeImage(
-      attemptId,
-      {
-        path,
-        sha256: event.sha256,
-        bytes: png.length,
-        nodeId: node.id,
-        device: event.device,
-        // The node's record of the image: where its time went and, where measured, its energy.
-        timings: event.energy ? { ...event.timings, energyJ: event.energy.energyJ } : event.timings,
-      },
-      clock.now(),
-    );
+    let outcome: Completion;
+    try {
+      outcome = ledger.completeImage(
+        attemptId,
+        {
+          path,
+          sha256: event.sha256,
+          bytes: png.length,
+          nodeId: node.id,
+          device: event.device,
+          // The node's record of the image: where its time went and, where measured, its energy.
+          timings: event.energy ? { ...event.timings, energyJ: event.energy.energyJ } : event.timings,
+        },
+        clock.now(),
+      );
+    } catch (error) {
+      // Not stored (the ledger busy past its wait, its disk full): no file of it stays in the output folder.
+      await results.discard(path);
+      throw error;
+    }
     if (!outcome.accepted) {
       await results.discard(path);
       log.info({ attempt: attemptId, reason: outcome.reason }, "result discarded");
       return;
     }
+    for (const twin of outcome.twins) dispatcher.closeTwin(twin.attemptId, twin.taskId);
     this.opts.model.observe(`${node.id}/${event.device}`, task.work, event.timings.inferenceMs / 1000);
     if (event.energy) {
       this.opts.model.energy.observe(`${node.id}/${event.device}`, task.work, event.energy.energyJ);
       ledger.energy.stored(image.jobId, event.energy.energyJ);
     }
-    ledger.recordNodeSuccess(node.id, task.work.model);
-    for (const twin of outcome.twins) dispatcher.closeTwin(twin.attemptId, twin.taskId);
     const done = ledger.image(image.id);
     if (done) this.opts.emit({ type: "image.done", image: toImageSummary(done) });
     this.opts.changes.queueChanged();
+    try {
+      ledger.recordNodeSuccess(node.id, task.work.model);
+    } catch (error) {
+      // The image is stored; a busy ledger only leaves the node's run of failures uncleared until its next success.
+      log.warn({ err: error, node: node.id }, "stored a result but could not record its node's success");
+    }
   }
 
   private onStoreFailed(node: NodeConnection, task: TrackedTask, attemptId: string, error: unknown): void {
+    // The app's own ledger refused (busy past its wait, its disk full): neither the node nor the image is at fault.
+    // Thrown on, the attempt goes back to the queue as lost (see onEvent), or is offered again until the ledger takes it.
+    if (error instanceof SqliteError) throw error;
     const { ledger, clock, log, changes } = this.opts;
     // What the node sent or answered is its word, whatever code it names: only the app's own errors pause or spare.
     const kilnError = error instanceof KilnError && !(error instanceof RefusedResult) ? error : null;

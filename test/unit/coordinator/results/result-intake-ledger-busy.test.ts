@@ -1,0 +1,103 @@
+import { mkdtempSync, readdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { SqliteError } from "better-sqlite3";
+import pino from "pino";
+import { describe, expect, it, vi } from "vitest";
+import type { ChangeFeed } from "../../../../coordinator/change-feed";
+import { systemClock } from "../../../../coordinator/clock";
+import { Dispatcher } from "../../../../coordinator/dispatch/dispatcher";
+import type { NodeConnection } from "../../../../coordinator/nodes/node-connection";
+import type { NodeFleet } from "../../../../coordinator/nodes/node-fleet";
+import { ResultIntake } from "../../../../coordinator/results/result-intake";
+import { ResultStore } from "../../../../coordinator/results/result-store";
+import type { ThroughputModel } from "../../../../coordinator/scheduling/throughput-model";
+import type { NodeEvent } from "../../../../shared/node-events";
+import { PlainPngs } from "../../../support/plain-pngs";
+import { openLedger, submit } from "../store/ledger-fixture";
+
+/**
+ * A result arrives while the app's own queue file is busy past SQLite's wait (another process holds its write lock):
+ * the real ledger, result store and dispatcher, with the one completeImage that meets the lock made to throw what
+ * better-sqlite3 throws then. The node's link is a stand-in that hands over a real PNG.
+ */
+describe("a result the ledger is too busy to record", () => {
+  it("goes back to the queue as lost: no failure counted on the image or the node, and no file left behind", async () => {
+    const { ledger } = openLedger();
+    const job = submit(ledger, { prompts: ["a busy ledger"], count: 1, width: 256, height: 256 });
+    const [image] = ledger.runnableImages(1);
+    const [attemptId] = ledger.startAttempts(
+      [{ imageId: image?.id as string, nodeId: "n1", device: "g0", taskId: "t-busy" }],
+      1_000,
+    );
+    const changes = { queueChanged: () => undefined, nodesChanged: () => undefined } as unknown as ChangeFeed;
+    const log = pino({ level: "silent" });
+    const dispatcher = new Dispatcher({
+      ledger,
+      fleet: {} as NodeFleet,
+      model: {} as ThroughputModel,
+      changes,
+      clock: systemClock,
+      log,
+      leaseMs: 3_000,
+      startupGraceMs: 30_000,
+    });
+    // The task in flight, as a restarted app rebuilds it from the ledger.
+    dispatcher.restoreTasks();
+    const outputDir = mkdtempSync(join(tmpdir(), "kiln-busy-out-"));
+    const intake = new ResultIntake({
+      ledger,
+      dispatcher,
+      results: new ResultStore(outputDir, "flat"),
+      model: {} as ThroughputModel,
+      changes,
+      clock: systemClock,
+      log,
+      emit: () => undefined,
+      onOutputRefused: () => undefined,
+      jobFiling: () => ({ name: "a busy ledger", createdAt: 1_000 }),
+    });
+    const pngs = new PlainPngs();
+    await pngs.prepare([{ width: 256, height: 256 }]);
+    const png = pngs.get(256, 256);
+    const node = {
+      id: "n1",
+      farm: false,
+      status: "online",
+      client: { image: async () => png.bytes, ack: vi.fn() },
+    } as unknown as NodeConnection;
+    const complete = ledger.completeImage.bind(ledger);
+    ledger.completeImage = () => {
+      ledger.completeImage = complete;
+      throw new SqliteError("database is locked", "SQLITE_BUSY");
+    };
+    const nodeFailure = vi.spyOn(ledger, "recordNodeFailure");
+
+    const ready: NodeEvent = {
+      type: "image.ready",
+      seq: 7,
+      at: new Date(2_000).toISOString(),
+      taskId: "t-busy",
+      imageId: attemptId as string,
+      url: `/v1/images/${attemptId}`,
+      sha256: png.sha256,
+      bytes: png.bytes.length,
+      width: 256,
+      height: 256,
+      seed: image?.seed as number,
+      device: "g0",
+      timings: { queuedMs: 0, inferenceMs: 500, ortMs: 0, encodeMs: 5, totalMs: 505 },
+      delivery: 1,
+    };
+    intake.onEvent(node, ready);
+    await intake.settled();
+
+    expect(ledger.attempt(attemptId as string)).toMatchObject({ state: "lost" });
+    expect(ledger.image(image?.id as string)?.state).toBe("queued");
+    expect(ledger.attemptOutcomes(job.id)).toMatchObject({ failed: 0, lost: 1, active: 0 });
+    expect(nodeFailure).not.toHaveBeenCalled();
+    expect(readdirSync(outputDir)).toEqual([]);
+    expect(dispatcher.tasks.get("t-busy")).toBeUndefined();
+    ledger.close();
+  });
+});
