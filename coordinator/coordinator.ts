@@ -23,6 +23,7 @@ import type { NodeClient } from "./nodes/node-client";
 import type { NodeConnection } from "./nodes/node-connection";
 import { type ExpectedCertificate, NodeFleet, type NodeLinks } from "./nodes/node-fleet";
 import { jobLabel, QueueCommands } from "./queue/queue-commands";
+import { rerunSpec } from "./queue/rerun-spec";
 import { ResultIntake } from "./results/result-intake";
 import { ResultStore } from "./results/result-store";
 import { ThroughputModel } from "./scheduling/throughput-model";
@@ -349,6 +350,14 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
         [{ path: "mask", message: `is larger than the init image (${picture.width}×${picture.height})` }],
       );
     }
+  }
+
+  /** One stored image again, exactly (see rerunSpec): an img2img image from its picture, a hires one with its pass. */
+  rerunImage(imageId: string): { jobId: string; images: number } {
+    const image = this.ledger.image(imageId);
+    const job = image && this.ledger.job(image.jobId);
+    if (!image || !job) throw new KilnError("E_NOT_FOUND", `no image ${imageId} in the queue`);
+    return this.submitJob(rerunSpec(job.spec, image));
   }
 
   submitJob(input: JobSpecInput): { jobId: string; images: number } {

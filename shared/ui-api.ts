@@ -240,6 +240,11 @@ const Ok = z.object({ ok: z.literal(true) });
 /** Every command: its arguments and its result. Channel names are the keys, never loose strings. */
 export const UiCommands = {
   submitJob: { args: JobSpec, result: z.object({ jobId: z.string(), images: z.number().int() }) },
+  /** One stored image again, exactly: its job's settings (init picture, mask, hires…) with its prompt and seed. */
+  rerunImage: {
+    args: z.object({ imageId: z.string().min(1).max(64) }),
+    result: z.object({ jobId: z.string(), images: z.number().int() }),
+  },
   cancelJob: { args: JobRef, result: Ok },
   pauseJob: { args: JobRef, result: Ok },
   resumeJob: { args: JobRef, result: Ok },

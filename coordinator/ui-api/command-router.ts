@@ -11,6 +11,7 @@ function handlers(c: Coordinator): Handlers {
   const ok = { ok: true as const };
   return {
     submitJob: (args) => c.submitJob(args),
+    rerunImage: ({ imageId }) => c.rerunImage(imageId),
     cancelJob: ({ jobId }) => {
       c.cancelJob(jobId);
       return ok;

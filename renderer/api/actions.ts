@@ -13,7 +13,6 @@ import type {
 } from "../../shared/ui-api";
 import type { UpscaleScale } from "../../shared/upscale";
 import { bytesToBase64 } from "../model/base64";
-import { rerunSpec } from "../model/image-parameters";
 import { reorderPosition } from "../model/queue-order";
 import { applyLibrary, applyNodes, useFarmStore } from "../stores/farm-store";
 import { applyJobImages, useGalleryStore } from "../stores/gallery-store";
@@ -195,7 +194,7 @@ export function createActions(transport: UiTransport) {
 
     async rerun(image: ImageSummary): Promise<void> {
       const result = await attempt(`Re-running seed ${image.seed}`, () =>
-        transport.call("submitJob", rerunSpec(image)),
+        transport.call("rerunImage", { imageId: image.id }),
       );
       if (result) notice("info", `Seed ${image.seed} is in the queue again`);
     },

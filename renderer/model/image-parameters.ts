@@ -1,4 +1,3 @@
-import type { JobSpecInput } from "../../shared/job";
 import type { ModelInfo } from "../../shared/node-info";
 import { formatParameters } from "../../shared/png-parameters";
 import type { ImageSummary } from "../../shared/ui-api";
@@ -21,22 +20,4 @@ export function parametersText(image: ImageSummary, model: ModelInfo | undefined
     model: image.model,
     modelHash: model?.hash ?? "",
   });
-}
-
-/** One image again, exactly: same parameters, its seed fixed. */
-export function rerunSpec(image: ImageSummary): JobSpecInput {
-  return {
-    name: `Seed ${image.seed}: ${image.prompt.slice(0, 50)}`,
-    prompts: [image.prompt],
-    negativePrompt: image.negativePrompt,
-    model: image.model,
-    width: image.width,
-    height: image.height,
-    steps: image.steps,
-    guidance: image.guidance,
-    ...(image.sampler !== null ? { sampler: image.sampler } : {}),
-    seed: image.seed,
-    seedMode: "fixed",
-    count: 1,
-  };
 }

@@ -360,4 +360,44 @@ describe.skipIf(BROWSER_SKIP_REASON !== null)("img2img in the UI: an init image,
       .poll(() => page.locator('img[alt="Starting point"]').getAttribute("src"), { timeout: 10_000 })
       .toMatch(new RegExp(`/images/init/${sources[0]}\\.png$`));
   }, 120_000);
+
+  it("re-runs a gallery image with its job's picture, mask and strength, or its hires pass: one image, its seed", async () => {
+    /** The seed of the first image of the n-th job queued, read from the ledger. */
+    const seedOf = (job: number) => {
+      const db = new BetterSqlite3(join(dataDir, "kiln.sqlite"), { readonly: true, fileMustExist: true });
+      try {
+        return db
+          .prepare("SELECT i.seed FROM images i WHERE i.job_id = (SELECT id FROM jobs ORDER BY rowid LIMIT 1 OFFSET ?)")
+          .pluck()
+          .get(job) as number;
+      } finally {
+        db.close();
+      }
+    };
+    const [inpainted, , , hires] = storedSpecs();
+    // The last test left two of the first job's images picked: a click would pick, not open.
+    await page.getByRole("tab", { name: /gallery/i }).click();
+    await page
+      .getByRole("region", { name: "Selected images" })
+      .getByRole("button", { name: "Clear selection" })
+      .click();
+    for (const [job, wanted] of [
+      [0, { initImage: inpainted?.initImage, mask: inpainted?.mask, strength: 0.6, maskBlur: 4 }],
+      [3, { hires: hires?.hires }],
+    ] as const) {
+      await page.keyboard.press("Escape");
+      await page.getByRole("tab", { name: /gallery/i }).click();
+      const seed = seedOf(job);
+      // The gallery draws only the rows in view (newest job first): scrolled down until the image's cell is drawn.
+      const cell = page.getByRole("button", { name: new RegExp(`^Seed ${seed}: a lighthouse at dusk`) }).first();
+      await page.locator(".gallery-scroll").hover();
+      for (let i = 0; i < 40 && (await cell.count()) === 0; i++) await page.mouse.wheel(0, 300);
+      await cell.click();
+      const before = storedSpecs().length;
+      await page.getByRole("dialog").getByRole("button", { name: "Re-run seed" }).click();
+      await expect.poll(() => storedSpecs().length, { timeout: 10_000 }).toBe(before + 1);
+      // It was a plain text-to-image job of the same prompt and seed: another picture, said to be the same.
+      expect(storedSpecs()[before]).toMatchObject({ ...wanted, seed, seedMode: "fixed", count: 1, model: SD });
+    }
+  }, 60_000);
 });

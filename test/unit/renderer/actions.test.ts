@@ -126,31 +126,10 @@ describe("actions", () => {
     expect(Object.keys(useGalleryStore.getState().byJob)).toEqual(["kept"]);
   });
 
-  it("re-runs an image with its exact parameters, one image, seed fixed", async () => {
-    const { transport, calls } = fakeTransport({ submitJob: () => ({ jobId: "r", images: 1 }) });
-    const original = image({
-      id: "x",
-      jobId: "a",
-      index: 3,
-      seed: 777,
-      guidance: 3.5,
-      steps: 12,
-      width: 768,
-      state: "done",
-    });
-    await createActions(transport).rerun(original);
-    expect(calls[0]?.[1]).toMatchObject({
-      prompts: ["a lighthouse at dusk"],
-      negativePrompt: "",
-      model: "kiln-demo",
-      width: 768,
-      height: 512,
-      steps: 12,
-      guidance: 3.5,
-      seed: 777,
-      seedMode: "fixed",
-      count: 1,
-    });
+  it("re-runs an image by asking the coordinator for it again, which knows its job's settings", async () => {
+    const { transport, calls } = fakeTransport({ rerunImage: () => ({ jobId: "r", images: 1 }) });
+    await createActions(transport).rerun(image({ id: "x", jobId: "a", index: 3, seed: 777, state: "done" }));
+    expect(calls).toEqual([["rerunImage", { imageId: "x" }]]);
     expect(useNoticeStore.getState().notices.map((n) => n.text)).toEqual(["Seed 777 is in the queue again"]);
   });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parametersText, rerunSpec } from "../../../renderer/model/image-parameters";
+import { parametersText } from "../../../renderer/model/image-parameters";
 import { image, model } from "./ui-fixtures";
 
 describe("copy parameters", () => {
@@ -13,10 +13,5 @@ describe("copy parameters", () => {
 
   it("falls back to the model's default sampler only when the image has none", () => {
     expect(parametersText(image({ id: "i", jobId: "j", index: 0, sampler: null }), demo)).toContain("Sampler: Euler");
-  });
-
-  it("re-runs with the image's sampler when it had one", () => {
-    expect(rerunSpec(image({ id: "i", jobId: "j", index: 0, sampler: "Euler a" })).sampler).toBe("Euler a");
-    expect(rerunSpec(image({ id: "i", jobId: "j", index: 0 }))).not.toHaveProperty("sampler");
   });
 });
