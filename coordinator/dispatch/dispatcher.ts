@@ -304,8 +304,10 @@ export class Dispatcher {
         } else ended.push(attemptId);
       }
       if (ended.length > 0) {
-        this.opts.ledger.loseAttempts(ended, "its image ended while its node was away", this.opts.clock.now());
         for (const attemptId of ended) this.tasks.settle(task, attemptId);
+        // Run as a node connects: a ledger busy past its wait must not throw there (it would end the app, and leave
+        // the node's other restored tasks unsent), so the end is recorded as any refused one is, retried until taken.
+        this.requeueAfterFailure(node.id, ended, "its image ended while its node was away");
       }
       if (images.length === 0) continue;
       this.submitTask(node, task, images, open);

@@ -439,7 +439,12 @@ export class NodeFleet {
     node.client.on("event", (event) => this.opts.onEvent(node, event));
     node.client.on("connected", () => {
       void this.refreshInfo(node);
-      this.opts.onConnected(node);
+      try {
+        this.opts.onConnected(node);
+      } catch (error) {
+        // Thrown from the link's own event: uncaught, it would end the app.
+        this.opts.log.error({ err: error, node: node.id }, "could not resume a node's work as it connected");
+      }
     });
   }
 

@@ -1,12 +1,28 @@
+import { SqliteError } from "better-sqlite3";
 import pino from "pino";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import type { ChangeFeed } from "../../../../coordinator/change-feed";
 import { systemClock } from "../../../../coordinator/clock";
 import { Dispatcher } from "../../../../coordinator/dispatch/dispatcher";
+import type { NodeConnection } from "../../../../coordinator/nodes/node-connection";
 import type { NodeFleet } from "../../../../coordinator/nodes/node-fleet";
 import type { ThroughputModel } from "../../../../coordinator/scheduling/throughput-model";
 import { sameWork } from "../../../../coordinator/scheduling/work-key";
+import type { Ledger } from "../../../../coordinator/store/ledger";
 import { openLedger, submit } from "../store/ledger-fixture";
+
+function restoringDispatcher(ledger: Ledger): Dispatcher {
+  return new Dispatcher({
+    ledger,
+    fleet: {} as NodeFleet,
+    model: {} as ThroughputModel,
+    changes: { queueChanged: () => undefined, nodesChanged: () => undefined } as unknown as ChangeFeed,
+    clock: systemClock,
+    log: pino({ level: "silent" }),
+    leaseMs: 3_000,
+    startupGraceMs: 30_000,
+  });
+}
 
 /**
  * Tasks in flight at the last stop, rebuilt from the ledger at start: what the scheduler then sees of their
@@ -30,16 +46,7 @@ describe("tasks restored at start", () => {
       1_000,
     );
 
-    const dispatcher = new Dispatcher({
-      ledger,
-      fleet: {} as NodeFleet,
-      model: {} as ThroughputModel,
-      changes: {} as ChangeFeed,
-      clock: systemClock,
-      log: pino({ level: "silent" }),
-      leaseMs: 3_000,
-      startupGraceMs: 30_000,
-    });
+    const dispatcher = restoringDispatcher(ledger);
     dispatcher.restoreTasks();
 
     const restored = dispatcher.tasks.outstandingImages();
@@ -56,6 +63,38 @@ describe("tasks restored at start", () => {
     expect(sameWork(first as never, second as never)).toBe(false);
     expect(hires?.hires).toBeDefined();
     expect(sameWork(hires as never, plain as never)).toBe(false);
+    ledger.close();
+  });
+
+  it("are sent again as their node connects even when the ledger is too busy to record an image that ended meanwhile", () => {
+    const { ledger } = openLedger();
+    const cancelled = submit(ledger, { prompts: ["cancelled while away"], count: 1 });
+    submit(ledger, { prompts: ["still wanted"], count: 1 });
+    const [first, second] = ledger.runnableImages(2);
+    ledger.startAttempts(
+      [
+        { imageId: first?.id as string, nodeId: "n1", device: "g0", taskId: "t-cancelled" },
+        { imageId: second?.id as string, nodeId: "n1", device: "g0", taskId: "t-wanted" },
+      ],
+      1_000,
+    );
+    const dispatcher = restoringDispatcher(ledger);
+    dispatcher.restoreTasks();
+    // Cancelled during the grace period, while its node was away; the ledger is then locked by another process.
+    ledger.cancelJob(cancelled.id, 2_000);
+    ledger.loseAttempts = () => {
+      throw new SqliteError("database is locked", "SQLITE_BUSY");
+    };
+    const submitted = vi.fn(async (_request: { id: string }) => ({ kind: "accepted" as const }));
+    const node = {
+      id: "n1",
+      client: { submit: submitted },
+      deviceDispatch: () => ({ maxInflight: 2, backoffUntil: 0 }),
+    } as unknown as NodeConnection;
+
+    expect(() => dispatcher.resubmitRestored(node)).not.toThrow();
+    expect(submitted.mock.calls.map(([request]) => request.id)).toEqual(["t-wanted"]);
+    expect(dispatcher.tasks.get("t-cancelled")).toBeUndefined();
     ledger.close();
   });
 });
