@@ -1,5 +1,6 @@
 import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
+import type { Server, Socket } from "node:net";
 import type { Readable } from "node:stream";
 import websocket from "@fastify/websocket";
 import Fastify, { type FastifyReply, type FastifyRequest, LogController } from "fastify";
@@ -82,6 +83,20 @@ export interface ServerOptions {
 
 const KEEP_ALIVE_MS = 10_000;
 const MAX_CONNECTIONS = 512;
+/**
+ * Connections one address may hold: an app holds at most 8 sockets and an event socket, a workstation a few apps.
+ * Past it the address's new connections are closed at once, so one host (paired or not) cannot take the node's
+ * 512 from everyone else by opening them and sending nothing.
+ */
+const MAX_CONNECTIONS_PER_ADDRESS = 64;
+/** A TLS handshake left unfinished this long is dropped (Node waits 120 s). */
+const HANDSHAKE_TIMEOUT_MS = 10_000;
+/**
+ * A request whose body has not all arrived after this long is answered 408 and its connection closed (Fastify sets
+ * no limit): headers with a Content-Length and no body held a connection for ever. A push chunk (8 MiB) needs a link
+ * of 0.6 Mbit/s to arrive in time.
+ */
+const REQUEST_TIMEOUT_MS = 120_000;
 
 function errorBody(
   code: ErrorCode,
@@ -137,7 +152,8 @@ function bearer(request: FastifyRequest): string | null {
 export async function createServer(opts: ServerOptions) {
   const { service, events, limiter } = opts;
   const app = Fastify({
-    https: { key: opts.tls.key, cert: opts.tls.cert, minVersion: "TLSv1.2" },
+    https: { key: opts.tls.key, cert: opts.tls.cert, minVersion: "TLSv1.2", handshakeTimeout: HANDSHAKE_TIMEOUT_MS },
+    requestTimeout: REQUEST_TIMEOUT_MS,
     loggerInstance: opts.log,
     bodyLimit: opts.maxBodyBytes,
     schemaController: ZOD_ONLY_SCHEMAS,
@@ -154,6 +170,7 @@ export async function createServer(opts: ServerOptions) {
   });
   // Apps hold at most 8 sockets and one event socket each: a connection flood is refused, not kept.
   app.server.maxConnections = MAX_CONNECTIONS;
+  limitConnectionsPerAddress(app.server, MAX_CONNECTIONS_PER_ADDRESS);
   await app.register(websocket, { options: { maxPayload: 64 * 1024 } });
   // The paired client a request's token belongs to, set by the auth hook.
   app.decorateRequest("client", "");
@@ -367,6 +384,25 @@ export async function createServer(opts: ServerOptions) {
   });
 
   return app;
+}
+
+/** Closes a new connection at once when its address already holds `max`. */
+function limitConnectionsPerAddress(server: Server, max: number): void {
+  const open = new Map<string, number>();
+  server.on("connection", (socket: Socket) => {
+    const address = socket.remoteAddress ?? "";
+    const held = open.get(address) ?? 0;
+    if (held >= max) {
+      socket.destroy();
+      return;
+    }
+    open.set(address, held + 1);
+    socket.once("close", () => {
+      const left = (open.get(address) ?? 1) - 1;
+      if (left > 0) open.set(address, left);
+      else open.delete(address);
+    });
+  });
 }
 
 /**

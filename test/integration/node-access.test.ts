@@ -1,7 +1,9 @@
 import { spawnSync } from "node:child_process";
 import { chmodSync, existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { connect as connectTcp } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { connect, type TLSSocket } from "node:tls";
 import { fileURLToPath } from "node:url";
 import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
@@ -11,6 +13,7 @@ import { ApiError } from "../../shared/errors";
 import { NodeInfo } from "../../shared/node-info";
 import type { TaskRequest } from "../../shared/task";
 import { type RunningNode, startNode } from "../support/kiln-node-process";
+import { loopbackAddress } from "../support/loopback-addresses";
 import { api, subscribe } from "../support/node-client";
 
 const KILN_NODE = fileURLToPath(new URL("../../bin/kiln-node.js", import.meta.url));
@@ -37,6 +40,40 @@ function task(id: string, images: number): TaskRequest {
 }
 
 describe("who may use a node", () => {
+  it("one address cannot take every connection: 512 requests stalled mid-body from one host leave the node answering others", async () => {
+    const n = await node();
+    const from = loopbackAddress(1);
+    const held: TLSSocket[] = [];
+    cleanups.push(() => {
+      for (const socket of held) socket.destroy();
+    });
+    let refused = 0;
+    for (let i = 0; i < 512; i++) {
+      // Headers that promise a body, then nothing: an unpaired caller needs no token for /v1/pair/start.
+      const tcp = connectTcp({ host: "127.0.0.1", port: n.port, localAddress: from });
+      tcp.on("error", () => undefined);
+      const socket = connect({ socket: tcp, rejectUnauthorized: false });
+      held.push(socket);
+      const outcome = await new Promise<"open" | "closed">((resolve) => {
+        socket.once("secureConnect", () => resolve("open"));
+        socket.once("close", () => resolve("closed"));
+        socket.on("error", () => resolve("closed"));
+      });
+      if (outcome === "closed") {
+        refused++;
+        continue;
+      }
+      socket.write(
+        "POST /v1/pair/start HTTP/1.1\r\nHost: node\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n",
+      );
+    }
+    // Everyone else still gets in…
+    const health = await api(n).get("/health");
+    expect(health.status).toBe(200);
+    // …because the address's connections past its share were closed at once.
+    expect(refused).toBeGreaterThan(400);
+  }, 120_000);
+
   it("answers a percent-encoded /v1 path without a token with 401, not with the node's info", async () => {
     const n = await node();
     for (const path of ["/%761/node", "/%76%31/node", "/v%31/node", "/%2576%31/node"]) {
