@@ -1,5 +1,6 @@
 import type { Logger } from "pino";
 import { type ModelBatchLimits, startingBatchLimit } from "../../shared/batch-size";
+import { MAX_DEVICES_PER_NODE } from "../../shared/constants";
 import { KilnError } from "../../shared/errors";
 import type { ModelInfo } from "../../shared/node-info";
 import type { TaskRequest } from "../../shared/task";
@@ -362,6 +363,8 @@ export class Dispatcher {
     }
     let key = ofNode.get(uuid);
     if (key === undefined) {
+      // Kept for the devices a node reports now: one that renames its devices at every event must not grow it for ever.
+      if (ofNode.size >= MAX_DEVICES_PER_NODE) ofNode.clear();
       key = `${nodeId}/${uuid}`;
       ofNode.set(uuid, key);
     }

@@ -184,6 +184,9 @@ export class ResultIntake {
       );
     }
     const png = await node.client.image(attemptId, event.bytes);
+    // The device the task was sent to, not the one the event names: a LAN node's word must not add devices to the
+    // learned speeds (and their file) or to the results. A farm picks the device itself, and says which.
+    const device = node.farm ? event.device : task.device;
     const job = this.opts.jobFiling(image.jobId);
     const results = job.transient && this.opts.spool ? this.opts.spool : this.opts.results;
     const path = await results.write({
@@ -205,7 +208,7 @@ export class ResultIntake {
           sha256: event.sha256,
           bytes: png.length,
           nodeId: node.id,
-          device: event.device,
+          device,
           // The node's record of the image: where its time went and, where measured, its energy.
           timings: event.energy ? { ...event.timings, energyJ: event.energy.energyJ } : event.timings,
         },
@@ -222,9 +225,9 @@ export class ResultIntake {
       return;
     }
     for (const twin of outcome.twins) dispatcher.closeTwin(twin.attemptId, twin.taskId);
-    this.opts.model.observe(`${node.id}/${event.device}`, task.work, event.timings.inferenceMs / 1000);
+    this.opts.model.observe(`${node.id}/${device}`, task.work, event.timings.inferenceMs / 1000);
     if (event.energy) {
-      this.opts.model.energy.observe(`${node.id}/${event.device}`, task.work, event.energy.energyJ);
+      this.opts.model.energy.observe(`${node.id}/${device}`, task.work, event.energy.energyJ);
       ledger.energy.stored(image.jobId, event.energy.energyJ);
     }
     const done = ledger.image(image.id);
