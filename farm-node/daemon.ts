@@ -344,6 +344,7 @@ export class Daemon implements NodeService {
                 (model === null || r.hasModel(model)),
             )
             .map((r) => ({ uuid: r.device.uuid, tasks: r.queueDepth })),
+        fits: (device, task) => this.runners.find((r) => r.device.uuid === device)?.fits(task) ?? false,
         report: () => ({
           id: this.nodeId,
           name: this.opts.name,

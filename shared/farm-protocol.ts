@@ -43,6 +43,9 @@ export function parseFarmFailedReason(reason: string): { code: ErrorCode; messag
   return { code: code.data, message: match[3] ?? "", retriable: match[2] !== undefined };
 }
 
+/** A node's report older than this says it is gone: apps stop showing it, nodes stop counting on it. */
+export const FARM_REPORT_STALE_MS = 5_000;
+
 export const farmKeys = {
   apps: `${FARM_KEY_PREFIX}:apps`,
   nodes: `${FARM_KEY_PREFIX}:nodes`,
@@ -98,6 +101,8 @@ export const FarmJob = z.object({
   app: z.string().uuid(),
   task: TaskRequest,
   pack: FarmPackSource.optional(),
+  /** Nodes that have no device with memory for one image of the task: once every node says so, it fails. */
+  tooLargeFor: z.array(z.string().uuid()).max(10_000).optional(),
 });
 export type FarmJob = z.infer<typeof FarmJob>;
 

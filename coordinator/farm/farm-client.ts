@@ -8,6 +8,7 @@ import { BASE_TASK_TIMEOUT_S, PROTOCOL_VERSION } from "../../shared/constants";
 import type { DeviceInfo } from "../../shared/device";
 import { KilnError } from "../../shared/errors";
 import {
+  FARM_REPORT_STALE_MS,
   FarmAnnouncement,
   FarmApp,
   FarmNodeReport,
@@ -27,8 +28,6 @@ import { unannouncedEnd } from "./unannounced-end";
 
 /** The farm's one device as the scheduler sees it: the app's queue, which every GPU of the farm pulls from. */
 export const FARM_QUEUE_DEVICE = "farm-queue";
-/** A node whose last report is older than this is shown lost (it reports every second). */
-const REPORT_STALE_MS = 5_000;
 const POLL_MS = 1_000;
 /** Tries per task; failed tries come back after 1 s, 2 s, 4 s on whichever node pulls them. */
 const TASK_ATTEMPTS = 4;
@@ -132,7 +131,7 @@ export class FarmClient extends EventEmitter<NodeClientEvents> implements NodeLi
   }
 
   isStale(report: FarmNodeReport): boolean {
-    return Date.now() - report.at > REPORT_STALE_MS;
+    return Date.now() - report.at > FARM_REPORT_STALE_MS;
   }
 
   pipelineDepth(): number {

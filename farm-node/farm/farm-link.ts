@@ -6,10 +6,11 @@ import { BLAMELESS_FAILURES, type ErrorCode, KilnError } from "../../shared/erro
 import { FairTurns } from "../../shared/fair-queuing";
 import {
   FARM_CANCELLED_REASON,
+  FARM_REPORT_STALE_MS,
   type FarmAnnouncement,
   FarmApp,
   FarmJob,
-  type FarmNodeReport,
+  FarmNodeReport,
   FarmNodeUrl,
   type FarmPackSource,
   farmFailedReason,
@@ -55,6 +56,8 @@ export interface FarmHost {
   cancel(taskId: string): boolean;
   /** Devices able to take a task for `model` now, with how many tasks each holds. */
   devicesFor(model: string | null): Array<{ uuid: string; tasks: number }>;
+  /** Whether one image of the task fits in `device`'s memory, as far as the device has learned. */
+  fits(device: string, task: Task): boolean;
   report(): Omit<FarmNodeReport, "at">;
   /** The capability that lets a holder of an image.ready announcement fetch that PNG. */
   imageKey(imageId: string): string;
@@ -314,6 +317,7 @@ export class FarmLink {
       this.running.delete(task.id);
       const code: ErrorCode = error instanceof KilnError ? error.code : "E_INTERNAL";
       const message = error instanceof Error ? error.message : String(error);
+      if (code === "E_OOM" && (await this.tooLargeEverywhere(run, message))) return false;
       if (NODE_REFUSALS.has(code)) {
         await this.handBack(run, code, message);
         return false;
@@ -323,6 +327,27 @@ export class FarmLink {
       else await run.job.moveToFailed(new Error(farmFailedReason(code, message)), run.token, false);
       return false;
     }
+  }
+
+  /**
+   * A task no device of this node has memory for (it chose the device that fits, if any): the node is noted on it,
+   * and once every node the farm has heard from lately has said so, it fails, saying why. Handed back for ever, it
+   * went round the farm and its job never ended.
+   */
+  private async tooLargeEverywhere(run: Running, message: string): Promise<boolean> {
+    const data = FarmJob.parse(run.job.data);
+    const refusedBy = new Set(data.tooLargeFor ?? []).add(this.host.nodeId);
+    const now = Date.now();
+    const live = Object.values(await this.redis.hgetall(farmKeys.nodes))
+      .map((json) => parseFarmJson(FarmNodeReport, json))
+      .filter((r) => r.success && now - r.data.at <= FARM_REPORT_STALE_MS)
+      .map((r) => r.data?.id as string);
+    if (live.every((id) => refusedBy.has(id))) {
+      await this.failForGood(run.app, run.job, run.token, "E_OOM", `${message} (no device of the farm has the memory)`);
+      return true;
+    }
+    await run.job.updateData({ ...data, tooLargeFor: [...refusedBy] });
+    return false;
   }
 
   /** Stops pulling; tasks still running are left to BullMQ (their locks lapse and other nodes take them). */
@@ -355,12 +380,22 @@ export class FarmLink {
   /** Fills every device that has room with the next task of the app whose turn it is. */
   private async pull(): Promise<void> {
     for (;;) {
-      const device = this.host.devicesFor(null).find((d) => d.tasks + this.waitingOn(d.uuid) < TASKS_PER_DEVICE);
-      if (!device || !(await this.takeFor(device.uuid))) return;
+      const roomy = this.host
+        .devicesFor(null)
+        .filter((d) => d.tasks + this.waitingOn(d.uuid) < TASKS_PER_DEVICE)
+        .map((d) => d.uuid);
+      if (roomy.length === 0 || !(await this.takeFor(roomy))) return;
     }
   }
 
-  private async takeFor(device: string): Promise<boolean> {
+  /**
+   * Takes the next task of the app whose turn it is for one of `devices` (those with room): the first that has
+   * its model and room in memory for its size. On a box of mixed cards the first with room may have neither, and
+   * the task must not go back to the queue while another card here could run it.
+   */
+  private async takeFor(devices: readonly string[]): Promise<boolean> {
+    const [first] = devices;
+    if (first === undefined) return false;
     for (const app of this.turns.order([...this.workers.keys()])) {
       const worker = this.workers.get(app);
       if (!worker || this.stopped) continue;
@@ -380,8 +415,10 @@ export class FarmLink {
       }
       const task = TaskRequest.parse(parsed.data.task);
       const pack = parsed.data.pack?.name === task.model ? parsed.data.pack : undefined;
+      const able = devices.filter((d) => this.ready(task.model, pack, d));
+      const device = able.find((d) => this.host.fits(d, task)) ?? able[0] ?? first;
       const run: Running = { job, token, app, device, completed: [], announced: [] };
-      if (!this.ready(task.model, pack, device)) {
+      if (able.length === 0) {
         const refusal = pack ? this.host.packRefusal(pack) : null;
         if (pack && refusal === null) {
           // A library pack this node lacks: fetched from the app that queued it, while the task waits here.
@@ -393,7 +430,7 @@ export class FarmLink {
           await this.failPackGone(app, job, token, refusal);
           continue;
         }
-        // Not a model this device has: back to the queue shortly, for a node that has it.
+        // No device with room here has its model: back to the queue shortly, for a node that has it.
         await job.moveToDelayed(Date.now() + 1000, token);
         continue;
       }
