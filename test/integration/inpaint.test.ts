@@ -4,10 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
 import sharp from "sharp";
-import { fetch } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Coordinator } from "../../coordinator/coordinator";
-import { pinnedAgent } from "../../coordinator/nodes/node-client";
 import { readTextChunks } from "../../farm-node/png/png-text-chunks";
 import { fitInitImage, type InitImageRefInput, type RgbImage } from "../../shared/img2img";
 import { binaryMask, blurMask, fitMask, type GreyImage } from "../../shared/inpaint-mask";
@@ -50,12 +48,7 @@ async function maskPicture(): Promise<Buffer> {
 }
 
 function putPicture(body: Buffer) {
-  return fetch(`${node.url}/v1/init-images/${sha256(body)}`, {
-    dispatcher: pinnedAgent(node.pin),
-    method: "PUT",
-    headers: { authorization: `Bearer ${node.token}`, "content-type": "application/octet-stream" },
-    body,
-  });
+  return api(node).putInitImage(sha256(body), body);
 }
 
 let counter = 0;

@@ -1,9 +1,7 @@
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import sharp from "sharp";
-import { fetch } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { pinnedAgent } from "../../coordinator/nodes/node-client";
 import { describeUpscalerFolder } from "../../farm-node/models/upscaler-pack";
 import { UpscalerPipeline } from "../../farm-node/pipelines/upscaler-pipeline";
 import { readTextChunks } from "../../farm-node/png/png-text-chunks";
@@ -33,12 +31,7 @@ let counter = 0;
 const sha256 = (bytes: Buffer) => createHash("sha256").update(bytes).digest("hex");
 
 function putPicture(body: Buffer) {
-  return fetch(`${node.url}/v1/init-images/${sha256(body)}`, {
-    dispatcher: pinnedAgent(node.pin),
-    method: "PUT",
-    headers: { authorization: `Bearer ${node.token}`, "content-type": "application/octet-stream" },
-    body,
-  });
+  return api(node).putInitImage(sha256(body), body);
 }
 
 function upscaleTask(picture: Buffer, size: { width: number; height: number }, scale: 2 | 4, model: string = UPSCALER) {

@@ -30,6 +30,14 @@ export function api(node: Pick<RunningNode, "url" | "token" | "pin">, token: str
         body: typeof body === "string" ? body : JSON.stringify(body),
       }),
     delete: (path: string) => fetch(`${node.url}${path}`, { dispatcher, method: "DELETE", headers: headers() }),
+    /** PUT /v1/init-images/<sha256>: a picture tasks then name by its hash (sent as the type given). */
+    putInitImage: (sha256: string, body: Buffer | string, contentType = "application/octet-stream") =>
+      fetch(`${node.url}/v1/init-images/${sha256}`, {
+        dispatcher,
+        method: "PUT",
+        headers: headers({ "content-type": contentType }),
+        body,
+      }),
     submit: (task: TaskRequest) =>
       fetch(`${node.url}/v1/tasks`, {
         dispatcher,
