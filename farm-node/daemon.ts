@@ -118,6 +118,8 @@ export class Daemon implements NodeService {
   private readonly tokens: TokenStore;
   private readonly images: ImageStore;
   private readonly registry = new TaskRegistry();
+  /** The pictures each queued or running task renders from, held in the init image cache until it ends. */
+  private readonly heldPictures = new Map<string, string[]>();
   private readonly metrics = new NodeMetrics(() => this.devices());
   private readonly runners: DeviceRunner[] = [];
   private readonly readings = new Map<string, ReadingSource>();
@@ -463,6 +465,21 @@ export class Daemon implements NodeService {
     }));
   }
 
+  /** The pictures a queued task renders from (init image, mask, picture to upscale) stay until it ends. */
+  private holdPictures(task: Task): void {
+    const pictures = [task.init?.sha256, task.init?.mask?.sha256, task.upscale?.source].filter(
+      (sha): sha is string => sha !== undefined,
+    );
+    if (pictures.length === 0) return;
+    for (const sha of pictures) this.initImages.hold(sha);
+    this.heldPictures.set(task.id, pictures);
+  }
+
+  private releasePictures(taskId: string): void {
+    for (const sha of this.heldPictures.get(taskId) ?? []) this.initImages.release(sha);
+    this.heldPictures.delete(taskId);
+  }
+
   private onEvent(event: NodeEventBody): void {
     switch (event.type) {
       case "task.started":
@@ -470,12 +487,15 @@ export class Daemon implements NodeService {
         break;
       case "task.done":
         this.registry.setState(event.taskId, "done");
+        this.releasePictures(event.taskId);
         break;
       case "task.failed":
         this.registry.setState(event.taskId, "failed");
+        this.releasePictures(event.taskId);
         break;
       case "task.cancelled":
         this.registry.setState(event.taskId, "cancelled");
+        this.releasePictures(event.taskId);
         break;
       case "image.ready": {
         const owner = this.registry.get(event.taskId)?.client;
@@ -802,6 +822,7 @@ export class Daemon implements NodeService {
       this.registry.remove(task.id);
       throw error;
     }
+    this.holdPictures(task);
     return { id: task.id, device: runner.device.uuid, state: "queued", duplicate: false };
   }
 

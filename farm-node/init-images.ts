@@ -26,6 +26,8 @@ export const DEFAULT_INIT_IMAGE_LIMITS: InitImageLimits = { maxCount: 64, maxByt
  */
 export class InitImageCache {
   private readonly used = new Map<string, { bytes: number; usedAt: number }>();
+  /** Pictures queued or running tasks name, with how many: never evicted while held (see hold). */
+  private readonly held = new Map<string, number>();
 
   constructor(
     readonly dir: string,
@@ -49,6 +51,22 @@ export class InitImageCache {
     const entry = this.used.get(sha256);
     if (entry) entry.usedAt = Date.now();
     return entry !== undefined;
+  }
+
+  /**
+   * A task taken for a picture: it stays until released, whatever comes in meanwhile. A worker reads it only when
+   * the task runs, and a picture evicted before then failed its images for good (the limits can be passed while
+   * every picture is held; they hold again once tasks end).
+   */
+  hold(sha256: string): void {
+    this.held.set(sha256, (this.held.get(sha256) ?? 0) + 1);
+  }
+
+  /** The task that held the picture ended (or was never queued). */
+  release(sha256: string): void {
+    const left = (this.held.get(sha256) ?? 1) - 1;
+    if (left > 0) this.held.set(sha256, left);
+    else this.held.delete(sha256);
   }
 
   path(sha256: string): string {
@@ -113,13 +131,13 @@ export class InitImageCache {
     return true;
   }
 
-  /** Least recently used first, until within both limits; `keep` (the one just stored) stays. */
+  /** Least recently used first, until within both limits; `keep` (the one just stored) and held ones stay. */
   private evict(keep?: string): void {
     let { count, bytes } = this.size;
     const oldest = [...this.used.entries()].sort((a, b) => a[1].usedAt - b[1].usedAt);
     for (const [sha, entry] of oldest) {
       if (count <= this.limits.maxCount && bytes <= this.limits.maxBytes) break;
-      if (sha === keep) continue;
+      if (sha === keep || this.held.has(sha)) continue;
       rmSync(this.path(sha), { force: true });
       this.used.delete(sha);
       count--;

@@ -37,6 +37,8 @@ const RETRIABLE: ReadonlySet<ErrorCode> = new Set([
   "E_MODEL_MISSING",
   // The device's worker could not start: the task was handed back before any of it ran.
   "E_NOT_READY",
+  // Its picture went from the node's init images after all (removed by hand): the app sends it again.
+  "E_INIT_IMAGE_MISSING",
 ]);
 
 /**

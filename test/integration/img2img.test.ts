@@ -5,9 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import sharp from "sharp";
-import { fetch } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { pinnedAgent } from "../../coordinator/nodes/node-client";
 import { readTextChunks } from "../../farm-node/png/png-text-chunks";
 import type { NodeEvent } from "../../shared/node-events";
 import { parseParameters } from "../../shared/png-parameters";
@@ -35,13 +33,8 @@ const picture = (shade: number) => initPicture(shade);
 
 const sha256 = (bytes: Buffer) => createHash("sha256").update(bytes).digest("hex");
 
-function putInitImage(hash: string, body: Buffer | string, contentType = "application/octet-stream") {
-  return fetch(`${node.url}/v1/init-images/${hash}`, {
-    dispatcher: pinnedAgent(node.pin),
-    method: "PUT",
-    headers: { authorization: `Bearer ${node.token}`, "content-type": contentType },
-    body,
-  });
+function putInitImage(hash: string, body: Buffer | string, contentType?: string) {
+  return api(node).putInitImage(hash, body, contentType);
 }
 
 let counter = 0;
@@ -90,6 +83,35 @@ afterAll(async () => {
 });
 
 describe("img2img on a node", () => {
+  it("keeps a queued task's picture while newer ones arrive past the node's limit, so the task renders from it", async () => {
+    const png = await picture(140);
+    const hash = sha256(png);
+    expect((await putInitImage(hash, png)).status).toBe(201);
+    // A task ahead of it on the node's one device, longer than the uploads below: cancelled once they are done.
+    const ahead = task(undefined, {
+      steps: 20,
+      images: Array.from({ length: 64 }, (_, i) => ({ id: `ahead-${i}`, seed: i, prompt: "ahead of it" })),
+    });
+    expect((await api(node).submit(ahead)).status).toBe(202);
+    const held = task({ sha256: hash, strength: 0.5, resizeMode: "crop" });
+    const outcome = events.waitFor(
+      (e: NodeEvent) =>
+        (e.type === "image.ready" && e.imageId === held.images[0]?.id) ||
+        (e.type === "task.failed" && e.taskId === held.id),
+      120_000,
+    );
+    expect((await api(node).submit(held)).status).toBe(202);
+    // More pictures than the node keeps (64), every one newer than the held task's: it once went first, and the
+    // task failed for good (E_INIT_IMAGE_MISSING) when its turn came.
+    for (let k = 0; k < 70; k++) {
+      const other = await picture(141 + k);
+      expect((await putInitImage(sha256(other), other)).status).toBe(201);
+    }
+    expect(events.events.some((e) => e.type === "task.done" && e.taskId === ahead.id)).toBe(false);
+    expect((await api(node).delete(`/v1/tasks/${ahead.id}`)).status).toBe(202);
+    expect((await outcome).type).toBe("image.ready");
+  }, 180_000);
+
   it("asks for an init image it lacks (409 naming its hash), checks what it is sent, then renders from it", async () => {
     const png = await picture(30);
     const hash = sha256(png);

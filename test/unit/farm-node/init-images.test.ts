@@ -31,6 +31,26 @@ describe("a node's init image cache", () => {
     expect(readdirSync(dir).sort()).toEqual([`${a.sha}.png`, `${c.sha}.png`].sort());
   });
 
+  it("never evicts a picture a queued task holds, over its limits while it must, until the task releases it", async () => {
+    const dir = tempDir("kiln-init-");
+    const cache = new InitImageCache(dir, { maxCount: 1, maxBytes: 1 << 30 });
+    const [a, b, c] = await Promise.all([png(1), png(2), png(3)]);
+    await cache.put(a.sha, a.bytes);
+    cache.hold(a.sha);
+    cache.hold(a.sha);
+    await cache.put(b.sha, b.bytes);
+    expect([cache.has(a.sha), cache.has(b.sha)]).toEqual([true, true]);
+    cache.release(a.sha);
+    await cache.put(c.sha, c.bytes);
+    // Still held by the second task: b, the oldest unheld, went instead.
+    expect([cache.has(a.sha), cache.has(b.sha), cache.has(c.sha)]).toEqual([true, false, true]);
+    cache.release(a.sha);
+    await new Promise((r) => setTimeout(r, 5));
+    await cache.put(b.sha, b.bytes);
+    expect(cache.size.count).toBe(1);
+    expect(cache.has(b.sha)).toBe(true);
+  });
+
   it("keeps at most maxBytes, and what it holds survives a restart", async () => {
     const dir = tempDir("kiln-init-");
     const [a, b] = await Promise.all([png(1, 32), png(2, 32)]);
