@@ -62,13 +62,17 @@ export class ApiRequests {
   /**
    * The server is stopping: every request waiting for its job is answered now
    * with what is finished (as an interrupted one), so stopping never waits for
-   * a job to end. The jobs themselves stay in the queue.
+   * a job to end. A transient job (`save_images` false) is cancelled: its client
+   * has its answer, and nobody else would ever get its pictures (the desktop
+   * app's switch turned off while the app runs on). A saved job stays in the
+   * queue and renders into the gallery.
    */
   close(): void {
     clearInterval(this.timer);
     this.coordinator.off("ui", this.onEvent);
     for (const request of [...this.byJob.values()]) {
       request.interrupted = true;
+      if (this.coordinator.ledger.job(request.jobId)?.spec.transient) this.coordinator.cancelJob(request.jobId);
       request.settle();
     }
   }

@@ -118,6 +118,32 @@ describe("an A1111 client from npm (a1111-webui-api) against kiln serve's /sdapi
     expect((await api.getProgress()).state.job_count).toBe(0);
   });
 
+  it("a server of the API that stops (the desktop switch turned off) cancels its transient jobs: nobody else would get their pictures", async () => {
+    const second = await farm.serveAgain({});
+    const asked = (saved: boolean) =>
+      fetch(`${second.base}/sdapi/v1/txt2img`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({
+          prompt: `switched off, saved ${saved}`,
+          batch_size: 8,
+          n_iter: 2,
+          steps: 30,
+          save_images: saved,
+        }),
+      }).catch(() => null);
+    const requests = [asked(false), asked(true)];
+    const job = (saved: boolean) =>
+      farm.coordinator.listJobs().find((j) => j.name.startsWith(`switched off, saved ${saved}`));
+    await waitUntil(() => (job(false)?.counts.running ?? 0) > 0, 30_000, "the transient request's job running");
+    await second.close();
+    await Promise.all(requests);
+    expect(job(false)?.state).toBe("cancelled");
+    // The saved one goes on into the gallery, as any job of the queue.
+    expect(job(true)?.state).not.toBe("cancelled");
+    farm.coordinator.cancelJob(job(true)?.id as string);
+  });
+
   it("a job a person cancels in Kiln answers its client with the images finished so far and why, not an error", async () => {
     const request = api.txt2img({ prompt: "cancelled from the app", batch_size: 8, n_iter: 2, steps: 30, seed: 9 });
     const job = () =>
