@@ -162,6 +162,12 @@ const program = new Command("kiln-node")
   )
   .option("--queue <tasks>", "tasks queued per device before answering 429", wrap(parsePositive), 4)
   .option(
+    "--keep-images <count>",
+    "rendered PNGs kept for their apps: past it the oldest fetched go first; unfetched ones stay up to 10 times as many",
+    wrap(parsePositive),
+    2000,
+  )
+  .option(
     "--unload-idle <minutes>",
     "unload a model pack not used for this long, freeing its VRAM (0: keep loaded)",
     wrap(parseMinutes),
@@ -298,6 +304,7 @@ async function runDaemon(): Promise<void> {
     providers: opts.providers,
     baseTimeoutS: opts.timeout,
     queuePerDevice: Math.floor(opts.queue),
+    maxImagesKept: Math.floor(opts.keepImages),
     modelIdleUnloadS: opts.unloadIdle * 60,
     pairOnStart: opts.pair === true,
     farm: opts.farm,

@@ -72,6 +72,7 @@ export interface DaemonOptions {
   pairingWindowMs?: number;
   /** Unload a model pack idle this long (0: never). */
   modelIdleUnloadS?: number;
+  /** Rendered PNGs kept for their apps (see ImageStore); 2000 when absent. */
   maxImagesKept?: number;
   /** Farm mode: pull tasks from the studio apps' queues on this Redis (`--farm redis://…`). */
   farm?: string;
@@ -874,6 +875,10 @@ export class Daemon implements NodeService {
 
   imagePath(imageId: string, client: string): string | null {
     return this.images.pathFor(imageId, client);
+  }
+
+  imageFetched(imageId: string): void {
+    this.images.fetched(imageId);
   }
 
   /** SHA-256 of the certificate the API is served with. */

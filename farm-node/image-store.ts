@@ -13,19 +13,28 @@ import { z } from "zod";
 import { imagePath, PARTIAL_SUFFIX } from "./png/png-path";
 
 const OWNERS_FILE = "owners.jsonl";
+/**
+ * Images not yet fetched are kept up to this many times `maxImages`: an app that sleeps (a laptop shut for the night)
+ * finds what a farm rendered for it meanwhile, rather than having it rendered again.
+ */
+const UNFETCHED_FACTOR = 10;
 const OwnerLine = z.object({ image: z.string(), client: z.string() });
 
 /**
  * The rendered PNGs waiting to be fetched, in the state dir, and which app
- * each belongs to: an app fetches only its own. Coordinators fetch them within
- * seconds; the store keeps the newest `maxImages` so a node that is never
- * collected from cannot fill its disk. Owners are kept in a JSON-lines file
- * beside the images, so an image re-announced from the outbox after a restart
- * can still be fetched by its app.
+ * each belongs to: an app fetches only its own. Past `maxImages` the oldest
+ * fetched images go first; images not fetched yet stay up to UNFETCHED_FACTOR
+ * times as many, so a node that is never collected from cannot fill its disk
+ * and an app away for a while loses nothing. Owners are kept in a JSON-lines
+ * file beside the images, so an image re-announced from the outbox after a
+ * restart can still be fetched by its app (which were fetched is not kept: a
+ * restart counts them all as waiting).
  */
 export class ImageStore {
   private readonly order: string[] = [];
   private readonly owners = new Map<string, string>();
+  /** Images their app has fetched whole: the first to go. */
+  private readonly fetchedIds = new Set<string>();
   private readonly ownersFile: string;
   private ownerLines = 0;
 
@@ -87,14 +96,34 @@ export class ImageStore {
     }
   }
 
+  /** An image was sent to its app whole: it may go first once the store is full. */
+  fetched(imageId: string): void {
+    if (!this.owners.has(imageId) || this.fetchedIds.has(imageId)) return;
+    this.fetchedIds.add(imageId);
+    this.prune();
+  }
+
   private prune(): void {
-    while (this.order.length > this.maxImages) {
-      const id = this.order.shift() as string;
-      this.owners.delete(id);
-      unlink(this.path(id), () => undefined);
+    let excess = this.order.length - this.maxImages;
+    if (excess > 0 && this.fetchedIds.size > 0) {
+      const kept = this.order.filter((id) => {
+        if (excess === 0 || !this.fetchedIds.has(id)) return true;
+        this.drop(id);
+        excess--;
+        return false;
+      });
+      this.order.length = 0;
+      for (const id of kept) this.order.push(id);
     }
+    while (this.order.length > this.maxImages * UNFETCHED_FACTOR) this.drop(this.order.shift() as string);
     // The file only grows by appends: rewrite it with the live owners once it holds twice as many lines.
     if (this.ownerLines > 2 * Math.max(this.owners.size, this.maxImages)) this.compactOwners();
+  }
+
+  private drop(id: string): void {
+    this.owners.delete(id);
+    this.fetchedIds.delete(id);
+    unlink(this.path(id), () => undefined);
   }
 
   private loadOwners(): void {

@@ -40,6 +40,35 @@ function task(id: string, images: number): TaskRequest {
 }
 
 describe("who may use a node", () => {
+  it("keeps the images an app has not fetched past --keep-images, and lets the fetched ones go first", async () => {
+    const n = await startNode(["--simulate", "1x24GB@50", "--keep-images", "2"]);
+    cleanups.push(() => n.stop());
+    const events = await subscribe(n);
+    cleanups.push(() => events.close());
+    const rendered = async (t: TaskRequest) => {
+      expect((await api(n).submit(t)).status).toBe(202);
+      await events.waitFor((e) => e.type === "task.done" && e.taskId === t.id, 60_000);
+    };
+    const fetched = async (t: TaskRequest) => {
+      const statuses: number[] = [];
+      for (const image of t.images) {
+        const res = await api(n).get(`/v1/images/${image.id}`);
+        await res.arrayBuffer();
+        statuses.push(res.status);
+      }
+      return statuses;
+    };
+    // Five images, none fetched yet (the app away): all five are there when it comes back.
+    const first = task("kept-while-away", 5);
+    await rendered(first);
+    expect(await fetched(first)).toEqual([200, 200, 200, 200, 200]);
+    // Fetched now, they are the first to go once more are rendered; the new ones stay until fetched.
+    const second = task("rendered-after", 3);
+    await rendered(second);
+    expect(await fetched(first)).toEqual([404, 404, 404, 404, 404]);
+    expect(await fetched(second)).toEqual([200, 200, 200]);
+  }, 60_000);
+
   it("one address cannot take every connection: 512 requests stalled mid-body from one host leave the node answering others", async () => {
     const n = await node();
     const from = loopbackAddress(1);

@@ -42,4 +42,28 @@ describe("the node's image store", () => {
     expect(existsSync(join(dir, "img-cut.png.tmp"))).toBe(false);
     expect(existsSync(join(dir, "img-whole.png"))).toBe(true);
   });
+
+  it("past its limit drops the oldest images their app fetched, and keeps unfetched ones up to ten times as many", () => {
+    const dir = storeDir();
+    const store = new ImageStore(dir, 3);
+    const add = (n: number) => {
+      writeFileSync(join(dir, `img-${n}.png`), "png");
+      store.added(`img-${n}`, "app-a");
+    };
+    for (let n = 0; n < 6; n++) add(n);
+    // None fetched yet (the app asleep): all six kept, past the limit of three.
+    expect([0, 1, 2, 3, 4, 5].map((n) => store.ownerOf(`img-${n}`))).toEqual(Array(6).fill("app-a"));
+    store.fetched("img-4");
+    store.fetched("img-1");
+    // Fetched ones go, oldest first, until within the limit or none fetched is left.
+    expect(store.ownerOf("img-1")).toBeUndefined();
+    expect(store.ownerOf("img-4")).toBeUndefined();
+    expect(existsSync(join(dir, "img-1.png"))).toBe(false);
+    expect(store.ownerOf("img-0")).toBe("app-a");
+    for (let n = 6; n < 40; n++) add(n);
+    // Ten times the limit at most: the oldest unfetched go then.
+    expect(store.ownerOf("img-0")).toBeUndefined();
+    expect(store.ownerOf("img-10")).toBe("app-a");
+    expect(store.ownerOf("img-39")).toBe("app-a");
+  });
 });
