@@ -206,7 +206,7 @@ export class PackFetcher {
       } catch (error) {
         // The key, the pin, the disk or the node's owner say no: no retry changes that.
         if (error instanceof KilnError && FINAL.has(error.code)) throw error;
-        if (++failures > retries) throw error;
+        if (++failures > retries) throw cutShort(error);
         this.opts.log.info(
           { model: source.name, file: file.path, have: file.have, reason: (error as Error).message },
           "a range of a model pack fetch failed; resuming from the bytes the node has",
@@ -284,6 +284,16 @@ export class PackFetcher {
     }
     return res.body;
   }
+}
+
+/**
+ * A range whose body stopped coming (the link cut mid-transfer) is the network's failure, not the bytes': the
+ * staging names it a bad upload (on the LAN, the pusher resumes from what arrived), which here would bar the pack
+ * until the node restarts (FOR_GOOD). It is retried later instead, as an app that could not be reached is.
+ */
+function cutShort(error: unknown): unknown {
+  if (!(error instanceof KilnError) || error.details?.cut !== true) return error;
+  return new KilnError("E_UNREACHABLE", error.message, error.details);
 }
 
 /**

@@ -426,7 +426,7 @@ export class PushStaging {
       throw new KilnError(
         "E_BAD_REQUEST",
         `the upload of ${file.path} stopped after ${written} bytes (${(error as Error).message}); resume from the offset the node reports`,
-        { index },
+        { index, cut: true },
       );
     } finally {
       push.writing.delete(index);

@@ -1,6 +1,6 @@
 import { cpSync, existsSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { createServer as createHttpsServer } from "node:https";
-import { createServer } from "node:net";
+import { type AddressInfo, connect, createServer, type Socket } from "node:net";
 import { join } from "node:path";
 import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
@@ -100,6 +100,41 @@ function node(opts: { freeBytes?: number; onOffer?: () => void } = {}) {
     retryDelayMs: () => 10,
   });
   return { models, fetcher, rescan, installed: () => installed };
+}
+
+/**
+ * A TCP relay on loopback that passes TLS untouched (the library's pinned certificate is what the node sees) and
+ * cuts every connection once `bytes` have come back through it: a link that drops long transfers mid-body.
+ */
+async function cuttingRelay(target: URL, bytes: number): Promise<string> {
+  const sockets = new Set<Socket>();
+  const server = createServer((client) => {
+    const upstream = connect(Number(target.port), target.hostname);
+    let passed = 0;
+    const end = () => {
+      for (const s of [client, upstream]) {
+        s.destroy();
+        sockets.delete(s);
+      }
+    };
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on("error", end);
+      s.on("close", end);
+    }
+    client.pipe(upstream);
+    upstream.on("data", (chunk: Buffer) => {
+      passed += chunk.length;
+      if (passed > bytes) end();
+      else client.write(chunk);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  cleanups.push(async () => {
+    for (const s of sockets) s.destroy();
+    await new Promise((resolve) => server.close(resolve));
+  });
+  return `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
 }
 
 async function failure(promise: Promise<unknown>): Promise<KilnError> {
@@ -256,5 +291,23 @@ describe("a farm node fetching a pack from an app", () => {
     expect(n.installed()).toEqual([]);
     // Those bytes are no pack: not fetched again, however long the node runs (a changed pack has another hash).
     expect(n.fetcher.refusal(source, Date.now() + 3_600_000)?.code).toBe(error.code);
+  }, 60_000);
+
+  it("a link that cuts every long transfer mid-body is retried later, not taken for bytes that make no pack", async () => {
+    const studio = await app();
+    const n = node();
+    const source = studio.source(SD);
+    // The text encoder (3 MB) never arrives whole: each try gets 1 MB further on a new connection, then is cut.
+    const cut = { ...source, url: await cuttingRelay(new URL(source.url), 1024 * 1024) };
+    const error = await failure(n.fetcher.fetch(cut, "app-1"));
+    expect(error.code).toBe("E_UNREACHABLE");
+    expect(error.message).toMatch(/stopped after \d+ bytes/);
+    // Not again at once, but once the retry wait is over (a bad pack would stay barred until the node restarts).
+    expect(n.fetcher.refusal(cut, Date.now())?.code).toBe("E_UNREACHABLE");
+    expect(n.fetcher.refusal(cut, Date.now() + 61_000)).toBeNull();
+    // Over a sound link the same pack is fetched, from what the cut tries left.
+    await n.fetcher.fetch(source, "app-1");
+    await n.rescan();
+    expect(n.installed().map((p) => p.hash)).toEqual([studio.hashes.get(SD)]);
   }, 60_000);
 });
