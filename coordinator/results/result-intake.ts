@@ -260,6 +260,13 @@ export class ResultIntake {
         "a result's node presents another certificate; the image goes back to the queue",
       );
       ledger.loseAttempts([attemptId], kilnError.message, clock.now());
+    } else if (kilnError?.code === "E_UNREACHABLE" && this.stopped) {
+      // This app is stopping and closed its own links under the download: the attempt stays in flight, restored at
+      // the next start, and the node (whose outbox keeps the result) delivers it then instead of rendering it again.
+      log.info(
+        { attempt: attemptId },
+        "a result's download ended with the app's stop; it is fetched at the next start",
+      );
     } else if (kilnError?.code === "E_UNREACHABLE") {
       // The network cut the download: the image goes back to the queue, not counted a failure. The node is counted
       // while it is still heard from (its results cannot be fetched, its heartbeats arrive: a broken data path,

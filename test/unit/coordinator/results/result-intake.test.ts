@@ -12,6 +12,7 @@ import type { NodeFleet } from "../../../../coordinator/nodes/node-fleet";
 import { ResultIntake } from "../../../../coordinator/results/result-intake";
 import { ResultStore } from "../../../../coordinator/results/result-store";
 import { ThroughputModel } from "../../../../coordinator/scheduling/throughput-model";
+import { KilnError } from "../../../../shared/errors";
 import type { NodeEvent } from "../../../../shared/node-events";
 import { PlainPngs } from "../../../support/plain-pngs";
 import { openLedger, submit } from "../store/ledger-fixture";
@@ -21,7 +22,10 @@ import { openLedger, submit } from "../store/ledger-fixture";
  * in flight as a restarted app rebuilds it from the ledger (its device "g0"), the node's link a stand-in that hands
  * over a real PNG, and the image.ready event as the test writes it.
  */
-async function oneResult(event: Partial<Extract<NodeEvent, { type: "image.ready" }>> = {}) {
+async function oneResult(
+  event: Partial<Extract<NodeEvent, { type: "image.ready" }>> = {},
+  download?: () => Promise<Buffer>,
+) {
   const { ledger } = openLedger();
   const job = submit(ledger, { prompts: ["one result"], count: 1, width: 256, height: 256 });
   const [image] = ledger.runnableImages(1);
@@ -63,7 +67,7 @@ async function oneResult(event: Partial<Extract<NodeEvent, { type: "image.ready"
     id: "n1",
     farm: false,
     status: "online",
-    client: { image: async () => png.bytes, ack: vi.fn() },
+    client: { image: download ?? (async () => png.bytes), ack: vi.fn() },
   } as unknown as NodeConnection;
   const ready: NodeEvent = {
     type: "image.ready",
@@ -95,6 +99,9 @@ async function oneResult(event: Partial<Extract<NodeEvent, { type: "image.ready"
     model,
     outputDir,
     deliver,
+    intake,
+    node,
+    ready,
   };
 }
 
@@ -124,6 +131,24 @@ describe("a result arriving from a node", () => {
 
     expect(ledger.image(imageId)).toMatchObject({ state: "done", device: "g0" });
     expect(model.toJSON().devices.map((d) => d.key)).toEqual(["n1/g0"]);
+    ledger.close();
+  });
+
+  it("whose download the app's own stop cuts stays in flight, fetched at the next start rather than rendered again", async () => {
+    let cut: (error: Error) => void = () => undefined;
+    const hanging = () =>
+      new Promise<Buffer>((_, reject) => {
+        cut = reject;
+      });
+    const { ledger, attemptId, intake, node, ready } = await oneResult({}, hanging);
+    intake.onEvent(node, ready);
+    const stopping = intake.stop();
+    // The app closes its links as it stops: the download under way ends unreachable.
+    cut(new KilnError("E_UNREACHABLE", "the link was closed"));
+    await stopping;
+
+    expect(ledger.attempt(attemptId)).toMatchObject({ state: "active" });
+    expect(ledger.inFlightAttempts().map((a) => a.attemptId)).toEqual([attemptId]);
     ledger.close();
   });
 });
