@@ -16,7 +16,7 @@ import { type Decision, type DeviceView, schedule } from "../scheduling/schedule
 import type { ThroughputModel, WorkKey } from "../scheduling/throughput-model";
 import { workDue } from "../scheduling/work-due";
 import { newId } from "../store/ids";
-import type { Ledger, PendingImage } from "../store/ledger";
+import type { AttemptRef, Ledger, PendingImage } from "../store/ledger";
 import { isUpscaleWork, taskPicture } from "./task-picture";
 import { TaskTracker, type TrackedTask } from "./task-tracker";
 
@@ -155,13 +155,21 @@ export class Dispatcher {
     }
   }
 
-  async cancelTask(taskId: string): Promise<void> {
-    const task = this.tasks.get(taskId);
-    if (!task) return;
-    await this.opts.fleet
-      .get(task.nodeId)
-      ?.client.cancel(taskId)
-      .catch(() => undefined);
+  /**
+   * Attempts the ledger cancelled with their job: a task holding only those is cancelled on its node. One that also
+   * holds other jobs' images (a micro-batch takes compatible images of several jobs) renders on: cancelled whole,
+   * those were lost and rendered again; the cancelled ones' results are refused as they come.
+   */
+  cancelAttempts(refs: readonly AttemptRef[]): void {
+    const cancelled = new Set(refs.map((r) => r.attemptId));
+    for (const taskId of new Set(refs.map((r) => r.taskId))) {
+      const task = this.tasks.get(taskId);
+      if (!task || [...task.open].some((attemptId) => !cancelled.has(attemptId))) continue;
+      void this.opts.fleet
+        .get(task.nodeId)
+        ?.client.cancel(taskId)
+        .catch(() => undefined);
+    }
   }
 
   /**

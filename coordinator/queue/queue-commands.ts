@@ -159,7 +159,7 @@ export class QueueCommands {
 
   cancelJob(jobId: string): void {
     const active = this.opts.ledger.cancelJob(jobId, this.opts.clock.now());
-    for (const taskId of new Set(active.map((a) => a.taskId))) void this.opts.dispatcher.cancelTask(taskId);
+    this.opts.dispatcher.cancelAttempts(active);
     this.opts.changes.queueChanged();
   }
 

@@ -148,7 +148,8 @@ export class ResultIntake {
     if (storing?.attemptId === attemptId) return storing.outcome;
     task.announced.add(attemptId);
     const image = ledger.image(imageId);
-    if (!image || image.state === "done" || storing) {
+    // Done already, or cancelled with its job while its task rendered on for other jobs' images: not downloaded.
+    if (!image || image.state === "done" || image.state === "cancelled" || storing) {
       ledger.completeImage(attemptId, null, clock.now());
       dispatcher.settle(task, attemptId);
       return 200;

@@ -338,4 +338,29 @@ describe("coordinator with real kiln-node processes (simulated devices)", () => 
       frozen?.proc.kill("SIGCONT");
     }
   });
+
+  it("cancelling one job leaves another job's images in a task they share rendering on: they are not rendered again", async () => {
+    const farm = await nodes(["1x24GB@1"]);
+    const { c } = await coordinator(farm);
+    // Measured first: a device that never ran the model gets one image a task.
+    const warm = c.submitJob({ prompts: ["warm up"], count: 1, seed: 1, width: 256, height: 256 });
+    await finished(c, warm.jobId);
+    // Both queued before the next pass: the first job's image heads a micro-batch the second job's (the same work)
+    // fill up.
+    c.pauseQueue();
+    const cancelled = c.submitJob({ prompts: ["shared a"], count: 1, seed: 2, width: 256, height: 256 });
+    const kept = c.submitJob({ prompts: ["shared b"], count: 12, seed: 3, width: 256, height: 256 });
+    c.resumeQueue();
+    const [a] = c.jobImages(cancelled.jobId);
+    const taskOf = (id: string) => c.ledger.activeAttempts(id)[0]?.taskId;
+    await waitUntil(() => taskOf(a?.id as string) !== undefined, 10_000, "the first job's image sent");
+    const sharing = c.jobImages(kept.jobId).filter((image) => taskOf(image.id) === taskOf(a?.id as string));
+    expect(sharing.length, "the second job's images in the first one's task").toBeGreaterThan(0);
+    c.cancelJob(cancelled.jobId);
+    const job = await finished(c, kept.jobId);
+    expect(job?.counts).toMatchObject({ done: 12, failed: 0 });
+    // One attempt each finished it: the shared task was not cancelled on the node, nothing went back to the queue.
+    expect(c.ledger.attemptOutcomes(kept.jobId)).toMatchObject({ done: 12, lost: 0, cancelled: 0 });
+    expect(c.listJobs().find((j) => j.id === cancelled.jobId)?.state).toBe("cancelled");
+  }, 60_000);
 });
