@@ -35,30 +35,28 @@ function image(fields: Partial<ImageRow>): ImageRow {
 
 describe("re-running one image", () => {
   it("keeps its job's init picture, strength, mask and sampler; one image, its prompt and seed fixed", () => {
-    const spec = JobSpec.parse({
-      prompts: ["a lighthouse at dusk", "a harbour"],
+    // What the job's every image rendered from: the re-run keeps all of it.
+    const settings = {
       negativePrompt: "blurry",
-      count: 4,
       initImage: "a".repeat(64),
       strength: 0.6,
       resizeMode: "fill",
       mask: "b".repeat(64),
       maskBlur: 8,
       sampler: "Euler a",
+    } as const;
+    const spec = JobSpec.parse({
+      ...settings,
+      prompts: ["a lighthouse at dusk", "a harbour"],
+      count: 4,
       priority: 5,
       source: { kind: "a1111-api", client: "127.0.0.1" },
       transient: true,
     });
     const again = JobSpec.parse(rerunSpec(spec, image({ prompt: "a harbour", seed: 42 })));
     expect(again).toMatchObject({
+      ...settings,
       prompts: ["a harbour"],
-      negativePrompt: "blurry",
-      initImage: "a".repeat(64),
-      strength: 0.6,
-      resizeMode: "fill",
-      mask: "b".repeat(64),
-      maskBlur: 8,
-      sampler: "Euler a",
       seed: 42,
       seedMode: "fixed",
       count: 1,
