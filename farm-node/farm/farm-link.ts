@@ -93,7 +93,7 @@ export class FarmLink {
   private readonly redis: Redis;
   private readonly workers = new Map<string, Worker>();
   /** One connection per worker; BullMQ leaves connections it was given open when a worker closes. */
-  private readonly connections: Redis[] = [];
+  private readonly connections = new Map<string, Redis>();
   private readonly apps = new Map<string, FarmApp>();
   private readonly running = new Map<string, Running>();
   private readonly turns = new FairTurns((app) => this.apps.get(app)?.weight ?? 1);
@@ -357,7 +357,7 @@ export class FarmLink {
     // Commands wait through a Redis outage; a node stopping while Redis is down must not wait with them.
     await within(STOP_WAIT_MS, this.redis.hdel(farmKeys.nodes, this.host.nodeId));
     await within(STOP_WAIT_MS, Promise.allSettled([...this.workers.values()].map((w) => w.close(true))));
-    for (const connection of this.connections) connection.disconnect();
+    for (const connection of this.connections.values()) connection.disconnect();
     this.redis.disconnect();
   }
 
@@ -522,16 +522,34 @@ export class FarmLink {
     await this.redis.hset(farmKeys.nodes, this.host.nodeId, JSON.stringify(report));
   }
 
+  /**
+   * Apps no longer on the farm (a farm admin removed the entry of one that will not come back: `HDEL kiln:apps <id>`)
+   * take their worker and its Redis connection with them, once no task of theirs runs here: a node held both, and
+   * polled the app's queue, for every app it had ever seen.
+   */
+  private async dropGoneApps(present: ReadonlySet<string>): Promise<void> {
+    for (const [id, worker] of this.workers) {
+      if (present.has(id) || [...this.running.values()].some((run) => run.app === id)) continue;
+      this.workers.delete(id);
+      this.apps.delete(id);
+      await worker.close(true).catch((error: unknown) => this.log.warn({ err: error, app: id }, "farm: worker close"));
+      this.connections.get(id)?.disconnect();
+      this.connections.delete(id);
+      this.log.info({ app: id }, "farm: an app left the farm; its queue is no longer pulled");
+    }
+  }
+
   /** Apps come and go; each gets a manual BullMQ worker on its queue, with the stalled-job check running. */
   private async refreshApps(): Promise<void> {
     const entries = await this.redis.hgetall(farmKeys.apps);
+    await this.dropGoneApps(new Set(Object.keys(entries)));
     for (const [id, json] of Object.entries(entries)) {
       const parsed = parseFarmJson(FarmApp, json);
       if (!parsed.success || parsed.data.id !== id) continue;
       this.apps.set(id, parsed.data);
       if (this.workers.has(id)) continue;
       const connection = connectRedis(this.url, this.log, `farm worker ${id}`);
-      this.connections.push(connection);
+      this.connections.set(id, connection);
       const worker = new Worker(farmKeys.queue(id), null, {
         // Stored on every job it takes: which node has (or had) a task.
         name: this.host.nodeId,
