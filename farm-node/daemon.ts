@@ -156,6 +156,10 @@ export class Daemon implements NodeService {
     this.events = new EventHub({
       outboxDir: opts.stateDir,
       onRefused: (client, event, reason) => this.onRefused(client, event, reason),
+      // An image its app stored (or refused) is the first to go once the store is full (see ImageStore).
+      onAcknowledged: (event) => {
+        if (event.type === "image.ready") this.images.fetched(event.imageId);
+      },
       onOutboxUnsaved: (error) =>
         this.opts.log.warn(
           { err: error },
@@ -877,7 +881,7 @@ export class Daemon implements NodeService {
     return this.images.pathFor(imageId, client);
   }
 
-  imageFetched(imageId: string): void {
+  farmImageFetched(imageId: string): void {
     this.images.fetched(imageId);
   }
 

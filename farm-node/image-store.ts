@@ -23,7 +23,7 @@ const OwnerLine = z.object({ image: z.string(), client: z.string() });
 /**
  * The rendered PNGs waiting to be fetched, in the state dir, and which app
  * each belongs to: an app fetches only its own. Past `maxImages` the oldest
- * fetched images go first; images not fetched yet stay up to UNFETCHED_FACTOR
+ * images their app has go first; images not fetched yet stay up to UNFETCHED_FACTOR
  * times as many, so a node that is never collected from cannot fill its disk
  * and an app away for a while loses nothing. Owners are kept in a JSON-lines
  * file beside the images, so an image re-announced from the outbox after a
@@ -33,7 +33,7 @@ const OwnerLine = z.object({ image: z.string(), client: z.string() });
 export class ImageStore {
   private readonly order: string[] = [];
   private readonly owners = new Map<string, string>();
-  /** Images their app has fetched whole: the first to go. */
+  /** Images their app has (it acknowledged them, or a farm app fetched them whole): the first to go. */
   private readonly fetchedIds = new Set<string>();
   private readonly ownersFile: string;
   private ownerLines = 0;
@@ -96,7 +96,7 @@ export class ImageStore {
     }
   }
 
-  /** An image was sent to its app whole: it may go first once the store is full. */
+  /** An image its app has (see fetchedIds): it may go first once the store is full. */
   fetched(imageId: string): void {
     if (!this.owners.has(imageId) || this.fetchedIds.has(imageId)) return;
     this.fetchedIds.add(imageId);

@@ -24,6 +24,8 @@ export interface EventHubOptions {
   outboxDir: string;
   /** A client refused an outcome: that work is no longer assigned to this node. */
   onRefused(client: string, event: NodeEventBody, reason: string): void;
+  /** A client acknowledged an outcome, taken (200) or refused (409): it will not ask for it again. */
+  onAcknowledged(event: NodeEventBody): void;
   /** A client's outbox could not be written (a full disk): its outcomes go out, but not again after a restart. */
   onOutboxUnsaved(error: Error): void;
 }
@@ -94,7 +96,9 @@ export class EventHub {
     if (!parsed.success) return;
     const { delivery, status, reason } = parsed.data;
     const event = this.outbox(client).ack(delivery);
-    if (event && status === 409) this.opts.onRefused(client, event, reason ?? "not assigned to you");
+    if (!event) return;
+    this.opts.onAcknowledged(event);
+    if (status === 409) this.opts.onRefused(client, event, reason ?? "not assigned to you");
   }
 
   private outbox(client: string): Outbox {

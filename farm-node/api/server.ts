@@ -47,8 +47,11 @@ export interface NodeService {
   imagePath(imageId: string, client: string): string | null;
   /** Farm mode: an image's file for a caller holding its key; throws E_UNAUTHORIZED otherwise. */
   farmImagePath(imageId: string, key: string): string;
-  /** An image was sent whole to whoever asked for it (it may be pruned first from now on). */
-  imageFetched(imageId: string): void;
+  /**
+   * Farm mode: an image was sent whole to whoever held its key, the only sign a farm node gets that its app has it
+   * (it may be pruned first from now on). A LAN app's acknowledgement of the image says so instead.
+   */
+  farmImageFetched(imageId: string): void;
   /** The first round of the pairing key exchange; counts as one try at the code. Throws E_PAIRING_CLOSED. */
   pairStart(request: PairStartRequest, address: string): PairStartResponse;
   /** The second round; throws E_UNAUTHORIZED (the exchange failed: wrong code) or E_IDENTITY_CHANGED. */
@@ -325,7 +328,6 @@ export async function createServer(opts: ServerOptions) {
     const info = file === null ? null : await stat(file).catch(() => null);
     if (file === null || !info?.isFile())
       throw new KilnError("E_NOT_FOUND", `you have no image ${id} on this node (it may have been pruned)`);
-    reply.raw.once("finish", () => service.imageFetched(id));
     return reply.type("image/png").header("content-length", info.size).send(createReadStream(file));
   });
 
@@ -343,7 +345,7 @@ export async function createServer(opts: ServerOptions) {
       }
       const info = await stat(file).catch(() => null);
       if (!info?.isFile()) throw new KilnError("E_NOT_FOUND", `no image ${id} on this node (it may have been pruned)`);
-      reply.raw.once("finish", () => service.imageFetched(id));
+      reply.raw.once("finish", () => service.farmImageFetched(id));
       return reply.type("image/png").header("content-length", info.size).send(createReadStream(file));
     },
   );

@@ -15,6 +15,7 @@ import type { TaskRequest } from "../../shared/task";
 import { type RunningNode, startNode } from "../support/kiln-node-process";
 import { loopbackAddress } from "../support/loopback-addresses";
 import { api, subscribe } from "../support/node-client";
+import { waitUntil } from "../support/wait-until";
 
 const KILN_NODE = fileURLToPath(new URL("../../bin/kiln-node.js", import.meta.url));
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
@@ -58,14 +59,25 @@ describe("who may use a node", () => {
       }
       return statuses;
     };
+    /** What an app does once it stored them: acknowledges their image.ready. */
+    const stored = (t: TaskRequest) => {
+      for (const e of events.events) if (e.type === "image.ready" && e.taskId === t.id) events.ack(e);
+    };
     // Five images, none fetched yet (the app away): all five are there when it comes back.
     const first = task("kept-while-away", 5);
     await rendered(first);
     expect(await fetched(first)).toEqual([200, 200, 200, 200, 200]);
-    // Fetched now, they are the first to go once more are rendered; the new ones stay until fetched.
+    // Fetched but not yet stored (the app may stop before it stores them): still kept.
     const second = task("rendered-after", 3);
     await rendered(second);
-    expect(await fetched(first)).toEqual([404, 404, 404, 404, 404]);
+    expect(await fetched(first)).toEqual([200, 200, 200, 200, 200]);
+    // Stored and acknowledged, they are the first to go once more are rendered; the newer ones stay until then.
+    stored(first);
+    await waitUntil(
+      async () => (await fetched(first)).every((status) => status === 404),
+      10_000,
+      "acknowledged ones pruned",
+    );
     expect(await fetched(second)).toEqual([200, 200, 200]);
   }, 60_000);
 

@@ -1,7 +1,7 @@
 import { type Agent, fetch } from "undici";
 import WebSocket, { type ClientOptions } from "ws";
 import { fingerprintCheck, pinnedAgent } from "../../coordinator/nodes/node-client";
-import { NodeEvent } from "../../shared/node-events";
+import { NodeAck, NodeEvent } from "../../shared/node-events";
 import type { TaskRequest } from "../../shared/task";
 import type { RunningNode } from "./kiln-node-process";
 import { Observed } from "./observed";
@@ -52,6 +52,8 @@ export interface EventStream {
   events: NodeEvent[];
   waitFor<T extends NodeEvent>(predicate: (e: NodeEvent) => e is T, timeoutMs?: number): Promise<T>;
   waitFor(predicate: (e: NodeEvent) => boolean, timeoutMs?: number): Promise<NodeEvent>;
+  /** Acknowledges an outcome as an app does once it stored it (200) or refused it (409). */
+  ack(event: NodeEvent, status?: 200 | 409): void;
   close(): void;
 }
 
@@ -72,6 +74,10 @@ export async function subscribe(node: Pick<RunningNode, "url" | "token" | "pin">
     events: events.items,
     waitFor: (predicate: (e: NodeEvent) => boolean, timeoutMs = 30_000) =>
       events.waitFor(predicate, timeoutMs, () => `events seen: ${events.items.map((e) => e.type).join(", ")}`),
+    ack: (event: NodeEvent, status: 200 | 409 = 200) => {
+      if (event.delivery !== undefined)
+        socket.send(JSON.stringify(NodeAck.parse({ type: "ack", delivery: event.delivery, status })));
+    },
     close: () => socket.close(),
   } as EventStream;
 }
