@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { ImageStore } from "../../../farm-node/image-store";
+import { waitUntil } from "../../support/wait-until";
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -43,7 +44,7 @@ describe("the node's image store", () => {
     expect(existsSync(join(dir, "img-whole.png"))).toBe(true);
   });
 
-  it("past its limit drops the oldest images their app fetched, and keeps unfetched ones up to ten times as many", () => {
+  it("past its limit drops the oldest images their app fetched, and keeps unfetched ones up to ten times as many", async () => {
     const dir = storeDir();
     const store = new ImageStore(dir, 3);
     const add = (n: number) => {
@@ -58,7 +59,8 @@ describe("the node's image store", () => {
     // Fetched ones go, oldest first, until within the limit or none fetched is left.
     expect(store.ownerOf("img-1")).toBeUndefined();
     expect(store.ownerOf("img-4")).toBeUndefined();
-    expect(existsSync(join(dir, "img-1.png"))).toBe(false);
+    // The file goes too (removed in the background).
+    await waitUntil(() => !existsSync(join(dir, "img-1.png")), 5_000, "img-1.png removed");
     expect(store.ownerOf("img-0")).toBe("app-a");
     for (let n = 6; n < 40; n++) add(n);
     // Ten times the limit at most: the oldest unfetched go then.
