@@ -84,6 +84,8 @@ export class Dispatcher {
   private reconcileAt = 0;
   /** Attempts whose requeue the ledger refused (see reconcile). */
   private readonly unrequeued = new Set<string>();
+  /** Tasks rendering on for other jobs' images after some of theirs were cancelled (see cancelAttempts). */
+  private readonly partlyCancelled = new Set<string>();
   /** When leases were last checked, and when the app last began listening again after a stall of its own. */
   private lastLeaseCheck: number | null = null;
   private listeningSince = Number.NEGATIVE_INFINITY;
@@ -120,6 +122,8 @@ export class Dispatcher {
    */
   private reconcile(now: number): void {
     this.reconcileAt = now + RECONCILE_MS;
+    // Tasks that ended another way (their node lost, refused): nothing left to cancel.
+    for (const taskId of this.partlyCancelled) if (!this.tasks.get(taskId)) this.partlyCancelled.delete(taskId);
     if (this.unrequeued.size === 0) return;
     const ids = [...this.unrequeued];
     const requeued = this.opts.ledger.loseAttempts(ids, "its end could not be recorded at the time", now);
@@ -140,6 +144,10 @@ export class Dispatcher {
   /** Marks an attempt settled by its node (a result, a failure); the task goes when nothing of it is open. */
   settle(task: TrackedTask, attemptId: string): void {
     this.tasks.settle(task, attemptId, this.opts.clock.now());
+    if (!this.partlyCancelled.has(task.taskId)) return;
+    // What it renders on for is delivered: the rest, cancelled, is not rendered for nothing.
+    if (!this.tasks.get(task.taskId)) this.partlyCancelled.delete(task.taskId);
+    else if (this.nothingWanted(task)) this.cancelOnNode(task);
   }
 
   /** A twin whose image another device delivered: settled, and its task cancelled on its node once all of it is. */
@@ -164,12 +172,26 @@ export class Dispatcher {
     const cancelled = new Set(refs.map((r) => r.attemptId));
     for (const taskId of new Set(refs.map((r) => r.taskId))) {
       const task = this.tasks.get(taskId);
-      if (!task || [...task.open].some((attemptId) => !cancelled.has(attemptId))) continue;
-      void this.opts.fleet
-        .get(task.nodeId)
-        ?.client.cancel(taskId)
-        .catch(() => undefined);
+      if (!task) continue;
+      if (this.nothingWanted(task, cancelled)) this.cancelOnNode(task);
+      else this.partlyCancelled.add(taskId);
     }
+  }
+
+  /**
+   * Whether nothing a task holds open is wanted any more: every attempt cancelled now or ended in the ledger (jobs
+   * cancelled one after another leave each other's attempts open here until their task ends).
+   */
+  private nothingWanted(task: TrackedTask, cancelledNow: ReadonlySet<string> = NO_ATTEMPTS): boolean {
+    return [...task.open].every((a) => cancelledNow.has(a) || this.opts.ledger.attempt(a)?.state !== "active");
+  }
+
+  private cancelOnNode(task: TrackedTask): void {
+    this.partlyCancelled.delete(task.taskId);
+    void this.opts.fleet
+      .get(task.nodeId)
+      ?.client.cancel(task.taskId)
+      .catch(() => undefined);
   }
 
   /**
@@ -656,6 +678,7 @@ export async function submitWithInit(
 }
 
 const NONE_BLOCKED: ReadonlySet<string> = new Set();
+const NO_ATTEMPTS: ReadonlySet<string> = new Set();
 
 /** Node states in which the app no longer talks to what answers at the node's address. */
 const UNTRUSTED: ReadonlySet<NodeStatus> = new Set(["identity-changed", "conflict"]);

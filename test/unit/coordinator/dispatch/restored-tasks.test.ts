@@ -11,10 +11,10 @@ import { sameWork } from "../../../../coordinator/scheduling/work-key";
 import type { Ledger } from "../../../../coordinator/store/ledger";
 import { openLedger, submit } from "../store/ledger-fixture";
 
-function restoringDispatcher(ledger: Ledger): Dispatcher {
+function restoringDispatcher(ledger: Ledger, fleet = {} as NodeFleet): Dispatcher {
   return new Dispatcher({
     ledger,
-    fleet: {} as NodeFleet,
+    fleet,
     model: {} as ThroughputModel,
     changes: { queueChanged: () => undefined, nodesChanged: () => undefined } as unknown as ChangeFeed,
     clock: systemClock,
@@ -96,5 +96,53 @@ describe("tasks restored at start", () => {
     expect(submitted.mock.calls.map(([request]) => request.id)).toEqual(["t-wanted"]);
     expect(dispatcher.tasks.get("t-cancelled")).toBeUndefined();
     ledger.close();
+  });
+
+  it("are cancelled on their node once no image they hold is wanted, however their jobs' cancels come", () => {
+    const { ledger } = openLedger();
+    const jobs = ["first", "second", "third"].map((name) => submit(ledger, { prompts: [name], count: 1 }));
+    const images = ledger.runnableImages(3);
+    // One micro-batch of the three jobs' images.
+    const attempts = ledger.startAttempts(
+      images.map((image) => ({ imageId: image.id, nodeId: "n1", device: "g0", taskId: "t-shared" })),
+      1_000,
+    );
+    const cancelled = vi.fn(async (_taskId: string) => undefined);
+    const fleet = { get: () => ({ client: { cancel: cancelled } }) } as unknown as NodeFleet;
+    const dispatcher = restoringDispatcher(ledger, fleet);
+    dispatcher.restoreTasks();
+    const task = dispatcher.tasks.get("t-shared");
+    if (!task) throw new Error("the task was not restored");
+    const cancel = (job: number) => dispatcher.cancelAttempts(ledger.cancelJob(jobs[job]?.id as string, 2_000));
+
+    cancel(0);
+    expect(cancelled).not.toHaveBeenCalled();
+    // The second job's image is delivered: what is left is the first job's (cancelled) and the third's.
+    dispatcher.settle(task, attempts[1] as string);
+    expect(cancelled).not.toHaveBeenCalled();
+    // The third job cancelled on its own: nothing the task holds is wanted now.
+    cancel(2);
+    expect(cancelled.mock.calls).toEqual([["t-shared"]]);
+  });
+
+  it("are cancelled on their node once what they render on for is delivered, and the rest was cancelled", () => {
+    const { ledger } = openLedger();
+    const jobs = ["kept", "cancelled"].map((name) => submit(ledger, { prompts: [name], count: 1 }));
+    const images = ledger.runnableImages(2);
+    const attempts = ledger.startAttempts(
+      images.map((image) => ({ imageId: image.id, nodeId: "n1", device: "g0", taskId: "t-shared" })),
+      1_000,
+    );
+    const cancelled = vi.fn(async (_taskId: string) => undefined);
+    const fleet = { get: () => ({ client: { cancel: cancelled } }) } as unknown as NodeFleet;
+    const dispatcher = restoringDispatcher(ledger, fleet);
+    dispatcher.restoreTasks();
+    const task = dispatcher.tasks.get("t-shared");
+    if (!task) throw new Error("the task was not restored");
+
+    dispatcher.cancelAttempts(ledger.cancelJob(jobs[1]?.id as string, 2_000));
+    expect(cancelled).not.toHaveBeenCalled();
+    dispatcher.settle(task, attempts[0] as string);
+    expect(cancelled.mock.calls).toEqual([["t-shared"]]);
   });
 });
