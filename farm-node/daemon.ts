@@ -352,6 +352,7 @@ export class Daemon implements NodeService {
             )
             .map((r) => ({ uuid: r.device.uuid, tasks: r.queueDepth })),
         fits: (device, task) => this.runners.find((r) => r.device.uuid === device)?.fits(task) ?? false,
+        fitsAnyDevice: (task) => this.runners.some((r) => r.hasModel(task.model) && r.fits(task)),
         report: () => ({
           id: this.nodeId,
           name: this.opts.name,

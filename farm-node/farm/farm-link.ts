@@ -58,6 +58,8 @@ export interface FarmHost {
   devicesFor(model: string | null): Array<{ uuid: string; tasks: number }>;
   /** Whether one image of the task fits in `device`'s memory, as far as the device has learned. */
   fits(device: string, task: Task): boolean;
+  /** Whether some device of the node with the task's model has the memory for it, busy or not. */
+  fitsAnyDevice(task: Task): boolean;
   report(): Omit<FarmNodeReport, "at">;
   /** The capability that lets a holder of an image.ready announcement fetch that PNG. */
   imageKey(imageId: string): string;
@@ -317,7 +319,9 @@ export class FarmLink {
       this.running.delete(task.id);
       const code: ErrorCode = error instanceof KilnError ? error.code : "E_INTERNAL";
       const message = error instanceof Error ? error.message : String(error);
-      if (code === "E_OOM" && (await this.tooLargeEverywhere(run, message))) return false;
+      // Too large only for the cards with room now (a larger one here is busy): handed back, not noted.
+      if (code === "E_OOM" && !this.host.fitsAnyDevice(task) && (await this.tooLargeEverywhere(run, message)))
+        return false;
       if (NODE_REFUSALS.has(code)) {
         await this.handBack(run, code, message);
         return false;
@@ -330,7 +334,7 @@ export class FarmLink {
   }
 
   /**
-   * A task no device of this node has memory for (it chose the device that fits, if any): the node is noted on it,
+   * A task no device of this node has memory for, busy or not: the node is noted on it,
    * and once every node the farm has heard from lately has said so, it fails, saying why. Handed back for ever, it
    * went round the farm and its job never ended.
    */
