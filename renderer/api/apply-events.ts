@@ -12,6 +12,7 @@ export function applyEvents(events: UiEvent[]): void {
   const queue: UiEvent[] = [];
   const farm: UiEvent[] = [];
   const gallery: UiEvent[] = [];
+  let transient: ReadonlySet<string> | null = null;
   for (const event of events) {
     switch (event.type) {
       case "queue.changed":
@@ -21,7 +22,14 @@ export function applyEvents(events: UiEvent[]): void {
       case "image.done":
       case "image.failed":
         queue.push(event);
-        gallery.push(event);
+        // A transient job's pictures went only to the A1111 client that asked: none is kept to show.
+        transient ??= new Set(
+          useQueueStore
+            .getState()
+            .jobs.filter((j) => j.transient)
+            .map((j) => j.id),
+        );
+        if (!transient.has(event.image.jobId)) gallery.push(event);
         break;
       case "nodes.changed":
       case "telemetry":

@@ -131,4 +131,16 @@ describe("event batching", () => {
     queue.stop();
     stopSelector();
   });
+
+  it("keeps a transient A1111 job's finished images out of the gallery: their pictures went to the client alone", () => {
+    useQueueStore.setState(
+      applyJobList(initialQueueState, [job({ id: "api", state: "running", transient: true })]),
+      true,
+    );
+    applyEvents([
+      { type: "image.done", image: image({ id: "from-api", jobId: "api", index: 0, state: "done" }) },
+      { type: "image.done", image: image({ id: "kept", jobId: "a", index: 0, state: "done" }) },
+    ]);
+    expect(Object.keys(useGalleryStore.getState().byJob)).toEqual(["a"]);
+  });
 });
