@@ -72,7 +72,12 @@ export class ApiRequests {
     this.coordinator.off("ui", this.onEvent);
     for (const request of [...this.byJob.values()]) {
       request.interrupted = true;
-      if (this.coordinator.ledger.job(request.jobId)?.spec.transient) this.coordinator.cancelJob(request.jobId);
+      try {
+        if (this.coordinator.ledger.job(request.jobId)?.spec.transient) this.coordinator.cancelJob(request.jobId);
+      } catch {
+        // The ledger is busy past its wait: every request is still answered, and the next start cancels the job
+        // (cancelOrphanedRequests).
+      }
       request.settle();
     }
   }

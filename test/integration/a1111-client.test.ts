@@ -1,6 +1,7 @@
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { StableDiffusionApi } from "a1111-webui-api";
+import { SqliteError } from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { API_SPOOL_DIR } from "../../coordinator/coordinator";
 import { type A1111Farm, startA1111Farm } from "../support/a1111-farm";
@@ -142,6 +143,34 @@ describe("an A1111 client from npm (a1111-webui-api) against kiln serve's /sdapi
     // The saved one goes on into the gallery, as any job of the queue.
     expect(job(true)?.state).not.toBe("cancelled");
     farm.coordinator.cancelJob(job(true)?.id as string);
+  });
+
+  it("a stopping server answers every request even when the queue file is too busy to cancel a job", async () => {
+    const second = await farm.serveAgain({});
+    const asked = (n: number) =>
+      fetch(`${second.base}/sdapi/v1/txt2img`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ prompt: `busy at stop ${n}`, batch_size: 8, n_iter: 2, steps: 30 }),
+      });
+    const requests = [asked(1), asked(2)];
+    const job = (n: number) => farm.coordinator.listJobs().find((j) => j.name.startsWith(`busy at stop ${n}`));
+    await waitUntil(() => job(1) !== undefined && job(2) !== undefined, 30_000, "both requests queued");
+    const cancel = farm.coordinator.cancelJob.bind(farm.coordinator);
+    let refused = 0;
+    farm.coordinator.cancelJob = (jobId: string) => {
+      if (refused++ === 0) throw new SqliteError("database is locked", "SQLITE_BUSY");
+      cancel(jobId);
+    };
+    try {
+      await second.close();
+      expect((await Promise.all(requests)).map((r) => r.status)).toEqual([200, 200]);
+    } finally {
+      farm.coordinator.cancelJob = cancel;
+    }
+    // The one the busy ledger refused is left to the next start's sweep; the other was cancelled.
+    expect([job(1)?.state, job(2)?.state].filter((state) => state === "cancelled")).toHaveLength(1);
+    for (const n of [1, 2]) if (job(n)?.state !== "cancelled") cancel(job(n)?.id as string);
   });
 
   it("a job a person cancels in Kiln answers its client with the images finished so far and why, not an error", async () => {
