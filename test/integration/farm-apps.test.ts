@@ -28,7 +28,10 @@ describe.skipIf(unavailable !== null)("apps that leave a farm (real redis-server
     const node = await startNode(["--simulate", "1x24GB@4", "--farm", redis.url]);
     cleanups.push(() => node.stop());
     await waitUntil(async () => (await admin.hlen(farmKeys.nodes)) === 1, 30_000, "the node on the farm");
-    const clients = async () => String(await admin.client("LIST")).trim().split("\n").length;
+    const clients = async () =>
+      String(await admin.client("LIST"))
+        .trim()
+        .split("\n").length;
     const before = await clients();
 
     // Thirty apps that came once (a pipeline's throwaway data dirs) and will not come back.

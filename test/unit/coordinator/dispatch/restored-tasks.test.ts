@@ -24,6 +24,26 @@ function restoringDispatcher(ledger: Ledger, fleet = {} as NodeFleet): Dispatche
   });
 }
 
+/** One task on node n1 holding one image of each named job, restored from the ledger; node cancels are recorded. */
+function sharedTask(names: string[]) {
+  const { ledger } = openLedger();
+  const jobs = names.map((name) => submit(ledger, { prompts: [name], count: 1 }));
+  const attempts = ledger.startAttempts(
+    ledger
+      .runnableImages(names.length)
+      .map((image) => ({ imageId: image.id, nodeId: "n1", device: "g0", taskId: "t-shared" })),
+    1_000,
+  );
+  const cancelled = vi.fn(async (_taskId: string) => undefined);
+  const fleet = { get: () => ({ client: { cancel: cancelled } }) } as unknown as NodeFleet;
+  const dispatcher = restoringDispatcher(ledger, fleet);
+  dispatcher.restoreTasks();
+  const task = dispatcher.tasks.get("t-shared");
+  if (!task) throw new Error("the task was not restored");
+  const cancel = (job: number) => dispatcher.cancelAttempts(ledger.cancelJob(jobs[job]?.id as string, 2_000));
+  return { ledger, attempts, cancelled, dispatcher, task, cancel };
+}
+
 /**
  * Tasks in flight at the last stop, rebuilt from the ledger at start: what the scheduler then sees of their
  * images is what decides which may share a tail re-run or a rescue, and the task sent carries its first image's
@@ -99,22 +119,8 @@ describe("tasks restored at start", () => {
   });
 
   it("are cancelled on their node once no image they hold is wanted, however their jobs' cancels come", () => {
-    const { ledger } = openLedger();
-    const jobs = ["first", "second", "third"].map((name) => submit(ledger, { prompts: [name], count: 1 }));
-    const images = ledger.runnableImages(3);
-    // One micro-batch of the three jobs' images.
-    const attempts = ledger.startAttempts(
-      images.map((image) => ({ imageId: image.id, nodeId: "n1", device: "g0", taskId: "t-shared" })),
-      1_000,
-    );
-    const cancelled = vi.fn(async (_taskId: string) => undefined);
-    const fleet = { get: () => ({ client: { cancel: cancelled } }) } as unknown as NodeFleet;
-    const dispatcher = restoringDispatcher(ledger, fleet);
-    dispatcher.restoreTasks();
-    const task = dispatcher.tasks.get("t-shared");
-    if (!task) throw new Error("the task was not restored");
-    const cancel = (job: number) => dispatcher.cancelAttempts(ledger.cancelJob(jobs[job]?.id as string, 2_000));
-
+    // One micro-batch of three jobs' images.
+    const { ledger, attempts, cancelled, dispatcher, task, cancel } = sharedTask(["first", "second", "third"]);
     cancel(0);
     expect(cancelled).not.toHaveBeenCalled();
     // The second job's image is delivered: what is left is the first job's (cancelled) and the third's.
@@ -123,26 +129,15 @@ describe("tasks restored at start", () => {
     // The third job cancelled on its own: nothing the task holds is wanted now.
     cancel(2);
     expect(cancelled.mock.calls).toEqual([["t-shared"]]);
+    ledger.close();
   });
 
   it("are cancelled on their node once what they render on for is delivered, and the rest was cancelled", () => {
-    const { ledger } = openLedger();
-    const jobs = ["kept", "cancelled"].map((name) => submit(ledger, { prompts: [name], count: 1 }));
-    const images = ledger.runnableImages(2);
-    const attempts = ledger.startAttempts(
-      images.map((image) => ({ imageId: image.id, nodeId: "n1", device: "g0", taskId: "t-shared" })),
-      1_000,
-    );
-    const cancelled = vi.fn(async (_taskId: string) => undefined);
-    const fleet = { get: () => ({ client: { cancel: cancelled } }) } as unknown as NodeFleet;
-    const dispatcher = restoringDispatcher(ledger, fleet);
-    dispatcher.restoreTasks();
-    const task = dispatcher.tasks.get("t-shared");
-    if (!task) throw new Error("the task was not restored");
-
-    dispatcher.cancelAttempts(ledger.cancelJob(jobs[1]?.id as string, 2_000));
+    const { ledger, attempts, cancelled, dispatcher, task, cancel } = sharedTask(["kept", "cancelled"]);
+    cancel(1);
     expect(cancelled).not.toHaveBeenCalled();
     dispatcher.settle(task, attempts[0] as string);
     expect(cancelled.mock.calls).toEqual([["t-shared"]]);
+    ledger.close();
   });
 });
