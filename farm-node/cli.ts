@@ -163,7 +163,7 @@ const program = new Command("kiln-node")
   .option("--queue <tasks>", "tasks queued per device before answering 429", wrap(parsePositive), 4)
   .option(
     "--keep-images <count>",
-    "rendered PNGs kept for their apps: past it the oldest fetched go first; unfetched ones stay up to 10 times as many",
+    "rendered PNGs kept for their apps: past it the oldest their app has (acknowledged; in farm mode, fetched) go first; the rest stay up to 10 times as many",
     wrap(parsePositive),
     2000,
   )
