@@ -67,6 +67,14 @@ export class A1111ApiSwitch {
     };
   }
 
+  /**
+   * The status once the changes under way are applied: asked for while the app's start still listens, the bare
+   * status said "Off" beside a switch that was on.
+   */
+  current(): Promise<A1111ApiStatus> {
+    return this.applying.then(() => this.status());
+  }
+
   /** Serves as the saved settings say (at the app's start). */
   start(): Promise<A1111ApiStatus> {
     return this.enqueue(() => this.apply());

@@ -34,7 +34,7 @@ export interface IpcRouterOptions {
   /** Shows the OS's folder dialog over the window; takes nothing from the renderer. */
   chooseFolder: () => Promise<BridgeReply<ChosenFolder>>;
   /** The settings' switch for the A1111 API (electron/main/a1111-api-switch.ts); its channels only when given. */
-  a1111Api?: { status(): A1111ApiStatus; set(settings: A1111ApiSettings): Promise<A1111ApiStatus> };
+  a1111Api?: { current(): Promise<A1111ApiStatus>; set(settings: A1111ApiSettings): Promise<A1111ApiStatus> };
 }
 
 /**
@@ -86,7 +86,7 @@ export function registerIpcRouter(opts: IpcRouterOptions): () => void {
   if (a1111Api) {
     opts.ipcMain.handle(
       IPC_CHANNELS.a1111Api,
-      guarded(async () => ({ result: a1111Api.status() })),
+      guarded(async () => ({ result: await a1111Api.current() })),
     );
     opts.ipcMain.handle(
       IPC_CHANNELS.setA1111Api,

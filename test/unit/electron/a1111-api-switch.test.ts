@@ -143,7 +143,12 @@ describe("the desktop app's A1111 API switch", () => {
     expect(await get(port, "/sdapi/v1/sd-models")).toBe("ECONNREFUSED");
 
     const next = openApp();
-    expect(await next.api.start()).toEqual({ enabled: true, port, url: `http://127.0.0.1:${port}`, problem: null });
+    const starting = next.api.start();
+    // The settings opened while the app's start still listens: they show what it serves once up, not "Off".
+    expect(await next.bridge.a1111Api()).toEqual({
+      result: { enabled: true, port, url: `http://127.0.0.1:${port}`, problem: null },
+    });
+    expect(await starting).toEqual({ enabled: true, port, url: `http://127.0.0.1:${port}`, problem: null });
     expect(await get(port, "/sdapi/v1/sd-models")).toMatchObject({ status: 200 });
     await next.bridge.setA1111Api({ enabled: false, port });
     await next.close();
