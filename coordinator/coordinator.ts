@@ -463,6 +463,16 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     return this.queue.pauseReason;
   }
 
+  /** See QueueCommands.pause. */
+  queuePause(): { reason: string | null; resumesBySelf: boolean } | null {
+    return this.queue.pause();
+  }
+
+  /** One job's summary, or null when the queue has no such job. */
+  job(jobId: string): JobSummary | null {
+    return this.queue.job(jobId);
+  }
+
   listJobs(includeFinished = true): JobSummary[] {
     return this.queue.listJobs(includeFinished);
   }

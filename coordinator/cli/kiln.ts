@@ -16,6 +16,7 @@ import type { JobSpecInput } from "../../shared/job";
 import { SeedMode } from "../../shared/job";
 import { PackOffer } from "../../shared/model-push";
 import { Fingerprint } from "../../shared/node-info";
+import type { JobSummary } from "../../shared/ui-api";
 import { parseApiAuth } from "../a1111/api-guard";
 import { Coordinator } from "../coordinator";
 import { FileHashCache, LIBRARY_HASH_CACHE_FILE } from "../models/file-hash-cache";
@@ -28,6 +29,7 @@ import { planPushTargets } from "../models/push-targets";
 import type { NodeClient } from "../nodes/node-client";
 import { loadOrCreateUiCertificate } from "../ui-api/ui-certificate";
 import { waitForFarm } from "./farm-wait";
+import { takeQueue, watchJobs } from "./job-watch";
 import { formatModelsReport, formatPushSummary, PushBoard, type PushLine } from "./models-view";
 import { ProgressView } from "./progress-view";
 import { DEFAULT_FARM_TILE, type UpscaleFlags, upscaleFiles } from "./upscale-command";
@@ -87,9 +89,6 @@ function parseNumber(text: string): number {
   if (!Number.isFinite(n)) throw new Error(`"${text}" is not a number`);
   return n;
 }
-
-/** How long `kiln render` lets a job sit with no device able to run it before giving up. */
-const STALL_GRACE_MS = 5000;
 
 function parseHttpsOrigin(text: string): string {
   const parsed = FarmOrigin.safeParse(text);
@@ -336,6 +335,7 @@ async function render(promptArg: string | undefined, opts: CommonOptions & Recor
   );
   let exitCode = 0;
   try {
+    takeQueue(coordinator, (line) => process.stderr.write(`${line}\n`));
     await waitForFarm(coordinator);
     if (initBytes) {
       // The picture goes into the app's init images; the job names it by hash and each node gets it once.
@@ -347,36 +347,10 @@ async function render(promptArg: string | undefined, opts: CommonOptions & Recor
     process.stderr.write(`job ${jobId}: ${images} images\n`);
     const view = new ProgressView(jobId, process.stderr);
     coordinator.on("ui", (event) => view.onEvent(event));
-    let interrupted = false;
-    const onSigint = () => {
-      if (interrupted) process.exit(130);
-      interrupted = true;
-      process.stderr.write("\ncancelling (Ctrl-C again to quit at once)...\n");
-      coordinator.cancelJob(jobId);
-    };
-    process.on("SIGINT", onSigint);
-    let stalledSince: number | null = null;
-    const job = await new Promise<ReturnType<Coordinator["listJobs"]>[number]>((resolveJob) => {
-      const timer = setInterval(() => {
-        const current = coordinator.listJobs().find((j) => j.id === jobId);
-        if (!current) return;
-        view.update(current);
-        view.render();
-        stalledSince = current.stalled ? (stalledSince ?? Date.now()) : null;
-        // A job nothing can run would wait forever: say why and stop.
-        if (current.stalled && stalledSince !== null && Date.now() - stalledSince > STALL_GRACE_MS) {
-          process.stderr.write(`\nstalled: ${current.stalled}\n`);
-          coordinator.cancelJob(jobId);
-          exitCode = 1;
-        }
-        if (["done", "failed", "cancelled"].includes(current.state)) {
-          clearInterval(timer);
-          resolveJob(current);
-        }
-      }, 250);
-    });
+    const watched = await watchJobs(coordinator, [jobId], view, (jobs) => jobs[0] as JobSummary);
+    const job = watched.jobs[0] as JobSummary;
+    if (watched.gaveUp !== null) exitCode = 1;
     view.render(true);
-    process.off("SIGINT", onSigint);
     const stored = coordinator.jobImages(jobId).filter((i) => i.path);
     process.stderr.write(
       `${job.state}: ${job.counts.done} of ${job.counts.total} images stored${out ? ` in ${out}` : ""}\n`,
@@ -391,7 +365,7 @@ async function render(promptArg: string | undefined, opts: CommonOptions & Recor
       process.stderr.write(`${n} image${n === 1 ? "" : "s"} failed; first reason: ${failed[0]?.error ?? "unknown"}\n`);
       exitCode = 1;
     }
-    if (interrupted) exitCode = 130;
+    if (watched.interrupted) exitCode = 130;
   } finally {
     await coordinator.stop();
   }

@@ -46,8 +46,8 @@ export class ProgressView {
     }
   }
 
-  /** A line of its own above the progress display (which is drawn again below it). */
-  private say(line: string): void {
+  /** A line of its own above the progress display (which is drawn again below it): a redraw never erases it. */
+  say(line: string): void {
     if (this.out.isTTY && this.drawnLines > 0) {
       this.out.write(`\x1b[${this.drawnLines}A\x1b[J`);
       this.drawnLines = 0;
@@ -66,7 +66,8 @@ export class ProgressView {
     const elapsedMin = (Date.now() - this.started) / 60_000;
     const rate = elapsedMin > 0 ? done / elapsedMin : 0;
     const eta = job.etaS === null ? "?" : formatDuration(job.etaS);
-    const summary = `${done}/${total} images${failed ? `, ${failed} failed` : ""}  ${rate.toFixed(1)} img/min  ETA ${final ? "0s" : eta}`;
+    // The last line says what was done; an ETA there (of a job cancelled or given up on) would say nothing true.
+    const summary = `${done}/${total} images${failed ? `, ${failed} failed` : ""}  ${rate.toFixed(1)} img/min${final ? "" : `  ETA ${eta}`}`;
     if (!this.out.isTTY) {
       if (final || Date.now() - this.lastPlain > 5000) {
         this.out.write(`${summary}\n`);
@@ -112,8 +113,10 @@ export function pushNotices(seen: Map<string, string>, nodes: readonly NodeSumma
 }
 
 export function formatDuration(seconds: number): string {
-  if (seconds < 60) return `${Math.ceil(seconds)}s`;
-  const m = Math.floor(seconds / 60);
-  if (m < 60) return `${m}m${String(Math.round(seconds % 60)).padStart(2, "0")}s`;
+  // Whole seconds first, so that 59.5 s reads 1m00s and 119.6 s reads 2m00s, never 60s or 1m60s.
+  const whole = Math.ceil(seconds);
+  if (whole < 60) return `${whole}s`;
+  const m = Math.floor(whole / 60);
+  if (m < 60) return `${m}m${String(whole % 60).padStart(2, "0")}s`;
   return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, "0")}m`;
 }

@@ -256,6 +256,19 @@ export class QueueCommands {
     return this.opts.ledger.listJobs({ includeFinished }).map((job) => this.jobSummary(job, devices, models));
   }
 
+  /** One job as the queue shows it, without reading the others (a command watching its job asks often). */
+  job(jobId: string): JobSummary | null {
+    const job = this.opts.ledger.job(jobId);
+    if (!job) return null;
+    return this.jobSummary(job, this.opts.dispatcher.deviceViews(this.opts.clock.now()), this.opts.fleet.models());
+  }
+
+  /** Whether the queue is paused, and why when the app paused it itself (null: a person did). */
+  pause(): { reason: string | null; resumesBySelf: boolean } | null {
+    if (!this.opts.ledger.isQueuePaused()) return null;
+    return { reason: this.pauseReason, resumesBySelf: this.pauseReason !== null && this.resumesWithSpace };
+  }
+
   jobImages(jobId: string): ImageSummary[] {
     return this.opts.ledger.jobImages(jobId).map(toImageSummary);
   }

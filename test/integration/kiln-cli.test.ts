@@ -1,5 +1,5 @@
 import { execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -133,6 +133,49 @@ describe("kiln CLI", () => {
     expect(stderr).toMatch(/cancelling/);
     expect(stderr).toMatch(/cancelled: \d+ of 40 images stored/);
     expect(readdirSync(out).filter((f) => f.endsWith(".png")).length).toBeLessThan(40);
+  });
+
+  it("cancels on SIGTERM (a closed terminal, a timeout) as on Ctrl-C: nothing of the job is left queued to run later", async () => {
+    const run = kiln([
+      "render",
+      "slow",
+      "-n",
+      "40",
+      "--size",
+      "256x256",
+      "--out",
+      temp("out"),
+      "--data-dir",
+      temp("data"),
+      "--local-node-flags",
+      "--simulate 1x24GB@4",
+    ]);
+    await run.stderr.waitFor(
+      (l) => /job j_/.test(l),
+      60_000,
+      () => run.stderr.items.join("\n"),
+    );
+    run.proc.kill("SIGTERM");
+    const { code, stderr } = await run.done;
+    expect(code).toBe(130);
+    expect(stderr).toMatch(/cancelled: \d+ of 40 images stored/);
+  });
+
+  it("stops with the reason when --out cannot be written, and the next render on that data dir takes the queue again", async () => {
+    const data = temp("data");
+    const blocker = join(temp("out"), "a-file");
+    writeFileSync(blocker, "not a folder\n");
+    const flags = ["--size", "256x256", "--data-dir", data, "--local-node-flags", "--simulate 1x24GB@20"];
+    const refused = await kiln(["render", "x", "-n", "2", "--out", join(blocker, "renders"), ...flags]).done;
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/stalled: the output folder .*a-file\/renders cannot be written/);
+    expect(refused.stderr).toMatch(/cancelled: 0 of 2 images stored/);
+
+    const out = temp("out");
+    const next = await kiln(["render", "y", "-n", "2", "--out", out, ...flags]).done;
+    expect(next.code, next.stderr).toBe(0);
+    expect(next.stderr).toMatch(/the queue was paused \(the output folder .* cannot be written.*\); resuming it/);
+    expect(readdirSync(out).filter((f) => f.endsWith(".png"))).toHaveLength(2);
   });
 
   it("pairs with a node's printed code, then lists it with its devices", async () => {

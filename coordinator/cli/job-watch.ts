@@ -1,0 +1,144 @@
+import { KilnError } from "../../shared/errors";
+import type { JobSummary } from "../../shared/ui-api";
+import type { Coordinator } from "../coordinator";
+import type { ProgressView } from "./progress-view";
+
+/** How long a command lets its jobs sit with no device able to run them before giving up. */
+export const STALL_GRACE_MS = 5000;
+/** …while a node of the farm is away (a reboot, a Wi-Fi drop): as long as a command waits for its first node. */
+export const NODE_RETURN_GRACE_MS = 60_000;
+
+/** Whether the queue is paused, and why when the app paused it itself (Coordinator.queuePause). */
+export type QueuePause = { reason: string | null; resumesBySelf: boolean } | null;
+
+export interface WatchReading {
+  now: number;
+  /** Why the command's jobs wait with no device able to take them (the first such reason), or null. */
+  stalled: string | null;
+  /** Whether a node the farm knows is away now: it may come back and take them. */
+  nodeAway: boolean;
+  pause: QueuePause;
+}
+
+export type WatchVerdict = { wait: true; say?: string } | { wait: false; reason: string };
+
+/** What a person's pause of the queue tells a command that cannot resume it for them. */
+export const PAUSED_BY_A_PERSON =
+  "the queue in this data dir is paused (in the Kiln app or kiln serve's UI): resume it there, or give this command its own --data-dir";
+
+/**
+ * When a command stops waiting for its jobs and says why: a job nothing can
+ * run gives up after STALL_GRACE_MS (NODE_RETURN_GRACE_MS while a node is away,
+ * so a node's reboot does not cancel an overnight render); a queue paused for
+ * a full disk is waited out (it resumes by itself), any other pause is given up
+ * on at once. Plain data in, a verdict out: the polling lives in watchJobs.
+ */
+export class StallWatch {
+  private stalledSince: number | null = null;
+  private said: string | null = null;
+
+  observe(reading: WatchReading): WatchVerdict {
+    const { now, stalled, nodeAway, pause } = reading;
+    if (pause) {
+      this.stalledSince = null;
+      if (!pause.resumesBySelf) return { wait: false, reason: pause.reason ?? PAUSED_BY_A_PERSON };
+      return this.once(`paused: ${pause.reason}; waiting for the disk to have room`);
+    }
+    if (stalled === null) {
+      this.stalledSince = null;
+      this.said = null;
+      return { wait: true };
+    }
+    this.stalledSince ??= now;
+    const grace = nodeAway ? NODE_RETURN_GRACE_MS : STALL_GRACE_MS;
+    if (now - this.stalledSince > grace) return { wait: false, reason: stalled };
+    return nodeAway ? this.once(`${stalled}; waiting up to ${grace / 1000} s for a node to come back`) : { wait: true };
+  }
+
+  private once(line: string): WatchVerdict {
+    if (this.said === line) return { wait: true };
+    this.said = line;
+    return { wait: true, say: line };
+  }
+}
+
+/**
+ * Before a command queues anything: a pause the app made itself (a full disk, an
+ * output folder it could not write, perhaps another one's) ends, since this
+ * command is the attempt to render again, and says so; a person's pause is theirs
+ * to end, so the command is refused without queueing.
+ */
+export function takeQueue(
+  coordinator: Pick<Coordinator, "queuePause" | "resumeQueue">,
+  say: (line: string) => void,
+): void {
+  const pause = coordinator.queuePause();
+  if (!pause) return;
+  if (pause.reason === null) throw new KilnError("E_CONFLICT", PAUSED_BY_A_PERSON);
+  say(`the queue was paused (${pause.reason}); resuming it for this command`);
+  coordinator.resumeQueue();
+}
+
+export interface WatchResult {
+  jobs: JobSummary[];
+  /** Why the command gave up on them (they are cancelled), or null. */
+  gaveUp: string | null;
+  /** Stopped by the person (Ctrl-C, or a SIGTERM or SIGHUP: a closed terminal, a `timeout`). */
+  interrupted: boolean;
+}
+
+/**
+ * Watches a command's jobs to their end, redrawing the progress display: the
+ * first SIGINT, SIGTERM or SIGHUP cancels them (nothing of them is left queued to
+ * run later, into another command's folder), a second quits at once. Gives up,
+ * cancelling, as StallWatch decides.
+ */
+export function watchJobs(
+  coordinator: Coordinator,
+  jobIds: readonly string[],
+  view: ProgressView,
+  combine: (jobs: JobSummary[]) => JobSummary,
+): Promise<WatchResult> {
+  const cancelAll = () => {
+    for (const id of jobIds) coordinator.cancelJob(id);
+  };
+  let interrupted = false;
+  const onSignal = () => {
+    if (interrupted) process.exit(130);
+    interrupted = true;
+    view.say("cancelling (Ctrl-C again to quit at once)...");
+    cancelAll();
+  };
+  const signals = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+  for (const signal of signals) process.on(signal, onSignal);
+  const watch = new StallWatch();
+  let gaveUp: string | null = null;
+  return new Promise<WatchResult>((resolveWatch) => {
+    const timer = setInterval(() => {
+      const jobs = jobIds.map((id) => coordinator.job(id)).filter((j): j is JobSummary => j !== null);
+      if (jobs.length === 0) return;
+      view.update(combine(jobs));
+      view.render();
+      if (jobs.every((j) => ["done", "failed", "cancelled"].includes(j.state))) {
+        clearInterval(timer);
+        for (const signal of signals) process.off(signal, onSignal);
+        resolveWatch({ jobs, gaveUp, interrupted });
+        return;
+      }
+      if (gaveUp !== null || interrupted) return;
+      const verdict = watch.observe({
+        now: Date.now(),
+        stalled: jobs.find((j) => j.stalled)?.stalled ?? null,
+        nodeAway: coordinator.listNodes().some((n) => n.status === "lost"),
+        pause: coordinator.queuePause(),
+      });
+      if (verdict.wait) {
+        if (verdict.say) view.say(verdict.say);
+        return;
+      }
+      gaveUp = verdict.reason;
+      view.say(`stalled: ${verdict.reason}`);
+      cancelAll();
+    }, 250);
+  });
+}
