@@ -5,11 +5,9 @@ import type { JobSummary } from "../../shared/ui-api";
 import { isUpscaler, UpscaleScale } from "../../shared/upscale";
 import type { Coordinator } from "../coordinator";
 import { waitForFarm } from "./farm-wait";
+import { takeQueue, watchJobs } from "./job-watch";
 import { ProgressView } from "./progress-view";
 import { stitchFarmTiles } from "./upscale-stitch";
-
-/** A job nothing can run for this long is cancelled with the reason, as `kiln render` does. */
-const STALL_GRACE_MS = 5000;
 
 export interface UpscaleFlags {
   model: string;
@@ -53,6 +51,7 @@ export async function upscaleFiles(files: string[], flags: UpscaleFlags, start: 
   const coordinator = await start({ dir: out, layout: "flat", withLibrary: true });
   let exitCode = 0;
   try {
+    takeQueue(coordinator, (line) => process.stderr.write(`${line}\n`));
     await waitForFarm(coordinator);
     const model = coordinator.models().find((m) => m.name === flags.model);
     if (model && !isUpscaler(model)) {
@@ -63,55 +62,32 @@ export async function upscaleFiles(files: string[], flags: UpscaleFlags, start: 
     }
     const jobs = new Map<string, Picture>();
     for (const picture of pictures) {
-      // The stored PNG's size (a JPEG turned by its EXIF orientation is stored upright).
-      const stored = await coordinator.initImages.put(picture.bytes, "upscale.source");
-      Object.assign(picture, { width: stored.width, height: stored.height });
-      const name = basename(picture.file);
-      const { jobId, images } = coordinator.submitJob({
-        name: `upscale ×${scale.data} ${name}`.slice(0, 200),
-        prompts: [""],
-        model: flags.model,
-        upscale: { source: stored.sha256, scale: scale.data, fileName: name.slice(0, 255), farmTile: flags.farmTile },
-      });
-      if (images > 1) process.stderr.write(`${picture.file}: ${images} tiles over the farm\n`);
-      jobs.set(jobId, picture);
+      try {
+        // The stored PNG's size (a JPEG turned by its EXIF orientation is stored upright).
+        const stored = await coordinator.initImages.put(picture.bytes, "upscale.source");
+        Object.assign(picture, { width: stored.width, height: stored.height });
+        const name = basename(picture.file);
+        const { jobId, images } = coordinator.submitJob({
+          name: `upscale ×${scale.data} ${name}`.slice(0, 200),
+          prompts: [""],
+          model: flags.model,
+          upscale: { source: stored.sha256, scale: scale.data, fileName: name.slice(0, 255), farmTile: flags.farmTile },
+        });
+        if (images > 1) process.stderr.write(`${picture.file}: ${images} tiles over the farm\n`);
+        jobs.set(jobId, picture);
+      } catch (error) {
+        // All or nothing: the pictures queued before this one would otherwise render later, into another command's folder.
+        for (const id of jobs.keys()) coordinator.cancelJob(id);
+        throw refusedPicture(picture.file, error);
+      }
     }
     process.stderr.write(`${jobs.size} picture${jobs.size === 1 ? "" : "s"} to upscale ×${scale.data}\n`);
     const view = new ProgressView("", process.stderr);
     coordinator.on("ui", (event) => view.onEvent(event));
-    let interrupted = false;
-    const cancelAll = () => {
-      for (const id of jobs.keys()) coordinator.cancelJob(id);
-    };
-    const onSigint = () => {
-      if (interrupted) process.exit(130);
-      interrupted = true;
-      process.stderr.write("\ncancelling (Ctrl-C again to quit at once)...\n");
-      cancelAll();
-    };
-    process.on("SIGINT", onSigint);
-    let stalledSince: number | null = null;
-    const ended = await new Promise<JobSummary[]>((resolveJobs) => {
-      const timer = setInterval(() => {
-        const current = coordinator.listJobs().filter((j) => jobs.has(j.id));
-        if (current.length === 0) return;
-        view.update(together(current));
-        view.render();
-        const stalled = current.find((j) => j.stalled)?.stalled ?? null;
-        stalledSince = stalled ? (stalledSince ?? Date.now()) : null;
-        if (stalled && stalledSince !== null && Date.now() - stalledSince > STALL_GRACE_MS) {
-          process.stderr.write(`\nstalled: ${stalled}\n`);
-          cancelAll();
-          exitCode = 1;
-        }
-        if (current.every((j) => ["done", "failed", "cancelled"].includes(j.state))) {
-          clearInterval(timer);
-          resolveJobs(current);
-        }
-      }, 250);
-    });
+    const watched = await watchJobs(coordinator, [...jobs.keys()], view, together);
+    if (watched.gaveUp !== null) exitCode = 1;
     view.render(true);
-    process.off("SIGINT", onSigint);
+    const ended = watched.jobs;
     const written: string[] = [];
     const failures: string[] = [];
     for (const job of ended) {
@@ -127,7 +103,10 @@ export async function upscaleFiles(files: string[], flags: UpscaleFlags, start: 
         const tiles = images.map((i) => i.path as string);
         const size = { width: picture.width ?? 0, height: picture.height ?? 0 };
         const png = await stitchFarmTiles(tiles, { ...size, farmTile: flags.farmTile, scale: scale.data });
-        writeFileSync(picture.target, png);
+        // Under a temporary name first: a kill mid-write must not leave half a picture over an earlier good one.
+        const part = `${picture.target}.${process.pid}.partial`;
+        writeFileSync(part, png);
+        renameSync(part, picture.target);
         for (const tile of tiles) rmSync(tile, { force: true });
         written.push(picture.target);
       }
@@ -138,7 +117,7 @@ export async function upscaleFiles(files: string[], flags: UpscaleFlags, start: 
       process.stderr.write(`${failures.length} failed; first: ${failures[0]}\n`);
       exitCode = 1;
     }
-    if (interrupted) exitCode = 130;
+    if (watched.interrupted) exitCode = 130;
   } finally {
     await coordinator.stop();
   }
@@ -187,6 +166,12 @@ function together(jobs: JobSummary[]): JobSummary {
     etaS: etas.includes(null) ? null : Math.max(...(etas as number[])),
     devices: [...new Set(jobs.flatMap((j) => j.devices))],
   };
+}
+
+/** A picture the queue refused (too large at this scale, too many tiles): the refusal names the file. */
+function refusedPicture(file: string, error: unknown): unknown {
+  if (!(error instanceof KilnError) || !["E_BAD_REQUEST", "E_SIZE_LIMIT"].includes(error.code)) return error;
+  return badFlag("files", `${file}: ${error.message}`);
 }
 
 function badFlag(field: string, message: string): KilnError {

@@ -1,5 +1,6 @@
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import Database from "better-sqlite3";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readTextChunks } from "../../farm-node/png/png-text-chunks";
@@ -225,6 +226,21 @@ describe("kiln upscale", () => {
     const sd = await kiln([inputs[0] as string, "--model", TINY_PACKS.sd, "--out", out], "r3");
     expect(sd.code).toBe(2);
     expect(sd.stderr).toMatch(/--model tiny-sd: not an upscaler \(its kind is sd\)/);
+    // A picture the queue refuses (×4 past 16,384 pixels a side) after one it took: nothing of the run stays queued.
+    const wide = join(dir, "panorama.png");
+    writeFileSync(
+      wide,
+      await sharp({ create: { width: 4200, height: 64, channels: 3, background: "#446" } })
+        .png()
+        .toBuffer(),
+    );
+    const data = join(dir, "r5");
+    const tooWide = await kiln([inputs[0] as string, wide, "--model", TINY_PACKS.upscaler, "--out", out], "r5");
+    expect(tooWide.code).toBe(2);
+    expect(tooWide.stderr).toContain(`${wide}: invalid job: upscale.scale: 4200×64 ×4 is 16800×256`);
+    const ledger = new Database(join(data, "kiln.sqlite"), { readonly: true });
+    expect(ledger.prepare("SELECT state FROM jobs").pluck().all()).toEqual(["cancelled"]);
+    ledger.close();
     // And the other way: a prompt for the upscaler is refused by the app's queue, naming model.
     const prompt = await kiln(["a lighthouse", "--model", TINY_PACKS.upscaler, "--out", out], "r4", "render");
     expect(prompt.code).toBe(2);
