@@ -183,6 +183,20 @@ describe("coordinator with real kiln-node processes (simulated devices)", () => 
     expect(onDrained()).toBe(settled);
   });
 
+  it("says a job is stalled when every node with its model is drained, and finishes it once one is undrained", async () => {
+    const [only] = await nodes(["1x24GB@20"]);
+    const node = only as RunningNode;
+    const { c } = await coordinator([node]);
+    c.drainNode(node.nodeId, true);
+    const { jobId } = c.submitJob({ prompts: ["held"], count: 4, seed: 1, width: 256, height: 256 });
+    const stalled = await waitUntil(() => c.job(jobId)?.stalled, 10_000, "the job stalled");
+    expect(stalled).toBe(
+      "every node with kiln-demo (sim-1x24GB@20) is drained; undrain one in the farm panel or add a node",
+    );
+    c.drainNode(node.nodeId, false);
+    expect((await finished(c, jobId))?.counts.done).toBe(4);
+  });
+
   it("survives SIGKILL of the coordinator mid-job: restarted, it finishes without rendering stored images twice", async () => {
     const farm = await nodes(["1x24GB@12", "1x24GB@12"]);
     const dataDir = tempDir("serve");
