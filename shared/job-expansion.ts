@@ -6,6 +6,12 @@ export interface ModelDefaults {
   guidance: number;
 }
 
+/** A model axis's model's own defaults: its size only where the job left the size out. */
+export interface AxisModelDefaults extends ModelDefaults {
+  width?: number;
+  height?: number;
+}
+
 /** Seeds the job needs drawn once at submission: a base seed, and one per image in random mode. */
 export interface DrawnSeeds {
   base: number;
@@ -23,8 +29,16 @@ export function drawSeeds(spec: JobSpec, draw: () => number): DrawnSeeds {
 /**
  * Expands a job into its images, in order: prompt, then grid row (y), then grid
  * column (x), then count. Pure: the same spec and seeds give the same list.
+ * `defaults` are the job's model's; a cell of a model axis takes what the job
+ * and its other axis leave open (steps, guidance, size) from `defaultsOf` its
+ * own model: SDXL-Turbo's cell at SD 1.5's 30 steps and CFG 7.5 would be burnt.
  */
-export function expandJob(spec: JobSpec, defaults: ModelDefaults, seeds: DrawnSeeds): ImageSpec[] {
+export function expandJob(
+  spec: JobSpec,
+  defaults: ModelDefaults,
+  seeds: DrawnSeeds,
+  defaultsOf?: (model: string) => AxisModelDefaults,
+): ImageSpec[] {
   const xs = spec.grid?.x.values.length ?? 1;
   const ys = spec.grid?.y?.values.length ?? 1;
   const images: ImageSpec[] = [];
@@ -52,6 +66,8 @@ export function expandJob(spec: JobSpec, defaults: ModelDefaults, seeds: DrawnSe
               image = applyAxis(image, spec.grid.y, y, spec, seeds, serial);
               image.gridY = y;
             }
+            if (image.model !== spec.model && defaultsOf)
+              image = withModelDefaults(image, spec, defaultsOf(image.model));
           }
           images.push(image);
         }
@@ -59,6 +75,19 @@ export function expandJob(spec: JobSpec, defaults: ModelDefaults, seeds: DrawnSe
     }
   });
   return images;
+}
+
+/** A model axis's cell with its model's defaults wherever neither the job nor an axis set the value. */
+function withModelDefaults(image: ImageSpec, spec: JobSpec, own: AxisModelDefaults): ImageSpec {
+  const axes = [spec.grid?.x.kind, spec.grid?.y?.kind];
+  const cell = { ...image };
+  if (spec.steps === undefined && !axes.includes("steps")) cell.steps = own.steps;
+  if (spec.guidance === undefined && !axes.includes("cfg")) cell.guidance = own.guidance;
+  if (own.width !== undefined && own.height !== undefined && !axes.includes("size")) {
+    cell.width = own.width;
+    cell.height = own.height;
+  }
+  return cell;
 }
 
 function seedFor(spec: JobSpec, seeds: DrawnSeeds, base: number, serial: number): number {
@@ -86,8 +115,10 @@ function applyAxis(
     case "seed":
       return {
         ...image,
+        // A seed axis names each cell's seed; the images of a cell (count, prompts) go on from it as A1111's do. In
+        // random mode too: "fixed" there gave every image of a cell that one seed, so the same picture n times.
         seed: seedFor(
-          { ...spec, seedMode: spec.seedMode === "random" ? "fixed" : spec.seedMode },
+          { ...spec, seedMode: spec.seedMode === "random" ? "increment" : spec.seedMode },
           seeds,
           axis.values[at] as number,
           serial,

@@ -6,6 +6,9 @@ import { InitImageRef } from "./img2img";
 import { UpscaleTask } from "./upscale";
 
 /** Largest seed: seeds are unsigned 32-bit so every tool can reproduce them. */
+/** A prompt's or negative prompt's length a node takes: a job's are checked against it after its grid's replacements. */
+export const MAX_PROMPT_CHARS = 4000;
+
 export const MAX_SEED = 0xffff_ffff;
 
 export const Edge = z
@@ -31,8 +34,8 @@ export const ModelName = z.string().min(1, "must name a model").max(200);
 export const TaskImage = z.object({
   id: SafeId,
   seed: Seed,
-  prompt: z.string().max(4000, "must be at most 4000 characters"),
-  negativePrompt: z.string().max(4000, "must be at most 4000 characters").default(""),
+  prompt: z.string().max(MAX_PROMPT_CHARS, `must be at most ${MAX_PROMPT_CHARS} characters`),
+  negativePrompt: z.string().max(MAX_PROMPT_CHARS, `must be at most ${MAX_PROMPT_CHARS} characters`).default(""),
 });
 export type TaskImage = z.infer<typeof TaskImage>;
 

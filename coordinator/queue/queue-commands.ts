@@ -9,10 +9,11 @@ import {
   LATENT_UPSCALER,
   resolveHiresPass,
 } from "../../shared/hires-fix";
-import { type ImageSpec, type JobSpecInput, JobSpec as JobSpecSchema } from "../../shared/job";
+import { type ImageSpec, type JobSpec, type JobSpecInput, JobSpec as JobSpecSchema } from "../../shared/job";
 import { drawSeeds, expandJob } from "../../shared/job-expansion";
 import { checkModelLimit } from "../../shared/model-limits";
 import type { ModelInfo } from "../../shared/node-info";
+import { MAX_PROMPT_CHARS } from "../../shared/task";
 import type { ImageSummary, JobSummary } from "../../shared/ui-api";
 import {
   farmTiles,
@@ -118,7 +119,14 @@ export class QueueCommands {
     const upscaled = spec.upscale ? this.upscaledSize(spec.upscale) : null;
     if (upscaled) Object.assign(spec, upscaleWorkSize(upscaled));
     const seeds = drawSeeds(spec, () => randomInt(0, 2 ** 32));
-    const expanded = expandJob(spec, { steps: info.defaultSteps, guidance: info.defaultGuidance }, seeds);
+    const sizeLeftOut = input.width === undefined && input.height === undefined;
+    const defaultsOf = (name: string) => {
+      const own = models.get(name) as ModelInfo;
+      const size = sizeLeftOut ? { width: own.defaultWidth, height: own.defaultHeight } : {};
+      return { steps: own.defaultSteps, guidance: own.defaultGuidance, ...size };
+    };
+    const expanded = expandJob(spec, { steps: info.defaultSteps, guidance: info.defaultGuidance }, seeds, defaultsOf);
+    checkPromptLengths(expanded, spec);
     // An upscale job's images are the picture (or its farm tiles) at their true upscaled size; the job keeps the cost key.
     const images = spec.upscale && upscaled ? upscaleImages(expanded[0] as ImageSpec, spec.upscale) : expanded;
     for (const image of images) checkModelLimits(image, models);
@@ -401,6 +409,19 @@ function checkModelLimits(
   const model = models.get(image.model);
   if (!model) return;
   for (const limit of ["width", "height", "steps"] as const) checkModelLimit(limit, image[limit], limit, model);
+}
+
+/**
+ * A prompt axis replaces text in every prompt: within the limit on its own, a value can make a cell's prompt longer
+ * than any node takes (refused there with 400, it failed its whole task, other jobs' images in it too).
+ */
+function checkPromptLengths(images: readonly ImageSpec[], spec: JobSpec): void {
+  const long = images.find((i) => i.prompt.length > MAX_PROMPT_CHARS);
+  if (!long) return;
+  const axis = spec.grid?.x.kind === "prompt" ? "x" : "y";
+  const path = `grid.${axis}.values`;
+  const message = `makes image ${long.index + 1}'s prompt ${long.prompt.length} characters long, above ${MAX_PROMPT_CHARS}: shorten the prompt or the value`;
+  throw new KilnError("E_BAD_REQUEST", `invalid job: ${path}: ${message}`, undefined, [{ path, message }]);
 }
 
 /** An upscale job's images: the whole picture, or one per farm tile (image i is tile i), at their upscaled sizes. */

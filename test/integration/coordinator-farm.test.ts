@@ -6,6 +6,7 @@ import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { Coordinator } from "../../coordinator/coordinator";
 import { readTextChunks } from "../../farm-node/png/png-text-chunks";
+import { parseGridSpec } from "../../shared/grid-spec";
 import { parseParameters } from "../../shared/png-parameters";
 import { addNodeArgs, type RunningNode, startNode } from "../support/kiln-node-process";
 import { startServe } from "../support/kiln-serve-process";
@@ -195,6 +196,15 @@ describe("coordinator with real kiln-node processes (simulated devices)", () => 
     );
     c.drainNode(node.nodeId, false);
     expect((await finished(c, jobId))?.counts.done).toBe(4);
+  });
+
+  it("refuses a prompt grid whose value makes a prompt longer than a node takes, naming the axis, and queues nothing", async () => {
+    const { c } = await coordinator(await nodes(["1x24GB@20"]));
+    const long = { prompts: ["a cat ".repeat(600)], grid: parseGridSpec("prompt=cat,leopard") };
+    expect(() => c.submitJob(long)).toThrow(
+      "invalid job: grid.x.values: makes image 2's prompt 6000 characters long, above 4000: shorten the prompt or the value",
+    );
+    expect(c.listJobs()).toEqual([]);
   });
 
   it("survives SIGKILL of the coordinator mid-job: restarted, it finishes without rendering stored images twice", async () => {

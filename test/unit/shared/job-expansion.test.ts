@@ -73,6 +73,45 @@ describe("job expansion", () => {
     expect(images.map((i) => i.seed)).toEqual([100, 101, 200, 201]);
   });
 
+  it("goes on from a seed axis's seed within a cell in random mode, not the same seed n times", () => {
+    const images = expand({ prompts: ["a"], count: 3, seedMode: "random", grid: parseGridSpec("seed=10,20") });
+    expect(images.map((i) => i.seed)).toEqual([10, 11, 12, 20, 21, 22]);
+  });
+
+  it("gives a model axis's cell its own model's steps, guidance and size where the job leaves them open", () => {
+    const turbo = { steps: 1, guidance: 0, width: 512, height: 512 };
+    const sdxl = { steps: 30, guidance: 5, width: 1024, height: 1024 };
+    const spec = JobSpec.parse({ prompts: ["x"], seed: 1, grid: parseGridSpec("model=kiln-demo,sd-turbo,sdxl") });
+    const cells = expandJob(
+      spec,
+      defaults,
+      drawSeeds(spec, () => 0),
+      (m) => (m === "sdxl" ? sdxl : turbo),
+    );
+    expect(cells.map((i) => [i.model, i.steps, i.guidance, i.width])).toEqual([
+      ["kiln-demo", 4, 1, 512],
+      ["sd-turbo", 1, 0, 512],
+      ["sdxl", 30, 5, 1024],
+    ]);
+    // What the job or the other axis sets stays set.
+    const set = JobSpec.parse({
+      prompts: ["x"],
+      seed: 1,
+      steps: 6,
+      grid: parseGridSpec("model=kiln-demo,sdxl;cfg=2"),
+    });
+    const sized = expandJob(
+      set,
+      defaults,
+      drawSeeds(set, () => 0),
+      () => ({ steps: 30, guidance: 5 }),
+    );
+    expect(sized.map((i) => [i.model, i.steps, i.guidance, i.width])).toEqual([
+      ["kiln-demo", 6, 2, 512],
+      ["sdxl", 6, 2, 512],
+    ]);
+  });
+
   it("is deterministic: the same spec and drawn seeds give the same images", () => {
     const input = { prompts: ["a", "b"], count: 3, seedMode: "random" as const, grid: parseGridSpec("cfg=1,2") };
     expect(expand(input)).toEqual(expand(input));
