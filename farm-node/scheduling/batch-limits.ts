@@ -7,6 +7,7 @@ import {
   type MemoryPeak,
   type MemoryProfile,
   needMb,
+  provenBatch,
 } from "./memory-model";
 
 export type { MemoryProfile } from "./memory-model";
@@ -74,7 +75,9 @@ export class BatchLimits {
     const halved = this.halved.get(key(model, width, height)) ?? start;
     const capacity = this.capacityMb;
     if (capacity === null) return Math.min(start, halved);
-    const fits = largestBatch(this.profile(model), capacity, width, height);
+    const seen = this.seen.get(model);
+    const proven = seen ? provenBatch(seen.peaks, seen.failures, width, height) : 0;
+    const fits = Math.max(proven, largestBatch(this.profile(model), capacity, width, height));
     if (fits === 0 && !this.learned(model)) return 1;
     return Math.min(start, halved, fits);
   }

@@ -111,3 +111,27 @@ export function largestBatch(profile: MemoryProfile, capacityMb: number, width: 
   // The epsilon keeps a batch that fits exactly despite rounding.
   return Math.max(0, Math.floor(free / (profile.perImageMbAt512 * load(width, height, 1)) + 1e-9));
 }
+
+/**
+ * The most images at this size that a batch which ran had the memory for: its
+ * batch × pixels at most that of the largest batch that ran below every
+ * out-of-memory. The fit above may say less: nvidia-smi's reading lags up to a
+ * second and includes what ONNX Runtime's arena kept from a larger batch, so one
+ * small batch read high lifts the resident term past the card, and a device that
+ * just ran the model refused it at every size, a refusal its learned-memory file
+ * kept across restarts. What ran is evidence; the fit is an estimate.
+ */
+export function provenBatch(
+  peaks: readonly MemoryPeak[],
+  failures: readonly MemoryFailure[],
+  width: number,
+  height: number,
+): number {
+  const failedAt = Math.min(...failures.map((f) => load(f.width, f.height, f.batch)));
+  let ran = 0;
+  for (const p of peaks) {
+    const x = load(p.width, p.height, p.batch);
+    if (x < failedAt && x > ran) ran = x;
+  }
+  return Math.floor(ran / load(width, height, 1) + 1e-9);
+}

@@ -58,6 +58,20 @@ describe("batch limits", () => {
     );
   });
 
+  it("never refuses what just ran: a small batch read high (ONNX Runtime's arena kept a larger one's memory) leaves the sizes that fit", () => {
+    const limits = new BatchLimits(() => DEFAULT_MEMORY_PROFILE, 16 * 1024);
+    limits.observePeak("m", 512, 512, 2, 5000);
+    limits.observePeak("m", 512, 512, 8, 14000);
+    limits.observePeak("m", 512, 512, 1, 14000);
+    // The fit alone puts the resident term above the usable 13,107 MiB: 0 at every size.
+    expect(limits.limit("m", 512, 512)).toBe(8);
+    expect(limits.limit("m", 768, 768)).toBe(3);
+    expect(limits.limit("m", 1024, 1024)).toBe(2);
+    // An out-of-memory bounds it: only what ran below it counts as proven.
+    limits.observeFailure("m", 512, 512, 6);
+    expect(limits.limit("m", 512, 512)).toBe(2);
+  });
+
   it("lets a batch that ran replace the halving: the learned model sizes that size again", () => {
     const limits = new BatchLimits(() => DEFAULT_MEMORY_PROFILE, 8192);
     limits.observeFailure("m", 512, 512, 7);
