@@ -21,8 +21,10 @@ export function ConfirmButton({ label, confirmLabel, onConfirm, className }: Pro
     <button
       type="button"
       className={`${className ?? ""}${armed ? " armed" : ""}`}
-      onClick={() => {
+      onClick={(e) => {
         if (!armed) return setArmed(true);
+        // The second click of a double-click is not a confirmation: a habit must not cancel a job or remove a node.
+        if (e.detail > 1) return;
         setArmed(false);
         onConfirm();
       }}

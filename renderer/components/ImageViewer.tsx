@@ -25,6 +25,8 @@ export function ImageViewer({ images }: { images: ImageSummary[] }) {
   const select = useGalleryStore((s) => s.select);
   // Tied to the image it is about, so it disappears when the viewer moves on.
   const [copyNote, setCopyNote] = useState({ imageId: "", text: "" });
+  // Off while the request is out, so a double click queues one job, not two.
+  const [rerunning, setRerunning] = useState(false);
   const at = selectedId === null ? -1 : images.findIndex((i) => i.id === selectedId);
   const image = at >= 0 ? images[at] : undefined;
   const model = useFarmStore(useShallow((s) => farmModels(s.nodes))).find((m) => m.name === image?.model);
@@ -44,6 +46,16 @@ export function ImageViewer({ images }: { images: ImageSummary[] }) {
     if (image && !element.open) element.showModal();
     if (!image && element.open) element.close();
   }, [image]);
+
+  async function rerun() {
+    if (!image) return;
+    setRerunning(true);
+    try {
+      await actions.rerun(image);
+    } finally {
+      setRerunning(false);
+    }
+  }
 
   function go(step: -1 | 1) {
     const next = images[at + step];
@@ -134,7 +146,7 @@ export function ImageViewer({ images }: { images: ImageSummary[] }) {
               <button type="button" onClick={() => void copy(text)}>
                 Copy parameters
               </button>
-              <button type="button" className="primary" onClick={() => void actions.rerun(image)}>
+              <button type="button" className="primary" disabled={rerunning} onClick={() => void rerun()}>
                 Re-run seed
               </button>
               {image.state === "done" && (

@@ -98,6 +98,8 @@ export function PromptForm() {
   }
 
   async function submit() {
+    // Ctrl+Enter bypasses the disabled button: pressed twice or held (key repeat), it must not queue the job twice.
+    if (usePromptStore.getState().submitting) return;
     usePromptStore.setState({ attempted: true });
     if (!check.spec) {
       const first = (Object.keys(FIELD_IDS) as FormField[]).find((f) => check.errors[f]);

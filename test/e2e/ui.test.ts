@@ -115,6 +115,28 @@ describe.skipIf(BROWSER_SKIP_REASON !== null)(
       await page.keyboard.press("Escape");
     });
 
+    it("queues one job for Ctrl+Enter pressed twice, and a double-click on Cancel arms it without cancelling", async () => {
+      await tab(/create/i);
+      await page.getByLabel("Prompt", { exact: true }).fill("pressed twice");
+      await page.getByLabel("Images", { exact: true }).fill("2000");
+      await page.getByLabel("Prompt", { exact: true }).focus();
+      await page.keyboard.down("Control");
+      await page.keyboard.press("Enter");
+      await page.keyboard.press("Enter");
+      await page.keyboard.up("Control");
+      const card = page.getByRole("article", { name: "pressed twice", exact: true });
+      await expect.poll(() => card.count(), { timeout: 10_000 }).toBe(1);
+      await new Promise((r) => setTimeout(r, 1000));
+      expect(await card.count()).toBe(1);
+
+      await card.getByRole("button", { name: "Cancel", exact: true }).dblclick();
+      await new Promise((r) => setTimeout(r, 1000));
+      expect(await card.locator(".badge").textContent()).toMatch(/queued|running/);
+      // Armed, not fired: one more press cancels.
+      await card.getByRole("button", { name: "Cancel job?" }).click();
+      await expect.poll(() => card.locator(".badge").textContent(), { timeout: 10_000 }).toBe("cancelled");
+    });
+
     it("shows the gallery's images from addresses that carry no token, also after a reload without the cookie", async () => {
       const showImages = async () => {
         await tab(/gallery/i);
