@@ -349,7 +349,12 @@ export const UiEvent = z.discriminatedUnion("type", [
     steps: z.number().int(),
     device: z.string(),
   }),
-  z.object({ type: z.literal("image.done"), image: ImageSummary }),
+  z.object({
+    type: z.literal("image.done"),
+    image: ImageSummary,
+    /** Its job keeps no image (A1111's `save_images: false`): the gallery shows none, whatever it knows of the job. */
+    transient: z.literal(true).optional(),
+  }),
   z.object({ type: z.literal("image.failed"), image: ImageSummary }),
   z.object({
     type: z.literal("nodes.changed"),

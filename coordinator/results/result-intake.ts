@@ -232,7 +232,12 @@ export class ResultIntake {
       ledger.energy.stored(image.jobId, event.energy.energyJ);
     }
     const done = ledger.image(image.id);
-    if (done) this.opts.emit({ type: "image.done", image: toImageSummary(done) });
+    if (done)
+      this.opts.emit({
+        type: "image.done",
+        image: toImageSummary(done),
+        ...(job.transient ? { transient: true } : {}),
+      });
     this.opts.changes.queueChanged();
     try {
       ledger.recordNodeSuccess(node.id, task.work.model);

@@ -22,7 +22,9 @@ export function applyEvents(events: UiEvent[]): void {
       case "image.done":
       case "image.failed":
         queue.push(event);
-        // A transient job's pictures went only to the A1111 client that asked: none is kept to show.
+        // A transient job's pictures went only to the A1111 client that asked: none is kept to show. The event says
+        // so itself: a job that started and ended while the window was hidden is in no queue list the page holds.
+        if (event.type === "image.done" && event.transient) break;
         transient ??= new Set(
           useQueueStore
             .getState()

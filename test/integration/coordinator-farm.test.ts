@@ -198,6 +198,29 @@ describe("coordinator with real kiln-node processes (simulated devices)", () => 
     expect((await finished(c, jobId))?.counts.done).toBe(4);
   });
 
+  it("marks a transient job's finished images as such in the UI's events, the app's own not", async () => {
+    const { c } = await coordinator(await nodes(["1x24GB@20"]));
+    const done: { jobId: string; transient?: true }[] = [];
+    c.on("ui", (event) => {
+      if (event.type === "image.done") done.push({ jobId: event.image.jobId, transient: event.transient });
+    });
+    const source = { kind: "a1111-api" as const, client: "127.0.0.1" };
+    const api = c.submitJob({
+      prompts: ["for the client"],
+      count: 2,
+      width: 256,
+      height: 256,
+      source,
+      transient: true,
+    });
+    const own = c.submitJob({ prompts: ["the app's own"], count: 2, width: 256, height: 256 });
+    await finished(c, api.jobId);
+    await finished(c, own.jobId);
+    await waitUntil(() => done.length === 4, 10_000, "four image.done events");
+    expect(done.filter((d) => d.jobId === api.jobId).map((d) => d.transient)).toEqual([true, true]);
+    expect(done.filter((d) => d.jobId === own.jobId).map((d) => d.transient)).toEqual([undefined, undefined]);
+  });
+
   it("refuses a prompt grid whose value makes a prompt longer than a node takes, naming the axis, and queues nothing", async () => {
     const { c } = await coordinator(await nodes(["1x24GB@20"]));
     const long = { prompts: ["a cat ".repeat(600)], grid: parseGridSpec("prompt=cat,leopard") };

@@ -143,4 +143,18 @@ describe("event batching", () => {
     ]);
     expect(Object.keys(useGalleryStore.getState().byJob)).toEqual(["a"]);
   });
+
+  it("keeps out a transient job's images the page never saw listed (it started and ended while the window was hidden)", () => {
+    useQueueStore.setState(applyJobList(initialQueueState, []), true);
+    useGalleryStore.setState({ byJob: {} });
+    applyEvents([
+      {
+        type: "image.done",
+        image: image({ id: "from-api", jobId: "unseen", index: 0, state: "done" }),
+        transient: true,
+      },
+      { type: "queue.changed", jobs: [], queuePaused: false },
+    ]);
+    expect(useGalleryStore.getState().byJob).toEqual({});
+  });
 });
