@@ -1,6 +1,7 @@
 import { type FormEvent, useEffect, useState } from "react";
 import type { A1111ApiStatus } from "../../shared/desktop-bridge";
 import { useActions } from "../api/actions-context";
+import { a1111ApiHint } from "../model/a1111-api-hint";
 import { FieldError, fieldErrorId, invalidProps } from "./FieldError";
 
 /**
@@ -33,6 +34,25 @@ export function A1111ApiPanel() {
       live = false;
     };
   }, [actions]);
+
+  // Still starting (the app's start loads the local node before the API listens): asked again until it says.
+  const starting = status !== null && a1111ApiHint(status).starting;
+  useEffect(() => {
+    const read = actions.a1111Api;
+    if (!starting || !read) return;
+    let live = true;
+    const timer = setInterval(() => {
+      void read()
+        .then((again) => {
+          if (live) setStatus(again);
+        })
+        .catch(() => undefined);
+    }, 1000);
+    return () => {
+      live = false;
+      clearInterval(timer);
+    };
+  }, [actions, starting]);
 
   if (!actions.setA1111Api || !status) return null;
   const changed = enabled !== status.enabled || port.trim() !== String(status.port);
@@ -79,13 +99,7 @@ export function A1111ApiPanel() {
           />
           <FieldError id={fieldErrorId("a1111-port")} message={error} />
         </div>
-        <p className="library-hint">
-          {status.url
-            ? `Serving: enter ${status.url} as the AUTOMATIC1111 base URL in Open WebUI or SillyTavern; their images render on the farm.`
-            : status.problem
-              ? `Not served: ${status.problem}.`
-              : "Off. Only programs on this computer can reach it when on (127.0.0.1, no password)."}
-        </p>
+        <p className="library-hint">{a1111ApiHint(status).text}</p>
         <button type="submit" disabled={!changed || saving}>
           Apply
         </button>
