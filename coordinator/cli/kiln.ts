@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { homedir, hostname } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Command, InvalidArgumentError, Option } from "commander";
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import pino from "pino";
 import { DEFAULT_UI_PORT } from "../../shared/constants";
 import { jobEnergyText } from "../../shared/energy-text";
@@ -284,8 +284,16 @@ function hiresFlags(opts: Record<string, unknown>): Pick<JobSpecInput, "hires"> 
 }
 
 async function render(promptArg: string | undefined, opts: CommonOptions & Record<string, unknown>): Promise<number> {
+  if (opts.prompts !== undefined && promptArg !== undefined)
+    throw new KilnError("E_BAD_REQUEST", "give a prompt or --prompts FILE, not both (the prompt would be left out)");
+  if (opts.seed !== undefined && opts.seedMode === "random")
+    throw new KilnError(
+      "E_BAD_REQUEST",
+      "--seed applies to --seed-mode increment or fixed: random draws every image's seed (and records it)",
+    );
   const prompts = opts.prompts
-    ? readFileSync(String(opts.prompts), "utf8")
+    ? readFlagFile("--prompts", String(opts.prompts))
+        .toString("utf8")
         .split("\n")
         .map((l) => l.trim())
         .filter((l) => l && !l.startsWith("#"))
@@ -314,7 +322,7 @@ async function render(promptArg: string | undefined, opts: CommonOptions & Recor
   const initFile = opts.initImage as string | undefined;
   if (initFile === undefined && opts.strength !== undefined)
     throw new KilnError("E_BAD_REQUEST", "--strength applies to img2img: give --init-image FILE too");
-  const initBytes = initFile === undefined ? null : readFileSync(initFile);
+  const initBytes = initFile === undefined ? null : readFlagFile("--init-image", initFile);
   const maskFile = opts.mask as string | undefined;
   if (maskFile !== undefined && initFile === undefined)
     throw new KilnError("E_BAD_REQUEST", "--mask applies to img2img: give --init-image FILE too");
@@ -698,7 +706,9 @@ async function serve(opts: ServeOptions): Promise<number> {
 const program = new Command("kiln")
   .description("Kiln: render on every GPU of the studio's farm from a terminal")
   // Each command's options follow it (`kiln models push … --models DIR` are push's); kiln itself has none.
-  .enablePositionalOptions();
+  .enablePositionalOptions()
+  // Thrown rather than exiting, for every command defined below: a flag commander refuses exits 2 as ours do.
+  .exitOverride();
 
 commonOptions(
   program
@@ -843,6 +853,11 @@ commonOptions(
 try {
   await program.parseAsync();
 } catch (error) {
-  process.stderr.write(`kiln: ${error instanceof Error ? error.message : String(error)}\n`);
-  process.exitCode = error instanceof KilnError && error.code === "E_BAD_REQUEST" ? 2 : 1;
+  if (error instanceof CommanderError) {
+    // Commander has written its message (or the help) already: usage errors exit 2, help and --version 0.
+    process.exitCode = error.exitCode === 0 ? 0 : 2;
+  } else {
+    process.stderr.write(`kiln: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exitCode = error instanceof KilnError && error.code === "E_BAD_REQUEST" ? 2 : 1;
+  }
 }

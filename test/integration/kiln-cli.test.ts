@@ -233,10 +233,28 @@ describe("kiln CLI", () => {
     await again.stop();
   });
 
-  it("names the flag and the fix for bad input", async () => {
-    const { code, stderr } = await kiln(["render", "x", "--size", "512by512", "--data-dir", temp("data")]).done;
-    expect(code).not.toBe(0);
-    expect(stderr).toMatch(/--size.*"512by512" is not a size like 512x512/);
+  it("names the flag and the fix for bad input, with exit code 2 whether commander or kiln refuses it", async () => {
+    const refused = async (args: string[]) => {
+      const { code, stderr } = await kiln([...args, "--data-dir", temp("data")]).done;
+      expect(code, stderr).toBe(2);
+      return stderr;
+    };
+    expect(await refused(["render", "x", "--size", "512by512"])).toMatch(
+      /--size.*"512by512" is not a size like 512x512/,
+    );
+    expect(await refused(["render", "x", "--bogus"])).toMatch(/unknown option '--bogus'/);
+    expect(await refused(["render", "--prompts", "/nonexistent/shots.txt"])).toMatch(
+      /^kiln: --prompts \/nonexistent\/shots\.txt: ENOENT$/m,
+    );
+    expect(await refused(["render", "x", "--init-image", "/nonexistent/plate.png"])).toMatch(
+      /^kiln: --init-image \/nonexistent\/plate\.png: ENOENT$/m,
+    );
+    expect(await refused(["render", "x", "--prompts", "/nonexistent/shots.txt"])).toMatch(
+      /give a prompt or --prompts FILE, not both/,
+    );
+    expect(await refused(["render", "x", "--seed", "3", "--seed-mode", "random"])).toMatch(
+      /--seed applies to --seed-mode increment or fixed/,
+    );
   });
 
   it("sends a --node's --token only to the certificate named by --fingerprint; without one it refuses unless --trust-first-use", async () => {
