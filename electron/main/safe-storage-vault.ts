@@ -1,6 +1,7 @@
-import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { chmodSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { z } from "zod";
+import { writePrivateJson } from "../../coordinator/secrets/private-json-file";
 import { FileTokenVault, type TokenVault } from "../../coordinator/secrets/token-vault";
 
 /** What the vault needs of Electron's `safeStorage` (a fake in tests). */
@@ -58,10 +59,7 @@ export class SafeStorageVault implements TokenVault {
   }
 
   private save(): void {
-    mkdirSync(dirname(this.file), { recursive: true, mode: 0o700 });
-    const tmp = `${this.file}.${process.pid}.tmp`;
-    writeFileSync(tmp, JSON.stringify(this.sealed, null, 2), { mode: 0o600 });
-    renameSync(tmp, this.file);
+    writePrivateJson(this.file, this.sealed);
   }
 }
 
