@@ -109,7 +109,7 @@ async function run(link: PushLink, pack: PackToPush, opts: PushOptions): Promise
   const delay = opts.retryDelayMs ?? retryDelayMs;
   const now = opts.now ?? Date.now;
 
-  let status = await link.pushOffer(offer, signal);
+  let status = await firstOffer(link, offer, { signal, retries, delay });
   if (status.installed) return { kind: "already-there" };
   const bytesToSend = status.bytesToSend;
   const bytesLinked = status.bytesLinked;
@@ -175,7 +175,7 @@ async function run(link: PushLink, pack: PackToPush, opts: PushOptions): Promise
             const offset = conflictOffset(error, file.index);
             if (offset === null) throw error;
             // The node has other bytes than this side thought: it says where to go on from.
-            if (++conflicts > MAX_CONFLICTS_IN_A_ROW) throw error;
+            if (++conflicts > MAX_CONFLICTS_IN_A_ROW) throw stillBusy(error);
             if ((error as KilnError).details?.busy === true) await sleep(delay(conflicts), undefined, { signal });
             at = offset;
           }
@@ -191,6 +191,38 @@ async function run(link: PushLink, pack: PackToPush, opts: PushOptions): Promise
       await sleep(delay(failures), undefined, { signal });
     }
   }
+}
+
+/**
+ * The first offer, tried again like every later step while the link fails or the node restarts: a node answering
+ * 503 while it stops for an update must not end the push for good (on demand, it was never tried again).
+ */
+async function firstOffer(
+  link: PushLink,
+  offer: PackOffer,
+  opts: { signal?: AbortSignal; retries: number; delay: (attempt: number) => number },
+): Promise<PushStatus> {
+  for (let failures = 0; ; ) {
+    try {
+      return await link.pushOffer(offer, opts.signal);
+    } catch (error) {
+      if (opts.signal?.aborted || !isRetriable(error)) throw error;
+      if (++failures > opts.retries) throw lostNode(error, failures - 1);
+      await sleep(opts.delay(failures), undefined, { signal: opts.signal });
+    }
+  }
+}
+
+/**
+ * A file the node kept busy past every wait (its own upload of it still running, or another app's): a node to try
+ * again later, like one lost, not a refusal of the pack. A 409 that names other bytes stays what it is.
+ */
+function stillBusy(error: unknown): unknown {
+  if ((error as KilnError).details?.busy !== true) return error;
+  return new KilnError(
+    "E_TIMEOUT",
+    `the node kept the file busy with another upload past ${MAX_CONFLICTS_IN_A_ROW} waits (${(error as Error).message}); run the push again to resume from the bytes it has`,
+  );
 }
 
 /** The node's view after a failure: its status, or a new offer where it no longer has the push (it restarted clean). */

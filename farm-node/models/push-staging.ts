@@ -175,8 +175,16 @@ const WRITE_BATCH_BYTES = 1 << 20;
  * Commit checks every file's sha256 and the pack hash, then moves `pack/` to
  * `<models>/<name>` in one rename: the scanner never sees half a pack.
  */
+/** Commits remembered to answer a repeated one (see PushStaging.committed): far more than a node receives at once. */
+const MAX_COMMITTED_KEPT = 64;
+
 export class PushStaging {
   private readonly pushes = new Map<string, Push>();
+  /**
+   * Packs this process committed, by hash, newest last: a commit asked again (its answer lost on the way, or another
+   * app's commit of the same pack first) answers as the first did, also before the node's rescan lists the pack.
+   */
+  private readonly committed = new Map<string, { folder: string; name: string; dir: string }>();
   private readonly incoming: string;
   private readonly freeBytes: (dir: string) => Promise<number>;
   private readonly margin: number;
@@ -227,6 +235,8 @@ export class PushStaging {
       throw new KilnError("E_BAD_REQUEST", `invalid push offer: hash: ${problem}`, undefined, [
         { path: "hash", message: problem },
       ]);
+    // Committed here, not yet listed by the node's rescan: offered again (a push that lost the commit's answer), it is there.
+    if (this.committed.get(offer.hash)?.name === offer.name) return this.installedStatus(offer);
     const installed = this.opts.installed();
     const same = installed.find((p) => p.name === offer.name || p.folder === offer.name);
     if (same && same.hash === offer.hash && same.name === offer.name) return this.installedStatus(offer);
@@ -276,7 +286,10 @@ export class PushStaging {
   async status(hashOrPush: string | Push): Promise<PushStatus> {
     const push = typeof hashOrPush === "string" ? await this.load(hashOrPush) : hashOrPush;
     if (!push) {
-      const installed = this.opts.installed().find((p) => p.hash === hashOrPush);
+      const committed = typeof hashOrPush === "string" ? this.committed.get(hashOrPush) : undefined;
+      const installed =
+        this.opts.installed().find((p) => p.hash === hashOrPush) ??
+        (committed ? { name: committed.name, hash: hashOrPush as string } : undefined);
       if (installed)
         return {
           name: installed.name,
@@ -451,9 +464,13 @@ export class PushStaging {
    * again) and the commit refused; nothing is listed.
    */
   async commit(hash: string): Promise<{ folder: string; name: string; dir: string }> {
+    const done = this.committed.get(hash);
+    if (done) return done;
     const push = await this.load(hash);
     if (!push) throw notFound(hash);
     return this.locked(push, async () => {
+      const meanwhile = this.committed.get(hash);
+      if (meanwhile) return meanwhile;
       if (push.gone) throw notFound(hash);
       if (push.writing.size > 0)
         throw new KilnError("E_CONFLICT", "uploads to this push are under way; commit when they have finished");
@@ -555,7 +572,10 @@ export class PushStaging {
       for (const file of push.files) hasher.remember(join(target, file.path), file.sha256);
       hasher.save();
       await this.drop(push);
-      return { folder: offer.name, name: offer.name, dir: target };
+      const installed = { folder: offer.name, name: offer.name, dir: target };
+      this.committed.set(hash, installed);
+      if (this.committed.size > MAX_COMMITTED_KEPT) this.committed.delete(this.committed.keys().next().value as string);
+      return installed;
     }
   }
 

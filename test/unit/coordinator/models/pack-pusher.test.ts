@@ -160,6 +160,30 @@ describe("pushPack", () => {
     await expect(pushPack(node, p, { retries: 2, ...quick })).rejects.toThrow(/lost the node .*resume/);
   });
 
+  it("tries the first offer again while the node restarts (503), as every later step", async () => {
+    const p = pack([4]);
+    const node = new FakeNode(p.offer);
+    const realOffer = node.pushOffer.bind(node);
+    let refusals = 2;
+    node.pushOffer = async () => {
+      if (refusals-- > 0) throw new KilnError("E_SHUTTING_DOWN", "the node is stopping");
+      return realOffer();
+    };
+    expect(await pushPack(node, p, quick)).toMatchObject({ kind: "installed" });
+  });
+
+  it("gives a file the node keeps busy past every wait up as a node to try again later (E_TIMEOUT), not a refusal", async () => {
+    const p = pack([4]);
+    const node = new FakeNode(p.offer);
+    node.pushChunk = async () => {
+      throw new KilnError("E_CONFLICT", "an upload of this file is under way", { index: 0, offset: 0, busy: true });
+    };
+    const error = await pushPack(node, p, quick).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(KilnError);
+    expect(error).toMatchObject({ code: "E_TIMEOUT" });
+    expect((error as Error).message).toMatch(/kept the file busy with another upload past 8 waits.*run the push again/);
+  });
+
   it("does not retry what the node refused", async () => {
     const p = pack([4]);
     const node = new FakeNode(p.offer);

@@ -1,14 +1,17 @@
 import { createHash } from "node:crypto";
-import { existsSync, mkdtempSync, renameSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
+import { FileHashCache } from "../../../../coordinator/models/file-hash-cache";
+import { readPackFiles } from "../../../../coordinator/models/library-scan";
 import { PackHasher } from "../../../../farm-node/models/pack-hash";
 import { INCOMING_FOLDER, type InstalledPack, PushStaging } from "../../../../farm-node/models/push-staging";
 import type { PackOffer } from "../../../../shared/model-push";
 import { packHashInput } from "../../../../shared/pack-files";
+import { writeTinyPacks } from "../../../fixtures/tiny-packs/write-tiny-packs";
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -44,5 +47,28 @@ describe("a node killed in the middle of a commit", () => {
     const after = stagingOn(models, [{ folder: offer.name, name: offer.name, hash: offer.hash }]);
     expect(await after.status(offer.hash)).toMatchObject({ installed: true, complete: true, bytesToSend: 0 });
     expect(existsSync(staging)).toBe(false);
+  });
+});
+
+describe("a commit asked again (its answer lost on the way, or another app committed the same pack first)", () => {
+  it("answers as the first did, and the pack's status and a new offer say installed, before the node's rescan lists it", async () => {
+    const library = mkdtempSync(join(tmpdir(), "kiln-push-library-"));
+    const models = mkdtempSync(join(tmpdir(), "kiln-push-recommit-"));
+    dirs.push(library, models);
+    const pack = writeTinyPacks(library).upscaler;
+    const { hash, files } = await readPackFiles(pack, new FileHashCache(join(library, ".hashes.json")));
+    const offer: PackOffer = { name: "up-x4", hash, files };
+    // The rescan has not run yet: the node lists nothing.
+    const staging = stagingOn(models, []);
+    await staging.offer(offer);
+    for (const [index, file] of files.entries()) {
+      const bytes = readFileSync(join(pack, file.path));
+      await staging.write(hash, index, 0, Readable.from([bytes]), bytes.length);
+    }
+    const first = await staging.commit(hash);
+    expect(first).toMatchObject({ folder: "up-x4", name: "up-x4" });
+    expect(await staging.commit(hash)).toEqual(first);
+    expect(await staging.status(hash)).toMatchObject({ installed: true, complete: true, name: "up-x4" });
+    expect(await staging.offer(offer)).toMatchObject({ installed: true });
   });
 });
