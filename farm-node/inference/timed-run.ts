@@ -21,9 +21,17 @@ export async function timedRun(
     return await session.run(feeds);
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
-    const oom = /bad_alloc|out of memory|failed to allocate/i.test(message);
-    throw new KilnError(oom ? "E_OOM" : "E_INFERENCE", `${what} failed: ${message}`);
+    throw new KilnError(isOutOfMemory(message) ? "E_OOM" : "E_INFERENCE", `${what} failed: ${message}`);
   } finally {
     clock.ortMs += performance.now() - start;
   }
+}
+
+/**
+ * Whether ONNX Runtime's message says the device ran out of memory: its own allocator's words, and cuBLAS's and
+ * cuDNN's (CUBLAS_STATUS_ALLOC_FAILED, CUDNN_STATUS_ALLOC_FAILED) and the CUDA driver's. Missed, an out-of-memory
+ * counted as a failure of the image and of the node instead of halving the batch.
+ */
+function isOutOfMemory(message: string): boolean {
+  return /bad_alloc|out of memory|failed to allocate|ALLOC_FAILED|CUDA_ERROR_OUT_OF_MEMORY/i.test(message);
 }
