@@ -1,19 +1,6 @@
 import { createHash, type Hash } from "node:crypto";
 import { constants, createWriteStream, existsSync, readdirSync } from "node:fs";
-import {
-  copyFile,
-  link,
-  lstat,
-  mkdir,
-  open,
-  readdir,
-  readFile,
-  rename,
-  rm,
-  statfs,
-  truncate,
-  writeFile,
-} from "node:fs/promises";
+import { copyFile, link, lstat, mkdir, open, readdir, readFile, rename, rm, statfs, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { type Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -424,6 +411,9 @@ export class PushStaging {
     });
     try {
       await mkdir(dirname(path), { recursive: true });
+      // A file sent from the start that is still a hard link (a linked file the plan now sends: its source changed)
+      // gets bytes of its own: written through the link, they would land in the installed pack it came from.
+      if (offset === 0 && ((await lstat(path).catch(() => null))?.nlink ?? 1) > 1) await rm(path);
       // O_NOFOLLOW: a link planted in the staging folder is not followed out of it.
       const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW;
       await pipeline(
@@ -610,10 +600,15 @@ export class PushStaging {
     );
   }
 
-  /** Empties staged files to be sent again from offset 0 (a linked or copied one is then sent too). */
+  /**
+   * Empties staged files to be sent again from offset 0 (a linked or copied one is then sent too). A new empty file,
+   * not a truncation: a linked file shares its bytes with an installed pack, which a truncation would empty too.
+   */
   private async empty(push: Push, files: readonly PlannedFile[]): Promise<void> {
     for (const file of files) {
-      await truncate(join(push.dir, PACK_FOLDER, file.path), 0);
+      const path = join(push.dir, PACK_FOLDER, file.path);
+      await rm(path, { force: true });
+      await writeFile(path, "", { flag: "wx" });
       file.have = 0;
       push.received.delete(file.index);
       push.flushFailed.delete(file.index);

@@ -1,13 +1,17 @@
 import { createHash } from "node:crypto";
 import {
+  closeSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
+  openSync,
   readdirSync,
   readFileSync,
   rmSync,
+  statSync,
   symlinkSync,
   writeFileSync,
+  writeSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -119,5 +123,55 @@ describe("links planted in a push's staging", () => {
     expect(error.message).toMatch(/symbolic link/);
     expect(readFileSync(join(outside, "elsewhere", "model.onnx"), "utf8")).toBe("xxxxxxx");
     expect(existsSync(join(models, "planted"))).toBe(false);
+  });
+});
+
+describe("a staged file hard-linked to an installed pack's", () => {
+  it("is replaced, never truncated, when its bytes turn out wrong at commit: the installed pack keeps its file", async () => {
+    const { models, staging } = setup();
+    // An installed pack holds the weights: the push links them instead of receiving them.
+    mkdirSync(join(models, "owner-pack"));
+    const installed = join(models, "owner-pack", "model.onnx");
+    writeFileSync(installed, WEIGHTS);
+    const hashes = new PackHasher(join(models, ".hashes.json"));
+    hashes.remember(installed, sha(WEIGHTS));
+    hashes.save();
+    const offer = offerOf([{ path: "model.onnx", content: WEIGHTS }]);
+    const plan = await staging.offer(offer);
+    expect(plan.files[0]).toMatchObject({ source: "linked", have: WEIGHTS.length });
+    // The owner updates the installed pack in place (same inode), as `cp` onto it does.
+    const changed = "WEIGHTS";
+    const fd = openSync(installed, "r+");
+    writeSync(fd, changed, 0);
+    closeSync(fd);
+
+    const error = await refusal(staging.commit(offer.hash));
+    expect(error.message).toMatch(/do not match their sha256/);
+    expect(readFileSync(installed, "utf8")).toBe(changed);
+    // The staged file is emptied to be sent again, on its own.
+    const staged = join(models, INCOMING_FOLDER, offer.hash, "pack", "model.onnx");
+    expect(statSync(staged).size).toBe(0);
+    expect(statSync(staged).nlink).toBe(1);
+  });
+
+  it("gets bytes of its own when it is sent after all (the installed file changed size): they do not land in the installed pack", async () => {
+    const { models, staging } = setup();
+    mkdirSync(join(models, "owner-pack"));
+    const installed = join(models, "owner-pack", "model.onnx");
+    writeFileSync(installed, WEIGHTS);
+    const hashes = new PackHasher(join(models, ".hashes.json"));
+    hashes.remember(installed, sha(WEIGHTS));
+    hashes.save();
+    const offer = offerOf([{ path: "model.onnx", content: WEIGHTS }]);
+    expect((await staging.offer(offer)).files[0]).toMatchObject({ source: "linked" });
+    // The owner rewrites the installed file in place with more bytes: the link no longer holds the offered file.
+    writeFileSync(installed, "the owner's new weights");
+    const again = await staging.offer(offer);
+    expect(again.files[0]).toMatchObject({ source: "send", have: 0 });
+    await staging.write(offer.hash, 0, 0, Readable.from([Buffer.from(WEIGHTS)]), WEIGHTS.length);
+    expect(readFileSync(installed, "utf8")).toBe("the owner's new weights");
+    const staged = join(models, INCOMING_FOLDER, offer.hash, "pack", "model.onnx");
+    expect(readFileSync(staged, "utf8")).toBe(WEIGHTS);
+    expect(statSync(staged).nlink).toBe(1);
   });
 });
