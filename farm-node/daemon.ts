@@ -656,7 +656,8 @@ export class Daemon implements NodeService {
       hash: entry?.info.hash || hash,
       folder: installed.folder,
       available: entry?.info.available ?? false,
-      unavailableReason: entry?.info.unavailableReason ?? "the pack is in place but the node could not list it",
+      // null for a pack it lists as available; the reason only where it cannot list the pack at all.
+      unavailableReason: entry ? entry.info.unavailableReason : "the pack is in place but the node could not list it",
     };
   }
 

@@ -564,15 +564,21 @@ async function modelsPush(name: string, opts: CommonOptions & { all?: boolean })
                 ),
             },
           );
+          const unusable = outcome.kind === "installed" && outcome.committed?.available === false;
           const line: PushLine =
             outcome.kind === "already-there"
               ? { state: "already-there" }
-              : {
-                  state: "installed",
-                  sentBytes: outcome.sentBytes,
-                  totalBytes: outcome.totalBytes,
-                  bytesLinked: outcome.bytesLinked,
-                };
+              : unusable
+                ? {
+                    state: "failed",
+                    reason: `installed, but the node cannot run it: ${outcome.committed?.unavailableReason ?? "it does not say why"}`,
+                  }
+                : {
+                    state: "installed",
+                    sentBytes: outcome.sentBytes,
+                    totalBytes: outcome.totalBytes,
+                    bytesLinked: outcome.bytesLinked,
+                  };
           show(line);
           return line;
         } catch (error) {

@@ -211,6 +211,7 @@ describe("pushing a model pack to a node", () => {
     expect(plan.files.every((f) => f.source === "linked" && f.have === f.size)).toBe(true);
     const committed = await api(node).post(`/v1/model-pushes/${pack.hash}/commit`, {});
     expect(committed.status, await committed.clone().text()).toBe(200);
+    expect(await committed.json()).toMatchObject({ available: true, unavailableReason: null });
     const file = pack.files[0]?.path as string;
     expect(statSync(join(modelsDir, "tiny-sd-copy", file)).ino).toBe(
       statSync(join(modelsDir, TINY_PACKS.sd, file)).ino,
