@@ -68,6 +68,13 @@ describe("re-running one image", () => {
     expect(again.transient).toBeUndefined();
   });
 
+  it("renders with the steps and guidance the image had, also where its job left them to the model's defaults", () => {
+    // Submitted with the model's defaults (8 steps, guidance 3 then): the pack's defaults may have changed since.
+    const spec = JobSpec.parse({ prompts: ["a lighthouse at dusk"] });
+    expect(spec.steps).toBeUndefined();
+    expect(rerunSpec(spec, image({ steps: 8, guidance: 3 }))).toMatchObject({ steps: 8, guidance: 3 });
+  });
+
   it("keeps a hires pass; from a grid, takes what the grid varied from the image", () => {
     const hires = JobSpec.parse({ prompts: ["p"], hires: { scale: 2, strength: 0.5 } });
     expect(rerunSpec(hires, image({}))).toMatchObject({ hires: { scale: 2, strength: 0.5 } });
