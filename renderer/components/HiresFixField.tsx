@@ -43,9 +43,6 @@ export function HiresFixField({ draft, upscalers, errors, onChange, onBlur }: Pr
               id="field-hires-scale"
               label="Upscale by"
               decimal
-              min={1.05}
-              max={4}
-              step={0.05}
               value={draft.hiresScale}
               onChange={(hiresScale) => onChange({ hiresScale })}
               onBlur={() => onBlur("hiresScale")}
@@ -54,8 +51,6 @@ export function HiresFixField({ draft, upscalers, errors, onChange, onBlur }: Pr
             <NumberField
               id="field-hires-steps"
               label="Hires steps"
-              min={1}
-              max={200}
               value={draft.hiresSteps}
               placeholder="as Steps"
               onChange={(hiresSteps) => onChange({ hiresSteps })}
@@ -66,9 +61,6 @@ export function HiresFixField({ draft, upscalers, errors, onChange, onBlur }: Pr
               id="field-hires-strength"
               label="Hires denoising strength"
               decimal
-              min={0.01}
-              max={1}
-              step={0.05}
               value={draft.hiresStrength}
               onChange={(hiresStrength) => onChange({ hiresStrength })}
               onBlur={() => onBlur("hiresStrength")}

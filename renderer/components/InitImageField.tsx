@@ -240,8 +240,6 @@ export function InitImageField({ draft, errors, onBlur }: Props) {
             <NumberField
               id="field-mask-blur"
               label="Mask blur"
-              min={0}
-              max={64}
               value={draft.maskBlur}
               onChange={(maskBlur) => edit({ maskBlur })}
               onBlur={() => onBlur("maskBlur")}
@@ -263,8 +261,6 @@ export function InitImageField({ draft, errors, onBlur }: Props) {
               <NumberField
                 id="field-mask-padding"
                 label="Masked padding"
-                min={0}
-                max={256}
                 value={draft.maskPadding}
                 onChange={(maskPadding) => edit({ maskPadding })}
                 onBlur={() => onBlur("maskPadding")}

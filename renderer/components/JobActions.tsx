@@ -31,7 +31,8 @@ export function JobActions({
 
   function commitPriority() {
     const value = Number(priority);
-    if (!Number.isInteger(value) || value < -100 || value > 100) {
+    // A cleared box is no priority at all: Number("") is 0, which reordered the job unasked.
+    if (priority.trim() === "" || !Number.isInteger(value) || value < -100 || value > 100) {
       setPriority(String(job.priority));
       return;
     }

@@ -8,25 +8,24 @@ interface NumberFieldProps {
   onBlur(): void;
   /** Shown by the form's FieldError for this id; marks the input invalid. */
   error: string | undefined;
-  min?: number;
-  max?: number;
-  step?: number;
   decimal?: boolean;
   placeholder?: string;
 }
 
-/** A labelled number input of the prompt form; its error is rendered below the row it sits in. */
+/**
+ * A labelled number input of the prompt form; its error is rendered below the row it sits in. Text, not
+ * type="number": a browser gives a number input it cannot parse ("20e", "7..5") the value "", which the form
+ * took for "the model's default" and submitted; as text, what was typed is checked and named.
+ */
 export function NumberField(props: NumberFieldProps) {
   return (
     <div className="field">
       <label htmlFor={props.id}>{props.label}</label>
       <input
         id={props.id}
-        type="number"
+        type="text"
         inputMode={props.decimal ? "decimal" : "numeric"}
-        min={props.min}
-        max={props.max}
-        step={props.step}
+        autoComplete="off"
         value={props.value}
         placeholder={props.placeholder}
         onChange={(e) => props.onChange(e.target.value)}

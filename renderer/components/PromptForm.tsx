@@ -243,8 +243,6 @@ export function PromptForm() {
         <NumberField
           id="field-steps"
           label="Steps"
-          min={1}
-          max={200}
           value={draft.steps}
           placeholder={model ? String(model.defaultSteps) : "default"}
           onChange={(steps) => edit({ steps })}
@@ -255,9 +253,6 @@ export function PromptForm() {
           id="field-cfg"
           label="CFG scale"
           decimal
-          min={0}
-          max={50}
-          step={0.5}
           value={draft.cfg}
           placeholder={model ? String(model.defaultGuidance) : "default"}
           onChange={(cfg) => edit({ cfg })}
@@ -267,7 +262,6 @@ export function PromptForm() {
         <NumberField
           id="field-count"
           label="Images"
-          min={1}
           value={draft.count}
           onChange={(count) => edit({ count })}
           onBlur={() => touch("count")}

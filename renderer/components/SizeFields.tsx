@@ -43,9 +43,6 @@ export function SizeFields({ width, height, widthError, heightError, onChange, o
         <NumberField
           id="field-width"
           label="Width"
-          min={64}
-          max={2048}
-          step={8}
           value={width}
           onChange={(value) => onChange({ width: value })}
           onBlur={() => onBlur("width")}
@@ -57,9 +54,6 @@ export function SizeFields({ width, height, widthError, heightError, onChange, o
         <NumberField
           id="field-height"
           label="Height"
-          min={64}
-          max={2048}
-          step={8}
           value={height}
           onChange={(value) => onChange({ height: value })}
           onBlur={() => onBlur("height")}

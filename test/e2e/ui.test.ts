@@ -85,6 +85,17 @@ describe.skipIf(BROWSER_SKIP_REASON !== null)(
       await page.getByLabel("Height").fill("256");
     });
 
+    it("names a typo in a number field instead of sending the model's default for it", async () => {
+      await page.getByLabel("Prompt", { exact: true }).fill("a typo in steps");
+      await page.getByLabel("Steps", { exact: true }).fill("2e");
+      await page.getByRole("button", { name: /^render/i }).click();
+      await expect
+        .poll(() => page.getByText(/Steps must be a whole number from 1 to/).count(), { timeout: 10_000 })
+        .toBeGreaterThan(0);
+      expect(await page.getByRole("article", { name: "a typo in steps", exact: true }).count()).toBe(0);
+      await page.getByLabel("Steps", { exact: true }).fill("");
+    });
+
     it("submits a 24-image job, shows progress and its images landing under the form, then all 24 in the gallery; a viewer shows the seed", async () => {
       await page.getByLabel("Prompt", { exact: true }).fill("a lighthouse at dusk");
       await page.getByLabel("Images", { exact: true }).fill("24");
