@@ -8,7 +8,8 @@ import { CreateView } from "./views/CreateView";
 import { FarmView } from "./views/FarmView";
 import { GalleryView } from "./views/GalleryView";
 
-const SHORTCUTS: Record<string, View> = { "1": "create", "2": "gallery", "3": "farm" };
+/** By key position, not the character: on a Mac, Option+1 types "¡", and the shortcut never fired there. */
+const SHORTCUTS: Record<string, View> = { Digit1: "create", Digit2: "gallery", Digit3: "farm" };
 
 /** The shell: rail, one view at a time (hidden views are unmounted, so they never render on updates), banners. */
 export function App() {
@@ -23,7 +24,7 @@ export function App() {
 
   useEffect(() => {
     const onKey = (e: KeyboardEvent) => {
-      const target = SHORTCUTS[e.key];
+      const target = SHORTCUTS[e.code];
       if (target && e.altKey && !e.ctrlKey && !e.metaKey) {
         e.preventDefault();
         useNavStore.getState().show(target);

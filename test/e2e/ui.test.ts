@@ -85,6 +85,20 @@ describe.skipIf(BROWSER_SKIP_REASON !== null)(
       await page.getByLabel("Height").fill("256");
     });
 
+    it("switches views with Alt+1…3 by the key, whatever character it types (a Mac's Option+2 types ™)", async () => {
+      // What a Mac's Chromium sends for Option+2: the digit's key position, another character.
+      await page.evaluate(
+        `window.dispatchEvent(new KeyboardEvent("keydown", { key: "™", code: "Digit2", altKey: true }))`,
+      );
+      await expect
+        .poll(() => page.getByRole("tab", { name: /gallery/i }).getAttribute("aria-selected"), { timeout: 5_000 })
+        .toBe("true");
+      await page.keyboard.press("Alt+1");
+      await expect
+        .poll(() => page.getByRole("tab", { name: /create/i }).getAttribute("aria-selected"), { timeout: 5_000 })
+        .toBe("true");
+    });
+
     it("names a typo in a number field instead of sending the model's default for it", async () => {
       await page.getByLabel("Prompt", { exact: true }).fill("a typo in steps");
       await page.getByLabel("Steps", { exact: true }).fill("2e");
