@@ -44,6 +44,8 @@ function imagesSignature(job: JobSummary): string {
  */
 export function createActions(transport: UiTransport) {
   let galleryWanted = false;
+  /** The job this page queued last: its images are kept current for the Create view, gallery opened or not. */
+  let latestSubmitted: string | null = null;
   /** Per job: the images signature its images were fetched at. */
   const fetched = new Map<string, string>();
   /** Jobs waiting for their jobImages call, newest first (a Set keeps order and drops repeats). */
@@ -84,10 +86,15 @@ export function createActions(transport: UiTransport) {
     }
   }
 
-  /** Fetches the images of jobs the gallery has not seen, or whose images changed beyond the events. */
+  /**
+   * Fetches the images of jobs the gallery has not seen, or whose images changed beyond the events: every job's once
+   * the gallery was opened, before that the job this page queued last (the Create view shows its images, and only
+   * a fetch says which failed or were cancelled: no event does).
+   */
   function syncGallery(): void {
-    if (!galleryWanted) return;
-    const jobs = [...useQueueStore.getState().jobs].sort((a, b) => b.createdAt - a.createdAt);
+    const jobs = [...useQueueStore.getState().jobs]
+      .filter((j) => galleryWanted || j.id === latestSubmitted)
+      .sort((a, b) => b.createdAt - a.createdAt);
     for (const job of jobs) {
       const signature = imagesSignature(job);
       if (fetched.get(job.id) === signature) continue;
@@ -155,6 +162,7 @@ export function createActions(transport: UiTransport) {
      */
     async submitJob(spec: JobSpecInput): Promise<UiResult<"submitJob">> {
       const result = await transport.call("submitJob", spec);
+      latestSubmitted = result.jobId;
       fetchQueue.add(result.jobId);
       pumpGallery();
       return result;

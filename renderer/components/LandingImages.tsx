@@ -14,7 +14,9 @@ const SHOWN = 12;
  */
 export function LandingImages() {
   const jobId = usePromptStore((s) => s.lastJobId);
-  const images = useGalleryStore((s) => (jobId === null ? undefined : s.byJob[jobId]));
+  const all = useGalleryStore((s) => (jobId === null ? undefined : s.byJob[jobId]));
+  // Cancelled images will never exist: counted or drawn, they read "queued" for ever, as in the gallery they do not.
+  const images = all?.filter((i) => i.state !== "cancelled");
   if (jobId === null || !images || images.length === 0) return null;
   const done = images.filter((i) => i.state === "done").length;
 

@@ -112,6 +112,27 @@ describe("actions", () => {
     expect(calls.slice(6).map(([, args]) => (args as { jobId: string }).jobId)).toEqual(["j2"]);
   });
 
+  it("keeps the job this page queued last current before the gallery is opened: a failure fetches its images again", async () => {
+    let fetches = 0;
+    const { transport } = fakeTransport({
+      submitJob: () => ({ jobId: "mine", images: 2 }),
+      jobImages: ({ jobId }: { jobId: string }) => {
+        fetches++;
+        return [image({ id: `${jobId}-0`, jobId, index: 0 })];
+      },
+    });
+    const actions = createActions(transport);
+    await actions.submitJob({ prompts: ["a kiln"], count: 2 });
+    await until(() => fetches === 1);
+    const mine = job({ id: "mine", counts: { total: 2, queued: 0, running: 0, done: 1, failed: 1, cancelled: 0 } });
+    useQueueStore.setState({ jobs: [mine, job({ id: "other" })] });
+    actions.afterEvents([{ type: "queue.changed", jobs: [], queuePaused: false }]);
+    await until(() => fetches === 2);
+    await flush();
+    // Only that job: the gallery, never opened, fetches no other.
+    expect(fetches).toBe(2);
+  });
+
   it("the gallery asks nothing of a transient job (A1111's save_images false): its pictures went to the client alone", async () => {
     useQueueStore.setState({
       jobs: [job({ id: "kept", createdAt: 1 }), job({ id: "api", createdAt: 2, transient: true })],
