@@ -149,6 +149,12 @@ export function createActions(transport: UiTransport) {
       syncGallery();
     },
 
+    /** Jobs whose image events were dropped (a hidden window's backlog): their images are fetched whole. */
+    resyncJobs(jobIds: string[]): void {
+      for (const jobId of jobIds) fetched.delete(jobId);
+      syncGallery();
+    },
+
     /** The gallery loads images on first open, then keeps them current. */
     watchGallery(): void {
       galleryWanted = true;

@@ -133,6 +133,20 @@ describe("actions", () => {
     expect(fetches).toBe(2);
   });
 
+  it("fetches whole the images of jobs whose events a hidden window dropped, and only those", async () => {
+    useQueueStore.setState({ jobs: [job({ id: "a", createdAt: 2 }), job({ id: "b", createdAt: 1 })] });
+    const { transport, calls } = fakeTransport({
+      jobImages: ({ jobId }: { jobId: string }) => [image({ id: `${jobId}-0`, jobId, index: 0 })],
+    });
+    const actions = createActions(transport);
+    actions.watchGallery();
+    await until(() => Object.keys(useGalleryStore.getState().byJob).length === 2);
+    actions.resyncJobs(["b"]);
+    await until(() => calls.length === 3);
+    await flush();
+    expect(calls.map(([, args]) => (args as { jobId: string }).jobId)).toEqual(["a", "b", "b"]);
+  });
+
   it("the gallery asks nothing of a transient job (A1111's save_images false): its pictures went to the client alone", async () => {
     useQueueStore.setState({
       jobs: [job({ id: "kept", createdAt: 1 }), job({ id: "api", createdAt: 2, transient: true })],

@@ -1,6 +1,6 @@
 import { beforeEach, describe, expect, it } from "vitest";
 import { applyEvents } from "../../../renderer/api/apply-events";
-import { createEventBatcher } from "../../../renderer/api/event-batcher";
+import { createEventBatcher, MAX_BUFFERED_IMAGES } from "../../../renderer/api/event-batcher";
 import { applyNodes, initialFarmState, useFarmStore } from "../../../renderer/stores/farm-store";
 import { noFilters, useGalleryStore } from "../../../renderer/stores/gallery-store";
 import { applyJobList, initialQueueState, useQueueStore } from "../../../renderer/stores/queue-store";
@@ -100,6 +100,28 @@ describe("event batching", () => {
     expect(batch).toHaveLength(nodeIds.length + 2);
     const temperatures = batch.flatMap((e) => (e.type === "telemetry" ? e.devices.map((d) => d.temperatureC) : []));
     expect(new Set(temperatures)).toEqual(new Set([9]));
+  });
+
+  it("holds at most MAX_BUFFERED_IMAGES finished images while hidden; the jobs of the rest are fetched whole after", () => {
+    const frames = manualFrames();
+    const seen: UiEvent[][] = [];
+    const resynced: string[][] = [];
+    const batcher = createEventBatcher(
+      (events) => seen.push(events),
+      frames.schedule,
+      (jobs) => resynced.push(jobs),
+    );
+    // An overnight render while the window is hidden: every image's event arrives, no frame runs.
+    for (let i = 0; i < 3 * MAX_BUFFERED_IMAGES; i++)
+      batcher.push({ type: "image.done", image: image({ id: `i${i}`, jobId: i < 1000 ? "a" : "b", index: i }) });
+    frames.frame();
+    expect(seen[0]).toHaveLength(MAX_BUFFERED_IMAGES);
+    expect(resynced).toEqual([["a", "b"]]);
+    // The next batch holds images again.
+    batcher.push({ type: "image.done", image: image({ id: "next", jobId: "b", index: 2000 }) });
+    frames.frame();
+    expect(seen[1]).toHaveLength(1);
+    expect(resynced).toHaveLength(1);
   });
 
   it("telemetry never notifies gallery or queue subscribers", () => {
