@@ -105,7 +105,9 @@ export class ResultStore {
     let removed = 0;
     for (const dir of new Set(dirs)) {
       const entries = await readdir(dir).catch(() => [] as string[]);
-      for (const name of entries.filter((n) => n.endsWith(".partial"))) {
+      // Only names this store gives its writes (`<image>.png.<pid>.partial`): a flat --out is a person's folder, and
+      // another program's part files in it are not ours to delete.
+      for (const name of entries.filter((n) => OWN_PARTIAL.test(n))) {
         await rm(join(dir, name), { force: true });
         removed++;
       }
@@ -133,6 +135,9 @@ export function jobSlug(name: string, jobId: string): string {
 }
 
 /** Makes a rename in `dir` durable; a filesystem that cannot sync a folder (some network shares) is left as it is. */
+/** A temporary file of write(): its PNG's name, the writing process's pid, `.partial`. */
+const OWN_PARTIAL = /\.png\.\d+\.partial$/;
+
 async function syncFolder(dir: string): Promise<void> {
   const folder = await open(dir, "r").catch(() => null);
   if (!folder) return;
