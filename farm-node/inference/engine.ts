@@ -63,6 +63,11 @@ export interface RenderHooks {
   onLatent?(image: RenderedLatent): void | Promise<void>;
   /** The device memory the batch took at most, in MiB, where the engine can tell (simulated devices). */
   onPeakMemory?(mb: number): void;
+  /**
+   * The batch's model is loaded and its inference begins: a batch's energy window starts here, not before a load
+   * of 30 s or more at full draw that no image of it should carry. Engines that load nothing need not call it.
+   */
+  onInferenceStart?(): void;
 }
 
 /**

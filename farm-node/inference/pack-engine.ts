@@ -73,6 +73,7 @@ export class PackEngine implements Engine {
     if (this.closed) throw new KilnError("E_SHUTTING_DOWN", "the worker is closing");
     const entry = await this.load(batch.model);
     entry.lastUsed = this.now();
+    hooks.onInferenceStart?.();
     try {
       if (batch.hires)
         await renderHires(entry.pipeline, batch, batch.hires, hooks, this.opts.findUpscaler ?? (async () => null));

@@ -203,7 +203,8 @@ async function render(batch: WorkerBatch): Promise<Outcome> {
   const { nodeId, device, imageDir } = init;
   const backend = engine.backend;
   const model = engine.models().find((m) => m.name === batch.model);
-  const startedAt = Date.now();
+  // Moved to the end of a model load, where the engine had to load one (onInferenceStart).
+  let startedAt = Date.now();
   let rendered = 0;
   let resolveEnergy: (energy: ImageEnergy | null) => void = () => {};
   const energyKnown = new Promise<ImageEnergy | null>((resolve) => {
@@ -307,6 +308,9 @@ async function render(batch: WorkerBatch): Promise<Outcome> {
         onImage: masked ? (image) => writeImage({ ...image, rgb: masked.finish(image.rgb) }) : writeImage,
         onPeakMemory: (mb) => {
           outcome.peakMemoryMb = mb;
+        },
+        onInferenceStart: () => {
+          startedAt = Date.now();
         },
       },
     );

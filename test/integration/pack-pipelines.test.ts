@@ -355,18 +355,24 @@ describe("the pack engine loads on first use and unloads when idle", () => {
       guidance: 0,
       images: [image(1)],
     };
-    const hooks = { onStep: () => {}, isCancelled: () => false, onImage: () => {} };
+    const hooks = {
+      onStep: () => {},
+      isCancelled: () => false,
+      onImage: () => {},
+      // Where a batch's energy window starts: after the load, never before it.
+      onInferenceStart: () => events.push("inference"),
+    };
     await engine.render(batch, hooks);
     await engine.render(batch, hooks);
-    expect(events).toEqual(["loading", "loaded:true"]);
+    expect(events).toEqual(["loading", "loaded:true", "inference", "inference"]);
     now = 30_000;
     await engine.unloadIdle();
-    expect(events.length).toBe(2);
+    expect(events.length).toBe(4);
     now = 61_000;
     await engine.unloadIdle();
     expect(events.at(-1)).toBe("unloaded");
     await engine.render(batch, hooks);
-    expect(events.slice(-2)).toEqual(["loading", "loaded:true"]);
+    expect(events.slice(-3)).toEqual(["loading", "loaded:true", "inference"]);
     await engine.close();
   });
 
