@@ -23,17 +23,12 @@ export class EngineSet implements Engine {
   }
 
   render(batch: RenderBatch, hooks: RenderHooks): Promise<void> {
-    const engine = this.engineFor(batch.model);
+    const engine = this.engines.find((e) => e.models().some((m) => m.name === batch.model));
     if (!engine) {
       const installed = this.models().map((m) => m.name);
       throw new KilnError("E_MODEL_MISSING", `model "${batch.model}" is not installed on this worker`, { installed });
     }
     return engine.render(batch, hooks);
-  }
-
-  /** Passed on to the engine with the batch's model: without it, no pack's noise was ever drawn ahead of its batch. */
-  prepare(batch: RenderBatch): void {
-    this.engineFor(batch.model)?.prepare?.(batch);
   }
 
   async pictureUpscaler(name: string): Promise<PictureUpscaler | null> {
@@ -42,10 +37,6 @@ export class EngineSet implements Engine {
       if (found) return found;
     }
     return null;
-  }
-
-  private engineFor(model: string): Engine | undefined {
-    return this.engines.find((e) => e.models().some((m) => m.name === model));
   }
 
   async close(): Promise<void> {
