@@ -36,9 +36,17 @@ export const PAUSED_BY_A_PERSON =
 export class StallWatch {
   private stalledSince: number | null = null;
   private said: string | null = null;
+  /** When a node was last seen away; a node back online lists its models only once its workers are up. */
+  private awayAt: number | null = null;
+  private wasAway = false;
 
   observe(reading: WatchReading): WatchVerdict {
     const { now, stalled, nodeAway, pause } = reading;
+    // A node that was away and is back gets a grace of its own from its return: online again, it has no models
+    // until its workers have loaded, and the job is still stalled meanwhile.
+    const cameBack = this.wasAway && !nodeAway;
+    this.wasAway = nodeAway;
+    if (nodeAway) this.awayAt = now;
     if (pause) {
       this.stalledSince = null;
       if (!pause.resumesBySelf) return { wait: false, reason: pause.reason ?? PAUSED_BY_A_PERSON };
@@ -49,8 +57,10 @@ export class StallWatch {
       this.said = null;
       return { wait: true };
     }
+    if (cameBack) this.stalledSince = now;
     this.stalledSince ??= now;
-    const grace = nodeAway ? NODE_RETURN_GRACE_MS : STALL_GRACE_MS;
+    const recentlyAway = this.awayAt !== null && now - this.awayAt <= NODE_RETURN_GRACE_MS;
+    const grace = nodeAway || recentlyAway ? NODE_RETURN_GRACE_MS : STALL_GRACE_MS;
     if (now - this.stalledSince > grace) return { wait: false, reason: stalled };
     return nodeAway ? this.once(`${stalled}; waiting up to ${grace / 1000} s for a node to come back`) : { wait: true };
   }
@@ -62,21 +72,31 @@ export class StallWatch {
   }
 }
 
+/** Before a command queues anything: a person's pause of the queue is theirs to end, and the command is refused. */
+export function refuseAPersonsPause(coordinator: Pick<Coordinator, "queuePause">): void {
+  if (coordinator.queuePause()?.reason === null) throw new KilnError("E_CONFLICT", PAUSED_BY_A_PERSON);
+}
+
 /**
- * Before a command queues anything: a pause the app made itself (a full disk, an
- * output folder it could not write, perhaps another one's) ends, since this
- * command is the attempt to render again, and says so; a person's pause is theirs
- * to end, so the command is refused without queueing.
+ * Once the command's jobs are queued: a pause the app made itself (a full disk, an output folder it could not
+ * write, perhaps another command's) ends, since this command is the attempt to render again, and says so; and
+ * says when other unfinished jobs of the data dir's queue will render too, into this command's output.
  */
-export function takeQueue(
-  coordinator: Pick<Coordinator, "queuePause" | "resumeQueue">,
+export function startQueue(
+  coordinator: Pick<Coordinator, "queuePause" | "resumeQueue" | "listJobs">,
+  own: readonly string[],
   say: (line: string) => void,
 ): void {
   const pause = coordinator.queuePause();
-  if (!pause) return;
-  if (pause.reason === null) throw new KilnError("E_CONFLICT", PAUSED_BY_A_PERSON);
-  say(`the queue was paused (${pause.reason}); resuming it for this command`);
-  coordinator.resumeQueue();
+  if (pause && pause.reason !== null) {
+    say(`the queue was paused (${pause.reason}); resuming it for this command`);
+    coordinator.resumeQueue();
+  }
+  const others = coordinator.listJobs(false).filter((j) => !own.includes(j.id)).length;
+  if (others > 0)
+    say(
+      `${others} other unfinished job${others === 1 ? " is" : "s are"} queued in this data dir and render${others === 1 ? "s" : ""} too, into this command's output: cancel ${others === 1 ? "it" : "them"} in kiln serve's UI, or give this command its own --data-dir`,
+    );
 }
 
 export interface WatchResult {
@@ -109,8 +129,13 @@ export function watchJobs(
     view.say("cancelling (Ctrl-C again to quit at once)...");
     cancelAll();
   };
-  const signals = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+  // SIGHUP only from a terminal: under nohup (no terminal left) it is ignored, as the person asked.
+  const terminal = process.stdin.isTTY || process.stdout.isTTY || process.stderr.isTTY;
+  const signals = terminal ? (["SIGINT", "SIGTERM", "SIGHUP"] as const) : (["SIGINT", "SIGTERM"] as const);
   for (const signal of signals) process.on(signal, onSignal);
+  // A closed terminal fails the next write (EIO): the job is cancelled and the command stops all the same.
+  const lostTerminal = () => undefined;
+  process.stderr.on("error", lostTerminal);
   const watch = new StallWatch();
   let gaveUp: string | null = null;
   return new Promise<WatchResult>((resolveWatch) => {
@@ -122,6 +147,7 @@ export function watchJobs(
       if (jobs.every((j) => ["done", "failed", "cancelled"].includes(j.state))) {
         clearInterval(timer);
         for (const signal of signals) process.off(signal, onSignal);
+        process.stderr.off("error", lostTerminal);
         resolveWatch({ jobs, gaveUp, interrupted });
         return;
       }

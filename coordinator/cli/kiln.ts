@@ -29,7 +29,7 @@ import { planPushTargets } from "../models/push-targets";
 import type { NodeClient } from "../nodes/node-client";
 import { loadOrCreateUiCertificate } from "../ui-api/ui-certificate";
 import { waitForFarm } from "./farm-wait";
-import { takeQueue, watchJobs } from "./job-watch";
+import { refuseAPersonsPause, startQueue, watchJobs } from "./job-watch";
 import { formatModelsReport, formatPushSummary, PushBoard, type PushLine } from "./models-view";
 import { ProgressView } from "./progress-view";
 import { DEFAULT_FARM_TILE, type UpscaleFlags, upscaleFiles } from "./upscale-command";
@@ -343,7 +343,7 @@ async function render(promptArg: string | undefined, opts: CommonOptions & Recor
   );
   let exitCode = 0;
   try {
-    takeQueue(coordinator, (line) => process.stderr.write(`${line}\n`));
+    refuseAPersonsPause(coordinator);
     await waitForFarm(coordinator);
     if (initBytes) {
       // The picture goes into the app's init images; the job names it by hash and each node gets it once.
@@ -352,10 +352,13 @@ async function render(promptArg: string | undefined, opts: CommonOptions & Recor
     }
     if (maskBytes) Object.assign(spec, { mask: (await coordinator.initImages.put(maskBytes, "mask")).sha256 });
     const { jobId, images } = coordinator.submitJob(spec);
-    process.stderr.write(`job ${jobId}: ${images} images\n`);
     const view = new ProgressView(jobId, process.stderr);
     coordinator.on("ui", (event) => view.onEvent(event));
-    const watched = await watchJobs(coordinator, [jobId], view, (jobs) => jobs[0] as JobSummary);
+    // Watched (its signal handlers in place) before anything is said: a SIGTERM after the job's line cancels it.
+    const watching = watchJobs(coordinator, [jobId], view, (jobs) => jobs[0] as JobSummary);
+    process.stderr.write(`job ${jobId}: ${images} images\n`);
+    startQueue(coordinator, [jobId], (line) => process.stderr.write(`${line}\n`));
+    const watched = await watching;
     const job = watched.jobs[0] as JobSummary;
     if (watched.gaveUp !== null) exitCode = 1;
     view.render(true);

@@ -5,7 +5,7 @@ import type { JobSummary } from "../../shared/ui-api";
 import { isUpscaler, UpscaleScale } from "../../shared/upscale";
 import type { Coordinator } from "../coordinator";
 import { waitForFarm } from "./farm-wait";
-import { takeQueue, watchJobs } from "./job-watch";
+import { refuseAPersonsPause, startQueue, watchJobs } from "./job-watch";
 import { ProgressView } from "./progress-view";
 import { stitchFarmTiles } from "./upscale-stitch";
 
@@ -51,7 +51,7 @@ export async function upscaleFiles(files: string[], flags: UpscaleFlags, start: 
   const coordinator = await start({ dir: out, layout: "flat", withLibrary: true });
   let exitCode = 0;
   try {
-    takeQueue(coordinator, (line) => process.stderr.write(`${line}\n`));
+    refuseAPersonsPause(coordinator);
     await waitForFarm(coordinator);
     const model = coordinator.models().find((m) => m.name === flags.model);
     if (model && !isUpscaler(model)) {
@@ -81,10 +81,12 @@ export async function upscaleFiles(files: string[], flags: UpscaleFlags, start: 
         throw refusedPicture(picture.file, error);
       }
     }
-    process.stderr.write(`${jobs.size} picture${jobs.size === 1 ? "" : "s"} to upscale ×${scale.data}\n`);
     const view = new ProgressView("", process.stderr);
     coordinator.on("ui", (event) => view.onEvent(event));
-    const watched = await watchJobs(coordinator, [...jobs.keys()], view, together);
+    const watching = watchJobs(coordinator, [...jobs.keys()], view, together);
+    process.stderr.write(`${jobs.size} picture${jobs.size === 1 ? "" : "s"} to upscale ×${scale.data}\n`);
+    startQueue(coordinator, [...jobs.keys()], (line) => process.stderr.write(`${line}\n`));
+    const watched = await watching;
     if (watched.gaveUp !== null) exitCode = 1;
     view.render(true);
     const ended = watched.jobs;

@@ -2,12 +2,14 @@ import { describe, expect, it } from "vitest";
 import {
   NODE_RETURN_GRACE_MS,
   PAUSED_BY_A_PERSON,
+  refuseAPersonsPause,
   STALL_GRACE_MS,
   StallWatch,
-  takeQueue,
+  startQueue,
   type WatchReading,
 } from "../../../../coordinator/cli/job-watch";
 import { formatDuration } from "../../../../coordinator/cli/progress-view";
+import type { JobSummary } from "../../../../shared/ui-api";
 
 const at = (now: number, rest: Partial<WatchReading> = {}): WatchReading => ({
   now,
@@ -42,6 +44,17 @@ describe("when kiln render and kiln upscale stop waiting for their jobs", () => 
     });
   });
 
+  it("gives a node that came back the same minute from its return, while its workers load its models", () => {
+    const watch = new StallWatch();
+    const stalled = "no online node has model sdxl";
+    watch.observe(at(0, { stalled, nodeAway: true }));
+    expect(watch.observe(at(40_000, { stalled, nodeAway: true }))).toEqual({ wait: true });
+    // Online again, no models listed yet: still stalled, not given up.
+    expect(watch.observe(at(40_250, { stalled }))).toEqual({ wait: true });
+    expect(watch.observe(at(40_250 + NODE_RETURN_GRACE_MS - 1000, { stalled }))).toEqual({ wait: true });
+    expect(watch.observe(at(40_250 + NODE_RETURN_GRACE_MS + 1, { stalled }))).toEqual({ wait: false, reason: stalled });
+  });
+
   it("waits out a queue paused for a full disk (it resumes by itself), saying why once; gives up on any other pause at once", () => {
     const full = new StallWatch();
     const reason = "the output disk is full (/mnt/renders)";
@@ -64,27 +77,28 @@ describe("when kiln render and kiln upscale stop waiting for their jobs", () => 
     });
   });
 
-  it("before queueing, ends a pause the app made itself and says so, and refuses to override a person's", () => {
+  it("refuses to override a person's pause before queueing; once queued, ends the app's own pause and says so", () => {
     const said: string[] = [];
-    let paused: { reason: string | null; resumesBySelf: boolean } | null = {
-      reason: "the output folder /mnt/renders cannot be written (EACCES)",
-      resumesBySelf: false,
-    };
+    let paused: { reason: string | null; resumesBySelf: boolean } | null = { reason: null, resumesBySelf: false };
     const coordinator = {
       queuePause: () => paused,
       resumeQueue: () => {
         paused = null;
       },
+      listJobs: () => [{ id: "mine" }, { id: "left-by-serve" }] as JobSummary[],
     };
-    takeQueue(coordinator, (line) => said.push(line));
+    expect(() => refuseAPersonsPause(coordinator)).toThrow(PAUSED_BY_A_PERSON);
+    expect(paused).toEqual({ reason: null, resumesBySelf: false });
+
+    paused = { reason: "the output folder /mnt/renders cannot be written (EACCES)", resumesBySelf: false };
+    refuseAPersonsPause(coordinator);
+    expect(paused).not.toBeNull();
+    startQueue(coordinator, ["mine"], (line) => said.push(line));
     expect(paused).toBeNull();
     expect(said).toEqual([
       "the queue was paused (the output folder /mnt/renders cannot be written (EACCES)); resuming it for this command",
+      "1 other unfinished job is queued in this data dir and renders too, into this command's output: cancel it in kiln serve's UI, or give this command its own --data-dir",
     ]);
-
-    paused = { reason: null, resumesBySelf: false };
-    expect(() => takeQueue(coordinator, (line) => said.push(line))).toThrow(PAUSED_BY_A_PERSON);
-    expect(paused).toEqual({ reason: null, resumesBySelf: false });
   });
 
   it("writes durations in whole seconds: 59.5 s is 1m00s and 119.6 s is 2m00s", () => {
