@@ -223,7 +223,7 @@ export class PushStaging {
         { path: "hash", message: problem },
       ]);
     // Committed here, not yet listed by the node's rescan: offered again (a push that lost the commit's answer), it is there.
-    if (this.committed.get(offer.hash)?.name === offer.name) return this.installedStatus(offer);
+    if (this.committedPack(offer.hash)?.name === offer.name) return this.installedStatus(offer);
     const installed = this.opts.installed();
     const same = installed.find((p) => p.name === offer.name || p.folder === offer.name);
     if (same && same.hash === offer.hash && same.name === offer.name) return this.installedStatus(offer);
@@ -269,11 +269,27 @@ export class PushStaging {
     });
   }
 
+  /**
+   * A pack this process committed, while it still stands: its folder there, no pack of its name with other bytes
+   * listed, and not listed yet itself (once the rescan lists it, the listing answers). A pack removed by hand since
+   * is forgotten, or an offer of it would answer "installed" for ever and on-demand pushes loop on it.
+   */
+  private committedPack(hash: string): { folder: string; name: string; dir: string } | undefined {
+    const entry = this.committed.get(hash);
+    if (!entry) return undefined;
+    const listed = this.opts.installed().filter((p) => p.name === entry.name);
+    if (!existsSync(entry.dir) || listed.length > 0) {
+      this.committed.delete(hash);
+      return undefined;
+    }
+    return entry;
+  }
+
   /** The state of a push (or of a pack already installed under its hash). */
   async status(hashOrPush: string | Push): Promise<PushStatus> {
     const push = typeof hashOrPush === "string" ? await this.load(hashOrPush) : hashOrPush;
     if (!push) {
-      const committed = typeof hashOrPush === "string" ? this.committed.get(hashOrPush) : undefined;
+      const committed = typeof hashOrPush === "string" ? this.committedPack(hashOrPush) : undefined;
       const installed =
         this.opts.installed().find((p) => p.hash === hashOrPush) ??
         (committed ? { name: committed.name, hash: hashOrPush as string } : undefined);
@@ -454,12 +470,15 @@ export class PushStaging {
    * again) and the commit refused; nothing is listed.
    */
   async commit(hash: string): Promise<{ folder: string; name: string; dir: string }> {
-    const done = this.committed.get(hash);
+    const done = this.committedPack(hash);
     if (done) return done;
+    // Committed before, and listed by the node's rescan since: asked again, it answers as the commit did.
+    const listed = this.opts.installed().find((p) => p.hash === hash);
+    if (listed) return { folder: listed.folder, name: listed.name, dir: join(this.opts.modelsDir, listed.folder) };
     const push = await this.load(hash);
     if (!push) throw notFound(hash);
     return this.locked(push, async () => {
-      const meanwhile = this.committed.get(hash);
+      const meanwhile = this.committedPack(hash);
       if (meanwhile) return meanwhile;
       if (push.gone) throw notFound(hash);
       if (push.writing.size > 0)

@@ -59,7 +59,8 @@ describe("a commit asked again (its answer lost on the way, or another app commi
     const { hash, files } = await readPackFiles(pack, new FileHashCache(join(library, ".hashes.json")));
     const offer: PackOffer = { name: "up-x4", hash, files };
     // The rescan has not run yet: the node lists nothing.
-    const staging = stagingOn(models, []);
+    const installed: InstalledPack[] = [];
+    const staging = stagingOn(models, installed);
     await staging.offer(offer);
     for (const [index, file] of files.entries()) {
       const bytes = readFileSync(join(pack, file.path));
@@ -70,5 +71,13 @@ describe("a commit asked again (its answer lost on the way, or another app commi
     expect(await staging.commit(hash)).toEqual(first);
     expect(await staging.status(hash)).toMatchObject({ installed: true, complete: true, name: "up-x4" });
     expect(await staging.offer(offer)).toMatchObject({ installed: true });
+
+    // Listed by the node's rescan since: a commit asked again still answers as the first did.
+    installed.push({ folder: "up-x4", name: "up-x4", hash });
+    expect(await staging.commit(hash)).toEqual(first);
+    // Removed by hand (and no longer listed): offered again, it is a push again, not "installed" for ever.
+    installed.length = 0;
+    rmSync(join(models, "up-x4"), { recursive: true });
+    expect(await staging.offer(offer)).toMatchObject({ installed: false, bytesToSend: expect.any(Number) });
   });
 });
