@@ -25,6 +25,8 @@ export function App() {
   useEffect(() => {
     const onKey = (e: KeyboardEvent) => {
       const target = SHORTCUTS[e.code];
+      // In a text field, an Option+digit that types a character (# and € on a UK Mac) is typing, not a shortcut.
+      if (target && isTyping(e)) return;
       if (target && e.altKey && !e.ctrlKey && !e.metaKey) {
         e.preventDefault();
         useNavStore.getState().show(target);
@@ -46,4 +48,12 @@ export function App() {
       <NoticeArea />
     </div>
   );
+}
+
+/** Whether the key types a character other than its digit into a field that takes text. */
+function isTyping(e: KeyboardEvent): boolean {
+  const el = e.target instanceof HTMLElement ? e.target : null;
+  const field =
+    el !== null && (el.isContentEditable || el instanceof HTMLTextAreaElement || el instanceof HTMLInputElement);
+  return field && e.key.length === 1 && e.key !== e.code.slice("Digit".length);
 }

@@ -97,6 +97,12 @@ describe.skipIf(BROWSER_SKIP_REASON !== null)(
       await expect
         .poll(() => page.getByRole("tab", { name: /create/i }).getAttribute("aria-selected"), { timeout: 5_000 })
         .toBe("true");
+      // In the prompt, Option+3 on a UK Mac types #: the view stays.
+      await page.evaluate(
+        `document.getElementById("field-prompt").dispatchEvent(new KeyboardEvent("keydown", { key: "#", code: "Digit3", altKey: true, bubbles: true, cancelable: true }))`,
+      );
+      await new Promise((r) => setTimeout(r, 300));
+      expect(await page.getByRole("tab", { name: /create/i }).getAttribute("aria-selected")).toBe("true");
     });
 
     it("names a typo in a number field instead of sending the model's default for it", async () => {
