@@ -165,7 +165,8 @@ export function PromptForm() {
   function onKeyDown(e: KeyboardEvent<HTMLFormElement>) {
     if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
       e.preventDefault();
-      void submit();
+      // Held down, the key repeats every 30 ms or so: each repeat past the first answer would queue the job again.
+      if (!e.repeat) void submit();
     }
   }
 
