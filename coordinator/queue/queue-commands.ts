@@ -362,14 +362,15 @@ export class QueueCommands {
       const names = [...new Set(able.map(nameOf))].join(", ");
       return `every node with ${model} (${names}) is blocklisted for it after repeated failures; clear the blocklist or add a node`;
     }
-    if (!unblocked.some((d) => d.batchLimit(work) > 0)) {
+    const fitting = unblocked.filter((d) => d.batchLimit(work) > 0);
+    if (fitting.length === 0) {
       const names = [...new Set(unblocked.map(nameOf))].join(", ");
       return `no device with ${model} (${names}) has the memory for one ${work.width}x${work.height} image; choose a smaller size or add a device with more memory`;
     }
     // A drain is a person's, kept across restarts: a job waiting on drained nodes alone would wait for ever unseen.
-    if (unblocked.every((d) => this.opts.fleet.get(d.nodeId)?.drained === true)) {
-      const names = [...new Set(unblocked.map(nameOf))].join(", ");
-      return `every node with ${model} (${names}) is drained; undrain one in the farm panel or add a node`;
+    if (fitting.every((d) => this.opts.fleet.get(d.nodeId)?.drained === true)) {
+      const names = [...new Set(fitting.map(nameOf))].join(", ");
+      return `every node with ${model} that has the memory for it (${names}) is drained; undrain one in the farm panel or add a node`;
     }
     return null;
   }

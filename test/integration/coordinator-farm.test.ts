@@ -192,10 +192,22 @@ describe("coordinator with real kiln-node processes (simulated devices)", () => 
     const { jobId } = c.submitJob({ prompts: ["held"], count: 4, seed: 1, width: 256, height: 256 });
     const stalled = await waitUntil(() => c.job(jobId)?.stalled, 10_000, "the job stalled");
     expect(stalled).toBe(
-      "every node with kiln-demo (sim-1x24GB@20) is drained; undrain one in the farm panel or add a node",
+      "every node with kiln-demo that has the memory for it (sim-1x24GB@20) is drained; undrain one in the farm panel or add a node",
     );
     c.drainNode(node.nodeId, false);
     expect((await finished(c, jobId))?.counts.done).toBe(4);
+  });
+
+  it("says so too when the only node with the memory is drained and the other has too little", async () => {
+    const [big, small] = await nodes(["1x24GB@20", "1x1GB@20"]);
+    const { c } = await coordinator([big as RunningNode, small as RunningNode]);
+    c.drainNode((big as RunningNode).nodeId, true);
+    const { jobId } = c.submitJob({ prompts: ["large"], count: 2, seed: 1, width: 1024, height: 1024 });
+    // The 1 GB card tries once, runs out of memory, and from then on reports that no 1024² image fits.
+    const stalled = await waitUntil(() => c.job(jobId)?.stalled, 20_000, "the job stalled");
+    expect(stalled).toBe(
+      "every node with kiln-demo that has the memory for it (sim-1x24GB@20) is drained; undrain one in the farm panel or add a node",
+    );
   });
 
   it("marks a transient job's finished images as such in the UI's events, the app's own not", async () => {
