@@ -2,7 +2,7 @@ import { z } from "zod";
 import { DEMO_MODEL } from "./constants";
 import { HiresFix } from "./hires-fix";
 import { type InitImageRef, MaskBlur, MaskPadding, ResizeMode, Sha256Hex, Strength } from "./img2img";
-import { Edge, Guidance, MAX_SEED, ModelName, Seed, Steps } from "./task";
+import { Edge, Guidance, MAX_PROMPT_CHARS, MAX_SEED, ModelName, Seed, Steps } from "./task";
 import { UpscaleJob, upscaleJobIssues } from "./upscale";
 
 /** Upper bound on the images one job may expand into. */
@@ -24,7 +24,7 @@ export const GridAxis = z.discriminatedUnion("kind", [
   z.object({
     kind: z.literal("prompt"),
     search: z.string().min(1, "must not be empty"),
-    values: z.array(z.string().max(4000)).min(1),
+    values: z.array(z.string().max(MAX_PROMPT_CHARS)).min(1),
   }),
   z.object({ kind: z.literal("seed"), values: z.array(Seed).min(1) }),
   z.object({ kind: z.literal("steps"), values: z.array(Steps).min(1) }),
@@ -47,10 +47,10 @@ export const JobSpec = z
   .object({
     name: z.string().max(200).optional(),
     prompts: z
-      .array(z.string().max(4000, "must be at most 4000 characters"))
+      .array(z.string().max(MAX_PROMPT_CHARS, `must be at most ${MAX_PROMPT_CHARS} characters`))
       .min(1, "needs at least one prompt")
       .max(10_000),
-    negativePrompt: z.string().max(4000, "must be at most 4000 characters").default(""),
+    negativePrompt: z.string().max(MAX_PROMPT_CHARS, `must be at most ${MAX_PROMPT_CHARS} characters`).default(""),
     model: ModelName.default(DEMO_MODEL),
     /** The model's default size when absent (the coordinator fills it in at submission). */
     width: Edge.default(512),

@@ -5,10 +5,10 @@ import { SafeId } from "./ids";
 import { InitImageRef } from "./img2img";
 import { UpscaleTask } from "./upscale";
 
-/** Largest seed: seeds are unsigned 32-bit so every tool can reproduce them. */
 /** A prompt's or negative prompt's length a node takes: a job's are checked against it after its grid's replacements. */
 export const MAX_PROMPT_CHARS = 4000;
 
+/** Largest seed: seeds are unsigned 32-bit so every tool can reproduce them. */
 export const MAX_SEED = 0xffff_ffff;
 
 export const Edge = z

@@ -712,6 +712,9 @@ async function serve(opts: ServeOptions): Promise<number> {
   return 0;
 }
 
+/** Refusals of what the command was given (a flag, a file, a job the queue refuses): exit 2, as commander's own. */
+const BAD_INPUT: ReadonlySet<string> = new Set(["E_BAD_REQUEST", "E_SIZE_LIMIT", "E_MODEL_MISSING"]);
+
 const program = new Command("kiln")
   .description("Kiln: render on every GPU of the studio's farm from a terminal")
   // Each command's options follow it (`kiln models push … --models DIR` are push's); kiln itself has none.
@@ -867,6 +870,6 @@ try {
     process.exitCode = error.exitCode === 0 ? 0 : 2;
   } else {
     process.stderr.write(`kiln: ${error instanceof Error ? error.message : String(error)}\n`);
-    process.exitCode = error instanceof KilnError && error.code === "E_BAD_REQUEST" ? 2 : 1;
+    process.exitCode = error instanceof KilnError && BAD_INPUT.has(error.code) ? 2 : 1;
   }
 }

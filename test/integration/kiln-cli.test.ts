@@ -69,7 +69,7 @@ describe("kiln CLI", () => {
     expect(stderr).toMatch(/done: 8 of 8 images stored/);
   });
 
-  it("refuses an unknown model with the farm's models, exit code non-zero", async () => {
+  it("refuses an unknown model with the farm's models, exit code 2 (bad input)", async () => {
     const { code, stderr } = await kiln([
       "render",
       "x",
@@ -80,7 +80,7 @@ describe("kiln CLI", () => {
       "--local-node-flags",
       "--simulate 1x8GB@20",
     ]).done;
-    expect(code).not.toBe(0);
+    expect(code).toBe(2);
     expect(stderr).toMatch(/no node of the farm has model "sdxl-nope"; models on the farm: kiln-demo/);
   });
 
