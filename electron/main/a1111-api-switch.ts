@@ -1,5 +1,6 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
+import { setTimeout as delay } from "node:timers/promises";
 import Fastify, { type FastifyInstance } from "fastify";
 import type { Logger } from "pino";
 import { registerA1111Api } from "../../coordinator/a1111/a1111-routes";
@@ -13,6 +14,9 @@ import {
 
 /** Kept by the main process in userData beside library-settings.json: the API starts before any window. */
 export const A1111_SETTINGS_FILE = "a1111-api-settings.json";
+
+/** How long the status over IPC waits for a change under way before it answers with the status as it stands. */
+const CURRENT_WAIT_MS = 2000;
 
 /** As `kiln serve`: bodies over 1 MiB get 413 (the API's png-info and img2img allow more themselves). */
 const BODY_LIMIT = 1024 * 1024;
@@ -68,11 +72,12 @@ export class A1111ApiSwitch {
   }
 
   /**
-   * The status once the changes under way are applied: asked for while the app's start still listens, the bare
-   * status said "Off" beside a switch that was on.
+   * The status once the changes under way are applied, or as it stands after CURRENT_WAIT_MS: a change that closes a
+   * server waits for the renders it answers, minutes perhaps, and the settings would show nothing meanwhile (the
+   * panel says "Starting…" for a switch on that does not serve yet, and asks again).
    */
   current(): Promise<A1111ApiStatus> {
-    return this.applying.then(() => this.status());
+    return Promise.race([this.applying, delay(CURRENT_WAIT_MS, undefined, { ref: false })]).then(() => this.status());
   }
 
   /** Serves as the saved settings say (at the app's start). */
