@@ -39,6 +39,9 @@ export function discreteTimesteps(config: DiscreteScheduleConfig, steps: number)
   assertSteps(steps);
   const n = config.numTrainTimesteps;
   const out = new Float64Array(steps);
+  // numpy's arange(n, 0, -n/steps), as diffusers' trailing spacing calls it, fills n + i·δ with δ = (n − n/steps) − n
+  // as floats give it, not the exact n/steps: at 48 steps its 4th value is 937.4999…, which rounds to 937, not 938.
+  const trailingStep = n - n / steps - n;
   for (let i = 0; i < steps; i++) {
     switch (config.timestepSpacing) {
       case "linspace":
@@ -48,7 +51,7 @@ export function discreteTimesteps(config: DiscreteScheduleConfig, steps: number)
         out[i] = (steps - 1 - i) * Math.floor(n / steps) + config.stepsOffset;
         break;
       case "trailing":
-        out[i] = roundHalfEven(n - (i * n) / steps) - 1;
+        out[i] = roundHalfEven(n + i * trailingStep) - 1;
         break;
     }
   }

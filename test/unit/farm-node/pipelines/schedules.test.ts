@@ -68,6 +68,8 @@ describe("SD-Turbo (EulerDiscrete, trailing spacing)", () => {
     expect(Array.from(discreteTimesteps(SD_TURBO_SCHEDULE, 16))).toEqual([
       999, 937, 874, 811, 749, 687, 624, 561, 499, 437, 374, 311, 249, 187, 124, 61,
     ]);
+    // numpy's arange at 48 steps: 1000 + 3·(−20.833333333333371) is 937.4999…, so 937 − 1, not 938 − 1.
+    expect(Array.from(discreteTimesteps(SD_TURBO_SCHEDULE, 48)).slice(0, 5)).toEqual([999, 978, 957, 936, 916]);
     const s = eulerSchedule(SD_TURBO_SCHEDULE, 4);
     [14.61466, 4.08173, 1.61289, 0.693205].forEach((v, i) => {
       expect(s.sigmas[i]).toBeCloseTo(v, 4);
