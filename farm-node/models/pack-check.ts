@@ -53,6 +53,13 @@ export function checkPack(dir: string, m: ModelManifest): void {
   if (formula === "cfg" && (m.guidance.cfgTruncation !== 1 || m.guidance.cfgNormalization !== 0)) {
     throw new PackProblem('guidance.cfgTruncation and cfgNormalization belong to guidance.formula "z_image"');
   }
+  // Padded to the batch's longest prompt, a caption gets pad tokens beside a longer one; unmasked, the denoiser
+  // attends to them, and a seed's picture would change with its batch-mates.
+  if (m.tokenizer.kind === "hf-json" && m.tokenizer.padTo === "longest" && !m.denoiser.inputs.textMask) {
+    throw new PackProblem(
+      'tokenizer.padTo "longest" needs denoiser.inputs.textMask: without it an image would depend on the other prompts of its batch',
+    );
+  }
   if (m.tokenizer.kind === "clip" && m.kind === "flow") {
     throw new PackProblem('a flow pack needs its text encoder\'s own tokenizer: tokenizer.kind "hf-json"');
   }

@@ -154,6 +154,17 @@ describe("broken packs are reported with a precise reason and never stop the sca
     );
   });
 
+  it("a tokenizer padded to the batch's longest prompt with no text mask for the denoiser", async () => {
+    const file = join(packs.flow, "kiln-model.json");
+    const manifest = JSON.parse(readFileSync(file, "utf8"));
+    manifest.tokenizer.padTo = "longest";
+    delete manifest.denoiser.inputs.textMask;
+    writeFileSync(file, JSON.stringify(manifest));
+    expect((await infoOf(TINY_PACKS.flow))?.unavailableReason).toBe(
+      'tokenizer.padTo "longest" needs denoiser.inputs.textMask: without it an image would depend on the other prompts of its batch',
+    );
+  });
+
   it("latent channels that do not match the model", async () => {
     const file = join(packs.flow, "kiln-model.json");
     const manifest = JSON.parse(readFileSync(file, "utf8"));
