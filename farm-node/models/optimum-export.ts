@@ -122,8 +122,37 @@ export function describeOptimumExport(dir: string, folderName: string): ModelMan
   return ManifestSchema.parse(manifest);
 }
 
-/** diffusers schedulers Kiln has no own code for run as Euler on their noise schedule. */
+/**
+ * Settings of a scheduler config that change the noise schedule away from the
+ * one Kiln computes from its betas and spacing. Ignored, the pack would render
+ * with another schedule than the one it publishes, and say "Euler" in its PNGs:
+ * such a pack is refused, naming the setting.
+ */
+const UNSUPPORTED_SCHEDULE: ReadonlyArray<[key: string, unsupported: (v: unknown) => boolean]> = [
+  ["use_karras_sigmas", (v) => v === true],
+  ["use_exponential_sigmas", (v) => v === true],
+  ["use_beta_sigmas", (v) => v === true],
+  ["rescale_betas_zero_snr", (v) => v === true],
+  ["timestep_type", (v) => v !== undefined && v !== "discrete"],
+  ["interpolation_type", (v) => v !== undefined && v !== "linear"],
+  ["sigma_min", (v) => typeof v === "number"],
+  ["sigma_max", (v) => typeof v === "number"],
+  ["trained_betas", (v) => Array.isArray(v)],
+];
+
+/** diffusers schedulers Kiln has no own code for run as Euler on their noise schedule; EDM ones have none to run on. */
 function schedulerFor(config: z.infer<typeof SchedulerConfig>): SchedulerSpec {
+  if (config._class_name.startsWith("EDM"))
+    throw new PackProblem(
+      `scheduler/scheduler_config.json names ${config._class_name}, an EDM schedule Kiln does not run (it has no betas to run Euler on)`,
+    );
+  for (const [key, unsupported] of UNSUPPORTED_SCHEDULE) {
+    const value = (config as Record<string, unknown>)[key];
+    if (unsupported(value))
+      throw new PackProblem(
+        `scheduler/scheduler_config.json sets ${key}: ${JSON.stringify(value)}, which Kiln does not run: its pictures would come from another noise schedule than the pack's`,
+      );
+  }
   return {
     kind: schedulerKindOfClass(config._class_name),
     numTrainTimesteps: config.num_train_timesteps,

@@ -154,6 +154,29 @@ describe("broken packs are reported with a precise reason and never stop the sca
     );
   });
 
+  it("a scheduler config whose settings Kiln does not run (Karras σ, zero-SNR betas, EDM), naming the setting", async () => {
+    const file = join(packs.sdxl, "scheduler/scheduler_config.json");
+    const config = JSON.parse(readFileSync(file, "utf8"));
+    writeFileSync(file, JSON.stringify({ ...config, use_karras_sigmas: true }));
+    expect((await infoOf(TINY_PACKS.sdxl))?.unavailableReason).toBe(
+      "scheduler/scheduler_config.json sets use_karras_sigmas: true, which Kiln does not run: its pictures would come from another noise schedule than the pack's",
+    );
+    writeFileSync(file, JSON.stringify({ ...config, rescale_betas_zero_snr: true }));
+    expect((await infoOf(TINY_PACKS.sdxl))?.unavailableReason).toMatch(/sets rescale_betas_zero_snr: true/);
+    writeFileSync(file, JSON.stringify({ ...config, _class_name: "EDMDPMSolverMultistepScheduler" }));
+    expect((await infoOf(TINY_PACKS.sdxl))?.unavailableReason).toMatch(/names EDMDPMSolverMultistepScheduler, an EDM/);
+    // As published (Karras off, null σ bounds, discrete timesteps): usable.
+    const published = {
+      ...config,
+      use_karras_sigmas: false,
+      sigma_min: null,
+      sigma_max: null,
+      timestep_type: "discrete",
+    };
+    writeFileSync(file, JSON.stringify(published));
+    expect((await infoOf(TINY_PACKS.sdxl))?.available).toBe(true);
+  });
+
   it("a tokenizer padded to the batch's longest prompt with no text mask for the denoiser", async () => {
     const file = join(packs.flow, "kiln-model.json");
     const manifest = JSON.parse(readFileSync(file, "utf8"));
