@@ -17,6 +17,26 @@ export const SAMPLER_NAMES: Record<ModelManifest["scheduler"]["kind"], string> =
   flow_match_euler: "Euler",
 };
 
+/** Sampler names a pack of a discrete scheduler accepts (any case), A1111's spelling first. */
+export const SAMPLER_ALIASES: Record<string, "euler" | "euler_a" | "lcm"> = {
+  euler: "euler",
+  "euler a": "euler_a",
+  euler_a: "euler_a",
+  "euler ancestral": "euler_a",
+  lcm: "lcm",
+};
+
+/**
+ * A sampler as A1111 writes it in a PNG's parameters ("euler_a" → "Euler a"), for readers that know A1111's names
+ * only; a name Kiln does not know is left as it is (a pack refuses it before anything is rendered).
+ */
+export function a1111SamplerName(requested: string): string {
+  const name = requested.trim().toLowerCase();
+  if (/^(flow ?match )?euler$/.test(name)) return SAMPLER_NAMES.euler;
+  const kind = SAMPLER_ALIASES[name];
+  return kind ? SAMPLER_NAMES[kind] : requested;
+}
+
 /** The parts of a pack's description that ModelInfo tells. */
 export type PackTraits = Pick<ModelManifest, "kind" | "description" | "defaults" | "limits"> & {
   scheduler: { kind: ModelManifest["scheduler"]["kind"] };

@@ -1,5 +1,6 @@
 import { KilnError } from "../../shared/errors";
 import type { SchedulerSpec } from "../../shared/model-manifest";
+import { SAMPLER_ALIASES } from "../../shared/pack-model-info";
 import { type Guidance, runsNegative, stepGuidance } from "./guidance";
 import { eulerInputScale, eulerWeights } from "./samplers/euler";
 import { eulerAncestralWeights } from "./samplers/euler-ancestral";
@@ -40,15 +41,6 @@ export interface SamplerPlan {
    */
   noiseAt(i: number): { sample: number; noise: number };
 }
-
-/** Sampler names a pack of each scheduler family accepts, A1111 spelling first. */
-const SAMPLER_ALIASES: Record<string, "euler" | "euler_a" | "lcm"> = {
-  euler: "euler",
-  "euler a": "euler_a",
-  euler_a: "euler_a",
-  "euler ancestral": "euler_a",
-  lcm: "lcm",
-};
 
 export const DISCRETE_SAMPLERS = ["Euler", "Euler a", "LCM"];
 export const FLOW_SAMPLERS = ["Euler"];

@@ -10,6 +10,7 @@ import { KilnError } from "../../shared/errors";
 import { type HiresPass, hiresUpscalerLabel } from "../../shared/hires-fix";
 import type { ImageEnergy } from "../../shared/image-energy";
 import { fitInitImage, type InpaintMask, type RgbImage } from "../../shared/img2img";
+import { a1111SamplerName } from "../../shared/pack-model-info";
 import { formatParameters, type ImageParameters } from "../../shared/png-parameters";
 import { upscaleParameters } from "../../shared/upscale";
 import { FromWorker, ToWorker, type WorkerBatch, type WorkerInit } from "../../shared/worker-messages";
@@ -240,7 +241,7 @@ async function render(batch: WorkerBatch): Promise<Outcome> {
               prompt: source.prompt,
               negativePrompt: source.negativePrompt,
               steps: batch.steps,
-              sampler: batch.sampler ?? model.defaultSampler,
+              sampler: batch.sampler ? a1111SamplerName(batch.sampler) : model.defaultSampler,
               cfgScale: batch.guidance,
               seed: source.seed,
               width: batch.width,

@@ -94,6 +94,11 @@ describe("kiln-node with --models", () => {
     expect((await info()).devices[0]?.loadedModels).toEqual([TINY_PACKS.flow]);
   });
 
+  it("writes the sampler as A1111 spells it, whatever spelling the task used", async () => {
+    const png = await renderOnNode(TINY_PACKS.sd, { sampler: "euler_a", steps: 2 });
+    expect(parseParameters(readTextChunks(png).parameters ?? "")).toMatchObject({ sampler: "Euler a" });
+  });
+
   it("refuses a size that is not a multiple the model needs, naming the field, before queueing", async () => {
     const res = await api(node).submit({
       id: "t-bad-size",
