@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { MAX_IMAGE_EDGE } from "./constants";
-import { img2imgStart } from "./img2img";
+import { img2imgStart, startSchedule } from "./img2img";
 
 /**
  * Hires fix, as A1111's: render at the job's size, upscale each picture by
@@ -99,6 +99,8 @@ export interface HiresModelTraits {
   maxSteps: number;
   sizeMultiple: number;
   defaultSampler: string;
+  /** Its pipeline kind: a flow model's second pass starts by the flow rule (img2imgStart). */
+  kind?: string;
   img2img?: boolean;
   hires?: boolean;
 }
@@ -114,7 +116,7 @@ export function hiresJobProblem(
   model: HiresModelTraits | undefined,
   upscalerPack: (name: string) => boolean,
 ): { path: string; message: string } | null {
-  if (!img2imgStart(pass.steps, pass.strength)) {
+  if (!img2imgStart(pass.steps, pass.strength, startSchedule(model?.kind))) {
     return {
       path: "hires.strength",
       message: `${pass.strength} of ${pass.steps} steps runs no step (int(steps × strength) is 0): raise hires.strength or hires.steps`,

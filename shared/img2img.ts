@@ -67,16 +67,31 @@ export type InitImageRefInput = z.input<typeof InitImageRef>;
 export const MAX_INIT_IMAGE_BYTES = 32 * 1024 * 1024;
 
 /**
- * Where a sampler of `steps` steps starts for `strength`, as diffusers'
- * StableDiffusionImg2ImgPipeline.get_timesteps: init_timestep =
+ * Where a sampler of `steps` steps starts for `strength`, as diffusers' img2img
+ * pipelines' get_timesteps. Discrete schedules (SD, SDXL): init_timestep =
  * min(int(steps × strength), steps), start = max(steps − init_timestep, 0).
- * The image is noised to the start step's noise level and steps start..steps−1
- * run (`runs` of them). Null when no step would run (steps × strength < 1).
+ * Flow matching (Z-Image, SD3, Flux) does not truncate the product: start =
+ * int(max(steps − min(steps × strength, steps), 0)), so 8 steps at 0.6 run 5,
+ * not 4. The image is noised to the start step's noise level and steps
+ * start..steps−1 run (`runs` of them). Null when no step would run.
  */
-export function img2imgStart(steps: number, strength: number): { start: number; runs: number } | null {
+export function img2imgStart(
+  steps: number,
+  strength: number,
+  schedule: "discrete" | "flow" = "discrete",
+): { start: number; runs: number } | null {
+  if (schedule === "flow") {
+    const start = Math.trunc(Math.max(steps - Math.min(steps * strength, steps), 0));
+    return start < steps ? { start, runs: steps - start } : null;
+  }
   const init = Math.min(Math.floor(steps * strength), steps);
   const start = Math.max(steps - init, 0);
   return init > 0 ? { start, runs: steps - start } : null;
+}
+
+/** The start rule of a model's kind (ModelInfo.kind, a pack manifest's kind): flow packs have their own. */
+export function startSchedule(kind: string | undefined): "discrete" | "flow" {
+  return kind === "flow" ? "flow" : "discrete";
 }
 
 /** An 8-bit RGB picture, row-major, 3 bytes per pixel. */
@@ -185,12 +200,13 @@ function clamp8(v: number): number {
  */
 export function img2imgJobProblem(
   job: { model: string; strength: number; steps: readonly number[] },
-  model: { img2img?: boolean } | undefined,
+  model: { img2img?: boolean; kind?: string } | undefined,
 ): { path: string; message: string } | null {
   if (model?.img2img === false) {
     return { path: "initImage", message: `${job.model} cannot start from an image (its pack has no VAE encoder)` };
   }
-  const none = job.steps.find((steps) => img2imgStart(steps, job.strength) === null);
+  const schedule = startSchedule(model?.kind);
+  const none = job.steps.find((steps) => img2imgStart(steps, job.strength, schedule) === null);
   if (none !== undefined) {
     return {
       path: "strength",

@@ -1,6 +1,6 @@
 import { KilnError } from "../../shared/errors";
 import { type HiresPass, LANCZOS_UPSCALER, LATENT_UPSCALER } from "../../shared/hires-fix";
-import { img2imgStart, resizeLanczos } from "../../shared/img2img";
+import { img2imgStart, resizeLanczos, startSchedule } from "../../shared/img2img";
 import type { PictureUpscaler, RenderBatch, RenderedImage, RenderHooks } from "../inference/engine";
 import type { OrtClock } from "../inference/timed-run";
 import { upscaleLatentBilinear } from "./latent-upscale";
@@ -35,8 +35,8 @@ export async function renderHires(
   hooks: RenderHooks,
   findUpscaler: UpscalerLookup,
 ): Promise<void> {
-  const { latent: space } = pipeline.pack.manifest;
-  const second = img2imgStart(hires.steps, hires.strength);
+  const { latent: space, kind } = pipeline.pack.manifest;
+  const second = img2imgStart(hires.steps, hires.strength, startSchedule(kind));
   if (!second) {
     throw new KilnError(
       "E_BAD_REQUEST",

@@ -1,6 +1,6 @@
 import * as ort from "onnxruntime-node";
 import { KilnError } from "../../shared/errors";
-import { img2imgStart, type RgbImage } from "../../shared/img2img";
+import { img2imgStart, type RgbImage, startSchedule } from "../../shared/img2img";
 import { maskedPixels } from "../../shared/inpaint-mask";
 import type { ResolvedPack } from "../../shared/model-manifest";
 import type { RenderBatch, RenderHooks } from "../inference/engine";
@@ -310,7 +310,7 @@ export class PackPipeline {
         `init image is ${width}×${height}, the batch ${batch.width}×${batch.height}`,
       );
     }
-    const at = img2imgStart(steps, from.strength);
+    const at = img2imgStart(steps, from.strength, startSchedule(this.pack.manifest.kind));
     if (!at) {
       throw new KilnError(
         "E_BAD_REQUEST",

@@ -41,6 +41,16 @@ describe("img2img start step (diffusers' get_timesteps)", () => {
     expect(img2imgStart(5, 1)).toEqual({ start: 0, runs: 5 });
     expect(img2imgStart(4, 0.2)).toBeNull();
   });
+  it("flow matching does not truncate steps × strength (diffusers' Z-Image, SD3 and Flux img2img)", () => {
+    expect(img2imgStart(8, 0.6, "flow")).toEqual({ start: 3, runs: 5 });
+    expect(img2imgStart(9, 0.5, "flow")).toEqual({ start: 4, runs: 5 });
+    expect(img2imgStart(8, 0.3, "flow")).toEqual({ start: 5, runs: 3 });
+    expect(img2imgStart(8, 0.1, "flow")).toEqual({ start: 7, runs: 1 });
+    expect(img2imgStart(8, 1, "flow")).toEqual({ start: 0, runs: 8 });
+    // The same job on an SD model: the discrete rule.
+    expect(img2imgJobProblem({ model: "z", strength: 0.1, steps: [8] }, { kind: "flow" })).toBeNull();
+    expect(img2imgJobProblem({ model: "sd", strength: 0.1, steps: [8] }, { kind: "sd" })?.path).toBe("strength");
+  });
 });
 
 describe("init image reference", () => {
