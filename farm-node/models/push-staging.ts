@@ -270,15 +270,16 @@ export class PushStaging {
   }
 
   /**
-   * A pack this process committed, while it still stands: its folder there, no pack of its name with other bytes
-   * listed, and not listed yet itself (once the rescan lists it, the listing answers). A pack removed by hand since
-   * is forgotten, or an offer of it would answer "installed" for ever and on-demand pushes loop on it.
+   * A pack this process committed, while it still stands: its folder there and no pack of its name with other bytes
+   * listed. A pack removed by hand since is forgotten, or an offer of it would answer "installed" for ever and
+   * on-demand pushes loop on it. Only its own commits answer: another installed pack of the same bytes under
+   * another name is not this push's.
    */
   private committedPack(hash: string): { folder: string; name: string; dir: string } | undefined {
     const entry = this.committed.get(hash);
     if (!entry) return undefined;
-    const listed = this.opts.installed().filter((p) => p.name === entry.name);
-    if (!existsSync(entry.dir) || listed.length > 0) {
+    const other = this.opts.installed().some((p) => p.name === entry.name && p.hash !== hash);
+    if (!existsSync(entry.dir) || other) {
       this.committed.delete(hash);
       return undefined;
     }
@@ -472,9 +473,6 @@ export class PushStaging {
   async commit(hash: string): Promise<{ folder: string; name: string; dir: string }> {
     const done = this.committedPack(hash);
     if (done) return done;
-    // Committed before, and listed by the node's rescan since: asked again, it answers as the commit did.
-    const listed = this.opts.installed().find((p) => p.hash === hash);
-    if (listed) return { folder: listed.folder, name: listed.name, dir: join(this.opts.modelsDir, listed.folder) };
     const push = await this.load(hash);
     if (!push) throw notFound(hash);
     return this.locked(push, async () => {
