@@ -5,7 +5,6 @@ import { maskedPixels } from "../../shared/inpaint-mask";
 import type { ResolvedPack } from "../../shared/model-manifest";
 import type { RenderBatch, RenderHooks } from "../inference/engine";
 import { type OrtClock, timedRun } from "../inference/timed-run";
-import { hasNonFinite } from "./finite-latent";
 import { batchGuidance, normalizationFactor } from "./guidance";
 import { IMAGE_OUTPUT_IO } from "./image-output-graph";
 import { blendKept, concatInpaintInput, inpaintInputs, takesInpaintInput } from "./inpaint-conditioning";
@@ -226,11 +225,6 @@ export class PackPipeline {
       for (let b = 0; b < n; b++) {
         const image = batch.images[b] as RenderBatch["images"][number];
         if (hooks.isCancelled()) throw cancelled("decoding");
-        if (hasNonFinite(this.work.latents.subarray(b * size, (b + 1) * size)))
-          throw new KilnError(
-            "E_INFERENCE",
-            `${this.pack.name} made no picture of image ${image.id}: its denoiser's output overflowed (NaN or infinity), as float16 models can; a float32 export renders it`,
-          );
         if (hooks.onLatent) {
           const latent = this.work.latents.slice(b * size, (b + 1) * size);
           await hooks.onLatent({
