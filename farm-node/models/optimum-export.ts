@@ -123,20 +123,15 @@ export function describeOptimumExport(dir: string, folderName: string): ModelMan
 }
 
 /**
- * Settings of a scheduler config that change the noise schedule away from the
- * one Kiln computes from its betas and spacing. Ignored, the pack would render
- * with another schedule than the one it publishes, and say "Euler" in its PNGs:
- * such a pack is refused, naming the setting.
+ * Settings of a scheduler config that say the model was trained on another
+ * noise schedule than the one Kiln computes from its betas: ignored, every
+ * picture would come out wrong. Such a pack is refused, naming the setting.
+ * How a sampler spaces its σ (Karras, exponential) is the sampler's choice, as
+ * in A1111, not the model's: a pack's config that prefers one still runs, and
+ * its PNGs name the sampler Kiln ran.
  */
 const UNSUPPORTED_SCHEDULE: ReadonlyArray<[key: string, unsupported: (v: unknown) => boolean]> = [
-  ["use_karras_sigmas", (v) => v === true],
-  ["use_exponential_sigmas", (v) => v === true],
-  ["use_beta_sigmas", (v) => v === true],
   ["rescale_betas_zero_snr", (v) => v === true],
-  ["timestep_type", (v) => v !== undefined && v !== "discrete"],
-  ["interpolation_type", (v) => v !== undefined && v !== "linear"],
-  ["sigma_min", (v) => typeof v === "number"],
-  ["sigma_max", (v) => typeof v === "number"],
   ["trained_betas", (v) => Array.isArray(v)],
 ];
 
@@ -150,7 +145,7 @@ function schedulerFor(config: z.infer<typeof SchedulerConfig>): SchedulerSpec {
     const value = (config as Record<string, unknown>)[key];
     if (unsupported(value))
       throw new PackProblem(
-        `scheduler/scheduler_config.json sets ${key}: ${JSON.stringify(value)}, which Kiln does not run: its pictures would come from another noise schedule than the pack's`,
+        `scheduler/scheduler_config.json sets ${key}: ${JSON.stringify(value)}, a noise schedule Kiln does not run: its pictures would not be the model's`,
       );
   }
   return {

@@ -154,25 +154,19 @@ describe("broken packs are reported with a precise reason and never stop the sca
     );
   });
 
-  it("a scheduler config whose settings Kiln does not run (Karras σ, zero-SNR betas, EDM), naming the setting", async () => {
+  it("a scheduler config of a noise schedule Kiln does not run (zero-SNR or trained betas, EDM), naming it", async () => {
     const file = join(packs.sdxl, "scheduler/scheduler_config.json");
     const config = JSON.parse(readFileSync(file, "utf8"));
-    writeFileSync(file, JSON.stringify({ ...config, use_karras_sigmas: true }));
-    expect((await infoOf(TINY_PACKS.sdxl))?.unavailableReason).toBe(
-      "scheduler/scheduler_config.json sets use_karras_sigmas: true, which Kiln does not run: its pictures would come from another noise schedule than the pack's",
-    );
     writeFileSync(file, JSON.stringify({ ...config, rescale_betas_zero_snr: true }));
-    expect((await infoOf(TINY_PACKS.sdxl))?.unavailableReason).toMatch(/sets rescale_betas_zero_snr: true/);
+    expect((await infoOf(TINY_PACKS.sdxl))?.unavailableReason).toBe(
+      "scheduler/scheduler_config.json sets rescale_betas_zero_snr: true, a noise schedule Kiln does not run: its pictures would not be the model's",
+    );
+    writeFileSync(file, JSON.stringify({ ...config, trained_betas: [0.001, 0.002] }));
+    expect((await infoOf(TINY_PACKS.sdxl))?.unavailableReason).toMatch(/sets trained_betas: \[0.001,0.002\]/);
     writeFileSync(file, JSON.stringify({ ...config, _class_name: "EDMDPMSolverMultistepScheduler" }));
     expect((await infoOf(TINY_PACKS.sdxl))?.unavailableReason).toMatch(/names EDMDPMSolverMultistepScheduler, an EDM/);
-    // As published (Karras off, null σ bounds, discrete timesteps): usable.
-    const published = {
-      ...config,
-      use_karras_sigmas: false,
-      sigma_min: null,
-      sigma_max: null,
-      timestep_type: "discrete",
-    };
+    // A sampler's own choices (Karras σ) are the sampler's, as in A1111: the pack runs, with the sampler Kiln names.
+    const published = { ...config, use_karras_sigmas: true, sigma_min: null, sigma_max: null, trained_betas: null };
     writeFileSync(file, JSON.stringify(published));
     expect((await infoOf(TINY_PACKS.sdxl))?.available).toBe(true);
   });
