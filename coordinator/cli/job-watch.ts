@@ -92,7 +92,7 @@ export function startQueue(
     say(`the queue was paused (${pause.reason}); resuming it for this command`);
     coordinator.resumeQueue();
   }
-  const others = coordinator.listJobs(false).filter((j) => !own.includes(j.id)).length;
+  const others = coordinator.listJobs(false).filter((j) => !own.includes(j.id) && j.state !== "paused").length;
   if (others > 0)
     say(
       `${others} other unfinished job${others === 1 ? " is" : "s are"} queued in this data dir and render${others === 1 ? "s" : ""} too, into this command's output: cancel ${others === 1 ? "it" : "them"} in kiln serve's UI, or give this command its own --data-dir`,
@@ -129,13 +129,11 @@ export function watchJobs(
     view.say("cancelling (Ctrl-C again to quit at once)...");
     cancelAll();
   };
-  // SIGHUP only from a terminal: under nohup (no terminal left) it is ignored, as the person asked.
-  const terminal = process.stdin.isTTY || process.stdout.isTTY || process.stderr.isTTY;
+  // SIGHUP only from a terminal: under nohup (stdout and stderr sent to a file, by GNU's and BSD's alike; BSD's leaves
+  // stdin on the terminal) it stays ignored, as the person asked.
+  const terminal = process.stdout.isTTY || process.stderr.isTTY;
   const signals = terminal ? (["SIGINT", "SIGTERM", "SIGHUP"] as const) : (["SIGINT", "SIGTERM"] as const);
   for (const signal of signals) process.on(signal, onSignal);
-  // A closed terminal fails the next write (EIO): the job is cancelled and the command stops all the same.
-  const lostTerminal = () => undefined;
-  process.stderr.on("error", lostTerminal);
   const watch = new StallWatch();
   let gaveUp: string | null = null;
   return new Promise<WatchResult>((resolveWatch) => {
@@ -147,7 +145,6 @@ export function watchJobs(
       if (jobs.every((j) => ["done", "failed", "cancelled"].includes(j.state))) {
         clearInterval(timer);
         for (const signal of signals) process.off(signal, onSignal);
-        process.stderr.off("error", lostTerminal);
         resolveWatch({ jobs, gaveUp, interrupted });
         return;
       }

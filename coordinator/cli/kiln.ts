@@ -862,6 +862,10 @@ commonOptions(
   process.exitCode = await serve(opts);
 });
 
+// A terminal closed under a render (EIO) or a reader gone from the pipe (EPIPE, `kiln render … | head`) fails the
+// next write: the command goes on to cancel or finish its job and stop its coordinator, not crash on the write.
+for (const stream of [process.stdout, process.stderr]) stream.on("error", () => undefined);
+
 try {
   await program.parseAsync();
 } catch (error) {

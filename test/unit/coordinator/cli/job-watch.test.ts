@@ -85,7 +85,8 @@ describe("when kiln render and kiln upscale stop waiting for their jobs", () => 
       resumeQueue: () => {
         paused = null;
       },
-      listJobs: () => [{ id: "mine" }, { id: "left-by-serve" }] as JobSummary[],
+      // A paused job waits for its person: it does not render into this command's output.
+      listJobs: () => [{ id: "mine" }, { id: "left-by-serve" }, { id: "held", state: "paused" }] as JobSummary[],
     };
     expect(() => refuseAPersonsPause(coordinator)).toThrow(PAUSED_BY_A_PERSON);
     expect(paused).toEqual({ reason: null, resumesBySelf: false });
