@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { MAX_IMAGE_EDGE } from "./constants";
 import { img2imgStart, startSchedule } from "./img2img";
+import { a1111SamplerName } from "./pack-model-info";
 
 /**
  * Hires fix, as A1111's: render at the job's size, upscale each picture by
@@ -124,7 +125,8 @@ export function hiresJobProblem(
   }
   if (!model) return null;
   if (model.hires === false) return { path: "hires", message: `${model.name} cannot run hires fix` };
-  if ((first.sampler ?? model.defaultSampler) === "LCM") {
+  // Any spelling the node's sampler plan takes (lcm, LCM): one it lets through here would fail every image there.
+  if (a1111SamplerName(first.sampler ?? model.defaultSampler) === "LCM") {
     return {
       path: "hires",
       message: "the second pass is img2img, which the LCM sampler cannot run yet; use Euler or Euler a",

@@ -134,10 +134,10 @@ export function jobSlug(name: string, jobId: string): string {
   return words ? `${words}-${id}` : id;
 }
 
-/** Makes a rename in `dir` durable; a filesystem that cannot sync a folder (some network shares) is left as it is. */
 /** A temporary file of write(): its PNG's name, the writing process's pid, `.partial`. */
 const OWN_PARTIAL = /\.png\.\d+\.partial$/;
 
+/** Makes a rename in `dir` durable; a filesystem that cannot sync a folder (some network shares) is left as it is. */
 async function syncFolder(dir: string): Promise<void> {
   const folder = await open(dir, "r").catch(() => null);
   if (!folder) return;

@@ -5,7 +5,7 @@ import { type ErrorCode, KilnError } from "../../shared/errors";
 import { FairQueue } from "../../shared/fair-queuing";
 import { peakSize, pixelSteps } from "../../shared/hires-fix";
 import type { ImageEnergy } from "../../shared/image-energy";
-import { img2imgStart } from "../../shared/img2img";
+import { img2imgStart, startSchedule } from "../../shared/img2img";
 import type { ResolvedPack } from "../../shared/model-manifest";
 import type { NodeEventBody } from "../../shared/node-events";
 import type { ModelInfo } from "../../shared/node-info";
@@ -695,7 +695,8 @@ export class DeviceRunner {
       return;
     }
     const images = active.remaining.splice(0, size);
-    const defaultSteps = this.models.find((m) => m.name === task.model)?.defaultSteps ?? task.steps;
+    const model = this.models.find((m) => m.name === task.model);
+    const defaultSteps = model?.defaultSteps ?? task.steps;
     const ms = taskDeadlineMs({
       baseTimeoutS: this.opts.baseTimeoutS,
       // An upscale's deadline follows the picture it makes; its task's size is a cost key capped at 2048.
@@ -709,7 +710,7 @@ export class DeviceRunner {
             hires: {
               width: task.hires.width,
               height: task.hires.height,
-              runs: img2imgStart(task.hires.steps, task.hires.strength)?.runs ?? 0,
+              runs: img2imgStart(task.hires.steps, task.hires.strength, startSchedule(model?.kind))?.runs ?? 0,
             },
           }
         : {}),

@@ -11,6 +11,11 @@ describe("copy parameters", () => {
     expect(text).not.toContain("Sampler: Euler");
   });
 
+  it("writes the sampler as A1111 spells it, as the PNG does", () => {
+    const text = parametersText(image({ id: "i", jobId: "j", index: 0, sampler: "euler_a" }), demo);
+    expect(text).toContain("Sampler: Euler a");
+  });
+
   it("falls back to the model's default sampler only when the image has none", () => {
     expect(parametersText(image({ id: "i", jobId: "j", index: 0, sampler: null }), demo)).toContain("Sampler: Euler");
   });

@@ -77,6 +77,8 @@ describe("hires fix, the pure parts", () => {
       message: "sd cannot run hires fix",
     });
     expect(hiresJobProblem(pass, { ...first, sampler: "LCM" }, SD, none)?.path).toBe("hires");
+    // Any spelling the node takes for it: lowercase let through here failed every image there.
+    expect(hiresJobProblem(pass, { ...first, sampler: "lcm" }, SD, none)?.path).toBe("hires");
     const big = resolveHiresPass(HiresFix.parse({ scale: 3 }), 512, 512, 20);
     expect(hiresJobProblem(big, first, SD, none)).toEqual({
       path: "hires.scale",
