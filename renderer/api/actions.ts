@@ -149,10 +149,15 @@ export function createActions(transport: UiTransport) {
       syncGallery();
     },
 
-    /** Jobs whose image events were dropped (a hidden window's backlog): their images are fetched whole. */
+    /**
+     * Jobs whose image events were dropped (a hidden window's backlog): their images are fetched whole. A job the
+     * page never saw listed (it came and went while hidden) is read with the queue first: the sync walks known jobs.
+     */
     resyncJobs(jobIds: string[]): void {
       for (const jobId of jobIds) fetched.delete(jobId);
-      syncGallery();
+      const known = new Set(useQueueStore.getState().jobs.map((j) => j.id));
+      if (jobIds.every((id) => known.has(id))) syncGallery();
+      else void attempt("Loading the queue", refreshJobs);
     },
 
     /** The gallery loads images on first open, then keeps them current. */

@@ -147,6 +147,20 @@ describe("actions", () => {
     expect(calls.map(([, args]) => (args as { jobId: string }).jobId)).toEqual(["a", "b", "b"]);
   });
 
+  it("reads the queue first for a dropped job the page never saw listed, then fetches its images", async () => {
+    useQueueStore.setState({ jobs: [job({ id: "a", createdAt: 2 })] });
+    const { transport, calls } = fakeTransport({
+      listJobs: () => [job({ id: "a", createdAt: 2 }), job({ id: "unseen", createdAt: 3 })],
+      jobImages: ({ jobId }: { jobId: string }) => [image({ id: `${jobId}-0`, jobId, index: 0 })],
+    });
+    const actions = createActions(transport);
+    actions.watchGallery();
+    await until(() => Object.keys(useGalleryStore.getState().byJob).length === 1);
+    actions.resyncJobs(["unseen"]);
+    await until(() => calls.some(([c, args]) => c === "jobImages" && (args as { jobId: string }).jobId === "unseen"));
+    expect(calls.map(([c]) => c)).toContain("listJobs");
+  });
+
   it("the gallery asks nothing of a transient job (A1111's save_images false): its pictures went to the client alone", async () => {
     useQueueStore.setState({
       jobs: [job({ id: "kept", createdAt: 1 }), job({ id: "api", createdAt: 2, transient: true })],
