@@ -38,6 +38,30 @@ function kiln(args: string[]) {
   return { proc, stderr, done };
 }
 
+/** `kiln render` of 40 images on a slow simulated device, once its job is queued (its line printed). */
+async function slowRenderQueued(out: string) {
+  const run = kiln([
+    "render",
+    "slow",
+    "-n",
+    "40",
+    "--size",
+    "256x256",
+    "--out",
+    out,
+    "--data-dir",
+    temp("data"),
+    "--local-node-flags",
+    "--simulate 1x24GB@4",
+  ]);
+  await run.stderr.waitFor(
+    (l) => /job j_/.test(l),
+    60_000,
+    () => run.stderr.items.join("\n"),
+  );
+  return run;
+}
+
 describe("kiln CLI", () => {
   it('renders "a lighthouse at dusk" -n 8 through the embedded local node (real ONNX Runtime)', async () => {
     const out = temp("out");
@@ -107,25 +131,7 @@ describe("kiln CLI", () => {
 
   it("cancels cleanly on Ctrl-C (SIGINT) and exits 130", async () => {
     const out = temp("out");
-    const run = kiln([
-      "render",
-      "slow",
-      "-n",
-      "40",
-      "--size",
-      "256x256",
-      "--out",
-      out,
-      "--data-dir",
-      temp("data"),
-      "--local-node-flags",
-      "--simulate 1x24GB@4",
-    ]);
-    await run.stderr.waitFor(
-      (l) => /job j_/.test(l),
-      60_000,
-      () => run.stderr.items.join("\n"),
-    );
+    const run = await slowRenderQueued(out);
     await new Promise((r) => setTimeout(r, 600));
     run.proc.kill("SIGINT");
     const { code, stderr } = await run.done;
@@ -136,25 +142,7 @@ describe("kiln CLI", () => {
   });
 
   it("cancels on SIGTERM (a closed terminal, a timeout) as on Ctrl-C: nothing of the job is left queued to run later", async () => {
-    const run = kiln([
-      "render",
-      "slow",
-      "-n",
-      "40",
-      "--size",
-      "256x256",
-      "--out",
-      temp("out"),
-      "--data-dir",
-      temp("data"),
-      "--local-node-flags",
-      "--simulate 1x24GB@4",
-    ]);
-    await run.stderr.waitFor(
-      (l) => /job j_/.test(l),
-      60_000,
-      () => run.stderr.items.join("\n"),
-    );
+    const run = await slowRenderQueued(temp("out"));
     run.proc.kill("SIGTERM");
     const { code, stderr } = await run.done;
     expect(code).toBe(130);

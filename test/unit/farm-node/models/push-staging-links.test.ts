@@ -127,9 +127,9 @@ describe("links planted in a push's staging", () => {
 });
 
 describe("a staged file hard-linked to an installed pack's", () => {
-  it("is replaced, never truncated, when its bytes turn out wrong at commit: the installed pack keeps its file", async () => {
+  /** An installed pack holding the weights, known to the hasher, and a push of them: staged as a link, not sent. */
+  async function linkedPush() {
     const { models, staging } = setup();
-    // An installed pack holds the weights: the push links them instead of receiving them.
     mkdirSync(join(models, "owner-pack"));
     const installed = join(models, "owner-pack", "model.onnx");
     writeFileSync(installed, WEIGHTS);
@@ -137,8 +137,13 @@ describe("a staged file hard-linked to an installed pack's", () => {
     hashes.remember(installed, sha(WEIGHTS));
     hashes.save();
     const offer = offerOf([{ path: "model.onnx", content: WEIGHTS }]);
-    const plan = await staging.offer(offer);
-    expect(plan.files[0]).toMatchObject({ source: "linked", have: WEIGHTS.length });
+    expect((await staging.offer(offer)).files[0]).toMatchObject({ source: "linked", have: WEIGHTS.length });
+    const staged = join(models, INCOMING_FOLDER, offer.hash, "pack", "model.onnx");
+    return { staging, installed, offer, staged };
+  }
+
+  it("is replaced, never truncated, when its bytes turn out wrong at commit: the installed pack keeps its file", async () => {
+    const { staging, installed, offer, staged } = await linkedPush();
     // The owner updates the installed pack in place (same inode), as `cp` onto it does.
     const changed = "WEIGHTS";
     const fd = openSync(installed, "r+");
@@ -149,28 +154,18 @@ describe("a staged file hard-linked to an installed pack's", () => {
     expect(error.message).toMatch(/do not match their sha256/);
     expect(readFileSync(installed, "utf8")).toBe(changed);
     // The staged file is emptied to be sent again, on its own.
-    const staged = join(models, INCOMING_FOLDER, offer.hash, "pack", "model.onnx");
     expect(statSync(staged).size).toBe(0);
     expect(statSync(staged).nlink).toBe(1);
   });
 
   it("gets bytes of its own when it is sent after all (the installed file changed size): they do not land in the installed pack", async () => {
-    const { models, staging } = setup();
-    mkdirSync(join(models, "owner-pack"));
-    const installed = join(models, "owner-pack", "model.onnx");
-    writeFileSync(installed, WEIGHTS);
-    const hashes = new PackHasher(join(models, ".hashes.json"));
-    hashes.remember(installed, sha(WEIGHTS));
-    hashes.save();
-    const offer = offerOf([{ path: "model.onnx", content: WEIGHTS }]);
-    expect((await staging.offer(offer)).files[0]).toMatchObject({ source: "linked" });
+    const { staging, installed, offer, staged } = await linkedPush();
     // The owner rewrites the installed file in place with more bytes: the link no longer holds the offered file.
     writeFileSync(installed, "the owner's new weights");
     const again = await staging.offer(offer);
     expect(again.files[0]).toMatchObject({ source: "send", have: 0 });
     await staging.write(offer.hash, 0, 0, Readable.from([Buffer.from(WEIGHTS)]), WEIGHTS.length);
     expect(readFileSync(installed, "utf8")).toBe("the owner's new weights");
-    const staged = join(models, INCOMING_FOLDER, offer.hash, "pack", "model.onnx");
     expect(readFileSync(staged, "utf8")).toBe(WEIGHTS);
     expect(statSync(staged).nlink).toBe(1);
   });
