@@ -154,6 +154,9 @@ async function strayEntry(root: string, relative: string): Promise<string | null
 /** Bytes received before they go to the file in one write (and through the hash in one update). */
 const WRITE_BATCH_BYTES = 1 << 20;
 
+/** Commits remembered to answer a repeated one (see PushStaging.committed): far more than a node receives at once. */
+const MAX_COMMITTED_KEPT = 64;
+
 /**
  * Model packs on their way in. Each push is keyed by the pack's content hash
  * and staged in `<models>/.incoming/<hash>/`: `push.json` (the offer) and
@@ -162,9 +165,6 @@ const WRITE_BATCH_BYTES = 1 << 20;
  * Commit checks every file's sha256 and the pack hash, then moves `pack/` to
  * `<models>/<name>` in one rename: the scanner never sees half a pack.
  */
-/** Commits remembered to answer a repeated one (see PushStaging.committed): far more than a node receives at once. */
-const MAX_COMMITTED_KEPT = 64;
-
 export class PushStaging {
   private readonly pushes = new Map<string, Push>();
   /**
@@ -471,14 +471,21 @@ export class PushStaging {
    * again) and the commit refused; nothing is listed.
    */
   async commit(hash: string): Promise<{ folder: string; name: string; dir: string }> {
-    const done = this.committedPack(hash);
-    if (done) return done;
     const push = await this.load(hash);
-    if (!push) throw notFound(hash);
+    if (!push) {
+      // Committed already, its answer lost on the way: the same answer. A push staged under another name of the same
+      // bytes is not that one: it has its own record, and is committed below.
+      const done = this.committedPack(hash);
+      if (done) return done;
+      throw notFound(hash);
+    }
     return this.locked(push, async () => {
-      const meanwhile = this.committedPack(hash);
-      if (meanwhile) return meanwhile;
-      if (push.gone) throw notFound(hash);
+      if (push.gone) {
+        // Another request committed this push meanwhile.
+        const done = this.committedPack(hash);
+        if (done?.name === push.record.offer.name) return done;
+        throw notFound(hash);
+      }
       if (push.writing.size > 0)
         throw new KilnError("E_CONFLICT", "uploads to this push are under way; commit when they have finished");
       push.committing = true;

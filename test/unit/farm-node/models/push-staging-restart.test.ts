@@ -75,6 +75,13 @@ describe("a commit asked again (its answer lost on the way, or another app commi
     // Listed by the node's rescan since: a commit asked again still answers as the first did.
     installed.push({ folder: "up-x4", name: "up-x4", hash });
     expect(await staging.commit(hash)).toEqual(first);
+    // The same bytes under another name are another push: its commit installs it, not answers with the first.
+    // (Its files are linked from the installed one: nothing to send.)
+    const copy: PackOffer = { ...offer, name: "up-x4-copy" };
+    expect(await staging.offer(copy)).toMatchObject({ installed: false, bytesToSend: 0 });
+    expect(await staging.commit(hash)).toMatchObject({ folder: "up-x4-copy", name: "up-x4-copy" });
+    expect(existsSync(join(models, "up-x4-copy", files[0]?.path as string))).toBe(true);
+    rmSync(join(models, "up-x4-copy"), { recursive: true });
     // Removed by hand (and no longer listed): offered again, it is a push again, not "installed" for ever.
     installed.length = 0;
     rmSync(join(models, "up-x4"), { recursive: true });
