@@ -119,7 +119,27 @@ export function describeOptimumExport(dir: string, folderName: string): ModelMan
     defaults: described.defaults,
     limits: described.limits,
   };
-  return ManifestSchema.parse(manifest);
+  const parsed = ManifestSchema.safeParse(manifest);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  // An optimum export is named by its folder, which people name freely ("SD Turbo (fp16)").
+  if (issue?.path[0] === "name")
+    throw new PackProblem(
+      `the folder name "${folderName}" cannot name a model (${issue.message}): rename the folder, e.g. to "${suggestedName(folderName)}"`,
+    );
+  throw new PackProblem(
+    `this optimum export does not make a pack Kiln runs: ${issue?.path.join(".") || "(top level)"} ${issue?.message ?? "is invalid"}`,
+  );
+}
+
+/** A model name close to a folder's: its runs of other characters as single dashes, cut to 100. */
+function suggestedName(folderName: string): string {
+  const name = folderName
+    .replace(/[^A-Za-z0-9._-]+/g, "-")
+    .replace(/^[^A-Za-z0-9]+/, "")
+    .slice(0, 100)
+    .replace(/-+$/, "");
+  return name || "my-model";
 }
 
 /**

@@ -1,4 +1,4 @@
-import { appendFileSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdtempSync, readFileSync, renameSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -222,6 +222,15 @@ describe("broken packs are reported with a precise reason and never stop the sca
     expect(renamed.find((e) => e.folder === TINY_PACKS.sd)?.info.unavailableReason).toMatch(
       /another model is already called "tiny-sd"/,
     );
+  });
+
+  it("an optimum export in a folder named as people name folders is listed unavailable with a name to use; the others load", async () => {
+    renameSync(packs.sd, join(dir, "models", "SD Turbo (fp16)"));
+    const entries = await scan();
+    expect(entries.find((e) => e.folder === "SD Turbo (fp16)")?.info.unavailableReason).toBe(
+      `the folder name "SD Turbo (fp16)" cannot name a model (must be letters, digits, '.', '_' or '-' (at most 100)): rename the folder, e.g. to "SD-Turbo-fp16"`,
+    );
+    expect(entries.find((e) => e.folder === TINY_PACKS.flow)?.info.available).toBe(true);
   });
 
   it("the table of `kiln-node models` shows status and the reason under a broken pack", async () => {
