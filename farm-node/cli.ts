@@ -6,6 +6,7 @@ import pino from "pino";
 import { DEFAULT_NODE_PORT } from "../shared/constants";
 import { Backend } from "../shared/device";
 import { formatFingerprint } from "../shared/fingerprint";
+import { NodeName } from "../shared/node-info";
 import { formatColumns } from "../shared/text-columns";
 import { requestPairingWindow, signalDaemon } from "./auth/pairing-request";
 import { readTokenFile } from "./auth/token-file";
@@ -36,6 +37,13 @@ function wrap<T>(parse: (text: string) => T): (text: string) => T {
       throw new InvalidArgumentError((error as Error).message);
     }
   };
+}
+
+/** The node's name, as the studio app takes it (it refuses a node whose info breaks the protocol's bounds). */
+function parseNodeName(text: string): string {
+  const parsed = NodeName.safeParse(text);
+  if (!parsed.success) throw new Error(parsed.error.issues[0]?.message ?? "is not a name the studio app takes");
+  return parsed.data;
 }
 
 function parsePort(text: string): number {
@@ -89,7 +97,7 @@ const program = new Command("kiln-node")
   .version(KILN_VERSION)
   .option("--port <port>", "TCP port of the API (0 picks a free one)", wrap(parsePort), DEFAULT_NODE_PORT)
   .option("--host <address>", "address to listen on", "0.0.0.0")
-  .option("--name <name>", "name shown in the studio app", hostname())
+  .option("--name <name>", "name shown in the studio app (at most 100 characters)", wrap(parseNodeName), hostname())
   .option("--models <dir>", "folder of model packs (the built-in kiln-demo is always there)")
   .option(
     "--devices <which>",

@@ -1,5 +1,16 @@
 import { z } from "zod";
 import { NodeDevices } from "./device";
+import { NodeMessage } from "./node-events";
+import { ModelName } from "./task";
+
+/** The name a node goes by in the studio app (`kiln-node --name`), as its mDNS advert carries it too. */
+export const NodeName = z.string().min(1, "must not be empty").max(100, "must be at most 100 characters");
+
+/** Far more models than a node's library holds: a node listing more is refused, not kept in memory. */
+export const MAX_MODELS_PER_NODE = 4096;
+
+/** A version or a time as a node writes it. */
+const NodeStamp = z.string().max(64);
 
 /** A certificate's SHA-256 fingerprint: 64 hex digits, no separators. */
 export const Fingerprint = z
@@ -7,18 +18,19 @@ export const Fingerprint = z
   .regex(/^[0-9a-f]{64}$/, "must be a SHA-256 fingerprint (64 lowercase hex digits)");
 
 export const ModelInfo = z.object({
-  name: z.string(),
-  kind: z.string(),
+  name: ModelName,
+  kind: z.string().max(64),
   /** sha256 over the model's defining content, so studios can tell copies apart. */
-  hash: z.string(),
+  hash: z.string().max(128),
   demo: z.boolean(),
-  description: z.string(),
+  /** The pack's words (a pack's manifest allows 1,000 characters): cut, never a reason to refuse the node. */
+  description: NodeMessage,
   defaultSteps: z.number().int().positive(),
   defaultWidth: z.number().int().positive(),
   defaultHeight: z.number().int().positive(),
   defaultGuidance: z.number().nonnegative(),
   /** Written into PNG parameters when a task names no sampler. */
-  defaultSampler: z.string(),
+  defaultSampler: z.string().max(64),
   maxWidth: z.number().int().positive(),
   maxHeight: z.number().int().positive(),
   maxSteps: z.number().int().positive(),
@@ -35,7 +47,8 @@ export const ModelInfo = z.object({
   /** Bytes of the model's files on the node (0 for models built in code). */
   sizeBytes: z.number().int().nonnegative().default(0),
   available: z.boolean(),
-  unavailableReason: z.string().nullable(),
+  /** Often an error's message from the node (a runtime that cannot load): cut, like the description. */
+  unavailableReason: NodeMessage.nullable(),
 });
 export type ModelInfo = z.infer<typeof ModelInfo>;
 
@@ -49,22 +62,22 @@ export type NodeLimits = z.infer<typeof NodeLimits>;
 
 /** The caller as this node knows it: how an app finds itself among a device's clients. */
 export const NodeCaller = z.object({
-  client: z.string(),
-  name: z.string(),
+  client: z.string().max(128),
+  name: z.string().max(200),
   weight: z.number().positive(),
 });
 export type NodeCaller = z.infer<typeof NodeCaller>;
 
 export const NodeInfo = z.object({
   id: z.string().uuid(),
-  name: z.string(),
-  version: z.string(),
+  name: NodeName,
+  version: NodeStamp,
   protocol: z.number().int(),
-  startedAt: z.string(),
+  startedAt: NodeStamp,
   /** SHA-256 of the certificate the node serves its API with. */
   fingerprint: Fingerprint,
   devices: NodeDevices,
-  models: z.array(ModelInfo),
+  models: z.array(ModelInfo).max(MAX_MODELS_PER_NODE),
   limits: NodeLimits,
   you: NodeCaller.optional(),
 });
@@ -73,8 +86,8 @@ export type NodeInfo = z.infer<typeof NodeInfo>;
 export const Health = z.object({
   status: z.enum(["ok", "starting", "degraded", "stopping"]),
   ready: z.boolean(),
-  id: z.string(),
-  version: z.string(),
+  id: z.string().max(128),
+  version: NodeStamp,
   protocol: z.number().int(),
   workersUp: z.number().int().nonnegative(),
   workersTotal: z.number().int().nonnegative(),

@@ -29,7 +29,9 @@ export const Seed = z
   .int("must be a whole number")
   .min(0, "must not be negative")
   .max(MAX_SEED, `must be at most ${MAX_SEED}`);
-export const ModelName = z.string().min(1, "must name a model").max(200);
+/** Longest model name the protocol carries (a pack's folder name can be longer: the node lists such a pack as unavailable). */
+export const MAX_MODEL_NAME_CHARS = 200;
+export const ModelName = z.string().min(1, "must name a model").max(MAX_MODEL_NAME_CHARS);
 
 export const TaskImage = z.object({
   id: SafeId,

@@ -4,6 +4,7 @@ import { DEMO_MODEL } from "../../shared/constants";
 import type { ResolvedPack } from "../../shared/model-manifest";
 import type { ModelInfo } from "../../shared/node-info";
 import { packModelInfo } from "../../shared/pack-model-info";
+import { MAX_MODEL_NAME_CHARS } from "../../shared/task";
 import type { ResolvedUpscaler } from "../../shared/upscale";
 import type { PackHasher } from "./pack-hash";
 import { PackProblem } from "./pack-problem";
@@ -41,6 +42,17 @@ export async function scanModelPacks(modelsDir: string, hasher: PackHasher): Pro
     const { readPackFolder } = await import("./pack-folder");
     for (const folder of folders) {
       const entry = await readPackFolder(join(modelsDir, folder), folder, hasher);
+      if (entry.info.name.length > MAX_MODEL_NAME_CHARS) {
+        // The app refuses a node listing a name this long, so the whole node would be lost over one folder.
+        const reason = `the folder's name is longer than ${MAX_MODEL_NAME_CHARS} characters: rename the folder or set "name" in ${MANIFEST_FILE}`;
+        const name = `${entry.info.name.slice(0, MAX_MODEL_NAME_CHARS - 1)}…`;
+        entries.push({
+          folder,
+          pack: null,
+          info: { ...entry.info, name, available: false, unavailableReason: reason },
+        });
+        continue;
+      }
       if (names.has(entry.info.name)) {
         const reason = `another model is already called "${entry.info.name}": rename the folder or set "name" in ${MANIFEST_FILE}`;
         entries.push({ folder, pack: null, info: { ...entry.info, available: false, unavailableReason: reason } });

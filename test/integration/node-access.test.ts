@@ -256,4 +256,15 @@ describe("who may use a node", () => {
     expect(run.status).toBe(2);
     expect(run.stderr).toContain(`chmod 600 ${file}`);
   });
+
+  it("kiln-node refuses a --name the studio app would refuse, naming the flag and the limit", () => {
+    const dir = mkdtempSync(join(tmpdir(), "kiln-node-name-"));
+    const run = spawnSync(process.execPath, [KILN_NODE, "--name", "n".repeat(101), "--state-dir", dir, "--no-mdns"], {
+      encoding: "utf8",
+      timeout: 20_000,
+    });
+    expect(run.status).not.toBe(0);
+    expect(run.stderr).toContain("--name");
+    expect(run.stderr).toContain("at most 100 characters");
+  });
 });

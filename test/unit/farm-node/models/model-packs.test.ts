@@ -6,6 +6,7 @@ import { scanModelPacks } from "../../../../farm-node/models/model-packs";
 import { formatModelTable } from "../../../../farm-node/models/model-table";
 import { PackHasher } from "../../../../farm-node/models/pack-hash";
 import { OnnxFormatError, readOnnxSignature } from "../../../../farm-node/onnx/onnx-signature";
+import { ModelInfo } from "../../../../shared/node-info";
 import { TINY_PACKS, writeTinyPacks } from "../../../fixtures/tiny-packs/write-tiny-packs";
 
 let dir: string;
@@ -231,6 +232,16 @@ describe("broken packs are reported with a precise reason and never stop the sca
       `the folder name "SD Turbo (fp16)" cannot name a model (must be letters, digits, '.', '_' or '-' (at most 100)): rename the folder, e.g. to "SD-Turbo-fp16"`,
     );
     expect(entries.find((e) => e.folder === TINY_PACKS.flow)?.info.available).toBe(true);
+  });
+
+  it("a folder whose name the protocol cannot carry is listed unavailable, not sent to lose the app the whole node", async () => {
+    const long = `sd-${"x".repeat(230)}`;
+    renameSync(packs.sd, join(dir, "models", long));
+    const entries = await scan();
+    const info = entries.find((e) => e.folder === long)?.info;
+    expect(info?.available).toBe(false);
+    expect(info?.unavailableReason).toMatch(/longer than 200 characters: rename the folder or set "name"/);
+    expect(entries.every((e) => ModelInfo.safeParse(e.info).success)).toBe(true);
   });
 
   it("the table of `kiln-node models` shows status and the reason under a broken pack", async () => {
