@@ -45,6 +45,9 @@ const NODE_LOCAL_REFUSALS: ReadonlySet<string> = new Set([
   "E_OOM",
 ]);
 
+/** Refusals of the task itself, which any node would repeat: its images fail with the node's words. */
+const REFUSALS_OF_THE_TASK: ReadonlySet<string> = new Set(["E_BAD_REQUEST", "E_INIT_IMAGE_MISSING"]);
+
 export interface DispatcherOptions {
   ledger: Ledger;
   fleet: NodeFleet;
@@ -611,12 +614,17 @@ export class Dispatcher {
           changes.nodesChanged();
           changes.queueChanged();
         } else {
+          // Refused for what the task is (its shape, a picture no node can be given): every node would refuse it.
+          // Any other refusal is this node's (its bug, its full disk, its lower limits): tried again, elsewhere
+          // where there is an elsewhere, and counted against the node so one that refuses everything ends blocklisted.
+          const final = REFUSALS_OF_THE_TASK.has(outcome.error.code);
           for (const a of attemptIds)
             ledger.failAttempt(
               a,
-              { code: outcome.error.code, message: outcome.error.message, retriable: false },
+              { code: outcome.error.code, message: outcome.error.message, retriable: !final },
               clock.now(),
             );
+          if (!final && !node.farm) ledger.recordNodeFailure(node.id, work.model, clock.now());
           changes.queueChanged();
         }
       })

@@ -158,10 +158,10 @@ export class NodeClient extends EventEmitter<NodeClientEvents> {
     try {
       return { kind: "accepted", accepted: await answerAs(TaskAccepted, res, "task") };
     } catch (error) {
-      return {
-        kind: "rejected",
-        error: error instanceof KilnError ? error : new KilnError("E_INTERNAL", String(error)),
-      };
+      // The node's own answer, read whole, refused the task; anything else (the link cut mid-answer, the timeout)
+      // left it unknown whether the node took the task: its images go back to the queue.
+      if (error instanceof KilnError) return { kind: "rejected", error };
+      return { kind: "unreachable", error: error as Error };
     }
   }
 

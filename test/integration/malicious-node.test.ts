@@ -445,3 +445,50 @@ describe("a result download the network cuts (a node on loopback ending its conn
     expect(c.listNodes().find((n) => n.id === node.nodeId)?.blockedModels).toEqual(["kiln-demo"]);
   }, 90_000);
 });
+
+describe("a node that answers a task badly (its bug, its full disk, its link cut mid-answer)", () => {
+  it("a task refused for the node's own reasons is tried again, not failed for good at the first refusal", async () => {
+    const refusals = [
+      { status: 500, code: "E_INTERNAL", message: "a bug on the node" },
+      { status: 507, code: "E_DISK_FULL", message: "the node's disk is full" },
+    ];
+    const png = await pngOfSize(256, 256);
+    const node = await hostile({ result: () => ({ body: png }), taskAnswer: (n) => refusals[n] });
+    const { c } = await appWith(node);
+    const { jobId } = c.submitJob({ prompts: ["a node having a bad day"], count: 1, seed: 1, width: 256, height: 256 });
+    await waitUntil(
+      () => ["done", "failed"].includes(c.listJobs().find((j) => j.id === jobId)?.state ?? ""),
+      60_000,
+      "the job ended",
+    );
+    expect(c.jobImages(jobId).map((i) => i.state)).toEqual(["done"]);
+    // Counted as the node's failures, so a node refusing every task ends blocklisted rather than looping.
+    expect(c.ledger.attemptOutcomes(jobId)).toMatchObject({ failed: 2, done: 1 });
+  }, 90_000);
+
+  it("an answer cut mid-body is a link lost, not a refusal: the images go back to the queue", async () => {
+    const png = await pngOfSize(256, 256);
+    const node = await hostile({ result: () => ({ body: png }), taskAnswer: (n) => (n === 0 ? "cut" : undefined) });
+    const { c } = await appWith(node);
+    const { jobId } = c.submitJob({ prompts: ["a cable pulled"], count: 1, seed: 1, width: 256, height: 256 });
+    await waitUntil(
+      () => ["done", "failed"].includes(c.listJobs().find((j) => j.id === jobId)?.state ?? ""),
+      60_000,
+      "the job ended",
+    );
+    expect(c.jobImages(jobId).map((i) => i.state)).toEqual(["done"]);
+    expect(c.ledger.attemptOutcomes(jobId)).toMatchObject({ lost: 1, failed: 0, done: 1 });
+  }, 90_000);
+
+  it("a task the node refuses for its own shape (400) fails its images at once, with the node's words", async () => {
+    const node = await hostile({
+      taskAnswer: () => ({ status: 400, code: "E_BAD_REQUEST", message: "prompt: must be at most 4000 characters" }),
+    });
+    const { c } = await appWith(node);
+    const { jobId } = c.submitJob({ prompts: ["refused"], count: 1, seed: 1, width: 256, height: 256 });
+    await waitUntil(() => c.listJobs().find((j) => j.id === jobId)?.state === "failed", 60_000, "the job failed");
+    expect(c.jobImages(jobId)[0]?.error).toMatch(/prompt: must be at most 4000 characters/);
+    expect(c.ledger.attemptOutcomes(jobId)).toMatchObject({ failed: 1 });
+    expect(node.tasks.items).toHaveLength(1);
+  }, 90_000);
+});

@@ -36,6 +36,11 @@ export interface HostileNodeOptions {
   result?: (image: Task["images"][number], task: Task) => ForgedResult | Promise<ForgedResult>;
   /** The devices it reports at each telemetry beat (1 Hz) and in /v1/node (beat 0). */
   devices?: (beat: number) => DeviceInfo[];
+  /**
+   * How it answers the n-th task it is sent (from 0): an error answer (Kiln's error body), "cut" (the
+   * answer's headers, then the connection ended mid-body), or undefined to accept the task and render it.
+   */
+  taskAnswer?: (n: number) => { status: number; code: string; message: string } | "cut" | undefined;
 }
 
 /** One image download as the hostile node saw it. */
@@ -175,7 +180,14 @@ export async function startHostileNode(opts: HostileNodeOptions = {}): Promise<H
     }
     if (req.method === "POST" && route === "/v1/tasks") {
       const task = TaskRequest.parse(JSON.parse(await text(req)));
+      const refusal = opts.taskAnswer?.(tasks.items.length);
       tasks.push(task);
+      if (refusal === "cut") {
+        res.writeHead(202, { "content-type": "application/json", "content-length": "1000" });
+        res.write('{"id":');
+        return void setTimeout(() => res.destroy(), 50);
+      }
+      if (refusal) return json(res, refusal.status, { error: { code: refusal.code, message: refusal.message } });
       json(res, 202, { id: task.id, device: devices(0)[0]?.uuid ?? "none", state: "queued", duplicate: false });
       void deliver(task);
       return;
