@@ -344,13 +344,14 @@ async function render(promptArg: string | undefined, opts: CommonOptions & Recor
   let exitCode = 0;
   try {
     refuseAPersonsPause(coordinator);
-    await waitForFarm(coordinator);
+    // Stored (and so checked) before the wait for nodes: a picture it refuses is said at once, not a minute later.
     if (initBytes) {
       // The picture goes into the app's init images; the job names it by hash and each node gets it once.
       const stored = await coordinator.initImages.put(initBytes);
       Object.assign(spec, { initImage: stored.sha256, resizeMode: opts.resizeMode as ResizeMode });
     }
     if (maskBytes) Object.assign(spec, { mask: (await coordinator.initImages.put(maskBytes, "mask")).sha256 });
+    await waitForFarm(coordinator);
     const { jobId, images } = coordinator.submitJob(spec);
     const view = new ProgressView(jobId, process.stderr);
     coordinator.on("ui", (event) => view.onEvent(event));
@@ -713,7 +714,7 @@ async function serve(opts: ServeOptions): Promise<number> {
 }
 
 /** Refusals of what the command was given (a flag, a file, a job the queue refuses): exit 2, as commander's own. */
-const BAD_INPUT: ReadonlySet<string> = new Set(["E_BAD_REQUEST", "E_SIZE_LIMIT", "E_MODEL_MISSING"]);
+const BAD_INPUT: ReadonlySet<string> = new Set(["E_BAD_REQUEST", "E_SIZE_LIMIT", "E_TOO_LARGE", "E_MODEL_MISSING"]);
 
 const program = new Command("kiln")
   .description("Kiln: render on every GPU of the studio's farm from a terminal")

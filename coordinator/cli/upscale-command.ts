@@ -172,7 +172,8 @@ function together(jobs: JobSummary[]): JobSummary {
 
 /** A picture the queue refused (too large at this scale, too many tiles): the refusal names the file. */
 function refusedPicture(file: string, error: unknown): unknown {
-  if (!(error instanceof KilnError) || !["E_BAD_REQUEST", "E_SIZE_LIMIT"].includes(error.code)) return error;
+  if (!(error instanceof KilnError) || !["E_BAD_REQUEST", "E_SIZE_LIMIT", "E_TOO_LARGE"].includes(error.code))
+    return error;
   return badFlag("files", `${file}: ${error.message}`);
 }
 

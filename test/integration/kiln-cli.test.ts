@@ -240,6 +240,16 @@ describe("kiln CLI", () => {
     expect(await refused(["render", "x", "--prompts", "/nonexistent/shots.txt"])).toMatch(
       /give a prompt or --prompts FILE, not both/,
     );
+    const wide = join(temp("pictures"), "wide.png");
+    writeFileSync(
+      wide,
+      await sharp({ create: { width: 16_400, height: 8, channels: 3, background: "#000" } })
+        .png()
+        .toBuffer(),
+    );
+    expect(await refused(["render", "x", "--init-image", wide])).toMatch(
+      /init image may be at most 16384 pixels per side/,
+    );
     expect(await refused(["render", "x", "--seed", "3", "--seed-mode", "random"])).toMatch(
       /--seed applies to --seed-mode increment or fixed/,
     );
