@@ -7,6 +7,7 @@ import { DEFAULT_NODE_PORT } from "../shared/constants";
 import { Backend } from "../shared/device";
 import { formatFingerprint } from "../shared/fingerprint";
 import { NodeName } from "../shared/node-info";
+import { NodeToken } from "../shared/pairing";
 import { formatColumns } from "../shared/text-columns";
 import { requestPairingWindow, signalDaemon } from "./auth/pairing-request";
 import { readTokenFile } from "./auth/token-file";
@@ -292,6 +293,8 @@ async function runDaemon(): Promise<void> {
   let token: string | null;
   try {
     token = opts.tokenFile ? readTokenFile(resolve(opts.tokenFile)) : (opts.token ?? null);
+    const checked = token !== null && !opts.tokenFile ? NodeToken.safeParse(token) : null;
+    if (checked && !checked.success) throw new Error(`--token ${checked.error.issues[0]?.message}`);
   } catch (error) {
     process.stderr.write(`kiln-node: ${(error as Error).message}\n`);
     process.exit(2);

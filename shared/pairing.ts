@@ -2,6 +2,17 @@ import { z } from "zod";
 import { Fingerprint } from "./node-info";
 
 /**
+ * A node's bearer token, as it travels in an HTTP header: printable ASCII (no line breaks, no characters a
+ * header cannot carry), no spaces at either end, of a sane length. One a node made at pairing is 43 base64url
+ * characters; a deployment's own (`kiln-node --token-file`) may be any such text of 16 or more.
+ */
+export const NodeToken = z
+  .string()
+  .min(16, "must be at least 16 characters")
+  .max(512, "must be at most 512 characters")
+  .regex(/^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/, "must be printable ASCII (it travels in an HTTP header)");
+
+/**
  * Pairing: the person reads a six-digit code off the node and types it into
  * the app. The code never crosses the network. App and node run a
  * password-authenticated key exchange on it (OPAQUE, RFC 9807, through
@@ -57,7 +68,7 @@ export type PairFinishRequest = z.infer<typeof PairFinishRequest>;
 
 export const PairResponse = z.object({
   nodeId: z.string().uuid(),
-  token: z.string().min(32),
+  token: NodeToken,
 });
 export type PairResponse = z.infer<typeof PairResponse>;
 

@@ -5,6 +5,7 @@ import { normalizeFingerprint } from "./fingerprint";
 import { MAX_INIT_IMAGE_BYTES, Sha256Hex } from "./img2img";
 import { GridAxis, JobSource, JobSpec } from "./job";
 import { Fingerprint, ModelInfo } from "./node-info";
+import { NodeToken } from "./pairing";
 
 /**
  * The one contract between user interfaces (desktop renderer, browser, CLI) and
@@ -280,7 +281,7 @@ export const UiCommands = {
       .object({
         host: z.string().min(1),
         port: z.number().int().min(1).max(65535),
-        token: z.string().min(1),
+        token: NodeToken,
         /** The node's certificate SHA-256 as it prints it at start: the token goes to that certificate only. */
         fingerprint: z.string().max(200).transform(normalizeFingerprint).pipe(Fingerprint).optional(),
         /** Pin whatever certificate answers now instead (a person's explicit choice). */

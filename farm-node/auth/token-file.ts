@@ -1,4 +1,5 @@
 import { closeSync, constants, fstatSync, openSync, readFileSync } from "node:fs";
+import { NodeToken } from "../../shared/pairing";
 
 /**
  * `--token-file`: a deployment secret read from a file only its owner can
@@ -36,7 +37,11 @@ export function readTokenFile(file: string): string {
       );
     }
     const token = readFileSync(fd, "utf8").trim();
-    if (token.length < 16) throw new Error(`--token-file ${file} holds no token of at least 16 characters`);
+    const checked = NodeToken.safeParse(token);
+    if (!checked.success)
+      throw new Error(
+        `--token-file ${file}: its token ${checked.error.issues[0]?.message ?? "is not one a studio app can send"}`,
+      );
     return token;
   } finally {
     closeSync(fd);

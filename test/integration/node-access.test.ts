@@ -257,6 +257,20 @@ describe("who may use a node", () => {
     expect(run.stderr).toContain(`chmod 600 ${file}`);
   });
 
+  it("kiln-node refuses a token file whose token no studio app could send (a line break inside), saying why", () => {
+    const dir = mkdtempSync(join(tmpdir(), "kiln-token-file-"));
+    const file = join(dir, "token");
+    writeFileSync(file, "first-half-of-a-secret\nsecond-half-of-it\n", { mode: 0o600 });
+    const run = spawnSync(process.execPath, [KILN_NODE, "--token-file", file, "--state-dir", dir, "--no-mdns"], {
+      encoding: "utf8",
+      timeout: 20_000,
+    });
+    expect(run.status).toBe(2);
+    expect(run.stderr).toContain(
+      `--token-file ${file}: its token must be printable ASCII (it travels in an HTTP header)`,
+    );
+  });
+
   it("kiln-node refuses a --name the studio app would refuse, naming the flag and the limit", () => {
     const dir = mkdtempSync(join(tmpdir(), "kiln-node-name-"));
     const run = spawnSync(process.execPath, [KILN_NODE, "--name", "n".repeat(101), "--state-dir", dir, "--no-mdns"], {
