@@ -17,16 +17,26 @@ export type DeviceKind = z.infer<typeof DeviceKind>;
 const REPORTED_ID = z.string().min(1).max(128);
 const LABEL = z.string().max(200);
 const MAX_LOADED_MODELS = 64;
+/**
+ * Readings far past any real device (16 TiB of memory, 100 kW, 100,000 images a second): a node claiming more is
+ * broken or hostile, and its report is refused rather than turned into Infinity in the farm panel's arithmetic.
+ */
+const MEGABYTES = z
+  .number()
+  .nonnegative()
+  .max(2 ** 24);
+const WATTS = z.number().nonnegative().max(1e5);
+const COUNT = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
 /** A device's problem in its worker's words: long enough for a provider's reasons, bounded as all a node says. */
 export const MAX_PROBLEM_CHARS = 2000;
 
 /** Live readings of one device; any reading a device cannot give is null. */
 export const DeviceReadings = z.object({
-  vramTotalMb: z.number().nonnegative().nullable(),
-  vramUsedMb: z.number().nonnegative().nullable(),
+  vramTotalMb: MEGABYTES.nullable(),
+  vramUsedMb: MEGABYTES.nullable(),
   utilizationPct: z.number().min(0).max(100).nullable(),
-  temperatureC: z.number().nullable(),
-  powerW: z.number().nonnegative().nullable(),
+  temperatureC: z.number().min(-100).max(250).nullable(),
+  powerW: WATTS.nullable(),
 });
 export type DeviceReadings = z.infer<typeof DeviceReadings>;
 
@@ -40,11 +50,11 @@ export const DeviceClientShare = z.object({
   client: REPORTED_ID,
   name: LABEL,
   /** Its weight in the device's fair queue (1 unless set on the node). */
-  weight: z.number().positive(),
+  weight: z.number().positive().max(1e6),
   /** Its fraction of the device's busy time over the sharing window. */
   share: z.number().min(0).max(1),
   /** Its tasks waiting in or running on this device now. */
-  tasks: z.number().int().nonnegative(),
+  tasks: COUNT,
 });
 export type DeviceClientShare = z.infer<typeof DeviceClientShare>;
 
@@ -53,7 +63,7 @@ export const DeviceSharing = z.object({
   /** The app whose batch is rendering now; null when idle. */
   current: REPORTED_ID.nullable(),
   /** Seconds of history behind `share`. */
-  windowS: z.number().positive(),
+  windowS: z.number().positive().max(1e7),
   clients: z.array(DeviceClientShare).max(MAX_CLIENTS_PER_DEVICE),
 });
 export type DeviceSharing = z.infer<typeof DeviceSharing>;
@@ -66,15 +76,15 @@ export type DeviceSharing = z.infer<typeof DeviceSharing>;
 export const DeviceEnergy = z.object({
   source: z.enum(["nvidia-smi", "rapl", "simulated"]),
   /** Everything the device drew since the node started, idle included, joules. */
-  totalJ: z.number().nonnegative(),
+  totalJ: z.number().nonnegative().max(1e15),
   /** Of that, what was charged to images (draw above idle while they rendered), joules. */
-  imagesJ: z.number().nonnegative(),
+  imagesJ: z.number().nonnegative().max(1e15),
   /** Images charged. */
-  images: z.number().int().nonnegative(),
+  images: COUNT,
   /** Watt-hours per image over its recent images; null before its first. */
-  whPerImage: z.number().nonnegative().nullable(),
+  whPerImage: z.number().nonnegative().max(1e6).nullable(),
   /** The idle draw it is measured against (see farm-node/devices/idle-power.ts); null before one is known. */
-  idlePowerW: z.number().nonnegative().nullable(),
+  idlePowerW: WATTS.nullable(),
 });
 export type DeviceEnergy = z.infer<typeof DeviceEnergy>;
 
@@ -101,12 +111,12 @@ export const DeviceInfo = DeviceReadings.extend({
   /** The backend the worker actually runs on (null until its worker has started). */
   backend: Backend.nullable(),
   state: DeviceState,
-  queueDepth: z.number().int().nonnegative(),
-  queueLimit: z.number().int().positive(),
+  queueDepth: COUNT,
+  queueLimit: z.number().int().positive().max(1e6),
   currentTaskId: REPORTED_ID.nullable(),
-  imagesTotal: z.number().int().nonnegative(),
+  imagesTotal: COUNT,
   /** Images per second over the last minute. */
-  imagesPerSec: z.number().nonnegative(),
+  imagesPerSec: z.number().nonnegative().max(1e5),
   /** Model packs its worker holds in memory now (the built-in demo is not listed). */
   loadedModels: z.array(LABEL).max(MAX_LOADED_MODELS).default([]),
   sharing: DeviceSharing.default({ current: null, windowS: 300, clients: [] }),

@@ -102,12 +102,18 @@ export const TaskAccepted = z.object({
 export type TaskAccepted = z.infer<typeof TaskAccepted>;
 
 /** Where the time of one image went, in milliseconds. */
+/** A duration a node reports, ms: at most a year, so no sum or average of them leaves the finite numbers. */
+const REPORTED_MS = z
+  .number()
+  .nonnegative()
+  .max(365 * 86_400_000);
+
 export const ImageTimings = z.object({
-  queuedMs: z.number().nonnegative(),
-  inferenceMs: z.number().nonnegative(),
+  queuedMs: REPORTED_MS,
+  inferenceMs: REPORTED_MS,
   /** Of the inference, the time inside ONNX Runtime session runs (0 on simulated devices). */
-  ortMs: z.number().nonnegative(),
-  encodeMs: z.number().nonnegative(),
-  totalMs: z.number().nonnegative(),
+  ortMs: REPORTED_MS,
+  encodeMs: REPORTED_MS,
+  totalMs: REPORTED_MS,
 });
 export type ImageTimings = z.infer<typeof ImageTimings>;

@@ -13,7 +13,7 @@ import { FARM_APP_FILE } from "../../coordinator/farm/farm-app";
 import { MAX_DEVICES_PER_NODE } from "../../shared/constants";
 import type { DeviceInfo } from "../../shared/device";
 import { type FarmAnnouncement, FarmJob, type FarmNodeReport, farmKeys } from "../../shared/farm-protocol";
-import type { UiEvent } from "../../shared/ui-api";
+import { UiCommands, type UiEvent } from "../../shared/ui-api";
 import { pngBomb, pngOfSize } from "../support/forged-pngs";
 import {
   type ForgedResult,
@@ -251,6 +251,24 @@ describe("a compromised node attacks the studio app (hostile HTTPS/WSS node on l
 
     expect(thousand.length).toBeGreaterThan(MAX_DEVICES_PER_NODE);
     expect(mostDevicesShown(ui, node.nodeId)).toBe(1);
+  }, 60_000);
+
+  it("a reading past any real device (1e307 images a second) is ignored: the farm panel stays readable for every node", async () => {
+    const device = reportedDevice("GPU-ONE");
+    const node = await hostile({
+      devices: (beat) => [
+        beat === 2 ? { ...device, imagesPerSec: 1e307 } : { ...device, name: beat < 2 ? "before" : "after" },
+      ],
+    });
+    const { c } = await appWith(node);
+    await waitUntil(
+      () => c.listNodes().find((n) => n.id === node.nodeId)?.devices[0]?.name === "after",
+      30_000,
+      "telemetry after the absurd reading",
+    );
+    // What the page checks every list of nodes against, after it crossed JSON as the WebSocket sends it.
+    const listed = UiCommands.listNodes.result.safeParse(JSON.parse(JSON.stringify(c.listNodes())));
+    expect(listed.success, listed.error?.message).toBe(true);
   }, 60_000);
 
   it("devices a node stops reporting leave no history behind (a node that renames its devices every second)", async () => {
