@@ -49,20 +49,42 @@ export const BLAMELESS_FAILURES: ReadonlySet<string> = new Set<ErrorCode>([
   "E_NOT_READY",
 ]);
 
+const MAX_MESSAGE_CHARS = 2000;
+/** Field problems kept of one answer, and the most of its details' JSON kept: far more than a real answer has. */
+const MAX_FIELD_ERRORS = 50;
+const MAX_DETAILS_CHARS = 64 * 1024;
+
+/**
+ * A node's words for people (an error's message): kept, but cut to a length a
+ * screen and the ledger can hold, so an answer is never refused for its prose.
+ */
+export const NodeMessage = z
+  .string()
+  .transform((text) => (text.length > MAX_MESSAGE_CHARS ? `${text.slice(0, MAX_MESSAGE_CHARS)}…` : text));
+
 export const FieldError = z.object({
-  path: z.string(),
-  message: z.string(),
+  path: z.string().transform((path) => path.slice(0, 200)),
+  message: NodeMessage,
 });
 export type FieldError = z.infer<typeof FieldError>;
 
-/** The body of every non-2xx answer of the node API. */
+/**
+ * The body of every non-2xx answer of the node API (and of the UI API). Read from a peer, so cut to bounds: its
+ * message becomes an image's error and a node's problem, kept in the ledger and sent with every nodes.changed.
+ */
 export const ApiError = z.object({
   error: z.object({
     code: ErrorCode,
-    message: z.string(),
-    fields: z.array(FieldError).optional(),
-    /** Extra facts a client can act on (e.g. the installed models). */
-    details: z.record(z.string(), z.unknown()).optional(),
+    message: NodeMessage,
+    fields: z
+      .array(FieldError)
+      .transform((fields) => fields.slice(0, MAX_FIELD_ERRORS))
+      .optional(),
+    /** Extra facts a client can act on (e.g. the installed models); dropped when past any real answer's size. */
+    details: z
+      .record(z.string(), z.unknown())
+      .transform((details) => (JSON.stringify(details).length > MAX_DETAILS_CHARS ? undefined : details))
+      .optional(),
   }),
 });
 export type ApiError = z.infer<typeof ApiError>;

@@ -1,11 +1,11 @@
 import { z } from "zod";
 import { NODE_API_PREFIX } from "./constants";
 import { NodeDevices } from "./device";
-import { ErrorCode } from "./errors";
+import { ErrorCode, NodeMessage } from "./errors";
 import { SafeId } from "./ids";
 import { ImageEnergy } from "./image-energy";
 import { PushPackName, Sha256Hex } from "./model-push";
-import { CompletedImageIds, NodeMessage } from "./node-events";
+import { CompletedImageIds } from "./node-events";
 import { Fingerprint, ModelInfo } from "./node-info";
 import { ImageTimings, TaskRequest } from "./task";
 

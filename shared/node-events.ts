@@ -1,22 +1,13 @@
 import { z } from "zod";
 import { MAX_IMAGES_PER_TASK } from "./constants";
 import { NodeDevices } from "./device";
-import { ErrorCode } from "./errors";
+import { ErrorCode, NodeMessage } from "./errors";
 import { SafeId } from "./ids";
 import { ImageEnergy } from "./image-energy";
 import { ImageTimings } from "./task";
 
 /** Bounds on what a node says, with room to spare over what a real node sends. */
 const REPORTED_ID = z.string().max(128);
-const MAX_MESSAGE_CHARS = 2000;
-
-/**
- * A node's words for people (an error's message): kept, but cut to a length a
- * screen and the ledger can hold, so an outcome is never refused for its prose.
- */
-export const NodeMessage = z
-  .string()
-  .transform((text) => (text.length > MAX_MESSAGE_CHARS ? `${text.slice(0, MAX_MESSAGE_CHARS)}…` : text));
 
 /** The images of a task a node reports as completed. */
 export const CompletedImageIds = z.array(SafeId).max(MAX_IMAGES_PER_TASK);

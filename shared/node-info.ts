@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { NodeDevices } from "./device";
-import { NodeMessage } from "./node-events";
+import { NodeMessage } from "./errors";
 import { ModelName } from "./task";
 
 /** The name a node goes by in the studio app (`kiln-node --name`), as its mDNS advert carries it too. */

@@ -1,3 +1,4 @@
+import { NodeMessage } from "../../shared/errors";
 import { FARM_CANCELLED_REASON, parseFarmFailedReason } from "../../shared/farm-protocol";
 import type { NodeEvent } from "../../shared/node-events";
 
@@ -27,7 +28,8 @@ export function unannouncedEnd(taskId: string, state: string, failedReason: stri
         type: "task.failed",
         taskId,
         code: failure?.code ?? "E_INTERNAL",
-        message: failure?.message ?? (failedReason || "the task failed on the farm"),
+        // Any box that reaches Redis may have written it: cut as a node's words are.
+        message: NodeMessage.parse(failure?.message ?? (failedReason || "the task failed on the farm")),
         retriable: failure?.retriable ?? false,
         completedImageIds: [],
       };

@@ -498,6 +498,18 @@ describe("a node that answers a task badly (its bug, its full disk, its link cut
     expect(c.ledger.attemptOutcomes(jobId)).toMatchObject({ lost: 1, failed: 0, done: 1 });
   }, 90_000);
 
+  it("a refusal's message of 3 MB is cut before it becomes the image's error (kept in the ledger, sent to every window)", async () => {
+    const node = await hostile({
+      taskAnswer: () => ({ status: 400, code: "E_BAD_REQUEST", message: `prompt: ${"so long ".repeat(400_000)}` }),
+    });
+    const { c } = await appWith(node);
+    const { jobId } = c.submitJob({ prompts: ["refused"], count: 1, seed: 1, width: 256, height: 256 });
+    await waitUntil(() => c.listJobs().find((j) => j.id === jobId)?.state === "failed", 60_000, "the job failed");
+    const error = c.jobImages(jobId)[0]?.error ?? "";
+    expect(error.startsWith("prompt: so long so long")).toBe(true);
+    expect(error.length).toBeLessThanOrEqual(2001);
+  }, 90_000);
+
   it("a task the node refuses for its own shape (400) fails its images at once, with the node's words", async () => {
     const node = await hostile({
       taskAnswer: () => ({ status: 400, code: "E_BAD_REQUEST", message: "prompt: must be at most 4000 characters" }),

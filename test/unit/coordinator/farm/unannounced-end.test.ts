@@ -23,6 +23,13 @@ describe("a farm task's end read from BullMQ when no node announced it", () => {
     });
   });
 
+  it("cuts a reason of megabytes (any box reaching Redis may have written it) to what the ledger and screens hold", () => {
+    for (const reason of [farmFailedReason("E_INFERENCE", "x".repeat(3_000_000)), "y".repeat(3_000_000)]) {
+      const end = unannouncedEnd("t", "failed", reason);
+      expect(end?.type === "task.failed" && end.message.length).toBe(2001);
+    }
+  });
+
   it("keeps a reason in no code's form whole, as an internal failure; a task BullMQ forgot is tried again", () => {
     expect(unannouncedEnd("t", "failed", "job stalled more than allowable limit")).toMatchObject({
       code: "E_INTERNAL",
