@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { MAX_IMAGE_EDGE } from "./constants";
 
 /**
  * `kiln-model.json`: how a node runs a model pack that is not a Hugging Face
@@ -153,51 +154,74 @@ export const GuidanceSpec = z.object({
   cfgNormalization: z.number().min(0).default(0),
 });
 
-export const ModelManifest = z.object({
-  kiln: z.literal(1, { error: 'must be 1 (the manifest format version): add "kiln": 1' }),
-  /** Defaults to the pack's folder name. */
-  name: z
-    .string()
-    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/, "must be letters, digits, '.', '_' or '-' (at most 100)")
-    .optional(),
-  kind: PipelineKind,
-  description: z.string().max(1000).default(""),
-  /** Element type of the denoiser's latent and text inputs; the others are read from each file. */
-  dtype: TensorDtype.default("float32"),
-  textEncoder: TextEncoderSpec,
-  textEncoder2: TextEncoderSpec.optional(),
-  denoiser: DenoiserSpec,
-  vaeDecoder: VaeDecoderSpec,
-  /** Present when the pack can start from an image (img2img). */
-  vaeEncoder: VaeEncoderSpec.optional(),
-  tokenizer: TokenizerSpec,
-  scheduler: SchedulerSpec,
-  guidance: GuidanceSpec.default({ cfgTruncation: 1, cfgNormalization: 0 }),
-  latent: z.object({
-    channels: z.number().int().positive().max(64),
-    /** Pixels per latent cell along each side. */
-    factor: z.number().int().positive().max(32).default(8),
-    /** The VAE's scaling_factor and shift_factor: latents / scale + shift go into the decoder. */
-    scale: z.number().positive(),
-    shift: z.number().default(0),
-  }),
-  defaults: z.object({
-    steps: z.number().int().positive().max(200),
-    width: z.number().int().positive(),
-    height: z.number().int().positive(),
-    guidance: z.number().min(0).max(50),
-  }),
-  limits: z
-    .object({
-      minEdge: z.number().int().positive().default(64),
-      maxWidth: z.number().int().positive().default(2048),
-      maxHeight: z.number().int().positive().default(2048),
-      maxSteps: z.number().int().positive().max(200).default(100),
-      /** Sizes must be multiples of this (the VAE factor times the denoiser's downsampling). */
-      sizeMultiple: z.number().int().positive().default(64),
-    })
-    .default({ minEdge: 64, maxWidth: 2048, maxHeight: 2048, maxSteps: 100, sizeMultiple: 64 }),
-});
+export const ModelManifest = z
+  .object({
+    kiln: z.literal(1, { error: 'must be 1 (the manifest format version): add "kiln": 1' }),
+    /** Defaults to the pack's folder name. */
+    name: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/, "must be letters, digits, '.', '_' or '-' (at most 100)")
+      .optional(),
+    kind: PipelineKind,
+    description: z.string().max(1000).default(""),
+    /** Element type of the denoiser's latent and text inputs; the others are read from each file. */
+    dtype: TensorDtype.default("float32"),
+    textEncoder: TextEncoderSpec,
+    textEncoder2: TextEncoderSpec.optional(),
+    denoiser: DenoiserSpec,
+    vaeDecoder: VaeDecoderSpec,
+    /** Present when the pack can start from an image (img2img). */
+    vaeEncoder: VaeEncoderSpec.optional(),
+    tokenizer: TokenizerSpec,
+    scheduler: SchedulerSpec,
+    guidance: GuidanceSpec.default({ cfgTruncation: 1, cfgNormalization: 0 }),
+    latent: z.object({
+      channels: z.number().int().positive().max(64),
+      /** Pixels per latent cell along each side. */
+      factor: z.number().int().positive().max(32).default(8),
+      /** The VAE's scaling_factor and shift_factor: latents / scale + shift go into the decoder. */
+      scale: z.number().positive(),
+      shift: z.number().default(0),
+    }),
+    defaults: z.object({
+      steps: z.number().int().positive().max(200),
+      width: z.number().int().positive().max(MAX_IMAGE_EDGE),
+      height: z.number().int().positive().max(MAX_IMAGE_EDGE),
+      guidance: z.number().min(0).max(50),
+    }),
+    limits: z
+      .object({
+        minEdge: z.number().int().positive().default(64),
+        maxWidth: z.number().int().positive().max(MAX_IMAGE_EDGE).default(2048),
+        maxHeight: z.number().int().positive().max(MAX_IMAGE_EDGE).default(2048),
+        maxSteps: z.number().int().positive().max(200).default(100),
+        /** Sizes must be multiples of this (the VAE factor times the denoiser's downsampling). */
+        sizeMultiple: z.number().int().positive().default(64),
+      })
+      .default({ minEdge: 64, maxWidth: 2048, maxHeight: 2048, maxSteps: 100, sizeMultiple: 64 }),
+  })
+  .superRefine((m, ctx) => {
+    // A job that leaves a value out takes the default: one outside the pack's own limits fails every image of it.
+    const { defaults: d, limits: l } = m;
+    for (const [edge, max] of [
+      ["width", l.maxWidth],
+      ["height", l.maxHeight],
+    ] as const) {
+      const value = d[edge];
+      if (value < l.minEdge || value > max || value % l.sizeMultiple !== 0)
+        ctx.addIssue({
+          code: "custom",
+          path: ["defaults", edge],
+          message: `is ${value}, outside the pack's own limits (${l.minEdge} to ${max}, a multiple of ${l.sizeMultiple})`,
+        });
+    }
+    if (d.steps > l.maxSteps)
+      ctx.addIssue({
+        code: "custom",
+        path: ["defaults", "steps"],
+        message: `is ${d.steps}, above the pack's own limits.maxSteps (${l.maxSteps})`,
+      });
+  });
 export type ModelManifest = z.infer<typeof ModelManifest>;
 export type ModelManifestInput = z.input<typeof ModelManifest>;
 

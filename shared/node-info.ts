@@ -1,7 +1,8 @@
 import { z } from "zod";
 import { NodeDevices } from "./device";
 import { NodeMessage } from "./errors";
-import { ModelName } from "./task";
+import { Guidance, ModelName, Steps } from "./task";
+import { MAX_UPSCALED_EDGE } from "./upscale";
 
 /** The name a node goes by in the studio app (`kiln-node --name`), as its mDNS advert carries it too. */
 export const NodeName = z.string().min(1, "must not be empty").max(100, "must be at most 100 characters");
@@ -25,15 +26,16 @@ export const ModelInfo = z.object({
   demo: z.boolean(),
   /** The pack's words (a pack's manifest allows 1,000 characters): cut, never a reason to refuse the node. */
   description: NodeMessage,
-  defaultSteps: z.number().int().positive(),
-  defaultWidth: z.number().int().positive(),
-  defaultHeight: z.number().int().positive(),
-  defaultGuidance: z.number().nonnegative(),
+  defaultSteps: Steps,
+  defaultWidth: z.number().int().positive().max(MAX_UPSCALED_EDGE),
+  defaultHeight: z.number().int().positive().max(MAX_UPSCALED_EDGE),
+  defaultGuidance: Guidance,
   /** Written into PNG parameters when a task names no sampler. */
   defaultSampler: z.string().max(64),
-  maxWidth: z.number().int().positive(),
-  maxHeight: z.number().int().positive(),
-  maxSteps: z.number().int().positive(),
+  /** An upscaler's are the largest picture it makes; a generating model's are within the protocol's edge. */
+  maxWidth: z.number().int().positive().max(MAX_UPSCALED_EDGE),
+  maxHeight: z.number().int().positive().max(MAX_UPSCALED_EDGE),
+  maxSteps: Steps,
   /** Width and height must be multiples of this. */
   sizeMultiple: z.number().int().positive().default(8),
   /** Smallest width and height it renders; absent from older nodes (64, the protocol's own floor). */

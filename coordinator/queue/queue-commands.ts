@@ -1,6 +1,7 @@
 import { randomInt } from "node:crypto";
 import { statfs } from "node:fs/promises";
 import type { Logger } from "pino";
+import { MAX_IMAGE_EDGE } from "../../shared/constants";
 import { describeFieldErrors, fieldErrors, KilnError } from "../../shared/errors";
 import {
   type HiresFix,
@@ -130,6 +131,7 @@ export class QueueCommands {
     // An upscale job's images are the picture (or its farm tiles) at their true upscaled size; the job keeps the cost key.
     const images = spec.upscale && upscaled ? upscaleImages(expanded[0] as ImageSpec, spec.upscale) : expanded;
     for (const image of images) checkModelLimits(image, models);
+    if (!spec.upscale) for (const image of images) checkTaskEdges(image, input);
     if (spec.upscale) checkUpscaleSize(images, spec.upscale.scale, models.get(spec.model)?.scale);
     if (spec.hires) checkHires(spec.hires, images, models);
     if (spec.hires) this.checkUpscalerEverywhere(spec.hires.upscaler, modelNames);
@@ -410,6 +412,21 @@ function checkModelLimits(
   const model = models.get(image.model);
   if (!model) return;
   for (const limit of ["width", "height", "steps"] as const) checkModelLimit(limit, image[limit], limit, model);
+}
+
+/**
+ * A size a task can carry (MAX_IMAGE_EDGE a side): a node's default beyond it (a broken or hostile node says its
+ * model defaults to 4096) would have every node refuse every image of the job.
+ */
+function checkTaskEdges(image: ImageSpec, input: { width?: number; height?: number }): void {
+  for (const edge of ["width", "height"] as const) {
+    if (image[edge] <= MAX_IMAGE_EDGE) continue;
+    const whose = input[edge] === undefined ? ` (${image.model}'s default, as a node lists it)` : "";
+    const message = `${image[edge]}${whose} is above ${MAX_IMAGE_EDGE}, the most a task carries: give the job a ${edge}`;
+    throw new KilnError("E_SIZE_LIMIT", `${edge} ${message}`, { field: edge, max: MAX_IMAGE_EDGE }, [
+      { path: edge, message },
+    ]);
+  }
 }
 
 /**

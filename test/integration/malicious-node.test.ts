@@ -13,6 +13,7 @@ import { FARM_APP_FILE } from "../../coordinator/farm/farm-app";
 import { MAX_DEVICES_PER_NODE } from "../../shared/constants";
 import type { DeviceInfo } from "../../shared/device";
 import { type FarmAnnouncement, FarmJob, type FarmNodeReport, farmKeys } from "../../shared/farm-protocol";
+import type { ModelInfo } from "../../shared/node-info";
 import { UiCommands, type UiEvent } from "../../shared/ui-api";
 import { pngBomb, pngOfSize } from "../support/forged-pngs";
 import {
@@ -462,6 +463,21 @@ describe("a result download the network cuts (a node on loopback ending its conn
     expect(c.ledger.attemptOutcomes(jobId)).toMatchObject({ failed: 5, lost: 0 });
     expect(c.listNodes().find((n) => n.id === node.nodeId)?.blockedModels).toEqual(["kiln-demo"]);
   }, 90_000);
+});
+
+describe("a node that lists absurd model defaults (broken or hostile)", () => {
+  it("a job that leaves its size to a default no task can carry is refused at submit, naming the field, not failed image by image", async () => {
+    const [demo] = reportedModels();
+    const node = await hostile({
+      models: [{ ...(demo as ModelInfo), defaultWidth: 4096, defaultHeight: 4096, maxWidth: 8192, maxHeight: 8192 }],
+    });
+    const { c } = await appWith(node);
+    expect(() => c.submitJob({ prompts: ["a default too large"], count: 1, seed: 1 })).toThrow(
+      "width 4096 (kiln-demo's default, as a node lists it) is above 2048, the most a task carries: give the job a width",
+    );
+    expect(c.listJobs()).toEqual([]);
+    expect(node.tasks.items).toEqual([]);
+  }, 60_000);
 });
 
 describe("a node that answers a task badly (its bug, its full disk, its link cut mid-answer)", () => {

@@ -41,6 +41,8 @@ export interface HostileNodeOptions {
    * answer's headers, then the connection ended mid-body), or undefined to accept the task and render it.
    */
   taskAnswer?: (n: number) => { status: number; code: string; message: string } | "cut" | undefined;
+  /** The models it lists (kiln-demo as a real node lists it, unless given). */
+  models?: ModelInfo[];
 }
 
 /** One image download as the hostile node saw it. */
@@ -209,7 +211,7 @@ export async function startHostileNode(opts: HostileNodeOptions = {}): Promise<H
       startedAt: new Date().toISOString(),
       fingerprint,
       devices: devices(0),
-      models: reportedModels(),
+      models: opts.models ?? reportedModels(),
       limits: { maxBodyBytes: 256 * 1024, maxImagesPerTask: 64, queuePerDevice: 4, baseTaskTimeoutS: 30 },
     };
   }

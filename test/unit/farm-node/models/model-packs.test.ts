@@ -208,6 +208,22 @@ describe("broken packs are reported with a precise reason and never stop the sca
     expect((await infoOf(TINY_PACKS.flow))?.unavailableReason).toMatch(/^kiln-model\.json is not valid JSON/);
   });
 
+  it("a manifest whose defaults break its own limits (a job leaving the size out would fail every image) names the field", async () => {
+    const file = join(packs.flow, "kiln-model.json");
+    const manifest = JSON.parse(readFileSync(file, "utf8"));
+    writeFileSync(
+      file,
+      JSON.stringify({
+        ...manifest,
+        defaults: { ...manifest.defaults, width: 1536 },
+        limits: { ...manifest.limits, maxWidth: 1024 },
+      }),
+    );
+    expect((await infoOf(TINY_PACKS.flow))?.unavailableReason).toMatch(
+      /^kiln-model\.json: defaults\.width is 1536, outside the pack's own limits \(\d+ to 1024, a multiple of \d+\)$/,
+    );
+  });
+
   it("a folder that is no pack, and a second pack with a name already taken", async () => {
     writeFileSync(join(dir, "models", "README.txt"), "not a folder, ignored");
     writeTinyPacks(join(dir, "models", "copies"));
