@@ -64,6 +64,9 @@ function apiJobs() {
   return farm.coordinator.listJobs().filter((j) => j.source?.kind === "a1111-api");
 }
 
+if (BROWSER_SKIP_REASON)
+  console.warn(`SKIPPED a page of another origin in Chromium and the A1111 API: ${BROWSER_SKIP_REASON}`);
+
 describe.skipIf(BROWSER_SKIP_REASON !== null)("a page of another origin in Chromium and the A1111 API", () => {
   it("cannot make the farm render, by a simple POST, a JSON fetch, a form or a rebound name", async () => {
     const page = await browser.newPage();

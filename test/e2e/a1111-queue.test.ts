@@ -12,6 +12,8 @@ const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const SCREENSHOTS = join(ROOT, "test/e2e/screenshots");
 
 /** A request from an A1111 client, as the studio sees it in the app: in the queue and on the devices that render it. */
+if (BROWSER_SKIP_REASON) console.warn(`SKIPPED an A1111 request in the Kiln UI: ${BROWSER_SKIP_REASON}`);
+
 describe.skipIf(BROWSER_SKIP_REASON !== null)("an A1111 request in the Kiln UI", () => {
   let farm: A1111Farm;
   let page: Page;

@@ -12,6 +12,8 @@ const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const SCREENSHOTS = join(ROOT, "test/e2e/screenshots");
 
 /** Energy in the Kiln UI (issue 19, item 1): a job's watt-hours in the queue, each device's on the farm panel, the form's switch. */
+if (BROWSER_SKIP_REASON) console.warn(`SKIPPED energy in the Kiln UI: ${BROWSER_SKIP_REASON}`);
+
 describe.skipIf(BROWSER_SKIP_REASON !== null)("energy in the Kiln UI", () => {
   let farm: A1111Farm;
   let page: Page;

@@ -317,7 +317,10 @@ describe("kiln render --hires", () => {
   }, 200_000);
 });
 
-describe.skipIf(redisUnavailable() !== null)("hires fix in farm mode (a real redis-server)", () => {
+const noRedis = redisUnavailable();
+if (noRedis) console.warn(`SKIPPED hires fix in farm mode: ${noRedis}`);
+
+describe.skipIf(noRedis !== null)("hires fix in farm mode (a real redis-server)", () => {
   it("a farm node renders it from the app's queue; an upscaler pack is refused there, naming it", async () => {
     const redis = await startRedis();
     const farmNode = await startNode(["--devices", "cpu", "--models", join(dir, "models"), "--farm", redis.url]);

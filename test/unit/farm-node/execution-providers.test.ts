@@ -13,27 +13,28 @@ function doubler(): Uint8Array {
   return g.build();
 }
 
-// These machines have no GPU: no NVIDIA device, no render node for Vulkan.
+// These machines have no GPU: no NVIDIA device, no render node for Vulkan. Where one is, cuda or webgpu may run.
 const hasGpu = existsSync("/dev/nvidia0") || existsSync("/dev/dri");
+if (hasGpu)
+  console.warn("SKIPPED execution provider fallback to the CPU: this machine has a GPU, so cuda or webgpu may run");
 
-describe.skipIf(hasGpu)("execution provider fallback (on a machine without a GPU)", () => {
-  it("falls back from cuda and webgpu to cpu, saying why each was skipped", async () => {
-    const started = performance.now();
-    const { sessions, backend, notes } = await createSessions([doubler(), doubler()], ["cuda", "webgpu", "cpu"]);
-    const elapsed = performance.now() - started;
+describe("execution provider fallback", () => {
+  it.skipIf(hasGpu)(
+    "falls back from cuda and webgpu to cpu on a machine without a GPU, saying why each was skipped",
+    async () => {
+      const { sessions, backend, notes } = await createSessions([doubler(), doubler()], ["cuda", "webgpu", "cpu"]);
 
-    expect(backend).toBe("cpu");
-    expect(sessions).toHaveLength(2);
-    expect(notes).toHaveLength(2);
-    expect(notes[0]).toMatch(/^cuda: CUDA provider not installed \(libonnxruntime_providers_cuda\.so/);
-    expect(notes[1]).toMatch(/^webgpu: no usable WebGPU adapter/);
-    // The WebGPU probe is a short-lived child process, never a hang.
-    expect(elapsed).toBeLessThan(10_000);
+      expect(backend).toBe("cpu");
+      expect(sessions).toHaveLength(2);
+      expect(notes).toHaveLength(2);
+      expect(notes[0]).toMatch(/^cuda: CUDA provider not installed \(libonnxruntime_providers_cuda\.so/);
+      expect(notes[1]).toMatch(/^webgpu: no usable WebGPU adapter/);
 
-    const out = await sessions[1]?.run({ x: new ort.Tensor("float32", Float32Array.of(1, 2.5), [2]) });
-    expect(Array.from(out?.y?.data as Float32Array)).toEqual([2, 5]);
-    await Promise.all(sessions.map((s) => s.release()));
-  });
+      const out = await sessions[1]?.run({ x: new ort.Tensor("float32", Float32Array.of(1, 2.5), [2]) });
+      expect(Array.from(out?.y?.data as Float32Array)).toEqual([2, 5]);
+      await Promise.all(sessions.map((s) => s.release()));
+    },
+  );
 
   it("notes that sim is no ONNX Runtime provider", async () => {
     const { sessions, backend, notes } = await createSessions([doubler()], ["sim", "cpu"]);
@@ -42,7 +43,7 @@ describe.skipIf(hasGpu)("execution provider fallback (on a machine without a GPU
     await sessions[0]?.release();
   });
 
-  it("fails with every reason when no listed provider works", async () => {
+  it.skipIf(hasGpu)("fails with every reason when no listed provider works (a machine without a GPU)", async () => {
     const attempt = createSessions([doubler()], ["cuda", "webgpu"]);
     await expect(attempt).rejects.toMatchObject({ code: "E_INFERENCE" });
     await expect(attempt).rejects.toThrow(

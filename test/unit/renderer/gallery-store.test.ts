@@ -91,14 +91,13 @@ describe("gallery items and rows", () => {
     expect(rowAt(rows, 10_000)).toBe(4);
   });
 
-  it("lays out 10,000 images quickly", () => {
+  it("lays out 10,000 images of one job: one header, then rows of seven, the last one short", () => {
     const big = {
       big: Array.from({ length: 10_000 }, (_, i) => image({ id: `b${i}`, jobId: "big", index: i, state: "done" })),
     };
-    const started = performance.now();
     const rows = galleryRows(galleryImages(big, [job({ id: "big" })], noFilters), 7, { header: 40, row: 184 });
     expect(rows).toHaveLength(1 + Math.ceil(10_000 / 7));
-    expect(performance.now() - started).toBeLessThan(200);
+    expect(rows.at(-1)?.key).toBe(`c:big:${Math.floor(10_000 / 7)}`);
   });
 });
 

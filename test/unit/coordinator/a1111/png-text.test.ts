@@ -54,11 +54,10 @@ describe("png-info's reader of PNG text", () => {
     // 900 KiB of text in about 1 KiB, 500 times over: each alone would pass a limit per chunk.
     const bomb = deflateSync(Buffer.alloc(900 * 1024, 0x61));
     const file = png(...Array.from({ length: 500 }, (_, i) => zchunk(`bomb${i}`, bomb)), text("parameters", "late"));
-    const started = performance.now();
     const read = readPngText(file);
     const total = Object.values(read ?? {}).reduce((n, v) => n + v.length, 0);
     expect(total).toBeLessThanOrEqual(1024 * 1024);
-    expect(performance.now() - started).toBeLessThan(5000);
+    expect(Object.keys(read ?? {}).length).toBeLessThanOrEqual(64);
     expect(read?.parameters).toBeUndefined();
   });
 });
