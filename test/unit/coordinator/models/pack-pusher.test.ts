@@ -187,10 +187,16 @@ describe("pushPack", () => {
   it("does not retry what the node refused", async () => {
     const p = pack([4]);
     const node = new FakeNode(p.offer);
+    let offers = 0;
     node.pushOffer = async () => {
+      offers++;
       throw new KilnError("E_DISK_FULL", "needs 4 bytes, has 1");
     };
-    await expect(pushPack(node, p, quick)).rejects.toThrow("needs 4 bytes, has 1");
+    await expect(pushPack(node, p, quick)).rejects.toMatchObject({
+      code: "E_DISK_FULL",
+      message: "needs 4 bytes, has 1",
+    });
+    expect(offers).toBe(1);
   });
 
   it("removes the node's staging when a person cancels, and keeps it when the app stops", async () => {
