@@ -6,6 +6,7 @@ import websocket from "@fastify/websocket";
 import Fastify, { type FastifyRequest, LogController } from "fastify";
 import type { Logger } from "pino";
 import { contentSecurityPolicy } from "../../shared/content-security-policy";
+import { describeFieldErrors, fieldErrors } from "../../shared/errors";
 import { parseThumbnailSize } from "../../shared/thumbnail-sizes";
 import { MAX_INIT_IMAGE_BASE64, UiRequest } from "../../shared/ui-api";
 import { ZOD_ONLY_SCHEMAS } from "../../shared/zod-only-schemas";
@@ -228,10 +229,11 @@ export async function startUiServer(opts: UiServerOptions) {
       }
       if (!request.success) {
         const id = typeof (raw as { id?: unknown })?.id === "number" ? (raw as { id: number }).id : -1;
+        const fields = fieldErrors(request.error);
         socket.send(
           JSON.stringify({
             id,
-            error: { code: "E_BAD_REQUEST", message: `not a UI API request: ${request.error.message}` },
+            error: { code: "E_BAD_REQUEST", message: `not a UI API request: ${describeFieldErrors(fields)}`, fields },
           }),
         );
         return;

@@ -332,6 +332,11 @@ describe("UI API server (kiln serve) on 127.0.0.1", () => {
         fields: [{ path: "data", message: "must be the picture's bytes in base64" }],
       });
       await expect(ui.call("storeInitImage", {})).rejects.toMatchObject({ fields: [{ path: "data" }] });
+      // A command that does not exist is named as a field, as the desktop's IPC names it, not as zod's JSON.
+      const misspelt = await ui.call("submitJb" as "listJobs", {}).catch((e: unknown) => e);
+      expect(misspelt).toMatchObject({ code: "E_BAD_REQUEST", fields: [{ path: "command" }] });
+      expect((misspelt as Error).message).toMatch(/^not a UI API request: command: /);
+      expect((misspelt as Error).message).not.toContain("{");
       await expect(ui.call("storeInitImage", { imageId: "no-such-image" })).rejects.toMatchObject({
         code: "E_NOT_FOUND",
         fields: [{ path: "imageId", message: "is not in the gallery" }],
