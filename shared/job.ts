@@ -19,18 +19,29 @@ export type SeedMode = z.infer<typeof SeedMode>;
 
 export const SizeValue = z.object({ width: Edge, height: Edge });
 
+/** Values of one grid axis at most: a 100 × 100 grid is 10,000 cells, and the job's axes travel with every queue event. */
+export const MAX_GRID_VALUES = 100;
+
+/** An axis's values: at least one, at most MAX_GRID_VALUES. */
+function axisValues<T extends z.ZodType>(value: T) {
+  return z
+    .array(value)
+    .min(1, "must list at least one value")
+    .max(MAX_GRID_VALUES, `must list at most ${MAX_GRID_VALUES} values`);
+}
+
 export const GridAxis = z.discriminatedUnion("kind", [
   /** Prompt search/replace: every occurrence of `search` becomes each value in turn. */
   z.object({
     kind: z.literal("prompt"),
-    search: z.string().min(1, "must not be empty"),
-    values: z.array(z.string().max(MAX_PROMPT_CHARS)).min(1),
+    search: z.string().min(1, "must not be empty").max(MAX_PROMPT_CHARS),
+    values: axisValues(z.string().max(MAX_PROMPT_CHARS)),
   }),
-  z.object({ kind: z.literal("seed"), values: z.array(Seed).min(1) }),
-  z.object({ kind: z.literal("steps"), values: z.array(Steps).min(1) }),
-  z.object({ kind: z.literal("cfg"), values: z.array(Guidance).min(1) }),
-  z.object({ kind: z.literal("size"), values: z.array(SizeValue).min(1) }),
-  z.object({ kind: z.literal("model"), values: z.array(ModelName).min(1) }),
+  z.object({ kind: z.literal("seed"), values: axisValues(Seed) }),
+  z.object({ kind: z.literal("steps"), values: axisValues(Steps) }),
+  z.object({ kind: z.literal("cfg"), values: axisValues(Guidance) }),
+  z.object({ kind: z.literal("size"), values: axisValues(SizeValue) }),
+  z.object({ kind: z.literal("model"), values: axisValues(ModelName) }),
 ]);
 export type GridAxis = z.infer<typeof GridAxis>;
 export type GridAxisKind = GridAxis["kind"];

@@ -122,6 +122,19 @@ describe("job expansion", () => {
     expect(parsed.success).toBe(false);
     expect(parsed.error?.issues[0]?.path).toEqual(["count"]);
   });
+
+  it("refuses a grid axis of more than 100 values or a search text past a prompt's length, naming the field", () => {
+    const seeds = Array.from({ length: 101 }, (_, i) => i);
+    const many = JobSpec.safeParse({ prompts: ["a"], grid: { x: { kind: "seed", values: seeds } } });
+    expect(many.error?.issues.map((i) => [i.path.join("."), i.message])).toEqual([
+      ["grid.x.values", "must list at most 100 values"],
+    ]);
+    const search = JobSpec.safeParse({
+      prompts: ["a"],
+      grid: { x: { kind: "prompt", search: "x".repeat(1024 * 1024), values: ["y"] } },
+    });
+    expect(search.error?.issues.map((i) => i.path.join("."))).toEqual(["grid.x.search"]);
+  });
 });
 
 describe("grid notation", () => {
