@@ -647,6 +647,7 @@ interface ServeOptions extends CommonOptions {
   apiAuth?: Map<string, string>;
   apiHost: string[];
   corsAllowOrigins?: string;
+  uiDir?: string;
 }
 
 async function serve(opts: ServeOptions): Promise<number> {
@@ -665,7 +666,7 @@ async function serve(opts: ServeOptions): Promise<number> {
   const token = randomBytes(24).toString("base64url");
   const host = opts.lan ? "0.0.0.0" : "127.0.0.1";
   const log = pino({ level: opts.logLevel }, pino.destination(2));
-  const uiDir = fileURLToPath(new URL("../../out/renderer", import.meta.url));
+  const uiDir = opts.uiDir ? resolve(opts.uiDir) : fileURLToPath(new URL("../../out/renderer", import.meta.url));
   // Loaded only here: the other commands never serve HTTP, and Fastify is a good part of their start-up.
   const { startUiServer } = await import("../ui-api/ui-server");
   const { app, port } = await startUiServer({
@@ -702,7 +703,7 @@ async function serve(opts: ServeOptions): Promise<number> {
     );
   if (a1111) process.stderr.write(`A1111 API at ${url.replace(/\/\?token=.*$/, "")}/sdapi/v1\n`);
   if (!existsSync(join(uiDir, "index.html")))
-    process.stderr.write("(the UI is not built yet: npm run build; the API is served)\n");
+    process.stderr.write(`(no UI is built in ${uiDir} yet: npm run build; the API is served)\n`);
   await new Promise<void>((resolveStop) => {
     const stop = () => resolveStop();
     process.once("SIGINT", stop);
@@ -858,7 +859,8 @@ commonOptions(
       (t: string, e: string[]) => [...e, t],
       [],
     )
-    .option("--cors-allow-origins <origins>", "comma-separated origins whose web pages may call the A1111 API"),
+    .option("--cors-allow-origins <origins>", "comma-separated origins whose web pages may call the A1111 API")
+    .option("--ui-dir <dir>", "serve the UI built in this folder (default: this checkout's out/renderer)"),
 ).action(async (opts) => {
   process.exitCode = await serve(opts);
 });

@@ -1,12 +1,11 @@
-import { execFileSync } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type A1111Farm, startA1111Farm, UI_TOKEN } from "../support/a1111-farm";
-import { tempDir } from "../support/temp-dir";
 import { BROWSER_SKIP_REASON, launchBrowser } from "./support/browser";
+import { builtRenderer } from "./support/built-ui";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const SCREENSHOTS = join(ROOT, "test/e2e/screenshots");
@@ -21,15 +20,8 @@ describe.skipIf(BROWSER_SKIP_REASON !== null)("an A1111 request in the Kiln UI",
   let request: Promise<Response> | undefined;
 
   beforeAll(async () => {
-    // A build of its own (a few seconds), so no other test's build of out/ can be caught half-written.
-    const built = tempDir("kiln-e2e-a1111-build-");
-    execFileSync(
-      process.execPath,
-      [join(ROOT, "node_modules/electron-vite/bin/electron-vite.js"), "build", "--outDir", built, "--logLevel", "warn"],
-      { cwd: ROOT, stdio: "inherit" },
-    );
     mkdirSync(SCREENSHOTS, { recursive: true });
-    farm = await startA1111Farm(["2x24GB@2"], { uiDir: join(built, "renderer") });
+    farm = await startA1111Farm(["2x24GB@2"], { uiDir: builtRenderer() });
     ({ page, close: closeBrowser } = await launchBrowser());
   }, 180_000);
 

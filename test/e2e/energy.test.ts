@@ -1,12 +1,11 @@
-import { execFileSync } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type A1111Farm, startA1111Farm, UI_TOKEN } from "../support/a1111-farm";
-import { tempDir } from "../support/temp-dir";
 import { BROWSER_SKIP_REASON, launchBrowser } from "./support/browser";
+import { builtRenderer } from "./support/built-ui";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const SCREENSHOTS = join(ROOT, "test/e2e/screenshots");
@@ -20,16 +19,9 @@ describe.skipIf(BROWSER_SKIP_REASON !== null)("energy in the Kiln UI", () => {
   let closeBrowser: () => Promise<void>;
 
   beforeAll(async () => {
-    // A build of its own, so no other test's build of out/ can be caught half-written.
-    const built = tempDir("kiln-e2e-energy-build-");
-    execFileSync(
-      process.execPath,
-      [join(ROOT, "node_modules/electron-vite/bin/electron-vite.js"), "build", "--outDir", built, "--logLevel", "warn"],
-      { cwd: ROOT, stdio: "inherit" },
-    );
     mkdirSync(SCREENSHOTS, { recursive: true });
     // Real kiln-node processes on simulated GPUs, whose power model the nodes measure.
-    farm = await startA1111Farm(["1x24GB@8", "1x12GB@4"], { uiDir: join(built, "renderer") });
+    farm = await startA1111Farm(["1x24GB@8", "1x12GB@4"], { uiDir: builtRenderer() });
     ({ page, close: closeBrowser } = await launchBrowser());
   }, 180_000);
 

@@ -1,5 +1,4 @@
-import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -16,6 +15,7 @@ import { initPicture } from "../support/init-picture";
 import { addNodeArgs, type RunningNode, startNode } from "../support/kiln-node-process";
 import { startServe } from "../support/kiln-serve-process";
 import { BROWSER_SKIP_REASON, launchBrowser } from "./support/browser";
+import { builtRenderer } from "./support/built-ui";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const SCREENSHOTS = join(ROOT, "test/e2e/screenshots");
@@ -85,19 +85,17 @@ describe.skipIf(BROWSER_SKIP_REASON !== null)("img2img in the UI: an init image,
   }
 
   beforeAll(async () => {
-    if (!existsSync(join(ROOT, "out/renderer/index.html"))) {
-      execFileSync(process.execPath, [join(ROOT, "node_modules/electron-vite/bin/electron-vite.js"), "build"], {
-        cwd: ROOT,
-        stdio: "inherit",
-      });
-    }
+    const uiDir = builtRenderer();
     mkdirSync(SCREENSHOTS, { recursive: true });
     const dir = mkdtempSync(join(tmpdir(), "kiln-e2e-img2img-"));
     writeTinyPacks(join(dir, "models"));
     node = await startNode(["--devices", "cpu", "--models", join(dir, "models"), "--name", "rack-cpu"]);
     dataDir = join(dir, "data");
     outDir = join(dir, "out");
-    serve = await startServe(["--data-dir", dataDir, "--out", outDir, "--no-local", ...addNodeArgs([node])]);
+    serve = await startServe([
+      ...["--ui-dir", uiDir, "--data-dir", dataDir, "--out", outDir, "--no-local"],
+      ...addNodeArgs([node]),
+    ]);
     ({ page, close: closeBrowser } = await launchBrowser());
     await page.goto(`http://127.0.0.1:${serve.port}/?token=${serve.token}`);
   }, 120_000);

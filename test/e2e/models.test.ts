@@ -1,6 +1,5 @@
-import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { closeSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, writeSync } from "node:fs";
+import { closeSync, cpSync, mkdirSync, mkdtempSync, openSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -11,6 +10,7 @@ import { type RunningNode, startNode } from "../support/kiln-node-process";
 import { startServe } from "../support/kiln-serve-process";
 import { startSlowTcpRelay } from "../support/slow-tcp-relay";
 import { BROWSER_SKIP_REASON, launchBrowser } from "./support/browser";
+import { builtRenderer } from "./support/built-ui";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const SCREENSHOTS = join(ROOT, "test/e2e/screenshots");
@@ -41,12 +41,7 @@ describe.skipIf(BROWSER_SKIP_REASON !== null)(
     const pickerOptions = () => page.locator("#field-model option").allTextContents();
 
     beforeAll(async () => {
-      if (!existsSync(join(ROOT, "out/renderer/index.html"))) {
-        execFileSync(process.execPath, [join(ROOT, "node_modules/electron-vite/bin/electron-vite.js"), "build"], {
-          cwd: ROOT,
-          stdio: "inherit",
-        });
-      }
+      const uiDir = builtRenderer();
       mkdirSync(SCREENSHOTS, { recursive: true });
       const dir = mkdtempSync(join(tmpdir(), "kiln-e2e-models-"));
       const made = writeTinyPacks(join(dir, "made"));
@@ -68,6 +63,8 @@ describe.skipIf(BROWSER_SKIP_REASON !== null)(
       nodes.push(a as RunningNode, slow as RunningNode);
       relay = await startSlowTcpRelay({ host: "127.0.0.1", port: (slow as RunningNode).port }, 2 * 1024 * 1024);
       serve = await startServe([
+        "--ui-dir",
+        uiDir,
         "--data-dir",
         mkdtempSync(join(tmpdir(), "kiln-e2e-data-")),
         "--out",

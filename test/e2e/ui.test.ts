@@ -1,5 +1,4 @@
-import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync } from "node:fs";
+import { mkdirSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -8,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { addNodeArgs, type RunningNode, startNode } from "../support/kiln-node-process";
 import { startServe } from "../support/kiln-serve-process";
 import { BROWSER_SKIP_REASON, launchBrowser } from "./support/browser";
+import { builtRenderer } from "./support/built-ui";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const SCREENSHOTS = join(ROOT, "test/e2e/screenshots");
@@ -30,13 +30,7 @@ describe.skipIf(BROWSER_SKIP_REASON !== null)(
       page.getByRole("article", { name, exact: true }).getByRole("progressbar", { name: "Images done" });
 
     beforeAll(async () => {
-      // The UI is served from the built renderer; build it once when this checkout has none.
-      if (!existsSync(join(ROOT, "out/renderer/index.html"))) {
-        execFileSync(process.execPath, [join(ROOT, "node_modules/electron-vite/bin/electron-vite.js"), "build"], {
-          cwd: ROOT,
-          stdio: "inherit",
-        });
-      }
+      const uiDir = builtRenderer();
       mkdirSync(SCREENSHOTS, { recursive: true });
       nodes.push(
         ...(await Promise.all([
@@ -46,6 +40,8 @@ describe.skipIf(BROWSER_SKIP_REASON !== null)(
       );
       spare = await startNode(["--simulate", "1x8GB@4", "--name", "rack-spare", "--pair"]);
       serve = await startServe([
+        "--ui-dir",
+        uiDir,
         "--data-dir",
         mkdtempSync(join(tmpdir(), "kiln-e2e-data-")),
         "--out",
