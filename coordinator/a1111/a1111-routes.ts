@@ -9,6 +9,7 @@ import { KilnError } from "../../shared/errors";
 import { DEFAULT_STRENGTH, type JobSpec } from "../../shared/job";
 import { parseParameters } from "../../shared/png-parameters";
 import { API_SPOOL_DIR, type Coordinator } from "../coordinator";
+import { storageFailure } from "../store/storage-failure";
 import { sendDetail, sendValidation, validationItems } from "./api-errors";
 import { ApiGuard, type ApiGuardOptions } from "./api-guard";
 import { checkpoints, LATENT_UPSCALE_MODES, SAMPLERS, SCHEDULERS, upscalerItems } from "./api-lists";
@@ -159,6 +160,10 @@ export async function registerA1111Api(app: FastifyInstance, opts: A1111ApiOptio
         if (status === 415) return sendDetail(reply, 415, "send the body as application/json");
         if (status < 500) return sendDetail(reply, status, error.message);
         log.error({ err: error, url: request.url }, "A1111 API request failed");
+        // The app's own disk full, or its queue file locked: said as such, with what to do.
+        const failure = storageFailure(error);
+        if (failure.code === "E_DISK_FULL") return sendDetail(reply, 507, failure.message);
+        if (failure.code === "E_TIMEOUT") return sendDetail(reply, 503, failure.message);
         return sendDetail(reply, 500, `Kiln could not answer: ${error.message}`);
       });
       api.setNotFoundHandler((_request, reply) => sendDetail(reply, 404, "Not Found"));

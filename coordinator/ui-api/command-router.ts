@@ -1,7 +1,8 @@
 import type { z } from "zod";
-import { describeFieldErrors, fieldErrors, KilnError } from "../../shared/errors";
+import { describeFieldErrors, fieldErrors } from "../../shared/errors";
 import { type UiCommandName, UiCommands, type UiRequest, type UiResponse } from "../../shared/ui-api";
 import type { Coordinator } from "../coordinator";
+import { storageFailure } from "../store/storage-failure";
 import { storeInitImage } from "./init-image-upload";
 
 type Handlers = { [C in UiCommandName]: (args: z.output<(typeof UiCommands)[C]["args"]>) => unknown };
@@ -99,14 +100,12 @@ export function createCommandRouter(coordinator: Coordinator) {
     try {
       const result = await (table[request.command] as (a: unknown) => unknown)(args.data);
       return { id: request.id, result };
-    } catch (error) {
-      if (error instanceof KilnError) {
-        return {
-          id: request.id,
-          error: { code: error.code, message: error.message, ...(error.fields ? { fields: error.fields } : {}) },
-        };
-      }
-      return { id: request.id, error: { code: "E_INTERNAL", message: (error as Error).message } };
+    } catch (thrown) {
+      const error = storageFailure(thrown);
+      return {
+        id: request.id,
+        error: { code: error.code, message: error.message, ...(error.fields ? { fields: error.fields } : {}) },
+      };
     }
   };
 }
