@@ -239,6 +239,15 @@ const NodeModelRef = NodeRef.extend({ model: z.string().min(1).max(256) });
 const Ok = z.object({ ok: z.literal(true) });
 
 /** Every command: its arguments and its result. Channel names are the keys, never loose strings. */
+/** A node's address as a person types it: a host name or an IP address, the port in its own field. */
+const NodeHost = z
+  .string()
+  .trim()
+  .min(1, "must name the node's host")
+  .max(253, "must be at most 253 characters (a DNS name's limit)")
+  .refine((host) => !/^[^:]+:\d+$/.test(host), "holds a port: give the host alone, and the port in its own field")
+  .refine((host) => /^[A-Za-z0-9.:%\-[\]]+$/.test(host), "must be a host name or an IP address");
+
 export const UiCommands = {
   submitJob: { args: JobSpec, result: z.object({ jobId: z.string(), images: z.number().int() }) },
   /** One stored image again, exactly: its job's settings (init picture, mask, hires…) with its prompt and seed. */
@@ -270,7 +279,7 @@ export const UiCommands = {
   listNodes: { args: z.object({}), result: z.array(NodeSummary) },
   pairNode: {
     args: z.object({
-      host: z.string().min(1),
+      host: NodeHost,
       port: z.number().int().min(1).max(65535),
       code: z.string().min(1).max(32),
     }),
@@ -279,7 +288,7 @@ export const UiCommands = {
   addNode: {
     args: z
       .object({
-        host: z.string().min(1),
+        host: NodeHost,
         port: z.number().int().min(1).max(65535),
         token: NodeToken,
         /** The node's certificate SHA-256 as it prints it at start: the token goes to that certificate only. */

@@ -121,7 +121,12 @@ export class NodeClient extends EventEmitter<NodeClientEvents> {
       });
       socket.once("timeout", () => socket.destroy(new Error(`no TLS answer from ${host}:${port}`)));
       socket.once("error", (error) =>
-        reject(new KilnError("E_INTERNAL", `cannot reach ${host}:${port}: ${error.message}`)),
+        reject(
+          new KilnError(
+            "E_UNREACHABLE",
+            `cannot reach ${host}:${port} (${error.message}): check the address and port, and that kiln-node runs there`,
+          ),
+        ),
       );
     });
   }

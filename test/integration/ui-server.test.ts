@@ -14,6 +14,7 @@ import { UI_KEY_FILE } from "../../coordinator/ui-api/ui-certificate";
 import { startUiServer, UI_CSP } from "../../coordinator/ui-api/ui-server";
 import { formatFingerprint, normalizeFingerprint } from "../../shared/fingerprint";
 import { THUMBNAIL_SIZES } from "../../shared/thumbnail-sizes";
+import { freePort } from "../support/free-port";
 import { startServe } from "../support/kiln-serve-process";
 import { connectUi } from "../support/ui-client";
 import { waitUntil } from "../support/wait-until";
@@ -134,6 +135,22 @@ describe("UI API server (kiln serve) on 127.0.0.1", () => {
       fields: [{ path: "width", message: expect.stringMatching(/multiple of 8/) }],
     });
     await expect(ui.call("submitJob", { prompts: ["x"] })).rejects.toMatchObject({ code: "E_MODEL_MISSING" });
+    // A node's address typed with its port, and an address nothing answers at: each says what to do.
+    await expect(ui.call("pairNode", { host: "10.0.0.5:7878", port: 7878, code: "123-456" })).rejects.toMatchObject({
+      code: "E_BAD_REQUEST",
+      fields: [{ path: "host", message: "holds a port: give the host alone, and the port in its own field" }],
+    });
+    const closed = await freePort();
+    await expect(
+      ui.call("addNode", { host: "127.0.0.1", port: closed, token: "a-token-of-some-length", trustFirstUse: true }),
+    ).rejects.toMatchObject({
+      code: "E_UNREACHABLE",
+      message: expect.stringMatching(
+        new RegExp(
+          `^cannot reach 127\\.0\\.0\\.1:${closed} \\(.*ECONNREFUSED.*\\): check the address and port, and that kiln-node runs there$`,
+        ),
+      ),
+    });
     ui.close();
   });
 
