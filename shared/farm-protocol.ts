@@ -6,7 +6,7 @@ import { SafeId } from "./ids";
 import { ImageEnergy } from "./image-energy";
 import { PushPackName, Sha256Hex } from "./model-push";
 import { CompletedImageIds } from "./node-events";
-import { Fingerprint, ModelInfo } from "./node-info";
+import { Fingerprint, MAX_MODELS_PER_NODE, ModelInfo } from "./node-info";
 import { ImageTimings, TaskRequest } from "./task";
 
 /**
@@ -175,7 +175,7 @@ export const FarmNodeReport = z.object({
   certPem: z.string().max(16_384),
   fingerprint: Fingerprint,
   devices: NodeDevices,
-  models: z.array(ModelInfo),
+  models: z.array(ModelInfo).max(MAX_MODELS_PER_NODE),
   /** Packs fetched from apps since the node started: under way, done, or failed with why. */
   fetches: z.array(FarmPackFetch).max(64).optional(),
   /** Epoch ms of this report. */
