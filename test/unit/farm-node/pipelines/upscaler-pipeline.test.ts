@@ -112,9 +112,14 @@ describe("upscaler pipeline on the tiny ×4 pack", () => {
     expect(off).toBe(0);
   });
 
-  it("stops between tiles when cancelled", async () => {
-    await expect(tiled.upscale(picture(100, 100), { isCancelled: () => true })).rejects.toMatchObject({
-      code: "E_CANCELLED",
-    });
+  it("stops between tiles when cancelled: the tile under way ends, no other starts", async () => {
+    const done: number[] = [];
+    let asked = 0;
+    const cancelledAfterTheFirstTile = () => ++asked > 1;
+    await expect(
+      tiled.upscale(picture(100, 100), { isCancelled: cancelledAfterTheFirstTile, onTile: (n) => done.push(n) }),
+    ).rejects.toMatchObject({ code: "E_CANCELLED" });
+    expect(tiled.tilesOf(100, 100)).toBeGreaterThan(2);
+    expect(done).toEqual([1]);
   });
 });
