@@ -22,27 +22,31 @@ export const SizeValue = z.object({ width: Edge, height: Edge });
 /** Values of one grid axis at most: a 100 × 100 grid is 10,000 cells, and the job's axes travel with every queue event. */
 export const MAX_GRID_VALUES = 100;
 
-/** An axis's values: at least one, at most MAX_GRID_VALUES. */
-function axisValues<T extends z.ZodType>(value: T) {
-  return z
-    .array(value)
-    .min(1, "must list at least one value")
-    .max(MAX_GRID_VALUES, `must list at most ${MAX_GRID_VALUES} values`);
+/** A grid axis, its values and search text bounded as a new job's are, or (`bounded` false) as any stored job holds them. */
+function gridAxis(bounded: boolean) {
+  const values = <T extends z.ZodType>(value: T) => {
+    const listed = z.array(value).min(1, "must list at least one value");
+    return bounded ? listed.max(MAX_GRID_VALUES, `must list at most ${MAX_GRID_VALUES} values`) : listed;
+  };
+  const search = z.string().min(1, "must not be empty");
+  return z.discriminatedUnion("kind", [
+    /** Prompt search/replace: every occurrence of `search` becomes each value in turn. */
+    z.object({
+      kind: z.literal("prompt"),
+      search: bounded ? search.max(MAX_PROMPT_CHARS) : search,
+      values: values(z.string().max(MAX_PROMPT_CHARS)),
+    }),
+    z.object({ kind: z.literal("seed"), values: values(Seed) }),
+    z.object({ kind: z.literal("steps"), values: values(Steps) }),
+    z.object({ kind: z.literal("cfg"), values: values(Guidance) }),
+    z.object({ kind: z.literal("size"), values: values(SizeValue) }),
+    z.object({ kind: z.literal("model"), values: values(ModelName) }),
+  ]);
 }
 
-export const GridAxis = z.discriminatedUnion("kind", [
-  /** Prompt search/replace: every occurrence of `search` becomes each value in turn. */
-  z.object({
-    kind: z.literal("prompt"),
-    search: z.string().min(1, "must not be empty").max(MAX_PROMPT_CHARS),
-    values: axisValues(z.string().max(MAX_PROMPT_CHARS)),
-  }),
-  z.object({ kind: z.literal("seed"), values: axisValues(Seed) }),
-  z.object({ kind: z.literal("steps"), values: axisValues(Steps) }),
-  z.object({ kind: z.literal("cfg"), values: axisValues(Guidance) }),
-  z.object({ kind: z.literal("size"), values: axisValues(SizeValue) }),
-  z.object({ kind: z.literal("model"), values: axisValues(ModelName) }),
-]);
+export const GridAxis = gridAxis(true);
+/** A grid as a job queued before the bounds above may hold it: shown as it was submitted. */
+export const StoredGridAxis = gridAxis(false);
 export type GridAxis = z.infer<typeof GridAxis>;
 export type GridAxisKind = GridAxis["kind"];
 

@@ -3,7 +3,7 @@ import { DeviceInfo } from "./device";
 import { ErrorCode, FieldError } from "./errors";
 import { normalizeFingerprint } from "./fingerprint";
 import { MAX_INIT_IMAGE_BYTES, Sha256Hex } from "./img2img";
-import { GridAxis, JobSource, JobSpec } from "./job";
+import { JobSource, JobSpec, StoredGridAxis } from "./job";
 import { Fingerprint, ModelInfo } from "./node-info";
 import { NodeToken } from "./pairing";
 
@@ -43,7 +43,7 @@ export const JobSummary = z.object({
   /** Why nothing can run the job's remaining images right now (no device has the model, all blocklisted…). */
   stalled: z.string().nullable(),
   /** The job's X/Y grid as submitted, or null for a plain job. */
-  grid: z.object({ x: GridAxis, y: GridAxis.optional() }).nullable(),
+  grid: z.object({ x: StoredGridAxis, y: StoredGridAxis.optional() }).nullable(),
   /** Who queued it when not a person in the app (the A1111 API and its client); absent for the app's own jobs. */
   source: JobSource.optional(),
   /** What its stored images cost: joules, and how many of them had it measured (absent from older apps). */

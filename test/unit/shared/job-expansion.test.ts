@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { parseGridSpec } from "../../../shared/grid-spec";
 import { JobSpec, type JobSpecInput } from "../../../shared/job";
 import { axisLabel, drawSeeds, expandJob } from "../../../shared/job-expansion";
+import { JobSummary } from "../../../shared/ui-api";
 
 const defaults = { steps: 4, guidance: 1 };
 const expand = (input: JobSpecInput, draws: number[] = [999, 1, 2, 3, 4, 5, 6, 7, 8]) => {
@@ -134,6 +135,8 @@ describe("job expansion", () => {
       grid: { x: { kind: "prompt", search: "x".repeat(1024 * 1024), values: ["y"] } },
     });
     expect(search.error?.issues.map((i) => i.path.join("."))).toEqual(["grid.x.search"]);
+    // A job queued before the bound, 101 seeds in its grid, is still shown in the queue as it was submitted.
+    expect(JobSummary.shape.grid.safeParse({ x: { kind: "seed", values: seeds } }).success).toBe(true);
   });
 });
 
