@@ -154,6 +154,29 @@ export const GuidanceSpec = z.object({
   cfgNormalization: z.number().min(0).default(0),
 });
 
+const toProtocolEdge = (edge: number) => Math.min(edge, MAX_IMAGE_EDGE);
+
+/**
+ * Defaults brought within the pack's own limits (the nearest size it renders, the most steps it takes): a job that
+ * leaves a value out takes the default, and one outside the limits failed every image of such a job.
+ */
+export function fitDefaults<D extends { steps: number; width: number; height: number }>(
+  defaults: D,
+  limits: { minEdge: number; maxWidth: number; maxHeight: number; maxSteps: number; sizeMultiple: number },
+): D {
+  const nearestEdge = (edge: number, max: number) => {
+    const lowest = Math.ceil(limits.minEdge / limits.sizeMultiple) * limits.sizeMultiple;
+    const highest = Math.floor(max / limits.sizeMultiple) * limits.sizeMultiple;
+    return Math.min(highest, Math.max(lowest, Math.round(edge / limits.sizeMultiple) * limits.sizeMultiple));
+  };
+  return {
+    ...defaults,
+    steps: Math.min(defaults.steps, limits.maxSteps),
+    width: nearestEdge(defaults.width, limits.maxWidth),
+    height: nearestEdge(defaults.height, limits.maxHeight),
+  };
+}
+
 export const ModelManifest = z
   .object({
     kiln: z.literal(1, { error: 'must be 1 (the manifest format version): add "kiln": 1' }),
@@ -185,43 +208,23 @@ export const ModelManifest = z
     }),
     defaults: z.object({
       steps: z.number().int().positive().max(200),
-      width: z.number().int().positive().max(MAX_IMAGE_EDGE),
-      height: z.number().int().positive().max(MAX_IMAGE_EDGE),
+      width: z.number().int().positive(),
+      height: z.number().int().positive(),
       guidance: z.number().min(0).max(50),
     }),
     limits: z
       .object({
         minEdge: z.number().int().positive().default(64),
-        maxWidth: z.number().int().positive().max(MAX_IMAGE_EDGE).default(2048),
-        maxHeight: z.number().int().positive().max(MAX_IMAGE_EDGE).default(2048),
+        /** Past the protocol's edge, the protocol's edge: no task carries more. */
+        maxWidth: z.number().int().positive().default(2048).transform(toProtocolEdge),
+        maxHeight: z.number().int().positive().default(2048).transform(toProtocolEdge),
         maxSteps: z.number().int().positive().max(200).default(100),
         /** Sizes must be multiples of this (the VAE factor times the denoiser's downsampling). */
         sizeMultiple: z.number().int().positive().default(64),
       })
       .default({ minEdge: 64, maxWidth: 2048, maxHeight: 2048, maxSteps: 100, sizeMultiple: 64 }),
   })
-  .superRefine((m, ctx) => {
-    // A job that leaves a value out takes the default: one outside the pack's own limits fails every image of it.
-    const { defaults: d, limits: l } = m;
-    for (const [edge, max] of [
-      ["width", l.maxWidth],
-      ["height", l.maxHeight],
-    ] as const) {
-      const value = d[edge];
-      if (value < l.minEdge || value > max || value % l.sizeMultiple !== 0)
-        ctx.addIssue({
-          code: "custom",
-          path: ["defaults", edge],
-          message: `is ${value}, outside the pack's own limits (${l.minEdge} to ${max}, a multiple of ${l.sizeMultiple})`,
-        });
-    }
-    if (d.steps > l.maxSteps)
-      ctx.addIssue({
-        code: "custom",
-        path: ["defaults", "steps"],
-        message: `is ${d.steps}, above the pack's own limits.maxSteps (${l.maxSteps})`,
-      });
-  });
+  .transform((m) => ({ ...m, defaults: fitDefaults(m.defaults, m.limits) }));
 export type ModelManifest = z.infer<typeof ModelManifest>;
 export type ModelManifestInput = z.input<typeof ModelManifest>;
 

@@ -1,4 +1,4 @@
-import type { ModelManifest, PipelineKind } from "./model-manifest";
+import { fitDefaults, type ModelManifest, type PipelineKind } from "./model-manifest";
 import type { ModelInfo } from "./node-info";
 
 /**
@@ -87,15 +87,14 @@ export interface OptimumTraits {
 /** The description, defaults and limits of an optimum export, the same on a node and in the app. */
 export function optimumDefaults(t: OptimumTraits): Pick<ModelManifest, "description" | "defaults" | "limits"> {
   const edge = (t.sampleSize ?? (t.kind === "sdxl" ? 128 : 64)) * 8;
+  const limits = { minEdge: 256, maxWidth: 2048, maxHeight: 2048, maxSteps: 150, sizeMultiple: 64 };
   return {
     description: `${t.kind === "sdxl" ? "SDXL" : "Stable Diffusion"} pipeline (optimum ONNX export${t.turbo ? ", Turbo" : ""})`,
-    defaults: {
-      steps: t.turbo ? 1 : t.lcm ? 4 : 25,
-      width: edge,
-      height: edge,
-      guidance: t.turbo ? 0 : t.lcm ? 1 : 7.5,
-    },
-    limits: { minEdge: 256, maxWidth: 2048, maxHeight: 2048, maxSteps: 150, sizeMultiple: 64 },
+    defaults: fitDefaults(
+      { steps: t.turbo ? 1 : t.lcm ? 4 : 25, width: edge, height: edge, guidance: t.turbo ? 0 : t.lcm ? 1 : 7.5 },
+      limits,
+    ),
+    limits,
   };
 }
 

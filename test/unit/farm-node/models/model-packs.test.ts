@@ -208,20 +208,24 @@ describe("broken packs are reported with a precise reason and never stop the sca
     expect((await infoOf(TINY_PACKS.flow))?.unavailableReason).toMatch(/^kiln-model\.json is not valid JSON/);
   });
 
-  it("a manifest whose defaults break its own limits (a job leaving the size out would fail every image) names the field", async () => {
+  it("a manifest whose defaults break its own limits takes the nearest it renders (a job leaving the size out would fail every image)", async () => {
     const file = join(packs.flow, "kiln-model.json");
     const manifest = JSON.parse(readFileSync(file, "utf8"));
+    const limits = { ...manifest.limits, maxWidth: 4096, maxHeight: 1024, maxSteps: 20 };
     writeFileSync(
       file,
-      JSON.stringify({
-        ...manifest,
-        defaults: { ...manifest.defaults, width: 1536 },
-        limits: { ...manifest.limits, maxWidth: 1024 },
-      }),
+      JSON.stringify({ ...manifest, defaults: { ...manifest.defaults, width: 3000, height: 1536, steps: 50 }, limits }),
     );
-    expect((await infoOf(TINY_PACKS.flow))?.unavailableReason).toMatch(
-      /^kiln-model\.json: defaults\.width is 1536, outside the pack's own limits \(\d+ to 1024, a multiple of \d+\)$/,
-    );
+    const info = await infoOf(TINY_PACKS.flow);
+    expect(info?.available).toBe(true);
+    // 4096 is past what a task carries: 2048; 3000 the nearest multiple within that; 1536 above its own 1024.
+    expect(info).toMatchObject({
+      maxWidth: 2048,
+      defaultWidth: 2048,
+      maxHeight: 1024,
+      defaultHeight: 1024,
+      defaultSteps: 20,
+    });
   });
 
   it("a folder that is no pack, and a second pack with a name already taken", async () => {
