@@ -38,3 +38,16 @@ export function checkModelLimit(
     );
   }
 }
+
+/** Whether a node's door (checkModelLimit on width, height and steps) takes this work for this model. */
+export function withinModelLimits(
+  work: { width: number; height: number; steps: number },
+  model: Parameters<typeof checkModelLimit>[3],
+): boolean {
+  try {
+    for (const limit of ["width", "height", "steps"] as const) checkModelLimit(limit, work[limit], limit, model);
+    return true;
+  } catch {
+    return false;
+  }
+}

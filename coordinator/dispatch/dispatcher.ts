@@ -2,6 +2,7 @@ import type { Logger } from "pino";
 import { type ModelBatchLimits, startingBatchLimit } from "../../shared/batch-size";
 import { MAX_DEVICES_PER_NODE } from "../../shared/constants";
 import { KilnError } from "../../shared/errors";
+import { withinModelLimits } from "../../shared/model-limits";
 import type { ModelInfo } from "../../shared/node-info";
 import type { TaskRequest } from "../../shared/task";
 import type { NodeStatus } from "../../shared/ui-api";
@@ -43,10 +44,18 @@ const NODE_LOCAL_REFUSALS: ReadonlySet<string> = new Set([
   "E_YIELDED",
   // The node's memory model says this size does not fit that device (learned after the telemetry the task was sized from).
   "E_OOM",
+  // Its limits for the model are lower than the node's the job was checked against: its info is read again, and
+  // work past them is not sent there (see withinLimits).
+  "E_SIZE_LIMIT",
 ]);
 
 /** Refusals of the task itself, which any node would repeat: its images fail with the node's words. */
-const REFUSALS_OF_THE_TASK: ReadonlySet<string> = new Set(["E_BAD_REQUEST", "E_INIT_IMAGE_MISSING"]);
+const REFUSALS_OF_THE_TASK: ReadonlySet<string> = new Set(["E_BAD_REQUEST", "E_INIT_IMAGE_MISSING", "E_TOO_LARGE"]);
+/**
+ * A node's own refusals (its bug, its full disk) count against it once per this window: a pass sends a node one
+ * task per free slot, and all of them refused at once are one failure of the node, not one per slot.
+ */
+const NODE_FAILURE_WINDOW_MS = 5000;
 
 export interface DispatcherOptions {
   ledger: Ledger;
@@ -103,6 +112,13 @@ export class Dispatcher {
   private readonly keys = new Map<string, Map<string, string>>();
   /** Batch limits per list of largest batches a device reported (a new list comes with each telemetry event). */
   private readonly batchLimits = new WeakMap<readonly ModelBatchLimits[], (work: WorkKey) => number>();
+  /** Those limits held to a node's models' own limits, per models list it reported and batch limit. */
+  private readonly limitedBatchLimits = new WeakMap<
+    readonly ModelInfo[],
+    WeakMap<(work: WorkKey) => number, (work: WorkKey) => number>
+  >();
+  /** When each node's own refusal of a task last counted against it (see NODE_FAILURE_WINDOW_MS). */
+  private readonly nodeFailureCounted = new Map<string, number>();
 
   constructor(private readonly opts: DispatcherOptions) {}
 
@@ -219,6 +235,7 @@ export class Dispatcher {
   /** A node removed by a person: its work goes back to the queue. */
   forgetNode(nodeId: string): void {
     this.keys.delete(nodeId);
+    this.nodeFailureCounted.delete(nodeId);
     this.opts.ledger.loseNode(nodeId, "node removed", this.opts.clock.now());
     for (const task of this.tasks.ofNode(nodeId)) this.tasks.remove(task.taskId);
   }
@@ -252,7 +269,7 @@ export class Dispatcher {
           nodeId: node.id,
           uuid: device.uuid,
           models,
-          batchLimit: this.batchLimitOf(device.batchLimits),
+          batchLimit: this.withinLimits(node.info.models, this.batchLimitOf(device.batchLimits)),
           inflight: this.tasks.views(node.id, device.uuid, key),
           maxInflight: maxInflight ?? dispatch.maxInflight,
           // A device yielded to its owner is drained until its node says otherwise.
@@ -386,6 +403,28 @@ export class Dispatcher {
       this.batchLimits.set(reported, limit);
     }
     return limit;
+  }
+
+  /**
+   * A device's batch limit, 0 for work its node's model limits do not take (the node refuses it at its door): a
+   * job is checked against one node's limits, and another node's may be lower.
+   */
+  private withinLimits(models: readonly ModelInfo[], limit: (work: WorkKey) => number): (work: WorkKey) => number {
+    let byLimit = this.limitedBatchLimits.get(models);
+    if (!byLimit) {
+      byLimit = new WeakMap();
+      this.limitedBatchLimits.set(models, byLimit);
+    }
+    let limited = byLimit.get(limit);
+    if (!limited) {
+      const byName = new Map(models.map((m) => [m.name, m]));
+      limited = (work) => {
+        const info = byName.get(work.model);
+        return info && !withinModelLimits(work, info) ? 0 : limit(work);
+      };
+      byLimit.set(limit, limited);
+    }
+    return limited;
   }
 
   private deviceKey(nodeId: string, uuid: string): string {
@@ -562,6 +601,14 @@ export class Dispatcher {
     });
   }
 
+  /** A node's own refusal of a task, counted once per NODE_FAILURE_WINDOW_MS; the farm panel hears of a blocklisting. */
+  private countNodeFailure(nodeId: string, model: string): void {
+    const now = this.opts.clock.now();
+    if (now - (this.nodeFailureCounted.get(nodeId) ?? Number.NEGATIVE_INFINITY) < NODE_FAILURE_WINDOW_MS) return;
+    this.nodeFailureCounted.set(nodeId, now);
+    if (this.opts.ledger.recordNodeFailure(nodeId, model, now)) this.opts.changes.nodesChanged();
+  }
+
   private sendTask(node: NodeConnection, request: TaskRequest): Promise<SubmitOutcome> {
     return submitWithInit(node, request, this.opts.initImages, this.initUploads);
   }
@@ -608,9 +655,10 @@ export class Dispatcher {
         } else if (NODE_LOCAL_REFUSALS.has(outcome.error.code)) {
           // This node cannot take it now (stopping, still loading, model or device gone): another may.
           ledger.loseAttempts(attemptIds, `node refused: ${outcome.error.message}`, clock.now());
-          // A model it no longer offers (its worker could not load the pack): read its models again, or the
-          // images would go straight back to it, refused each time.
-          if (outcome.error.code === "E_MODEL_MISSING") void this.opts.fleet.refresh(node.id);
+          // A model it no longer offers (its worker could not load the pack), or limits lower than it listed: read
+          // its models again, or the images would go straight back to it, refused each time.
+          if (outcome.error.code === "E_MODEL_MISSING" || outcome.error.code === "E_SIZE_LIMIT")
+            void this.opts.fleet.refresh(node.id);
           changes.nodesChanged();
           changes.queueChanged();
         } else {
@@ -624,7 +672,7 @@ export class Dispatcher {
               { code: outcome.error.code, message: outcome.error.message, retriable: !final },
               clock.now(),
             );
-          if (!final && !node.farm) ledger.recordNodeFailure(node.id, work.model, clock.now());
+          if (!final && !node.farm) this.countNodeFailure(node.id, work.model);
           changes.queueChanged();
         }
       })

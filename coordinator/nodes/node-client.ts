@@ -42,7 +42,8 @@ export interface FileSlice {
 }
 
 export type SubmitOutcome =
-  | { kind: "accepted"; accepted: TaskAccepted }
+  /** `accepted` null: the node took the task (it answered 2xx), but its answer did not arrive whole. */
+  | { kind: "accepted"; accepted: TaskAccepted | null }
   | { kind: "busy"; retryAfterS: number }
   | { kind: "rejected"; error: KilnError }
   | { kind: "unreachable"; error: Error };
@@ -160,11 +161,16 @@ export class NodeClient extends EventEmitter<NodeClientEvents> {
       await res.body?.cancel();
       return { kind: "unreachable", error: new Error("the node is shutting down (HTTP 503)") };
     }
+    if (res.ok) {
+      // A node answers 2xx only once it has queued the task: an answer cut short or malformed still says it took it.
+      const accepted = await answerAs(TaskAccepted, res, "task").catch(() => null);
+      return { kind: "accepted", accepted };
+    }
     try {
-      return { kind: "accepted", accepted: await answerAs(TaskAccepted, res, "task") };
+      await answer(res, "task");
+      return { kind: "rejected", error: new KilnError("E_INTERNAL", `task: the node answered HTTP ${res.status}`) };
     } catch (error) {
-      // The node's own answer, read whole, refused the task; anything else (the link cut mid-answer, the timeout)
-      // left it unknown whether the node took the task: its images go back to the queue.
+      // The node's own answer, read whole, refused the task; an answer cut mid-way or past its deadline is the link's.
       if (error instanceof KilnError) return { kind: "rejected", error };
       return { kind: "unreachable", error: error as Error };
     }

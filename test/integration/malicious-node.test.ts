@@ -481,6 +481,20 @@ describe("a node that lists absurd model defaults (broken or hostile)", () => {
 });
 
 describe("a node that answers a task badly (its bug, its full disk, its link cut mid-answer)", () => {
+  it("work past a node's own limits for the model (lower than the node the job was checked against) is not sent there", async () => {
+    const png = await pngOfSize(256, 256);
+    const [demo] = reportedModels();
+    const roomy = await hostile({ result: () => ({ body: png }) });
+    const strict = await hostile({ result: () => ({ body: png }), models: [{ ...(demo as ModelInfo), maxSteps: 10 }] });
+    const { c } = await appWith(roomy);
+    await c.addNode("127.0.0.1", strict.port, strict.token, { fingerprint: strict.fingerprint });
+    await waitUntil(() => c.listNodes().filter((n) => n.status === "online").length === 2, 10_000, "both online");
+    const { jobId } = c.submitJob({ prompts: ["twenty steps"], count: 8, seed: 1, width: 256, height: 256, steps: 20 });
+    await waitUntil(() => c.listJobs().find((j) => j.id === jobId)?.state === "done", 60_000, "the job done");
+    expect(strict.tasks.items).toEqual([]);
+    expect(roomy.tasks.items.flatMap((t) => t.images)).toHaveLength(8);
+  }, 90_000);
+
   it("a task refused for the node's own reasons is tried again, not failed for good at the first refusal", async () => {
     const refusals = [
       { status: 500, code: "E_INTERNAL", message: "a bug on the node" },
@@ -500,7 +514,7 @@ describe("a node that answers a task badly (its bug, its full disk, its link cut
     expect(c.ledger.attemptOutcomes(jobId)).toMatchObject({ failed: 2, done: 1 });
   }, 90_000);
 
-  it("an answer cut mid-body is a link lost, not a refusal: the images go back to the queue", async () => {
+  it("a 202 cut mid-body still says the node took the task: it renders on, nothing is sent twice or failed", async () => {
     const png = await pngOfSize(256, 256);
     const node = await hostile({ result: () => ({ body: png }), taskAnswer: (n) => (n === 0 ? "cut" : undefined) });
     const { c } = await appWith(node);
@@ -511,7 +525,8 @@ describe("a node that answers a task badly (its bug, its full disk, its link cut
       "the job ended",
     );
     expect(c.jobImages(jobId).map((i) => i.state)).toEqual(["done"]);
-    expect(c.ledger.attemptOutcomes(jobId)).toMatchObject({ lost: 1, failed: 0, done: 1 });
+    expect(c.ledger.attemptOutcomes(jobId)).toMatchObject({ lost: 0, failed: 0, done: 1 });
+    expect(node.tasks.items).toHaveLength(1);
   }, 90_000);
 
   it("a refusal's message of 3 MB is cut before it becomes the image's error (kept in the ledger, sent to every window)", async () => {

@@ -37,8 +37,9 @@ export interface HostileNodeOptions {
   /** The devices it reports at each telemetry beat (1 Hz) and in /v1/node (beat 0). */
   devices?: (beat: number) => DeviceInfo[];
   /**
-   * How it answers the n-th task it is sent (from 0): an error answer (Kiln's error body), "cut" (the
-   * answer's headers, then the connection ended mid-body), or undefined to accept the task and render it.
+   * How it answers the n-th task it is sent (from 0): an error answer (Kiln's error body), "cut" (the task
+   * taken and rendered, its answer's headers sent, then the connection ended mid-body), or undefined to accept
+   * the task and render it.
    */
   taskAnswer?: (n: number) => { status: number; code: string; message: string } | "cut" | undefined;
   /** The models it lists (kiln-demo as a real node lists it, unless given). */
@@ -185,9 +186,12 @@ export async function startHostileNode(opts: HostileNodeOptions = {}): Promise<H
       const refusal = opts.taskAnswer?.(tasks.items.length);
       tasks.push(task);
       if (refusal === "cut") {
+        // As a real node does: the task is queued first, then the answer goes out (and here is cut).
         res.writeHead(202, { "content-type": "application/json", "content-length": "1000" });
         res.write('{"id":');
-        return void setTimeout(() => res.destroy(), 50);
+        setTimeout(() => res.destroy(), 50);
+        // Rendered after the app has read the cut answer: what it made of the answer decides the outcome.
+        return void setTimeout(() => void deliver(task), 500);
       }
       if (refusal) return json(res, refusal.status, { error: { code: refusal.code, message: refusal.message } });
       json(res, 202, { id: task.id, device: devices(0)[0]?.uuid ?? "none", state: "queued", duplicate: false });
