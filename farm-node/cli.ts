@@ -73,6 +73,12 @@ function parseMegabytesPerSecond(text: string): number {
   return n;
 }
 
+function parseQueueLength(text: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1 || n > 1000) throw new Error("must be a whole number of tasks from 1 to 1000");
+  return n;
+}
+
 function parsePositive(text: string): number {
   const n = Number(text);
   if (!(n > 0)) throw new Error("must be a positive number");
@@ -169,7 +175,7 @@ const program = new Command("kiln-node")
     wrap(parsePositive),
     30,
   )
-  .option("--queue <tasks>", "tasks queued per device before answering 429", wrap(parsePositive), 4)
+  .option("--queue <tasks>", "tasks queued per device before answering 429 (1 to 1000)", wrap(parseQueueLength), 4)
   .option(
     "--keep-images <count>",
     "rendered PNGs kept for their apps: past it the oldest their app has (acknowledged; in farm mode, fetched) go first; the rest stay up to 10 times as many",

@@ -21,11 +21,14 @@ const MAX_LOADED_MODELS = 64;
  * Readings far past any real device (16 TiB of memory, 100 kW, 100,000 images a second): a node claiming more is
  * broken or hostile, and its report is refused rather than turned into Infinity in the farm panel's arithmetic.
  */
-const MEGABYTES = z
-  .number()
-  .nonnegative()
-  .max(2 ** 24);
-const WATTS = z.number().nonnegative().max(1e5);
+export const READING_BOUNDS = {
+  megabytes: 2 ** 24,
+  watts: 1e5,
+  celsius: { min: -100, max: 250 },
+  imagesPerSec: 1e5,
+} as const;
+const MEGABYTES = z.number().nonnegative().max(READING_BOUNDS.megabytes);
+const WATTS = z.number().nonnegative().max(READING_BOUNDS.watts);
 const COUNT = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
 /** A device's problem in its worker's words: long enough for a provider's reasons, bounded as all a node says. */
 export const MAX_PROBLEM_CHARS = 2000;
@@ -35,7 +38,7 @@ export const DeviceReadings = z.object({
   vramTotalMb: MEGABYTES.nullable(),
   vramUsedMb: MEGABYTES.nullable(),
   utilizationPct: z.number().min(0).max(100).nullable(),
-  temperatureC: z.number().min(-100).max(250).nullable(),
+  temperatureC: z.number().min(READING_BOUNDS.celsius.min).max(READING_BOUNDS.celsius.max).nullable(),
   powerW: WATTS.nullable(),
 });
 export type DeviceReadings = z.infer<typeof DeviceReadings>;
@@ -116,7 +119,7 @@ export const DeviceInfo = DeviceReadings.extend({
   currentTaskId: REPORTED_ID.nullable(),
   imagesTotal: COUNT,
   /** Images per second over the last minute. */
-  imagesPerSec: z.number().nonnegative().max(1e5),
+  imagesPerSec: z.number().nonnegative().max(READING_BOUNDS.imagesPerSec),
   /** Model packs its worker holds in memory now (the built-in demo is not listed). */
   loadedModels: z.array(LABEL).max(MAX_LOADED_MODELS).default([]),
   sharing: DeviceSharing.default({ current: null, windowS: 300, clients: [] }),

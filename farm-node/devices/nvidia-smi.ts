@@ -1,5 +1,5 @@
 import { type ExecFileException, execFile } from "node:child_process";
-import type { DeviceReadings } from "../../shared/device";
+import { type DeviceReadings, READING_BOUNDS } from "../../shared/device";
 
 /**
  * The columns asked of `nvidia-smi --query-gpu`, in output order. The parser and the
@@ -102,11 +102,12 @@ export function parseNvidiaSmiCsv(text: string): NvidiaGpuReading[] {
       uuid,
       name: name ?? "",
       busId,
-      vramTotalMb: parseNumber(memoryTotal),
-      vramUsedMb: parseNumber(memoryUsed),
+      // A reading past any real board is the driver's glitch: null, as a reading it cannot give (the protocol refuses it).
+      vramTotalMb: parseNumber(memoryTotal, READING_BOUNDS.megabytes),
+      vramUsedMb: parseNumber(memoryUsed, READING_BOUNDS.megabytes),
       utilizationPct: parseNumber(utilization, 100),
-      temperatureC: parseNumber(temperature, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY),
-      powerW: parseNumber(power),
+      temperatureC: parseNumber(temperature, READING_BOUNDS.celsius.max, READING_BOUNDS.celsius.min),
+      powerW: parseNumber(power, READING_BOUNDS.watts),
     });
   }
   return gpus;

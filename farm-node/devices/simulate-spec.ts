@@ -1,3 +1,4 @@
+import { READING_BOUNDS } from "../../shared/device";
 /** `--simulate 2x24GB@4`: two simulated GPUs with 24 GB each, rendering 4 images/s each. */
 export interface SimulateSpec {
   count: number;
@@ -34,9 +35,13 @@ export function parseSimulateSpec(text: string): SimulateSpec[] {
     const memory = Number(memoryText);
     const rate = Number(rateText);
     if (count < 1 || count > MAX_COUNT) throw invalid(part, `count must be 1 to ${MAX_COUNT}`);
-    if (memory <= 0) throw invalid(part, "memory must be more than 0");
-    if (rate <= 0) throw invalid(part, "rate must be more than 0 images/s");
     const vramMb = Math.round(unit.toLowerCase().startsWith("g") ? memory * 1024 : memory);
+    if (memory <= 0) throw invalid(part, "memory must be more than 0");
+    if (vramMb > READING_BOUNDS.megabytes)
+      throw invalid(part, `memory must be at most ${READING_BOUNDS.megabytes / 1024} GB`);
+    if (rate <= 0) throw invalid(part, "rate must be more than 0 images/s");
+    if (rate > READING_BOUNDS.imagesPerSec)
+      throw invalid(part, `rate must be at most ${READING_BOUNDS.imagesPerSec} images/s`);
     return { count, vramMb, rate };
   });
 }

@@ -55,6 +55,13 @@ describe("parseNvidiaSmiCsv", () => {
     expect(noPower).toMatchObject({ utilizationPct: 0, powerW: null, vramTotalMb: 81920 });
   });
 
+  it("reads a glitched reading past any real board (a wrapped counter, 4294967295 W) as null, not as the whole node's end", () => {
+    const [glitched] = parseNvidiaSmiCsv(
+      "0, GPU-efe4b0a4-e644-99e6-2524-c736bfea9638, NVIDIA A100-SXM4-80GB, 00000000:07:00.0, 81920, 37, 5, 65535, 4294967295\n",
+    );
+    expect(glitched).toMatchObject({ temperatureC: null, powerW: null, vramTotalMb: 81920, utilizationPct: 5 });
+  });
+
   it("tolerates extra whitespace, CRLF line ends and the other unavailable markers", () => {
     const text =
       "  0 ,GPU-aa5bcd6d-244d-1523-d851-f49a31654bff ,  NVIDIA GeForce RTX 3090 , 00000000:01:00.0 , 24576 ,  [Not Supported], N/A, [Unknown Error] , [Insufficient Permissions]\r\n";

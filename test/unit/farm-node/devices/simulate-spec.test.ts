@@ -27,6 +27,8 @@ describe("parseSimulateSpec", () => {
     ["2x24GB@-1", /not understood/],
     ["2x24GB@0", /rate must be more than 0/],
     ["2x0GB@4", /memory must be more than 0/],
+    ["1x24000GB@4", /memory must be at most 16384 GB/],
+    ["1x24GB@200000", /rate must be at most 100000 images\/s/],
     ["2x24@4", /not understood/],
     ["lots of gpus", /not understood/],
     ["", /no device given/],
