@@ -77,26 +77,27 @@ function pngFiles(dir: string): string[] {
 }
 
 describe("coordinator with real kiln-node processes (simulated devices)", () => {
-  it("shards a 200-image job over 3 nodes of 1x, 2x and 4x speed: every image once, with its seed, faster devices doing more", async () => {
-    // Rates low enough that PNG encoding on a 2-core machine never caps the fast node below its simulated speed.
-    const farm = await nodes(["1x24GB@3", "1x24GB@6", "1x24GB@12"]);
+  it("shards a 120-image job over 3 nodes of 1x, 2x and 4x speed: every image once, with its seed, faster devices doing more", async () => {
+    // Rates low enough that the whole suite's load on 2 cores (PNG encoding, events) cannot cap the fast node near the
+    // slow one's pace: at 3/6/12 images/s it was held to 5 a second (85 against 48) while the slow one, a timer, was not.
+    const farm = await nodes(["1x24GB@1.5", "1x24GB@3", "1x24GB@6"]);
     const { c, outputDir } = await coordinator(farm);
     const { jobId, images } = c.submitJob({
       prompts: ["a lighthouse at dusk"],
-      count: 200,
+      count: 120,
       seed: 1000,
       width: 256,
       height: 256,
     });
-    expect(images).toBe(200);
+    expect(images).toBe(120);
     const job = await finished(c, jobId);
     expect(job?.state).toBe("done");
-    expect(job?.counts.done).toBe(200);
+    expect(job?.counts.done).toBe(120);
 
     const stored = storedImages(outputDir);
-    expect(stored).toHaveLength(200);
-    expect(new Set(stored.map((s) => s.seed)).size).toBe(200);
-    expect(stored.map((s) => s.seed).sort((a, b) => a - b)).toEqual(Array.from({ length: 200 }, (_, i) => 1000 + i));
+    expect(stored).toHaveLength(120);
+    expect(new Set(stored.map((s) => s.seed)).size).toBe(120);
+    expect(stored.map((s) => s.seed).sort((a, b) => a - b)).toEqual(Array.from({ length: 120 }, (_, i) => 1000 + i));
     const rows = c.jobImages(jobId);
     for (const row of rows)
       expect(row.path?.endsWith(`${String(row.index).padStart(5, "0")}-${row.seed}.png`)).toBe(true);
@@ -104,8 +105,7 @@ describe("coordinator with real kiln-node processes (simulated devices)", () => 
     const perNode = new Map<string, number>();
     for (const row of rows) perNode.set(row.nodeId as string, (perNode.get(row.nodeId as string) ?? 0) + 1);
     const [slow, middle, fast] = farm.map((n) => perNode.get(n.nodeId) ?? 0);
-    // At 4× the slow node's speed the fast one does more than twice its images, the middle one in between. Under
-    // the whole suite's load on 2 cores the fast node's PNG encoding can cap it near 2× (90 against 46 once in CI).
+    // At 4× the slow node's speed the fast one does more than twice its images, the middle one in between.
     expect(fast).toBeGreaterThan((slow as number) * 2);
     expect(middle).toBeGreaterThan(slow as number);
     expect(fast).toBeGreaterThan(middle as number);
