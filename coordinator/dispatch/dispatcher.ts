@@ -44,16 +44,14 @@ const NODE_LOCAL_REFUSALS: ReadonlySet<string> = new Set([
   "E_YIELDED",
   // The node's memory model says this size does not fit that device (learned after the telemetry the task was sized from).
   "E_OOM",
-  // Its limits for the model are lower than the node's the job was checked against: its info is read again, and
-  // work past them is not sent there (see withinLimits).
-  "E_SIZE_LIMIT",
 ]);
 
 /** Refusals of the task itself, which any node would repeat: its images fail with the node's words. */
 const REFUSALS_OF_THE_TASK: ReadonlySet<string> = new Set(["E_BAD_REQUEST", "E_INIT_IMAGE_MISSING", "E_TOO_LARGE"]);
 /**
- * A node's own refusals (its bug, its full disk) count against it once per this window: a pass sends a node one
- * task per free slot, and all of them refused at once are one failure of the node, not one per slot.
+ * A node's own refusals (its bug, its full disk) count against it once per this window, for each model, and its
+ * device rests this long: a pass sends a node one task per free slot, and all of them refused at once are one
+ * failure of the node, not one per slot; nor is the same work sent to it again at the next tick.
  */
 const NODE_FAILURE_WINDOW_MS = 5000;
 
@@ -117,7 +115,7 @@ export class Dispatcher {
     readonly ModelInfo[],
     WeakMap<(work: WorkKey) => number, (work: WorkKey) => number>
   >();
-  /** When each node's own refusal of a task last counted against it (see NODE_FAILURE_WINDOW_MS). */
+  /** When each node's own refusal of a task last counted against it, by `${nodeId}\0${model}` (see NODE_FAILURE_WINDOW_MS). */
   private readonly nodeFailureCounted = new Map<string, number>();
 
   constructor(private readonly opts: DispatcherOptions) {}
@@ -235,7 +233,8 @@ export class Dispatcher {
   /** A node removed by a person: its work goes back to the queue. */
   forgetNode(nodeId: string): void {
     this.keys.delete(nodeId);
-    this.nodeFailureCounted.delete(nodeId);
+    for (const key of this.nodeFailureCounted.keys())
+      if (key.startsWith(`${nodeId}\0`)) this.nodeFailureCounted.delete(key);
     this.opts.ledger.loseNode(nodeId, "node removed", this.opts.clock.now());
     for (const task of this.tasks.ofNode(nodeId)) this.tasks.remove(task.taskId);
   }
@@ -420,7 +419,9 @@ export class Dispatcher {
       const byName = new Map(models.map((m) => [m.name, m]));
       limited = (work) => {
         const info = byName.get(work.model);
-        return info && !withinModelLimits(work, info) ? 0 : limit(work);
+        // The node's door checks the hires pass's size and steps against the same limits.
+        const fits = !info || (withinModelLimits(work, info) && (!work.hires || withinModelLimits(work.hires, info)));
+        return fits ? limit(work) : 0;
       };
       byLimit.set(limit, limited);
     }
@@ -604,8 +605,9 @@ export class Dispatcher {
   /** A node's own refusal of a task, counted once per NODE_FAILURE_WINDOW_MS; the farm panel hears of a blocklisting. */
   private countNodeFailure(nodeId: string, model: string): void {
     const now = this.opts.clock.now();
-    if (now - (this.nodeFailureCounted.get(nodeId) ?? Number.NEGATIVE_INFINITY) < NODE_FAILURE_WINDOW_MS) return;
-    this.nodeFailureCounted.set(nodeId, now);
+    const key = `${nodeId}\0${model}`;
+    if (now - (this.nodeFailureCounted.get(key) ?? Number.NEGATIVE_INFINITY) < NODE_FAILURE_WINDOW_MS) return;
+    this.nodeFailureCounted.set(key, now);
     if (this.opts.ledger.recordNodeFailure(nodeId, model, now)) this.opts.changes.nodesChanged();
   }
 
@@ -655,24 +657,39 @@ export class Dispatcher {
         } else if (NODE_LOCAL_REFUSALS.has(outcome.error.code)) {
           // This node cannot take it now (stopping, still loading, model or device gone): another may.
           ledger.loseAttempts(attemptIds, `node refused: ${outcome.error.message}`, clock.now());
-          // A model it no longer offers (its worker could not load the pack), or limits lower than it listed: read
-          // its models again, or the images would go straight back to it, refused each time.
-          if (outcome.error.code === "E_MODEL_MISSING" || outcome.error.code === "E_SIZE_LIMIT")
-            void this.opts.fleet.refresh(node.id);
+          // A model it no longer offers (its worker could not load the pack): read its models again, or the
+          // images would go straight back to it, refused each time.
+          if (outcome.error.code === "E_MODEL_MISSING") void this.opts.fleet.refresh(node.id);
           changes.nodesChanged();
           changes.queueChanged();
-        } else {
+        } else if (REFUSALS_OF_THE_TASK.has(outcome.error.code)) {
           // Refused for what the task is (its shape, a picture no node can be given): every node would refuse it.
-          // Any other refusal is this node's (its bug, its full disk, its lower limits): tried again, elsewhere
-          // where there is an elsewhere, and counted against the node so one that refuses everything ends blocklisted.
-          const final = REFUSALS_OF_THE_TASK.has(outcome.error.code);
           for (const a of attemptIds)
             ledger.failAttempt(
               a,
-              { code: outcome.error.code, message: outcome.error.message, retriable: !final },
+              { code: outcome.error.code, message: outcome.error.message, retriable: false },
               clock.now(),
             );
-          if (!final && !node.farm) this.countNodeFailure(node.id, work.model);
+          changes.queueChanged();
+        } else if (outcome.error.code === "E_SIZE_LIMIT") {
+          // Past this node's limits (a hires target, an upscale's first picture, limits lower than the node the job
+          // was checked against): tried elsewhere, and failed with the node's words once no device takes it.
+          dispatch.backoffUntil = clock.now() + NODE_FAILURE_WINDOW_MS;
+          for (const a of attemptIds)
+            ledger.failAttempt(
+              a,
+              { code: outcome.error.code, message: outcome.error.message, retriable: true },
+              clock.now(),
+            );
+          void this.opts.fleet.refresh(node.id);
+          changes.queueChanged();
+        } else {
+          // The node's own refusal (its bug, its full disk): the images go back to the queue, none of them failed
+          // for it; the node rests, and the refusal counts against it, so one that refuses everything ends
+          // blocklisted (a person can clear it) rather than failing the queue image by image.
+          dispatch.backoffUntil = clock.now() + NODE_FAILURE_WINDOW_MS;
+          ledger.loseAttempts(attemptIds, `node refused: ${outcome.error.message}`, clock.now());
+          if (!node.farm) this.countNodeFailure(node.id, work.model);
           changes.queueChanged();
         }
       })

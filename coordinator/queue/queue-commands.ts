@@ -12,7 +12,7 @@ import {
 } from "../../shared/hires-fix";
 import { type ImageSpec, type JobSpec, type JobSpecInput, JobSpec as JobSpecSchema } from "../../shared/job";
 import { drawSeeds, expandJob } from "../../shared/job-expansion";
-import { checkModelLimit } from "../../shared/model-limits";
+import { checkModelLimit, withinModelLimits } from "../../shared/model-limits";
 import type { ModelInfo } from "../../shared/node-info";
 import { MAX_PROMPT_CHARS } from "../../shared/task";
 import type { ImageSummary, JobSummary } from "../../shared/ui-api";
@@ -365,6 +365,18 @@ export class QueueCommands {
       return `every node with ${model} (${names}) is blocklisted for it after repeated failures; clear the blocklist or add a node`;
     }
     const fitting = unblocked.filter((d) => d.batchLimit(work) > 0);
+    // A node whose own limits for the model refuse this work (lower than the node the job was checked against).
+    const limits = (d: DeviceView) => this.opts.fleet.get(d.nodeId)?.info?.models.find((m) => m.name === model);
+    const outOfLimits = (d: DeviceView) => {
+      const info = limits(d);
+      return (
+        info !== undefined && !(withinModelLimits(work, info) && (!work.hires || withinModelLimits(work.hires, info)))
+      );
+    };
+    if (fitting.length === 0 && unblocked.every(outOfLimits)) {
+      const names = [...new Set(unblocked.map(nameOf))].join(", ");
+      return `no node with ${model} (${names}) takes ${work.width}x${work.height} at ${work.steps} steps${work.hires ? ` (hires ${work.hires.width}x${work.hires.height})` : ""} within its limits for it; choose a smaller size or fewer steps, or add a node whose ${model} allows it`;
+    }
     if (fitting.length === 0) {
       const names = [...new Set(unblocked.map(nameOf))].join(", ");
       return `no device with ${model} (${names}) has the memory for one ${work.width}x${work.height} image; choose a smaller size or add a device with more memory`;

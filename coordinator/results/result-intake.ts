@@ -321,7 +321,8 @@ export class ResultIntake {
           clock.now(),
         );
     });
-    if (!blameless && !node.farm) ledger.recordNodeFailure(node.id, task.work.model, clock.now());
+    if (!blameless && !node.farm && ledger.recordNodeFailure(node.id, task.work.model, clock.now()))
+      this.opts.changes.nodesChanged();
     log.warn({ node: node.id, task: event.taskId, code: event.code, message: event.message }, "task failed on a node");
     this.opts.changes.queueChanged();
   }
