@@ -220,7 +220,21 @@ export const ModelManifest = z
         maxHeight: z.number().int().positive().default(2048).transform(toProtocolEdge),
         maxSteps: z.number().int().positive().max(200).default(100),
         /** Sizes must be multiples of this (the VAE factor times the denoiser's downsampling). */
-        sizeMultiple: z.number().int().positive().default(64),
+        sizeMultiple: z.number().int().positive().max(1024).default(64),
+      })
+      .superRefine((l, ctx) => {
+        // Limits no size meets would leave the pack listed, and every job of it refused.
+        for (const [edge, max] of [
+          ["maxWidth", l.maxWidth],
+          ["maxHeight", l.maxHeight],
+        ] as const) {
+          if (Math.ceil(l.minEdge / l.sizeMultiple) * l.sizeMultiple <= max) continue;
+          ctx.addIssue({
+            code: "custom",
+            path: [edge],
+            message: `leaves no size from minEdge ${l.minEdge} to ${max} that is a multiple of ${l.sizeMultiple} (the most a task carries is ${MAX_IMAGE_EDGE})`,
+          });
+        }
       })
       .default({ minEdge: 64, maxWidth: 2048, maxHeight: 2048, maxSteps: 100, sizeMultiple: 64 }),
   })

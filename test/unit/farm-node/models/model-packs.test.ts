@@ -228,6 +228,15 @@ describe("broken packs are reported with a precise reason and never stop the sca
     });
   });
 
+  it("a manifest whose limits leave no size at all names the limit (no pack listed that refuses every job)", async () => {
+    const file = join(packs.flow, "kiln-model.json");
+    const manifest = JSON.parse(readFileSync(file, "utf8"));
+    writeFileSync(file, JSON.stringify({ ...manifest, limits: { ...manifest.limits, minEdge: 3000, maxWidth: 4096 } }));
+    expect((await infoOf(TINY_PACKS.flow))?.unavailableReason).toMatch(
+      /^kiln-model\.json: limits\.maxWidth leaves no size from minEdge 3000 to 2048 that is a multiple of \d+/,
+    );
+  });
+
   it("a folder that is no pack, and a second pack with a name already taken", async () => {
     writeFileSync(join(dir, "models", "README.txt"), "not a folder, ignored");
     writeTinyPacks(join(dir, "models", "copies"));
