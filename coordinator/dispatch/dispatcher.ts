@@ -684,11 +684,17 @@ export class Dispatcher {
           void this.opts.fleet.refresh(node.id);
           changes.queueChanged();
         } else {
-          // The node's own refusal (its bug, its full disk): the images go back to the queue, none of them failed
-          // for it; the node rests, and the refusal counts against it, so one that refuses everything ends
-          // blocklisted (a person can clear it) rather than failing the queue image by image.
+          // The node's own refusal (its bug, its full disk), or one a job's settings provoke on every node: the
+          // images are tried again and fail once several devices refused them (so no job loops for ever); the
+          // device rests, so a pass does not refuse the queue image by image; and the refusal counts against the
+          // node, so one that refuses everything ends blocklisted.
           dispatch.backoffUntil = clock.now() + NODE_FAILURE_WINDOW_MS;
-          ledger.loseAttempts(attemptIds, `node refused: ${outcome.error.message}`, clock.now());
+          for (const a of attemptIds)
+            ledger.failAttempt(
+              a,
+              { code: outcome.error.code, message: `node refused: ${outcome.error.message}`, retriable: true },
+              clock.now(),
+            );
           if (!node.farm) this.countNodeFailure(node.id, work.model);
           changes.queueChanged();
         }
